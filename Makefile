@@ -1,0 +1,31 @@
+# ovsnet: build, quick start and tests. Tests and the demo need root (they
+# create network namespaces and run a private Open vSwitch).
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build deps demo test unit e2e vet bench
+
+build:
+	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/ovsnet ./cmd/ovsnet
+
+deps:
+	./deploy/deps.sh
+
+# Quick start: install what is missing, build, attach two containers to a
+# bridge in a private OVS sandbox, ping, show.
+demo: deps build
+	$(GO) run ./test/demo -ovsnet bin/ovsnet
+
+vet:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test ./ipam/ ./attach/ ./ovsdb/... ./controller/ ./cmd/...
+
+e2e: build
+	$(GO) test -count=1 -timeout 30m -v ./test/e2e/ 2>&1 | tee /tmp/ovsnet-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+
+# All tests: formatting and vet, unit tests, end-to-end tests on real OVS.
+test: deps vet
+	$(GO) test -count=1 -timeout 40m ./...

@@ -1,0 +1,288 @@
+package attach
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/safchain/ethtool"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Attach types.
+const (
+	TypeVeth     = "veth"
+	TypeInternal = "internal"
+)
+
+// HostName is the deterministic host-side name of the link that connects
+// CONTAINER's INTERFACE to BRIDGE: "on" + 12 hex digits of a hash, 14
+// characters, well inside IFNAMSIZ.
+func HostName(bridge, container, iface string) string {
+	h := sha256.Sum256([]byte(bridge + "\x00" + container + "\x00" + iface))
+	return "on" + hex.EncodeToString(h[:6])
+}
+
+// Config is what the container's interface gets.
+type Config struct {
+	Name     string // name inside the container
+	MAC      net.HardwareAddr
+	MTU      int
+	Addrs    []netip.Prefix
+	Gateways []netip.Addr // default route(s), one per family
+	// NoTxOffload turns off TX checksum/segmentation offload: on the userspace
+	// datapath a veth that keeps it passes ping but stalls TCP, because OVS
+	// forwards the partial-checksum packets as they are.
+	NoTxOffload bool
+}
+
+// withHandle runs f with a netlink handle inside the netns at path.
+func withHandle(path string, f func(h *netlink.Handle) error) error {
+	nsh, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	defer h.Close()
+	return f(h)
+}
+
+// HasLink reports whether the netns at path has a link named name.
+func HasLink(path, name string) (bool, error) {
+	found := false
+	err := withHandle(path, func(h *netlink.Handle) error {
+		_, err := h.LinkByName(name)
+		var nf netlink.LinkNotFoundError
+		switch {
+		case err == nil:
+			found = true
+		case !errors.As(err, &nf):
+			return err
+		}
+		return nil
+	})
+	return found, err
+}
+
+// CreateVeth makes a veth pair whose host end is host (in this netns, up)
+// and whose other end is created directly inside the container's netns
+// under its final name, so no temporary name can clash there.
+func CreateVeth(host, nsPath string, c Config) error {
+	nsh, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	defer nsh.Close()
+	v := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: host, MTU: c.MTU},
+		PeerName:         c.Name,
+		PeerHardwareAddr: c.MAC,
+		PeerNamespace:    netlink.NsFd(int(nsh)),
+		PeerMTU:          uint32(c.MTU),
+	}
+	if err := netlink.LinkAdd(v); err != nil {
+		return fmt.Errorf("create veth %s/%s: %w", host, c.Name, err)
+	}
+	if c.NoTxOffload {
+		if err := noTxOffload(host); err != nil {
+			DeleteLink(host)
+			return err
+		}
+	}
+	if err := netlink.LinkSetUp(v); err != nil {
+		DeleteLink(host)
+		return fmt.Errorf("set %s up: %w", host, err)
+	}
+	return nil
+}
+
+// DeleteLink removes a link in this netns; a missing link is not an error.
+func DeleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	return netlink.LinkDel(l)
+}
+
+// WaitLink waits until a link named name exists in this netns (e.g. the tap
+// ovs-vswitchd creates for an internal port) and returns it. It listens for
+// netlink events rather than polling.
+func WaitLink(ctx context.Context, name string) (netlink.Link, error) {
+	ch := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{}); err != nil {
+		return nil, err
+	}
+	// Subscribed first, then checked: no creation can fall in between.
+	if l, err := netlink.LinkByName(name); err == nil {
+		return l, nil
+	}
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				return nil, fmt.Errorf("netlink subscription closed while waiting for %s", name)
+			}
+			if u.Attrs() != nil && u.Attrs().Name == name && u.Header.Type == unix.RTM_NEWLINK {
+				return netlink.LinkByName(name)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("link %s did not appear: is ovs-vswitchd running in this network namespace? (%w)", name, ctx.Err())
+		}
+	}
+}
+
+// MoveIn moves link name from this netns into the one at nsPath.
+func MoveIn(name, nsPath string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	nsh, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	defer nsh.Close()
+	if err := netlink.LinkSetNsFd(l, int(nsh)); err != nil {
+		return fmt.Errorf("move %s into %s: %w", name, nsPath, err)
+	}
+	return nil
+}
+
+// Configure sets up the link currently named cur inside the netns at nsPath:
+// rename to c.Name, MTU, MAC, addresses, link up, default routes (replacing
+// any existing default), offloads, then gratuitous ARP / unsolicited NA.
+func Configure(nsPath, cur string, c Config) error {
+	err := withHandle(nsPath, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(cur)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", cur, nsPath, err)
+		}
+		if cur != c.Name {
+			if err := h.LinkSetName(l, c.Name); err != nil {
+				return fmt.Errorf("rename %s to %s: %w", cur, c.Name, err)
+			}
+		}
+		if c.MTU > 0 && l.Attrs().MTU != c.MTU {
+			if err := h.LinkSetMTU(l, c.MTU); err != nil {
+				return fmt.Errorf("set MTU %d on %s: %w", c.MTU, c.Name, err)
+			}
+		}
+		if len(c.MAC) > 0 && l.Attrs().HardwareAddr.String() != c.MAC.String() {
+			if err := h.LinkSetHardwareAddr(l, c.MAC); err != nil {
+				return fmt.Errorf("set MAC %s on %s: %w", c.MAC, c.Name, err)
+			}
+		}
+		for _, a := range c.Addrs {
+			na := &netlink.Addr{IPNet: prefixToIPNet(a)}
+			if a.Addr().Is6() {
+				// IPAM already guarantees uniqueness; DAD would only delay use.
+				na.Flags = unix.IFA_F_NODAD
+			}
+			if err := h.AddrReplace(l, na); err != nil {
+				return fmt.Errorf("add address %s to %s: %w", a, c.Name, err)
+			}
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			return fmt.Errorf("set %s up: %w", c.Name, err)
+		}
+		for _, gw := range c.Gateways {
+			dst := &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
+			if gw.Is6() {
+				dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+			}
+			r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.IP(gw.AsSlice())}
+			if err := h.RouteReplace(r); err != nil {
+				return fmt.Errorf("default route via %s on %s: %w", gw, c.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	netNS, err := ns.GetNS(nsPath)
+	if err != nil {
+		return err
+	}
+	defer netNS.Close()
+	return netNS.Do(func(ns.NetNS) error {
+		if c.NoTxOffload {
+			if err := noTxOffload(c.Name); err != nil {
+				return err
+			}
+		}
+		return Announce(c.Name, c.Addrs)
+	})
+}
+
+// noTxOffload turns TX checksum and segmentation offloads off on dev (in the
+// calling thread's netns).
+func noTxOffload(dev string) error {
+	e, err := ethtool.NewEthtool()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	feats, err := e.Features(dev)
+	if err != nil {
+		return fmt.Errorf("ethtool features of %s: %w", dev, err)
+	}
+	off := map[string]bool{}
+	for _, f := range []string{"tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6",
+		"tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation"} {
+		if on, ok := feats[f]; ok && on {
+			off[f] = false
+		}
+	}
+	if len(off) == 0 {
+		return nil
+	}
+	if err := e.Change(dev, off); err != nil {
+		return fmt.Errorf("turn TX offload off on %s: %w", dev, err)
+	}
+	return nil
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// LinkState returns the operational state of link name in the netns at path.
+func LinkState(path, name string) (string, error) {
+	st := ""
+	err := withHandle(path, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		// Taps report operstate "unknown"; the flags say what matters.
+		switch raw := l.Attrs().RawFlags; {
+		case raw&unix.IFF_UP == 0:
+			st = "down"
+		case raw&unix.IFF_LOWER_UP == 0:
+			st = "no-carrier"
+		default:
+			st = "up"
+		}
+		return nil
+	})
+	return st, err
+}

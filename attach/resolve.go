@@ -1,0 +1,165 @@
+// Package attach finds a container's network namespace and plugs links into
+// it: veth pairs or OVS internal ports, configured inside the namespace over
+// netlink (name, MTU, MAC, addresses, default route, link up, gratuitous ARP).
+// It never runs the ip command.
+package attach
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Target is a resolved container: where its network namespace is.
+type Target struct {
+	Ref   string // what the user typed
+	Netns string // path of a netns file, e.g. /proc/123/ns/net
+	How   string // how it was found, for messages: "docker container web1 (pid 123)"
+	ID    string // Docker container ID, if any
+}
+
+// NetnsDir is where `ip netns add` keeps named namespaces.
+var NetnsDir = "/var/run/netns"
+
+// ErrNotFound is wrapped by Resolve's error when nothing matches.
+var ErrNotFound = errors.New("container not found")
+
+// Resolve finds CONTAINER, trying in order: a Docker/Podman container name or
+// ID (Engine API on DOCKER_HOST or /var/run/docker.sock), a named netns in
+// /var/run/netns, pid:N or a bare PID, and a path to a netns file.
+func Resolve(ctx context.Context, ref string) (*Target, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("empty container name")
+	}
+	var tried []string
+	// Docker first: a container named like a netns is what users mean.
+	if !strings.Contains(ref, "/") {
+		t, err := dockerLookup(ctx, ref)
+		switch {
+		case err == nil:
+			return t, nil
+		case errors.Is(err, errDockerNoSuch):
+			tried = append(tried, "no Docker container ("+dockerHostLabel()+")")
+		case errors.Is(err, errDockerUnreachable):
+			tried = append(tried, "no Docker engine ("+err.Error()+")")
+		default:
+			return nil, err // e.g. not running: a definite answer
+		}
+		p := filepath.Join(NetnsDir, ref)
+		if isNetns(p) {
+			return &Target{Ref: ref, Netns: p, How: "netns " + p}, nil
+		}
+		tried = append(tried, "no netns "+p)
+		pidStr := strings.TrimPrefix(ref, "pid:")
+		if pid, err := strconv.Atoi(pidStr); err == nil && pid > 0 {
+			p := fmt.Sprintf("/proc/%d/ns/net", pid)
+			if isNetns(p) {
+				return &Target{Ref: ref, Netns: p, How: fmt.Sprintf("pid %d", pid)}, nil
+			}
+			tried = append(tried, fmt.Sprintf("no process %d", pid))
+		} else {
+			tried = append(tried, "not a pid")
+		}
+	} else {
+		if isNetns(ref) {
+			return &Target{Ref: ref, Netns: ref, How: "netns file " + ref}, nil
+		}
+		tried = append(tried, "no netns file at "+ref)
+	}
+	return nil, fmt.Errorf("%w: %q: %s", ErrNotFound, ref, strings.Join(tried, ", "))
+}
+
+// isNetns reports whether p is a network namespace file (nsfs).
+func isNetns(p string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+var (
+	errDockerNoSuch      = errors.New("no such container")
+	errDockerUnreachable = errors.New("engine unreachable")
+)
+
+// dockerHost returns the Engine API address: DOCKER_HOST or the default socket.
+func dockerHost() string {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	return "unix:///var/run/docker.sock"
+}
+
+func dockerHostLabel() string { return "engine at " + dockerHost() }
+
+func dockerClient() (*http.Client, string, error) {
+	u, err := url.Parse(dockerHost())
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: bad DOCKER_HOST %q", errDockerUnreachable, dockerHost())
+	}
+	switch u.Scheme {
+	case "unix":
+		sock := u.Path
+		if _, err := os.Stat(sock); err != nil {
+			return nil, "", fmt.Errorf("%w: no socket %s", errDockerUnreachable, sock)
+		}
+		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}
+		return &http.Client{Transport: tr, Timeout: 5 * time.Second}, "http://docker", nil
+	case "tcp", "http":
+		return &http.Client{Timeout: 5 * time.Second}, "http://" + u.Host, nil
+	}
+	return nil, "", fmt.Errorf("%w: unsupported DOCKER_HOST %q", errDockerUnreachable, dockerHost())
+}
+
+// dockerLookup asks the Engine API for the container's State.Pid.
+func dockerLookup(ctx context.Context, ref string) (*Target, error) {
+	hc, base, err := dockerClient()
+	if err != nil {
+		return nil, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/containers/"+url.PathEscape(ref)+"/json", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errDockerUnreachable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, errDockerNoSuch
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s answered %s", errDockerUnreachable, dockerHost(), resp.Status)
+	}
+	var c struct {
+		ID    string `json:"Id"`
+		Name  string
+		State struct {
+			Running bool
+			Pid     int
+			Status  string
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: bad answer from %s: %v", errDockerUnreachable, dockerHost(), err)
+	}
+	name := strings.TrimPrefix(c.Name, "/")
+	if !c.State.Running || c.State.Pid == 0 {
+		return nil, fmt.Errorf("container %q (%s) is not running (state %s): start it first", ref, name, c.State.Status)
+	}
+	return &Target{Ref: ref, Netns: fmt.Sprintf("/proc/%d/ns/net", c.State.Pid), ID: c.ID,
+		How: fmt.Sprintf("docker container %s (pid %d)", name, c.State.Pid)}, nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller"
+)
+
+func addBrCmd(g *globals) *cobra.Command {
+	var o controller.BridgeOptions
+	var icc, nat bool
+	c := &cobra.Command{
+		Use:   "add-br BRIDGE [--subnet CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--datapath system|netdev]",
+		Short: "Create an OVS bridge for containers, with a subnet and a gateway on its internal port",
+		Long: `Create BRIDGE. With --subnet (one IPv4 and optionally one IPv6 CIDR) the
+bridge's internal port gets the gateway address (the first host address
+unless --gateway says otherwise) and containers can be given addresses with
+add-port --ip. The datapath is the kernel's when its openvswitch module is
+usable, else the userspace one (netdev); --datapath overrides.
+
+Running it again with the same settings changes nothing; different settings
+are an error (delete the bridge first).`,
+		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
+  ovsnet add-br br-dual --subnet 10.20.0.0/24 --subnet fd00:20::/64 --mtu 1450
+  ovsnet add-br br-iso --subnet 10.30.0.0/24 --gateway 10.30.0.254 --icc=false`,
+		Args: exactArgs("BRIDGE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			o.Name = args[0]
+			if c.Flags().Changed("icc") {
+				o.ICC = &icc
+			}
+			if c.Flags().Changed("nat") {
+				o.NAT = &nat
+			}
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			created, err := h.AddBridge(c.Context(), o)
+			if err != nil {
+				return err
+			}
+			verb := "created"
+			if !created {
+				verb = "exists, unchanged:"
+			}
+			return g.print(c, map[string]any{"bridge": o.Name, "created": created},
+				fmt.Sprintf("bridge %s %s %s", o.Name, verb, strings.Join(o.Subnets, " ")))
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVar(&o.Subnets, "subnet", nil, "container subnet CIDR, at most one per family (repeatable)")
+	f.StringArrayVar(&o.Gateways, "gateway", nil, "gateway address in a subnet (default: its first host address)")
+	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge's port and of containers attached to it (68..65535)")
+	f.BoolVar(&icc, "icc", true, "allow container-to-container traffic (false: only linked pairs; takes effect with the flow pipeline)")
+	f.BoolVar(&nat, "nat", true, "masquerade egress and allow port publishing (takes effect with host NAT)")
+	f.StringVar(&o.Datapath, "datapath", "", "system (kernel) or netdev (userspace); default: detected")
+	return c
+}
+
+func delBrCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "del-br BRIDGE",
+		Short:   "Detach every container from BRIDGE and delete it",
+		Example: "  ovsnet del-br ovs-br1",
+		Args:    exactArgs("BRIDGE"),
+		RunE: func(c *cobra.Command, args []string) error {
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			if err := h.DelBridge(c.Context(), args[0]); err != nil {
+				return err
+			}
+			return g.print(c, map[string]any{"bridge": args[0], "deleted": true}, "bridge "+args[0]+" deleted")
+		},
+	}
+}

@@ -1,0 +1,140 @@
+// Command ovsnet is the CLI of ovsnet, an Open vSwitch network controller for
+// containers and a drop-in replacement for ovs-docker. It only parses
+// arguments and prints results; the work is in package controller.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/ovsdb"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+type globals struct {
+	db     string
+	output string
+}
+
+func main() {
+	g := &globals{}
+	root := newRoot(g)
+	root.SetArgs(normalizeArgs(os.Args[1:]))
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ovsnet: "+oneLine(err.Error()))
+		os.Exit(1)
+	}
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+// normalizeArgs turns "--ip ADDR" into "--ip=ADDR": --ip also works without a
+// value, so the flag parser alone would take ADDR for a positional argument.
+func normalizeArgs(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--ip" && i+1 < len(args) && looksLikeAddr(args[i+1]) {
+			out = append(out, "--ip="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+func looksLikeAddr(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ovsnet",
+		Short: "Open vSwitch networking for containers (replaces ovs-docker and docker0)",
+		Long: `ovsnet puts containers on Open vSwitch bridges: it creates bridges and ports
+over OVSDB, moves interfaces into container network namespaces, assigns
+addresses, and keeps all its intent in OVSDB external_ids (inspect it with
+ovs-vsctl). Its commands are those of ovs-docker, plus bridges with subnets.
+
+CONTAINER is a Docker/Podman container name or ID, a named netns
+(/var/run/netns/NAME), pid:N or a PID, or a path to a netns file.
+
+ovsnet talks to $OVS_RUNDIR/db.sock (default /var/run/openvswitch/db.sock);
+override with --db or OVSNET_DB. Run it in the network namespace of the
+host's ovs-vswitchd (normally the host's own).`,
+		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
+  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=173.16.1.2/24
+  ovsnet add-port ovs-br1 eth1 container2 --ip
+  ovsnet show -o json`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.PersistentFlags().StringVar(&g.db, "db", "", "OVSDB endpoint: unix:PATH or tcp:HOST:PORT (default $OVSNET_DB or $OVS_RUNDIR/db.sock)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%v (see `%s --help`)", err, c.CommandPath())
+	})
+	root.AddCommand(addBrCmd(g), delBrCmd(g), addPortCmd(g), delPortCmd(g), delPortsCmd(g),
+		setVLANCmd(g), showCmd(g), reconcileCmd(g), versionCmd())
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return fmt.Errorf("%s takes %d arguments (%s), got %d: %q (see `%s --help`)",
+				c.Name(), len(names), strings.Join(names, " "), len(args), args, c.CommandPath())
+		}
+		return nil
+	}
+}
+
+// open connects to OVSDB and checks the output format first, so a typo in
+// -o fails before anything changes.
+func (g *globals) open(ctx context.Context) (*controller.Host, error) {
+	if g.output != "text" && g.output != "json" {
+		return nil, fmt.Errorf("unknown output format %q: use text or json", g.output)
+	}
+	ep := g.db
+	if ep == "" {
+		ep = ovsdb.DefaultEndpoint()
+	}
+	return controller.Open(ctx, ep)
+}
+
+func (g *globals) print(c *cobra.Command, v any, text string) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(c.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	if text != "" {
+		fmt.Fprintln(c.OutOrStdout(), text)
+	}
+	return nil
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print ovsnet's version",
+		Args:  exactArgs(),
+		Run: func(c *cobra.Command, _ []string) {
+			fmt.Fprintln(c.OutOrStdout(), "ovsnet "+Version)
+		},
+	}
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller"
+)
+
+func showCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show [BRIDGE]",
+		Short: "Show bridges and the containers attached to them",
+		Long: `Show every bridge (or BRIDGE): datapath, subnets, gateways, settings, and
+for each attached container its interface, addresses, MAC, VLAN, OVS port,
+OpenFlow port number and link state. -o json gives the same as JSON.`,
+		Example: "  ovsnet show\n  ovsnet show ovs-br1 -o json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			only := ""
+			if len(args) == 1 {
+				only = args[0]
+			}
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			bs, err := h.Show(c.Context(), only)
+			if err != nil {
+				return err
+			}
+			return g.print(c, bs, renderTree(bs))
+		},
+	}
+}
+
+// renderTree prints bridges and containers as a tree.
+func renderTree(bs []controller.Bridge) string {
+	if len(bs) == 0 {
+		return "no bridges (create one with `ovsnet add-br BRIDGE --subnet CIDR`)"
+	}
+	var b strings.Builder
+	for _, br := range bs {
+		var attrs []string
+		attrs = append(attrs, "datapath "+br.Datapath)
+		for i, s := range br.Subnets {
+			gw := ""
+			if i < len(br.Gateways) {
+				gw = " via " + br.Gateways[i]
+			}
+			attrs = append(attrs, "subnet "+s+gw)
+		}
+		if br.MTU > 0 {
+			attrs = append(attrs, fmt.Sprintf("mtu %d", br.MTU))
+		}
+		if br.Ovsnet {
+			attrs = append(attrs, "icc "+onOff(br.ICC), "nat "+onOff(br.NAT))
+		} else {
+			attrs = append(attrs, "not created by ovsnet")
+		}
+		fmt.Fprintf(&b, "%s (%s)\n", br.Name, strings.Join(attrs, ", "))
+		lines := []string{}
+		for _, p := range br.Ports {
+			addr := strings.Join(p.Addresses, " ")
+			if addr == "" {
+				addr = "no address"
+			}
+			l := fmt.Sprintf("%s %s: %s, mac %s", p.Container, p.Iface, addr, p.MAC)
+			if p.VLAN > 0 {
+				l += fmt.Sprintf(", vlan %d", p.VLAN)
+			}
+			l += fmt.Sprintf(", port %s", p.OVSPort)
+			if p.Ofport > 0 {
+				l += fmt.Sprintf(" (ofport %d)", p.Ofport)
+			}
+			l += fmt.Sprintf(", %s, %s", p.Type, p.State)
+			if p.Error != "" {
+				l += ", error: " + p.Error
+			}
+			lines = append(lines, l)
+		}
+		if len(br.OtherPorts) > 0 {
+			lines = append(lines, "other ports: "+strings.Join(br.OtherPorts, " "))
+		}
+		if len(lines) == 0 {
+			lines = append(lines, "no containers")
+		}
+		for i, l := range lines {
+			branch := "├── "
+			if i == len(lines)-1 {
+				branch = "└── "
+			}
+			b.WriteString(branch + l + "\n")
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func onOff(v bool) string {
+	if v {
+		return "on"
+	}
+	return "off"
+}
+
+func reconcileCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reconcile",
+		Short: "Bring gateway addresses and links back in line with the intent in OVSDB",
+		Long: `One-shot convergence: everything ovsnet derives from OVSDB (gateway
+addresses and MTU on bridges, links up) is checked and repaired. Running it
+twice changes nothing the second time.`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			did, notes, err := h.Reconcile(c.Context())
+			text := "nothing to change"
+			if len(did) > 0 {
+				text = strings.Join(did, "\n")
+			}
+			for _, n := range notes {
+				text += "\nnote: " + n
+			}
+			if perr := g.print(c, map[string]any{"changed": nonNil(did), "notes": nonNil(notes)}, text); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,222 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/ovsdb"
+)
+
+// BridgeOptions are add-br's settings. Nil or empty fields were not given.
+type BridgeOptions struct {
+	Name     string
+	Subnets  []string
+	Gateways []string
+	MTU      int
+	ICC      *bool
+	NAT      *bool
+	Datapath string
+}
+
+// LinkTimeout bounds how long ovsnet waits for ovs-vswitchd to create a
+// device (a bridge's or an internal port's tap).
+var LinkTimeout = 10 * time.Second
+
+// AddBridge creates the bridge, or, if it exists, checks that every setting
+// given matches and re-applies its gateway addresses (idempotent). It
+// returns whether it created the bridge.
+func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
+	if err := CheckIfName("bridge", o.Name); err != nil {
+		return false, err
+	}
+	if err := CheckMTU(o.MTU); err != nil {
+		return false, err
+	}
+	if o.Datapath != "" && o.Datapath != DatapathSystem && o.Datapath != DatapathNetdev {
+		return false, fmt.Errorf("unknown datapath %q: use system (kernel module) or netdev (userspace)", o.Datapath)
+	}
+	if len(o.Gateways) > 0 && len(o.Subnets) == 0 {
+		return false, fmt.Errorf("--gateway needs --subnet")
+	}
+	subnets, err := ipam.ParseSubnets(o.Subnets, o.Gateways)
+	if err != nil {
+		return false, err
+	}
+	want := map[string]string{}
+	if len(subnets) > 0 {
+		var ss, gs []string
+		for _, s := range subnets {
+			ss = append(ss, s.Prefix.String())
+			gs = append(gs, s.Gateway.String())
+		}
+		want[ovsdb.KeySubnet], want[ovsdb.KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
+	}
+	if o.MTU > 0 {
+		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
+	}
+	if o.ICC != nil {
+		want[ovsdb.KeyICC] = strconv.FormatBool(*o.ICC)
+	}
+	if o.NAT != nil {
+		want[ovsdb.KeyNAT] = strconv.FormatBool(*o.NAT)
+	}
+
+	br, err := h.DB.GetBridge(ctx, o.Name)
+	if err != nil {
+		return false, err
+	}
+	if br != nil {
+		var diffs []string
+		for _, k := range sortedKeys(want) {
+			if have := br.ExternalIDs[k]; have != want[k] && !(have == "" && defaultSetting(k) == want[k]) {
+				diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, want[k]))
+			}
+		}
+		if o.Datapath != "" && datapathOf(br) != o.Datapath {
+			diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", datapathOf(br), o.Datapath))
+		}
+		if len(diffs) > 0 {
+			return false, fmt.Errorf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name)
+		}
+		_, err := h.reconcileBridge(ctx, o.Name, br.ExternalIDs)
+		return false, err
+	}
+
+	dp := o.Datapath
+	if dp == "" {
+		dp = DetectDatapath()
+	}
+	ext := map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyGen: "0",
+		ovsdb.KeyICC: "true", ovsdb.KeyNAT: "true"}
+	for k, v := range want {
+		ext[k] = v
+	}
+	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU})
+	if _, err := h.DB.Commit(ctx, ops); err != nil {
+		return false, fmt.Errorf("create bridge %q: %w", o.Name, err)
+	}
+	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {
+		// Leave nothing half-made.
+		if br, gerr := h.DB.GetBridge(context.Background(), o.Name); gerr == nil && br != nil {
+			h.DB.Commit(context.Background(), ovsdb.DeleteBridge(br.UUID))
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+func defaultSetting(k string) string {
+	switch k {
+	case ovsdb.KeyICC, ovsdb.KeyNAT:
+		return "true"
+	}
+	return ""
+}
+
+// reconcileBridge puts the gateway addresses and MTU on the bridge's
+// internal port and brings it up. It waits for ovs-vswitchd to create the
+// device only when there is something to put on it. It returns what it changed.
+func (h *Host) reconcileBridge(ctx context.Context, name string, ext map[string]string) ([]string, error) {
+	subnets, err := bridgeSubnets(ext)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: bad stored settings: %w", name, err)
+	}
+	mtu := atoi(ext[ovsdb.KeyMTU])
+	if len(subnets) == 0 && mtu == 0 {
+		return nil, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, LinkTimeout)
+	defer cancel()
+	l, err := attach.WaitLink(wctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", name, err)
+	}
+	var did []string
+	if mtu > 0 && l.Attrs().MTU != mtu {
+		if err := netlink.LinkSetMTU(l, mtu); err != nil {
+			return did, fmt.Errorf("set MTU %d on bridge %s: %w", mtu, name, err)
+		}
+		did = append(did, fmt.Sprintf("set MTU %d on %s", mtu, name))
+	}
+	have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return did, err
+	}
+	for _, s := range subnets {
+		gw := netip.PrefixFrom(s.Gateway, s.Prefix.Bits())
+		present := false
+		for _, a := range have {
+			if a.IPNet.String() == gw.String() {
+				present = true
+			}
+		}
+		if present {
+			continue
+		}
+		na := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(gw.Addr().AsSlice()), Mask: net.CIDRMask(gw.Bits(), gw.Addr().BitLen())}}
+		if gw.Addr().Is6() {
+			na.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrReplace(l, na); err != nil {
+			return did, fmt.Errorf("add gateway %s to bridge %s: %w", gw, name, err)
+		}
+		did = append(did, fmt.Sprintf("added gateway %s to %s", gw, name))
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(l); err != nil {
+			return did, fmt.Errorf("set bridge %s up: %w", name, err)
+		}
+		did = append(did, fmt.Sprintf("set %s up", name))
+	}
+	return did, nil
+}
+
+// ErrNoBridge is wrapped when a named bridge does not exist.
+var ErrNoBridge = errors.New("bridge not found")
+
+func noBridge(name string) error {
+	return fmt.Errorf("%w: %q: create it with `ovsnet add-br %s --subnet CIDR`", ErrNoBridge, name, name)
+}
+
+// DelBridge detaches every container on the bridge (their interfaces
+// disappear) and removes the bridge.
+func (h *Host) DelBridge(ctx context.Context, name string) error {
+	if err := CheckIfName("bridge", name); err != nil {
+		return err
+	}
+	topo, err := h.DB.ReadAll(ctx)
+	if err != nil {
+		return err
+	}
+	br := topo.Bridge(name)
+	if br == nil {
+		return noBridge(name)
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
+		return fmt.Errorf("delete bridge %q: %w", name, err)
+	}
+	// Rows are gone; now the container veths whose host ends were on it,
+	// ovs-docker's included. Internal ports vanish with their rows
+	// (ovs-vswitchd closes their taps).
+	ifs, _ := topo.BridgeInterfaces(br)
+	var errs []error
+	for _, i := range ifs {
+		if i.Type == "" && i.ExternalIDs[ovsdb.KeyContainerID] != "" {
+			if err := attach.DeleteLink(i.Name); err != nil {
+				errs = append(errs, fmt.Errorf("delete veth %s: %w", i.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

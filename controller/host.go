@@ -1,0 +1,178 @@
+// Package controller is ovsnet's one convergence path: every change the CLI
+// makes (bridges, ports, VLANs) and every reconcile reads the intent in
+// OVSDB, writes it in one checked transaction and brings the host's links
+// and addresses to match. The controller service (a later issue) drives the
+// same code from a reconcile loop.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Host is ovsnet's view of one host: its OVSDB connection. It must run in
+// the network namespace of the host's ovs-vswitchd, where bridge internal
+// ports and veth host ends live.
+type Host struct {
+	DB *ovsdb.Client
+}
+
+// Open connects to the host's OVSDB (endpoint "" means the default).
+func Open(ctx context.Context, endpoint string) (*Host, error) {
+	db, err := ovsdb.Connect(ctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return &Host{DB: db}, nil
+}
+
+// Close drops the OVSDB connection.
+func (h *Host) Close() { h.DB.Close() }
+
+// Datapaths.
+const (
+	DatapathSystem = "system"
+	DatapathNetdev = "netdev"
+)
+
+// DetectDatapath returns "system" when the kernel's openvswitch module is
+// usable (its generic netlink family exists), else "netdev".
+func DetectDatapath() string {
+	if _, err := netlink.GenlFamilyGet("ovs_datapath"); err == nil {
+		return DatapathSystem
+	}
+	return DatapathNetdev
+}
+
+func datapathOf(b *vswitchd.Bridge) string {
+	if b.DatapathType == "" {
+		return DatapathSystem
+	}
+	return b.DatapathType
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]+$`)
+
+// CheckIfName validates a Linux interface name (bridges, INTERFACE).
+func CheckIfName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is empty", what)
+	case len(name) > 15:
+		return fmt.Errorf("%s name %q is %d characters long: Linux allows at most 15", what, name, len(name))
+	case strings.Contains(name, "/"):
+		return fmt.Errorf("%s name %q contains '/', which Linux does not allow in interface names", what, name)
+	case name == "." || name == ".." || !nameRE.MatchString(name):
+		return fmt.Errorf("%s name %q is not a valid interface name (use letters, digits, - _ . : @)", what, name)
+	}
+	return nil
+}
+
+// CheckMTU validates an MTU given on the command line (0: not given).
+func CheckMTU(mtu int) error {
+	if mtu != 0 && (mtu < 68 || mtu > 65535) {
+		return fmt.Errorf("MTU %d is outside 68..65535", mtu)
+	}
+	return nil
+}
+
+// ParseMAC validates a container MAC: well-formed, 6 bytes, unicast, not zero.
+func ParseMAC(s string) (net.HardwareAddr, error) {
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return nil, fmt.Errorf("malformed MAC address %q: want six hex bytes such as 02:42:ac:11:00:02", s)
+	}
+	if m[0]&1 == 1 {
+		return nil, fmt.Errorf("MAC address %s is multicast: a container needs a unicast address (even first byte)", m)
+	}
+	if m.String() == "00:00:00:00:00:00" {
+		return nil, fmt.Errorf("MAC address %s is all zeros", m)
+	}
+	return m, nil
+}
+
+// bridgeSubnets reads a bridge's subnets and gateways from its external_ids.
+func bridgeSubnets(ext map[string]string) ([]ipam.Subnet, error) {
+	subs := splitList(ext[ovsdb.KeySubnet])
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	return ipam.ParseSubnets(subs, splitList(ext[ovsdb.KeyPortGW]))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// usedAddrs maps every address held by an interface in ifs to its owner.
+func usedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
+	used := map[netip.Addr]string{}
+	for _, i := range ifs {
+		for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
+			if p, err := netip.ParsePrefix(i.ExternalIDs[k]); err == nil {
+				used[p.Addr()] = fmt.Sprintf("%s/%s", i.ExternalIDs[ovsdb.KeyContainerID], i.ExternalIDs[ovsdb.KeyContainerIface])
+			}
+		}
+	}
+	return used
+}
+
+// nextOfport returns a port number above every number requested or held on
+// the bridge, so that flows can be written before ovs-vswitchd assigns it.
+// Numbers are not reused while higher ones are taken: a recycled number
+// could meet flows left for the port that had it.
+func nextOfport(ifs []vswitchd.Interface) int {
+	taken := map[int]bool{}
+	max := 0
+	for _, i := range ifs {
+		for _, p := range []*int{i.Ofport, i.OfportRequest} {
+			if p != nil && *p > 0 && *p < 0xff00 {
+				taken[*p] = true
+				if *p > max {
+					max = *p
+				}
+			}
+		}
+	}
+	if max+1 < 0xff00 {
+		return max + 1
+	}
+	for n := 1; n < 0xff00; n++ {
+		if !taken[n] {
+			return n
+		}
+	}
+	return 0 // full: let ovs-vswitchd choose (it will refuse too)
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,167 @@
+// Package ipam is ovsnet's address arithmetic: subnets, gateways, validation
+// of requested addresses and lowest-free allocation. It is pure logic; the
+// set of addresses in use comes from OVSDB and reservations are made there.
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Subnet is one family's network of a bridge and its gateway.
+type Subnet struct {
+	Prefix  netip.Prefix // masked network, e.g. 173.16.1.0/24
+	Gateway netip.Addr
+}
+
+// Family names the address family of a for messages and keys.
+func Family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// ParseSubnets parses --subnet and --gateway values: at most one subnet per
+// family; each gateway must lie in the subnet of its family; a subnet without
+// a gateway gets its first host address.
+func ParseSubnets(subnets, gateways []string) ([]Subnet, error) {
+	var out []Subnet
+	for _, s := range subnets {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("malformed subnet %q: want CIDR such as 173.16.1.0/24 or fd00:1::/64", s)
+		}
+		p = p.Masked()
+		if p.Addr().Is4In6() {
+			return nil, fmt.Errorf("subnet %q: use plain IPv4 notation", s)
+		}
+		if hostBits(p) < 2 {
+			return nil, fmt.Errorf("subnet %s is too small: it must hold a gateway and at least one container", p)
+		}
+		for _, o := range out {
+			if o.Prefix.Addr().Is4() == p.Addr().Is4() {
+				return nil, fmt.Errorf("two %s subnets (%s, %s): a bridge has at most one per family", Family(p.Addr()), o.Prefix, p)
+			}
+		}
+		out = append(out, Subnet{Prefix: p, Gateway: FirstHost(p)})
+	}
+	for _, g := range gateways {
+		a, err := netip.ParseAddr(strings.TrimSpace(g))
+		if err != nil {
+			return nil, fmt.Errorf("malformed gateway %q: want an address such as 173.16.1.1", g)
+		}
+		i := -1
+		for j := range out {
+			if out[j].Prefix.Addr().Is4() == a.Is4() {
+				i = j
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("gateway %s has no %s subnet: add --subnet", a, Family(a))
+		}
+		if err := CheckHost(out[i].Prefix, a); err != nil {
+			return nil, fmt.Errorf("gateway %s: %w", a, err)
+		}
+		out[i].Gateway = a
+	}
+	return out, nil
+}
+
+func hostBits(p netip.Prefix) int { return p.Addr().BitLen() - p.Bits() }
+
+// FirstHost is the first usable host address of p (network + 1).
+func FirstHost(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// broadcast returns the last address of p.
+func broadcast(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// CheckHost says why a cannot be a host address in p, or nil.
+func CheckHost(p netip.Prefix, a netip.Addr) error {
+	switch {
+	case !p.Contains(a):
+		return fmt.Errorf("%s is outside the subnet %s", a, p)
+	case a == p.Masked().Addr():
+		return fmt.Errorf("%s is the network address of %s", a, p)
+	case a.Is4() && a == broadcast(p):
+		return fmt.Errorf("%s is the broadcast address of %s", a, p)
+	}
+	return nil
+}
+
+// ParseRequest parses a requested ADDR/PLEN (ovs-docker's --ipaddress) or a
+// bare ADDR (the subnet's length is used).
+func ParseRequest(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil && !p.Addr().Is4In6() {
+		return p, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && !a.Is4In6() {
+		return netip.PrefixFrom(a, -1), nil // length filled in from the subnet
+	}
+	return netip.Prefix{}, fmt.Errorf("malformed address %q: want ADDR/PLEN such as 173.16.1.2/24", s)
+}
+
+// Validate checks a requested address against the bridge's subnet of its
+// family (if any) and the addresses already in use, and returns it with the
+// subnet's prefix length when none was given.
+func Validate(req netip.Prefix, subnets []Subnet, used map[netip.Addr]string) (netip.Prefix, error) {
+	a := req.Addr()
+	if a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
+		return netip.Prefix{}, fmt.Errorf("%s is not a unicast host address", a)
+	}
+	for _, s := range subnets {
+		if s.Prefix.Addr().Is4() != a.Is4() {
+			continue
+		}
+		bits := req.Bits()
+		if bits < 0 {
+			bits = s.Prefix.Bits()
+		}
+		if bits != s.Prefix.Bits() {
+			return netip.Prefix{}, fmt.Errorf("%s/%d: the bridge's subnet is %s (prefix length %d)", a, bits, s.Prefix, s.Prefix.Bits())
+		}
+		if err := CheckHost(s.Prefix, a); err != nil {
+			return netip.Prefix{}, err
+		}
+		if a == s.Gateway {
+			return netip.Prefix{}, fmt.Errorf("%s is the bridge's gateway", a)
+		}
+		req = netip.PrefixFrom(a, bits)
+	}
+	if req.Bits() < 0 {
+		return netip.Prefix{}, fmt.Errorf("%s needs a prefix length (ADDR/PLEN): the bridge has no %s subnet", a, Family(a))
+	}
+	if who, ok := used[a]; ok {
+		return netip.Prefix{}, fmt.Errorf("%s is already taken by %s", a, who)
+	}
+	return req, nil
+}
+
+// ErrExhausted is returned when a subnet has no free host address left.
+var ErrExhausted = errors.New("subnet exhausted")
+
+// Allocate returns the lowest free host address of s, skipping the gateway
+// and everything in used. Cost is O(len(used)).
+func Allocate(s Subnet, used map[netip.Addr]string) (netip.Prefix, error) {
+	last := broadcast(s.Prefix)
+	for a := FirstHost(s.Prefix); s.Prefix.Contains(a); a = a.Next() {
+		if a.Is4() && a == last {
+			break
+		}
+		if _, taken := used[a]; taken || a == s.Gateway {
+			continue
+		}
+		return netip.PrefixFrom(a, s.Prefix.Bits()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%w: no free address left in %s", ErrExhausted, s.Prefix)
+}

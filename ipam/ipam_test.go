@@ -1,0 +1,95 @@
+package ipam
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseSubnets(t *testing.T) {
+	ss, err := ParseSubnets([]string{"173.16.1.7/24", "fd00:1::/64"}, []string{"fd00:1::fe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ss[0].Prefix.String() != "173.16.1.0/24" || ss[0].Gateway.String() != "173.16.1.1" {
+		t.Fatalf("v4: %+v", ss[0])
+	}
+	if ss[1].Gateway.String() != "fd00:1::fe" {
+		t.Fatalf("v6: %+v", ss[1])
+	}
+	bad := []struct {
+		subnets, gws []string
+		want         string
+	}{
+		{[]string{"10.0.0.0/33"}, nil, "malformed subnet"},
+		{[]string{"10.0.0.0/24", "10.1.0.0/24"}, nil, "at most one per family"},
+		{[]string{"10.0.0.0/31"}, nil, "too small"},
+		{[]string{"10.0.0.0/24"}, []string{"10.0.1.1"}, "outside the subnet"},
+		{[]string{"10.0.0.0/24"}, []string{"10.0.0.255"}, "broadcast"},
+		{[]string{"10.0.0.0/24"}, []string{"fd00::1"}, "no IPv6 subnet"},
+		{[]string{"10.0.0.0/24"}, []string{"nope"}, "malformed gateway"},
+	}
+	for _, b := range bad {
+		if _, err := ParseSubnets(b.subnets, b.gws); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("ParseSubnets(%v, %v) = %v, want %q", b.subnets, b.gws, err, b.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ss, _ := ParseSubnets([]string{"173.16.1.0/24"}, nil)
+	used := map[netip.Addr]string{netip.MustParseAddr("173.16.1.3"): "c2/eth1"}
+	p, err := Validate(netip.MustParsePrefix("173.16.1.2/24"), ss, used)
+	if err != nil || p.String() != "173.16.1.2/24" {
+		t.Fatalf("good address: %v %v", p, err)
+	}
+	r, _ := ParseRequest("173.16.1.9")
+	if p, err := Validate(r, ss, used); err != nil || p.String() != "173.16.1.9/24" {
+		t.Fatalf("bare address takes the subnet length: %v %v", p, err)
+	}
+	for req, want := range map[string]string{
+		"173.16.2.2/24":   "outside",
+		"173.16.1.0/24":   "network address",
+		"173.16.1.255/24": "broadcast",
+		"173.16.1.1/24":   "gateway",
+		"173.16.1.3/24":   "already taken by c2/eth1",
+		"173.16.1.4/16":   "prefix length 24",
+		"224.0.0.1/24":    "not a unicast",
+	} {
+		if _, err := Validate(netip.MustParsePrefix(req), ss, used); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate(%s) = %v, want %q", req, err, want)
+		}
+	}
+	if _, err := Validate(netip.PrefixFrom(netip.MustParseAddr("fd00::5"), -1), ss, nil); err == nil || !strings.Contains(err.Error(), "prefix length") {
+		t.Errorf("bare v6 without subnet: %v", err)
+	}
+	if _, err := ParseRequest("10.0.0.300/24"); err == nil {
+		t.Error("malformed address accepted")
+	}
+}
+
+func TestAllocate(t *testing.T) {
+	ss, _ := ParseSubnets([]string{"10.0.0.0/29", "fd00::/64"}, []string{"10.0.0.2"})
+	used := map[netip.Addr]string{netip.MustParseAddr("10.0.0.1"): "a", netip.MustParseAddr("10.0.0.4"): "b"}
+	var got []string
+	for i := 0; i < 3; i++ {
+		p, err := Allocate(ss[0], used)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.String())
+		used[p.Addr()] = "x"
+	}
+	// .1 and .4 are used, .2 is the gateway, .7 is the broadcast address.
+	if strings.Join(got, " ") != "10.0.0.3/29 10.0.0.5/29 10.0.0.6/29" {
+		t.Fatalf("allocation order: %v", got)
+	}
+	if _, err := Allocate(ss[0], used); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("want exhausted, got %v", err)
+	}
+	p, err := Allocate(ss[1], nil)
+	if err != nil || p.String() != "fd00::2/64" {
+		t.Fatalf("v6: %v %v", p, err)
+	}
+}

@@ -1,0 +1,119 @@
+// Package ovsdb is ovsnet's typed access to the Open_vSwitch database: one
+// long-lived libovsdb connection per process, reads as narrow server-side
+// selects (never a monitor of whole tables in the CLI), and verbs that return
+// operations so that callers commit one checked transaction.
+package ovsdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// DefaultEndpoint returns the endpoint OVS's own tools use: $OVS_RUNDIR/db.sock,
+// or /var/run/openvswitch/db.sock.
+func DefaultEndpoint() string {
+	if e := os.Getenv("OVSNET_DB"); e != "" {
+		return e
+	}
+	dir := os.Getenv("OVS_RUNDIR")
+	if dir == "" {
+		dir = "/var/run/openvswitch"
+	}
+	return "unix:" + filepath.Join(dir, "db.sock")
+}
+
+// ClientModel registers only the tables ovsnet uses, so that older OVS schemas
+// (with fewer tables or columns elsewhere) still validate.
+func ClientModel() (model.ClientDBModel, error) {
+	return model.NewClientDBModel("Open_vSwitch", map[string]model.Model{
+		vswitchd.OpenvSwitchTable: &vswitchd.OpenvSwitch{},
+		vswitchd.BridgeTable:      &vswitchd.Bridge{},
+		vswitchd.PortTable:        &vswitchd.Port{},
+		vswitchd.InterfaceTable:   &vswitchd.Interface{},
+	})
+}
+
+// Client is a connection to ovsdb-server plus the model mapper used to decode
+// select results into typed rows.
+type Client struct {
+	client.Client
+	db       model.DatabaseModel
+	Endpoint string
+}
+
+// ErrUnreachable is wrapped by Connect's error when no server answers.
+var ErrUnreachable = errors.New("OVS database not reachable")
+
+// Connect opens one connection to endpoint ("unix:PATH" or "tcp:HOST:PORT").
+// It does not monitor anything: the CLI reads only the rows it needs.
+func Connect(ctx context.Context, endpoint string) (*Client, error) {
+	if endpoint == "" {
+		endpoint = DefaultEndpoint()
+	}
+	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
+		return nil, fmt.Errorf("bad OVSDB endpoint %q: use unix:PATH or tcp:HOST:PORT", endpoint)
+	}
+	cm, err := ClientModel()
+	if err != nil {
+		return nil, err
+	}
+	// Without a logger libovsdb raises global verbosity and prints every operation.
+	discard := logr.Discard()
+	c, err := client.NewOVSDBClient(cm, client.WithEndpoint(endpoint), client.WithLogger(&discard))
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		hint := "start Open vSwitch (systemctl start openvswitch-switch), or point --db / OVSNET_DB / OVS_RUNDIR at its socket"
+		return nil, fmt.Errorf("%w at %s (%v): %s", ErrUnreachable, endpoint, err, hint)
+	}
+	db, errs := model.NewDatabaseModel(c.Schema(), cm)
+	if len(errs) > 0 {
+		c.Close()
+		return nil, fmt.Errorf("OVS schema at %s does not match ovsnet's models: %v", endpoint, errs)
+	}
+	return &Client{Client: c, db: db, Endpoint: endpoint}, nil
+}
+
+// Commit runs ops as one transaction and checks every operation's result:
+// libovsdb reports per-operation failures only in the results.
+func (c *Client) Commit(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	res, err := c.Transact(ctx, ops...)
+	if err != nil {
+		return nil, fmt.Errorf("OVSDB transaction: %w", err)
+	}
+	if opErrs, err := ovsdb.CheckOperationResults(res, ops); err != nil {
+		for _, oe := range opErrs {
+			var we *ovsdb.TimedOut
+			if errors.As(oe, &we) {
+				return res, ErrConflict
+			}
+		}
+		if len(opErrs) > 0 {
+			return res, fmt.Errorf("OVSDB transaction: %w", opErrs[0])
+		}
+		return res, fmt.Errorf("OVSDB transaction: %w", err)
+	}
+	return res, nil
+}
+
+// ErrConflict means a wait operation in the transaction failed: another writer
+// took what this one meant to reserve. Re-read and retry.
+var ErrConflict = errors.New("OVSDB transaction lost a race (a reservation was taken)")

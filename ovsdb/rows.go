@@ -1,0 +1,222 @@
+package ovsdb
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Query is one server-side select. Several run in one transaction read a
+// consistent snapshot.
+type Query struct {
+	Table   string
+	Where   []ovsdb.Condition
+	Columns []string
+}
+
+// Op is the select operation of q.
+func (q Query) Op() ovsdb.Operation {
+	return ovsdb.Operation{Op: ovsdb.OperationSelect, Table: q.Table, Where: q.Where, Columns: q.Columns}
+}
+
+// Read runs queries in one transaction and returns each query's rows.
+func (c *Client) Read(ctx context.Context, qs ...Query) ([][]ovsdb.Row, error) {
+	ops := make([]ovsdb.Operation, len(qs))
+	for i, q := range qs {
+		ops[i] = q.Op()
+	}
+	res, err := c.Commit(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]ovsdb.Row, len(qs))
+	for i := range qs {
+		out[i] = res[i].Rows
+	}
+	return out, nil
+}
+
+// Decode converts select rows into typed models (T is a model struct type).
+func Decode[T any](c *Client, rows []ovsdb.Row) ([]T, error) {
+	out := make([]T, len(rows))
+	for i := range rows {
+		info, err := c.db.NewModelInfo(any(&out[i]))
+		if err != nil {
+			return nil, err
+		}
+		if err := c.db.Mapper.GetRowData(&rows[i], info); err != nil {
+			return nil, fmt.Errorf("decode %s row: %w", reflect.TypeOf(out[i]).Name(), err)
+		}
+		// The mapper decodes schema columns only; _uuid is not one of them.
+		if u, ok := rows[i]["_uuid"].(ovsdb.UUID); ok {
+			if err := info.SetField("_uuid", u.GoUUID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// Select runs one query and decodes its rows.
+func Select[T any](ctx context.Context, c *Client, where []ovsdb.Condition, columns ...string) ([]T, error) {
+	var zero T
+	table := c.db.FindTable(reflect.TypeOf(&zero))
+	if table == "" {
+		return nil, fmt.Errorf("%T is not a registered OVSDB model", zero)
+	}
+	rs, err := c.Read(ctx, Query{Table: table, Where: where, Columns: columns})
+	if err != nil {
+		return nil, err
+	}
+	return Decode[T](c, rs[0])
+}
+
+// Conditions.
+
+// NameIs matches rows whose name column equals name (Bridge, Port, Interface).
+func NameIs(name string) ovsdb.Condition {
+	return ovsdb.NewCondition("name", ovsdb.ConditionEqual, name)
+}
+
+// UUIDIs matches one row by UUID.
+func UUIDIs(uuid string) ovsdb.Condition {
+	return ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: uuid})
+}
+
+// ExternalIDsInclude matches rows whose external_ids hold all of kv's pairs.
+func ExternalIDsInclude(kv map[string]string) ovsdb.Condition {
+	m, _ := ovsdb.NewOvsMap(kv)
+	return ovsdb.NewCondition("external_ids", ovsdb.ConditionIncludes, m)
+}
+
+// allRows matches every row: mutate/update/delete need a non-empty where.
+func allRows() ovsdb.Condition {
+	return ovsdb.NewCondition("_uuid", ovsdb.ConditionNotEqual, ovsdb.UUID{GoUUID: "00000000-0000-0000-0000-000000000000"})
+}
+
+// Typed reads used across ovsnet.
+
+// GetBridge returns the bridge named name, or nil if there is none.
+func (c *Client) GetBridge(ctx context.Context, name string) (*vswitchd.Bridge, error) {
+	bs, err := Select[vswitchd.Bridge](ctx, c, []ovsdb.Condition{NameIs(name)})
+	if err != nil || len(bs) == 0 {
+		return nil, err
+	}
+	return &bs[0], nil
+}
+
+// BridgeSnapshot is one bridge and the ovsnet interfaces on it, read atomically.
+type BridgeSnapshot struct {
+	Bridge     vswitchd.Bridge
+	Interfaces []vswitchd.Interface
+}
+
+// ReadBridge reads the bridge and ovsnet's interfaces on it in one
+// transaction: only this bridge's rows, and only the columns ovsnet needs.
+func (c *Client) ReadBridge(ctx context.Context, name string) (*BridgeSnapshot, error) {
+	rs, err := c.Read(ctx,
+		Query{Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(name)},
+			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "ports"}},
+		Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{ExternalIDsInclude(map[string]string{KeyBridge: name})},
+			Columns: []string{"_uuid", "name", "type", "ofport", "ofport_request", "external_ids", "link_state", "error"}},
+	)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := Decode[vswitchd.Bridge](c, rs[0])
+	if err != nil || len(bs) == 0 {
+		return nil, err
+	}
+	ifs, err := Decode[vswitchd.Interface](c, rs[1])
+	if err != nil {
+		return nil, err
+	}
+	return &BridgeSnapshot{Bridge: bs[0], Interfaces: ifs}, nil
+}
+
+// FindInterfaces returns the interfaces whose external_ids include kv.
+func (c *Client) FindInterfaces(ctx context.Context, kv map[string]string) ([]vswitchd.Interface, error) {
+	return Select[vswitchd.Interface](ctx, c, []ovsdb.Condition{ExternalIDsInclude(kv)})
+}
+
+// PortOf returns the port holding the interface with the given UUID.
+func (c *Client) PortOf(ctx context.Context, ifaceUUID string) (*vswitchd.Port, error) {
+	set, _ := ovsdb.NewOvsSet([]ovsdb.UUID{{GoUUID: ifaceUUID}})
+	ps, err := Select[vswitchd.Port](ctx, c, []ovsdb.Condition{ovsdb.NewCondition("interfaces", ovsdb.ConditionIncludes, set)})
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	return &ps[0], nil
+}
+
+var _ model.Model = &vswitchd.Bridge{}
+
+// Topology is every bridge, port and interface, read in one transaction.
+// Listing commands (show, del-br) use it; per-port commands never do.
+type Topology struct {
+	Bridges    []vswitchd.Bridge
+	Ports      map[string]vswitchd.Port      // by UUID
+	Interfaces map[string]vswitchd.Interface // by UUID
+}
+
+// ReadAll reads the whole topology.
+func (c *Client) ReadAll(ctx context.Context) (*Topology, error) {
+	rs, err := c.Read(ctx,
+		Query{Table: vswitchd.BridgeTable},
+		Query{Table: vswitchd.PortTable, Columns: []string{"_uuid", "name", "interfaces", "tag", "external_ids"}},
+		Query{Table: vswitchd.InterfaceTable, Columns: []string{"_uuid", "name", "type", "ofport", "ofport_request", "external_ids", "link_state", "error", "mac_in_use", "mtu"}},
+	)
+	if err != nil {
+		return nil, err
+	}
+	t := &Topology{Ports: map[string]vswitchd.Port{}, Interfaces: map[string]vswitchd.Interface{}}
+	if t.Bridges, err = Decode[vswitchd.Bridge](c, rs[0]); err != nil {
+		return nil, err
+	}
+	ps, err := Decode[vswitchd.Port](c, rs[1])
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		t.Ports[p.UUID] = p
+	}
+	is, err := Decode[vswitchd.Interface](c, rs[2])
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range is {
+		t.Interfaces[i.UUID] = i
+	}
+	return t, nil
+}
+
+// BridgeInterfaces returns the interfaces on bridge b, each with its port.
+func (t *Topology) BridgeInterfaces(b *vswitchd.Bridge) (ifs []vswitchd.Interface, ports []vswitchd.Port) {
+	for _, pu := range b.Ports {
+		p, ok := t.Ports[pu]
+		if !ok {
+			continue
+		}
+		for _, iu := range p.Interfaces {
+			if i, ok := t.Interfaces[iu]; ok {
+				ifs, ports = append(ifs, i), append(ports, p)
+			}
+		}
+	}
+	return ifs, ports
+}
+
+// Bridge returns the bridge named name, or nil.
+func (t *Topology) Bridge(name string) *vswitchd.Bridge {
+	for i := range t.Bridges {
+		if t.Bridges[i].Name == name {
+			return &t.Bridges[i]
+		}
+	}
+	return nil
+}
