@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/safchain/ethtool"
@@ -167,27 +168,39 @@ func MoveIn(name, nsPath string) error {
 }
 
 // Configure sets up the link currently named cur inside the netns at nsPath:
-// rename to c.Name, MTU, MAC, addresses, link up, default routes (replacing
-// any existing default), offloads, then gratuitous ARP / unsolicited NA.
+// rename to c.Name, MTU, MAC, addresses, announcements, link up, default
+// routes (replacing any existing default) and offloads.
 func Configure(nsPath, cur string, c Config) error {
-	err := withHandle(nsPath, func(h *netlink.Handle) error {
-		l, err := h.LinkByName(cur)
+	netNS, err := ns.GetNS(nsPath)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	defer netNS.Close()
+	// The whole setup runs on a thread inside the container's netns, so that
+	// netlink, ethtool and /proc/sys all address the container's devices.
+	return netNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(cur)
 		if err != nil {
 			return fmt.Errorf("find %s in %s: %w", cur, nsPath, err)
 		}
 		if cur != c.Name {
-			if err := h.LinkSetName(l, c.Name); err != nil {
+			if err := netlink.LinkSetName(l, c.Name); err != nil {
 				return fmt.Errorf("rename %s to %s: %w", cur, c.Name, err)
 			}
 		}
 		if c.MTU > 0 && l.Attrs().MTU != c.MTU {
-			if err := h.LinkSetMTU(l, c.MTU); err != nil {
+			if err := netlink.LinkSetMTU(l, c.MTU); err != nil {
 				return fmt.Errorf("set MTU %d on %s: %w", c.MTU, c.Name, err)
 			}
 		}
 		if len(c.MAC) > 0 && l.Attrs().HardwareAddr.String() != c.MAC.String() {
-			if err := h.LinkSetHardwareAddr(l, c.MAC); err != nil {
+			if err := netlink.LinkSetHardwareAddr(l, c.MAC); err != nil {
 				return fmt.Errorf("set MAC %s on %s: %w", c.MAC, c.Name, err)
+			}
+		}
+		if c.NoTxOffload {
+			if err := noTxOffload(c.Name); err != nil {
+				return err
 			}
 		}
 		for _, a := range c.Addrs {
@@ -196,11 +209,19 @@ func Configure(nsPath, cur string, c Config) error {
 				// IPAM already guarantees uniqueness; DAD would only delay use.
 				na.Flags = unix.IFA_F_NODAD
 			}
-			if err := h.AddrReplace(l, na); err != nil {
+			if err := netlink.AddrReplace(l, na); err != nil {
 				return fmt.Errorf("add address %s to %s: %w", a, c.Name, err)
 			}
 		}
-		if err := h.LinkSetUp(l); err != nil {
+		// The kernel then sends a gratuitous ARP and an unsolicited neighbour
+		// advertisement when the link comes up, so that peers holding a stale
+		// entry for the address (a container re-attached with a new MAC)
+		// update it at once. Sending them ourselves would need a packet
+		// socket, whose close waits for an RCU grace period (~10 ms).
+		if err := announceOnUp(c.Name, c.Addrs); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
 			return fmt.Errorf("set %s up: %w", c.Name, err)
 		}
 		for _, gw := range c.Gateways {
@@ -209,28 +230,27 @@ func Configure(nsPath, cur string, c Config) error {
 				dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
 			}
 			r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.IP(gw.AsSlice())}
-			if err := h.RouteReplace(r); err != nil {
+			if err := netlink.RouteReplace(r); err != nil {
 				return fmt.Errorf("default route via %s on %s: %w", gw, c.Name, err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	netNS, err := ns.GetNS(nsPath)
-	if err != nil {
-		return err
-	}
-	defer netNS.Close()
-	return netNS.Do(func(ns.NetNS) error {
-		if c.NoTxOffload {
-			if err := noTxOffload(c.Name); err != nil {
-				return err
-			}
+}
+
+// announceOnUp sets arp_notify / ndisc_notify on dev (in the calling
+// thread's netns) for each family it gets an address in.
+func announceOnUp(dev string, addrs []netip.Prefix) error {
+	for _, a := range addrs {
+		p := "/proc/sys/net/ipv4/conf/" + dev + "/arp_notify"
+		if a.Addr().Is6() {
+			p = "/proc/sys/net/ipv6/conf/" + dev + "/ndisc_notify"
 		}
-		return Announce(c.Name, c.Addrs)
-	})
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("enable announcements on %s: %w", dev, err)
+		}
+	}
+	return nil
 }
 
 // noTxOffload turns TX checksum and segmentation offloads off on dev (in the

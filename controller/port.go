@@ -66,6 +66,8 @@ const maxAttempts = 100
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE. On any failure it
 // rolls back everything it did: links, the OVS port, the address.
 func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
+	tr := newTracer()
+	defer tr.done("add-port")
 	if err := CheckIfName("bridge", o.Bridge); err != nil {
 		return nil, err
 	}
@@ -122,6 +124,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr.step("read bridge")
 	if snap == nil {
 		return nil, noBridge(o.Bridge)
 	}
@@ -155,6 +158,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr.step("resolve container")
 	dups, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})
 	if err != nil {
 		return nil, err
@@ -167,6 +171,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	} else if has {
 		return nil, fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", o.Iface, o.Container)
 	}
+	tr.step("check duplicates")
 
 	dp := datapathOf(&snap.Bridge)
 	typ := o.Type
@@ -188,6 +193,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if err := attach.CreateVeth(host, target.Netns, cfg); err != nil {
 			return nil, err
 		}
+		tr.step("create veth")
 	}
 	rollbackLink := func() {
 		if typ == attach.TypeVeth {
@@ -197,6 +203,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 
 	var portUUID string
 	var addrs []netip.Prefix
+	var attempts int
 	for attempt := 0; ; attempt++ {
 		addrs, err = chooseAddresses(requested, auto, subnets, usedAddrs(snap.Interfaces))
 		if err != nil {
@@ -235,6 +242,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		res, err := h.DB.Commit(ctx, ops)
 		if err == nil {
 			portUUID = res[3].UUID.GoUUID // guard (2 ops), interface, port
+			attempts = attempt + 1
 			break
 		}
 		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
@@ -252,6 +260,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		}
 	}
 	cfg.Addrs = addrs
+	tr.step(fmt.Sprintf("commit port (%d tries)", attempts))
 
 	rollback := func(cause error) error {
 		_, err := h.DB.Commit(context.Background(), ovsdb.DeletePorts(o.Bridge, portUUID))
@@ -263,12 +272,14 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	}
 	cur := o.Iface
 	if typ == attach.TypeInternal {
-		wctx, cancel := context.WithTimeout(ctx, LinkTimeout)
-		_, err := attach.WaitLink(wctx, host)
-		cancel()
-		if err != nil {
+		// ovs-vswitchd must finish adding the tap (it sets promiscuous mode,
+		// MTU, ...) while the tap is still in its namespace: a tap moved away
+		// earlier fails the add and is destroyed. Its OpenFlow port number
+		// in OVSDB says the add is done: the one wait on ovs-vswitchd here.
+		if _, err := h.DB.WaitOfport(ctx, host, LinkTimeout); err != nil {
 			return nil, rollback(err)
 		}
+		tr.step("wait for ovs-vswitchd")
 		if err := attach.MoveIn(host, target.Netns); err != nil {
 			return nil, rollback(err)
 		}
@@ -277,6 +288,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if err := attach.Configure(target.Netns, cur, cfg); err != nil {
 		return nil, rollback(fmt.Errorf("configure %s in container %s: %w", o.Iface, o.Container, err))
 	}
+	tr.step("configure in container")
 
 	p := &Port{Bridge: o.Bridge, Container: o.Container, Iface: o.Iface, MAC: mac.String(), MTU: mtu,
 		VLAN: o.VLAN, Type: typ, OVSPort: host, Netns: target.Netns}

@@ -48,6 +48,10 @@ func ParseSubnets(subnets, gateways []string) ([]Subnet, error) {
 		}
 		out = append(out, Subnet{Prefix: p, Gateway: FirstHost(p)})
 	}
+	// IPv4 first, so that the same subnets given in any order store alike.
+	if len(out) == 2 && out[1].Prefix.Addr().Is4() {
+		out[0], out[1] = out[1], out[0]
+	}
 	for _, g := range gateways {
 		a, err := netip.ParseAddr(strings.TrimSpace(g))
 		if err != nil {

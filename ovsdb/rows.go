@@ -2,8 +2,10 @@ package ovsdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
@@ -219,4 +221,35 @@ func (t *Topology) Bridge(name string) *vswitchd.Bridge {
 		}
 	}
 	return nil
+}
+
+// WaitOfport blocks (server-side, no polling) until ovs-vswitchd has added
+// the interface to its datapath and written its OpenFlow port number, then
+// returns it. An interface ovs-vswitchd could not add gets -1 and its error.
+func (c *Client) WaitOfport(ctx context.Context, name string, timeout time.Duration) (int, error) {
+	ms := int(timeout / time.Millisecond)
+	empty, _ := ovsdb.NewOvsSet([]int{})
+	wait := ovsdb.Operation{Op: ovsdb.OperationWait, Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)},
+		Columns: []string{"ofport"}, Until: string(ovsdb.WaitConditionNotEqual), Rows: []ovsdb.Row{{"ofport": empty}}, Timeout: &ms}
+	get := Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: []string{"name", "ofport", "error"}}.Op()
+	res, err := c.Commit(ctx, []ovsdb.Operation{wait, get})
+	if errors.Is(err, ErrConflict) {
+		return 0, fmt.Errorf("ovs-vswitchd did not add interface %s within %s: is ovs-vswitchd running? (ovs-appctl version)", name, timeout)
+	}
+	if err != nil {
+		return 0, err
+	}
+	ifs, err := Decode[vswitchd.Interface](c, res[1].Rows)
+	if err != nil || len(ifs) == 0 {
+		return 0, fmt.Errorf("interface %s vanished while waiting for ovs-vswitchd: %v", name, err)
+	}
+	i := ifs[0]
+	if i.Ofport == nil || *i.Ofport <= 0 {
+		msg := "unknown error"
+		if i.Error != nil {
+			msg = *i.Error
+		}
+		return 0, fmt.Errorf("ovs-vswitchd could not add interface %s: %s", name, msg)
+	}
+	return *i.Ofport, nil
 }
