@@ -306,3 +306,25 @@ func LinkState(path, name string) (string, error) {
 	})
 	return st, err
 }
+
+// DeleteInternal removes an internal port's device from the container's
+// netns. ovs-vswitchd removes it too once its row is gone, but in its own
+// time; deleting it here makes detaching synchronous. Missing is fine.
+func DeleteInternal(nsPath, name string) error {
+	if !isNetns(nsPath) {
+		return nil // the container is gone, and its devices with it
+	}
+	return withHandle(nsPath, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return nil
+		}
+		if t := l.Type(); t != "tuntap" && t != "openvswitch" {
+			return nil // not an OVS internal port: not ours to remove
+		}
+		if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("delete %s in %s: %w", name, nsPath, err)
+		}
+		return nil
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,14 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		}
 		want[ovsdb.KeySubnet], want[ovsdb.KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
 	}
+	// Settings the user gave, compared with an existing bridge's. A gateway
+	// derived from a subnet differs only when the subnet does.
+	given := map[string]string{}
+	for k, v := range want {
+		if k != ovsdb.KeyPortGW || len(o.Gateways) > 0 {
+			given[k] = v
+		}
+	}
 	if o.MTU > 0 {
 		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
 	}
@@ -78,9 +87,9 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	}
 	if br != nil {
 		var diffs []string
-		for _, k := range sortedKeys(want) {
-			if have := br.ExternalIDs[k]; have != want[k] && !(have == "" && defaultSetting(k) == want[k]) {
-				diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, want[k]))
+		for _, k := range sortedKeys(given) {
+			if have := br.ExternalIDs[k]; have != given[k] && !(have == "" && defaultSetting(k) == given[k]) {
+				diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, given[k]))
 			}
 		}
 		if o.Datapath != "" && datapathOf(br) != o.Datapath {
@@ -149,6 +158,17 @@ func (h *Host) reconcileBridge(ctx context.Context, name string, ext map[string]
 		}
 		did = append(did, fmt.Sprintf("set MTU %d on %s", mtu, name))
 	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(l); err != nil {
+			return did, fmt.Errorf("set bridge %s up: %w", name, err)
+		}
+		did = append(did, fmt.Sprintf("set %s up", name))
+	}
+	// IPv6 addresses vanish whenever a device goes down (ovs-vswitchd may
+	// toggle its taps) unless keep_addr_on_down is set on it.
+	if len(subnets) > 0 {
+		os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/keep_addr_on_down", []byte("1"), 0o644)
+	}
 	have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
 		return did, err
@@ -172,12 +192,6 @@ func (h *Host) reconcileBridge(ctx context.Context, name string, ext map[string]
 			return did, fmt.Errorf("add gateway %s to bridge %s: %w", gw, name, err)
 		}
 		did = append(did, fmt.Sprintf("added gateway %s to %s", gw, name))
-	}
-	if l.Attrs().Flags&net.FlagUp == 0 {
-		if err := netlink.LinkSetUp(l); err != nil {
-			return did, fmt.Errorf("set bridge %s up: %w", name, err)
-		}
-		did = append(did, fmt.Sprintf("set %s up", name))
 	}
 	return did, nil
 }
@@ -206,17 +220,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
-	// Rows are gone; now the container veths whose host ends were on it,
-	// ovs-docker's included. Internal ports vanish with their rows
-	// (ovs-vswitchd closes their taps).
+	// Rows are gone; now the containers' devices, ovs-docker's veths included.
 	ifs, _ := topo.BridgeInterfaces(br)
-	var errs []error
-	for _, i := range ifs {
-		if i.Type == "" && i.ExternalIDs[ovsdb.KeyContainerID] != "" {
-			if err := attach.DeleteLink(i.Name); err != nil {
-				errs = append(errs, fmt.Errorf("delete veth %s: %w", i.Name, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return removeLinks(ifs)
 }

@@ -439,11 +439,25 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	if _, err := h.DB.Commit(ctx, ovsdb.DeletePorts(bridge, uuids...)); err != nil {
 		return err
 	}
+	return removeLinks(ifs)
+}
+
+// removeLinks deletes the devices of detached container interfaces: veth host
+// ends (which take the container ends with them) and internal ports.
+func removeLinks(ifs []vswitchd.Interface) error {
 	var errs []error
 	for _, i := range ifs {
-		if i.Type == "" {
+		e := i.ExternalIDs
+		switch {
+		case e[ovsdb.KeyContainerID] == "":
+			continue
+		case i.Type == "":
 			if err := attach.DeleteLink(i.Name); err != nil {
 				errs = append(errs, fmt.Errorf("delete veth %s: %w", i.Name, err))
+			}
+		case i.Type == "internal" && e[ovsdb.KeyNetns] != "":
+			if err := attach.DeleteInternal(e[ovsdb.KeyNetns], e[ovsdb.KeyContainerIface]); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// hostPorts lists the links ovsnet made in the sandbox host (veth host ends
+// and internal ports still in the host: "on" + hash).
+func (e *env) hostPorts() []string {
+	var out []string
+	for _, l := range links(e.t, e.sb.Netns) {
+		if strings.HasPrefix(l, "on") && len(l) == 14 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (e *env) vsctlList(args ...string) string {
+	e.t.Helper()
+	out, err := e.sb.Vsctl(args...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// del-port, del-ports and del-br leave no veth, port, row or address.
+func TestDeleteLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	c1, c2, c3 := e.container(), e.container(), e.container()
+	e.must("add-br", "br0", "--subnet", "10.55.0.0/24")
+	e.must("add-port", "br0", "eth1", c1, "--ip", "--type", "veth")
+	e.must("add-port", "br0", "eth1", c2, "--ip", "--type", "internal")
+	e.must("add-port", "br0", "eth1", c3, "--ip", "--type", "veth")
+	e.must("add-port", "br0", "eth2", c3, "--ip", "--type", "internal")
+	if n := len(e.hostPorts()); n != 2 {
+		t.Fatalf("want 2 veth host ends in the host, got %v", e.hostPorts())
+	}
+
+	e.must("del-port", "br0", "eth1", c1)
+	if l := links(t, c1); strings.Join(l, " ") != "lo" {
+		t.Fatalf("%s still has %v", c1, l)
+	}
+	e.fails("failed to find any attached port", "del-port", "br0", "eth1", c1)
+
+	out := e.must("del-ports", "br0", c3)
+	if !strings.Contains(out, "detached 2 interface(s)") {
+		t.Fatalf("del-ports: %q", out)
+	}
+	if l := links(t, c3); strings.Join(l, " ") != "lo" {
+		t.Fatalf("%s still has %v", c3, l)
+	}
+	if hp := e.hostPorts(); len(hp) != 0 {
+		t.Fatalf("veths left in the host: %v", hp)
+	}
+	// The freed address is the lowest free one again.
+	var p portJSON
+	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c1, "--ip", "-o", "json")), &p)
+	if strings.Join(p.Addresses, "") != "10.55.0.2/24" {
+		t.Fatalf("freed address not reused: %v", p.Addresses)
+	}
+
+	e.must("del-br", "br0")
+	for _, c := range []string{c1, c2, c3} {
+		if l := links(t, c); strings.Join(l, " ") != "lo" {
+			t.Fatalf("after del-br %s still has %v", c, l)
+		}
+	}
+	if hp := e.hostPorts(); len(hp) != 0 {
+		t.Fatalf("veths left in the host after del-br: %v", hp)
+	}
+	for _, tbl := range []string{"Bridge", "Port", "Interface"} {
+		if rows := e.vsctlList("--columns=name", "--format=csv", "--no-headings", "list", tbl); rows != "" {
+			t.Fatalf("%s rows left: %q", tbl, rows)
+		}
+	}
+	for _, l := range links(t, e.sb.Netns) {
+		if l == "br0" {
+			t.Fatal("bridge device left")
+		}
+	}
+	if out := e.must("show"); !strings.Contains(out, "no bridges") {
+		t.Fatalf("show after del-br: %q", out)
+	}
+}
+
+// A re-attached address announces its new MAC: the host's neighbour entry
+// for it changes without any traffic from the host.
+func TestGratuitousARP(t *testing.T) {
+	e := newEnv(t)
+	c1, c2 := e.container(), e.container()
+	e.must("add-br", "br0", "--subnet", "10.44.0.0/24")
+	e.must("add-port", "br0", "eth1", c1, "--ipaddress=10.44.0.2/24", "--macaddress=02:00:00:00:44:01")
+	ping(t, e.sb.Netns, "10.44.0.2")
+	if n := run(t, "ip", "-n", e.sb.Netns, "neigh", "show", "10.44.0.2"); !strings.Contains(n, "02:00:00:00:44:01") {
+		t.Fatalf("neighbour entry: %q", n)
+	}
+	e.must("del-port", "br0", "eth1", c1)
+	e.must("add-port", "br0", "eth1", c2, "--ipaddress=10.44.0.2/24", "--macaddress=02:00:00:00:44:02")
+	if n := run(t, "ip", "-n", e.sb.Netns, "neigh", "show", "10.44.0.2"); !strings.Contains(n, "02:00:00:00:44:02") {
+		t.Fatalf("neighbour entry not updated by gratuitous ARP: %q", n)
+	}
+}
+
+// reconcile restores gateway addresses and links, and a second run changes nothing.
+func TestReconcile(t *testing.T) {
+	e := newEnv(t)
+	c1 := e.container()
+	e.must("add-br", "br0", "--subnet", "10.33.0.0/24", "--subnet", "fd33::/64", "--mtu", "1400")
+	e.must("add-port", "br0", "eth1", c1, "--ip", "--type", "veth")
+	if out := e.must("reconcile"); strings.TrimSpace(out) != "nothing to change" {
+		t.Fatalf("fresh state needs changes: %q", out)
+	}
+	var p portJSON
+	json.Unmarshal([]byte(e.must("show", "-o", "json")), &[]struct {
+		Containers []*portJSON `json:"containers"`
+	}{{Containers: []*portJSON{&p}}})
+	run(t, "ip", "-n", e.sb.Netns, "addr", "flush", "dev", "br0")
+	run(t, "ip", "-n", e.sb.Netns, "link", "set", "br0", "down")
+	run(t, "ip", "-n", e.sb.Netns, "link", "set", p.OVSPort, "down")
+	noPing(t, c1, "10.33.0.1")
+	out := e.must("reconcile")
+	for _, want := range []string{"added gateway 10.33.0.1/24 to br0", "added gateway fd33::1/64 to br0", "set br0 up", "set " + p.OVSPort + " up"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("reconcile output lacks %q: %q", want, out)
+		}
+	}
+	ping(t, c1, "10.33.0.1")
+	if out := e.must("reconcile"); strings.TrimSpace(out) != "nothing to change" {
+		t.Fatalf("second reconcile changed: %q", out)
+	}
+	if l := run(t, "ip", "-n", e.sb.Netns, "-o", "link", "show", "br0"); !strings.Contains(l, "mtu 1400") {
+		t.Fatalf("bridge MTU: %s", l)
+	}
+}
