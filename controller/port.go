@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -135,22 +136,27 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if auto && len(subnets) == 0 {
 		return nil, fmt.Errorf("--ip without an address needs a subnet on bridge %s: give --ip=ADDR/PLEN, or recreate the bridge with --subnet", o.Bridge)
 	}
-	if gateway.IsValid() {
-		ok := false
-		for _, r := range requested {
-			ok = ok || r.Addr().Is4() == gateway.Is4()
+	// Reject a bad explicit address or gateway before touching anything.
+	var onLink []netip.Prefix
+	for _, r := range requested {
+		p, err := ipam.Validate(r, subnets, usedAddrs(snap.Interfaces))
+		if err != nil {
+			return nil, err
 		}
+		onLink = append(onLink, p.Masked())
+	}
+	if auto {
 		for _, s := range subnets {
-			ok = ok || (auto && s.Prefix.Addr().Is4() == gateway.Is4())
-		}
-		if !ok {
-			return nil, fmt.Errorf("gateway %s: the interface gets no %s address to reach it", gateway, ipam.Family(gateway))
+			onLink = append(onLink, s.Prefix)
 		}
 	}
-	// Reject a bad explicit address before touching anything.
-	for _, r := range requested {
-		if _, err := ipam.Validate(r, subnets, usedAddrs(snap.Interfaces)); err != nil {
-			return nil, err
+	if gateway.IsValid() {
+		ok := false
+		for _, p := range onLink {
+			ok = ok || p.Contains(gateway)
+		}
+		if !ok {
+			return nil, fmt.Errorf("gateway %s is not on the interface's %s subnet: give a gateway inside it", gateway, ipam.Family(gateway))
 		}
 	}
 
@@ -185,10 +191,17 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	host := attach.HostName(o.Bridge, o.Container, o.Iface)
 	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: typ == attach.TypeVeth && dp == DatapathNetdev}
 
+	if taken, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(host)}, "name"); err != nil {
+		return nil, err
+	} else if len(taken) > 0 {
+		return nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", host, o.Container, o.Iface, host)
+	}
+
 	// A veth exists before its OVS row, so ovs-vswitchd finds the device
 	// when it reads the row and no wait on it is needed.
 	if typ == attach.TypeVeth {
-		// A leftover of an interrupted attach has this name and no row.
+		// A link of this name with no row (checked above) is the leftover
+		// of an interrupted attach.
 		attach.DeleteLink(host)
 		if err := attach.CreateVeth(host, target.Netns, cfg); err != nil {
 			return nil, err

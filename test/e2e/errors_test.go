@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/ovsnet/ovsnet/attach"
 )
 
 // Every bad input gets one clear error line, a non-zero exit, and changes
@@ -91,4 +93,38 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if a := strings.Join(addrs(t, c2), " "); a != "eth1 192.0.2.10/24 lo 127.0.0.1/8 lo ::1/128" {
 		t.Fatalf("addresses in %s: %q", c2, a)
 	}
+}
+
+// A failure after links and rows were made rolls all of it back.
+func TestRollback(t *testing.T) {
+	e := newEnv(t)
+	c1 := e.container()
+	e.must("add-br", "br0", "--subnet", "10.89.0.0/24")
+	before := e.state(c1)
+	// A tap's MTU tops out at 65521: the internal port is made, moved into
+	// the container, then configuring it fails.
+	e.fails("set MTU 65535 on eth1", "add-port", "br0", "eth1", c1, "--ip", "--type", "internal", "--mtu", "65535")
+	if after := e.state(c1); after != before {
+		t.Fatalf("internal port not rolled back:\nbefore: %s\nafter:  %s", before, after)
+	}
+	// IPv6 is off in the container: the veth is made, adding its IPv6
+	// address fails, and the veth and the OVS port go away.
+	e.must("add-br", "br6", "--subnet", "10.90.0.0/24", "--subnet", "fd90::/64")
+	run(t, "ip", "netns", "exec", c1, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	before = e.state(c1)
+	e.fails("add address fd90::2/64 to eth1", "add-port", "br6", "eth1", c1, "--ip", "--type", "veth")
+	if after := e.state(c1); after != before {
+		t.Fatalf("veth not rolled back:\nbefore: %s\nafter:  %s", before, after)
+	}
+	// A port of the same name made by hand is left alone.
+	host := attach.HostName("br0", c1, "eth1")
+	if _, err := e.sb.Vsctl("add-port", "br0", host, "--", "set", "interface", host, "type=internal"); err != nil {
+		t.Fatal(err)
+	}
+	before = e.state(c1)
+	e.fails("OVS port "+host+" already exists but is not "+c1+":eth1's", "add-port", "br0", "eth1", c1, "--ip", "--type", "veth")
+	if after := e.state(c1); after != before {
+		t.Fatalf("state changed:\nbefore: %s\nafter:  %s", before, after)
+	}
+	e.fails("gateway 10.1.1.1 is not on the interface's IPv4 subnet", "add-port", "br0", "eth1", c1, "--ip", "--gateway", "10.1.1.1")
 }

@@ -78,9 +78,20 @@ func DelNetns(name string) error {
 	return err
 }
 
-// Start creates the namespace name and starts OVS in it. Dir is created
-// under base (os.TempDir() if empty).
-func Start(name, base string) (*Sandbox, error) {
+// Options tune a sandbox.
+type Options struct {
+	// NoUserspaceTSO leaves other_config:userspace-tso-enable unset. By
+	// default a sandbox enables it, as a tuned userspace-datapath host
+	// would: it lifts TCP between internal ports from ~0.9 to ~11 Gbit/s here.
+	NoUserspaceTSO bool
+}
+
+// Start creates the namespace name and starts OVS in it with default
+// options. Dir is created under base (os.TempDir() if empty).
+func Start(name, base string) (*Sandbox, error) { return StartWith(name, base, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(name, base string, o Options) (*Sandbox, error) {
 	if _, err := exec.LookPath("ovs-vswitchd"); err != nil {
 		return nil, fmt.Errorf("ovs-vswitchd not installed: apt-get install openvswitch-switch")
 	}
@@ -93,14 +104,14 @@ func Start(name, base string) (*Sandbox, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := s.start(); err != nil {
+	if err := s.start(o); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Sandbox) start() error {
+func (s *Sandbox) start(o Options) error {
 	db := filepath.Join(s.Dir, "conf.db")
 	if _, err := output(exec.Command("ovsdb-tool", "create", db, Schema)); err != nil {
 		return err
@@ -112,6 +123,12 @@ func (s *Sandbox) start() error {
 	}
 	if _, err := s.Vsctl("--no-wait", "init"); err != nil {
 		return err
+	}
+	if !o.NoUserspaceTSO {
+		// Read by ovs-vswitchd at start only.
+		if _, err := s.Vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"); err != nil {
+			return err
+		}
 	}
 	return s.StartVswitchd()
 }

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/controller"
+)
+
+func TestNormalizeArgs(t *testing.T) {
+	got := strings.Join(normalizeArgs([]string{"add-port", "br", "--ip", "10.0.0.2/24", "eth1", "c1", "--ip", "--mtu", "1400"}), " ")
+	if got != "add-port br --ip=10.0.0.2/24 eth1 c1 --ip --mtu 1400" {
+		t.Fatalf("%s", got)
+	}
+	if got := strings.Join(normalizeArgs([]string{"add-port", "br", "eth1", "c1", "--ip"}), " "); got != "add-port br eth1 c1 --ip" {
+		t.Fatalf("%s", got)
+	}
+}
+
+func TestRenderTree(t *testing.T) {
+	out := renderTree([]controller.Bridge{{Name: "ovs-br1", Datapath: "netdev", Ovsnet: true, ICC: true,
+		Subnets: []string{"173.16.1.0/24"}, Gateways: []string{"173.16.1.1"},
+		Ports: []controller.Port{
+			{Container: "c1", Iface: "eth1", Addresses: []string{"173.16.1.2/24"}, MAC: "02:00:00:00:00:01", OVSPort: "on1", Ofport: 1, Type: "internal", State: "up"},
+			{Container: "c2", Iface: "eth1", MAC: "02:00:00:00:00:02", OVSPort: "on2", VLAN: 5, Type: "veth", State: "down"},
+		}}})
+	want := `ovs-br1 (datapath netdev, subnet 173.16.1.0/24 via 173.16.1.1, icc on, nat off)
+├── c1 eth1: 173.16.1.2/24, mac 02:00:00:00:00:01, port on1 (ofport 1), internal, up
+└── c2 eth1: no address, mac 02:00:00:00:00:02, vlan 5, port on2, veth, down`
+	if out != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+	if !strings.Contains(renderTree(nil), "no bridges") {
+		t.Fatal("empty")
+	}
+}
