@@ -106,7 +106,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if dp == "" {
 		dp = DetectDatapath()
 	}
-	ext := map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyGen: "0",
+	ext := map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyGen: "0", ovsdb.KeyNextOfport: "1",
 		ovsdb.KeyICC: "true", ovsdb.KeyNAT: "true"}
 	for k, v := range want {
 		ext[k] = v

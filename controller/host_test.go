@@ -72,16 +72,9 @@ func TestNextOfport(t *testing.T) {
 	}
 }
 
-func TestChooseAddresses(t *testing.T) {
+func TestGatewaysFor(t *testing.T) {
 	subs, _ := ipam.ParseSubnets([]string{"10.0.0.0/24", "fd00::/64"}, nil)
-	used := map[netip.Addr]string{netip.MustParseAddr("10.0.0.2"): "c1/eth1"}
-	got, err := chooseAddresses([]netip.Prefix{netip.MustParsePrefix("fd00::9/64")}, true, subs, used)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || got[0].String() != "fd00::9/64" || got[1].String() != "10.0.0.3/24" {
-		t.Fatalf("explicit v6 plus auto v4: %v", got)
-	}
+	got := []netip.Prefix{netip.MustParsePrefix("fd00::9/64"), netip.MustParsePrefix("10.0.0.3/24")}
 	gws := gatewaysFor(got, subs, netip.Addr{})
 	if len(gws) != 2 || gws[0].String() != "fd00::1" || gws[1].String() != "10.0.0.1" {
 		t.Fatalf("gateways: %v", gws)
@@ -90,8 +83,24 @@ func TestChooseAddresses(t *testing.T) {
 	if gws[1].String() != "10.0.0.254" {
 		t.Fatalf("explicit gateway: %v", gws)
 	}
-	if _, err := chooseAddresses([]netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}, false, subs, used); err == nil {
-		t.Fatal("taken address accepted")
+	if gws := gatewaysFor([]netip.Prefix{netip.MustParsePrefix("192.0.2.5/24")}, subs, netip.Addr{}); len(gws) != 0 {
+		t.Fatalf("address outside the bridge's subnets got gateway %v", gws)
+	}
+}
+
+func TestLowerHints(t *testing.T) {
+	ext := map[string]string{ovsdb.KeyHintIPv4: "10.0.0.9", ovsdb.KeyHintIPv6: "fd00::3"}
+	set := lowerHints(ext, []netip.Addr{netip.MustParseAddr("10.0.0.12"), netip.MustParseAddr("10.0.0.5"),
+		netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("fd00::2")})
+	if set[ovsdb.KeyHintIPv4] != "10.0.0.5" || set[ovsdb.KeyHintIPv6] != "fd00::2" || len(set) != 2 {
+		t.Fatalf("%v", set)
+	}
+	// Freeing above the hint changes nothing; no hint stays no hint.
+	if set := lowerHints(ext, []netip.Addr{netip.MustParseAddr("10.0.0.20")}); len(set) != 0 {
+		t.Fatalf("%v", set)
+	}
+	if set := lowerHints(map[string]string{}, []netip.Addr{netip.MustParseAddr("10.0.0.1")}); len(set) != 0 {
+		t.Fatalf("%v", set)
 	}
 }
 

@@ -121,15 +121,29 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		requested = append(requested, p)
 	}
 
-	snap, err := h.DB.ReadBridge(ctx, o.Bridge)
+	// One read: the bridge, an existing attach of this container interface,
+	// and a port already holding the name ovsnet would use.
+	host := attach.HostName(o.Bridge, o.Container, o.Iface)
+	rs, err := h.DB.Read(ctx,
+		ovsdb.Query{Table: vswitchd.BridgeTable, Where: []ovsdbops.Condition{ovsdb.NameIs(o.Bridge)},
+			Columns: []string{"_uuid", "name", "datapath_type", "external_ids"}},
+		ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
+			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})}},
+		ovsdb.Query{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(host)}, Columns: []string{"name"}},
+	)
 	if err != nil {
 		return nil, err
 	}
 	tr.step("read bridge")
-	if snap == nil {
+	brs, err := ovsdb.Decode[vswitchd.Bridge](h.DB, rs[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(brs) == 0 {
 		return nil, noBridge(o.Bridge)
 	}
-	subnets, err := bridgeSubnets(snap.Bridge.ExternalIDs)
+	br := &brs[0]
+	subnets, err := bridgeSubnets(br.ExternalIDs)
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: bad stored settings: %w", o.Bridge, err)
 	}
@@ -139,7 +153,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	// Reject a bad explicit address or gateway before touching anything.
 	var onLink []netip.Prefix
 	for _, r := range requested {
-		p, err := ipam.Validate(r, subnets, usedAddrs(snap.Interfaces))
+		p, err := ipam.Validate(r, subnets, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -159,43 +173,43 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 			return nil, fmt.Errorf("gateway %s is not on the interface's %s subnet: give a gateway inside it", gateway, ipam.Family(gateway))
 		}
 	}
+	if len(rs[1]) > 0 {
+		return nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %v): remove it with `ovsnet del-port BRIDGE %s %s`", o.Container, o.Iface, rs[1][0]["name"], o.Iface, o.Container)
+	}
+	if len(rs[2]) > 0 {
+		return nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", host, o.Container, o.Iface, host)
+	}
 
 	target, err := attach.Resolve(ctx, o.Container)
 	if err != nil {
 		return nil, err
 	}
 	tr.step("resolve container")
-	dups, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})
-	if err != nil {
-		return nil, err
-	}
-	if len(dups) > 0 {
-		return nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %s): remove it with `ovsnet del-port BRIDGE %s %s`", o.Container, o.Iface, dups[0].Name, o.Iface, o.Container)
-	}
 	if has, err := attach.HasLink(target.Netns, o.Iface); err != nil {
 		return nil, fmt.Errorf("container %s: %w", o.Container, err)
 	} else if has {
 		return nil, fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", o.Iface, o.Container)
 	}
-	tr.step("check duplicates")
+	tr.step("check container")
 
-	dp := datapathOf(&snap.Bridge)
+	// Addresses and port number before any link exists, so that a taken
+	// address or a full subnet changes nothing.
+	cl, err := h.allocate(ctx, br, subnets, requested, auto)
+	if err != nil {
+		return nil, err
+	}
+	tr.step("allocate")
+
+	dp := datapathOf(br)
 	typ := o.Type
 	if typ == "" {
 		typ = DefaultType(dp)
 	}
 	mtu := o.MTU
 	if mtu == 0 {
-		mtu = atoi(snap.Bridge.ExternalIDs[ovsdb.KeyMTU])
+		mtu = atoi(br.ExternalIDs[ovsdb.KeyMTU])
 	}
-	host := attach.HostName(o.Bridge, o.Container, o.Iface)
 	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: typ == attach.TypeVeth && dp == DatapathNetdev}
-
-	if taken, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(host)}, "name"); err != nil {
-		return nil, err
-	} else if len(taken) > 0 {
-		return nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", host, o.Container, o.Iface, host)
-	}
 
 	// A veth exists before its OVS row, so ovs-vswitchd finds the device
 	// when it reads the row and no wait on it is needed.
@@ -215,25 +229,15 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	}
 
 	var portUUID string
-	var addrs []netip.Prefix
 	var attempts int
 	for attempt := 0; ; attempt++ {
-		addrs, err = chooseAddresses(requested, auto, subnets, usedAddrs(snap.Interfaces))
-		if err != nil {
-			rollbackLink()
-			return nil, err
-		}
 		ext := map[string]string{
 			ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface,
 			ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: o.Bridge,
 			ovsdb.KeyMAC: mac.String(), ovsdb.KeyNetns: target.Netns, ovsdb.KeyType: typ,
 		}
-		for _, a := range addrs {
-			k := ovsdb.KeyIPv4
-			if a.Addr().Is6() {
-				k = ovsdb.KeyIPv6
-			}
-			ext[k] = a.String()
+		for _, a := range cl.addrs {
+			ext[addrKey(a.Addr())] = a.String()
 		}
 		if mtu > 0 {
 			ext[ovsdb.KeyMTU] = strconv.Itoa(mtu)
@@ -242,8 +246,8 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if typ == attach.TypeInternal {
 			ptype = "internal"
 		}
-		spec := ovsdb.PortSpec{Name: host, Type: ptype, OfportRequest: nextOfport(snap.Interfaces), VLAN: o.VLAN, MTU: mtu, ExternalIDs: ext}
-		cfg.Gateways = gatewaysFor(addrs, subnets, gateway)
+		spec := ovsdb.PortSpec{Name: host, Type: ptype, OfportRequest: cl.ofport, VLAN: o.VLAN, MTU: mtu, ExternalIDs: ext}
+		cfg.Gateways = gatewaysFor(cl.addrs, subnets, gateway)
 		var gws []string
 		for _, g := range cfg.Gateways {
 			gws = append(gws, g.String())
@@ -251,7 +255,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if len(gws) > 0 {
 			ext[ovsdb.KeyPortGW] = strings.Join(gws, ",")
 		}
-		ops := append(ovsdb.GuardBridge(o.Bridge, snap.Bridge.ExternalIDs), ovsdb.AddPorts(o.Bridge, spec)...)
+		ops := append(ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, cl.set), ovsdb.AddPorts(o.Bridge, spec)...)
 		res, err := h.DB.Commit(ctx, ops)
 		if err == nil {
 			portUUID = res[3].UUID.GoUUID // guard (2 ops), interface, port
@@ -265,18 +269,28 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 			}
 			return nil, fmt.Errorf("attach %s to %s: %w", o.Container, o.Bridge, err)
 		}
-		// Another attach committed first: re-read and retry with jitter.
+		// Another writer changed the bridge first: re-read and retry with jitter.
 		time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
-		if snap, err = h.DB.ReadBridge(ctx, o.Bridge); err != nil || snap == nil {
+		if br, err = h.DB.GetBridge(ctx, o.Bridge); err == nil && br == nil {
+			err = noBridge(o.Bridge)
+		}
+		if err == nil {
+			cl, err = h.allocate(ctx, br, subnets, requested, auto)
+		}
+		if err != nil {
 			rollbackLink()
-			return nil, fmt.Errorf("re-read bridge %s: %v", o.Bridge, err)
+			return nil, err
 		}
 	}
-	cfg.Addrs = addrs
+	cfg.Addrs = cl.addrs
 	tr.step(fmt.Sprintf("commit port (%d tries)", attempts))
 
 	rollback := func(cause error) error {
-		_, err := h.DB.Commit(context.Background(), ovsdb.DeletePorts(o.Bridge, portUUID))
+		var freed []netip.Addr
+		for _, a := range cl.addrs {
+			freed = append(freed, a.Addr())
+		}
+		err := h.removePorts(context.Background(), o.Bridge, []string{portUUID}, freed)
 		rollbackLink()
 		if err != nil {
 			return fmt.Errorf("%w (and rolling back port %s failed: %v)", cause, host, err)
@@ -305,44 +319,13 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 
 	p := &Port{Bridge: o.Bridge, Container: o.Container, Iface: o.Iface, MAC: mac.String(), MTU: mtu,
 		VLAN: o.VLAN, Type: typ, OVSPort: host, Netns: target.Netns}
-	for _, a := range addrs {
+	for _, a := range cl.addrs {
 		p.Addresses = append(p.Addresses, a.String())
 	}
 	for _, g := range cfg.Gateways {
 		p.Gateways = append(p.Gateways, g.String())
 	}
 	return p, nil
-}
-
-// chooseAddresses validates the explicit addresses and allocates one for each
-// remaining family of the bridge when auto is set.
-func chooseAddresses(requested []netip.Prefix, auto bool, subnets []ipam.Subnet, used map[netip.Addr]string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, r := range requested {
-		p, err := ipam.Validate(r, subnets, used)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	if !auto {
-		return out, nil
-	}
-	for _, s := range subnets {
-		given := false
-		for _, p := range out {
-			given = given || p.Addr().Is4() == s.Prefix.Addr().Is4()
-		}
-		if given {
-			continue
-		}
-		p, err := ipam.Allocate(s, used)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // gatewaysFor picks the default gateway of each family the interface has an
@@ -398,18 +381,14 @@ func (h *Host) containerPorts(ctx context.Context, bridge, container, iface stri
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	onBridge := map[string]bool{}
-	for _, p := range br.Ports {
-		onBridge[p] = true
-	}
 	var outI []vswitchd.Interface
 	var outP []vswitchd.Port
 	for _, i := range ifs {
-		p, err := h.DB.PortOf(ctx, i.UUID)
+		p, err := h.DB.PortOn(ctx, bridge, i.UUID)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if p != nil && onBridge[p.UUID] {
+		if p != nil {
 			outI, outP = append(outI, i), append(outP, *p)
 		}
 	}
@@ -449,10 +428,39 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	for _, p := range ports {
 		uuids = append(uuids, p.UUID)
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.DeletePorts(bridge, uuids...)); err != nil {
+	var freed []netip.Addr
+	for _, i := range ifs {
+		for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
+			if p, err := netip.ParsePrefix(i.ExternalIDs[k]); err == nil {
+				freed = append(freed, p.Addr())
+			}
+		}
+	}
+	if err := h.removePorts(ctx, bridge, uuids, freed); err != nil {
 		return err
 	}
 	return removeLinks(ifs)
+}
+
+// removePorts deletes ports from the bridge and lowers its address hints
+// below the freed addresses, guarded like an attach so that it cannot race
+// with an allocation.
+func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, freed []netip.Addr) error {
+	for attempt := 0; ; attempt++ {
+		br, err := h.DB.GetBridge(ctx, bridge)
+		if err != nil {
+			return err
+		}
+		if br == nil {
+			return noBridge(bridge)
+		}
+		ops := append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(br.ExternalIDs, freed)), ovsdb.DeletePorts(bridge, uuids...)...)
+		_, err = h.DB.Commit(ctx, ops)
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+			return err
+		}
+		time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
+	}
 }
 
 // removeLinks deletes the devices of detached container interfaces: veth host

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // Reconcile converges everything derived from the intent in OVSDB: for
@@ -32,6 +35,11 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 			errs = append(errs, err)
 		}
 		ifs, _ := topo.BridgeInterfaces(b)
+		d, err = h.reconcileAlloc(ctx, b, ifs)
+		did = append(did, d...)
+		if err != nil {
+			errs = append(errs, err)
+		}
 		for _, ifc := range ifs {
 			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
 				continue
@@ -53,4 +61,39 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 		}
 	}
 	return did, notes, errors.Join(errs...)
+}
+
+// reconcileAlloc repairs a bridge's allocation state after ports were
+// removed behind ovsnet's back (ovs-vsctl del-port): address hints above a
+// free address are lowered. (A stale port counter needs no repair: attaches
+// probe the numbers they take.)
+func (h *Host) reconcileAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface) ([]string, error) {
+	subnets, err := bridgeSubnets(b.ExternalIDs)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]string{}
+	var did []string
+	used := usedAddrs(ifs)
+	for _, s := range subnets {
+		low, err := ipam.Allocate(s, used)
+		if err != nil {
+			continue // full: no hint can be wrong
+		}
+		k := hintKey(low.Addr())
+		if hint, err := netip.ParseAddr(b.ExternalIDs[k]); err == nil && low.Addr().Less(hint) {
+			set[k] = low.Addr().String()
+			did = append(did, fmt.Sprintf("lowered %s's %s hint to free address %s", b.Name, ipam.Family(low.Addr()), low.Addr()))
+		}
+	}
+	if len(set) == 0 {
+		return nil, nil
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.GuardBridge(b.Name, b.ExternalIDs, set)); err != nil {
+		if errors.Is(err, ovsdb.ErrConflict) {
+			return nil, fmt.Errorf("bridge %s changed while reconciling: run reconcile again", b.Name)
+		}
+		return nil, err
+	}
+	return did, nil
 }

@@ -169,3 +169,26 @@ func Allocate(s Subnet, used map[netip.Addr]string) (netip.Prefix, error) {
 	}
 	return netip.Prefix{}, fmt.Errorf("%w: no free address left in %s", ErrExhausted, s.Prefix)
 }
+
+// Candidates returns up to n host addresses of s in ascending order,
+// starting at from (or the first host address if from is lower or invalid),
+// skipping the gateway and skip. An empty result means the subnet has no
+// address left at or above from.
+func Candidates(s Subnet, from netip.Addr, n int, skip map[netip.Addr]bool) []netip.Addr {
+	a := FirstHost(s.Prefix)
+	if from.IsValid() && from.Is4() == a.Is4() && s.Prefix.Contains(from) && a.Less(from) {
+		a = from
+	}
+	last := broadcast(s.Prefix)
+	var out []netip.Addr
+	for ; len(out) < n && s.Prefix.Contains(a); a = a.Next() {
+		if a.Is4() && a == last {
+			break
+		}
+		if a == s.Gateway || skip[a] {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}

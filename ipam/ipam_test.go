@@ -93,3 +93,29 @@ func TestAllocate(t *testing.T) {
 		t.Fatalf("v6: %v %v", p, err)
 	}
 }
+
+func TestCandidates(t *testing.T) {
+	ss, _ := ParseSubnets([]string{"10.0.0.0/29"}, []string{"10.0.0.3"})
+	s := ss[0]
+	str := func(as []netip.Addr) string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.String())
+		}
+		return strings.Join(out, " ")
+	}
+	if got := str(Candidates(s, netip.Addr{}, 3, nil)); got != "10.0.0.1 10.0.0.2 10.0.0.4" {
+		t.Fatalf("from start: %s", got)
+	}
+	skip := map[netip.Addr]bool{netip.MustParseAddr("10.0.0.5"): true}
+	if got := str(Candidates(s, netip.MustParseAddr("10.0.0.4"), 10, skip)); got != "10.0.0.4 10.0.0.6" {
+		t.Fatalf("from hint, skipping: %s", got)
+	}
+	if got := Candidates(s, netip.MustParseAddr("10.0.0.7"), 10, nil); len(got) != 0 {
+		t.Fatalf("past the end: %v", got)
+	}
+	// A hint below the first host or from the other family is ignored.
+	if got := str(Candidates(s, netip.MustParseAddr("fd00::1"), 1, nil)); got != "10.0.0.1" {
+		t.Fatalf("foreign hint: %s", got)
+	}
+}

@@ -21,6 +21,12 @@ const (
 	KeySubnet    = "ovsnet-subnet"  // bridge: comma-separated CIDRs (one per family)
 	KeyICC       = "ovsnet-icc"     // bridge: "true"|"false"
 	KeyNAT       = "ovsnet-nat"     // bridge: "true"|"false"
-	KeyGen       = "ovsnet-gen"     // bridge: bumped by every attach (optimistic concurrency)
+	KeyGen       = "ovsnet-gen"     // bridge: bumped by every attach and detach (optimistic concurrency)
+	// Bridge allocation state, so that an attach reads O(1) rows however
+	// many ports the bridge has. All are starting points for probes, which
+	// give uniqueness: a missing or stale value costs probes, not duplicates.
+	KeyNextOfport = "ovsnet-next-ofport" // bridge: next ofport_request to hand out
+	KeyHintIPv4   = "ovsnet-ipv4-hint"   // bridge: every IPv4 host address below it is in use
+	KeyHintIPv6   = "ovsnet-ipv6-hint"   // bridge: likewise for IPv6
 	KeyHostIface = "ovsnet-host-iface"
 )

@@ -63,39 +63,32 @@ func DeleteBridge(uuid string) []ovsdb.Operation {
 }
 
 // GuardBridge makes the transaction fail with ErrConflict unless the
-// bridge's external_ids are still exactly ext, then bumps the generation key.
-// Every attach on a bridge carries it, so two writers that read the same
-// snapshot (free addresses, free OpenFlow port numbers) cannot both commit.
-func GuardBridge(bridge string, ext map[string]string) []ovsdb.Operation {
+// bridge's external_ids are still exactly ext (as read), then bumps the
+// generation key and sets the keys in set. Every change of a bridge's ports
+// carries it, so two writers that read the same allocation state (free
+// addresses, OpenFlow port numbers, hints) cannot both commit.
+func GuardBridge(bridge string, ext, set map[string]string) []ovsdb.Operation {
 	zero := 0
-	old := ext[KeyGen]
 	var n int
-	fmt.Sscan(old, &n)
-	muts := []ovsdb.Mutation{}
-	if old != "" {
-		muts = append(muts, ovsdb.Mutation{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ovsMap(map[string]string{KeyGen: old})})
+	fmt.Sscan(ext[KeyGen], &n)
+	kv := map[string]string{KeyGen: fmt.Sprint(n + 1)}
+	for k, v := range set {
+		kv[k] = v
 	}
-	muts = append(muts, ovsdb.Mutation{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsMap(map[string]string{KeyGen: fmt.Sprint(n + 1)})})
-	return []ovsdb.Operation{
-		{Op: ovsdb.OperationWait, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)}, Timeout: &zero,
-			Columns: []string{"external_ids"}, Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{row(map[string]interface{}{"external_ids": ovsMap(ext)})}},
-		{Op: ovsdb.OperationMutate, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)}, Mutations: muts},
-	}
-}
-
-// SetBridgeExternalIDs replaces the given keys (delete then insert, since a
-// map insert never overwrites).
-func SetBridgeExternalIDs(bridge string, kv map[string]string) []ovsdb.Operation {
 	keys := make([]string, 0, len(kv))
 	for k := range kv {
 		keys = append(keys, k)
 	}
 	ks, _ := ovsdb.NewOvsSet(keys)
-	return []ovsdb.Operation{{Op: ovsdb.OperationMutate, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)},
-		Mutations: []ovsdb.Mutation{
+	return []ovsdb.Operation{
+		{Op: ovsdb.OperationWait, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)}, Timeout: &zero,
+			Columns: []string{"external_ids"}, Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{row(map[string]interface{}{"external_ids": ovsMap(ext)})}},
+		// A map insert never overwrites: delete the keys, then insert them.
+		{Op: ovsdb.OperationMutate, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)}, Mutations: []ovsdb.Mutation{
 			{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ks},
 			{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsMap(kv)},
-		}}}
+		}},
+	}
 }
 
 // PortSpec is one port with one interface, as ovsnet attaches containers.

@@ -103,9 +103,13 @@ func allRows() ovsdb.Condition {
 
 // Typed reads used across ovsnet.
 
-// GetBridge returns the bridge named name, or nil if there is none.
+// bridgeColumns leaves out Bridge.ports, which grows with the bridge.
+var bridgeColumns = []string{"_uuid", "name", "datapath_type", "external_ids"}
+
+// GetBridge returns the bridge named name (without its ports column), or
+// nil if there is none.
 func (c *Client) GetBridge(ctx context.Context, name string) (*vswitchd.Bridge, error) {
-	bs, err := Select[vswitchd.Bridge](ctx, c, []ovsdb.Condition{NameIs(name)})
+	bs, err := Select[vswitchd.Bridge](ctx, c, []ovsdb.Condition{NameIs(name)}, bridgeColumns...)
 	if err != nil || len(bs) == 0 {
 		return nil, err
 	}
@@ -122,8 +126,7 @@ type BridgeSnapshot struct {
 // transaction: only this bridge's rows, and only the columns ovsnet needs.
 func (c *Client) ReadBridge(ctx context.Context, name string) (*BridgeSnapshot, error) {
 	rs, err := c.Read(ctx,
-		Query{Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(name)},
-			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "ports"}},
+		Query{Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: bridgeColumns},
 		Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{ExternalIDsInclude(map[string]string{KeyBridge: name})},
 			Columns: []string{"_uuid", "name", "type", "ofport", "ofport_request", "external_ids", "link_state", "error"}},
 	)
@@ -146,11 +149,24 @@ func (c *Client) FindInterfaces(ctx context.Context, kv map[string]string) ([]vs
 	return Select[vswitchd.Interface](ctx, c, []ovsdb.Condition{ExternalIDsInclude(kv)})
 }
 
-// PortOf returns the port holding the interface with the given UUID.
-func (c *Client) PortOf(ctx context.Context, ifaceUUID string) (*vswitchd.Port, error) {
-	set, _ := ovsdb.NewOvsSet([]ovsdb.UUID{{GoUUID: ifaceUUID}})
-	ps, err := Select[vswitchd.Port](ctx, c, []ovsdb.Condition{ovsdb.NewCondition("interfaces", ovsdb.ConditionIncludes, set)})
+// PortOn returns the port on bridge that holds the interface with the given
+// UUID, or nil if that interface is not on bridge. Two narrow selects in one
+// transaction: neither reads a set that grows with the bridge.
+func (c *Client) PortOn(ctx context.Context, bridge, ifaceUUID string) (*vswitchd.Port, error) {
+	iset, _ := ovsdb.NewOvsSet([]ovsdb.UUID{{GoUUID: ifaceUUID}})
+	rs, err := c.Read(ctx, Query{Table: vswitchd.PortTable, Columns: []string{"_uuid", "name", "tag"},
+		Where: []ovsdb.Condition{ovsdb.NewCondition("interfaces", ovsdb.ConditionIncludes, iset)}})
+	if err != nil {
+		return nil, err
+	}
+	ps, err := Decode[vswitchd.Port](c, rs[0])
 	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	pset, _ := ovsdb.NewOvsSet([]ovsdb.UUID{{GoUUID: ps[0].UUID}})
+	rs, err = c.Read(ctx, Query{Table: vswitchd.BridgeTable, Columns: []string{"name"},
+		Where: []ovsdb.Condition{NameIs(bridge), ovsdb.NewCondition("ports", ovsdb.ConditionIncludes, pset)}})
+	if err != nil || len(rs[0]) == 0 {
 		return nil, err
 	}
 	return &ps[0], nil

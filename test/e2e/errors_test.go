@@ -127,4 +127,12 @@ func TestRollback(t *testing.T) {
 		t.Fatalf("state changed:\nbefore: %s\nafter:  %s", before, after)
 	}
 	e.fails("gateway 10.1.1.1 is not on the interface's IPv4 subnet", "add-port", "br0", "eth1", c1, "--ip", "--gateway", "10.1.1.1")
+	// The rolled-back addresses are free again, and the bookkeeping agrees.
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("reconcile after rollbacks: %q", out)
+	}
+	c2 := e.container()
+	if out := e.must("add-port", "br6", "eth1", c2, "--ip"); !strings.Contains(out, "address 10.90.0.2/24") || !strings.Contains(out, "address fd90::2/64") {
+		t.Fatalf("rolled-back addresses not reused: %q", out)
+	}
 }

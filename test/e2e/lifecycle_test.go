@@ -135,4 +135,25 @@ func TestReconcile(t *testing.T) {
 	if l := run(t, "ip", "-n", e.sb.Netns, "-o", "link", "show", "br0"); !strings.Contains(l, "mtu 1400") {
 		t.Fatalf("bridge MTU: %s", l)
 	}
+
+	// A port removed behind ovsnet's back leaves its address below the
+	// bridge's allocation hint; reconcile lowers the hint so that --ip
+	// again gives the lowest free address.
+	c2, c3 := e.container(), e.container()
+	e.must("add-port", "br0", "eth1", c2, "--ip")
+	if _, err := e.sb.Vsctl("del-port", "br0", p.OVSPort); err != nil {
+		t.Fatal(err)
+	}
+	out = e.must("reconcile")
+	if !strings.Contains(out, "lowered br0's IPv4 hint to free address 10.33.0.2") || !strings.Contains(out, "lowered br0's IPv6 hint to free address fd33::2") {
+		t.Fatalf("reconcile did not repair the hints: %q", out)
+	}
+	var p3 portJSON
+	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c3, "--ip", "-o", "json")), &p3)
+	if strings.Join(p3.Addresses, " ") != "10.33.0.2/24 fd33::2/64" {
+		t.Fatalf("after repair --ip got %v", p3.Addresses)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("reconcile after repair: %q", out)
+	}
 }

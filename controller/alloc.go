@@ -1,0 +1,255 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// probeBatch is how many candidate addresses one probe transaction asks
+// about per family.
+const probeBatch = 16
+
+// claim is what one attach will take on its bridge; the guarded commit
+// makes it stick or fails with ovsdb.ErrConflict.
+type claim struct {
+	addrs  []netip.Prefix
+	ofport int
+	set    map[string]string // bridge external_ids to write with the guard
+}
+
+func hintKey(a netip.Addr) string {
+	if a.Is4() {
+		return ovsdb.KeyHintIPv4
+	}
+	return ovsdb.KeyHintIPv6
+}
+
+func addrKey(a netip.Addr) string {
+	if a.Is4() {
+		return ovsdb.KeyIPv4
+	}
+	return ovsdb.KeyIPv6
+}
+
+// probe is the query for interfaces on bridge holding address p.
+func probe(bridge string, p netip.Prefix) ovsdb.Query {
+	return ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
+		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, addrKey(p.Addr()): p.String()})}}
+}
+
+func owner(rows []ovsdbops.Row) string {
+	if len(rows) == 0 {
+		return ""
+	}
+	if m, ok := rows[0]["external_ids"].(ovsdbops.OvsMap); ok {
+		return fmt.Sprintf("%v/%v", m.GoMap[ovsdb.KeyContainerID], m.GoMap[ovsdb.KeyContainerIface])
+	}
+	return "another port"
+}
+
+// allocate works out the addresses and OpenFlow port number for one attach
+// on bridge br. On a bridge with subnets it reads O(1) rows whatever the
+// bridge's size: the port number comes from a counter on the bridge, free
+// addresses from probes starting at the bridge's hints. Only the
+// ovs-docker-style case (an explicit address on a bridge without a subnet
+// of its family) and a bridge without a counter read all of its ports.
+func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam.Subnet, requested []netip.Prefix, auto bool) (*claim, error) {
+	ext := br.ExternalIDs
+	c := &claim{set: map[string]string{}}
+	var snap *ovsdb.BridgeSnapshot
+	scan := func() (*ovsdb.BridgeSnapshot, error) {
+		if snap != nil {
+			return snap, nil
+		}
+		var err error
+		snap, err = h.DB.ReadBridge(ctx, br.Name)
+		if err == nil && snap == nil {
+			err = noBridge(br.Name)
+		}
+		return snap, err
+	}
+
+	c.ofport, _ = strconv.Atoi(ext[ovsdb.KeyNextOfport])
+	if c.ofport <= 0 || c.ofport >= 0xff00 {
+		s, err := scan()
+		if err != nil {
+			return nil, err
+		}
+		c.ofport = nextOfport(s.Interfaces)
+	}
+
+	subnetOf := func(a netip.Addr) *ipam.Subnet {
+		for i := range subnets {
+			if subnets[i].Prefix.Addr().Is4() == a.Is4() {
+				return &subnets[i]
+			}
+		}
+		return nil
+	}
+	// Explicit addresses: validated, then probed (or checked against a scan).
+	var probes []ovsdb.Query
+	var probed []netip.Prefix
+	skip := map[netip.Addr]bool{}
+	for _, r := range requested {
+		p, err := ipam.Validate(r, subnets, nil)
+		if err != nil {
+			return nil, err
+		}
+		if subnetOf(p.Addr()) == nil {
+			s, err := scan()
+			if err != nil {
+				return nil, err
+			}
+			if who, ok := usedAddrs(s.Interfaces)[p.Addr()]; ok {
+				return nil, fmt.Errorf("%s is already taken by %s", p.Addr(), who)
+			}
+		} else {
+			probes, probed = append(probes, probe(br.Name, p)), append(probed, p)
+		}
+		c.addrs = append(c.addrs, p)
+		skip[p.Addr()] = true
+	}
+	// Families to allocate, each probed in batches from its hint up.
+	type fam struct {
+		s        ipam.Subnet
+		from     netip.Addr
+		restart  bool // the hint was past every free address: go once from the start
+		chosen   netip.Prefix
+		batch    []netip.Addr
+		resolved bool
+	}
+	var fams []*fam
+	if auto {
+		for _, s := range subnets {
+			if hasFamily(c.addrs, s.Prefix.Addr()) {
+				continue
+			}
+			from, _ := netip.ParseAddr(ext[hintKey(s.Prefix.Addr())])
+			fams = append(fams, &fam{s: s, from: from})
+		}
+	}
+	// Port numbers are probed too: a port added without ovsnet (ovs-vsctl)
+	// may hold the counter's number, and then ovs-vswitchd would give this
+	// port another one than the flows are written for.
+	ofports := []int{}
+	for first := true; first || len(fams) > 0 || len(ofports) > 0; first = false {
+		qs := probes
+		if first || len(ofports) > 0 {
+			ofports = ofports[:0]
+			for n := c.ofport; len(ofports) < 4 && n < 0xff00; n++ {
+				ofports = append(ofports, n)
+				qs = append(qs, ofportProbe("ofport", n), ofportProbe("ofport_request", n))
+			}
+		}
+		for _, f := range fams {
+			f.batch = ipam.Candidates(f.s, f.from, probeBatch, skip)
+			if len(f.batch) == 0 && !f.restart && f.from.IsValid() {
+				f.restart, f.from = true, netip.Addr{}
+				f.batch = ipam.Candidates(f.s, f.from, probeBatch, skip)
+			}
+			if len(f.batch) == 0 {
+				return nil, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, f.s.Prefix)
+			}
+			for _, a := range f.batch {
+				qs = append(qs, probe(br.Name, netip.PrefixFrom(a, f.s.Prefix.Bits())))
+			}
+		}
+		if len(qs) == 0 {
+			break
+		}
+		rs, err := h.DB.Read(ctx, qs...)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range probed {
+			if who := owner(rs[i]); who != "" {
+				return nil, fmt.Errorf("%s is already taken by %s", p.Addr(), who)
+			}
+		}
+		rs = rs[len(probes):]
+		probes, probed = nil, nil
+		if len(ofports) > 0 {
+			free := -1
+			for i, n := range ofports {
+				if len(rs[2*i]) == 0 && len(rs[2*i+1]) == 0 {
+					free = n
+					break
+				}
+			}
+			rs = rs[2*len(ofports):]
+			if free > 0 {
+				c.ofport, ofports = free, nil
+			} else {
+				c.ofport = ofports[len(ofports)-1] + 1
+			}
+		}
+		var left []*fam
+		for _, f := range fams {
+			for i, a := range f.batch {
+				if len(rs[i]) == 0 {
+					f.chosen, f.resolved = netip.PrefixFrom(a, f.s.Prefix.Bits()), true
+					break
+				}
+			}
+			rs = rs[len(f.batch):]
+			if f.resolved {
+				c.addrs = append(c.addrs, f.chosen)
+				// Every address from the hint up to the chosen one is in use.
+				c.set[hintKey(f.chosen.Addr())] = f.chosen.Addr().Next().String()
+				continue
+			}
+			f.from = f.batch[len(f.batch)-1].Next()
+			left = append(left, f)
+		}
+		fams = left
+	}
+	c.set[ovsdb.KeyNextOfport] = strconv.Itoa(c.ofport + 1)
+	return c, nil
+}
+
+// ofportProbe is the query for interfaces holding (or asking for) port n.
+// Port numbers are per bridge, but a match on another bridge only costs
+// skipping a number.
+func ofportProbe(column string, n int) ovsdb.Query {
+	return ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
+		Where: []ovsdbops.Condition{ovsdbops.NewCondition(column, ovsdbops.ConditionEqual, n)}}
+}
+
+// lowerHints returns the bridge hint updates for addresses being freed: a
+// hint never stays above a free address.
+func lowerHints(ext map[string]string, freed []netip.Addr) map[string]string {
+	set := map[string]string{}
+	for _, a := range freed {
+		k := hintKey(a)
+		cur := ext[k]
+		if v, ok := set[k]; ok {
+			cur = v
+		}
+		h, err := netip.ParseAddr(cur)
+		if err != nil {
+			continue // no hint: allocation starts at the first host anyway
+		}
+		if a.Less(h) {
+			set[k] = a.String()
+		}
+	}
+	return set
+}
+
+// hasFamily reports whether ps holds an address of a's family.
+func hasFamily(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Addr().Is4() == a.Is4() {
+			return true
+		}
+	}
+	return false
+}
