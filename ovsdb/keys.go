@@ -8,25 +8,25 @@ const (
 	KeyContainerID    = "container_id"
 	KeyContainerIface = "container_iface"
 
-	KeyOwner     = "ovsnet-owner" // "ovsnet" on every row ovsnet made
-	OwnerOvsnet  = "ovsnet"
-	KeyBridge    = "ovsnet-bridge"  // interface/port: the bridge it belongs to
-	KeyIPv4      = "ovsnet-ipv4"    // interface: ADDR/PLEN
-	KeyIPv6      = "ovsnet-ipv6"    // interface: ADDR/PLEN
-	KeyMAC       = "ovsnet-mac"     // interface: MAC inside the container
-	KeyNetns     = "ovsnet-netns"   // interface: netns path used at attach time
-	KeyType      = "ovsnet-type"    // interface: veth|internal
-	KeyPortGW    = "ovsnet-gateway" // interface: default gateway(s) set in the container; bridge: gateway address(es)
-	KeyMTU       = "ovsnet-mtu"     // interface and bridge
-	KeySubnet    = "ovsnet-subnet"  // bridge: comma-separated CIDRs (one per family)
-	KeyICC       = "ovsnet-icc"     // bridge: "true"|"false"
-	KeyNAT       = "ovsnet-nat"     // bridge: "true"|"false"
-	KeyGen       = "ovsnet-gen"     // bridge: bumped by every attach and detach (optimistic concurrency)
+	KeyOwner    = "ovsnet-owner" // "ovsnet" on every row ovsnet made
+	OwnerOvsnet = "ovsnet"
+	KeyBridge   = "ovsnet-bridge"  // interface/port: the bridge it belongs to
+	KeyIPv4     = "ovsnet-ipv4"    // interface: ADDR/PLEN
+	KeyIPv6     = "ovsnet-ipv6"    // interface: ADDR/PLEN
+	KeyMAC      = "ovsnet-mac"     // interface: MAC inside the container
+	KeyNetns    = "ovsnet-netns"   // interface: netns path used at attach time
+	KeyType     = "ovsnet-type"    // interface: veth|internal
+	KeyPortGW   = "ovsnet-gateway" // interface: default gateway(s) set in the container; bridge: gateway address(es)
+	KeyMTU      = "ovsnet-mtu"     // interface and bridge
+	KeySubnet   = "ovsnet-subnet"  // bridge: comma-separated CIDRs (one per family)
+	KeyICC      = "ovsnet-icc"     // bridge: "true"|"false"
+	KeyNAT      = "ovsnet-nat"     // bridge: "true"|"false"
+	KeyGen      = "ovsnet-gen"     // bridge: bumped by every attach and detach (optimistic concurrency)
 	// Bridge allocation state, so that an attach reads O(1) rows however
 	// many ports the bridge has. All are starting points for probes, which
 	// give uniqueness: a missing or stale value costs probes, not duplicates.
 	KeyNextOfport = "ovsnet-next-ofport" // bridge: next ofport_request to hand out
 	KeyHintIPv4   = "ovsnet-ipv4-hint"   // bridge: every IPv4 host address below it is in use
 	KeyHintIPv6   = "ovsnet-ipv6-hint"   // bridge: likewise for IPv6
-	KeyHostIface = "ovsnet-host-iface"
+	KeyHostIface  = "ovsnet-host-iface"
 )
