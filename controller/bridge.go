@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -115,12 +116,24 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if _, err := h.DB.Commit(ctx, ops); err != nil {
 		return false, fmt.Errorf("create bridge %q: %w", o.Name, err)
 	}
-	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {
+	undo := func(err error) (bool, error) {
 		// Leave nothing half-made.
 		if br, gerr := h.DB.GetBridge(context.Background(), o.Name); gerr == nil && br != nil {
 			h.DB.Commit(context.Background(), ovsdb.DeleteBridge(br.UUID))
 		}
 		return false, err
+	}
+	// The bridge exists in ovs-vswitchd once its LOCAL port has a number;
+	// only then can it take flows. In fail_mode=secure it forwards nothing
+	// until they are in.
+	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
+		return undo(err)
+	}
+	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(bridgeIntent(ext))); err != nil {
+		return undo(err)
+	}
+	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {
+		return undo(err)
 	}
 	return true, nil
 }

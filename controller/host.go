@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -26,7 +27,8 @@ import (
 // the network namespace of the host's ovs-vswitchd, where bridge internal
 // ports and veth host ends live.
 type Host struct {
-	DB *ovsdb.Client
+	DB    *ovsdb.Client
+	Flows *flows.Switch
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).
@@ -35,7 +37,7 @@ func Open(ctx context.Context, endpoint string) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Host{DB: db}, nil
+	return &Host{DB: db, Flows: flows.NewSwitch()}, nil
 }
 
 // Close drops the OVSDB connection.

@@ -14,6 +14,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -285,12 +286,27 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	cfg.Addrs = cl.addrs
 	tr.step(fmt.Sprintf("commit port (%d tries)", attempts))
 
+	fport := flows.Port{Name: host, Ofport: cl.ofport, MAC: mac, VLAN: o.VLAN}
+	for _, a := range cl.addrs {
+		fport.Addrs = append(fport.Addrs, a.Addr())
+	}
+	install := func(p flows.Port) error {
+		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, o.Container)
+		if err != nil {
+			return err
+		}
+		return h.Flows.Apply(o.Bridge, append([]flows.Change{{Cookie: flows.PortCookie(host), Mask: flows.ObjectMask, Flows: flows.PortFlows(p)}}, chs...)...)
+	}
+
 	rollback := func(cause error) error {
 		var freed []netip.Addr
 		for _, a := range cl.addrs {
 			freed = append(freed, a.Addr())
 		}
 		err := h.removePorts(context.Background(), o.Bridge, []string{portUUID}, freed)
+		if err == nil {
+			err = h.dropFlows(context.Background(), o.Bridge, o.Container, host)
+		}
 		rollbackLink()
 		if err != nil {
 			return fmt.Errorf("%w (and rolling back port %s failed: %v)", cause, host, err)
@@ -303,14 +319,33 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		// MTU, ...) while the tap is still in its namespace: a tap moved away
 		// earlier fails the add and is destroyed. Its OpenFlow port number
 		// in OVSDB says the add is done: the one wait on ovs-vswitchd here.
-		if _, err := h.DB.WaitOfport(ctx, host, LinkTimeout); err != nil {
+		// The flows go in meanwhile, for the requested port number: the two
+		// waits on ovs-vswitchd overlap.
+		flowErr := make(chan error, 1)
+		go func() { flowErr <- install(fport) }()
+		ofport, err := h.DB.WaitOfport(ctx, host, LinkTimeout)
+		if ferr := <-flowErr; err == nil {
+			err = ferr
+		}
+		if err == nil && ofport != fport.Ofport {
+			// Someone took the requested number meanwhile: flows follow the real one.
+			fport.Ofport = ofport
+			err = install(fport)
+		}
+		if err != nil {
 			return nil, rollback(err)
 		}
-		tr.step("wait for ovs-vswitchd")
+		tr.step("wait for ovs-vswitchd + flows")
 		if err := attach.MoveIn(host, target.Netns); err != nil {
 			return nil, rollback(err)
 		}
 		cur = host
+	}
+	if typ == attach.TypeVeth {
+		if err := install(fport); err != nil {
+			return nil, rollback(err)
+		}
+		tr.step("flows")
 	}
 	if err := attach.Configure(target.Netns, cur, cfg); err != nil {
 		return nil, rollback(fmt.Errorf("configure %s in container %s: %w", o.Iface, o.Container, err))
@@ -439,7 +474,32 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	if err := h.removePorts(ctx, bridge, uuids, freed); err != nil {
 		return err
 	}
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	if err := h.dropFlows(ctx, bridge, ifs[0].ExternalIDs[ovsdb.KeyContainerID], names...); err != nil {
+		return err
+	}
 	return removeLinks(ifs)
+}
+
+// dropFlows removes the flows of detached ports and recomputes the links of
+// their container (whose ends are now gone), in one bundle.
+func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ...string) error {
+	br, err := h.DB.GetBridge(ctx, bridge)
+	if err != nil || br == nil {
+		return err
+	}
+	var chs []flows.Change
+	for _, p := range ports {
+		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
+	}
+	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, container)
+	if err != nil {
+		return err
+	}
+	return h.Flows.Apply(bridge, append(chs, lchs...)...)
 }
 
 // removePorts deletes ports from the bridge and lowers its address hints
@@ -500,6 +560,20 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if len(ifs) == 0 {
 		return fmt.Errorf("failed to find any attached port in %s for CONTAINER=%s and INTERFACE=%s", bridge, container, iface)
 	}
-	_, err = h.DB.Commit(ctx, ovsdb.SetVLAN(ports[0].UUID, vlan))
-	return err
+	if _, err = h.DB.Commit(ctx, ovsdb.SetVLAN(ports[0].UUID, vlan)); err != nil {
+		return err
+	}
+	// The port's flows carry its VLAN: replace them, and its links'.
+	br, err := h.DB.GetBridge(ctx, bridge)
+	if err != nil || br == nil {
+		return err
+	}
+	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, container)
+	if err != nil {
+		return err
+	}
+	if p, ok := portIntent(ifs[0], vlan); ok {
+		chs = append(chs, flows.Change{Cookie: flows.PortCookie(ifs[0].Name), Mask: flows.ObjectMask, Flows: flows.PortFlows(p)})
+	}
+	return h.Flows.Apply(bridge, chs...)
 }

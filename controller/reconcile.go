@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -33,6 +34,18 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 		did = append(did, d...)
 		if err != nil {
 			errs = append(errs, err)
+		}
+		if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
+			if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeOpenFlow(b.Name)); err != nil {
+				errs = append(errs, err)
+			} else {
+				did = append(did, fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")))
+			}
+		}
+		if added, removed, err := h.syncBridgeFlows(ctx, topo, b); err != nil {
+			errs = append(errs, err)
+		} else if added+removed > 0 {
+			did = append(did, fmt.Sprintf("resynced flows on %s: %d added, %d removed", b.Name, added, removed))
 		}
 		ifs, _ := topo.BridgeInterfaces(b)
 		d, err = h.reconcileAlloc(ctx, b, ifs)

@@ -28,5 +28,8 @@ const (
 	KeyNextOfport = "ovsnet-next-ofport" // bridge: next ofport_request to hand out
 	KeyHintIPv4   = "ovsnet-ipv4-hint"   // bridge: every IPv4 host address below it is in use
 	KeyHintIPv6   = "ovsnet-ipv6-hint"   // bridge: likewise for IPv6
-	KeyHostIface  = "ovsnet-host-iface"
+
+	// bridge: one key per link, "ovsnet-link:SRC>DST" = "all" or
+	// "80/tcp,53/udp" (SRC and DST as given to ovsnet link).
+	KeyLinkPrefix = "ovsnet-link:"
 )

@@ -49,10 +49,30 @@ func CreateBridge(s BridgeSpec) []ovsdb.Operation {
 			"name": s.Name, "interfaces": uuidSet(true, ifID)})},
 		{Op: ovsdb.OperationInsert, Table: vswitchd.BridgeTable, UUIDName: brID, Row: row(map[string]interface{}{
 			"name": s.Name, "ports": uuidSet(true, portID), "datapath_type": s.Datapath,
-			"external_ids": ovsMap(s.ExternalIDs)})},
+			"external_ids": ovsMap(s.ExternalIDs), "fail_mode": FailMode, "protocols": protocolSet()})},
 		{Op: ovsdb.OperationMutate, Table: vswitchd.OpenvSwitchTable, Where: []ovsdb.Condition{allRows()},
 			Mutations: []ovsdb.Mutation{{Column: "bridges", Mutator: ovsdb.MutateOperationInsert, Value: uuidSet(true, brID)}}},
 	}
+}
+
+// Bridges ovsnet makes run in fail_mode=secure (no learning-switch fallback
+// while flows are missing, e.g. right after ovs-vswitchd restarts) and speak
+// OpenFlow 1.4 for bundles (1.0 too, for ovs-ofctl's default).
+var (
+	FailMode  = vswitchd.BridgeFailModeSecure
+	Protocols = []string{vswitchd.BridgeProtocolsOpenflow10, vswitchd.BridgeProtocolsOpenflow13, vswitchd.BridgeProtocolsOpenflow14}
+)
+
+func protocolSet() ovsdb.OvsSet {
+	s, _ := ovsdb.NewOvsSet(Protocols)
+	return s
+}
+
+// SetBridgeOpenFlow puts an existing bridge in ovsnet's fail mode and
+// protocols.
+func SetBridgeOpenFlow(bridge string) []ovsdb.Operation {
+	return []ovsdb.Operation{{Op: ovsdb.OperationUpdate, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)},
+		Row: row(map[string]interface{}{"fail_mode": FailMode, "protocols": protocolSet()})}}
 }
 
 // DeleteBridge unlinks the bridge from the root row; OVSDB garbage-collects
@@ -64,10 +84,10 @@ func DeleteBridge(uuid string) []ovsdb.Operation {
 
 // GuardBridge makes the transaction fail with ErrConflict unless the
 // bridge's external_ids are still exactly ext (as read), then bumps the
-// generation key and sets the keys in set. Every change of a bridge's ports
+// generation key, deletes the keys in del and sets the keys in set. Every change of a bridge's ports
 // carries it, so two writers that read the same allocation state (free
 // addresses, OpenFlow port numbers, hints) cannot both commit.
-func GuardBridge(bridge string, ext, set map[string]string) []ovsdb.Operation {
+func GuardBridge(bridge string, ext, set map[string]string, del ...string) []ovsdb.Operation {
 	zero := 0
 	var n int
 	fmt.Sscan(ext[KeyGen], &n)
@@ -75,7 +95,7 @@ func GuardBridge(bridge string, ext, set map[string]string) []ovsdb.Operation {
 	for k, v := range set {
 		kv[k] = v
 	}
-	keys := make([]string, 0, len(kv))
+	keys := append([]string{}, del...)
 	for k := range kv {
 		keys = append(keys, k)
 	}

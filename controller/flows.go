@@ -1,0 +1,207 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Everything here turns OVSDB intent into flows; nothing else decides them.
+
+func bridgeIntent(ext map[string]string) flows.Bridge {
+	b := flows.Bridge{ICC: ext[ovsdb.KeyICC] != "false"}
+	subs, _ := bridgeSubnets(ext)
+	for _, s := range subs {
+		b.Gateways = append(b.Gateways, s.Gateway)
+	}
+	return b
+}
+
+// portIntent is the flow model of an ovsnet container interface. The port
+// number is the one ovs-vswitchd assigned, or, before it has, the one
+// requested.
+func portIntent(i vswitchd.Interface, vlan int) (flows.Port, bool) {
+	e := i.ExternalIDs
+	mac, err := net.ParseMAC(e[ovsdb.KeyMAC])
+	if err != nil || e[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		return flows.Port{}, false
+	}
+	p := flows.Port{Name: i.Name, MAC: mac, VLAN: vlan}
+	switch {
+	case i.Ofport != nil && *i.Ofport > 0:
+		p.Ofport = *i.Ofport
+	case i.OfportRequest != nil:
+		p.Ofport = *i.OfportRequest
+	default:
+		return flows.Port{}, false
+	}
+	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
+		if a, err := netip.ParsePrefix(e[k]); err == nil {
+			p.Addrs = append(p.Addrs, a.Addr())
+		}
+	}
+	return p, true
+}
+
+// LinkKey is the bridge external_ids key of the link SRC -> DST.
+func LinkKey(src, dst string) string { return ovsdb.KeyLinkPrefix + src + ">" + dst }
+
+func parseLinkKey(k string) (src, dst string, ok bool) {
+	rest, ok := strings.CutPrefix(k, ovsdb.KeyLinkPrefix)
+	if !ok {
+		return "", "", false
+	}
+	src, dst, ok = strings.Cut(rest, ">")
+	return src, dst, ok
+}
+
+// ParseRules parses --port values (PORT, PORT/tcp, PORT/udp); "all" or
+// nothing means every protocol.
+func ParseRules(specs []string) ([]flows.Rule, error) {
+	var rs []flows.Rule
+	for _, s := range specs {
+		if s == "all" {
+			return nil, nil
+		}
+		num, proto, _ := strings.Cut(s, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 || n > 65535 || (proto != "tcp" && proto != "udp") {
+			return nil, fmt.Errorf("bad port %q: want PORT[/tcp|udp] with PORT in 1..65535", s)
+		}
+		rs = append(rs, flows.Rule{Proto: proto, Port: uint16(n)})
+	}
+	return rs, nil
+}
+
+func rulesString(rs []flows.Rule) string {
+	if len(rs) == 0 {
+		return "all"
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.String())
+	}
+	return strings.Join(out, ",")
+}
+
+// containerIfaces reads the ovsnet interfaces of container on bridge, with
+// their VLANs: a narrow select, not the bridge's whole port list.
+func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([]flows.Port, error) {
+	ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB,
+		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, ovsdb.KeyContainerID: container})},
+		"_uuid", "name", "ofport", "ofport_request", "external_ids")
+	if err != nil {
+		return nil, err
+	}
+	var out []flows.Port
+	for _, i := range ifs {
+		vlan := 0
+		if p, err := h.DB.PortOn(ctx, bridge, i.UUID); err == nil && p != nil && p.Tag != nil {
+			vlan = *p.Tag
+		}
+		if fp, ok := portIntent(i, vlan); ok {
+			out = append(out, fp)
+		}
+	}
+	return out, nil
+}
+
+// linkChanges recomputes the flows of every link of the bridge that has
+// container at either end (all links when container is "").
+func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]string, container string) ([]flows.Change, error) {
+	var chs []flows.Change
+	cache := map[string][]flows.Port{}
+	ports := func(c string) ([]flows.Port, error) {
+		if ps, ok := cache[c]; ok {
+			return ps, nil
+		}
+		ps, err := h.containerIfaces(ctx, bridge, c)
+		cache[c] = ps
+		return ps, err
+	}
+	for _, k := range sortedKeys(ext) {
+		src, dst, ok := parseLinkKey(k)
+		if !ok || (container != "" && src != container && dst != container) {
+			continue
+		}
+		rules, err := ParseRules(splitList(ext[k]))
+		if err != nil {
+			return nil, fmt.Errorf("bridge %s: bad stored link %s: %w", bridge, k, err)
+		}
+		ch := flows.Change{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}
+		sps, err := ports(src)
+		if err != nil {
+			return nil, err
+		}
+		dps, err := ports(dst)
+		if err != nil {
+			return nil, err
+		}
+		for _, sp := range sps {
+			for _, dp := range dps {
+				ch.Flows = append(ch.Flows, flows.LinkFlows(flows.Link{Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Rules: rules})...)
+			}
+		}
+		chs = append(chs, ch)
+	}
+	return chs, nil
+}
+
+// syncBridgeFlows makes the bridge's whole flow table match the intent in
+// one replace-flows bundle: what did not change stays, drift goes.
+// It returns how many flows it added and removed (0, 0: nothing drifted).
+func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) (added, removed int, err error) {
+	fs := flows.BridgeFlows(bridgeIntent(b.ExternalIDs))
+	ifs, ports := topo.BridgeInterfaces(b)
+	for j, i := range ifs {
+		vlan := 0
+		if ports[j].Tag != nil {
+			vlan = *ports[j].Tag
+		}
+		if p, ok := portIntent(i, vlan); ok {
+			fs = append(fs, flows.PortFlows(p)...)
+		}
+	}
+	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, "")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, ch := range chs {
+		fs = append(fs, ch.Flows...)
+	}
+	if added, removed, err = h.Flows.Diff(b.Name, fs); err != nil || added+removed == 0 {
+		return 0, 0, err
+	}
+	return added, removed, h.Flows.ReplaceAll(b.Name, fs)
+}
+
+// Link is one link as show reports it.
+type Link struct {
+	Src   string `json:"src"`
+	Dst   string `json:"dst"`
+	Ports string `json:"ports"`
+}
+
+func bridgeLinks(ext map[string]string) []Link {
+	var ls []Link
+	for k, v := range ext {
+		if src, dst, ok := parseLinkKey(k); ok {
+			ls = append(ls, Link{Src: src, Dst: dst, Ports: v})
+		}
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Src+">"+ls[i].Dst < ls[j].Src+">"+ls[j].Dst })
+	return ls
+}

@@ -1,0 +1,233 @@
+package flows
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/digitalocean/go-openvswitch/ovs"
+)
+
+// Bridge is the bridge-wide intent the pipeline needs.
+type Bridge struct {
+	ICC      bool
+	Gateways []netip.Addr // the bridge's gateway addresses (on LOCAL)
+}
+
+// Port is one container port.
+type Port struct {
+	Name   string // OVS port name (the cookie's object)
+	Ofport int
+	MAC    net.HardwareAddr
+	Addrs  []netip.Addr
+	VLAN   int
+}
+
+// Rule narrows a link to one protocol and destination port.
+type Rule struct {
+	Proto string // "tcp" or "udp"
+	Port  uint16
+}
+
+func (r Rule) String() string { return fmt.Sprintf("%d/%s", r.Port, r.Proto) }
+
+// Link lets Src open connections to Dst (all of them when Rules is empty).
+type Link struct {
+	Src, Dst         string // container names as stored (the cookie's object)
+	SrcPort, DstPort Port
+	Rules            []Rule
+}
+
+func goTo(t Table) ovs.Action { return ovs.Resubmit(0, int(t)) }
+
+func load(v int, reg string) ovs.Action { return ovs.Load(fmt.Sprintf("0x%x", v), reg) }
+
+func reg(n, v int) ovs.Match { return ovs.FieldMatch(fmt.Sprintf("reg%d", n), fmt.Sprint(v)) }
+
+func flow(t Table, prio int, cookie uint64, proto ovs.Protocol, inPort int, m []ovs.Match, a ...ovs.Action) *ovs.Flow {
+	return &ovs.Flow{Table: int(t), Priority: prio, Cookie: cookie, Protocol: proto, InPort: inPort, Matches: m, Actions: a}
+}
+
+// BridgeFlows are the bridge-wide flows: table misses, the gateway's
+// classification and ARP/ND, guards against rogue servers, isolation and
+// output.
+func BridgeFlows(b Bridge) []*ovs.Flow {
+	c := BridgeCookie()
+	fs := []*ovs.Flow{
+		// Unknown ports and spoofed packets end here.
+		flow(TableClassifier, PrioMiss, c, "", 0, nil, ovs.Drop()),
+		flow(TableClassifier, PrioNormal, c, "", ovs.PortLOCAL, nil, load(KindGateway, RegSrcKind), load(0, RegVLAN), goTo(TableARPND)),
+		flow(TableSpoofGuard, PrioMiss, c, "", 0, nil, ovs.Drop()),
+		// Containers never act as routers or DHCP servers.
+		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(134)}, ovs.Drop()),
+		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv4, 0, []ovs.Match{ovs.TransportSourcePort(67)}, ovs.Drop()),
+		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv6, 0, []ovs.Match{ovs.TransportSourcePort(547)}, ovs.Drop()),
+		// ARP requests and neighbour solicitations nobody answers are dropped,
+		// never flooded; everything else goes on to L2.
+		flow(TableARPND, PrioFallback, c, ovs.ProtocolARP, 0, []ovs.Match{ovs.ARPOperation(1)}, ovs.Drop()),
+		flow(TableARPND, PrioFallback, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(135)}, ovs.Drop()),
+		flow(TableARPND, PrioMiss, c, "", 0, nil, goTo(TableL2)),
+		// Untagged containers' unknown unicast, broadcast and multicast go to
+		// the gateway only.
+		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{reg(0, KindContainer), reg(2, 0)},
+			load(int(0xfffe), RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)),
+		flow(TableL2, PrioMiss, c, "", 0, nil, ovs.Drop()),
+		flow(TableIsolation, PrioMiss, c, "", 0, nil, goTo(TableOutput)),
+		flow(TableOutput, PrioMiss, c, "", 0, nil, ovs.OutputField(RegOutPort)),
+	}
+	for _, gw := range b.Gateways {
+		fs = append(fs, gatewayNeighbour(c, gw))
+	}
+	if !b.ICC {
+		fs = append(fs, isolationFlows(c)...)
+	}
+	return fs
+}
+
+// gatewayNeighbour hands ARP requests / solicitations for the gateway to the
+// host's stack behind LOCAL, which answers them itself.
+func gatewayNeighbour(c uint64, gw netip.Addr) *ovs.Flow {
+	if gw.Is4() {
+		return flow(TableARPND, PrioGateway, c, ovs.ProtocolARP, 0,
+			[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(gw.String()), reg(2, 0)}, ovs.Local())
+	}
+	return flow(TableARPND, PrioGateway, c, ovs.ProtocolICMPv6, 0,
+		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(gw.String()), reg(2, 0)}, ovs.Local())
+}
+
+// isolationFlows implement icc=false: container-to-container IP traffic goes
+// through conntrack, where only replies, related ICMP and links pass;
+// container-to-container non-IP is dropped. Gateway traffic is untouched.
+func isolationFlows(c uint64) []*ovs.Flow {
+	ct := ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
+	both := []ovs.Match{reg(0, KindContainer), reg(5, KindContainer)}
+	return []*ovs.Flow{
+		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, both, ct),
+		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, both, ct),
+		flow(TableIsolation, PrioDeny, c, "", 0, both, ovs.Drop()),
+		flow(TableLinks, PrioHigh, c, "", 0, []ovs.Match{ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateEstablished))}, goTo(TableOutput)),
+		flow(TableLinks, PrioHigh, c, "", 0, []ovs.Match{ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateRelated))}, goTo(TableOutput)),
+		flow(TableLinks, PrioMiss, c, "", 0, nil, ovs.Drop()),
+	}
+}
+
+// PortFlows are one container port's flows (at most 8).
+func PortFlows(p Port) []*ovs.Flow {
+	c := PortCookie(p.Name)
+	mac := p.MAC.String()
+	fs := []*ovs.Flow{classify(c, p)}
+	fs = append(fs, spoofGuard(c, p)...)
+	for _, a := range p.Addrs {
+		if a.Is4() {
+			fs = append(fs, arpResponder(c, p, a))
+		} else {
+			fs = append(fs, flow(TableARPND, PrioHigh, c, ovs.ProtocolICMPv6, 0,
+				[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(a.String()), reg(2, p.VLAN)}, ovs.Output(p.Ofport)))
+		}
+	}
+	fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(mac), reg(2, p.VLAN)},
+		load(p.Ofport, RegOutPort), load(KindContainer, RegDstKind), goTo(TableIsolation)))
+	return fs
+}
+
+func classify(c uint64, p Port) *ovs.Flow {
+	return flow(TableClassifier, PrioNormal, c, "", p.Ofport, nil,
+		load(KindContainer, RegSrcKind), load(p.VLAN, RegVLAN), goTo(TableSpoofGuard))
+}
+
+// spoofGuard lets the port send only from its MAC and its addresses. A port
+// ovsnet gave no address is held to its MAC alone.
+func spoofGuard(c uint64, p Port) []*ovs.Flow {
+	mac := p.MAC.String()
+	src := ovs.DataLinkSource(mac)
+	if len(p.Addrs) == 0 {
+		return []*ovs.Flow{flow(TableSpoofGuard, PrioNormal, c, "", p.Ofport, []ovs.Match{src}, goTo(TableARPND))}
+	}
+	var fs []*ovs.Flow
+	v6 := false
+	for _, a := range p.Addrs {
+		if a.Is4() {
+			fs = append(fs,
+				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, p.Ofport, []ovs.Match{src, ovs.NetworkSource(a.String())}, goTo(TableARPND)),
+				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, p.Ofport,
+					[]ovs.Match{src, ovs.ARPSourceHardwareAddress(p.MAC), ovs.ARPSourceProtocolAddress(a.String())}, goTo(TableARPND)))
+			continue
+		}
+		v6 = true
+		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, p.Ofport, []ovs.Match{src, ovs.IPv6Source(a.String())}, goTo(TableARPND)))
+	}
+	if v6 {
+		// Link-local sources (neighbour discovery, MLD), still from its own MAC.
+		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, p.Ofport, []ovs.Match{src, ovs.IPv6Source("fe80::/10")}, goTo(TableARPND)))
+	}
+	return fs
+}
+
+// arpResponder answers ARP requests for a from the port's own VLAN with the
+// port's MAC, turning the request into the reply and sending it back. A
+// copy of the request goes to the gateway (untagged only), so that the
+// host's neighbour entries follow gratuitous ARPs.
+func arpResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
+	var acts []ovs.Action
+	if p.VLAN == 0 {
+		acts = append(acts, ovs.Local())
+	}
+	a4 := a.As4()
+	acts = append(acts,
+		ovs.Move("NXM_OF_ETH_SRC[]", "NXM_OF_ETH_DST[]"),
+		ovs.SetField(p.MAC.String(), "eth_src"), // as ovs-ofctl prints it, so diffs stay clean
+		ovs.Load("0x2", "NXM_OF_ARP_OP[]"),
+		ovs.Move("NXM_NX_ARP_SHA[]", "NXM_NX_ARP_THA[]"),
+		ovs.Move("NXM_OF_ARP_SPA[]", "NXM_OF_ARP_TPA[]"),
+		ovs.Load(fmt.Sprintf("0x%x", []byte(p.MAC)), "NXM_NX_ARP_SHA[]"),
+		ovs.Load(fmt.Sprintf("0x%02x%02x%02x%02x", a4[0], a4[1], a4[2], a4[3]), "NXM_OF_ARP_SPA[]"),
+		ovs.InPort())
+	return flow(TableARPND, PrioHigh, c, ovs.ProtocolARP, 0,
+		[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(a.String()), reg(2, p.VLAN)}, acts...)
+}
+
+// LinkFlows let l.Src open connections to l.Dst: the first packet of each
+// connection is committed to conntrack, whose +est/+rel flows pass the rest
+// both ways. One flow per family and rule.
+func LinkFlows(l Link) []*ovs.Flow {
+	c := LinkCookie(l.Src, l.Dst)
+	commit := ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d", CTZone))
+	newConn := ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateNew))
+	var fs []*ovs.Flow
+	for _, s := range l.SrcPort.Addrs {
+		for _, d := range l.DstPort.Addrs {
+			if s.Is4() != d.Is4() {
+				continue
+			}
+			m := []ovs.Match{newConn, ovs.DataLinkSource(l.SrcPort.MAC.String()), ovs.DataLinkDestination(l.DstPort.MAC.String())}
+			proto := ovs.ProtocolIPv4
+			if s.Is4() {
+				m = append(m, ovs.NetworkSource(s.String()), ovs.NetworkDestination(d.String()))
+			} else {
+				proto = ovs.ProtocolIPv6
+				m = append(m, ovs.IPv6Source(s.String()), ovs.IPv6Destination(d.String()))
+			}
+			if len(l.Rules) == 0 {
+				fs = append(fs, flow(TableLinks, PrioNormal, c, proto, 0, m, commit, goTo(TableOutput)))
+				continue
+			}
+			for _, r := range l.Rules {
+				p := transport(r.Proto, s.Is4())
+				fs = append(fs, flow(TableLinks, PrioNormal, c, p, 0, append(append([]ovs.Match{}, m...), ovs.TransportDestinationPort(r.Port)), commit, goTo(TableOutput)))
+			}
+		}
+	}
+	return fs
+}
+
+func transport(proto string, v4 bool) ovs.Protocol {
+	switch {
+	case proto == "udp" && v4:
+		return ovs.ProtocolUDPv4
+	case proto == "udp":
+		return ovs.ProtocolUDPv6
+	case v4:
+		return ovs.ProtocolTCPv4
+	}
+	return ovs.ProtocolTCPv6
+}

@@ -1,0 +1,104 @@
+package flows
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/digitalocean/go-openvswitch/ovs"
+)
+
+func text(t *testing.T, fs []*ovs.Flow) []string {
+	t.Helper()
+	var out []string
+	for _, f := range fs {
+		b, err := f.MarshalText()
+		if err != nil {
+			t.Fatalf("%s: %v", fmt.Sprintf("%+v", *f), err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+func dual() Port {
+	mac, _ := net.ParseMAC("02:00:00:00:00:02")
+	return Port{Name: "on0123456789ab", Ofport: 7, MAC: mac, VLAN: 0,
+		Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}}
+}
+
+func TestPortFlowsBudget(t *testing.T) {
+	fs := PortFlows(dual())
+	if len(fs) > 8 {
+		t.Fatalf("%d flows for a dual-stack port, budget is 8", len(fs))
+	}
+	all := strings.Join(text(t, fs), "\n")
+	for _, want := range []string{
+		"in_port=7,table=0,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=load:0x1->NXM_NX_REG0[],load:0x0->NXM_NX_REG2[],resubmit(,10)",
+		"ip,in_port=7,dl_src=02:00:00:00:00:02,nw_src=10.0.0.2",
+		"arp,in_port=7,dl_src=02:00:00:00:00:02,arp_sha=02:00:00:00:00:02,arp_spa=10.0.0.2",
+		"ipv6,in_port=7,dl_src=02:00:00:00:00:02,ipv6_src=fd00::2",
+		"ipv6_src=fe80::/10",
+		"arp_op=1,arp_tpa=10.0.0.2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=local,move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
+		"load:0x020000000002->NXM_NX_ARP_SHA[],load:0x0a000002->NXM_OF_ARP_SPA[],in_port",
+		"icmpv6_type=135,nd_target=fd00::2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=output:7",
+		"dl_dst=02:00:00:00:00:02,reg2=0,table=30,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=load:0x7->NXM_NX_REG4[],load:0x1->NXM_NX_REG5[],resubmit(,40)",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in\n%s", want, all)
+		}
+	}
+	for _, f := range fs {
+		if f.Cookie != PortCookie("on0123456789ab") {
+			t.Fatalf("flow with foreign cookie: %s", fmt.Sprintf("%+v", *f))
+		}
+	}
+	// A tagged port's responder sends no copy to the (untagged) gateway.
+	p := dual()
+	p.VLAN = 10
+	if s := strings.Join(text(t, PortFlows(p)), "\n"); strings.Contains(s, "actions=local") || !strings.Contains(s, "reg2=10") {
+		t.Fatalf("VLAN 10 port:\n%s", s)
+	}
+	// No address: MAC-only guard, nothing answered for it.
+	p.Addrs = nil
+	if fs := PortFlows(p); len(fs) != 3 {
+		t.Fatalf("address-less port: %d flows: %v", len(fs), text(t, fs))
+	}
+}
+
+func TestBridgeFlows(t *testing.T) {
+	open := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})), "\n")
+	if strings.Contains(open, "ct(") {
+		t.Fatalf("icc=true bridge uses conntrack:\n%s", open)
+	}
+	if !strings.Contains(open, "arp_op=1,arp_tpa=10.0.0.1,reg2=0,table=20,idle_timeout=0,cookie=0x0100000000000000,actions=local") || !strings.Contains(open, "actions=output:NXM_NX_REG4[]") {
+		t.Fatalf("gateway ARP or output missing:\n%s", open)
+	}
+	closed := strings.Join(text(t, BridgeFlows(Bridge{ICC: false})), "\n")
+	for _, want := range []string{"ip,reg0=1,reg5=1,table=40,idle_timeout=0,cookie=0x0100000000000000,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "ct_state=+trk+rel", "priority=90,reg0=1,reg5=1,table=40,idle_timeout=0,cookie=0x0100000000000000,actions=drop"} {
+		if !strings.Contains(closed, want) {
+			t.Errorf("icc=false lacks %q:\n%s", want, closed)
+		}
+	}
+}
+
+func TestLinkFlows(t *testing.T) {
+	src, dst := dual(), dual()
+	dst.MAC, _ = net.ParseMAC("02:00:00:00:00:03")
+	dst.Addrs = []netip.Addr{netip.MustParseAddr("10.0.0.3")}
+	all := LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst})
+	if len(all) != 1 {
+		t.Fatalf("one family in common: %d flows", len(all))
+	}
+	s := strings.Join(text(t, LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst, Rules: []Rule{{"tcp", 80}, {"udp", 53}}})), "\n")
+	for _, want := range []string{"tcp,ct_state=+trk+new,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,nw_src=10.0.0.2,nw_dst=10.0.0.3,tp_dst=80,table=41,idle_timeout=0,cookie=0x0340d7820d408076,actions=ct(commit,zone=1),resubmit(,50)", "udp,", "tp_dst=53"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("missing %q in\n%s", want, s)
+		}
+	}
+	if LinkCookie("a", "b") == LinkCookie("b", "a") || LinkCookie("a", "b")&CategoryMask != CatLink {
+		t.Fatal("link cookies must be directional and in the link category")
+	}
+}

@@ -1,0 +1,127 @@
+// Package flows is ovsnet's OpenFlow pipeline: the tables, registers,
+// cookies and priorities in one place, one short function per kind of flow,
+// all pure functions of the intent in OVSDB, plus the transport that sends
+// them to a bridge in atomic bundles.
+//
+//	            +------------+   +-------------+   +---------+   +-----------+   +-----------+   +--------+
+//	packet ---> | 0 classify | > | 10 spoof    | > | 20 arp/ | > | 30 L2     | > | 40 isolate| > | 50     |
+//	            | in_port -> |   | guard: own  |   | nd: ARP |   | dl_dst -> |   | icc=false:|   | output |
+//	            | reg0 kind, |   | MAC+IP only;|   | answered|   | reg4 port,|   | ct() to 41|   | reg4   |
+//	            | reg2 VLAN  |   | no RA/DHCP  |   | by flows|   | reg5 kind |   | 41: +est, |   +--------+
+//	            | unknown:   |   | server      |   | NS to   |   | (same VLAN|   | +rel, or a|
+//	            | drop       |   | (gateway    |   | owner   |   | only)     |   | link: ct  |
+//	            +------------+   | skips 10)   |   | never   |   | unknown / |   | commit    |
+//	                             +-------------+   | flooded |   | bcast ->  |   +-----------+
+//	                                               +---------+   | gateway   |
+//	                                                             +-----------+
+//
+// Registers: reg0 = kind of the source port, reg2 = VLAN of the source port
+// (0 untagged), reg4 = output port, reg5 = kind of the destination.
+//
+// Cookies: the top byte is the category (bridge-wide, port, link), the rest
+// a hash of the owning object, so that one object's flows are replaced or
+// removed with one cookie mask in one bundle.
+//
+// Per container port: 1 classifier, 1-4 spoof guard (MAC only; or IPv4 +
+// ARP; plus IPv6 and IPv6 link-local), 1 ARP responder per IPv4, 1 NS
+// delivery per IPv6, 1 L2 flow: at most 8. Per link: 1 per family and port.
+package flows
+
+import (
+	"hash/fnv"
+)
+
+// Table is a pipeline stage.
+type Table int
+
+// The tables, in pipeline order.
+const (
+	TableClassifier Table = 0
+	TableSpoofGuard Table = 10
+	TableARPND      Table = 20
+	TableL2         Table = 30
+	TableIsolation  Table = 40
+	TableLinks      Table = 41
+	TableOutput     Table = 50
+)
+
+// Describe says in plain words what a table does (for trace).
+func (t Table) Describe() string {
+	switch t {
+	case TableClassifier:
+		return "classifier (which port is this?)"
+	case TableSpoofGuard:
+		return "spoof guard (own MAC and addresses only)"
+	case TableARPND:
+		return "ARP/ND (answered by flows, never flooded)"
+	case TableL2:
+		return "L2 forwarding (destination MAC, same VLAN)"
+	case TableIsolation:
+		return "isolation (icc=false: container to container needs a link)"
+	case TableLinks:
+		return "links (connection tracking)"
+	case TableOutput:
+		return "output"
+	}
+	return "unknown table"
+}
+
+// Registers.
+const (
+	RegSrcKind = "NXM_NX_REG0[]"
+	RegVLAN    = "NXM_NX_REG2[]"
+	RegOutPort = "NXM_NX_REG4[]"
+	RegDstKind = "NXM_NX_REG5[]"
+)
+
+// Port kinds in RegSrcKind / RegDstKind.
+const (
+	KindContainer = 1
+	KindGateway   = 2
+)
+
+// Priorities.
+const (
+	PrioMiss     = 0   // table miss: drop, or go on where the table is optional
+	PrioFallback = 50  // catch-alls below the specific flows
+	PrioNormal   = 100 // the per-object flows
+	PrioDeny     = 90  // denials just below the per-object allows
+	PrioGateway  = 150 // the gateway's own ARP/ND
+	PrioHigh     = 200 // established connections, responders
+	PrioGuard    = 300 // drops that no allow may override (RA, DHCP servers)
+)
+
+// Conntrack zone used by isolation.
+const CTZone = 1
+
+// Cookie categories (top byte).
+const (
+	CatBridge uint64 = 0x01 << 56
+	CatPort   uint64 = 0x02 << 56
+	CatLink   uint64 = 0x03 << 56
+	catMask   uint64 = 0xff << 56
+)
+
+// ObjectMask selects one object's flows; CategoryMask one category's.
+const (
+	ObjectMask   uint64 = ^uint64(0)
+	CategoryMask uint64 = catMask
+)
+
+func hash56(parts ...string) uint64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return h.Sum64() &^ catMask
+}
+
+// BridgeCookie owns the bridge-wide flows.
+func BridgeCookie() uint64 { return CatBridge }
+
+// PortCookie owns one port's flows (by OVS port name).
+func PortCookie(port string) uint64 { return CatPort | hash56(port) }
+
+// LinkCookie owns one link's flows.
+func LinkCookie(src, dst string) uint64 { return CatLink | hash56(src, dst) }
