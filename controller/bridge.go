@@ -112,7 +112,8 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	for k, v := range want {
 		ext[k] = v
 	}
-	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU})
+	mac := randomMAC()
+	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU, MAC: mac.String()})
 	if _, err := h.DB.Commit(ctx, ops); err != nil {
 		return false, fmt.Errorf("create bridge %q: %w", o.Name, err)
 	}
@@ -129,7 +130,9 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
 		return undo(err)
 	}
-	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(bridgeIntent(ext))); err != nil {
+	intent := bridgeIntent(ext)
+	intent.GatewayMAC = mac
+	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(intent)); err != nil {
 		return undo(err)
 	}
 	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {

@@ -119,9 +119,9 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 	return out, nil
 }
 
-// linkChanges recomputes the flows of every link of the bridge that has
-// container at either end (all links when container is "").
-func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]string, container string) ([]flows.Change, error) {
+// linkChanges recomputes the flows of the bridge's links that match (nil:
+// all of them).
+func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]string, match func(src, dst string) bool) ([]flows.Change, error) {
 	var chs []flows.Change
 	cache := map[string][]flows.Port{}
 	ports := func(c string) ([]flows.Port, error) {
@@ -134,7 +134,7 @@ func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]st
 	}
 	for _, k := range sortedKeys(ext) {
 		src, dst, ok := parseLinkKey(k)
-		if !ok || (container != "" && src != container && dst != container) {
+		if !ok || (match != nil && !match(src, dst)) {
 			continue
 		}
 		rules, err := ParseRules(splitList(ext[k]))
@@ -164,7 +164,9 @@ func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]st
 // one replace-flows bundle: what did not change stays, drift goes.
 // It returns how many flows it added and removed (0, 0: nothing drifted).
 func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) (added, removed int, err error) {
-	fs := flows.BridgeFlows(bridgeIntent(b.ExternalIDs))
+	intent := bridgeIntent(b.ExternalIDs)
+	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
+	fs := flows.BridgeFlows(intent)
 	ifs, ports := topo.BridgeInterfaces(b)
 	for j, i := range ifs {
 		vlan := 0
@@ -175,7 +177,7 @@ func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vsw
 			fs = append(fs, flows.PortFlows(p)...)
 		}
 	}
-	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, "")
+	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -204,4 +206,9 @@ func bridgeLinks(ext map[string]string) []Link {
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].Src+">"+ls[i].Dst < ls[j].Src+">"+ls[j].Dst })
 	return ls
+}
+
+// involving matches the links with container at either end.
+func involving(container string) func(src, dst string) bool {
+	return func(src, dst string) bool { return src == container || dst == container }
 }

@@ -112,3 +112,13 @@ func TestUsedAddrs(t *testing.T) {
 		t.Fatalf("%v", u)
 	}
 }
+
+func TestMACFor(t *testing.T) {
+	m := macFor([]netip.Prefix{netip.MustParsePrefix("fd00::2/64"), netip.MustParsePrefix("173.16.1.2/24")})
+	if m.String() != "0a:58:ad:10:01:02" {
+		t.Fatalf("got %s", m)
+	}
+	if m := macFor(nil); m[0]&1 != 0 || m[0]&2 == 0 {
+		t.Fatalf("random MAC %s", m)
+	}
+}

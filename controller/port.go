@@ -92,8 +92,6 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 			return nil, err
 		}
 		mac = m
-	} else {
-		mac = randomMAC()
 	}
 	var gateway netip.Addr
 	if o.Gateway != "" {
@@ -210,6 +208,9 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if mtu == 0 {
 		mtu = atoi(br.ExternalIDs[ovsdb.KeyMTU])
 	}
+	if o.MAC == "" {
+		mac = macFor(cl.addrs)
+	}
 	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: typ == attach.TypeVeth && dp == DatapathNetdev}
 
 	// A veth exists before its OVS row, so ovs-vswitchd finds the device
@@ -278,6 +279,10 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if err == nil {
 			cl, err = h.allocate(ctx, br, subnets, requested, auto)
 		}
+		if err == nil && o.MAC == "" {
+			mac = macFor(cl.addrs) // Configure sets it on the link
+			cfg.MAC = mac
+		}
 		if err != nil {
 			rollbackLink()
 			return nil, err
@@ -291,7 +296,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		fport.Addrs = append(fport.Addrs, a.Addr())
 	}
 	install := func(p flows.Port) error {
-		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, o.Container)
+		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, involving(o.Container))
 		if err != nil {
 			return err
 		}
@@ -385,6 +390,21 @@ func gatewaysFor(addrs []netip.Prefix, subnets []ipam.Subnet, explicit netip.Add
 func randInt(n int) int64 {
 	v, _ := rand.Int(rand.Reader, big.NewInt(int64(n)))
 	return v.Int64()
+}
+
+// macFor derives a container's MAC from its IPv4 address, as Docker does
+// (0a:58 + the address, the convention of OVN-based CNIs): a container that
+// comes back with the same address keeps its MAC, so peers' neighbour
+// entries stay right without flooding its announcements to them. Without
+// IPv4 it is random.
+func macFor(addrs []netip.Prefix) net.HardwareAddr {
+	for _, a := range addrs {
+		if a.Addr().Is4() {
+			b := a.Addr().As4()
+			return net.HardwareAddr{0x0a, 0x58, b[0], b[1], b[2], b[3]}
+		}
+	}
+	return randomMAC()
 }
 
 // randomMAC returns a random locally administered unicast MAC.
@@ -495,7 +515,7 @@ func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ..
 	for _, p := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
 	}
-	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, container)
+	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container))
 	if err != nil {
 		return err
 	}
@@ -568,7 +588,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil || br == nil {
 		return err
 	}
-	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, container)
+	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ type Bridge struct {
 	ICC        bool     `json:"icc"`
 	NAT        bool     `json:"nat"`
 	Ports      []Port   `json:"containers"`
+	Links      []Link   `json:"links,omitempty"`
 	OtherPorts []string `json:"other_ports,omitempty"`
 }
 
@@ -44,7 +45,8 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		ext := b.ExternalIDs
 		sb := Bridge{Name: b.Name, Datapath: datapathOf(b), Ovsnet: ext[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet,
 			Subnets: splitList(ext[ovsdb.KeySubnet]), Gateways: splitList(ext[ovsdb.KeyPortGW]),
-			MTU: atoi(ext[ovsdb.KeyMTU]), ICC: ext[ovsdb.KeyICC] != "false", NAT: ext[ovsdb.KeyNAT] != "false", Ports: []Port{}}
+			MTU: atoi(ext[ovsdb.KeyMTU]), ICC: ext[ovsdb.KeyICC] != "false", NAT: ext[ovsdb.KeyNAT] != "false", Ports: []Port{},
+			Links: bridgeLinks(ext)}
 		ifs, ports := topo.BridgeInterfaces(b)
 		for j, ifc := range ifs {
 			if ifc.ExternalIDs[ovsdb.KeyContainerID] == "" {

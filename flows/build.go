@@ -10,8 +10,9 @@ import (
 
 // Bridge is the bridge-wide intent the pipeline needs.
 type Bridge struct {
-	ICC      bool
-	Gateways []netip.Addr // the bridge's gateway addresses (on LOCAL)
+	ICC        bool
+	Gateways   []netip.Addr     // the bridge's gateway addresses (on LOCAL)
+	GatewayMAC net.HardwareAddr // the MAC of the bridge's own port
 }
 
 // Port is one container port.
@@ -67,16 +68,20 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 		flow(TableARPND, PrioFallback, c, ovs.ProtocolARP, 0, []ovs.Match{ovs.ARPOperation(1)}, ovs.Drop()),
 		flow(TableARPND, PrioFallback, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(135)}, ovs.Drop()),
 		flow(TableARPND, PrioMiss, c, "", 0, nil, goTo(TableL2)),
-		// Untagged containers' unknown unicast, broadcast and multicast go to
-		// the gateway only.
-		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{reg(0, KindContainer), reg(2, 0)},
-			load(int(0xfffe), RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)),
+		// Untagged containers' broadcast and multicast go to the gateway
+		// only; unknown unicast goes nowhere.
+		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{ovs.DataLinkDestination("01:00:00:00:00:00/01:00:00:00:00:00"), reg(0, KindContainer), reg(2, 0)},
+			load(LocalPort, RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)),
 		flow(TableL2, PrioMiss, c, "", 0, nil, ovs.Drop()),
 		flow(TableIsolation, PrioMiss, c, "", 0, nil, goTo(TableOutput)),
 		flow(TableOutput, PrioMiss, c, "", 0, nil, ovs.OutputField(RegOutPort)),
 	}
 	for _, gw := range b.Gateways {
 		fs = append(fs, gatewayNeighbour(c, gw))
+	}
+	if len(b.GatewayMAC) > 0 {
+		fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(b.GatewayMAC.String()), reg(2, 0)},
+			load(LocalPort, RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)))
 	}
 	if !b.ICC {
 		fs = append(fs, isolationFlows(c)...)

@@ -69,7 +69,11 @@ func TestPortFlowsBudget(t *testing.T) {
 }
 
 func TestBridgeFlows(t *testing.T) {
-	open := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})), "\n")
+	gw, _ := net.ParseMAC("02:00:00:00:00:01")
+	open := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw})), "\n")
+	if !strings.Contains(open, "dl_dst=02:00:00:00:00:01,reg2=0,table=30") || !strings.Contains(open, "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,reg0=1,reg2=0,table=30") {
+		t.Fatalf("gateway MAC or multicast flow missing:\n%s", open)
+	}
 	if strings.Contains(open, "ct(") {
 		t.Fatalf("icc=true bridge uses conntrack:\n%s", open)
 	}

@@ -91,6 +91,10 @@ const (
 	PrioGuard    = 300 // drops that no allow may override (RA, DHCP servers)
 )
 
+// LocalPort is the bridge's own port (OpenFlow 1.0 OFPP_LOCAL) as a value
+// for output:reg4.
+const LocalPort = 0xfffe
+
 // Conntrack zone used by isolation.
 const CTZone = 1
 

@@ -30,6 +30,7 @@ func uuidSet(named bool, ids ...string) ovsdb.OvsSet {
 // BridgeSpec is what CreateBridge makes.
 type BridgeSpec struct {
 	Name        string
+	MAC         string // other_config:hwaddr: a fixed gateway MAC (OVS would otherwise follow its ports')
 	Datapath    string // "system" or "netdev"
 	ExternalIDs map[string]string
 	MTU         int // of the bridge's internal port; 0 leaves the default
@@ -49,7 +50,8 @@ func CreateBridge(s BridgeSpec) []ovsdb.Operation {
 			"name": s.Name, "interfaces": uuidSet(true, ifID)})},
 		{Op: ovsdb.OperationInsert, Table: vswitchd.BridgeTable, UUIDName: brID, Row: row(map[string]interface{}{
 			"name": s.Name, "ports": uuidSet(true, portID), "datapath_type": s.Datapath,
-			"external_ids": ovsMap(s.ExternalIDs), "fail_mode": FailMode, "protocols": protocolSet()})},
+			"external_ids": ovsMap(s.ExternalIDs), "fail_mode": FailMode, "protocols": protocolSet(),
+			"other_config": ovsMap(map[string]string{"hwaddr": s.MAC})})},
 		{Op: ovsdb.OperationMutate, Table: vswitchd.OpenvSwitchTable, Where: []ovsdb.Condition{allRows()},
 			Mutations: []ovsdb.Mutation{{Column: "bridges", Mutator: ovsdb.MutateOperationInsert, Value: uuidSet(true, brID)}}},
 	}

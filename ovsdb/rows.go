@@ -104,7 +104,7 @@ func allRows() ovsdb.Condition {
 // Typed reads used across ovsnet.
 
 // bridgeColumns leaves out Bridge.ports, which grows with the bridge.
-var bridgeColumns = []string{"_uuid", "name", "datapath_type", "external_ids"}
+var bridgeColumns = []string{"_uuid", "name", "datapath_type", "external_ids", "other_config"}
 
 // GetBridge returns the bridge named name (without its ports column), or
 // nil if there is none.

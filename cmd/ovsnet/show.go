@@ -82,6 +82,9 @@ func renderTree(bs []controller.Bridge) string {
 			}
 			lines = append(lines, l)
 		}
+		for _, l := range br.Links {
+			lines = append(lines, fmt.Sprintf("link %s -> %s (%s)", l.Src, l.Dst, l.Ports))
+		}
 		if len(br.OtherPorts) > 0 {
 			lines = append(lines, "other ports: "+strings.Join(br.OtherPorts, " "))
 		}

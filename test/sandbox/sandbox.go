@@ -118,7 +118,7 @@ func (s *Sandbox) start(o Options) error {
 	}
 	if _, err := s.Run("ovsdb-server", db, "--remote=punix:"+filepath.Join(s.Dir, "db.sock"),
 		"--pidfile="+filepath.Join(s.Dir, "ovsdb-server.pid"), "--log-file="+filepath.Join(s.Dir, "ovsdb-server.log"),
-		"--unixctl="+filepath.Join(s.Dir, "ovsdb-server.ctl"), "--detach"); err != nil {
+		"--detach"); err != nil {
 		return err
 	}
 	if _, err := s.Vsctl("--no-wait", "init"); err != nil {
@@ -133,11 +133,12 @@ func (s *Sandbox) start(o Options) error {
 	return s.StartVswitchd()
 }
 
-// StartVswitchd starts ovs-vswitchd (again, after StopVswitchd).
+// StartVswitchd starts ovs-vswitchd (again, after StopVswitchd). Its
+// control socket keeps OVS's default name in Dir, so that ovs-appctl finds
+// it through OVS_RUNDIR as on a real host.
 func (s *Sandbox) StartVswitchd() error {
 	_, err := s.Run("ovs-vswitchd", s.DB(), "--pidfile="+filepath.Join(s.Dir, "ovs-vswitchd.pid"),
-		"--log-file="+filepath.Join(s.Dir, "ovs-vswitchd.log"), "--unixctl="+filepath.Join(s.Dir, "ovs-vswitchd.ctl"),
-		"-vconsole:off", "--detach")
+		"--log-file="+filepath.Join(s.Dir, "ovs-vswitchd.log"), "-vconsole:off", "--detach")
 	return err
 }
 

@@ -1,0 +1,98 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+)
+
+// Link lets SRC open connections to DST on BRIDGE (all protocols, or only
+// the given ports); replies come back through conntrack. It is stored on
+// the bridge and needs both containers attached to it.
+func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string) (string, error) {
+	rules, err := ParseRules(ports)
+	if err != nil {
+		return "", err
+	}
+	if src == dst {
+		return "", fmt.Errorf("a container needs no link to itself")
+	}
+	spec := rulesString(rules)
+	err = h.changeLink(ctx, bridge, src, dst, func(ext map[string]string) (map[string]string, []string, error) {
+		for _, c := range []string{src, dst} {
+			ps, err := h.containerIfaces(ctx, bridge, c)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(ps) == 0 {
+				return nil, nil, fmt.Errorf("container %q has no interface on %s: attach it first (ovsnet add-port %s INTERFACE %s)", c, bridge, bridge, c)
+			}
+		}
+		return map[string]string{LinkKey(src, dst): spec}, nil, nil
+	})
+	return spec, err
+}
+
+// Unlink removes the link SRC -> DST; there must be one.
+func (h *Host) Unlink(ctx context.Context, bridge, src, dst string) error {
+	return h.changeLink(ctx, bridge, src, dst, func(ext map[string]string) (map[string]string, []string, error) {
+		if _, ok := ext[LinkKey(src, dst)]; !ok {
+			return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, bridge, bridge)
+		}
+		return nil, []string{LinkKey(src, dst)}, nil
+	})
+}
+
+// changeLink edits the bridge's link keys under the bridge guard, then
+// replaces that one link's flows in one bundle.
+func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit func(map[string]string) (map[string]string, []string, error)) error {
+	if err := CheckIfName("bridge", bridge); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		br, err := h.DB.GetBridge(ctx, bridge)
+		if err != nil {
+			return err
+		}
+		if br == nil {
+			return noBridge(bridge)
+		}
+		if br.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			return fmt.Errorf("bridge %s was not made by ovsnet: links need its flow pipeline", bridge)
+		}
+		set, del, err := edit(br.ExternalIDs)
+		if err != nil {
+			return err
+		}
+		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, set, del...))
+		if errors.Is(err, ovsdb.ErrConflict) && attempt < maxAttempts {
+			time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ext := map[string]string{}
+		for k, v := range br.ExternalIDs {
+			ext[k] = v
+		}
+		for _, k := range del {
+			delete(ext, k)
+		}
+		for k, v := range set {
+			ext[k] = v
+		}
+		mine, err := h.linkChanges(ctx, bridge, ext, func(s, d string) bool { return s == src && d == dst })
+		if err != nil {
+			return err
+		}
+		if len(mine) == 0 { // unlinked: remove its flows
+			mine = []flows.Change{{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}}
+		}
+		return h.Flows.Apply(bridge, mine...)
+	}
+}
