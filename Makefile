@@ -29,6 +29,7 @@ e2e:
 # Benchmarks: not part of `make test`.
 bench: build
 	$(GO) run ./bench/attachtypes -ovsnet bin/ovsnet
+	$(GO) run ./bench/pipeline -ovsnet bin/ovsnet
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.
 test: deps vet

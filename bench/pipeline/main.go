@@ -1,0 +1,135 @@
+// Command pipeline measures what ovsnet's flow pipeline costs against a
+// plain OVS bridge running the NORMAL action, on the same bridge, ports and
+// containers in one run: TCP throughput (iperf3) and ping latency between two
+// containers, with isolation off and on (icc=false plus a link), with 2
+// ports on the bridge and with 1,000. It writes bench/results/pipeline.json.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ovsnet/ovsnet/test/sandbox"
+)
+
+type result struct {
+	Setup     string  `json:"setup"`
+	Ports     int     `json:"ports_on_bridge"`
+	Gbps      float64 `json:"tcp_gbit_per_s"`
+	PingAvgMs float64 `json:"ping_avg_ms"`
+}
+
+var (
+	bin   = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
+	secs  = flag.Int("t", 5, "seconds per iperf3 run")
+	extra = flag.Int("ports", 1000, "ports on the bridge for the large case")
+	out   = flag.String("out", "bench/results/pipeline.json", "result file")
+)
+
+func main() {
+	flag.Parse()
+	sb, err := sandbox.Start("ovsnet-bench", "")
+	check(err)
+	defer sb.Close()
+	c1, c2 := "bench-p1", "bench-p2"
+	for _, c := range []string{c1, c2} {
+		check(sandbox.AddNetns(c))
+		defer sandbox.DelNetns(c)
+	}
+	run := func(args ...string) {
+		_, err := sb.Run(*bin, args...)
+		check(err)
+	}
+	run("add-br", "br0", "--subnet", "10.125.0.0/16", "--icc=false")
+	run("add-port", "br0", "eth1", c1, "--ip")
+	run("add-port", "br0", "eth1", c2, "--ip")
+	dst := "10.125.0.3"
+	var rs []result
+	measureAll := func(ports int) {
+		// Isolation on: only a link lets c1 reach c2.
+		run("link", "br0", c1, c2)
+		rs = append(rs, measure(sb, "ovsnet pipeline, isolation on (icc=false + link)", ports, c1, c2, dst))
+		// Isolation off: the same pipeline without conntrack.
+		_, err := sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=true")
+		check(err)
+		run("reconcile")
+		rs = append(rs, measure(sb, "ovsnet pipeline, isolation off", ports, c1, c2, dst))
+		// A plain bridge: the NORMAL action (MAC learning, flooding).
+		_, err = sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", "/dev/stdin")
+		check(err)
+		_, err = sb.Run("ovs-ofctl", "add-flow", "br0", "priority=0,actions=NORMAL")
+		check(err)
+		rs = append(rs, measure(sb, "plain OVS bridge, NORMAL action", ports, c1, c2, dst))
+		// Back to ovsnet's intent.
+		_, err = sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=false")
+		check(err)
+		run("unlink", "br0", c1, c2)
+		run("reconcile")
+	}
+	measureAll(3)
+	// Grow the bridge: internal ports that stay in the host, added in
+	// batches (one ovs-vsctl transaction each).
+	for i := 0; i < *extra; i += 100 {
+		args := []string{}
+		for j := i; j < i+100 && j < *extra; j++ {
+			args = append(args, "--", "add-port", "br0", fmt.Sprintf("bx%d", j), "--", "set", "interface", fmt.Sprintf("bx%d", j), "type=internal")
+		}
+		_, err := sb.Vsctl(args...)
+		check(err)
+	}
+	time.Sleep(5 * time.Second)
+	measureAll(3 + *extra)
+
+	host, _ := os.Hostname()
+	doc := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "host": host,
+		"datapath": "netdev (userspace), userspace TSO on, internal ports", "results": rs}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	check(os.WriteFile(*out, append(b, '\n'), 0o644))
+	fmt.Printf("%-50s %6s %12s %10s\n", "setup", "ports", "TCP Gbit/s", "ping ms")
+	for _, r := range rs {
+		fmt.Printf("%-50s %6d %12.2f %10.3f\n", r.Setup, r.Ports, r.Gbps, r.PingAvgMs)
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pipeline:", err)
+		os.Exit(1)
+	}
+}
+
+var rttRE = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
+
+func measure(sb *sandbox.Sandbox, name string, ports int, c1, c2, addr string) result {
+	r := result{Setup: name, Ports: ports}
+	p, err := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "100", "-i", "0.02", addr).Output()
+	check(err)
+	if m := rttRE.FindSubmatch(p); m != nil {
+		r.PingAvgMs, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", addr)
+	check(srv.Start())
+	defer srv.Process.Kill()
+	time.Sleep(300 * time.Millisecond)
+	o, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", addr, "-t", strconv.Itoa(*secs), "-J").Output()
+	if err != nil {
+		check(fmt.Errorf("%s: iperf3: %v: %s", name, err, strings.TrimSpace(string(o))))
+	}
+	var ip struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	check(json.Unmarshal(o, &ip))
+	r.Gbps = ip.End.SumReceived.BitsPerSecond / 1e9
+	return r
+}
