@@ -241,9 +241,22 @@ func TestSpoofGuard(t *testing.T) {
 		t.Fatalf("ping from a foreign address got through: %s", out)
 	}
 	run(t, "ip", "-n", c1, "addr", "del", "10.62.0.50/24", "dev", "eth1")
-	// Gratuitous ARP claiming the gateway's and c2's addresses.
+	// Gratuitous ARP claiming the gateway's and c2's addresses (arping
+	// needs the address on the interface to send from it).
+	dropped := e.spoofDrops("br0")
 	for _, claim := range []string{"10.62.0.1", "10.62.0.3"} {
-		exec.Command("ip", "netns", "exec", c1, "busybox", "arping", "-U", "-c", "2", "-w", "1", "-I", "eth1", "-s", claim, claim).Run()
+		run(t, "ip", "-n", c1, "addr", "add", claim+"/32", "dev", "eth1")
+		run(t, "ip", "netns", "exec", c1, "busybox", "arping", "-U", "-c", "2", "-I", "eth1", "-s", claim, claim)
+		run(t, "ip", "-n", c1, "addr", "del", claim+"/32", "dev", "eth1")
+	}
+	// Flow statistics reach OpenFlow from the datapath with some delay.
+	now := e.spoofDrops("br0")
+	for i := 0; i < 50 && now < dropped+4; i++ {
+		time.Sleep(100 * time.Millisecond)
+		now = e.spoofDrops("br0")
+	}
+	if now < dropped+4 {
+		t.Fatalf("the spoof guard dropped %d packets during 4 forged ARPs", now-dropped)
 	}
 	if n := neigh(c2, "10.62.0.1"); !strings.Contains(n, gwMAC) {
 		t.Fatalf("c2's gateway entry poisoned: %q", n)
@@ -363,4 +376,25 @@ func TestFlowsPerPortAndResync(t *testing.T) {
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("reconcile after repair: %q", out)
 	}
+}
+
+var packetsRE = regexp.MustCompile(`n_packets=(\d+)`)
+
+// spoofDrops is how many packets the spoof guard's table miss dropped.
+func (e *env) spoofDrops(bridge string) int {
+	e.t.Helper()
+	out, err := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", bridge, "table=10")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, " priority=0 actions=drop") {
+			if m := packetsRE.FindStringSubmatch(l); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				return n
+			}
+		}
+	}
+	e.t.Fatalf("no table-miss flow in table 10:\n%s", out)
+	return 0
 }
