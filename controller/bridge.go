@@ -17,6 +17,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -138,6 +139,13 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {
 		return undo(err)
 	}
+	// Masquerade and forwarding rules (and every other bridge's, which must
+	// not masquerade toward this subnet).
+	if len(subnets) > 0 {
+		if err := h.syncNATAll(ctx); err != nil {
+			return undo(err)
+		}
+	}
 	return true, nil
 }
 
@@ -236,7 +244,14 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
-	// Rows are gone; now the containers' devices, ovs-docker's veths included.
+	// Rows are gone; now the containers' devices, ovs-docker's veths
+	// included, and the bridge's NAT rules and host port reservations.
 	ifs, _ := topo.BridgeInterfaces(br)
-	return removeLinks(ifs)
+	var errs []error
+	for _, i := range ifs {
+		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
+		errs = append(errs, h.release(ctx, i, ms))
+	}
+	errs = append(errs, removeLinks(ifs), h.syncNATAll(ctx))
+	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -29,6 +30,7 @@ import (
 type Host struct {
 	DB    *ovsdb.Client
 	Flows *flows.Switch
+	nat   *nat.Tables // opened on first use
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

@@ -16,6 +16,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -30,7 +31,8 @@ type PortOptions struct {
 	MAC       string
 	MTU       int
 	VLAN      int
-	Type      string // veth|internal; "" picks the datapath's default
+	Type      string   // veth|internal; "" picks the datapath's default
+	Publish   []string // -p specs: [HOST_IP:][HOST_PORT:]PORT[/proto]
 }
 
 // Port is an attached container interface, as add-port and show report it.
@@ -120,6 +122,15 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		requested = append(requested, p)
 	}
 
+	var publish []nat.Mapping
+	for _, p := range o.Publish {
+		m, err := nat.ParseMapping(p)
+		if err != nil {
+			return nil, err
+		}
+		publish = append(publish, m)
+	}
+
 	// One read: the bridge, an existing attach of this container interface,
 	// and a port already holding the name ovsnet would use.
 	host := attach.HostName(o.Bridge, o.Container, o.Iface)
@@ -148,6 +159,13 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	}
 	if auto && len(subnets) == 0 {
 		return nil, fmt.Errorf("--ip without an address needs a subnet on bridge %s: give --ip=ADDR/PLEN, or recreate the bridge with --subnet", o.Bridge)
+	}
+	nb, natOK := natBridge(br)
+	if len(publish) > 0 && (!natOK || !nb.NAT) {
+		return nil, fmt.Errorf("-p needs a bridge in NAT mode (--nat=true with an IPv4 subnet); %s is not", o.Bridge)
+	}
+	if len(publish) > 0 && !auto && !hasFamily(requested, netip.IPv4Unspecified()) {
+		return nil, fmt.Errorf("-p needs an IPv4 address on the interface: add --ip")
 	}
 	// Reject a bad explicit address or gateway before touching anything.
 	var onLink []netip.Prefix
@@ -308,7 +326,14 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		for _, a := range cl.addrs {
 			freed = append(freed, a.Addr())
 		}
-		err := h.removePorts(context.Background(), o.Bridge, []string{portUUID}, freed)
+		bg := context.Background()
+		if len(publish) > 0 {
+			if ifs, err := h.DB.FindInterfaces(bg, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface}); err == nil && len(ifs) > 0 {
+				ms, _ := nat.ParseList(ifs[0].ExternalIDs[ovsdb.KeyPublish])
+				h.release(bg, ifs[0], ms)
+			}
+		}
+		err := h.removePorts(bg, o.Bridge, []string{portUUID}, freed)
 		if err == nil {
 			err = h.dropFlows(context.Background(), o.Bridge, o.Container, host)
 		}
@@ -356,6 +381,19 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		return nil, rollback(fmt.Errorf("configure %s in container %s: %w", o.Iface, o.Container, err))
 	}
 	tr.step("configure in container")
+	if len(publish) > 0 {
+		ifs, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})
+		if err == nil && len(ifs) == 0 {
+			err = fmt.Errorf("interface row of %s vanished", host)
+		}
+		if err == nil {
+			_, err = h.publish(ctx, nb, ifs[0], publish)
+		}
+		if err != nil {
+			return nil, rollback(err)
+		}
+		tr.step("publish")
+	}
 
 	p := &Port{Bridge: o.Bridge, Container: o.Container, Iface: o.Iface, MAC: mac.String(), MTU: mtu,
 		VLAN: o.VLAN, Type: typ, OVSPort: host, Netns: target.Netns}
@@ -489,6 +527,12 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 			if p, err := netip.ParsePrefix(i.ExternalIDs[k]); err == nil {
 				freed = append(freed, p.Addr())
 			}
+		}
+	}
+	for _, i := range ifs {
+		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
+		if err := h.release(ctx, i, ms); err != nil {
+			return err
 		}
 	}
 	if err := h.removePorts(ctx, bridge, uuids, freed); err != nil {

@@ -73,6 +73,11 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 			}
 		}
 	}
+	if d, err := h.syncNAT(ctx, topo); err != nil {
+		errs = append(errs, err)
+	} else {
+		did = append(did, d...)
+	}
 	return did, notes, errors.Join(errs...)
 }
 

@@ -32,4 +32,10 @@ const (
 	// bridge: one key per link, "ovsnet-link:SRC>DST" = "all" or
 	// "80/tcp,53/udp" (SRC and DST as given to ovsnet link).
 	KeyLinkPrefix = "ovsnet-link:"
+
+	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
+	KeyPublish = "ovsnet-publish"
+	// root Open_vSwitch row: one key per published host port,
+	// "ovsnet-hostport:PROTO/HOST_IP/HOST_PORT" = "CONTAINER/INTERFACE".
+	KeyHostPortPrefix = "ovsnet-hostport:"
 )

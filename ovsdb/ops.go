@@ -86,10 +86,21 @@ func DeleteBridge(uuid string) []ovsdb.Operation {
 
 // GuardBridge makes the transaction fail with ErrConflict unless the
 // bridge's external_ids are still exactly ext (as read), then bumps the
-// generation key, deletes the keys in del and sets the keys in set. Every change of a bridge's ports
-// carries it, so two writers that read the same allocation state (free
-// addresses, OpenFlow port numbers, hints) cannot both commit.
+// generation key, deletes the keys in del and sets the keys in set. Every
+// change of a bridge's ports carries it, so two writers that read the same
+// allocation state (free addresses, OpenFlow port numbers, hints) cannot
+// both commit.
 func GuardBridge(bridge string, ext, set map[string]string, del ...string) []ovsdb.Operation {
+	return guardRow(vswitchd.BridgeTable, []ovsdb.Condition{NameIs(bridge)}, ext, set, del)
+}
+
+// GuardRoot is GuardBridge for the root Open_vSwitch row, which holds
+// host-wide reservations (published host ports).
+func GuardRoot(ext, set map[string]string, del ...string) []ovsdb.Operation {
+	return guardRow(vswitchd.OpenvSwitchTable, []ovsdb.Condition{allRows()}, ext, set, del)
+}
+
+func guardRow(table string, where []ovsdb.Condition, ext, set map[string]string, del []string) []ovsdb.Operation {
 	zero := 0
 	var n int
 	fmt.Sscan(ext[KeyGen], &n)
@@ -103,14 +114,28 @@ func GuardBridge(bridge string, ext, set map[string]string, del ...string) []ovs
 	}
 	ks, _ := ovsdb.NewOvsSet(keys)
 	return []ovsdb.Operation{
-		{Op: ovsdb.OperationWait, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)}, Timeout: &zero,
+		{Op: ovsdb.OperationWait, Table: table, Where: where, Timeout: &zero,
 			Columns: []string{"external_ids"}, Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{row(map[string]interface{}{"external_ids": ovsMap(ext)})}},
 		// A map insert never overwrites: delete the keys, then insert them.
-		{Op: ovsdb.OperationMutate, Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(bridge)}, Mutations: []ovsdb.Mutation{
+		{Op: ovsdb.OperationMutate, Table: table, Where: where, Mutations: []ovsdb.Mutation{
 			{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ks},
 			{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsMap(kv)},
 		}},
 	}
+}
+
+// SetInterfaceExternalIDs sets and deletes keys of one interface.
+func SetInterfaceExternalIDs(uuid string, set map[string]string, del ...string) []ovsdb.Operation {
+	keys := append([]string{}, del...)
+	for k := range set {
+		keys = append(keys, k)
+	}
+	ks, _ := ovsdb.NewOvsSet(keys)
+	return []ovsdb.Operation{{Op: ovsdb.OperationMutate, Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{UUIDIs(uuid)},
+		Mutations: []ovsdb.Mutation{
+			{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ks},
+			{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsMap(set)},
+		}}}
 }
 
 // PortSpec is one port with one interface, as ovsnet attaches containers.

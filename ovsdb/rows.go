@@ -269,3 +269,18 @@ func (c *Client) WaitOfport(ctx context.Context, name string, timeout time.Durat
 	}
 	return *i.Ofport, nil
 }
+
+// RootExternalIDs reads the root row's external_ids.
+func (c *Client) RootExternalIDs(ctx context.Context) (map[string]string, error) {
+	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "external_ids")
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("the OVS database has no Open_vSwitch row: run ovs-vsctl init")
+	}
+	if rs[0].ExternalIDs == nil {
+		return map[string]string{}, nil
+	}
+	return rs[0].ExternalIDs, nil
+}

@@ -25,7 +25,7 @@ bridge's subnets. Any failure undoes everything.
 the userspace datapath, the default there); --type veth uses a veth pair
 (the default on the kernel datapath).`,
 		Example: `  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=173.16.1.2/24
-  ovsnet add-port ovs-br1 eth1 web1 --ip
+  ovsnet add-port ovs-br1 eth1 web1 --ip -p 8080:80 -p 127.0.0.1:9090:90 -p 53/udp
   ovsnet add-port ovs-br1 eth2 pid:4242 --ip=173.16.1.9/24 --macaddress=02:42:ac:10:01:09 --mtu=1400 --vlan=10`,
 		Args: exactArgs("BRIDGE", "INTERFACE", "CONTAINER"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -57,6 +57,7 @@ the userspace datapath, the default there); --type veth uses a veth pair
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of INTERFACE, 68..65535 (default: the bridge's)")
 	f.IntVar(&o.VLAN, "vlan", 0, "access VLAN tag 1..4094")
 	f.StringVar(&o.Type, "type", "", "veth or internal (default: by datapath, see --help)")
+	f.StringArrayVarP(&o.Publish, "publish", "p", nil, "publish a port: [HOST_IP:][HOST_PORT:]PORT[/tcp|udp] (repeatable; NAT bridges)")
 	return c
 }
 

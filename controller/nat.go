@@ -1,0 +1,425 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ovsnet/ovsnet/nat"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// tables opens iptables on first use: commands that publish nothing never
+// pay for it.
+func (h *Host) tables() (*nat.Tables, error) {
+	if h.nat == nil {
+		t, err := nat.Open()
+		if err != nil {
+			return nil, err
+		}
+		h.nat = t
+	}
+	return h.nat, nil
+}
+
+// natBridge is the NAT view of an ovsnet bridge; ok is false for bridges
+// without an IPv4 subnet (nothing to masquerade or publish).
+func natBridge(b *vswitchd.Bridge) (nat.Bridge, bool) {
+	subs, _ := bridgeSubnets(b.ExternalIDs)
+	for _, s := range subs {
+		if s.Prefix.Addr().Is4() {
+			return nat.Bridge{Name: b.Name, Subnet: s.Prefix, NAT: b.ExternalIDs[ovsdb.KeyNAT] != "false"}, true
+		}
+	}
+	return nat.Bridge{}, false
+}
+
+func ownerOf(i vswitchd.Interface) string {
+	return i.ExternalIDs[ovsdb.KeyContainerID] + "/" + i.ExternalIDs[ovsdb.KeyContainerIface]
+}
+
+func ifaceIPv4(i vswitchd.Interface) (netip.Addr, bool) {
+	p, err := netip.ParsePrefix(i.ExternalIDs[ovsdb.KeyIPv4])
+	return p.Addr(), err == nil
+}
+
+// natIntent is every NAT rule the OVSDB intent asks for.
+func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge) {
+	var subnets []netip.Prefix
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if nb, ok := natBridge(b); ok && b.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+			bridges = append(bridges, nb)
+			subnets = append(subnets, nb.Subnet)
+		}
+	}
+	sort.Slice(bridges, func(i, j int) bool { return bridges[i].Name < bridges[j].Name })
+	for _, nb := range bridges {
+		var others []netip.Prefix
+		for _, s := range subnets {
+			if s != nb.Subnet {
+				others = append(others, s)
+			}
+		}
+		rules = append(rules, nat.BridgeRules(nb, others)...)
+		if !nb.NAT {
+			continue
+		}
+		ifs, _ := topo.BridgeInterfaces(topo.Bridge(nb.Name))
+		for _, i := range ifs {
+			ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
+			addr, ok := ifaceIPv4(i)
+			for _, m := range ms {
+				if ok {
+					rules = append(rules, nat.MappingRule(ownerOf(i), addr, m))
+				}
+			}
+		}
+	}
+	return rules, bridges
+}
+
+// syncNAT makes ovsnet's iptables chains match the intent (or removes them
+// all when no bridge needs them). It returns what it changed.
+func (h *Host) syncNAT(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {
+	rules, bridges := natIntent(topo)
+	t, err := h.tables()
+	if err != nil {
+		return nil, err
+	}
+	if len(bridges) == 0 {
+		return nil, t.RemoveAll()
+	}
+	var did []string
+	for _, b := range bridges {
+		if !b.NAT {
+			continue
+		}
+		if err := nat.EnableForwarding(); err != nil {
+			return did, fmt.Errorf("enable IPv4 forwarding: %w", err)
+		}
+		if err := nat.AllowLocalnet(b.Name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return did, err
+		}
+	}
+	d, err := t.Sync(rules)
+	did = append(did, d...)
+	if other := nat.OtherBackend(); other != "" {
+		fmt.Fprintf(os.Stderr, "ovsnet: warning: %s also holds ovsnet rules: remove them (both iptables backends in use)\n", other)
+	}
+	return did, err
+}
+
+// syncNATAll reads the topology and syncs NAT (add-br, del-br).
+func (h *Host) syncNATAll(ctx context.Context) error {
+	topo, err := h.DB.ReadAll(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = h.syncNAT(ctx, topo)
+	return err
+}
+
+// PortMapping is one published port as `ovsnet port` reports it.
+type PortMapping struct {
+	Container string `json:"container"`
+	Iface     string `json:"interface"`
+	Mapping   string `json:"mapping"`
+	Proto     string `json:"proto"`
+	Port      int    `json:"port"`
+	HostIP    string `json:"host_ip"`
+	HostPort  int    `json:"host_port"`
+}
+
+// publishTarget is the container interface on bridge that publishing uses:
+// the first with an IPv4 address.
+func (h *Host) publishTarget(ctx context.Context, bridge, container string) (*vswitchd.Interface, *vswitchd.Bridge, error) {
+	br, ifs, _, err := h.containerPorts(ctx, bridge, container, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range ifs {
+		if _, ok := ifaceIPv4(ifs[i]); ok {
+			return &ifs[i], br, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("container %s has no IPv4 interface on %s to publish", container, bridge)
+}
+
+// Publish adds port mappings for CONTAINER on BRIDGE. A host port already
+// published (same protocol and port on the same or every address) or bound
+// by a host process is refused; no HOST_PORT picks a free one.
+func (h *Host) Publish(ctx context.Context, bridge, container string, specs []string) ([]PortMapping, error) {
+	var req []nat.Mapping
+	for _, s := range specs {
+		m, err := nat.ParseMapping(s)
+		if err != nil {
+			return nil, err
+		}
+		req = append(req, m)
+	}
+	ifc, br, err := h.publishTarget(ctx, bridge, container)
+	if err != nil {
+		return nil, err
+	}
+	nb, ok := natBridge(br)
+	if !ok || !nb.NAT {
+		return nil, fmt.Errorf("bridge %s is not in NAT mode (--nat=true with an IPv4 subnet): its containers are reachable directly, nothing to publish", bridge)
+	}
+	return h.publish(ctx, nb, *ifc, req)
+}
+
+func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface, req []nat.Mapping) ([]PortMapping, error) {
+	addr, _ := ifaceIPv4(ifc)
+	var added []nat.Mapping
+	for attempt := 0; ; attempt++ {
+		root, err := h.DB.RootExternalIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		taken := map[string]string{}
+		var held []nat.Mapping
+		for k, v := range root {
+			if key, ok := strings.CutPrefix(k, ovsdb.KeyHostPortPrefix); ok {
+				if m, err := mappingFromKey(key); err == nil {
+					held = append(held, m)
+					taken[m.Key()] = v
+				}
+			}
+		}
+		added = added[:0]
+		set := map[string]string{}
+		for _, m := range req {
+			if m.HostPort == 0 {
+				if m.HostPort, err = freePort(m, append(held, added...)); err != nil {
+					return nil, err
+				}
+			}
+			for _, o := range append(held, added...) {
+				if m.Overlaps(o) {
+					who := taken[o.Key()]
+					if who == "" {
+						who = "this request"
+					}
+					if o.HostIP != m.HostIP {
+						return nil, fmt.Errorf("host port %s %s:%d overlaps %s:%d, already published (by %s)", m.Proto, m.HostIP, m.HostPort, o.HostIP, o.HostPort, who)
+					}
+					return nil, fmt.Errorf("host port %s %s:%d is already published (by %s)", m.Proto, m.HostIP, m.HostPort, who)
+				}
+			}
+			if err := bindable(m); err != nil {
+				return nil, err
+			}
+			added = append(added, m)
+			set[ovsdb.KeyHostPortPrefix+m.Key()] = ownerOf(ifc)
+		}
+		ops := ovsdb.GuardRoot(root, set)
+		cur, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
+		ops = append(ops, ovsdb.SetInterfaceExternalIDs(ifc.UUID, map[string]string{ovsdb.KeyPublish: nat.FormatList(append(cur, added...))})...)
+		_, err = h.DB.Commit(ctx, ops)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+			return nil, err
+		}
+		time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
+		if fresh, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: ifc.ExternalIDs[ovsdb.KeyContainerID], ovsdb.KeyContainerIface: ifc.ExternalIDs[ovsdb.KeyContainerIface]}); err == nil && len(fresh) > 0 {
+			ifc = fresh[0]
+		}
+	}
+	t, err := h.tables()
+	if err != nil {
+		return nil, err
+	}
+	var rules []nat.Rule
+	for _, m := range added {
+		rules = append(rules, nat.MappingRule(ownerOf(ifc), addr, m))
+	}
+	if err := t.Add(rules...); err != nil {
+		return nil, err
+	}
+	if err := nat.EnableForwarding(); err != nil {
+		return nil, err
+	}
+	for _, m := range added {
+		if m.Proto == "udp" {
+			nat.FlushUDP(m.HostPort)
+		}
+	}
+	return portMappings(ifc, added), nil
+}
+
+func portMappings(ifc vswitchd.Interface, ms []nat.Mapping) []PortMapping {
+	var out []PortMapping
+	for _, m := range ms {
+		out = append(out, PortMapping{Container: ifc.ExternalIDs[ovsdb.KeyContainerID], Iface: ifc.ExternalIDs[ovsdb.KeyContainerIface],
+			Mapping: m.Docker(), Proto: m.Proto, Port: int(m.ContainerPort), HostIP: m.HostIP.String(), HostPort: int(m.HostPort)})
+	}
+	return out
+}
+
+func mappingFromKey(key string) (nat.Mapping, error) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 3 {
+		return nat.Mapping{}, fmt.Errorf("bad host port key %q", key)
+	}
+	return nat.ParseMapping(parts[1] + ":" + parts[2] + ":1/" + parts[0])
+}
+
+// bindable checks that no host process holds the host port.
+func bindable(m nat.Mapping) error {
+	addr := net.JoinHostPort(m.HostIP.String(), strconv.Itoa(int(m.HostPort)))
+	var err error
+	if m.Proto == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp4", addr); err == nil {
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp4", addr); err == nil {
+			l.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("host port %s %s is in use by a host process: choose another (%v)", m.Proto, addr, err)
+	}
+	return nil
+}
+
+// freePort picks a host port from ip_local_port_range that is neither
+// published nor bound.
+func freePort(m nat.Mapping, held []nat.Mapping) (uint16, error) {
+	lo, hi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &lo, &hi)
+	}
+	n := hi - lo + 1
+	start := rand.IntN(n)
+	for i := 0; i < n; i++ {
+		c := m
+		c.HostPort = uint16(lo + (start+i)%n)
+		free := true
+		for _, o := range held {
+			free = free && !c.Overlaps(o)
+		}
+		if free && bindable(c) == nil {
+			return c.HostPort, nil
+		}
+	}
+	return 0, fmt.Errorf("no free host port in %d-%d for %s", lo, hi, m.Proto)
+}
+
+// Unpublish removes port mappings of CONTAINER on BRIDGE (matched by
+// container port and protocol, and host port when given).
+func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []string) ([]PortMapping, error) {
+	ifc, _, err := h.publishTarget(ctx, bridge, container)
+	if err != nil {
+		return nil, err
+	}
+	cur, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
+	var gone, keep []nat.Mapping
+	for _, m := range cur {
+		hit := false
+		for _, s := range specs {
+			r, err := nat.ParseMapping(s)
+			if err != nil {
+				return nil, err
+			}
+			hit = hit || (r.ContainerPort == m.ContainerPort && r.Proto == m.Proto && (r.HostPort == 0 || r.HostPort == m.HostPort) &&
+				(r.HostIP.IsUnspecified() || r.HostIP == m.HostIP))
+		}
+		if hit {
+			gone = append(gone, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	if len(gone) == 0 {
+		return nil, fmt.Errorf("container %s publishes none of %s on %s (see ovsnet port %s %s)", container, strings.Join(specs, " "), bridge, bridge, container)
+	}
+	if err := h.release(ctx, *ifc, gone); err != nil {
+		return nil, err
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, map[string]string{ovsdb.KeyPublish: nat.FormatList(keep)})); err != nil {
+		return nil, err
+	}
+	return portMappings(*ifc, gone), nil
+}
+
+// release drops the rules and host port reservations of mappings.
+func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	addr, _ := ifaceIPv4(ifc)
+	t, err := h.tables()
+	if err != nil {
+		return err
+	}
+	var rules []nat.Rule
+	var del []string
+	for _, m := range ms {
+		rules = append(rules, nat.MappingRule(ownerOf(ifc), addr, m))
+		del = append(del, ovsdb.KeyHostPortPrefix+m.Key())
+	}
+	if err := t.Delete(rules...); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		root, err := h.DB.RootExternalIDs(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = h.DB.Commit(ctx, ovsdb.GuardRoot(root, nil, del...))
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	for _, m := range ms {
+		if m.Proto == "udp" {
+			nat.FlushUDP(m.HostPort)
+		}
+	}
+	return nil
+}
+
+// Ports lists CONTAINER's published ports on BRIDGE (only those of one
+// container port when filter is PORT[/proto]).
+func (h *Host) Ports(ctx context.Context, bridge, container, filter string) ([]PortMapping, error) {
+	ifc, _, err := h.publishTarget(ctx, bridge, container)
+	if err != nil {
+		return nil, err
+	}
+	ms, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
+	if filter != "" {
+		f, err := nat.ParseMapping(filter)
+		if err != nil {
+			return nil, err
+		}
+		var keep []nat.Mapping
+		for _, m := range ms {
+			if m.ContainerPort == f.ContainerPort && (m.Proto == f.Proto) {
+				keep = append(keep, m)
+			}
+		}
+		if len(keep) == 0 {
+			return nil, fmt.Errorf("no public port '%s' published for %s", filter, container)
+		}
+		ms = keep
+	}
+	return portMappings(*ifc, ms), nil
+}

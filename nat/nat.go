@@ -1,0 +1,199 @@
+// Package nat is ovsnet's host NAT: masquerade for container egress, DNAT
+// for published ports (with hairpin and host-only publishing), all in
+// ovsnet's own iptables chains, computed from OVSDB intent and applied with
+// go-iptables without listing or rewriting other rules.
+package nat
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Chains ovsnet owns. OVSNET-USER is created but never flushed: it is the
+// administrator's place to restrict published ports.
+const (
+	ChainDNAT        = "OVSNET-DNAT"        // nat: published ports
+	ChainPostrouting = "OVSNET-POSTROUTING" // nat: masquerade, hairpin
+	ChainForward     = "OVSNET-FORWARD"     // filter: what may cross the host
+	ChainUser        = "OVSNET-USER"        // filter: the administrator's
+)
+
+// Mapping is one published port.
+type Mapping struct {
+	HostIP        netip.Addr // 0.0.0.0: every host address
+	HostPort      uint16     // 0: pick a free one
+	ContainerPort uint16
+	Proto         string // tcp or udp
+}
+
+// ParseMapping parses [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp], as
+// docker run -p does.
+func ParseMapping(s string) (Mapping, error) {
+	m := Mapping{HostIP: netip.IPv4Unspecified(), Proto: "tcp"}
+	spec, proto, hasProto := strings.Cut(s, "/")
+	if hasProto {
+		if proto != "tcp" && proto != "udp" {
+			return m, fmt.Errorf("bad mapping %q: protocol must be tcp or udp", s)
+		}
+		m.Proto = proto
+	}
+	parts := strings.Split(spec, ":")
+	port := func(p string, zeroOK bool) (uint16, error) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {
+			return 0, fmt.Errorf("bad mapping %q: %q is not a port in 1..65535", s, p)
+		}
+		return uint16(n), nil
+	}
+	var err error
+	switch len(parts) {
+	case 1:
+		m.ContainerPort, err = port(parts[0], false)
+	case 2:
+		if m.HostPort, err = port(parts[0], false); err == nil {
+			m.ContainerPort, err = port(parts[1], false)
+		}
+	case 3:
+		if m.HostIP, err = netip.ParseAddr(parts[0]); err != nil || !m.HostIP.Is4() {
+			return m, fmt.Errorf("bad mapping %q: %q is not an IPv4 host address", s, parts[0])
+		}
+		if parts[1] != "" {
+			if m.HostPort, err = port(parts[1], false); err != nil {
+				return m, err
+			}
+		}
+		m.ContainerPort, err = port(parts[2], false)
+	default:
+		return m, fmt.Errorf("bad mapping %q: want [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]", s)
+	}
+	return m, err
+}
+
+// String is the stored form, HOST_IP:HOST_PORT:CONTAINER_PORT/PROTO.
+func (m Mapping) String() string {
+	return fmt.Sprintf("%s:%d:%d/%s", m.HostIP, m.HostPort, m.ContainerPort, m.Proto)
+}
+
+// Docker renders it as docker port does: 80/tcp -> 0.0.0.0:8080.
+func (m Mapping) Docker() string {
+	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, m.HostIP, m.HostPort)
+}
+
+// Key names the host side, what two mappings may not share.
+func (m Mapping) Key() string { return fmt.Sprintf("%s/%s/%d", m.Proto, m.HostIP, m.HostPort) }
+
+// Overlaps reports whether m and o claim the same host port: same protocol
+// and port, and the same address or either of them on every address.
+func (m Mapping) Overlaps(o Mapping) bool {
+	return m.Proto == o.Proto && m.HostPort == o.HostPort &&
+		(m.HostIP == o.HostIP || m.HostIP.IsUnspecified() || o.HostIP.IsUnspecified())
+}
+
+// ParseList parses a stored comma-separated list.
+func ParseList(s string) ([]Mapping, error) {
+	var ms []Mapping
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		m, err := ParseMapping(f)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// FormatList is the stored form of ms.
+func FormatList(ms []Mapping) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.String())
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+// Rule is one iptables rule in one of ovsnet's chains (or a jump into one).
+type Rule struct {
+	Table, Chain string
+	Spec         []string
+}
+
+func (r Rule) String() string { return r.Table + " " + r.Chain + " " + strings.Join(r.Spec, " ") }
+
+func comment(c string) []string { return []string{"-m", "comment", "--comment", "ovsnet: " + c} }
+
+// Jumps are the one rule per built-in chain that leads into ovsnet's.
+func Jumps() []Rule {
+	local := []string{"-m", "addrtype", "--dst-type", "LOCAL"}
+	return []Rule{
+		{"nat", "PREROUTING", append(append([]string{}, local...), append(comment("published ports"), "-j", ChainDNAT)...)},
+		{"nat", "OUTPUT", append(append([]string{}, local...), append(comment("published ports, from the host"), "-j", ChainDNAT)...)},
+		{"nat", "POSTROUTING", append(comment("masquerade and hairpin"), "-j", ChainPostrouting)},
+		{"filter", "FORWARD", append(comment("container traffic"), "-j", ChainForward)},
+	}
+}
+
+// Bridge is a container network as NAT sees it.
+type Bridge struct {
+	Name   string
+	Subnet netip.Prefix // IPv4
+	NAT    bool
+}
+
+// ForwardHead is the first rule of OVSNET-FORWARD: traffic to published
+// ports meets the administrator's chain before ovsnet accepts it.
+func ForwardHead() Rule {
+	return Rule{"filter", ChainForward, append([]string{"-m", "conntrack", "--ctstate", "DNAT"}, append(comment("to published ports: OVSNET-USER first"), "-j", ChainUser)...)}
+}
+
+// BridgeRules are a bridge's forwarding and masquerade rules. others are the
+// other container subnets: traffic to them is never masqueraded.
+func BridgeRules(b Bridge, others []netip.Prefix) []Rule {
+	c := comment("bridge " + b.Name)
+	o := []string{"-o", b.Name}
+	i := []string{"-i", b.Name}
+	var rs []Rule
+	fwd := func(spec ...string) { rs = append(rs, Rule{"filter", ChainForward, append(spec, c...)}) }
+	if !b.NAT {
+		// Routed: the subnet is reachable as it is.
+		fwd(append(i, "-j", "ACCEPT")...)
+		fwd(append(o, "-j", "ACCEPT")...)
+		return rs
+	}
+	fwd(append(o, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")...)
+	fwd(append(o, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT")...)
+	fwd(append(i, "!", "-o", b.Name, "-j", "ACCEPT")...)
+	// NAT mode: nothing else reaches the containers, even with a route.
+	fwd(append(o, "-j", "DROP")...)
+	post := func(spec ...string) { rs = append(rs, Rule{"nat", ChainPostrouting, append(spec, c...)}) }
+	src := b.Subnet.String()
+	for _, p := range others {
+		post("-s", src, "-d", p.String(), "-j", "RETURN")
+	}
+	post("-s", src, "!", "-o", b.Name, "-j", "MASQUERADE")
+	// Hairpin: a container reaching a published port through a host address
+	// must see the reply come back through the host.
+	post("-s", src, "-o", b.Name, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE")
+	// Host-only (127.0.0.1) publishing: loopback sources leave through the bridge.
+	post("-s", "127.0.0.0/8", "-o", b.Name, "-j", "MASQUERADE")
+	return rs
+}
+
+// MappingRule is the DNAT rule of one published port of the container at
+// addr; owner names it in the rule's comment.
+func MappingRule(owner string, addr netip.Addr, m Mapping) Rule {
+	spec := []string{}
+	if !m.HostIP.IsUnspecified() {
+		spec = append(spec, "-d", m.HostIP.String()+"/32")
+	}
+	spec = append(spec, "-p", m.Proto, "-m", m.Proto, "--dport", strconv.Itoa(int(m.HostPort)))
+	spec = append(spec, comment(owner+" "+m.Docker())...)
+	spec = append(spec, "-j", "DNAT", "--to-destination", fmt.Sprintf("%s:%d", addr, m.ContainerPort))
+	return Rule{"nat", ChainDNAT, spec}
+}

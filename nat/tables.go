@@ -1,0 +1,240 @@
+package nat
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Tables applies rules with go-iptables, through whichever iptables backend
+// the host uses (legacy or nft).
+type Tables struct {
+	ipt *iptables.IPTables
+}
+
+// Open finds the host's iptables.
+func Open() (*Tables, error) {
+	ipt, err := iptables.New()
+	if err != nil {
+		return nil, fmt.Errorf("iptables: %w (apt-get install iptables)", err)
+	}
+	return &Tables{ipt: ipt}, nil
+}
+
+var owned = []Rule{{"nat", ChainDNAT, nil}, {"nat", ChainPostrouting, nil}, {"filter", ChainForward, nil}, {"filter", ChainUser, nil}}
+
+// ensureBase creates ovsnet's chains and the jumps into them, and puts the
+// administrator's chain first in OVSNET-FORWARD. Existing ones are left as
+// they are; OVSNET-USER is never flushed.
+func (t *Tables) ensureBase() (did []string, err error) {
+	for _, c := range owned {
+		ok, err := t.ipt.ChainExists(c.Table, c.Chain)
+		if err != nil {
+			return did, err
+		}
+		if !ok {
+			if err := t.ipt.NewChain(c.Table, c.Chain); err != nil {
+				return did, err
+			}
+			did = append(did, "created chain "+c.Table+"/"+c.Chain)
+		}
+	}
+	for _, j := range append(Jumps(), ForwardHead()) {
+		ok, err := t.ipt.Exists(j.Table, j.Chain, j.Spec...)
+		if err != nil {
+			return did, err
+		}
+		if !ok {
+			// First in the chain: before other software's rules (and in
+			// OVSNET-FORWARD, before ovsnet's accepts).
+			if err := t.ipt.Insert(j.Table, j.Chain, 1, j.Spec...); err != nil {
+				return did, fmt.Errorf("add %s: %w", j, err)
+			}
+			did = append(did, "added "+j.String())
+		}
+	}
+	return did, nil
+}
+
+// Add appends rules that are not there yet: one check and at most one
+// append each, whatever else the chains hold.
+func (t *Tables) Add(rs ...Rule) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if _, err := t.ensureBase(); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if err := t.ipt.AppendUnique(r.Table, r.Chain, r.Spec...); err != nil {
+			return fmt.Errorf("add %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// Delete removes rules; missing ones are fine.
+func (t *Tables) Delete(rs ...Rule) error {
+	var errs []error
+	for _, r := range rs {
+		if ok, _ := t.ipt.ChainExists(r.Table, r.Chain); !ok {
+			continue
+		}
+		if err := t.ipt.DeleteIfExists(r.Table, r.Chain, r.Spec...); err != nil {
+			errs = append(errs, fmt.Errorf("delete %s: %w", r, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Sync makes ovsnet's chains hold exactly want (in order), after flushes,
+// chain deletions or hand edits, and returns what it changed. Running it
+// twice changes nothing; OVSNET-USER's rules are never touched.
+func (t *Tables) Sync(want []Rule) ([]string, error) {
+	did, err := t.ensureBase()
+	if err != nil {
+		return did, err
+	}
+	byChain := map[string][]Rule{}
+	for _, r := range want {
+		byChain[r.Table+"/"+r.Chain] = append(byChain[r.Table+"/"+r.Chain], r)
+	}
+	head := ForwardHead()
+	byChain["filter/"+ChainForward] = append([]Rule{head}, byChain["filter/"+ChainForward]...)
+	for _, c := range owned[:3] {
+		key := c.Table + "/" + c.Chain
+		d, err := t.syncChain(c.Table, c.Chain, byChain[key])
+		if err != nil {
+			return did, err
+		}
+		did = append(did, d...)
+	}
+	return did, nil
+}
+
+func (t *Tables) syncChain(table, chain string, want []Rule) ([]string, error) {
+	lines, err := t.ipt.List(table, chain)
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "-A ") {
+			have = append(have, canon(strings.Fields(strings.TrimPrefix(l, "-A "+chain)), true))
+		}
+	}
+	var wantKeys []string
+	for _, r := range want {
+		wantKeys = append(wantKeys, canon(r.Spec, false))
+	}
+	if strings.Join(have, "\n") == strings.Join(wantKeys, "\n") {
+		return nil, nil
+	}
+	// Rebuild in order. It happens only after drift (a flush, a hand edit),
+	// when the chain is already wrong.
+	if err := t.ipt.ClearChain(table, chain); err != nil {
+		return nil, err
+	}
+	for _, r := range want {
+		if err := t.ipt.Append(table, chain, r.Spec...); err != nil {
+			return nil, fmt.Errorf("add %s: %w", r, err)
+		}
+	}
+	return []string{fmt.Sprintf("rebuilt %s/%s (%d rules, had %d)", table, chain, len(want), len(have))}, nil
+}
+
+// canon turns a rule into an order-independent key: iptables -S prints
+// matches in its own order and quotes comments.
+func canon(tokens []string, listed bool) string {
+	var out []string
+	for i := 0; i < len(tokens); i++ {
+		tok := tokens[i]
+		if listed && strings.HasPrefix(tok, `"`) {
+			// Rejoin a quoted comment split on spaces.
+			j := i
+			for !strings.HasSuffix(tokens[j], `"`) || (j == i && len(tok) == 1) {
+				j++
+			}
+			tok = strings.ReplaceAll(strings.Trim(strings.Join(tokens[i:j+1], " "), `"`), `\'`, `'`)
+			i = j
+		}
+		out = append(out, tok)
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// RemoveAll deletes ovsnet's jumps and chains: nothing of ovsnet stays.
+// OVSNET-USER goes only if the administrator left nothing in it.
+func (t *Tables) RemoveAll() error {
+	var errs []error
+	for _, j := range Jumps() {
+		if err := t.ipt.DeleteIfExists(j.Table, j.Chain, j.Spec...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range owned[:3] {
+		if ok, _ := t.ipt.ChainExists(c.Table, c.Chain); ok {
+			if err := t.ipt.ClearAndDeleteChain(c.Table, c.Chain); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if rs, err := t.ipt.List("filter", ChainUser); err == nil && len(rs) <= 1 {
+		if err := t.ipt.DeleteChain("filter", ChainUser); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// EnableForwarding turns on IPv4 forwarding (in this netns); the FORWARD
+// policy is left as it is.
+func EnableForwarding() error {
+	return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+}
+
+// AllowLocalnet lets 127.0.0.1-published ports be DNATed out of dev.
+func AllowLocalnet(dev string) error {
+	return os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/route_localnet", []byte("1"), 0o644)
+}
+
+// FlushUDP drops conntrack entries for a UDP host port, so that a mapping
+// added or removed takes effect for flows already seen.
+func FlushUDP(port uint16) error {
+	f := &netlink.ConntrackFilter{}
+	if err := f.AddProtocol(unix.IPPROTO_UDP); err != nil {
+		return err
+	}
+	if err := f.AddPort(netlink.ConntrackOrigDstPort, port); err != nil {
+		return err
+	}
+	_, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f)
+	return err
+}
+
+// OtherBackend reports whether the iptables backend this host does not use
+// holds ovsnet rules too (both legacy and nft): a sign of two ovsnets, or
+// of a backend switch that left rules behind.
+func OtherBackend() string {
+	v, err := exec.Command("iptables", "-V").Output()
+	if err != nil {
+		return ""
+	}
+	other := "iptables-legacy-save"
+	if strings.Contains(string(v), "legacy") {
+		other = "iptables-nft-save"
+	}
+	out, err := exec.Command(other).Output()
+	if err == nil && strings.Contains(string(out), "OVSNET-") {
+		return other
+	}
+	return ""
+}

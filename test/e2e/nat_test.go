@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovsnet/ovsnet/test/sandbox"
+)
+
+// outside makes a namespace joined to the sandbox host by a veth: the
+// host's uplink is 192.0.2.1, the outside 192.0.2.2, with no route to the
+// container subnets.
+func (e *env) outside() string {
+	e.t.Helper()
+	o := uniq("ovt-o")
+	if err := sandbox.AddNetns(o); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { sandbox.DelNetns(o) })
+	run(e.t, "ip", "-n", e.sb.Netns, "link", "add", "uplink", "type", "veth", "peer", "name", "wan", "netns", o)
+	run(e.t, "ip", "-n", e.sb.Netns, "addr", "add", "192.0.2.1/24", "dev", "uplink")
+	run(e.t, "ip", "-n", e.sb.Netns, "link", "set", "uplink", "up")
+	run(e.t, "ip", "-n", o, "addr", "add", "192.0.2.2/24", "dev", "wan")
+	run(e.t, "ip", "-n", o, "link", "set", "wan", "up")
+	return o
+}
+
+// tcpVia dials dial from netns src while netns dst listens on listen: the
+// connection works only if something (DNAT) carries one to the other.
+func tcpVia(t *testing.T, src, dial, dst, listen string) error {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, nsPath(dst), func() (err error) { ln, err = net.Listen("tcp", listen); return err })
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	var derr error
+	inNetns(t, nsPath(src), func() error {
+		c, err := net.DialTimeout("tcp", dial, 1500*time.Millisecond)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			buf := make([]byte, 2)
+			_, err = c.Read(buf)
+			c.Close()
+		}
+		derr = err
+		return nil
+	})
+	return derr
+}
+
+func udpVia(t *testing.T, src, dial, dst, listen string) error {
+	t.Helper()
+	var pc net.PacketConn
+	inNetns(t, nsPath(dst), func() (err error) { pc, err = net.ListenPacket("udp", listen); return err })
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 64)
+		pc.SetDeadline(time.Now().Add(5 * time.Second))
+		if n, from, err := pc.ReadFrom(buf); err == nil {
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	var rerr error
+	inNetns(t, nsPath(src), func() error {
+		c, err := net.Dial("udp", dial)
+		if err != nil {
+			rerr = err
+			return nil
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(1500 * time.Millisecond))
+		c.Write([]byte("ping"))
+		_, rerr = c.Read(make([]byte, 64))
+		return nil
+	})
+	return rerr
+}
+
+func (e *env) iptablesSave() string {
+	e.t.Helper()
+	out, err := e.sb.Run("iptables-save")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func ovsnetRules(save string) []string {
+	var rs []string
+	for _, l := range strings.Split(save, "\n") {
+		if strings.Contains(l, "ovsnet") || strings.Contains(l, "OVSNET") {
+			rs = append(rs, l)
+		}
+	}
+	return rs
+}
+
+func TestNATAndPublishing(t *testing.T) {
+	e := newEnv(t)
+	out := e.outside()
+	c1, c2 := e.container(), e.container()
+	host := e.sb.Netns
+	e.must("add-br", "br0", "--subnet", "10.70.0.0/24")
+	e.must("add-port", "br0", "eth1", c1, "--ip", "-p", "8080:80", "-p", "127.0.0.1:9090:90", "-p", "5353:53/udp")
+	e.must("add-port", "br0", "eth1", c2, "--ip")
+	c1addr := "10.70.0.2"
+
+	// Egress: the outside has no route back, so this works only masqueraded.
+	ping(t, c1, "192.0.2.2")
+	if err := tcpVia(t, c2, "192.0.2.2:7000", out, "192.0.2.2:7000"); err != nil {
+		t.Fatalf("egress TCP: %v", err)
+	}
+	// Published: from outside, from the host (both addresses), hairpin from
+	// another container and from the container itself.
+	for _, c := range []struct{ src, dial string }{
+		{out, "192.0.2.1:8080"}, {host, "192.0.2.1:8080"}, {host, "10.70.0.1:8080"}, {c2, "192.0.2.1:8080"}, {c1, "192.0.2.1:8080"},
+	} {
+		if err := tcpVia(t, c.src, c.dial, c1, c1addr+":80"); err != nil {
+			t.Fatalf("published TCP %s from %s: %v", c.dial, c.src, err)
+		}
+	}
+	if err := udpVia(t, out, "192.0.2.1:5353", c1, c1addr+":53"); err != nil {
+		t.Fatalf("published UDP from outside: %v", err)
+	}
+	// Host-only publishing.
+	if err := tcpVia(t, host, "127.0.0.1:9090", c1, c1addr+":90"); err != nil {
+		t.Fatalf("127.0.0.1 publishing from the host: %v", err)
+	}
+	if err := tcpVia(t, out, "192.0.2.1:9090", c1, c1addr+":90"); err == nil {
+		t.Fatal("a 127.0.0.1 mapping is reachable from outside")
+	}
+	// Even with a route to the subnet, only published ports get in.
+	run(t, "ip", "-n", out, "route", "add", "10.70.0.0/24", "via", "192.0.2.1")
+	if err := tcpVia(t, out, c1addr+":80", c1, c1addr+":80"); err == nil {
+		t.Fatal("an unpublished path reaches the container directly")
+	}
+	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err != nil {
+		t.Fatalf("published TCP with a route present: %v", err)
+	}
+
+	// Conflicts.
+	e.fails("host port tcp 0.0.0.0:8080 is already published (by "+c1+"/eth1)", "publish", "br0", c2, "8080:80")
+	e.fails("host port tcp 0.0.0.0:9090 overlaps 127.0.0.1:9090, already published (by "+c1+"/eth1)", "publish", "br0", c2, "9090:80")
+	var ln net.Listener
+	inNetns(t, nsPath(host), func() (err error) { ln, err = net.Listen("tcp", "0.0.0.0:7777"); return err })
+	e.fails("host port tcp 0.0.0.0:7777 is in use by a host process", "publish", "br0", c2, "7777:80")
+	ln.Close()
+	e.fails("bad mapping", "publish", "br0", c2, "80/sctp")
+
+	// No host port: a free one, reported by port.
+	var got []struct {
+		Mapping  string `json:"mapping"`
+		HostPort int    `json:"host_port"`
+	}
+	json.Unmarshal([]byte(e.must("publish", "br0", c2, "81", "-o", "json")), &got)
+	if len(got) != 1 || got[0].HostPort < 1024 {
+		t.Fatalf("publish without host port: %+v", got)
+	}
+	hp := strconv.Itoa(got[0].HostPort)
+	if p := strings.TrimSpace(e.must("port", "br0", c2)); p != "81/tcp -> 0.0.0.0:"+hp {
+		t.Fatalf("port: %q", p)
+	}
+	if p := strings.TrimSpace(e.must("port", "br0", c1, "53/udp")); p != "53/udp -> 0.0.0.0:5353" {
+		t.Fatalf("port 53/udp: %q", p)
+	}
+	if err := tcpVia(t, out, "192.0.2.1:"+hp, c2, "10.70.0.3:81"); err != nil {
+		t.Fatalf("picked port: %v", err)
+	}
+
+	// The administrator's chain comes first and survives reconcile.
+	if _, err := e.sb.Run("iptables", "-I", "OVSNET-USER", "-s", "192.0.2.2", "-p", "tcp", "--dport", "80", "-j", "DROP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil {
+		t.Fatal("OVSNET-USER rule did not take effect")
+	}
+	e.must("reconcile")
+	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil {
+		t.Fatal("OVSNET-USER rule lost by reconcile")
+	}
+	if _, err := e.sb.Run("iptables", "-D", "OVSNET-USER", "-s", "192.0.2.2", "-p", "tcp", "--dport", "80", "-j", "DROP"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Flushes and chain deletions are repaired, without duplicates.
+	before := ovsnetRules(e.iptablesSave())
+	for _, cmds := range [][][]string{
+		{{"iptables", "-t", "nat", "-F"}},
+		{{"iptables", "-t", "nat", "-F"}, {"iptables", "-t", "nat", "-X"}},
+		{{"iptables", "-F"}},
+	} {
+		for _, c := range cmds {
+			if _, err := e.sb.Run(c[0], c[1:]...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil && len(cmds[0]) > 2 && cmds[0][2] == "nat" {
+			t.Fatal("published port still works after the nat table was flushed")
+		}
+		if r := e.must("reconcile"); strings.Contains(r, "nothing to change") {
+			t.Fatalf("reconcile found nothing after %v", cmds)
+		}
+		if r := e.must("reconcile"); !strings.Contains(r, "nothing to change") {
+			t.Fatalf("second reconcile changed: %q", r)
+		}
+		if after := ovsnetRules(e.iptablesSave()); strings.Join(after, "\n") != strings.Join(before, "\n") {
+			t.Fatalf("after %v and reconcile:\n%s\nwant:\n%s", cmds, strings.Join(after, "\n"), strings.Join(before, "\n"))
+		}
+		if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err != nil {
+			t.Fatalf("published port after repair: %v", err)
+		}
+		ping(t, c1, "192.0.2.2")
+	}
+
+	// Unpublish, del-port, del-br.
+	e.must("unpublish", "br0", c1, "8080:80")
+	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil {
+		t.Fatal("unpublished port still reachable")
+	}
+	e.must("publish", "br0", c2, "8080:80") // free again
+	e.must("del-port", "br0", "eth1", c1)
+	if s := e.iptablesSave(); strings.Contains(s, c1+"/eth1") {
+		t.Fatalf("del-port left rules:\n%s", strings.Join(ovsnetRules(s), "\n"))
+	}
+	e.must("del-br", "br0")
+	if rs := ovsnetRules(e.iptablesSave()); len(rs) != 0 {
+		t.Fatalf("del-br left rules:\n%s", strings.Join(rs, "\n"))
+	}
+	if out, err := e.sb.Vsctl("get", "Open_vSwitch", ".", "external_ids"); err != nil || strings.Contains(out, "hostport") {
+		t.Fatalf("host port reservations left: %s %v", out, err)
+	}
+}
