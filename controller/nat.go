@@ -111,6 +111,17 @@ func (h *Host) syncNAT(ctx context.Context, topo *ovsdb.Topology) ([]string, err
 			return did, err
 		}
 	}
+	// IPv6 subnets are routed, not translated: they need forwarding only.
+	for i := range topo.Bridges {
+		subs, _ := bridgeSubnets(topo.Bridges[i].ExternalIDs)
+		for _, sn := range subs {
+			if sn.Prefix.Addr().Is6() && topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+				if err := nat.EnableIPv6Forwarding(); err != nil {
+					return did, fmt.Errorf("enable IPv6 forwarding: %w", err)
+				}
+			}
+		}
+	}
 	d, err := t.Sync(rules)
 	did = append(did, d...)
 	if other := nat.OtherBackend(); other != "" {

@@ -201,6 +201,11 @@ func EnableForwarding() error {
 	return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
 }
 
+// EnableIPv6Forwarding turns on IPv6 forwarding (in this netns).
+func EnableIPv6Forwarding() error {
+	return os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644)
+}
+
 // AllowLocalnet lets 127.0.0.1-published ports be DNATed out of dev.
 func AllowLocalnet(dev string) error {
 	return os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/route_localnet", []byte("1"), 0o644)

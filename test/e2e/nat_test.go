@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,6 +60,25 @@ func tcpVia(t *testing.T, src, dial, dst, listen string) error {
 
 func udpVia(t *testing.T, src, dial, dst, listen string) error {
 	t.Helper()
+	return udpViaFrom(t, src, 0, dial, dst, listen)
+}
+
+// udpSend sends one datagram from a fixed source port, expecting nothing.
+func udpSend(t *testing.T, src string, from int, dial string) {
+	t.Helper()
+	inNetns(t, nsPath(src), func() error {
+		c, err := net.DialUDP("udp", &net.UDPAddr{Port: from}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(dial)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("early"))
+		return err
+	})
+}
+
+func udpViaFrom(t *testing.T, src string, from int, dial, dst, listen string) error {
+	t.Helper()
 	var pc net.PacketConn
 	inNetns(t, nsPath(dst), func() (err error) { pc, err = net.ListenPacket("udp", listen); return err })
 	defer pc.Close()
@@ -71,7 +91,7 @@ func udpVia(t *testing.T, src, dial, dst, listen string) error {
 	}()
 	var rerr error
 	inNetns(t, nsPath(src), func() error {
-		c, err := net.Dial("udp", dial)
+		c, err := net.DialUDP("udp", &net.UDPAddr{Port: from}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(dial)))
 		if err != nil {
 			rerr = err
 			return nil
@@ -219,6 +239,14 @@ func TestNATAndPublishing(t *testing.T) {
 			t.Fatalf("published port after repair: %v", err)
 		}
 		ping(t, c1, "192.0.2.2")
+	}
+
+	// A UDP flow the host saw before its port was published (conntrack holds
+	// it, un-NATed) follows the new mapping at once: ovsnet flushes it.
+	udpSend(t, out, 40001, "192.0.2.1:6000")
+	e.must("publish", "br0", c2, "6000:60/udp")
+	if err := udpViaFrom(t, out, 40001, "192.0.2.1:6000", c2, "10.70.0.3:60"); err != nil {
+		t.Fatalf("UDP flow seen before publishing: %v", err)
 	}
 
 	// Unpublish, del-port, del-br.
