@@ -250,7 +250,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	var errs []error
 	for _, i := range ifs {
 		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
-		errs = append(errs, h.release(ctx, i, ms))
+		errs = append(errs, h.release(ctx, i, ms, nil, false))
 	}
 	errs = append(errs, removeLinks(ifs), h.syncNATAll(ctx))
 	return errors.Join(errs...)

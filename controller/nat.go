@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -170,6 +172,8 @@ func (h *Host) publishTarget(ctx context.Context, bridge, container string) (*vs
 // published (same protocol and port on the same or every address) or bound
 // by a host process is refused; no HOST_PORT picks a free one.
 func (h *Host) Publish(ctx context.Context, bridge, container string, specs []string) ([]PortMapping, error) {
+	tr := newTracer()
+	defer tr.done("publish")
 	var req []nat.Mapping
 	for _, s := range specs {
 		m, err := nat.ParseMapping(s)
@@ -182,61 +186,55 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 	if err != nil {
 		return nil, err
 	}
+	tr.step("find container")
 	nb, ok := natBridge(br)
 	if !ok || !nb.NAT {
 		return nil, fmt.Errorf("bridge %s is not in NAT mode (--nat=true with an IPv4 subnet): its containers are reachable directly, nothing to publish", bridge)
 	}
-	return h.publish(ctx, nb, *ifc, req)
+	ms, err := h.publish(ctx, nb, *ifc, req)
+	tr.step("reserve and add rules")
+	return ms, err
 }
 
 func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface, req []nat.Mapping) ([]PortMapping, error) {
+	tr := newTracer()
+	defer tr.done("publish detail")
 	addr, _ := ifaceIPv4(ifc)
 	var added []nat.Mapping
 	for attempt := 0; ; attempt++ {
-		root, err := h.DB.RootExternalIDs(ctx)
+		// Host-wide serialization on a small map; the reservations
+		// themselves are probed, so nothing here grows with them.
+		root, err := h.DB.RootOtherConfig(ctx)
 		if err != nil {
 			return nil, err
-		}
-		taken := map[string]string{}
-		var held []nat.Mapping
-		for k, v := range root {
-			if key, ok := strings.CutPrefix(k, ovsdb.KeyHostPortPrefix); ok {
-				if m, err := mappingFromKey(key); err == nil {
-					held = append(held, m)
-					taken[m.Key()] = v
-				}
-			}
 		}
 		added = added[:0]
 		set := map[string]string{}
 		for _, m := range req {
 			if m.HostPort == 0 {
-				if m.HostPort, err = freePort(m, append(held, added...)); err != nil {
+				if m.HostPort, err = h.freePort(ctx, m, added); err != nil {
 					return nil, err
 				}
 			}
-			for _, o := range append(held, added...) {
+			for _, o := range added {
 				if m.Overlaps(o) {
-					who := taken[o.Key()]
-					if who == "" {
-						who = "this request"
-					}
-					if o.HostIP != m.HostIP {
-						return nil, fmt.Errorf("host port %s %s:%d overlaps %s:%d, already published (by %s)", m.Proto, m.HostIP, m.HostPort, o.HostIP, o.HostPort, who)
-					}
-					return nil, fmt.Errorf("host port %s %s:%d is already published (by %s)", m.Proto, m.HostIP, m.HostPort, who)
+					return nil, fmt.Errorf("host port %s %s:%d is given twice", m.Proto, m.HostIP, m.HostPort)
 				}
 			}
-			if err := bindable(m); err != nil {
+			if err := h.checkHostPort(ctx, m); err != nil {
 				return nil, err
 			}
 			added = append(added, m)
-			set[ovsdb.KeyHostPortPrefix+m.Key()] = ownerOf(ifc)
+			for _, k := range reservationKeys(m) {
+				set[k] = "1"
+			}
 		}
-		ops := ovsdb.GuardRoot(root, set)
+		tr.step("probe")
 		cur, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
-		ops = append(ops, ovsdb.SetInterfaceExternalIDs(ifc.UUID, map[string]string{ovsdb.KeyPublish: nat.FormatList(append(cur, added...))})...)
+		set[ovsdb.KeyPublish] = nat.FormatList(append(cur, added...))
+		ops := append(ovsdb.GuardRootOtherConfig(root), ovsdb.SetInterfaceExternalIDs(ifc.UUID, set)...)
 		_, err = h.DB.Commit(ctx, ops)
+		tr.step("commit")
 		if err == nil {
 			break
 		}
@@ -259,6 +257,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	if err := t.Add(rules...); err != nil {
 		return nil, err
 	}
+	tr.step("append rule")
 	if err := nat.EnableForwarding(); err != nil {
 		return nil, err
 	}
@@ -270,6 +269,57 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	return portMappings(ifc, added), nil
 }
 
+// reservationKeys are the interface keys that reserve m's host port: one
+// for its address (0.0.0.0 for every address) and one for "any address",
+// so that a request for every address finds a one-address mapping too.
+func reservationKeys(m nat.Mapping) []string {
+	return []string{
+		fmt.Sprintf("%s%s/%s/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostIP, m.HostPort),
+		fmt.Sprintf("%s%s/*/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostPort),
+	}
+}
+
+// probeKeys are the reservation keys whose presence anywhere makes m a
+// conflict.
+func probeKeys(m nat.Mapping) []string {
+	if m.HostIP.IsUnspecified() {
+		return []string{fmt.Sprintf("%s%s/*/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostPort)}
+	}
+	return []string{
+		fmt.Sprintf("%s%s/%s/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostIP, m.HostPort),
+		fmt.Sprintf("%s%s/0.0.0.0/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostPort),
+	}
+}
+
+// checkHostPort refuses a host port already published (probed in OVSDB, one
+// small select per key) or bound by a host process.
+func (h *Host) checkHostPort(ctx context.Context, m nat.Mapping) error {
+	var qs []ovsdb.Query
+	for _, k := range probeKeys(m) {
+		qs = append(qs, ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
+			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{k: "1"})}})
+	}
+	rs, err := h.DB.Read(ctx, qs...)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if len(r) == 0 {
+			continue
+		}
+		em, _ := r[0]["external_ids"].(ovsdbops.OvsMap)
+		held, _ := nat.ParseList(fmt.Sprint(em.GoMap[ovsdb.KeyPublish]))
+		who := fmt.Sprintf("%v/%v", em.GoMap[ovsdb.KeyContainerID], em.GoMap[ovsdb.KeyContainerIface])
+		for _, o := range held {
+			if m.Overlaps(o) && o.HostIP != m.HostIP {
+				return fmt.Errorf("host port %s %s:%d overlaps %s:%d, already published (by %s)", m.Proto, m.HostIP, m.HostPort, o.HostIP, o.HostPort, who)
+			}
+		}
+		return fmt.Errorf("host port %s %s:%d is already published (by %s)", m.Proto, m.HostIP, m.HostPort, who)
+	}
+	return bindable(m)
+}
+
 func portMappings(ifc vswitchd.Interface, ms []nat.Mapping) []PortMapping {
 	var out []PortMapping
 	for _, m := range ms {
@@ -277,14 +327,6 @@ func portMappings(ifc vswitchd.Interface, ms []nat.Mapping) []PortMapping {
 			Mapping: m.Docker(), Proto: m.Proto, Port: int(m.ContainerPort), HostIP: m.HostIP.String(), HostPort: int(m.HostPort)})
 	}
 	return out
-}
-
-func mappingFromKey(key string) (nat.Mapping, error) {
-	parts := strings.Split(key, "/")
-	if len(parts) != 3 {
-		return nat.Mapping{}, fmt.Errorf("bad host port key %q", key)
-	}
-	return nat.ParseMapping(parts[1] + ":" + parts[2] + ":1/" + parts[0])
 }
 
 // bindable checks that no host process holds the host port.
@@ -308,23 +350,23 @@ func bindable(m nat.Mapping) error {
 	return nil
 }
 
-// freePort picks a host port from ip_local_port_range that is neither
-// published nor bound.
-func freePort(m nat.Mapping, held []nat.Mapping) (uint16, error) {
+// freePort picks a host port from ip_local_port_range, starting at a random
+// place, that is neither published nor bound.
+func (h *Host) freePort(ctx context.Context, m nat.Mapping, added []nat.Mapping) (uint16, error) {
 	lo, hi := 32768, 60999
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		fmt.Sscan(string(b), &lo, &hi)
 	}
 	n := hi - lo + 1
 	start := rand.IntN(n)
-	for i := 0; i < n; i++ {
+	for i := 0; i < n && i < 1000; i++ {
 		c := m
 		c.HostPort = uint16(lo + (start+i)%n)
 		free := true
-		for _, o := range held {
+		for _, o := range added {
 			free = free && !c.Overlaps(o)
 		}
-		if free && bindable(c) == nil {
+		if free && h.checkHostPort(ctx, c) == nil {
 			return c.HostPort, nil
 		}
 	}
@@ -359,17 +401,15 @@ func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []
 	if len(gone) == 0 {
 		return nil, fmt.Errorf("container %s publishes none of %s on %s (see ovsnet port %s %s)", container, strings.Join(specs, " "), bridge, bridge, container)
 	}
-	if err := h.release(ctx, *ifc, gone); err != nil {
-		return nil, err
-	}
-	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, map[string]string{ovsdb.KeyPublish: nat.FormatList(keep)})); err != nil {
+	if err := h.release(ctx, *ifc, gone, keep, true); err != nil {
 		return nil, err
 	}
 	return portMappings(*ifc, gone), nil
 }
 
-// release drops the rules and host port reservations of mappings.
-func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping) error {
+// release drops the rules of mappings and, when the interface stays,
+// their reservations (a deleted interface takes its keys with it).
+func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping, keep []nat.Mapping, stays bool) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -382,22 +422,23 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 	var del []string
 	for _, m := range ms {
 		rules = append(rules, nat.MappingRule(ownerOf(ifc), addr, m))
-		del = append(del, ovsdb.KeyHostPortPrefix+m.Key())
+		del = append(del, reservationKeys(m)...)
 	}
 	if err := t.Delete(rules...); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		root, err := h.DB.RootExternalIDs(ctx)
-		if err != nil {
-			return err
+	if stays {
+		// "Any address" keys other kept mappings still need stay.
+		var keepKeys []string
+		for _, m := range keep {
+			keepKeys = append(keepKeys, reservationKeys(m)...)
 		}
-		_, err = h.DB.Commit(ctx, ovsdb.GuardRoot(root, nil, del...))
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
-			if err != nil {
-				return err
-			}
-			break
+		set := map[string]string{ovsdb.KeyPublish: nat.FormatList(keep)}
+		for _, k := range keepKeys {
+			set[k] = "1"
+		}
+		if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, set, del...)); err != nil {
+			return err
 		}
 	}
 	for _, m := range ms {

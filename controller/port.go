@@ -330,7 +330,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if len(publish) > 0 {
 			if ifs, err := h.DB.FindInterfaces(bg, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface}); err == nil && len(ifs) > 0 {
 				ms, _ := nat.ParseList(ifs[0].ExternalIDs[ovsdb.KeyPublish])
-				h.release(bg, ifs[0], ms)
+				h.release(bg, ifs[0], ms, nil, false)
 			}
 		}
 		err := h.removePorts(bg, o.Bridge, []string{portUUID}, freed)
@@ -531,7 +531,7 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	}
 	for _, i := range ifs {
 		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
-		if err := h.release(ctx, i, ms); err != nil {
+		if err := h.release(ctx, i, ms, nil, false); err != nil {
 			return err
 		}
 	}

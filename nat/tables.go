@@ -63,17 +63,26 @@ func (t *Tables) ensureBase() (did []string, err error) {
 	return did, nil
 }
 
-// Add appends rules that are not there yet: one check and at most one
-// append each, whatever else the chains hold.
+// Add appends rules: one iptables run each, which costs the same whatever
+// the chains hold (a check first would not: iptables -C compares every
+// rule, 6 ms at none, 19 ms at 1,000 here). Callers add a rule only when
+// its OVSDB reservation was just made, so it is not there yet; reconcile
+// removes any duplicate a crash could leave.
 func (t *Tables) Add(rs ...Rule) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	if _, err := t.ensureBase(); err != nil {
-		return err
-	}
+	based := false
 	for _, r := range rs {
-		if err := t.ipt.AppendUnique(r.Table, r.Chain, r.Spec...); err != nil {
+		err := t.ipt.Append(r.Table, r.Chain, r.Spec...)
+		if err != nil && !based {
+			// Most likely the chains are gone (a flush, -X): make them and
+			// their jumps, then try once more. Checking them up front would
+			// cost nine iptables runs on every publish.
+			based = true
+			if _, berr := t.ensureBase(); berr != nil {
+				return berr
+			}
+			err = t.ipt.Append(r.Table, r.Chain, r.Spec...)
+		}
+		if err != nil {
 			return fmt.Errorf("add %s: %w", r, err)
 		}
 	}
@@ -87,7 +96,8 @@ func (t *Tables) Delete(rs ...Rule) error {
 		if ok, _ := t.ipt.ChainExists(r.Table, r.Chain); !ok {
 			continue
 		}
-		if err := t.ipt.DeleteIfExists(r.Table, r.Chain, r.Spec...); err != nil {
+		// One run: -D finds the rule itself; a missing rule is fine.
+		if err := t.ipt.Delete(r.Table, r.Chain, r.Spec...); err != nil && !isNotExist(err) {
 			errs = append(errs, fmt.Errorf("delete %s: %w", r, err))
 		}
 	}
@@ -242,4 +252,9 @@ func OtherBackend() string {
 		return other
 	}
 	return ""
+}
+
+func isNotExist(err error) bool {
+	var e *iptables.Error
+	return errors.As(err, &e) && e.IsNotExist()
 }

@@ -35,7 +35,8 @@ const (
 
 	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
 	KeyPublish = "ovsnet-publish"
-	// root Open_vSwitch row: one key per published host port,
-	// "ovsnet-hostport:PROTO/HOST_IP/HOST_PORT" = "CONTAINER/INTERFACE".
+	// interface: reservations of its published host ports, probed for
+	// conflicts: "ovsnet-hostport:PROTO/HOST_IP/HOST_PORT" = "1" and
+	// "ovsnet-hostport:PROTO/*/HOST_PORT" = "1".
 	KeyHostPortPrefix = "ovsnet-hostport:"
 )

@@ -94,10 +94,23 @@ func GuardBridge(bridge string, ext, set map[string]string, del ...string) []ovs
 	return guardRow(vswitchd.BridgeTable, []ovsdb.Condition{NameIs(bridge)}, ext, set, del)
 }
 
-// GuardRoot is GuardBridge for the root Open_vSwitch row, which holds
-// host-wide reservations (published host ports).
-func GuardRoot(ext, set map[string]string, del ...string) []ovsdb.Operation {
-	return guardRow(vswitchd.OpenvSwitchTable, []ovsdb.Condition{allRows()}, ext, set, del)
+// GuardRootOtherConfig serializes host-wide reservations (published host
+// ports): it fails with ErrConflict unless the root row's other_config is
+// still oc, and bumps ovsnet's generation there. other_config is a small
+// map; the reservations themselves live on the interfaces and are probed.
+func GuardRootOtherConfig(oc map[string]string) []ovsdb.Operation {
+	zero := 0
+	var n int
+	fmt.Sscan(oc[KeyGen], &n)
+	ks, _ := ovsdb.NewOvsSet([]string{KeyGen})
+	return []ovsdb.Operation{
+		{Op: ovsdb.OperationWait, Table: vswitchd.OpenvSwitchTable, Where: []ovsdb.Condition{allRows()}, Timeout: &zero,
+			Columns: []string{"other_config"}, Until: string(ovsdb.WaitConditionEqual), Rows: []ovsdb.Row{row(map[string]interface{}{"other_config": ovsMap(oc)})}},
+		{Op: ovsdb.OperationMutate, Table: vswitchd.OpenvSwitchTable, Where: []ovsdb.Condition{allRows()}, Mutations: []ovsdb.Mutation{
+			{Column: "other_config", Mutator: ovsdb.MutateOperationDelete, Value: ks},
+			{Column: "other_config", Mutator: ovsdb.MutateOperationInsert, Value: ovsMap(map[string]string{KeyGen: fmt.Sprint(n + 1)})},
+		}},
+	}
 }
 
 func guardRow(table string, where []ovsdb.Condition, ext, set map[string]string, del []string) []ovsdb.Operation {

@@ -270,17 +270,17 @@ func (c *Client) WaitOfport(ctx context.Context, name string, timeout time.Durat
 	return *i.Ofport, nil
 }
 
-// RootExternalIDs reads the root row's external_ids.
-func (c *Client) RootExternalIDs(ctx context.Context) (map[string]string, error) {
-	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "external_ids")
+// RootOtherConfig reads the root row's other_config.
+func (c *Client) RootOtherConfig(ctx context.Context) (map[string]string, error) {
+	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "other_config")
 	if err != nil {
 		return nil, err
 	}
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("the OVS database has no Open_vSwitch row: run ovs-vsctl init")
 	}
-	if rs[0].ExternalIDs == nil {
+	if rs[0].OtherConfig == nil {
 		return map[string]string{}, nil
 	}
-	return rs[0].ExternalIDs, nil
+	return rs[0].OtherConfig, nil
 }
