@@ -51,6 +51,7 @@ type Port struct {
 	Netns     string   `json:"netns,omitempty"`
 	State     string   `json:"state,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	Published []string `json:"published,omitempty"` // as docker port prints them
 }
 
 // DefaultType is the attach type used on a datapath when --type is not

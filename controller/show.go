@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -88,6 +89,10 @@ func portView(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 		v.Error = *i.Error
 	}
 	v.State = linkState(v, i)
+	ms, _ := nat.ParseList(e[ovsdb.KeyPublish])
+	for _, m := range ms {
+		v.Published = append(v.Published, m.Docker())
+	}
 	return v
 }
 

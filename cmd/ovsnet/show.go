@@ -80,6 +80,9 @@ func renderTree(bs []controller.Bridge) string {
 			if p.Error != "" {
 				l += ", error: " + p.Error
 			}
+			if len(p.Published) > 0 {
+				l += ", published " + strings.Join(p.Published, ", ")
+			}
 			lines = append(lines, l)
 		}
 		for _, l := range br.Links {
