@@ -2,12 +2,11 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // Link lets SRC open connections to DST on BRIDGE (all protocols, or only
@@ -53,9 +52,12 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 	if err := CheckIfName("bridge", bridge); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
-		br, err := h.DB.GetBridge(ctx, bridge)
-		if err != nil {
+	var br *vswitchd.Bridge
+	var set map[string]string
+	var del []string
+	err := onConflict(func() error {
+		var err error
+		if br, err = h.DB.GetBridge(ctx, bridge); err != nil {
 			return err
 		}
 		if br == nil {
@@ -64,35 +66,31 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 		if br.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
 			return fmt.Errorf("bridge %s was not made by ovsnet: links need its flow pipeline", bridge)
 		}
-		set, del, err := edit(br.ExternalIDs)
-		if err != nil {
+		if set, del, err = edit(br.ExternalIDs); err != nil {
 			return err
 		}
 		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, set, del...))
-		if errors.Is(err, ovsdb.ErrConflict) && attempt < maxAttempts {
-			time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		ext := map[string]string{}
-		for k, v := range br.ExternalIDs {
-			ext[k] = v
-		}
-		for _, k := range del {
-			delete(ext, k)
-		}
-		for k, v := range set {
-			ext[k] = v
-		}
-		mine, err := h.linkChanges(ctx, bridge, ext, func(s, d string) bool { return s == src && d == dst })
-		if err != nil {
-			return err
-		}
-		if len(mine) == 0 { // unlinked: remove its flows
-			mine = []flows.Change{{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}}
-		}
-		return h.Flows.Apply(bridge, mine...)
+		return err
+	})
+	if err != nil {
+		return err
 	}
+	ext := map[string]string{}
+	for k, v := range br.ExternalIDs {
+		ext[k] = v
+	}
+	for _, k := range del {
+		delete(ext, k)
+	}
+	for k, v := range set {
+		ext[k] = v
+	}
+	mine, err := h.linkChanges(ctx, bridge, ext, func(s, d string) bool { return s == src && d == dst })
+	if err != nil {
+		return err
+	}
+	if len(mine) == 0 { // unlinked: remove its flows
+		mine = []flows.Change{{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}}
+	}
+	return h.Flows.Apply(bridge, mine...)
 }

@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -201,28 +200,29 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	defer tr.done("publish detail")
 	addr, _ := ifaceIPv4(ifc)
 	var added []nat.Mapping
-	for attempt := 0; ; attempt++ {
+	retry := false
+	err := onConflict(func() error {
 		// Host-wide serialization on a small map; the reservations
 		// themselves are probed, so nothing here grows with them.
 		root, err := h.DB.RootOtherConfig(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		added = added[:0]
 		set := map[string]string{}
 		for _, m := range req {
 			if m.HostPort == 0 {
 				if m.HostPort, err = h.freePort(ctx, m, added); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			for _, o := range added {
 				if m.Overlaps(o) {
-					return nil, fmt.Errorf("host port %s %s:%d is given twice", m.Proto, m.HostIP, m.HostPort)
+					return fmt.Errorf("host port %s %s:%d is given twice", m.Proto, m.HostIP, m.HostPort)
 				}
 			}
 			if err := h.checkHostPort(ctx, m); err != nil {
-				return nil, err
+				return err
 			}
 			added = append(added, m)
 			for _, k := range reservationKeys(m) {
@@ -230,21 +230,22 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 			}
 		}
 		tr.step("probe")
+		// On a retry, the interface as it is now: another publish changed it.
+		if retry {
+			fresh, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: ifc.ExternalIDs[ovsdb.KeyContainerID], ovsdb.KeyContainerIface: ifc.ExternalIDs[ovsdb.KeyContainerIface]})
+			if err == nil && len(fresh) > 0 {
+				ifc = fresh[0]
+			}
+		}
+		retry = true
 		cur, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
 		set[ovsdb.KeyPublish] = nat.FormatList(append(cur, added...))
-		ops := append(ovsdb.GuardRootOtherConfig(root), ovsdb.SetInterfaceExternalIDs(ifc.UUID, set)...)
-		_, err = h.DB.Commit(ctx, ops)
+		_, err = h.DB.Commit(ctx, append(ovsdb.GuardRootOtherConfig(root), ovsdb.SetInterfaceExternalIDs(ifc.UUID, set)...))
 		tr.step("commit")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
-			return nil, err
-		}
-		time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
-		if fresh, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: ifc.ExternalIDs[ovsdb.KeyContainerID], ovsdb.KeyContainerIface: ifc.ExternalIDs[ovsdb.KeyContainerIface]}); err == nil && len(fresh) > 0 {
-			ifc = fresh[0]
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	t, err := h.tables()
 	if err != nil {

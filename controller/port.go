@@ -291,7 +291,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 			return nil, fmt.Errorf("attach %s to %s: %w", o.Container, o.Bridge, err)
 		}
 		// Another writer changed the bridge first: re-read and retry with jitter.
-		time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
+		time.Sleep(backoff(attempt))
 		if br, err = h.DB.GetBridge(ctx, o.Bridge); err == nil && br == nil {
 			err = noBridge(o.Bridge)
 		}
@@ -489,17 +489,24 @@ func (h *Host) containerPorts(ctx context.Context, bridge, container, iface stri
 	return br, outI, outP, nil
 }
 
-// DelPort detaches CONTAINER's INTERFACE; it fails if there is none.
-func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) error {
+// attachedPort finds CONTAINER's INTERFACE on BRIDGE, or says it is not there
+// as ovs-docker does.
+func (h *Host) attachedPort(ctx context.Context, bridge, iface, container string) ([]vswitchd.Interface, []vswitchd.Port, error) {
 	if err := CheckIfName("interface", iface); err != nil {
-		return err
+		return nil, nil, err
 	}
 	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
+	if err == nil && len(ifs) == 0 {
+		err = fmt.Errorf("failed to find any attached port in %s for CONTAINER=%s and INTERFACE=%s", bridge, container, iface)
+	}
+	return ifs, ports, err
+}
+
+// DelPort detaches CONTAINER's INTERFACE; it fails if there is none.
+func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) error {
+	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return err
-	}
-	if len(ifs) == 0 {
-		return fmt.Errorf("failed to find any attached port in %s for CONTAINER=%s and INTERFACE=%s", bridge, container, iface)
 	}
 	return h.detach(ctx, bridge, ifs, ports)
 }
@@ -571,7 +578,7 @@ func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ..
 // below the freed addresses, guarded like an attach so that it cannot race
 // with an allocation.
 func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, freed []netip.Addr) error {
-	for attempt := 0; ; attempt++ {
+	return onConflict(func() error {
 		br, err := h.DB.GetBridge(ctx, bridge)
 		if err != nil {
 			return err
@@ -579,13 +586,27 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 		if br == nil {
 			return noBridge(bridge)
 		}
-		ops := append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(br.ExternalIDs, freed)), ovsdb.DeletePorts(bridge, uuids...)...)
-		_, err = h.DB.Commit(ctx, ops)
+		_, err = h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(br.ExternalIDs, freed)), ovsdb.DeletePorts(bridge, uuids...)...))
+		return err
+	})
+}
+
+// onConflict runs try again, after a short random wait, for as long as it
+// loses a race to another writer (ovsdb.ErrConflict): try must re-read
+// what it writes from.
+func onConflict(try func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := try()
 		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
 			return err
 		}
-		time.Sleep(time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond)
+		time.Sleep(backoff(attempt))
 	}
+}
+
+// backoff is the jittered wait before retry number attempt.
+func backoff(attempt int) time.Duration {
+	return time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond
 }
 
 // removeLinks deletes the devices of detached container interfaces: veth host
@@ -615,15 +636,9 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if vlan < 1 || vlan > 4094 {
 		return fmt.Errorf("VLAN %d is outside 1..4094", vlan)
 	}
-	if err := CheckIfName("interface", iface); err != nil {
-		return err
-	}
-	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
+	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return err
-	}
-	if len(ifs) == 0 {
-		return fmt.Errorf("failed to find any attached port in %s for CONTAINER=%s and INTERFACE=%s", bridge, container, iface)
 	}
 	if _, err = h.DB.Commit(ctx, ovsdb.SetVLAN(ports[0].UUID, vlan)); err != nil {
 		return err

@@ -5,16 +5,13 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
-	"time"
 
+	"github.com/ovsnet/ovsnet/bench/measure"
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
@@ -44,11 +41,7 @@ func main() {
 		fail(err)
 	}
 	rs = append(rs, r)
-	host, _ := os.Hostname()
-	doc := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "host": host, "cores": cores(),
-		"datapath": "netdev (userspace)", "results": rs}
-	b, _ := json.MarshalIndent(doc, "", "  ")
-	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+	if err := measure.Write(*out, map[string]any{"cores": cores(), "datapath": "netdev (userspace)"}, rs); err != nil {
 		fail(err)
 	}
 	fmt.Printf("%-36s %12s %10s\n", "setup", "TCP Gbit/s", "ping ms")
@@ -102,7 +95,7 @@ func ovsnetPair(bin, typ string, tso bool, secs int) (result, error) {
 	} else {
 		name += "off"
 	}
-	return measure(name, c1, c2, "10.123.0.3", secs)
+	return measurePair(name, c1, c2, "10.123.0.3", secs)
 }
 
 func linuxBridgePair(secs int) (result, error) {
@@ -130,40 +123,17 @@ func linuxBridgePair(secs int) (result, error) {
 			return result{}, err
 		}
 	}
-	return measure("Linux bridge + veth", c1, c2, "10.124.0.3", secs)
+	return measurePair("Linux bridge + veth", c1, c2, "10.124.0.3", secs)
 }
 
-var rttRE = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
-
-func measure(name, c1, c2, addr string, secs int) (result, error) {
+func measurePair(name, c1, c2, addr string, secs int) (result, error) {
 	r := result{Setup: name}
-	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", addr)
-	if err := srv.Start(); err != nil {
-		return r, err
+	var err error
+	if r.Gbps, err = measure.TCPGbps(c1, c2, addr, secs); err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
 	}
-	defer srv.Process.Kill()
-	time.Sleep(300 * time.Millisecond)
-	out, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", addr, "-t", strconv.Itoa(secs), "-J").Output()
-	if err != nil {
-		return r, fmt.Errorf("%s: iperf3: %v", name, err)
-	}
-	var ip struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal(out, &ip); err != nil {
-		return r, err
-	}
-	r.Gbps = ip.End.SumReceived.BitsPerSecond / 1e9
-	p, err := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "50", "-i", "0.02", addr).Output()
-	if err != nil {
-		return r, fmt.Errorf("%s: ping: %v", name, err)
-	}
-	if m := rttRE.FindSubmatch(p); m != nil {
-		r.PingAvgMs, _ = strconv.ParseFloat(string(m[1]), 64)
+	if r.PingAvgMs, err = measure.PingAvgMs(c1, addr, 50); err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
 	}
 	return r, nil
 }

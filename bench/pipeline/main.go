@@ -6,16 +6,12 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/ovsnet/ovsnet/bench/measure"
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
@@ -55,18 +51,18 @@ func main() {
 	measureAll := func(ports int) {
 		// Isolation on: only a link lets c1 reach c2.
 		run("link", "br0", c1, c2)
-		rs = append(rs, measure(sb, "ovsnet pipeline, isolation on (icc=false + link)", ports, c1, c2, dst))
+		rs = append(rs, measureOne("ovsnet pipeline, isolation on (icc=false + link)", ports, c1, c2, dst))
 		// Isolation off: the same pipeline without conntrack.
 		_, err := sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=true")
 		check(err)
 		run("reconcile")
-		rs = append(rs, measure(sb, "ovsnet pipeline, isolation off", ports, c1, c2, dst))
+		rs = append(rs, measureOne("ovsnet pipeline, isolation off", ports, c1, c2, dst))
 		// A plain bridge: the NORMAL action (MAC learning, flooding).
 		_, err = sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", "/dev/stdin")
 		check(err)
 		_, err = sb.Run("ovs-ofctl", "add-flow", "br0", "priority=0,actions=NORMAL")
 		check(err)
-		rs = append(rs, measure(sb, "plain OVS bridge, NORMAL action", ports, c1, c2, dst))
+		rs = append(rs, measureOne("plain OVS bridge, NORMAL action", ports, c1, c2, dst))
 		// Back to ovsnet's intent.
 		_, err = sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=false")
 		check(err)
@@ -87,11 +83,7 @@ func main() {
 	time.Sleep(5 * time.Second)
 	measureAll(3 + *extra)
 
-	host, _ := os.Hostname()
-	doc := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "host": host,
-		"datapath": "netdev (userspace), userspace TSO on, internal ports", "results": rs}
-	b, _ := json.MarshalIndent(doc, "", "  ")
-	check(os.WriteFile(*out, append(b, '\n'), 0o644))
+	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace), userspace TSO on, internal ports"}, rs))
 	fmt.Printf("%-50s %6s %12s %10s\n", "setup", "ports", "TCP Gbit/s", "ping ms")
 	for _, r := range rs {
 		fmt.Printf("%-50s %6d %12.2f %10.3f\n", r.Setup, r.Ports, r.Gbps, r.PingAvgMs)
@@ -105,31 +97,12 @@ func check(err error) {
 	}
 }
 
-var rttRE = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
-
-func measure(sb *sandbox.Sandbox, name string, ports int, c1, c2, addr string) result {
+func measureOne(name string, ports int, c1, c2, addr string) result {
 	r := result{Setup: name, Ports: ports}
-	p, err := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "100", "-i", "0.02", addr).Output()
+	var err error
+	r.PingAvgMs, err = measure.PingAvgMs(c1, addr, 100)
 	check(err)
-	if m := rttRE.FindSubmatch(p); m != nil {
-		r.PingAvgMs, _ = strconv.ParseFloat(string(m[1]), 64)
-	}
-	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", addr)
-	check(srv.Start())
-	defer srv.Process.Kill()
-	time.Sleep(300 * time.Millisecond)
-	o, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", addr, "-t", strconv.Itoa(*secs), "-J").Output()
-	if err != nil {
-		check(fmt.Errorf("%s: iperf3: %v: %s", name, err, strings.TrimSpace(string(o))))
-	}
-	var ip struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	check(json.Unmarshal(o, &ip))
-	r.Gbps = ip.End.SumReceived.BitsPerSecond / 1e9
+	r.Gbps, err = measure.TCPGbps(c1, c2, addr, *secs)
+	check(err)
 	return r
 }

@@ -16,63 +16,19 @@ import (
 func tcpOpen(t *testing.T, src, dst, addr string, port int) error {
 	t.Helper()
 	hp := net.JoinHostPort(addr, strconv.Itoa(port))
-	var ln net.Listener
-	inNetns(t, nsPath(dst), func() (err error) { ln, err = net.Listen("tcp", hp); return err })
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			c.Write([]byte("hi"))
-			c.Close()
-		}
-	}()
-	var derr error
-	inNetns(t, nsPath(src), func() error {
-		c, err := net.DialTimeout("tcp", hp, 1500*time.Millisecond)
-		if err == nil {
-			buf := make([]byte, 2)
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			_, err = c.Read(buf)
-			c.Close()
-		}
-		derr = err
-		return nil
-	})
-	return derr
+	return tcpVia(t, src, hp, dst, hp)
 }
 
 // udpExchange sends a datagram from netns src to addr:port and waits for an
-// echo from a server in netns dst (none when echo is false: then a closed
-// port's ICMP error is what comes back).
+// echo from a server in netns dst (no server when echo is false: then a
+// closed port's ICMP error is what comes back).
 func udpExchange(t *testing.T, src, dst, addr string, port int, echo bool) error {
 	t.Helper()
 	hp := net.JoinHostPort(addr, strconv.Itoa(port))
-	if echo {
-		var pc net.PacketConn
-		inNetns(t, nsPath(dst), func() (err error) { pc, err = net.ListenPacket("udp", hp); return err })
-		defer pc.Close()
-		go func() {
-			buf := make([]byte, 64)
-			pc.SetDeadline(time.Now().Add(5 * time.Second))
-			if n, from, err := pc.ReadFrom(buf); err == nil {
-				pc.WriteTo(buf[:n], from)
-			}
-		}()
+	if !echo {
+		dst = ""
 	}
-	var rerr error
-	inNetns(t, nsPath(src), func() error {
-		c, err := net.Dial("udp", hp)
-		if err != nil {
-			rerr = err
-			return nil
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(1500 * time.Millisecond))
-		c.Write([]byte("ping"))
-		buf := make([]byte, 64)
-		_, rerr = c.Read(buf)
-		return nil
-	})
-	return rerr
+	return udpViaFrom(t, src, 0, hp, dst, hp)
 }
 
 func (e *env) verdict(args ...string) string {

@@ -77,18 +77,23 @@ func udpSend(t *testing.T, src string, from int, dial string) {
 	})
 }
 
+// udpViaFrom sends a datagram from netns src (from source port from, 0 for
+// any) to dial and waits for the echo of a server on listen in netns dst
+// (no server when dst is "").
 func udpViaFrom(t *testing.T, src string, from int, dial, dst, listen string) error {
 	t.Helper()
-	var pc net.PacketConn
-	inNetns(t, nsPath(dst), func() (err error) { pc, err = net.ListenPacket("udp", listen); return err })
-	defer pc.Close()
-	go func() {
-		buf := make([]byte, 64)
-		pc.SetDeadline(time.Now().Add(5 * time.Second))
-		if n, from, err := pc.ReadFrom(buf); err == nil {
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
+	if dst != "" {
+		var pc net.PacketConn
+		inNetns(t, nsPath(dst), func() (err error) { pc, err = net.ListenPacket("udp", listen); return err })
+		defer pc.Close()
+		go func() {
+			buf := make([]byte, 64)
+			pc.SetDeadline(time.Now().Add(5 * time.Second))
+			if n, from, err := pc.ReadFrom(buf); err == nil {
+				pc.WriteTo(buf[:n], from)
+			}
+		}()
+	}
 	var rerr error
 	inNetns(t, nsPath(src), func() error {
 		c, err := net.DialUDP("udp", &net.UDPAddr{Port: from}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(dial)))

@@ -1,0 +1,69 @@
+// Package measure holds what ovsnet's benchmarks share: TCP throughput and
+// ping latency between two network namespaces, and writing results.
+package measure
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// TCPGbps runs iperf3 for secs seconds from netns c1 to a server on addr in
+// netns c2 and returns the received rate in Gbit/s.
+func TCPGbps(c1, c2, addr string, secs int) (float64, error) {
+	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", addr)
+	if err := srv.Start(); err != nil {
+		return 0, err
+	}
+	defer srv.Process.Kill()
+	time.Sleep(300 * time.Millisecond) // the server's listen
+	out, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", addr, "-t", strconv.Itoa(secs), "-J").Output()
+	if err != nil {
+		return 0, fmt.Errorf("iperf3: %v: %s", err, out)
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, err
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+var rttRE = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
+
+// PingAvgMs sends count pings 20 ms apart from netns c1 to addr and returns
+// the average round trip in milliseconds.
+func PingAvgMs(c1, addr string, count int) (float64, error) {
+	out, err := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", strconv.Itoa(count), "-i", "0.02", addr).Output()
+	if err != nil {
+		return 0, fmt.Errorf("ping %s: %v: %s", addr, err, out)
+	}
+	m := rttRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("ping %s: no summary in %q", addr, out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// Write saves results with the date and host to path as JSON.
+func Write(path string, extra map[string]any, results any) error {
+	host, _ := os.Hostname()
+	doc := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "host": host, "results": results}
+	for k, v := range extra {
+		doc[k] = v
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
