@@ -77,8 +77,16 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 		flow(TableOutput, PrioMiss, c, "", 0, nil, ovs.OutputField(RegOutPort)),
 	}
 	for _, gw := range b.Gateways {
-		fs = append(fs, gatewayNeighbour(c, gw))
+		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC))
 	}
+	// Second half of every ND responder: the packet is an advertisement now,
+	// so its target link-layer option can be set (to the answering MAC,
+	// already in eth_src), with the solicited and override flags.
+	fs = append(fs,
+		flow(TableNDReply, PrioNormal, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(136), reg(6, 1)},
+			ovs.Move("NXM_OF_ETH_SRC[]", "NXM_NX_ND_TLL[]"), ovs.SetField("2", "nd_options_type"),
+			ovs.SetField("0x60000000", "nd_reserved"), ovs.InPort()),
+		flow(TableNDReply, PrioMiss, c, "", 0, nil, ovs.Drop()))
 	if len(b.GatewayMAC) > 0 {
 		fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(b.GatewayMAC.String()), reg(2, 0)},
 			load(LocalPort, RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)))
@@ -89,9 +97,17 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 	return fs
 }
 
-// gatewayNeighbour hands ARP requests / solicitations for the gateway to the
-// host's stack behind LOCAL, which answers them itself.
-func gatewayNeighbour(c uint64, gw netip.Addr) *ovs.Flow {
+// gatewayNeighbour answers ARP requests and solicitations for the gateway
+// with the bridge's MAC, or, when that is not known, hands them to the
+// host's stack behind LOCAL.
+func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *ovs.Flow {
+	if len(mac) > 0 {
+		gp := Port{MAC: mac, VLAN: 0}
+		if gw.Is4() {
+			return arpResponder(c, gp, gw, false)
+		}
+		return ndResponder(c, gp, gw)
+	}
 	if gw.Is4() {
 		return flow(TableARPND, PrioGateway, c, ovs.ProtocolARP, 0,
 			[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(gw.String()), reg(2, 0)}, ovs.Local())
@@ -124,10 +140,9 @@ func PortFlows(p Port) []*ovs.Flow {
 	fs = append(fs, spoofGuard(c, p)...)
 	for _, a := range p.Addrs {
 		if a.Is4() {
-			fs = append(fs, arpResponder(c, p, a))
+			fs = append(fs, arpResponder(c, p, a, p.VLAN == 0))
 		} else {
-			fs = append(fs, flow(TableARPND, PrioHigh, c, ovs.ProtocolICMPv6, 0,
-				[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(a.String()), reg(2, p.VLAN)}, ovs.Output(p.Ofport)))
+			fs = append(fs, ndResponder(c, p, a))
 		}
 	}
 	fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(mac), reg(2, p.VLAN)},
@@ -169,12 +184,12 @@ func spoofGuard(c uint64, p Port) []*ovs.Flow {
 }
 
 // arpResponder answers ARP requests for a from the port's own VLAN with the
-// port's MAC, turning the request into the reply and sending it back. A
-// copy of the request goes to the gateway (untagged only), so that the
-// host's neighbour entries follow gratuitous ARPs.
-func arpResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
+// port's MAC, turning the request into the reply and sending it back. With
+// copy, the request also goes to the gateway, so that the host's neighbour
+// entries follow gratuitous ARPs.
+func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *ovs.Flow {
 	var acts []ovs.Action
-	if p.VLAN == 0 {
+	if copy {
 		acts = append(acts, ovs.Local())
 	}
 	a4 := a.As4()
@@ -189,6 +204,21 @@ func arpResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
 		ovs.InPort())
 	return flow(TableARPND, PrioHigh, c, ovs.ProtocolARP, 0,
 		[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(a.String()), reg(2, p.VLAN)}, acts...)
+}
+
+// ndResponder answers neighbour solicitations for a from the port's own VLAN
+// with the port's MAC: it turns the solicitation around (addresses, type)
+// here and table 21 finishes the advertisement.
+func ndResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
+	return flow(TableARPND, PrioHigh, c, ovs.ProtocolICMPv6, 0,
+		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(a.String()), reg(2, p.VLAN)},
+		ovs.Move("NXM_OF_ETH_SRC[]", "NXM_OF_ETH_DST[]"),
+		ovs.SetField(p.MAC.String(), "eth_src"),
+		ovs.Move("NXM_NX_IPV6_SRC[]", "NXM_NX_IPV6_DST[]"),
+		ovs.SetField(a.String(), "ipv6_src"),
+		ovs.SetField("136", "icmpv6_type"),
+		load(1, RegNDReply),
+		goTo(TableNDReply))
 }
 
 // LinkFlows let l.Src open connections to l.Dst: the first packet of each

@@ -43,7 +43,7 @@ func TestPortFlowsBudget(t *testing.T) {
 		"ipv6_src=fe80::/10",
 		"arp_op=1,arp_tpa=10.0.0.2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=local,move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
 		"load:0x020000000002->NXM_NX_ARP_SHA[],load:0x0a000002->NXM_OF_ARP_SPA[],in_port",
-		"icmpv6_type=135,nd_target=fd00::2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=output:7",
+		"icmpv6_type=135,nd_target=fd00::2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:02->eth_src,move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00::2->ipv6_src,set_field:136->icmpv6_type,load:0x1->NXM_NX_REG6[],resubmit(,21)",
 		"dl_dst=02:00:00:00:00:02,reg2=0,table=30,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=load:0x7->NXM_NX_REG4[],load:0x1->NXM_NX_REG5[],resubmit(,40)",
 	} {
 		if !strings.Contains(all, want) {
@@ -77,8 +77,17 @@ func TestBridgeFlows(t *testing.T) {
 	if strings.Contains(open, "ct(") {
 		t.Fatalf("icc=true bridge uses conntrack:\n%s", open)
 	}
-	if !strings.Contains(open, "arp_op=1,arp_tpa=10.0.0.1,reg2=0,table=20,idle_timeout=0,cookie=0x0100000000000000,actions=local") || !strings.Contains(open, "actions=output:NXM_NX_REG4[]") {
-		t.Fatalf("gateway ARP or output missing:\n%s", open)
+	// The gateway's ARP is answered with the bridge's MAC (no copy to LOCAL:
+	// it is LOCAL's own address); without a known MAC it goes to LOCAL.
+	if !strings.Contains(open, "arp_op=1,arp_tpa=10.0.0.1,reg2=0,table=20,idle_timeout=0,cookie=0x0100000000000000,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:01->eth_src") || !strings.Contains(open, "actions=output:NXM_NX_REG4[]") {
+		t.Fatalf("gateway ARP responder or output missing:\n%s", open)
+	}
+	if !strings.Contains(open, "icmpv6_type=136,reg6=1,table=21,idle_timeout=0,cookie=0x0100000000000000,actions=move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],set_field:2->nd_options_type,set_field:0x60000000->nd_reserved,in_port") {
+		t.Fatalf("ND reply table missing:\n%s", open)
+	}
+	noMAC := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})), "\n")
+	if !strings.Contains(noMAC, "arp_tpa=10.0.0.1,reg2=0,table=20,idle_timeout=0,cookie=0x0100000000000000,actions=local") {
+		t.Fatalf("gateway ARP without a MAC:\n%s", noMAC)
 	}
 	closed := strings.Join(text(t, BridgeFlows(Bridge{ICC: false})), "\n")
 	for _, want := range []string{"ip,reg0=1,reg5=1,table=40,idle_timeout=0,cookie=0x0100000000000000,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "ct_state=+trk+rel", "priority=90,reg0=1,reg5=1,table=40,idle_timeout=0,cookie=0x0100000000000000,actions=drop"} {

@@ -7,9 +7,9 @@
 //	packet ---> | 0 classify | > | 10 spoof    | > | 20 arp/ | > | 30 L2     | > | 40 isolate| > | 50     |
 //	            | in_port -> |   | guard: own  |   | nd: ARP |   | dl_dst -> |   | icc=false:|   | output |
 //	            | reg0 kind, |   | MAC+IP only;|   | answered|   | reg4 port,|   | ct() to 41|   | reg4   |
-//	            | reg2 VLAN  |   | no RA/DHCP  |   | by flows|   | reg5 kind |   | 41: +est, |   +--------+
-//	            | unknown:   |   | server      |   | NS to   |   | (same VLAN|   | +rel, or a|
-//	            | drop       |   | (gateway    |   | owner   |   | only)     |   | link: ct  |
+//	            | reg2 VLAN  |   | no RA/DHCP  |   | and NS  |   | reg5 kind |   | 41: +est, |   +--------+
+//	            | unknown:   |   | server      |   | answered|   | (same VLAN|   | +rel, or a|
+//	            | drop       |   | (gateway    |   | by flows|   | only)     |   | link: ct  |
 //	            +------------+   | skips 10)   |   | never   |   | unknown / |   | commit    |
 //	                             +-------------+   | flooded |   | bcast ->  |   +-----------+
 //	                                               +---------+   | gateway   |
@@ -23,8 +23,11 @@
 // removed with one cookie mask in one bundle.
 //
 // Per container port: 1 classifier, 1-4 spoof guard (MAC only; or IPv4 +
-// ARP; plus IPv6 and IPv6 link-local), 1 ARP responder per IPv4, 1 NS
-// delivery per IPv6, 1 L2 flow: at most 8. Per link: 1 per family and port.
+// ARP; plus IPv6 and IPv6 link-local), 1 ARP responder per IPv4, 1 ND
+// responder per IPv6, 1 L2 flow: at most 8. Per link: 1 per family and port.
+// An ND responder rewrites a solicitation in table 20 and table 21 finishes
+// the advertisement (its target link-layer option can only be set once the
+// packet is an advertisement).
 package flows
 
 import (
@@ -39,6 +42,7 @@ const (
 	TableClassifier Table = 0
 	TableSpoofGuard Table = 10
 	TableARPND      Table = 20
+	TableNDReply    Table = 21
 	TableL2         Table = 30
 	TableIsolation  Table = 40
 	TableLinks      Table = 41
@@ -54,6 +58,8 @@ func (t Table) Describe() string {
 		return "spoof guard (own MAC and addresses only)"
 	case TableARPND:
 		return "ARP/ND (answered by flows, never flooded)"
+	case TableNDReply:
+		return "ND reply (finishing a neighbour advertisement)"
 	case TableL2:
 		return "L2 forwarding (destination MAC, same VLAN)"
 	case TableIsolation:
@@ -72,6 +78,7 @@ const (
 	RegVLAN    = "NXM_NX_REG2[]"
 	RegOutPort = "NXM_NX_REG4[]"
 	RegDstKind = "NXM_NX_REG5[]"
+	RegNDReply = "NXM_NX_REG6[]" // 1: a solicitation being turned into an advertisement
 )
 
 // Port kinds in RegSrcKind / RegDstKind.

@@ -354,3 +354,41 @@ func (e *env) spoofDrops(bridge string) int {
 	e.t.Fatalf("no table-miss flow in table 10:\n%s", out)
 	return 0
 }
+
+// ARP requests and neighbour solicitations are answered by flows: a
+// container that ignores them itself is still resolved, with its own MAC,
+// and so is the gateway.
+func TestNeighboursAnsweredByFlows(t *testing.T) {
+	e := newEnv(t)
+	c1, c2 := e.container(), e.container()
+	e.must("add-br", "br0", "--subnet", "10.65.0.0/24", "--subnet", "fd65::/64")
+	e.must("add-port", "br0", "eth1", c1, "--ip")
+	e.must("add-port", "br0", "eth1", c2, "--ip", "--macaddress", "02:00:00:65:00:03")
+	// c2 answers no ARP and takes part in no IPv6 at all.
+	run(t, "ip", "netns", "exec", c2, "sysctl", "-qw", "net.ipv4.conf.eth1.arp_ignore=8", "net.ipv6.conf.eth1.disable_ipv6=1")
+	for _, a := range []string{"10.65.0.3", "fd65::3"} {
+		fam := "-4"
+		if strings.Contains(a, ":") {
+			fam = "-6"
+		}
+		// The probe gets no reply (c2 ignores IPv6; for IPv4 it would answer
+		// the ping, so only the neighbour entry is checked).
+		exec.Command("ip", "netns", "exec", c1, "ping", fam, "-c", "1", "-W", "1", a).Run()
+		n := run(t, "ip", "-n", c1, "neigh", "show", a)
+		if !strings.Contains(n, "02:00:00:65:00:03") || strings.Contains(n, "INCOMPLETE") || strings.Contains(n, "FAILED") {
+			t.Fatalf("%s not resolved by flows: %q", a, n)
+		}
+	}
+	gw := run(t, "ip", "netns", "exec", e.sb.Netns, "ovs-vsctl", "--db="+e.sb.DB(), "get", "bridge", "br0", "other_config:hwaddr")
+	gwMAC := strings.Trim(strings.TrimSpace(gw), `"`)
+	for _, a := range []string{"10.65.0.1", "fd65::1"} {
+		fam := "-4"
+		if strings.Contains(a, ":") {
+			fam = "-6"
+		}
+		run(t, "ip", "netns", "exec", c1, "ping", fam, "-c", "1", "-W", "2", a)
+		if n := run(t, "ip", "-n", c1, "neigh", "show", a); !strings.Contains(n, gwMAC) {
+			t.Fatalf("gateway %s resolved to %q, want the bridge's %s", a, n, gwMAC)
+		}
+	}
+}
