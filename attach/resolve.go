@@ -80,6 +80,9 @@ func Resolve(ctx context.Context, ref string) (*Target, error) {
 	return nil, fmt.Errorf("%w: %q: %s", ErrNotFound, ref, strings.Join(tried, ", "))
 }
 
+// NetnsExists reports whether p is (still) a network namespace file.
+func NetnsExists(p string) bool { return isNetns(p) }
+
 // isNetns reports whether p is a network namespace file (nsfs).
 func isNetns(p string) bool {
 	var st unix.Statfs_t

@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
@@ -56,9 +58,16 @@ type Client struct {
 // ErrUnreachable is wrapped by Connect's error when no server answers.
 var ErrUnreachable = errors.New("OVS database not reachable")
 
+// Watch makes Connect keep the connection (reconnecting after an
+// ovsdb-server restart) and monitor ovsnet's tables, calling onChange after
+// every update and after every reconnect. The controller uses it; the CLI
+// monitors nothing and reads only the rows it needs.
+type Watch struct {
+	OnChange func()
+}
+
 // Connect opens one connection to endpoint ("unix:PATH" or "tcp:HOST:PORT").
-// It does not monitor anything: the CLI reads only the rows it needs.
-func Connect(ctx context.Context, endpoint string) (*Client, error) {
+func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, error) {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint()
 	}
@@ -71,7 +80,14 @@ func Connect(ctx context.Context, endpoint string) (*Client, error) {
 	}
 	// Without a logger libovsdb raises global verbosity and prints every operation.
 	discard := logr.Discard()
-	c, err := client.NewOVSDBClient(cm, client.WithEndpoint(endpoint), client.WithLogger(&discard))
+	opts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&discard)}
+	if len(watch) > 0 {
+		b := backoff.NewExponentialBackOff()
+		b.MaxInterval = 2 * time.Second
+		b.MaxElapsedTime = 0 // keep trying: ovsdb-server may be restarting
+		opts = append(opts, client.WithReconnect(5*time.Second, b))
+	}
+	c, err := client.NewOVSDBClient(cm, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +101,18 @@ func Connect(ctx context.Context, endpoint string) (*Client, error) {
 	if len(errs) > 0 {
 		c.Close()
 		return nil, fmt.Errorf("OVS schema at %s does not match ovsnet's models: %v", endpoint, errs)
+	}
+	if len(watch) > 0 {
+		on := watch[0].OnChange
+		c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+			AddFunc:    func(string, model.Model) { on() },
+			UpdateFunc: func(string, model.Model, model.Model) { on() },
+			DeleteFunc: func(string, model.Model) { on() },
+		})
+		if _, err := c.MonitorAll(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("monitor OVSDB at %s: %w", endpoint, err)
+		}
 	}
 	return &Client{Client: c, db: db, Endpoint: endpoint}, nil
 }

@@ -112,13 +112,10 @@ func StartWith(name, base string, o Options) (*Sandbox, error) {
 }
 
 func (s *Sandbox) start(o Options) error {
-	db := filepath.Join(s.Dir, "conf.db")
-	if _, err := output(exec.Command("ovsdb-tool", "create", db, Schema)); err != nil {
+	if _, err := output(exec.Command("ovsdb-tool", "create", filepath.Join(s.Dir, "conf.db"), Schema)); err != nil {
 		return err
 	}
-	if _, err := s.Run("ovsdb-server", db, "--remote=punix:"+filepath.Join(s.Dir, "db.sock"),
-		"--pidfile="+filepath.Join(s.Dir, "ovsdb-server.pid"), "--log-file="+filepath.Join(s.Dir, "ovsdb-server.log"),
-		"--detach"); err != nil {
+	if err := s.startOVSDB(); err != nil {
 		return err
 	}
 	if _, err := s.Vsctl("--no-wait", "init"); err != nil {
@@ -131,6 +128,21 @@ func (s *Sandbox) start(o Options) error {
 		}
 	}
 	return s.StartVswitchd()
+}
+
+func (s *Sandbox) startOVSDB() error {
+	_, err := s.Run("ovsdb-server", filepath.Join(s.Dir, "conf.db"), "--remote=punix:"+filepath.Join(s.Dir, "db.sock"),
+		"--pidfile="+filepath.Join(s.Dir, "ovsdb-server.pid"), "--log-file="+filepath.Join(s.Dir, "ovsdb-server.log"),
+		"--detach")
+	return err
+}
+
+// RestartOVSDB stops and starts ovsdb-server on the same database.
+func (s *Sandbox) RestartOVSDB() error {
+	if err := s.kill("ovsdb-server"); err != nil {
+		return err
+	}
+	return s.startOVSDB()
 }
 
 // StartVswitchd starts ovs-vswitchd (again, after StopVswitchd). Its

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller"
+)
+
+func controllerCmd(g *globals) *cobra.Command {
+	var listen, logFormat string
+	var resync time.Duration
+	c := &cobra.Command{
+		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--log-format text|json]",
+		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
+		Long: `Keeps everything ovsnet derives from OVSDB in place: on every OVSDB change
+and every --resync it runs what "ovsnet reconcile" runs (flows drifted or
+deleted, iptables chains flushed, gateway addresses removed are repaired) and
+removes the ports of containers whose network namespace is gone. It never
+flushes flows: a resync replaces only what drifted, in one atomic bundle.
+
+/healthz answers 200 when connected and converged; /metrics serves ovsnet_*
+series for Prometheus. One controller per host: a second one exits. Under
+systemd it reports readiness (Type=notify), see deploy/systemd.`,
+		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json",
+		Args:    exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			var h slog.Handler
+			switch logFormat {
+			case "text":
+				h = slog.NewTextHandler(os.Stderr, nil)
+			case "json":
+				h = slog.NewJSONHandler(os.Stderr, nil)
+			default:
+				return fmt.Errorf("unknown log format %q: use text or json", logFormat)
+			}
+			if resync <= 0 {
+				return fmt.Errorf("--resync must be positive")
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return controller.RunService(ctx, controller.ServiceOptions{Endpoint: g.db, Listen: listen, Resync: resync, Log: slog.New(h)})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:9476", "address for /healthz and /metrics")
+	f.DurationVar(&resync, "resync", 10*time.Second, "period of full convergence")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return c
+}

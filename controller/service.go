@@ -1,0 +1,274 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// ServiceOptions configure `ovsnet controller`.
+type ServiceOptions struct {
+	Endpoint string        // OVSDB
+	Listen   string        // /healthz and /metrics
+	Resync   time.Duration // periodic full convergence
+	Log      *slog.Logger
+}
+
+// Service keeps one host converged: it reconciles on every OVSDB change
+// (coalesced) and every Resync, and removes the ports of containers that
+// are gone. It uses the same code as the CLI.
+type Service struct {
+	o       ServiceOptions
+	h       *Host
+	kick    chan struct{}
+	metrics *serviceMetrics
+
+	mu        sync.Mutex
+	converged bool
+	lastErr   error
+}
+
+type serviceMetrics struct {
+	reg       *prometheus.Registry
+	runs      prometheus.Counter
+	errors    prometheus.Counter
+	duration  prometheus.Histogram
+	repairs   prometheus.Counter
+	gc        prometheus.Counter
+	ports     *prometheus.GaugeVec
+	flows     prometheus.Gauge
+	connected prometheus.Gauge
+}
+
+func newMetrics() *serviceMetrics {
+	m := &serviceMetrics{
+		reg:       prometheus.NewRegistry(),
+		runs:      prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_reconcile_total", Help: "Convergence runs."}),
+		errors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_reconcile_errors_total", Help: "Convergence runs that failed."}),
+		duration:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ovsnet_reconcile_duration_seconds", Help: "Time of one convergence run.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		repairs:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_drift_repairs_total", Help: "Changes made to bring the host back to the intent (flows, NAT rules, addresses, links)."}),
+		gc:        prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_gc_ports_total", Help: "Ports removed because their container's network namespace was gone."}),
+		ports:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovsnet_ports", Help: "Container ports per bridge."}, []string{"bridge"}),
+		flows:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_flows_installed", Help: "Flows ovsnet computed for its bridges at the last run."}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovsdb_connected", Help: "1 while connected to OVSDB."}),
+	}
+	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.connected)
+	return m
+}
+
+// lockPath is the per-host lock: next to the OVSDB socket, as OVS's own
+// pid files are.
+func lockPath(endpoint string) string {
+	if p, ok := strings.CutPrefix(endpoint, "unix:"); ok {
+		return filepath.Join(filepath.Dir(p), "ovsnet-controller.lock")
+	}
+	return "/var/run/openvswitch/ovsnet-controller.lock"
+}
+
+// lockHost takes the host's controller lock, or says who holds it.
+func lockHost(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("controller lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("another ovsnet controller is running on this host (pid %s, lock %s): stop it first", strings.TrimSpace(string(b)), path)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+// RunService runs the controller until ctx ends.
+func RunService(ctx context.Context, o ServiceOptions) error {
+	if o.Endpoint == "" {
+		o.Endpoint = ovsdb.DefaultEndpoint()
+	}
+	lock, err := lockHost(lockPath(o.Endpoint))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics()}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (use --listen)", o.Listen, err)
+	}
+	srv := &http.Server{Handler: s.mux()}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	db, err := ovsdb.Connect(ctx, o.Endpoint, ovsdb.Watch{OnChange: s.trigger})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	s.h = &Host{DB: db, Flows: flows.NewSwitch()}
+	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "resync", o.Resync.String())
+
+	tick := time.NewTicker(o.Resync)
+	defer tick.Stop()
+	s.trigger()
+	ready := false
+	for {
+		select {
+		case <-ctx.Done():
+			o.Log.Info("controller stopping")
+			return nil
+		case <-tick.C:
+		case <-s.kick:
+			// Coalesce a burst of changes (an attach is several updates).
+			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-s.kick:
+			default:
+			}
+		}
+		err := s.converge(ctx)
+		if err == nil && !ready {
+			ready = true
+			daemon.SdNotify(false, daemon.SdNotifyReady)
+		}
+	}
+}
+
+func (s *Service) trigger() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// converge runs one garbage collection and one reconcile: the same code as
+// `ovsnet reconcile`, reading the latest OVSDB state each time.
+func (s *Service) converge(ctx context.Context) error {
+	start := time.Now()
+	m := s.metrics
+	connected := s.h.DB.Connected()
+	if connected {
+		m.connected.Set(1)
+	} else {
+		m.connected.Set(0)
+	}
+	m.runs.Inc()
+	gone, gcErr := s.h.collectGarbage(ctx)
+	m.gc.Add(float64(len(gone)))
+	for _, g := range gone {
+		s.o.Log.Info("removed port of a vanished container", "port", g)
+	}
+	did, notes, err := s.h.Reconcile(ctx)
+	err = errors.Join(gcErr, err)
+	m.duration.Observe(time.Since(start).Seconds())
+	m.repairs.Add(float64(len(did)))
+	for _, d := range did {
+		s.o.Log.Info("repaired drift", "change", d)
+	}
+	for _, n := range notes {
+		s.o.Log.Debug("note", "note", n)
+	}
+	s.updateGauges(ctx)
+	s.mu.Lock()
+	s.converged, s.lastErr = err == nil && connected, err
+	s.mu.Unlock()
+	if err != nil {
+		m.errors.Inc()
+		s.o.Log.Error("reconcile failed", "err", err)
+	}
+	return err
+}
+
+func (s *Service) updateGauges(ctx context.Context) {
+	topo, err := s.h.DB.ReadAll(ctx)
+	if err != nil {
+		return
+	}
+	s.metrics.ports.Reset()
+	total := 0
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			continue
+		}
+		ifs, ports := topo.BridgeInterfaces(b)
+		n := 0
+		for j, ifc := range ifs {
+			if ifc.ExternalIDs[ovsdb.KeyContainerID] != "" {
+				n++
+			}
+			vlan := 0
+			if ports[j].Tag != nil {
+				vlan = *ports[j].Tag
+			}
+			if p, ok := portIntent(ifc, vlan); ok {
+				total += len(flows.PortFlows(p))
+			}
+		}
+		s.metrics.ports.WithLabelValues(b.Name).Set(float64(n))
+		total += len(flows.BridgeFlows(bridgeIntent(b.ExternalIDs)))
+	}
+	s.metrics.flows.Set(float64(total))
+}
+
+func (s *Service) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		ok, err := s.converged, s.lastErr
+		s.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not converged: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// collectGarbage removes the ports of containers whose network namespace is
+// gone (the container exited), with their flows, rules and addresses.
+func (h *Host) collectGarbage(ctx context.Context) ([]string, error) {
+	topo, err := h.DB.ReadAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	var errs []error
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		ifs, ports := topo.BridgeInterfaces(b)
+		for j, ifc := range ifs {
+			ns := ifc.ExternalIDs[ovsdb.KeyNetns]
+			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ns == "" || attach.NetnsExists(ns) {
+				continue
+			}
+			if err := h.detach(ctx, b.Name, []vswitchd.Interface{ifc}, []vswitchd.Port{ports[j]}); err != nil {
+				errs = append(errs, fmt.Errorf("remove %s: %w", ifc.Name, err))
+				continue
+			}
+			gone = append(gone, fmt.Sprintf("%s (%s)", ifc.Name, ownerOf(ifc)))
+		}
+	}
+	return gone, errors.Join(errs...)
+}

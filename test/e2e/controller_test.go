@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovsnet/ovsnet/test/sandbox"
+)
+
+// startController runs `ovsnet controller` in the sandbox host.
+func (e *env) startController(listen string) *exec.Cmd {
+	e.t.Helper()
+	c := e.sb.Command(ovsnetBin, "controller", "--listen", listen, "--resync", "1s")
+	log, err := os.Create(filepath.Join(e.sb.Dir, fmt.Sprintf("controller-%d.log", time.Now().UnixNano())))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c.Stdout, c.Stderr = log, log
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	return c
+}
+
+// httpGet fetches path from addr inside the sandbox host.
+func (e *env) httpGet(addr, path string) (int, string) {
+	e.t.Helper()
+	var conn net.Conn
+	inNetns(e.t, nsPath(e.sb.Netns), func() error {
+		conn, _ = net.DialTimeout("tcp", addr, time.Second) // nil: not listening yet
+		return nil
+	})
+	if conn == nil {
+		return 0, ""
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path)
+	r := bufio.NewReader(conn)
+	status, _ := r.ReadString('\n')
+	var code int
+	fmt.Sscanf(status, "HTTP/1.0 %d", &code)
+	body, _ := io.ReadAll(r)
+	return code, string(body)
+}
+
+// eventually polls cond (what it checks is not timing: a service's repair
+// simply takes some resync periods) up to limit.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(limit); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: not within %s", what, limit)
+}
+
+func pings(netns, addr string) bool {
+	return exec.Command("ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "1", addr).Run() == nil
+}
+
+func TestController(t *testing.T) {
+	e := newEnv(t)
+	out := e.outside()
+	c1, c2, c3 := e.container(), e.container(), e.container()
+	e.must("add-br", "br0", "--subnet", "10.80.0.0/24", "--icc=false")
+	e.must("add-port", "br0", "eth1", c1, "--ip", "-p", "8080:80")
+	e.must("add-port", "br0", "eth1", c2, "--ip")
+	e.must("add-port", "br0", "eth1", c3, "--ip")
+	e.must("link", "br0", c1, c2)
+	const addr = "127.0.0.1:19476"
+	ctl := e.startController(addr)
+	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+
+	// One controller per host.
+	second := e.ovsnet("controller", "--listen", "127.0.0.1:19477")
+	if second.code == 0 || !strings.Contains(second.err, "another ovsnet controller is running") {
+		t.Fatalf("second controller: exit %d: %s", second.code, second.err)
+	}
+
+	// Drift is repaired without any command: deleted flows, a flushed nat
+	// table, a removed gateway address.
+	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "flows restored", func() bool { return pings(c1, "10.80.0.3") })
+	noPing(t, c1, "10.80.0.4") // isolation came back with them
+	if _, err := e.sb.Run("iptables", "-t", "nat", "-F"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "published port restored", func() bool {
+		return tcpVia(t, out, "192.0.2.1:8080", c1, "10.80.0.2:80") == nil
+	})
+	run(t, "ip", "-n", e.sb.Netns, "addr", "flush", "dev", "br0")
+	eventually(t, 10*time.Second, "gateway address restored", func() bool { return pings(c2, "10.80.0.1") })
+
+	code, metrics := e.httpGet(addr, "/metrics")
+	for _, want := range []string{"ovsnet_reconcile_total ", "ovsnet_reconcile_duration_seconds_bucket", `ovsnet_ports{bridge="br0"} 3`,
+		"ovsnet_ovsdb_connected 1", "ovsnet_flows_installed ", "ovsnet_reconcile_errors_total "} {
+		if code != 200 || !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics (%d) lacks %q:\n%s", code, want, metrics)
+		}
+	}
+	if strings.Contains(metrics, "ovsnet_drift_repairs_total 0\n") {
+		t.Fatalf("drift repairs not counted:\n%s", metrics)
+	}
+
+	// kill -9 during a 20 ms ping between linked containers: nothing lost,
+	// since the flows stay in ovs-vswitchd.
+	pinger := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "100", "-i", "0.02", "10.80.0.3")
+	var pout strings.Builder
+	pinger.Stdout = &pout
+	if err := pinger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	ctl.Process.Signal(syscall.SIGKILL)
+	ctl.Wait()
+	e.startController(addr)
+	if err := pinger.Wait(); err != nil || !strings.Contains(pout.String(), " 0% packet loss") {
+		t.Fatalf("ping across a controller kill -9: %v: %s", err, pout.String())
+	}
+	eventually(t, 15*time.Second, "healthz after restart", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+
+	// A vanished container's port goes.
+	if err := sandbox.DelNetns(c3); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "port of a deleted netns removed", func() bool {
+		out, _ := e.sb.Vsctl("--columns=name", "find", "interface", "external_ids:container_id="+c3)
+		return strings.TrimSpace(out) == ""
+	})
+
+	// ovsdb-server restart: reconnect, and later drift is still repaired.
+	if err := e.sb.RestartOVSDB(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "flows restored after an ovsdb-server restart", func() bool { return pings(c1, "10.80.0.3") })
+}
