@@ -10,6 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -54,6 +55,15 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 			errs = append(errs, err)
 		}
 		for _, ifc := range ifs {
+			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.Type == "internal" {
+				d, err := reattachInternal(ifc)
+				if err != nil {
+					errs = append(errs, err)
+				} else if d != "" {
+					did = append(did, d)
+				}
+				continue
+			}
 			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
 				continue
 			}
@@ -114,4 +124,48 @@ func (h *Host) reconcileAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vsw
 		return nil, err
 	}
 	return did, nil
+}
+
+// reattachInternal puts an internal port back into its container after
+// ovs-vswitchd restarted. On the userspace datapath a restarted
+// ovs-vswitchd cannot reopen a tap that lives in another namespace: it makes
+// a new one in its own, and the container keeps a dead one. A tap of the
+// port's name in this namespace is that sign. It is moved once
+// ovs-vswitchd has finished adding it (promiscuous mode is its last step),
+// and configured from the intent in OVSDB.
+func reattachInternal(ifc vswitchd.Interface) (string, error) {
+	l, err := netlink.LinkByName(ifc.Name)
+	if err != nil {
+		return "", nil // in its container, as it should be
+	}
+	if l.Attrs().Promisc == 0 {
+		return "", nil // ovs-vswitchd is still adding it: next run
+	}
+	e := ifc.ExternalIDs
+	ns := e[ovsdb.KeyNetns]
+	if !attach.NetnsExists(ns) {
+		return "", nil // the container is gone: garbage collection's job
+	}
+	cfg := attach.Config{Name: e[ovsdb.KeyContainerIface], MTU: atoi(e[ovsdb.KeyMTU])}
+	cfg.MAC, _ = net.ParseMAC(e[ovsdb.KeyMAC])
+	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
+		if p, err := netip.ParsePrefix(e[k]); err == nil {
+			cfg.Addrs = append(cfg.Addrs, p)
+		}
+	}
+	for _, g := range splitList(e[ovsdb.KeyPortGW]) {
+		if a, err := netip.ParseAddr(g); err == nil {
+			cfg.Gateways = append(cfg.Gateways, a)
+		}
+	}
+	if err := attach.DeleteInternal(ns, cfg.Name); err != nil {
+		return "", err
+	}
+	if err := attach.MoveIn(ifc.Name, ns); err != nil {
+		return "", err
+	}
+	if err := attach.Configure(ns, ifc.Name, cfg); err != nil {
+		return "", fmt.Errorf("re-attach %s: %w", ifc.Name, err)
+	}
+	return fmt.Sprintf("re-attached internal port %s to %s/%s after an ovs-vswitchd restart", ifc.Name, e[ovsdb.KeyContainerID], cfg.Name), nil
 }

@@ -41,6 +41,8 @@ type Service struct {
 	kick    chan struct{}
 	metrics *serviceMetrics
 
+	convergeLock *os.File
+
 	mu        sync.Mutex
 	converged bool
 	lastErr   error
@@ -83,6 +85,32 @@ func lockPath(endpoint string) string {
 	return "/var/run/openvswitch/ovsnet-controller.lock"
 }
 
+// convergeLockPath is the lock that keeps CLI changes and the controller's
+// convergence apart: the CLI holds it shared for its whole run (so CLI
+// commands still run in parallel), a convergence run holds it exclusively.
+// Without it, a resync computed from an older read could remove the flows
+// of a port attached meanwhile.
+func convergeLockPath(endpoint string) string {
+	return strings.TrimSuffix(lockPath(endpoint), "-controller.lock") + ".lock"
+}
+
+// LockHost takes the convergence lock for a CLI run, shared (changes) or
+// exclusive (reconcile, which must not see an attach half-way); it is
+// released when the process exits. Best effort: a lock that cannot be made
+// (no run directory here, a remote OVSDB) means no controller to race with.
+func LockHost(endpoint string, exclusive bool) {
+	f, err := os.OpenFile(convergeLockPath(endpoint), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	syscall.Flock(int(f.Fd()), how)
+	// f stays open: the lock lasts until exit.
+}
+
 // lockHost takes the host's controller lock, or says who holds it.
 func lockHost(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
@@ -110,6 +138,10 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	}
 	defer lock.Close()
 	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics()}
+	if f, err := os.OpenFile(convergeLockPath(o.Endpoint), os.O_RDWR|os.O_CREATE, 0o644); err == nil {
+		s.convergeLock = f
+		defer f.Close()
+	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (use --listen)", o.Listen, err)
@@ -162,6 +194,10 @@ func (s *Service) trigger() {
 // converge runs one garbage collection and one reconcile: the same code as
 // `ovsnet reconcile`, reading the latest OVSDB state each time.
 func (s *Service) converge(ctx context.Context) error {
+	if s.convergeLock != nil {
+		syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_EX)
+		defer syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_UN)
+	}
 	start := time.Now()
 	m := s.metrics
 	connected := s.h.DB.Connected()

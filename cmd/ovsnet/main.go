@@ -21,8 +21,9 @@ import (
 var Version = "dev"
 
 type globals struct {
-	db     string
-	output string
+	db        string
+	output    string
+	exclusive bool // hold the host's convergence lock alone (reconcile)
 }
 
 func main() {
@@ -113,6 +114,7 @@ func (g *globals) open(ctx context.Context) (*controller.Host, error) {
 	if ep == "" {
 		ep = ovsdb.DefaultEndpoint()
 	}
+	controller.LockHost(ep, g.exclusive)
 	return controller.Open(ctx, ep)
 }
 

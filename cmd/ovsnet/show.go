@@ -121,6 +121,7 @@ addresses and MTU on bridges, links up) is checked and repaired. Running it
 twice changes nothing the second time.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
+			g.exclusive = true
 			h, err := g.open(c.Context())
 			if err != nil {
 				return err

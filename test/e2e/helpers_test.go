@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -282,3 +283,5 @@ func (e *env) state(containers ...string) string {
 	}
 	return b.String()
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
