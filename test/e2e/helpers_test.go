@@ -5,8 +5,8 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
