@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/safchain/ethtool"
@@ -328,3 +329,23 @@ func DeleteInternal(nsPath, name string) error {
 		return nil
 	})
 }
+
+// LeakedHostLinks lists the veths in this netns that carry ovsnet's host-side
+// names ("on" + 12 hex digits) but no OVSDB row: leftovers of an attach
+// killed half-way.
+func LeakedHostLinks(rows map[string]bool) ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range links {
+		n := l.Attrs().Name
+		if l.Type() == "veth" && hostNameRE.MatchString(n) && !rows[n] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+var hostNameRE = regexp.MustCompile(`^on[0-9a-f]{12}$`)

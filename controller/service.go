@@ -306,5 +306,20 @@ func (h *Host) collectGarbage(ctx context.Context) ([]string, error) {
 			gone = append(gone, fmt.Sprintf("%s (%s)", ifc.Name, ownerOf(ifc)))
 		}
 	}
+	// Host ends of veths whose attach was killed before its row was made
+	// (the convergence lock keeps this from racing a running attach).
+	rows := map[string]bool{}
+	for _, ifc := range topo.Interfaces {
+		rows[ifc.Name] = true
+	}
+	leaked, err := attach.LeakedHostLinks(rows)
+	errs = append(errs, err)
+	for _, l := range leaked {
+		if err := attach.DeleteLink(l); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, l+" (leaked veth)")
+	}
 	return gone, errors.Join(errs...)
 }

@@ -117,6 +117,11 @@ func TestController(t *testing.T) {
 		t.Fatalf("drift repairs not counted:\n%s", metrics)
 	}
 
+	st := e.must("status", "--controller", addr)
+	if !strings.Contains(st, "controller at "+addr+": ok") || !strings.Contains(st, "OVSDB connected: true") || !strings.Contains(st, "ports: br0=3") {
+		t.Fatalf("status:\n%s", st)
+	}
+
 	// kill -9 during a 20 ms ping between linked containers: nothing lost,
 	// since the flows stay in ovs-vswitchd.
 	pinger := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "100", "-i", "0.02", "10.80.0.3")
@@ -133,6 +138,17 @@ func TestController(t *testing.T) {
 		t.Fatalf("ping across a controller kill -9: %v: %s", err, pout.String())
 	}
 	eventually(t, 15*time.Second, "healthz after restart", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+
+	// A veth left by an attach killed before its row was made goes.
+	run(t, "ip", "-n", e.sb.Netns, "link", "add", "on0123456789ab", "type", "veth", "peer", "name", "leakpeer")
+	eventually(t, 10*time.Second, "leaked veth removed", func() bool {
+		for _, l := range links(t, e.sb.Netns) {
+			if l == "on0123456789ab" {
+				return false
+			}
+		}
+		return true
+	})
 
 	// A vanished container's port goes.
 	if err := sandbox.DelNetns(c3); err != nil {
