@@ -68,6 +68,12 @@ func DefaultType(datapath string) string {
 
 const maxAttempts = 100
 
+// Attach states (ovsdb.KeyState).
+const (
+	stateAttaching = "attaching"
+	stateReady     = "ready"
+)
+
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE. On any failure it
 // rolls back everything it did: links, the OVS port, the address.
 func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
@@ -249,13 +255,16 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		}
 	}
 
-	var portUUID string
+	var ifaceUUID, portUUID string
 	var attempts int
 	for attempt := 0; ; attempt++ {
 		ext := map[string]string{
 			ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface,
 			ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: o.Bridge,
 			ovsdb.KeyMAC: mac.String(), ovsdb.KeyNetns: target.Netns, ovsdb.KeyType: typ,
+			// Until the container side is configured: if this process dies
+			// before that, convergence finds the row so marked and finishes it.
+			ovsdb.KeyState: stateAttaching,
 		}
 		for _, a := range cl.addrs {
 			ext[addrKey(a.Addr())] = a.String()
@@ -279,7 +288,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		ops := append(ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, cl.set), ovsdb.AddPorts(o.Bridge, spec)...)
 		res, err := h.DB.Commit(ctx, ops)
 		if err == nil {
-			portUUID = res[3].UUID.GoUUID // guard (2 ops), interface, port
+			ifaceUUID, portUUID = res[2].UUID.GoUUID, res[3].UUID.GoUUID // guard (2 ops), interface, port
 			attempts = attempt + 1
 			break
 		}
@@ -394,6 +403,9 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 			return nil, rollback(err)
 		}
 		tr.step("publish")
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifaceUUID, map[string]string{ovsdb.KeyState: stateReady})); err != nil {
+		return nil, rollback(err)
 	}
 
 	p := &Port{Bridge: o.Bridge, Container: o.Container, Iface: o.Iface, MAC: mac.String(), MTU: mtu,

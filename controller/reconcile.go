@@ -55,6 +55,15 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 			errs = append(errs, err)
 		}
 		for _, ifc := range ifs {
+			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.ExternalIDs[ovsdb.KeyState] == stateAttaching {
+				d, err := h.finishAttach(ctx, ifc)
+				if err != nil {
+					errs = append(errs, err)
+				} else if d != "" {
+					did = append(did, d)
+				}
+				continue
+			}
 			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.Type == "internal" {
 				d, err := reattachInternal(ifc)
 				if err != nil {
@@ -146,6 +155,21 @@ func reattachInternal(ifc vswitchd.Interface) (string, error) {
 	if !attach.NetnsExists(ns) {
 		return "", nil // the container is gone: garbage collection's job
 	}
+	cfg := configFromIntent(e)
+	if err := attach.DeleteInternal(ns, cfg.Name); err != nil {
+		return "", err
+	}
+	if err := attach.MoveIn(ifc.Name, ns); err != nil {
+		return "", err
+	}
+	if err := attach.Configure(ns, ifc.Name, cfg); err != nil {
+		return "", fmt.Errorf("re-attach %s: %w", ifc.Name, err)
+	}
+	return fmt.Sprintf("re-attached internal port %s to %s/%s after an ovs-vswitchd restart", ifc.Name, e[ovsdb.KeyContainerID], cfg.Name), nil
+}
+
+// configFromIntent is the container-side configuration stored in OVSDB.
+func configFromIntent(e map[string]string) attach.Config {
 	cfg := attach.Config{Name: e[ovsdb.KeyContainerIface], MTU: atoi(e[ovsdb.KeyMTU])}
 	cfg.MAC, _ = net.ParseMAC(e[ovsdb.KeyMAC])
 	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
@@ -158,14 +182,49 @@ func reattachInternal(ifc vswitchd.Interface) (string, error) {
 			cfg.Gateways = append(cfg.Gateways, a)
 		}
 	}
-	if err := attach.DeleteInternal(ns, cfg.Name); err != nil {
+	return cfg
+}
+
+// finishAttach completes an attach whose process died after committing its
+// row (the host lock guarantees no live process is still at it): the
+// container side is configured from OVSDB, or, if its link is gone, the
+// port is removed.
+func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string, error) {
+	e := ifc.ExternalIDs
+	ns := e[ovsdb.KeyNetns]
+	cfg := configFromIntent(e)
+	cfg.NoTxOffload = ifc.Type == "" && DetectDatapath() == DatapathNetdev
+	cur := cfg.Name
+	if ifc.Type == "internal" {
+		if _, err := netlink.LinkByName(ifc.Name); err == nil && attach.NetnsExists(ns) {
+			if err := attach.MoveIn(ifc.Name, ns); err != nil {
+				return "", err
+			}
+		}
+		if ok, _ := attach.HasLink(ns, ifc.Name); ok {
+			cur = ifc.Name // moved but not renamed yet
+		}
+	}
+	ok := false
+	if attach.NetnsExists(ns) {
+		ok, _ = attach.HasLink(ns, cur)
+	}
+	if !ok {
+		// Nothing to finish: take the half-made port away.
+		port, err := h.DB.PortOn(ctx, e[ovsdb.KeyBridge], ifc.UUID)
+		if err != nil || port == nil {
+			return "", err
+		}
+		if err := h.detach(ctx, e[ovsdb.KeyBridge], []vswitchd.Interface{ifc}, []vswitchd.Port{*port}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("removed half-made port %s of %s", ifc.Name, ownerOf(ifc)), nil
+	}
+	if err := attach.Configure(ns, cur, cfg); err != nil {
+		return "", fmt.Errorf("finish attach of %s: %w", ifc.Name, err)
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, map[string]string{ovsdb.KeyState: stateReady})); err != nil {
 		return "", err
 	}
-	if err := attach.MoveIn(ifc.Name, ns); err != nil {
-		return "", err
-	}
-	if err := attach.Configure(ns, ifc.Name, cfg); err != nil {
-		return "", fmt.Errorf("re-attach %s: %w", ifc.Name, err)
-	}
-	return fmt.Sprintf("re-attached internal port %s to %s/%s after an ovs-vswitchd restart", ifc.Name, e[ovsdb.KeyContainerID], cfg.Name), nil
+	return fmt.Sprintf("finished interrupted attach of %s (%s)", ifc.Name, ownerOf(ifc)), nil
 }

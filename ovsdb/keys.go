@@ -16,6 +16,7 @@ const (
 	KeyMAC      = "ovsnet-mac"     // interface: MAC inside the container
 	KeyNetns    = "ovsnet-netns"   // interface: netns path used at attach time
 	KeyType     = "ovsnet-type"    // interface: veth|internal
+	KeyState    = "ovsnet-state"   // interface: "attaching" until the container side is done, then "ready"
 	KeyPortGW   = "ovsnet-gateway" // interface: default gateway(s) set in the container; bridge: gateway address(es)
 	KeyMTU      = "ovsnet-mtu"     // interface and bridge
 	KeySubnet   = "ovsnet-subnet"  // bridge: comma-separated CIDRs (one per family)

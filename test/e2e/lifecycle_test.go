@@ -157,3 +157,44 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("reconcile after repair: %q", out)
 	}
 }
+
+// An attach whose process died after committing its row is finished by the
+// next convergence (addresses, route, state), for both attach types; one
+// whose container side vanished is taken away.
+func TestInterruptedAttachFinished(t *testing.T) {
+	e := newEnv(t)
+	c1, c2, c3 := e.container(), e.container(), e.container()
+	e.must("add-br", "br0", "--subnet", "10.67.0.0/24")
+	var p1, p2, p3 portJSON
+	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c1, "--ip", "--type", "veth", "-o", "json")), &p1)
+	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c2, "--ip", "--type", "internal", "-o", "json")), &p2)
+	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c3, "--ip", "--type", "veth", "-o", "json")), &p3)
+	if st, _ := e.sb.Vsctl("get", "interface", p1.OVSPort, "external_ids:ovsnet-state"); strings.Trim(strings.TrimSpace(st), `"`) != "ready" {
+		t.Fatalf("state after a finished attach: %q", st)
+	}
+	// What a death between commit and configuration leaves: the state still
+	// "attaching", no address in the container (c3: its veth gone too).
+	for _, p := range []portJSON{p1, p2, p3} {
+		if _, err := e.sb.Vsctl("set", "interface", p.OVSPort, "external_ids:ovsnet-state=attaching"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, "ip", "-n", c1, "addr", "flush", "dev", "eth1")
+	run(t, "ip", "-n", c2, "addr", "flush", "dev", "eth1")
+	run(t, "ip", "-n", c3, "link", "del", "eth1")
+	noPing(t, c1, "10.67.0.1")
+	out := e.must("reconcile")
+	for _, want := range []string{"finished interrupted attach of " + p1.OVSPort, "finished interrupted attach of " + p2.OVSPort, "removed half-made port " + p3.OVSPort} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("reconcile: %q lacks %q", out, want)
+		}
+	}
+	ping(t, c1, "10.67.0.1")
+	ping(t, c2, "10.67.0.2")
+	if rows, _ := e.sb.Vsctl("--columns=name", "find", "interface", "name="+p3.OVSPort); strings.TrimSpace(rows) != "" {
+		t.Fatalf("half-made port left: %q", rows)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("second reconcile: %q", out)
+	}
+}
