@@ -30,6 +30,7 @@ e2e:
 bench: build
 	$(GO) run ./bench/attachtypes -ovsnet bin/ovsnet
 	$(GO) run ./bench/pipeline -ovsnet bin/ovsnet
+	$(GO) run ./bench/attach -ovsnet bin/ovsnet
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.
 test: deps vet
