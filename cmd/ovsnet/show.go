@@ -115,10 +115,14 @@ func onOff(v bool) string {
 func reconcileCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "reconcile",
-		Short: "Bring gateway addresses and links back in line with the intent in OVSDB",
-		Long: `One-shot convergence: everything ovsnet derives from OVSDB (gateway
-addresses and MTU on bridges, links up) is checked and repaired. Running it
-twice changes nothing the second time.`,
+		Short: "Bring flows, NAT rules, addresses and links back in line with the intent in OVSDB",
+		Long: `One-shot convergence, what the controller runs on every change: everything
+ovsnet derives from OVSDB is checked and repaired and each repair is
+reported: flows (drift removed, missing ones added, in one atomic bundle),
+ovsnet's iptables chains, gateway addresses and MTU on bridges, links up,
+allocation hints, internal ports a restarted ovs-vswitchd re-created, and
+attaches a killed process left half-way. Running it twice changes nothing
+the second time.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			g.exclusive = true
