@@ -31,6 +31,7 @@ bench: build
 	$(GO) run ./bench/attachtypes -ovsnet bin/ovsnet
 	$(GO) run ./bench/pipeline -ovsnet bin/ovsnet
 	$(GO) run ./bench/attach -ovsnet bin/ovsnet
+	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.
 test: deps vet

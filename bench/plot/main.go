@@ -1,0 +1,163 @@
+// Command plot draws bench/results/*.json as SVG bar charts beside them
+// (no dependencies: plain SVG), so the README can show the figures the
+// harnesses produced.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+type series struct {
+	Name   string
+	Values []float64
+}
+
+// bars writes a grouped bar chart: one group per label, one bar per series.
+func bars(path, title, unit string, labels []string, ss []series) error {
+	const w, h, left, bottom, top = 760, 360, 70, 70, 40
+	max := 0.0
+	for _, s := range ss {
+		for _, v := range s.Values {
+			if v > max {
+				max = v
+			}
+		}
+	}
+	if max == 0 {
+		max = 1
+	}
+	colors := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="15">%s</text>`+"\n", w, h, left, html.EscapeString(title))
+	plotH := float64(h - bottom - top)
+	groupW := float64(w-left-20) / float64(len(labels))
+	barW := groupW * 0.8 / float64(len(ss))
+	for i := 0; i <= 4; i++ {
+		y := float64(h-bottom) - plotH*float64(i)/4
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.3g</text>`+"\n",
+			left, w-20, y, y, left-6, y+4, max*float64(i)/4)
+	}
+	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)">%s</text>`+"\n", h/2, h/2, html.EscapeString(unit))
+	for g, l := range labels {
+		x0 := float64(left) + groupW*float64(g) + groupW*0.1
+		for i, s := range ss {
+			if g >= len(s.Values) {
+				continue
+			}
+			v := s.Values[g]
+			bh := plotH * v / max
+			x := x0 + barW*float64(i)
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.3g %s</title></rect>`+"\n",
+				x, float64(h-bottom)-bh, barW-2, bh, colors[i%len(colors)], html.EscapeString(s.Name), v, html.EscapeString(unit))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.3g</text>`+"\n", x+barW/2, float64(h-bottom)-bh-3, v)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x0+groupW*0.4, h-bottom+16, html.EscapeString(l))
+	}
+	for i, s := range ss {
+		x := left + 170*i
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			x, h-28, colors[i%len(colors)], x+14, h-19, html.EscapeString(s.Name))
+	}
+	b.WriteString("</svg>\n")
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func load(path string, v any) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+func main() {
+	dir := "bench/results"
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+	}
+	var at struct {
+		Results []struct {
+			Setup string  `json:"setup"`
+			Gbps  float64 `json:"tcp_gbit_per_s"`
+			Ping  float64 `json:"ping_avg_ms"`
+		} `json:"results"`
+	}
+	if load(filepath.Join(dir, "attach-types.json"), &at) {
+		var labels []string
+		var g, p []float64
+		for _, r := range at.Results {
+			labels = append(labels, strings.NewReplacer("ovsnet ", "", ", userspace TSO", " TSO", "Linux bridge + veth", "Linux bridge").Replace(r.Setup))
+			g, p = append(g, r.Gbps), append(p, r.Ping)
+		}
+		check(bars(filepath.Join(dir, "attach-types.svg"), "TCP between two containers by attach type (userspace datapath)", "Gbit/s", labels, []series{{"TCP Gbit/s", g}}))
+	}
+	var al struct {
+		Results []struct {
+			Ports  int     `json:"ports_on_bridge"`
+			Ovsnet float64 `json:"ovsnet_median_ms"`
+			Docker float64 `json:"ovs_docker_median_ms"`
+			Bridge float64 `json:"linux_bridge_median_ms"`
+			Ofctl  float64 `json:"ovs_ofctl_round_trip_median_ms"`
+		} `json:"results"`
+	}
+	if load(filepath.Join(dir, "attach-latency.json"), &al) {
+		var labels []string
+		ss := []series{{Name: "ovsnet"}, {Name: "ovs-docker"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"}}
+		for _, r := range al.Results {
+			labels = append(labels, fmt.Sprintf("%d ports on the bridge", r.Ports))
+			for i, v := range []float64{r.Ovsnet, r.Docker, r.Bridge, r.Ofctl} {
+				ss[i].Values = append(ss[i].Values, v)
+			}
+		}
+		check(bars(filepath.Join(dir, "attach-latency.svg"), "Attach latency, median wall time", "ms", labels, ss))
+	}
+	var pl struct {
+		Results []struct {
+			Setup string  `json:"setup"`
+			Ports int     `json:"ports_on_bridge"`
+			Gbps  float64 `json:"tcp_gbit_per_s"`
+			Ping  float64 `json:"ping_avg_ms"`
+		} `json:"results"`
+	}
+	if load(filepath.Join(dir, "pipeline.json"), &pl) {
+		names := []string{}
+		idx := map[string]int{}
+		var labels []string
+		seen := map[int]bool{}
+		for _, r := range pl.Results {
+			if _, ok := idx[r.Setup]; !ok {
+				idx[r.Setup] = len(names)
+				names = append(names, r.Setup)
+			}
+			if !seen[r.Ports] {
+				seen[r.Ports] = true
+				labels = append(labels, fmt.Sprintf("%d ports", r.Ports))
+			}
+		}
+		g := make([]series, len(names))
+		p := make([]series, len(names))
+		for i, n := range names {
+			short := strings.NewReplacer("ovsnet pipeline, ", "ovsnet, ", " (icc=false + link)", "", "plain OVS bridge, NORMAL action", "NORMAL").Replace(n)
+			g[i].Name, p[i].Name = short, short
+		}
+		for _, r := range pl.Results {
+			g[idx[r.Setup]].Values = append(g[idx[r.Setup]].Values, r.Gbps)
+			p[idx[r.Setup]].Values = append(p[idx[r.Setup]].Values, r.Ping)
+		}
+		check(bars(filepath.Join(dir, "pipeline-tcp.svg"), "TCP: ovsnet's pipeline vs NORMAL", "Gbit/s", labels, g))
+		check(bars(filepath.Join(dir, "pipeline-ping.svg"), "Ping: ovsnet's pipeline vs NORMAL", "ms", labels, p))
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plot:", err)
+		os.Exit(1)
+	}
+}
