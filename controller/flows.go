@@ -120,17 +120,21 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 }
 
 // linkChanges recomputes the flows of the bridge's links that match (nil:
-// all of them).
-func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]string, match func(src, dst string) bool) ([]flows.Change, error) {
+// all of them). ports gives a container's ports on the bridge; nil reads
+// them from OVSDB (a caller holding the whole topology passes its own).
+func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]string, match func(src, dst string) bool,
+	ports func(container string) ([]flows.Port, error)) ([]flows.Change, error) {
 	var chs []flows.Change
-	cache := map[string][]flows.Port{}
-	ports := func(c string) ([]flows.Port, error) {
-		if ps, ok := cache[c]; ok {
-			return ps, nil
+	if ports == nil {
+		cache := map[string][]flows.Port{}
+		ports = func(c string) ([]flows.Port, error) {
+			if ps, ok := cache[c]; ok {
+				return ps, nil
+			}
+			ps, err := h.containerIfaces(ctx, bridge, c)
+			cache[c] = ps
+			return ps, err
 		}
-		ps, err := h.containerIfaces(ctx, bridge, c)
-		cache[c] = ps
-		return ps, err
 	}
 	for _, k := range sortedKeys(ext) {
 		src, dst, ok := parseLinkKey(k)
@@ -168,6 +172,8 @@ func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vsw
 	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
 	fs := flows.BridgeFlows(intent)
 	ifs, ports := topo.BridgeInterfaces(b)
+	// The links' ends come from the same read, not from more selects.
+	byContainer := map[string][]flows.Port{}
 	for j, i := range ifs {
 		vlan := 0
 		if ports[j].Tag != nil {
@@ -175,9 +181,11 @@ func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vsw
 		}
 		if p, ok := portIntent(i, vlan); ok {
 			fs = append(fs, flows.PortFlows(p)...)
+			c := i.ExternalIDs[ovsdb.KeyContainerID]
+			byContainer[c] = append(byContainer[c], p)
 		}
 	}
-	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, nil)
+	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
 	if err != nil {
 		return 0, 0, err
 	}

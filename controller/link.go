@@ -85,7 +85,7 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 	for k, v := range set {
 		ext[k] = v
 	}
-	mine, err := h.linkChanges(ctx, bridge, ext, func(s, d string) bool { return s == src && d == dst })
+	mine, err := h.linkChanges(ctx, bridge, ext, func(s, d string) bool { return s == src && d == dst }, nil)
 	if err != nil {
 		return err
 	}

@@ -324,7 +324,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		fport.Addrs = append(fport.Addrs, a.Addr())
 	}
 	install := func(p flows.Port) error {
-		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, involving(o.Container))
+		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, involving(o.Container), nil)
 		if err != nil {
 			return err
 		}
@@ -579,7 +579,7 @@ func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ..
 	for _, p := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
 	}
-	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container))
+	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container), nil)
 	if err != nil {
 		return err
 	}
@@ -660,7 +660,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil || br == nil {
 		return err
 	}
-	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container))
+	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container), nil)
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,16 @@ import (
 // host ends of veths. It returns what it changed (a second run changes
 // nothing) and notes on what it found but leaves to others.
 func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
-	topo, err := h.DB.ReadAll(ctx)
+	did, notes, _, err = h.reconcile(ctx)
+	return did, notes, err
+}
+
+// reconcile is Reconcile that also returns the topology it read, for the
+// controller's gauges.
+func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.Topology, err error) {
+	topo, err = h.DB.ReadAll(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var errs []error
 	for i := range topo.Bridges {
@@ -97,7 +104,7 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 	} else {
 		did = append(did, d...)
 	}
-	return did, notes, errors.Join(errs...)
+	return did, notes, topo, errors.Join(errs...)
 }
 
 // reconcileAlloc repairs a bridge's allocation state after ports were

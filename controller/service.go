@@ -212,7 +212,7 @@ func (s *Service) converge(ctx context.Context) error {
 	for _, g := range gone {
 		s.o.Log.Info("removed port of a vanished container", "port", g)
 	}
-	did, notes, err := s.h.Reconcile(ctx)
+	did, notes, topo, err := s.h.reconcile(ctx)
 	err = errors.Join(gcErr, err)
 	m.duration.Observe(time.Since(start).Seconds())
 	m.repairs.Add(float64(len(did)))
@@ -222,7 +222,9 @@ func (s *Service) converge(ctx context.Context) error {
 	for _, n := range notes {
 		s.o.Log.Debug("note", "note", n)
 	}
-	s.updateGauges(ctx)
+	if topo != nil {
+		s.updateGauges(topo)
+	}
 	s.mu.Lock()
 	s.converged, s.lastErr = err == nil && connected, err
 	s.mu.Unlock()
@@ -233,11 +235,9 @@ func (s *Service) converge(ctx context.Context) error {
 	return err
 }
 
-func (s *Service) updateGauges(ctx context.Context) {
-	topo, err := s.h.DB.ReadAll(ctx)
-	if err != nil {
-		return
-	}
+// updateGauges sets the gauges from the topology the run just read (no
+// read of its own).
+func (s *Service) updateGauges(topo *ovsdb.Topology) {
 	s.metrics.ports.Reset()
 	total := 0
 	for i := range topo.Bridges {
