@@ -244,6 +244,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
+	h.Flows.Forget(name)
 	// Rows are gone; now the containers' devices, ovs-docker's veths
 	// included, and the bridge's NAT rules and host port reservations.
 	ifs, _ := topo.BridgeInterfaces(br)

@@ -43,7 +43,10 @@ func Open(ctx context.Context, endpoint string) (*Host, error) {
 }
 
 // Close drops the OVSDB connection.
-func (h *Host) Close() { h.DB.Close() }
+func (h *Host) Close() {
+	h.Flows.Close()
+	h.DB.Close()
+}
 
 // Datapaths.
 const (

@@ -2,50 +2,91 @@ package flows
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 
 	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
-// Switch sends flows to bridges through ovs-ofctl (go-openvswitch's model),
-// always in atomic OpenFlow 1.4 bundles: one process per change, however
-// many flows it holds.
+// Switch sends go-openvswitch flows to bridges: changes in atomic OpenFlow
+// 1.4 bundles over one persistent connection per bridge (package openflow),
+// full-table replacement and comparison through ovs-ofctl.
 type Switch struct {
-	c *ovs.Client
+	mu    sync.Mutex
+	conns map[string]*openflow.Conn
 }
 
-// NewSwitch returns a Switch speaking OpenFlow 1.4, the first version with
-// bundles.
+// NewSwitch returns a Switch with no connections yet: each bridge's is made
+// on its first change and kept.
 func NewSwitch() *Switch {
-	return &Switch{c: ovs.New(ovs.Protocols([]string{ovs.ProtocolOpenFlow14}))}
+	return &Switch{conns: map[string]*openflow.Conn{}}
 }
 
 // Change replaces every flow whose cookie matches Cookie under Mask with Flows.
-type Change struct {
-	Cookie, Mask uint64
-	Flows        []*ovs.Flow
+type Change = openflow.Change
+
+func (s *Switch) conn(bridge string) (*openflow.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conns[bridge]; c != nil {
+		return c, nil
+	}
+	c, err := openflow.Dial(bridge)
+	if err != nil {
+		return nil, err
+	}
+	s.conns[bridge] = c
+	return c, nil
+}
+
+// Forget closes bridge's connection (after the bridge is deleted, or to
+// make the next change reconnect).
+func (s *Switch) Forget(bridge string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.conns[bridge]; c != nil {
+		c.Close()
+		delete(s.conns, bridge)
+	}
+}
+
+// Close closes every connection.
+func (s *Switch) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for b, c := range s.conns {
+		c.Close()
+		delete(s.conns, b)
+	}
 }
 
 // Apply makes the changes in one atomic bundle: each object's old flows go
 // and its new ones come in the same commit, so no packet sees a half state.
+// A connection that broke (ovs-vswitchd restarted, or dropped an idle
+// connection) is redialled once; bundles replace by cookie, so resending is
+// safe.
 func (s *Switch) Apply(bridge string, changes ...Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	err := s.c.OpenFlow.AddFlowBundle(bridge, func(tx *ovs.FlowTransaction) error {
-		for _, ch := range changes {
-			tx.Delete(&ovs.MatchFlow{Cookie: ch.Cookie, CookieMask: ch.Mask, Table: ovs.AnyTable})
-			tx.Add(ch.Flows...)
+	for attempt := 0; ; attempt++ {
+		c, err := s.conn(bridge)
+		if err != nil {
+			return err
 		}
-		return tx.Commit()
-	})
-	if err != nil {
-		return fmt.Errorf("install flows on %s: %w", bridge, err)
+		err = c.Bundle(changes...)
+		var ce *openflow.ConnError
+		if errors.As(err, &ce) && attempt == 0 {
+			s.Forget(bridge)
+			continue
+		}
+		return err
 	}
-	return nil
 }
 
 // ReplaceAll makes the bridge's flow table exactly fs in one bundle

@@ -1,0 +1,241 @@
+package openflow
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-openvswitch/ovs"
+)
+
+// Timeout bounds one exchange with ovs-vswitchd. Its main loop on the
+// userspace datapath slows with the port count (about 1 s per iteration at
+// 10,000 ports here), so this is generous.
+var Timeout = 2 * time.Minute
+
+// Socket is the management socket ovs-vswitchd opens for bridge, where
+// ovs-ofctl finds it: $OVS_RUNDIR/BRIDGE.mgmt.
+func Socket(bridge string) string {
+	dir := os.Getenv("OVS_RUNDIR")
+	if dir == "" {
+		dir = "/var/run/openvswitch"
+	}
+	return filepath.Join(dir, bridge+".mgmt")
+}
+
+// Conn is an OpenFlow 1.4 connection to one bridge. Its methods may be
+// called from several goroutines; exchanges are serialized.
+type Conn struct {
+	bridge string
+	mu     sync.Mutex
+	c      net.Conn
+	xid    uint32
+}
+
+// Dial connects to bridge's management socket and exchanges hellos.
+func Dial(bridge string) (*Conn, error) {
+	sock := Socket(bridge)
+	c, err := net.DialTimeout("unix", sock, Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("openflow connection to bridge %s (%s): %w: is ovs-vswitchd running and the bridge there?", bridge, sock, err)
+	}
+	oc := &Conn{bridge: bridge, c: c}
+	c.SetDeadline(time.Now().Add(Timeout))
+	// Hello with a version bitmap offering 1.4 only.
+	hello := header(nil, typeHello, 0)
+	hello = append(hello, 0, 1, 0, 8) // OFPHET_VERSIONBITMAP, length 8
+	hello = be32(hello, 1<<version)
+	if _, err := c.Write(finish(hello)); err != nil {
+		c.Close()
+		return nil, oc.wrap(err)
+	}
+	m, err := oc.read()
+	if err != nil {
+		c.Close()
+		return nil, oc.wrap(err)
+	}
+	switch {
+	case m.typ == typeError:
+		c.Close()
+		return nil, fmt.Errorf("bridge %s refused OpenFlow 1.4 (%s): add OpenFlow14 to its protocols (ovsnet add-br sets it)", bridge, m.errorText())
+	case m.typ != typeHello:
+		c.Close()
+		return nil, fmt.Errorf("bridge %s: expected a hello, got OpenFlow message type %d", bridge, m.typ)
+	}
+	return oc, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.c.Close() }
+
+type message struct {
+	version, typ uint8
+	xid          uint32
+	body         []byte
+}
+
+func (m message) errorText() string {
+	if len(m.body) < 4 {
+		return "malformed error"
+	}
+	t, code := binary.BigEndian.Uint16(m.body), binary.BigEndian.Uint16(m.body[2:])
+	if name, ok := errorNames[[2]uint16{t, code}]; ok {
+		return name
+	}
+	return fmt.Sprintf("error type %d code %d", t, code)
+}
+
+// errorNames are the errors a flow mod or bundle can meet, as OVS names them.
+var errorNames = map[[2]uint16]string{
+	{0, 0}:   "OFPHFC_INCOMPATIBLE",
+	{1, 1}:   "OFPBRC_BAD_TYPE",
+	{1, 5}:   "OFPBRC_EPERM",
+	{2, 0}:   "OFPBAC_BAD_TYPE",
+	{2, 4}:   "OFPBAC_BAD_OUT_PORT",
+	{2, 13}:  "OFPBAC_BAD_SET_TYPE",
+	{2, 15}:  "OFPBAC_BAD_SET_ARGUMENT",
+	{3, 0}:   "OFPBIC_UNKNOWN_INST",
+	{4, 3}:   "OFPBMC_BAD_FIELD",
+	{4, 9}:   "OFPBMC_BAD_PREREQ",
+	{4, 11}:  "OFPBMC_BAD_VALUE",
+	{5, 1}:   "OFPFMFC_TABLE_FULL",
+	{5, 2}:   "OFPFMFC_BAD_TABLE_ID",
+	{5, 6}:   "OFPFMFC_BAD_COMMAND",
+	{17, 1}:  "OFPBFC_BAD_ID",
+	{17, 5}:  "OFPBFC_BAD_FLAGS",
+	{17, 12}: "OFPBFC_MSG_FAILED",
+	{17, 13}: "OFPBFC_TIMEOUT",
+	{17, 14}: "OFPBFC_BUNDLE_IN_PROGRESS",
+}
+
+func (c *Conn) read() (message, error) {
+	var h [8]byte
+	if _, err := io.ReadFull(c.c, h[:]); err != nil {
+		return message{}, err
+	}
+	n := int(binary.BigEndian.Uint16(h[2:]))
+	if n < 8 {
+		return message{}, fmt.Errorf("malformed OpenFlow message (length %d)", n)
+	}
+	m := message{version: h[0], typ: h[1], xid: binary.BigEndian.Uint32(h[4:]), body: make([]byte, n-8)}
+	_, err := io.ReadFull(c.c, m.body)
+	return m, err
+}
+
+func (c *Conn) wrap(err error) error {
+	return fmt.Errorf("openflow connection to bridge %s: %w", c.bridge, err)
+}
+
+// ConnError is a failure of the connection itself (not of a flow): the
+// connection is closed and the bundle may or may not have been committed.
+// Bundles replace flows by cookie, so sending it again on a new connection
+// is safe.
+type ConnError struct{ Err error }
+
+func (e *ConnError) Error() string { return e.Err.Error() }
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// Change replaces every flow whose cookie matches Cookie under Mask with Flows.
+type Change struct {
+	Cookie, Mask uint64
+	Flows        []*ovs.Flow
+}
+
+// Bundle makes the changes in one atomic, ordered bundle: each object's old
+// flows go and its new ones come in the same commit, so no packet sees a
+// half state, and a flow ovs-vswitchd refuses leaves the table untouched.
+// It returns once ovs-vswitchd has committed the bundle.
+func (c *Conn) Bundle(changes ...Change) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.xid++
+	id := c.xid
+	const flags = 1 | 2 // OFPBF_ATOMIC | OFPBF_ORDERED
+	ctl := func(typ uint16) []byte {
+		c.xid++
+		b := header(nil, typeBundleCtl, c.xid)
+		b = be32(b, id)
+		b = be16(b, typ)
+		return finish(be16(b, flags))
+	}
+	texts := map[uint32]string{} // what each xid carried, for errors
+	var out []byte
+	out = append(out, ctl(0)...) // OPEN_REQUEST
+	open := c.xid
+	addMsg := func(msg []byte, xid uint32) {
+		b := header(nil, typeBundleAdd, xid)
+		b = be32(b, id)
+		b = be16(b, 0)
+		b = be16(b, flags)
+		out = append(out, finish(append(b, msg...))...)
+	}
+	for _, ch := range changes {
+		c.xid++
+		addMsg(DeleteByCookie(ch.Cookie, ch.Mask, c.xid), c.xid)
+		texts[c.xid] = fmt.Sprintf("delete cookie=0x%x/0x%x", ch.Cookie, ch.Mask)
+		for _, f := range ch.Flows {
+			c.xid++
+			fm, err := FlowMod(f, c.xid)
+			if err != nil {
+				return err
+			}
+			addMsg(fm, c.xid)
+			if t, err := f.MarshalText(); err == nil {
+				texts[c.xid] = string(t)
+			}
+		}
+	}
+	out = append(out, ctl(4)...) // COMMIT_REQUEST
+	commit := c.xid
+
+	c.c.SetDeadline(time.Now().Add(Timeout))
+	// Write while reading: ovs-vswitchd may answer (errors) before it has
+	// read a large bundle, and neither side may block the other.
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.c.Write(out)
+		werr <- err
+	}()
+	// Every message up to the commit's answer is read, so the stream stays
+	// in step for the next exchange whatever failed.
+	var errs []error
+	for done := false; !done; {
+		m, err := c.read()
+		if err != nil {
+			c.c.Close() // the stream is out of step now: callers redial
+			if we := <-werr; we != nil {
+				err = we
+			}
+			return &ConnError{c.wrap(err)}
+		}
+		switch {
+		case m.typ == typeEchoReq:
+			// ovs-vswitchd probes idle connections; the exchange under way
+			// answers it (any message does), and writing a reply here
+			// could interleave with the bundle being written.
+		case m.typ == typeError && m.xid == open:
+			errs = append(errs, fmt.Errorf("open bundle: %s", m.errorText()))
+		case m.typ == typeError && m.xid == commit:
+			errs = append(errs, fmt.Errorf("commit bundle: %s", m.errorText()))
+			done = true
+		case m.typ == typeError:
+			errs = append(errs, fmt.Errorf("%s: %s", texts[m.xid], m.errorText()))
+		case m.typ == typeBundleCtl && m.xid == commit:
+			done = true
+		}
+	}
+	if err := <-werr; err != nil {
+		c.c.Close()
+		return &ConnError{c.wrap(err)}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("install flows on %s: %w", c.bridge, errors.Join(errs...))
+	}
+	return nil
+}
