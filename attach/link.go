@@ -10,9 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"runtime"
+	"unsafe"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -254,31 +255,30 @@ func announceOnUp(dev string, addrs []netip.Prefix) error {
 	return nil
 }
 
-// noTxOffload turns TX checksum and segmentation offloads off on dev (in the
-// calling thread's netns).
+// noTxOffload turns TX checksum offload off on dev (in the calling thread's
+// netns); the kernel then drops TCP segmentation offload too, which needs
+// it. One legacy ethtool ioctl (ETHTOOL_STXCSUM): the feature-string
+// interface costs ten times more (0.7 ms a device here), which adds up in
+// bulk attaches.
 func noTxOffload(dev string) error {
-	e, err := ethtool.NewEthtool()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
-	}
-	defer e.Close()
-	feats, err := e.Features(dev)
-	if err != nil {
-		return fmt.Errorf("ethtool features of %s: %w", dev, err)
-	}
-	off := map[string]bool{}
-	for _, f := range []string{"tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6",
-		"tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation"} {
-		if on, ok := feats[f]; ok && on {
-			off[f] = false
-		}
-	}
-	if len(off) == 0 {
-		return nil
-	}
-	if err := e.Change(dev, off); err != nil {
 		return fmt.Errorf("turn TX offload off on %s: %w", dev, err)
 	}
+	defer unix.Close(fd)
+	const ethtoolSTXCSUM = 0x17
+	v := struct{ cmd, data uint32 }{cmd: ethtoolSTXCSUM}
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data uintptr
+		_    [16]byte
+	}
+	copy(ifr.name[:], dev)
+	ifr.data = uintptr(unsafe.Pointer(&v))
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+		return fmt.Errorf("turn TX offload off on %s: %w", dev, e)
+	}
+	runtime.KeepAlive(&v)
 	return nil
 }
 

@@ -35,10 +35,13 @@ type Host struct {
 
 // Open connects to the host's OVSDB (endpoint "" means the default).
 func Open(ctx context.Context, endpoint string) (*Host, error) {
+	tr := newTracer()
+	defer tr.done("open")
 	db, err := ovsdb.Connect(ctx, endpoint)
 	if err != nil {
 		return nil, err
 	}
+	tr.step("connect to OVSDB")
 	return &Host{DB: db, Flows: flows.NewSwitch()}, nil
 }
 

@@ -79,64 +79,11 @@ const (
 func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	tr := newTracer()
 	defer tr.done("add-port")
-	if err := CheckIfName("bridge", o.Bridge); err != nil {
+	rq, err := parsePortOptions(o)
+	if err != nil {
 		return nil, err
 	}
-	if err := CheckIfName("interface", o.Iface); err != nil {
-		return nil, err
-	}
-	if err := CheckMTU(o.MTU); err != nil {
-		return nil, err
-	}
-	if o.VLAN != 0 && (o.VLAN < 1 || o.VLAN > 4094) {
-		return nil, fmt.Errorf("VLAN %d is outside 1..4094", o.VLAN)
-	}
-	if o.Type != "" && o.Type != attach.TypeVeth && o.Type != attach.TypeInternal {
-		return nil, fmt.Errorf("unknown attach type %q: use veth or internal", o.Type)
-	}
-	var mac net.HardwareAddr
-	if o.MAC != "" {
-		m, err := ParseMAC(o.MAC)
-		if err != nil {
-			return nil, err
-		}
-		mac = m
-	}
-	var gateway netip.Addr
-	if o.Gateway != "" {
-		g, err := netip.ParseAddr(o.Gateway)
-		if err != nil {
-			return nil, fmt.Errorf("malformed gateway %q: want an address such as 173.16.1.1", o.Gateway)
-		}
-		gateway = g
-	}
-	auto := false
-	var requested []netip.Prefix
-	for _, a := range o.Addresses {
-		if a == "auto" {
-			auto = true
-			continue
-		}
-		p, err := ipam.ParseRequest(a)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range requested {
-			if r.Addr().Is4() == p.Addr().Is4() {
-				return nil, fmt.Errorf("two %s addresses (%s, %s): give at most one per family", ipam.Family(p.Addr()), r.Addr(), p.Addr())
-			}
-		}
-		requested = append(requested, p)
-	}
-
-	var publish []nat.Mapping
-	for _, p := range o.Publish {
-		m, err := nat.ParseMapping(p)
-		if err != nil {
-			return nil, err
-		}
-		publish = append(publish, m)
-	}
+	mac, gateway, requested, auto, publish := rq.mac, rq.gateway, rq.requested, rq.auto, rq.publish
 
 	// One read: the bridge, an existing attach of this container interface,
 	// and a port already holding the name ovsnet would use.
@@ -160,42 +107,9 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		return nil, noBridge(o.Bridge)
 	}
 	br := &brs[0]
-	subnets, err := bridgeSubnets(br.ExternalIDs)
+	subnets, nb, err := rq.checkOn(br)
 	if err != nil {
-		return nil, fmt.Errorf("bridge %s: bad stored settings: %w", o.Bridge, err)
-	}
-	if auto && len(subnets) == 0 {
-		return nil, fmt.Errorf("--ip without an address needs a subnet on bridge %s: give --ip=ADDR/PLEN, or recreate the bridge with --subnet", o.Bridge)
-	}
-	nb, natOK := natBridge(br)
-	if len(publish) > 0 && (!natOK || !nb.NAT) {
-		return nil, fmt.Errorf("-p needs a bridge in NAT mode (--nat=true with an IPv4 subnet); %s is not", o.Bridge)
-	}
-	if len(publish) > 0 && !auto && !hasFamily(requested, netip.IPv4Unspecified()) {
-		return nil, fmt.Errorf("-p needs an IPv4 address on the interface: add --ip")
-	}
-	// Reject a bad explicit address or gateway before touching anything.
-	var onLink []netip.Prefix
-	for _, r := range requested {
-		p, err := ipam.Validate(r, subnets, nil)
-		if err != nil {
-			return nil, err
-		}
-		onLink = append(onLink, p.Masked())
-	}
-	if auto {
-		for _, s := range subnets {
-			onLink = append(onLink, s.Prefix)
-		}
-	}
-	if gateway.IsValid() {
-		ok := false
-		for _, p := range onLink {
-			ok = ok || p.Contains(gateway)
-		}
-		if !ok {
-			return nil, fmt.Errorf("gateway %s is not on the interface's %s subnet: give a gateway inside it", gateway, ipam.Family(gateway))
-		}
+		return nil, err
 	}
 	if len(rs[1]) > 0 {
 		return nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %v): remove it with `ovsnet del-port BRIDGE %s %s`", o.Container, o.Iface, rs[1][0]["name"], o.Iface, o.Container)
@@ -417,6 +331,122 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		p.Gateways = append(p.Gateways, g.String())
 	}
 	return p, nil
+}
+
+// portRequest is add-port's options, parsed and checked.
+type portRequest struct {
+	mac       net.HardwareAddr
+	gateway   netip.Addr
+	requested []netip.Prefix
+	auto      bool
+	publish   []nat.Mapping
+}
+
+// parsePortOptions checks what can be checked without reading anything.
+func parsePortOptions(o PortOptions) (*portRequest, error) {
+	if err := CheckIfName("bridge", o.Bridge); err != nil {
+		return nil, err
+	}
+	if err := CheckIfName("interface", o.Iface); err != nil {
+		return nil, err
+	}
+	if err := CheckMTU(o.MTU); err != nil {
+		return nil, err
+	}
+	if o.VLAN != 0 && (o.VLAN < 1 || o.VLAN > 4094) {
+		return nil, fmt.Errorf("VLAN %d is outside 1..4094", o.VLAN)
+	}
+	if o.Type != "" && o.Type != attach.TypeVeth && o.Type != attach.TypeInternal {
+		return nil, fmt.Errorf("unknown attach type %q: use veth or internal", o.Type)
+	}
+	var mac net.HardwareAddr
+	if o.MAC != "" {
+		m, err := ParseMAC(o.MAC)
+		if err != nil {
+			return nil, err
+		}
+		mac = m
+	}
+	var gateway netip.Addr
+	if o.Gateway != "" {
+		g, err := netip.ParseAddr(o.Gateway)
+		if err != nil {
+			return nil, fmt.Errorf("malformed gateway %q: want an address such as 173.16.1.1", o.Gateway)
+		}
+		gateway = g
+	}
+	auto := false
+	var requested []netip.Prefix
+	for _, a := range o.Addresses {
+		if a == "auto" {
+			auto = true
+			continue
+		}
+		p, err := ipam.ParseRequest(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range requested {
+			if r.Addr().Is4() == p.Addr().Is4() {
+				return nil, fmt.Errorf("two %s addresses (%s, %s): give at most one per family", ipam.Family(p.Addr()), r.Addr(), p.Addr())
+			}
+		}
+		requested = append(requested, p)
+	}
+
+	var publish []nat.Mapping
+	for _, p := range o.Publish {
+		m, err := nat.ParseMapping(p)
+		if err != nil {
+			return nil, err
+		}
+		publish = append(publish, m)
+	}
+
+	return &portRequest{mac: mac, gateway: gateway, requested: requested, auto: auto, publish: publish}, nil
+}
+
+// checkOn checks the request against the bridge's settings before anything
+// is touched, returning the bridge's subnets and NAT settings.
+func (rq *portRequest) checkOn(br *vswitchd.Bridge) (subnets []ipam.Subnet, nb nat.Bridge, err error) {
+	subnets, err = bridgeSubnets(br.ExternalIDs)
+	if err != nil {
+		return nil, nb, fmt.Errorf("bridge %s: bad stored settings: %w", br.Name, err)
+	}
+	if rq.auto && len(subnets) == 0 {
+		return nil, nb, fmt.Errorf("--ip without an address needs a subnet on bridge %s: give --ip=ADDR/PLEN, or recreate the bridge with --subnet", br.Name)
+	}
+	nb, natOK := natBridge(br)
+	if len(rq.publish) > 0 && (!natOK || !nb.NAT) {
+		return nil, nb, fmt.Errorf("-p needs a bridge in NAT mode (--nat=true with an IPv4 subnet); %s is not", br.Name)
+	}
+	if len(rq.publish) > 0 && !rq.auto && !hasFamily(rq.requested, netip.IPv4Unspecified()) {
+		return nil, nb, fmt.Errorf("-p needs an IPv4 address on the interface: add --ip")
+	}
+	// Reject a bad explicit address or gateway before touching anything.
+	var onLink []netip.Prefix
+	for _, r := range rq.requested {
+		p, err := ipam.Validate(r, subnets, nil)
+		if err != nil {
+			return nil, nb, err
+		}
+		onLink = append(onLink, p.Masked())
+	}
+	if rq.auto {
+		for _, s := range subnets {
+			onLink = append(onLink, s.Prefix)
+		}
+	}
+	if rq.gateway.IsValid() {
+		ok := false
+		for _, p := range onLink {
+			ok = ok || p.Contains(rq.gateway)
+		}
+		if !ok {
+			return nil, nb, fmt.Errorf("gateway %s is not on the interface's %s subnet: give a gateway inside it", rq.gateway, ipam.Family(rq.gateway))
+		}
+	}
+	return subnets, nb, nil
 }
 
 // gatewaysFor picks the default gateway of each family the interface has an

@@ -243,31 +243,57 @@ func (t *Topology) Bridge(name string) *vswitchd.Bridge {
 // the interface to its datapath and written its OpenFlow port number, then
 // returns it. An interface ovs-vswitchd could not add gets -1 and its error.
 func (c *Client) WaitOfport(ctx context.Context, name string, timeout time.Duration) (int, error) {
-	ms := int(timeout / time.Millisecond)
-	empty, _ := ovsdb.NewOvsSet([]int{})
-	wait := ovsdb.Operation{Op: ovsdb.OperationWait, Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)},
-		Columns: []string{"ofport"}, Until: string(ovsdb.WaitConditionNotEqual), Rows: []ovsdb.Row{{"ofport": empty}}, Timeout: &ms}
-	get := Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: []string{"name", "ofport", "error"}}.Op()
-	res, err := c.Commit(ctx, []ovsdb.Operation{wait, get})
-	if errors.Is(err, ErrConflict) {
-		return 0, fmt.Errorf("ovs-vswitchd did not add interface %s within %s: is ovs-vswitchd running? (ovs-appctl version)", name, timeout)
-	}
+	ns, err := c.WaitOfports(ctx, []string{name}, timeout)
 	if err != nil {
 		return 0, err
 	}
-	ifs, err := Decode[vswitchd.Interface](c, res[1].Rows)
-	if err != nil || len(ifs) == 0 {
-		return 0, fmt.Errorf("interface %s vanished while waiting for ovs-vswitchd: %v", name, err)
+	return ns[0], nil
+}
+
+// WaitOfports is WaitOfport for many interfaces in one transaction: one
+// round trip however many there are.
+func (c *Client) WaitOfports(ctx context.Context, names []string, timeout time.Duration) ([]int, error) {
+	ms := int(timeout / time.Millisecond)
+	empty, _ := ovsdb.NewOvsSet([]int{})
+	var ops []ovsdb.Operation
+	for _, name := range names {
+		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationWait, Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)},
+			Columns: []string{"ofport"}, Until: string(ovsdb.WaitConditionNotEqual), Rows: []ovsdb.Row{{"ofport": empty}}, Timeout: &ms})
 	}
-	i := ifs[0]
-	if i.Ofport == nil || *i.Ofport <= 0 {
-		msg := "unknown error"
-		if i.Error != nil {
-			msg = *i.Error
+	for _, name := range names {
+		ops = append(ops, Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: []string{"name", "ofport", "error"}}.Op())
+	}
+	res, err := c.Commit(ctx, ops)
+	if errors.Is(err, ErrConflict) {
+		return nil, fmt.Errorf("ovs-vswitchd did not add %s within %s: is ovs-vswitchd running? (ovs-appctl version)", plural(names, "interface"), timeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ofports := make([]int, len(names))
+	for k, name := range names {
+		ifs, err := Decode[vswitchd.Interface](c, res[len(names)+k].Rows)
+		if err != nil || len(ifs) == 0 {
+			return nil, fmt.Errorf("interface %s vanished while waiting for ovs-vswitchd: %v", name, err)
 		}
-		return 0, fmt.Errorf("ovs-vswitchd could not add interface %s: %s", name, msg)
+		i := ifs[0]
+		if i.Ofport == nil || *i.Ofport <= 0 {
+			msg := "unknown error"
+			if i.Error != nil {
+				msg = *i.Error
+			}
+			return nil, fmt.Errorf("ovs-vswitchd could not add interface %s: %s", name, msg)
+		}
+		ofports[k] = *i.Ofport
 	}
-	return *i.Ofport, nil
+	return ofports, nil
+}
+
+func plural(names []string, what string) string {
+	if len(names) == 1 {
+		return what + " " + names[0]
+	}
+	return fmt.Sprintf("%d %ss", len(names), what)
 }
 
 // RootOtherConfig reads the root row's other_config.

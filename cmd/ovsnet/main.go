@@ -88,7 +88,7 @@ host's ovs-vswitchd (normally the host's own).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%v (see `%s --help`)", err, c.CommandPath())
 	})
-	root.AddCommand(addBrCmd(g), delBrCmd(g), addPortCmd(g), delPortCmd(g), delPortsCmd(g),
+	root.AddCommand(addBrCmd(g), delBrCmd(g), addPortCmd(g), addPortsCmd(g), delPortCmd(g), delPortsCmd(g),
 		setVLANCmd(g), linkCmd(g), unlinkCmd(g), traceCmd(g), publishCmd(g), unpublishCmd(g), portCmd(g), showCmd(g), reconcileCmd(g), controllerCmd(g), statusCmd(g), versionCmd())
 	return root
 }
