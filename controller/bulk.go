@@ -78,11 +78,6 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 			return err
 		}
 		it.netns = t.Netns
-		if has, err := attach.HasLink(t.Netns, it.o.Iface); err != nil {
-			return fmt.Errorf("container %s: %w", it.o.Container, err)
-		} else if has {
-			return fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", it.o.Iface, it.o.Container)
-		}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -106,6 +101,11 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 			tr.step("read and allocate")
 			// Veths exist before their rows, as in add-port.
 			if err := parallel(items, func(it *bulkItem) error {
+				if has, err := attach.HasLink(it.netns, it.o.Iface); err != nil {
+					return fmt.Errorf("container %s: %w", it.o.Container, err)
+				} else if has {
+					return fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", it.o.Iface, it.o.Container)
+				}
 				if it.typ != attach.TypeVeth {
 					return nil
 				}
