@@ -52,6 +52,7 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 	if len(specs) == 0 {
 		return nil, nil
 	}
+	h.Flows.Prepare(bridge)
 	items := make([]*bulkItem, len(specs))
 	seen := map[string]int{}
 	for i, o := range specs {
@@ -217,7 +218,11 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 	go func() { vethErr <- parallel(veths, configure) }()
 	flowErr := make(chan error, 1)
 	go func() { flowErr <- install() }()
-	ofports, err := h.DB.WaitOfports(ctx, names, LinkTimeout)
+	// ovs-vswitchd adds the ports in one pass whose length grows with the
+	// batch and the ports already there (on the userspace datapath it
+	// reconfigures the datapath per port): generous, scaled bound.
+	timeout := LinkTimeout + time.Duration(len(names))*100*time.Millisecond
+	ofports, err := h.DB.WaitOfports(ctx, names, timeout)
 	if ferr := <-flowErr; err == nil {
 		err = ferr
 	}

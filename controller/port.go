@@ -83,6 +83,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.Flows.Prepare(o.Bridge)
 	mac, gateway, requested, auto, publish := rq.mac, rq.gateway, rq.requested, rq.auto, rq.publish
 
 	// One read: the bridge, an existing attach of this container interface,

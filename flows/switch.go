@@ -44,6 +44,14 @@ func (s *Switch) conn(bridge string) (*openflow.Conn, error) {
 	return c, nil
 }
 
+// Prepare connects to bridge ahead of its first change, so that the
+// connection's set-up (one iteration of ovs-vswitchd's main loop, which
+// slows with the port count) overlaps the caller's other work. Errors are
+// left for Apply to report.
+func (s *Switch) Prepare(bridge string) {
+	go s.conn(bridge)
+}
+
 // Forget closes bridge's connection (after the bridge is deleted, or to
 // make the next change reconnect).
 func (s *Switch) Forget(bridge string) {

@@ -1,14 +1,17 @@
 // Command pipeline measures what ovsnet's flow pipeline costs against a
 // plain OVS bridge running the NORMAL action, on the same bridge, ports and
 // containers in one run: TCP throughput (iperf3) and ping latency between two
-// containers, with isolation off and on (icc=false plus a link), with 2
-// ports on the bridge and with 1,000. It writes bench/results/pipeline.json.
+// containers, with isolation off and on (icc=false plus a link), for each
+// attach type with 2 ports on the bridge, and for internal ports with 1,000.
+// Each figure is the median of -reps runs. It writes
+// bench/results/pipeline.json.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
@@ -17,6 +20,7 @@ import (
 
 type result struct {
 	Setup     string  `json:"setup"`
+	Type      string  `json:"type"`
 	Ports     int     `json:"ports_on_bridge"`
 	Gbps      float64 `json:"tcp_gbit_per_s"`
 	PingAvgMs float64 `json:"ping_avg_ms"`
@@ -25,6 +29,7 @@ type result struct {
 var (
 	bin   = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
 	secs  = flag.Int("t", 5, "seconds per iperf3 run")
+	reps  = flag.Int("reps", 3, "runs per setup (medians are reported)")
 	extra = flag.Int("ports", 1000, "ports on the bridge for the large case")
 	out   = flag.String("out", "bench/results/pipeline.json", "result file")
 )
@@ -44,32 +49,55 @@ func main() {
 		check(err)
 	}
 	run("add-br", "br0", "--subnet", "10.125.0.0/16", "--icc=false")
-	run("add-port", "br0", "eth1", c1, "--ip")
-	run("add-port", "br0", "eth1", c2, "--ip")
 	dst := "10.125.0.3"
 	var rs []result
+	typ := ""
+	attach := func(t string) {
+		typ = t
+		run("del-ports", "br0", c1)
+		run("del-ports", "br0", c2)
+		run("add-port", "br0", "eth1", c1, "--ip", "--type", t)
+		run("add-port", "br0", "eth1", c2, "--ip", "--type", t)
+	}
+	measureOne := func(name string, ports int) result {
+		r := result{Setup: name, Type: typ, Ports: ports}
+		var pings, gbps []float64
+		for i := 0; i < *reps; i++ {
+			p, err := measure.PingAvgMs(c1, dst, 100)
+			check(err)
+			g, err := measure.TCPGbps(c1, c2, dst, *secs)
+			check(err)
+			pings, gbps = append(pings, p), append(gbps, g)
+		}
+		r.PingAvgMs, r.Gbps = median(pings), median(gbps)
+		fmt.Printf("%-50s %-8s %6d %8.2f Gbit/s %8.3f ms\n", r.Setup, r.Type, r.Ports, r.Gbps, r.PingAvgMs)
+		return r
+	}
 	measureAll := func(ports int) {
 		// Isolation on: only a link lets c1 reach c2.
 		run("link", "br0", c1, c2)
-		rs = append(rs, measureOne("ovsnet pipeline, isolation on (icc=false + link)", ports, c1, c2, dst))
+		rs = append(rs, measureOne("ovsnet pipeline, isolation on (icc=false + link)", ports))
 		// Isolation off: the same pipeline without conntrack.
 		_, err := sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=true")
 		check(err)
 		run("reconcile")
-		rs = append(rs, measureOne("ovsnet pipeline, isolation off", ports, c1, c2, dst))
+		rs = append(rs, measureOne("ovsnet pipeline, isolation off", ports))
 		// A plain bridge: the NORMAL action (MAC learning, flooding).
 		_, err = sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", "/dev/stdin")
 		check(err)
 		_, err = sb.Run("ovs-ofctl", "add-flow", "br0", "priority=0,actions=NORMAL")
 		check(err)
-		rs = append(rs, measureOne("plain OVS bridge, NORMAL action", ports, c1, c2, dst))
+		rs = append(rs, measureOne("plain OVS bridge, NORMAL action", ports))
 		// Back to ovsnet's intent.
 		_, err = sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=false")
 		check(err)
 		run("unlink", "br0", c1, c2)
 		run("reconcile")
 	}
-	measureAll(3)
+	for _, t := range []string{"veth", "internal"} {
+		attach(t)
+		measureAll(3)
+	}
 	// Grow the bridge: internal ports that stay in the host, added in
 	// batches (one ovs-vsctl transaction each).
 	for i := 0; i < *extra; i += 100 {
@@ -83,11 +111,14 @@ func main() {
 	time.Sleep(5 * time.Second)
 	measureAll(3 + *extra)
 
-	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace), userspace TSO on, internal ports"}, rs))
-	fmt.Printf("%-50s %6s %12s %10s\n", "setup", "ports", "TCP Gbit/s", "ping ms")
-	for _, r := range rs {
-		fmt.Printf("%-50s %6d %12.2f %10.3f\n", r.Setup, r.Ports, r.Gbps, r.PingAvgMs)
-	}
+	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace), userspace TSO on",
+		"note": fmt.Sprintf("medians of %d runs of %d s (TCP) and 100 pings 20 ms apart", *reps, *secs)}, rs))
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64{}, xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 func check(err error) {
@@ -95,14 +126,4 @@ func check(err error) {
 		fmt.Fprintln(os.Stderr, "pipeline:", err)
 		os.Exit(1)
 	}
-}
-
-func measureOne(name string, ports int, c1, c2, addr string) result {
-	r := result{Setup: name, Ports: ports}
-	var err error
-	r.PingAvgMs, err = measure.PingAvgMs(c1, addr, 100)
-	check(err)
-	r.Gbps, err = measure.TCPGbps(c1, c2, addr, *secs)
-	check(err)
-	return r
 }

@@ -9,6 +9,7 @@ import (
 	"html"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -120,6 +121,7 @@ func main() {
 	var pl struct {
 		Results []struct {
 			Setup string  `json:"setup"`
+			Type  string  `json:"type"`
 			Ports int     `json:"ports_on_bridge"`
 			Gbps  float64 `json:"tcp_gbit_per_s"`
 			Ping  float64 `json:"ping_avg_ms"`
@@ -129,15 +131,15 @@ func main() {
 		names := []string{}
 		idx := map[string]int{}
 		var labels []string
-		seen := map[int]bool{}
+		seen := map[string]bool{}
 		for _, r := range pl.Results {
 			if _, ok := idx[r.Setup]; !ok {
 				idx[r.Setup] = len(names)
 				names = append(names, r.Setup)
 			}
-			if !seen[r.Ports] {
-				seen[r.Ports] = true
-				labels = append(labels, fmt.Sprintf("%d ports", r.Ports))
+			if l := fmt.Sprintf("%s, %d ports", r.Type, r.Ports); !seen[l] {
+				seen[l] = true
+				labels = append(labels, l)
 			}
 		}
 		g := make([]series, len(names))
@@ -153,6 +155,84 @@ func main() {
 		check(bars(filepath.Join(dir, "pipeline-tcp.svg"), "TCP: ovsnet's pipeline vs NORMAL", "Gbit/s", labels, g))
 		check(bars(filepath.Join(dir, "pipeline-ping.svg"), "Ping: ovsnet's pipeline vs NORMAL", "ms", labels, p))
 	}
+	var sc struct {
+		Results struct {
+			Sequential []struct {
+				Ports int     `json:"ports_on_bridge"`
+				Wall  float64 `json:"wall_ms"`
+				CPU   float64 `json:"ovsnet_cpu_ms"`
+				RTT   float64 `json:"ovs_ofctl_round_trip_ms"`
+			} `json:"sequential"`
+		} `json:"results"`
+	}
+	if load(filepath.Join(dir, "scale.json"), &sc) && len(sc.Results.Sequential) > 0 {
+		// Sliding medians over 25 attaches keep the lines readable.
+		seq := sc.Results.Sequential
+		var xs []float64
+		ss := []series{{Name: "add-port wall time"}, {Name: "ovsnet CPU time (user+sys)"}, {Name: "bare ovs-ofctl round trip"}}
+		for i := range seq {
+			lo, hi := max(0, i-12), min(len(seq), i+13)
+			var ws, cs []float64
+			for _, p := range seq[lo:hi] {
+				ws, cs = append(ws, p.Wall), append(cs, p.CPU)
+			}
+			xs = append(xs, float64(seq[i].Ports))
+			ss[0].Values = append(ss[0].Values, median(ws))
+			ss[1].Values = append(ss[1].Values, median(cs))
+			ss[2].Values = append(ss[2].Values, seq[i].RTT)
+		}
+		check(lines(filepath.Join(dir, "scale-sequential.svg"), "One add-port at a time (sliding median of 25)", "ports on the bridge", "ms", xs, ss))
+	}
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64{}, xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// lines writes a line chart of ys against xs, one line per series.
+func lines(path, title, xunit, yunit string, xs []float64, ss []series) error {
+	const w, h, left, bottom, top = 760, 360, 70, 70, 40
+	maxX, maxY := 1.0, 1.0
+	for _, x := range xs {
+		maxX = max(maxX, x)
+	}
+	for _, s := range ss {
+		for _, v := range s.Values {
+			maxY = max(maxY, v)
+		}
+	}
+	colors := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="15">%s</text>`+"\n", w, h, left, html.EscapeString(title))
+	pw, ph := float64(w-left-20), float64(h-bottom-top)
+	px := func(x float64) float64 { return float64(left) + pw*x/maxX }
+	py := func(y float64) float64 { return float64(h-bottom) - ph*y/maxY }
+	for i := 0; i <= 4; i++ {
+		y := maxY * float64(i) / 4
+		x := maxX * float64(i) / 4
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" text-anchor="end">%.3g</text>`+"\n",
+			left, w-20, py(y), py(y), left-6, py(y)+4, y)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%.0f</text>`+"\n", px(x), h-bottom+16, x)
+	}
+	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)">%s</text>`+"\n", h/2, h/2, html.EscapeString(yunit))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", left+int(pw/2), h-bottom+32, html.EscapeString(xunit))
+	for i, s := range ss {
+		var pts []string
+		for j, v := range s.Values {
+			if j < len(xs) && v > 0 {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[j]), py(v)))
+			}
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", colors[i%len(colors)], strings.Join(pts, " "))
+		x := left + 190*i
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			x, h-20, colors[i%len(colors)], x+14, h-11, html.EscapeString(s.Name))
+	}
+	b.WriteString("</svg>\n")
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func check(err error) {

@@ -119,7 +119,11 @@ func start(name string) *sandbox.Sandbox {
 	return s
 }
 
-// netnses creates n named network namespaces in one ip process.
+// created are the namespaces to remove however the run ends.
+var created []string
+
+// netnses creates n named network namespaces in one ip process (any of a
+// failed earlier run's removed first).
 func netnses(prefix string, from, n int) []string {
 	var names []string
 	var b strings.Builder
@@ -128,6 +132,8 @@ func netnses(prefix string, from, n int) []string {
 		names = append(names, name)
 		fmt.Fprintf(&b, "netns add %s\n", name)
 	}
+	delNetnses(names)
+	created = append(created, names...)
 	c := exec.Command("ip", "-batch", "-")
 	c.Stdin = strings.NewReader(b.String())
 	if out, err := c.CombinedOutput(); err != nil {
@@ -141,7 +147,7 @@ func delNetnses(names []string) {
 	for _, n := range names {
 		fmt.Fprintf(&b, "netns del %s\n", n)
 	}
-	c := exec.Command("ip", "-batch", "-")
+	c := exec.Command("ip", "-force", "-batch", "-")
 	c.Stdin = strings.NewReader(b.String())
 	c.Run()
 }
@@ -363,6 +369,7 @@ func check(err error) {
 		if sb != nil {
 			sb.Close()
 		}
+		delNetnses(created)
 		os.Exit(1)
 	}
 }

@@ -34,3 +34,33 @@ func TestRenderTree(t *testing.T) {
 		t.Fatal("empty")
 	}
 }
+
+func TestReadPortList(t *testing.T) {
+	defaults := portArgs{ip: "auto", ipSet: true}
+	defaults.Type = "veth"
+	defaults.MTU = 1400
+	in := "# comment\n\neth1 web1\neth2 web2 --ip 10.0.0.9/24 --type internal\neth1 db1 --mtu=9000 --vlan 7\n"
+	got, err := readPortList(strings.NewReader(in), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("want 3 specs, got %+v", got)
+	}
+	check := func(i int, iface, container, addrs, typ string, mtu, vlan int) {
+		t.Helper()
+		o := got[i]
+		if o.Iface != iface || o.Container != container || strings.Join(o.Addresses, ",") != addrs || o.Type != typ || o.MTU != mtu || o.VLAN != vlan {
+			t.Errorf("line %d: got %+v", i, o)
+		}
+	}
+	check(0, "eth1", "web1", "auto", "veth", 1400, 0)
+	check(1, "eth2", "web2", "10.0.0.9/24", "internal", 1400, 0)
+	check(2, "eth1", "db1", "auto", "veth", 9000, 7)
+
+	for _, bad := range []string{"eth1\n", "eth1 web1 extra\n", "eth1 web1 --nosuchflag\n", "eth1 web1 --mtu=x\n"} {
+		if _, err := readPortList(strings.NewReader(bad), defaults); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("%q: want a line 1 error, got %v", bad, err)
+		}
+	}
+}

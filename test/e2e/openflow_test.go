@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows"
+)
+
+// The persistent OpenFlow connection: a bundle lands whole; a bundle with
+// a flow ovs-vswitchd refuses lands not at all and the error names the
+// flow; after ovs-vswitchd restarts, the next change redials by itself.
+func TestOpenFlowBundles(t *testing.T) {
+	e := newEnv(t)
+	t.Setenv("OVS_RUNDIR", e.sb.Dir)
+	if _, err := e.sb.Vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev", "protocols=OpenFlow14", "fail_mode=secure"); err != nil {
+		t.Fatal(err)
+	}
+	sw := flows.NewSwitch()
+	defer sw.Close()
+	dump := func() string {
+		out, err := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br0", "--no-stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fl := func(table, prio int, cookie uint64, a ...ovs.Action) *ovs.Flow {
+		return &ovs.Flow{Table: table, Priority: prio, Cookie: cookie, Actions: a}
+	}
+	if err := sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*ovs.Flow{
+		fl(0, 5, 0x11, ovs.Resubmit(0, 7)), fl(7, 5, 0x11, ovs.Drop())}}); err != nil {
+		t.Fatal(err)
+	}
+	before := dump()
+	if !strings.Contains(before, "cookie=0x11, priority=5 actions=resubmit(,7)") || !strings.Contains(before, "cookie=0x11, table=7, priority=5 actions=drop") {
+		t.Fatalf("bundle did not land:\n%s", before)
+	}
+	// The second flow sets an ICMPv6 field without an ICMPv6 match: refused
+	// by ovs-vswitchd, so the deletion of cookie 0x11 in the same bundle
+	// must not happen either.
+	bad := fl(3, 1, 0x22, ovs.SetField("136", "icmpv6_type"))
+	err := sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*ovs.Flow{fl(2, 1, 0x11, ovs.Drop()), bad}})
+	if err == nil || !strings.Contains(err.Error(), "set_field:136->icmpv6_type") {
+		t.Fatalf("want an error naming the refused flow, got %v", err)
+	}
+	if after := dump(); after != before {
+		t.Fatalf("a refused bundle changed the table:\nbefore %s\nafter  %s", before, after)
+	}
+	// The connection survives a refused bundle...
+	if err := sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0)}); err != nil {
+		t.Fatal(err)
+	}
+	// ...and ovs-vswitchd restarting under it.
+	if err := e.sb.StopVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sb.StartVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Apply("br0", flows.Change{Cookie: 0x33, Mask: ^uint64(0), Flows: []*ovs.Flow{fl(0, 9, 0x33, ovs.Drop())}}); err != nil {
+		t.Fatalf("apply after ovs-vswitchd restart: %v", err)
+	}
+	if out := dump(); !strings.Contains(out, "cookie=0x33, priority=9 actions=drop") || strings.Contains(out, "cookie=0x11") {
+		t.Fatalf("after restart:\n%s", out)
+	}
+}
