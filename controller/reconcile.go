@@ -33,6 +33,15 @@ func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.
 		return nil, nil, nil, err
 	}
 	var errs []error
+	// The host's links in one netlink dump, not one request per port.
+	hostLinks := map[string]netlink.Link{}
+	if ls, err := netlink.LinkList(); err == nil {
+		for _, l := range ls {
+			hostLinks[l.Attrs().Name] = l
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("list the host's links: %w", err))
+	}
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
@@ -72,7 +81,7 @@ func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.
 				continue
 			}
 			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.Type == "internal" {
-				d, err := reattachInternal(ifc)
+				d, err := reattachInternal(ifc, hostLinks[ifc.Name])
 				if err != nil {
 					errs = append(errs, err)
 				} else if d != "" {
@@ -83,8 +92,8 @@ func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.
 			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
 				continue
 			}
-			l, err := netlink.LinkByName(ifc.Name)
-			if err != nil {
+			l := hostLinks[ifc.Name]
+			if l == nil {
 				// The container (and so the veth) is gone: garbage collection
 				// of such ports belongs to the controller service.
 				notes = append(notes, fmt.Sprintf("veth %s of %s/%s is missing", ifc.Name, ifc.ExternalIDs[ovsdb.KeyContainerID], ifc.ExternalIDs[ovsdb.KeyContainerIface]))
@@ -149,9 +158,8 @@ func (h *Host) reconcileAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vsw
 // port's name in this namespace is that sign. It is moved once
 // ovs-vswitchd has finished adding it (promiscuous mode is its last step),
 // and configured from the intent in OVSDB.
-func reattachInternal(ifc vswitchd.Interface) (string, error) {
-	l, err := netlink.LinkByName(ifc.Name)
-	if err != nil {
+func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
+	if l == nil {
 		return "", nil // in its container, as it should be
 	}
 	if l.Attrs().Promisc == 0 {

@@ -265,7 +265,7 @@ func (c *Client) WaitOfports(ctx context.Context, names []string, timeout time.D
 	}
 	res, err := c.Commit(ctx, ops)
 	if errors.Is(err, ErrConflict) {
-		return nil, fmt.Errorf("ovs-vswitchd did not add %s within %s: is ovs-vswitchd running? (ovs-appctl version)", plural(names, "interface"), timeout)
+		return nil, fmt.Errorf("%w: ovs-vswitchd did not add %s within %s: is ovs-vswitchd running? (ovs-appctl version)", ErrNotAdded, plural(names, "interface"), timeout)
 	}
 	if err != nil {
 		return nil, err
@@ -287,6 +287,34 @@ func (c *Client) WaitOfports(ctx context.Context, names []string, timeout time.D
 		ofports[k] = *i.Ofport
 	}
 	return ofports, nil
+}
+
+// ErrNotAdded is WaitOfports' timeout.
+var ErrNotAdded = errors.New("interfaces not added in time")
+
+// CountOfports says how many of the named interfaces have a port number.
+func (c *Client) CountOfports(ctx context.Context, names []string) (int, error) {
+	var qs []Query
+	for _, name := range names {
+		qs = append(qs, Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: []string{"ofport"}})
+	}
+	rs, err := c.Read(ctx, qs...)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range rs {
+		ifs, err := Decode[vswitchd.Interface](c, r)
+		if err != nil {
+			return 0, err
+		}
+		for _, i := range ifs {
+			if i.Ofport != nil && *i.Ofport > 0 {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 func plural(names []string, what string) string {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ var (
 	scaleN  = flag.Int("scale", 10000, "containers on one bridge (0: skip)")
 	batch   = flag.Int("batch", 1000, "containers per add-ports call in the scale run")
 	pairs   = flag.Int("pairs", 20, "random pairs pinged in the scale run")
+	natN    = flag.Int("publish", 1000, "ports published in the NAT run (0: skip)")
 	outPath = flag.String("out", "bench/results/scale.json", "result file")
 )
 
@@ -89,10 +91,67 @@ func main() {
 		results["bulk"] = runBulk()
 		write(doc, results)
 	}
+	if *natN > 0 {
+		results["nat"] = runNAT()
+		write(doc, results)
+	}
 	if *scaleN > 0 {
 		results["scale"] = runScale()
 		write(doc, results)
 	}
+}
+
+type natResult struct {
+	Ports          int     `json:"ports_published"`
+	OneByOneS      float64 `json:"one_publish_per_call_s"`
+	FirstMs        float64 `json:"first_100_median_ms"`
+	LastMs         float64 `json:"last_100_median_ms"`
+	OneCallS       float64 `json:"all_in_one_publish_call_s"`
+	UnpublishAllS  float64 `json:"unpublish_all_in_one_call_s"`
+	ContainersUsed int     `json:"containers"`
+}
+
+// runNAT publishes -publish ports one call at a time, spread over ten
+// containers, then as many again in one call on one container.
+func runNAT() natResult {
+	s := start("ovsnet-nat")
+	defer s.Close()
+	names := netnses("nt", 0, 11)
+	defer delNetnses(names)
+	_, err := s.Run(abs, "add-br", "br0", "--subnet", "10.82.0.0/16", "--nat=true")
+	check(err)
+	for _, c := range names {
+		_, err := s.Run(abs, "add-port", "br0", "eth1", c, "--ip")
+		check(err)
+	}
+	r := natResult{Ports: *natN, ContainersUsed: 10}
+	var walls []float64
+	t := time.Now()
+	for i := 0; i < *natN; i++ {
+		w, _ := timed("", abs, "publish", "br0", names[i%10], fmt.Sprintf("%d:%d", 20000+i, 1000+i))
+		walls = append(walls, w)
+	}
+	r.OneByOneS = time.Since(t).Seconds()
+	k := min(100, len(walls))
+	r.FirstMs, r.LastMs = median(walls[:k]), median(walls[len(walls)-k:])
+	fmt.Printf("nat: %d publishes one per call in %.1f s (median %.1f ms first 100, %.1f ms last 100)\n", *natN, r.OneByOneS, r.FirstMs, r.LastMs)
+	args := []string{"publish", "br0", names[10]}
+	var specs []string
+	for i := 0; i < *natN; i++ {
+		specs = append(specs, fmt.Sprintf("%d:%d", 30000+i, 1000+i))
+	}
+	w, _ := timed("", abs, append(args, specs...)...)
+	r.OneCallS = w / 1000
+	w, _ = timed("", abs, append([]string{"unpublish", "br0", names[10]}, specs...)...)
+	r.UnpublishAllS = w / 1000
+	fmt.Printf("nat: %d publishes in one call %.1f s; unpublished in one call %.1f s\n", *natN, r.OneCallS, r.UnpublishAllS)
+	return r
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64{}, xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 func write(doc map[string]any, results map[string]any) {
