@@ -87,3 +87,18 @@ func TestCanon(t *testing.T) {
 		t.Fatal("different comments compare equal")
 	}
 }
+
+func TestRestoreQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"DNAT":                 "DNAT",
+		"10.0.0.2:80":          "10.0.0.2:80",
+		"ovsnet: web1/eth1 80": `"ovsnet: web1/eth1 80"`,
+		`a"b`:                  `"a\"b"`,
+		`a\b`:                  `"a\\b"`,
+		"":                     `""`,
+	} {
+		if got := restoreQuote(in); got != want {
+			t.Errorf("restoreQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

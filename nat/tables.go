@@ -68,7 +68,14 @@ func (t *Tables) ensureBase() (did []string, err error) {
 // rule, 6 ms at none, 19 ms at 1,000 here). Callers add a rule only when
 // its OVSDB reservation was just made, so it is not there yet; reconcile
 // removes any duplicate a crash could leave.
+//
+// Several rules go in one iptables-restore transaction instead (one ruleset
+// load for the lot: publishing 1,000 ports in one call took 2.5 s as
+// appends); if that fails (chains gone), rule by rule as below.
 func (t *Tables) Add(rs ...Rule) error {
+	if len(rs) > 1 && t.restore("-A", rs) == nil {
+		return nil
+	}
 	based := false
 	for _, r := range rs {
 		err := t.ipt.Append(r.Table, r.Chain, r.Spec...)
@@ -89,11 +96,24 @@ func (t *Tables) Add(rs ...Rule) error {
 	return nil
 }
 
-// Delete removes rules; missing ones are fine.
+// Delete removes rules; missing ones are fine. Several go in one
+// iptables-restore transaction (unpublishing 1,000 ports one -D at a time
+// took 41 s: on nft every run loads the whole ruleset); if one is missing
+// that fails as a whole, and they go one by one.
 func (t *Tables) Delete(rs ...Rule) error {
+	if len(rs) > 1 && t.restore("-D", rs) == nil {
+		return nil
+	}
 	var errs []error
+	chains := map[string]bool{}
 	for _, r := range rs {
-		if ok, _ := t.ipt.ChainExists(r.Table, r.Chain); !ok {
+		key := r.Table + "/" + r.Chain
+		ok, seen := chains[key]
+		if !seen {
+			ok, _ = t.ipt.ChainExists(r.Table, r.Chain)
+			chains[key] = ok
+		}
+		if !ok {
 			continue
 		}
 		// One run: -D finds the rule itself; a missing rule is fine.
@@ -252,6 +272,49 @@ func OtherBackend() string {
 		return other
 	}
 	return ""
+}
+
+// restore applies op (-A or -D) to rs in one iptables-restore --noflush
+// transaction: all or nothing. go-iptables has no batch interface.
+func (t *Tables) restore(op string, rs []Rule) error {
+	bin := "iptables-restore"
+	if t.ipt.Proto() == iptables.ProtocolIPv6 {
+		bin = "ip6tables-restore"
+	}
+	var tables []string
+	byTable := map[string][]Rule{}
+	for _, r := range rs {
+		if _, ok := byTable[r.Table]; !ok {
+			tables = append(tables, r.Table)
+		}
+		byTable[r.Table] = append(byTable[r.Table], r)
+	}
+	var b strings.Builder
+	for _, tb := range tables {
+		fmt.Fprintf(&b, "*%s\n", tb)
+		for _, r := range byTable[tb] {
+			b.WriteString(op + " " + r.Chain)
+			for _, a := range r.Spec {
+				b.WriteString(" " + restoreQuote(a))
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("COMMIT\n")
+	}
+	c := exec.Command(bin, "--noflush", "--wait")
+	c.Stdin = strings.NewReader(b.String())
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v: %s", bin, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// restoreQuote quotes an argument for iptables-restore's line parser.
+func restoreQuote(a string) string {
+	if a != "" && !strings.ContainsAny(a, " \t\"'\\") {
+		return a
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a) + `"`
 }
 
 func isNotExist(err error) bool {
