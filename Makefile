@@ -26,11 +26,13 @@ unit:
 e2e:
 	$(GO) test -count=1 -timeout 30m -v ./test/e2e/
 
-# Benchmarks: not part of `make test`.
+# Benchmarks: not part of `make test` (about an hour on a 2-core VM, most of
+# it the 10,000-container run; see README, Performance).
 bench: build
 	$(GO) run ./bench/attachtypes -ovsnet bin/ovsnet
 	$(GO) run ./bench/pipeline -ovsnet bin/ovsnet
-	$(GO) run ./bench/attach -ovsnet bin/ovsnet
+	$(GO) run ./bench/attach -ovsnet bin/ovsnet -sizes 10,100,1000
+	$(GO) run ./bench/scale -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.

@@ -103,6 +103,9 @@ func CreateVeth(host, nsPath string, c Config) error {
 			return err
 		}
 	}
+	// A bridge port needs no addresses: without IPv6 on it, no link-local
+	// address, DAD or router solicitations either.
+	noIPv6(host)
 	if err := netlink.LinkSetUp(v); err != nil {
 		DeleteLink(host)
 		return fmt.Errorf("set %s up: %w", host, err)
@@ -223,6 +226,14 @@ func Configure(nsPath, cur string, c Config) error {
 		if err := announceOnUp(c.Name, c.Addrs); err != nil {
 			return err
 		}
+		// An interface ovsnet gives IPv4 only gets no IPv6 either, as Docker
+		// does: otherwise every container coming up sends MLD reports,
+		// router solicitations and DAD probes, which the userspace datapath
+		// handles one upcall at a time only to drop them (seen slowing
+		// bulk attaches of thousands of containers).
+		if hasIPv4Only(c.Addrs) {
+			noIPv6(c.Name)
+		}
 		if err := netlink.LinkSetUp(l); err != nil {
 			return fmt.Errorf("set %s up: %w", c.Name, err)
 		}
@@ -238,6 +249,23 @@ func Configure(nsPath, cur string, c Config) error {
 		}
 		return nil
 	})
+}
+
+func hasIPv4Only(addrs []netip.Prefix) bool {
+	v4 := false
+	for _, a := range addrs {
+		if a.Addr().Is6() {
+			return false
+		}
+		v4 = true
+	}
+	return v4
+}
+
+// noIPv6 turns IPv6 off on dev (in the calling thread's netns); best
+// effort: a kernel without IPv6 has nothing to turn off.
+func noIPv6(dev string) {
+	os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/disable_ipv6", []byte("1"), 0o644)
 }
 
 // announceOnUp sets arp_notify / ndisc_notify on dev (in the calling

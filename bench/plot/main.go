@@ -137,7 +137,11 @@ func main() {
 				idx[r.Setup] = len(names)
 				names = append(names, r.Setup)
 			}
-			if l := fmt.Sprintf("%s, %d ports", r.Type, r.Ports); !seen[l] {
+			l := fmt.Sprintf("%s, %d ports", r.Type, r.Ports)
+			if r.Type == "" {
+				l = fmt.Sprintf("%d ports", r.Ports) // results from before types were measured
+			}
+			if !seen[l] {
 				seen[l] = true
 				labels = append(labels, l)
 			}

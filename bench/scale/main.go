@@ -302,16 +302,14 @@ func runScale() scaleResult {
 	out, err := s.Run(abs, "show", "br0", "-o", "json")
 	check(err)
 	addrOf := map[string]string{}
-	var show struct {
-		Bridges []struct {
-			Ports []struct {
-				Container string   `json:"container"`
-				Addresses []string `json:"addresses"`
-			} `json:"ports"`
-		} `json:"bridges"`
+	var show []struct {
+		Ports []struct {
+			Container string   `json:"container"`
+			Addresses []string `json:"addresses"`
+		} `json:"containers"`
 	}
 	check(json.Unmarshal([]byte(out), &show))
-	for _, b := range show.Bridges {
+	for _, b := range show {
 		for _, p := range b.Ports {
 			if len(p.Addresses) > 0 {
 				addrOf[p.Container] = strings.Split(p.Addresses[0], "/")[0]
@@ -332,6 +330,9 @@ func runScale() scaleResult {
 		} else {
 			fmt.Println("scale: ping failed:", a, "->", b, err)
 		}
+	}
+	if r.PairsPinged == 0 {
+		check(fmt.Errorf("no container addresses found in `ovsnet show -o json`"))
 	}
 	if r.PairsOK > 0 {
 		r.PingAvgMs = sum / float64(r.PairsOK)
