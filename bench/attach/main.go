@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -128,7 +127,7 @@ func main() {
 			lbr = append(lbr, timed(env, "sh", "-c", script))
 			ofctl = append(ofctl, timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop"))
 		}
-		r := row{Ports: size, OvsnetMs: median(ovsnet), OvsDockerMs: median(ovsDocker), LinuxBridgeMs: median(lbr), OfctlRoundTripMs: median(ofctl)}
+		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsDockerMs: measure.Median(ovsDocker), LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl)}
 		r.OvsDockerRatio = r.OvsDockerMs / r.OvsnetMs
 		rows = append(rows, r)
 		fmt.Printf("%5d ports: ovsnet %6.1f ms, ovs-docker %6.1f ms (%.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms\n",
@@ -136,12 +135,6 @@ func main() {
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
 		"note": "wall time of each command, including `ip netns exec` into the sandbox host (about 4 ms) for all three"}, rows))
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 func check(err error) {

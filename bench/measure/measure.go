@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -52,6 +53,13 @@ func PingAvgMs(c1, addr string, count int) (float64, error) {
 		return 0, fmt.Errorf("ping %s: no summary in %q", addr, out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// Median is the middle value of xs (the upper one of an even count).
+func Median(xs []float64) float64 {
+	s := append([]float64{}, xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 // Write saves results with the date and host to path as JSON.

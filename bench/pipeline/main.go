@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
@@ -69,7 +68,7 @@ func main() {
 			check(err)
 			pings, gbps = append(pings, p), append(gbps, g)
 		}
-		r.PingAvgMs, r.Gbps = median(pings), median(gbps)
+		r.PingAvgMs, r.Gbps = measure.Median(pings), measure.Median(gbps)
 		fmt.Printf("%-50s %-8s %6d %8.2f Gbit/s %8.3f ms\n", r.Setup, r.Type, r.Ports, r.Gbps, r.PingAvgMs)
 		return r
 	}
@@ -113,12 +112,6 @@ func main() {
 
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace), userspace TSO on",
 		"note": fmt.Sprintf("medians of %d runs of %d s (TCP) and 100 pings 20 ms apart", *reps, *secs)}, rs))
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 func check(err error) {

@@ -6,10 +6,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ovsnet/ovsnet/bench/measure"
 	"html"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -181,18 +181,12 @@ func main() {
 				ws, cs = append(ws, p.Wall), append(cs, p.CPU)
 			}
 			xs = append(xs, float64(seq[i].Ports))
-			ss[0].Values = append(ss[0].Values, median(ws))
-			ss[1].Values = append(ss[1].Values, median(cs))
+			ss[0].Values = append(ss[0].Values, measure.Median(ws))
+			ss[1].Values = append(ss[1].Values, measure.Median(cs))
 			ss[2].Values = append(ss[2].Values, seq[i].RTT)
 		}
 		check(lines(filepath.Join(dir, "scale-sequential.svg"), "One add-port at a time (sliding median of 25)", "ports on the bridge", "ms", xs, ss))
 	}
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 // lines writes a line chart of ys against xs, one line per series.

@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,7 +132,7 @@ func runNAT() natResult {
 	}
 	r.OneByOneS = time.Since(t).Seconds()
 	k := min(100, len(walls))
-	r.FirstMs, r.LastMs = median(walls[:k]), median(walls[len(walls)-k:])
+	r.FirstMs, r.LastMs = measure.Median(walls[:k]), measure.Median(walls[len(walls)-k:])
 	fmt.Printf("nat: %d publishes one per call in %.1f s (median %.1f ms first 100, %.1f ms last 100)\n", *natN, r.OneByOneS, r.FirstMs, r.LastMs)
 	args := []string{"publish", "br0", names[10]}
 	var specs []string
@@ -146,12 +145,6 @@ func runNAT() natResult {
 	r.UnpublishAllS = w / 1000
 	fmt.Printf("nat: %d publishes in one call %.1f s; unpublished in one call %.1f s\n", *natN, r.OneCallS, r.UnpublishAllS)
 	return r
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 func write(doc map[string]any, results map[string]any) {
