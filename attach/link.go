@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"sort"
 	"unsafe"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -358,22 +359,32 @@ func DeleteInternal(nsPath, name string) error {
 	})
 }
 
-// LeakedHostLinks lists the veths in this netns that carry ovsnet's host-side
+// HostLinks returns the links of this netns by name, in one netlink dump
+// (one request per port would cost a round trip each).
+func HostLinks() (map[string]netlink.Link, error) {
+	ls, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list the host's links: %w", err)
+	}
+	out := make(map[string]netlink.Link, len(ls))
+	for _, l := range ls {
+		out[l.Attrs().Name] = l
+	}
+	return out, nil
+}
+
+// LeakedHostLinks lists the veths among links that carry ovsnet's host-side
 // names ("on" + 12 hex digits) but no OVSDB row: leftovers of an attach
 // killed half-way.
-func LeakedHostLinks(rows map[string]bool) ([]string, error) {
-	links, err := netlink.LinkList()
-	if err != nil {
-		return nil, err
-	}
+func LeakedHostLinks(links map[string]netlink.Link, rows map[string]bool) []string {
 	var out []string
-	for _, l := range links {
-		n := l.Attrs().Name
+	for n, l := range links {
 		if l.Type() == "veth" && hostNameRE.MatchString(n) && !rows[n] {
 			out = append(out, n)
 		}
 	}
-	return out, nil
+	sort.Strings(out)
+	return out
 }
 
 var hostNameRE = regexp.MustCompile(`^on[0-9a-f]{12}$`)

@@ -21,27 +21,36 @@ import (
 // host ends of veths. It returns what it changed (a second run changes
 // nothing) and notes on what it found but leaves to others.
 func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
-	did, notes, _, err = h.reconcile(ctx)
+	did, notes, _, err = h.reconcile(ctx, pass{})
 	return did, notes, err
 }
 
-// reconcile is Reconcile that also returns the topology it read, for the
+// pass says how one reconcile runs.
+type pass struct {
+	topo  *ovsdb.Topology         // what to converge to (nil: read OVSDB now)
+	links map[string]netlink.Link // the host's links (nil: list them now)
+	quick bool                    // compare flow counts before whole tables
+}
+
+// reconcile is Reconcile that also returns the topology it used, for the
 // controller's gauges.
-func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.Topology, err error) {
-	topo, err = h.DB.ReadAll(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var errs []error
-	// The host's links in one netlink dump, not one request per port.
-	hostLinks := map[string]netlink.Link{}
-	if ls, err := netlink.LinkList(); err == nil {
-		for _, l := range ls {
-			hostLinks[l.Attrs().Name] = l
+func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo *ovsdb.Topology, err error) {
+	tr := newTracer()
+	defer tr.done("reconcile")
+	if topo = o.topo; topo == nil {
+		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+			return nil, nil, nil, err
 		}
-	} else {
-		errs = append(errs, fmt.Errorf("list the host's links: %w", err))
 	}
+	tr.step("read OVSDB")
+	var errs []error
+	hostLinks := o.links
+	if hostLinks == nil {
+		if hostLinks, err = attach.HostLinks(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	tr.step("list links")
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
@@ -59,7 +68,10 @@ func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.
 				did = append(did, fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")))
 			}
 		}
-		if added, removed, err := h.syncBridgeFlows(ctx, topo, b); err != nil {
+		tr.step("bridge " + b.Name)
+		added, removed, err := h.syncBridgeFlows(ctx, topo, b, o.quick)
+		tr.step("flows " + b.Name)
+		if err != nil {
 			errs = append(errs, err)
 		} else if added+removed > 0 {
 			did = append(did, fmt.Sprintf("resynced flows on %s: %d added, %d removed", b.Name, added, removed))
@@ -108,7 +120,10 @@ func (h *Host) reconcile(ctx context.Context) (did, notes []string, topo *ovsdb.
 			}
 		}
 	}
-	if d, err := h.syncNAT(ctx, topo); err != nil {
+	tr.step("ports")
+	d, err := h.syncNAT(ctx, topo)
+	tr.step("NAT")
+	if err != nil {
 		errs = append(errs, err)
 	} else {
 		did = append(did, d...)

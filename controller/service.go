@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,10 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/flows"
@@ -29,6 +34,7 @@ type ServiceOptions struct {
 	Endpoint string        // OVSDB
 	Listen   string        // /healthz and /metrics
 	Resync   time.Duration // periodic full convergence
+	Verify   time.Duration // between full flow-table comparisons (0: every run)
 	Log      *slog.Logger
 }
 
@@ -42,6 +48,8 @@ type Service struct {
 	metrics *serviceMetrics
 
 	convergeLock *os.File
+
+	lastVerify time.Time // last full flow comparison (or the start)
 
 	mu        sync.Mutex
 	converged bool
@@ -137,7 +145,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 		return err
 	}
 	defer lock.Close()
-	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics()}
+	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now()}
 	if f, err := os.OpenFile(convergeLockPath(o.Endpoint), os.O_RDWR|os.O_CREATE, 0o644); err == nil {
 		s.convergeLock = f
 		defer f.Close()
@@ -150,10 +158,13 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	go srv.Serve(ln)
 	defer srv.Close()
 
+	tr := newTracer()
 	db, err := ovsdb.Connect(ctx, o.Endpoint, ovsdb.Watch{OnChange: s.trigger})
 	if err != nil {
 		return err
 	}
+	tr.step("connect and monitor OVSDB")
+	tr.done("controller start")
 	defer db.Close()
 	s.h = &Host{DB: db, Flows: flows.NewSwitch()}
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "resync", o.Resync.String())
@@ -180,6 +191,9 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 		if err == nil && !ready {
 			ready = true
 			daemon.SdNotify(false, daemon.SdNotifyReady)
+			// The first run decoded the whole database: give what it
+			// freed back now rather than when the runtime gets to it.
+			debug.FreeOSMemory()
 		}
 	}
 }
@@ -207,12 +221,38 @@ func (s *Service) converge(ctx context.Context) error {
 		m.connected.Set(0)
 	}
 	m.runs.Inc()
-	gone, gcErr := s.h.collectGarbage(ctx)
+	// The topology from the monitor's cache (no read, no decode) while
+	// connected; else a read, which fails and says why.
+	var topo *ovsdb.Topology
+	if connected {
+		topo, _ = s.h.DB.ReadAll(ctx)
+	}
+	if topo == nil {
+		var err error
+		if topo, err = s.h.DB.ReadAllFresh(ctx); err != nil {
+			s.failed(err)
+			return err
+		}
+	}
+	// One dump of the host's links for both.
+	links, linkErr := attach.HostLinks()
+	gone, gcErr := s.h.collectGarbage(ctx, topo, links)
+	if linkErr != nil {
+		gcErr, links = linkErr, nil
+	}
 	m.gc.Add(float64(len(gone)))
 	for _, g := range gone {
 		s.o.Log.Info("removed port of a vanished container", "port", g)
 	}
-	did, notes, topo, err := s.h.reconcile(ctx)
+	if len(gone) > 0 {
+		// Changed just now: the cache may not have heard yet.
+		topo, links = nil, nil
+	}
+	verify := time.Since(s.lastVerify) >= s.o.Verify
+	did, notes, topo, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify})
+	if err == nil && verify {
+		s.lastVerify = time.Now()
+	}
 	err = errors.Join(gcErr, err)
 	m.duration.Observe(time.Since(start).Seconds())
 	m.repairs.Add(float64(len(did)))
@@ -229,10 +269,17 @@ func (s *Service) converge(ctx context.Context) error {
 	s.converged, s.lastErr = err == nil && connected, err
 	s.mu.Unlock()
 	if err != nil {
-		m.errors.Inc()
-		s.o.Log.Error("reconcile failed", "err", err)
+		s.failed(err)
 	}
 	return err
+}
+
+func (s *Service) failed(err error) {
+	s.mu.Lock()
+	s.converged, s.lastErr = false, err
+	s.mu.Unlock()
+	s.metrics.errors.Inc()
+	s.o.Log.Error("reconcile failed", "err", err)
 }
 
 // updateGauges sets the gauges from the topology the run just read (no
@@ -284,11 +331,7 @@ func (s *Service) mux() *http.ServeMux {
 
 // collectGarbage removes the ports of containers whose network namespace is
 // gone (the container exited), with their flows, rules and addresses.
-func (h *Host) collectGarbage(ctx context.Context) ([]string, error) {
-	topo, err := h.DB.ReadAll(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (h *Host) collectGarbage(ctx context.Context, topo *ovsdb.Topology, links map[string]netlink.Link) ([]string, error) {
 	var gone []string
 	var errs []error
 	for i := range topo.Bridges {
@@ -312,9 +355,12 @@ func (h *Host) collectGarbage(ctx context.Context) ([]string, error) {
 	for _, ifc := range topo.Interfaces {
 		rows[ifc.Name] = true
 	}
-	leaked, err := attach.LeakedHostLinks(rows)
-	errs = append(errs, err)
-	for _, l := range leaked {
+	for _, l := range attach.LeakedHostLinks(links, rows) {
+		// topo may come from the monitor's cache, refilled after a
+		// reconnect: a link is deleted only if OVSDB itself has no row.
+		if ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(l)}, "_uuid"); err != nil || len(ifs) > 0 {
+			continue
+		}
 		if err := attach.DeleteLink(l); err != nil {
 			errs = append(errs, err)
 			continue

@@ -49,6 +49,9 @@ const (
 	TableOutput     Table = 50
 )
 
+// Tables are the pipeline's tables, in order.
+var Tables = []Table{TableClassifier, TableSpoofGuard, TableARPND, TableNDReply, TableL2, TableIsolation, TableLinks, TableOutput}
+
 // Describe says in plain words what a table does (for trace).
 func (t Table) Describe() string {
 	switch t {

@@ -82,12 +82,18 @@ func (s *Switch) Apply(bridge string, changes ...Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	return s.withConn(bridge, func(c *openflow.Conn) error { return c.Bundle(changes...) })
+}
+
+// withConn runs do on bridge's connection, redialling once if the
+// connection broke (ovs-vswitchd restarted, or dropped an idle connection).
+func (s *Switch) withConn(bridge string, do func(*openflow.Conn) error) error {
 	for attempt := 0; ; attempt++ {
 		c, err := s.conn(bridge)
 		if err != nil {
 			return err
 		}
-		err = c.Bundle(changes...)
+		err = do(c)
 		var ce *openflow.ConnError
 		if errors.As(err, &ce) && attempt == 0 {
 			s.Forget(bridge)
@@ -95,6 +101,16 @@ func (s *Switch) Apply(bridge string, changes ...Change) error {
 		}
 		return err
 	}
+}
+
+// FlowCounts returns how many flows each of tables holds on bridge, in one
+// exchange.
+func (s *Switch) FlowCounts(bridge string, tables []uint8) (counts map[uint8]int, err error) {
+	err = s.withConn(bridge, func(c *openflow.Conn) (err error) {
+		counts, err = c.FlowCounts(tables)
+		return err
+	})
+	return counts, err
 }
 
 // ReplaceAll makes the bridge's flow table exactly fs in one bundle

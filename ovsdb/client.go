@@ -53,6 +53,7 @@ type Client struct {
 	client.Client
 	db       model.DatabaseModel
 	Endpoint string
+	watched  bool // the cache holds the monitored columns: ReadAll uses it
 }
 
 // ErrUnreachable is wrapped by Connect's error when no server answers.
@@ -109,12 +110,31 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 			UpdateFunc: func(string, model.Model, model.Model) { on() },
 			DeleteFunc: func(string, model.Model) { on() },
 		})
-		if _, err := c.MonitorAll(ctx); err != nil {
+		if _, err := c.Monitor(ctx, watchedColumns(c)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("monitor OVSDB at %s: %w", endpoint, err)
 		}
 	}
-	return &Client{Client: c, db: db, Endpoint: endpoint}, nil
+	return &Client{Client: c, db: db, Endpoint: endpoint, watched: len(watch) > 0}, nil
+}
+
+// watchedColumns is what the controller monitors: the columns ReadAll
+// returns and nothing else. Not Interface statistics or status, which
+// ovs-vswitchd rewrites all the time: monitoring every column of 10,000
+// interfaces cost the controller ~300 MB and a decode of each update.
+func watchedColumns(c client.Client) *client.Monitor {
+	var (
+		o vswitchd.OpenvSwitch
+		b vswitchd.Bridge
+		p vswitchd.Port
+		i vswitchd.Interface
+	)
+	return c.NewMonitor(
+		client.WithTable(&o, &o.Bridges, &o.OtherConfig),
+		client.WithTable(&b, &b.Name, &b.Ports, &b.DatapathType, &b.ExternalIDs, &b.OtherConfig, &b.FailMode, &b.Protocols),
+		client.WithTable(&p, &p.Name, &p.Interfaces, &p.Tag, &p.ExternalIDs),
+		client.WithTable(&i, &i.Name, &i.Type, &i.Ofport, &i.OfportRequest, &i.ExternalIDs, &i.LinkState),
+	)
 }
 
 // Commit runs ops as one transaction and checks every operation's result:

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,11 +31,21 @@ func main() {
 	g := &globals{}
 	root := newRoot(g)
 	root.SetArgs(normalizeArgs(os.Args[1:]))
-	if err := root.Execute(); err != nil {
+	// OVSNET_CPUPROFILE=FILE: a Go CPU profile of this run, for `go tool
+	// pprof` (how the benchmarks' slow paths were found).
+	if path := os.Getenv("OVSNET_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	if err := execute(root); err != nil {
 		fmt.Fprintln(os.Stderr, "ovsnet: "+oneLine(err.Error()))
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
+
+func execute(root *cobra.Command) error { return root.Execute() }
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
 

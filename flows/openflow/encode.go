@@ -21,6 +21,8 @@ const (
 	typeEchoReq    = 2
 	typeEchoReply  = 3
 	typeFlowMod    = 14
+	typeMultiReq   = 18
+	typeMultiRep   = 19
 	typeBarrierReq = 20
 	typeBarrierRep = 21
 	typeBundleCtl  = 33
@@ -42,6 +44,9 @@ const (
 	portAny    = 0xffffffff
 	noBuffer   = 0xffffffff
 	tableAll   = 0xff
+	groupAny   = 0xffffffff
+
+	mpAggregate = 2 // OFPMP_AGGREGATE
 )
 
 // field is a match or action field: its OXM/NXM header fields and width.
@@ -186,6 +191,31 @@ func flowModHeader(b []byte, xid uint32, cookie, mask uint64, table, cmd uint8, 
 	b = be16(b, 0)       // flags
 	b = be16(b, 0)       // importance
 	return b
+}
+
+// AggregateRequest asks for the number of flows in table (and their packet
+// and byte counts): OFPMP_AGGREGATE, all ports, all cookies.
+func AggregateRequest(table uint8, xid uint32) []byte {
+	b := header(nil, typeMultiReq, xid)
+	b = be16(b, mpAggregate)
+	b = append(b, 0, 0, 0, 0, 0, 0) // flags, pad
+	b = append(b, table, 0, 0, 0)
+	b = be32(b, portAny)
+	b = be32(b, groupAny)
+	b = append(b, 0, 0, 0, 0)
+	b = be64(b, 0)                        // cookie
+	b = be64(b, 0)                        // cookie mask: any
+	b = append(b, 0, 1, 0, 4, 0, 0, 0, 0) // empty OXM match
+	return finish(b)
+}
+
+// aggregateFlowCount reads flow_count from an OFPMP_AGGREGATE reply's body
+// (the message after its 8-byte header).
+func aggregateFlowCount(body []byte) (int, bool) {
+	if len(body) < 32 || binary.BigEndian.Uint16(body) != mpAggregate {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint32(body[24:])), true
 }
 
 func header(b []byte, typ uint8, xid uint32) []byte {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -37,11 +38,19 @@ func TestOpenFlowBundles(t *testing.T) {
 	if !strings.Contains(before, "cookie=0x11, priority=5 actions=resubmit(,7)") || !strings.Contains(before, "cookie=0x11, table=7, priority=5 actions=drop") {
 		t.Fatalf("bundle did not land:\n%s", before)
 	}
+	// Flow counts per table (0xff: all tables) in one exchange.
+	counts, err := sw.FlowCounts("br0", []uint8{0, 7, 9, 0xff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[uint8]int{0: 1, 7: 1, 9: 0, 0xff: 2}; fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("flow counts %v, want %v", counts, want)
+	}
 	// The second flow sets an ICMPv6 field without an ICMPv6 match: refused
 	// by ovs-vswitchd, so the deletion of cookie 0x11 in the same bundle
 	// must not happen either.
 	bad := fl(3, 1, 0x22, ovs.SetField("136", "icmpv6_type"))
-	err := sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*ovs.Flow{fl(2, 1, 0x11, ovs.Drop()), bad}})
+	err = sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*ovs.Flow{fl(2, 1, 0x11, ovs.Drop()), bad}})
 	if err == nil || !strings.Contains(err.Error(), "set_field:136->icmpv6_type") {
 		t.Fatalf("want an error naming the refused flow, got %v", err)
 	}
