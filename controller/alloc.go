@@ -78,7 +78,7 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 	}
 
 	c.ofport, _ = strconv.Atoi(ext[ovsdb.KeyNextOfport])
-	if c.ofport <= 0 || c.ofport >= 0xff00 {
+	if c.ofport <= 0 || c.ofport >= tunnelOfportBase {
 		s, err := scan()
 		if err != nil {
 			return nil, err
@@ -144,7 +144,7 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 		qs := probes
 		if first || len(ofports) > 0 {
 			ofports = ofports[:0]
-			for n := c.ofport; len(ofports) < 4 && n < 0xff00; n++ {
+			for n := c.ofport; len(ofports) < 4 && n < tunnelOfportBase; n++ {
 				ofports = append(ofports, n)
 				qs = append(qs, ofportProbe("ofport", n), ofportProbe("ofport_request", n))
 			}

@@ -26,6 +26,7 @@ type BridgeOptions struct {
 	Name     string
 	Subnets  []string
 	Gateways []string
+	Ranges   []string // --ip-range: this host's share of subnets spanning hosts
 	MTU      int
 	ICC      *bool
 	NAT      *bool
@@ -56,6 +57,9 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if err := ipam.SetRanges(subnets, o.Ranges); err != nil {
+		return false, err
+	}
 	want := map[string]string{}
 	if len(subnets) > 0 {
 		var ss, gs []string
@@ -64,6 +68,15 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 			gs = append(gs, s.Gateway.String())
 		}
 		want[ovsdb.KeySubnet], want[ovsdb.KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
+		var rs []string
+		for _, s := range subnets {
+			if s.Range.IsValid() {
+				rs = append(rs, s.Range.String())
+			}
+		}
+		if len(rs) > 0 {
+			want[ovsdb.KeyIPRange] = strings.Join(rs, ",")
+		}
 	}
 	// Settings the user gave, compared with an existing bridge's. A gateway
 	// derived from a subnet differs only when the subnet does.
@@ -75,6 +88,10 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	}
 	if o.MTU > 0 {
 		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
+	} else if len(o.Ranges) > 0 {
+		// Spans hosts: room for the encapsulation until tunnels say
+		// exactly how much (tunnel add). Not a given setting: it changes.
+		want[ovsdb.KeyMTU], want[ovsdb.KeyMTUAuto] = strconv.Itoa(defaultTunnelMTU()), "true"
 	}
 	if o.ICC != nil {
 		want[ovsdb.KeyICC] = strconv.FormatBool(*o.ICC)
@@ -253,6 +270,6 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
 		errs = append(errs, h.release(ctx, i, ms, nil, false))
 	}
-	errs = append(errs, removeLinks(ifs), h.syncNATAll(ctx))
+	errs = append(errs, removeLinks(ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
 	return errors.Join(errs...)
 }

@@ -419,7 +419,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 		for taken[next] {
 			next++
 		}
-		if next >= 0xff00 {
+		if next >= tunnelOfportBase {
 			return nil, nil, nil, fmt.Errorf("bridge %s: no OpenFlow port numbers left", bridge)
 		}
 		it.ofport = next
@@ -436,7 +436,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 		if mac == nil {
 			mac = macFor(it.addrs)
 		}
-		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, NoTxOffload: it.typ == attach.TypeVeth && dp == DatapathNetdev,
+		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp),
 			Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway)}
 	}
 	set[ovsdb.KeyNextOfport] = strconv.Itoa(next + 1)
@@ -466,6 +466,9 @@ func (it *bulkItem) portSpec(subnets []ipam.Subnet) ovsdb.PortSpec {
 	}
 	if it.cfg.MTU > 0 {
 		ext[ovsdb.KeyMTU] = strconv.Itoa(it.cfg.MTU)
+	}
+	if it.cfg.NoTxOffload {
+		ext[ovsdb.KeyTxOffload] = "off"
 	}
 	var gws []string
 	for _, g := range it.cfg.Gateways {

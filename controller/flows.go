@@ -24,6 +24,12 @@ func bridgeIntent(ext map[string]string) flows.Bridge {
 	subs, _ := bridgeSubnets(ext)
 	for _, s := range subs {
 		b.Gateways = append(b.Gateways, s.Gateway)
+		if s.Range.IsValid() {
+			b.Subnets, b.Ranges = append(b.Subnets, s.Prefix), append(b.Ranges, s.Range)
+		}
+	}
+	for _, t := range bridgeTunnels("", ext) {
+		b.Tunnels = append(b.Tunnels, t.Ofport)
 	}
 	return b
 }

@@ -119,7 +119,11 @@ func bridgeSubnets(ext map[string]string) ([]ipam.Subnet, error) {
 	if len(subs) == 0 {
 		return nil, nil
 	}
-	return ipam.ParseSubnets(subs, splitList(ext[ovsdb.KeyPortGW]))
+	ss, err := ipam.ParseSubnets(subs, splitList(ext[ovsdb.KeyPortGW]))
+	if err != nil {
+		return nil, err
+	}
+	return ss, ipam.SetRanges(ss, splitList(ext[ovsdb.KeyIPRange]))
 }
 
 func splitList(s string) []string {
@@ -159,7 +163,7 @@ func nextOfport(ifs []vswitchd.Interface) int {
 	max := 0
 	for _, i := range ifs {
 		for _, p := range []*int{i.Ofport, i.OfportRequest} {
-			if p != nil && *p > 0 && *p < 0xff00 {
+			if p != nil && *p > 0 && *p < tunnelOfportBase {
 				taken[*p] = true
 				if *p > max {
 					max = *p
@@ -167,10 +171,10 @@ func nextOfport(ifs []vswitchd.Interface) int {
 			}
 		}
 	}
-	if max+1 < 0xff00 {
+	if max+1 < tunnelOfportBase {
 		return max + 1
 	}
-	for n := 1; n < 0xff00; n++ {
+	for n := 1; n < tunnelOfportBase; n++ {
 		if !taken[n] {
 			return n
 		}

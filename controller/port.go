@@ -151,7 +151,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if o.MAC == "" {
 		mac = macFor(cl.addrs)
 	}
-	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: typ == attach.TypeVeth && dp == DatapathNetdev}
+	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, typ, dp)}
 
 	// A veth exists before its OVS row, so ovs-vswitchd finds the device
 	// when it reads the row and no wait on it is needed.
@@ -186,6 +186,9 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		}
 		if mtu > 0 {
 			ext[ovsdb.KeyMTU] = strconv.Itoa(mtu)
+		}
+		if cfg.NoTxOffload {
+			ext[ovsdb.KeyTxOffload] = "off"
 		}
 		ptype := ""
 		if typ == attach.TypeInternal {

@@ -51,6 +51,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		}
 	}
 	tr.step("list links")
+	errs = append(errs, reconcileUnderlays(topo, hostLinks)...)
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
@@ -200,7 +201,7 @@ func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 
 // configFromIntent is the container-side configuration stored in OVSDB.
 func configFromIntent(e map[string]string) attach.Config {
-	cfg := attach.Config{Name: e[ovsdb.KeyContainerIface], MTU: atoi(e[ovsdb.KeyMTU])}
+	cfg := attach.Config{Name: e[ovsdb.KeyContainerIface], MTU: atoi(e[ovsdb.KeyMTU]), NoTxOffload: e[ovsdb.KeyTxOffload] == "off"}
 	cfg.MAC, _ = net.ParseMAC(e[ovsdb.KeyMAC])
 	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
 		if p, err := netip.ParsePrefix(e[k]); err == nil {

@@ -13,6 +13,12 @@ type Bridge struct {
 	ICC        bool
 	Gateways   []netip.Addr     // the bridge's gateway addresses (on LOCAL)
 	GatewayMAC net.HardwareAddr // the MAC of the bridge's own port
+
+	// A network spanning hosts: the whole subnets, this host's ranges of
+	// them, and the OpenFlow ports of the tunnels to the other hosts.
+	Subnets []netip.Prefix
+	Ranges  []netip.Prefix
+	Tunnels []int
 }
 
 // Port is one container port.
@@ -93,6 +99,74 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 	}
 	if !b.ICC {
 		fs = append(fs, isolationFlows(c)...)
+	}
+	if len(b.Tunnels) > 0 {
+		fs = append(fs, tunnelFlows(c, b)...)
+	}
+	return fs
+}
+
+// tunnelFlows extend the segment to other hosts. What this host cannot
+// deliver (ARP requests for addresses it does not answer, unknown unicast)
+// goes to every tunnel, but only when it came from this host: nothing that
+// arrives from a tunnel ever leaves through one, so a full mesh of any size
+// has no loops. Each host answers ARP for its own containers (requests from
+// tunnels meet the same responders) and delivers only to them. Traffic from
+// tunnels must come from the network but not from this host's range (no
+// impersonating local containers: each host guards its own ports); with
+// icc=false it passes the same conntrack as local traffic, so only replies
+// and links (by address) reach a container. IPv4 only across tunnels.
+func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
+	var flood []ovs.Action
+	for _, t := range b.Tunnels {
+		flood = append(flood, ovs.Output(t))
+	}
+	fromTunnel := reg(0, KindTunnel)
+	fs := []*ovs.Flow{
+		// Unknown unicast from this host: every tunnel, via isolation.
+		flow(TableL2, PrioFallback-1, c, "", 0, []ovs.Match{ovs.DataLinkDestination("00:00:00:00:00:00/01:00:00:00:00:00"), reg(2, 0)},
+			load(KindTunnel, RegDstKind), goTo(TableIsolation)),
+		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{fromTunnel}, ovs.Drop()),
+		flow(TableOutput, PrioNormal, c, "", 0, []ovs.Match{reg(5, KindTunnel)}, flood...),
+	}
+	for _, t := range b.Tunnels {
+		fs = append(fs, flow(TableClassifier, PrioNormal, c, "", t, nil, load(KindTunnel, RegSrcKind), load(0, RegVLAN), goTo(TableSpoofGuard)))
+	}
+	for _, r := range b.Ranges {
+		if !r.Addr().Is4() {
+			continue
+		}
+		fs = append(fs,
+			flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(r.String())}, ovs.Drop()),
+			flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(r.String())}, ovs.Drop()))
+	}
+	for _, s := range b.Subnets {
+		if !s.Addr().Is4() {
+			continue
+		}
+		fs = append(fs,
+			flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(s.String())}, goTo(TableARPND)),
+			flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(s.String())}, goTo(TableARPND)))
+		for _, k := range []int{KindContainer, KindGateway} {
+			fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
+				[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String()), reg(0, k), reg(2, 0)}, flood...))
+		}
+	}
+	if !b.ICC {
+		ct := ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
+		commit := ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d", CTZone))
+		toTunnel := []ovs.Match{reg(0, KindContainer), reg(5, KindTunnel)}
+		fromTunnelToC := []ovs.Match{fromTunnel, reg(5, KindContainer)}
+		fs = append(fs,
+			// Out: the receiving host decides; committed, so that replies
+			// coming back are +est here.
+			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, toTunnel, commit, goTo(TableOutput)),
+			flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, toTunnel, goTo(TableOutput)),
+			flow(TableIsolation, PrioDeny-1, c, "", 0, toTunnel, ovs.Drop()),
+			// In: replies and links only.
+			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, fromTunnelToC, ct),
+			flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, fromTunnelToC, goTo(TableOutput)),
+			flow(TableIsolation, PrioDeny-1, c, "", 0, fromTunnelToC, ovs.Drop()))
 	}
 	return fs
 }
@@ -234,7 +308,14 @@ func LinkFlows(l Link) []*ovs.Flow {
 			if s.Is4() != d.Is4() {
 				continue
 			}
-			m := []ovs.Match{newConn, ovs.DataLinkSource(l.SrcPort.MAC.String()), ovs.DataLinkDestination(l.DstPort.MAC.String())}
+			m := []ovs.Match{newConn}
+			// A container on another host is known by its address alone.
+			if len(l.SrcPort.MAC) > 0 {
+				m = append(m, ovs.DataLinkSource(l.SrcPort.MAC.String()))
+			}
+			if len(l.DstPort.MAC) > 0 {
+				m = append(m, ovs.DataLinkDestination(l.DstPort.MAC.String()))
+			}
 			proto := ovs.ProtocolIPv4
 			if s.Is4() {
 				m = append(m, ovs.NetworkSource(s.String()), ovs.NetworkDestination(d.String()))

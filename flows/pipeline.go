@@ -88,6 +88,7 @@ const (
 const (
 	KindContainer = 1
 	KindGateway   = 2
+	KindTunnel    = 3 // another host's containers, behind a tunnel port
 )
 
 // Priorities.

@@ -14,6 +14,56 @@ import (
 type Subnet struct {
 	Prefix  netip.Prefix // masked network, e.g. 173.16.1.0/24
 	Gateway netip.Addr
+	// Range is this host's share of a network that spans hosts (--ip-range):
+	// addresses are allocated from it only. Not valid: the whole Prefix.
+	Range netip.Prefix
+}
+
+// pool is where s allocates: its range, or the whole prefix.
+func (s Subnet) pool() netip.Prefix {
+	if s.Range.IsValid() {
+		return s.Range
+	}
+	return s.Prefix
+}
+
+// SetRanges applies --ip-range values to subs: each must lie inside the
+// subnet of its family and hold a gateway and a container. The gateway of a
+// subnet with a range must be in the range (each host has its own on the
+// shared segment); one left at its default becomes the range's first host.
+func SetRanges(subs []Subnet, ranges []string) error {
+	for _, r := range ranges {
+		p, err := netip.ParsePrefix(strings.TrimSpace(r))
+		if err != nil {
+			return fmt.Errorf("malformed range %q: want CIDR such as 10.97.1.0/24", r)
+		}
+		p = p.Masked()
+		i := -1
+		for j := range subs {
+			if subs[j].Prefix.Addr().Is4() == p.Addr().Is4() {
+				i = j
+			}
+		}
+		switch {
+		case i < 0:
+			return fmt.Errorf("range %s has no %s subnet: add --subnet", p, Family(p.Addr()))
+		case subs[i].Range.IsValid():
+			return fmt.Errorf("two %s ranges (%s, %s): a host has one per family", Family(p.Addr()), subs[i].Range, p)
+		case p.Bits() < subs[i].Prefix.Bits() || !subs[i].Prefix.Contains(p.Addr()):
+			return fmt.Errorf("range %s is outside the subnet %s", p, subs[i].Prefix)
+		case hostBits(p) < 2:
+			return fmt.Errorf("range %s is too small: it must hold a gateway and at least one container", p)
+		}
+		s := &subs[i]
+		s.Range = p
+		if !p.Contains(s.Gateway) {
+			if s.Gateway != FirstHost(s.Prefix) {
+				return fmt.Errorf("gateway %s is outside this host's range %s: each host's gateway is in its own range", s.Gateway, p)
+			}
+			s.Gateway = FirstHost(p)
+		}
+	}
+	return nil
 }
 
 // Family names the address family of a for messages and keys.
@@ -140,6 +190,9 @@ func Validate(req netip.Prefix, subnets []Subnet, used map[netip.Addr]string) (n
 		if a == s.Gateway {
 			return netip.Prefix{}, fmt.Errorf("%s is the bridge's gateway", a)
 		}
+		if s.Range.IsValid() && (!s.Range.Contains(a) || a == s.Range.Masked().Addr() || a == s.last()) {
+			return netip.Prefix{}, fmt.Errorf("%s is outside this host's range %s of %s: other hosts allocate the rest", a, s.Range, s.Prefix)
+		}
 		req = netip.PrefixFrom(a, bits)
 	}
 	if req.Bits() < 0 {
@@ -157,8 +210,8 @@ var ErrExhausted = errors.New("subnet exhausted")
 // Allocate returns the lowest free host address of s, skipping the gateway
 // and everything in used. Cost is O(len(used)).
 func Allocate(s Subnet, used map[netip.Addr]string) (netip.Prefix, error) {
-	last := broadcast(s.Prefix)
-	for a := FirstHost(s.Prefix); s.Prefix.Contains(a); a = a.Next() {
+	last := s.last()
+	for a := s.firstHost(); s.pool().Contains(a); a = a.Next() {
 		if a.Is4() && a == last {
 			break
 		}
@@ -167,21 +220,30 @@ func Allocate(s Subnet, used map[netip.Addr]string) (netip.Prefix, error) {
 		}
 		return netip.PrefixFrom(a, s.Prefix.Bits()), nil
 	}
-	return netip.Prefix{}, fmt.Errorf("%w: no free address left in %s", ErrExhausted, s.Prefix)
+	return netip.Prefix{}, fmt.Errorf("%w: no free address left in %s", ErrExhausted, s.pool())
 }
+
+// firstHost is the first host address of s's pool: a range, like a subnet,
+// leaves out its first and last addresses (x.x.x.0 and x.x.x.255 of a /24
+// look like network and broadcast addresses to people, if not to the
+// kernel).
+func (s Subnet) firstHost() netip.Addr { return FirstHost(s.pool()) }
+
+// last is the last address s allocates.
+func (s Subnet) last() netip.Addr { return broadcast(s.pool()) }
 
 // Candidates returns up to n host addresses of s in ascending order,
 // starting at from (or the first host address if from is lower or invalid),
 // skipping the gateway and skip. An empty result means the subnet has no
 // address left at or above from.
 func Candidates(s Subnet, from netip.Addr, n int, skip map[netip.Addr]bool) []netip.Addr {
-	a := FirstHost(s.Prefix)
-	if from.IsValid() && from.Is4() == a.Is4() && s.Prefix.Contains(from) && a.Less(from) {
+	a := s.firstHost()
+	if from.IsValid() && from.Is4() == a.Is4() && s.pool().Contains(from) && a.Less(from) {
 		a = from
 	}
-	last := broadcast(s.Prefix)
+	last := s.last()
 	var out []netip.Addr
-	for ; len(out) < n && s.Prefix.Contains(a); a = a.Next() {
+	for ; len(out) < n && s.pool().Contains(a); a = a.Next() {
 		if a.Is4() && a == last {
 			break
 		}

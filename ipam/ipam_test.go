@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -117,5 +118,45 @@ func TestCandidates(t *testing.T) {
 	// A hint below the first host or from the other family is ignored.
 	if got := str(Candidates(s, netip.MustParseAddr("fd00::1"), 1, nil)); got != "10.0.0.1" {
 		t.Fatalf("foreign hint: %s", got)
+	}
+}
+
+func TestRanges(t *testing.T) {
+	ss, _ := ParseSubnets([]string{"10.97.0.0/16"}, nil)
+	if err := SetRanges(ss, []string{"10.97.1.0/29"}); err != nil {
+		t.Fatal(err)
+	}
+	if ss[0].Gateway.String() != "10.97.1.1" || ss[0].Range.String() != "10.97.1.0/29" {
+		t.Fatalf("gateway %s range %s", ss[0].Gateway, ss[0].Range)
+	}
+	// The range's first and last addresses are left out; .1 is the gateway.
+	got := Candidates(ss[0], netip.Addr{}, 10, nil)
+	if fmt.Sprint(got) != "[10.97.1.2 10.97.1.3 10.97.1.4 10.97.1.5 10.97.1.6]" {
+		t.Fatalf("candidates %v", got)
+	}
+	p, err := Allocate(ss[0], map[netip.Addr]string{netip.MustParseAddr("10.97.1.2"): "a"})
+	if err != nil || p.String() != "10.97.1.3/16" {
+		t.Fatalf("allocate: %v %v", p, err)
+	}
+	if _, err := Validate(netip.MustParsePrefix("10.97.2.5/16"), ss, nil); err == nil || !strings.Contains(err.Error(), "outside this host's range") {
+		t.Fatalf("validate outside the range: %v", err)
+	}
+	if _, err := Validate(netip.MustParsePrefix("10.97.1.7/16"), ss, nil); err == nil {
+		t.Fatal("validate took the range's last address")
+	}
+	for _, b := range []struct {
+		subnets, gws, ranges []string
+		want                 string
+	}{
+		{[]string{"10.97.0.0/16"}, nil, []string{"10.98.1.0/24"}, "outside the subnet"},
+		{[]string{"10.97.0.0/16"}, nil, []string{"10.96.0.0/12"}, "outside the subnet"},
+		{[]string{"10.97.0.0/16"}, []string{"10.97.0.7"}, []string{"10.97.1.0/24"}, "outside this host's range"},
+		{[]string{"10.97.0.0/16"}, nil, []string{"fd00::/64"}, "no IPv6 subnet"},
+		{[]string{"10.97.0.0/16"}, nil, []string{"10.97.1.0/31"}, "too small"},
+	} {
+		ss, _ := ParseSubnets(b.subnets, b.gws)
+		if err := SetRanges(ss, b.ranges); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("SetRanges(%v) = %v, want %q", b.ranges, err, b.want)
+		}
 	}
 }

@@ -8,21 +8,24 @@ const (
 	KeyContainerID    = "container_id"
 	KeyContainerIface = "container_iface"
 
-	KeyOwner    = "ovsnet-owner" // "ovsnet" on every row ovsnet made
-	OwnerOvsnet = "ovsnet"
-	KeyBridge   = "ovsnet-bridge"  // interface/port: the bridge it belongs to
-	KeyIPv4     = "ovsnet-ipv4"    // interface: ADDR/PLEN
-	KeyIPv6     = "ovsnet-ipv6"    // interface: ADDR/PLEN
-	KeyMAC      = "ovsnet-mac"     // interface: MAC inside the container
-	KeyNetns    = "ovsnet-netns"   // interface: netns path used at attach time
-	KeyType     = "ovsnet-type"    // interface: veth|internal
-	KeyState    = "ovsnet-state"   // interface: "attaching" until the container side is done, then "ready"
-	KeyPortGW   = "ovsnet-gateway" // interface: default gateway(s) set in the container; bridge: gateway address(es)
-	KeyMTU      = "ovsnet-mtu"     // interface and bridge
-	KeySubnet   = "ovsnet-subnet"  // bridge: comma-separated CIDRs (one per family)
-	KeyICC      = "ovsnet-icc"     // bridge: "true"|"false"
-	KeyNAT      = "ovsnet-nat"     // bridge: "true"|"false"
-	KeyGen      = "ovsnet-gen"     // bridge: bumped by every attach and detach (optimistic concurrency)
+	KeyOwner     = "ovsnet-owner" // "ovsnet" on every row ovsnet made
+	OwnerOvsnet  = "ovsnet"
+	KeyBridge    = "ovsnet-bridge"     // interface/port: the bridge it belongs to
+	KeyIPv4      = "ovsnet-ipv4"       // interface: ADDR/PLEN
+	KeyIPv6      = "ovsnet-ipv6"       // interface: ADDR/PLEN
+	KeyMAC       = "ovsnet-mac"        // interface: MAC inside the container
+	KeyNetns     = "ovsnet-netns"      // interface: netns path used at attach time
+	KeyType      = "ovsnet-type"       // interface: veth|internal
+	KeyTxOffload = "ovsnet-tx-offload" // interface: "off" when the container's interface computes its own checksums
+	KeyState     = "ovsnet-state"      // interface: "attaching" until the container side is done, then "ready"
+	KeyPortGW    = "ovsnet-gateway"    // interface: default gateway(s) set in the container; bridge: gateway address(es)
+	KeyMTU       = "ovsnet-mtu"        // interface and bridge
+	KeySubnet    = "ovsnet-subnet"     // bridge: comma-separated CIDRs (one per family)
+	KeyIPRange   = "ovsnet-ip-range"   // bridge: this host's share of a subnet spanning hosts (one per family)
+	KeyMTUAuto   = "ovsnet-mtu-auto"   // bridge: "true" when ovsnet chose ovsnet-mtu from the tunnels' underlay
+	KeyICC       = "ovsnet-icc"        // bridge: "true"|"false"
+	KeyNAT       = "ovsnet-nat"        // bridge: "true"|"false"
+	KeyGen       = "ovsnet-gen"        // bridge: bumped by every attach and detach (optimistic concurrency)
 	// Bridge allocation state, so that an attach reads O(1) rows however
 	// many ports the bridge has. All are starting points for probes, which
 	// give uniqueness: a missing or stale value costs probes, not duplicates.
@@ -33,6 +36,16 @@ const (
 	// bridge: one key per link, "ovsnet-link:SRC>DST" = "all" or
 	// "80/tcp,53/udp" (SRC and DST as given to ovsnet link).
 	KeyLinkPrefix = "ovsnet-link:"
+
+	// bridge: one key per tunnel, "ovsnet-tunnel:REMOTE_IP" =
+	// "type=vxlan,key=N,local=IP,port=NAME,ofport=N,mtu=UNDERLAY_MTU".
+	KeyTunnelPrefix = "ovsnet-tunnel:"
+	// Underlay bridge (the userspace datapath's tunnels need the local
+	// address on an OVS bridge): the device it took over and what moved.
+	KeyUnderlayDev    = "ovsnet-underlay-dev"
+	KeyUnderlayAddrs  = "ovsnet-underlay-addrs"  // CIDRs
+	KeyUnderlayRoutes = "ovsnet-underlay-routes" // "DST via GW" or "DST", comma-separated
+	KeyUnderlayMTU    = "ovsnet-underlay-mtu"
 
 	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
 	KeyPublish = "ovsnet-publish"

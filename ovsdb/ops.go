@@ -1,6 +1,7 @@
 package ovsdb
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/ovn-org/libovsdb/ovsdb"
@@ -33,7 +34,8 @@ type BridgeSpec struct {
 	MAC         string // other_config:hwaddr: a fixed gateway MAC (OVS would otherwise follow its ports')
 	Datapath    string // "system" or "netdev"
 	ExternalIDs map[string]string
-	MTU         int // of the bridge's internal port; 0 leaves the default
+	MTU         int    // of the bridge's internal port; 0 leaves the default
+	FailMode    string // "" : FailMode (secure)
 }
 
 // CreateBridge inserts a bridge with its LOCAL internal port of the same name
@@ -50,7 +52,7 @@ func CreateBridge(s BridgeSpec) []ovsdb.Operation {
 			"name": s.Name, "interfaces": uuidSet(true, ifID)})},
 		{Op: ovsdb.OperationInsert, Table: vswitchd.BridgeTable, UUIDName: brID, Row: row(map[string]interface{}{
 			"name": s.Name, "ports": uuidSet(true, portID), "datapath_type": s.Datapath,
-			"external_ids": ovsMap(s.ExternalIDs), "fail_mode": FailMode, "protocols": protocolSet(),
+			"external_ids": ovsMap(s.ExternalIDs), "fail_mode": cmp.Or(s.FailMode, FailMode), "protocols": protocolSet(),
 			"other_config": ovsMap(map[string]string{"hwaddr": s.MAC})})},
 		{Op: ovsdb.OperationMutate, Table: vswitchd.OpenvSwitchTable, Where: []ovsdb.Condition{allRows()},
 			Mutations: []ovsdb.Mutation{{Column: "bridges", Mutator: ovsdb.MutateOperationInsert, Value: uuidSet(true, brID)}}},
@@ -139,12 +141,22 @@ func guardRow(table string, where []ovsdb.Condition, ext, set map[string]string,
 
 // SetInterfaceExternalIDs sets and deletes keys of one interface.
 func SetInterfaceExternalIDs(uuid string, set map[string]string, del ...string) []ovsdb.Operation {
+	return setExternalIDs(vswitchd.InterfaceTable, UUIDIs(uuid), set, del)
+}
+
+// SetBridgeExternalIDs sets and deletes keys of a bridge, unguarded (for
+// keys no allocation depends on).
+func SetBridgeExternalIDs(bridge string, set map[string]string, del ...string) []ovsdb.Operation {
+	return setExternalIDs(vswitchd.BridgeTable, NameIs(bridge), set, del)
+}
+
+func setExternalIDs(table string, where ovsdb.Condition, set map[string]string, del []string) []ovsdb.Operation {
 	keys := append([]string{}, del...)
 	for k := range set {
 		keys = append(keys, k)
 	}
 	ks, _ := ovsdb.NewOvsSet(keys)
-	return []ovsdb.Operation{{Op: ovsdb.OperationMutate, Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{UUIDIs(uuid)},
+	return []ovsdb.Operation{{Op: ovsdb.OperationMutate, Table: table, Where: []ovsdb.Condition{where},
 		Mutations: []ovsdb.Mutation{
 			{Column: "external_ids", Mutator: ovsdb.MutateOperationDelete, Value: ks},
 			{Column: "external_ids", Mutator: ovsdb.MutateOperationInsert, Value: ovsMap(set)},
@@ -159,6 +171,7 @@ type PortSpec struct {
 	VLAN          int // 0: untagged
 	MTU           int // mtu_request; 0 leaves it alone
 	ExternalIDs   map[string]string
+	Options       map[string]string // tunnels: remote_ip, key, ...
 }
 
 // AddPorts inserts ports and mutate-inserts them into Bridge.ports (never
@@ -177,6 +190,9 @@ func AddPorts(bridge string, ports ...PortSpec) []ovsdb.Operation {
 		}
 		if p.MTU > 0 {
 			iface["mtu_request"] = ovsSetInt(p.MTU)
+		}
+		if len(p.Options) > 0 {
+			iface["options"] = ovsMap(p.Options)
 		}
 		port := map[string]interface{}{"name": p.Name, "interfaces": uuidSet(true, ifID),
 			"external_ids": ovsMap(map[string]string{KeyOwner: OwnerOvsnet, KeyBridge: bridge})}

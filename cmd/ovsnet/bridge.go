@@ -13,7 +13,7 @@ func addBrCmd(g *globals) *cobra.Command {
 	var o controller.BridgeOptions
 	var icc, nat bool
 	c := &cobra.Command{
-		Use:   "add-br BRIDGE [--subnet CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--datapath system|netdev]",
+		Use:   "add-br BRIDGE [--subnet CIDR]... [--ip-range CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--datapath system|netdev]",
 		Short: "Create an OVS bridge for containers, with a subnet and a gateway on its internal port",
 		Long: `Create BRIDGE. With --subnet (one IPv4 and optionally one IPv6 CIDR) the
 bridge's internal port gets the gateway address (the first host address
@@ -22,10 +22,16 @@ add-port --ip. The datapath is the kernel's when its openvswitch module is
 usable, else the userspace one (netdev); --datapath overrides.
 
 Running it again with the same settings changes nothing; different settings
-are an error (delete the bridge first).`,
+are an error (delete the bridge first).
+
+A network spanning hosts has the same --subnet on every host and a distinct
+--ip-range on each: this host allocates only from its range and its gateway
+is the range's first host address; its MTU leaves room for tunnels (see
+ovsnet tunnel).`,
 		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
   ovsnet add-br br-dual --subnet 10.20.0.0/24 --subnet fd00:20::/64 --mtu 1450
-  ovsnet add-br br-iso --subnet 10.30.0.0/24 --gateway 10.30.0.254 --icc=false`,
+  ovsnet add-br br-iso --subnet 10.30.0.0/24 --gateway 10.30.0.254 --icc=false
+  ovsnet add-br br0 --subnet 10.97.0.0/16 --ip-range 10.97.1.0/24`,
 		Args: exactArgs("BRIDGE"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Name = args[0]
@@ -55,6 +61,7 @@ are an error (delete the bridge first).`,
 	f := c.Flags()
 	f.StringArrayVar(&o.Subnets, "subnet", nil, "container subnet CIDR, at most one per family (repeatable)")
 	f.StringArrayVar(&o.Gateways, "gateway", nil, "gateway address in a subnet (default: its first host address)")
+	f.StringArrayVar(&o.Ranges, "ip-range", nil, "this host's share of a --subnet spanning hosts (see `ovsnet tunnel`): addresses come from it, the gateway is its first")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge's port and of containers attached to it (68..65535)")
 	f.BoolVar(&icc, "icc", true, "allow container-to-container traffic (false: only linked pairs; takes effect with the flow pipeline)")
 	f.BoolVar(&nat, "nat", true, "masquerade egress and allow port publishing (takes effect with host NAT)")

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller"
+)
+
+func tunnelCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "tunnel add|del|list",
+		Short: "Join a bridge to the same network on other hosts (VXLAN or GRE)",
+		Long: `A network spans hosts when each host creates the bridge with the same
+--subnet and its own --ip-range, and adds a tunnel to every other host (a full
+mesh: ARP and unknown unicast go to every tunnel but never from one tunnel to
+another, so there are no loops). Containers on different hosts then share one
+L2 segment; isolation (--icc=false) and anti-spoofing hold across hosts.
+
+On the userspace datapath OVS encapsulates by itself and needs the local
+underlay address on an OVS bridge: the first tunnel moves the address (and
+its routes) from its device to a bridge "ovs-DEV" and the host's last tunnel
+(tunnel del, del-br) moves it back.`,
+		Example: `  # host A (192.0.2.1)                      # host B (192.0.2.2)
+  ovsnet add-br br0 --subnet 10.97.0.0/16 --ip-range 10.97.1.0/24     # B: --ip-range 10.97.2.0/24
+  ovsnet tunnel add br0 192.0.2.2                                      # B: ovsnet tunnel add br0 192.0.2.1
+  ovsnet tunnel add br0 192.0.2.3 --type gre --key 7
+  ovsnet tunnel list`,
+	}
+	c.AddCommand(tunnelAddCmd(g), tunnelDelCmd(g), tunnelListCmd(g))
+	return c
+}
+
+func tunnelAddCmd(g *globals) *cobra.Command {
+	var o controller.TunnelOptions
+	var key uint32
+	c := &cobra.Command{
+		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre] [--key N] [--local-ip IP]",
+		Short: "Add a tunnel from BRIDGE to the host at REMOTE_IP",
+		Long: `Add a tunnel to the host whose underlay address is REMOTE_IP (the other host
+runs the same command with this host's address, and the same --type and
+--key). The local address is the source of the route to REMOTE_IP unless
+--local-ip says otherwise. Unless the bridge was given --mtu, its containers'
+MTU becomes the underlay's less the encapsulation (VXLAN 50 bytes, GRE with
+its key 42) for containers attached from now on. Running it again changes
+nothing.`,
+		Example: "  ovsnet tunnel add br0 192.0.2.2\n  ovsnet tunnel add br0 192.0.2.3 --type gre --key 7 --local-ip 192.0.2.1",
+		Args:    exactArgs("BRIDGE", "REMOTE_IP"),
+		RunE: func(c *cobra.Command, args []string) error {
+			o.Bridge, o.Remote = args[0], args[1]
+			if c.Flags().Changed("key") {
+				o.Key = &key
+			}
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			t, created, err := h.AddTunnel(c.Context(), o)
+			if err != nil {
+				return err
+			}
+			verb := "added"
+			if !created {
+				verb = "exists, unchanged:"
+			}
+			return g.print(c, map[string]any{"tunnel": t, "created": created},
+				fmt.Sprintf("tunnel %s %s %s %s -> %s (key %d, port %s)", verb, t.Type, t.Local, t.Remote, t.Bridge, t.Key, t.Port))
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.Type, "type", "vxlan", "vxlan or gre")
+	f.Uint32Var(&key, "key", 0, "VXLAN network identifier or GRE key (the same on both hosts)")
+	f.StringVar(&o.LocalIP, "local-ip", "", "this host's underlay address (default: the route's source toward REMOTE_IP)")
+	return c
+}
+
+func tunnelDelCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "del BRIDGE REMOTE_IP",
+		Short:   "Remove BRIDGE's tunnel to REMOTE_IP",
+		Example: "  ovsnet tunnel del br0 192.0.2.2",
+		Args:    exactArgs("BRIDGE", "REMOTE_IP"),
+		RunE: func(c *cobra.Command, args []string) error {
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			if err := h.DelTunnel(c.Context(), args[0], args[1]); err != nil {
+				return err
+			}
+			return g.print(c, map[string]any{"bridge": args[0], "remote": args[1], "deleted": true},
+				fmt.Sprintf("tunnel %s -> %s deleted", args[0], args[1]))
+		},
+	}
+}
+
+func tunnelListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list [BRIDGE]",
+		Short:   "List tunnels (of every ovsnet bridge, or of BRIDGE)",
+		Example: "  ovsnet tunnel list\n  ovsnet tunnel list br0 -o json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			br := ""
+			if len(args) == 1 {
+				br = args[0]
+			}
+			ts, err := h.Tunnels(c.Context(), br)
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "%-12s %-16s %-6s %-9s %-16s %-12s %s\n", "BRIDGE", "REMOTE", "TYPE", "KEY", "LOCAL", "PORT", "STATE")
+			for _, t := range ts {
+				fmt.Fprintf(&b, "%-12s %-16s %-6s %-9d %-16s %-12s %s\n", t.Bridge, t.Remote, t.Type, t.Key, t.Local, t.Port, t.State)
+			}
+			if ts == nil {
+				ts = []controller.Tunnel{}
+			}
+			return g.print(c, ts, strings.TrimSuffix(b.String(), "\n"))
+		},
+	}
+}

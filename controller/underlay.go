@@ -1,0 +1,170 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// On the userspace datapath OVS encapsulates tunnel traffic itself and
+// routes it out of the OVS bridge that holds the local address: a kernel
+// interface will not do. So the first tunnel takes the underlay device
+// over: a bridge "ovs-DEV" (a learning switch between DEV and the host)
+// gets DEV as its port and DEV's MAC, addresses and routes, which are kept
+// in the bridge's external_ids, re-applied by reconcile (ovs-vswitchd
+// re-creates the bridge's device when it restarts) and given back to DEV
+// when the host's last tunnel goes. The kernel datapath needs none of this.
+
+// underlayBridge names the bridge that takes dev over (at most 15 bytes).
+func underlayBridge(dev string) string {
+	n := "ovs-" + dev
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
+}
+
+func underlayOf(b *vswitchd.Bridge) (*attach.Underlay, bool) {
+	e := b.ExternalIDs
+	dev := e[ovsdb.KeyUnderlayDev]
+	if dev == "" {
+		return nil, false
+	}
+	u := &attach.Underlay{Dev: dev, MTU: atoi(e[ovsdb.KeyUnderlayMTU]), Routes: splitList(e[ovsdb.KeyUnderlayRoutes])}
+	for _, a := range splitList(e[ovsdb.KeyUnderlayAddrs]) {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			u.Addrs = append(u.Addrs, p)
+		}
+	}
+	return u, true
+}
+
+// ensureUnderlay returns the device tunnels leave through: dev itself if it
+// is already an underlay bridge, else the bridge that takes dev over.
+func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
+	bs, err := h.underlayBridges(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range bs {
+		if b.Name == dev {
+			return dev, nil
+		}
+		if u, _ := underlayOf(&b); u.Dev == dev {
+			// Recorded but its addresses are not there: put them back.
+			return b.Name, attach.PutUnderlay(u, b.Name)
+		}
+	}
+	u, err := attach.ReadUnderlay(dev)
+	if err != nil {
+		return "", err
+	}
+	if len(u.Addrs) == 0 {
+		return "", fmt.Errorf("underlay device %s has no address to move to an OVS bridge", dev)
+	}
+	name := underlayBridge(dev)
+	var addrs []string
+	for _, a := range u.Addrs {
+		addrs = append(addrs, a.String())
+	}
+	// Not ovsnet-owner: this bridge is no container network, and reconcile,
+	// show and NAT leave it alone.
+	ext := map[string]string{ovsdb.KeyUnderlayDev: dev,
+		ovsdb.KeyUnderlayAddrs: strings.Join(addrs, ","), ovsdb.KeyUnderlayRoutes: strings.Join(u.Routes, ","),
+		ovsdb.KeyUnderlayMTU: strconv.Itoa(u.MTU)}
+	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: name, Datapath: DatapathNetdev, ExternalIDs: ext, MTU: u.MTU,
+		MAC: u.MAC.String(), FailMode: vswitchd.BridgeFailModeStandalone})
+	ops = append(ops, ovsdb.AddPorts(name, ovsdb.PortSpec{Name: dev})...)
+	if _, err := h.DB.Commit(ctx, ops); err != nil {
+		return "", fmt.Errorf("create underlay bridge %s for %s: %w", name, dev, err)
+	}
+	undo := func(err error) (string, error) {
+		attach.GiveBackUnderlay(u)
+		if b, gerr := h.DB.GetBridge(context.Background(), name); gerr == nil && b != nil {
+			h.DB.Commit(context.Background(), ovsdb.DeleteBridge(b.UUID))
+		}
+		return "", err
+	}
+	if _, err := h.DB.WaitOfports(ctx, []string{name, dev}, LinkTimeout); err != nil {
+		return undo(fmt.Errorf("underlay bridge %s: %w", name, err))
+	}
+	wctx, cancel := context.WithTimeout(ctx, LinkTimeout)
+	defer cancel()
+	if _, err := attach.WaitLink(wctx, name); err != nil {
+		return undo(err)
+	}
+	if err := attach.PutUnderlay(u, name); err != nil {
+		return undo(err)
+	}
+	if err := attach.TakeUnderlay(u, dev); err != nil {
+		return undo(err)
+	}
+	return name, nil
+}
+
+func (h *Host) underlayBridges(ctx context.Context) ([]vswitchd.Bridge, error) {
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "_uuid", "name", "external_ids")
+	if err != nil {
+		return nil, err
+	}
+	var out []vswitchd.Bridge
+	for _, b := range bs {
+		if _, ok := underlayOf(&b); ok {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// releaseUnderlay gives every underlay back to its device when no ovsnet
+// bridge on the host has a tunnel any more.
+func (h *Host) releaseUnderlay(ctx context.Context) error {
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "_uuid", "name", "external_ids")
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if len(bridgeTunnels(b.Name, b.ExternalIDs)) > 0 {
+			return nil
+		}
+	}
+	var errs []error
+	for _, b := range bs {
+		u, ok := underlayOf(&b)
+		if !ok {
+			continue
+		}
+		if err := attach.GiveBackUnderlay(u); err != nil {
+			errs = append(errs, fmt.Errorf("give %s its addresses back: %w", u.Dev, err))
+			continue
+		}
+		if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(b.UUID)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileUnderlays re-applies the underlay bridges' addresses and routes
+// (gone with their devices when ovs-vswitchd restarted).
+func reconcileUnderlays(topo *ovsdb.Topology, links map[string]netlink.Link) []error {
+	var errs []error
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if u, ok := underlayOf(b); ok && links[b.Name] != nil {
+			if err := attach.PutUnderlay(u, b.Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
