@@ -153,11 +153,11 @@ func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]st
 			return nil, fmt.Errorf("bridge %s: bad stored link %s: %w", bridge, k, err)
 		}
 		ch := flows.Change{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}
-		sps, err := ports(src)
+		sps, err := linkEnd(src, ports)
 		if err != nil {
 			return nil, err
 		}
-		dps, err := ports(dst)
+		dps, err := linkEnd(dst, ports)
 		if err != nil {
 			return nil, err
 		}
@@ -169,6 +169,15 @@ func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]st
 		chs = append(chs, ch)
 	}
 	return chs, nil
+}
+
+// linkEnd is a link end's ports: a container's, or, for a container on
+// another host named by address, that address alone.
+func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port, error) {
+	if a, ok := remoteAddr(end); ok {
+		return []flows.Port{{Addrs: []netip.Addr{a}}}, nil
+	}
+	return ports(end)
 }
 
 // syncBridgeFlows makes the bridge's whole flow table match the intent in

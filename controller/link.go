@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -23,6 +24,12 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 	spec := rulesString(rules)
 	err = h.changeLink(ctx, bridge, src, dst, func(ext map[string]string) (map[string]string, []string, error) {
 		for _, c := range []string{src, dst} {
+			if a, ok := remoteAddr(c); ok {
+				if err := checkRemoteEnd(bridge, ext, a, c == dst); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
 			ps, err := h.containerIfaces(ctx, bridge, c)
 			if err != nil {
 				return nil, nil, err
@@ -34,6 +41,35 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 		return map[string]string{LinkKey(src, dst): spec}, nil, nil
 	})
 	return spec, err
+}
+
+// remoteAddr says whether a link end names a container on another host,
+// by its address.
+func remoteAddr(end string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(end)
+	return a, err == nil
+}
+
+// checkRemoteEnd accepts an address as a link's source when it belongs to
+// another host's share of a network spanning hosts. Isolation across hosts
+// is enforced where the destination is (traffic into a tunnel is let out
+// and committed, so its replies pass), so a link to another host's
+// container belongs on that host.
+func checkRemoteEnd(bridge string, ext map[string]string, a netip.Addr, isDst bool) error {
+	subs, _ := bridgeSubnets(ext)
+	for _, s := range subs {
+		if !s.Range.IsValid() || !s.Prefix.Contains(a) {
+			continue
+		}
+		if s.Range.Contains(a) {
+			return fmt.Errorf("%s is in this host's range %s: name the container instead", a, s.Range)
+		}
+		if isDst {
+			return fmt.Errorf("a link to %s on another host is enforced there: on that host run `ovsnet link %s SRC_ADDRESS DST` with the source container's address", a, bridge)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s is not in a network of %s that spans hosts (add-br --ip-range): links name local containers, or containers on other hosts by address", a, bridge)
 }
 
 // Unlink removes the link SRC -> DST; there must be one.

@@ -16,10 +16,15 @@ lets SRC open connections to DST, on all protocols or only the given ports
 (PORT means PORT/tcp). Replies and related ICMP come back; DST cannot open
 connections to SRC unless linked the other way. Links live in OVSDB (bridge
 external_ids "ovsnet-link:SRC>DST") and are listed by ovsnet show. Running it
-again replaces the link's ports.`,
+again replaces the link's ports.
+
+On a network spanning hosts (add-br --ip-range, ovsnet tunnel) SRC may be the
+address of a container on another host: isolation across hosts is enforced
+on the destination's host, so the link goes there.`,
 		Example: `  ovsnet link br-iso web db --port 5432
   ovsnet link br-iso app cache --port 6379/tcp --port 53/udp
-  ovsnet link br-iso admin web`,
+  ovsnet link br-iso admin web
+  ovsnet link br0 10.97.2.5 web    # 10.97.2.5: a container on another host`,
 		Args: exactArgs("BRIDGE", "SRC", "DST"),
 		RunE: func(c *cobra.Command, args []string) error {
 			h, err := g.open(c.Context())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
@@ -111,4 +112,79 @@ func TestTunnelTwoHosts(t *testing.T) {
 	}
 }
 
+// Three hosts in a full mesh with icc=false: no loops or duplicates,
+// isolation and anti-spoofing hold for traffic from tunnels, links name
+// remote containers by address, and a host whose OVS restarts comes back
+// by itself under the controller.
+func TestTunnelMesh(t *testing.T) {
+	hs := newHosts(t, 3)
+	mesh(t, hs, "vxlan", "--icc=false")
+	var cs []string
+	for _, h := range hs {
+		c := h.container()
+		h.must("add-port", "br0", "eth1", c, "--ip")
+		cs = append(cs, c)
+	}
+	addr := func(i int) string { return fmt.Sprintf("10.97.%d.2", i+1) }
 
+	// Unlinked: nothing passes, either way.
+	noPing(t, cs[0], addr(1))
+	noPing(t, cs[1], addr(0))
+	// A link on the destination's host, naming the source by address.
+	hs[1].must("link", "br0", addr(0), cs[1])
+	hs[2].must("link", "br0", addr(0), cs[2])
+	hs[0].fails("enforced there", "link", "br0", cs[0], addr(1))
+	hs[0].fails("in this host's range", "link", "br0", "10.97.1.9", cs[0])
+	eventually(t, 10*time.Second, "linked remote container reachable", func() bool { return pings(cs[0], addr(1)) })
+	noPing(t, cs[1], addr(0)) // the other direction is not linked
+	noPing(t, cs[2], addr(1))
+
+	// No duplicates and no storm in a full mesh: a broadcast-prone
+	// exchange (ARP for a fresh neighbour, then pings) leaves each tunnel
+	// port with a handful of packets.
+	out := run(t, "ip", "netns", "exec", cs[0], "ping", "-c", "5", "-i", "0.2", addr(2))
+	if strings.Contains(out, "DUP!") || !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping across the mesh:\n%s", out)
+	}
+	for i, h := range hs {
+		stats, err := h.sb.Vsctl("--columns=name,statistics", "find", "interface", "type=vxlan")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(strings.NewReplacer("{", " ", "}", " ", ",", " ").Replace(stats)) {
+			if n, ok := strings.CutPrefix(f, "rx_packets="); ok && len(n) > 3 {
+				t.Fatalf("host %d: a tunnel port received %s packets: a loop?\n%s", i, n, stats)
+			}
+		}
+	}
+
+	// Anti-spoofing: from a tunnel, a source in this host's own range is
+	// dropped at once; one in another host's range goes on.
+	mac0 := strings.TrimSpace(run(t, "ip", "netns", "exec", cs[0], "cat", "/sys/class/net/eth1/address"))
+	trace := func(src string) string {
+		out, err := hs[0].sb.Run("ovs-appctl", "ofproto/trace", "br0",
+			fmt.Sprintf("in_port=65200,arp,arp_op=2,dl_dst=%s,arp_spa=%s,arp_tpa=%s", mac0, src, addr(0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[strings.LastIndex(out, "Datapath actions:"):]
+	}
+	if got := trace("10.97.1.3"); !strings.Contains(got, "Datapath actions: drop") {
+		t.Fatalf("ARP from a tunnel claiming this host's range: %s", got)
+	}
+	if got := trace("10.97.2.2"); strings.Contains(got, "drop") {
+		t.Fatalf("ARP from a tunnel from another host's range dropped: %s", got)
+	}
+
+	// Host 1's OVS restarts: the controller puts the underlay address,
+	// the container's interface and the flows back.
+	hs[1].startController("127.0.0.1:19478")
+	if err := hs[1].sb.StopVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs[1].sb.StartVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "path back after host 1's OVS restarted", func() bool { return pings(cs[0], addr(1)) })
+	noPing(t, cs[2], addr(1))
+}
