@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -19,12 +20,15 @@ type Bridge struct {
 	Datapath   string   `json:"datapath"`
 	Ovsnet     bool     `json:"managed_by_ovsnet"`
 	Subnets    []string `json:"subnets,omitempty"`
+	IPRanges   []string `json:"ip_ranges,omitempty"`
 	Gateways   []string `json:"gateways,omitempty"`
 	MTU        int      `json:"mtu,omitempty"`
 	ICC        bool     `json:"icc"`
 	NAT        bool     `json:"nat"`
 	Ports      []Port   `json:"containers"`
 	Links      []Link   `json:"links,omitempty"`
+	Tunnels    []Tunnel `json:"tunnels,omitempty"`
+	UnderlayOf string   `json:"underlay_of,omitempty"` // a bridge ovsnet made to hold a device's address for tunnels
 	OtherPorts []string `json:"other_ports,omitempty"`
 }
 
@@ -47,9 +51,20 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		sb := Bridge{Name: b.Name, Datapath: datapathOf(b), Ovsnet: ext[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet,
 			Subnets: splitList(ext[ovsdb.KeySubnet]), Gateways: splitList(ext[ovsdb.KeyPortGW]),
 			MTU: atoi(ext[ovsdb.KeyMTU]), ICC: ext[ovsdb.KeyICC] != "false", NAT: ext[ovsdb.KeyNAT] != "false", Ports: []Port{},
-			Links: bridgeLinks(ext)}
+			Links: bridgeLinks(ext), IPRanges: splitList(ext[ovsdb.KeyIPRange]), Tunnels: bridgeTunnels(b.Name, ext)}
+		sb.UnderlayOf = ext[ovsdb.KeyUnderlayDev]
 		ifs, ports := topo.BridgeInterfaces(b)
+		state := map[string]string{}
+		for _, ifc := range ifs {
+			state[ifc.Name] = ifaceState(ifc)
+		}
+		for k := range sb.Tunnels {
+			sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")
+		}
 		for j, ifc := range ifs {
+			if ifc.ExternalIDs[ovsdb.KeyTunnelPrefix+"remote"] != "" {
+				continue
+			}
 			if ifc.ExternalIDs[ovsdb.KeyContainerID] == "" {
 				if ifc.Name != b.Name {
 					sb.OtherPorts = append(sb.OtherPorts, ifc.Name)

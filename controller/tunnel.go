@@ -246,6 +246,18 @@ func (h *Host) AddTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	return t, true, nil
 }
 
+// ifaceState is how OVS sees a tunnel port: "up" once it has a number,
+// else its error, or "adding".
+func ifaceState(i vswitchd.Interface) string {
+	switch {
+	case i.Error != nil && *i.Error != "":
+		return *i.Error
+	case i.Ofport != nil && *i.Ofport > 0:
+		return "up"
+	}
+	return "adding"
+}
+
 // checkTunnelUnique refuses a tunnel another bridge already has: OVS tells
 // tunnels apart by remote address, type and key only.
 func (h *Host) checkTunnelUnique(ctx context.Context, t Tunnel) error {
@@ -383,14 +395,7 @@ func (h *Host) Tunnels(ctx context.Context, bridge string) ([]Tunnel, error) {
 		for _, t := range bridgeTunnels(b.Name, b.ExternalIDs) {
 			t.State = "missing"
 			if is, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(t.Port)}, "name", "ofport", "error"); err == nil && len(is) > 0 {
-				switch {
-				case is[0].Error != nil && *is[0].Error != "":
-					t.State = *is[0].Error
-				case is[0].Ofport != nil && *is[0].Ofport > 0:
-					t.State = "up"
-				default:
-					t.State = "adding"
-				}
+				t.State = ifaceState(is[0])
 			}
 			out = append(out, t)
 		}

@@ -56,9 +56,15 @@ func renderTree(bs []controller.Bridge) string {
 		if br.MTU > 0 {
 			attrs = append(attrs, fmt.Sprintf("mtu %d", br.MTU))
 		}
-		if br.Ovsnet {
+		for _, r := range br.IPRanges {
+			attrs = append(attrs, "this host's range "+r)
+		}
+		switch {
+		case br.Ovsnet:
 			attrs = append(attrs, "icc "+onOff(br.ICC), "nat "+onOff(br.NAT))
-		} else {
+		case br.UnderlayOf != "":
+			attrs = append(attrs, "holds "+br.UnderlayOf+"'s addresses for ovsnet's tunnels")
+		default:
 			attrs = append(attrs, "not created by ovsnet")
 		}
 		fmt.Fprintf(&b, "%s (%s)\n", br.Name, strings.Join(attrs, ", "))
@@ -87,6 +93,9 @@ func renderTree(bs []controller.Bridge) string {
 		}
 		for _, l := range br.Links {
 			lines = append(lines, fmt.Sprintf("link %s -> %s (%s)", l.Src, l.Dst, l.Ports))
+		}
+		for _, t := range br.Tunnels {
+			lines = append(lines, fmt.Sprintf("tunnel %s %s -> %s, key %d, port %s (ofport %d), %s", t.Type, t.Local, t.Remote, t.Key, t.Port, t.Ofport, t.State))
 		}
 		if len(br.OtherPorts) > 0 {
 			lines = append(lines, "other ports: "+strings.Join(br.OtherPorts, " "))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -9,32 +10,24 @@ import (
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
-// newHosts starts n sandbox hosts joined by an underlay: a Linux bridge in
-// a netns of its own (the switch) and, on host i, a veth "ul0" with
-// 192.0.2.(i+1)/24.
+// newHosts starts n sandbox hosts on one underlay LAN (sandbox.Join).
 func newHosts(t *testing.T, n int) []*env {
 	t.Helper()
+	var hs []*env
+	var sbs []*sandbox.Sandbox
+	for i := 0; i < n; i++ {
+		e := newEnv(t)
+		hs, sbs = append(hs, e), append(sbs, e.sb)
+	}
 	sw := uniq("ovt-sw")
-	if err := sandbox.AddNetns(sw); err != nil {
+	if err := sandbox.Join(sw, sbs...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sandbox.DelNetns(sw) })
-	run(t, "ip", "-n", sw, "link", "add", "sw", "type", "bridge")
-	run(t, "ip", "-n", sw, "link", "set", "sw", "up")
-	var hs []*env
-	for i := 0; i < n; i++ {
-		e := newEnv(t)
-		port := fmt.Sprintf("p%d", i)
-		run(t, "ip", "-n", e.sb.Netns, "link", "add", "ul0", "type", "veth", "peer", "name", port, "netns", sw)
-		run(t, "ip", "-n", e.sb.Netns, "addr", "add", underlayAddr(i)+"/24", "dev", "ul0")
-		run(t, "ip", "-n", e.sb.Netns, "link", "set", "ul0", "up")
-		run(t, "ip", "-n", sw, "link", "set", port, "master", "sw", "up")
-		hs = append(hs, e)
-	}
 	return hs
 }
 
-func underlayAddr(i int) string { return fmt.Sprintf("192.0.2.%d", i+1) }
+func underlayAddr(i int) string { return sandbox.UnderlayAddr(i) }
 
 // mesh creates br0 on every host (10.97.0.0/16, host i has 10.97.(i+1).0/24)
 // and a tunnel from every host to every other.
@@ -64,6 +57,36 @@ func mtuOf(t *testing.T, netns, dev string) string {
 	return ""
 }
 
+// peerAddr connects from netns src to addr:5301 where a listener in netns
+// dst reports the address the connection came from.
+func peerAddr(t *testing.T, src, dst, addr string) string {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, nsPath(dst), func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(addr, "5301"))
+		return err
+	})
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+		c.Close()
+	}()
+	inNetns(t, nsPath(src), func() error {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "5301"), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	return <-got
+}
+
 // Two hosts, each tunnel type: containers reach each other with addresses
 // from their hosts' ranges, MTU leaves room for the encapsulation and
 // full-size segments pass, tunnel del cuts the path.
@@ -91,6 +114,14 @@ func TestTunnelTwoHosts(t *testing.T) {
 			tcpTransfer(t, nsPath(ca), nsPath(cb), "10.97.2.2", 4<<20)
 			tcpTransfer(t, nsPath(cb), nsPath(ca), "10.97.1.2", 4<<20)
 
+			// Never masqueraded between hosts: the server sees the client's own address.
+			if peer := peerAddr(t, ca, cb, "10.97.2.2"); peer != "10.97.1.2" {
+				t.Fatalf("host B's container saw %s, want 10.97.1.2 (no NAT between hosts' ranges)", peer)
+			}
+			show := a.must("show", "br0")
+			if !strings.Contains(show, "tunnel "+typ+" 192.0.2.1 -> 192.0.2.2, key 5") || !strings.Contains(show, "this host's range 10.97.1.0/24") {
+				t.Fatalf("show:\n%s", show)
+			}
 			list := a.must("tunnel", "list", "br0")
 			if !strings.Contains(list, "192.0.2.2") || !strings.Contains(list, typ) || !strings.Contains(list, " up") {
 				t.Fatalf("tunnel list:\n%s", list)
@@ -187,4 +218,13 @@ func TestTunnelMesh(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "path back after host 1's OVS restarted", func() bool { return pings(cs[0], addr(1)) })
 	noPing(t, cs[2], addr(1))
+
+	// del-br takes the tunnels with it and gives the underlay back.
+	hs[2].must("del-br", "br0")
+	if out := run(t, "ip", "-n", hs[2].sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.3/24") {
+		t.Fatalf("underlay address not given back to ul0 after del-br:\n%s", out)
+	}
+	if out, _ := hs[2].sb.Vsctl("list-br"); strings.TrimSpace(out) != "" {
+		t.Fatalf("bridges left after del-br: %s", out)
+	}
 }

@@ -189,3 +189,32 @@ func (s *Sandbox) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// UnderlayAddr is the underlay address of the i-th host Join connects:
+// 192.0.2.(i+1) (TEST-NET-1, documentation addresses).
+func UnderlayAddr(i int) string { return fmt.Sprintf("192.0.2.%d", i+1) }
+
+// Join connects sandbox hosts as machines on one LAN: a Linux bridge in a
+// namespace of its own (the switch, named sw) and, on host i, a veth "ul0"
+// with UnderlayAddr(i)/24. Deleting sw (DelNetns) unplugs them all.
+func Join(sw string, hosts ...*Sandbox) error {
+	if err := AddNetns(sw); err != nil {
+		return err
+	}
+	cmds := [][]string{{"-n", sw, "link", "add", "sw", "type", "bridge"}, {"-n", sw, "link", "set", "sw", "up"}}
+	for i, h := range hosts {
+		port := fmt.Sprintf("p%d", i)
+		cmds = append(cmds,
+			[]string{"-n", h.Netns, "link", "add", "ul0", "type", "veth", "peer", "name", port, "netns", sw},
+			[]string{"-n", h.Netns, "addr", "add", UnderlayAddr(i) + "/24", "dev", "ul0"},
+			[]string{"-n", h.Netns, "link", "set", "ul0", "up"},
+			[]string{"-n", sw, "link", "set", port, "master", "sw", "up"})
+	}
+	for _, c := range cmds {
+		if _, err := output(exec.Command("ip", c...)); err != nil {
+			DelNetns(sw)
+			return err
+		}
+	}
+	return nil
+}
