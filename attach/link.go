@@ -359,27 +359,70 @@ func DeleteInternal(nsPath, name string) error {
 	})
 }
 
-// HostLinks returns the links of this netns by name, in one netlink dump
-// (one request per port would cost a round trip each).
-func HostLinks() (map[string]netlink.Link, error) {
+// HostLinks are this netns's links, listed cheaply: names from sysfs (a
+// directory read: a netlink dump of 9,000 veths costs ~0.9 s of kernel time
+// here, statistics or not), each link looked up by netlink when asked for.
+type HostLinks struct {
+	names map[string]bool
+	all   map[string]netlink.Link // filled by the netlink fallback only
+}
+
+// ListHostLinks lists the links. probe names a link known to be in this
+// netns (a bridge's own port), to check that /sys is this netns's sysfs (it
+// is under systemd and `ip netns exec`); if not, it falls back to a netlink
+// dump.
+func ListHostLinks(probe string) (*HostLinks, error) {
+	if es, err := os.ReadDir("/sys/class/net"); err == nil {
+		h := &HostLinks{names: make(map[string]bool, len(es))}
+		for _, e := range es {
+			h.names[e.Name()] = true
+		}
+		if _, err := netlink.LinkByName(probe); probe == "" || h.names[probe] == (err == nil) {
+			return h, nil
+		}
+	}
 	ls, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's links: %w", err)
 	}
-	out := make(map[string]netlink.Link, len(ls))
+	h := &HostLinks{names: map[string]bool{}, all: map[string]netlink.Link{}}
 	for _, l := range ls {
-		out[l.Attrs().Name] = l
+		h.names[l.Attrs().Name], h.all[l.Attrs().Name] = true, l
 	}
-	return out, nil
+	return h, nil
+}
+
+// Has says whether a link of that name was listed.
+func (h *HostLinks) Has(name string) bool { return h != nil && h.names[name] }
+
+// Get returns the link named name, or nil if it is not there (any more).
+func (h *HostLinks) Get(name string) netlink.Link {
+	if !h.Has(name) {
+		return nil
+	}
+	if h.all != nil {
+		return h.all[name]
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	return l
 }
 
 // LeakedHostLinks lists the veths among links that carry ovsnet's host-side
 // names ("on" + 12 hex digits) but no OVSDB row: leftovers of an attach
 // killed half-way.
-func LeakedHostLinks(links map[string]netlink.Link, rows map[string]bool) []string {
+func LeakedHostLinks(links *HostLinks, rows map[string]bool) []string {
 	var out []string
-	for n, l := range links {
-		if l.Type() == "veth" && hostNameRE.MatchString(n) && !rows[n] {
+	if links == nil {
+		return nil
+	}
+	for n := range links.names {
+		if !hostNameRE.MatchString(n) || rows[n] {
+			continue
+		}
+		if l := links.Get(n); l != nil && l.Type() == "veth" {
 			out = append(out, n)
 		}
 	}

@@ -27,9 +27,9 @@ func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
 
 // pass says how one reconcile runs.
 type pass struct {
-	topo  *ovsdb.Topology         // what to converge to (nil: read OVSDB now)
-	links map[string]netlink.Link // the host's links (nil: list them now)
-	quick bool                    // compare flow counts before whole tables
+	topo  *ovsdb.Topology   // what to converge to (nil: read OVSDB now)
+	links *attach.HostLinks // the host's links (nil: list them now)
+	quick bool              // compare flow counts before whole tables
 }
 
 // reconcile is Reconcile that also returns the topology it used, for the
@@ -46,7 +46,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 	var errs []error
 	hostLinks := o.links
 	if hostLinks == nil {
-		if hostLinks, err = attach.HostLinks(); err != nil {
+		if hostLinks, err = attach.ListHostLinks(probeLink(topo)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -94,7 +94,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 				continue
 			}
 			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.Type == "internal" {
-				d, err := reattachInternal(ifc, hostLinks[ifc.Name])
+				d, err := reattachInternal(ifc, hostLinks.Get(ifc.Name))
 				if err != nil {
 					errs = append(errs, err)
 				} else if d != "" {
@@ -105,7 +105,10 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
 				continue
 			}
-			l := hostLinks[ifc.Name]
+			if ifc.LinkState != nil && *ifc.LinkState == "up" {
+				continue // carrier: both ends are up
+			}
+			l := hostLinks.Get(ifc.Name)
 			if l == nil {
 				// The container (and so the veth) is gone: garbage collection
 				// of such ports belongs to the controller service.
@@ -130,6 +133,17 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		did = append(did, d...)
 	}
 	return did, notes, topo, errors.Join(errs...)
+}
+
+// probeLink names a link that must be in the host's netns: an ovsnet
+// bridge's own port.
+func probeLink(topo *ovsdb.Topology) string {
+	for _, b := range topo.Bridges {
+		if b.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+			return b.Name
+		}
+	}
+	return ""
 }
 
 // reconcileAlloc repairs a bridge's allocation state after ports were

@@ -21,8 +21,6 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -159,6 +157,15 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	defer srv.Close()
 
 	tr := newTracer()
+	sw := flows.NewSwitch()
+	defer sw.Close()
+	// Dial the bridges' OpenFlow connections while the monitor's initial
+	// reply (10,000 interfaces: ~2.5 s here) is decoded.
+	if bs, err := ovsnetBridgeNames(ctx, o.Endpoint); err == nil {
+		for _, b := range bs {
+			sw.Prepare(b)
+		}
+	}
 	db, err := ovsdb.Connect(ctx, o.Endpoint, ovsdb.Watch{OnChange: s.trigger})
 	if err != nil {
 		return err
@@ -166,7 +173,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	tr.step("connect and monitor OVSDB")
 	tr.done("controller start")
 	defer db.Close()
-	s.h = &Host{DB: db, Flows: flows.NewSwitch()}
+	s.h = &Host{DB: db, Flows: sw}
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "resync", o.Resync.String())
 
 	tick := time.NewTicker(o.Resync)
@@ -196,6 +203,22 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 			debug.FreeOSMemory()
 		}
 	}
+}
+
+// ovsnetBridgeNames reads the names of ovsnet's bridges over a short-lived
+// connection of its own.
+func ovsnetBridgeNames(ctx context.Context, endpoint string) ([]string, error) {
+	db, err := ovsdb.Connect(ctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, db, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet})}, "name")
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.Name)
+	}
+	return names, err
 }
 
 func (s *Service) trigger() {
@@ -235,7 +258,7 @@ func (s *Service) converge(ctx context.Context) error {
 		}
 	}
 	// One dump of the host's links for both.
-	links, linkErr := attach.HostLinks()
+	links, linkErr := attach.ListHostLinks(probeLink(topo))
 	gone, gcErr := s.h.collectGarbage(ctx, topo, links)
 	if linkErr != nil {
 		gcErr, links = linkErr, nil
@@ -331,7 +354,7 @@ func (s *Service) mux() *http.ServeMux {
 
 // collectGarbage removes the ports of containers whose network namespace is
 // gone (the container exited), with their flows, rules and addresses.
-func (h *Host) collectGarbage(ctx context.Context, topo *ovsdb.Topology, links map[string]netlink.Link) ([]string, error) {
+func (h *Host) collectGarbage(ctx context.Context, topo *ovsdb.Topology, links *attach.HostLinks) ([]string, error) {
 	var gone []string
 	var errs []error
 	for i := range topo.Bridges {

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -156,11 +154,11 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 
 // reconcileUnderlays re-applies the underlay bridges' addresses and routes
 // (gone with their devices when ovs-vswitchd restarted).
-func reconcileUnderlays(topo *ovsdb.Topology, links map[string]netlink.Link) []error {
+func reconcileUnderlays(topo *ovsdb.Topology, links *attach.HostLinks) []error {
 	var errs []error
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if u, ok := underlayOf(b); ok && links[b.Name] != nil {
+		if u, ok := underlayOf(b); ok && links.Has(b.Name) {
 			if err := attach.PutUnderlay(u, b.Name); err != nil {
 				errs = append(errs, err)
 			}

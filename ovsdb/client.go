@@ -132,7 +132,7 @@ func watchedColumns(c client.Client) *client.Monitor {
 	return c.NewMonitor(
 		client.WithTable(&o, &o.Bridges, &o.OtherConfig),
 		client.WithTable(&b, &b.Name, &b.Ports, &b.DatapathType, &b.ExternalIDs, &b.OtherConfig, &b.FailMode, &b.Protocols),
-		client.WithTable(&p, &p.Name, &p.Interfaces, &p.Tag, &p.ExternalIDs),
+		client.WithTable(&p, &p.Name, &p.Interfaces, &p.Tag),
 		client.WithTable(&i, &i.Name, &i.Type, &i.Ofport, &i.OfportRequest, &i.ExternalIDs, &i.LinkState),
 	)
 }

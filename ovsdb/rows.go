@@ -187,7 +187,8 @@ type Topology struct {
 // connection (the controller's: no round trip, no decode, at 10,000 ports
 // ~2 s less per convergence), else in one transaction. Rows from the cache
 // are shared with it: read them, never change them; they hold only the
-// columns watchedColumns names (no Interface mtu, mac_in_use, error).
+// columns watchedColumns names (no Interface mtu, mac_in_use, error; no
+// Port external_ids).
 func (c *Client) ReadAll(ctx context.Context) (*Topology, error) {
 	if c.watched {
 		return c.cachedTopology(), nil
