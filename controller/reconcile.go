@@ -69,6 +69,11 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 				did = append(did, fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")))
 			}
 		}
+		if d, err := h.reconcileTunnels(ctx, topo, b); err != nil {
+			errs = append(errs, err)
+		} else {
+			did = append(did, d...)
+		}
 		tr.step("bridge " + b.Name)
 		added, removed, err := h.syncBridgeFlows(ctx, topo, b, o.quick)
 		tr.step("flows " + b.Name)

@@ -217,9 +217,7 @@ func (h *Host) AddTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		set[k] = v
 	}
 	ops := ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, set)
-	ops = append(ops, ovsdb.AddPorts(o.Bridge, ovsdb.PortSpec{Name: t.Port, Type: t.Type, OfportRequest: t.Ofport,
-		Options:     map[string]string{"remote_ip": t.Remote, "local_ip": t.Local, "key": strconv.FormatUint(uint64(key), 10)},
-		ExternalIDs: map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: o.Bridge, ovsdb.KeyTunnelPrefix + "remote": t.Remote}})...)
+	ops = append(ops, ovsdb.AddPorts(o.Bridge, tunnelPort(t))...)
 	if _, err := h.DB.Commit(ctx, ops); err != nil {
 		h.releaseUnderlay(ctx)
 		return Tunnel{}, false, fmt.Errorf("add tunnel %s to %s: %w", t.Port, t.Remote, err)
@@ -256,6 +254,42 @@ func ifaceState(i vswitchd.Interface) string {
 		return "up"
 	}
 	return "adding"
+}
+
+// tunnelPort is the OVSDB port of tunnel t.
+func tunnelPort(t Tunnel) ovsdb.PortSpec {
+	return ovsdb.PortSpec{Name: t.Port, Type: t.Type, OfportRequest: t.Ofport,
+		Options:     map[string]string{"remote_ip": t.Remote, "local_ip": t.Local, "key": strconv.FormatUint(uint64(t.Key), 10)},
+		ExternalIDs: map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: t.Bridge, ovsdb.KeyTunnelPrefix + "remote": t.Remote}}
+}
+
+// reconcileTunnels puts back the tunnel ports of b that were deleted behind
+// ovsnet's back (ovs-vsctl del-port): the bridge's settings say they exist.
+func (h *Host) reconcileTunnels(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) ([]string, error) {
+	ts := bridgeTunnels(b.Name, b.ExternalIDs)
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	have := map[string]bool{}
+	ifs, _ := topo.BridgeInterfaces(b)
+	for _, i := range ifs {
+		have[i.Name] = true
+	}
+	var specs []ovsdb.PortSpec
+	var did []string
+	for _, t := range ts {
+		if !have[t.Port] {
+			specs = append(specs, tunnelPort(t))
+			did = append(did, fmt.Sprintf("re-added tunnel port %s (%s to %s) on %s", t.Port, t.Type, t.Remote, b.Name))
+		}
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.AddPorts(b.Name, specs...)); err != nil {
+		return nil, fmt.Errorf("re-add tunnel ports on %s: %w", b.Name, err)
+	}
+	return did, nil
 }
 
 // checkTunnelUnique refuses a tunnel another bridge already has: OVS tells

@@ -95,7 +95,12 @@ func TestTunnelTwoHosts(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			hs := newHosts(t, 2)
 			a, b := hs[0], hs[1]
+			// A route through the underlay, to be kept through the move.
+			run(t, "ip", "-n", a.sb.Netns, "route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "ul0")
 			mesh(t, hs, typ)
+			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev ovs-ul0") {
+				t.Fatalf("route not moved with the underlay address: %q", out)
+			}
 			ca, cb := a.container(), b.container()
 			a.must("add-port", "br0", "eth1", ca, "--ip")
 			b.must("add-port", "br0", "eth1", cb, "--ip")
@@ -122,6 +127,20 @@ func TestTunnelTwoHosts(t *testing.T) {
 			if !strings.Contains(show, "tunnel "+typ+" 192.0.2.1 -> 192.0.2.2, key 5") || !strings.Contains(show, "this host's range 10.97.1.0/24") {
 				t.Fatalf("show:\n%s", show)
 			}
+			// A tunnel port deleted behind ovsnet's back comes back.
+			var ts []struct{ Port string }
+			if err := jsonUnmarshal(b.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) != 1 {
+				t.Fatalf("tunnel list -o json: %v %v", ts, err)
+			}
+			if _, err := b.sb.Vsctl("del-port", "br0", ts[0].Port); err != nil {
+				t.Fatal(err)
+			}
+			noPing(t, ca, "10.97.2.2")
+			if out := b.must("reconcile"); !strings.Contains(out, "re-added tunnel port "+ts[0].Port) {
+				t.Fatalf("reconcile did not re-add the tunnel port:\n%s", out)
+			}
+			eventually(t, 10*time.Second, "path back after the tunnel port was re-added", func() bool { return pings(ca, "10.97.2.2") })
+
 			list := a.must("tunnel", "list", "br0")
 			if !strings.Contains(list, "192.0.2.2") || !strings.Contains(list, typ) || !strings.Contains(list, " up") {
 				t.Fatalf("tunnel list:\n%s", list)
@@ -137,6 +156,9 @@ func TestTunnelTwoHosts(t *testing.T) {
 			// The underlay address is back on its device.
 			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.1/24") {
 				t.Fatalf("underlay address not given back to ul0:\n%s", out)
+			}
+			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev ul0") {
+				t.Fatalf("route not given back to ul0: %q", out)
 			}
 			a.fails("no tunnel to", "tunnel", "del", "br0", "192.0.2.2")
 		})
