@@ -49,6 +49,11 @@ func underlayOf(b *vswitchd.Bridge) (*attach.Underlay, bool) {
 // ensureUnderlay returns the device tunnels leave through: dev itself if it
 // is already an underlay bridge, else the bridge that takes dev over.
 func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
+	if b, err := h.DB.GetBridge(ctx, dev); err != nil || b != nil {
+		// Already on an OVS bridge (the host's own br-ex, say): OVS routes
+		// the encapsulated packets from there.
+		return dev, err
+	}
 	bs, err := h.underlayBridges(ctx)
 	if err != nil {
 		return "", err
