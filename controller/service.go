@@ -229,7 +229,8 @@ func (s *Service) trigger() {
 }
 
 // converge runs one garbage collection and one reconcile: the same code as
-// `ovsnet reconcile`, reading the latest OVSDB state each time.
+// `ovsnet reconcile`, on the latest state in the monitor's cache (re-read
+// from OVSDB after garbage collection changed it).
 func (s *Service) converge(ctx context.Context) error {
 	if s.convergeLock != nil {
 		syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_EX)
@@ -257,7 +258,7 @@ func (s *Service) converge(ctx context.Context) error {
 			return err
 		}
 	}
-	// One dump of the host's links for both.
+	// One listing of the host's links for both.
 	links, linkErr := attach.ListHostLinks(probeLink(topo))
 	gone, gcErr := s.h.collectGarbage(ctx, topo, links)
 	if linkErr != nil {

@@ -223,8 +223,17 @@ func (h *Host) AddTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		return Tunnel{}, false, fmt.Errorf("add tunnel %s to %s: %w", t.Port, t.Remote, err)
 	}
 	undo := func(err error) (Tunnel, bool, error) {
-		// Leave nothing half-made.
+		// Leave nothing half-made: the port, the key, the MTU it set.
 		h.delTunnelRows(context.Background(), o.Bridge, t)
+		old, gone := map[string]string{}, []string{}
+		for _, k := range []string{ovsdb.KeyMTU, ovsdb.KeyMTUAuto} {
+			if v, ok := br.ExternalIDs[k]; ok {
+				old[k] = v
+			} else {
+				gone = append(gone, k)
+			}
+		}
+		h.DB.Commit(context.Background(), ovsdb.SetBridgeExternalIDs(o.Bridge, old, gone...))
 		h.releaseUnderlay(context.Background())
 		return Tunnel{}, false, err
 	}
