@@ -28,6 +28,11 @@
 // An ND responder rewrites a solicitation in table 20 and table 21 finishes
 // the advertisement (its target link-layer option can only be set once the
 // packet is an advertisement).
+//
+// A network spanning hosts adds bridge-wide flows (tunnelFlows): tunnel
+// ports are kind 3 (KindTunnel); what this host cannot deliver goes to every
+// tunnel (reg5 = KindTunnel, output to each in table 50), nothing from a
+// tunnel goes back into one.
 package flows
 
 import (
