@@ -115,7 +115,8 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 // tunnels must come from the network but not from this host's range (no
 // impersonating local containers: each host guards its own ports); with
 // icc=false it passes the same conntrack as local traffic, so only replies
-// and links (by address) reach a container. IPv4 only across tunnels.
+// and links (by address) reach a container. IPv6 likewise, with neighbour
+// solicitations in place of ARP requests.
 func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 	var flood []ovs.Action
 	for _, t := range b.Tunnels {
@@ -133,24 +134,37 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 		fs = append(fs, flow(TableClassifier, PrioNormal, c, "", t, nil, load(KindTunnel, RegSrcKind), load(0, RegVLAN), goTo(TableSpoofGuard)))
 	}
 	for _, r := range b.Ranges {
-		if !r.Addr().Is4() {
+		if r.Addr().Is4() {
+			fs = append(fs,
+				flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(r.String())}, ovs.Drop()),
+				flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(r.String())}, ovs.Drop()))
 			continue
 		}
-		fs = append(fs,
-			flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(r.String())}, ovs.Drop()),
-			flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(r.String())}, ovs.Drop()))
+		fs = append(fs, flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source(r.String())}, ovs.Drop()))
 	}
+	v6 := false
 	for _, s := range b.Subnets {
-		if !s.Addr().Is4() {
+		if s.Addr().Is4() {
+			fs = append(fs,
+				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(s.String())}, goTo(TableARPND)),
+				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(s.String())}, goTo(TableARPND)))
+			for _, k := range []int{KindContainer, KindGateway} {
+				fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
+					[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String()), reg(0, k), reg(2, 0)}, flood...))
+			}
 			continue
 		}
-		fs = append(fs,
-			flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(s.String())}, goTo(TableARPND)),
-			flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(s.String())}, goTo(TableARPND)))
+		v6 = true
+		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source(s.String())}, goTo(TableARPND)))
+		// Neighbour solicitations for the network: to every tunnel, as ARP.
 		for _, k := range []int{KindContainer, KindGateway} {
-			fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
-				[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String()), reg(0, k), reg(2, 0)}, flood...))
+			fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolICMPv6, 0,
+				[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(s.String()), reg(0, k), reg(2, 0)}, flood...))
 		}
+	}
+	if v6 {
+		// Neighbour discovery from another host's link-local addresses.
+		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source("fe80::/10")}, goTo(TableARPND)))
 	}
 	if !b.ICC {
 		ct := ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
@@ -161,10 +175,14 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 			// Out: the receiving host decides; committed, so that replies
 			// coming back are +est here.
 			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, toTunnel, commit, goTo(TableOutput)),
+			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, toTunnel, commit, goTo(TableOutput)),
 			flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, toTunnel, goTo(TableOutput)),
 			flow(TableIsolation, PrioDeny-1, c, "", 0, toTunnel, ovs.Drop()),
-			// In: replies and links only.
+			// In: replies and links only; neighbour advertisements (answers
+			// from another host's responder) as ARP replies.
 			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, fromTunnelToC, ct),
+			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, fromTunnelToC, ct),
+			flow(TableIsolation, PrioNormal+1, c, ovs.ProtocolICMPv6, 0, append([]ovs.Match{ovs.ICMP6Type(136)}, fromTunnelToC...), goTo(TableOutput)),
 			flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, fromTunnelToC, goTo(TableOutput)),
 			flow(TableIsolation, PrioDeny-1, c, "", 0, fromTunnelToC, ovs.Drop()))
 	}

@@ -21,7 +21,8 @@ func pipeline() []*ovs.Flow {
 	fs = append(fs, flows.BridgeFlows(flows.Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}})...)
 	// A network spanning hosts, isolated: the tunnel flows.
 	fs = append(fs, flows.BridgeFlows(flows.Bridge{Gateways: []netip.Addr{netip.MustParseAddr("10.97.1.1")}, GatewayMAC: mac,
-		Subnets: []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16")}, Ranges: []netip.Prefix{netip.MustParsePrefix("10.97.1.0/24")},
+		Subnets: []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16"), netip.MustParsePrefix("fd00:97::/64")},
+		Ranges:  []netip.Prefix{netip.MustParsePrefix("10.97.1.0/24"), netip.MustParsePrefix("fd00:97::100/120")},
 		Tunnels: []int{65200, 65201}})...)
 	p := flows.Port{Name: "p", Ofport: 5, MAC: mac, Addrs: []netip.Addr{v4, v6}, VLAN: 3}
 	fs = append(fs, flows.PortFlows(p)...)

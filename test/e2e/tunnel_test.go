@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,35 @@ func TestTunnelMesh(t *testing.T) {
 	if out, _ := hs[2].sb.Vsctl("list-br"); strings.TrimSpace(out) != "" {
 		t.Fatalf("bridges left after del-br: %s", out)
 	}
+}
+
+// IPv6 across a tunnel: neighbour solicitations go to the other host and
+// are answered there; isolation and links by address work for IPv6 too.
+func TestTunnelIPv6(t *testing.T) {
+	hs := newHosts(t, 2)
+	for i, h := range hs {
+		h.must("add-br", "br0", "--subnet", "10.97.0.0/16", "--subnet", "fd00:97::/64",
+			"--ip-range", fmt.Sprintf("10.97.%d.0/24", i+1), "--ip-range", fmt.Sprintf("fd00:97::%d00/120", i+1), "--icc=false")
+		h.must("tunnel", "add", "br0", underlayAddr(1-i))
+	}
+	ca, cb := hs[0].container(), hs[1].container()
+	hs[0].must("add-port", "br0", "eth1", ca, "--ip")
+	hs[1].must("add-port", "br0", "eth1", cb, "--ip")
+	if got := strings.Join(addrs(t, cb), " "); !strings.Contains(got, "fd00:97::202/64") {
+		t.Fatalf("host B's container has %s, want fd00:97::202/64 from B's IPv6 range", got)
+	}
+	ping6 := func(from, to string) bool {
+		return exec.Command("ip", "netns", "exec", from, "ping", "-6", "-c", "1", "-W", "1", to).Run() == nil
+	}
+	// Not linked: no way through (DAD may still be running, so wait a bit
+	// for the link before judging).
+	if ping6(ca, "fd00:97::202") {
+		t.Fatal("IPv6 across the tunnel passed without a link")
+	}
+	hs[1].must("link", "br0", "fd00:97::102", cb)
+	eventually(t, 15*time.Second, "IPv6 ping to a linked container on another host", func() bool { return ping6(ca, "fd00:97::202") })
+	if ping6(cb, "fd00:97::102") {
+		t.Fatal("IPv6 across the tunnel passed the other way without a link")
+	}
+	tcpTransfer(t, nsPath(ca), nsPath(cb), "fd00:97::202", 1<<20)
 }
