@@ -128,7 +128,7 @@ func parseRoute(s string, link int) (*netlink.Route, error) {
 			return nil, fmt.Errorf("bad stored route %q", s)
 		}
 		r.Dst = prefixToIPNet(p)
-	} else if r.Gw != nil && len(r.Gw) == 16 {
+	} else if len(r.Gw) == 16 {
 		r.Dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
 	}
 	return r, nil

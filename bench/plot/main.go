@@ -91,10 +91,10 @@ func main() {
 	}
 	if load(filepath.Join(dir, "attach-types.json"), &at) {
 		var labels []string
-		var g, p []float64
+		var g []float64
 		for _, r := range at.Results {
 			labels = append(labels, strings.NewReplacer("ovsnet ", "", ", userspace TSO", " TSO", "Linux bridge + veth", "Linux bridge").Replace(r.Setup))
-			g, p = append(g, r.Gbps), append(p, r.Ping)
+			g = append(g, r.Gbps)
 		}
 		check(bars(filepath.Join(dir, "attach-types.svg"), "TCP between two containers by attach type (userspace datapath)", "Gbit/s", labels, []series{{"TCP Gbit/s", g}}))
 	}
