@@ -304,7 +304,7 @@ func (h *Host) reconcileTunnels(ctx context.Context, topo *ovsdb.Topology, b *vs
 // checkTunnelUnique refuses a tunnel another bridge already has: OVS tells
 // tunnels apart by remote address, type and key only.
 func (h *Host) checkTunnelUnique(ctx context.Context, t Tunnel) error {
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "name", "external_ids")
+	bs, err := h.bridgeSettings(ctx)
 	if err != nil {
 		return err
 	}
@@ -425,7 +425,7 @@ func (h *Host) Tunnels(ctx context.Context, bridge string) ([]Tunnel, error) {
 	if bridge != "" {
 		where = append(where, ovsdb.NameIs(bridge))
 	}
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, where, "name", "external_ids")
+	bs, err := h.bridgeSettings(ctx, where...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -47,7 +49,7 @@ func underlayOf(b *vswitchd.Bridge) (*attach.Underlay, bool) {
 }
 
 // ensureUnderlay returns the device tunnels leave through: dev itself if it
-// is already an underlay bridge, else the bridge that takes dev over.
+// is an OVS bridge already, else the bridge that takes dev over.
 func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 	if b, err := h.DB.GetBridge(ctx, dev); err != nil || b != nil {
 		// Already on an OVS bridge (the host's own br-ex, say): OVS routes
@@ -59,9 +61,6 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 		return "", err
 	}
 	for _, b := range bs {
-		if b.Name == dev {
-			return dev, nil
-		}
 		if u, _ := underlayOf(&b); u.Dev == dev {
 			// Recorded but its addresses are not there: put them back.
 			return b.Name, attach.PutUnderlay(u, b.Name)
@@ -114,8 +113,14 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 	return name, nil
 }
 
+// bridgeSettings reads bridges' names and settings (external_ids), not
+// their ports: every bridge, or those where says.
+func (h *Host) bridgeSettings(ctx context.Context, where ...ovsdbops.Condition) ([]vswitchd.Bridge, error) {
+	return ovsdb.Select[vswitchd.Bridge](ctx, h.DB, where, "_uuid", "name", "external_ids")
+}
+
 func (h *Host) underlayBridges(ctx context.Context) ([]vswitchd.Bridge, error) {
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "_uuid", "name", "external_ids")
+	bs, err := h.bridgeSettings(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +136,7 @@ func (h *Host) underlayBridges(ctx context.Context) ([]vswitchd.Bridge, error) {
 // releaseUnderlay gives every underlay back to its device when no ovsnet
 // bridge on the host has a tunnel any more.
 func (h *Host) releaseUnderlay(ctx context.Context) error {
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "_uuid", "name", "external_ids")
+	bs, err := h.bridgeSettings(ctx)
 	if err != nil {
 		return err
 	}

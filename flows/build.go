@@ -122,17 +122,29 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 	for _, t := range b.Tunnels {
 		flood = append(flood, ovs.Output(t))
 	}
-	fromTunnel := reg(0, KindTunnel)
 	fs := []*ovs.Flow{
 		// Unknown unicast from this host: every tunnel, via isolation.
 		flow(TableL2, PrioFallback-1, c, "", 0, []ovs.Match{ovs.DataLinkDestination("00:00:00:00:00:00/01:00:00:00:00:00"), reg(2, 0)},
 			load(KindTunnel, RegDstKind), goTo(TableIsolation)),
-		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{fromTunnel}, ovs.Drop()),
+		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{reg(0, KindTunnel)}, ovs.Drop()),
 		flow(TableOutput, PrioNormal, c, "", 0, []ovs.Match{reg(5, KindTunnel)}, flood...),
 	}
 	for _, t := range b.Tunnels {
 		fs = append(fs, flow(TableClassifier, PrioNormal, c, "", t, nil, load(KindTunnel, RegSrcKind), load(0, RegVLAN), goTo(TableSpoofGuard)))
 	}
+	fs = append(fs, tunnelGuard(c, b)...)
+	fs = append(fs, tunnelNeighbourFlood(c, b, flood)...)
+	if !b.ICC {
+		fs = append(fs, tunnelIsolation(c)...)
+	}
+	return fs
+}
+
+// tunnelGuard admits from tunnels only sources in the network and not in
+// this host's range (plus IPv6 link-local, for neighbour discovery).
+func tunnelGuard(c uint64, b Bridge) []*ovs.Flow {
+	fromTunnel := reg(0, KindTunnel)
+	var fs []*ovs.Flow
 	for _, r := range b.Ranges {
 		if r.Addr().Is4() {
 			fs = append(fs,
@@ -148,45 +160,56 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 			fs = append(fs,
 				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(s.String())}, goTo(TableARPND)),
 				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(s.String())}, goTo(TableARPND)))
-			for _, k := range []int{KindContainer, KindGateway} {
-				fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
-					[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String()), reg(0, k), reg(2, 0)}, flood...))
-			}
 			continue
 		}
 		v6 = true
 		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source(s.String())}, goTo(TableARPND)))
-		// Neighbour solicitations for the network: to every tunnel, as ARP.
-		for _, k := range []int{KindContainer, KindGateway} {
-			fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolICMPv6, 0,
-				[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(s.String()), reg(0, k), reg(2, 0)}, flood...))
-		}
 	}
 	if v6 {
-		// Neighbour discovery from another host's link-local addresses.
 		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source("fe80::/10")}, goTo(TableARPND)))
 	}
-	if !b.ICC {
-		ct := ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
-		commit := ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d", CTZone))
-		toTunnel := []ovs.Match{reg(0, KindContainer), reg(5, KindTunnel)}
-		fromTunnelToC := []ovs.Match{fromTunnel, reg(5, KindContainer)}
-		fs = append(fs,
-			// Out: the receiving host decides; committed, so that replies
-			// coming back are +est here.
-			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, toTunnel, commit, goTo(TableOutput)),
-			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, toTunnel, commit, goTo(TableOutput)),
-			flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, toTunnel, goTo(TableOutput)),
-			flow(TableIsolation, PrioDeny-1, c, "", 0, toTunnel, ovs.Drop()),
-			// In: replies and links only; neighbour advertisements (answers
-			// from another host's responder) as ARP replies.
-			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, fromTunnelToC, ct),
-			flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, fromTunnelToC, ct),
-			flow(TableIsolation, PrioNormal+1, c, ovs.ProtocolICMPv6, 0, append([]ovs.Match{ovs.ICMP6Type(136)}, fromTunnelToC...), goTo(TableOutput)),
-			flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, fromTunnelToC, goTo(TableOutput)),
-			flow(TableIsolation, PrioDeny-1, c, "", 0, fromTunnelToC, ovs.Drop()))
+	return fs
+}
+
+// tunnelNeighbourFlood sends ARP requests and neighbour solicitations for
+// the network that no local responder answered, from local containers and
+// the host, to every tunnel.
+func tunnelNeighbourFlood(c uint64, b Bridge, flood []ovs.Action) []*ovs.Flow {
+	var fs []*ovs.Flow
+	for _, s := range b.Subnets {
+		for _, k := range []int{KindContainer, KindGateway} {
+			from := []ovs.Match{reg(0, k), reg(2, 0)}
+			if s.Addr().Is4() {
+				fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
+					append([]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String())}, from...), flood...))
+				continue
+			}
+			fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolICMPv6, 0,
+				append([]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(s.String())}, from...), flood...))
+		}
 	}
 	return fs
+}
+
+// tunnelIsolation enforces icc=false on the destination's host: IP into a
+// tunnel is committed (so replies coming back are +est here), IP out of a
+// tunnel meets the same conntrack and links as local traffic; ARP and
+// neighbour advertisements (answers from another host's responder) pass.
+func tunnelIsolation(c uint64) []*ovs.Flow {
+	ct, commit := ctLinks(), ctCommit()
+	toTunnel := []ovs.Match{reg(0, KindContainer), reg(5, KindTunnel)}
+	fromTunnel := []ovs.Match{reg(0, KindTunnel), reg(5, KindContainer)}
+	return []*ovs.Flow{
+		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, toTunnel, commit, goTo(TableOutput)),
+		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, toTunnel, commit, goTo(TableOutput)),
+		flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, toTunnel, goTo(TableOutput)),
+		flow(TableIsolation, PrioDeny-1, c, "", 0, toTunnel, ovs.Drop()),
+		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, fromTunnel, ct),
+		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, fromTunnel, ct),
+		flow(TableIsolation, PrioNormal+1, c, ovs.ProtocolICMPv6, 0, append([]ovs.Match{ovs.ICMP6Type(136)}, fromTunnel...), goTo(TableOutput)),
+		flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, fromTunnel, goTo(TableOutput)),
+		flow(TableIsolation, PrioDeny-1, c, "", 0, fromTunnel, ovs.Drop()),
+	}
 }
 
 // gatewayNeighbour answers ARP requests and solicitations for the gateway
@@ -208,11 +231,20 @@ func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *ovs.Flow {
 		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(gw.String()), reg(2, 0)}, ovs.Local())
 }
 
+// ctLinks sends a packet through isolation's conntrack zone, on to the
+// links table.
+func ctLinks() ovs.Action {
+	return ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
+}
+
+// ctCommit commits a packet's connection in isolation's conntrack zone.
+func ctCommit() ovs.Action { return ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d", CTZone)) }
+
 // isolationFlows implement icc=false: container-to-container IP traffic goes
 // through conntrack, where only replies, related ICMP and links pass;
 // container-to-container non-IP is dropped. Gateway traffic is untouched.
 func isolationFlows(c uint64) []*ovs.Flow {
-	ct := ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
+	ct := ctLinks()
 	both := []ovs.Match{reg(0, KindContainer), reg(5, KindContainer)}
 	return []*ovs.Flow{
 		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, both, ct),
@@ -318,7 +350,7 @@ func ndResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
 // both ways. One flow per family and rule.
 func LinkFlows(l Link) []*ovs.Flow {
 	c := LinkCookie(l.Src, l.Dst)
-	commit := ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d", CTZone))
+	commit := ctCommit()
 	newConn := ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateNew))
 	var fs []*ovs.Flow
 	for _, s := range l.SrcPort.Addrs {

@@ -234,7 +234,7 @@ func (c *Client) cachedTopology() *Topology {
 	for _, m := range tc.Table(vswitchd.BridgeTable).RowsShallow() {
 		t.Bridges = append(t.Bridges, *m.(*vswitchd.Bridge))
 	}
-	// A stable order, as a select returns (by name).
+	// The same order (by name) from one run to the next.
 	sort.Slice(t.Bridges, func(i, j int) bool { return t.Bridges[i].Name < t.Bridges[j].Name })
 	for u, m := range tc.Table(vswitchd.PortTable).RowsShallow() {
 		t.Ports[u] = *m.(*vswitchd.Port)

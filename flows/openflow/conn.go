@@ -256,9 +256,10 @@ func (c *Conn) FlowCounts(tables []uint8) (map[uint8]int, error) {
 
 // exchange writes out and reads every message up to the answer to xid
 // `until` (a reply or an error), returning the errors ovs-vswitchd sent,
-// described by texts, and passing every other message to got (if not nil). Reading while writing keeps a large bundle from
-// deadlocking with ovs-vswitchd's error replies; reading up to the answer
-// keeps the stream in step for the next exchange whatever failed.
+// described by texts, and passing every other message to got (if not nil).
+// Reading while writing keeps a large bundle from deadlocking with
+// ovs-vswitchd's error replies; reading up to the answer keeps the stream
+// in step for the next exchange whatever failed.
 func (c *Conn) exchange(out []byte, until uint32, texts map[uint32]string, got func(message)) ([]error, error) {
 	c.c.SetDeadline(time.Now().Add(Timeout))
 	werr := make(chan error, 1)
