@@ -34,6 +34,14 @@ func bridgeIntent(ext map[string]string) flows.Bridge {
 	return b
 }
 
+// bridgeFlows are bridge b's bridge-wide flows, from its settings and the
+// gateway MAC it was created with.
+func bridgeFlows(b *vswitchd.Bridge) []*ovs.Flow {
+	intent := bridgeIntent(b.ExternalIDs)
+	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
+	return flows.BridgeFlows(intent)
+}
+
 // portIntent is the flow model of an ovsnet container interface. The port
 // number is the one ovs-vswitchd assigned, or, before it has, the one
 // requested.
@@ -190,9 +198,7 @@ func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port
 // port count). Deleted or added flows change a count; a flow modified in
 // place does not, and waits for the next full comparison.
 func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, quick bool) (added, removed int, err error) {
-	intent := bridgeIntent(b.ExternalIDs)
-	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
-	fs := flows.BridgeFlows(intent)
+	fs := bridgeFlows(b)
 	ifs, ports := topo.BridgeInterfaces(b)
 	// The links' ends come from the same read, not from more selects.
 	byContainer := map[string][]flows.Port{}

@@ -359,9 +359,7 @@ func defaultTunnelMTU() int {
 // applyBridgeFlows replaces the bridge-wide flows (tunnels included) with
 // what the bridge's settings say, in one bundle.
 func (h *Host) applyBridgeFlows(b *vswitchd.Bridge) error {
-	intent := bridgeIntent(b.ExternalIDs)
-	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
-	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: flows.BridgeFlows(intent)})
+	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: bridgeFlows(b)})
 }
 
 // delTunnelRows removes a tunnel's port and its key from the bridge.
