@@ -187,11 +187,15 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 			return nil
 		case <-tick.C:
 		case <-s.kick:
-			// Coalesce a burst of changes (an attach is several updates).
-			time.Sleep(50 * time.Millisecond)
-			select {
-			case <-s.kick:
-			default:
+			// Coalesce a burst of changes (an attach is several updates),
+			// but not before the first run: the initial monitor reply is
+			// already whole, and the start is what waits for it.
+			if ready {
+				time.Sleep(50 * time.Millisecond)
+				select {
+				case <-s.kick:
+				default:
+				}
 			}
 		}
 		err := s.converge(ctx)
