@@ -38,6 +38,7 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json",
 		Args:    exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
+			longLivedGC()
 			var h slog.Handler
 			switch logFormat {
 			case "text":
