@@ -1,5 +1,6 @@
 // Command attach measures attach latency side by side in one run: ovsnet
-// add-port, Debian's ovs-docker add-port (with a tiny docker shim that
+// add-port (its default type on this datapath, an internal port, and a veth,
+// the type ovs-docker creates), Debian's ovs-docker add-port (with a tiny docker shim that
 // answers `docker inspect -f '{{.State.Pid}}' NAME`) and a Linux bridge
 // attached with ip commands, each with N ports already on its bridge, plus a
 // bare ovs-ofctl round trip at the same size. It reports medians and ratios
@@ -23,10 +24,12 @@ import (
 type row struct {
 	Ports            int     `json:"ports_on_bridge"`
 	OvsnetMs         float64 `json:"ovsnet_median_ms"`
+	OvsnetVethMs     float64 `json:"ovsnet_veth_median_ms"`
 	OvsDockerMs      float64 `json:"ovs_docker_median_ms"`
 	LinuxBridgeMs    float64 `json:"linux_bridge_median_ms"`
 	OfctlRoundTripMs float64 `json:"ovs_ofctl_round_trip_median_ms"`
 	OvsDockerRatio   float64 `json:"ovs_docker_over_ovsnet"`
+	OvsDockerVeth    float64 `json:"ovs_docker_over_ovsnet_veth"`
 }
 
 var (
@@ -91,36 +94,48 @@ func main() {
 		}
 		return float64(time.Since(start).Microseconds()) / 1000
 	}
-	filled := 0
+	filled := map[string]int{}
 	var rows []row
 	for _, f := range strings.Split(*sizes, ",") {
 		size, err := strconv.Atoi(f)
 		check(err)
 		// Fill all three bridges to size ports in all (earlier sizes'
-		// measured attaches count: a Linux bridge takes 1,023 at most) with
-		// ports that stay in the host.
-		target := size - len(rows)**n
-		for filled < target {
-			var args []string
-			for j := filled; j < target && j < filled+100; j++ {
-				for _, br := range []string{"bn", "bd"} {
+		// measured attaches count: two per round on ovsnet's bridge, one on
+		// the others; a Linux bridge takes 1,023 at most) with ports that
+		// stay in the host.
+		for _, br := range []string{"bn", "bd", "lbr"} {
+			measured := len(rows) * *n
+			if br == "bn" {
+				measured *= 2
+			}
+			target := size - measured
+			for filled[br] < target {
+				var args []string
+				for j := filled[br]; j < target && j < filled[br]+100; j++ {
+					if br == "lbr" {
+						_, err := sb.Run("ip", "link", "add", fmt.Sprintf("flb%d", j), "type", "veth", "peer", "name", fmt.Sprintf("flp%d", j))
+						check(err)
+						_, err = sb.Run("ip", "link", "set", fmt.Sprintf("flb%d", j), "master", "lbr", "up")
+						check(err)
+						continue
+					}
 					p := fmt.Sprintf("f%s%d", br, j)
 					args = append(args, "--", "add-port", br, p, "--", "set", "interface", p, "type=internal")
 				}
-				_, err := sb.Run("ip", "link", "add", fmt.Sprintf("flb%d", j), "type", "veth", "peer", "name", fmt.Sprintf("flp%d", j))
-				check(err)
-				_, err = sb.Run("ip", "link", "set", fmt.Sprintf("flb%d", j), "master", "lbr", "up")
-				check(err)
+				if len(args) > 0 {
+					_, err := sb.Vsctl(args...)
+					check(err)
+				}
+				filled[br] = min(target, filled[br]+100)
 			}
-			_, err := sb.Vsctl(args...)
-			check(err)
-			filled = min(target, filled+100)
 		}
 		time.Sleep(2 * time.Second)
-		var ovsnet, ovsDocker, lbr, ofctl []float64
+		var ovsnet, ovsnetVeth, ovsDocker, lbr, ofctl []float64
 		for i := 0; i < *n; i++ {
 			c := container()
 			ovsnet = append(ovsnet, timed(env, abs, "add-port", "bn", "eth1", c, "--ip"))
+			c = container()
+			ovsnetVeth = append(ovsnetVeth, timed(env, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
 			c = container()
 			ovsDocker = append(ovsDocker, timed(env, "ovs-docker", "add-port", "bd", "eth1", c, fmt.Sprintf("--ipaddress=10.101.%d.%d/16", seq/250, seq%250+2)))
 			c = container()
@@ -130,11 +145,13 @@ func main() {
 			lbr = append(lbr, timed(env, "sh", "-c", script))
 			ofctl = append(ofctl, timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop"))
 		}
-		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsDockerMs: measure.Median(ovsDocker), LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl)}
+		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsnetVethMs: measure.Median(ovsnetVeth), OvsDockerMs: measure.Median(ovsDocker),
+			LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl)}
 		r.OvsDockerRatio = r.OvsDockerMs / r.OvsnetMs
+		r.OvsDockerVeth = r.OvsDockerMs / r.OvsnetVethMs
 		rows = append(rows, r)
-		fmt.Printf("%5d ports: ovsnet %6.1f ms, ovs-docker %6.1f ms (%.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms\n",
-			size, r.OvsnetMs, r.OvsDockerMs, r.OvsDockerRatio, r.LinuxBridgeMs, r.OfctlRoundTripMs)
+		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f ms), ovs-docker %6.1f ms (%.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms\n",
+			size, r.OvsnetMs, r.OvsnetVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs)
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
 		"note": "wall time of each command, including `ip netns exec` into the sandbox host (about 4 ms) for all three"}, rows))

@@ -102,6 +102,7 @@ func main() {
 		Results []struct {
 			Ports  int     `json:"ports_on_bridge"`
 			Ovsnet float64 `json:"ovsnet_median_ms"`
+			Veth   float64 `json:"ovsnet_veth_median_ms"`
 			Docker float64 `json:"ovs_docker_median_ms"`
 			Bridge float64 `json:"linux_bridge_median_ms"`
 			Ofctl  float64 `json:"ovs_ofctl_round_trip_median_ms"`
@@ -109,10 +110,10 @@ func main() {
 	}
 	if load(filepath.Join(dir, "attach-latency.json"), &al) {
 		var labels []string
-		ss := []series{{Name: "ovsnet"}, {Name: "ovs-docker"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"}}
+		ss := []series{{Name: "ovsnet (internal)"}, {Name: "ovsnet --type veth"}, {Name: "ovs-docker (veth)"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"}}
 		for _, r := range al.Results {
 			labels = append(labels, fmt.Sprintf("%d ports on the bridge", r.Ports))
-			for i, v := range []float64{r.Ovsnet, r.Docker, r.Bridge, r.Ofctl} {
+			for i, v := range []float64{r.Ovsnet, r.Veth, r.Docker, r.Bridge, r.Ofctl} {
 				ss[i].Values = append(ss[i].Values, v)
 			}
 		}
