@@ -11,7 +11,9 @@ import (
 
 // The persistent OpenFlow connection: a bundle lands whole; a bundle with
 // a flow ovs-vswitchd refuses lands not at all and the error names the
-// flow; after ovs-vswitchd restarts, the next change redials by itself.
+// flow; after ovs-vswitchd restarts, the next change redials by itself;
+// many changes spread over parallel connections land and go; a bridge
+// without OpenFlow 1.4 is refused by name.
 func TestOpenFlowBundles(t *testing.T) {
 	e := newEnv(t)
 	t.Setenv("OVS_RUNDIR", e.sb.Dir)
@@ -73,5 +75,44 @@ func TestOpenFlowBundles(t *testing.T) {
 	}
 	if out := dump(); !strings.Contains(out, "cookie=0x33, priority=9 actions=drop") || strings.Contains(out, "cookie=0x11") {
 		t.Fatalf("after restart:\n%s", out)
+	}
+
+	// Many changes spread over parallel connections all land, and go.
+	var many []flows.Change
+	for i := 0; i < 500; i++ {
+		c := uint64(0x1000 + i)
+		var fs []*ovs.Flow
+		for j := 0; j < 4; j++ {
+			fs = append(fs, fl(20+j, 100+i, c, ovs.Drop()))
+		}
+		many = append(many, flows.Change{Cookie: c, Mask: ^uint64(0), Flows: fs})
+	}
+	if err := sw.ApplySpread("br0", many...); err != nil {
+		t.Fatal(err)
+	}
+	counts, err = sw.FlowCounts("br0", []uint8{20, 21, 22, 23})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[uint8]int{20: 500, 21: 500, 22: 500, 23: 500}; fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("after a spread apply of 2,000 flows: counts %v, want %v", counts, want)
+	}
+	for i := range many {
+		many[i].Flows = nil
+	}
+	if err := sw.ApplySpread("br0", many...); err != nil {
+		t.Fatal(err)
+	}
+	if counts, err = sw.FlowCounts("br0", []uint8{0xff}); err != nil || counts[0xff] != 1 {
+		t.Fatalf("after deleting them: %v flows in all (want 1, cookie 0x33), err %v", counts, err)
+	}
+
+	// A bridge without OpenFlow 1.4 is named, with what to do.
+	if _, err := e.sb.Vsctl("add-br", "br10", "--", "set", "bridge", "br10", "datapath_type=netdev", "protocols=OpenFlow10"); err != nil {
+		t.Fatal(err)
+	}
+	err = sw.Apply("br10", flows.Change{Cookie: 1, Mask: ^uint64(0)})
+	if err == nil || !strings.Contains(err.Error(), "bridge br10 refused OpenFlow 1.4") || !strings.Contains(err.Error(), "add OpenFlow14 to its protocols") {
+		t.Fatalf("want bridge br10's refusal of OpenFlow 1.4, got %v", err)
 	}
 }
