@@ -165,7 +165,7 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 			for _, n := range names {
 				chs = append(chs, flows.Change{Cookie: flows.PortCookie(n), Mask: flows.ObjectMask})
 			}
-			err = h.Flows.Apply(bridge, chs...)
+			err = h.Flows.ApplySpread(bridge, chs...)
 		}
 		bulkDeleteVeths(items)
 		if err != nil {
@@ -188,7 +188,10 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 		if err != nil {
 			return err
 		}
-		return h.Flows.Apply(bridge, append(chs, lchs...)...)
+		// Spread over parallel connections: at scale ovs-vswitchd reads
+		// only so many messages per connection and main-loop iteration.
+		// A failure rolls back every new port's flows.
+		return h.Flows.ApplySpread(bridge, append(chs, lchs...)...)
 	}
 	names := make([]string, len(items))
 	for i, it := range items {
