@@ -290,12 +290,14 @@ func (s *Service) converge(ctx context.Context) error {
 	for _, n := range notes {
 		s.o.Log.Debug("note", "note", n)
 	}
-	if topo != nil {
-		s.updateGauges(topo)
-	}
 	s.mu.Lock()
 	s.converged, s.lastErr = err == nil && connected, err
 	s.mu.Unlock()
+	// After the state /healthz reports: at 10,000 ports counting the flows
+	// takes ~0.1 s, which a cold start need not wait for.
+	if topo != nil {
+		s.updateGauges(topo)
+	}
 	if err != nil {
 		s.failed(err)
 	}

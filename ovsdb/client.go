@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -111,18 +112,60 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 		}
 	}
 	if len(watch) > 0 {
-		on := watch[0].OnChange
-		c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-			AddFunc:    func(string, model.Model) { on() },
-			UpdateFunc: func(string, model.Model, model.Model) { on() },
-			DeleteFunc: func(string, model.Model) { on() },
-		})
 		if _, err := c.Monitor(ctx, watchedColumns(c)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("monitor OVSDB at %s: %w", endpoint, err)
 		}
+		c.Cache().AddEventHandler(afterLoad(c.Cache(), watch[0].OnChange))
 	}
 	return &Client{Client: c, db: db, Endpoint: endpoint, watched: len(watch) > 0}, nil
+}
+
+// afterLoad is the watch's event handler: every change calls on, but the
+// add events of the initial load do not. Their rows are in the cache the
+// caller reads first, and libovsdb dispatches their events (one per row:
+// 20,000 at 10,000 ports) on a goroutine of its own, some of them after
+// Monitor returns (measured: ~300), which asked for a second, redundant
+// convergence right after the first. So the rows in the cache when the
+// handler is made are skipped once each; any other add (a new row, or every
+// row again after a reconnect) calls on.
+func afterLoad(tc *cache.TableCache, on func()) cache.EventHandler {
+	var mu sync.Mutex
+	loaded := map[string]struct{}{}
+	for _, t := range []string{vswitchd.OpenvSwitchTable, vswitchd.BridgeTable, vswitchd.PortTable, vswitchd.InterfaceTable} {
+		if rc := tc.Table(t); rc != nil {
+			for u := range rc.RowsShallow() {
+				loaded[u] = struct{}{}
+			}
+		}
+	}
+	return &cache.EventHandlerFuncs{
+		AddFunc: func(_ string, m model.Model) {
+			mu.Lock()
+			_, initial := loaded[uuidOf(m)]
+			delete(loaded, uuidOf(m))
+			mu.Unlock()
+			if !initial {
+				on()
+			}
+		},
+		UpdateFunc: func(string, model.Model, model.Model) { on() },
+		DeleteFunc: func(string, model.Model) { on() },
+	}
+}
+
+func uuidOf(m model.Model) string {
+	switch r := m.(type) {
+	case *vswitchd.Interface:
+		return r.UUID
+	case *vswitchd.Port:
+		return r.UUID
+	case *vswitchd.Bridge:
+		return r.UUID
+	case *vswitchd.OpenvSwitch:
+		return r.UUID
+	}
+	return ""
 }
 
 // watchedColumns is what the controller monitors: the columns ReadAll
