@@ -26,7 +26,7 @@ unit:
 e2e:
 	$(GO) test -count=1 -timeout 30m -v ./test/e2e/
 
-# Benchmarks: not part of `make test` (about an hour on a 2-core VM, most of
+# Benchmarks: not part of `make test` (about 40 minutes on a 2-core VM, most of
 # it the 10,000-container run; see README, Performance).
 bench: build
 	$(GO) run ./bench/attachtypes -ovsnet bin/ovsnet

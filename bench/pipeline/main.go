@@ -3,8 +3,8 @@
 // containers in one run: TCP throughput (iperf3) and ping latency between two
 // containers, with isolation off and on (icc=false plus a link), for each
 // attach type with 2 ports on the bridge, and for internal ports with 1,000.
-// Each figure is the median of -reps runs. It writes
-// bench/results/pipeline.json.
+// Each figure is the median of -reps rounds that take every setup in turn.
+// It writes bench/results/pipeline.json.
 package main
 
 import (
@@ -28,7 +28,7 @@ type result struct {
 var (
 	bin   = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
 	secs  = flag.Int("t", 5, "seconds per iperf3 run")
-	reps  = flag.Int("reps", 3, "runs per setup (medians are reported)")
+	reps  = flag.Int("reps", 5, "rounds over every setup (medians are reported)")
 	extra = flag.Int("ports", 1000, "ports on the bridge for the large case")
 	out   = flag.String("out", "bench/results/pipeline.json", "result file")
 )
@@ -58,38 +58,53 @@ func main() {
 		run("add-port", "br0", "eth1", c1, "--ip", "--type", t)
 		run("add-port", "br0", "eth1", c2, "--ip", "--type", t)
 	}
-	measureOne := func(name string, ports int) result {
-		r := result{Setup: name, Type: typ, Ports: ports}
-		var pings, gbps []float64
-		for i := 0; i < *reps; i++ {
-			p, err := measure.PingAvgMs(c1, dst, 100)
-			check(err)
-			g, err := measure.TCPGbps(c1, c2, dst, *secs)
-			check(err)
-			pings, gbps = append(pings, p), append(gbps, g)
-		}
-		r.PingAvgMs, r.Gbps = measure.Median(pings), measure.Median(gbps)
-		fmt.Printf("%-50s %-8s %6d %8.2f Gbit/s %8.3f ms\n", r.Setup, r.Type, r.Ports, r.Gbps, r.PingAvgMs)
-		return r
-	}
-	measureAll := func(ports int) {
-		// Isolation on: only a link lets c1 reach c2.
-		run("link", "br0", c1, c2)
-		rs = append(rs, measureOne("ovsnet pipeline, isolation on (icc=false + link)", ports))
-		// Isolation off: the same pipeline without conntrack.
-		_, err := sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=true")
+	icc := func(on bool) {
+		_, err := sb.Vsctl("set", "bridge", "br0", fmt.Sprintf("external_ids:ovsnet-icc=%t", on))
 		check(err)
 		run("reconcile")
-		rs = append(rs, measureOne("ovsnet pipeline, isolation off", ports))
+	}
+	type setup struct {
+		name  string
+		apply func()
+	}
+	setups := []setup{
+		// Isolation on: only a link lets c1 reach c2.
+		{"ovsnet pipeline, isolation on (icc=false + link)", func() { icc(false) }},
+		// Isolation off: the same pipeline without conntrack.
+		{"ovsnet pipeline, isolation off", func() { icc(true) }},
 		// A plain bridge: the NORMAL action (MAC learning, flooding).
-		_, err = sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", "/dev/stdin")
-		check(err)
-		_, err = sb.Run("ovs-ofctl", "add-flow", "br0", "priority=0,actions=NORMAL")
-		check(err)
-		rs = append(rs, measureOne("plain OVS bridge, NORMAL action", ports))
+		{"plain OVS bridge, NORMAL action", func() {
+			_, err := sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", "/dev/stdin")
+			check(err)
+			_, err = sb.Run("ovs-ofctl", "add-flow", "br0", "priority=0,actions=NORMAL")
+			check(err)
+		}},
+	}
+	// measureAll takes the setups in turn within each round, so that
+	// drift over the run (the other core's load, the host's caches) falls
+	// on all of them alike rather than on whichever came last.
+	measureAll := func(ports int) {
+		run("link", "br0", c1, c2)
+		pings := make([][]float64, len(setups))
+		gbps := make([][]float64, len(setups))
+		for i := 0; i < *reps; i++ {
+			for j, st := range setups {
+				st.apply()
+				time.Sleep(time.Second) // ovs-vswitchd revalidates the datapath's flows
+				p, err := measure.PingAvgMs(c1, dst, 100)
+				check(err)
+				g, err := measure.TCPGbps(c1, c2, dst, *secs)
+				check(err)
+				pings[j], gbps[j] = append(pings[j], p), append(gbps[j], g)
+			}
+		}
+		for j, st := range setups {
+			r := result{Setup: st.name, Type: typ, Ports: ports, PingAvgMs: measure.Median(pings[j]), Gbps: measure.Median(gbps[j])}
+			fmt.Printf("%-50s %-8s %6d %8.2f Gbit/s %8.3f ms\n", r.Setup, r.Type, r.Ports, r.Gbps, r.PingAvgMs)
+			rs = append(rs, r)
+		}
 		// Back to ovsnet's intent.
-		_, err = sb.Vsctl("set", "bridge", "br0", "external_ids:ovsnet-icc=false")
-		check(err)
+		icc(false)
 		run("unlink", "br0", c1, c2)
 		run("reconcile")
 	}
@@ -111,7 +126,7 @@ func main() {
 	measureAll(3 + *extra)
 
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace), userspace TSO on",
-		"note": fmt.Sprintf("medians of %d runs of %d s (TCP) and 100 pings 20 ms apart", *reps, *secs)}, rs))
+		"note": fmt.Sprintf("medians of %d rounds, each taking every setup in turn: %d s of TCP and 100 pings 20 ms apart", *reps, *secs)}, rs))
 }
 
 func check(err error) {

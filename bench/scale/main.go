@@ -20,6 +20,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ var (
 	pairs   = flag.Int("pairs", 20, "random pairs pinged in the scale run")
 	natN    = flag.Int("publish", 1000, "ports published in the NAT run (0: skip)")
 	outPath = flag.String("out", "bench/results/scale.json", "result file")
+	hold    = flag.Bool("hold", false, "after the scale run, keep its host and containers until interrupted (to profile the controller against them)")
 )
 
 type seqPoint struct {
@@ -363,6 +365,14 @@ func runScale() scaleResult {
 	r.ControllerPeakMB = rssMB(cpid, "VmHWM")
 	fmt.Printf("scale: controller cold start %.2f s, %.0f MB RSS (peak %.0f MB); reconcile without drift %.2f s\n",
 		r.ControllerReadyS, r.ControllerRSSMB, r.ControllerPeakMB, r.ReconcileNoDriftS)
+	if *hold {
+		ctl.Process.Kill()
+		ctl.Wait()
+		fmt.Printf("scale: holding the host; reach it with: ip netns exec %s env OVS_RUNDIR=%s %s show; interrupt to clean up\n", s.Netns, s.Dir, abs)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+	}
 	return r
 }
 
