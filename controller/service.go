@@ -199,6 +199,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 			}
 		}
 		err := s.converge(ctx)
+		s.h.DB.Settled() // the initial load is behind us
 		if err == nil && !ready {
 			ready = true
 			daemon.SdNotify(false, daemon.SdNotifyReady)

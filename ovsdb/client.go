@@ -55,6 +55,15 @@ type Client struct {
 	db       model.DatabaseModel
 	Endpoint string
 	watched  bool // the cache holds the monitored columns: ReadAll uses it
+	settle   func()
+}
+
+// Settled says the caller has converged once from the cache: from now on
+// every add event is a change (see afterLoad).
+func (c *Client) Settled() {
+	if c.settle != nil {
+		c.settle()
+	}
 }
 
 // ErrUnreachable is wrapped by Connect's error when no server answers.
@@ -116,7 +125,9 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 			c.Close()
 			return nil, fmt.Errorf("monitor OVSDB at %s: %w", endpoint, err)
 		}
-		c.Cache().AddEventHandler(afterLoad(c.Cache(), watch[0].OnChange))
+		h, settle := afterLoad(c.Cache(), watch[0].OnChange)
+		c.Cache().AddEventHandler(h)
+		return &Client{Client: c, db: db, Endpoint: endpoint, watched: true, settle: settle}, nil
 	}
 	return &Client{Client: c, db: db, Endpoint: endpoint, watched: len(watch) > 0}, nil
 }
@@ -126,10 +137,11 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 // caller reads first, and libovsdb dispatches their events (one per row:
 // 20,000 at 10,000 ports) on a goroutine of its own, some of them after
 // Monitor returns (measured: ~300), which asked for a second, redundant
-// convergence right after the first. So the rows in the cache when the
-// handler is made are skipped once each; any other add (a new row, or every
-// row again after a reconnect) calls on.
-func afterLoad(tc *cache.TableCache, on func()) cache.EventHandler {
+// convergence right after the first. So until settle is called (after the
+// caller's first run) the add of a row that was in the cache when the
+// handler was made is skipped; any other add (a new row, or every row again
+// after a reconnect) calls on.
+func afterLoad(tc *cache.TableCache, on func()) (h cache.EventHandler, settle func()) {
 	var mu sync.Mutex
 	loaded := map[string]struct{}{}
 	for _, t := range []string{vswitchd.OpenvSwitchTable, vswitchd.BridgeTable, vswitchd.PortTable, vswitchd.InterfaceTable} {
@@ -139,7 +151,7 @@ func afterLoad(tc *cache.TableCache, on func()) cache.EventHandler {
 			}
 		}
 	}
-	return &cache.EventHandlerFuncs{
+	h = &cache.EventHandlerFuncs{
 		AddFunc: func(_ string, m model.Model) {
 			mu.Lock()
 			_, initial := loaded[uuidOf(m)]
@@ -151,6 +163,11 @@ func afterLoad(tc *cache.TableCache, on func()) cache.EventHandler {
 		},
 		UpdateFunc: func(string, model.Model, model.Model) { on() },
 		DeleteFunc: func(string, model.Model) { on() },
+	}
+	return h, func() {
+		mu.Lock()
+		loaded = nil
+		mu.Unlock()
 	}
 }
 
