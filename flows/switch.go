@@ -122,7 +122,11 @@ func (s *Switch) ApplySpread(bridge string, changes ...Change) error {
 				errs[i] = s.Apply(bridge, g...) // the bridge's kept connection
 				return
 			}
-			errs[i] = bundleOnce(bridge, g)
+			// A connection of its own, closed after (redialled once, as
+			// Apply's is, if it breaks).
+			own := NewSwitch()
+			defer own.Close()
+			errs[i] = own.Apply(bridge, g...)
 		}()
 	}
 	wg.Wait()
@@ -143,24 +147,6 @@ func spread(changes []Change, k, per int) [][]Change {
 		n += 1 + len(ch.Flows)
 	}
 	return groups
-}
-
-// bundleOnce sends one bundle over a connection of its own, closed after,
-// dialling again once if the connection broke.
-func bundleOnce(bridge string, changes []Change) error {
-	for attempt := 0; ; attempt++ {
-		c, err := openflow.Dial(bridge)
-		if err != nil {
-			return err
-		}
-		err = c.Bundle(changes...)
-		c.Close()
-		var ce *openflow.ConnError
-		if errors.As(err, &ce) && attempt == 0 {
-			continue
-		}
-		return err
-	}
 }
 
 // withConn runs do on bridge's connection, redialling once if the
