@@ -144,7 +144,7 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 func afterLoad(tc *cache.TableCache, on func()) (h cache.EventHandler, settle func()) {
 	var mu sync.Mutex
 	loaded := map[string]struct{}{}
-	for _, t := range []string{vswitchd.OpenvSwitchTable, vswitchd.BridgeTable, vswitchd.PortTable, vswitchd.InterfaceTable} {
+	for _, t := range tc.Tables() { // those ClientModel registers
 		if rc := tc.Table(t); rc != nil {
 			for u := range rc.RowsShallow() {
 				loaded[u] = struct{}{}
@@ -153,9 +153,10 @@ func afterLoad(tc *cache.TableCache, on func()) (h cache.EventHandler, settle fu
 	}
 	h = &cache.EventHandlerFuncs{
 		AddFunc: func(_ string, m model.Model) {
+			u := uuidOf(m)
 			mu.Lock()
-			_, initial := loaded[uuidOf(m)]
-			delete(loaded, uuidOf(m))
+			_, initial := loaded[u]
+			delete(loaded, u)
 			mu.Unlock()
 			if !initial {
 				on()
