@@ -234,15 +234,16 @@ func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vsw
 // comparison then reports it).
 func (h *Host) flowCountsAgree(bridge string, fs []*ovs.Flow) bool {
 	want := map[uint8]int{tableAll: len(fs)}
-	tables := []uint8{tableAll}
 	for _, t := range flows.Tables {
 		want[uint8(t)] = 0
-		tables = append(tables, uint8(t))
 	}
 	for _, f := range fs {
 		want[uint8(f.Table)]++
 	}
-	got, err := h.Flows.FlowCounts(bridge, tables)
+	got, err := h.takeEarlyCounts(bridge)
+	if got == nil || err != nil {
+		got, err = h.Flows.FlowCounts(bridge, countedTables())
+	}
 	if err != nil {
 		return false
 	}
@@ -252,6 +253,67 @@ func (h *Host) flowCountsAgree(bridge string, fs []*ovs.Flow) bool {
 		}
 	}
 	return true
+}
+
+// countedTables are the tables whose flows a quick comparison counts.
+func countedTables() []uint8 {
+	tables := []uint8{tableAll}
+	for _, t := range flows.Tables {
+		tables = append(tables, uint8(t))
+	}
+	return tables
+}
+
+// earlyCounts is a flow count asked for ahead of its use.
+type earlyCounts struct {
+	counts map[uint8]int
+	err    error
+}
+
+// PrefetchFlowCounts asks bridges for their flow counts now, for the next
+// quick comparison of each to use. A cold start asks while the monitor's
+// initial reply loads (10,000 ports: ~2 s) rather than after it, which on
+// the userspace datapath saves one iteration of ovs-vswitchd's main loop
+// (0.3-0.8 s at that size). The counts may be a moment older than the
+// intent they are compared with: a change in between makes them disagree
+// (then the full comparison runs), and the change's own monitor update asks
+// for another run.
+func (h *Host) PrefetchFlowCounts(bridges []string) {
+	h.earlyMu.Lock()
+	defer h.earlyMu.Unlock()
+	if h.early == nil {
+		h.early = map[string]chan earlyCounts{}
+	}
+	for _, b := range bridges {
+		ch := make(chan earlyCounts, 1)
+		h.early[b] = ch
+		go func() {
+			c, err := h.Flows.FlowCounts(b, countedTables())
+			ch <- earlyCounts{c, err}
+		}()
+	}
+}
+
+// takeEarlyCounts returns (once) bridge's prefetched counts, waiting for
+// them if they are still on their way; nil if none were asked for.
+func (h *Host) takeEarlyCounts(bridge string) (map[uint8]int, error) {
+	h.earlyMu.Lock()
+	ch := h.early[bridge]
+	delete(h.early, bridge)
+	h.earlyMu.Unlock()
+	if ch == nil {
+		return nil, nil
+	}
+	r := <-ch
+	return r.counts, r.err
+}
+
+// dropEarlyCounts forgets prefetched counts no comparison took: they are
+// only good for the run they were asked for.
+func (h *Host) dropEarlyCounts() {
+	h.earlyMu.Lock()
+	h.early = nil
+	h.earlyMu.Unlock()
 }
 
 // tableAll asks for the flows of every table (OFPTT_ALL): a flow in a table

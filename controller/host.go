@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
@@ -31,6 +32,9 @@ type Host struct {
 	DB    *ovsdb.Client
 	Flows *flows.Switch
 	nat   *nat.Tables // opened on first use
+
+	earlyMu sync.Mutex
+	early   map[string]chan earlyCounts // flow counts asked for ahead (PrefetchFlowCounts)
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

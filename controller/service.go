@@ -159,12 +159,11 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	tr := newTracer()
 	sw := flows.NewSwitch()
 	defer sw.Close()
-	// Dial the bridges' OpenFlow connections while the monitor's initial
-	// reply (10,000 interfaces: ~2.5 s here) is decoded.
+	s.h = &Host{Flows: sw}
+	// Dial the bridges' OpenFlow connections and count their flows while
+	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.
 	if bs, err := ovsnetBridgeNames(ctx, o.Endpoint); err == nil {
-		for _, b := range bs {
-			sw.Prepare(b)
-		}
+		s.h.PrefetchFlowCounts(bs)
 	}
 	db, err := ovsdb.Connect(ctx, o.Endpoint, ovsdb.Watch{OnChange: s.trigger})
 	if err != nil {
@@ -173,7 +172,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	tr.step("connect and monitor OVSDB")
 	tr.done("controller start")
 	defer db.Close()
-	s.h = &Host{DB: db, Flows: sw}
+	s.h.DB = db
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "resync", o.Resync.String())
 
 	tick := time.NewTicker(o.Resync)
@@ -200,6 +199,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 		}
 		err := s.converge(ctx)
 		s.h.DB.Settled() // the initial load is behind us
+		s.h.dropEarlyCounts()
 		if err == nil && !ready {
 			ready = true
 			daemon.SdNotify(false, daemon.SdNotifyReady)

@@ -143,7 +143,7 @@ func TestController(t *testing.T) {
 	ctl.Process.Signal(syscall.SIGKILL)
 	ctl.Wait()
 	// From here on the controller compares flows one by one every second.
-	e.startController(addr, "--verify", "1s")
+	ctl = e.startController(addr, "--verify", "1s")
 	if err := pinger.Wait(); err != nil || !strings.Contains(pout.String(), " 0% packet loss") {
 		t.Fatalf("ping across a controller kill -9: %v: %s", err, pout.String())
 	}
@@ -155,6 +155,24 @@ func TestController(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "flows changed in place restored", func() bool { return pings(c1, "10.80.0.3") })
+
+	// Flows lost while no controller runs: a cold start's first run
+	// compares flow counts (asked for while its monitor loads) and repairs.
+	// No full comparison (--verify) and no second run (--resync) comes
+	// within the test's wait: the first run must find it.
+	ctl.Process.Signal(syscall.SIGKILL)
+	ctl.Wait()
+	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0", "table=30"); err != nil {
+		t.Fatal(err)
+	}
+	if pings(c1, "10.80.0.3") {
+		t.Fatal("linked containers still reach each other with table 30 emptied")
+	}
+	ctl = e.startController(addr, "--resync", "1h")
+	eventually(t, 10*time.Second, "flows lost while the controller was down restored at its start", func() bool { return pings(c1, "10.80.0.3") })
+	ctl.Process.Signal(syscall.SIGKILL)
+	ctl.Wait()
+	ctl = e.startController(addr, "--verify", "1s")
 
 	// A veth left by an attach killed before its row was made goes.
 	run(t, "ip", "-n", e.sb.Netns, "link", "add", "on0123456789ab", "type", "veth", "peer", "name", "leakpeer")
