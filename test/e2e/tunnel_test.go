@@ -34,13 +34,25 @@ func underlayAddr(i int) string { return sandbox.UnderlayAddr(i) }
 // the route and neighbour of the remote underlay address in its own time
 // after the underlay moved (in 2 of ~10 full runs the first 3 pings, sent
 // within 2.4 s, were all lost), so the first contact gets up to 5 tries;
-// every later check is a plain ping.
-func firstContact(t *testing.T, netns, addr string) {
+// every later check is a plain ping. A lost try logs what each host's
+// ovs-vswitchd knew of the underlay then, to find what the packets waited
+// for.
+func firstContact(t *testing.T, hs []*env, netns, addr string) {
 	t.Helper()
 	for try := 1; ; try++ {
 		out, err := exec.Command("ip", "netns", "exec", netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", addr).CombinedOutput()
 		if err == nil {
 			return
+		}
+		for i, h := range hs {
+			var b strings.Builder
+			for _, q := range [][]string{{"ovs/route/show"}, {"tnl/neigh/show"}, {"tnl/ports/show"}, {"dpctl/dump-flows"}} {
+				o, err := h.sb.Run("ovs-appctl", q...)
+				fmt.Fprintf(&b, "$ ovs-appctl %s (%v)\n%s\n", q[0], err, o)
+			}
+			o, _ := exec.Command("ip", "-n", h.sb.Netns, "neigh").CombinedOutput()
+			fmt.Fprintf(&b, "$ ip neigh\n%s", o)
+			t.Logf("first ping across the tunnel, try %d lost: host %d:\n%s", try, i, b.String())
 		}
 		if try == 5 {
 			t.Fatalf("first ping across the tunnel, %d tries: %v: %s", try, err, out)
@@ -133,7 +145,7 @@ func TestTunnelTwoHosts(t *testing.T) {
 			if got := mtuOf(t, ca, "eth1"); got != want {
 				t.Fatalf("container MTU %s over %s, want %s (underlay 1500)", got, typ, want)
 			}
-			firstContact(t, ca, "10.97.2.2")
+			firstContact(t, hs, ca, "10.97.2.2")
 			ping(t, cb, "10.97.1.2")
 			tcpTransfer(t, nsPath(ca), nsPath(cb), "10.97.2.2", 4<<20)
 			tcpTransfer(t, nsPath(cb), nsPath(ca), "10.97.1.2", 4<<20)
