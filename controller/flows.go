@@ -270,7 +270,7 @@ type earlyCounts struct {
 	err    error
 }
 
-// PrefetchFlowCounts asks bridges for their flow counts now, for the next
+// prefetchFlowCounts asks bridges for their flow counts now, for the next
 // quick comparison of each to use. A cold start asks while the monitor's
 // initial reply loads (10,000 ports: ~2 s) rather than after it, which on
 // the userspace datapath saves one iteration of ovs-vswitchd's main loop
@@ -278,7 +278,7 @@ type earlyCounts struct {
 // intent they are compared with: a change in between makes them disagree
 // (then the full comparison runs), and the change's own monitor update asks
 // for another run.
-func (h *Host) PrefetchFlowCounts(bridges []string) {
+func (h *Host) prefetchFlowCounts(bridges []string) {
 	h.earlyMu.Lock()
 	defer h.earlyMu.Unlock()
 	if h.early == nil {

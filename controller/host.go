@@ -34,7 +34,7 @@ type Host struct {
 	nat   *nat.Tables // opened on first use
 
 	earlyMu sync.Mutex
-	early   map[string]chan earlyCounts // flow counts asked for ahead (PrefetchFlowCounts)
+	early   map[string]chan earlyCounts // flow counts asked for ahead (prefetchFlowCounts)
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

@@ -163,7 +163,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.
 	if bs, err := ovsnetBridgeNames(ctx, o.Endpoint); err == nil {
-		s.h.PrefetchFlowCounts(bs)
+		s.h.prefetchFlowCounts(bs)
 	}
 	db, err := ovsdb.Connect(ctx, o.Endpoint, ovsdb.Watch{OnChange: s.trigger})
 	if err != nil {
