@@ -1,7 +1,8 @@
 // Command pipeline measures what ovsnet's flow pipeline costs against a
 // plain OVS bridge running the NORMAL action, on the same bridge, ports and
 // containers in one run: TCP throughput (iperf3) and ping latency between two
-// containers, with isolation off and on (icc=false plus a link), for each
+// containers, with isolation off and on (icc=false plus a link), beside
+// NORMAL with conntrack added (what any stateful isolation costs), for each
 // attach type with 2 ports on the bridge, and for internal ports with 1,000.
 // Each figure is the median of -reps rounds that take every setup in turn.
 // It writes bench/results/pipeline.json.
@@ -11,6 +12,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
@@ -74,7 +77,25 @@ func main() {
 		{"ovsnet pipeline, isolation on (icc=false + link)", func() { icc(false) }},
 		// Isolation off: the same pipeline without conntrack.
 		{"ovsnet pipeline, isolation off", func() { icc(true) }},
-		// A plain bridge: the NORMAL action (MAC learning, flooding).
+		// The least any stateful isolation costs: NORMAL plus one ct per
+		// IP packet both ways and a commit of each new connection
+		// (hand-written flows, not ovsnet's), to tell conntrack's share
+		// of isolation's cost from the pipeline's.
+		{"plain OVS bridge, NORMAL + conntrack", func() {
+			f := filepath.Join(sb.Dir, "normal-ct.flows")
+			check(os.WriteFile(f, []byte(strings.Join([]string{
+				"priority=0,actions=NORMAL",
+				"priority=10,ip,actions=ct(table=1,zone=1)",
+				"table=1,priority=10,ct_state=+trk+new,ip,actions=ct(commit,zone=1),NORMAL",
+				"table=1,priority=10,ct_state=+trk+est,ip,actions=NORMAL",
+				"table=1,priority=10,ct_state=+trk+rel,ip,actions=NORMAL",
+				"table=1,priority=0,actions=drop",
+			}, "\n")+"\n"), 0o644))
+			_, err := sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", f)
+			check(err)
+		}},
+		// A plain bridge: the NORMAL action (MAC learning, flooding). Last:
+		// the ratios are to it.
 		{"plain OVS bridge, NORMAL action", func() {
 			_, err := sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", "/dev/stdin")
 			check(err)

@@ -150,7 +150,7 @@ func main() {
 		g := make([]series, len(names))
 		p := make([]series, len(names))
 		for i, n := range names {
-			short := strings.NewReplacer("ovsnet pipeline, ", "ovsnet, ", " (icc=false + link)", "", "plain OVS bridge, NORMAL action", "NORMAL").Replace(n)
+			short := strings.NewReplacer("ovsnet pipeline, ", "ovsnet, ", " (icc=false + link)", "", "plain OVS bridge, NORMAL + conntrack", "NORMAL + ct", "plain OVS bridge, NORMAL action", "NORMAL").Replace(n)
 			g[i].Name, p[i].Name = short, short
 		}
 		for _, r := range pl.Results {
