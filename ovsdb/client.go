@@ -120,6 +120,7 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 			return nil, fmt.Errorf("OVS schema at %s does not match ovsnet's models: %v", endpoint, errs)
 		}
 	}
+	cl := &Client{Client: c, db: db, Endpoint: endpoint}
 	if len(watch) > 0 {
 		if _, err := c.Monitor(ctx, watchedColumns(c)); err != nil {
 			c.Close()
@@ -127,9 +128,9 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 		}
 		h, settle := afterLoad(c.Cache(), watch[0].OnChange)
 		c.Cache().AddEventHandler(h)
-		return &Client{Client: c, db: db, Endpoint: endpoint, watched: true, settle: settle}, nil
+		cl.watched, cl.settle = true, settle
 	}
-	return &Client{Client: c, db: db, Endpoint: endpoint, watched: len(watch) > 0}, nil
+	return cl, nil
 }
 
 // afterLoad is the watch's event handler: every change calls on, but the
