@@ -72,6 +72,15 @@ func main() {
 		name  string
 		apply func()
 	}
+	normalCT := filepath.Join(sb.Dir, "normal-ct.flows")
+	check(os.WriteFile(normalCT, []byte(strings.Join([]string{
+		"priority=0,actions=NORMAL",
+		"priority=10,ip,actions=ct(table=1,zone=1)",
+		"table=1,priority=10,ct_state=+trk+new,ip,actions=ct(commit,zone=1),NORMAL",
+		"table=1,priority=10,ct_state=+trk+est,ip,actions=NORMAL",
+		"table=1,priority=10,ct_state=+trk+rel,ip,actions=NORMAL",
+		"table=1,priority=0,actions=drop",
+	}, "\n")+"\n"), 0o644))
 	setups := []setup{
 		// Isolation on: only a link lets c1 reach c2.
 		{"ovsnet pipeline, isolation on (icc=false + link)", func() { icc(false) }},
@@ -82,16 +91,7 @@ func main() {
 		// (hand-written flows, not ovsnet's), to tell conntrack's share
 		// of isolation's cost from the pipeline's.
 		{"plain OVS bridge, NORMAL + conntrack", func() {
-			f := filepath.Join(sb.Dir, "normal-ct.flows")
-			check(os.WriteFile(f, []byte(strings.Join([]string{
-				"priority=0,actions=NORMAL",
-				"priority=10,ip,actions=ct(table=1,zone=1)",
-				"table=1,priority=10,ct_state=+trk+new,ip,actions=ct(commit,zone=1),NORMAL",
-				"table=1,priority=10,ct_state=+trk+est,ip,actions=NORMAL",
-				"table=1,priority=10,ct_state=+trk+rel,ip,actions=NORMAL",
-				"table=1,priority=0,actions=drop",
-			}, "\n")+"\n"), 0o644))
-			_, err := sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", f)
+			_, err := sb.Run("ovs-ofctl", "-O", "OpenFlow14", "replace-flows", "br0", normalCT)
 			check(err)
 		}},
 		// A plain bridge: the NORMAL action (MAC learning, flooding). Last:
