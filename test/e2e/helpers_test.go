@@ -37,7 +37,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	ovsnetBin = filepath.Join(dir, "ovsnet")
-	if out, err := exec.Command("go", "build", "-o", ovsnetBin, "../../cmd/ovsnet").CombinedOutput(); err != nil {
+	// Static, as `make build` makes it (no dynamic loader: ~0.7 ms less a command).
+	build := exec.Command("go", "build", "-o", ovsnetBin, "../../cmd/ovsnet")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Printf("build ovsnet: %v\n%s", err, out)
 		os.Exit(1)
 	}
