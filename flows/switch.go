@@ -19,12 +19,29 @@ import (
 type Switch struct {
 	mu    sync.Mutex
 	conns map[string]*openflow.Conn
+
+	// Group commit of concurrent Applies to one bridge (the controller's
+	// attach API serves many CLIs at once): while one bundle is in flight,
+	// the changes that arrive wait and then go together in the next.
+	bmu     sync.Mutex
+	pending map[string]*batch
+	busy    map[string]bool
+	bundle  func(bridge string, changes []Change) error // one round trip; tests replace it
+}
+
+// batch is the Applies that go to a bridge in one bundle.
+type batch struct {
+	changes [][]Change // one entry per caller
+	errs    []error
+	done    chan struct{}
 }
 
 // NewSwitch returns a Switch with no connections yet: each bridge's is made
 // on its first change and kept.
 func NewSwitch() *Switch {
-	return &Switch{conns: map[string]*openflow.Conn{}}
+	s := &Switch{conns: map[string]*openflow.Conn{}, pending: map[string]*batch{}, busy: map[string]bool{}}
+	s.bundle = s.send
+	return s
 }
 
 // Change replaces every flow whose cookie matches Cookie under Mask with Flows.
@@ -78,10 +95,70 @@ func (s *Switch) Close() {
 // A connection that broke (ovs-vswitchd restarted, or dropped an idle
 // connection) is redialled once; bundles replace by cookie, so resending is
 // safe.
+//
+// Concurrent Applies to one bridge share round trips: those that arrive
+// while a bundle is in flight go together in the next one (atomic as a
+// whole; if it is refused, each goes again alone, so one caller's bad flow
+// fails only that caller).
 func (s *Switch) Apply(bridge string, changes ...Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	s.bmu.Lock()
+	b := s.pending[bridge]
+	if b == nil {
+		b = &batch{done: make(chan struct{})}
+		s.pending[bridge] = b
+	}
+	i := len(b.changes)
+	b.changes = append(b.changes, changes)
+	lead := !s.busy[bridge]
+	s.busy[bridge] = true
+	s.bmu.Unlock()
+	if lead {
+		s.lead(bridge)
+	}
+	<-b.done
+	return b.errs[i]
+}
+
+// lead sends the pending batch of bridge, then hands the bridge to a new
+// leader if more arrived meanwhile, so that no caller waits for others'
+// bundles after its own.
+func (s *Switch) lead(bridge string) {
+	s.bmu.Lock()
+	b := s.pending[bridge]
+	delete(s.pending, bridge)
+	s.bmu.Unlock()
+
+	b.errs = make([]error, len(b.changes))
+	var all []Change
+	for _, ch := range b.changes {
+		all = append(all, ch...)
+	}
+	if err := s.bundle(bridge, all); err != nil {
+		if len(b.changes) == 1 {
+			b.errs[0] = err
+		} else {
+			// The bundle was discarded whole: find whose change it was.
+			for j, ch := range b.changes {
+				b.errs[j] = s.bundle(bridge, ch)
+			}
+		}
+	}
+	close(b.done)
+
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	if s.pending[bridge] != nil {
+		go s.lead(bridge)
+		return
+	}
+	s.busy[bridge] = false
+}
+
+// send makes changes in one bundle over bridge's kept connection.
+func (s *Switch) send(bridge string, changes []Change) error {
 	return s.withConn(bridge, func(c *openflow.Conn) error { return c.Bundle(changes...) })
 }
 
