@@ -89,6 +89,25 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge) {
 	return rules, bridges
 }
 
+// natKey is what syncNAT brings iptables and sysctls to, as one string.
+func natKey(topo *ovsdb.Topology) string {
+	rules, bridges := natIntent(topo)
+	var ks []string
+	for _, r := range rules {
+		ks = append(ks, r.String())
+	}
+	for _, b := range bridges {
+		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
+	}
+	for i := range topo.Bridges {
+		if topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+			ks = append(ks, "subnets "+topo.Bridges[i].ExternalIDs[ovsdb.KeySubnet])
+		}
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, "\n")
+}
+
 // syncNAT makes ovsnet's iptables chains match the intent (or removes them
 // all when no bridge needs them). It returns what it changed.
 func (h *Host) syncNAT(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {

@@ -337,6 +337,27 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	return p, nil
 }
 
+// ResumeAddPort carries out an add-port that the controller took but went
+// away during (ErrServiceLost), holding the host's lock as any CLI change
+// does: a port it finished is reported as done, one it left half-made is
+// removed, and the attach is then made here.
+func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*Port, error) {
+	_, ifs, ports, err := h.containerPorts(ctx, o.Bridge, o.Container, o.Iface)
+	if err != nil {
+		return nil, err
+	}
+	if len(ifs) > 0 && ifs[0].ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+		if ifs[0].ExternalIDs[ovsdb.KeyState] == stateReady {
+			v := portView(o.Bridge, ifs[0], ports[0])
+			return &v, nil
+		}
+		if err := h.detach(ctx, o.Bridge, ifs[:1], ports[:1]); err != nil {
+			return nil, fmt.Errorf("remove the half-made port %s the controller left: %w", ifs[0].Name, err)
+		}
+	}
+	return h.AddPort(ctx, o)
+}
+
 // portRequest is add-port's options, parsed and checked.
 type portRequest struct {
 	mac       net.HardwareAddr
@@ -552,6 +573,16 @@ func (h *Host) attachedPort(ctx context.Context, bridge, iface, container string
 func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) error {
 	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {
+		return err
+	}
+	return h.detach(ctx, bridge, ifs, ports)
+}
+
+// DelPortIfAttached is DelPort for a request the controller may have
+// carried out already (ErrServiceLost): no such port is not an error.
+func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container string) error {
+	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
+	if err != nil || len(ifs) == 0 {
 		return err
 	}
 	return h.detach(ctx, bridge, ifs, ports)

@@ -31,6 +31,13 @@ type pass struct {
 	topo  *ovsdb.Topology   // what to converge to (nil: read OVSDB now)
 	links *attach.HostLinks // the host's links (nil: list them now)
 	quick bool              // compare flow counts before whole tables
+	// natSeen, when set, holds the NAT intent last brought to iptables:
+	// a run whose intent is the same skips iptables (tens of ms of
+	// iptables processes, which every attach's convergence paid) unless
+	// natCheck. The service checks on every resync, as drift in iptables
+	// does not show in OVSDB anyway.
+	natSeen  *string
+	natCheck bool
 }
 
 // reconcile is Reconcile that also returns the topology it used, for the
@@ -63,8 +70,16 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 	natDone := make(chan natResult, 1)
 	go func() {
 		t := time.Now()
-		d, err := h.syncNAT(ctx, topo)
-		natDone <- natResult{d, err, time.Since(t)}
+		var r natResult
+		key := natKey(topo)
+		if o.natSeen == nil || o.natCheck || *o.natSeen != key {
+			r.did, r.err = h.syncNAT(ctx, topo)
+			if r.err == nil && o.natSeen != nil {
+				*o.natSeen = key
+			}
+		}
+		r.dur = time.Since(t)
+		natDone <- r
 	}()
 	errs = append(errs, reconcileUnderlays(topo, hostLinks)...)
 	for i := range topo.Bridges {

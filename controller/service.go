@@ -48,6 +48,7 @@ type Service struct {
 	convergeLock *os.File
 
 	lastVerify time.Time // last full flow comparison (or the start)
+	natSeen    string    // NAT intent last synced (pass.natSeen)
 
 	mu        sync.Mutex
 	converged bool
@@ -64,6 +65,7 @@ type serviceMetrics struct {
 	ports     *prometheus.GaugeVec
 	flows     prometheus.Gauge
 	connected prometheus.Gauge
+	api       *prometheus.CounterVec
 }
 
 func newMetrics() *serviceMetrics {
@@ -77,8 +79,9 @@ func newMetrics() *serviceMetrics {
 		ports:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovsnet_ports", Help: "Container ports per bridge."}, []string{"bridge"}),
 		flows:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_flows_installed", Help: "Flows ovsnet computed for its bridges at the last run."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovsdb_connected", Help: "1 while connected to OVSDB."}),
+		api:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovsnet_api_requests_total", Help: "Attach API requests served (add-port, del-port from the CLI), by result."}, []string{"op", "result"}),
 	}
-	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.connected)
+	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.connected, m.api)
 	return m
 }
 
@@ -173,18 +176,27 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	tr.done("controller start")
 	defer db.Close()
 	s.h.DB = db
-	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "resync", o.Resync.String())
+	if path := APISocket(o.Endpoint); path != "" {
+		api, err := s.serveAPI(path)
+		if err != nil {
+			return err
+		}
+		defer api.Close() // removes the socket file
+	}
+	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
 
 	tick := time.NewTicker(o.Resync)
 	defer tick.Stop()
 	s.trigger()
 	ready := false
+	resync := false // this run is the periodic one
 	for {
 		select {
 		case <-ctx.Done():
 			o.Log.Info("controller stopping")
 			return nil
 		case <-tick.C:
+			resync = true
 		case <-s.kick:
 			// Coalesce a burst of changes (an attach is several updates),
 			// but not before the first run: the initial monitor reply is
@@ -197,7 +209,8 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 				}
 			}
 		}
-		err := s.converge(ctx)
+		err := s.converge(ctx, resync)
+		resync = false
 		s.h.DB.Settled() // the initial load is behind us
 		s.h.dropEarlyCounts()
 		if err == nil && !ready {
@@ -236,7 +249,7 @@ func (s *Service) trigger() {
 // converge runs one garbage collection and one reconcile: the same code as
 // `ovsnet reconcile`, on the latest state in the monitor's cache (re-read
 // from OVSDB after garbage collection changed it).
-func (s *Service) converge(ctx context.Context) error {
+func (s *Service) converge(ctx context.Context, resync bool) error {
 	if s.convergeLock != nil {
 		syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_EX)
 		defer syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_UN)
@@ -278,7 +291,7 @@ func (s *Service) converge(ctx context.Context) error {
 		topo, links = nil, nil
 	}
 	verify := time.Since(s.lastVerify) >= s.o.Verify
-	did, notes, topo, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify})
+	did, notes, topo, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify, natSeen: &s.natSeen, natCheck: resync})
 	if err == nil && verify {
 		s.lastVerify = time.Now()
 	}

@@ -144,15 +144,25 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 // open connects to OVSDB and checks the output format first, so a typo in
 // -o fails before anything changes.
 func (g *globals) open(ctx context.Context) (*controller.Host, error) {
+	if err := g.checkOutput(); err != nil {
+		return nil, err
+	}
+	controller.LockHost(g.endpoint(), g.exclusive)
+	return controller.Open(ctx, g.endpoint())
+}
+
+func (g *globals) checkOutput() error {
 	if g.output != "text" && g.output != "json" {
-		return nil, fmt.Errorf("unknown output format %q: use text or json", g.output)
+		return fmt.Errorf("unknown output format %q: use text or json", g.output)
 	}
-	ep := g.db
-	if ep == "" {
-		ep = ovsdb.DefaultEndpoint()
+	return nil
+}
+
+func (g *globals) endpoint() string {
+	if g.db != "" {
+		return g.db
 	}
-	controller.LockHost(ep, g.exclusive)
-	return controller.Open(ctx, ep)
+	return ovsdb.DefaultEndpoint()
 }
 
 func (g *globals) print(c *cobra.Command, v any, text string) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,7 +64,14 @@ bridge's subnets. Any failure undoes everything.
 
 --type internal moves an OVS internal port into the container (fastest on
 the userspace datapath, the default there); --type veth uses a veth pair
-(the default on the kernel datapath).`,
+(the default on the kernel datapath).
+
+When "ovsnet controller" runs on this host, add-port hands the request to it
+over $OVS_RUNDIR/ovsnet.sock (next to db.sock): it holds the OVSDB and
+OpenFlow connections open, and concurrent attaches share its round trips to
+ovs-vswitchd. The result and the errors are the same; if the controller dies
+during the request, add-port finishes or undoes what it left and attaches
+itself. OVSNET_DIRECT=1 always does the work in this process.`,
 		Example: `  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=173.16.1.2/24
   ovsnet add-port ovs-br1 eth1 web1 --ip -p 8080:80 -p 127.0.0.1:9090:90 -p 53/udp
   ovsnet add-port ovs-br1 eth2 pid:4242 --ip=173.16.1.9/24 --macaddress=02:42:ac:10:01:09 --mtu=1400 --vlan=10`,
@@ -71,12 +79,17 @@ the userspace datapath, the default there); --type veth uses a veth pair
 		RunE: func(c *cobra.Command, args []string) error {
 			o := a.options(c.Flags())
 			o.Bridge, o.Iface, o.Container = args[0], args[1], args[2]
-			h, err := g.open(c.Context())
-			if err != nil {
+			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			defer h.Close()
-			p, err := h.AddPort(c.Context(), o)
+			p, err := controller.AddPortVia(g.endpoint(), o)
+			switch {
+			case errors.Is(err, controller.ErrNoService):
+				p, err = addPortDirect(c, g, o, false)
+			case errors.Is(err, controller.ErrServiceLost):
+				fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing add-port here\n", err)
+				p, err = addPortDirect(c, g, o, true)
+			}
 			if err != nil {
 				return err
 			}
@@ -85,6 +98,34 @@ the userspace datapath, the default there); --type veth uses a veth pair
 	}
 	a.register(c.Flags(), true)
 	return c
+}
+
+// addPortDirect attaches in this process: no controller runs, or it went
+// away during the request (resume: finish or undo what it left first).
+func addPortDirect(c *cobra.Command, g *globals, o controller.PortOptions, resume bool) (*controller.Port, error) {
+	h, err := g.open(c.Context())
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if resume {
+		return h.ResumeAddPort(c.Context(), o)
+	}
+	return h.AddPort(c.Context(), o)
+}
+
+// delPortDirect detaches in this process; after a controller that went away
+// (resume), a port already gone is what was asked for.
+func delPortDirect(c *cobra.Command, g *globals, bridge, iface, container string, resume bool) error {
+	h, err := g.open(c.Context())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if resume {
+		return h.DelPortIfAttached(c.Context(), bridge, iface, container)
+	}
+	return h.DelPort(c.Context(), bridge, iface, container)
 }
 
 func addPortsCmd(g *globals) *cobra.Command {
@@ -186,12 +227,18 @@ func delPortCmd(g *globals) *cobra.Command {
 		Example: "  ovsnet del-port ovs-br1 eth1 container1",
 		Args:    exactArgs("BRIDGE", "INTERFACE", "CONTAINER"),
 		RunE: func(c *cobra.Command, args []string) error {
-			h, err := g.open(c.Context())
-			if err != nil {
+			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			defer h.Close()
-			if err := h.DelPort(c.Context(), args[0], args[1], args[2]); err != nil {
+			err := controller.DelPortVia(g.endpoint(), args[0], args[1], args[2])
+			switch {
+			case errors.Is(err, controller.ErrNoService):
+				err = delPortDirect(c, g, args[0], args[1], args[2], false)
+			case errors.Is(err, controller.ErrServiceLost):
+				fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing del-port here\n", err)
+				err = delPortDirect(c, g, args[0], args[1], args[2], true)
+			}
+			if err != nil {
 				return err
 			}
 			return g.print(c, map[string]any{"bridge": args[0], "interface": args[1], "container": args[2], "deleted": 1},

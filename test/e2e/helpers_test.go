@@ -95,7 +95,14 @@ type result struct {
 // ovsnet runs the binary inside the sandbox host.
 func (e *env) ovsnet(args ...string) result {
 	e.t.Helper()
+	return e.ovsnetWith(nil, args...)
+}
+
+// ovsnetWith runs the binary inside the sandbox host with more environment.
+func (e *env) ovsnetWith(env []string, args ...string) result {
+	e.t.Helper()
 	c := e.sb.Command(ovsnetBin, args...)
+	c.Env = append(c.Env, env...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()
