@@ -1,10 +1,13 @@
 // Command attach measures attach latency side by side in one run: ovsnet
 // add-port (its default type on this datapath, an internal port, and a veth,
-// the type ovs-docker creates), Debian's ovs-docker add-port (with a tiny docker shim that
-// answers `docker inspect -f '{{.State.Pid}}' NAME`) and a Linux bridge
+// the type ovs-docker creates), without a controller and through a running
+// `ovsnet controller`, Debian's ovs-docker add-port (with a tiny docker shim
+// that answers `docker inspect -f '{{.State.Pid}}' NAME`) and a Linux bridge
 // attached with ip commands, each with N ports already on its bridge, plus a
-// bare ovs-ofctl round trip at the same size. It reports medians and ratios
-// in bench/results/attach-latency.json.
+// bare ovs-ofctl round trip and a burst of concurrent ovsnet attaches at the
+// same size. Every command is forked from a thread inside the sandbox host
+// (no `ip netns exec` in any figure). It reports medians and ratios in
+// bench/results/attach-latency.json.
 package main
 
 import (
@@ -25,17 +28,26 @@ type row struct {
 	Ports            int     `json:"ports_on_bridge"`
 	OvsnetMs         float64 `json:"ovsnet_median_ms"`
 	OvsnetVethMs     float64 `json:"ovsnet_veth_median_ms"`
+	ViaMs            float64 `json:"ovsnet_via_controller_median_ms"`
+	ViaVethMs        float64 `json:"ovsnet_veth_via_controller_median_ms"`
 	OvsDockerMs      float64 `json:"ovs_docker_median_ms"`
 	LinuxBridgeMs    float64 `json:"linux_bridge_median_ms"`
 	OfctlRoundTripMs float64 `json:"ovs_ofctl_round_trip_median_ms"`
 	OvsDockerRatio   float64 `json:"ovs_docker_over_ovsnet"`
 	OvsDockerVeth    float64 `json:"ovs_docker_over_ovsnet_veth"`
+	OvsDockerVia     float64 `json:"ovs_docker_over_ovsnet_via_controller"`
+	OvsDockerViaVeth float64 `json:"ovs_docker_over_ovsnet_veth_via_controller"`
+	// A burst of concurrent veth attaches, all started at once: wall time
+	// until the last is done, per attach.
+	BurstDirectMs float64 `json:"burst_direct_ms_per_attach"`
+	BurstViaMs    float64 `json:"burst_via_controller_ms_per_attach"`
 }
 
 var (
 	bin   = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
 	sizes = flag.String("sizes", "10,100", "ports already on each bridge")
 	n     = flag.Int("n", 15, "attaches measured per tool and size")
+	burst = flag.Int("burst", 20, "concurrent attaches in the burst measured per size")
 	out   = flag.String("out", "bench/results/attach-latency.json", "result file")
 )
 
@@ -85,15 +97,19 @@ func main() {
 		check(os.WriteFile(filepath.Join(shim, "pids", c), []byte(strconv.Itoa(s.Process.Pid)+"\n"), 0o644))
 		return c
 	}
+	// Every command is forked from a thread inside the sandbox host, so no
+	// tool's figure includes an `ip netns exec`.
+	l, err := measure.NewLauncher(sb.Netns)
+	check(err)
+	defer l.Close()
 	timed := func(env []string, name string, args ...string) float64 {
-		c := exec.Command("ip", append([]string{"netns", "exec", sb.Netns, name}, args...)...)
+		c := exec.Command(name, args...)
 		c.Env = env
-		start := time.Now()
-		if o, err := c.CombinedOutput(); err != nil {
-			check(fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, o))
-		}
-		return float64(time.Since(start).Microseconds()) / 1000
+		ms, err := l.Timed(c)
+		check(err)
+		return ms
 	}
+	direct := append(env, "OVSNET_DIRECT=1") // never through a controller
 	filled := map[string]int{}
 	var rows []row
 	for _, f := range strings.Split(*sizes, ",") {
@@ -106,7 +122,8 @@ func main() {
 		for _, br := range []string{"bn", "bd", "lbr"} {
 			measured := len(rows) * *n
 			if br == "bn" {
-				measured *= 2
+				// two types, with and without the controller, and the bursts
+				measured = len(rows) * (4**n + 2**burst)
 			}
 			target := size - measured
 			for filled[br] < target {
@@ -130,12 +147,12 @@ func main() {
 			}
 		}
 		time.Sleep(2 * time.Second)
-		var ovsnet, ovsnetVeth, ovsDocker, lbr, ofctl []float64
+		var ovsnet, ovsnetVeth, via, viaVeth, ovsDocker, lbr, ofctl []float64
 		for i := 0; i < *n; i++ {
 			c := container()
-			ovsnet = append(ovsnet, timed(env, abs, "add-port", "bn", "eth1", c, "--ip"))
+			ovsnet = append(ovsnet, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip"))
 			c = container()
-			ovsnetVeth = append(ovsnetVeth, timed(env, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
+			ovsnetVeth = append(ovsnetVeth, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
 			c = container()
 			ovsDocker = append(ovsDocker, timed(env, "ovs-docker", "add-port", "bd", "eth1", c, fmt.Sprintf("--ipaddress=10.101.%d.%d/16", seq/250, seq%250+2)))
 			c = container()
@@ -145,16 +162,62 @@ func main() {
 			lbr = append(lbr, timed(env, "sh", "-c", script))
 			ofctl = append(ofctl, timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop"))
 		}
-		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsnetVethMs: measure.Median(ovsnetVeth), OvsDockerMs: measure.Median(ovsDocker),
-			LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl)}
+		burstOf := func(env []string) float64 {
+			cs := make([]string, *burst)
+			for i := range cs {
+				cs[i] = container()
+			}
+			t := time.Now()
+			errs := make(chan error, len(cs))
+			for _, c := range cs {
+				go func() {
+					cmd := exec.Command(abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth")
+					cmd.Env = env
+					_, err := l.Timed(cmd)
+					errs <- err
+				}()
+			}
+			for range cs {
+				check(<-errs)
+			}
+			return float64(time.Since(t).Microseconds()) / 1000 / float64(len(cs))
+		}
+		burstDirect := burstOf(direct)
+		// The same attaches through a running controller (what a host
+		// running `ovsnet controller` gets): the CLI hands the request to
+		// the service, which holds its OVSDB and OpenFlow connections open.
+		ctl := exec.Command(abs, "controller", "--listen", "127.0.0.1:9477", "--resync", "1h")
+		ctl.Env = env
+		stop, err := l.StartController(ctl, sb.Dir)
+		check(err)
+		time.Sleep(time.Second)
+		for i := 0; i < *n; i++ {
+			// A pause before each, as between containers being started:
+			// the controller's convergence after an attach (50 ms later)
+			// is not what the next one should wait for.
+			time.Sleep(100 * time.Millisecond)
+			c := container()
+			via = append(via, timed(env, abs, "add-port", "bn", "eth1", c, "--ip"))
+			time.Sleep(100 * time.Millisecond)
+			c = container()
+			viaVeth = append(viaVeth, timed(env, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
+		}
+		time.Sleep(200 * time.Millisecond)
+		burstVia := burstOf(env)
+		stop()
+		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsnetVethMs: measure.Median(ovsnetVeth),
+			ViaMs: measure.Median(via), ViaVethMs: measure.Median(viaVeth), OvsDockerMs: measure.Median(ovsDocker),
+			LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl), BurstDirectMs: burstDirect, BurstViaMs: burstVia}
 		r.OvsDockerRatio = r.OvsDockerMs / r.OvsnetMs
 		r.OvsDockerVeth = r.OvsDockerMs / r.OvsnetVethMs
+		r.OvsDockerVia = r.OvsDockerMs / r.ViaMs
+		r.OvsDockerViaVeth = r.OvsDockerMs / r.ViaVethMs
 		rows = append(rows, r)
-		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f ms), ovs-docker %6.1f ms (%.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms\n",
-			size, r.OvsnetMs, r.OvsnetVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs)
+		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f), via controller %6.1f ms (veth %6.1f), ovs-docker %6.1f ms (%.1fx, %.1fx; via controller %.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms; burst of %d: %.1f ms/attach direct, %.1f via controller\n",
+			size, r.OvsnetMs, r.OvsnetVethMs, r.ViaMs, r.ViaVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.OvsDockerVia, r.OvsDockerViaVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs, *burst, r.BurstDirectMs, r.BurstViaMs)
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
-		"note": "wall time of each command, including `ip netns exec` into the sandbox host (about 4 ms) for all three"}, rows))
+		"note": "wall time of each command, forked from a thread inside the sandbox host (no ip netns exec); ovsnet without a controller (OVSNET_DIRECT=1) and through a running controller"}, rows))
 }
 
 // check panics, so that the deferred clean-ups (sandbox, namespaces) run.

@@ -20,7 +20,7 @@ type series struct {
 
 // bars writes a grouped bar chart: one group per label, one bar per series.
 func bars(path, title, unit string, labels []string, ss []series) error {
-	const w, h, left, bottom, top = 760, 360, 70, 70, 40
+	const w, h, left, bottom, top = 900, 380, 70, 80, 40
 	max := 0.0
 	for _, s := range ss {
 		for _, v := range s.Values {
@@ -32,7 +32,7 @@ func bars(path, title, unit string, labels []string, ss []series) error {
 	if max == 0 {
 		max = 1
 	}
-	colors := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"}
+	colors := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="15">%s</text>`+"\n", w, h, left, html.EscapeString(title))
@@ -61,9 +61,10 @@ func bars(path, title, unit string, labels []string, ss []series) error {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x0+groupW*0.4, h-bottom+16, html.EscapeString(l))
 	}
 	for i, s := range ss {
-		x := left + 170*i
+		// Four to a row of the legend.
+		x, y := left+205*(i%4), h-44+16*(i/4)
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
-			x, h-28, colors[i%len(colors)], x+14, h-19, html.EscapeString(s.Name))
+			x, y, colors[i%len(colors)], x+14, y+9, html.EscapeString(s.Name))
 	}
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
@@ -103,6 +104,8 @@ func main() {
 			Ports  int     `json:"ports_on_bridge"`
 			Ovsnet float64 `json:"ovsnet_median_ms"`
 			Veth   float64 `json:"ovsnet_veth_median_ms"`
+			Via    float64 `json:"ovsnet_via_controller_median_ms"`
+			ViaV   float64 `json:"ovsnet_veth_via_controller_median_ms"`
 			Docker float64 `json:"ovs_docker_median_ms"`
 			Bridge float64 `json:"linux_bridge_median_ms"`
 			Ofctl  float64 `json:"ovs_ofctl_round_trip_median_ms"`
@@ -110,10 +113,11 @@ func main() {
 	}
 	if load(filepath.Join(dir, "attach-latency.json"), &al) {
 		var labels []string
-		ss := []series{{Name: "ovsnet (internal)"}, {Name: "ovsnet --type veth"}, {Name: "ovs-docker (veth)"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"}}
+		ss := []series{{Name: "ovsnet (internal)"}, {Name: "ovsnet --type veth"}, {Name: "ovsnet via controller (internal)"}, {Name: "ovsnet via controller, veth"},
+			{Name: "ovs-docker (veth)"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"}}
 		for _, r := range al.Results {
 			labels = append(labels, fmt.Sprintf("%d ports on the bridge", r.Ports))
-			for i, v := range []float64{r.Ovsnet, r.Veth, r.Docker, r.Bridge, r.Ofctl} {
+			for i, v := range []float64{r.Ovsnet, r.Veth, r.Via, r.ViaV, r.Docker, r.Bridge, r.Ofctl} {
 				ss[i].Values = append(ss[i].Values, v)
 			}
 		}
@@ -192,7 +196,7 @@ func main() {
 
 // lines writes a line chart of ys against xs, one line per series.
 func lines(path, title, xunit, yunit string, xs []float64, ss []series) error {
-	const w, h, left, bottom, top = 760, 360, 70, 70, 40
+	const w, h, left, bottom, top = 900, 380, 70, 80, 40
 	maxX, maxY := 1.0, 1.0
 	for _, x := range xs {
 		maxX = max(maxX, x)
