@@ -17,9 +17,9 @@ import (
 // The attach API: while `ovsnet controller` runs, add-port and del-port ask
 // it to do the work over a Unix socket next to the OVSDB socket. The
 // service already holds connections to OVSDB and to each bridge's OpenFlow
-// socket, so a request pays neither connection's set-up (about half of a
-// command's own work on an idle host), and concurrent requests share its
-// connections. The code that runs is the same Host method the CLI runs
+// socket, so a request pays neither connection's set-up (an OpenFlow one
+// waits for an iteration of ovs-vswitchd's main loop, which slows with the
+// port count), and the flows of concurrent requests share its bundles. The code that runs is the same Host method the CLI runs
 // without a controller, so the result, the rollback and the errors are the
 // same either way.
 
