@@ -97,7 +97,7 @@ func TestControllerAttachAPI(t *testing.T) {
 // A controller that takes an add-port and goes away before answering (here
 // a stand-in that reads the request and hangs up) leaves the CLI to finish:
 // a half-made port the controller left is removed and the attach made, and
-// the command succeeds.
+// the command succeeds; a del-port is carried out here.
 func TestAddPortControllerLost(t *testing.T) {
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.83.0.0/24")
@@ -140,6 +140,14 @@ func TestAddPortControllerLost(t *testing.T) {
 	}
 	if rows, _ := e.sb.Vsctl("--columns=name", "find", "interface", "name="+p1.OVSPort, "external_ids:ovsnet-state=attaching"); strings.TrimSpace(rows) != "" {
 		t.Fatalf("half-made port left: %q", rows)
+	}
+	// A del-port the controller took and hung up on is finished here too.
+	if r := e.ovsnet("del-port", "br0", "eth1", c2); r.code != 0 || !strings.Contains(r.err, "went away") {
+		t.Fatalf("del-port with a lost controller: exit %d, stderr %q", r.code, r.err)
+	}
+	<-taken
+	if out := run(t, "ip", "-n", c2, "-o", "link"); strings.Contains(out, "eth1") {
+		t.Fatalf("eth1 still in %s after del-port: %s", c2, out)
 	}
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("state after the resumed attaches needs repair: %q", out)
