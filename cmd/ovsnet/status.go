@@ -39,12 +39,17 @@ func statusCmd(g *globals) *cobra.Command {
 			}
 			st := map[string]any{"healthy": code == 200, "health": strings.TrimSpace(health)}
 			ports := map[string]string{}
+			api := map[string]string{} // "add-port/ok": requests served through the attach API
 			for _, l := range strings.Split(metrics, "\n") {
 				f := strings.Fields(l)
 				if len(f) != 2 || strings.HasPrefix(l, "#") {
 					continue
 				}
 				switch name := f[0]; {
+				case strings.HasPrefix(name, `ovsnet_api_requests_total{`):
+					var op, result string
+					fmt.Sscanf(strings.NewReplacer(`"`, " ", ",", " ", "}", " ").Replace(strings.TrimPrefix(name, "ovsnet_api_requests_total{")), "op= %s result= %s", &op, &result)
+					api[op+"/"+result] = f[1]
 				case strings.HasPrefix(name, `ovsnet_ports{bridge="`):
 					ports[strings.TrimSuffix(strings.TrimPrefix(name, `ovsnet_ports{bridge="`), `"}`)] = f[1]
 				case name == "ovsnet_reconcile_total", name == "ovsnet_reconcile_errors_total", name == "ovsnet_drift_repairs_total",
@@ -52,15 +57,10 @@ func statusCmd(g *globals) *cobra.Command {
 					st[strings.TrimPrefix(name, "ovsnet_")] = f[1]
 				}
 			}
-			st["ports"] = ports
-			var names []string
-			for b := range ports {
-				names = append(names, b+"="+ports[b])
-			}
-			sort.Strings(names)
-			text := fmt.Sprintf("controller at %s: %s\n  OVSDB connected: %v\n  reconciles: %v (errors %v), drift repairs: %v, ports collected: %v\n  flows: %v, ports: %s",
+			st["ports"], st["api_requests"] = ports, api
+			text := fmt.Sprintf("controller at %s: %s\n  OVSDB connected: %v\n  reconciles: %v (errors %v), drift repairs: %v, ports collected: %v\n  flows: %v, ports: %s\n  attach API requests: %s",
 				addr, strings.TrimSpace(health), st["ovsdb_connected"] == "1", st["reconcile_total"], st["reconcile_errors_total"],
-				st["drift_repairs_total"], st["gc_ports_total"], st["flows_installed"], strings.Join(names, " "))
+				st["drift_repairs_total"], st["gc_ports_total"], st["flows_installed"], pairs(ports), pairs(api))
 			if err := g.print(c, st, text); err != nil {
 				return err
 			}
@@ -72,4 +72,17 @@ func statusCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&addr, "controller", "127.0.0.1:9476", "the controller's --listen address")
 	return c
+}
+
+// pairs prints m as sorted k=v words, or "none".
+func pairs(m map[string]string) string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
 }

@@ -92,6 +92,9 @@ func TestControllerAttachAPI(t *testing.T) {
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("state after the API's attaches needs repair: %q", out)
 	}
+	if st := e.must("status", "--controller", addr); !strings.Contains(st, "attach API requests: add-port/error=2 add-port/ok=7 del-port/error=1 del-port/ok=1") {
+		t.Fatalf("status:\n%s", st)
+	}
 }
 
 // A controller that takes an add-port and goes away before answering (here
