@@ -25,11 +25,15 @@ import (
 )
 
 type row struct {
-	Ports            int     `json:"ports_on_bridge"`
-	OvsnetMs         float64 `json:"ovsnet_median_ms"`
-	OvsnetVethMs     float64 `json:"ovsnet_veth_median_ms"`
-	ViaMs            float64 `json:"ovsnet_via_controller_median_ms"`
-	ViaVethMs        float64 `json:"ovsnet_veth_via_controller_median_ms"`
+	Ports        int     `json:"ports_on_bridge"`
+	OvsnetMs     float64 `json:"ovsnet_median_ms"`
+	OvsnetVethMs float64 `json:"ovsnet_veth_median_ms"`
+	ViaMs        float64 `json:"ovsnet_via_controller_median_ms"`
+	ViaVethMs    float64 `json:"ovsnet_veth_via_controller_median_ms"`
+	// The CLI alone (OVSNET_DIRECT=1) while the controller runs, in turn
+	// with the requests through it: what the API changes on such a host.
+	BesideMs         float64 `json:"ovsnet_direct_beside_controller_median_ms"`
+	BesideVethMs     float64 `json:"ovsnet_veth_direct_beside_controller_median_ms"`
 	OvsDockerMs      float64 `json:"ovs_docker_median_ms"`
 	LinuxBridgeMs    float64 `json:"linux_bridge_median_ms"`
 	OfctlRoundTripMs float64 `json:"ovs_ofctl_round_trip_median_ms"`
@@ -122,8 +126,8 @@ func main() {
 		for _, br := range []string{"bn", "bd", "lbr"} {
 			measured := len(rows) * *n
 			if br == "bn" {
-				// two types, with and without the controller, and the bursts
-				measured = len(rows) * (4**n + 2**burst)
+				// two types alone, through the controller and beside it, and the bursts
+				measured = len(rows) * (6**n + 2**burst)
 			}
 			target := size - measured
 			for filled[br] < target {
@@ -147,7 +151,7 @@ func main() {
 			}
 		}
 		time.Sleep(2 * time.Second)
-		var ovsnet, ovsnetVeth, via, viaVeth, ovsDocker, lbr, ofctl []float64
+		var ovsnet, ovsnetVeth, via, viaVeth, beside, besideVeth, ovsDocker, lbr, ofctl []float64
 		for i := 0; i < *n; i++ {
 			c := container()
 			ovsnet = append(ovsnet, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip"))
@@ -201,20 +205,26 @@ func main() {
 			time.Sleep(100 * time.Millisecond)
 			c = container()
 			viaVeth = append(viaVeth, timed(env, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
+			time.Sleep(100 * time.Millisecond)
+			c = container()
+			beside = append(beside, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip"))
+			time.Sleep(100 * time.Millisecond)
+			c = container()
+			besideVeth = append(besideVeth, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
 		}
 		time.Sleep(200 * time.Millisecond)
 		burstVia := burstOf(env)
 		stop()
 		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsnetVethMs: measure.Median(ovsnetVeth),
-			ViaMs: measure.Median(via), ViaVethMs: measure.Median(viaVeth), OvsDockerMs: measure.Median(ovsDocker),
+			ViaMs: measure.Median(via), ViaVethMs: measure.Median(viaVeth), BesideMs: measure.Median(beside), BesideVethMs: measure.Median(besideVeth), OvsDockerMs: measure.Median(ovsDocker),
 			LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl), BurstDirectMs: burstDirect, BurstViaMs: burstVia}
 		r.OvsDockerRatio = r.OvsDockerMs / r.OvsnetMs
 		r.OvsDockerVeth = r.OvsDockerMs / r.OvsnetVethMs
 		r.OvsDockerVia = r.OvsDockerMs / r.ViaMs
 		r.OvsDockerViaVeth = r.OvsDockerMs / r.ViaVethMs
 		rows = append(rows, r)
-		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f), via controller %6.1f ms (veth %6.1f), ovs-docker %6.1f ms (%.1fx, %.1fx; via controller %.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms; burst of %d: %.1f ms/attach direct, %.1f via controller\n",
-			size, r.OvsnetMs, r.OvsnetVethMs, r.ViaMs, r.ViaVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.OvsDockerVia, r.OvsDockerViaVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs, *burst, r.BurstDirectMs, r.BurstViaMs)
+		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f), via controller %6.1f ms (veth %6.1f), beside it %6.1f ms (veth %6.1f), ovs-docker %6.1f ms (%.1fx, %.1fx; via controller %.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms; burst of %d: %.1f ms/attach direct, %.1f via controller\n",
+			size, r.OvsnetMs, r.OvsnetVethMs, r.ViaMs, r.ViaVethMs, r.BesideMs, r.BesideVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.OvsDockerVia, r.OvsDockerViaVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs, *burst, r.BurstDirectMs, r.BurstViaMs)
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
 		"note": "wall time of each command, forked from a thread inside the sandbox host (no ip netns exec); ovsnet without a controller (OVSNET_DIRECT=1) and through a running controller"}, rows))
