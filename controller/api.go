@@ -90,8 +90,11 @@ func (s *Service) serveConn(c net.Conn) {
 	// rolls back.
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
+	tr := newTracer()
 	unlock := s.sharedLock()
 	defer unlock()
+	tr.step("wait for the host lock")
+	tr.done("api " + rq.Op)
 	var rs apiResponse
 	var err error
 	switch rq.Op {
