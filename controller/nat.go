@@ -89,38 +89,53 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge) {
 	return rules, bridges
 }
 
-// natKey is what syncNAT brings iptables and sysctls to, as one string.
-func natKey(topo *ovsdb.Topology) string {
-	rules, bridges := natIntent(topo)
-	var ks []string
-	for _, r := range rules {
-		ks = append(ks, r.String())
-	}
-	for _, b := range bridges {
-		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
-	}
-	for i := range topo.Bridges {
-		if topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
-			ks = append(ks, "subnets "+topo.Bridges[i].ExternalIDs[ovsdb.KeySubnet])
-		}
-	}
-	sort.Strings(ks)
-	return strings.Join(ks, "\n")
+// natPlan is what the intent asks of iptables and the forwarding sysctls.
+type natPlan struct {
+	rules   []nat.Rule
+	bridges []nat.Bridge
+	ipv6    bool // an ovsnet bridge has an IPv6 subnet: routed, so forwarding on
 }
 
-// syncNAT makes ovsnet's iptables chains match the intent (or removes them
+func planNAT(topo *ovsdb.Topology) natPlan {
+	var p natPlan
+	p.rules, p.bridges = natIntent(topo)
+	for i := range topo.Bridges {
+		if topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			continue
+		}
+		subs, _ := bridgeSubnets(topo.Bridges[i].ExternalIDs)
+		for _, sn := range subs {
+			p.ipv6 = p.ipv6 || sn.Prefix.Addr().Is6()
+		}
+	}
+	return p
+}
+
+// key is the plan as one string, to tell whether it changed.
+func (p natPlan) key() string {
+	var ks []string
+	for _, r := range p.rules {
+		ks = append(ks, r.String())
+	}
+	for _, b := range p.bridges {
+		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
+	}
+	sort.Strings(ks)
+	return fmt.Sprintf("ipv6 %v\n%s", p.ipv6, strings.Join(ks, "\n"))
+}
+
+// syncNAT makes ovsnet's iptables chains match the plan (or removes them
 // all when no bridge needs them). It returns what it changed.
-func (h *Host) syncNAT(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {
-	rules, bridges := natIntent(topo)
+func (h *Host) syncNAT(ctx context.Context, p natPlan) ([]string, error) {
 	t, err := h.tables()
 	if err != nil {
 		return nil, err
 	}
-	if len(bridges) == 0 {
+	if len(p.bridges) == 0 {
 		return nil, t.RemoveAll()
 	}
 	var did []string
-	for _, b := range bridges {
+	for _, b := range p.bridges {
 		if !b.NAT {
 			continue
 		}
@@ -132,17 +147,12 @@ func (h *Host) syncNAT(ctx context.Context, topo *ovsdb.Topology) ([]string, err
 		}
 	}
 	// IPv6 subnets are routed, not translated: they need forwarding only.
-	for i := range topo.Bridges {
-		subs, _ := bridgeSubnets(topo.Bridges[i].ExternalIDs)
-		for _, sn := range subs {
-			if sn.Prefix.Addr().Is6() && topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
-				if err := nat.EnableIPv6Forwarding(); err != nil {
-					return did, fmt.Errorf("enable IPv6 forwarding: %w", err)
-				}
-			}
+	if p.ipv6 {
+		if err := nat.EnableIPv6Forwarding(); err != nil {
+			return did, fmt.Errorf("enable IPv6 forwarding: %w", err)
 		}
 	}
-	d, err := t.Sync(rules)
+	d, err := t.Sync(p.rules)
 	did = append(did, d...)
 	if other := nat.OtherBackend(); other != "" {
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %s also holds ovsnet rules: remove them (both iptables backends in use)\n", other)
@@ -156,7 +166,7 @@ func (h *Host) syncNATAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.syncNAT(ctx, topo)
+	_, err = h.syncNAT(ctx, planNAT(topo))
 	return err
 }
 

@@ -71,9 +71,10 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 	go func() {
 		t := time.Now()
 		var r natResult
-		key := natKey(topo)
+		plan := planNAT(topo)
+		key := plan.key()
 		if o.natSeen == nil || o.natCheck || *o.natSeen != key {
-			r.did, r.err = h.syncNAT(ctx, topo)
+			r.did, r.err = h.syncNAT(ctx, plan)
 			if r.err == nil && o.natSeen != nil {
 				*o.natSeen = key
 			}
