@@ -581,16 +581,19 @@ func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) err
 // DelPortIfAttached is DelPort for a request the controller may have
 // carried out already (ErrServiceLost): no such port is not an error.
 func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container string) error {
-	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
-	if err != nil || len(ifs) == 0 {
-		return err
-	}
-	return h.detach(ctx, bridge, ifs, ports)
+	_, err := h.detachContainer(ctx, bridge, container, iface)
+	return err
 }
 
 // DelPorts detaches all of CONTAINER's interfaces; none is not an error.
 func (h *Host) DelPorts(ctx context.Context, bridge, container string) (int, error) {
-	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, "")
+	return h.detachContainer(ctx, bridge, container, "")
+}
+
+// detachContainer detaches CONTAINER's INTERFACE (iface "": all of them)
+// from bridge and says how many went; none is not an error.
+func (h *Host) detachContainer(ctx context.Context, bridge, container, iface string) (int, error) {
+	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
 	if err != nil || len(ifs) == 0 {
 		return 0, err
 	}

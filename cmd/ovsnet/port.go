@@ -83,13 +83,10 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
 				return err
 			}
 			p, err := controller.AddPortVia(g.endpoint(), o)
-			switch {
-			case errors.Is(err, controller.ErrNoService):
-				p, err = addPortDirect(c, g, o, false)
-			case errors.Is(err, controller.ErrServiceLost):
-				fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing add-port here\n", err)
-				p, err = addPortDirect(c, g, o, true)
-			}
+			err = orHere("add-port", err, func(resume bool) (err error) {
+				p, err = addPortDirect(c, g, o, resume)
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -98,6 +95,20 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
 	}
 	a.register(c.Flags(), true)
 	return c
+}
+
+// orHere takes the answer of a request to the controller: with no controller
+// the work is done here (do(false)); with one that went away mid-request,
+// here too, finishing or undoing what it left (do(true)).
+func orHere(op string, err error, do func(resume bool) error) error {
+	switch {
+	case errors.Is(err, controller.ErrNoService):
+		return do(false)
+	case errors.Is(err, controller.ErrServiceLost):
+		fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing %s here\n", err, op)
+		return do(true)
+	}
+	return err
 }
 
 // addPortDirect attaches in this process: no controller runs, or it went
@@ -231,13 +242,9 @@ func delPortCmd(g *globals) *cobra.Command {
 				return err
 			}
 			err := controller.DelPortVia(g.endpoint(), args[0], args[1], args[2])
-			switch {
-			case errors.Is(err, controller.ErrNoService):
-				err = delPortDirect(c, g, args[0], args[1], args[2], false)
-			case errors.Is(err, controller.ErrServiceLost):
-				fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing del-port here\n", err)
-				err = delPortDirect(c, g, args[0], args[1], args[2], true)
-			}
+			err = orHere("del-port", err, func(resume bool) error {
+				return delPortDirect(c, g, args[0], args[1], args[2], resume)
+			})
 			if err != nil {
 				return err
 			}
