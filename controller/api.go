@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,7 +80,7 @@ func (s *Service) serveConn(c net.Conn) {
 	defer c.Close()
 	var rq apiRequest
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&rq); err != nil {
+	if err := json.NewDecoder(c).Decode(&rq); err != nil {
 		json.NewEncoder(c).Encode(apiResponse{Error: "malformed request: " + err.Error()})
 		return
 	}

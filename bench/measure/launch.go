@@ -75,32 +75,59 @@ func (l *Launcher) Timed(c *exec.Cmd) (float64, error) {
 // Close ends the namespace's thread.
 func (l *Launcher) Close() { close(l.run) }
 
-// StartController starts `ovsnet controller` (cmd, made by the caller with
-// the sandbox's environment) and returns once it has reported its first
-// convergence as READY=1 on a notify socket of its own in dir, as it does to
-// systemd. stop kills it.
-func (l *Launcher) StartController(cmd *exec.Cmd, dir string) (stop func(), err error) {
-	sock := filepath.Join(dir, "notify-bench.sock")
-	os.Remove(sock)
-	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+// Notify is a systemd notify socket of a benchmark's own, on which the
+// controller it starts (NOTIFY_SOCKET) reports its first convergence, as it
+// does to systemd (its unit is Type=notify).
+type Notify struct {
+	ln   *net.UnixConn
+	Path string
+}
+
+// NewNotify listens on notify-bench.sock in dir.
+func NewNotify(dir string) (*Notify, error) {
+	path := filepath.Join(dir, "notify-bench.sock")
+	os.Remove(path)
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return nil, err
 	}
-	defer ln.Close()
-	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+sock)
+	return &Notify{ln: ln, Path: path}, nil
+}
+
+// WaitReady returns when READY=1 arrives, or fails after limit.
+func (n *Notify) WaitReady(limit time.Duration) error {
+	n.ln.SetReadDeadline(time.Now().Add(limit))
+	for buf := make([]byte, 512); ; {
+		k, err := n.ln.Read(buf)
+		if err != nil {
+			return fmt.Errorf("controller did not report READY=1: %w", err)
+		}
+		if strings.Contains(string(buf[:k]), "READY=1") {
+			return nil
+		}
+	}
+}
+
+// Close removes the socket.
+func (n *Notify) Close() { n.ln.Close() }
+
+// StartController starts `ovsnet controller` (cmd, made by the caller with
+// the sandbox's environment) and returns once it has reported its first
+// convergence on a notify socket in dir. stop kills it.
+func (l *Launcher) StartController(cmd *exec.Cmd, dir string) (stop func(), err error) {
+	n, err := NewNotify(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+n.Path)
 	if err := l.Start(cmd); err != nil {
 		return nil, err
 	}
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
-	ln.SetReadDeadline(time.Now().Add(5 * time.Minute))
-	for buf := make([]byte, 512); ; {
-		n, err := ln.Read(buf)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("controller did not report READY=1: %w", err)
-		}
-		if strings.Contains(string(buf[:n]), "READY=1") {
-			return stop, nil
-		}
+	if err := n.WaitReady(5 * time.Minute); err != nil {
+		stop()
+		return nil, err
 	}
+	return stop, nil
 }

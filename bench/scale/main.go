@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -372,25 +371,16 @@ func runScale() scaleResult {
 // Polling /healthz instead ran an ovsnet process every 20 ms, taking CPU
 // from the start it measured on two cores.
 func coldStart(s *sandbox.Sandbox) (readyS, rss, peak float64) {
-	sock := filepath.Join(s.Dir, "notify.sock")
-	os.Remove(sock)
-	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	n, err := measure.NewNotify(s.Dir)
 	check(err)
-	defer ln.Close()
+	defer n.Close()
 	ctl := s.Command(abs, "controller", "--listen", "127.0.0.1:9477", "--resync", "1h")
-	ctl.Env = append(ctl.Env, "NOTIFY_SOCKET="+sock)
+	ctl.Env = append(ctl.Env, "NOTIFY_SOCKET="+n.Path)
 	ctl.Stdout, ctl.Stderr = nil, nil
 	t := time.Now()
 	check(ctl.Start())
 	defer func() { ctl.Process.Kill(); ctl.Wait() }()
-	ln.SetReadDeadline(t.Add(5 * time.Minute))
-	for buf := make([]byte, 512); ; {
-		n, err := ln.Read(buf)
-		check(err)
-		if strings.Contains(string(buf[:n]), "READY=1") {
-			break
-		}
-	}
+	check(n.WaitReady(5 * time.Minute))
 	readyS = time.Since(t).Seconds()
 	if !healthy(s) {
 		check(fmt.Errorf("controller said READY=1 but /healthz is not healthy"))
