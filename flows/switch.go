@@ -17,8 +17,10 @@ import (
 // 1.4 bundles over one persistent connection per bridge (package openflow),
 // full-table replacement and comparison through ovs-ofctl.
 type Switch struct {
-	mu    sync.Mutex
-	conns map[string]*openflow.Conn
+	mu     sync.Mutex
+	conns  map[string]*openflow.Conn
+	epochs map[string]uint64 // of each bridge's connection (Epoch)
+	dials  uint64
 
 	// Group commit of concurrent Applies to one bridge (the controller's
 	// attach API serves many CLIs at once): while one bundle is in flight,
@@ -39,7 +41,7 @@ type batch struct {
 // NewSwitch returns a Switch with no connections yet: each bridge's is made
 // on its first change and kept.
 func NewSwitch() *Switch {
-	s := &Switch{conns: map[string]*openflow.Conn{}, pending: map[string]*batch{}, busy: map[string]bool{}}
+	s := &Switch{conns: map[string]*openflow.Conn{}, epochs: map[string]uint64{}, pending: map[string]*batch{}, busy: map[string]bool{}}
 	s.bundle = s.send
 	return s
 }
@@ -58,7 +60,24 @@ func (s *Switch) conn(bridge string) (*openflow.Conn, error) {
 		return nil, err
 	}
 	s.conns[bridge] = c
+	s.dials++
+	s.epochs[bridge] = s.dials
 	return c, nil
+}
+
+// Epoch identifies bridge's current OpenFlow connection: it changes with
+// every new connection. open says that its ovs-vswitchd has not closed it,
+// as it does when it exits (a restart takes the bridge's flows with it).
+// So an epoch that is open and the same as at an earlier exchange means
+// the same ovs-vswitchd, with no round trip to it. No connection: 0, false.
+func (s *Switch) Epoch(bridge string) (epoch uint64, open bool) {
+	s.mu.Lock()
+	c, epoch := s.conns[bridge], s.epochs[bridge]
+	s.mu.Unlock()
+	if c == nil {
+		return 0, false
+	}
+	return epoch, c.Open()
 }
 
 // Prepare connects to bridge ahead of its first change, so that the

@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-openvswitch/ovs"
+	"golang.org/x/sys/unix"
 )
 
 // Timeout bounds one exchange with ovs-vswitchd. Its main loop on the
@@ -93,6 +95,30 @@ func offers14(m message) bool {
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
+
+// Open reports, without blocking or reading, whether the connection is
+// still open at the other end: a connection whose ovs-vswitchd exited (or
+// whose bridge went) has an end of file waiting. A message waiting (an
+// echo request) is not an end.
+func (c *Conn) Open() bool {
+	sc, ok := c.c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	if err := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		open = n > 0 || err == unix.EAGAIN
+	}); err != nil {
+		return false
+	}
+	return open
+}
 
 type message struct {
 	version, typ uint8
