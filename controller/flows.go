@@ -188,8 +188,8 @@ func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port
 	return ports(end)
 }
 
-// syncBridgeFlows makes the bridge's whole flow table match the intent in
-// one replace-flows bundle: what did not change stays, drift goes.
+// syncBridgeFlows makes the bridge's whole flow table match fs (its
+// intent, intendedFlows) in one replace-flows bundle: what did not change stays, drift goes.
 // It returns how many flows it added and removed (0, 0: nothing drifted).
 // quick first compares only the number of flows in each table (one
 // exchange) and stops if they agree: a full comparison dumps every flow,
@@ -197,8 +197,31 @@ func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port
 // buffer per iteration of ovs-vswitchd's main loop, which slows with the
 // port count). Deleted or added flows change a count; a flow modified in
 // place does not, and waits for the next full comparison.
-func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, quick bool) (added, removed int, err error) {
-	fs := bridgeFlows(b)
+func (h *Host) syncBridgeFlows(bridge string, fs []*ovs.Flow, quick bool) (added, removed int, err error) {
+	if quick && h.flowCountsAgree(bridge, fs) {
+		return 0, 0, nil
+	}
+	if added, removed, err = h.Flows.Diff(bridge, fs); err != nil || added+removed == 0 {
+		return 0, 0, err
+	}
+	return added, removed, h.Flows.ReplaceAll(bridge, fs)
+}
+
+// flowIntent is what a bridge's flows follow from: the flows, and by
+// cookie a fingerprint of each object's intent, so that two runs can tell
+// which objects changed between them (see explained).
+type flowIntent struct {
+	flows  []*ovs.Flow
+	prints map[uint64]string
+	// attached are the port cookies of interfaces that add-port finished
+	// (state ready) on the port number it asked for: it installed exactly
+	// these flows before marking the port ready.
+	attached map[uint64]bool
+}
+
+// intendedFlows computes bridge b's flows from the topology.
+func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) (*flowIntent, error) {
+	fi := &flowIntent{flows: bridgeFlows(b), prints: map[uint64]string{}, attached: map[uint64]bool{}}
 	ifs, ports := topo.BridgeInterfaces(b)
 	// The links' ends come from the same read, not from more selects.
 	byContainer := map[string][]flows.Port{}
@@ -208,25 +231,78 @@ func (h *Host) syncBridgeFlows(ctx context.Context, topo *ovsdb.Topology, b *vsw
 			vlan = *ports[j].Tag
 		}
 		if p, ok := portIntent(i, vlan); ok {
-			fs = append(fs, flows.PortFlows(p)...)
+			fi.flows = append(fi.flows, flows.PortFlows(p)...)
 			c := i.ExternalIDs[ovsdb.KeyContainerID]
 			byContainer[c] = append(byContainer[c], p)
+			cookie := flows.PortCookie(p.Name)
+			fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
+			if i.ExternalIDs[ovsdb.KeyState] == stateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
+				fi.attached[cookie] = true
+			}
 		}
 	}
 	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	for _, ch := range chs {
-		fs = append(fs, ch.Flows...)
+		fi.flows = append(fi.flows, ch.Flows...)
 	}
-	if quick && h.flowCountsAgree(b.Name, fs) {
-		return 0, 0, nil
+	// Bridge and link flows are few: they are their own fingerprint.
+	var sb strings.Builder
+	for _, f := range fi.flows {
+		if f.Cookie&flows.CategoryMask == flows.CatPort {
+			continue
+		}
+		t, err := f.MarshalText()
+		if err != nil {
+			return nil, err
+		}
+		sb.Reset()
+		sb.WriteString(fi.prints[f.Cookie])
+		sb.Write(t)
+		sb.WriteByte('\n')
+		fi.prints[f.Cookie] = sb.String()
 	}
-	if added, removed, err = h.Flows.Diff(b.Name, fs); err != nil || added+removed == 0 {
-		return 0, 0, err
+	return fi, nil
+}
+
+// unexplained returns the changes that take a bridge's flows from the
+// intent was (the last run's, which they were brought to) to now, less
+// those that the ovsnet process making them put in ovs-vswitchd itself: a
+// port attached and marked ready, a port gone (del-port removes its
+// flows). CLI changes and attach API requests hold the host lock shared
+// for their whole run, so a run never sees one half made. What is left (a
+// port, bridge or link whose intent changed in place, an attach not
+// finished) is one replace by cookie each: what a count check would not
+// even see when the number of flows stays.
+func unexplained(was map[uint64]string, now *flowIntent) []flows.Change {
+	changed := map[uint64]bool{}
+	for c, p := range now.prints {
+		if q, ok := was[c]; (ok && q != p) || (!ok && !now.attached[c]) {
+			changed[c] = true
+		}
 	}
-	return added, removed, h.Flows.ReplaceAll(b.Name, fs)
+	var chs []flows.Change
+	for c := range was {
+		if _, ok := now.prints[c]; !ok && c&flows.CategoryMask != flows.CatPort {
+			chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask}) // its flows go
+		}
+	}
+	at := map[uint64]int{}
+	for _, f := range now.flows {
+		if !changed[f.Cookie] {
+			continue
+		}
+		i, ok := at[f.Cookie]
+		if !ok {
+			i = len(chs)
+			at[f.Cookie] = i
+			chs = append(chs, flows.Change{Cookie: f.Cookie, Mask: flows.ObjectMask})
+		}
+		chs[i].Flows = append(chs[i].Flows, f)
+	}
+	return chs
 }
 
 // flowCountsAgree says whether bridge holds as many flows in each pipeline

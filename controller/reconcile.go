@@ -38,6 +38,32 @@ type pass struct {
 	// does not show in OVSDB anyway.
 	natSeen  *string
 	natCheck bool
+	// seen, when set (the service), holds what each bridge's flows were
+	// last brought to; with trust (a run set off by an OVSDB change, not a
+	// resync) only the objects whose intent changed unexplained (see
+	// unexplained) are sent, and a bridge is not asked for its flow counts:
+	// on the userspace datapath that exchange waits an iteration of
+	// ovs-vswitchd's main loop (~0.1 s at 1,000 ports), under the host
+	// lock, and every attach set one off. Drift with no OVSDB change (flows
+	// deleted by hand) is the resync's to find.
+	seen  flowMemory
+	trust bool
+	stats *flowStats // counted when set (the service's metrics)
+}
+
+// flowStats counts how runs brought bridges' flows to the intent.
+type flowStats struct {
+	checks  int // flow counts asked of a bridge (and whole tables compared on a mismatch)
+	updates int // changed objects sent to a bridge, no count asked
+}
+
+// flowMemory is, per bridge, the flow intent a service run last brought
+// it to and the OpenFlow connection (Switch.Epoch) it checked over.
+type flowMemory map[string]flowsSeen
+
+type flowsSeen struct {
+	epoch  uint64
+	prints map[uint64]string
 }
 
 // reconcile is Reconcile that also returns the topology it used, for the
@@ -106,12 +132,16 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 			did = append(did, d...)
 		}
 		tr.step("bridge " + b.Name)
-		added, removed, err := h.syncBridgeFlows(ctx, topo, b, o.quick)
-		tr.step("flows " + b.Name)
+		fd, asked, err := h.convergeFlows(ctx, topo, b, o)
+		if asked {
+			tr.step("flows " + b.Name)
+		} else {
+			tr.step("flows " + b.Name + " (no exchange)")
+		}
 		if err != nil {
 			errs = append(errs, err)
-		} else if added+removed > 0 {
-			did = append(did, fmt.Sprintf("resynced flows on %s: %d added, %d removed", b.Name, added, removed))
+		} else if fd != "" {
+			did = append(did, fd)
 		}
 		ifs, _ := topo.BridgeInterfaces(b)
 		d, err = h.reconcileAlloc(ctx, b, ifs)
@@ -161,6 +191,11 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		}
 	}
 	tr.step("ports")
+	for name := range o.seen { // a bridge gone: nothing to watch
+		if b := topo.Bridge(name); b == nil || b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			delete(o.seen, name)
+		}
+	}
 	nr := <-natDone
 	tr.step(fmt.Sprintf("NAT (%.2fms, alongside)", float64(nr.dur.Microseconds())/1000))
 	if nr.err != nil {
@@ -169,6 +204,53 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		did = append(did, nr.did...)
 	}
 	return did, notes, topo, errors.Join(errs...)
+}
+
+// convergeFlows brings bridge b's flows to the topology's intent and
+// remembers it for the next run. With pass.seen and trust, over the same
+// unbroken connection as the last run, it sends only the objects whose
+// intent changed unexplained (none, after an attach or a detach); else
+// it compares flow counts (asked: a round trip to ovs-vswitchd) and, on a
+// mismatch, the whole table.
+func (h *Host) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, o pass) (did string, asked bool, err error) {
+	fi, err := h.intendedFlows(ctx, topo, b)
+	if err != nil {
+		delete(o.seen, b.Name)
+		return "", false, err
+	}
+	if last, ok := o.seen[b.Name]; ok && o.trust {
+		if epoch, open := h.Flows.Epoch(b.Name); open && epoch == last.epoch {
+			chs := unexplained(last.prints, fi)
+			if len(chs) > 0 {
+				// A new connection (the epoch changes) means a check next run.
+				err = h.Flows.Apply(b.Name, chs...)
+				if o.stats != nil {
+					o.stats.updates++
+				}
+			}
+			if err != nil {
+				delete(o.seen, b.Name)
+				return "", len(chs) > 0, err
+			}
+			o.seen[b.Name] = flowsSeen{epoch: epoch, prints: fi.prints}
+			return "", len(chs) > 0, nil
+		}
+	}
+	added, removed, err := h.syncBridgeFlows(b.Name, fi.flows, o.quick)
+	if o.stats != nil {
+		o.stats.checks++
+	}
+	if o.seen != nil {
+		if epoch, _ := h.Flows.Epoch(b.Name); err == nil && epoch != 0 {
+			o.seen[b.Name] = flowsSeen{epoch: epoch, prints: fi.prints}
+		} else {
+			delete(o.seen, b.Name) // the next run checks
+		}
+	}
+	if err != nil || added+removed == 0 {
+		return "", true, err
+	}
+	return fmt.Sprintf("resynced flows on %s: %d added, %d removed", b.Name, added, removed), true, nil
 }
 
 // probeLink names a link that must be in the host's netns: an ovsnet

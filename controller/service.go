@@ -47,8 +47,9 @@ type Service struct {
 
 	convergeLock *os.File
 
-	lastVerify time.Time // last full flow comparison (or the start)
-	natSeen    string    // NAT intent last synced (pass.natSeen)
+	lastVerify time.Time  // last full flow comparison (or the start)
+	natSeen    string     // NAT intent last synced (pass.natSeen)
+	flowsSeen  flowMemory // flow intent last brought to (pass.seen)
 
 	mu        sync.Mutex
 	converged bool
@@ -66,6 +67,8 @@ type serviceMetrics struct {
 	flows     prometheus.Gauge
 	connected prometheus.Gauge
 	api       *prometheus.CounterVec
+	checks    prometheus.Counter
+	updates   prometheus.Counter
 }
 
 func newMetrics() *serviceMetrics {
@@ -79,9 +82,11 @@ func newMetrics() *serviceMetrics {
 		ports:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovsnet_ports", Help: "Container ports per bridge."}, []string{"bridge"}),
 		flows:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_flows_installed", Help: "Flows ovsnet computed for its bridges at the last run."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovsdb_connected", Help: "1 while connected to OVSDB."}),
+		checks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_checks_total", Help: "Bridges asked for their flow counts by a run (a first run, a resync, after an OpenFlow connection ended), each a wait on ovs-vswitchd's main loop."}),
+		updates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_updates_total", Help: "Bundles of objects whose intent changed in OVSDB other than by an attach or detach (a VLAN set with ovs-vsctl, a link), sent by runs set off by the change."}),
 		api:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovsnet_api_requests_total", Help: "Attach API requests served (add-port, del-port from the CLI), by result."}, []string{"op", "result"}),
 	}
-	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.connected, m.api)
+	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.connected, m.api, m.checks, m.updates)
 	return m
 }
 
@@ -146,7 +151,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 		return err
 	}
 	defer lock.Close()
-	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now()}
+	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: flowMemory{}}
 	if f, err := os.OpenFile(convergeLockPath(o.Endpoint), os.O_RDWR|os.O_CREATE, 0o644); err == nil {
 		s.convergeLock = f
 		defer f.Close()
@@ -187,6 +192,15 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 
 	tick := time.NewTicker(o.Resync)
 	defer tick.Stop()
+	// The OpenFlow connections are looked at every second: one that
+	// ovs-vswitchd closed (it exited, and a restarted one has no flows)
+	// sets off a run at once, not at the next resync.
+	watch := time.NewTicker(time.Second)
+	defer watch.Stop()
+	// A failed run is tried again soon (ovs-vswitchd restarting, say),
+	// backing off to the resync period.
+	var retry <-chan time.Time
+	wait := time.Second
 	s.trigger()
 	ready := false
 	resync := false // this run is the periodic one
@@ -197,6 +211,11 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 			return nil
 		case <-tick.C:
 			resync = true
+		case <-watch.C:
+			if !s.flowsBroken() {
+				continue
+			}
+		case <-retry:
 		case <-s.kick:
 			// Coalesce a burst of changes (an attach is several updates),
 			// but not before the first run: the initial monitor reply is
@@ -211,6 +230,13 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 		}
 		err := s.converge(ctx, resync)
 		resync = false
+		retry = nil
+		if err != nil {
+			retry = time.After(wait)
+			wait = min(2*wait, o.Resync)
+		} else {
+			wait = time.Second
+		}
 		s.h.DB.Settled() // the initial load is behind us
 		s.h.dropEarlyCounts()
 		if err == nil && !ready {
@@ -291,7 +317,11 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 		topo, links = nil, nil
 	}
 	verify := time.Since(s.lastVerify) >= s.o.Verify
-	did, notes, topo, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify, natSeen: &s.natSeen, natCheck: resync})
+	var fst flowStats
+	did, notes, topo, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify, natSeen: &s.natSeen, natCheck: resync,
+		seen: s.flowsSeen, trust: !resync && !verify, stats: &fst})
+	m.checks.Add(float64(fst.checks))
+	m.updates.Add(float64(fst.updates))
 	if err == nil && verify {
 		s.lastVerify = time.Now()
 	}
@@ -316,6 +346,18 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 		s.failed(err)
 	}
 	return err
+}
+
+// flowsBroken says whether a bridge's flows may be gone since the last run
+// brought them to the intent: the OpenFlow connection it checked over was
+// closed by ovs-vswitchd, or replaced.
+func (s *Service) flowsBroken() bool {
+	for b, seen := range s.flowsSeen {
+		if epoch, open := s.h.Flows.Epoch(b); !open || epoch != seen.epoch {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) failed(err error) {

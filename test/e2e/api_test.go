@@ -15,11 +15,17 @@ import (
 // apiCount reads ovsnet_api_requests_total{op,result} from the controller.
 func (e *env) apiCount(addr, op, result string) int {
 	e.t.Helper()
+	return e.counter(addr, fmt.Sprintf(`ovsnet_api_requests_total{op="%s",result="%s"}`, op, result))
+}
+
+// counter reads one series of the controller's metrics (0 if absent).
+func (e *env) counter(addr, series string) int {
+	e.t.Helper()
 	code, body := e.httpGet(addr, "/metrics")
 	if code != 200 {
 		e.t.Fatalf("/metrics: %d", code)
 	}
-	re := regexp.MustCompile(fmt.Sprintf(`(?m)^ovsnet_api_requests_total\{op="%s",result="%s"\} (\d+)$`, op, result))
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\d+)$`)
 	m := re.FindStringSubmatch(body)
 	if m == nil {
 		return 0

@@ -230,6 +230,77 @@ func TestController(t *testing.T) {
 	eventually(t, 15*time.Second, "flows restored after an ovsdb-server restart", func() bool { return pings(c1, "10.80.0.3") })
 }
 
+// Runs set off by OVSDB changes ask ovs-vswitchd nothing after attaches
+// and detaches (their makers installed and removed the flows), yet an
+// intent changed in place by hand reaches the flows at once, and so do the
+// flows of a restarted ovs-vswitchd: no resync or full comparison is due
+// in this test.
+func TestControllerChangeRuns(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
+	const addr = "127.0.0.1:19481"
+	e.startController(addr, "--resync", "1h", "--verify", "1h")
+	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+	runs := func() int { return e.counter(addr, "ovsnet_reconcile_total") }
+	settled := func(after int) {
+		t.Helper() // a run after the change, and none pending
+		eventually(t, 15*time.Second, "convergence after the change", func() bool { return runs() > after })
+		time.Sleep(300 * time.Millisecond)
+	}
+	checks := e.counter(addr, "ovsnet_flow_checks_total")
+	if checks < 1 {
+		t.Fatalf("first run asked for no flow counts (%d)", checks)
+	}
+
+	c1, c2, c3 := e.container(), e.container(), e.container()
+	r := runs()
+	e.must("add-port", "br0", "eth1", c1, "--ip", "--type", "veth")
+	e.must("add-port", "br0", "eth1", c2, "--ip", "--type", "veth")
+	e.must("add-port", "br0", "eth1", c3, "--ip") // internal
+	e.must("del-port", "br0", "eth1", c3)
+	settled(r)
+	if n := e.counter(addr, "ovsnet_flow_checks_total"); n != checks {
+		t.Fatalf("runs after attaches and a detach asked for flow counts %d times", n-checks)
+	}
+	if n := e.counter(addr, "ovsnet_flow_updates_total"); n != 0 {
+		t.Fatalf("runs after attaches and a detach sent %d bundles", n)
+	}
+	ping(t, c1, "10.84.0.3")
+
+	port := func(c string) string {
+		out, err := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+c)
+		if err != nil || strings.TrimSpace(out) == "" {
+			t.Fatalf("port of %s: %v %q", c, err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	// A VLAN tag set by hand: c2's flows follow (c1 stays untagged).
+	if _, err := e.sb.Vsctl("set", "port", port(c2), "tag=7"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "c2 on VLAN 7 cut off from untagged c1", func() bool { return !pings(c1, "10.84.0.3") })
+	if _, err := e.sb.Vsctl("set", "port", port(c1), "tag=7"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "c1 joining VLAN 7 reaches c2", func() bool { return pings(c1, "10.84.0.3") })
+	if n := e.counter(addr, "ovsnet_flow_updates_total"); n < 2 {
+		t.Fatalf("VLAN changes sent %d bundles, want one each", n)
+	}
+
+	// ovs-vswitchd restarted: it starts with no flows (fail_mode=secure:
+	// nothing passes). Its closed connection sets off a run that checks.
+	if err := e.sb.StopVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sb.StartVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "flows back after an ovs-vswitchd restart", func() bool { return pings(c1, "10.84.0.3") })
+	if n := e.counter(addr, "ovsnet_flow_checks_total"); n == checks {
+		t.Fatal("flows came back with no flow check")
+	}
+}
+
 // 40 concurrent attaches while the controller runs, and the controller
 // killed with -9 half-way: all succeed with distinct addresses, nothing
 // leaks, and every container works.
