@@ -81,6 +81,22 @@ func TestAllocationDualStackAndFlags(t *testing.T) {
 		t.Fatalf("default route in %s: %q", c1, r)
 	}
 
+	// Addresses taken explicitly just past the bridge's hint: allocation
+	// probes on past them, in more than one round (IPv6 is free at once).
+	var taken []string
+	for _, a := range []string{"10.77.0.4/24", "10.77.0.5/24", "10.77.0.6/24"} {
+		c := e.container()
+		e.must("add-port", "br0", "eth1", c, "--ipaddress="+a)
+		taken = append(taken, c)
+	}
+	c := e.container()
+	if got := strings.Join(e.addPortJSON("add-port", "br0", "eth1", c, "--ip").Addresses, " "); got != "10.77.0.7/24 fd77::4/64" {
+		t.Fatalf("--ip past explicitly taken addresses got %q, want 10.77.0.7/24 fd77::4/64", got)
+	}
+	for _, c := range append(taken, c) {
+		e.must("del-ports", "br0", c)
+	}
+
 	// Flags, with the space-separated --ip form.
 	p3 := e.addPortJSON("add-port", "br0", "eth1", c3, "--ip", "10.77.0.50/24", "--macaddress=02:42:ac:10:01:09", "--mtu=1400", "--vlan=10")
 	link := run(t, "ip", "-n", c3, "-o", "link", "show", "eth1")
