@@ -13,7 +13,7 @@ import (
 func intent(prints map[uint64]string, attached ...uint64) *flowIntent {
 	fi := &flowIntent{prints: prints, attached: map[uint64]bool{}}
 	for c := range prints {
-		fi.flows = append(fi.flows, &ovs.Flow{Cookie: c, Table: 1}, &ovs.Flow{Cookie: c, Table: 2})
+		fi.fixed = append(fi.fixed, &ovs.Flow{Cookie: c, Table: 1}, &ovs.Flow{Cookie: c, Table: 2})
 	}
 	for _, c := range attached {
 		fi.attached[c] = true

@@ -207,11 +207,14 @@ func (h *Host) syncBridgeFlows(bridge string, fs []*ovs.Flow, quick bool) (added
 	return added, removed, h.Flows.ReplaceAll(bridge, fs)
 }
 
-// flowIntent is what a bridge's flows follow from: the flows, and by
-// cookie a fingerprint of each object's intent, so that two runs can tell
-// which objects changed between them (see explained).
+// flowIntent is what a bridge's flows follow from: its bridge and link
+// flows (few), its ports (whose flows, most of them, are made only when
+// asked for: a run after an attach needs one port's), and by cookie a
+// fingerprint of each object's intent, so that two runs can tell which
+// objects changed between them (see unexplained).
 type flowIntent struct {
-	flows  []*ovs.Flow
+	fixed  []*ovs.Flow
+	ports  map[uint64]flows.Port
 	prints map[uint64]string
 	// attached are the port cookies of interfaces that add-port finished
 	// (state ready) on the port number it asked for: it installed exactly
@@ -219,9 +222,41 @@ type flowIntent struct {
 	attached map[uint64]bool
 }
 
-// intendedFlows computes bridge b's flows from the topology.
+// all returns every flow of the bridge.
+func (fi *flowIntent) all() []*ovs.Flow {
+	fs := append([]*ovs.Flow(nil), fi.fixed...)
+	for _, p := range fi.ports {
+		fs = append(fs, flows.PortFlows(p)...)
+	}
+	return fs
+}
+
+// of returns the flows of the object with cookie c.
+func (fi *flowIntent) of(c uint64) []*ovs.Flow {
+	if p, ok := fi.ports[c]; ok {
+		return flows.PortFlows(p)
+	}
+	var fs []*ovs.Flow
+	for _, f := range fi.fixed {
+		if f.Cookie == c {
+			fs = append(fs, f)
+		}
+	}
+	return fs
+}
+
+// countByCookie counts fs by cookie.
+func countByCookie(fs []*ovs.Flow) map[uint64]int {
+	n := map[uint64]int{}
+	for _, f := range fs {
+		n[f.Cookie]++
+	}
+	return n
+}
+
+// intendedFlows works out bridge b's flow intent from the topology.
 func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) (*flowIntent, error) {
-	fi := &flowIntent{flows: bridgeFlows(b), prints: map[uint64]string{}, attached: map[uint64]bool{}}
+	fi := &flowIntent{fixed: bridgeFlows(b), ports: map[uint64]flows.Port{}, prints: map[uint64]string{}, attached: map[uint64]bool{}}
 	ifs, ports := topo.BridgeInterfaces(b)
 	// The links' ends come from the same read, not from more selects.
 	byContainer := map[string][]flows.Port{}
@@ -231,10 +266,10 @@ func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 			vlan = *ports[j].Tag
 		}
 		if p, ok := portIntent(i, vlan); ok {
-			fi.flows = append(fi.flows, flows.PortFlows(p)...)
 			c := i.ExternalIDs[ovsdb.KeyContainerID]
 			byContainer[c] = append(byContainer[c], p)
 			cookie := flows.PortCookie(p.Name)
+			fi.ports[cookie] = p
 			fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
 			if i.ExternalIDs[ovsdb.KeyState] == stateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
 				fi.attached[cookie] = true
@@ -246,14 +281,11 @@ func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 		return nil, err
 	}
 	for _, ch := range chs {
-		fi.flows = append(fi.flows, ch.Flows...)
+		fi.fixed = append(fi.fixed, ch.Flows...)
 	}
 	// Bridge and link flows are few: they are their own fingerprint.
 	var sb strings.Builder
-	for _, f := range fi.flows {
-		if f.Cookie&flows.CategoryMask == flows.CatPort {
-			continue
-		}
+	for _, f := range fi.fixed {
 		t, err := f.MarshalText()
 		if err != nil {
 			return nil, err
@@ -277,30 +309,16 @@ func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 // finished) is one replace by cookie each: what a count check would not
 // even see when the number of flows stays.
 func unexplained(was map[uint64]string, now *flowIntent) []flows.Change {
-	changed := map[uint64]bool{}
-	for c, p := range now.prints {
-		if q, ok := was[c]; (ok && q != p) || (!ok && !now.attached[c]) {
-			changed[c] = true
-		}
-	}
 	var chs []flows.Change
 	for c := range was {
 		if _, ok := now.prints[c]; !ok && c&flows.CategoryMask != flows.CatPort {
 			chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask}) // its flows go
 		}
 	}
-	at := map[uint64]int{}
-	for _, f := range now.flows {
-		if !changed[f.Cookie] {
-			continue
+	for c, p := range now.prints {
+		if q, ok := was[c]; (ok && q != p) || (!ok && !now.attached[c]) {
+			chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask, Flows: now.of(c)})
 		}
-		i, ok := at[f.Cookie]
-		if !ok {
-			i = len(chs)
-			at[f.Cookie] = i
-			chs = append(chs, flows.Change{Cookie: f.Cookie, Mask: flows.ObjectMask})
-		}
-		chs[i].Flows = append(chs[i].Flows, f)
 	}
 	return chs
 }

@@ -64,6 +64,17 @@ type flowMemory map[string]flowsSeen
 type flowsSeen struct {
 	epoch  uint64
 	prints map[uint64]string
+	counts map[uint64]int // flows per cookie
+	total  int
+}
+
+// remember makes the flowsSeen of intent fi with flow counts counts.
+func remember(epoch uint64, fi *flowIntent, counts map[uint64]int) flowsSeen {
+	fs := flowsSeen{epoch: epoch, prints: fi.prints, counts: counts}
+	for _, n := range counts {
+		fs.total += n
+	}
+	return fs
 }
 
 // reconcile is Reconcile that also returns the topology it used, for the
@@ -232,17 +243,27 @@ func (h *Host) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 				delete(o.seen, b.Name)
 				return "", len(chs) > 0, err
 			}
-			o.seen[b.Name] = flowsSeen{epoch: epoch, prints: fi.prints}
+			// Flows are made only for the objects that changed.
+			counts := make(map[uint64]int, len(fi.prints))
+			for c, p := range fi.prints {
+				if n, ok := last.counts[c]; ok && last.prints[c] == p {
+					counts[c] = n
+				} else {
+					counts[c] = len(fi.of(c))
+				}
+			}
+			o.seen[b.Name] = remember(epoch, fi, counts)
 			return "", len(chs) > 0, nil
 		}
 	}
-	added, removed, err := h.syncBridgeFlows(b.Name, fi.flows, o.quick)
+	fs := fi.all()
+	added, removed, err := h.syncBridgeFlows(b.Name, fs, o.quick)
 	if o.stats != nil {
 		o.stats.checks++
 	}
 	if o.seen != nil {
 		if epoch, _ := h.Flows.Epoch(b.Name); err == nil && epoch != 0 {
-			o.seen[b.Name] = flowsSeen{epoch: epoch, prints: fi.prints}
+			o.seen[b.Name] = remember(epoch, fi, countByCookie(fs))
 		} else {
 			delete(o.seen, b.Name) // the next run checks
 		}
