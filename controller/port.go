@@ -280,8 +280,15 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		// The flows go in meanwhile, for the requested port number: the two
 		// waits on ovs-vswitchd overlap.
 		flowErr := make(chan error, 1)
-		go func() { flowErr <- install(fport) }()
+		waitStart := time.Now()
+		var flowTook time.Duration
+		go func() {
+			err := install(fport)
+			flowTook = time.Since(waitStart)
+			flowErr <- err
+		}()
 		ofport, err := h.DB.WaitOfport(ctx, host, LinkTimeout)
+		ofportTook := time.Since(waitStart)
 		if ferr := <-flowErr; err == nil {
 			err = ferr
 		}
@@ -293,7 +300,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if err != nil {
 			return nil, rollback(err)
 		}
-		tr.step("wait for ovs-vswitchd + flows")
+		tr.step(fmt.Sprintf("wait for ovs-vswitchd (port number %.1fms, flows %.1fms)", ms(ofportTook), ms(flowTook)))
 		if err := attach.MoveIn(host, target.Netns); err != nil {
 			return nil, rollback(err)
 		}

@@ -208,7 +208,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		}
 	}
 	nr := <-natDone
-	tr.step(fmt.Sprintf("NAT (%.2fms, alongside)", float64(nr.dur.Microseconds())/1000))
+	tr.step(fmt.Sprintf("NAT (%.2fms, alongside)", ms(nr.dur)))
 	if nr.err != nil {
 		errs = append(errs, nr.err)
 	} else {

@@ -26,12 +26,15 @@ func (t *tracer) step(name string) {
 		return
 	}
 	now := time.Now()
-	t.steps = append(t.steps, fmt.Sprintf("%s %.2fms", name, float64(now.Sub(t.last).Microseconds())/1000))
+	t.steps = append(t.steps, fmt.Sprintf("%s %.2fms", name, ms(now.Sub(t.last))))
 	t.last = now
 }
 
 func (t *tracer) done(what string) {
 	if t.on {
-		fmt.Fprintf(os.Stderr, "trace %s: %s; total %.2fms\n", what, strings.Join(t.steps, ", "), float64(time.Since(t.start).Microseconds())/1000)
+		fmt.Fprintf(os.Stderr, "trace %s: %s; total %.2fms\n", what, strings.Join(t.steps, ", "), ms(time.Since(t.start)))
 	}
 }
+
+// ms is d in milliseconds, for trace steps with parts.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
