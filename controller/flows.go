@@ -189,7 +189,8 @@ func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port
 }
 
 // syncBridgeFlows makes the bridge's whole flow table match fs (its
-// intent, intendedFlows) in one replace-flows bundle: what did not change stays, drift goes.
+// intent, intendedFlows) in one replace-flows bundle: what did not change
+// stays, drift goes.
 // It returns how many flows it added and removed (0, 0: nothing drifted).
 // quick first compares only the number of flows in each table (one
 // exchange) and stops if they agree: a full comparison dumps every flow,
