@@ -18,7 +18,7 @@ import (
 // asks about per family: few first, as the bridge's hints usually point at
 // a free one, then more. Each probe is a select that ovsdb-server answers
 // by scanning every Interface row (no index on external_ids): 24 of them
-// per attach took ~6 ms at 1,000 ports.
+// per attach took ~4 ms at 1,000 ports (traced), 6 of them ~1.2 ms.
 const (
 	firstBatch = 2
 	probeBatch = 16
