@@ -155,19 +155,26 @@ func main() {
 		}
 		time.Sleep(2 * time.Second)
 		var ovsnet, ovsnetVeth, via, viaVeth, beside, besideVeth, ovsDocker, lbr, ofctl []float64
-		for i := 0; i < *n; i++ {
+		// pair attaches a fresh container of each type to ovsnet's bridge
+		// with env, adding the wall times to internal and veth.
+		pair := func(env []string, internal, veth *[]float64) {
+			*internal = append(*internal, timed(env, abs, "add-port", "bn", "eth1", container(), "--ip"))
+			*veth = append(*veth, timed(env, abs, "add-port", "bn", "eth1", container(), "--ip", "--type", "veth"))
+		}
+		dockerAttach := func() float64 {
 			c := container()
-			ovsnet = append(ovsnet, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip"))
-			c = container()
-			ovsnetVeth = append(ovsnetVeth, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
-			c = container()
-			ovsDocker = append(ovsDocker, timed(env, "ovs-docker", "add-port", "bd", "eth1", c, fmt.Sprintf("--ipaddress=10.101.%d.%d/16", seq/250, seq%250+2)))
-			c = container()
+			return timed(env, "ovs-docker", "add-port", "bd", "eth1", c, fmt.Sprintf("--ipaddress=10.101.%d.%d/16", seq/250, seq%250+2))
+		}
+		roundTrip := func() float64 { return timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop") }
+		for i := 0; i < *n; i++ {
+			pair(direct, &ovsnet, &ovsnetVeth)
+			ovsDocker = append(ovsDocker, dockerAttach())
+			c := container()
 			h := fmt.Sprintf("lb%d", seq)
 			script := fmt.Sprintf("ip link add %s type veth peer name eth1 netns %s && ip link set %s master lbr up && ip -n %s addr add 10.102.%d.%d/16 dev eth1 && ip -n %s link set eth1 up",
 				h, c, h, c, seq/250, seq%250+2, c)
 			lbr = append(lbr, timed(env, "sh", "-c", script))
-			ofctl = append(ofctl, timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop"))
+			ofctl = append(ofctl, roundTrip())
 		}
 		burstOf := func(env []string) float64 {
 			cs := make([]string, *burst)
@@ -197,9 +204,8 @@ func main() {
 		// (Pauses of 100 ms instead had attaches queue behind the last one's
 		// port add in ovs-vswitchd, with or without the controller's help.)
 		pace := func() {
-			c := container()
-			timed(env, "ovs-docker", "add-port", "bd", "eth1", c, fmt.Sprintf("--ipaddress=10.101.%d.%d/16", seq/250, seq%250+2))
-			timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop")
+			dockerAttach()
+			roundTrip()
 		}
 		// The same attaches through a running controller (what a host
 		// running `ovsnet controller` gets): the CLI hands the request to
@@ -210,17 +216,11 @@ func main() {
 		check(err)
 		time.Sleep(time.Second)
 		for i := 0; i < *n; i++ {
-			c := container()
-			via = append(via, timed(env, abs, "add-port", "bn", "eth1", c, "--ip"))
-			c = container()
-			viaVeth = append(viaVeth, timed(env, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
+			pair(env, &via, &viaVeth)
 			pace()
 		}
 		for i := 0; i < *n; i++ {
-			c := container()
-			beside = append(beside, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip"))
-			c = container()
-			besideVeth = append(besideVeth, timed(direct, abs, "add-port", "bn", "eth1", c, "--ip", "--type", "veth"))
+			pair(direct, &beside, &besideVeth)
 			pace()
 		}
 		time.Sleep(200 * time.Millisecond)
