@@ -262,7 +262,7 @@ func (c *Client) cachedTopology() *Topology {
 func (t *Topology) BridgeInterfaces(b *vswitchd.Bridge) (ifs []vswitchd.Interface, ports []vswitchd.Port) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m, ok := t.members[b.UUID]; ok && b.UUID != "" {
+	if m, ok := t.members[b.UUID]; ok {
 		return m.ifs, m.ports
 	}
 	ifs, ports = make([]vswitchd.Interface, 0, len(b.Ports)), make([]vswitchd.Port, 0, len(b.Ports))
