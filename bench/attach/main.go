@@ -5,7 +5,8 @@
 // that answers `docker inspect -f '{{.State.Pid}}' NAME`) and a Linux bridge
 // attached with ip commands, each with N ports already on its bridge, plus a
 // bare ovs-ofctl round trip and a burst of concurrent ovsnet attaches at the
-// same size. Every command is forked from a thread inside the sandbox host
+// same size, and the two costs no attach avoids: the kernel's move of a link
+// into a netns and an ovsnet process's start. Every command is forked from a thread inside the sandbox host
 // (no `ip netns exec` in any figure). It reports medians and ratios in
 // bench/results/attach-latency.json.
 package main
@@ -19,6 +20,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
 	"github.com/ovsnet/ovsnet/test/sandbox"
@@ -45,6 +49,12 @@ type row struct {
 	// until the last is done, per attach.
 	BurstDirectMs float64 `json:"burst_direct_ms_per_attach"`
 	BurstViaMs    float64 `json:"burst_via_controller_ms_per_attach"`
+	// What no attach tool avoids: the kernel's move of a link into a
+	// container's netns (one netlink call, which an internal port and
+	// ovs-docker's veth both need), and the start of an ovsnet process
+	// that does nothing (`ovsnet version`).
+	NetnsMoveMs    float64 `json:"kernel_netns_move_median_ms"`
+	ProcessStartMs float64 `json:"ovsnet_process_start_median_ms"`
 }
 
 var (
@@ -154,7 +164,7 @@ func main() {
 			}
 		}
 		time.Sleep(2 * time.Second)
-		var ovsnet, ovsnetVeth, via, viaVeth, beside, besideVeth, ovsDocker, lbr, ofctl []float64
+		var ovsnet, ovsnetVeth, via, viaVeth, beside, besideVeth, ovsDocker, lbr, ofctl, moves, starts []float64
 		// pair attaches a fresh container of each type to ovsnet's bridge
 		// with env, adding the wall times to internal and veth.
 		pair := func(env []string, internal, veth *[]float64) {
@@ -175,6 +185,8 @@ func main() {
 				h, c, h, c, seq/250, seq%250+2, c)
 			lbr = append(lbr, timed(env, "sh", "-c", script))
 			ofctl = append(ofctl, roundTrip())
+			moves = append(moves, netnsMove(l, container()))
+			starts = append(starts, timed(env, abs, "version"))
 		}
 		burstOf := func(env []string) float64 {
 			cs := make([]string, *burst)
@@ -228,17 +240,49 @@ func main() {
 		stop()
 		r := row{Ports: size, OvsnetMs: measure.Median(ovsnet), OvsnetVethMs: measure.Median(ovsnetVeth),
 			ViaMs: measure.Median(via), ViaVethMs: measure.Median(viaVeth), BesideMs: measure.Median(beside), BesideVethMs: measure.Median(besideVeth), OvsDockerMs: measure.Median(ovsDocker),
-			LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl), BurstDirectMs: burstDirect, BurstViaMs: burstVia}
+			LinuxBridgeMs: measure.Median(lbr), OfctlRoundTripMs: measure.Median(ofctl), BurstDirectMs: burstDirect, BurstViaMs: burstVia,
+			NetnsMoveMs: measure.Median(moves), ProcessStartMs: measure.Median(starts)}
 		r.OvsDockerRatio = r.OvsDockerMs / r.OvsnetMs
 		r.OvsDockerVeth = r.OvsDockerMs / r.OvsnetVethMs
 		r.OvsDockerVia = r.OvsDockerMs / r.ViaMs
 		r.OvsDockerViaVeth = r.OvsDockerMs / r.ViaVethMs
 		rows = append(rows, r)
-		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f), via controller %6.1f ms (veth %6.1f), beside it %6.1f ms (veth %6.1f), ovs-docker %6.1f ms (%.1fx, %.1fx; via controller %.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms; burst of %d: %.1f ms/attach direct, %.1f via controller\n",
-			size, r.OvsnetMs, r.OvsnetVethMs, r.ViaMs, r.ViaVethMs, r.BesideMs, r.BesideVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.OvsDockerVia, r.OvsDockerViaVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs, *burst, r.BurstDirectMs, r.BurstViaMs)
+		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f), via controller %6.1f ms (veth %6.1f), beside it %6.1f ms (veth %6.1f), ovs-docker %6.1f ms (%.1fx, %.1fx; via controller %.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms; burst of %d: %.1f ms/attach direct, %.1f via controller; kernel netns move %.1f ms, ovsnet process start %.1f ms\n",
+			size, r.OvsnetMs, r.OvsnetVethMs, r.ViaMs, r.ViaVethMs, r.BesideMs, r.BesideVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.OvsDockerVia, r.OvsDockerViaVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs, *burst, r.BurstDirectMs, r.BurstViaMs, r.NetnsMoveMs, r.ProcessStartMs)
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
 		"note": "wall time of each command, forked from a thread inside the sandbox host (no ip netns exec); ovsnet without a controller (OVSNET_DIRECT=1) and through a running controller"}, rows))
+}
+
+// netnsMove returns how long the kernel takes to move one end of a fresh
+// veth pair from the sandbox host into container's netns (the one netlink
+// call, timed in this process), then deletes the pair. Here the kernel
+// waits in rcu_barrier() during every move (__dev_change_net_namespace),
+// whatever the device.
+func netnsMove(l *measure.Launcher, container string) float64 {
+	var ms float64
+	var err error
+	l.Do(func() {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "bench-mv0"}, PeerName: "bench-mv1"}
+		if err = netlink.LinkAdd(veth); err != nil {
+			return
+		}
+		defer netlink.LinkDel(veth)
+		var peer netlink.Link
+		if peer, err = netlink.LinkByName("bench-mv1"); err != nil {
+			return
+		}
+		var h netns.NsHandle
+		if h, err = netns.GetFromName(container); err != nil {
+			return
+		}
+		defer h.Close()
+		t := time.Now()
+		err = netlink.LinkSetNsFd(peer, int(h))
+		ms = float64(time.Since(t).Microseconds()) / 1000
+	})
+	check(err)
+	return ms
 }
 
 // check panics, so that the deferred clean-ups (sandbox, namespaces) run.

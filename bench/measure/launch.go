@@ -55,6 +55,14 @@ func (l *Launcher) Start(c *exec.Cmd) error {
 	return <-errc
 }
 
+// Do runs f on the namespace's thread: netlink calls made there address the
+// namespace's devices.
+func (l *Launcher) Do(f func()) {
+	done := make(chan struct{})
+	l.run <- func() { f(); close(done) }
+	<-done
+}
+
 // Timed runs c to completion and returns its wall time in ms, from just
 // before the fork to the child's exit.
 func (l *Launcher) Timed(c *exec.Cmd) (float64, error) {
