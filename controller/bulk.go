@@ -375,6 +375,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 	hints := map[bool]netip.Addr{} // by Is4
 	var subnets []ipam.Subnet
 	dp := datapathOf(br)
+	tso := sync.OnceValue(func() bool { return attach.BridgeTSO(bridge) })
 	for n, it := range items {
 		subs, _, err := it.rq.checkOn(br)
 		if err != nil {
@@ -439,7 +440,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 		if mac == nil {
 			mac = macFor(it.addrs)
 		}
-		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp),
+		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp, tso),
 			Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway)}
 	}
 	set[ovsdb.KeyNextOfport] = strconv.Itoa(next + 1)

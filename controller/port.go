@@ -151,7 +151,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if o.MAC == "" {
 		mac = macFor(cl.addrs)
 	}
-	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, typ, dp)}
+	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, typ, dp, func() bool { return attach.BridgeTSO(o.Bridge) })}
 
 	// A veth exists before its OVS row, so ovs-vswitchd finds the device
 	// when it reads the row and no wait on it is needed.

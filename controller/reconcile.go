@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -160,6 +161,18 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		if err != nil {
 			errs = append(errs, err)
 		}
+		// What a veth here needs, worked out at the first one met; not
+		// known while the bridge's own port is missing (ovs-vswitchd
+		// restarting), and then nothing changes.
+		vethOff := sync.OnceValues(func() (off, known bool) {
+			known = true
+			off = noTxOffload(b.ExternalIDs, attach.TypeVeth, datapathOf(b), func() bool {
+				l := hostLinks.Get(b.Name)
+				known = l != nil
+				return attach.TSOActive(l)
+			})
+			return off, known
+		})
 		for _, ifc := range ifs {
 			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.ExternalIDs[ovsdb.KeyState] == stateAttaching {
 				d, err := h.finishAttach(ctx, ifc)
@@ -181,6 +194,14 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 			}
 			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
 				continue
+			}
+			if off, known := vethOff(); known && off != (ifc.ExternalIDs[ovsdb.KeyTxOffload] == "off") {
+				d, err := h.convergeTxOffload(ctx, ifc, off)
+				if err != nil {
+					errs = append(errs, err)
+				} else if d != "" {
+					did = append(did, d)
+				}
 			}
 			if ifc.LinkState != nil && *ifc.LinkState == "up" {
 				continue // carrier: both ends are up
@@ -352,6 +373,30 @@ func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 	return fmt.Sprintf("re-attached internal port %s to %s/%s after an ovs-vswitchd restart", ifc.Name, e[ovsdb.KeyContainerID], cfg.Name), nil
 }
 
+// convergeTxOffload turns a ready veth's TX offload on or off (off) as the
+// running ovs-vswitchd needs (noTxOffload) and records it: restarted with
+// userspace TSO turned off, it would otherwise stall TCP over every veth
+// attached while TSO was on; turned on, it lets older veths keep their
+// offloads.
+func (h *Host) convergeTxOffload(ctx context.Context, ifc vswitchd.Interface, off bool) (string, error) {
+	e := ifc.ExternalIDs
+	ns := e[ovsdb.KeyNetns]
+	if !attach.NetnsExists(ns) {
+		return "", nil // the container is gone: garbage collection's job
+	}
+	if err := attach.SetVethTxOffload(ifc.Name, ns, e[ovsdb.KeyContainerIface], !off); err != nil {
+		return "", err
+	}
+	set, del, how := map[string]string{ovsdb.KeyTxOffload: "off"}, []string(nil), "off (ovs-vswitchd runs without userspace TSO)"
+	if !off {
+		set, del, how = nil, []string{ovsdb.KeyTxOffload}, "on (ovs-vswitchd runs with userspace TSO)"
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, set, del...)); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("turned TX offload %s on veth %s of %s/%s", how, ifc.Name, e[ovsdb.KeyContainerID], e[ovsdb.KeyContainerIface]), nil
+}
+
 // configFromIntent is the container-side configuration stored in OVSDB.
 func configFromIntent(e map[string]string) attach.Config {
 	cfg := attach.Config{Name: e[ovsdb.KeyContainerIface], MTU: atoi(e[ovsdb.KeyMTU]), NoTxOffload: e[ovsdb.KeyTxOffload] == "off"}
@@ -377,7 +422,6 @@ func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string
 	e := ifc.ExternalIDs
 	ns := e[ovsdb.KeyNetns]
 	cfg := configFromIntent(e)
-	cfg.NoTxOffload = ifc.Type == "" && DetectDatapath() == DatapathNetdev
 	cur := cfg.Name
 	if ifc.Type == "internal" {
 		if _, err := netlink.LinkByName(ifc.Name); err == nil && attach.NetnsExists(ns) {

@@ -30,12 +30,13 @@ const (
 
 // noTxOffload says whether a container interface must compute its own
 // checksums (and so segment its own TCP): on the userspace datapath a veth
-// always (OVS forwards partial-checksum packets as they are, and TCP
-// stalls), and any interface on a network spanning hosts, because OVS 3.1's
-// userspace tunnels cannot encapsulate offloaded packets (measured here:
-// ping passes, TCP does not connect).
-func noTxOffload(ext map[string]string, typ, dp string) bool {
-	return dp == DatapathNetdev && (typ == attach.TypeVeth || ext[ovsdb.KeyIPRange] != "")
+// unless ovs-vswitchd runs with userspace TSO (tso, asked only then: else
+// OVS forwards partial-checksum packets as they are, and TCP stalls), and
+// any interface on a network spanning hosts, because OVS 3.1's userspace
+// tunnels cannot encapsulate offloaded packets (measured here: ping passes,
+// TCP does not connect).
+func noTxOffload(ext map[string]string, typ, dp string, tso func() bool) bool {
+	return dp == DatapathNetdev && (ext[ovsdb.KeyIPRange] != "" || typ == attach.TypeVeth && !tso())
 }
 
 // TunnelOverhead is the encapsulation overhead of a tunnel type over IPv4:

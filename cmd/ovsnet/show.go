@@ -129,8 +129,9 @@ func reconcileCmd(g *globals) *cobra.Command {
 ovsnet derives from OVSDB is checked and repaired and each repair is
 reported: flows (drift removed, missing ones added, in one atomic bundle),
 ovsnet's iptables chains, gateway addresses and MTU on bridges, links up,
-allocation hints, internal ports a restarted ovs-vswitchd re-created, and
-attaches a killed process left half-way. Running it twice changes nothing
+allocation hints, internal ports a restarted ovs-vswitchd re-created, veth
+offloads after ovs-vswitchd restarted with userspace TSO turned on or off,
+and attaches a killed process left half-way. Running it twice changes nothing
 the second time.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
