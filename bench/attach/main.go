@@ -6,9 +6,9 @@
 // attached with ip commands, each with N ports already on its bridge, plus a
 // bare ovs-ofctl round trip and a burst of concurrent ovsnet attaches at the
 // same size, and the two costs no attach avoids: the kernel's move of a link
-// into a netns and an ovsnet process's start. Every command is forked from a thread inside the sandbox host
-// (no `ip netns exec` in any figure). It reports medians and ratios in
-// bench/results/attach-latency.json.
+// into a netns and an ovsnet process's start. Every command is forked from
+// a thread inside the sandbox host (no `ip netns exec` in any figure). It
+// reports medians and ratios in bench/results/attach-latency.json.
 package main
 
 import (
