@@ -195,7 +195,9 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
 				continue
 			}
-			if off, known := vethOff(); known && off != (ifc.ExternalIDs[ovsdb.KeyTxOffload] == "off") {
+			// A veth whose host end is gone has nothing to change (its
+			// container deleted it, or is gone: the note below, and GC).
+			if off, known := vethOff(); known && off != (ifc.ExternalIDs[ovsdb.KeyTxOffload] == "off") && hostLinks.Has(ifc.Name) {
 				d, err := h.convergeTxOffload(ctx, ifc, off)
 				if err != nil {
 					errs = append(errs, err)
