@@ -32,7 +32,7 @@ func bars(path, title, unit string, labels []string, ss []series) error {
 	if max == 0 {
 		max = 1
 	}
-	colors := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f"}
+	colors := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#7f7f7f", "#bcbd22", "#17becf"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/><text x="%d" y="22" font-size="15">%s</text>`+"\n", w, h, left, html.EscapeString(title))
@@ -109,15 +109,19 @@ func main() {
 			Docker float64 `json:"ovs_docker_median_ms"`
 			Bridge float64 `json:"linux_bridge_median_ms"`
 			Ofctl  float64 `json:"ovs_ofctl_round_trip_median_ms"`
+			Move   float64 `json:"kernel_netns_move_median_ms"`
 		} `json:"results"`
 	}
 	if load(filepath.Join(dir, "attach-latency.json"), &al) {
 		var labels []string
 		ss := []series{{Name: "ovsnet (internal)"}, {Name: "ovsnet --type veth"}, {Name: "ovsnet via controller (internal)"}, {Name: "ovsnet via controller, veth"},
-			{Name: "ovs-docker (veth)"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"}}
+			{Name: "ovs-docker (veth)"}, {Name: "Linux bridge (ip)"}, {Name: "ovs-ofctl round trip"},
+			// The 10x goal beside the kernel's move that every internal
+			// port pays: where the move is taller, the goal is out of reach.
+			{Name: "ovs-docker / 10 (the goal)"}, {Name: "kernel netns move alone"}}
 		for _, r := range al.Results {
 			labels = append(labels, fmt.Sprintf("%d ports on the bridge", r.Ports))
-			for i, v := range []float64{r.Ovsnet, r.Veth, r.Via, r.ViaV, r.Docker, r.Bridge, r.Ofctl} {
+			for i, v := range []float64{r.Ovsnet, r.Veth, r.Via, r.ViaV, r.Docker, r.Bridge, r.Ofctl, r.Docker / 10, r.Move} {
 				ss[i].Values = append(ss[i].Values, v)
 			}
 		}
