@@ -266,10 +266,17 @@ func (h *Host) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 				delete(o.seen, b.Name)
 				return "", len(chs) > 0, err
 			}
-			// Flows are made only for the objects that changed.
+			// Flows are made only for the objects that changed, and once:
+			// those just sent are counted from the bundle.
+			sent := make(map[uint64]int, len(chs))
+			for _, ch := range chs {
+				sent[ch.Cookie] = len(ch.Flows)
+			}
 			counts := make(map[uint64]int, len(fi.prints))
 			for c, p := range fi.prints {
 				if n, ok := last.counts[c]; ok && last.prints[c] == p {
+					counts[c] = n
+				} else if n, ok := sent[c]; ok {
 					counts[c] = n
 				} else {
 					counts[c] = len(fi.of(c))
