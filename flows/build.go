@@ -69,6 +69,10 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(134)}, ovs.Drop()),
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv4, 0, []ovs.Match{ovs.TransportSourcePort(67)}, ovs.Drop()),
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv6, 0, []ovs.Match{ovs.TransportSourcePort(547)}, ovs.Drop()),
+		// Nor reach the host's loopback (route_localnet is on for 127.0.0.1
+		// publishing; nat.LoopbackGuard drops it in the host too).
+		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{ovs.NetworkDestination("127.0.0.0/8")}, ovs.Drop()),
+		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv6, 0, []ovs.Match{ovs.IPv6Destination("::1")}, ovs.Drop()),
 		// ARP requests and neighbour solicitations nobody answers are dropped,
 		// never flooded; everything else goes on to L2.
 		flow(TableARPND, PrioFallback, c, ovs.ProtocolARP, 0, []ovs.Match{ovs.ARPOperation(1)}, ovs.Drop()),
@@ -303,6 +307,29 @@ func spoofGuard(c uint64, p Port) []*ovs.Flow {
 	if v6 {
 		// Link-local sources (neighbour discovery, MLD), still from its own MAC.
 		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, p.Ofport, []ovs.Match{src, ovs.IPv6Source("fe80::/10")}, goTo(TableARPND)))
+		fs = append(fs, advertGuard(c, p)...)
+	}
+	return fs
+}
+
+// advertGuard holds a port's neighbour advertisements to its own
+// addresses, with its own MAC as the target link-layer address, from one of
+// its addresses or its link-local one: otherwise a container could point
+// the host's (or anyone's) neighbour entry for a peer at itself. ARP's
+// equivalent is the ARP spoof guard above. Solicitations never reach a
+// container (table 20 answers them), so its advertisements are only its
+// own announcements.
+func advertGuard(c uint64, p Port) []*ovs.Flow {
+	na := []ovs.Match{ovs.ICMP6Type(136), ovs.DataLinkSource(p.MAC.String()), ovs.NeighborDiscoveryTargetLinkLayer(p.MAC)}
+	fs := []*ovs.Flow{flow(TableSpoofGuard, PrioAdvertGuard, c, ovs.ProtocolICMPv6, p.Ofport, []ovs.Match{ovs.ICMP6Type(136)}, ovs.Drop())}
+	for _, a := range p.Addrs {
+		if a.Is4() {
+			continue
+		}
+		for _, from := range []string{a.String(), "fe80::/10"} {
+			m := append(append([]ovs.Match{}, na...), ovs.IPv6Source(from), ovs.NeighborDiscoveryTarget(a.String()))
+			fs = append(fs, flow(TableSpoofGuard, PrioAdvertAllow, c, ovs.ProtocolICMPv6, p.Ofport, m, goTo(TableARPND)))
+		}
 	}
 	return fs
 }

@@ -22,9 +22,9 @@
 // a hash of the owning object, so that one object's flows are replaced or
 // removed with one cookie mask in one bundle.
 //
-// Per container port: 1 classifier, 1-4 spoof guard (MAC only; or IPv4 +
-// ARP; plus IPv6 and IPv6 link-local), 1 ARP responder per IPv4, 1 ND
-// responder per IPv6, 1 L2 flow: at most 8. Per link: 1 per family and port.
+// Per container port: 1 classifier, 1-7 spoof guard (MAC only; or IPv4 +
+// ARP; plus IPv6, IPv6 link-local and 3 for its neighbour advertisements),
+// 1 ARP responder per IPv4, 1 ND responder per IPv6, 1 L2 flow: at most 11. Per link: 1 per family and port.
 // An ND responder rewrites a solicitation in table 20 and table 21 finishes
 // the advertisement (its target link-layer option can only be set once the
 // packet is an advertisement).
@@ -105,6 +105,10 @@ const (
 	PrioGateway  = 150 // the gateway's own ARP/ND
 	PrioHigh     = 200 // established connections, responders
 	PrioGuard    = 300 // drops that no allow may override (RA, DHCP servers)
+	// A port's own neighbour advertisements pass; its others are dropped
+	// (both above its address flows).
+	PrioAdvertGuard = 110
+	PrioAdvertAllow = 120
 )
 
 // LocalPort is the bridge's own port (OpenFlow 1.0 OFPP_LOCAL) as a value

@@ -139,6 +139,17 @@ func Jumps() []Rule {
 	}
 }
 
+// LoopbackGuard drops packets to 127.0.0.0/8 that did not come in on lo,
+// before conntrack sees them. 127.0.0.1 publishing needs route_localnet on
+// each NAT bridge, which would otherwise let containers (through their
+// gateway) and other machines (with a route to 127.0.0.1 via this host)
+// reach the host's loopback services and every 127.0.0.1-published port.
+// Docker and kube-proxy drop them likewise. Replies to 127.0.0.1
+// publishing come back to the gateway's address, not to 127/8.
+func LoopbackGuard() Rule {
+	return Rule{"raw", "PREROUTING", append([]string{"-d", "127.0.0.0/8", "!", "-i", "lo"}, append(comment("loopback only from lo"), "-j", "DROP")...)}
+}
+
 // Bridge is a container network as NAT sees it.
 type Bridge struct {
 	Name   string

@@ -46,7 +46,7 @@ func (t *Tables) ensureBase() (did []string, err error) {
 			did = append(did, "created chain "+c.Table+"/"+c.Chain)
 		}
 	}
-	for _, j := range append(Jumps(), ForwardHead()) {
+	for _, j := range append(Jumps(), ForwardHead(), LoopbackGuard()) {
 		ok, err := t.ipt.Exists(j.Table, j.Chain, j.Spec...)
 		if err != nil {
 			return did, err
@@ -205,7 +205,7 @@ func canon(tokens []string, listed bool) string {
 // OVSNET-USER goes only if the administrator left nothing in it.
 func (t *Tables) RemoveAll() error {
 	var errs []error
-	for _, j := range Jumps() {
+	for _, j := range append(Jumps(), LoopbackGuard()) {
 		if err := t.ipt.DeleteIfExists(j.Table, j.Chain, j.Spec...); err != nil {
 			errs = append(errs, err)
 		}

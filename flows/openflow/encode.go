@@ -95,6 +95,7 @@ var matchFields = map[string]field{
 	"ipv6_dst":    {classOXM, 27, 16, 4},
 	"icmpv6_type": {classOXM, 29, 1, 5},
 	"nd_target":   {classOXM, 31, 16, 6},
+	"nd_tll":      {classOXM, 33, 6, 6},
 	"ct_state":    {classNXM1, 105, 4, 7},
 }
 
