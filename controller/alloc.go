@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -50,6 +51,24 @@ func addrKey(a netip.Addr) string {
 func probe(bridge string, p netip.Prefix) ovsdb.Query {
 	return ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
 		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, addrKey(p.Addr()): p.String()})}}
+}
+
+// macProbe is the query for interfaces on bridge holding MAC m.
+func macProbe(bridge string, m net.HardwareAddr) ovsdb.Query {
+	return ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
+		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, ovsdb.KeyMAC: m.String()})}}
+}
+
+// candidateProbes are the queries that tell whether address a (of prefix
+// length bits) is free on bridge: no interface holds it, nor, for IPv4,
+// the MAC derived from it (an interface whose address intent no longer
+// parses still holds its address through its MAC).
+func candidateProbes(bridge string, a netip.Addr, bits int) []ovsdb.Query {
+	qs := []ovsdb.Query{probe(bridge, netip.PrefixFrom(a, bits))}
+	if a.Is4() {
+		qs = append(qs, macProbe(bridge, macFor([]netip.Prefix{netip.PrefixFrom(a, bits)})))
+	}
+	return qs
 }
 
 func owner(rows []ovsdbops.Row) string {
@@ -170,7 +189,7 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 				return nil, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, f.s.Prefix)
 			}
 			for _, a := range f.batch {
-				qs = append(qs, probe(br.Name, netip.PrefixFrom(a, f.s.Prefix.Bits())))
+				qs = append(qs, candidateProbes(br.Name, a, f.s.Prefix.Bits())...)
 			}
 		}
 		if len(qs) == 0 {
@@ -204,13 +223,14 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 		}
 		var left []*fam
 		for _, f := range fams {
+			per := len(candidateProbes(br.Name, f.s.Prefix.Addr(), 0))
 			for i, a := range f.batch {
-				if len(rs[i]) == 0 {
+				if len(rs[per*i]) == 0 && len(rs[per*i+per-1]) == 0 {
 					f.chosen, f.resolved = netip.PrefixFrom(a, f.s.Prefix.Bits()), true
 					break
 				}
 			}
-			rs = rs[len(f.batch):]
+			rs = rs[per*len(f.batch):]
 			if f.resolved {
 				c.addrs = append(c.addrs, f.chosen)
 				// Every address from the hint up to the chosen one is in use.

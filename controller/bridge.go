@@ -148,7 +148,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
 		return undo(err)
 	}
-	intent := bridgeIntent(ext)
+	intent := bridgeIntent(o.Name, ext)
 	intent.GatewayMAC = mac
 	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(intent)); err != nil {
 		return undo(err)

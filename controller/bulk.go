@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -367,6 +368,12 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 	for a := range usedAddrs(snap.Interfaces) {
 		used[a] = true
 	}
+	macs := map[string]string{} // MAC -> holder
+	for _, i := range snap.Interfaces {
+		if m, err := net.ParseMAC(i.ExternalIDs[ovsdb.KeyMAC]); err == nil {
+			macs[m.String()] = ownerOf(i)
+		}
+	}
 	set := map[string]string{}
 	next, _ := strconv.Atoi(br.ExternalIDs[ovsdb.KeyNextOfport])
 	if next <= 0 {
@@ -437,9 +444,14 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 			mtu = atoi(br.ExternalIDs[ovsdb.KeyMTU])
 		}
 		mac := it.rq.mac
-		if mac == nil {
+		if mac != nil {
+			if err := macFree(br, mac, macs[mac.String()]); err != nil {
+				return nil, nil, nil, fmt.Errorf("line %d (%s %s): %w", n+1, it.o.Iface, it.o.Container, err)
+			}
+		} else {
 			mac = macFor(it.addrs)
 		}
+		macs[mac.String()] = it.o.Container + "/" + it.o.Iface
 		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp, tso),
 			Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway)}
 	}

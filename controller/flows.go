@@ -19,8 +19,9 @@ import (
 
 // Everything here turns OVSDB intent into flows; nothing else decides them.
 
-func bridgeIntent(ext map[string]string) flows.Bridge {
-	b := flows.Bridge{ICC: ext[ovsdb.KeyICC] != "false"}
+func bridgeIntent(name string, ext map[string]string) flows.Bridge {
+	icc, _ := decodeICC(name, ext) // off when it does not decode (reported by reconcile)
+	b := flows.Bridge{ICC: icc}
 	subs, _ := bridgeSubnets(ext)
 	for _, s := range subs {
 		b.Gateways = append(b.Gateways, s.Gateway)
@@ -37,35 +38,9 @@ func bridgeIntent(ext map[string]string) flows.Bridge {
 // bridgeFlows are bridge b's bridge-wide flows, from its settings and the
 // gateway MAC it was created with.
 func bridgeFlows(b *vswitchd.Bridge) []*ovs.Flow {
-	intent := bridgeIntent(b.ExternalIDs)
+	intent := bridgeIntent(b.Name, b.ExternalIDs)
 	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
 	return flows.BridgeFlows(intent)
-}
-
-// portIntent is the flow model of an ovsnet container interface. The port
-// number is the one ovs-vswitchd assigned, or, before it has, the one
-// requested.
-func portIntent(i vswitchd.Interface, vlan int) (flows.Port, bool) {
-	e := i.ExternalIDs
-	mac, err := net.ParseMAC(e[ovsdb.KeyMAC])
-	if err != nil || e[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
-		return flows.Port{}, false
-	}
-	p := flows.Port{Name: i.Name, MAC: mac, VLAN: vlan}
-	switch {
-	case i.Ofport != nil && *i.Ofport > 0:
-		p.Ofport = *i.Ofport
-	case i.OfportRequest != nil:
-		p.Ofport = *i.OfportRequest
-	default:
-		return flows.Port{}, false
-	}
-	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
-		if a, err := netip.ParsePrefix(e[k]); err == nil {
-			p.Addrs = append(p.Addrs, a.Addr())
-		}
-	}
-	return p, true
 }
 
 // LinkKey is the bridge external_ids key of the link SRC -> DST.
@@ -127,7 +102,7 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 		if p, err := h.DB.PortOn(ctx, bridge, i.UUID); err == nil && p != nil && p.Tag != nil {
 			vlan = *p.Tag
 		}
-		if fp, ok := portIntent(i, vlan); ok {
+		if fp, ok, _ := decodePort(i, vlan); ok {
 			out = append(out, fp)
 		}
 	}
@@ -261,12 +236,16 @@ func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 	ifs, ports := topo.BridgeInterfaces(b)
 	// The links' ends come from the same read, not from more selects.
 	byContainer := map[string][]flows.Port{}
+	shared := map[string]bool{}
+	for _, e := range sharedMACs(ifs) {
+		shared[e.Row] = true
+	}
 	for j, i := range ifs {
 		vlan := 0
 		if ports[j].Tag != nil {
 			vlan = *ports[j].Tag
 		}
-		if p, ok := portIntent(i, vlan); ok {
+		if p, ok, _ := decodePort(i, vlan); ok && !shared[ifaceRow(i)] {
 			c := i.ExternalIDs[ovsdb.KeyContainerID]
 			byContainer[c] = append(byContainer[c], p)
 			cookie := flows.PortCookie(p.Name)

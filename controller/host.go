@@ -149,9 +149,17 @@ func atoi(s string) int {
 func usedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
 	used := map[netip.Addr]string{}
 	for _, i := range ifs {
+		who := fmt.Sprintf("%s/%s", i.ExternalIDs[ovsdb.KeyContainerID], i.ExternalIDs[ovsdb.KeyContainerIface])
 		for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
 			if p, err := netip.ParsePrefix(i.ExternalIDs[k]); err == nil {
-				used[p.Addr()] = fmt.Sprintf("%s/%s", i.ExternalIDs[ovsdb.KeyContainerID], i.ExternalIDs[ovsdb.KeyContainerIface])
+				used[p.Addr()] = who
+			}
+		}
+		// A MAC derived from an address (macFor) holds that address too,
+		// even where the address itself no longer parses.
+		if m, err := net.ParseMAC(i.ExternalIDs[ovsdb.KeyMAC]); err == nil {
+			if a, ok := addrOfMAC(m); ok {
+				used[a] = who
 			}
 		}
 	}

@@ -53,17 +53,34 @@ func ifaceIPv4(i vswitchd.Interface) (netip.Addr, bool) {
 	return p.Addr(), err == nil
 }
 
-// natIntent is every NAT rule the OVSDB intent asks for.
-func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge) {
+// natIntent is every NAT rule the OVSDB intent asks for, and the bridges
+// whose subnet or NAT setting does not decode: their bridge rules stay as
+// last applied (never dropped), their published ports stay published.
+func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, keep []string) {
 	var subnets []netip.Prefix
+	var published []*vswitchd.Bridge
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if nb, ok := natBridge(b); ok && b.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			continue
+		}
+		if badKey(bridgeIntentErrors(b), ovsdb.KeySubnet, ovsdb.KeyNAT) {
+			keep = append(keep, b.Name)
+			if b.ExternalIDs[ovsdb.KeyNAT] != "false" {
+				published = append(published, b)
+			}
+			continue
+		}
+		if nb, ok := natBridge(b); ok {
 			bridges = append(bridges, nb)
 			subnets = append(subnets, nb.Subnet)
+			if nb.NAT {
+				published = append(published, b)
+			}
 		}
 	}
 	sort.Slice(bridges, func(i, j int) bool { return bridges[i].Name < bridges[j].Name })
+	sort.Strings(keep)
 	for _, nb := range bridges {
 		var others []netip.Prefix
 		for _, s := range subnets {
@@ -72,33 +89,41 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge) {
 			}
 		}
 		rules = append(rules, nat.BridgeRules(nb, others)...)
-		if !nb.NAT {
-			continue
-		}
-		ifs, _ := topo.BridgeInterfaces(topo.Bridge(nb.Name))
-		for _, i := range ifs {
-			ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
-			addr, ok := ifaceIPv4(i)
-			for _, m := range ms {
-				if ok {
-					rules = append(rules, nat.MappingRule(ownerOf(i), addr, m))
-				}
+	}
+	sort.Slice(published, func(i, j int) bool { return published[i].Name < published[j].Name })
+	for _, b := range published {
+		rules = append(rules, mappingRules(topo, b)...)
+	}
+	return rules, bridges, keep
+}
+
+// mappingRules are the DNAT rules of bridge b's published ports.
+func mappingRules(topo *ovsdb.Topology, b *vswitchd.Bridge) []nat.Rule {
+	var rules []nat.Rule
+	ifs, _ := topo.BridgeInterfaces(b)
+	for _, i := range ifs {
+		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
+		addr, ok := ifaceIPv4(i)
+		for _, m := range ms {
+			if ok {
+				rules = append(rules, nat.MappingRule(ownerOf(i), addr, m))
 			}
 		}
 	}
-	return rules, bridges
+	return rules
 }
 
 // natPlan is what the intent asks of iptables and the forwarding sysctls.
 type natPlan struct {
 	rules   []nat.Rule
 	bridges []nat.Bridge
-	ipv6    bool // an ovsnet bridge has an IPv6 subnet: routed, so forwarding on
+	keep    []string // bridges whose rules stay as they are (natIntent)
+	ipv6    bool     // an ovsnet bridge has an IPv6 subnet: routed, so forwarding on
 }
 
 func planNAT(topo *ovsdb.Topology) natPlan {
 	var p natPlan
-	p.rules, p.bridges = natIntent(topo)
+	p.rules, p.bridges, p.keep = natIntent(topo)
 	for i := range topo.Bridges {
 		if topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
 			continue
@@ -121,7 +146,7 @@ func (p natPlan) key() string {
 		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
 	}
 	sort.Strings(ks)
-	return fmt.Sprintf("ipv6 %v\n%s", p.ipv6, strings.Join(ks, "\n"))
+	return fmt.Sprintf("ipv6 %v keep %v\n%s", p.ipv6, p.keep, strings.Join(ks, "\n"))
 }
 
 // syncNAT makes ovsnet's iptables chains match the plan (or removes them
@@ -131,7 +156,7 @@ func (h *Host) syncNAT(ctx context.Context, p natPlan) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(p.bridges) == 0 {
+	if len(p.bridges) == 0 && len(p.keep) == 0 {
 		return nil, t.RemoveAll()
 	}
 	var did []string
@@ -152,7 +177,7 @@ func (h *Host) syncNAT(ctx context.Context, p natPlan) ([]string, error) {
 			return did, fmt.Errorf("enable IPv6 forwarding: %w", err)
 		}
 	}
-	d, err := t.Sync(p.rules)
+	d, err := t.Sync(p.rules, p.keep...)
 	did = append(did, d...)
 	if other := nat.OtherBackend(); other != "" {
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %s also holds ovsnet rules: remove them (both iptables backends in use)\n", other)

@@ -89,14 +89,19 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 
 	// One read: the bridge, an existing attach of this container interface,
 	// and a port already holding the name ovsnet would use.
+	// With --macaddress, also a port of the bridge holding that MAC.
 	host := attach.HostName(o.Bridge, o.Container, o.Iface)
-	rs, err := h.DB.Read(ctx,
-		ovsdb.Query{Table: vswitchd.BridgeTable, Where: []ovsdbops.Condition{ovsdb.NameIs(o.Bridge)},
-			Columns: []string{"_uuid", "name", "datapath_type", "external_ids"}},
-		ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
+	qs := []ovsdb.Query{
+		{Table: vswitchd.BridgeTable, Where: []ovsdbops.Condition{ovsdb.NameIs(o.Bridge)},
+			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "other_config"}},
+		{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
 			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})}},
-		ovsdb.Query{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(host)}, Columns: []string{"name"}},
-	)
+		{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(host)}, Columns: []string{"name"}},
+	}
+	if mac != nil {
+		qs = append(qs, macProbe(o.Bridge, mac))
+	}
+	rs, err := h.DB.Read(ctx, qs...)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +123,11 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	}
 	if len(rs[2]) > 0 {
 		return nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", host, o.Container, o.Iface, host)
+	}
+	if mac != nil {
+		if err := macFree(br, mac, owner(rs[3])); err != nil {
+			return nil, err
+		}
 	}
 
 	target, err := attach.Resolve(ctx, o.Container)
@@ -521,6 +531,26 @@ func macFor(addrs []netip.Prefix) net.HardwareAddr {
 	return randomMAC()
 }
 
+// macFree refuses a MAC that a port of the bridge (holder, "" for none) or
+// the bridge's own port has: the impostor would take the other's traffic.
+func macFree(br *vswitchd.Bridge, mac net.HardwareAddr, holder string) error {
+	if holder != "" {
+		return fmt.Errorf("MAC %s is already used on bridge %s by %s: choose another --macaddress, or none", mac, br.Name, holder)
+	}
+	if gw, err := net.ParseMAC(br.OtherConfig["hwaddr"]); err == nil && gw.String() == mac.String() {
+		return fmt.Errorf("MAC %s is bridge %s's own (its gateway's): choose another --macaddress, or none", mac, br.Name)
+	}
+	return nil
+}
+
+// addrOfMAC is the IPv4 address a MAC made by macFor was derived from.
+func addrOfMAC(m net.HardwareAddr) (netip.Addr, bool) {
+	if len(m) != 6 || m[0] != 0x0a || m[1] != 0x58 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte(m[2:6])), true
+}
+
 // randomMAC returns a random locally administered unicast MAC.
 func randomMAC() net.HardwareAddr {
 	m := make(net.HardwareAddr, 6)
@@ -733,15 +763,24 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	}
 	// The port's flows carry its VLAN: replace them, and its links'.
 	br, err := h.DB.GetBridge(ctx, bridge)
-	if err != nil || br == nil {
-		return err
+	if err == nil && br == nil {
+		err = noBridge(bridge)
+	}
+	if err != nil {
+		return fmt.Errorf("VLAN %d set on %s, but its flows were not updated (run ovsnet reconcile): %w", vlan, ifs[0].Name, err)
 	}
 	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container), nil)
 	if err != nil {
 		return err
 	}
-	if p, ok := portIntent(ifs[0], vlan); ok {
-		chs = append(chs, flows.Change{Cookie: flows.PortCookie(ifs[0].Name), Mask: flows.ObjectMask, Flows: flows.PortFlows(p)})
+	// A port whose intent does not decode gets no flows (its old ones go).
+	ch := flows.Change{Cookie: flows.PortCookie(ifs[0].Name), Mask: flows.ObjectMask}
+	p, ok, err := decodePort(ifs[0], vlan)
+	if ok {
+		ch.Flows = flows.PortFlows(p)
 	}
-	return h.Flows.Apply(bridge, chs...)
+	if aerr := h.Flows.Apply(bridge, append(chs, ch)...); aerr != nil {
+		return aerr
+	}
+	return err
 }

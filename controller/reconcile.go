@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,9 +23,18 @@ import (
 // now each ovsnet bridge's gateway addresses, MTU and link state, and the
 // host ends of veths. It returns what it changed (a second run changes
 // nothing) and notes on what it found but leaves to others.
-func (h *Host) Reconcile(ctx context.Context) (did, notes []string, err error) {
-	did, notes, _, err = h.reconcile(ctx, pass{})
-	return did, notes, err
+// bad lists the intent that does not decode (IntentError), each treated
+// as strictly as it can be; the rest converges meanwhile.
+func (h *Host) Reconcile(ctx context.Context) (did, notes []string, bad []error, err error) {
+	r, err := h.reconcile(ctx, pass{})
+	return r.did, r.notes, r.bad, err
+}
+
+// result is what one reconcile did and found.
+type result struct {
+	did, notes []string
+	bad        []error // intent that does not decode
+	topo       *ovsdb.Topology
 }
 
 // pass says how one reconcile runs.
@@ -80,14 +90,17 @@ func remember(epoch uint64, fi *flowIntent, counts map[uint64]int) flowsSeen {
 
 // reconcile is Reconcile that also returns the topology it used, for the
 // controller's gauges.
-func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo *ovsdb.Topology, err error) {
+func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 	tr := newTracer()
 	defer tr.done("reconcile")
-	if topo = o.topo; topo == nil {
+	var did, notes []string
+	topo := o.topo
+	if topo == nil {
 		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
-			return nil, nil, nil, err
+			return r, err
 		}
 	}
+	r.topo = topo
 	tr.step("read OVSDB")
 	var errs []error
 	hostLinks := o.links
@@ -126,10 +139,15 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
 			continue
 		}
-		d, err := h.reconcileBridge(ctx, b.Name, b.ExternalIDs)
-		did = append(did, d...)
-		if err != nil {
-			errs = append(errs, err)
+		bad := badIntent(topo, b)
+		r.bad = append(r.bad, bad...)
+		var d []string
+		if !badKey(bad, ovsdb.KeySubnet) { // else its addresses stay as they are
+			d, err = h.reconcileBridge(ctx, b.Name, b.ExternalIDs)
+			did = append(did, d...)
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
 			if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeOpenFlow(b.Name)); err != nil {
@@ -156,10 +174,16 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 			did = append(did, fd)
 		}
 		ifs, _ := topo.BridgeInterfaces(b)
-		d, err = h.reconcileAlloc(ctx, b, ifs)
-		did = append(did, d...)
-		if err != nil {
-			errs = append(errs, err)
+		if badKey(bad, ovsdb.KeyIPv4, ovsdb.KeyIPv6) {
+			// An address that does not parse may still be in use: no hint
+			// goes below it.
+			notes = append(notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
+		} else {
+			d, err = h.reconcileAlloc(ctx, b, ifs)
+			did = append(did, d...)
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		// What a veth here needs, worked out at the first one met; not
 		// known while the bridge's own port is missing (ovs-vswitchd
@@ -237,7 +261,19 @@ func (h *Host) reconcile(ctx context.Context, o pass) (did, notes []string, topo
 	} else {
 		did = append(did, nr.did...)
 	}
-	return did, notes, topo, errors.Join(errs...)
+	r.did, r.notes = did, notes
+	return r, errors.Join(errs...)
+}
+
+// badKey says whether one of errs is a value of one of keys.
+func badKey(errs []error, keys ...string) bool {
+	for _, err := range errs {
+		var ie *IntentError
+		if errors.As(err, &ie) && slices.Contains(keys, ie.Key) {
+			return true
+		}
+	}
+	return false
 }
 
 // convergeFlows brings bridge b's flows to the topology's intent and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,6 +56,7 @@ type Service struct {
 	mu        sync.Mutex
 	converged bool
 	lastErr   error
+	bad       []string // intent that does not decode, as last reported
 }
 
 type serviceMetrics struct {
@@ -66,6 +68,7 @@ type serviceMetrics struct {
 	gc        prometheus.Counter
 	ports     *prometheus.GaugeVec
 	flows     prometheus.Gauge
+	bad       prometheus.Gauge
 	connected prometheus.Gauge
 	api       *prometheus.CounterVec
 	checks    prometheus.Counter
@@ -82,12 +85,13 @@ func newMetrics() *serviceMetrics {
 		gc:        prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_gc_ports_total", Help: "Ports removed because their container's network namespace was gone."}),
 		ports:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ovsnet_ports", Help: "Container ports per bridge."}, []string{"bridge"}),
 		flows:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_flows_installed", Help: "Flows ovsnet computed for its bridges at the last run."}),
+		bad:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_bad_intent", Help: "external_ids values that do not decode at the last run (each row treated strictly: see /healthz and the log)."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovsdb_connected", Help: "1 while connected to OVSDB."}),
 		checks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_checks_total", Help: "Bridges asked for their flow counts by a run (a first run, a resync, after an OpenFlow connection ended), each a wait on ovs-vswitchd's main loop."}),
 		updates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_updates_total", Help: "Bundles of objects whose intent changed in OVSDB other than by an attach or detach (a VLAN set with ovs-vsctl, a link), sent by runs set off by the change."}),
 		api:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovsnet_api_requests_total", Help: "Attach API requests served (add-port, del-port from the CLI), by result."}, []string{"op", "result"}),
 	}
-	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.connected, m.api, m.checks, m.updates)
+	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.bad, m.connected, m.api, m.checks, m.updates)
 	return m
 }
 
@@ -327,7 +331,7 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	}
 	verify := time.Since(s.lastVerify) >= s.o.Verify
 	var fst flowStats
-	did, notes, topo, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify, natSeen: &s.natSeen, natCheck: resync,
+	r, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify, natSeen: &s.natSeen, natCheck: resync,
 		seen: s.flowsSeen, trust: !resync && !verify, stats: &fst})
 	m.checks.Add(float64(fst.checks))
 	m.updates.Add(float64(fst.updates))
@@ -336,19 +340,20 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	}
 	err = errors.Join(gcErr, err)
 	m.duration.Observe(time.Since(start).Seconds())
-	m.repairs.Add(float64(len(did)))
-	for _, d := range did {
+	m.repairs.Add(float64(len(r.did)))
+	for _, d := range r.did {
 		s.o.Log.Info("repaired drift", "change", d)
 	}
-	for _, n := range notes {
+	for _, n := range r.notes {
 		s.o.Log.Debug("note", "note", n)
 	}
+	s.reportBadIntent(r.bad)
 	s.mu.Lock()
 	s.converged, s.lastErr = err == nil && connected, err
 	s.mu.Unlock()
 	// After the state /healthz reports (a cold start need not wait).
-	if topo != nil {
-		s.updateGauges(topo)
+	if r.topo != nil {
+		s.updateGauges(r.topo)
 	}
 	if err != nil {
 		s.failed(err)
@@ -366,6 +371,26 @@ func (s *Service) flowsBroken() bool {
 		}
 	}
 	return false
+}
+
+// reportBadIntent logs intent that does not decode when it changes and
+// keeps it for /healthz and the ovsnet_bad_intent gauge. It does not fail
+// the run: everything else converged, and the rows are treated strictly.
+func (s *Service) reportBadIntent(bad []error) {
+	var msgs []string
+	for _, b := range bad {
+		msgs = append(msgs, b.Error())
+	}
+	s.mu.Lock()
+	changed := !slices.Equal(msgs, s.bad)
+	s.bad = msgs
+	s.mu.Unlock()
+	s.metrics.bad.Set(float64(len(msgs)))
+	if changed {
+		for _, m := range msgs {
+			s.o.Log.Error("intent does not decode", "err", m)
+		}
+	}
 }
 
 func (s *Service) failed(err error) {
@@ -403,7 +428,7 @@ func (s *Service) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
-		ok, err := s.converged, s.lastErr
+		ok, err, bad := s.converged, s.lastErr, s.bad
 		s.mu.Unlock()
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -411,6 +436,9 @@ func (s *Service) mux() *http.ServeMux {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+		for _, b := range bad {
+			fmt.Fprintln(w, b)
+		}
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	return mux

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,11 +48,11 @@ func (t *Tables) ensureBase() (did []string, err error) {
 		}
 	}
 	for _, j := range append(Jumps(), ForwardHead(), LoopbackGuard()) {
-		ok, err := t.ipt.Exists(j.Table, j.Chain, j.Spec...)
+		n, err := t.count(j)
 		if err != nil {
 			return did, err
 		}
-		if !ok {
+		if n == 0 {
 			// First in the chain: before other software's rules (and in
 			// OVSNET-FORWARD, before ovsnet's accepts).
 			if err := t.ipt.Insert(j.Table, j.Chain, 1, j.Spec...); err != nil {
@@ -59,8 +60,29 @@ func (t *Tables) ensureBase() (did []string, err error) {
 			}
 			did = append(did, "added "+j.String())
 		}
+		for ; n > 1; n-- {
+			if err := t.ipt.Delete(j.Table, j.Chain, j.Spec...); err != nil {
+				return did, fmt.Errorf("remove a duplicate of %s: %w", j, err)
+			}
+			did = append(did, "removed a duplicate of "+j.String())
+		}
 	}
 	return did, nil
+}
+
+// count is how many times r is in its chain.
+func (t *Tables) count(r Rule) (int, error) {
+	lines, err := t.ipt.List(r.Table, r.Chain)
+	if err != nil {
+		return 0, err
+	}
+	key, n := canon(r.Spec, false), 0
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "-A "+r.Chain+" "); ok && canon(strings.Fields(rest), true) == key {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Add appends rules: one iptables run each, which costs the same whatever
@@ -126,8 +148,10 @@ func (t *Tables) Delete(rs ...Rule) error {
 
 // Sync makes ovsnet's chains hold exactly want (in order), after flushes,
 // chain deletions or hand edits, and returns what it changed. Running it
-// twice changes nothing; OVSNET-USER's rules are never touched.
-func (t *Tables) Sync(want []Rule) ([]string, error) {
+// twice changes nothing; OVSNET-USER's rules are never touched. Rules of
+// the bridges named in keep (whose intent does not decode) stay as they
+// are, after want's.
+func (t *Tables) Sync(want []Rule, keep ...string) ([]string, error) {
 	did, err := t.ensureBase()
 	if err != nil {
 		return did, err
@@ -140,7 +164,7 @@ func (t *Tables) Sync(want []Rule) ([]string, error) {
 	byChain["filter/"+ChainForward] = append([]Rule{head}, byChain["filter/"+ChainForward]...)
 	for _, c := range owned[:3] {
 		key := c.Table + "/" + c.Chain
-		d, err := t.syncChain(c.Table, c.Chain, byChain[key])
+		d, err := t.syncChain(c.Table, c.Chain, byChain[key], keep)
 		if err != nil {
 			return did, err
 		}
@@ -149,15 +173,22 @@ func (t *Tables) Sync(want []Rule) ([]string, error) {
 	return did, nil
 }
 
-func (t *Tables) syncChain(table, chain string, want []Rule) ([]string, error) {
+func (t *Tables) syncChain(table, chain string, want []Rule, keep []string) ([]string, error) {
 	lines, err := t.ipt.List(table, chain)
 	if err != nil {
 		return nil, err
 	}
 	var have []string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "-A ") {
-			have = append(have, canon(strings.Fields(strings.TrimPrefix(l, "-A "+chain)), true))
+		if !strings.HasPrefix(l, "-A ") {
+			continue
+		}
+		spec := unquote(strings.Fields(strings.TrimPrefix(l, "-A "+chain)))
+		have = append(have, canon(spec, false))
+		for _, b := range keep {
+			if slices.Contains(spec, "ovsnet: bridge "+b) {
+				want = append(want, Rule{table, chain, spec})
+			}
 		}
 	}
 	var wantKeys []string
@@ -180,16 +211,43 @@ func (t *Tables) syncChain(table, chain string, want []Rule) ([]string, error) {
 	return []string{fmt.Sprintf("rebuilt %s/%s (%d rules, had %d)", table, chain, len(want), len(have))}, nil
 }
 
-// canon turns a rule into an order-independent key: iptables -S prints
-// matches in its own order and quotes comments.
+// canon turns a rule into a key that does not depend on the order in which
+// iptables -S prints its options but keeps each option with its values and
+// its negation: "! -i br1 -o br1" and "-i br1 ! -o br1" differ.
 func canon(tokens []string, listed bool) string {
+	if listed {
+		tokens = unquote(tokens)
+	}
+	var clauses []string
+	neg := false
+	for i := 0; i < len(tokens); i++ {
+		tok := tokens[i]
+		if tok == "!" {
+			neg = true
+			continue
+		}
+		c := tok
+		for i+1 < len(tokens) && !strings.HasPrefix(tokens[i+1], "-") && tokens[i+1] != "!" {
+			i++
+			c += " " + tokens[i]
+		}
+		if neg {
+			c, neg = "! "+c, false
+		}
+		clauses = append(clauses, c)
+	}
+	sort.Strings(clauses)
+	return strings.Join(clauses, " ; ")
+}
+
+// unquote rejoins the quoted comment iptables -S prints, split on spaces.
+func unquote(tokens []string) []string {
 	var out []string
 	for i := 0; i < len(tokens); i++ {
 		tok := tokens[i]
-		if listed && strings.HasPrefix(tok, `"`) {
-			// Rejoin a quoted comment split on spaces.
+		if strings.HasPrefix(tok, `"`) {
 			j := i
-			for !strings.HasSuffix(tokens[j], `"`) || (j == i && len(tok) == 1) {
+			for j < len(tokens)-1 && (!strings.HasSuffix(tokens[j], `"`) || (j == i && len(tok) == 1)) {
 				j++
 			}
 			tok = strings.ReplaceAll(strings.Trim(strings.Join(tokens[i:j+1], " "), `"`), `\'`, `'`)
@@ -197,8 +255,7 @@ func canon(tokens []string, listed bool) string {
 		}
 		out = append(out, tok)
 	}
-	sort.Strings(out)
-	return strings.Join(out, " ")
+	return out
 }
 
 // RemoveAll deletes ovsnet's jumps and chains: nothing of ovsnet stays.

@@ -141,7 +141,7 @@ the second time.`,
 				return err
 			}
 			defer h.Close()
-			did, notes, err := h.Reconcile(c.Context())
+			did, notes, bad, err := h.Reconcile(c.Context())
 			text := "nothing to change"
 			if len(did) > 0 {
 				text = strings.Join(did, "\n")
@@ -149,8 +149,16 @@ the second time.`,
 			for _, n := range notes {
 				text += "\nnote: " + n
 			}
-			if perr := g.print(c, map[string]any{"changed": nonNil(did), "notes": nonNil(notes)}, text); perr != nil {
+			var badText []string
+			for _, b := range bad {
+				badText = append(badText, b.Error())
+				text += "\n" + b.Error()
+			}
+			if perr := g.print(c, map[string]any{"changed": nonNil(did), "notes": nonNil(notes), "bad_intent": nonNil(badText)}, text); perr != nil {
 				return perr
+			}
+			if err == nil && len(bad) > 0 {
+				err = fmt.Errorf("%d external_ids values do not decode (listed above); each is treated as strictly as it can be", len(bad))
 			}
 			return err
 		},

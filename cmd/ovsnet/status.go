@@ -53,14 +53,14 @@ func statusCmd(g *globals) *cobra.Command {
 				case strings.HasPrefix(name, `ovsnet_ports{bridge="`):
 					ports[strings.TrimSuffix(strings.TrimPrefix(name, `ovsnet_ports{bridge="`), `"}`)] = f[1]
 				case name == "ovsnet_reconcile_total", name == "ovsnet_reconcile_errors_total", name == "ovsnet_drift_repairs_total",
-					name == "ovsnet_gc_ports_total", name == "ovsnet_flows_installed", name == "ovsnet_ovsdb_connected":
+					name == "ovsnet_gc_ports_total", name == "ovsnet_flows_installed", name == "ovsnet_ovsdb_connected", name == "ovsnet_bad_intent":
 					st[strings.TrimPrefix(name, "ovsnet_")] = f[1]
 				}
 			}
 			st["ports"], st["api_requests"] = ports, api
-			text := fmt.Sprintf("controller at %s: %s\n  OVSDB connected: %v\n  reconciles: %v (errors %v), drift repairs: %v, ports collected: %v\n  flows: %v, ports: %s\n  attach API requests: %s",
+			text := fmt.Sprintf("controller at %s: %s\n  OVSDB connected: %v\n  reconciles: %v (errors %v), drift repairs: %v, ports collected: %v\n  flows: %v, ports: %s\n  attach API requests: %s\n  external_ids values that do not decode: %v",
 				addr, strings.TrimSpace(health), st["ovsdb_connected"] == "1", st["reconcile_total"], st["reconcile_errors_total"],
-				st["drift_repairs_total"], st["gc_ports_total"], st["flows_installed"], pairs(ports), pairs(api))
+				st["drift_repairs_total"], st["gc_ports_total"], st["flows_installed"], pairs(ports), pairs(api), st["bad_intent"])
 			if err := g.print(c, st, text); err != nil {
 				return err
 			}

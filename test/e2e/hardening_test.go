@@ -3,6 +3,8 @@ package e2e
 import (
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +132,141 @@ func TestNeighbourAdvertGuard(t *testing.T) {
 		t.Fatalf("a container's advertisement poisoned the host's entry for a peer: %q", n)
 	}
 	run(t, "ip", "netns", "exec", e.sb.Netns, "ping", "-6", "-c", "1", "-W", "2", "fd73::3")
+}
+
+// Intent that does not parse is reported by name and treated as strictly as
+// it can be: a port whose address does not parse sends nothing and its
+// address is not handed out again; a bridge whose icc does not parse stays
+// isolated; one whose subnet does not parse keeps its NAT rules.
+func TestBadIntentFailsClosed(t *testing.T) {
+	e := newEnv(t)
+	a, b, c, d := e.container(), e.container(), e.container(), e.container()
+	e.must("add-br", "br1", "--subnet", "10.74.0.0/24", "--icc=false")
+	pa := e.addPortJSON("add-port", "br1", "eth1", a, "--ip")
+	e.must("add-port", "br1", "eth1", b, "--ip")
+	e.must("add-port", "br1", "eth1", c, "--ip")
+	ping(t, a, "10.74.0.1")
+	noPing(t, b, "10.74.0.4")
+
+	vsctl := func(args ...string) {
+		t.Helper()
+		if _, err := e.sb.Vsctl(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vsctl("set", "interface", pa.OVSPort, "external_ids:ovsnet-ipv4=garbage")
+	vsctl("br-set-external-id", "br1", "ovsnet-icc", "FALSE")
+	r := e.ovsnet("reconcile")
+	if r.code == 0 || !strings.Contains(r.out, "interface "+pa.OVSPort+" ("+a+"/eth1) ovsnet-ipv4=\"garbage\"") ||
+		!strings.Contains(r.out, `bridge br1 ovsnet-icc="FALSE"`) || !strings.Contains(r.err, "do not decode") {
+		t.Fatalf("reconcile with bad intent: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	noPing(t, a, "10.74.0.1") // the port sends nothing
+	noPing(t, b, "10.74.0.4") // still isolated
+	ping(t, b, "10.74.0.1")   // the rest works
+	pd := e.addPortJSON("add-port", "br1", "eth1", d, "--ip")
+	if pd.Addresses[0] == "10.74.0.2/24" {
+		t.Fatalf("an address whose intent does not parse was handed out again: %v", pd.Addresses)
+	}
+
+	// A subnet that does not parse: the bridge's NAT rules stay.
+	rules := func() []string {
+		var out []string
+		for _, l := range ovsnetRules(e.iptablesSave()) {
+			if strings.Contains(l, "bridge br1") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	before := rules()
+	if len(before) == 0 {
+		t.Fatal("no NAT rules for br1")
+	}
+	vsctl("br-set-external-id", "br1", "ovsnet-subnet", "garbage")
+	if r := e.ovsnet("reconcile"); r.code == 0 || !strings.Contains(r.out, `bridge br1 ovsnet-subnet="garbage"`) {
+		t.Fatalf("reconcile with a bad subnet: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if after := rules(); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("a subnet that does not parse changed the bridge's NAT rules:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// The controller reports it too, and stays healthy otherwise.
+	e.startController("127.0.0.1:19474")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := e.httpGet("127.0.0.1:19474", "/healthz")
+		_, m := e.httpGet("127.0.0.1:19474", "/metrics")
+		if code == 200 && strings.Contains(body, `ovsnet-ipv4="garbage"`) && strings.Contains(m, "ovsnet_bad_intent 3") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("controller: /healthz %d %q, metrics:\n%s", code, body, m)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := e.must("status", "--controller", "127.0.0.1:19474"); !strings.Contains(out, `ovsnet-icc="FALSE"`) {
+		t.Fatalf("status does not name the bad intent:\n%s", out)
+	}
+}
+
+// A MAC already on the bridge (a container's or the bridge's own) is
+// refused by add-port and add-ports, leaving nothing behind.
+func TestMACConflictsRefused(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.container(), e.container()
+	e.must("add-br", "br1", "--subnet", "10.75.0.0/24")
+	pa := e.addPortJSON("add-port", "br1", "eth1", a, "--ip")
+	gw, err := e.sb.Vsctl("get", "bridge", "br1", "other_config:hwaddr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwMAC := strings.Trim(strings.TrimSpace(gw), `"`)
+	before := e.state(a, b)
+	e.fails("MAC "+pa.MAC+" is already used on bridge br1 by "+a+"/eth1", "add-port", "br1", "eth1", b, "--ip", "--macaddress", strings.ToUpper(pa.MAC))
+	e.fails("is bridge br1's own", "add-port", "br1", "eth1", b, "--ip", "--macaddress", gwMAC)
+	list := t.TempDir() + "/list"
+	if err := os.WriteFile(list, []byte("eth1 "+b+" --macaddress "+pa.MAC+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("line 1 (eth1 "+b+"): MAC "+pa.MAC+" is already used", "add-ports", "br1", list, "--ip")
+	if after := e.state(a, b); after != before {
+		t.Fatalf("a refused MAC left changes:\nbefore %s\nafter  %s", before, after)
+	}
+	ping(t, a, "10.75.0.1")
+}
+
+// Rules rewritten in place (an option's negation moved) and duplicated
+// jumps are drift: reconcile puts them right.
+func TestNATDriftInPlace(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br1", "--subnet", "10.76.0.0/24")
+	save := e.iptablesSave()
+	n := 0
+	for _, l := range strings.Split(save, "\n") {
+		if strings.HasPrefix(l, "-A OVSNET-FORWARD") {
+			n++
+			if strings.Contains(l, "-i br1 ! -o br1") {
+				break
+			}
+		}
+	}
+	swapped := []string{"-R", "OVSNET-FORWARD", strconv.Itoa(n), "!", "-i", "br1", "-o", "br1", "-m", "comment", "--comment", "ovsnet: bridge br1", "-j", "ACCEPT"}
+	if _, err := e.sb.Run("iptables", swapped...); err != nil {
+		t.Fatal(err)
+	}
+	jump := []string{"-t", "nat", "-A", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-m", "comment", "--comment", "ovsnet: published ports", "-j", "OVSNET-DNAT"}
+	if _, err := e.sb.Run("iptables", jump...); err != nil {
+		t.Fatal(err)
+	}
+	out := e.must("reconcile")
+	if !strings.Contains(out, "rebuilt filter/OVSNET-FORWARD") || !strings.Contains(out, "removed a duplicate of nat PREROUTING") {
+		t.Fatalf("reconcile after rules rewritten in place:\n%s", out)
+	}
+	if got := e.iptablesSave(); got != save && (strings.Contains(got, "! -i br1 -o br1") || strings.Count(got, "-j OVSNET-DNAT") != 2) {
+		t.Fatalf("iptables after reconcile:\n%s", got)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("second reconcile: %q", out)
+	}
 }
