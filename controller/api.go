@@ -121,7 +121,7 @@ func (s *Service) serveConn(c net.Conn) {
 // must not see the attach half-way. flock locks belong to open files, so a
 // file of the request's own conflicts with the service's exclusive one.
 func (s *Service) sharedLock() (unlock func()) {
-	f, err := os.OpenFile(convergeLockPath(s.o.Endpoint), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLock(convergeLockPath(s.o.Endpoint))
 	if err != nil {
 		return func() {}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,31 +116,35 @@ func convergeLockPath(endpoint string) string {
 
 // LockHost takes the convergence lock for a CLI run, shared (changes) or
 // exclusive (reconcile, which must not see an attach half-way); it is
-// released when the process exits. Best effort: a lock that cannot be made
-// (no run directory here, a remote OVSDB) means no controller to race with.
-func LockHost(endpoint string, exclusive bool) {
-	f, err := os.OpenFile(convergeLockPath(endpoint), os.O_RDWR|os.O_CREATE, 0o644)
+// released when the process exits. No run directory here (a remote OVSDB)
+// means no controller to race with; a lock file others could hold is an
+// error.
+func LockHost(endpoint string, exclusive bool) error {
+	f, err := openLock(convergeLockPath(endpoint))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return nil // no run directory here, or not root: nothing to race with
+	}
 	if err != nil {
-		return
+		return err
 	}
 	how := syscall.LOCK_SH
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
 	syscall.Flock(int(f.Fd()), how)
-	// f stays open: the lock lasts until exit.
+	return nil // f stays open: the lock lasts until exit
 }
 
 // lockHost takes the host's controller lock, or says who holds it.
 func lockHost(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLock(path)
 	if err != nil {
-		return nil, fmt.Errorf("controller lock %s: %w", path, err)
+		return nil, fmt.Errorf("controller lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(path)
+		who := lockHolders(f)
 		f.Close()
-		return nil, fmt.Errorf("another ovsnet controller is running on this host (pid %s, lock %s): stop it first", strings.TrimSpace(string(b)), path)
+		return nil, fmt.Errorf("the controller lock %s is held by %s: another ovsnet controller is running on this host, stop it first", path, who)
 	}
 	f.Truncate(0)
 	fmt.Fprintf(f, "%d\n", os.Getpid())
@@ -157,7 +162,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	}
 	defer lock.Close()
 	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: flowMemory{}}
-	if f, err := os.OpenFile(convergeLockPath(o.Endpoint), os.O_RDWR|os.O_CREATE, 0o644); err == nil {
+	if f, err := openLock(convergeLockPath(o.Endpoint)); err == nil {
 		s.convergeLock = f
 		defer f.Close()
 	}

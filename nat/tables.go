@@ -263,7 +263,14 @@ func unquote(tokens []string) []string {
 func (t *Tables) RemoveAll() error {
 	var errs []error
 	for _, j := range append(Jumps(), LoopbackGuard()) {
-		if err := t.ipt.DeleteIfExists(j.Table, j.Chain, j.Spec...); err != nil {
+		// A jump into a chain that is gone is gone too (iptables -C of it
+		// fails on the missing chain): nothing to remove.
+		if target := j.Spec[len(j.Spec)-1]; strings.HasPrefix(target, "OVSNET-") {
+			if ok, err := t.ipt.ChainExists(j.Table, target); err == nil && !ok {
+				continue
+			}
+		}
+		if err := t.ipt.DeleteIfExists(j.Table, j.Chain, j.Spec...); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 		}
 	}

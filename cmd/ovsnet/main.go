@@ -147,7 +147,9 @@ func (g *globals) open(ctx context.Context) (*controller.Host, error) {
 	if err := g.checkOutput(); err != nil {
 		return nil, err
 	}
-	controller.LockHost(g.endpoint(), g.exclusive)
+	if err := controller.LockHost(g.endpoint(), g.exclusive); err != nil {
+		return nil, err
+	}
 	return controller.Open(ctx, g.endpoint())
 }
 

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -269,4 +270,83 @@ func TestNATDriftInPlace(t *testing.T) {
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("second reconcile: %q", out)
 	}
+}
+
+// A host right after install (no ovsnet bridge) converges: reconcile says
+// nothing to change and exits 0, the controller is healthy, before any
+// bridge and after the last one is deleted.
+func TestControllerHealthyWithoutBridges(t *testing.T) {
+	e := newEnv(t)
+	if r := e.ovsnet("reconcile"); r.code != 0 || strings.TrimSpace(r.out) != "nothing to change" || r.err != "" {
+		t.Fatalf("reconcile on a host without bridges: exit %d, %q, %q", r.code, r.out, r.err)
+	}
+	const addr = "127.0.0.1:19475"
+	e.startController(addr)
+	runs := func() int { return e.counter(addr, "ovsnet_reconcile_total") }
+	healthyAfterRun := func(when string) {
+		t.Helper()
+		from := runs()
+		deadline := time.Now().Add(20 * time.Second)
+		for runs() < from+2 { // a whole run after this point
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the controller made no run", when)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code, body := e.httpGet(addr, "/healthz"); code != 200 {
+			t.Fatalf("%s: /healthz %d %q", when, code, body)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for code, _ := e.httpGet(addr, "/healthz"); code == 0; code, _ = e.httpGet(addr, "/healthz") {
+		if time.Now().After(deadline) {
+			t.Fatal("controller does not listen")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	healthyAfterRun("no bridge yet")
+	e.must("add-br", "br1", "--subnet", "10.79.0.0/24")
+	e.must("del-br", "br1")
+	healthyAfterRun("after the last bridge was deleted")
+}
+
+// ovsnet's lock files are root's alone: another user cannot take them (and
+// block ovsnet), a link is refused, and a held controller lock names the
+// process holding it.
+func TestLockFilesRootOnly(t *testing.T) {
+	e := newEnv(t)
+	if err := os.Chmod(e.sb.Dir, 0o755); err != nil { // as /var/run/openvswitch
+		t.Fatal(err)
+	}
+	lock := e.sb.Dir + "/ovsnet.lock"
+	if err := os.WriteFile(lock, nil, 0o644); err != nil { // as an older ovsnet left it
+		t.Fatal(err)
+	}
+	e.must("show")
+	if st, err := os.Stat(lock); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file mode: %v %v", st.Mode(), err)
+	}
+	nobody := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "flock", "-n", "-x", lock, "true")
+	if out, err := nobody.CombinedOutput(); err == nil {
+		t.Fatalf("user nobody took ovsnet's lock: %s", out)
+	}
+	os.Remove(lock)
+	if err := os.Symlink(e.sb.Dir+"/elsewhere", lock); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("not a link", "add-br", "br1")
+	os.Remove(lock)
+
+	held := exec.Command("flock", "-x", e.sb.Dir+"/ovsnet-controller.lock", "sleep", "30")
+	if err := held.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { held.Process.Kill(); held.Wait() }()
+	for {
+		if b, _ := os.ReadFile("/proc/locks"); strings.Contains(string(b), " "+strconv.Itoa(held.Process.Pid)+" ") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.fails("is held by pid "+strconv.Itoa(held.Process.Pid)+" (flock, uid 0)", "controller", "--listen", "127.0.0.1:19476")
 }
