@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // BridgeOptions are add-br's settings. Nil or empty fields were not given.
@@ -60,6 +62,11 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if err := ipam.SetRanges(subnets, o.Ranges); err != nil {
 		return false, err
 	}
+	for _, sn := range subnets {
+		if err := ipam.CheckUsable(sn.Prefix); err != nil {
+			return false, err
+		}
+	}
 	want := map[string]string{}
 	if len(subnets) > 0 {
 		var ss, gs []string
@@ -78,14 +85,6 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 			want[ovsdb.KeyIPRange] = strings.Join(rs, ",")
 		}
 	}
-	// Settings the user gave, compared with an existing bridge's. A gateway
-	// derived from a subnet differs only when the subnet does.
-	given := map[string]string{}
-	for k, v := range want {
-		if k != ovsdb.KeyPortGW || len(o.Gateways) > 0 {
-			given[k] = v
-		}
-	}
 	if o.MTU > 0 {
 		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
 	} else if len(o.Ranges) > 0 {
@@ -100,9 +99,24 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		want[ovsdb.KeyNAT] = strconv.FormatBool(*o.NAT)
 	}
 
+	// Settings the user gave, compared with an existing bridge's. A gateway
+	// derived from a subnet differs only when the subnet does; an MTU
+	// ovsnet chose is not one the user gave.
+	given := map[string]string{}
+	for k, v := range want {
+		if (k != ovsdb.KeyPortGW || len(o.Gateways) > 0) && k != ovsdb.KeyMTUAuto && (k != ovsdb.KeyMTU || o.MTU > 0) {
+			given[k] = v
+		}
+	}
+
 	br, err := h.DB.GetBridge(ctx, o.Name)
 	if err != nil {
 		return false, err
+	}
+	if br == nil {
+		if err := h.checkSubnetsFree(ctx, subnets); err != nil {
+			return false, err
+		}
 	}
 	if br != nil {
 		var diffs []string
@@ -164,6 +178,56 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// checkSubnetsFree refuses subnets that overlap another ovsnet bridge's or
+// a route of the host's (its LAN, a VPN, Docker's networks): both would
+// claim the same addresses, and one side would be cut off.
+func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) error {
+	if len(subnets) == 0 {
+		return nil
+	}
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet})}, "name", "external_ids")
+	if err != nil {
+		return err
+	}
+	ours := map[string]bool{}
+	for _, b := range bs {
+		ours[b.Name] = true
+		theirs, _ := bridgeSubnets(b.ExternalIDs)
+		for _, t := range theirs {
+			for _, sn := range subnets {
+				if t.Prefix.Overlaps(sn.Prefix) {
+					return fmt.Errorf("subnet %s overlaps bridge %s's %s: give another subnet", sn.Prefix, b.Name, t.Prefix)
+				}
+			}
+		}
+	}
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("list the host's routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsLinkLocalUnicast() {
+			continue // the default route and fe80::/64 overlap nothing of ours
+		}
+		dst, ok := netip.AddrFromSlice(r.Dst.IP)
+		ones, _ := r.Dst.Mask.Size()
+		if !ok || ones == 0 {
+			continue
+		}
+		p := netip.PrefixFrom(dst.Unmap(), ones)
+		dev := ""
+		if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+			dev = l.Attrs().Name
+		}
+		for _, sn := range subnets {
+			if p.Overlaps(sn.Prefix) && !ours[dev] {
+				return fmt.Errorf("subnet %s overlaps the host's route to %s (dev %s): give another subnet", sn.Prefix, p, dev)
+			}
+		}
+	}
+	return nil
 }
 
 func defaultSetting(k string) string {

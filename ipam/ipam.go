@@ -102,11 +102,16 @@ func ParseSubnets(subnets, gateways []string) ([]Subnet, error) {
 	if len(out) == 2 && out[1].Prefix.Addr().Is4() {
 		out[0], out[1] = out[1], out[0]
 	}
+	seen := map[bool]netip.Addr{}
 	for _, g := range gateways {
 		a, err := netip.ParseAddr(strings.TrimSpace(g))
 		if err != nil {
 			return nil, fmt.Errorf("malformed gateway %q: want an address such as 173.16.1.1", g)
 		}
+		if o, ok := seen[a.Is4()]; ok {
+			return nil, fmt.Errorf("two %s gateways (%s, %s): give at most one per family", Family(a), o, a)
+		}
+		seen[a.Is4()] = a
 		i := -1
 		for j := range out {
 			if out[j].Prefix.Addr().Is4() == a.Is4() {
@@ -172,6 +177,9 @@ func Validate(req netip.Prefix, subnets []Subnet, used map[netip.Addr]string) (n
 	a := req.Addr()
 	if a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
 		return netip.Prefix{}, fmt.Errorf("%s is not a unicast host address", a)
+	}
+	if len(subnets) > 0 && !hasFamily(subnets, a) {
+		return netip.Prefix{}, fmt.Errorf("%s: the bridge has no %s subnet (its containers could not reach or be reached from it); give an address of its subnet %s, or recreate the bridge with an %s --subnet", a, Family(a), subnets[0].Prefix, Family(a))
 	}
 	for _, s := range subnets {
 		if s.Prefix.Addr().Is4() != a.Is4() {
@@ -253,4 +261,45 @@ func Candidates(s Subnet, from netip.Addr, n int, skip map[netip.Addr]bool) []ne
 		out = append(out, a)
 	}
 	return out
+}
+
+func hasFamily(subnets []Subnet, a netip.Addr) bool {
+	for _, s := range subnets {
+		if s.Prefix.Addr().Is4() == a.Is4() {
+			return true
+		}
+	}
+	return false
+}
+
+// unusable are ranges no container network may take, with the reason.
+var unusable = []struct {
+	p   netip.Prefix
+	why string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), `"this network" (0.0.0.0/8)`},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback (127.0.0.0/8)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (169.254.0.0/16)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast (224.0.0.0/4)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved and broadcast (240.0.0.0/4)"},
+	{netip.MustParsePrefix("::/128"), "unspecified (::)"},
+	{netip.MustParsePrefix("::1/128"), "loopback (::1)"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped (::ffff:0:0/96)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local (fe80::/10)"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast (ff00::/8)"},
+}
+
+// CheckUsable refuses a subnet no container network can use: every
+// address (it would masquerade everything), loopback, link-local,
+// multicast, reserved.
+func CheckUsable(p netip.Prefix) error {
+	if p.Bits() == 0 {
+		return fmt.Errorf("subnet %s takes every address: give a private range such as 10.88.0.0/24 or fd00:88::/64", p)
+	}
+	for _, u := range unusable {
+		if u.p.Addr().Is4() == p.Addr().Is4() && u.p.Overlaps(p) {
+			return fmt.Errorf("subnet %s is %s: give a private range such as 10.88.0.0/24 or fd00:88::/64", p, u.why)
+		}
+	}
+	return nil
 }

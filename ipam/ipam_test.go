@@ -62,8 +62,21 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%s) = %v, want %q", req, err, want)
 		}
 	}
-	if _, err := Validate(netip.PrefixFrom(netip.MustParseAddr("fd00::5"), -1), ss, nil); err == nil || !strings.Contains(err.Error(), "prefix length") {
-		t.Errorf("bare v6 without subnet: %v", err)
+	if _, err := Validate(netip.PrefixFrom(netip.MustParseAddr("fd00::5"), -1), nil, nil); err == nil || !strings.Contains(err.Error(), "prefix length") {
+		t.Errorf("bare v6 on a bridge without subnets: %v", err)
+	}
+	if _, err := Validate(netip.MustParsePrefix("fd00::5/64"), ss, nil); err == nil || !strings.Contains(err.Error(), "the bridge has no IPv6 subnet") {
+		t.Errorf("v6 on an IPv4-only bridge: %v", err)
+	}
+	for _, bad := range []string{"0.0.0.0/0", "127.0.0.0/24", "224.0.0.0/24", "255.255.255.0/24", "169.254.1.0/24", "fe80::/64", "ff02::/64", "::/0"} {
+		if err := CheckUsable(netip.MustParsePrefix(bad)); err == nil {
+			t.Errorf("subnet %s accepted", bad)
+		}
+	}
+	for _, good := range []string{"10.0.0.0/8", "172.16.0.0/24", "192.168.1.0/24", "100.64.0.0/24", "fd00:1::/64", "2001:db8::/64"} {
+		if err := CheckUsable(netip.MustParsePrefix(good)); err != nil {
+			t.Errorf("subnet %s refused: %v", good, err)
+		}
 	}
 	if _, err := ParseRequest("10.0.0.300/24"); err == nil {
 		t.Error("malformed address accepted")

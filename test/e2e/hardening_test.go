@@ -350,3 +350,36 @@ func TestLockFilesRootOnly(t *testing.T) {
 	}
 	e.fails("is held by pid "+strconv.Itoa(held.Process.Pid)+" (flock, uid 0)", "controller", "--listen", "127.0.0.1:19476")
 }
+
+// add-br refuses subnets no container network can use or that another
+// network already has, and a repeated add-br refuses settings other than
+// the bridge's; add-port refuses an address of a family the bridge has no
+// subnet of. None of it changes anything.
+func TestBridgeSettingsChecked(t *testing.T) {
+	e := newEnv(t)
+	e.outside() // the host's uplink: 192.0.2.1/24
+	a := e.container()
+	e.must("add-br", "br1", "--subnet", "10.50.0.0/24")
+	before := e.state(a)
+	for subnet, want := range map[string]string{
+		"10.50.0.0/25":     "subnet 10.50.0.0/25 overlaps bridge br1's 10.50.0.0/24",
+		"10.0.0.0/8":       "overlaps bridge br1's",
+		"192.0.2.128/25":   "overlaps the host's route to 192.0.2.0/24 (dev uplink)",
+		"0.0.0.0/0":        "takes every address",
+		"127.0.0.0/24":     "loopback",
+		"224.0.0.0/24":     "multicast",
+		"255.255.255.0/24": "reserved and broadcast",
+		"fe80::/64":        "link-local",
+	} {
+		e.fails(want, "add-br", "br2", "--subnet", subnet)
+	}
+	e.fails("two IPv4 gateways", "add-br", "br2", "--subnet", "10.51.0.0/24", "--gateway", "10.51.0.1", "--gateway", "10.51.0.2")
+	e.fails("the bridge has no IPv6 subnet", "add-port", "br1", "eth1", a, "--ip=fd00::5/64")
+	for _, flag := range []string{"--icc=false", "--nat=false", "--mtu=1400"} {
+		e.fails("already exists with other settings", "add-br", "br1", "--subnet", "10.50.0.0/24", flag)
+	}
+	e.must("add-br", "br1", "--subnet", "10.50.0.0/24", "--icc=true", "--nat=true")
+	if after := e.state(a); after != before {
+		t.Fatalf("refused settings left changes:\nbefore %s\nafter  %s", before, after)
+	}
+}
