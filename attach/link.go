@@ -41,12 +41,28 @@ type Config struct {
 	MTU      int
 	Addrs    []netip.Prefix
 	Gateways []netip.Addr // default route(s), one per family
+	// Routes says whether the gateways replace a default route the
+	// container has through another interface (RouteIfNone: they do not).
+	Routes RoutePolicy
 	// NoTxOffload turns off TX checksum/segmentation offload: on the userspace
 	// datapath without userspace TSO a veth that keeps it passes ping but
 	// stalls TCP, because OVS forwards the partial-checksum packets as they
 	// are.
 	NoTxOffload bool
 }
+
+// RoutePolicy says what an interface's gateways do to the container's
+// default routes.
+type RoutePolicy int
+
+const (
+	// RouteIfNone adds a default route of a family only where the
+	// container has none: a second attachment does not take the first's.
+	RouteIfNone RoutePolicy = iota
+	// RouteReplace points the container's default route at this
+	// interface's gateway whatever it was (--default-route).
+	RouteReplace
+)
 
 // withHandle runs f with a netlink handle inside the netns at path.
 func withHandle(path string, f func(h *netlink.Handle) error) error {
@@ -239,17 +255,68 @@ func Configure(nsPath, cur string, c Config) error {
 		if err := netlink.LinkSetUp(l); err != nil {
 			return fmt.Errorf("set %s up: %w", c.Name, err)
 		}
-		for _, gw := range c.Gateways {
-			dst := &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
-			if gw.Is6() {
-				dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
-			}
-			r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.IP(gw.AsSlice())}
-			if err := netlink.RouteReplace(r); err != nil {
-				return fmt.Errorf("default route via %s on %s: %w", gw, c.Name, err)
+		return setDefaultRoutes(l, c.Gateways, c.Routes)
+	})
+}
+
+// setDefaultRoutes points the default route of each gateway's family at it
+// through l (in the calling thread's netns), as p allows.
+func setDefaultRoutes(l netlink.Link, gws []netip.Addr, p RoutePolicy) error {
+	for _, gw := range gws {
+		family, dst := netlink.FAMILY_V4, &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}
+		if gw.Is6() {
+			family, dst = netlink.FAMILY_V6, &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+		}
+		if p == RouteIfNone {
+			if other, err := defaultRouteElsewhere(family, l.Attrs().Index); err != nil || other {
+				return err
 			}
 		}
-		return nil
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Gw: net.IP(gw.AsSlice())}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("default route via %s on %s: %w", gw, l.Attrs().Name, err)
+		}
+	}
+	return nil
+}
+
+// defaultRouteElsewhere says whether the main table has a default route of
+// family through a link other than index.
+func defaultRouteElsewhere(family, index int) (bool, error) {
+	rs, err := netlink.RouteList(nil, family)
+	if err != nil {
+		return false, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range rs {
+		if ones, _ := maskOf(r.Dst); ones == 0 && r.LinkIndex != index {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func maskOf(n *net.IPNet) (int, int) {
+	if n == nil {
+		return 0, 0
+	}
+	return n.Mask.Size()
+}
+
+// EnsureDefaultRoutes gives the container at nsPath a default route of each
+// gateway's family through dev where it has none: when the interface that
+// held it was detached, another attachment takes it over.
+func EnsureDefaultRoutes(nsPath, dev string, gws []netip.Addr) error {
+	netNS, err := ns.GetNS(nsPath)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", nsPath, err)
+	}
+	defer netNS.Close()
+	return netNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", dev, nsPath, err)
+		}
+		return setDefaultRoutes(l, gws, RouteIfNone)
 	})
 }
 

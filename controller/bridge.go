@@ -334,6 +334,6 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
 		errs = append(errs, h.release(ctx, i, ms, nil, false))
 	}
-	errs = append(errs, removeLinks(ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
+	errs = append(errs, removeLinks(ifs), h.handOffDefaultRoutes(ctx, ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
 	return errors.Join(errs...)
 }

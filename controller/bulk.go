@@ -452,7 +452,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 			mac = macFor(it.addrs)
 		}
 		macs[mac.String()] = it.o.Container + "/" + it.o.Iface
-		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp, tso),
+		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, Routes: it.o.routes(), NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp, tso),
 			Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway)}
 	}
 	set[ovsdb.KeyNextOfport] = strconv.Itoa(next + 1)

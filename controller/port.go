@@ -33,6 +33,17 @@ type PortOptions struct {
 	VLAN      int
 	Type      string   // veth|internal; "" picks the datapath's default
 	Publish   []string // -p specs: [HOST_IP:][HOST_PORT:]PORT[/proto]
+	// DefaultRoute takes the container's default route even where another
+	// interface holds it (by default the first attachment keeps it).
+	DefaultRoute bool `json:",omitempty"`
+}
+
+// routes is the attach's default-route policy.
+func (o PortOptions) routes() attach.RoutePolicy {
+	if o.DefaultRoute {
+		return attach.RouteReplace
+	}
+	return attach.RouteIfNone
 }
 
 // Port is an attached container interface, as add-port and show report it.
@@ -162,7 +173,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 	if o.MAC == "" {
 		mac = macFor(cl.addrs)
 	}
-	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, NoTxOffload: noTxOffload(br.ExternalIDs, typ, dp, func() bool { return attach.BridgeTSO(o.Bridge) })}
+	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, Routes: o.routes(), NoTxOffload: noTxOffload(br.ExternalIDs, typ, dp, func() bool { return attach.BridgeTSO(o.Bridge) })}
 
 	// A veth exists before its OVS row, so ovs-vswitchd finds the device
 	// when it reads the row and no wait on it is needed.
@@ -671,7 +682,41 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	if err := h.dropFlows(ctx, bridge, ifs[0].ExternalIDs[ovsdb.KeyContainerID], names...); err != nil {
 		return err
 	}
-	return removeLinks(ifs)
+	if err := removeLinks(ifs); err != nil {
+		return err
+	}
+	return h.handOffDefaultRoutes(ctx, ifs)
+}
+
+// handOffDefaultRoutes gives a default route back to containers that lost
+// theirs with a detached interface: through another of their ovsnet
+// interfaces with a gateway of that family, if they have one. A container
+// that kept its route (it was elsewhere) is left as it is.
+func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interface) error {
+	done := map[string]bool{}
+	var errs []error
+	for _, g := range gone {
+		c, ns := g.ExternalIDs[ovsdb.KeyContainerID], g.ExternalIDs[ovsdb.KeyNetns]
+		if c == "" || g.ExternalIDs[ovsdb.KeyPortGW] == "" || done[c] || !attach.NetnsExists(ns) {
+			continue
+		}
+		done[c] = true
+		rest, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: c})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, i := range rest {
+			cfg := configFromIntent(i.ExternalIDs)
+			if i.ExternalIDs[ovsdb.KeyState] != stateReady || i.ExternalIDs[ovsdb.KeyNetns] != ns || len(cfg.Gateways) == 0 {
+				continue
+			}
+			if err := attach.EnsureDefaultRoutes(ns, cfg.Name, cfg.Gateways); err != nil {
+				errs = append(errs, fmt.Errorf("hand %s's default route to %s: %w", c, cfg.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // dropFlows removes the flows of detached ports and recomputes the links of

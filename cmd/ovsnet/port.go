@@ -33,6 +33,7 @@ func (a *portArgs) register(f *pflag.FlagSet, publish bool) {
 	f.IntVar(&a.MTU, "mtu", a.MTU, "MTU of INTERFACE, 68..65535 (default: the bridge's)")
 	f.IntVar(&a.VLAN, "vlan", a.VLAN, "access VLAN tag 1..4094")
 	f.StringVar(&a.Type, "type", a.Type, "veth or internal (default: by datapath, see --help)")
+	f.BoolVar(&a.DefaultRoute, "default-route", a.DefaultRoute, "take the container's default route even if another interface has it (default: only if it has none)")
 	if publish {
 		f.StringArrayVarP(&a.Publish, "publish", "p", nil, "publish a port: [HOST_IP:][HOST_PORT:]PORT[/tcp|udp] (repeatable; NAT bridges)")
 	}
@@ -58,7 +59,10 @@ func addPortCmd(g *globals) *cobra.Command {
 		Short: "Attach a container to a bridge as INTERFACE (ovs-docker add-port)",
 		Long: `Attach CONTAINER to BRIDGE: create a link whose container end is INTERFACE,
 give it a MAC, MTU and addresses, and make the default route point at the
-gateway. Without --ip or --ipaddress the interface gets no address, as with
+gateway if the container has none yet (--default-route: in any case; a
+second attachment does not take the first's, and when the interface holding
+it is detached another ovsnet interface of the container takes it over).
+Without --ip or --ipaddress the interface gets no address, as with
 ovs-docker. --ip alone allocates the lowest free address of each of the
 bridge's subnets. Any failure undoes everything.
 

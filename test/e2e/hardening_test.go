@@ -383,3 +383,31 @@ func TestBridgeSettingsChecked(t *testing.T) {
 		t.Fatalf("refused settings left changes:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// A container's first attachment keeps its default route: a second one
+// does not take it (its published port still answers), detaching the one
+// that holds it hands it to the other, and --default-route takes it.
+func TestDefaultRouteStays(t *testing.T) {
+	e := newEnv(t)
+	out := e.outside()
+	a := e.container()
+	e.must("add-br", "br1", "--subnet", "10.52.0.0/24")
+	e.must("add-br", "br2", "--subnet", "10.53.0.0/24")
+	e.must("add-port", "br1", "eth1", a, "--ip", "-p", "8085:80")
+	e.must("add-port", "br2", "eth2", a, "--ip")
+	route := func() string { return strings.TrimSpace(run(t, "ip", "-n", a, "-4", "route", "show", "default")) }
+	if r := route(); !strings.Contains(r, "via 10.52.0.1 dev eth1") || strings.Count(r, "\n") != 0 {
+		t.Fatalf("a second attachment moved the default route: %q", r)
+	}
+	if err := tcpVia(t, out, "192.0.2.1:8085", a, "10.52.0.2:80"); err != nil {
+		t.Fatalf("published port after a second attachment: %v", err)
+	}
+	e.must("del-port", "br1", "eth1", a)
+	if r := route(); !strings.Contains(r, "via 10.53.0.1 dev eth2") {
+		t.Fatalf("detaching the interface holding the default route left %q", r)
+	}
+	e.must("add-port", "br1", "eth1", a, "--ip", "--default-route")
+	if r := route(); !strings.Contains(r, "via 10.52.0.1 dev eth1") || strings.Count(r, "\n") != 0 {
+		t.Fatalf("--default-route: %q", r)
+	}
+}
