@@ -309,7 +309,10 @@ func noBridge(name string) error {
 }
 
 // DelBridge detaches every container on the bridge (their interfaces
-// disappear) and removes the bridge.
+// disappear) and removes the bridge. The bridge is marked deleting first
+// and its row goes last, once every container device and rule is gone: a
+// kill at any point leaves a bridge that del-br again, or reconcile,
+// finishes, and no address is free while an interface still holds it.
 func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if err := CheckIfName("bridge", name); err != nil {
 		return err
@@ -322,18 +325,25 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if br == nil {
 		return noBridge(name)
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
-		return fmt.Errorf("delete bridge %q: %w", name, err)
+	if br.ExternalIDs[ovsdb.KeyState] != stateDeleting {
+		if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeExternalIDs(name, map[string]string{ovsdb.KeyState: stateDeleting})); err != nil {
+			return fmt.Errorf("delete bridge %q: %w", name, err)
+		}
 	}
-	h.Flows.Forget(name)
-	// Rows are gone; now the containers' devices, ovs-docker's veths
-	// included, and the bridge's NAT rules and host port reservations.
+	// The containers' devices, ovs-docker's veths included, and the
+	// bridge's NAT rules and host port reservations; then the rows.
 	ifs, _ := topo.BridgeInterfaces(br)
 	var errs []error
 	for _, i := range ifs {
 		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
 		errs = append(errs, h.release(ctx, i, ms, nil, false))
 	}
-	errs = append(errs, removeLinks(ifs), h.handOffDefaultRoutes(ctx, ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
-	return errors.Join(errs...)
+	if err := errors.Join(append(errs, removeLinks(ifs))...); err != nil {
+		return fmt.Errorf("delete bridge %q: %w (run del-br again, or reconcile, to finish)", name, err)
+	}
+	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
+		return fmt.Errorf("delete bridge %q: %w", name, err)
+	}
+	h.Flows.Forget(name)
+	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
 }

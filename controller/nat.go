@@ -61,7 +61,7 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, ke
 	var published []*vswitchd.Bridge
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || b.ExternalIDs[ovsdb.KeyState] == stateDeleting {
 			continue
 		}
 		if badKey(bridgeIntentErrors(b), ovsdb.KeySubnet, ovsdb.KeyNAT) {

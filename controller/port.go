@@ -84,6 +84,8 @@ const maxAttempts = 100
 const (
 	stateAttaching = "attaching"
 	stateReady     = "ready"
+	stateDetaching = "detaching" // being taken away: devices first, then the row
+	stateDeleting  = "deleting"  // a bridge del-br is taking away
 )
 
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE. On any failure it
@@ -649,11 +651,16 @@ func (h *Host) detachContainer(ctx context.Context, bridge, container, iface str
 	return len(ifs), h.detach(ctx, bridge, ifs, ports)
 }
 
-// detach removes the ports in one transaction, then their veths. The rows go
-// first: a row without its device would be a port ovs-vswitchd keeps failing
-// to open, while a veth without its row is cleaned up by the next attach of
-// the same name or by reconcile.
+// detach takes ports away in an order that a kill at any point leaves for
+// reconcile to finish, and that frees an address only once the interface
+// holding it is gone: the rows are marked detaching, the published ports'
+// rules go, then the devices (veth host ends take the container ends with
+// them; internal ports are deleted in the container), then the rows with
+// the address hints lowered, in one transaction, then the flows.
 func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port) error {
+	if err := h.markDetaching(ctx, ifs); err != nil {
+		return err
+	}
 	var uuids []string
 	for _, p := range ports {
 		uuids = append(uuids, p.UUID)
@@ -672,6 +679,9 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 			return err
 		}
 	}
+	if err := removeLinks(ifs); err != nil {
+		return err
+	}
 	if err := h.removePorts(ctx, bridge, uuids, freed); err != nil {
 		return err
 	}
@@ -682,10 +692,33 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	if err := h.dropFlows(ctx, bridge, ifs[0].ExternalIDs[ovsdb.KeyContainerID], names...); err != nil {
 		return err
 	}
-	if err := removeLinks(ifs); err != nil {
-		return err
-	}
 	return h.handOffDefaultRoutes(ctx, ifs)
+}
+
+// markDetaching records in one transaction that the ovsnet interfaces
+// among ifs are being taken away: reconcile finishes what a killed detach
+// left (finishDetach).
+func (h *Host) markDetaching(ctx context.Context, ifs []vswitchd.Interface) error {
+	var ops []ovsdbops.Operation
+	for _, i := range ifs {
+		if i.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && i.ExternalIDs[ovsdb.KeyState] != stateDetaching {
+			ops = append(ops, ovsdb.SetInterfaceExternalIDs(i.UUID, map[string]string{ovsdb.KeyState: stateDetaching})...)
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	_, err := h.DB.Commit(ctx, ops)
+	return err
+}
+
+// finishDetach completes the detach of an interface whose process died
+// half-way (the host lock guarantees no live process is still at it).
+func (h *Host) finishDetach(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (string, error) {
+	if err := h.detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {
+		return "", fmt.Errorf("finish the detach of %s: %w", ifc.Name, err)
+	}
+	return fmt.Sprintf("finished interrupted detach of %s (%s)", ifc.Name, ownerOf(ifc)), nil
 }
 
 // handOffDefaultRoutes gives a default route back to containers that lost

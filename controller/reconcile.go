@@ -100,9 +100,16 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 			return r, err
 		}
 	}
+	var errs []error
+	if d, err := h.finishDeletes(ctx, topo); len(d) > 0 || err != nil {
+		did, errs = append(did, d...), append(errs, err)
+		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+			return r, errors.Join(append(errs, err)...)
+		}
+		o.links = nil // devices went with the bridges: list them again
+	}
 	r.topo = topo
 	tr.step("read OVSDB")
-	var errs []error
 	hostLinks := o.links
 	if hostLinks == nil {
 		if hostLinks, err = attach.ListHostLinks(probeLink(topo)); err != nil {
@@ -139,6 +146,9 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
 			continue
 		}
+		if b.ExternalIDs[ovsdb.KeyState] == stateDeleting {
+			continue // finishDeletes could not finish it: reported
+		}
 		bad := badIntent(topo, b)
 		r.bad = append(r.bad, bad...)
 		var d []string
@@ -173,7 +183,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 		} else if fd != "" {
 			did = append(did, fd)
 		}
-		ifs, _ := topo.BridgeInterfaces(b)
+		ifs, ports := topo.BridgeInterfaces(b)
 		if badKey(bad, ovsdb.KeyIPv4, ovsdb.KeyIPv6) {
 			// An address that does not parse may still be in use: no hint
 			// goes below it.
@@ -197,7 +207,16 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 			})
 			return off, known
 		})
-		for _, ifc := range ifs {
+		for j, ifc := range ifs {
+			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.ExternalIDs[ovsdb.KeyState] == stateDetaching {
+				d, err := h.finishDetach(ctx, b.Name, ifc, ports[j])
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					did = append(did, d)
+				}
+				continue
+			}
 			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.ExternalIDs[ovsdb.KeyState] == stateAttaching {
 				d, err := h.finishAttach(ctx, ifc)
 				if err != nil {
@@ -263,6 +282,26 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 	}
 	r.did, r.notes = did, notes
 	return r, errors.Join(errs...)
+}
+
+// finishDeletes completes the del-br of bridges a killed del-br left
+// marked deleting, before anything else converges (their NAT rules and
+// devices go with them).
+func (h *Host) finishDeletes(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {
+	var did []string
+	var errs []error
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || b.ExternalIDs[ovsdb.KeyState] != stateDeleting {
+			continue
+		}
+		if err := h.DelBridge(ctx, b.Name); err != nil {
+			errs = append(errs, fmt.Errorf("finish del-br %s: %w", b.Name, err))
+			continue
+		}
+		did = append(did, "finished interrupted del-br of "+b.Name)
+	}
+	return did, errors.Join(errs...)
 }
 
 // badKey says whether one of errs is a value of one of keys.

@@ -17,7 +17,7 @@ const (
 	KeyNetns     = "ovsnet-netns"      // interface: netns path used at attach time
 	KeyType      = "ovsnet-type"       // interface: veth|internal
 	KeyTxOffload = "ovsnet-tx-offload" // interface: "off" when the container's interface computes its own checksums
-	KeyState     = "ovsnet-state"      // interface: "attaching" until the container side is done, then "ready"
+	KeyState     = "ovsnet-state"      // interface: "attaching" until the container side is done, then "ready"; "detaching" while taken away; bridge: "deleting" during del-br
 	KeyPortGW    = "ovsnet-gateway"    // interface: default gateway(s) set in the container; bridge: gateway address(es)
 	KeyMTU       = "ovsnet-mtu"        // interface and bridge
 	KeySubnet    = "ovsnet-subnet"     // bridge: comma-separated CIDRs (one per family)

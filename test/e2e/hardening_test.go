@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -409,5 +413,73 @@ func TestDefaultRouteStays(t *testing.T) {
 	e.must("add-port", "br1", "eth1", a, "--ip", "--default-route")
 	if r := route(); !strings.Contains(r, "via 10.52.0.1 dev eth1") || strings.Count(r, "\n") != 0 {
 		t.Fatalf("--default-route: %q", r)
+	}
+}
+
+// A del-port or del-br killed with -9 at any point leaves what reconcile
+// finishes: every container either has its interface and its OVS port or
+// neither, no veth host end outlives its row, and no address is handed out
+// while an interface still holds it.
+func TestKilledDetachFinished(t *testing.T) {
+	e := newEnv(t)
+	cs := []string{e.container(), e.container(), e.container()}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 12; round++ {
+		if r := e.ovsnet("add-br", "br1", "--subnet", "10.54.0.0/24"); r.code != 0 {
+			t.Fatalf("round %d: add-br: %s", round, r.err)
+		}
+		for i, c := range cs {
+			if !slices.Contains(links(t, c), "eth1") {
+				typ := []string{"veth", "internal"}[(i+round)%2]
+				e.must("add-port", "br1", "eth1", c, "--ip", "--type", typ, "-p", strconv.Itoa(9100+i)+":80")
+			}
+		}
+		args := []string{"del-port", "br1", "eth1", cs[round%3]}
+		if round%3 == 2 {
+			args = []string{"del-br", "br1"}
+		}
+		cmd := e.sb.Command(ovsnetBin, args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if r := e.ovsnet("reconcile"); r.code != 0 {
+			t.Fatalf("round %d (%v killed): reconcile: exit %d %s%s", round, args, r.code, r.out, r.err)
+		}
+		e.checkAttachments(fmt.Sprintf("round %d (%v killed)", round, args), cs)
+	}
+}
+
+// checkAttachments checks that each container has eth1 exactly when OVSDB
+// has its port, that no two share an address, and that the host holds no
+// veth end without a row.
+func (e *env) checkAttachments(when string, cs []string) {
+	e.t.Helper()
+	rows, err := e.sb.Vsctl("--bare", "--columns=name,external_ids", "find", "interface", "external_ids:ovsnet-owner=ovsnet")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, c := range cs {
+		has := slices.Contains(links(e.t, c), "eth1")
+		if row := strings.Contains(rows, "container_id="+c+" ") || strings.Contains(rows, "container_id="+c+"\n"); has != row {
+			e.t.Fatalf("%s: container %s has eth1: %v, OVS port: %v\n%s", when, c, has, row, rows)
+		}
+		for _, a := range addrs(e.t, c) {
+			if !strings.HasPrefix(a, "eth1 ") {
+				continue
+			}
+			if who, dup := seen[strings.Fields(a)[1]]; dup {
+				e.t.Fatalf("%s: %s and %s both hold %s", when, who, c, a)
+			}
+			seen[strings.Fields(a)[1]] = c
+		}
+	}
+	for _, l := range links(e.t, e.sb.Netns) {
+		if strings.HasPrefix(l, "on") && !strings.Contains(rows, l) {
+			e.t.Fatalf("%s: veth end %s has no OVS port", when, l)
+		}
 	}
 }
