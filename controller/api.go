@@ -90,16 +90,17 @@ func (s *Service) serveConn(c net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	tr := newTracer()
-	unlock := s.sharedLock()
+	unlock, err := s.sharedLock()
 	defer unlock()
 	tr.step("wait for the host lock")
 	tr.done("api " + rq.Op)
 	var rs apiResponse
-	var err error
-	switch rq.Op {
-	case "add-port":
+	switch {
+	case err != nil:
+		// Without the lock a convergence run could see the change half made.
+	case rq.Op == "add-port":
 		rs.Port, err = s.h.AddPort(ctx, rq.Port)
-	case "del-port":
+	case rq.Op == "del-port":
 		err = s.h.DelPort(ctx, rq.Port.Bridge, rq.Port.Iface, rq.Port.Container)
 	default:
 		rs.Unsupported = true
@@ -120,13 +121,16 @@ func (s *Service) serveConn(c net.Conn) {
 // run does: a convergence run (this service's or `ovsnet reconcile`'s)
 // must not see the attach half-way. flock locks belong to open files, so a
 // file of the request's own conflicts with the service's exclusive one.
-func (s *Service) sharedLock() (unlock func()) {
+func (s *Service) sharedLock() (unlock func(), err error) {
 	f, err := openLock(convergeLockPath(s.o.Endpoint))
 	if err != nil {
-		return func() {}
+		return func() {}, err
 	}
-	syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
-	return func() { f.Close() }
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return func() {}, fmt.Errorf("take the host lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // ErrNoService says no controller answers on the attach API's socket: the

@@ -227,10 +227,10 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		if len(gws) > 0 {
 			ext[ovsdb.KeyPortGW] = strings.Join(gws, ",")
 		}
-		ops := append(ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, cl.set), ovsdb.AddPorts(o.Bridge, spec)...)
-		res, err := h.DB.Commit(ctx, ops)
+		guard := ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, cl.set)
+		res, err := h.DB.Commit(ctx, append(guard, ovsdb.AddPorts(o.Bridge, spec)...))
 		if err == nil {
-			ifaceUUID, portUUID = res[2].UUID.GoUUID, res[3].UUID.GoUUID // guard (2 ops), interface, port
+			ifaceUUID, portUUID = res[len(guard)].UUID.GoUUID, res[len(guard)+1].UUID.GoUUID // guard, interface, port
 			attempts = attempt + 1
 			break
 		}

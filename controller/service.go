@@ -162,10 +162,12 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	}
 	defer lock.Close()
 	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: flowMemory{}}
-	if f, err := openLock(convergeLockPath(o.Endpoint)); err == nil {
-		s.convergeLock = f
-		defer f.Close()
+	cl, err := openLock(convergeLockPath(o.Endpoint))
+	if err != nil {
+		return err
 	}
+	s.convergeLock = cl
+	defer cl.Close()
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (use --listen)", o.Listen, err)
@@ -286,10 +288,14 @@ func (s *Service) trigger() {
 // `ovsnet reconcile`, on the latest state in the monitor's cache (re-read
 // from OVSDB after garbage collection changed it).
 func (s *Service) converge(ctx context.Context, resync bool) error {
-	if s.convergeLock != nil {
-		syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_EX)
-		defer syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_UN)
+	// CLI changes hold it shared: the incremental flow sync relies on
+	// never seeing one half made.
+	if err := syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_EX); err != nil {
+		err = fmt.Errorf("take the convergence lock: %w", err)
+		s.failed(err)
+		return err
 	}
+	defer syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_UN)
 	start := time.Now()
 	m := s.metrics
 	connected := s.h.DB.Connected()

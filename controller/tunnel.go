@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
@@ -129,6 +130,18 @@ type TunnelOptions struct {
 // is idempotent: the same tunnel again changes nothing, another tunnel to
 // the same remote is an error. It returns the tunnel and whether it made it.
 func (h *Host) AddTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, error) {
+	for attempt := 0; ; attempt++ {
+		t, created, err := h.addTunnel(ctx, o)
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+			return t, created, err
+		}
+		time.Sleep(backoff(attempt)) // another writer changed the bridge first
+	}
+}
+
+// addTunnel is one attempt at AddTunnel: ovsdb.ErrConflict if the bridge
+// changed since it was read.
+func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, error) {
 	remote, err := netip.ParseAddr(o.Remote)
 	if err != nil || !remote.Is4() || remote.IsUnspecified() || remote.IsMulticast() {
 		return Tunnel{}, false, fmt.Errorf("bad remote %q: want the other host's IPv4 underlay address, such as 192.0.2.2", o.Remote)

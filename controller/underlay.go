@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -24,11 +26,14 @@ import (
 // re-creates the bridge's device when it restarts) and given back to DEV
 // when the host's last tunnel goes. The kernel datapath needs none of this.
 
-// underlayBridge names the bridge that takes dev over (at most 15 bytes).
+// underlayBridge names the bridge that takes dev over: "ovs-DEV", or for
+// a long DEV (IFNAMSIZ allows 15 bytes) its first 5 bytes and 5 hex digits
+// of a hash of the whole name, so that names with a common prefix differ.
 func underlayBridge(dev string) string {
 	n := "ovs-" + dev
 	if len(n) > 15 {
-		n = n[:15]
+		h := sha256.Sum256([]byte(dev))
+		n = "ovs-" + dev[:5] + "-" + hex.EncodeToString(h[:3])[:5]
 	}
 	return n
 }
