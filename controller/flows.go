@@ -399,6 +399,10 @@ type Link struct {
 	Src   string `json:"src"`
 	Dst   string `json:"dst"`
 	Ports string `json:"ports"`
+	// Dangling are the ends with no port on the bridge (detached): the link
+	// lets nothing through until they are attached again (ovsnet unlink
+	// removes it).
+	Dangling []string `json:"dangling,omitempty"`
 }
 
 func bridgeLinks(ext map[string]string) []Link {

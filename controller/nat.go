@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -398,6 +399,9 @@ func bindable(m nat.Mapping) error {
 		if l, err = net.Listen("tcp4", addr); err == nil {
 			l.Close()
 		}
+	}
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return fmt.Errorf("host address %s is not an address of this host: publish on one of its addresses, or on 0.0.0.0", m.HostIP)
 	}
 	if err != nil {
 		return fmt.Errorf("host port %s %s is in use by a host process: choose another (%v)", m.Proto, addr, err)

@@ -287,7 +287,10 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		}
 		err := h.removePorts(bg, o.Bridge, []string{portUUID}, freed)
 		if err == nil {
-			err = h.dropFlows(context.Background(), o.Bridge, o.Container, host)
+			err = h.dropFlows(bg, o.Bridge, o.Container, host)
+		}
+		if err == nil {
+			err = h.returnOfport(bg, o.Bridge, cl.ofport)
 		}
 		rollbackLink()
 		if err != nil {
@@ -783,6 +786,20 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 			return noBridge(bridge)
 		}
 		_, err = h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(br.ExternalIDs, freed)), ovsdb.DeletePorts(bridge, uuids...)...))
+		return err
+	})
+}
+
+// returnOfport gives back the port number a rolled-back attach took, if
+// no attach took a later one meanwhile: a failed attach leaves the bridge's
+// counter as it found it.
+func (h *Host) returnOfport(ctx context.Context, bridge string, ofport int) error {
+	return onConflict(func() error {
+		br, err := h.DB.GetBridge(ctx, bridge)
+		if err != nil || br == nil || br.ExternalIDs[ovsdb.KeyNextOfport] != strconv.Itoa(ofport+1) {
+			return err
+		}
+		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, map[string]string{ovsdb.KeyNextOfport: strconv.Itoa(ofport)}))
 		return err
 	})
 }

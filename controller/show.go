@@ -50,7 +50,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		ext := b.ExternalIDs
 		sb := Bridge{Name: b.Name, Datapath: datapathOf(b), Ovsnet: ext[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet,
 			Subnets: splitList(ext[ovsdb.KeySubnet]), Gateways: splitList(ext[ovsdb.KeyPortGW]),
-			MTU: atoi(ext[ovsdb.KeyMTU]), ICC: ext[ovsdb.KeyICC] != "false", NAT: ext[ovsdb.KeyNAT] != "false", Ports: []Port{},
+			MTU: atoi(ext[ovsdb.KeyMTU]), ICC: iccOf(b), NAT: ext[ovsdb.KeyNAT] != "false", Ports: []Port{},
 			Links: bridgeLinks(ext), IPRanges: splitList(ext[ovsdb.KeyIPRange]), Tunnels: bridgeTunnels(b.Name, ext)}
 		sb.UnderlayOf = ext[ovsdb.KeyUnderlayDev]
 		ifs, ports := topo.BridgeInterfaces(b)
@@ -72,6 +72,17 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 				continue
 			}
 			sb.Ports = append(sb.Ports, portView(b.Name, ifc, ports[j]))
+		}
+		has := map[string]bool{}
+		for _, p := range sb.Ports {
+			has[p.Container] = true
+		}
+		for k, l := range sb.Links {
+			for _, end := range []string{l.Src, l.Dst} {
+				if _, remote := remoteAddr(end); !remote && !has[end] {
+					sb.Links[k].Dangling = append(sb.Links[k].Dangling, end)
+				}
+			}
 		}
 		sort.Slice(sb.Ports, func(x, y int) bool {
 			if sb.Ports[x].Container != sb.Ports[y].Container {
@@ -104,6 +115,9 @@ func portView(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 		v.Error = *i.Error
 	}
 	v.State = linkState(v, i)
+	if _, _, err := decodePort(i, 0); err != nil {
+		v.Error = err.Error()
+	}
 	ms, _ := nat.ParseList(e[ovsdb.KeyPublish])
 	for _, m := range ms {
 		v.Published = append(v.Published, m.Docker())
@@ -162,4 +176,11 @@ func (p *Port) Describe() string {
 		s += fmt.Sprintf("\n  vlan    %d", p.VLAN)
 	}
 	return s
+}
+
+// iccOf is what isolation a bridge gets: off (isolated) when its setting
+// does not decode.
+func iccOf(b *vswitchd.Bridge) bool {
+	icc, _ := decodeICC(b.Name, b.ExternalIDs)
+	return icc
 }

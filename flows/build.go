@@ -69,6 +69,9 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(134)}, ovs.Drop()),
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv4, 0, []ovs.Match{ovs.TransportSourcePort(67)}, ovs.Drop()),
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv6, 0, []ovs.Match{ovs.TransportSourcePort(547)}, ovs.Drop()),
+		// Access ports carry untagged frames only: a tag from a container
+		// would reach the host's bridge interface (or a VLAN device on it).
+		flow(TableSpoofGuard, PrioGuard, c, "", 0, []ovs.Match{ovs.FieldMatch("vlan_tci", "0x1000/0x1000")}, ovs.Drop()),
 		// Nor reach the host's loopback (route_localnet is on for 127.0.0.1
 		// publishing; nat.LoopbackGuard drops it in the host too).
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{ovs.NetworkDestination("127.0.0.0/8")}, ovs.Drop()),

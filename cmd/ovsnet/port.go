@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -210,10 +211,19 @@ their containers, so --type veth attaches much faster in bulk.`,
 
 // readPortList parses add-ports' lines: INTERFACE CONTAINER [flags], with
 // defaults' flags unless a line overrides them.
+// A list's lines are short: a longer one is not a list (a binary file, say).
+const maxListLine = 4096
+
+// readPortList parses add-ports' lines: INTERFACE CONTAINER [flags], with
+// defaults' flags unless a line overrides them. Errors quote no more of a
+// line than a short, sanitised excerpt: the file may not be a list at all
+// (and may hold secrets).
 func readPortList(r io.Reader, defaults portArgs) ([]controller.PortOptions, error) {
 	var out []controller.PortOptions
 	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
+	sc.Buffer(make([]byte, 0, maxListLine), maxListLine)
+	n := 1
+	for ; sc.Scan(); n++ {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 			continue
@@ -223,16 +233,35 @@ func readPortList(r io.Reader, defaults portArgs) ([]controller.PortOptions, err
 		f.SetOutput(io.Discard)
 		a.register(f, false)
 		if err := f.Parse(normalizeArgs(fields)); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
+			return nil, fmt.Errorf("line %d: %s", n, excerpt(err.Error()))
 		}
 		if f.NArg() != 2 {
-			return nil, fmt.Errorf("line %d: want INTERFACE CONTAINER [flags], got %q", n, sc.Text())
+			return nil, fmt.Errorf("line %d: want INTERFACE CONTAINER [flags], got %d words: is this a list of containers?", n, f.NArg())
 		}
 		o := a.options(f)
 		o.Iface, o.Container = f.Arg(0), f.Arg(1)
 		out = append(out, o)
 	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return nil, fmt.Errorf("line %d is longer than %d bytes: want lines of INTERFACE CONTAINER [flags]", n, maxListLine)
+	}
 	return out, sc.Err()
+}
+
+// excerpt is at most 60 printable characters of s.
+func excerpt(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 60 {
+			b.WriteString("...")
+			break
+		}
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			r = '?'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func delPortCmd(g *globals) *cobra.Command {

@@ -92,7 +92,11 @@ func renderTree(bs []controller.Bridge) string {
 			lines = append(lines, l)
 		}
 		for _, l := range br.Links {
-			lines = append(lines, fmt.Sprintf("link %s -> %s (%s)", l.Src, l.Dst, l.Ports))
+			line := fmt.Sprintf("link %s -> %s (%s)", l.Src, l.Dst, l.Ports)
+			if len(l.Dangling) > 0 {
+				line += fmt.Sprintf(" dangling: %s not attached (ovsnet unlink %s %s %s removes it)", strings.Join(l.Dangling, ", "), br.Name, l.Src, l.Dst)
+			}
+			lines = append(lines, line)
 		}
 		for _, t := range br.Tunnels {
 			lines = append(lines, fmt.Sprintf("tunnel %s %s -> %s, key %d, port %s (ofport %d), %s", t.Type, t.Local, t.Remote, t.Key, t.Port, t.Ofport, t.State))

@@ -75,6 +75,7 @@ const (
 // Match fields by ovs-ofctl name.
 var matchFields = map[string]field{
 	"in_port":     {classOXM, 0, 4, 0},
+	"vlan_tci":    {classNXM0, 4, 2, 1},
 	"dl_dst":      {classOXM, 3, 6, 1},
 	"dl_src":      {classOXM, 4, 6, 1},
 	"eth_type":    {classOXM, 5, 2, 2},

@@ -483,3 +483,58 @@ func (e *env) checkAttachments(when string, cs []string) {
 		}
 	}
 }
+
+// The small things: tagged frames from an access port go nowhere, a file
+// that is not a list is not echoed, a publish on an address the host does
+// not have says so, a failed attach gives its port number back, and a link
+// whose end was detached shows as dangling.
+func TestSmallHardening(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.container(), e.container()
+	e.must("add-br", "br1", "--subnet", "10.55.0.0/24", "--icc=false")
+	pa := e.addPortJSON("add-port", "br1", "eth1", a, "--ip")
+	e.must("add-port", "br1", "eth1", b, "--ip")
+	gw, err := e.sb.Vsctl("get", "bridge", "br1", "other_config:hwaddr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := "in_port=" + pa.OVSPort + ",dl_src=" + pa.MAC + ",dl_dst=" + strings.Trim(strings.TrimSpace(gw), `"`) + ",ip,nw_src=10.55.0.2,nw_dst=10.55.0.1"
+	for _, c := range []struct {
+		pkt  string
+		drop bool
+	}{{pkt, false}, {pkt + ",dl_vlan=5", true}} {
+		out, err := e.sb.Run("ovs-appctl", "ofproto/trace", "br1", c.pkt)
+		if err != nil || strings.Contains(out, "Datapath actions: drop") != c.drop {
+			t.Fatalf("trace %s: want dropped %v: %v\n%s", c.pkt, c.drop, err, out)
+		}
+	}
+
+	secret := t.TempDir() + "/shadow"
+	if err := os.WriteFile(secret, []byte("root:$y$j9T$Sup3rS3cretHash:19000:0:99999:7:::\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.ovsnet("add-ports", "br1", secret); r.code == 0 || !strings.Contains(r.err, "line 1: want INTERFACE CONTAINER") || strings.Contains(r.err, "S3cret") {
+		t.Fatalf("add-ports of a file that is not a list: exit %d %q", r.code, r.err)
+	}
+	e.fails("line 1 is longer than 4096 bytes", "add-ports", "br1", "/dev/zero")
+
+	next := func() string {
+		out, err := e.sb.Vsctl("br-get-external-id", "br1", "ovsnet-next-ofport")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	c := e.container()
+	before, was := e.state(a, b, c), next()
+	e.fails("host address 1.2.3.4 is not an address of this host", "add-port", "br1", "eth1", c, "--ip", "-p", "1.2.3.4:8081:80")
+	if after, now := e.state(a, b, c), next(); after != before || now != was {
+		t.Fatalf("a failed add-port left changes (next port number %s, was %s):\nbefore %s\nafter  %s", now, was, before, after)
+	}
+
+	e.must("link", "br1", a, b)
+	e.must("del-port", "br1", "eth1", b)
+	if out := e.must("show", "br1"); !strings.Contains(out, "dangling: "+b+" not attached") {
+		t.Fatalf("show does not mark a link to a detached container:\n%s", out)
+	}
+}
