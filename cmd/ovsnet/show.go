@@ -135,8 +135,12 @@ reported: flows (drift removed, missing ones added, in one atomic bundle),
 ovsnet's iptables chains, gateway addresses and MTU on bridges, links up,
 allocation hints, internal ports a restarted ovs-vswitchd re-created, veth
 offloads after ovs-vswitchd restarted with userspace TSO turned on or off,
-and attaches a killed process left half-way. Running it twice changes nothing
-the second time.`,
+and attaches, detaches and del-br a killed process left half-way. Running it
+twice changes nothing the second time.
+
+external_ids values it cannot decode (edited by hand) are listed by row and
+key, each treated as strictly as it can be (a port sends nothing, a bridge
+stays isolated, NAT rules stay as they were), and make it exit 1.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			g.exclusive = true
