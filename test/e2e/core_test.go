@@ -115,15 +115,21 @@ func TestAllocationDualStackAndFlags(t *testing.T) {
 	ping(t, c3, "10.77.0.2")
 	noPing(t, c3, "10.77.0.3")
 
-	// An existing default route is replaced, not an error.
+	// An existing default route stays (the container's own network keeps
+	// it), unless --default-route; neither is an error.
 	run(t, "ip", "-n", c4, "link", "add", "old0", "type", "veth", "peer", "name", "old1")
 	run(t, "ip", "-n", c4, "link", "set", "old1", "up")
 	run(t, "ip", "-n", c4, "link", "set", "old0", "up")
 	run(t, "ip", "-n", c4, "addr", "add", "192.0.2.1/24", "dev", "old0")
 	run(t, "ip", "-n", c4, "route", "add", "default", "via", "192.0.2.254")
 	e.must("add-port", "br0", "eth1", c4, "--ip")
+	if r := run(t, "ip", "-n", c4, "route", "show", "default"); strings.TrimSpace(r) != "default via 192.0.2.254 dev old0" {
+		t.Fatalf("default route taken without --default-route: %q", r)
+	}
+	e.must("del-port", "br0", "eth1", c4)
+	e.must("add-port", "br0", "eth1", c4, "--ip", "--default-route")
 	if r := run(t, "ip", "-n", c4, "route", "show", "default"); !strings.Contains(r, "via 10.77.0.1 dev eth1") || strings.Contains(r, "192.0.2.254") {
-		t.Fatalf("default route not replaced: %q", r)
+		t.Fatalf("default route not replaced with --default-route: %q", r)
 	}
 
 	// show -o json reports what was made.
