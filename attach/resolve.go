@@ -129,6 +129,25 @@ func dockerClient() (*http.Client, string, error) {
 	return nil, "", fmt.Errorf("%w: unsupported DOCKER_HOST %q", errDockerUnreachable, dockerHost())
 }
 
+// DockerPing says whether the Engine API (DOCKER_HOST or the default
+// socket) answers.
+func DockerPing() error {
+	hc, base, err := dockerClient()
+	if err != nil {
+		return err
+	}
+	hc.Timeout = 2 * time.Second
+	r, err := hc.Get(base + "/_ping")
+	if err != nil {
+		return fmt.Errorf("%w: %v", errDockerUnreachable, err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: /_ping answered %s", errDockerUnreachable, r.Status)
+	}
+	return nil
+}
+
 // dockerLookup asks the Engine API for the container's State.Pid.
 func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 	hc, base, err := dockerClient()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs ovsnet on a Debian/Ubuntu host: Open vSwitch if missing, the
-# binary, and the controller's systemd unit, enabled and started.
+# binary, the controller's systemd unit, enabled and started, and, where
+# the datapath is the userspace one, OVS's userspace TSO turned on.
 # Idempotent: running it again changes nothing that is already in place.
 # Usage: deploy/install.sh [BINARY]   (default: bin/ovsnet, built if missing)
 # ROOT=/some/dir installs into a chroot-like tree without starting anything.
@@ -26,6 +27,48 @@ if ! cmp -s "$unit" "$ROOT/etc/systemd/system/ovsnet-controller.service"; then
   install -m 0644 "$unit" "$ROOT/etc/systemd/system/ovsnet-controller.service"
   echo "installed $ROOT/etc/systemd/system/ovsnet-controller.service"
 fi
+
+# The userspace datapath (no openvswitch kernel module) carries containers'
+# TCP at about 1/8 of a Linux bridge's without OVS's userspace TSO, which
+# Debian leaves off. A drop-in turns it on before every start of
+# ovs-vswitchd (it reads the setting at start only).
+has_ovs_module() {
+  if [ -z "$ROOT" ]; then
+    [ -d /sys/module/openvswitch ] || modprobe -n -q openvswitch 2>/dev/null
+  else
+    compgen -G "$ROOT/lib/modules/*/kernel/net/openvswitch/openvswitch.ko*" >/dev/null
+  fi
+}
+tso_now() {
+  # Turn it on in OVSDB; restart ovs-vswitchd only while no ovsnet port
+  # exists (a restart kills internal ports moved into containers until the
+  # controller re-attaches them).
+  [ -z "$ROOT" ] && command -v ovs-vsctl >/dev/null 2>&1 || return 0
+  cur=$(ovs-vsctl --timeout=5 --if-exists get Open_vSwitch . other_config:userspace-tso-enable 2>/dev/null) || return 0
+  [ "$cur" = '"true"' ] && return 0
+  ovs-vsctl --timeout=5 set Open_vSwitch . other_config:userspace-tso-enable=true
+  echo "turned userspace TSO on in OVSDB"
+  if [ -n "$(ovs-vsctl --timeout=5 --bare --columns=name find Interface external_ids:ovsnet-owner=ovsnet)" ]; then
+    echo "ovsnet ports exist, so ovs-vswitchd was not restarted: it takes the setting at its next start." >&2
+    echo "  Run 'systemctl restart ovs-vswitchd' when a moment's outage is fine: internal ports in containers go dark" >&2
+    echo "  until the controller re-attaches them (a second or two), veths get their offloads back; 'ovsnet doctor' tells." >&2
+  elif [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl restart ovs-vswitchd.service
+    echo "restarted ovs-vswitchd with userspace TSO"
+  fi
+}
+if ! has_ovs_module; then
+  dropin=deploy/systemd/ovs-vswitchd-userspace-tso.conf
+  dir="$ROOT/etc/systemd/system/ovs-vswitchd.service.d"
+  if ! cmp -s "$dropin" "$dir/ovsnet-userspace-tso.conf"; then
+    install -d "$dir"
+    install -m 0644 "$dropin" "$dir/ovsnet-userspace-tso.conf"
+    echo "installed $dir/ovsnet-userspace-tso.conf"
+  fi
+  tso_now
+fi
+
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable --now ovsnet-controller.service

@@ -319,6 +319,19 @@ func FlushUDP(port uint16) error {
 	return err
 }
 
+// Backend is the iptables backend this host uses ("nf_tables" or
+// "legacy"), "" without iptables.
+func Backend() string {
+	v, err := exec.Command("iptables", "-V").Output()
+	if err != nil {
+		return ""
+	}
+	if strings.Contains(string(v), "legacy") {
+		return "legacy"
+	}
+	return "nf_tables"
+}
+
 // OtherBackend reports whether the iptables backend this host does not use
 // holds ovsnet rules too (both legacy and nft): a sign of two ovsnets, or
 // of a backend switch that left rules behind.

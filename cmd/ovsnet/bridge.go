@@ -53,6 +53,8 @@ ovsnet tunnel).`,
 			verb := "created"
 			if !created {
 				verb = "exists, unchanged:"
+			} else if w := h.TSOWarning(o.Name); w != "" {
+				fmt.Fprintln(c.ErrOrStderr(), "ovsnet: warning: "+w)
 			}
 			return g.print(c, map[string]any{"bridge": o.Name, "created": created},
 				fmt.Sprintf("bridge %s %s %s", o.Name, verb, strings.Join(o.Subnets, " ")))

@@ -21,11 +21,28 @@ func TestDeployInstallAndUnit(t *testing.T) {
 		}
 		return string(out)
 	}
-	if out := install(); !strings.Contains(out, "installed "+root+"/usr/local/bin/ovsnet") || !strings.Contains(out, "ovsnet-controller.service") {
+	// A tree without the openvswitch module: userspace TSO on at every
+	// start of ovs-vswitchd.
+	tso := root + "/etc/systemd/system/ovs-vswitchd.service.d/ovsnet-userspace-tso.conf"
+	if out := install(); !strings.Contains(out, "installed "+root+"/usr/local/bin/ovsnet") || !strings.Contains(out, "ovsnet-controller.service") ||
+		!strings.Contains(out, "installed "+tso) {
 		t.Fatalf("first install: %q", out)
+	}
+	if b, err := os.ReadFile(tso); err != nil || !strings.Contains(string(b), "ExecStartPre=-/usr/bin/ovs-vsctl --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true") {
+		t.Fatalf("userspace TSO drop-in: %v %q", err, b)
 	}
 	if out := install(); strings.Contains(out, "installed") {
 		t.Fatalf("second install changed something: %q", out)
+	}
+	// A tree with it: the kernel datapath needs none.
+	kroot := t.TempDir()
+	mod := kroot + "/lib/modules/6.1.0-1-amd64/kernel/net/openvswitch"
+	os.MkdirAll(mod, 0o755)
+	os.WriteFile(mod+"/openvswitch.ko.xz", nil, 0o644)
+	c := exec.Command("../../deploy/install.sh", ovsnetBin)
+	c.Env = append(os.Environ(), "ROOT="+kroot)
+	if out, err := c.CombinedOutput(); err != nil || strings.Contains(string(out), "userspace-tso") {
+		t.Fatalf("install on a tree with the openvswitch module: %v: %s", err, out)
 	}
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
 		t.Skip("no systemd-analyze")
@@ -40,5 +57,17 @@ func TestDeployInstallAndUnit(t *testing.T) {
 	out, err := exec.Command("systemd-analyze", "verify", "--root="+root, "/etc/systemd/system/ovsnet-controller.service").CombinedOutput()
 	if err != nil || strings.Contains(string(out), "ovsnet-controller") {
 		t.Fatalf("systemd-analyze verify: %v: %s", err, out)
+	}
+	// The drop-in, with Debian's ovs-vswitchd unit (whose commands verify
+	// looks for in the root).
+	for _, f := range []string{"/usr/share/openvswitch/scripts/ovs-ctl", "/usr/bin/ovs-vsctl"} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755)
+		if out, err := exec.Command("cp", "-a", f, filepath.Join(root, f)).CombinedOutput(); err != nil {
+			t.Fatalf("copy %s: %v: %s", f, err, out)
+		}
+	}
+	out, err = exec.Command("systemd-analyze", "verify", "--root="+root, "/lib/systemd/system/ovs-vswitchd.service").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "ovsnet-userspace-tso") {
+		t.Fatalf("systemd-analyze verify ovs-vswitchd with the drop-in: %v: %s", err, out)
 	}
 }

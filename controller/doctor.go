@@ -1,0 +1,299 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/nat"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Finding is one thing ovsnet doctor checked.
+type Finding struct {
+	Check  string `json:"check"`
+	Status string `json:"status"` // ok, note or problem
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Finding statuses: a problem blocks ovsnet or costs most of its speed; a
+// note is worth knowing.
+const (
+	StatusOK      = "ok"
+	StatusNote    = "note"
+	StatusProblem = "problem"
+)
+
+// DoctorOptions say where the doctor looks.
+type DoctorOptions struct {
+	Endpoint   string // OVSDB, as for every command
+	Controller string // the controller's --listen address
+}
+
+// TSOFix is what turns userspace TSO on, and what that restart does.
+const TSOFix = "ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true, then restart ovs-vswitchd " +
+	"(systemctl restart openvswitch-switch): it reads the setting at start only; ovsnet's controller (or " +
+	"`ovsnet reconcile`) then re-attaches the internal ports in containers and gives veths their offloads back"
+
+// Doctor checks the host for what ovsnet needs and what makes it slow,
+// each finding with its fix. h is nil when OVSDB could not be reached
+// (connErr says why): the checks that need it say so.
+func Doctor(ctx context.Context, h *Host, connErr error, o DoctorOptions) []Finding {
+	var fs []Finding
+	if h == nil {
+		fs = append(fs, Finding{"ovsdb-server", StatusProblem, connErr.Error(), ""}) // it says what to do
+	} else {
+		fs = append(fs, h.doctorOVS(ctx, o)...)
+	}
+	fs = append(fs, doctorIptables(), doctorController(o.Controller), doctorDocker())
+	return fs
+}
+
+// doctorOVS are the checks that read OVSDB.
+func (h *Host) doctorOVS(ctx context.Context, o DoctorOptions) []Finding {
+	roots, err := ovsdb.Select[vswitchd.OpenvSwitch](ctx, h.DB, nil, "_uuid", "ovs_version", "other_config")
+	if err != nil || len(roots) == 0 {
+		return []Finding{{"ovsdb-server", StatusProblem, fmt.Sprintf("no Open_vSwitch row (%v)", err), "run ovs-vsctl init"}}
+	}
+	root := roots[0]
+	version := "unknown version (ovs-vswitchd has not started since the database was made)"
+	if root.OVSVersion != nil {
+		version = "OVS " + *root.OVSVersion
+	}
+	fs := []Finding{{"ovsdb-server", StatusOK, "reachable, " + version, ""}, doctorVswitchd(o.Endpoint)}
+	topo, err := h.DB.ReadAllFresh(ctx)
+	if err != nil {
+		return append(fs, Finding{"bridges", StatusProblem, err.Error(), ""})
+	}
+	dp := DetectDatapath()
+	fs = append(fs, doctorDatapath(dp), doctorTSO(dp, root.OtherConfig, topo))
+	fs = append(fs, doctorForwarding(topo), doctorMTU(topo))
+	return append(fs, doctorIntent(topo)...)
+}
+
+// TSOWarning says, for a bridge just made on the userspace datapath, that
+// ovs-vswitchd runs without userspace TSO and what to do; "" if it runs
+// with it, or the bridge is on the kernel datapath.
+func (h *Host) TSOWarning(bridge string) string {
+	br, err := h.DB.GetBridge(context.Background(), bridge)
+	if err != nil || br == nil || datapathOf(br) != DatapathNetdev {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), LinkTimeout)
+	defer cancel()
+	if l, err := attach.WaitLink(ctx, bridge); err != nil || attach.TSOActive(l) {
+		return "" // its tap is not here (another netns?): nothing to tell by
+	}
+	return "ovs-vswitchd runs without userspace TSO: containers' TCP will run at about 1/8 of a Linux bridge's. Fix: " + TSOFix
+}
+
+// doctorVswitchd looks for a live ovs-vswitchd through its pid file next
+// to the database's socket.
+func doctorVswitchd(endpoint string) Finding {
+	sock, local := strings.CutPrefix(cmp.Or(endpoint, os.Getenv("OVSNET_DB"), "unix:"+ovsRunDir()+"/db.sock"), "unix:")
+	if !local {
+		return Finding{"ovs-vswitchd", StatusNote, "OVSDB is remote (" + endpoint + "): ovs-vswitchd cannot be seen from here", ""}
+	}
+	dir := filepath.Dir(sock)
+	b, err := os.ReadFile(filepath.Join(dir, "ovs-vswitchd.pid"))
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return Finding{"ovs-vswitchd", StatusProblem, "not running (no live pid in " + filepath.Join(dir, "ovs-vswitchd.pid") + "): bridges forward nothing",
+			"start it (systemctl start openvswitch-switch); then `ovsnet reconcile` puts back internal ports and flows"}
+	}
+	return Finding{"ovs-vswitchd", StatusOK, fmt.Sprintf("running (pid %d)", pid), ""}
+}
+
+func ovsRunDir() string { return cmp.Or(os.Getenv("OVS_RUNDIR"), "/var/run/openvswitch") }
+
+func doctorDatapath(dp string) Finding {
+	if dp == DatapathSystem {
+		return Finding{"datapath", StatusOK, "kernel (the openvswitch module is loaded): veths by default", ""}
+	}
+	return Finding{"datapath", StatusOK, "userspace (netdev: no openvswitch kernel module): internal ports by default", ""}
+}
+
+// doctorTSO checks that the userspace datapath runs with userspace TSO:
+// set in OVSDB, and in force (the taps ovs-vswitchd opened have virtio-net
+// headers; it reads the setting at start only).
+func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
+	if dp != DatapathNetdev {
+		return Finding{"userspace TSO", StatusOK, "not needed on the kernel datapath", ""}
+	}
+	set := oc["userspace-tso-enable"] == "true"
+	probed, on := "", true
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if datapathOf(b) != DatapathNetdev {
+			continue
+		}
+		if l, err := netlink.LinkByName(b.Name); err == nil {
+			probed, on = b.Name, attach.TSOActive(l)
+			break
+		}
+	}
+	switch {
+	case !set:
+		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about 1/8 of a Linux bridge's", TSOFix}
+	case probed != "" && !on:
+		return Finding{"userspace TSO", StatusProblem, "set, but not in force: ovs-vswitchd started before it was set (bridge " + probed + "'s tap has no vnet_hdr)", TSOFix}
+	case probed == "":
+		return Finding{"userspace TSO", StatusOK, "set (no bridge yet to see it in force)", ""}
+	}
+	return Finding{"userspace TSO", StatusOK, "on and in force (bridge " + probed + "'s tap has vnet_hdr)", ""}
+}
+
+// doctorForwarding checks that IPv4 (and, with IPv6 subnets, IPv6)
+// forwarding is on where ovsnet bridges need it.
+func doctorForwarding(topo *ovsdb.Topology) Finding {
+	p := planNAT(topo)
+	if len(p.bridges) == 0 {
+		return Finding{"forwarding", StatusOK, "no ovsnet bridge with a subnet yet", ""}
+	}
+	var off []string
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "1" {
+		off = append(off, "net.ipv4.ip_forward")
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); p.ipv6 && strings.TrimSpace(string(b)) != "1" {
+		off = append(off, "net.ipv6.conf.all.forwarding")
+	}
+	if len(off) > 0 {
+		return Finding{"forwarding", StatusProblem, strings.Join(off, " and ") + " off: containers reach nothing beyond their bridge",
+			"ovsnet reconcile (it turns forwarding on), and find what turned it off (a sysctl.d file, a firewall)"}
+	}
+	return Finding{"forwarding", StatusOK, "on", ""}
+}
+
+// doctorMTU compares the bridges' MTUs with the devices under them: the
+// default route's, and the tunnels' underlays.
+func doctorMTU(topo *ovsdb.Topology) Finding {
+	dev, mtu := defaultRouteMTU()
+	var bad []string
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			continue
+		}
+		bm := atoi(b.ExternalIDs[ovsdb.KeyMTU])
+		for _, t := range bridgeTunnels(b.Name, b.ExternalIDs) {
+			if max := t.UnderlayMTU - TunnelOverhead(t.Type); t.UnderlayMTU > 0 && (bm == 0 || bm > max) {
+				bad = append(bad, fmt.Sprintf("bridge %s's MTU %d is above what its %s tunnel to %s carries (%d)", b.Name, cmp.Or(bm, 1500), t.Type, t.Remote, max))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return Finding{"MTU", StatusProblem, strings.Join(bad, "; ") + ": large packets between hosts are lost",
+			"ovsnet del-br and add-br again without --mtu (ovsnet then takes the underlay's less the tunnel's overhead), or raise the underlay's MTU"}
+	}
+	if dev == "" {
+		return Finding{"MTU", StatusNote, "no default route: containers reach only their bridges", ""}
+	}
+	return Finding{"MTU", StatusOK, fmt.Sprintf("default route through %s, MTU %d", dev, mtu), ""}
+}
+
+func defaultRouteMTU() (string, int) {
+	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return "", 0
+	}
+	for _, r := range rs {
+		if ones, _ := maskSize(r.Dst); ones == 0 {
+			if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+				return l.Attrs().Name, l.Attrs().MTU
+			}
+		}
+	}
+	return "", 0
+}
+
+func maskSize(n *net.IPNet) (int, int) {
+	if n == nil {
+		return 0, 0
+	}
+	return n.Mask.Size()
+}
+
+// doctorIntent reports intent that does not decode, ports in error and
+// dangling links, bridge by bridge.
+func doctorIntent(topo *ovsdb.Topology) []Finding {
+	var fs []Finding
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+			continue
+		}
+		for _, err := range badIntent(topo, b) {
+			fs = append(fs, Finding{"intent", StatusProblem, err.Error(), "fix or remove the key with ovs-vsctl, or detach the container and attach it again"})
+		}
+		ifs, _ := topo.BridgeInterfaces(b)
+		ports := map[string]bool{}
+		for _, ifc := range ifs {
+			ports[ifc.ExternalIDs[ovsdb.KeyContainerID]] = true
+			if ifc.Error != nil && *ifc.Error != "" {
+				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, ownerOf(ifc), b.Name, *ifc.Error),
+					"ovsnet reconcile; if it stays, detach the container and attach it again"})
+			}
+		}
+		for _, l := range bridgeLinks(b.ExternalIDs) {
+			for _, end := range []string{l.Src, l.Dst} {
+				if _, remote := remoteAddr(end); !remote && !ports[end] {
+					fs = append(fs, Finding{"links", StatusNote, fmt.Sprintf("link %s -> %s on %s: %s has no port there", l.Src, l.Dst, b.Name, end),
+						fmt.Sprintf("ovsnet unlink %s %s %s, unless it comes back", b.Name, l.Src, l.Dst)})
+				}
+			}
+		}
+	}
+	if len(fs) == 0 {
+		fs = append(fs, Finding{"intent", StatusOK, "every bridge's and port's settings decode; no port in error", ""})
+	}
+	return fs
+}
+
+func doctorIptables() Finding {
+	backend := nat.Backend()
+	if backend == "" {
+		return Finding{"iptables", StatusProblem, "not found: NAT and published ports cannot work", "apt-get install iptables"}
+	}
+	if other := nat.OtherBackend(); other != "" {
+		return Finding{"iptables", StatusProblem, fmt.Sprintf("ovsnet uses %s, but %s also holds ovsnet rules: two ovsnets, or a backend switch that left them", backend, other),
+			fmt.Sprintf("remove them there (%s -t nat -F OVSNET-DNAT ... or a reboot), and keep one backend (update-alternatives --config iptables)", strings.TrimSuffix(other, "-save"))}
+	}
+	return Finding{"iptables", StatusOK, backend + " backend", ""}
+}
+
+func doctorController(addr string) Finding {
+	c := &http.Client{Timeout: 2 * time.Second}
+	r, err := c.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return Finding{"controller", StatusNote, "not running at " + addr + ": nothing repairs drift or collects exited containers' ports until `ovsnet reconcile`",
+			"systemctl enable --now ovsnet-controller (deploy/install.sh installs it)"}
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if r.StatusCode != http.StatusOK {
+		return Finding{"controller", StatusProblem, "running at " + addr + " but not converged: " + strings.TrimSpace(string(b)), "see its log (journalctl -u ovsnet-controller)"}
+	}
+	return Finding{"controller", StatusOK, "running at " + addr + ", converged", ""}
+}
+
+func doctorDocker() Finding {
+	if err := attach.DockerPing(); err != nil {
+		return Finding{"containers", StatusNote, fmt.Sprintf("Docker API unreachable (%v): CONTAINER must be a netns name, pid:N or a path", err),
+			"start Docker, or set DOCKER_HOST (Podman: unix:///run/podman/podman.sock)"}
+	}
+	return Finding{"containers", StatusOK, "Docker API reachable: CONTAINER may be a container name or ID", ""}
+}
