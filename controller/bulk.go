@@ -36,7 +36,8 @@ type bulkItem struct {
 	host   string
 	typ    string
 	netns  string
-	cfg    attach.Config
+	intent PortIntent    // what its row will say
+	cfg    attach.Config // what its container's interface gets (intent.Config)
 	addrs  []netip.Prefix
 	ofport int
 	veth   bool // its veth exists (to roll back)
@@ -92,14 +93,13 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 
 	var (
 		br       *vswitchd.Bridge
-		subnets  []ipam.Subnet
 		set      map[string]string
 		uuidsIf  []string
 		portUUID []string
 	)
 	for attempt := 0; ; attempt++ {
 		var err error
-		br, subnets, set, err = h.bulkAllocate(ctx, bridge, items)
+		br, set, err = h.bulkAllocate(ctx, bridge, items)
 		if err != nil {
 			return nil, err
 		}
@@ -129,14 +129,15 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 		}
 		var specs []ovsdb.PortSpec
 		for _, it := range items {
-			specs = append(specs, it.portSpec(subnets))
+			specs = append(specs, it.portSpec())
 		}
-		res, err := h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, set), ovsdb.AddPorts(bridge, specs...)...))
+		guard := ovsdb.GuardBridge(bridge, br.ExternalIDs, set)
+		res, err := h.DB.Commit(ctx, append(guard, ovsdb.AddPorts(bridge, specs...)...))
 		if err == nil {
-			// guard (2 ops), then per port: interface, port; then the bridge mutation.
+			// The guard, then per port: interface, port; then the bridge mutation.
 			for i := range items {
-				uuidsIf = append(uuidsIf, res[2+2*i].UUID.GoUUID)
-				portUUID = append(portUUID, res[3+2*i].UUID.GoUUID)
+				uuidsIf = append(uuidsIf, res[len(guard)+2*i].UUID.GoUUID)
+				portUUID = append(portUUID, res[len(guard)+2*i+1].UUID.GoUUID)
 			}
 			break
 		}
@@ -183,7 +184,7 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 		var chs []flows.Change
 		for _, it := range items {
 			containers[it.o.Container] = true
-			chs = append(chs, flows.Change{Cookie: flows.PortCookie(it.host), Mask: flows.ObjectMask, Flows: flows.PortFlows(it.flowPort())})
+			chs = append(chs, flows.Change{Cookie: flows.PortCookie(it.host), Mask: flows.ObjectMask, Flows: flows.PortFlows(it.intent.FlowPort(it.host, it.ofport, it.o.VLAN))})
 		}
 		lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, func(s, d string) bool { return containers[s] || containers[d] }, nil)
 		if err != nil {
@@ -271,15 +272,8 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 
 	out := make([]*Port, len(items))
 	for i, it := range items {
-		p := &Port{Bridge: bridge, Container: it.o.Container, Iface: it.o.Iface, MAC: it.cfg.MAC.String(), MTU: it.cfg.MTU,
-			VLAN: it.o.VLAN, Type: it.typ, OVSPort: it.host, Ofport: it.ofport, Netns: it.netns}
-		for _, a := range it.addrs {
-			p.Addresses = append(p.Addresses, a.String())
-		}
-		for _, g := range it.cfg.Gateways {
-			p.Gateways = append(p.Gateways, g.String())
-		}
-		out[i] = p
+		p := it.intent.View(it.host, it.ofport, it.o.VLAN)
+		out[i] = &p
 	}
 	return out, nil
 }
@@ -335,20 +329,20 @@ func vswitchdCPU() time.Duration {
 // bulkAllocate reads the bridge and its ports once and works out every
 // item's addresses, port number, type, MTU and MAC, returning the bridge
 // external_ids the guarded commit must write.
-func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkItem) (*vswitchd.Bridge, []ipam.Subnet, map[string]string, error) {
+func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkItem) (*vswitchd.Bridge, map[string]string, error) {
 	snap, err := h.DB.ReadBridge(ctx, bridge)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if snap == nil {
-		return nil, nil, nil, noBridge(bridge)
+		return nil, nil, noBridge(bridge)
 	}
 	br := &snap.Bridge
 	// Every port number in use on the host (ports ovsnet did not make
 	// included), to request free ones.
 	all, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil, "name", "ofport", "ofport_request", "external_ids")
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	taken := map[int]bool{}
 	attached := map[string]string{}
@@ -380,29 +374,27 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 		next = 1
 	}
 	hints := map[bool]netip.Addr{} // by Is4
-	var subnets []ipam.Subnet
 	dp := datapathOf(br)
 	tso := sync.OnceValue(func() bool { return attach.BridgeTSO(bridge) })
 	for n, it := range items {
 		subs, _, err := it.rq.checkOn(br)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("line %d (%s %s): %w", n+1, it.o.Iface, it.o.Container, err)
+			return nil, nil, fmt.Errorf("line %d (%s %s): %w", n+1, it.o.Iface, it.o.Container, err)
 		}
-		subnets = subs
 		if name, ok := attached[it.o.Container+"\x00"+it.o.Iface]; ok {
-			return nil, nil, nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %s): remove it with `ovsnet del-port %s %s %s`", it.o.Container, it.o.Iface, name, bridge, it.o.Iface, it.o.Container)
+			return nil, nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %s): remove it with `ovsnet del-port %s %s %s`", it.o.Container, it.o.Iface, name, bridge, it.o.Iface, it.o.Container)
 		}
 		if names[it.host] {
-			return nil, nil, nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", it.host, it.o.Container, it.o.Iface, it.host)
+			return nil, nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", it.host, it.o.Container, it.o.Iface, it.host)
 		}
 		it.addrs = nil
 		for _, r := range it.rq.requested {
 			p, err := ipam.Validate(r, subs, nil)
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, err
 			}
 			if used[p.Addr()] {
-				return nil, nil, nil, fmt.Errorf("%s (line %d) is already taken", p.Addr(), n+1)
+				return nil, nil, fmt.Errorf("%s (line %d) is already taken", p.Addr(), n+1)
 			}
 			used[p.Addr()] = true
 			it.addrs = append(it.addrs, p)
@@ -419,7 +411,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 				}
 				a, err := nextFree(s, from, used)
 				if err != nil {
-					return nil, nil, nil, err
+					return nil, nil, err
 				}
 				used[a] = true
 				hints[is4] = a.Next()
@@ -431,7 +423,7 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 			next++
 		}
 		if next >= tunnelOfportBase {
-			return nil, nil, nil, fmt.Errorf("bridge %s: no OpenFlow port numbers left", bridge)
+			return nil, nil, fmt.Errorf("bridge %s: no OpenFlow port numbers left", bridge)
 		}
 		it.ofport = next
 		taken[next] = true
@@ -446,17 +438,19 @@ func (h *Host) bulkAllocate(ctx context.Context, bridge string, items []*bulkIte
 		mac := it.rq.mac
 		if mac != nil {
 			if err := macFree(br, mac, macs[mac.String()]); err != nil {
-				return nil, nil, nil, fmt.Errorf("line %d (%s %s): %w", n+1, it.o.Iface, it.o.Container, err)
+				return nil, nil, fmt.Errorf("line %d (%s %s): %w", n+1, it.o.Iface, it.o.Container, err)
 			}
 		} else {
 			mac = macFor(it.addrs)
 		}
 		macs[mac.String()] = it.o.Container + "/" + it.o.Iface
-		it.cfg = attach.Config{Name: it.o.Iface, MAC: mac, MTU: mtu, Routes: it.o.routes(), NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp, tso),
-			Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway)}
+		it.intent = PortIntent{Container: it.o.Container, Iface: it.o.Iface, Bridge: it.o.Bridge, Netns: it.netns, Type: it.typ,
+			State: stateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
+			NoTxOffload: noTxOffload(br.ExternalIDs, it.typ, dp, tso)}
+		it.cfg = it.intent.Config(it.o.routes())
 	}
 	set[ovsdb.KeyNextOfport] = strconv.Itoa(next + 1)
-	return br, subnets, set, nil
+	return br, set, nil
 }
 
 // nextFree is the first address of s from `from` up (wrapping once to the
@@ -470,42 +464,12 @@ func nextFree(s ipam.Subnet, from netip.Addr, used map[netip.Addr]bool) (netip.A
 	return netip.Addr{}, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, s.Prefix)
 }
 
-func (it *bulkItem) portSpec(subnets []ipam.Subnet) ovsdb.PortSpec {
-	ext := map[string]string{
-		ovsdb.KeyContainerID: it.o.Container, ovsdb.KeyContainerIface: it.o.Iface,
-		ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: it.o.Bridge,
-		ovsdb.KeyMAC: it.cfg.MAC.String(), ovsdb.KeyNetns: it.netns, ovsdb.KeyType: it.typ,
-		ovsdb.KeyState: stateAttaching,
-	}
-	for _, a := range it.addrs {
-		ext[addrKey(a.Addr())] = a.String()
-	}
-	if it.cfg.MTU > 0 {
-		ext[ovsdb.KeyMTU] = strconv.Itoa(it.cfg.MTU)
-	}
-	if it.cfg.NoTxOffload {
-		ext[ovsdb.KeyTxOffload] = "off"
-	}
-	var gws []string
-	for _, g := range it.cfg.Gateways {
-		gws = append(gws, g.String())
-	}
-	if len(gws) > 0 {
-		ext[ovsdb.KeyPortGW] = strings.Join(gws, ",")
-	}
+func (it *bulkItem) portSpec() ovsdb.PortSpec {
 	ptype := ""
 	if it.typ == attach.TypeInternal {
 		ptype = "internal"
 	}
-	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: ext}
-}
-
-func (it *bulkItem) flowPort() flows.Port {
-	p := flows.Port{Name: it.host, Ofport: it.ofport, MAC: it.cfg.MAC, VLAN: it.o.VLAN}
-	for _, a := range it.addrs {
-		p.Addrs = append(p.Addrs, a.Addr())
-	}
-	return p
+	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: it.intent.Encode()}
 }
 
 func bulkDeleteVeths(items []*bulkItem) {

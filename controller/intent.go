@@ -6,7 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strconv"
+	"strings"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -50,35 +53,20 @@ const portSendsNothing = "the port sends nothing until then"
 // The port number is the one ovs-vswitchd assigned, or, before it has, the
 // one requested.
 func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err error) {
-	e := i.ExternalIDs
-	if e[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+	if i.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
 		return p, false, nil
 	}
-	mac, merr := net.ParseMAC(e[ovsdb.KeyMAC])
-	if merr != nil || len(mac) != 6 || mac[0]&1 == 1 {
-		return p, false, &IntentError{Row: ifaceRow(i), Key: ovsdb.KeyMAC, Value: e[ovsdb.KeyMAC], Want: "a unicast MAC", Then: portSendsNothing}
-	}
-	p = flows.Port{Name: i.Name, MAC: mac, VLAN: vlan}
-	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
-		v, set := e[k]
-		if !set {
-			continue
-		}
-		a, err := netip.ParsePrefix(v)
-		if err != nil || a.Addr().Is4() != (k == ovsdb.KeyIPv4) || a.Addr().Zone() != "" {
-			return flows.Port{}, false, &IntentError{Row: ifaceRow(i), Key: k, Value: v, Want: "ADDR/PLEN of its family", Then: portSendsNothing}
-		}
-		p.Addrs = append(p.Addrs, a.Addr())
+	pi, err := decodePortIntent(ifaceRow(i), i.ExternalIDs)
+	if err != nil {
+		return p, false, err
 	}
 	switch {
 	case i.Ofport != nil && *i.Ofport > 0:
-		p.Ofport = *i.Ofport
+		return pi.FlowPort(i.Name, *i.Ofport, vlan), true, nil
 	case i.OfportRequest != nil:
-		p.Ofport = *i.OfportRequest
-	default:
-		return flows.Port{}, false, nil
+		return pi.FlowPort(i.Name, *i.OfportRequest, vlan), true, nil
 	}
-	return p, true, nil
+	return p, false, nil
 }
 
 // decodeICC reads a bridge's icc setting: unset or "true" is on, "false"
@@ -151,4 +139,114 @@ func sharedMACs(ifs []vswitchd.Interface) []*IntentError {
 		}
 	}
 	return out
+}
+
+// PortIntent is an ovsnet container interface's intent, typed: what its
+// Interface row's external_ids hold (published ports aside: nat owns
+// those). Encode writes it and decodePortIntent reads it back strictly;
+// the attach builds a port's external_ids, flows and the view users get
+// from it and nothing else.
+type PortIntent struct {
+	Container, Iface, Bridge string
+	Netns, Type, State       string
+	MAC                      net.HardwareAddr
+	Addrs                    []netip.Prefix // at most one per family
+	Gateways                 []netip.Addr   // default route(s) in the container
+	MTU                      int            // 0: the kernel's default
+	NoTxOffload              bool
+}
+
+// Encode is the intent as external_ids.
+func (p PortIntent) Encode() map[string]string {
+	ext := map[string]string{
+		ovsdb.KeyContainerID: p.Container, ovsdb.KeyContainerIface: p.Iface,
+		ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: p.Bridge,
+		ovsdb.KeyMAC: p.MAC.String(), ovsdb.KeyNetns: p.Netns, ovsdb.KeyType: p.Type,
+		ovsdb.KeyState: p.State,
+	}
+	for _, a := range p.Addrs {
+		ext[addrKey(a.Addr())] = a.String()
+	}
+	if p.MTU > 0 {
+		ext[ovsdb.KeyMTU] = strconv.Itoa(p.MTU)
+	}
+	if p.NoTxOffload {
+		ext[ovsdb.KeyTxOffload] = "off"
+	}
+	var gws []string
+	for _, g := range p.Gateways {
+		gws = append(gws, g.String())
+	}
+	if len(gws) > 0 {
+		ext[ovsdb.KeyPortGW] = strings.Join(gws, ",")
+	}
+	return ext
+}
+
+// decodePortIntent reads an ovsnet interface's external_ids (row names it
+// in errors). Anything that does not parse is an IntentError: the port
+// then gets no flows, and nothing is configured from it.
+func decodePortIntent(row string, ext map[string]string) (PortIntent, error) {
+	bad := func(k, want string) (PortIntent, error) {
+		return PortIntent{}, &IntentError{Row: row, Key: k, Value: ext[k], Want: want, Then: portSendsNothing}
+	}
+	p := PortIntent{Container: ext[ovsdb.KeyContainerID], Iface: ext[ovsdb.KeyContainerIface], Bridge: ext[ovsdb.KeyBridge],
+		Netns: ext[ovsdb.KeyNetns], Type: ext[ovsdb.KeyType], State: ext[ovsdb.KeyState], NoTxOffload: ext[ovsdb.KeyTxOffload] == "off"}
+	mac, err := net.ParseMAC(ext[ovsdb.KeyMAC])
+	if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
+		return bad(ovsdb.KeyMAC, "a unicast MAC")
+	}
+	p.MAC = mac
+	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
+		v, set := ext[k]
+		if !set {
+			continue
+		}
+		a, err := netip.ParsePrefix(v)
+		if err != nil || a.Addr().Is4() != (k == ovsdb.KeyIPv4) || a.Addr().Zone() != "" {
+			return bad(k, "ADDR/PLEN of its family")
+		}
+		p.Addrs = append(p.Addrs, a)
+	}
+	for _, g := range splitList(ext[ovsdb.KeyPortGW]) {
+		a, err := netip.ParseAddr(g)
+		if err != nil {
+			return bad(ovsdb.KeyPortGW, "a list of addresses")
+		}
+		p.Gateways = append(p.Gateways, a)
+	}
+	if v, set := ext[ovsdb.KeyMTU]; set {
+		if p.MTU, err = strconv.Atoi(v); err != nil || CheckMTU(p.MTU) != nil {
+			return bad(ovsdb.KeyMTU, "an MTU in 68..65535")
+		}
+	}
+	return p, nil
+}
+
+// FlowPort is the port's flow model, on OVS port name numbered ofport, in
+// access VLAN vlan (0: untagged).
+func (p PortIntent) FlowPort(name string, ofport, vlan int) flows.Port {
+	fp := flows.Port{Name: name, Ofport: ofport, MAC: p.MAC, VLAN: vlan}
+	for _, a := range p.Addrs {
+		fp.Addrs = append(fp.Addrs, a.Addr())
+	}
+	return fp
+}
+
+// Config is what the container's interface gets.
+func (p PortIntent) Config(routes attach.RoutePolicy) attach.Config {
+	return attach.Config{Name: p.Iface, MAC: p.MAC, MTU: p.MTU, Addrs: p.Addrs, Gateways: p.Gateways, Routes: routes, NoTxOffload: p.NoTxOffload}
+}
+
+// View is the port as add-port, add-ports and show report it.
+func (p PortIntent) View(ovsPort string, ofport, vlan int) Port {
+	v := Port{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
+		VLAN: vlan, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns}
+	for _, a := range p.Addrs {
+		v.Addresses = append(v.Addresses, a.String())
+	}
+	for _, g := range p.Gateways {
+		v.Gateways = append(v.Gateways, g.String())
+	}
+	return v
 }

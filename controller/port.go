@@ -194,39 +194,19 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		}
 	}
 
+	// Until the container side is configured the row says attaching: if
+	// this process dies before that, convergence finds it and finishes.
+	pi := PortIntent{Container: o.Container, Iface: o.Iface, Bridge: o.Bridge, Netns: target.Netns, Type: typ,
+		State: stateAttaching, MTU: mtu, NoTxOffload: cfg.NoTxOffload}
+	ptype := ""
+	if typ == attach.TypeInternal {
+		ptype = "internal"
+	}
 	var ifaceUUID, portUUID string
 	var attempts int
 	for attempt := 0; ; attempt++ {
-		ext := map[string]string{
-			ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface,
-			ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: o.Bridge,
-			ovsdb.KeyMAC: mac.String(), ovsdb.KeyNetns: target.Netns, ovsdb.KeyType: typ,
-			// Until the container side is configured: if this process dies
-			// before that, convergence finds the row so marked and finishes it.
-			ovsdb.KeyState: stateAttaching,
-		}
-		for _, a := range cl.addrs {
-			ext[addrKey(a.Addr())] = a.String()
-		}
-		if mtu > 0 {
-			ext[ovsdb.KeyMTU] = strconv.Itoa(mtu)
-		}
-		if cfg.NoTxOffload {
-			ext[ovsdb.KeyTxOffload] = "off"
-		}
-		ptype := ""
-		if typ == attach.TypeInternal {
-			ptype = "internal"
-		}
-		spec := ovsdb.PortSpec{Name: host, Type: ptype, OfportRequest: cl.ofport, VLAN: o.VLAN, MTU: mtu, ExternalIDs: ext}
-		cfg.Gateways = gatewaysFor(cl.addrs, subnets, gateway)
-		var gws []string
-		for _, g := range cfg.Gateways {
-			gws = append(gws, g.String())
-		}
-		if len(gws) > 0 {
-			ext[ovsdb.KeyPortGW] = strings.Join(gws, ",")
-		}
+		pi.MAC, pi.Addrs, pi.Gateways = mac, cl.addrs, gatewaysFor(cl.addrs, subnets, gateway)
+		spec := ovsdb.PortSpec{Name: host, Type: ptype, OfportRequest: cl.ofport, VLAN: o.VLAN, MTU: mtu, ExternalIDs: pi.Encode()}
 		guard := ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, cl.set)
 		res, err := h.DB.Commit(ctx, append(guard, ovsdb.AddPorts(o.Bridge, spec)...))
 		if err == nil {
@@ -258,13 +238,10 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 			return nil, err
 		}
 	}
-	cfg.Addrs = cl.addrs
+	cfg = pi.Config(o.routes())
 	tr.step(fmt.Sprintf("commit port (%d tries)", attempts))
 
-	fport := flows.Port{Name: host, Ofport: cl.ofport, MAC: mac, VLAN: o.VLAN}
-	for _, a := range cl.addrs {
-		fport.Addrs = append(fport.Addrs, a.Addr())
-	}
+	fport := pi.FlowPort(host, cl.ofport, o.VLAN)
 	install := func(p flows.Port) error {
 		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, involving(o.Container), nil)
 		if err != nil {
@@ -360,15 +337,8 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 		return nil, rollback(err)
 	}
 
-	p := &Port{Bridge: o.Bridge, Container: o.Container, Iface: o.Iface, MAC: mac.String(), MTU: mtu,
-		VLAN: o.VLAN, Type: typ, OVSPort: host, Netns: target.Netns}
-	for _, a := range cl.addrs {
-		p.Addresses = append(p.Addresses, a.String())
-	}
-	for _, g := range cfg.Gateways {
-		p.Gateways = append(p.Gateways, g.String())
-	}
-	return p, nil
+	p := pi.View(host, 0, o.VLAN)
+	return &p, nil
 }
 
 // ResumeAddPort carries out an add-port that the controller took but went
@@ -743,8 +713,8 @@ func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 			continue
 		}
 		for _, i := range rest {
-			cfg := configFromIntent(i.ExternalIDs)
-			if i.ExternalIDs[ovsdb.KeyState] != stateReady || i.ExternalIDs[ovsdb.KeyNetns] != ns || len(cfg.Gateways) == 0 {
+			cfg, err := configFromIntent(i)
+			if err != nil || i.ExternalIDs[ovsdb.KeyState] != stateReady || i.ExternalIDs[ovsdb.KeyNetns] != ns || len(cfg.Gateways) == 0 {
 				continue
 			}
 			if err := attach.EnsureDefaultRoutes(ns, cfg.Name, cfg.Gateways); err != nil {

@@ -444,7 +444,10 @@ func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 	if !attach.NetnsExists(ns) {
 		return "", nil // the container is gone: garbage collection's job
 	}
-	cfg := configFromIntent(e)
+	cfg, err := configFromIntent(ifc)
+	if err != nil {
+		return "", nil // bad intent, reported as such: nothing to configure from
+	}
 	if err := attach.DeleteInternal(ns, cfg.Name); err != nil {
 		return "", err
 	}
@@ -481,21 +484,12 @@ func (h *Host) convergeTxOffload(ctx context.Context, ifc vswitchd.Interface, of
 	return fmt.Sprintf("turned TX offload %s on veth %s of %s/%s", how, ifc.Name, e[ovsdb.KeyContainerID], e[ovsdb.KeyContainerIface]), nil
 }
 
-// configFromIntent is the container-side configuration stored in OVSDB.
-func configFromIntent(e map[string]string) attach.Config {
-	cfg := attach.Config{Name: e[ovsdb.KeyContainerIface], MTU: atoi(e[ovsdb.KeyMTU]), NoTxOffload: e[ovsdb.KeyTxOffload] == "off"}
-	cfg.MAC, _ = net.ParseMAC(e[ovsdb.KeyMAC])
-	for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
-		if p, err := netip.ParsePrefix(e[k]); err == nil {
-			cfg.Addrs = append(cfg.Addrs, p)
-		}
-	}
-	for _, g := range splitList(e[ovsdb.KeyPortGW]) {
-		if a, err := netip.ParseAddr(g); err == nil {
-			cfg.Gateways = append(cfg.Gateways, a)
-		}
-	}
-	return cfg
+// configFromIntent is the container-side configuration stored in OVSDB
+// for interface ifc; an error if its intent does not decode (nothing is
+// configured from it: reconcile reports it as bad intent).
+func configFromIntent(ifc vswitchd.Interface) (attach.Config, error) {
+	pi, err := decodePortIntent(ifaceRow(ifc), ifc.ExternalIDs)
+	return pi.Config(attach.RouteIfNone), err
 }
 
 // finishAttach completes an attach whose process died after committing its
@@ -505,7 +499,10 @@ func configFromIntent(e map[string]string) attach.Config {
 func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string, error) {
 	e := ifc.ExternalIDs
 	ns := e[ovsdb.KeyNetns]
-	cfg := configFromIntent(e)
+	cfg, err := configFromIntent(ifc)
+	if err != nil {
+		return "", fmt.Errorf("finish attach of %s: %w", ifc.Name, err)
+	}
 	cur := cfg.Name
 	if ifc.Type == "internal" {
 		if _, err := netlink.LinkByName(ifc.Name); err == nil && attach.NetnsExists(ns) {

@@ -97,25 +97,36 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 	return out, nil
 }
 
+// portView is a container interface as show reports it: from its intent
+// (PortIntent.View), or, for ovs-docker's ports and intent that does not
+// decode, from the stored strings as they are, with the decoding error.
 func portView(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 	e := i.ExternalIDs
-	v := Port{Bridge: bridge, Container: e[ovsdb.KeyContainerID], Iface: e[ovsdb.KeyContainerIface],
-		Addresses: nonEmpty(e[ovsdb.KeyIPv4], e[ovsdb.KeyIPv6]), Gateways: splitList(e[ovsdb.KeyPortGW]),
-		MAC: e[ovsdb.KeyMAC], MTU: atoi(e[ovsdb.KeyMTU]), Type: e[ovsdb.KeyType], OVSPort: i.Name, Netns: e[ovsdb.KeyNetns]}
-	if v.Type == "" { // attached by ovs-docker
-		v.Type = attach.TypeVeth
-	}
+	vlan, ofport := 0, 0
 	if p.Tag != nil {
-		v.VLAN = *p.Tag
+		vlan = *p.Tag
 	}
 	if i.Ofport != nil {
-		v.Ofport = *i.Ofport
+		ofport = *i.Ofport
+	}
+	pi, err := decodePortIntent(ifaceRow(i), e)
+	var v Port
+	if e[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && err == nil {
+		v = pi.View(i.Name, ofport, vlan)
+	} else {
+		v = Port{Container: e[ovsdb.KeyContainerID], Iface: e[ovsdb.KeyContainerIface],
+			Addresses: nonEmpty(e[ovsdb.KeyIPv4], e[ovsdb.KeyIPv6]), Gateways: splitList(e[ovsdb.KeyPortGW]),
+			MAC: e[ovsdb.KeyMAC], MTU: atoi(e[ovsdb.KeyMTU]), Type: e[ovsdb.KeyType], OVSPort: i.Name, Ofport: ofport, VLAN: vlan, Netns: e[ovsdb.KeyNetns]}
+	}
+	v.Bridge = bridge
+	if v.Type == "" { // attached by ovs-docker
+		v.Type = attach.TypeVeth
 	}
 	if i.Error != nil {
 		v.Error = *i.Error
 	}
 	v.State = linkState(v, i)
-	if _, _, err := decodePort(i, 0); err != nil {
+	if e[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && err != nil {
 		v.Error = err.Error()
 	}
 	ms, _ := nat.ParseList(e[ovsdb.KeyPublish])
