@@ -10,6 +10,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -286,4 +287,76 @@ func hasFamily(ps []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// probeAllocator allocates for one interface by probes: O(1) rows read
+// whatever the bridge's size.
+type probeAllocator struct{}
+
+// check reads, in one transaction, the bridge, an existing attach of this
+// container interface, a port already holding the name ovsnet would use
+// and, with --macaddress, a port holding that MAC; and checks the request
+// against the bridge's settings.
+func (probeAllocator) check(ctx context.Context, r *attachRun) error {
+	it := r.items[0]
+	o := it.o
+	qs := []ovsdb.Query{
+		{Table: vswitchd.BridgeTable, Where: []ovsdbops.Condition{ovsdb.NameIs(o.Bridge)},
+			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "other_config"}},
+		{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
+			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})}},
+		{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)}, Columns: []string{"name"}},
+	}
+	if it.rq.mac != nil {
+		qs = append(qs, macProbe(o.Bridge, it.rq.mac))
+	}
+	rs, err := r.h.DB.Read(ctx, qs...)
+	if err != nil {
+		return err
+	}
+	r.tr.step("read bridge")
+	brs, err := ovsdb.Decode[vswitchd.Bridge](r.h.DB, rs[0])
+	if err != nil {
+		return err
+	}
+	if len(brs) == 0 {
+		return noBridge(o.Bridge)
+	}
+	r.br = &brs[0]
+	if r.subnets, r.nb, err = it.rq.checkOn(r.br); err != nil {
+		return err
+	}
+	if len(rs[1]) > 0 {
+		return fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %v): remove it with `ovsnet del-port BRIDGE %s %s`", o.Container, o.Iface, rs[1][0]["name"], o.Iface, o.Container)
+	}
+	if len(rs[2]) > 0 {
+		return fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", it.host, o.Container, o.Iface, it.host)
+	}
+	if it.rq.mac != nil {
+		return macFree(r.br, it.rq.mac, owner(rs[3]))
+	}
+	return nil
+}
+
+// allocate probes for the interface's addresses and port number, from a
+// fresh read of the bridge after a lost write conflict.
+func (probeAllocator) allocate(ctx context.Context, r *attachRun, again bool) (map[string]string, error) {
+	it := r.items[0]
+	if again {
+		br, err := r.h.DB.GetBridge(ctx, r.bridge)
+		if err == nil && br == nil {
+			err = noBridge(r.bridge)
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.br = br
+	}
+	cl, err := r.h.allocate(ctx, r.br, r.subnets, it.rq.requested, it.rq.auto)
+	if err != nil {
+		return nil, err
+	}
+	it.addrs, it.ofport = cl.addrs, cl.ofport
+	r.fill(it, r.subnets, it.rq.mac, func() bool { return attach.BridgeTSO(r.bridge) })
+	return cl.set, nil
 }

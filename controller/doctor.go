@@ -98,7 +98,7 @@ func (h *Host) TSOWarning(bridge string) string {
 	if l, err := attach.WaitLink(ctx, bridge); err != nil || attach.TSOActive(l) {
 		return "" // its tap is not here (another netns?): nothing to tell by
 	}
-	return "ovs-vswitchd runs without userspace TSO: containers' TCP will run at about 1/8 of a Linux bridge's. Fix: " + TSOFix
+	return "ovs-vswitchd runs without userspace TSO: containers' TCP will run at about a tenth of a Linux bridge's. Fix: " + TSOFix
 }
 
 // doctorVswitchd looks for a live ovs-vswitchd through its pid file next
@@ -148,7 +148,7 @@ func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
 	}
 	switch {
 	case !set:
-		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about 1/8 of a Linux bridge's", TSOFix}
+		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about a tenth of a Linux bridge's", TSOFix}
 	case probed != "" && !on:
 		return Finding{"userspace TSO", StatusProblem, "set, but not in force: ovs-vswitchd started before it was set (bridge " + probed + "'s tap has no vnet_hdr)", TSOFix}
 	case probed == "":

@@ -8,8 +8,6 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -88,257 +86,15 @@ const (
 	stateDeleting  = "deleting"  // a bridge del-br is taking away
 )
 
-// AddPort attaches CONTAINER to BRIDGE as INTERFACE. On any failure it
-// rolls back everything it did: links, the OVS port, the address.
+// AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine
+// (attachPorts) with one interface. On any failure it rolls back
+// everything it did: links, the OVS port, the address.
 func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
-	tr := newTracer()
-	defer tr.done("add-port")
-	rq, err := parsePortOptions(o)
+	ps, err := h.attachPorts(ctx, o.Bridge, []PortOptions{o}, false)
 	if err != nil {
 		return nil, err
 	}
-	h.Flows.Prepare(o.Bridge)
-	mac, gateway, requested, auto, publish := rq.mac, rq.gateway, rq.requested, rq.auto, rq.publish
-
-	// One read: the bridge, an existing attach of this container interface,
-	// and a port already holding the name ovsnet would use.
-	// With --macaddress, also a port of the bridge holding that MAC.
-	host := attach.HostName(o.Bridge, o.Container, o.Iface)
-	qs := []ovsdb.Query{
-		{Table: vswitchd.BridgeTable, Where: []ovsdbops.Condition{ovsdb.NameIs(o.Bridge)},
-			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "other_config"}},
-		{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
-			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})}},
-		{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(host)}, Columns: []string{"name"}},
-	}
-	if mac != nil {
-		qs = append(qs, macProbe(o.Bridge, mac))
-	}
-	rs, err := h.DB.Read(ctx, qs...)
-	if err != nil {
-		return nil, err
-	}
-	tr.step("read bridge")
-	brs, err := ovsdb.Decode[vswitchd.Bridge](h.DB, rs[0])
-	if err != nil {
-		return nil, err
-	}
-	if len(brs) == 0 {
-		return nil, noBridge(o.Bridge)
-	}
-	br := &brs[0]
-	subnets, nb, err := rq.checkOn(br)
-	if err != nil {
-		return nil, err
-	}
-	if len(rs[1]) > 0 {
-		return nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %v): remove it with `ovsnet del-port BRIDGE %s %s`", o.Container, o.Iface, rs[1][0]["name"], o.Iface, o.Container)
-	}
-	if len(rs[2]) > 0 {
-		return nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", host, o.Container, o.Iface, host)
-	}
-	if mac != nil {
-		if err := macFree(br, mac, owner(rs[3])); err != nil {
-			return nil, err
-		}
-	}
-
-	target, err := attach.Resolve(ctx, o.Container)
-	if err != nil {
-		return nil, err
-	}
-	tr.step("resolve container")
-	if has, err := attach.HasLink(target.Netns, o.Iface); err != nil {
-		return nil, fmt.Errorf("container %s: %w", o.Container, err)
-	} else if has {
-		return nil, fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", o.Iface, o.Container)
-	}
-	tr.step("check container")
-
-	// Addresses and port number before any link exists, so that a taken
-	// address or a full subnet changes nothing.
-	cl, err := h.allocate(ctx, br, subnets, requested, auto)
-	if err != nil {
-		return nil, err
-	}
-	tr.step("allocate")
-
-	dp := datapathOf(br)
-	typ := o.Type
-	if typ == "" {
-		typ = DefaultType(dp)
-	}
-	mtu := o.MTU
-	if mtu == 0 {
-		mtu = atoi(br.ExternalIDs[ovsdb.KeyMTU])
-	}
-	if o.MAC == "" {
-		mac = macFor(cl.addrs)
-	}
-	cfg := attach.Config{Name: o.Iface, MAC: mac, MTU: mtu, Routes: o.routes(), NoTxOffload: noTxOffload(br.ExternalIDs, typ, dp, func() bool { return attach.BridgeTSO(o.Bridge) })}
-
-	// A veth exists before its OVS row, so ovs-vswitchd finds the device
-	// when it reads the row and no wait on it is needed.
-	if typ == attach.TypeVeth {
-		// A link of this name with no row (checked above) is the leftover
-		// of an interrupted attach.
-		attach.DeleteLink(host)
-		if err := attach.CreateVeth(host, target.Netns, cfg); err != nil {
-			return nil, err
-		}
-		tr.step("create veth")
-	}
-	rollbackLink := func() {
-		if typ == attach.TypeVeth {
-			attach.DeleteLink(host)
-		}
-	}
-
-	// Until the container side is configured the row says attaching: if
-	// this process dies before that, convergence finds it and finishes.
-	pi := PortIntent{Container: o.Container, Iface: o.Iface, Bridge: o.Bridge, Netns: target.Netns, Type: typ,
-		State: stateAttaching, MTU: mtu, NoTxOffload: cfg.NoTxOffload}
-	ptype := ""
-	if typ == attach.TypeInternal {
-		ptype = "internal"
-	}
-	var ifaceUUID, portUUID string
-	var attempts int
-	for attempt := 0; ; attempt++ {
-		pi.MAC, pi.Addrs, pi.Gateways = mac, cl.addrs, gatewaysFor(cl.addrs, subnets, gateway)
-		spec := ovsdb.PortSpec{Name: host, Type: ptype, OfportRequest: cl.ofport, VLAN: o.VLAN, MTU: mtu, ExternalIDs: pi.Encode()}
-		guard := ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, cl.set)
-		res, err := h.DB.Commit(ctx, append(guard, ovsdb.AddPorts(o.Bridge, spec)...))
-		if err == nil {
-			ifaceUUID, portUUID = res[len(guard)].UUID.GoUUID, res[len(guard)+1].UUID.GoUUID // guard, interface, port
-			attempts = attempt + 1
-			break
-		}
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
-			rollbackLink()
-			if strings.Contains(err.Error(), "constraint violation") {
-				return nil, fmt.Errorf("OVS port %s already exists: %w", host, err)
-			}
-			return nil, fmt.Errorf("attach %s to %s: %w", o.Container, o.Bridge, err)
-		}
-		// Another writer changed the bridge first: re-read and retry with jitter.
-		time.Sleep(backoff(attempt))
-		if br, err = h.DB.GetBridge(ctx, o.Bridge); err == nil && br == nil {
-			err = noBridge(o.Bridge)
-		}
-		if err == nil {
-			cl, err = h.allocate(ctx, br, subnets, requested, auto)
-		}
-		if err == nil && o.MAC == "" {
-			mac = macFor(cl.addrs) // Configure sets it on the link
-			cfg.MAC = mac
-		}
-		if err != nil {
-			rollbackLink()
-			return nil, err
-		}
-	}
-	cfg = pi.Config(o.routes())
-	tr.step(fmt.Sprintf("commit port (%d tries)", attempts))
-
-	fport := pi.FlowPort(host, cl.ofport, o.VLAN)
-	install := func(p flows.Port) error {
-		chs, err := h.linkChanges(ctx, o.Bridge, br.ExternalIDs, involving(o.Container), nil)
-		if err != nil {
-			return err
-		}
-		return h.Flows.Apply(o.Bridge, append([]flows.Change{{Cookie: flows.PortCookie(host), Mask: flows.ObjectMask, Flows: flows.PortFlows(p)}}, chs...)...)
-	}
-
-	rollback := func(cause error) error {
-		var freed []netip.Addr
-		for _, a := range cl.addrs {
-			freed = append(freed, a.Addr())
-		}
-		bg := context.Background()
-		if len(publish) > 0 {
-			if ifs, err := h.DB.FindInterfaces(bg, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface}); err == nil && len(ifs) > 0 {
-				ms, _ := nat.ParseList(ifs[0].ExternalIDs[ovsdb.KeyPublish])
-				h.release(bg, ifs[0], ms, nil, false)
-			}
-		}
-		err := h.removePorts(bg, o.Bridge, []string{portUUID}, freed)
-		if err == nil {
-			err = h.dropFlows(bg, o.Bridge, o.Container, host)
-		}
-		if err == nil {
-			err = h.returnOfport(bg, o.Bridge, cl.ofport)
-		}
-		rollbackLink()
-		if err != nil {
-			return fmt.Errorf("%w (and rolling back port %s failed: %v)", cause, host, err)
-		}
-		return cause
-	}
-	cur := o.Iface
-	if typ == attach.TypeInternal {
-		// ovs-vswitchd must finish adding the tap (it sets promiscuous mode,
-		// MTU, ...) while the tap is still in its namespace: a tap moved away
-		// earlier fails the add and is destroyed. Its OpenFlow port number
-		// in OVSDB says the add is done: the one wait on ovs-vswitchd here.
-		// The flows go in meanwhile, for the requested port number: the two
-		// waits on ovs-vswitchd overlap.
-		flowErr := make(chan error, 1)
-		waitStart := time.Now()
-		var flowTook time.Duration
-		go func() {
-			err := install(fport)
-			flowTook = time.Since(waitStart)
-			flowErr <- err
-		}()
-		ofport, err := h.DB.WaitOfport(ctx, host, LinkTimeout)
-		ofportTook := time.Since(waitStart)
-		if ferr := <-flowErr; err == nil {
-			err = ferr
-		}
-		if err == nil && ofport != fport.Ofport {
-			// Someone took the requested number meanwhile: flows follow the real one.
-			fport.Ofport = ofport
-			err = install(fport)
-		}
-		if err != nil {
-			return nil, rollback(err)
-		}
-		tr.step(fmt.Sprintf("wait for ovs-vswitchd (port number %.1fms, flows %.1fms)", ms(ofportTook), ms(flowTook)))
-		if err := attach.MoveIn(host, target.Netns); err != nil {
-			return nil, rollback(err)
-		}
-		cur = host
-	}
-	if typ == attach.TypeVeth {
-		if err := install(fport); err != nil {
-			return nil, rollback(err)
-		}
-		tr.step("flows")
-	}
-	if err := attach.Configure(target.Netns, cur, cfg); err != nil {
-		return nil, rollback(fmt.Errorf("configure %s in container %s: %w", o.Iface, o.Container, err))
-	}
-	tr.step("configure in container")
-	if len(publish) > 0 {
-		ifs, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})
-		if err == nil && len(ifs) == 0 {
-			err = fmt.Errorf("interface row of %s vanished", host)
-		}
-		if err == nil {
-			_, err = h.publish(ctx, nb, ifs[0], publish)
-		}
-		if err != nil {
-			return nil, rollback(err)
-		}
-		tr.step("publish")
-	}
-	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifaceUUID, map[string]string{ovsdb.KeyState: stateReady})); err != nil {
-		return nil, rollback(err)
-	}
-
-	p := pi.View(host, 0, o.VLAN)
-	return &p, nil
+	return ps[0], nil
 }
 
 // ResumeAddPort carries out an add-port that the controller took but went
@@ -728,6 +484,11 @@ func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 // dropFlows removes the flows of detached ports and recomputes the links of
 // their container (whose ends are now gone), in one bundle.
 func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ...string) error {
+	return h.dropFlowsOf(ctx, bridge, map[string]bool{container: true}, ports...)
+}
+
+// dropFlowsOf is dropFlows for the ports of several containers.
+func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[string]bool, ports ...string) error {
 	br, err := h.DB.GetBridge(ctx, bridge)
 	if err != nil || br == nil {
 		return err
@@ -736,11 +497,11 @@ func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ..
 	for _, p := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
 	}
-	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container), nil)
+	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, func(s, d string) bool { return containers[s] || containers[d] }, nil)
 	if err != nil {
 		return err
 	}
-	return h.Flows.Apply(bridge, append(chs, lchs...)...)
+	return h.Flows.ApplySpread(bridge, append(chs, lchs...)...)
 }
 
 // removePorts deletes ports from the bridge and lowers its address hints
@@ -756,20 +517,6 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 			return noBridge(bridge)
 		}
 		_, err = h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(br.ExternalIDs, freed)), ovsdb.DeletePorts(bridge, uuids...)...))
-		return err
-	})
-}
-
-// returnOfport gives back the port number a rolled-back attach took, if
-// no attach took a later one meanwhile: a failed attach leaves the bridge's
-// counter as it found it.
-func (h *Host) returnOfport(ctx context.Context, bridge string, ofport int) error {
-	return onConflict(func() error {
-		br, err := h.DB.GetBridge(ctx, bridge)
-		if err != nil || br == nil || br.ExternalIDs[ovsdb.KeyNextOfport] != strconv.Itoa(ofport+1) {
-			return err
-		}
-		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, map[string]string{ovsdb.KeyNextOfport: strconv.Itoa(ofport)}))
 		return err
 	})
 }

@@ -1,0 +1,510 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/nat"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// The attach engine: the one sequence that attaches container interfaces
+// to a bridge, whichever front end asks (add-port, add-ports, the
+// controller's API). One interface or ten thousand go through the same
+// steps; only how the bridge is read and addresses allocated differs
+// (allocator).
+//
+//  1. check: the bridge and what needs no container, before anything is made
+//  2. resolve the containers
+//  3. allocate addresses and port numbers; check no container has its
+//     INTERFACE yet; create veths (they exist before their rows, so
+//     ovs-vswitchd finds them when it reads the rows)
+//  4. commit every row in one guarded transaction, marked attaching
+//     (allocate again after losing a write conflict)
+//  5. flows (before any container interface comes up), ovs-vswitchd's port
+//     numbers, the containers' side (internal ports once ovs-vswitchd added
+//     them: a tap moved earlier fails the add and is destroyed)
+//  6. publish, then mark the rows ready
+//
+// Any failure undoes all of it (attachRun.rollback); a kill leaves rows
+// marked attaching, which reconcile finishes or removes.
+
+// attachItem is one container interface as it goes through the steps.
+type attachItem struct {
+	o         PortOptions
+	rq        *portRequest
+	host      string // OVS port name
+	typ       string
+	netns     string
+	intent    PortIntent    // what its row says
+	cfg       attach.Config // what its container's interface gets (intent.Config)
+	addrs     []netip.Prefix
+	ofport    int
+	veth      bool   // its veth exists (to roll back)
+	ifaceUUID string // its rows, once committed
+	portUUID  string
+	published bool // its port mappings are in (to roll back)
+}
+
+// attachRun is one attach of items to one bridge.
+type attachRun struct {
+	h       *Host
+	bridge  string
+	items   []*attachItem
+	lines   bool // name items by line in errors (add-ports' list)
+	alloc   allocator
+	br      *vswitchd.Bridge
+	subnets []ipam.Subnet
+	nb      nat.Bridge // for publishing
+	tr      *tracer
+}
+
+// allocator is how an attach reads its bridge and allocates: by probes for
+// one interface (O(1) rows whatever the bridge's size), from one read of
+// the whole bridge for many.
+type allocator interface {
+	// check reads the bridge and checks what needs no container.
+	check(ctx context.Context, r *attachRun) error
+	// allocate gives every item its addresses, port number and intent
+	// (again: after losing a write conflict, from a fresh read) and returns
+	// the bridge external_ids the guarded commit writes.
+	allocate(ctx context.Context, r *attachRun, again bool) (map[string]string, error)
+}
+
+// attachPorts is the attach engine (see above).
+func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptions, lines bool) (ps []*Port, err error) {
+	r, err := h.newAttachRun(bridge, specs, lines)
+	if err != nil || len(r.items) == 0 {
+		return nil, err
+	}
+	defer r.tr.done(fmt.Sprintf("attach (%d)", len(r.items)))
+	if err := r.alloc.check(ctx, r); err != nil {
+		return nil, err
+	}
+	if err := r.resolve(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = r.rollback(err)
+		}
+	}()
+	if err = r.commit(ctx); err != nil {
+		return nil, err
+	}
+	if err = r.bringUp(ctx); err != nil {
+		return nil, err
+	}
+	if err = r.publish(ctx); err != nil {
+		return nil, err
+	}
+	if err = r.markReady(ctx); err != nil {
+		return nil, err
+	}
+	for _, it := range r.items {
+		p := it.intent.View(it.host, it.ofport, it.o.VLAN)
+		ps = append(ps, &p)
+	}
+	return ps, nil
+}
+
+// newAttachRun parses and checks the requests, without reading anything.
+func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*attachRun, error) {
+	if err := CheckIfName("bridge", bridge); err != nil {
+		return nil, err
+	}
+	r := &attachRun{h: h, bridge: bridge, lines: lines, tr: newTracer()}
+	seen := map[string]int{}
+	for i, o := range specs {
+		o.Bridge = bridge
+		rq, err := parsePortOptions(o)
+		if err != nil {
+			return nil, r.itemErr(i, o, err)
+		}
+		key := o.Container + "\x00" + o.Iface
+		if j, dup := seen[key]; dup {
+			return nil, fmt.Errorf("line %d repeats line %d (%s %s)", i+1, j+1, o.Iface, o.Container)
+		}
+		seen[key] = i
+		r.items = append(r.items, &attachItem{o: o, rq: rq, host: attach.HostName(bridge, o.Container, o.Iface)})
+	}
+	// add-port probes (O(1) rows, whatever the bridge's size); add-ports
+	// reads the bridge once for the whole list.
+	r.alloc = scanAllocator{}
+	if !lines && len(r.items) == 1 {
+		r.alloc = probeAllocator{}
+	}
+	h.Flows.Prepare(bridge)
+	return r, nil
+}
+
+// itemErr names item i in err when the request was a list.
+func (r *attachRun) itemErr(i int, o PortOptions, err error) error {
+	if !r.lines {
+		return err
+	}
+	return fmt.Errorf("line %d (%s %s): %w", i+1, o.Iface, o.Container, err)
+}
+
+// resolve finds every container's netns.
+func (r *attachRun) resolve(ctx context.Context) error {
+	err := parallel(r.items, func(it *attachItem) error {
+		t, err := attach.Resolve(ctx, it.o.Container)
+		if err == nil {
+			it.netns = t.Netns
+		}
+		return err
+	})
+	r.tr.step("resolve containers")
+	return err
+}
+
+// checkLinks checks that no container has its INTERFACE yet.
+func (r *attachRun) checkLinks() error {
+	return parallel(r.items, func(it *attachItem) error {
+		if has, err := attach.HasLink(it.netns, it.o.Iface); err != nil {
+			return fmt.Errorf("container %s: %w", it.o.Container, err)
+		} else if has {
+			return fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", it.o.Iface, it.o.Container)
+		}
+		return nil
+	})
+}
+
+// fill works out item it's type, MTU, MAC and intent once its addresses
+// and port number are known; mac nil derives it from the addresses.
+func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAddr, tso func() bool) {
+	dp := datapathOf(r.br)
+	if it.typ = it.o.Type; it.typ == "" {
+		it.typ = DefaultType(dp)
+	}
+	mtu := it.o.MTU
+	if mtu == 0 {
+		mtu = atoi(r.br.ExternalIDs[ovsdb.KeyMTU])
+	}
+	if mac == nil {
+		mac = macFor(it.addrs)
+	}
+	// Until the container side is configured the row says attaching: if
+	// this process dies before that, convergence finds it and finishes.
+	it.intent = PortIntent{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
+		State: stateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
+		NoTxOffload: noTxOffload(r.br.ExternalIDs, it.typ, dp, tso)}
+	it.cfg = it.intent.Config(it.o.routes())
+}
+
+// commit allocates, creates the veths and commits every row in one guarded
+// transaction, allocating again for as long as it loses write conflicts.
+func (r *attachRun) commit(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		set, err := r.alloc.allocate(ctx, r, attempt > 0)
+		if err != nil {
+			return err
+		}
+		if attempt == 0 {
+			r.tr.step("allocate")
+			if err := r.checkLinks(); err != nil {
+				return err
+			}
+			if err := r.createVeths(); err != nil {
+				return err
+			}
+		}
+		var specs []ovsdb.PortSpec
+		for _, it := range r.items {
+			specs = append(specs, it.portSpec())
+		}
+		guard := ovsdb.GuardBridge(r.bridge, r.br.ExternalIDs, set)
+		res, err := r.h.DB.Commit(ctx, append(guard, ovsdb.AddPorts(r.bridge, specs...)...))
+		if err == nil {
+			// The guard, then per port: interface, port; then the bridge mutation.
+			for i, it := range r.items {
+				it.ifaceUUID, it.portUUID = res[len(guard)+2*i].UUID.GoUUID, res[len(guard)+2*i+1].UUID.GoUUID
+			}
+			r.tr.step(fmt.Sprintf("commit ports (%d tries)", attempt+1))
+			return nil
+		}
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+			return r.commitErr(err)
+		}
+		// Another writer changed the bridge first: allocate again. The veths
+		// keep their names; their MACs follow the new addresses.
+		time.Sleep(backoff(attempt))
+	}
+}
+
+func (r *attachRun) commitErr(err error) error {
+	if len(r.items) > 1 {
+		return fmt.Errorf("attach %d containers to %s: %w", len(r.items), r.bridge, err)
+	}
+	it := r.items[0]
+	if strings.Contains(err.Error(), "constraint violation") {
+		return fmt.Errorf("OVS port %s already exists: %w", it.host, err)
+	}
+	return fmt.Errorf("attach %s to %s: %w", it.o.Container, r.bridge, err)
+}
+
+// createVeths makes the veths (a link of a port's name with no row is the
+// leftover of an interrupted attach: it goes first).
+func (r *attachRun) createVeths() error {
+	err := parallel(r.items, func(it *attachItem) error {
+		if it.typ != attach.TypeVeth {
+			return nil
+		}
+		attach.DeleteLink(it.host)
+		if err := attach.CreateVeth(it.host, it.netns, it.cfg); err != nil {
+			return err
+		}
+		it.veth = true
+		return nil
+	})
+	r.tr.step("create veths")
+	return err
+}
+
+func (it *attachItem) portSpec() ovsdb.PortSpec {
+	ptype := ""
+	if it.typ == attach.TypeInternal {
+		ptype = "internal"
+	}
+	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: it.intent.Encode()}
+}
+
+// containers are the items' containers.
+func (r *attachRun) containers() map[string]bool {
+	cs := map[string]bool{}
+	for _, it := range r.items {
+		cs[it.o.Container] = true
+	}
+	return cs
+}
+
+// installFlows puts in every new port's flows and its container's links',
+// spread over parallel OpenFlow connections for large attaches.
+func (r *attachRun) installFlows(ctx context.Context) error {
+	var chs []flows.Change
+	for _, it := range r.items {
+		chs = append(chs, flows.Change{Cookie: flows.PortCookie(it.host), Mask: flows.ObjectMask,
+			Flows: flows.PortFlows(it.intent.FlowPort(it.host, it.ofport, it.o.VLAN))})
+	}
+	cs := r.containers()
+	lchs, err := r.h.linkChanges(ctx, r.bridge, r.br.ExternalIDs, func(s, d string) bool { return cs[s] || cs[d] }, nil)
+	if err != nil {
+		return err
+	}
+	return r.h.Flows.ApplySpread(r.bridge, append(chs, lchs...)...)
+}
+
+// configure sets up item it's interface in its container: an internal port
+// is moved in first.
+func configure(it *attachItem) error {
+	cur := it.o.Iface
+	if it.typ == attach.TypeInternal {
+		if err := attach.MoveIn(it.host, it.netns); err != nil {
+			return err
+		}
+		cur = it.host
+	}
+	if err := attach.Configure(it.netns, cur, it.cfg); err != nil {
+		return fmt.Errorf("configure %s in container %s: %w", it.o.Iface, it.o.Container, err)
+	}
+	return nil
+}
+
+// bringUp installs the flows and waits for ovs-vswitchd's port numbers
+// (one wait for every port), configuring veths' container ends meanwhile
+// once the flows are in (a link comes up announcing itself); a port that
+// got another number than it asked for (taken by a port ovsnet does not
+// know) gets its flows again; internal ports move into their containers
+// last.
+func (r *attachRun) bringUp(ctx context.Context) error {
+	var veths, internals []*attachItem
+	names := make([]string, len(r.items))
+	for i, it := range r.items {
+		names[i] = it.host
+		if it.typ == attach.TypeInternal {
+			internals = append(internals, it)
+		} else {
+			veths = append(veths, it)
+		}
+	}
+	flowErr, vethErr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		err := r.installFlows(ctx)
+		flowErr <- err
+		if err != nil {
+			vethErr <- nil
+			return
+		}
+		vethErr <- parallel(veths, configure)
+	}()
+	ofports, err := r.h.waitOfports(ctx, names)
+	err = errors.Join(err, <-flowErr)
+	if verr := <-vethErr; err == nil {
+		err = verr
+	}
+	if err != nil {
+		return err
+	}
+	moved := false
+	for i, it := range r.items {
+		if ofports[i] != it.ofport {
+			it.ofport, moved = ofports[i], true
+		}
+	}
+	if moved {
+		if err := r.installFlows(ctx); err != nil {
+			return err
+		}
+	}
+	r.tr.step("flows, ovs-vswitchd, veths")
+	err = parallel(internals, configure)
+	r.tr.step("internal ports")
+	return err
+}
+
+// publish adds the items' port mappings (add-port -p).
+func (r *attachRun) publish(ctx context.Context) error {
+	for _, it := range r.items {
+		if len(it.rq.publish) == 0 {
+			continue
+		}
+		ifs, err := r.h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: it.o.Container, ovsdb.KeyContainerIface: it.o.Iface})
+		if err == nil && len(ifs) == 0 {
+			err = fmt.Errorf("interface row of %s vanished", it.host)
+		}
+		if err == nil {
+			_, err = r.h.publish(ctx, r.nb, ifs[0], it.rq.publish)
+		}
+		if err != nil {
+			return err
+		}
+		it.published = true
+	}
+	r.tr.step("publish")
+	return nil
+}
+
+// markReady marks every row ready in one transaction.
+func (r *attachRun) markReady(ctx context.Context) error {
+	var ops []ovsdbops.Operation
+	for _, it := range r.items {
+		ops = append(ops, ovsdb.SetInterfaceExternalIDs(it.ifaceUUID, map[string]string{ovsdb.KeyState: stateReady})...)
+	}
+	_, err := r.h.DB.Commit(ctx, ops)
+	r.tr.step("mark ready")
+	return err
+}
+
+// rollback undoes whatever the run made, in the detach's order (rules and
+// devices, then rows with their addresses, then flows), and gives the
+// port numbers back if nothing took later ones. It returns cause, with any
+// failure of its own.
+func (r *attachRun) rollback(cause error) error {
+	bg := context.Background()
+	var errs []error
+	var uuids, names []string
+	var freed []netip.Addr
+	lo, hi := 0, 0
+	for _, it := range r.items {
+		if it.published {
+			if ifs, err := r.h.DB.FindInterfaces(bg, map[string]string{ovsdb.KeyContainerID: it.o.Container, ovsdb.KeyContainerIface: it.o.Iface}); err == nil && len(ifs) > 0 {
+				ms, _ := nat.ParseList(ifs[0].ExternalIDs[ovsdb.KeyPublish])
+				errs = append(errs, r.h.release(bg, ifs[0], ms, nil, false))
+			}
+		}
+		if it.veth {
+			errs = append(errs, attach.DeleteLink(it.host))
+		}
+		if it.portUUID == "" {
+			continue
+		}
+		uuids, names = append(uuids, it.portUUID), append(names, it.host)
+		for _, a := range it.addrs {
+			freed = append(freed, a.Addr())
+		}
+		if lo == 0 || it.ofport < lo {
+			lo = it.ofport
+		}
+		hi = max(hi, it.ofport)
+	}
+	if len(uuids) > 0 {
+		errs = append(errs, r.deleteInternals())
+		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, r.h.dropFlowsOf(bg, r.bridge, r.containers(), names...), r.h.returnOfports(bg, r.bridge, lo, hi))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w (and rolling back failed: %v)", cause, err)
+	}
+	return cause
+}
+
+// deleteInternals deletes the committed internal ports that made it into
+// their containers, by either name (moved, or also renamed).
+func (r *attachRun) deleteInternals() error {
+	var errs []error
+	for _, it := range r.items {
+		if it.typ == attach.TypeInternal && it.portUUID != "" {
+			errs = append(errs, attach.DeleteInternal(it.netns, it.o.Iface), attach.DeleteInternal(it.netns, it.host))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// returnOfports gives back the port numbers lo..hi a rolled-back attach
+// took, if no attach took a later one meanwhile: a failed attach leaves
+// the bridge's counter as it found it.
+func (h *Host) returnOfports(ctx context.Context, bridge string, lo, hi int) error {
+	return onConflict(func() error {
+		br, err := h.DB.GetBridge(ctx, bridge)
+		if err != nil || br == nil || br.ExternalIDs[ovsdb.KeyNextOfport] != strconv.Itoa(hi+1) {
+			return err
+		}
+		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, map[string]string{ovsdb.KeyNextOfport: strconv.Itoa(lo)}))
+		return err
+	})
+}
+
+// parallel runs f on every item, on at most bulkWorkers goroutines, and
+// returns the first error.
+func parallel(items []*attachItem, f func(*attachItem) error) error {
+	errs := make([]error, len(items))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < bulkWorkers && w < len(items); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f(items[i])
+			}
+		}()
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
