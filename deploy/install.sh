@@ -29,7 +29,7 @@ if ! cmp -s "$unit" "$ROOT/etc/systemd/system/ovsnet-controller.service"; then
 fi
 
 # The userspace datapath (no openvswitch kernel module) carries containers'
-# TCP at about 1/8 of a Linux bridge's without OVS's userspace TSO, which
+# TCP at about a tenth of a Linux bridge's without OVS's userspace TSO, which
 # Debian leaves off. A drop-in turns it on before every start of
 # ovs-vswitchd (it reads the setting at start only).
 has_ovs_module() {

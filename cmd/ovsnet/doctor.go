@@ -16,7 +16,7 @@ func doctorCmd(g *globals) *cobra.Command {
 		Short: "Check this host for what ovsnet needs and what makes it slow, each finding with its fix",
 		Long: `Check the host and print each finding with its fix: OVSDB and ovs-vswitchd
 reachable, OVS's version, the datapath, userspace TSO in force (without it
-the userspace datapath carries containers' TCP at about 1/8 of a Linux
+the userspace datapath carries containers' TCP at about a tenth of a Linux
 bridge's), the iptables backend and ovsnet rules left on the other one, IP
 forwarding, the MTU under the bridges and tunnels, the controller's health,
 the Docker API for container names, intent in OVSDB that does not decode,
