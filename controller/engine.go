@@ -387,12 +387,14 @@ func (r *attachRun) publish(ctx context.Context) error {
 			err = fmt.Errorf("interface row of %s vanished", it.host)
 		}
 		if err == nil {
+			// Rolled back whatever part of it went in: releasing a
+			// mapping whose rule is missing is fine.
+			it.published = true
 			_, err = r.h.publish(ctx, r.nb, ifs[0], it.rq.publish)
 		}
 		if err != nil {
 			return err
 		}
-		it.published = true
 	}
 	r.tr.step("publish")
 	return nil
