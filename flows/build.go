@@ -47,10 +47,6 @@ type Link struct {
 
 func goTo(t Table) ovs.Action { return ovs.Resubmit(0, int(t)) }
 
-func load(v int, reg string) ovs.Action { return ovs.Load(fmt.Sprintf("0x%x", v), reg) }
-
-func reg(n, v int) ovs.Match { return ovs.FieldMatch(fmt.Sprintf("reg%d", n), fmt.Sprint(v)) }
-
 func flow(t Table, prio int, cookie uint64, proto ovs.Protocol, inPort int, m []ovs.Match, a ...ovs.Action) *ovs.Flow {
 	return &ovs.Flow{Table: int(t), Priority: prio, Cookie: cookie, Protocol: proto, InPort: inPort, Matches: m, Actions: a}
 }
@@ -63,7 +59,7 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 	fs := []*ovs.Flow{
 		// Unknown ports and spoofed packets end here.
 		flow(TableClassifier, PrioMiss, c, "", 0, nil, ovs.Drop()),
-		flow(TableClassifier, PrioNormal, c, "", ovs.PortLOCAL, nil, load(KindGateway, RegSrcKind), load(0, RegVLAN), goTo(TableARPND)),
+		flow(TableClassifier, PrioNormal, c, "", ovs.PortLOCAL, nil, RegSrcKind.Load(KindGateway), RegVLAN.Load(0), goTo(TableARPND)),
 		flow(TableSpoofGuard, PrioMiss, c, "", 0, nil, ovs.Drop()),
 		// Containers never act as routers or DHCP servers.
 		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(134)}, ovs.Drop()),
@@ -83,11 +79,11 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 		flow(TableARPND, PrioMiss, c, "", 0, nil, goTo(TableL2)),
 		// Untagged containers' broadcast and multicast go to the gateway
 		// only; unknown unicast goes nowhere.
-		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{ovs.DataLinkDestination("01:00:00:00:00:00/01:00:00:00:00:00"), reg(0, KindContainer), reg(2, 0)},
-			load(LocalPort, RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)),
+		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{ovs.DataLinkDestination("01:00:00:00:00:00/01:00:00:00:00:00"), RegSrcKind.Match(KindContainer), RegVLAN.Match(0)},
+			RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)),
 		flow(TableL2, PrioMiss, c, "", 0, nil, ovs.Drop()),
 		flow(TableIsolation, PrioMiss, c, "", 0, nil, goTo(TableOutput)),
-		flow(TableOutput, PrioMiss, c, "", 0, nil, ovs.OutputField(RegOutPort)),
+		flow(TableOutput, PrioMiss, c, "", 0, nil, ovs.OutputField(RegOutPort.Field())),
 	}
 	for _, gw := range b.Gateways {
 		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC))
@@ -96,13 +92,13 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 	// so its target link-layer option can be set (to the answering MAC,
 	// already in eth_src), with the solicited and override flags.
 	fs = append(fs,
-		flow(TableNDReply, PrioNormal, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(136), reg(6, 1)},
+		flow(TableNDReply, PrioNormal, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(136), RegNDReply.Match(1)},
 			ovs.Move("NXM_OF_ETH_SRC[]", "NXM_NX_ND_TLL[]"), ovs.SetField("2", "nd_options_type"),
 			ovs.SetField("0x60000000", "nd_reserved"), ovs.InPort()),
 		flow(TableNDReply, PrioMiss, c, "", 0, nil, ovs.Drop()))
 	if len(b.GatewayMAC) > 0 {
-		fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(b.GatewayMAC.String()), reg(2, 0)},
-			load(LocalPort, RegOutPort), load(KindGateway, RegDstKind), goTo(TableIsolation)))
+		fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(b.GatewayMAC.String()), RegVLAN.Match(0)},
+			RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)))
 	}
 	if !b.ICC {
 		fs = append(fs, isolationFlows(c)...)
@@ -131,13 +127,13 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 	}
 	fs := []*ovs.Flow{
 		// Unknown unicast from this host: every tunnel, via isolation.
-		flow(TableL2, PrioFallback-1, c, "", 0, []ovs.Match{ovs.DataLinkDestination("00:00:00:00:00:00/01:00:00:00:00:00"), reg(2, 0)},
-			load(KindTunnel, RegDstKind), goTo(TableIsolation)),
-		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{reg(0, KindTunnel)}, ovs.Drop()),
-		flow(TableOutput, PrioNormal, c, "", 0, []ovs.Match{reg(5, KindTunnel)}, flood...),
+		flow(TableL2, PrioFallback-1, c, "", 0, []ovs.Match{ovs.DataLinkDestination("00:00:00:00:00:00/01:00:00:00:00:00"), RegVLAN.Match(0)},
+			RegDstKind.Load(KindTunnel), goTo(TableIsolation)),
+		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{RegSrcKind.Match(KindTunnel)}, ovs.Drop()),
+		flow(TableOutput, PrioNormal, c, "", 0, []ovs.Match{RegDstKind.Match(KindTunnel)}, flood...),
 	}
 	for _, t := range b.Tunnels {
-		fs = append(fs, flow(TableClassifier, PrioNormal, c, "", t, nil, load(KindTunnel, RegSrcKind), load(0, RegVLAN), goTo(TableSpoofGuard)))
+		fs = append(fs, flow(TableClassifier, PrioNormal, c, "", t, nil, RegSrcKind.Load(KindTunnel), RegVLAN.Load(0), goTo(TableSpoofGuard)))
 	}
 	fs = append(fs, tunnelGuard(c, b)...)
 	fs = append(fs, tunnelNeighbourFlood(c, b, flood)...)
@@ -150,7 +146,7 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 // tunnelGuard admits from tunnels only sources in the network and not in
 // this host's range (plus IPv6 link-local, for neighbour discovery).
 func tunnelGuard(c uint64, b Bridge) []*ovs.Flow {
-	fromTunnel := reg(0, KindTunnel)
+	fromTunnel := RegSrcKind.Match(KindTunnel)
 	var fs []*ovs.Flow
 	for _, r := range b.Ranges {
 		if r.Addr().Is4() {
@@ -185,7 +181,7 @@ func tunnelNeighbourFlood(c uint64, b Bridge, flood []ovs.Action) []*ovs.Flow {
 	var fs []*ovs.Flow
 	for _, s := range b.Subnets {
 		for _, k := range []int{KindContainer, KindGateway} {
-			from := []ovs.Match{reg(0, k), reg(2, 0)}
+			from := []ovs.Match{RegSrcKind.Match(k), RegVLAN.Match(0)}
 			if s.Addr().Is4() {
 				fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
 					append([]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String())}, from...), flood...))
@@ -204,8 +200,8 @@ func tunnelNeighbourFlood(c uint64, b Bridge, flood []ovs.Action) []*ovs.Flow {
 // neighbour advertisements (answers from another host's responder) pass.
 func tunnelIsolation(c uint64) []*ovs.Flow {
 	ct, commit := ctLinks(), ctCommit()
-	toTunnel := []ovs.Match{reg(0, KindContainer), reg(5, KindTunnel)}
-	fromTunnel := []ovs.Match{reg(0, KindTunnel), reg(5, KindContainer)}
+	toTunnel := []ovs.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindTunnel)}
+	fromTunnel := []ovs.Match{RegSrcKind.Match(KindTunnel), RegDstKind.Match(KindContainer)}
 	return []*ovs.Flow{
 		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, toTunnel, commit, goTo(TableOutput)),
 		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, toTunnel, commit, goTo(TableOutput)),
@@ -232,10 +228,10 @@ func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *ovs.Flow {
 	}
 	if gw.Is4() {
 		return flow(TableARPND, PrioGateway, c, ovs.ProtocolARP, 0,
-			[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(gw.String()), reg(2, 0)}, ovs.Local())
+			[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(gw.String()), RegVLAN.Match(0)}, ovs.Local())
 	}
 	return flow(TableARPND, PrioGateway, c, ovs.ProtocolICMPv6, 0,
-		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(gw.String()), reg(2, 0)}, ovs.Local())
+		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(gw.String()), RegVLAN.Match(0)}, ovs.Local())
 }
 
 // ctLinks sends a packet through isolation's conntrack zone, on to the
@@ -252,7 +248,7 @@ func ctCommit() ovs.Action { return ovs.ConnectionTracking(fmt.Sprintf("commit,z
 // container-to-container non-IP is dropped. Gateway traffic is untouched.
 func isolationFlows(c uint64) []*ovs.Flow {
 	ct := ctLinks()
-	both := []ovs.Match{reg(0, KindContainer), reg(5, KindContainer)}
+	both := []ovs.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindContainer)}
 	return []*ovs.Flow{
 		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, both, ct),
 		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, both, ct),
@@ -276,14 +272,14 @@ func PortFlows(p Port) []*ovs.Flow {
 			fs = append(fs, ndResponder(c, p, a))
 		}
 	}
-	fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(mac), reg(2, p.VLAN)},
-		load(p.Ofport, RegOutPort), load(KindContainer, RegDstKind), goTo(TableIsolation)))
+	fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(mac), RegVLAN.Match(p.VLAN)},
+		RegOutPort.Load(p.Ofport), RegDstKind.Load(KindContainer), goTo(TableIsolation)))
 	return fs
 }
 
 func classify(c uint64, p Port) *ovs.Flow {
 	return flow(TableClassifier, PrioNormal, c, "", p.Ofport, nil,
-		load(KindContainer, RegSrcKind), load(p.VLAN, RegVLAN), goTo(TableSpoofGuard))
+		RegSrcKind.Load(KindContainer), RegVLAN.Load(p.VLAN), goTo(TableSpoofGuard))
 }
 
 // spoofGuard lets the port send only from its MAC and its addresses. A port
@@ -357,7 +353,7 @@ func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *ovs.Flow {
 		ovs.Load(fmt.Sprintf("0x%02x%02x%02x%02x", a4[0], a4[1], a4[2], a4[3]), "NXM_OF_ARP_SPA[]"),
 		ovs.InPort())
 	return flow(TableARPND, PrioHigh, c, ovs.ProtocolARP, 0,
-		[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(a.String()), reg(2, p.VLAN)}, acts...)
+		[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(a.String()), RegVLAN.Match(p.VLAN)}, acts...)
 }
 
 // ndResponder answers neighbour solicitations for a from the port's own VLAN
@@ -365,13 +361,13 @@ func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *ovs.Flow {
 // here and table 21 finishes the advertisement.
 func ndResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
 	return flow(TableARPND, PrioHigh, c, ovs.ProtocolICMPv6, 0,
-		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(a.String()), reg(2, p.VLAN)},
+		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(a.String()), RegVLAN.Match(p.VLAN)},
 		ovs.Move("NXM_OF_ETH_SRC[]", "NXM_OF_ETH_DST[]"),
 		ovs.SetField(p.MAC.String(), "eth_src"),
 		ovs.Move("NXM_NX_IPV6_SRC[]", "NXM_NX_IPV6_DST[]"),
 		ovs.SetField(a.String(), "ipv6_src"),
 		ovs.SetField("136", "icmpv6_type"),
-		load(1, RegNDReply),
+		RegNDReply.Load(1),
 		goTo(TableNDReply))
 }
 

@@ -36,7 +36,10 @@
 package flows
 
 import (
+	"fmt"
 	"hash/fnv"
+
+	"github.com/digitalocean/go-openvswitch/ovs"
 )
 
 // Table is a pipeline stage.
@@ -80,14 +83,29 @@ func (t Table) Describe() string {
 	return "unknown table"
 }
 
+// Reg is a register the pipeline uses: defined once, and loaded, matched
+// and output through the same value.
+type Reg int
+
 // Registers.
 const (
-	RegSrcKind = "NXM_NX_REG0[]"
-	RegVLAN    = "NXM_NX_REG2[]"
-	RegOutPort = "NXM_NX_REG4[]"
-	RegDstKind = "NXM_NX_REG5[]"
-	RegNDReply = "NXM_NX_REG6[]" // 1: a solicitation being turned into an advertisement
+	RegSrcKind Reg = 0 // kind of the source port
+	RegVLAN    Reg = 2 // VLAN of the source port (0: untagged)
+	RegOutPort Reg = 4 // output port
+	RegDstKind Reg = 5 // kind of the destination
+	RegNDReply Reg = 6 // 1: a solicitation being turned into an advertisement
 )
+
+// Field is the register as a load, move or output field.
+func (r Reg) Field() string { return fmt.Sprintf("NXM_NX_REG%d[]", int(r)) }
+
+// Load sets the register to v.
+func (r Reg) Load(v int) ovs.Action { return ovs.Load(fmt.Sprintf("0x%x", v), r.Field()) }
+
+// Match matches packets whose register holds v.
+func (r Reg) Match(v int) ovs.Match {
+	return ovs.FieldMatch(fmt.Sprintf("reg%d", int(r)), fmt.Sprint(v))
+}
 
 // Port kinds in RegSrcKind / RegDstKind.
 const (
