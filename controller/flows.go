@@ -230,22 +230,15 @@ func countByCookie(fs []*ovs.Flow) map[uint64]int {
 	return n
 }
 
-// intendedFlows works out bridge b's flow intent from the topology.
-func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) (*flowIntent, error) {
+// intendedFlows works out bridge b's flow intent from the topology and
+// its interfaces' decoding.
+func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d decodedPorts) (*flowIntent, error) {
 	fi := &flowIntent{fixed: bridgeFlows(b), ports: map[uint64]flows.Port{}, prints: map[uint64]string{}, attached: map[uint64]bool{}}
-	ifs, ports := topo.BridgeInterfaces(b)
+	ifs, _ := topo.BridgeInterfaces(b)
 	// The links' ends come from the same read, not from more selects.
 	byContainer := map[string][]flows.Port{}
-	shared := map[string]bool{}
-	for _, e := range sharedMACs(ifs) {
-		shared[e.Row] = true
-	}
-	for j, i := range ifs {
-		vlan := 0
-		if ports[j].Tag != nil {
-			vlan = *ports[j].Tag
-		}
-		if p, ok, _ := decodePort(i, vlan); ok && !shared[ifaceRow(i)] {
+	for _, i := range ifs {
+		if p, ok := d.flow[i.Name]; ok {
 			c := i.ExternalIDs[ovsdb.KeyContainerID]
 			byContainer[c] = append(byContainer[c], p)
 			cookie := flows.PortCookie(p.Name)

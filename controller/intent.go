@@ -99,19 +99,48 @@ func bridgeIntentErrors(b *vswitchd.Bridge) []error {
 	return errs
 }
 
+// decodedPorts is one decoding of a bridge's container interfaces, shared
+// by a convergence run's flows and its report of bad intent: the flow
+// model of each interface that has flows (by OVS port name) and what does
+// not decode (ports sharing a MAC included, and given no flows).
+type decodedPorts struct {
+	flow map[string]flows.Port
+	bad  []error
+}
+
+// decodePorts decodes ifs, whose ports (for their VLANs) are ports.
+func decodePorts(ifs []vswitchd.Interface, ports []vswitchd.Port) decodedPorts {
+	d := decodedPorts{flow: map[string]flows.Port{}}
+	shared := map[string]bool{}
+	for _, e := range sharedMACs(ifs) {
+		shared[e.Row] = true
+		d.bad = append(d.bad, e)
+	}
+	for j, i := range ifs {
+		vlan := 0
+		if ports[j].Tag != nil {
+			vlan = *ports[j].Tag
+		}
+		p, ok, err := decodePort(i, vlan)
+		if err != nil {
+			d.bad = append(d.bad, err)
+		}
+		if ok && !shared[ifaceRow(i)] {
+			d.flow[i.Name] = p
+		}
+	}
+	return d
+}
+
 // badIntent is every decoding error of an ovsnet bridge and its container
 // interfaces, ports sharing a MAC included, in a stable order.
 func badIntent(topo *ovsdb.Topology, b *vswitchd.Bridge) []error {
-	errs := bridgeIntentErrors(b)
-	ifs, _ := topo.BridgeInterfaces(b)
-	for _, i := range ifs {
-		if _, _, err := decodePort(i, 0); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, d := range sharedMACs(ifs) {
-		errs = append(errs, d)
-	}
+	return badIntentOf(b, decodePorts(topo.BridgeInterfaces(b)))
+}
+
+// badIntentOf is badIntent with the bridge's interfaces already decoded.
+func badIntentOf(b *vswitchd.Bridge, d decodedPorts) []error {
+	errs := append(bridgeIntentErrors(b), d.bad...)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errs
 }

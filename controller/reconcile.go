@@ -149,7 +149,9 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 		if b.ExternalIDs[ovsdb.KeyState] == stateDeleting {
 			continue // finishDeletes could not finish it: reported
 		}
-		bad := badIntent(topo, b)
+		ifs, ports := topo.BridgeInterfaces(b)
+		decoded := decodePorts(ifs, ports)
+		bad := badIntentOf(b, decoded)
 		r.bad = append(r.bad, bad...)
 		var d []string
 		if !badKey(bad, ovsdb.KeySubnet) { // else its addresses stay as they are
@@ -172,7 +174,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 			did = append(did, d...)
 		}
 		tr.step("bridge " + b.Name)
-		fd, asked, err := h.convergeFlows(ctx, topo, b, o)
+		fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, o)
 		if asked {
 			tr.step("flows " + b.Name)
 		} else {
@@ -183,7 +185,6 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 		} else if fd != "" {
 			did = append(did, fd)
 		}
-		ifs, ports := topo.BridgeInterfaces(b)
 		if badKey(bad, ovsdb.KeyIPv4, ovsdb.KeyIPv6) {
 			// An address that does not parse may still be in use: no hint
 			// goes below it.
@@ -195,77 +196,9 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 				errs = append(errs, err)
 			}
 		}
-		// What a veth here needs, worked out at the first one met; not
-		// known while the bridge's own port is missing (ovs-vswitchd
-		// restarting), and then nothing changes.
-		vethOff := sync.OnceValues(func() (off, known bool) {
-			known = true
-			off = noTxOffload(b.ExternalIDs, attach.TypeVeth, datapathOf(b), func() bool {
-				l := hostLinks.Get(b.Name)
-				known = l != nil
-				return attach.TSOActive(l)
-			})
-			return off, known
-		})
-		for j, ifc := range ifs {
-			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.ExternalIDs[ovsdb.KeyState] == stateDetaching {
-				d, err := h.finishDetach(ctx, b.Name, ifc, ports[j])
-				if err != nil {
-					errs = append(errs, err)
-				} else {
-					did = append(did, d)
-				}
-				continue
-			}
-			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.ExternalIDs[ovsdb.KeyState] == stateAttaching {
-				d, err := h.finishAttach(ctx, ifc)
-				if err != nil {
-					errs = append(errs, err)
-				} else if d != "" {
-					did = append(did, d)
-				}
-				continue
-			}
-			if ifc.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && ifc.Type == "internal" {
-				d, err := reattachInternal(ifc, hostLinks.Get(ifc.Name))
-				if err != nil {
-					errs = append(errs, err)
-				} else if d != "" {
-					did = append(did, d)
-				}
-				continue
-			}
-			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ifc.Type != "" {
-				continue
-			}
-			// A veth whose host end is gone has nothing to change (its
-			// container deleted it, or is gone: the note below, and GC).
-			if off, known := vethOff(); known && off != (ifc.ExternalIDs[ovsdb.KeyTxOffload] == "off") && hostLinks.Has(ifc.Name) {
-				d, err := h.convergeTxOffload(ctx, ifc, off)
-				if err != nil {
-					errs = append(errs, err)
-				} else if d != "" {
-					did = append(did, d)
-				}
-			}
-			if ifc.LinkState != nil && *ifc.LinkState == "up" {
-				continue // carrier: both ends are up
-			}
-			l := hostLinks.Get(ifc.Name)
-			if l == nil {
-				// The container (and so the veth) is gone: garbage collection
-				// of such ports belongs to the controller service.
-				notes = append(notes, fmt.Sprintf("veth %s of %s/%s is missing", ifc.Name, ifc.ExternalIDs[ovsdb.KeyContainerID], ifc.ExternalIDs[ovsdb.KeyContainerIface]))
-				continue
-			}
-			if l.Attrs().Flags&net.FlagUp == 0 {
-				if err := netlink.LinkSetUp(l); err != nil {
-					errs = append(errs, fmt.Errorf("set %s up: %w", ifc.Name, err))
-					continue
-				}
-				did = append(did, "set "+ifc.Name+" up")
-			}
-		}
+		var c changes
+		h.reconcilePorts(ctx, b, ifs, ports, hostLinks, &c)
+		did, notes, errs = append(did, c.did...), append(notes, c.notes...), append(errs, c.errs...)
 	}
 	tr.step("ports")
 	for name := range o.seen { // a bridge gone: nothing to watch
@@ -315,14 +248,89 @@ func badKey(errs []error, keys ...string) bool {
 	return false
 }
 
+// changes collects what a reconcile did, noted and failed at.
+type changes struct {
+	did, notes []string
+	errs       []error
+}
+
+// add records one step's result: an error, or what it did ("": nothing).
+func (c *changes) add(did string, err error) {
+	if err != nil {
+		c.errs = append(c.errs, err)
+	} else if did != "" {
+		c.did = append(c.did, did)
+	}
+}
+
+// reconcilePorts finishes bridge b's interrupted attaches and detaches,
+// re-attaches the internal ports a restarted ovs-vswitchd re-created, and
+// keeps its veths' offloads and links as they should be.
+func (h *Host) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface, ports []vswitchd.Port, hostLinks *attach.HostLinks, c *changes) {
+	// What a veth here needs, worked out at the first one met; not known
+	// while the bridge's own port is missing (ovs-vswitchd restarting), and
+	// then nothing changes.
+	vethOff := sync.OnceValues(func() (off, known bool) {
+		known = true
+		off = noTxOffload(b.ExternalIDs, attach.TypeVeth, datapathOf(b), func() bool {
+			l := hostLinks.Get(b.Name)
+			known = l != nil
+			return attach.TSOActive(l)
+		})
+		return off, known
+	})
+	for j, ifc := range ifs {
+		e := ifc.ExternalIDs
+		ours := e[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet
+		switch {
+		case ours && e[ovsdb.KeyState] == stateDetaching:
+			c.add(h.finishDetach(ctx, b.Name, ifc, ports[j]))
+		case ours && e[ovsdb.KeyState] == stateAttaching:
+			c.add(h.finishAttach(ctx, ifc))
+		case ours && ifc.Type == "internal":
+			c.add(reattachInternal(ifc, hostLinks.Get(ifc.Name)))
+		case ours && ifc.Type == "":
+			h.reconcileVeth(ctx, ifc, vethOff, hostLinks, c)
+		}
+	}
+}
+
+// reconcileVeth turns a veth's offloads on or off as the running
+// ovs-vswitchd needs (off: what it needs, if known) and sets its host end
+// up.
+func (h *Host) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, off func() (bool, bool), hostLinks *attach.HostLinks, c *changes) {
+	// A veth whose host end is gone has nothing to change (its container
+	// deleted it, or is gone: the note below, and GC).
+	if off, known := off(); known && off != (ifc.ExternalIDs[ovsdb.KeyTxOffload] == "off") && hostLinks.Has(ifc.Name) {
+		c.add(h.convergeTxOffload(ctx, ifc, off))
+	}
+	if ifc.LinkState != nil && *ifc.LinkState == "up" {
+		return // carrier: both ends are up
+	}
+	l := hostLinks.Get(ifc.Name)
+	if l == nil {
+		// The container (and so the veth) is gone: garbage collection of
+		// such ports belongs to the controller service.
+		c.notes = append(c.notes, fmt.Sprintf("veth %s of %s/%s is missing", ifc.Name, ifc.ExternalIDs[ovsdb.KeyContainerID], ifc.ExternalIDs[ovsdb.KeyContainerIface]))
+		return
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(l); err != nil {
+			c.add("", fmt.Errorf("set %s up: %w", ifc.Name, err))
+			return
+		}
+		c.add("set "+ifc.Name+" up", nil)
+	}
+}
+
 // convergeFlows brings bridge b's flows to the topology's intent and
 // remembers it for the next run. With pass.seen and trust, over the same
 // unbroken connection as the last run, it sends only the objects whose
 // intent changed unexplained (none, after an attach or a detach); else
 // it compares flow counts (asked: a round trip to ovs-vswitchd) and, on a
 // mismatch, the whole table.
-func (h *Host) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, o pass) (did string, asked bool, err error) {
-	fi, err := h.intendedFlows(ctx, topo, b)
+func (h *Host) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d decodedPorts, o pass) (did string, asked bool, err error) {
+	fi, err := h.intendedFlows(ctx, topo, b, d)
 	if err != nil {
 		delete(o.seen, b.Name)
 		return "", false, err
