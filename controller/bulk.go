@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,15 +66,11 @@ func (h *Host) waitOfports(ctx context.Context, names []string) ([]int, error) {
 // vswitchdCPU is the CPU time ovs-vswitchd (found by its pidfile where
 // OVS's tools find it) has used, or -1.
 func vswitchdCPU() time.Duration {
-	dir := os.Getenv("OVS_RUNDIR")
-	if dir == "" {
-		dir = "/var/run/openvswitch"
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "ovs-vswitchd.pid"))
+	pid, err := vswitchdPid(ovsRunDir())
 	if err != nil {
 		return -1
 	}
-	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/stat")
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return -1
 	}
@@ -111,36 +106,11 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 	}
 	br := &snap.Bridge
 	r.br = br
-	// Every port number in use on the host (ports ovsnet did not make
-	// included), to request free ones.
-	all, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil, "name", "ofport", "ofport_request", "external_ids")
+	in, err := scanInUse(ctx, h, snap)
 	if err != nil {
 		return nil, err
 	}
-	taken := map[int]bool{}
-	attached := map[string]string{}
-	names := map[string]bool{}
-	for _, i := range all {
-		for _, n := range []*int{i.Ofport, i.OfportRequest} {
-			if n != nil {
-				taken[*n] = true
-			}
-		}
-		names[i.Name] = true
-		if c, ok := i.ExternalIDs[ovsdb.KeyContainerID]; ok {
-			attached[c+"\x00"+i.ExternalIDs[ovsdb.KeyContainerIface]] = i.Name
-		}
-	}
-	used := map[netip.Addr]bool{}
-	for a := range usedAddrs(snap.Interfaces) {
-		used[a] = true
-	}
-	macs := map[string]string{} // MAC -> holder
-	for _, i := range snap.Interfaces {
-		if m, err := net.ParseMAC(i.ExternalIDs[ovsdb.KeyMAC]); err == nil {
-			macs[m.String()] = ownerOf(i)
-		}
-	}
+	taken, attached, names, used, macs := in.ofports, in.attached, in.names, in.addrs, in.macs
 	set := map[string]string{}
 	next, _ := strconv.Atoi(br.ExternalIDs[ovsdb.KeyNextOfport])
 	if next <= 0 {
@@ -209,6 +179,48 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 	}
 	set[ovsdb.KeyNextOfport] = strconv.Itoa(next + 1)
 	return set, nil
+}
+
+// inUse is what a bulk attach must not take: port numbers, container
+// interfaces already attached (by container and interface), port names,
+// the bridge's addresses and MACs (with their holders).
+type inUse struct {
+	ofports  map[int]bool
+	attached map[string]string
+	names    map[string]bool
+	addrs    map[netip.Addr]bool
+	macs     map[string]string
+}
+
+// scanInUse reads every interface of the host (ports ovsnet did not make
+// included, for free port numbers) and works out what is in use from it
+// and the bridge's snapshot.
+func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse, error) {
+	in := inUse{ofports: map[int]bool{}, attached: map[string]string{}, names: map[string]bool{}, addrs: map[netip.Addr]bool{}, macs: map[string]string{}}
+	all, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil, "name", "ofport", "ofport_request", "external_ids")
+	if err != nil {
+		return in, err
+	}
+	for _, i := range all {
+		for _, n := range []*int{i.Ofport, i.OfportRequest} {
+			if n != nil {
+				in.ofports[*n] = true
+			}
+		}
+		in.names[i.Name] = true
+		if c, ok := i.ExternalIDs[ovsdb.KeyContainerID]; ok {
+			in.attached[c+"\x00"+i.ExternalIDs[ovsdb.KeyContainerIface]] = i.Name
+		}
+	}
+	for a := range usedAddrs(snap.Interfaces) {
+		in.addrs[a] = true
+	}
+	for _, i := range snap.Interfaces {
+		if m, err := net.ParseMAC(i.ExternalIDs[ovsdb.KeyMAC]); err == nil {
+			in.macs[m.String()] = ownerOf(i)
+		}
+	}
+	return in, nil
 }
 
 // nextFree is the first address of s from `from` up (wrapping once to the

@@ -109,16 +109,30 @@ func doctorVswitchd(endpoint string) Finding {
 		return Finding{"ovs-vswitchd", StatusNote, "OVSDB is remote (" + endpoint + "): ovs-vswitchd cannot be seen from here", ""}
 	}
 	dir := filepath.Dir(sock)
-	b, err := os.ReadFile(filepath.Join(dir, "ovs-vswitchd.pid"))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+	pid, err := vswitchdPid(dir)
+	if err != nil || syscall.Kill(pid, 0) != nil {
 		return Finding{"ovs-vswitchd", StatusProblem, "not running (no live pid in " + filepath.Join(dir, "ovs-vswitchd.pid") + "): bridges forward nothing",
 			"start it (systemctl start openvswitch-switch); then `ovsnet reconcile` puts back internal ports and flows"}
 	}
 	return Finding{"ovs-vswitchd", StatusOK, fmt.Sprintf("running (pid %d)", pid), ""}
 }
 
+// ovsRunDir is where OVS's tools find ovs-vswitchd's pid file and the
+// database's socket.
 func ovsRunDir() string { return cmp.Or(os.Getenv("OVS_RUNDIR"), "/var/run/openvswitch") }
+
+// vswitchdPid is the pid in ovs-vswitchd's pid file in dir.
+func vswitchdPid(dir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "ovs-vswitchd.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err == nil && pid <= 0 {
+		err = fmt.Errorf("bad pid %d", pid)
+	}
+	return pid, err
+}
 
 func doctorDatapath(dp string) Finding {
 	if dp == DatapathSystem {

@@ -336,13 +336,14 @@ func Backend() string {
 // holds ovsnet rules too (both legacy and nft): a sign of two ovsnets, or
 // of a backend switch that left rules behind.
 func OtherBackend() string {
-	v, err := exec.Command("iptables", "-V").Output()
-	if err != nil {
+	var other string
+	switch Backend() {
+	case "":
 		return ""
-	}
-	other := "iptables-legacy-save"
-	if strings.Contains(string(v), "legacy") {
+	case "legacy":
 		other = "iptables-nft-save"
+	default:
+		other = "iptables-legacy-save"
 	}
 	out, err := exec.Command(other).Output()
 	if err == nil && strings.Contains(string(out), "OVSNET-") {

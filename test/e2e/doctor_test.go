@@ -9,21 +9,6 @@ import (
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
-// newEnvWith is newEnv with sandbox options.
-func newEnvWith(t *testing.T, o sandbox.Options) *env {
-	t.Helper()
-	sb, err := sandbox.StartWith(uniq("ovt-h"), "", o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := sb.Close(); err != nil {
-			t.Errorf("sandbox cleanup: %v", err)
-		}
-	})
-	return &env{t: t, sb: sb}
-}
-
 // doctor runs ovsnet doctor and returns its output and whether it passed.
 func (e *env) doctor() (string, bool) {
 	e.t.Helper()

@@ -64,7 +64,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	sb, err := sandbox.Start(uniq("ovt-h"), "")
+	return newEnvWith(t, sandbox.Options{})
+}
+
+// newEnvWith is newEnv with sandbox options.
+func newEnvWith(t *testing.T, o sandbox.Options) *env {
+	t.Helper()
+	sb, err := sandbox.StartWith(uniq("ovt-h"), "", o)
 	if err != nil {
 		t.Fatal(err)
 	}
