@@ -43,95 +43,23 @@ var LinkTimeout = 10 * time.Second
 // given matches and re-applies its gateway addresses (idempotent). It
 // returns whether it created the bridge.
 func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
-	if err := CheckIfName("bridge", o.Name); err != nil {
-		return false, err
-	}
-	if err := CheckMTU(o.MTU); err != nil {
-		return false, err
-	}
-	if o.Datapath != "" && o.Datapath != DatapathSystem && o.Datapath != DatapathNetdev {
-		return false, fmt.Errorf("unknown datapath %q: use system (kernel module) or netdev (userspace)", o.Datapath)
-	}
-	if len(o.Gateways) > 0 && len(o.Subnets) == 0 {
-		return false, fmt.Errorf("--gateway needs --subnet")
-	}
-	subnets, err := ipam.ParseSubnets(o.Subnets, o.Gateways)
+	subnets, err := o.check()
 	if err != nil {
 		return false, err
 	}
-	if err := ipam.SetRanges(subnets, o.Ranges); err != nil {
-		return false, err
-	}
-	for _, sn := range subnets {
-		if err := ipam.CheckUsable(sn.Prefix); err != nil {
-			return false, err
-		}
-	}
-	want := map[string]string{}
-	if len(subnets) > 0 {
-		var ss, gs []string
-		for _, s := range subnets {
-			ss = append(ss, s.Prefix.String())
-			gs = append(gs, s.Gateway.String())
-		}
-		want[ovsdb.KeySubnet], want[ovsdb.KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
-		var rs []string
-		for _, s := range subnets {
-			if s.Range.IsValid() {
-				rs = append(rs, s.Range.String())
-			}
-		}
-		if len(rs) > 0 {
-			want[ovsdb.KeyIPRange] = strings.Join(rs, ",")
-		}
-	}
-	if o.MTU > 0 {
-		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
-	} else if len(o.Ranges) > 0 {
-		// Spans hosts: room for the encapsulation until tunnels say
-		// exactly how much (tunnel add). Not a given setting: it changes.
-		want[ovsdb.KeyMTU], want[ovsdb.KeyMTUAuto] = strconv.Itoa(defaultTunnelMTU()), "true"
-	}
-	if o.ICC != nil {
-		want[ovsdb.KeyICC] = strconv.FormatBool(*o.ICC)
-	}
-	if o.NAT != nil {
-		want[ovsdb.KeyNAT] = strconv.FormatBool(*o.NAT)
-	}
-
-	// Settings the user gave, compared with an existing bridge's. A gateway
-	// derived from a subnet differs only when the subnet does; an MTU
-	// ovsnet chose is not one the user gave.
-	given := map[string]string{}
-	for k, v := range want {
-		if (k != ovsdb.KeyPortGW || len(o.Gateways) > 0) && k != ovsdb.KeyMTUAuto && (k != ovsdb.KeyMTU || o.MTU > 0) {
-			given[k] = v
-		}
-	}
-
+	want, given := o.settings(subnets)
 	br, err := h.DB.GetBridge(ctx, o.Name)
 	if err != nil {
 		return false, err
 	}
-	if br == nil {
-		if err := h.checkSubnetsFree(ctx, subnets); err != nil {
+	if br != nil {
+		if err := o.sameAs(br, given); err != nil {
 			return false, err
 		}
-	}
-	if br != nil {
-		var diffs []string
-		for _, k := range sortedKeys(given) {
-			if have := br.ExternalIDs[k]; have != given[k] && !(have == "" && defaultSetting(k) == given[k]) {
-				diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, given[k]))
-			}
-		}
-		if o.Datapath != "" && datapathOf(br) != o.Datapath {
-			diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", datapathOf(br), o.Datapath))
-		}
-		if len(diffs) > 0 {
-			return false, fmt.Errorf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name)
-		}
 		_, err := h.reconcileBridge(ctx, o.Name, br.ExternalIDs)
+		return false, err
+	}
+	if err := h.checkSubnetsFree(ctx, subnets); err != nil {
 		return false, err
 	}
 
@@ -178,6 +106,95 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// check checks add-br's options without reading anything and returns the
+// subnets they give.
+func (o BridgeOptions) check() ([]ipam.Subnet, error) {
+	if err := CheckIfName("bridge", o.Name); err != nil {
+		return nil, err
+	}
+	if err := CheckMTU(o.MTU); err != nil {
+		return nil, err
+	}
+	if o.Datapath != "" && o.Datapath != DatapathSystem && o.Datapath != DatapathNetdev {
+		return nil, fmt.Errorf("unknown datapath %q: use system (kernel module) or netdev (userspace)", o.Datapath)
+	}
+	if len(o.Gateways) > 0 && len(o.Subnets) == 0 {
+		return nil, fmt.Errorf("--gateway needs --subnet")
+	}
+	subnets, err := ipam.ParseSubnets(o.Subnets, o.Gateways)
+	if err != nil {
+		return nil, err
+	}
+	if err := ipam.SetRanges(subnets, o.Ranges); err != nil {
+		return nil, err
+	}
+	for _, sn := range subnets {
+		if err := ipam.CheckUsable(sn.Prefix); err != nil {
+			return nil, err
+		}
+	}
+	return subnets, nil
+}
+
+// settings are the bridge external_ids the options ask for (want), and
+// those of them the user gave, which an existing bridge must have (given):
+// a gateway derived from a subnet differs only when the subnet does; an
+// MTU ovsnet chose is not one the user gave.
+func (o BridgeOptions) settings(subnets []ipam.Subnet) (want, given map[string]string) {
+	want = map[string]string{}
+	if len(subnets) > 0 {
+		var ss, gs, rs []string
+		for _, s := range subnets {
+			ss = append(ss, s.Prefix.String())
+			gs = append(gs, s.Gateway.String())
+			if s.Range.IsValid() {
+				rs = append(rs, s.Range.String())
+			}
+		}
+		want[ovsdb.KeySubnet], want[ovsdb.KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
+		if len(rs) > 0 {
+			want[ovsdb.KeyIPRange] = strings.Join(rs, ",")
+		}
+	}
+	if o.MTU > 0 {
+		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
+	} else if len(o.Ranges) > 0 {
+		// Spans hosts: room for the encapsulation until tunnels say
+		// exactly how much (tunnel add). Not a given setting: it changes.
+		want[ovsdb.KeyMTU], want[ovsdb.KeyMTUAuto] = strconv.Itoa(defaultTunnelMTU()), "true"
+	}
+	if o.ICC != nil {
+		want[ovsdb.KeyICC] = strconv.FormatBool(*o.ICC)
+	}
+	if o.NAT != nil {
+		want[ovsdb.KeyNAT] = strconv.FormatBool(*o.NAT)
+	}
+	given = map[string]string{}
+	for k, v := range want {
+		if (k != ovsdb.KeyPortGW || len(o.Gateways) > 0) && k != ovsdb.KeyMTUAuto && (k != ovsdb.KeyMTU || o.MTU > 0) {
+			given[k] = v
+		}
+	}
+	return want, given
+}
+
+// sameAs refuses an existing bridge whose settings differ from those given.
+func (o BridgeOptions) sameAs(br *vswitchd.Bridge, given map[string]string) error {
+	var diffs []string
+	for _, k := range sortedKeys(given) {
+		if have := br.ExternalIDs[k]; have != given[k] && !(have == "" && defaultSetting(k) == given[k]) {
+			diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, given[k]))
+		}
+	}
+	if o.Datapath != "" && datapathOf(br) != o.Datapath {
+		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", datapathOf(br), o.Datapath))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name)
+	}
+	return nil
 }
 
 // checkSubnetsFree refuses subnets that overlap another ovsnet bridge's or
