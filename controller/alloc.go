@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"sort"
-	"strconv"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -31,33 +31,22 @@ const (
 type claim struct {
 	addrs  []netip.Prefix
 	ofport int
-	set    map[string]string // bridge external_ids to write with the guard
+	hints  []netip.Addr // the bridge's new allocation hints
 }
 
-func hintKey(a netip.Addr) string {
-	if a.Is4() {
-		return ovsdb.KeyHintIPv4
-	}
-	return ovsdb.KeyHintIPv6
-}
-
-func addrKey(a netip.Addr) string {
-	if a.Is4() {
-		return ovsdb.KeyIPv4
-	}
-	return ovsdb.KeyIPv6
-}
+// alloc is the bridge's allocation state after the claim.
+func (c *claim) alloc() intent.Alloc { return intent.Alloc{NextOfport: c.ofport + 1, Hints: c.hints} }
 
 // probe is the query for interfaces on bridge holding address p.
 func probe(bridge string, p netip.Prefix) ovsdb.Query {
 	return ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
-		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, addrKey(p.Addr()): p.String()})}}
+		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.HoldingAddr(bridge, p))}}
 }
 
 // macProbe is the query for interfaces on bridge holding MAC m.
 func macProbe(bridge string, m net.HardwareAddr) ovsdb.Query {
 	return ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
-		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, ovsdb.KeyMAC: m.String()})}}
+		Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.HoldingMAC(bridge, m))}}
 }
 
 // candidateProbes are the queries that tell whether address a (of prefix
@@ -76,8 +65,8 @@ func owner(rows []ovsdbops.Row) string {
 	if len(rows) == 0 {
 		return ""
 	}
-	if m, ok := rows[0]["external_ids"].(ovsdbops.OvsMap); ok {
-		return fmt.Sprintf("%v/%v", m.GoMap[ovsdb.KeyContainerID], m.GoMap[ovsdb.KeyContainerIface])
+	if ref := intent.RefOf(ovsdb.ExternalIDsOf(rows[0])); ref.Container != "" {
+		return ref.String()
 	}
 	return "another port"
 }
@@ -88,23 +77,22 @@ func owner(rows []ovsdbops.Row) string {
 // addresses from probes starting at the bridge's hints. Only the
 // ovs-docker-style case (an explicit address on a bridge without a subnet
 // of its family) and a bridge without a counter read all of its ports.
-func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam.Subnet, requested []netip.Prefix, auto bool) (*claim, error) {
-	ext := br.ExternalIDs
-	c := &claim{set: map[string]string{}}
+func (h *Host) allocate(ctx context.Context, br intent.Bridge, subnets []ipam.Subnet, requested []netip.Prefix, auto bool) (*claim, error) {
+	c := &claim{}
 	var snap *ovsdb.BridgeSnapshot
 	scan := func() (*ovsdb.BridgeSnapshot, error) {
 		if snap != nil {
 			return snap, nil
 		}
 		var err error
-		snap, err = h.DB.ReadBridge(ctx, br.Name)
+		snap, err = h.DB.ReadBridge(ctx, br.Name, intent.OfBridge(br.Name))
 		if err == nil && snap == nil {
 			err = noBridge(br.Name)
 		}
 		return snap, err
 	}
 
-	c.ofport, _ = strconv.Atoi(ext[ovsdb.KeyNextOfport])
+	c.ofport = br.NextOfport
 	if c.ofport <= 0 || c.ofport >= tunnelOfportBase {
 		s, err := scan()
 		if err != nil {
@@ -159,7 +147,7 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 			if hasFamily(c.addrs, s.Prefix.Addr()) {
 				continue
 			}
-			from, _ := netip.ParseAddr(ext[hintKey(s.Prefix.Addr())])
+			from := br.Hints[s.Prefix.Addr().Is4()]
 			fams = append(fams, &fam{s: s, from: from})
 		}
 	}
@@ -235,7 +223,7 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 			if f.resolved {
 				c.addrs = append(c.addrs, f.chosen)
 				// Every address from the hint up to the chosen one is in use.
-				c.set[hintKey(f.chosen.Addr())] = f.chosen.Addr().Next().String()
+				c.hints = append(c.hints, f.chosen.Addr().Next())
 				continue
 			}
 			f.from = f.batch[len(f.batch)-1].Next()
@@ -243,7 +231,6 @@ func (h *Host) allocate(ctx context.Context, br *vswitchd.Bridge, subnets []ipam
 		}
 		fams = left
 	}
-	c.set[ovsdb.KeyNextOfport] = strconv.Itoa(c.ofport + 1)
 	// IPv4 first, as Docker lists them, whichever family a probe round
 	// settled first.
 	sort.SliceStable(c.addrs, func(i, j int) bool { return c.addrs[i].Addr().Is4() && !c.addrs[j].Addr().Is4() })
@@ -260,23 +247,23 @@ func ofportProbe(column string, n int) ovsdb.Query {
 
 // lowerHints returns the bridge hint updates for addresses being freed: a
 // hint never stays above a free address.
-func lowerHints(ext map[string]string, freed []netip.Addr) map[string]string {
-	set := map[string]string{}
+func lowerHints(b intent.Bridge, freed []netip.Addr) map[string]string {
+	lowered := map[bool]netip.Addr{}
 	for _, a := range freed {
-		k := hintKey(a)
-		cur := ext[k]
-		if v, ok := set[k]; ok {
-			cur = v
+		h, ok := lowered[a.Is4()]
+		if !ok {
+			h = b.Hints[a.Is4()]
 		}
-		h, err := netip.ParseAddr(cur)
-		if err != nil {
-			continue // no hint: allocation starts at the first host anyway
-		}
-		if a.Less(h) {
-			set[k] = a.String()
+		// No hint: allocation starts at the first host anyway.
+		if h.IsValid() && a.Less(h) {
+			lowered[a.Is4()] = a
 		}
 	}
-	return set
+	var al intent.Alloc
+	for _, a := range lowered {
+		al.Hints = append(al.Hints, a)
+	}
+	return al.Encode()
 }
 
 // hasFamily reports whether ps holds an address of a's family.
@@ -304,7 +291,7 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 		{Table: vswitchd.BridgeTable, Where: []ovsdbops.Condition{ovsdb.NameIs(o.Bridge)},
 			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "other_config"}},
 		{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
-			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyContainerID: o.Container, ovsdb.KeyContainerIface: o.Iface})}},
+			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainer(o.Container, o.Iface))}},
 		{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)}, Columns: []string{"name"}},
 	}
 	if it.rq.mac != nil {
@@ -322,8 +309,8 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 	if len(brs) == 0 {
 		return noBridge(o.Bridge)
 	}
-	r.br = &brs[0]
-	if r.subnets, r.nb, err = it.rq.checkOn(r.br); err != nil {
+	r.setBridge(&brs[0])
+	if r.subnets, r.nb, err = it.rq.checkOn(r.bi); err != nil {
 		return err
 	}
 	if len(rs[1]) > 0 {
@@ -350,13 +337,13 @@ func (probeAllocator) allocate(ctx context.Context, r *attachRun, again bool) (m
 		if err != nil {
 			return nil, err
 		}
-		r.br = br
+		r.setBridge(br)
 	}
-	cl, err := r.h.allocate(ctx, r.br, r.subnets, it.rq.requested, it.rq.auto)
+	cl, err := r.h.allocate(ctx, r.bi, r.subnets, it.rq.requested, it.rq.auto)
 	if err != nil {
 		return nil, err
 	}
 	it.addrs, it.ofport = cl.addrs, cl.ofport
 	r.fill(it, r.subnets, it.rq.mac, func() bool { return attach.BridgeTSO(r.bridge) })
-	return cl.set, nil
+	return cl.alloc().Encode(), nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,9 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
-	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -47,13 +46,13 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	want, given := o.settings(subnets)
+	want := o.settings(subnets)
 	br, err := h.DB.GetBridge(ctx, o.Name)
 	if err != nil {
 		return false, err
 	}
 	if br != nil {
-		if err := o.sameAs(br, given); err != nil {
+		if err := o.sameAs(br, want); err != nil {
 			return false, err
 		}
 		_, err := h.reconcileBridge(ctx, o.Name, br.ExternalIDs)
@@ -67,9 +66,8 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if dp == "" {
 		dp = DetectDatapath()
 	}
-	ext := map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyGen: "0", ovsdb.KeyNextOfport: "1",
-		ovsdb.KeyICC: "true", ovsdb.KeyNAT: "true"}
-	for k, v := range want {
+	ext := intent.NewBridge()
+	for k, v := range want.Encode() {
 		ext[k] = v
 	}
 	mac := randomMAC()
@@ -90,9 +88,9 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
 		return undo(err)
 	}
-	intent := bridgeIntent(o.Name, ext)
-	intent.GatewayMAC = mac
-	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(intent)); err != nil {
+	fb := bridgeIntent(intent.DecodeBridge(o.Name, ext))
+	fb.GatewayMAC = mac
+	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(fb)); err != nil {
 		return undo(err)
 	}
 	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {
@@ -138,56 +136,20 @@ func (o BridgeOptions) check() ([]ipam.Subnet, error) {
 	return subnets, nil
 }
 
-// settings are the bridge external_ids the options ask for (want), and
-// those of them the user gave, which an existing bridge must have (given):
-// a gateway derived from a subnet differs only when the subnet does; an
-// MTU ovsnet chose is not one the user gave.
-func (o BridgeOptions) settings(subnets []ipam.Subnet) (want, given map[string]string) {
-	want = map[string]string{}
-	if len(subnets) > 0 {
-		var ss, gs, rs []string
-		for _, s := range subnets {
-			ss = append(ss, s.Prefix.String())
-			gs = append(gs, s.Gateway.String())
-			if s.Range.IsValid() {
-				rs = append(rs, s.Range.String())
-			}
-		}
-		want[ovsdb.KeySubnet], want[ovsdb.KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
-		if len(rs) > 0 {
-			want[ovsdb.KeyIPRange] = strings.Join(rs, ",")
-		}
-	}
-	if o.MTU > 0 {
-		want[ovsdb.KeyMTU] = strconv.Itoa(o.MTU)
-	} else if len(o.Ranges) > 0 {
+// settings are what the options ask of the bridge.
+func (o BridgeOptions) settings(subnets []ipam.Subnet) intent.Settings {
+	s := intent.Settings{Subnets: subnets, GatewaysGiven: len(o.Gateways) > 0, MTU: o.MTU, ICC: o.ICC, NAT: o.NAT}
+	if o.MTU == 0 && len(o.Ranges) > 0 {
 		// Spans hosts: room for the encapsulation until tunnels say
-		// exactly how much (tunnel add). Not a given setting: it changes.
-		want[ovsdb.KeyMTU], want[ovsdb.KeyMTUAuto] = strconv.Itoa(defaultTunnelMTU()), "true"
+		// exactly how much (tunnel add).
+		s.AutoMTU = defaultTunnelMTU()
 	}
-	if o.ICC != nil {
-		want[ovsdb.KeyICC] = strconv.FormatBool(*o.ICC)
-	}
-	if o.NAT != nil {
-		want[ovsdb.KeyNAT] = strconv.FormatBool(*o.NAT)
-	}
-	given = map[string]string{}
-	for k, v := range want {
-		if (k != ovsdb.KeyPortGW || len(o.Gateways) > 0) && k != ovsdb.KeyMTUAuto && (k != ovsdb.KeyMTU || o.MTU > 0) {
-			given[k] = v
-		}
-	}
-	return want, given
+	return s
 }
 
 // sameAs refuses an existing bridge whose settings differ from those given.
-func (o BridgeOptions) sameAs(br *vswitchd.Bridge, given map[string]string) error {
-	var diffs []string
-	for _, k := range sortedKeys(given) {
-		if have := br.ExternalIDs[k]; have != given[k] && !(have == "" && defaultSetting(k) == given[k]) {
-			diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, given[k]))
-		}
-	}
+func (o BridgeOptions) sameAs(br *vswitchd.Bridge, s intent.Settings) error {
+	diffs := s.Differences(br.ExternalIDs)
 	if o.Datapath != "" && datapathOf(br) != o.Datapath {
 		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", datapathOf(br), o.Datapath))
 	}
@@ -204,14 +166,14 @@ func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) erro
 	if len(subnets) == 0 {
 		return nil
 	}
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet})}, "name", "external_ids")
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids")
 	if err != nil {
 		return err
 	}
 	ours := map[string]bool{}
 	for _, b := range bs {
 		ours[b.Name] = true
-		theirs, _ := bridgeSubnets(b.ExternalIDs)
+		theirs := intent.DecodeBridge(b.Name, b.ExternalIDs).Subnets
 		for _, t := range theirs {
 			for _, sn := range subnets {
 				if t.Prefix.Overlaps(sn.Prefix) {
@@ -247,23 +209,15 @@ func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) erro
 	return nil
 }
 
-func defaultSetting(k string) string {
-	switch k {
-	case ovsdb.KeyICC, ovsdb.KeyNAT:
-		return "true"
-	}
-	return ""
-}
-
 // reconcileBridge puts the gateway addresses and MTU on the bridge's
 // internal port and brings it up. It waits for ovs-vswitchd to create the
 // device only when there is something to put on it. It returns what it changed.
 func (h *Host) reconcileBridge(ctx context.Context, name string, ext map[string]string) ([]string, error) {
-	subnets, err := bridgeSubnets(ext)
-	if err != nil {
-		return nil, fmt.Errorf("bridge %s: bad stored settings: %w", name, err)
+	bi := intent.DecodeBridge(name, ext)
+	if bi.SubnetsErr != nil {
+		return nil, bi.SubnetsErr
 	}
-	mtu := atoi(ext[ovsdb.KeyMTU])
+	subnets, mtu := bi.Subnets, bi.MTU
 	if len(subnets) == 0 && mtu == 0 {
 		return nil, nil
 	}
@@ -342,8 +296,8 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if br == nil {
 		return noBridge(name)
 	}
-	if br.ExternalIDs[ovsdb.KeyState] != stateDeleting {
-		if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeExternalIDs(name, map[string]string{ovsdb.KeyState: stateDeleting})); err != nil {
+	if !intent.DecodeBridge(name, br.ExternalIDs).Deleting {
+		if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeExternalIDs(name, intent.Deleting())); err != nil {
 			return fmt.Errorf("delete bridge %q: %w", name, err)
 		}
 	}
@@ -352,8 +306,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	ifs, _ := topo.BridgeInterfaces(br)
 	var errs []error
 	for _, i := range ifs {
-		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
-		errs = append(errs, h.release(ctx, i, ms, nil, false))
+		errs = append(errs, h.release(ctx, i, published(i), nil, false))
 	}
 	if err := errors.Join(append(errs, removeLinks(ifs))...); err != nil {
 		return fmt.Errorf("delete bridge %q: %w (run del-br again, or reconcile, to finish)", name, err)

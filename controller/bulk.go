@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -97,7 +97,7 @@ func (scanAllocator) check(context.Context, *attachRun) error { return nil }
 // external_ids the guarded commit must write.
 func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[string]string, error) {
 	h, bridge, items := r.h, r.bridge, r.items
-	snap, err := h.DB.ReadBridge(ctx, bridge)
+	snap, err := h.DB.ReadBridge(ctx, bridge, intent.OfBridge(bridge))
 	if err != nil {
 		return nil, err
 	}
@@ -105,21 +105,20 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 		return nil, noBridge(bridge)
 	}
 	br := &snap.Bridge
-	r.br = br
+	r.setBridge(br)
 	in, err := scanInUse(ctx, h, snap)
 	if err != nil {
 		return nil, err
 	}
 	taken, attached, names, used, macs := in.ofports, in.attached, in.names, in.addrs, in.macs
-	set := map[string]string{}
-	next, _ := strconv.Atoi(br.ExternalIDs[ovsdb.KeyNextOfport])
+	next := r.bi.NextOfport
 	if next <= 0 {
 		next = 1
 	}
-	hints := map[bool]netip.Addr{} // by Is4
+	hints := map[bool]netip.Addr{} // by Is4: the next address to probe
 	tso := sync.OnceValue(func() bool { return attach.BridgeTSO(bridge) })
 	for n, it := range items {
-		subs, _, err := it.rq.checkOn(br)
+		subs, _, err := it.rq.checkOn(r.bi)
 		if err != nil {
 			return nil, r.itemErr(n, it.o, err)
 		}
@@ -149,7 +148,7 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 				is4 := s.Prefix.Addr().Is4()
 				from, ok := hints[is4]
 				if !ok {
-					from, _ = netip.ParseAddr(br.ExternalIDs[hintKey(s.Prefix.Addr())])
+					from = r.bi.Hints[is4]
 				}
 				a, err := nextFree(s, from, used)
 				if err != nil {
@@ -157,7 +156,6 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 				}
 				used[a] = true
 				hints[is4] = a.Next()
-				set[hintKey(a)] = a.Next().String()
 				it.addrs = append(it.addrs, netip.PrefixFrom(a, s.Prefix.Bits()))
 			}
 		}
@@ -175,10 +173,13 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 			}
 		}
 		r.fill(it, subs, it.rq.mac, tso)
-		macs[it.intent.MAC.String()] = it.o.Container + "/" + it.o.Iface
+		macs[it.port.MAC.String()] = it.o.Container + "/" + it.o.Iface
 	}
-	set[ovsdb.KeyNextOfport] = strconv.Itoa(next + 1)
-	return set, nil
+	a := intent.Alloc{NextOfport: next + 1}
+	for _, h := range hints {
+		a.Hints = append(a.Hints, h)
+	}
+	return a.Encode(), nil
 }
 
 // inUse is what a bulk attach must not take: port numbers, container
@@ -208,15 +209,15 @@ func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse,
 			}
 		}
 		in.names[i.Name] = true
-		if c, ok := i.ExternalIDs[ovsdb.KeyContainerID]; ok {
-			in.attached[c+"\x00"+i.ExternalIDs[ovsdb.KeyContainerIface]] = i.Name
+		if ref := intent.RefOf(i.ExternalIDs); ref.Container != "" {
+			in.attached[ref.Container+"\x00"+ref.Iface] = i.Name
 		}
 	}
 	for a := range usedAddrs(snap.Interfaces) {
 		in.addrs[a] = true
 	}
 	for _, i := range snap.Interfaces {
-		if m, err := net.ParseMAC(i.ExternalIDs[ovsdb.KeyMAC]); err == nil {
+		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
 			in.macs[m.String()] = ownerOf(i)
 		}
 	}

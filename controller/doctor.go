@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -198,14 +199,14 @@ func doctorMTU(topo *ovsdb.Topology) Finding {
 	dev, mtu := defaultRouteMTU()
 	var bad []string
 	for i := range topo.Bridges {
-		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		bi := intent.DecodeBridge(topo.Bridges[i].Name, topo.Bridges[i].ExternalIDs)
+		if !bi.Owned {
 			continue
 		}
-		bm := atoi(b.ExternalIDs[ovsdb.KeyMTU])
-		for _, t := range bridgeTunnels(b.Name, b.ExternalIDs) {
+		bm := bi.MTU
+		for _, t := range bi.GoodTunnels() {
 			if max := t.UnderlayMTU - TunnelOverhead(t.Type); t.UnderlayMTU > 0 && (bm == 0 || bm > max) {
-				bad = append(bad, fmt.Sprintf("bridge %s's MTU %d is above what its %s tunnel to %s carries (%d)", b.Name, cmp.Or(bm, 1500), t.Type, t.Remote, max))
+				bad = append(bad, fmt.Sprintf("bridge %s's MTU %d is above what its %s tunnel to %s carries (%d)", bi.Name, cmp.Or(bm, 1500), t.Type, t.Remote, max))
 			}
 		}
 	}
@@ -247,7 +248,8 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 	var fs []Finding
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
+		if !bi.Owned {
 			continue
 		}
 		for _, err := range badIntent(topo, b) {
@@ -256,13 +258,13 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 		ifs, _ := topo.BridgeInterfaces(b)
 		ports := map[string]bool{}
 		for _, ifc := range ifs {
-			ports[ifc.ExternalIDs[ovsdb.KeyContainerID]] = true
+			ports[intent.RefOf(ifc.ExternalIDs).Container] = true
 			if ifc.Error != nil && *ifc.Error != "" {
 				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, ownerOf(ifc), b.Name, *ifc.Error),
 					"ovsnet reconcile; if it stays, detach the container and attach it again"})
 			}
 		}
-		for _, l := range bridgeLinks(b.ExternalIDs) {
+		for _, l := range bi.Links {
 			for _, end := range []string{l.Src, l.Dst} {
 				if _, remote := remoteAddr(end); !remote && !ports[end] {
 					fs = append(fs, Finding{"links", StatusNote, fmt.Sprintf("link %s -> %s on %s: %s has no port there", l.Src, l.Dst, b.Name, end),

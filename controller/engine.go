@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
@@ -49,8 +49,8 @@ type attachItem struct {
 	host      string // OVS port name
 	typ       string
 	netns     string
-	intent    PortIntent    // what its row says
-	cfg       attach.Config // what its container's interface gets (intent.Config)
+	port      intent.Port   // what its row says
+	cfg       attach.Config // what its container's interface gets (portConfig)
 	addrs     []netip.Prefix
 	ofport    int
 	veth      bool   // its veth exists (to roll back)
@@ -66,7 +66,8 @@ type attachRun struct {
 	items   []*attachItem
 	lines   bool // name items by line in errors (add-ports' list)
 	alloc   allocator
-	br      *vswitchd.Bridge
+	br      *vswitchd.Bridge // as read, for the guard
+	bi      intent.Bridge    // its intent, decoded
 	subnets []ipam.Subnet
 	nb      nat.Bridge // for publishing
 	tr      *tracer
@@ -115,7 +116,7 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 		return nil, err
 	}
 	for _, it := range r.items {
-		p := it.intent.View(it.host, it.ofport, it.o.VLAN)
+		p := portView(it.port, it.host, it.ofport, it.o.VLAN)
 		ps = append(ps, &p)
 	}
 	return ps, nil
@@ -184,6 +185,11 @@ func (r *attachRun) checkLinks() error {
 	})
 }
 
+// setBridge is the bridge as read, and its intent.
+func (r *attachRun) setBridge(br *vswitchd.Bridge) {
+	r.br, r.bi = br, intent.DecodeBridge(br.Name, br.ExternalIDs)
+}
+
 // fill works out item it's type, MTU, MAC and intent once its addresses
 // and port number are known; mac nil derives it from the addresses.
 func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAddr, tso func() bool) {
@@ -193,17 +199,17 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	}
 	mtu := it.o.MTU
 	if mtu == 0 {
-		mtu = atoi(r.br.ExternalIDs[ovsdb.KeyMTU])
+		mtu = r.bi.MTU
 	}
 	if mac == nil {
 		mac = macFor(it.addrs)
 	}
 	// Until the container side is configured the row says attaching: if
 	// this process dies before that, convergence finds it and finishes.
-	it.intent = PortIntent{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
-		State: stateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
-		NoTxOffload: noTxOffload(r.br.ExternalIDs, it.typ, dp, tso)}
-	it.cfg = it.intent.Config(it.o.routes())
+	it.port = intent.Port{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
+		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
+		NoTxOffload: noTxOffload(r.bi, it.typ, dp, tso)}
+	it.cfg = portConfig(it.port, it.o.routes())
 }
 
 // commit allocates, creates the veths and commits every row in one guarded
@@ -280,7 +286,7 @@ func (it *attachItem) portSpec() ovsdb.PortSpec {
 	if it.typ == attach.TypeInternal {
 		ptype = "internal"
 	}
-	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: it.intent.Encode()}
+	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: it.port.Encode(), PortIDs: intent.Ownership(it.port.Bridge)}
 }
 
 // containers are the items' containers.
@@ -298,10 +304,10 @@ func (r *attachRun) installFlows(ctx context.Context) error {
 	var chs []flows.Change
 	for _, it := range r.items {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(it.host), Mask: flows.ObjectMask,
-			Flows: flows.PortFlows(it.intent.FlowPort(it.host, it.ofport, it.o.VLAN))})
+			Flows: flows.PortFlows(flowPort(it.port, it.host, it.ofport, it.o.VLAN))})
 	}
 	cs := r.containers()
-	lchs, err := r.h.linkChanges(ctx, r.bridge, r.br.ExternalIDs, func(s, d string) bool { return cs[s] || cs[d] }, nil)
+	lchs, err := r.h.linkChanges(ctx, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)
 	if err != nil {
 		return err
 	}
@@ -382,7 +388,7 @@ func (r *attachRun) publish(ctx context.Context) error {
 		if len(it.rq.publish) == 0 {
 			continue
 		}
-		ifs, err := r.h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: it.o.Container, ovsdb.KeyContainerIface: it.o.Iface})
+		ifs, err := r.h.DB.FindInterfaces(ctx, intent.OfContainer(it.o.Container, it.o.Iface))
 		if err == nil && len(ifs) == 0 {
 			err = fmt.Errorf("interface row of %s vanished", it.host)
 		}
@@ -404,7 +410,7 @@ func (r *attachRun) publish(ctx context.Context) error {
 func (r *attachRun) markReady(ctx context.Context) error {
 	var ops []ovsdbops.Operation
 	for _, it := range r.items {
-		ops = append(ops, ovsdb.SetInterfaceExternalIDs(it.ifaceUUID, map[string]string{ovsdb.KeyState: stateReady})...)
+		ops = append(ops, ovsdb.SetInterfaceExternalIDs(it.ifaceUUID, intent.State(intent.StateReady))...)
 	}
 	_, err := r.h.DB.Commit(ctx, ops)
 	r.tr.step("mark ready")
@@ -423,9 +429,8 @@ func (r *attachRun) rollback(cause error) error {
 	lo, hi := 0, 0
 	for _, it := range r.items {
 		if it.published {
-			if ifs, err := r.h.DB.FindInterfaces(bg, map[string]string{ovsdb.KeyContainerID: it.o.Container, ovsdb.KeyContainerIface: it.o.Iface}); err == nil && len(ifs) > 0 {
-				ms, _ := nat.ParseList(ifs[0].ExternalIDs[ovsdb.KeyPublish])
-				errs = append(errs, r.h.release(bg, ifs[0], ms, nil, false))
+			if ifs, err := r.h.DB.FindInterfaces(bg, intent.OfContainer(it.o.Container, it.o.Iface)); err == nil && len(ifs) > 0 {
+				errs = append(errs, r.h.release(bg, ifs[0], published(ifs[0]), nil, false))
 			}
 		}
 		if it.veth {
@@ -475,10 +480,10 @@ func (r *attachRun) deleteInternals() error {
 func (h *Host) returnOfports(ctx context.Context, bridge string, lo, hi int) error {
 	return onConflict(func() error {
 		br, err := h.DB.GetBridge(ctx, bridge)
-		if err != nil || br == nil || br.ExternalIDs[ovsdb.KeyNextOfport] != strconv.Itoa(hi+1) {
+		if err != nil || br == nil || intent.DecodeBridge(bridge, br.ExternalIDs).NextOfport != hi+1 {
 			return err
 		}
-		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, map[string]string{ovsdb.KeyNextOfport: strconv.Itoa(lo)}))
+		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, intent.Alloc{NextOfport: lo}.Encode()))
 		return err
 	})
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/ovsnet/ovsnet/flows"
 )
 
-// intent builds a flowIntent of one flow per cookie with the given prints.
-func intent(prints map[uint64]string, attached ...uint64) *flowIntent {
+// flowIntentOf builds a flowIntent of one flow per cookie with the given prints.
+func flowIntentOf(prints map[uint64]string, attached ...uint64) *flowIntent {
 	fi := &flowIntent{prints: prints, attached: map[uint64]bool{}}
 	for c := range prints {
 		fi.fixed = append(fi.fixed, &ovs.Flow{Cookie: c, Table: 1}, &ovs.Flow{Cookie: c, Table: 2})
@@ -48,13 +48,13 @@ func TestUnexplained(t *testing.T) {
 		want  []uint64
 		flows int // in the first change
 	}{
-		{"nothing changed", intent(map[uint64]string{br: "b", p1: "1", l1: "l"}), nil, 0},
-		{"port attached and ready", intent(map[uint64]string{br: "b", p1: "1", l1: "l", p2: "2"}, p2), nil, 0},
-		{"port not finished attaching", intent(map[uint64]string{br: "b", p1: "1", l1: "l", p2: "2"}), []uint64{p2}, 2},
-		{"port detached", intent(map[uint64]string{br: "b", l1: "l"}), nil, 0},
-		{"port changed in place (VLAN set)", intent(map[uint64]string{br: "b", p1: "1 vlan 10", l1: "l"}, p1), []uint64{p1}, 2},
-		{"bridge flows changed", intent(map[uint64]string{br: "b icc off", p1: "1", l1: "l"}), []uint64{br}, 2},
-		{"link removed", intent(map[uint64]string{br: "b", p1: "1"}), []uint64{l1}, 0},
+		{"nothing changed", flowIntentOf(map[uint64]string{br: "b", p1: "1", l1: "l"}), nil, 0},
+		{"port attached and ready", flowIntentOf(map[uint64]string{br: "b", p1: "1", l1: "l", p2: "2"}, p2), nil, 0},
+		{"port not finished attaching", flowIntentOf(map[uint64]string{br: "b", p1: "1", l1: "l", p2: "2"}), []uint64{p2}, 2},
+		{"port detached", flowIntentOf(map[uint64]string{br: "b", l1: "l"}), nil, 0},
+		{"port changed in place (VLAN set)", flowIntentOf(map[uint64]string{br: "b", p1: "1 vlan 10", l1: "l"}, p1), []uint64{p1}, 2},
+		{"bridge flows changed", flowIntentOf(map[uint64]string{br: "b icc off", p1: "1", l1: "l"}), []uint64{br}, 2},
+		{"link removed", flowIntentOf(map[uint64]string{br: "b", p1: "1"}), []uint64{l1}, 0},
 	} {
 		got := unexplained(was, tc.now)
 		cs := changedCookies(t, got)

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/digitalocean/go-openvswitch/ovs"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -19,17 +19,18 @@ import (
 
 // Everything here turns OVSDB intent into flows; nothing else decides them.
 
-func bridgeIntent(name string, ext map[string]string) flows.Bridge {
-	icc, _ := decodeICC(name, ext) // off when it does not decode (reported by reconcile)
-	b := flows.Bridge{ICC: icc}
-	subs, _ := bridgeSubnets(ext)
-	for _, s := range subs {
+// bridgeIntent is bridge bi's flow model. What does not decode is read
+// strictly (package intent): icc off, no gateway while the subnets do not
+// decode, no flows of a tunnel whose intent does not.
+func bridgeIntent(bi intent.Bridge) flows.Bridge {
+	b := flows.Bridge{ICC: bi.ICC}
+	for _, s := range bi.Subnets {
 		b.Gateways = append(b.Gateways, s.Gateway)
 		if s.Range.IsValid() {
 			b.Subnets, b.Ranges = append(b.Subnets, s.Prefix), append(b.Ranges, s.Range)
 		}
 	}
-	for _, t := range bridgeTunnels("", ext) {
+	for _, t := range bi.GoodTunnels() {
 		b.Tunnels = append(b.Tunnels, t.Ofport)
 	}
 	return b
@@ -38,21 +39,9 @@ func bridgeIntent(name string, ext map[string]string) flows.Bridge {
 // bridgeFlows are bridge b's bridge-wide flows, from its settings and the
 // gateway MAC it was created with.
 func bridgeFlows(b *vswitchd.Bridge) []*ovs.Flow {
-	intent := bridgeIntent(b.Name, b.ExternalIDs)
-	intent.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
-	return flows.BridgeFlows(intent)
-}
-
-// LinkKey is the bridge external_ids key of the link SRC -> DST.
-func LinkKey(src, dst string) string { return ovsdb.KeyLinkPrefix + src + ">" + dst }
-
-func parseLinkKey(k string) (src, dst string, ok bool) {
-	rest, ok := strings.CutPrefix(k, ovsdb.KeyLinkPrefix)
-	if !ok {
-		return "", "", false
-	}
-	src, dst, ok = strings.Cut(rest, ">")
-	return src, dst, ok
+	fb := bridgeIntent(intent.DecodeBridge(b.Name, b.ExternalIDs))
+	fb.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
+	return flows.BridgeFlows(fb)
 }
 
 // ParseRules parses --port values (PORT, PORT/tcp, PORT/udp); "all" or
@@ -91,7 +80,7 @@ func rulesString(rs []flows.Rule) string {
 // their VLANs: a narrow select, not the bridge's whole port list.
 func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([]flows.Port, error) {
 	ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB,
-		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyBridge: bridge, ovsdb.KeyContainerID: container})},
+		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainerOn(bridge, container))},
 		"_uuid", "name", "ofport", "ofport_request", "external_ids")
 	if err != nil {
 		return nil, err
@@ -112,7 +101,7 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 // linkChanges recomputes the flows of the bridge's links that match (nil:
 // all of them). ports gives a container's ports on the bridge; nil reads
 // them from OVSDB (a caller holding the whole topology passes its own).
-func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]string, match func(src, dst string) bool,
+func (h *Host) linkChanges(ctx context.Context, bridge string, links []intent.Link, match func(src, dst string) bool,
 	ports func(container string) ([]flows.Port, error)) ([]flows.Change, error) {
 	var chs []flows.Change
 	if ports == nil {
@@ -126,14 +115,14 @@ func (h *Host) linkChanges(ctx context.Context, bridge string, ext map[string]st
 			return ps, err
 		}
 	}
-	for _, k := range sortedKeys(ext) {
-		src, dst, ok := parseLinkKey(k)
-		if !ok || (match != nil && !match(src, dst)) {
+	for _, l := range links {
+		src, dst := l.Src, l.Dst
+		if match != nil && !match(src, dst) {
 			continue
 		}
-		rules, err := ParseRules(splitList(ext[k]))
+		rules, err := ParseRules(splitList(l.Ports))
 		if err != nil {
-			return nil, fmt.Errorf("bridge %s: bad stored link %s: %w", bridge, k, err)
+			return nil, fmt.Errorf("bridge %s: bad stored link %s: %w", bridge, intent.LinkKey(src, dst), err)
 		}
 		ch := flows.Change{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}
 		sps, err := linkEnd(src, ports)
@@ -239,17 +228,17 @@ func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 	byContainer := map[string][]flows.Port{}
 	for _, i := range ifs {
 		if p, ok := d.flow[i.Name]; ok {
-			c := i.ExternalIDs[ovsdb.KeyContainerID]
-			byContainer[c] = append(byContainer[c], p)
+			ref := intent.RefOf(i.ExternalIDs)
+			byContainer[ref.Container] = append(byContainer[ref.Container], p)
 			cookie := flows.PortCookie(p.Name)
 			fi.ports[cookie] = p
 			fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
-			if i.ExternalIDs[ovsdb.KeyState] == stateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
+			if ref.State == intent.StateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
 				fi.attached[cookie] = true
 			}
 		}
 	}
-	chs, err := h.linkChanges(ctx, b.Name, b.ExternalIDs, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
+	chs, err := h.linkChanges(ctx, b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
 	if err != nil {
 		return nil, err
 	}
@@ -389,24 +378,11 @@ const tableAll = 0xff
 
 // Link is one link as show reports it.
 type Link struct {
-	Src   string `json:"src"`
-	Dst   string `json:"dst"`
-	Ports string `json:"ports"`
+	intent.Link
 	// Dangling are the ends with no port on the bridge (detached): the link
 	// lets nothing through until they are attached again (ovsnet unlink
 	// removes it).
 	Dangling []string `json:"dangling,omitempty"`
-}
-
-func bridgeLinks(ext map[string]string) []Link {
-	var ls []Link
-	for k, v := range ext {
-		if src, dst, ok := parseLinkKey(k); ok {
-			ls = append(ls, Link{Src: src, Dst: dst, Ports: v})
-		}
-	}
-	sort.Slice(ls, func(i, j int) bool { return ls[i].Src+">"+ls[i].Dst < ls[j].Src+">"+ls[j].Dst })
-	return ls
 }
 
 // involving matches the links with container at either end.

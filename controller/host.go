@@ -18,8 +18,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
-	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -117,19 +117,6 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 	return m, nil
 }
 
-// bridgeSubnets reads a bridge's subnets and gateways from its external_ids.
-func bridgeSubnets(ext map[string]string) ([]ipam.Subnet, error) {
-	subs := splitList(ext[ovsdb.KeySubnet])
-	if len(subs) == 0 {
-		return nil, nil
-	}
-	ss, err := ipam.ParseSubnets(subs, splitList(ext[ovsdb.KeyPortGW]))
-	if err != nil {
-		return nil, err
-	}
-	return ss, ipam.SetRanges(ss, splitList(ext[ovsdb.KeyIPRange]))
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -149,15 +136,13 @@ func atoi(s string) int {
 func usedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
 	used := map[netip.Addr]string{}
 	for _, i := range ifs {
-		who := fmt.Sprintf("%s/%s", i.ExternalIDs[ovsdb.KeyContainerID], i.ExternalIDs[ovsdb.KeyContainerIface])
-		for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
-			if p, err := netip.ParsePrefix(i.ExternalIDs[k]); err == nil {
-				used[p.Addr()] = who
-			}
+		who := ownerOf(i)
+		for _, p := range intent.HeldAddrs(i.ExternalIDs) {
+			used[p.Addr()] = who
 		}
 		// A MAC derived from an address (macFor) holds that address too,
 		// even where the address itself no longer parses.
-		if m, err := net.ParseMAC(i.ExternalIDs[ovsdb.KeyMAC]); err == nil {
+		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
 			if a, ok := addrOfMAC(m); ok {
 				used[a] = who
 			}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ipam"
-	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -89,24 +89,24 @@ func TestGatewaysFor(t *testing.T) {
 }
 
 func TestLowerHints(t *testing.T) {
-	ext := map[string]string{ovsdb.KeyHintIPv4: "10.0.0.9", ovsdb.KeyHintIPv6: "fd00::3"}
-	set := lowerHints(ext, []netip.Addr{netip.MustParseAddr("10.0.0.12"), netip.MustParseAddr("10.0.0.5"),
+	ext := map[string]string{intent.KeyHintIPv4: "10.0.0.9", intent.KeyHintIPv6: "fd00::3"}
+	set := lowerHints(intent.DecodeBridge("br", ext), []netip.Addr{netip.MustParseAddr("10.0.0.12"), netip.MustParseAddr("10.0.0.5"),
 		netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("fd00::2")})
-	if set[ovsdb.KeyHintIPv4] != "10.0.0.5" || set[ovsdb.KeyHintIPv6] != "fd00::2" || len(set) != 2 {
+	if set[intent.KeyHintIPv4] != "10.0.0.5" || set[intent.KeyHintIPv6] != "fd00::2" || len(set) != 2 {
 		t.Fatalf("%v", set)
 	}
 	// Freeing above the hint changes nothing; no hint stays no hint.
-	if set := lowerHints(ext, []netip.Addr{netip.MustParseAddr("10.0.0.20")}); len(set) != 0 {
+	if set := lowerHints(intent.DecodeBridge("br", ext), []netip.Addr{netip.MustParseAddr("10.0.0.20")}); len(set) != 0 {
 		t.Fatalf("%v", set)
 	}
-	if set := lowerHints(map[string]string{}, []netip.Addr{netip.MustParseAddr("10.0.0.1")}); len(set) != 0 {
+	if set := lowerHints(intent.DecodeBridge("br", nil), []netip.Addr{netip.MustParseAddr("10.0.0.1")}); len(set) != 0 {
 		t.Fatalf("%v", set)
 	}
 }
 
 func TestUsedAddrs(t *testing.T) {
-	ifs := []vswitchd.Interface{{ExternalIDs: map[string]string{ovsdb.KeyIPv4: "10.0.0.5/24", ovsdb.KeyIPv6: "fd00::5/64",
-		ovsdb.KeyContainerID: "web", ovsdb.KeyContainerIface: "eth1"}}}
+	ifs := []vswitchd.Interface{{ExternalIDs: map[string]string{intent.KeyIPv4: "10.0.0.5/24", intent.KeyIPv6: "fd00::5/64",
+		intent.KeyContainerID: "web", intent.KeyContainerIface: "eth1"}}}
 	u := usedAddrs(ifs)
 	if u[netip.MustParseAddr("10.0.0.5")] != "web/eth1" || u[netip.MustParseAddr("fd00::5")] != "web/eth1" || len(u) != 2 {
 		t.Fatalf("%v", u)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -22,10 +23,10 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 		return "", fmt.Errorf("a container needs no link to itself")
 	}
 	spec := rulesString(rules)
-	err = h.changeLink(ctx, bridge, src, dst, func(ext map[string]string) (map[string]string, []string, error) {
+	err = h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
 		for _, c := range []string{src, dst} {
 			if a, ok := remoteAddr(c); ok {
-				if err := checkRemoteEnd(bridge, ext, a, c == dst); err != nil {
+				if err := checkRemoteEnd(b, a, c == dst); err != nil {
 					return nil, nil, err
 				}
 				continue
@@ -38,7 +39,7 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 				return nil, nil, fmt.Errorf("container %q has no interface on %s: attach it first (ovsnet add-port %s INTERFACE %s)", c, bridge, bridge, c)
 			}
 		}
-		return map[string]string{LinkKey(src, dst): spec}, nil, nil
+		return intent.Link{Src: src, Dst: dst, Ports: spec}.Encode(), nil, nil
 	})
 	return spec, err
 }
@@ -55,9 +56,9 @@ func remoteAddr(end string) (netip.Addr, bool) {
 // is enforced where the destination is (traffic into a tunnel is let out
 // and committed, so its replies pass), so a link to another host's
 // container belongs on that host.
-func checkRemoteEnd(bridge string, ext map[string]string, a netip.Addr, isDst bool) error {
-	subs, _ := bridgeSubnets(ext)
-	for _, s := range subs {
+func checkRemoteEnd(b intent.Bridge, a netip.Addr, isDst bool) error {
+	bridge := b.Name
+	for _, s := range b.Subnets {
 		if !s.Range.IsValid() || !s.Prefix.Contains(a) {
 			continue
 		}
@@ -74,17 +75,19 @@ func checkRemoteEnd(bridge string, ext map[string]string, a netip.Addr, isDst bo
 
 // Unlink removes the link SRC -> DST; there must be one.
 func (h *Host) Unlink(ctx context.Context, bridge, src, dst string) error {
-	return h.changeLink(ctx, bridge, src, dst, func(ext map[string]string) (map[string]string, []string, error) {
-		if _, ok := ext[LinkKey(src, dst)]; !ok {
-			return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, bridge, bridge)
+	return h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
+		for _, l := range b.Links {
+			if l.Src == src && l.Dst == dst {
+				return nil, []string{intent.LinkKey(src, dst)}, nil
+			}
 		}
-		return nil, []string{LinkKey(src, dst)}, nil
+		return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, bridge, bridge)
 	})
 }
 
 // changeLink edits the bridge's link keys under the bridge guard, then
 // replaces that one link's flows in one bundle.
-func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit func(map[string]string) (map[string]string, []string, error)) error {
+func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit func(intent.Bridge) (map[string]string, []string, error)) error {
 	if err := CheckIfName("bridge", bridge); err != nil {
 		return err
 	}
@@ -99,10 +102,11 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 		if br == nil {
 			return noBridge(bridge)
 		}
-		if br.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		bi := intent.DecodeBridge(bridge, br.ExternalIDs)
+		if !bi.Owned {
 			return fmt.Errorf("bridge %s was not made by ovsnet: links need its flow pipeline", bridge)
 		}
-		if set, del, err = edit(br.ExternalIDs); err != nil {
+		if set, del, err = edit(bi); err != nil {
 			return err
 		}
 		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, set, del...))
@@ -121,7 +125,7 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 	for k, v := range set {
 		ext[k] = v
 	}
-	mine, err := h.linkChanges(ctx, bridge, ext, func(s, d string) bool { return s == src && d == dst }, nil)
+	mine, err := h.linkChanges(ctx, bridge, intent.DecodeBridge(bridge, ext).Links, func(s, d string) bool { return s == src && d == dst }, nil)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -35,23 +36,29 @@ func (h *Host) tables() (*nat.Tables, error) {
 
 // natBridge is the NAT view of an ovsnet bridge; ok is false for bridges
 // without an IPv4 subnet (nothing to masquerade or publish).
-func natBridge(b *vswitchd.Bridge) (nat.Bridge, bool) {
-	subs, _ := bridgeSubnets(b.ExternalIDs)
-	for _, s := range subs {
+func natBridge(b intent.Bridge) (nat.Bridge, bool) {
+	for _, s := range b.Subnets {
 		if s.Prefix.Addr().Is4() {
-			return nat.Bridge{Name: b.Name, Subnet: s.Prefix, NAT: b.ExternalIDs[ovsdb.KeyNAT] != "false"}, true
+			return nat.Bridge{Name: b.Name, Subnet: s.Prefix, NAT: b.NAT}, true
 		}
 	}
 	return nat.Bridge{}, false
 }
 
-func ownerOf(i vswitchd.Interface) string {
-	return i.ExternalIDs[ovsdb.KeyContainerID] + "/" + i.ExternalIDs[ovsdb.KeyContainerIface]
+func ifaceIPv4(i vswitchd.Interface) (netip.Addr, bool) {
+	for _, p := range intent.HeldAddrs(i.ExternalIDs) {
+		if p.Addr().Is4() {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
-func ifaceIPv4(i vswitchd.Interface) (netip.Addr, bool) {
-	p, err := netip.ParsePrefix(i.ExternalIDs[ovsdb.KeyIPv4])
-	return p.Addr(), err == nil
+// published is what interface i publishes (nothing when that does not
+// decode: reconcile reports it).
+func published(i vswitchd.Interface) []nat.Mapping {
+	ms, _ := intent.Published(ifaceRow(i), i.ExternalIDs)
+	return ms
 }
 
 // natIntent is every NAT rule the OVSDB intent asks for, and the bridges
@@ -62,17 +69,18 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, ke
 	var published []*vswitchd.Bridge
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || b.ExternalIDs[ovsdb.KeyState] == stateDeleting {
+		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
+		if !bi.Owned || bi.Deleting {
 			continue
 		}
-		if badKey(bridgeIntentErrors(b), ovsdb.KeySubnet, ovsdb.KeyNAT) {
+		if bi.SubnetsErr != nil || bi.NATErr != nil {
 			keep = append(keep, b.Name)
-			if b.ExternalIDs[ovsdb.KeyNAT] != "false" {
+			if bi.NAT || bi.NATErr != nil {
 				published = append(published, b)
 			}
 			continue
 		}
-		if nb, ok := natBridge(b); ok {
+		if nb, ok := natBridge(bi); ok {
 			bridges = append(bridges, nb)
 			subnets = append(subnets, nb.Subnet)
 			if nb.NAT {
@@ -103,9 +111,8 @@ func mappingRules(topo *ovsdb.Topology, b *vswitchd.Bridge) []nat.Rule {
 	var rules []nat.Rule
 	ifs, _ := topo.BridgeInterfaces(b)
 	for _, i := range ifs {
-		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
 		addr, ok := ifaceIPv4(i)
-		for _, m := range ms {
+		for _, m := range published(i) {
 			if ok {
 				rules = append(rules, nat.MappingRule(ownerOf(i), addr, m))
 			}
@@ -126,11 +133,11 @@ func planNAT(topo *ovsdb.Topology) natPlan {
 	var p natPlan
 	p.rules, p.bridges, p.keep = natIntent(topo)
 	for i := range topo.Bridges {
-		if topo.Bridges[i].ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		bi := intent.DecodeBridge(topo.Bridges[i].Name, topo.Bridges[i].ExternalIDs)
+		if !bi.Owned {
 			continue
 		}
-		subs, _ := bridgeSubnets(topo.Bridges[i].ExternalIDs)
-		for _, sn := range subs {
+		for _, sn := range bi.Subnets {
 			p.ipv6 = p.ipv6 || sn.Prefix.Addr().Is6()
 		}
 	}
@@ -241,7 +248,7 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 		return nil, err
 	}
 	tr.step("find container")
-	nb, ok := natBridge(br)
+	nb, ok := natBridge(intent.DecodeBridge(br.Name, br.ExternalIDs))
 	if !ok || !nb.NAT {
 		return nil, fmt.Errorf("bridge %s is not in NAT mode (--nat=true with an IPv4 subnet): its containers are reachable directly, nothing to publish", bridge)
 	}
@@ -264,7 +271,6 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 			return err
 		}
 		added = added[:0]
-		set := map[string]string{}
 		for _, m := range req {
 			if m.HostPort == 0 {
 				if m.HostPort, err = h.freePort(ctx, m, added); err != nil {
@@ -280,21 +286,22 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 				return err
 			}
 			added = append(added, m)
-			for _, k := range reservationKeys(m) {
-				set[k] = "1"
-			}
 		}
 		tr.step("probe")
 		// On a retry, the interface as it is now: another publish changed it.
 		if retry {
-			fresh, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: ifc.ExternalIDs[ovsdb.KeyContainerID], ovsdb.KeyContainerIface: ifc.ExternalIDs[ovsdb.KeyContainerIface]})
+			ref := intent.RefOf(ifc.ExternalIDs)
+			fresh, err := h.DB.FindInterfaces(ctx, intent.OfContainer(ref.Container, ref.Iface))
 			if err == nil && len(fresh) > 0 {
 				ifc = fresh[0]
 			}
 		}
 		retry = true
-		cur, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
-		set[ovsdb.KeyPublish] = nat.FormatList(append(cur, added...))
+		cur, err := intent.Published(ifaceRow(ifc), ifc.ExternalIDs)
+		if err != nil {
+			return err
+		}
+		set := intent.Publish(append(cur, added...))
 		_, err = h.DB.Commit(ctx, append(ovsdb.GuardRootOtherConfig(root), ovsdb.SetInterfaceExternalIDs(ifc.UUID, set)...))
 		tr.step("commit")
 		return err
@@ -325,33 +332,11 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	return portMappings(ifc, added), nil
 }
 
-// reservationKeys are the interface keys that reserve m's host port: one
-// for its address (0.0.0.0 for every address) and one for "any address",
-// so that a request for every address finds a one-address mapping too.
-func reservationKeys(m nat.Mapping) []string {
-	return []string{
-		fmt.Sprintf("%s%s/%s/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostIP, m.HostPort),
-		fmt.Sprintf("%s%s/*/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostPort),
-	}
-}
-
-// probeKeys are the reservation keys whose presence anywhere makes m a
-// conflict.
-func probeKeys(m nat.Mapping) []string {
-	if m.HostIP.IsUnspecified() {
-		return []string{fmt.Sprintf("%s%s/*/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostPort)}
-	}
-	return []string{
-		fmt.Sprintf("%s%s/%s/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostIP, m.HostPort),
-		fmt.Sprintf("%s%s/0.0.0.0/%d", ovsdb.KeyHostPortPrefix, m.Proto, m.HostPort),
-	}
-}
-
 // checkHostPort refuses a host port already published (probed in OVSDB, one
 // small select per key) or bound by a host process.
 func (h *Host) checkHostPort(ctx context.Context, m nat.Mapping) error {
 	var qs []ovsdb.Query
-	for _, k := range probeKeys(m) {
+	for _, k := range intent.Conflicts(m) {
 		qs = append(qs, ovsdb.Query{Table: vswitchd.InterfaceTable, Columns: []string{"external_ids"},
 			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{k: "1"})}})
 	}
@@ -363,9 +348,9 @@ func (h *Host) checkHostPort(ctx context.Context, m nat.Mapping) error {
 		if len(r) == 0 {
 			continue
 		}
-		em, _ := r[0]["external_ids"].(ovsdbops.OvsMap)
-		held, _ := nat.ParseList(fmt.Sprint(em.GoMap[ovsdb.KeyPublish]))
-		who := fmt.Sprintf("%v/%v", em.GoMap[ovsdb.KeyContainerID], em.GoMap[ovsdb.KeyContainerIface])
+		ext := ovsdb.ExternalIDsOf(r[0])
+		held, _ := intent.Published("", ext)
+		who := intent.RefOf(ext).String()
 		for _, o := range held {
 			if m.Overlaps(o) && o.HostIP != m.HostIP {
 				return fmt.Errorf("host port %s %s:%d overlaps %s:%d, already published (by %s)", m.Proto, m.HostIP, m.HostPort, o.HostIP, o.HostPort, who)
@@ -379,7 +364,8 @@ func (h *Host) checkHostPort(ctx context.Context, m nat.Mapping) error {
 func portMappings(ifc vswitchd.Interface, ms []nat.Mapping) []PortMapping {
 	var out []PortMapping
 	for _, m := range ms {
-		out = append(out, PortMapping{Container: ifc.ExternalIDs[ovsdb.KeyContainerID], Iface: ifc.ExternalIDs[ovsdb.KeyContainerIface],
+		ref := intent.RefOf(ifc.ExternalIDs)
+		out = append(out, PortMapping{Container: ref.Container, Iface: ref.Iface,
 			Mapping: m.Docker(), Proto: m.Proto, Port: int(m.ContainerPort), HostIP: m.HostIP.String(), HostPort: int(m.HostPort)})
 	}
 	return out
@@ -439,7 +425,10 @@ func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []
 	if err != nil {
 		return nil, err
 	}
-	cur, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
+	cur, err := intent.Published(ifaceRow(*ifc), ifc.ExternalIDs)
+	if err != nil {
+		return nil, err
+	}
 	var gone, keep []nat.Mapping
 	for _, m := range cur {
 		hit := false
@@ -481,21 +470,14 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 	var del []string
 	for _, m := range ms {
 		rules = append(rules, nat.MappingRule(ownerOf(ifc), addr, m))
-		del = append(del, reservationKeys(m)...)
+		del = append(del, intent.Reservations(m)...)
 	}
 	if err := t.Delete(rules...); err != nil {
 		return err
 	}
 	if stays {
 		// "Any address" keys other kept mappings still need stay.
-		var keepKeys []string
-		for _, m := range keep {
-			keepKeys = append(keepKeys, reservationKeys(m)...)
-		}
-		set := map[string]string{ovsdb.KeyPublish: nat.FormatList(keep)}
-		for _, k := range keepKeys {
-			set[k] = "1"
-		}
+		set := intent.Publish(keep)
 		if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, set, del...)); err != nil {
 			return err
 		}
@@ -515,7 +497,10 @@ func (h *Host) Ports(ctx context.Context, bridge, container, filter string) ([]P
 	if err != nil {
 		return nil, err
 	}
-	ms, _ := nat.ParseList(ifc.ExternalIDs[ovsdb.KeyPublish])
+	ms, err := intent.Published(ifaceRow(*ifc), ifc.ExternalIDs)
+	if err != nil {
+		return nil, err
+	}
 	if filter != "" {
 		f, err := nat.ParseMapping(filter)
 		if err != nil {

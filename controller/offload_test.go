@@ -4,11 +4,11 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/attach"
-	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/controller/intent"
 )
 
 func TestNoTxOffload(t *testing.T) {
-	spanning := map[string]string{ovsdb.KeyIPRange: "10.0.1.0/24"}
+	spanning := map[string]string{intent.KeySubnet: "10.0.0.0/16", intent.KeyIPRange: "10.0.1.0/24"}
 	for _, c := range []struct {
 		name    string
 		ext     map[string]string
@@ -25,7 +25,7 @@ func TestNoTxOffload(t *testing.T) {
 		{"veth, kernel datapath", nil, attach.TypeVeth, "system", false, false, false},
 	} {
 		asked := false
-		got := noTxOffload(c.ext, c.typ, c.dp, func() bool { asked = true; return c.tso })
+		got := noTxOffload(intent.DecodeBridge("br", c.ext), c.typ, c.dp, func() bool { asked = true; return c.tso })
 		if got != c.want || asked != c.asksTSO {
 			t.Errorf("%s: noTxOffload = %v (asked for TSO: %v), want %v (%v)", c.name, got, asked, c.want, c.asksTSO)
 		}

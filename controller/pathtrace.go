@@ -11,6 +11,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -130,8 +131,7 @@ func hasAddrFamily(as []netip.Addr, a netip.Addr) bool {
 
 // portByAddr finds the ovsnet port on bridge holding address a.
 func (h *Host) portByAddr(ctx context.Context, bridge string, ext map[string]string, a netip.Addr) (*flows.Port, error) {
-	subs, _ := bridgeSubnets(ext)
-	for _, s := range subs {
+	for _, s := range intent.DecodeBridge(bridge, ext).Subnets {
 		if !s.Prefix.Contains(a) {
 			continue
 		}
@@ -139,8 +139,7 @@ func (h *Host) portByAddr(ctx context.Context, bridge string, ext map[string]str
 		if err != nil || len(rs[0]) == 0 {
 			return nil, err
 		}
-		m, _ := rs[0][0]["external_ids"].(ovsdbops.OvsMap)
-		c, _ := m.GoMap[ovsdb.KeyContainerID].(string)
+		c := intent.RefOf(ovsdb.ExternalIDsOf(rs[0][0])).Container
 		ps, err := h.containerIfaces(ctx, bridge, c)
 		for i := range ps {
 			for _, x := range ps[i].Addrs {

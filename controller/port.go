@@ -12,6 +12,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
@@ -78,14 +79,6 @@ func DefaultType(datapath string) string {
 
 const maxAttempts = 100
 
-// Attach states (ovsdb.KeyState).
-const (
-	stateAttaching = "attaching"
-	stateReady     = "ready"
-	stateDetaching = "detaching" // being taken away: devices first, then the row
-	stateDeleting  = "deleting"  // a bridge del-br is taking away
-)
-
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine
 // (attachPorts) with one interface. On any failure it rolls back
 // everything it did: links, the OVS port, the address.
@@ -106,9 +99,9 @@ func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*Port, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(ifs) > 0 && ifs[0].ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
-		if ifs[0].ExternalIDs[ovsdb.KeyState] == stateReady {
-			v := portView(o.Bridge, ifs[0], ports[0])
+	if len(ifs) > 0 && intent.Owned(ifs[0].ExternalIDs) {
+		if intent.RefOf(ifs[0].ExternalIDs).State == intent.StateReady {
+			v := shownPort(o.Bridge, ifs[0], ports[0])
 			return &v, nil
 		}
 		if err := h.detach(ctx, o.Bridge, ifs[:1], ports[:1]); err != nil {
@@ -193,11 +186,11 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 
 // checkOn checks the request against the bridge's settings before anything
 // is touched, returning the bridge's subnets and NAT settings.
-func (rq *portRequest) checkOn(br *vswitchd.Bridge) (subnets []ipam.Subnet, nb nat.Bridge, err error) {
-	subnets, err = bridgeSubnets(br.ExternalIDs)
-	if err != nil {
-		return nil, nb, fmt.Errorf("bridge %s: bad stored settings: %w", br.Name, err)
+func (rq *portRequest) checkOn(br intent.Bridge) (subnets []ipam.Subnet, nb nat.Bridge, err error) {
+	if br.SubnetsErr != nil {
+		return nil, nb, br.SubnetsErr
 	}
+	subnets = br.Subnets
 	if rq.auto && len(subnets) == 0 {
 		return nil, nb, fmt.Errorf("--ip without an address needs a subnet on bridge %s: give --ip=ADDR/PLEN, or recreate the bridge with --subnet", br.Name)
 	}
@@ -314,11 +307,7 @@ func (h *Host) containerPorts(ctx context.Context, bridge, container, iface stri
 	if br == nil {
 		return nil, nil, nil, noBridge(bridge)
 	}
-	kv := map[string]string{ovsdb.KeyContainerID: container}
-	if iface != "" {
-		kv[ovsdb.KeyContainerIface] = iface
-	}
-	ifs, err := h.DB.FindInterfaces(ctx, kv)
+	ifs, err := h.DB.FindInterfaces(ctx, intent.OfContainer(container, iface))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -396,15 +385,12 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	}
 	var freed []netip.Addr
 	for _, i := range ifs {
-		for _, k := range []string{ovsdb.KeyIPv4, ovsdb.KeyIPv6} {
-			if p, err := netip.ParsePrefix(i.ExternalIDs[k]); err == nil {
-				freed = append(freed, p.Addr())
-			}
+		for _, p := range intent.HeldAddrs(i.ExternalIDs) {
+			freed = append(freed, p.Addr())
 		}
 	}
 	for _, i := range ifs {
-		ms, _ := nat.ParseList(i.ExternalIDs[ovsdb.KeyPublish])
-		if err := h.release(ctx, i, ms, nil, false); err != nil {
+		if err := h.release(ctx, i, published(i), nil, false); err != nil {
 			return err
 		}
 	}
@@ -418,7 +404,7 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	for _, i := range ifs {
 		names = append(names, i.Name)
 	}
-	if err := h.dropFlows(ctx, bridge, ifs[0].ExternalIDs[ovsdb.KeyContainerID], names...); err != nil {
+	if err := h.dropFlows(ctx, bridge, intent.RefOf(ifs[0].ExternalIDs).Container, names...); err != nil {
 		return err
 	}
 	return h.handOffDefaultRoutes(ctx, ifs)
@@ -430,8 +416,8 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 func (h *Host) markDetaching(ctx context.Context, ifs []vswitchd.Interface) error {
 	var ops []ovsdbops.Operation
 	for _, i := range ifs {
-		if i.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && i.ExternalIDs[ovsdb.KeyState] != stateDetaching {
-			ops = append(ops, ovsdb.SetInterfaceExternalIDs(i.UUID, map[string]string{ovsdb.KeyState: stateDetaching})...)
+		if ref := intent.RefOf(i.ExternalIDs); ref.Owned && ref.State != intent.StateDetaching {
+			ops = append(ops, ovsdb.SetInterfaceExternalIDs(i.UUID, intent.State(intent.StateDetaching))...)
 		}
 	}
 	if len(ops) == 0 {
@@ -458,19 +444,20 @@ func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 	done := map[string]bool{}
 	var errs []error
 	for _, g := range gone {
-		c, ns := g.ExternalIDs[ovsdb.KeyContainerID], g.ExternalIDs[ovsdb.KeyNetns]
-		if c == "" || g.ExternalIDs[ovsdb.KeyPortGW] == "" || done[c] || !attach.NetnsExists(ns) {
+		ref := intent.RefOf(g.ExternalIDs)
+		c, ns := ref.Container, ref.Netns
+		if c == "" || !ref.HasGateway || done[c] || !attach.NetnsExists(ns) {
 			continue
 		}
 		done[c] = true
-		rest, err := h.DB.FindInterfaces(ctx, map[string]string{ovsdb.KeyContainerID: c})
+		rest, err := h.DB.FindInterfaces(ctx, intent.OfContainer(c, ""))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, i := range rest {
 			cfg, err := configFromIntent(i)
-			if err != nil || i.ExternalIDs[ovsdb.KeyState] != stateReady || i.ExternalIDs[ovsdb.KeyNetns] != ns || len(cfg.Gateways) == 0 {
+			if r := intent.RefOf(i.ExternalIDs); err != nil || r.State != intent.StateReady || r.Netns != ns || len(cfg.Gateways) == 0 {
 				continue
 			}
 			if err := attach.EnsureDefaultRoutes(ns, cfg.Name, cfg.Gateways); err != nil {
@@ -497,7 +484,7 @@ func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[st
 	for _, p := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
 	}
-	lchs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, func(s, d string) bool { return containers[s] || containers[d] }, nil)
+	lchs, err := h.linkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, nil)
 	if err != nil {
 		return err
 	}
@@ -516,7 +503,7 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 		if br == nil {
 			return noBridge(bridge)
 		}
-		_, err = h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(br.ExternalIDs, freed)), ovsdb.DeletePorts(bridge, uuids...)...))
+		_, err = h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed)), ovsdb.DeletePorts(bridge, uuids...)...))
 		return err
 	})
 }
@@ -544,16 +531,16 @@ func backoff(attempt int) time.Duration {
 func removeLinks(ifs []vswitchd.Interface) error {
 	var errs []error
 	for _, i := range ifs {
-		e := i.ExternalIDs
+		ref := intent.RefOf(i.ExternalIDs)
 		switch {
-		case e[ovsdb.KeyContainerID] == "":
+		case ref.Container == "":
 			continue
 		case i.Type == "":
 			if err := attach.DeleteLink(i.Name); err != nil {
 				errs = append(errs, fmt.Errorf("delete veth %s: %w", i.Name, err))
 			}
-		case i.Type == "internal" && e[ovsdb.KeyNetns] != "":
-			if err := attach.DeleteInternal(e[ovsdb.KeyNetns], e[ovsdb.KeyContainerIface]); err != nil {
+		case i.Type == "internal" && ref.Netns != "":
+			if err := attach.DeleteInternal(ref.Netns, ref.Iface); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -581,7 +568,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil {
 		return fmt.Errorf("VLAN %d set on %s, but its flows were not updated (run ovsnet reconcile): %w", vlan, ifs[0].Name, err)
 	}
-	chs, err := h.linkChanges(ctx, bridge, br.ExternalIDs, involving(container), nil)
+	chs, err := h.linkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, involving(container), nil)
 	if err != nil {
 		return err
 	}

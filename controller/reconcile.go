@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -143,10 +142,10 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 	errs = append(errs, reconcileUnderlays(topo, hostLinks)...)
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		if !intent.Owned(b.ExternalIDs) {
 			continue
 		}
-		if b.ExternalIDs[ovsdb.KeyState] == stateDeleting {
+		if intent.DecodeBridge(b.Name, b.ExternalIDs).Deleting {
 			continue // finishDeletes could not finish it: reported
 		}
 		ifs, ports := topo.BridgeInterfaces(b)
@@ -154,7 +153,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 		bad := badIntentOf(b, decoded)
 		r.bad = append(r.bad, bad...)
 		var d []string
-		if !badKey(bad, ovsdb.KeySubnet) { // else its addresses stay as they are
+		if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
 			d, err = h.reconcileBridge(ctx, b.Name, b.ExternalIDs)
 			did = append(did, d...)
 			if err != nil {
@@ -185,7 +184,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 		} else if fd != "" {
 			did = append(did, fd)
 		}
-		if badKey(bad, ovsdb.KeyIPv4, ovsdb.KeyIPv6) {
+		if intent.BadAddress(bad) {
 			// An address that does not parse may still be in use: no hint
 			// goes below it.
 			notes = append(notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
@@ -202,7 +201,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 	}
 	tr.step("ports")
 	for name := range o.seen { // a bridge gone: nothing to watch
-		if b := topo.Bridge(name); b == nil || b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		if b := topo.Bridge(name); b == nil || !intent.Owned(b.ExternalIDs) {
 			delete(o.seen, name)
 		}
 	}
@@ -225,7 +224,7 @@ func (h *Host) finishDeletes(ctx context.Context, topo *ovsdb.Topology) ([]strin
 	var errs []error
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || b.ExternalIDs[ovsdb.KeyState] != stateDeleting {
+		if !intent.Owned(b.ExternalIDs) || !intent.DecodeBridge(b.Name, b.ExternalIDs).Deleting {
 			continue
 		}
 		if err := h.DelBridge(ctx, b.Name); err != nil {
@@ -235,17 +234,6 @@ func (h *Host) finishDeletes(ctx context.Context, topo *ovsdb.Topology) ([]strin
 		did = append(did, "finished interrupted del-br of "+b.Name)
 	}
 	return did, errors.Join(errs...)
-}
-
-// badKey says whether one of errs is a value of one of keys.
-func badKey(errs []error, keys ...string) bool {
-	for _, err := range errs {
-		var ie *IntentError
-		if errors.As(err, &ie) && slices.Contains(keys, ie.Key) {
-			return true
-		}
-	}
-	return false
 }
 
 // changes collects what a reconcile did, noted and failed at.
@@ -272,7 +260,7 @@ func (h *Host) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vsw
 	// then nothing changes.
 	vethOff := sync.OnceValues(func() (off, known bool) {
 		known = true
-		off = noTxOffload(b.ExternalIDs, attach.TypeVeth, datapathOf(b), func() bool {
+		off = noTxOffload(intent.DecodeBridge(b.Name, b.ExternalIDs), attach.TypeVeth, datapathOf(b), func() bool {
 			l := hostLinks.Get(b.Name)
 			known = l != nil
 			return attach.TSOActive(l)
@@ -280,12 +268,12 @@ func (h *Host) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vsw
 		return off, known
 	})
 	for j, ifc := range ifs {
-		e := ifc.ExternalIDs
-		ours := e[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet
+		ref := intent.RefOf(ifc.ExternalIDs)
+		ours := ref.Owned
 		switch {
-		case ours && e[ovsdb.KeyState] == stateDetaching:
+		case ours && ref.State == intent.StateDetaching:
 			c.add(h.finishDetach(ctx, b.Name, ifc, ports[j]))
-		case ours && e[ovsdb.KeyState] == stateAttaching:
+		case ours && ref.State == intent.StateAttaching:
 			c.add(h.finishAttach(ctx, ifc))
 		case ours && ifc.Type == "internal":
 			c.add(reattachInternal(ifc, hostLinks.Get(ifc.Name)))
@@ -301,7 +289,7 @@ func (h *Host) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vsw
 func (h *Host) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, off func() (bool, bool), hostLinks *attach.HostLinks, c *changes) {
 	// A veth whose host end is gone has nothing to change (its container
 	// deleted it, or is gone: the note below, and GC).
-	if off, known := off(); known && off != (ifc.ExternalIDs[ovsdb.KeyTxOffload] == "off") && hostLinks.Has(ifc.Name) {
+	if off, known := off(); known && off != intent.RefOf(ifc.ExternalIDs).NoTxOffload && hostLinks.Has(ifc.Name) {
 		c.add(h.convergeTxOffload(ctx, ifc, off))
 	}
 	if ifc.LinkState != nil && *ifc.LinkState == "up" {
@@ -311,7 +299,7 @@ func (h *Host) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, off fu
 	if l == nil {
 		// The container (and so the veth) is gone: garbage collection of
 		// such ports belongs to the controller service.
-		c.notes = append(c.notes, fmt.Sprintf("veth %s of %s/%s is missing", ifc.Name, ifc.ExternalIDs[ovsdb.KeyContainerID], ifc.ExternalIDs[ovsdb.KeyContainerIface]))
+		c.notes = append(c.notes, fmt.Sprintf("veth %s of %s is missing", ifc.Name, ownerOf(ifc)))
 		return
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
@@ -391,7 +379,7 @@ func (h *Host) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswit
 // bridge's own port.
 func probeLink(topo *ovsdb.Topology) string {
 	for _, b := range topo.Bridges {
-		if b.ExternalIDs[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet {
+		if intent.Owned(b.ExternalIDs) {
 			return b.Name
 		}
 	}
@@ -403,28 +391,27 @@ func probeLink(topo *ovsdb.Topology) string {
 // free address are lowered. (A stale port counter needs no repair: attaches
 // probe the numbers they take.)
 func (h *Host) reconcileAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface) ([]string, error) {
-	subnets, err := bridgeSubnets(b.ExternalIDs)
-	if err != nil {
-		return nil, err
+	bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
+	if bi.SubnetsErr != nil {
+		return nil, bi.SubnetsErr
 	}
-	set := map[string]string{}
+	var al intent.Alloc
 	var did []string
 	used := usedAddrs(ifs)
-	for _, s := range subnets {
+	for _, s := range bi.Subnets {
 		low, err := ipam.Allocate(s, used)
 		if err != nil {
 			continue // full: no hint can be wrong
 		}
-		k := hintKey(low.Addr())
-		if hint, err := netip.ParseAddr(b.ExternalIDs[k]); err == nil && low.Addr().Less(hint) {
-			set[k] = low.Addr().String()
+		if hint := bi.Hints[low.Addr().Is4()]; hint.IsValid() && low.Addr().Less(hint) {
+			al.Hints = append(al.Hints, low.Addr())
 			did = append(did, fmt.Sprintf("lowered %s's %s hint to free address %s", b.Name, ipam.Family(low.Addr()), low.Addr()))
 		}
 	}
-	if len(set) == 0 {
+	if len(al.Hints) == 0 {
 		return nil, nil
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.GuardBridge(b.Name, b.ExternalIDs, set)); err != nil {
+	if _, err := h.DB.Commit(ctx, ovsdb.GuardBridge(b.Name, b.ExternalIDs, al.Encode())); err != nil {
 		if errors.Is(err, ovsdb.ErrConflict) {
 			return nil, fmt.Errorf("bridge %s changed while reconciling: run reconcile again", b.Name)
 		}
@@ -447,8 +434,8 @@ func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 	if l.Attrs().Promisc == 0 {
 		return "", nil // ovs-vswitchd is still adding it: next run
 	}
-	e := ifc.ExternalIDs
-	ns := e[ovsdb.KeyNetns]
+	ref := intent.RefOf(ifc.ExternalIDs)
+	ns := ref.Netns
 	if !attach.NetnsExists(ns) {
 		return "", nil // the container is gone: garbage collection's job
 	}
@@ -465,7 +452,7 @@ func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 	if err := attach.Configure(ns, ifc.Name, cfg); err != nil {
 		return "", fmt.Errorf("re-attach %s: %w", ifc.Name, err)
 	}
-	return fmt.Sprintf("re-attached internal port %s to %s/%s after an ovs-vswitchd restart", ifc.Name, e[ovsdb.KeyContainerID], cfg.Name), nil
+	return fmt.Sprintf("re-attached internal port %s to %s/%s after an ovs-vswitchd restart", ifc.Name, ref.Container, cfg.Name), nil
 }
 
 // convergeTxOffload turns a ready veth's TX offload on or off (off) as the
@@ -474,30 +461,31 @@ func reattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 // attached while TSO was on; turned on, it lets older veths keep their
 // offloads.
 func (h *Host) convergeTxOffload(ctx context.Context, ifc vswitchd.Interface, off bool) (string, error) {
-	e := ifc.ExternalIDs
-	ns := e[ovsdb.KeyNetns]
+	ref := intent.RefOf(ifc.ExternalIDs)
+	ns := ref.Netns
 	if !attach.NetnsExists(ns) {
 		return "", nil // the container is gone: garbage collection's job
 	}
-	if err := attach.SetVethTxOffload(ifc.Name, ns, e[ovsdb.KeyContainerIface], !off); err != nil {
+	if err := attach.SetVethTxOffload(ifc.Name, ns, ref.Iface, !off); err != nil {
 		return "", err
 	}
-	set, del, how := map[string]string{ovsdb.KeyTxOffload: "off"}, []string(nil), "off (ovs-vswitchd runs without userspace TSO)"
+	set, del := intent.TxOffload(off)
+	how := "off (ovs-vswitchd runs without userspace TSO)"
 	if !off {
-		set, del, how = nil, []string{ovsdb.KeyTxOffload}, "on (ovs-vswitchd runs with userspace TSO)"
+		how = "on (ovs-vswitchd runs with userspace TSO)"
 	}
 	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, set, del...)); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("turned TX offload %s on veth %s of %s/%s", how, ifc.Name, e[ovsdb.KeyContainerID], e[ovsdb.KeyContainerIface]), nil
+	return fmt.Sprintf("turned TX offload %s on veth %s of %s", how, ifc.Name, ownerOf(ifc)), nil
 }
 
 // configFromIntent is the container-side configuration stored in OVSDB
 // for interface ifc; an error if its intent does not decode (nothing is
 // configured from it: reconcile reports it as bad intent).
 func configFromIntent(ifc vswitchd.Interface) (attach.Config, error) {
-	pi, err := decodePortIntent(ifaceRow(ifc), ifc.ExternalIDs)
-	return pi.Config(attach.RouteIfNone), err
+	pi, err := intent.DecodePort(ifaceRow(ifc), ifc.ExternalIDs)
+	return portConfig(pi, attach.RouteIfNone), err
 }
 
 // finishAttach completes an attach whose process died after committing its
@@ -505,8 +493,8 @@ func configFromIntent(ifc vswitchd.Interface) (attach.Config, error) {
 // container side is configured from OVSDB, or, if its link is gone, the
 // port is removed.
 func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string, error) {
-	e := ifc.ExternalIDs
-	ns := e[ovsdb.KeyNetns]
+	ref := intent.RefOf(ifc.ExternalIDs)
+	ns := ref.Netns
 	cfg, err := configFromIntent(ifc)
 	if err != nil {
 		return "", fmt.Errorf("finish attach of %s: %w", ifc.Name, err)
@@ -528,11 +516,11 @@ func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string
 	}
 	if !ok {
 		// Nothing to finish: take the half-made port away.
-		port, err := h.DB.PortOn(ctx, e[ovsdb.KeyBridge], ifc.UUID)
+		port, err := h.DB.PortOn(ctx, ref.Bridge, ifc.UUID)
 		if err != nil || port == nil {
 			return "", err
 		}
-		if err := h.detach(ctx, e[ovsdb.KeyBridge], []vswitchd.Interface{ifc}, []vswitchd.Port{*port}); err != nil {
+		if err := h.detach(ctx, ref.Bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{*port}); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("removed half-made port %s of %s", ifc.Name, ownerOf(ifc)), nil
@@ -540,7 +528,7 @@ func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string
 	if err := attach.Configure(ns, cur, cfg); err != nil {
 		return "", fmt.Errorf("finish attach of %s: %w", ifc.Name, err)
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, map[string]string{ovsdb.KeyState: stateReady})); err != nil {
+	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, intent.State(intent.StateReady))); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("finished interrupted attach of %s (%s)", ifc.Name, ownerOf(ifc)), nil

@@ -24,6 +24,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -269,7 +270,7 @@ func ovsnetBridgeNames(ctx context.Context, endpoint string) ([]string, error) {
 		return nil, err
 	}
 	defer db.Close()
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, db, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet})}, "name")
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, db, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name")
 	var names []string
 	for _, b := range bs {
 		names = append(names, b.Name)
@@ -419,13 +420,13 @@ func (s *Service) updateGauges(topo *ovsdb.Topology) {
 	total := 0
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if b.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+		if !intent.Owned(b.ExternalIDs) {
 			continue
 		}
 		ifs, _ := topo.BridgeInterfaces(b)
 		n := 0
 		for _, ifc := range ifs {
-			if ifc.ExternalIDs[ovsdb.KeyContainerID] != "" {
+			if intent.RefOf(ifc.ExternalIDs).Container != "" {
 				n++
 			}
 		}
@@ -464,8 +465,9 @@ func (h *Host) collectGarbage(ctx context.Context, topo *ovsdb.Topology, links *
 		b := &topo.Bridges[i]
 		ifs, ports := topo.BridgeInterfaces(b)
 		for j, ifc := range ifs {
-			ns := ifc.ExternalIDs[ovsdb.KeyNetns]
-			if ifc.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet || ns == "" || attach.NetnsExists(ns) {
+			ref := intent.RefOf(ifc.ExternalIDs)
+			ns := ref.Netns
+			if !ref.Owned || ns == "" || attach.NetnsExists(ns) {
 				continue
 			}
 			if err := h.detach(ctx, b.Name, []vswitchd.Interface{ifc}, []vswitchd.Port{ports[j]}); err != nil {

@@ -9,8 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
-	"github.com/ovsnet/ovsnet/nat"
-	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -28,7 +27,8 @@ type Bridge struct {
 	Ports      []Port   `json:"containers"`
 	Links      []Link   `json:"links,omitempty"`
 	Tunnels    []Tunnel `json:"tunnels,omitempty"`
-	UnderlayOf string   `json:"underlay_of,omitempty"` // a bridge ovsnet made to hold a device's address for tunnels
+	Errors     []string `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
+	UnderlayOf string   `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
 	OtherPorts []string `json:"other_ports,omitempty"`
 }
 
@@ -47,12 +47,22 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		if only != "" && b.Name != only {
 			continue
 		}
-		ext := b.ExternalIDs
-		sb := Bridge{Name: b.Name, Datapath: datapathOf(b), Ovsnet: ext[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet,
-			Subnets: splitList(ext[ovsdb.KeySubnet]), Gateways: splitList(ext[ovsdb.KeyPortGW]),
-			MTU: atoi(ext[ovsdb.KeyMTU]), ICC: iccOf(b), NAT: ext[ovsdb.KeyNAT] != "false", Ports: []Port{},
-			Links: bridgeLinks(ext), IPRanges: splitList(ext[ovsdb.KeyIPRange]), Tunnels: bridgeTunnels(b.Name, ext)}
-		sb.UnderlayOf = ext[ovsdb.KeyUnderlayDev]
+		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
+		sb := Bridge{Name: b.Name, Datapath: datapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
+			Ports: []Port{}, Tunnels: bi.Tunnels}
+		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
+		if bi.SubnetsErr != nil {
+			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
+		}
+		for _, l := range bi.Links {
+			sb.Links = append(sb.Links, Link{Link: l})
+		}
+		if bi.Underlay != nil {
+			sb.UnderlayOf = bi.Underlay.Dev
+		}
+		for _, e := range bi.Errs {
+			sb.Errors = append(sb.Errors, e.Error())
+		}
 		ifs, ports := topo.BridgeInterfaces(b)
 		state := map[string]string{}
 		for _, ifc := range ifs {
@@ -62,16 +72,16 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 			sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")
 		}
 		for j, ifc := range ifs {
-			if ifc.ExternalIDs[ovsdb.KeyTunnelPrefix+"remote"] != "" {
+			if intent.IsTunnelPort(ifc.ExternalIDs) {
 				continue
 			}
-			if ifc.ExternalIDs[ovsdb.KeyContainerID] == "" {
+			if intent.RefOf(ifc.ExternalIDs).Container == "" {
 				if ifc.Name != b.Name {
 					sb.OtherPorts = append(sb.OtherPorts, ifc.Name)
 				}
 				continue
 			}
-			sb.Ports = append(sb.Ports, portView(b.Name, ifc, ports[j]))
+			sb.Ports = append(sb.Ports, shownPort(b.Name, ifc, ports[j]))
 		}
 		has := map[string]bool{}
 		for _, p := range sb.Ports {
@@ -97,10 +107,10 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 	return out, nil
 }
 
-// portView is a container interface as show reports it: from its intent
-// (PortIntent.View), or, for ovs-docker's ports and intent that does not
+// shownPort is a container interface as show reports it: from its intent
+// (portView), or, for ovs-docker's ports and intent that does not
 // decode, from the stored strings as they are, with the decoding error.
-func portView(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
+func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 	e := i.ExternalIDs
 	vlan, ofport := 0, 0
 	if p.Tag != nil {
@@ -109,14 +119,15 @@ func portView(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 	if i.Ofport != nil {
 		ofport = *i.Ofport
 	}
-	pi, err := decodePortIntent(ifaceRow(i), e)
+	pi, err := intent.DecodePort(ifaceRow(i), e)
+	owned := intent.Owned(e)
 	var v Port
-	if e[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && err == nil {
-		v = pi.View(i.Name, ofport, vlan)
+	if owned && err == nil {
+		v = portView(pi, i.Name, ofport, vlan)
 	} else {
-		v = Port{Container: e[ovsdb.KeyContainerID], Iface: e[ovsdb.KeyContainerIface],
-			Addresses: nonEmpty(e[ovsdb.KeyIPv4], e[ovsdb.KeyIPv6]), Gateways: splitList(e[ovsdb.KeyPortGW]),
-			MAC: e[ovsdb.KeyMAC], MTU: atoi(e[ovsdb.KeyMTU]), Type: e[ovsdb.KeyType], OVSPort: i.Name, Ofport: ofport, VLAN: vlan, Netns: e[ovsdb.KeyNetns]}
+		s := intent.StoredOf(e)
+		v = Port{Container: s.Container, Iface: s.Iface, Addresses: s.Addrs, Gateways: s.Gateways,
+			MAC: s.MAC, MTU: s.MTU, Type: s.Type, OVSPort: i.Name, Ofport: ofport, VLAN: vlan, Netns: s.Netns}
 	}
 	v.Bridge = bridge
 	if v.Type == "" { // attached by ovs-docker
@@ -126,11 +137,10 @@ func portView(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 		v.Error = *i.Error
 	}
 	v.State = linkState(v, i)
-	if e[ovsdb.KeyOwner] == ovsdb.OwnerOvsnet && err != nil {
+	if owned && err != nil {
 		v.Error = err.Error()
 	}
-	ms, _ := nat.ParseList(e[ovsdb.KeyPublish])
-	for _, m := range ms {
+	for _, m := range published(i) {
 		v.Published = append(v.Published, m.Docker())
 	}
 	return v
@@ -160,16 +170,6 @@ func linkState(v Port, i vswitchd.Interface) string {
 	return st
 }
 
-func nonEmpty(ss ...string) []string {
-	var out []string
-	for _, s := range ss {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // Describe renders a port as add-port prints it.
 func (p *Port) Describe() string {
 	s := fmt.Sprintf("attached %s:%s to %s as OVS port %s (%s)", p.Container, p.Iface, p.Bridge, p.OVSPort, p.Type)
@@ -187,11 +187,4 @@ func (p *Port) Describe() string {
 		s += fmt.Sprintf("\n  vlan    %d", p.VLAN)
 	}
 	return s
-}
-
-// iccOf is what isolation a bridge gets: off (isolated) when its setting
-// does not decode.
-func iccOf(b *vswitchd.Bridge) bool {
-	icc, _ := decodeICC(b.Name, b.ExternalIDs)
-	return icc
 }

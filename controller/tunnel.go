@@ -9,13 +9,13 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -36,8 +36,8 @@ const (
 // any interface on a network spanning hosts, because OVS 3.1's userspace
 // tunnels cannot encapsulate offloaded packets (measured here: ping passes,
 // TCP does not connect).
-func noTxOffload(ext map[string]string, typ, dp string, tso func() bool) bool {
-	return dp == DatapathNetdev && (ext[ovsdb.KeyIPRange] != "" || typ == attach.TypeVeth && !tso())
+func noTxOffload(b intent.Bridge, typ, dp string, tso func() bool) bool {
+	return dp == DatapathNetdev && (b.Spans() || typ == attach.TypeVeth && !tso())
 }
 
 // TunnelOverhead is the encapsulation overhead of a tunnel type over IPv4:
@@ -58,56 +58,7 @@ const (
 
 // Tunnel is one tunnel of a bridge to another host, as stored in the
 // bridge's external_ids and as `tunnel list` shows it.
-type Tunnel struct {
-	Bridge      string `json:"bridge"`
-	Remote      string `json:"remote"`
-	Type        string `json:"type"`
-	Key         uint32 `json:"key"`
-	Local       string `json:"local"`
-	Port        string `json:"port"`
-	Ofport      int    `json:"ofport"`
-	UnderlayMTU int    `json:"underlay_mtu"`
-	State       string `json:"state,omitempty"` // from OVSDB: "up", or the interface's error
-}
-
-func (t Tunnel) value() string {
-	return fmt.Sprintf("type=%s,key=%d,local=%s,port=%s,ofport=%d,mtu=%d", t.Type, t.Key, t.Local, t.Port, t.Ofport, t.UnderlayMTU)
-}
-
-func parseTunnel(bridge, remote, v string) Tunnel {
-	t := Tunnel{Bridge: bridge, Remote: remote}
-	for _, f := range strings.Split(v, ",") {
-		k, val, _ := strings.Cut(f, "=")
-		switch k {
-		case "type":
-			t.Type = val
-		case "key":
-			n, _ := strconv.ParseUint(val, 10, 32)
-			t.Key = uint32(n)
-		case "local":
-			t.Local = val
-		case "port":
-			t.Port = val
-		case "ofport":
-			t.Ofport = atoi(val)
-		case "mtu":
-			t.UnderlayMTU = atoi(val)
-		}
-	}
-	return t
-}
-
-// bridgeTunnels lists the tunnels stored on a bridge, by remote address.
-func bridgeTunnels(bridge string, ext map[string]string) []Tunnel {
-	var ts []Tunnel
-	for k, v := range ext {
-		if r, ok := strings.CutPrefix(k, ovsdb.KeyTunnelPrefix); ok {
-			ts = append(ts, parseTunnel(bridge, r, v))
-		}
-	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Ofport < ts[j].Ofport })
-	return ts
-}
+type Tunnel = intent.Tunnel
 
 // tunnelPortName is the OVS port of a tunnel: "t" + type initial + 8 hex
 // digits of a hash, so that the same tunnel always gets the same name.
@@ -166,10 +117,11 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	if br == nil {
 		return Tunnel{}, false, noBridge(o.Bridge)
 	}
-	if br.ExternalIDs[ovsdb.KeyOwner] != ovsdb.OwnerOvsnet {
+	bi := intent.DecodeBridge(o.Bridge, br.ExternalIDs)
+	if !bi.Owned {
 		return Tunnel{}, false, fmt.Errorf("bridge %q was not made by ovsnet: tunnels go on ovsnet bridges", o.Bridge)
 	}
-	if br.ExternalIDs[ovsdb.KeyIPRange] == "" {
+	if !bi.Spans() {
 		return Tunnel{}, false, fmt.Errorf("bridge %q has no --ip-range: a network spanning hosts gives each host its own range (ovsnet del-br %s; ovsnet add-br %s --subnet CIDR --ip-range CIDR)", o.Bridge, o.Bridge, o.Bridge)
 	}
 	var local netip.Addr
@@ -190,7 +142,7 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 
 	t := Tunnel{Bridge: o.Bridge, Remote: remote.String(), Type: o.Type, Key: key, Local: local.String(),
 		Port: tunnelPortName(o.Bridge, remote.String(), o.Type, key)}
-	existing := bridgeTunnels(o.Bridge, br.ExternalIDs)
+	existing := bi.Tunnels
 	for _, e := range existing {
 		if e.Remote != t.Remote {
 			continue
@@ -226,8 +178,8 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		t.UnderlayMTU = l.Attrs().MTU
 	}
 
-	set := map[string]string{ovsdb.KeyTunnelPrefix + t.Remote: t.value()}
-	for k, v := range h.autoMTU(br.ExternalIDs, append(existing, t)) {
+	set := t.Encode()
+	for k, v := range autoMTU(bi, append(existing, t)) {
 		set[k] = v
 	}
 	ops := ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, set)
@@ -239,14 +191,7 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	undo := func(err error) (Tunnel, bool, error) {
 		// Leave nothing half-made: the port, the key, the MTU it set.
 		h.delTunnelRows(context.Background(), o.Bridge, t)
-		old, gone := map[string]string{}, []string{}
-		for _, k := range []string{ovsdb.KeyMTU, ovsdb.KeyMTUAuto} {
-			if v, ok := br.ExternalIDs[k]; ok {
-				old[k] = v
-			} else {
-				gone = append(gone, k)
-			}
-		}
+		old, gone := intent.RestoreMTU(br.ExternalIDs)
 		h.DB.Commit(context.Background(), ovsdb.SetBridgeExternalIDs(o.Bridge, old, gone...))
 		h.releaseUnderlay(context.Background())
 		return Tunnel{}, false, err
@@ -283,13 +228,13 @@ func ifaceState(i vswitchd.Interface) string {
 func tunnelPort(t Tunnel) ovsdb.PortSpec {
 	return ovsdb.PortSpec{Name: t.Port, Type: t.Type, OfportRequest: t.Ofport,
 		Options:     map[string]string{"remote_ip": t.Remote, "local_ip": t.Local, "key": strconv.FormatUint(uint64(t.Key), 10)},
-		ExternalIDs: map[string]string{ovsdb.KeyOwner: ovsdb.OwnerOvsnet, ovsdb.KeyBridge: t.Bridge, ovsdb.KeyTunnelPrefix + "remote": t.Remote}}
+		ExternalIDs: t.PortIDs(), PortIDs: intent.Ownership(t.Bridge)}
 }
 
 // reconcileTunnels puts back the tunnel ports of b that were deleted behind
 // ovsnet's back (ovs-vsctl del-port): the bridge's settings say they exist.
 func (h *Host) reconcileTunnels(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) ([]string, error) {
-	ts := bridgeTunnels(b.Name, b.ExternalIDs)
+	ts := intent.DecodeBridge(b.Name, b.ExternalIDs).GoodTunnels()
 	if len(ts) == 0 {
 		return nil, nil
 	}
@@ -326,7 +271,7 @@ func (h *Host) checkTunnelUnique(ctx context.Context, t Tunnel) error {
 		if b.Name == t.Bridge {
 			continue
 		}
-		for _, e := range bridgeTunnels(b.Name, b.ExternalIDs) {
+		for _, e := range intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels {
 			if e.Remote == t.Remote && e.Type == t.Type && e.Key == t.Key {
 				return fmt.Errorf("bridge %s already has a %s tunnel with key %d to %s: give this one another --key (the same on both hosts)",
 					b.Name, t.Type, t.Key, t.Remote)
@@ -338,8 +283,8 @@ func (h *Host) checkTunnelUnique(ctx context.Context, t Tunnel) error {
 
 // autoMTU returns the bridge's MTU settings for tunnels ts, unless the user
 // chose the MTU: the smallest underlay MTU less its tunnel's overhead.
-func (h *Host) autoMTU(ext map[string]string, ts []Tunnel) map[string]string {
-	if ext[ovsdb.KeyMTU] != "" && ext[ovsdb.KeyMTUAuto] != "true" {
+func autoMTU(b intent.Bridge, ts []Tunnel) map[string]string {
+	if b.MTU != 0 && !b.MTUAuto {
 		return nil
 	}
 	mtu := 0
@@ -354,7 +299,7 @@ func (h *Host) autoMTU(ext map[string]string, ts []Tunnel) map[string]string {
 	if mtu == 0 {
 		return nil
 	}
-	return map[string]string{ovsdb.KeyMTU: strconv.Itoa(mtu), ovsdb.KeyMTUAuto: "true"}
+	return intent.MTUSetting(mtu)
 }
 
 // defaultTunnelMTU is the MTU of a network spanning hosts before it has
@@ -382,7 +327,7 @@ func (h *Host) delTunnelRows(ctx context.Context, bridge string, t Tunnel) error
 	if err != nil {
 		return err
 	}
-	ops := ovsdb.SetBridgeExternalIDs(bridge, nil, ovsdb.KeyTunnelPrefix+t.Remote)
+	ops := ovsdb.SetBridgeExternalIDs(bridge, nil, intent.TunnelKey(t.Remote))
 	if len(ps) > 0 {
 		ops = append(ops, ovsdb.DeletePorts(bridge, ps[0].UUID)...)
 	}
@@ -400,7 +345,8 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 	if br == nil {
 		return noBridge(bridge)
 	}
-	ts := bridgeTunnels(bridge, br.ExternalIDs)
+	bi := intent.DecodeBridge(bridge, br.ExternalIDs)
+	ts := bi.Tunnels
 	var rest []Tunnel
 	var t *Tunnel
 	for i := range ts {
@@ -417,7 +363,7 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 		return fmt.Errorf("delete tunnel %s: %w", t.Port, err)
 	}
 	var errs []error
-	if set := h.autoMTU(br.ExternalIDs, rest); set != nil {
+	if set := autoMTU(bi, rest); set != nil {
 		_, err := h.DB.Commit(ctx, ovsdb.SetBridgeExternalIDs(bridge, set))
 		errs = append(errs, err)
 	}
@@ -447,8 +393,13 @@ func (h *Host) Tunnels(ctx context.Context, bridge string) ([]Tunnel, error) {
 	sort.Slice(bs, func(i, j int) bool { return bs[i].Name < bs[j].Name })
 	var out []Tunnel
 	for _, b := range bs {
-		for _, t := range bridgeTunnels(b.Name, b.ExternalIDs) {
+		for _, t := range intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels {
 			t.State = "missing"
+			if t.Err != nil {
+				t.State = "intent does not decode: " + t.Err.Error()
+				out = append(out, t)
+				continue
+			}
 			if is, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(t.Port)}, "name", "ofport", "error"); err == nil && len(is) > 0 {
 				t.State = ifaceState(is[0])
 			}

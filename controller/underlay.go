@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strconv"
-	"strings"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -38,19 +36,15 @@ func underlayBridge(dev string) string {
 	return n
 }
 
+// underlayOf is what underlay bridge b took over; ok is false for other
+// bridges and for an underlay whose intent does not decode (its device is
+// then left as it is).
 func underlayOf(b *vswitchd.Bridge) (*attach.Underlay, bool) {
-	e := b.ExternalIDs
-	dev := e[ovsdb.KeyUnderlayDev]
-	if dev == "" {
+	u := intent.DecodeBridge(b.Name, b.ExternalIDs).Underlay
+	if u == nil || u.Err != nil {
 		return nil, false
 	}
-	u := &attach.Underlay{Dev: dev, MTU: atoi(e[ovsdb.KeyUnderlayMTU]), Routes: splitList(e[ovsdb.KeyUnderlayRoutes])}
-	for _, a := range splitList(e[ovsdb.KeyUnderlayAddrs]) {
-		if p, err := netip.ParsePrefix(a); err == nil {
-			u.Addrs = append(u.Addrs, p)
-		}
-	}
-	return u, true
+	return &attach.Underlay{Dev: u.Dev, MTU: u.MTU, Routes: u.Routes, Addrs: u.Addrs}, true
 }
 
 // ensureUnderlay returns the device tunnels leave through: dev itself if it
@@ -79,15 +73,7 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 		return "", fmt.Errorf("underlay device %s has no address to move to an OVS bridge", dev)
 	}
 	name := underlayBridge(dev)
-	var addrs []string
-	for _, a := range u.Addrs {
-		addrs = append(addrs, a.String())
-	}
-	// Not ovsnet-owner: this bridge is no container network, and reconcile,
-	// show and NAT leave it alone.
-	ext := map[string]string{ovsdb.KeyUnderlayDev: dev,
-		ovsdb.KeyUnderlayAddrs: strings.Join(addrs, ","), ovsdb.KeyUnderlayRoutes: strings.Join(u.Routes, ","),
-		ovsdb.KeyUnderlayMTU: strconv.Itoa(u.MTU)}
+	ext := intent.Underlay{Dev: dev, Addrs: u.Addrs, Routes: u.Routes, MTU: u.MTU}.Encode()
 	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: name, Datapath: DatapathNetdev, ExternalIDs: ext, MTU: u.MTU,
 		MAC: u.MAC.String(), FailMode: vswitchd.BridgeFailModeStandalone})
 	ops = append(ops, ovsdb.AddPorts(name, ovsdb.PortSpec{Name: dev})...)
@@ -146,7 +132,7 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 		return err
 	}
 	for _, b := range bs {
-		if len(bridgeTunnels(b.Name, b.ExternalIDs)) > 0 {
+		if len(intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels) > 0 {
 			return nil
 		}
 	}

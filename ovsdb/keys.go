@@ -1,56 +1,7 @@
 package ovsdb
 
-// external_ids keys. All of ovsnet's intent lives in these, so that
-// `ovs-vsctl list bridge/interface` shows it and it survives restarts.
-const (
-	// Written by ovs-docker too, with the same meaning: CONTAINER exactly as the
-	// user typed it, and the interface name inside the container.
-	KeyContainerID    = "container_id"
-	KeyContainerIface = "container_iface"
-
-	KeyOwner     = "ovsnet-owner" // "ovsnet" on every row ovsnet made
-	OwnerOvsnet  = "ovsnet"
-	KeyBridge    = "ovsnet-bridge"     // interface/port: the bridge it belongs to
-	KeyIPv4      = "ovsnet-ipv4"       // interface: ADDR/PLEN
-	KeyIPv6      = "ovsnet-ipv6"       // interface: ADDR/PLEN
-	KeyMAC       = "ovsnet-mac"        // interface: MAC inside the container
-	KeyNetns     = "ovsnet-netns"      // interface: netns path used at attach time
-	KeyType      = "ovsnet-type"       // interface: veth|internal
-	KeyTxOffload = "ovsnet-tx-offload" // interface: "off" when the container's interface computes its own checksums
-	KeyState     = "ovsnet-state"      // interface: "attaching" until the container side is done, then "ready"; "detaching" while taken away; bridge: "deleting" during del-br
-	KeyPortGW    = "ovsnet-gateway"    // interface: default gateway(s) set in the container; bridge: gateway address(es)
-	KeyMTU       = "ovsnet-mtu"        // interface and bridge
-	KeySubnet    = "ovsnet-subnet"     // bridge: comma-separated CIDRs (one per family)
-	KeyIPRange   = "ovsnet-ip-range"   // bridge: this host's share of a subnet spanning hosts (one per family)
-	KeyMTUAuto   = "ovsnet-mtu-auto"   // bridge: "true" when ovsnet chose ovsnet-mtu from the tunnels' underlay
-	KeyICC       = "ovsnet-icc"        // bridge: "true"|"false"
-	KeyNAT       = "ovsnet-nat"        // bridge: "true"|"false"
-	KeyGen       = "ovsnet-gen"        // bridge: bumped by every attach and detach (optimistic concurrency)
-	// Bridge allocation state, so that an attach reads O(1) rows however
-	// many ports the bridge has. All are starting points for probes, which
-	// give uniqueness: a missing or stale value costs probes, not duplicates.
-	KeyNextOfport = "ovsnet-next-ofport" // bridge: next ofport_request to hand out
-	KeyHintIPv4   = "ovsnet-ipv4-hint"   // bridge: every IPv4 host address below it is in use
-	KeyHintIPv6   = "ovsnet-ipv6-hint"   // bridge: likewise for IPv6
-
-	// bridge: one key per link, "ovsnet-link:SRC>DST" = "all" or
-	// "80/tcp,53/udp" (SRC and DST as given to ovsnet link).
-	KeyLinkPrefix = "ovsnet-link:"
-
-	// bridge: one key per tunnel, "ovsnet-tunnel:REMOTE_IP" =
-	// "type=vxlan,key=N,local=IP,port=NAME,ofport=N,mtu=UNDERLAY_MTU".
-	KeyTunnelPrefix = "ovsnet-tunnel:"
-	// Underlay bridge (the userspace datapath's tunnels need the local
-	// address on an OVS bridge): the device it took over and what moved.
-	KeyUnderlayDev    = "ovsnet-underlay-dev"
-	KeyUnderlayAddrs  = "ovsnet-underlay-addrs"  // CIDRs
-	KeyUnderlayRoutes = "ovsnet-underlay-routes" // "DST via GW" or "DST", comma-separated
-	KeyUnderlayMTU    = "ovsnet-underlay-mtu"
-
-	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
-	KeyPublish = "ovsnet-publish"
-	// interface: reservations of its published host ports, probed for
-	// conflicts: "ovsnet-hostport:PROTO/HOST_IP/HOST_PORT" = "1" and
-	// "ovsnet-hostport:PROTO/*/HOST_PORT" = "1".
-	KeyHostPortPrefix = "ovsnet-hostport:"
-)
+// KeyGen is the external_ids key of a row's generation, bumped by every
+// guarded write (GuardBridge, GuardRootOtherConfig): the optimistic
+// concurrency that keeps two writers from committing on the same read.
+// Every other key is intent, and the intent package owns it.
+const KeyGen = "ovsnet-gen"

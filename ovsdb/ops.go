@@ -168,9 +168,10 @@ type PortSpec struct {
 	Name          string // port and interface name (host side)
 	Type          string // "" (system device, e.g. a veth end) or "internal"
 	OfportRequest int
-	VLAN          int // 0: untagged
-	MTU           int // mtu_request; 0 leaves it alone
-	ExternalIDs   map[string]string
+	VLAN          int               // 0: untagged
+	MTU           int               // mtu_request; 0 leaves it alone
+	ExternalIDs   map[string]string // the Interface row's
+	PortIDs       map[string]string // the Port row's
 	Options       map[string]string // tunnels: remote_ip, key, ...
 }
 
@@ -195,7 +196,7 @@ func AddPorts(bridge string, ports ...PortSpec) []ovsdb.Operation {
 			iface["options"] = ovsMap(p.Options)
 		}
 		port := map[string]interface{}{"name": p.Name, "interfaces": uuidSet(true, ifID),
-			"external_ids": ovsMap(map[string]string{KeyOwner: OwnerOvsnet, KeyBridge: bridge})}
+			"external_ids": ovsMap(p.PortIDs)}
 		if p.VLAN > 0 {
 			port["tag"] = ovsSetInt(p.VLAN)
 		}

@@ -126,10 +126,10 @@ type BridgeSnapshot struct {
 
 // ReadBridge reads the bridge and ovsnet's interfaces on it in one
 // transaction: only this bridge's rows, and only the columns ovsnet needs.
-func (c *Client) ReadBridge(ctx context.Context, name string) (*BridgeSnapshot, error) {
+func (c *Client) ReadBridge(ctx context.Context, name string, ifaces map[string]string) (*BridgeSnapshot, error) {
 	rs, err := c.Read(ctx,
 		Query{Table: vswitchd.BridgeTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: bridgeColumns},
-		Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{ExternalIDsInclude(map[string]string{KeyBridge: name})},
+		Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{ExternalIDsInclude(ifaces)},
 			Columns: []string{"_uuid", "name", "type", "ofport", "ofport_request", "external_ids", "link_state", "error"}},
 	)
 	if err != nil {
@@ -394,4 +394,15 @@ func (c *Client) RootOtherConfig(ctx context.Context) (map[string]string, error)
 		return map[string]string{}, nil
 	}
 	return rs[0].OtherConfig, nil
+}
+
+// ExternalIDsOf is a raw row's external_ids column (as Read returns rows).
+func ExternalIDsOf(r ovsdb.Row) map[string]string {
+	out := map[string]string{}
+	if m, ok := r["external_ids"].(ovsdb.OvsMap); ok {
+		for k, v := range m.GoMap {
+			out[fmt.Sprint(k)] = fmt.Sprint(v)
+		}
+	}
+	return out
 }

@@ -1,0 +1,272 @@
+package intent
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ovsnet/ovsnet/ipam"
+)
+
+// Bridge is an ovsnet bridge's intent, decoded from its external_ids by
+// DecodeBridge. A bridge ovsnet did not make (Owned false) is left alone
+// by everything but show; an underlay bridge is not owned and has only
+// Underlay.
+type Bridge struct {
+	Name     string
+	Owned    bool
+	Deleting bool // del-br is taking it away
+
+	// Subnets with their gateways and this host's ranges. When they do not
+	// decode, SubnetsErr says why and Subnets is nil: the gateway
+	// addresses and NAT rules stay as last applied.
+	Subnets    []ipam.Subnet
+	SubnetsErr error
+	MTU        int  // 0: the default; a value that does not decode is 0 and an error
+	MTUAuto    bool // ovsnet chose MTU from the tunnels' underlay
+	ICC        bool // false when the value does not decode (isolated)
+	NAT        bool
+	NATErr     error // the value does not decode: NAT rules stay as last applied
+
+	Links    []Link
+	Tunnels  []Tunnel  // every stored tunnel; those whose Err is set carry nothing
+	Underlay *Underlay // the device an underlay bridge took over, if it is one
+
+	// Allocation state: starting points for probes, 0 or invalid when
+	// missing or not decoded (costing probes, never duplicates).
+	NextOfport int
+	Hints      map[bool]netip.Addr // by "is IPv4"
+
+	Errs []error // every *Error of the bridge's own keys, in key order
+}
+
+// DecodeBridge reads bridge name's external_ids. It never fails: what does
+// not decode is in Errs and read in its strictest sense.
+func DecodeBridge(name string, ext map[string]string) Bridge {
+	b := Bridge{Name: name, Owned: Owned(ext), Deleting: ext[KeyState] == StateDeleting, MTUAuto: ext[KeyMTUAuto] == "true",
+		Hints: map[bool]netip.Addr{}}
+	row := "bridge " + name
+	var err error
+	if b.Subnets, err = decodeSubnets(ext); err != nil {
+		b.Subnets, b.SubnetsErr = nil, &Error{Row: row, Key: KeySubnet, Value: ext[KeySubnet],
+			Want: "a list of CIDRs with their gateways and ranges (" + err.Error() + ")", Then: KeepsLastApplied}
+		b.Errs = append(b.Errs, b.SubnetsErr)
+	}
+	if b.ICC, err = decodeBool(row, ext, KeyICC, StaysIsolated); err != nil {
+		b.ICC = false
+		b.Errs = append(b.Errs, err)
+	}
+	if b.NAT, b.NATErr = decodeBool(row, ext, KeyNAT, NATAsApplied); b.NATErr != nil {
+		b.Errs = append(b.Errs, b.NATErr)
+	}
+	if v, set := ext[KeyMTU]; set {
+		if b.MTU, err = strconv.Atoi(v); err != nil || b.MTU < 68 || b.MTU > 65535 {
+			b.MTU = 0
+			b.Errs = append(b.Errs, &Error{Row: row, Key: KeyMTU, Value: v, Want: "an MTU in 68..65535", Then: "new ports get the kernel's default MTU until then"})
+		}
+	}
+	b.NextOfport, _ = strconv.Atoi(ext[KeyNextOfport])
+	for _, k := range []string{KeyHintIPv4, KeyHintIPv6} {
+		if a, err := netip.ParseAddr(ext[k]); err == nil && a.Is4() == (k == KeyHintIPv4) {
+			b.Hints[a.Is4()] = a
+		}
+	}
+	b.Links = decodeLinks(ext)
+	b.Tunnels = decodeTunnels(name, ext)
+	b.Underlay = decodeUnderlay(name, ext)
+	return b
+}
+
+// decodeBool reads a "true"|"false" key; unset is true.
+func decodeBool(row string, ext map[string]string, k, then string) (bool, error) {
+	switch v, set := ext[k]; {
+	case !set || v == "true":
+		return true, nil
+	case v == "false":
+		return false, nil
+	default:
+		return false, &Error{Row: row, Key: k, Value: v, Want: `"true" or "false"`, Then: then}
+	}
+}
+
+func decodeSubnets(ext map[string]string) ([]ipam.Subnet, error) {
+	subs := splitList(ext[KeySubnet])
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	ss, err := ipam.ParseSubnets(subs, splitList(ext[KeyPortGW]))
+	if err != nil {
+		return nil, err
+	}
+	return ss, ipam.SetRanges(ss, splitList(ext[KeyIPRange]))
+}
+
+// Spans says whether the bridge is one host's part of a network spanning
+// hosts (it has ranges).
+func (b Bridge) Spans() bool {
+	for _, s := range b.Subnets {
+		if s.Range.IsValid() {
+			return true
+		}
+	}
+	return false
+}
+
+// GoodTunnels are the tunnels whose intent decodes.
+func (b Bridge) GoodTunnels() []Tunnel {
+	var out []Tunnel
+	for _, t := range b.Tunnels {
+		if t.Err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// NewBridge is the external_ids of a bridge ovsnet creates, before its
+// settings: owned, generation 0, first port number 1, icc and NAT on.
+func NewBridge() map[string]string {
+	return map[string]string{KeyOwner: OwnerOvsnet, KeyGen: "0", KeyNextOfport: "1", KeyICC: "true", KeyNAT: "true"}
+}
+
+// Deleting is the bridge keys that mark it as del-br's.
+func Deleting() map[string]string { return map[string]string{KeyState: StateDeleting} }
+
+// Settings are what add-br asks of a bridge.
+type Settings struct {
+	Subnets       []ipam.Subnet
+	GatewaysGiven bool // the gateways were given, not derived
+	MTU           int  // given; 0: not given
+	AutoMTU       int  // chosen by ovsnet (not a given setting: it changes)
+	ICC, NAT      *bool
+}
+
+// Encode is the settings as bridge external_ids.
+func (s Settings) Encode() map[string]string {
+	want := map[string]string{}
+	if len(s.Subnets) > 0 {
+		var ss, gs, rs []string
+		for _, sn := range s.Subnets {
+			ss, gs = append(ss, sn.Prefix.String()), append(gs, sn.Gateway.String())
+			if sn.Range.IsValid() {
+				rs = append(rs, sn.Range.String())
+			}
+		}
+		want[KeySubnet], want[KeyPortGW] = strings.Join(ss, ","), strings.Join(gs, ",")
+		if len(rs) > 0 {
+			want[KeyIPRange] = strings.Join(rs, ",")
+		}
+	}
+	if s.MTU > 0 {
+		want[KeyMTU] = strconv.Itoa(s.MTU)
+	} else if s.AutoMTU > 0 {
+		want[KeyMTU], want[KeyMTUAuto] = strconv.Itoa(s.AutoMTU), "true"
+	}
+	if s.ICC != nil {
+		want[KeyICC] = strconv.FormatBool(*s.ICC)
+	}
+	if s.NAT != nil {
+		want[KeyNAT] = strconv.FormatBool(*s.NAT)
+	}
+	return want
+}
+
+// given is the part of Encode the user gave, which an existing bridge must
+// have: a gateway derived from a subnet differs only when the subnet does;
+// an MTU ovsnet chose is not one the user gave.
+func (s Settings) given() map[string]string {
+	given := map[string]string{}
+	for k, v := range s.Encode() {
+		if (k != KeyPortGW || s.GatewaysGiven) && k != KeyMTUAuto && (k != KeyMTU || s.MTU > 0) {
+			given[k] = v
+		}
+	}
+	return given
+}
+
+// Differences lists the given settings an existing bridge's external_ids
+// hold otherwise ("icc is "true", asked "false""), in key order.
+func (s Settings) Differences(ext map[string]string) []string {
+	given := s.given()
+	keys := make([]string, 0, len(given))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var diffs []string
+	for _, k := range keys {
+		have := ext[k]
+		if have == given[k] || have == "" && (k == KeyICC || k == KeyNAT) && given[k] == "true" {
+			continue
+		}
+		diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, given[k]))
+	}
+	return diffs
+}
+
+// MTUSetting is the bridge keys for an MTU ovsnet chose (auto) or the
+// user's (kept as it is: nil).
+func MTUSetting(mtu int) map[string]string {
+	return map[string]string{KeyMTU: strconv.Itoa(mtu), KeyMTUAuto: "true"}
+}
+
+// RestoreMTU is the bridge keys to set and delete to put the MTU settings
+// of ext back (undoing MTUSetting).
+func RestoreMTU(ext map[string]string) (set map[string]string, del []string) {
+	set = map[string]string{}
+	for _, k := range []string{KeyMTU, KeyMTUAuto} {
+		if v, ok := ext[k]; ok {
+			set[k] = v
+		} else {
+			del = append(del, k)
+		}
+	}
+	return set, del
+}
+
+// Alloc is the allocation state an attach leaves on the bridge: the next
+// port number and, per family, the address below which every host
+// address is in use.
+type Alloc struct {
+	NextOfport int
+	Hints      []netip.Addr // at most one per family; the next address to probe
+}
+
+// Encode is the state as bridge external_ids.
+func (a Alloc) Encode() map[string]string {
+	set := map[string]string{}
+	if a.NextOfport > 0 {
+		set[KeyNextOfport] = strconv.Itoa(a.NextOfport)
+	}
+	for _, h := range a.Hints {
+		set[HintKey(h)] = h.String()
+	}
+	return set
+}
+
+// HintKey is the bridge key of the allocation hint of a's family.
+func HintKey(a netip.Addr) string {
+	if a.Is4() {
+		return KeyHintIPv4
+	}
+	return KeyHintIPv6
+}
+
+// StoredSubnets is a bridge's subnets, gateways and ranges as the strings
+// it holds, for show to report them when they do not decode.
+func StoredSubnets(ext map[string]string) (subnets, gateways, ranges []string) {
+	return splitList(ext[KeySubnet]), splitList(ext[KeyPortGW]), splitList(ext[KeyIPRange])
+}
+
+// Strings is the subnets, gateways and ranges as show reports them.
+func (b Bridge) Strings() (subnets, gateways, ranges []string) {
+	for _, s := range b.Subnets {
+		subnets, gateways = append(subnets, s.Prefix.String()), append(gateways, s.Gateway.String())
+		if s.Range.IsValid() {
+			ranges = append(ranges, s.Range.String())
+		}
+	}
+	return subnets, gateways, ranges
+}

@@ -1,0 +1,159 @@
+package intent
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/nat"
+)
+
+func samplePort() Port {
+	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
+	return Port{Container: "web", Iface: "eth1", Bridge: "br1", Netns: "/proc/42/ns/net", Type: "internal", State: StateReady,
+		MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("10.1.0.2/24"), netip.MustParsePrefix("fd00::2/64")},
+		Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}, MTU: 1400, NoTxOffload: true}
+}
+
+func TestPortRoundTrip(t *testing.T) {
+	p := samplePort()
+	got, err := DecodePort("row", p.Encode())
+	if err != nil || !reflect.DeepEqual(got, p) {
+		t.Fatalf("decode(encode(p)) = %+v, %v; want %+v", got, err, p)
+	}
+	if r := RefOf(p.Encode()); !r.IsContainer() || r.String() != "web/eth1" || r.State != StateReady {
+		t.Fatalf("ref: %+v", r)
+	}
+}
+
+// Every value of a port's intent that does not parse is an *Error naming
+// the key.
+func TestPortFailsClosed(t *testing.T) {
+	for key, bad := range map[string]string{
+		KeyMAC:    "garbage",
+		KeyIPv4:   "garbage",
+		KeyIPv6:   "10.1.0.9/24", // the wrong family
+		KeyPortGW: "10.1.0.1,nope",
+		KeyMTU:    "12",
+	} {
+		ext := samplePort().Encode()
+		ext[key] = bad
+		var ie *Error
+		if _, err := DecodePort("row", ext); !errors.As(err, &ie) || ie.Key != key || !errors.Is(err, ErrBad) {
+			t.Errorf("%s=%q: %v", key, bad, err)
+		}
+	}
+	ext := samplePort().Encode()
+	ext[KeyMAC] = "01:00:5e:00:00:01" // multicast: not the port's to send from
+	if _, err := DecodePort("row", ext); err == nil {
+		t.Error("multicast MAC accepted")
+	}
+}
+
+func TestHeldAddrsLenient(t *testing.T) {
+	ext := samplePort().Encode()
+	ext[KeyIPv6] = "garbage"
+	if got := HeldAddrs(ext); len(got) != 1 || got[0].String() != "10.1.0.2/24" {
+		t.Fatalf("held: %v", got)
+	}
+}
+
+func TestPublished(t *testing.T) {
+	ms, _ := nat.ParseList("0.0.0.0:8080:80/tcp")
+	set := Publish(ms)
+	if len(set) != 3 || set[KeyHostPortPrefix+"tcp/*/8080"] != "1" {
+		t.Fatalf("publish keys: %v", set)
+	}
+	got, err := Published("row", set)
+	if err != nil || !reflect.DeepEqual(got, ms) {
+		t.Fatalf("published: %v %v", got, err)
+	}
+	if got, err := Published("row", map[string]string{KeyPublish: "nonsense"}); err == nil || got != nil {
+		t.Fatalf("bad publish: %v %v", got, err)
+	}
+}
+
+func TestBridgeDecode(t *testing.T) {
+	subs, _ := ipam.ParseSubnets([]string{"10.1.0.0/24", "fd00::/64"}, nil)
+	f := false
+	ext := NewBridge()
+	for k, v := range (Settings{Subnets: subs, MTU: 1400, ICC: &f}).Encode() {
+		ext[k] = v
+	}
+	for k, v := range (Link{Src: "a", Dst: "b", Ports: "80/tcp"}).Encode() {
+		ext[k] = v
+	}
+	for k, v := range (Tunnel{Bridge: "br1", Remote: "192.0.2.2", Type: "vxlan", Key: 5, Local: "192.0.2.1", Port: "tv1", Ofport: 65200, UnderlayMTU: 1500}).Encode() {
+		ext[k] = v
+	}
+	for k, v := range (Alloc{NextOfport: 9, Hints: []netip.Addr{netip.MustParseAddr("10.1.0.9")}}).Encode() {
+		ext[k] = v
+	}
+	b := DecodeBridge("br1", ext)
+	if !b.Owned || b.ICC || !b.NAT || b.MTU != 1400 || len(b.Subnets) != 2 || len(b.Errs) != 0 || b.NextOfport != 9 ||
+		b.Hints[true].String() != "10.1.0.9" || len(b.Links) != 1 || b.Links[0].Ports != "80/tcp" ||
+		len(b.GoodTunnels()) != 1 || b.GoodTunnels()[0].Key != 5 {
+		t.Fatalf("bridge: %+v", b)
+	}
+}
+
+// Each bridge key that does not decode is reported, read strictly.
+func TestBridgeFailsClosed(t *testing.T) {
+	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9"} {
+		ext := NewBridge()
+		ext[KeySubnet] = "10.1.0.0/24"
+		ext[key] = bad
+		b := DecodeBridge("br1", ext)
+		if len(b.Errs) != 1 || !strings.Contains(b.Errs[0].Error(), key) {
+			t.Errorf("%s=%q: %v", key, bad, b.Errs)
+		}
+		if key == KeyICC && b.ICC || key == KeySubnet && (b.Subnets != nil || b.SubnetsErr == nil) || key == KeyNAT && b.NATErr == nil {
+			t.Errorf("%s=%q: not strict: %+v", key, bad, b)
+		}
+	}
+	if b := DecodeBridge("br1", map[string]string{KeyHintIPv4: "fd00::1", KeyNextOfport: "x"}); b.NextOfport != 0 || b.Hints[true].IsValid() {
+		t.Errorf("allocation state from garbage: %+v", b)
+	}
+}
+
+func TestTunnelFailsClosed(t *testing.T) {
+	good := "type=vxlan,key=5,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500"
+	for _, v := range []string{"garbage", "type=ipip,key=5,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500",
+		"type=vxlan,key=x,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500", "type=vxlan,local=192.0.2.1,port=tv1,mtu=1500"} {
+		b := DecodeBridge("br1", map[string]string{TunnelKey("192.0.2.2"): v, TunnelKey("192.0.2.3"): good})
+		if len(b.Tunnels) != 2 || len(b.GoodTunnels()) != 1 || b.GoodTunnels()[0].Remote != "192.0.2.3" {
+			t.Errorf("%q: %+v", v, b.Tunnels)
+		}
+	}
+}
+
+func TestSettingsDifferences(t *testing.T) {
+	f, tr := false, true
+	ext := NewBridge()
+	if d := (Settings{ICC: &tr, NAT: &tr}).Differences(map[string]string{}); len(d) != 0 {
+		t.Errorf("defaults differ: %v", d)
+	}
+	if d := (Settings{ICC: &f, MTU: 1400}).Differences(ext); len(d) != 2 || !strings.HasPrefix(d[0], "icc is") {
+		t.Errorf("differences: %v", d)
+	}
+	if d := (Settings{AutoMTU: 1450}).Differences(ext); len(d) != 0 {
+		t.Errorf("an MTU ovsnet chose is not given: %v", d)
+	}
+}
+
+func TestUnderlay(t *testing.T) {
+	u := Underlay{Dev: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}, Routes: []string{"default via 192.0.2.254"}, MTU: 1500}
+	b := DecodeBridge("ovs-eth0", u.Encode())
+	if b.Owned || b.Underlay == nil || b.Underlay.Err != nil || !reflect.DeepEqual(*b.Underlay, u) {
+		t.Fatalf("underlay: %+v", b.Underlay)
+	}
+	ext := u.Encode()
+	ext[KeyUnderlayAddrs] = "nope"
+	if b := DecodeBridge("ovs-eth0", ext); b.Underlay == nil || b.Underlay.Err == nil {
+		t.Fatalf("bad underlay: %+v", b.Underlay)
+	}
+}

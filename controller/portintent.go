@@ -1,0 +1,153 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// What the controller makes of decoded intent (package intent decodes):
+// a port's flows, its container's configuration and the view users get;
+// and every decoding error of a bridge, reported by reconcile, the
+// controller and doctor.
+
+// ErrBadIntent is wrapped by every error of intent that does not decode.
+var ErrBadIntent = intent.ErrBad
+
+func ifaceRow(i vswitchd.Interface) string {
+	return fmt.Sprintf("interface %s (%s)", i.Name, ownerOf(i))
+}
+
+func ownerOf(i vswitchd.Interface) string { return intent.RefOf(i.ExternalIDs).String() }
+
+// decodePort is the flow model of an ovsnet container interface. ok is
+// false for rows that have no flows of their own (not ovsnet's, no port
+// number yet) and for rows whose intent does not decode (err says why).
+// The port number is the one ovs-vswitchd assigned, or, before it has, the
+// one requested.
+func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err error) {
+	if !intent.Owned(i.ExternalIDs) {
+		return p, false, nil
+	}
+	pi, err := intent.DecodePort(ifaceRow(i), i.ExternalIDs)
+	if err != nil {
+		return p, false, err
+	}
+	switch {
+	case i.Ofport != nil && *i.Ofport > 0:
+		return flowPort(pi, i.Name, *i.Ofport, vlan), true, nil
+	case i.OfportRequest != nil:
+		return flowPort(pi, i.Name, *i.OfportRequest, vlan), true, nil
+	}
+	return p, false, nil
+}
+
+// decodedPorts is one decoding of a bridge's container interfaces, shared
+// by a convergence run's flows and its report of bad intent: the flow
+// model of each interface that has flows (by OVS port name) and what does
+// not decode (ports sharing a MAC included, and given no flows).
+type decodedPorts struct {
+	flow map[string]flows.Port
+	bad  []error
+}
+
+// decodePorts decodes ifs, whose ports (for their VLANs) are ports.
+func decodePorts(ifs []vswitchd.Interface, ports []vswitchd.Port) decodedPorts {
+	d := decodedPorts{flow: map[string]flows.Port{}}
+	shared := map[string]bool{}
+	for _, e := range sharedMACs(ifs) {
+		shared[e.Row] = true
+		d.bad = append(d.bad, e)
+	}
+	for j, i := range ifs {
+		vlan := 0
+		if ports[j].Tag != nil {
+			vlan = *ports[j].Tag
+		}
+		p, ok, err := decodePort(i, vlan)
+		if err != nil {
+			d.bad = append(d.bad, err)
+		}
+		if ok && !shared[ifaceRow(i)] {
+			d.flow[i.Name] = p
+		}
+	}
+	return d
+}
+
+// badIntent is every decoding error of an ovsnet bridge and its container
+// interfaces, ports sharing a MAC included, in a stable order.
+func badIntent(topo *ovsdb.Topology, b *vswitchd.Bridge) []error {
+	return badIntentOf(b, decodePorts(topo.BridgeInterfaces(b)))
+}
+
+// badIntentOf is badIntent with the bridge's interfaces already decoded.
+func badIntentOf(b *vswitchd.Bridge, d decodedPorts) []error {
+	bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
+	errs := append(append([]error{}, bi.Errs...), d.bad...)
+	for _, t := range bi.Tunnels {
+		if t.Err != nil {
+			errs = append(errs, t.Err)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errs
+}
+
+// sharedMACs reports container interfaces whose MAC another interface of
+// the bridge holds (set behind ovsnet's back: attaches refuse it). Both get
+// no flows: either could be the impostor.
+func sharedMACs(ifs []vswitchd.Interface) []*intent.Error {
+	by := map[string][]vswitchd.Interface{}
+	for _, i := range ifs {
+		if !intent.Owned(i.ExternalIDs) {
+			continue
+		}
+		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
+			by[m.String()] = append(by[m.String()], i)
+		}
+	}
+	var out []*intent.Error
+	for m, is := range by {
+		if len(is) < 2 {
+			continue
+		}
+		for _, i := range is {
+			out = append(out, intent.SharedMAC(ifaceRow(i), m))
+		}
+	}
+	return out
+}
+
+// flowPort is port p's flow model, on OVS port name numbered ofport, in
+// access VLAN vlan (0: untagged).
+func flowPort(p intent.Port, name string, ofport, vlan int) flows.Port {
+	fp := flows.Port{Name: name, Ofport: ofport, MAC: p.MAC, VLAN: vlan}
+	for _, a := range p.Addrs {
+		fp.Addrs = append(fp.Addrs, a.Addr())
+	}
+	return fp
+}
+
+// portConfig is what port p's container interface gets.
+func portConfig(p intent.Port, routes attach.RoutePolicy) attach.Config {
+	return attach.Config{Name: p.Iface, MAC: p.MAC, MTU: p.MTU, Addrs: p.Addrs, Gateways: p.Gateways, Routes: routes, NoTxOffload: p.NoTxOffload}
+}
+
+// portView is port p as add-port, add-ports and show report it.
+func portView(p intent.Port, ovsPort string, ofport, vlan int) Port {
+	v := Port{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
+		VLAN: vlan, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns}
+	for _, a := range p.Addrs {
+		v.Addresses = append(v.Addresses, a.String())
+	}
+	for _, g := range p.Gateways {
+		v.Gateways = append(v.Gateways, g.String())
+	}
+	return v
+}
