@@ -71,14 +71,14 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		ext[k] = v
 	}
 	mac := randomMAC()
-	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU, MAC: mac.String()})
-	if _, err := h.DB.Commit(ctx, ops); err != nil {
+	spec := ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU, MAC: mac.String()}
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.CreateBridge(spec) }); err != nil {
 		return false, fmt.Errorf("create bridge %q: %w", o.Name, err)
 	}
 	undo := func(err error) (bool, error) {
 		// Leave nothing half-made.
 		if br, gerr := h.DB.GetBridge(context.Background(), o.Name); gerr == nil && br != nil {
-			h.DB.Commit(context.Background(), ovsdb.DeleteBridge(br.UUID))
+			h.DB.Do(context.Background(), func(tx *ovsdb.Tx) { tx.DeleteBridge(br.UUID) })
 		}
 		return false, err
 	}
@@ -297,7 +297,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 		return noBridge(name)
 	}
 	if !intent.DecodeBridge(name, br.ExternalIDs).Deleting {
-		if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeExternalIDs(name, intent.Deleting())); err != nil {
+		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(name, intent.Deleting()) }); err != nil {
 			return fmt.Errorf("delete bridge %q: %w", name, err)
 		}
 	}
@@ -311,7 +311,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	if err := errors.Join(append(errs, removeLinks(ifs))...); err != nil {
 		return fmt.Errorf("delete bridge %q: %w (run del-br again, or reconcile, to finish)", name, err)
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(br.UUID)); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeleteBridge(br.UUID) }); err != nil {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
 	h.Flows.Forget(name)

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
-
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
@@ -233,12 +231,13 @@ func (r *attachRun) commit(ctx context.Context) error {
 		for _, it := range r.items {
 			specs = append(specs, it.portSpec())
 		}
-		guard := ovsdb.GuardBridge(r.bridge, r.br.ExternalIDs, set)
-		res, err := r.h.DB.Commit(ctx, append(guard, ovsdb.AddPorts(r.bridge, specs...)...))
+		tx := r.h.DB.Tx()
+		tx.GuardBridge(r.bridge, r.br.ExternalIDs, set)
+		rows := tx.AddPorts(r.bridge, specs...)
+		created, err := tx.Commit(ctx)
 		if err == nil {
-			// The guard, then per port: interface, port; then the bridge mutation.
 			for i, it := range r.items {
-				it.ifaceUUID, it.portUUID = res[len(guard)+2*i].UUID.GoUUID, res[len(guard)+2*i+1].UUID.GoUUID
+				it.ifaceUUID, it.portUUID = created.UUID(rows[i].Interface), created.UUID(rows[i].Port)
 			}
 			r.tr.step(fmt.Sprintf("commit ports (%d tries)", attempt+1))
 			return nil
@@ -408,11 +407,11 @@ func (r *attachRun) publish(ctx context.Context) error {
 
 // markReady marks every row ready in one transaction.
 func (r *attachRun) markReady(ctx context.Context) error {
-	var ops []ovsdbops.Operation
-	for _, it := range r.items {
-		ops = append(ops, ovsdb.SetInterfaceExternalIDs(it.ifaceUUID, intent.State(intent.StateReady))...)
-	}
-	_, err := r.h.DB.Commit(ctx, ops)
+	_, err := r.h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		for _, it := range r.items {
+			tx.SetInterfaceExternalIDs(it.ifaceUUID, intent.State(intent.StateReady))
+		}
+	})
 	r.tr.step("mark ready")
 	return err
 }
@@ -483,7 +482,7 @@ func (h *Host) returnOfports(ctx context.Context, bridge string, lo, hi int) err
 		if err != nil || br == nil || intent.DecodeBridge(bridge, br.ExternalIDs).NextOfport != hi+1 {
 			return err
 		}
-		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, intent.Alloc{NextOfport: lo}.Encode()))
+		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge(bridge, br.ExternalIDs, intent.Alloc{NextOfport: lo}.Encode()) })
 		return err
 	})
 }

@@ -109,7 +109,7 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 		if set, del, err = edit(bi); err != nil {
 			return err
 		}
-		_, err = h.DB.Commit(ctx, ovsdb.GuardBridge(bridge, br.ExternalIDs, set, del...))
+		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge(bridge, br.ExternalIDs, set, del...) })
 		return err
 	})
 	if err != nil {

@@ -302,7 +302,10 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 			return err
 		}
 		set := intent.Publish(append(cur, added...))
-		_, err = h.DB.Commit(ctx, append(ovsdb.GuardRootOtherConfig(root), ovsdb.SetInterfaceExternalIDs(ifc.UUID, set)...))
+		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+			tx.GuardRootOtherConfig(root)
+			tx.SetInterfaceExternalIDs(ifc.UUID, set)
+		})
 		tr.step("commit")
 		return err
 	})
@@ -478,7 +481,7 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 	if stays {
 		// "Any address" keys other kept mappings still need stay.
 		set := intent.Publish(keep)
-		if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, set, del...)); err != nil {
+		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) }); err != nil {
 			return err
 		}
 	}

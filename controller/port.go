@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"time"
 
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
@@ -414,16 +413,13 @@ func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 // among ifs are being taken away: reconcile finishes what a killed detach
 // left (finishDetach).
 func (h *Host) markDetaching(ctx context.Context, ifs []vswitchd.Interface) error {
-	var ops []ovsdbops.Operation
-	for _, i := range ifs {
-		if ref := intent.RefOf(i.ExternalIDs); ref.Owned && ref.State != intent.StateDetaching {
-			ops = append(ops, ovsdb.SetInterfaceExternalIDs(i.UUID, intent.State(intent.StateDetaching))...)
+	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		for _, i := range ifs {
+			if ref := intent.RefOf(i.ExternalIDs); ref.Owned && ref.State != intent.StateDetaching {
+				tx.SetInterfaceExternalIDs(i.UUID, intent.State(intent.StateDetaching))
+			}
 		}
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	_, err := h.DB.Commit(ctx, ops)
+	})
 	return err
 }
 
@@ -503,7 +499,10 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 		if br == nil {
 			return noBridge(bridge)
 		}
-		_, err = h.DB.Commit(ctx, append(ovsdb.GuardBridge(bridge, br.ExternalIDs, lowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed)), ovsdb.DeletePorts(bridge, uuids...)...))
+		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+			tx.GuardBridge(bridge, br.ExternalIDs, lowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed))
+			tx.DeletePorts(bridge, uuids...)
+		})
 		return err
 	})
 }
@@ -557,7 +556,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil {
 		return err
 	}
-	if _, err = h.DB.Commit(ctx, ovsdb.SetVLAN(ports[0].UUID, vlan)); err != nil {
+	if _, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetVLAN(ports[0].UUID, vlan) }); err != nil {
 		return err
 	}
 	// The port's flows carry its VLAN: replace them, and its links'.

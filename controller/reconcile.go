@@ -161,7 +161,7 @@ func (h *Host) reconcile(ctx context.Context, o pass) (r result, err error) {
 			}
 		}
 		if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
-			if _, err := h.DB.Commit(ctx, ovsdb.SetBridgeOpenFlow(b.Name)); err != nil {
+			if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) }); err != nil {
 				errs = append(errs, err)
 			} else {
 				did = append(did, fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")))
@@ -411,7 +411,7 @@ func (h *Host) reconcileAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vsw
 	if len(al.Hints) == 0 {
 		return nil, nil
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.GuardBridge(b.Name, b.ExternalIDs, al.Encode())); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge(b.Name, b.ExternalIDs, al.Encode()) }); err != nil {
 		if errors.Is(err, ovsdb.ErrConflict) {
 			return nil, fmt.Errorf("bridge %s changed while reconciling: run reconcile again", b.Name)
 		}
@@ -474,7 +474,7 @@ func (h *Host) convergeTxOffload(ctx context.Context, ifc vswitchd.Interface, of
 	if !off {
 		how = "on (ovs-vswitchd runs with userspace TSO)"
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, set, del...)); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) }); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("turned TX offload %s on veth %s of %s", how, ifc.Name, ownerOf(ifc)), nil
@@ -528,7 +528,7 @@ func (h *Host) finishAttach(ctx context.Context, ifc vswitchd.Interface) (string
 	if err := attach.Configure(ns, cur, cfg); err != nil {
 		return "", fmt.Errorf("finish attach of %s: %w", ifc.Name, err)
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.SetInterfaceExternalIDs(ifc.UUID, intent.State(intent.StateReady))); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, intent.State(intent.StateReady)) }); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("finished interrupted attach of %s (%s)", ifc.Name, ownerOf(ifc)), nil

@@ -182,9 +182,10 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	for k, v := range autoMTU(bi, append(existing, t)) {
 		set[k] = v
 	}
-	ops := ovsdb.GuardBridge(o.Bridge, br.ExternalIDs, set)
-	ops = append(ops, ovsdb.AddPorts(o.Bridge, tunnelPort(t))...)
-	if _, err := h.DB.Commit(ctx, ops); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.GuardBridge(o.Bridge, br.ExternalIDs, set)
+		tx.AddPorts(o.Bridge, tunnelPort(t))
+	}); err != nil {
 		h.releaseUnderlay(ctx)
 		return Tunnel{}, false, fmt.Errorf("add tunnel %s to %s: %w", t.Port, t.Remote, err)
 	}
@@ -192,7 +193,7 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		// Leave nothing half-made: the port, the key, the MTU it set.
 		h.delTunnelRows(context.Background(), o.Bridge, t)
 		old, gone := intent.RestoreMTU(br.ExternalIDs)
-		h.DB.Commit(context.Background(), ovsdb.SetBridgeExternalIDs(o.Bridge, old, gone...))
+		h.DB.Do(context.Background(), func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(o.Bridge, old, gone...) })
 		h.releaseUnderlay(context.Background())
 		return Tunnel{}, false, err
 	}
@@ -254,7 +255,7 @@ func (h *Host) reconcileTunnels(ctx context.Context, topo *ovsdb.Topology, b *vs
 	if len(specs) == 0 {
 		return nil, nil
 	}
-	if _, err := h.DB.Commit(ctx, ovsdb.AddPorts(b.Name, specs...)); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.AddPorts(b.Name, specs...) }); err != nil {
 		return nil, fmt.Errorf("re-add tunnel ports on %s: %w", b.Name, err)
 	}
 	return did, nil
@@ -327,11 +328,12 @@ func (h *Host) delTunnelRows(ctx context.Context, bridge string, t Tunnel) error
 	if err != nil {
 		return err
 	}
-	ops := ovsdb.SetBridgeExternalIDs(bridge, nil, intent.TunnelKey(t.Remote))
-	if len(ps) > 0 {
-		ops = append(ops, ovsdb.DeletePorts(bridge, ps[0].UUID)...)
-	}
-	_, err = h.DB.Commit(ctx, ops)
+	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.SetBridgeExternalIDs(bridge, nil, intent.TunnelKey(t.Remote))
+		if len(ps) > 0 {
+			tx.DeletePorts(bridge, ps[0].UUID)
+		}
+	})
 	return err
 }
 
@@ -364,7 +366,7 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 	}
 	var errs []error
 	if set := autoMTU(bi, rest); set != nil {
-		_, err := h.DB.Commit(ctx, ovsdb.SetBridgeExternalIDs(bridge, set))
+		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(bridge, set) })
 		errs = append(errs, err)
 	}
 	if nb, err := h.DB.GetBridge(ctx, bridge); err == nil && nb != nil {

@@ -74,16 +74,17 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 	}
 	name := underlayBridge(dev)
 	ext := intent.Underlay{Dev: dev, Addrs: u.Addrs, Routes: u.Routes, MTU: u.MTU}.Encode()
-	ops := ovsdb.CreateBridge(ovsdb.BridgeSpec{Name: name, Datapath: DatapathNetdev, ExternalIDs: ext, MTU: u.MTU,
-		MAC: u.MAC.String(), FailMode: vswitchd.BridgeFailModeStandalone})
-	ops = append(ops, ovsdb.AddPorts(name, ovsdb.PortSpec{Name: dev})...)
-	if _, err := h.DB.Commit(ctx, ops); err != nil {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.CreateBridge(ovsdb.BridgeSpec{Name: name, Datapath: DatapathNetdev, ExternalIDs: ext, MTU: u.MTU,
+			MAC: u.MAC.String(), FailMode: vswitchd.BridgeFailModeStandalone})
+		tx.AddPorts(name, ovsdb.PortSpec{Name: dev, PortIDs: intent.Ownership(name)})
+	}); err != nil {
 		return "", fmt.Errorf("create underlay bridge %s for %s: %w", name, dev, err)
 	}
 	undo := func(err error) (string, error) {
 		attach.GiveBackUnderlay(u)
 		if b, gerr := h.DB.GetBridge(context.Background(), name); gerr == nil && b != nil {
-			h.DB.Commit(context.Background(), ovsdb.DeleteBridge(b.UUID))
+			h.DB.Do(context.Background(), func(tx *ovsdb.Tx) { tx.DeleteBridge(b.UUID) })
 		}
 		return "", err
 	}
@@ -146,7 +147,7 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("give %s its addresses back: %w", u.Dev, err))
 			continue
 		}
-		if _, err := h.DB.Commit(ctx, ovsdb.DeleteBridge(b.UUID)); err != nil {
+		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeleteBridge(b.UUID) }); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,7 +1,8 @@
 // Package ovsdb is ovsnet's typed access to the Open_vSwitch database: one
 // long-lived libovsdb connection per process, reads as narrow server-side
-// selects (never a monitor of whole tables in the CLI), and verbs that return
-// operations so that callers commit one checked transaction.
+// selects (never a monitor of whole tables in the CLI), and writes as typed
+// rows through libovsdb's model API, gathered in a Tx that callers commit as
+// one checked transaction.
 package ovsdb
 
 import (
@@ -19,7 +20,6 @@ import (
 	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
-	"github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -205,32 +205,3 @@ func watchedColumns(c client.Client) *client.Monitor {
 		client.WithTable(&i, &i.Name, &i.Type, &i.Ofport, &i.OfportRequest, &i.ExternalIDs, &i.LinkState),
 	)
 }
-
-// Commit runs ops as one transaction and checks every operation's result:
-// libovsdb reports per-operation failures only in the results.
-func (c *Client) Commit(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
-	if len(ops) == 0 {
-		return nil, nil
-	}
-	res, err := c.Transact(ctx, ops...)
-	if err != nil {
-		return nil, fmt.Errorf("OVSDB transaction: %w", err)
-	}
-	if opErrs, err := ovsdb.CheckOperationResults(res, ops); err != nil {
-		for _, oe := range opErrs {
-			var we *ovsdb.TimedOut
-			if errors.As(oe, &we) {
-				return res, ErrConflict
-			}
-		}
-		if len(opErrs) > 0 {
-			return res, fmt.Errorf("OVSDB transaction: %w", opErrs[0])
-		}
-		return res, fmt.Errorf("OVSDB transaction: %w", err)
-	}
-	return res, nil
-}
-
-// ErrConflict means a wait operation in the transaction failed: another writer
-// took what this one meant to reserve. Re-read and retry.
-var ErrConflict = errors.New("OVSDB transaction lost a race (a reservation was taken)")

@@ -34,7 +34,7 @@ func (c *Client) Read(ctx context.Context, qs ...Query) ([][]ovsdb.Row, error) {
 	for i, q := range qs {
 		ops[i] = q.Op()
 	}
-	res, err := c.Commit(ctx, ops)
+	res, err := c.transact(ctx, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +320,7 @@ func (c *Client) WaitOfports(ctx context.Context, names []string, timeout time.D
 	for _, name := range names {
 		ops = append(ops, Query{Table: vswitchd.InterfaceTable, Where: []ovsdb.Condition{NameIs(name)}, Columns: []string{"name", "ofport", "error"}}.Op())
 	}
-	res, err := c.Commit(ctx, ops)
+	res, err := c.transact(ctx, ops)
 	if errors.Is(err, ErrConflict) {
 		return nil, fmt.Errorf("%w: ovs-vswitchd did not add %s within %s: is ovs-vswitchd running? (ovs-appctl version)", ErrNotAdded, plural(names, "interface"), timeout)
 	}
