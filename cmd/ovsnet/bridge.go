@@ -6,11 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func addBrCmd(g *globals) *cobra.Command {
-	var o controller.BridgeOptions
+	var o network.BridgeOptions
 	var icc, nat bool
 	c := &cobra.Command{
 		Use:   "add-br BRIDGE [--subnet CIDR]... [--ip-range CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--datapath system|netdev]",

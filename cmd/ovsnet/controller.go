@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func controllerCmd(g *globals) *cobra.Command {
@@ -58,7 +58,7 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return controller.RunService(ctx, controller.ServiceOptions{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h)})
+			return network.RunService(ctx, network.ServiceOptions{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h)})
 		},
 	}
 	f := c.Flags()

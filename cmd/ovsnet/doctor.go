@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func doctorCmd(g *globals) *cobra.Command {
@@ -31,19 +31,19 @@ gives the findings as a list.`,
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			h, connErr := controller.Open(c.Context(), g.endpoint())
+			h, connErr := network.Open(c.Context(), g.endpoint())
 			if connErr == nil {
 				defer h.Close()
 			}
-			fs := controller.Doctor(c.Context(), h, connErr, controller.DoctorOptions{Endpoint: g.endpoint(), Controller: addr})
+			fs := network.Doctor(c.Context(), h, connErr, network.DoctorOptions{Endpoint: g.endpoint(), Controller: addr})
 			var b strings.Builder
 			problems := 0
 			for _, f := range fs {
 				fmt.Fprintf(&b, "%-8s %s: %s\n", strings.ToUpper(f.Status), f.Check, f.Detail)
-				if f.Fix != "" && f.Status != controller.StatusOK {
+				if f.Fix != "" && f.Status != network.StatusOK {
 					fmt.Fprintf(&b, "         fix: %s\n", f.Fix)
 				}
-				if f.Status == controller.StatusProblem {
+				if f.Status == network.StatusProblem {
 					problems++
 				}
 			}

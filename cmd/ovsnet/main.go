@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -143,14 +143,14 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 
 // open connects to OVSDB and checks the output format first, so a typo in
 // -o fails before anything changes.
-func (g *globals) open(ctx context.Context) (*controller.Host, error) {
+func (g *globals) open(ctx context.Context) (*network.Host, error) {
 	if err := g.checkOutput(); err != nil {
 		return nil, err
 	}
-	if err := controller.LockHost(g.endpoint(), g.exclusive); err != nil {
+	if err := network.LockHost(g.endpoint(), g.exclusive); err != nil {
 		return nil, err
 	}
-	return controller.Open(ctx, g.endpoint())
+	return network.Open(ctx, g.endpoint())
 }
 
 func (g *globals) checkOutput() error {

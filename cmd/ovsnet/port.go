@@ -13,13 +13,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 // portArgs are add-port's flags; add-ports takes them too, as defaults
 // for every line and on each line.
 type portArgs struct {
-	controller.PortOptions
+	network.PortOptions
 	ip, ipaddress string
 	ipSet         bool
 }
@@ -41,7 +41,7 @@ func (a *portArgs) register(f *pflag.FlagSet, publish bool) {
 }
 
 // options are the PortOptions the parsed flags give.
-func (a *portArgs) options(f *pflag.FlagSet) controller.PortOptions {
+func (a *portArgs) options(f *pflag.FlagSet) network.PortOptions {
 	o := a.PortOptions
 	o.Addresses = nil
 	if a.ipSet || f.Changed("ip") {
@@ -87,7 +87,7 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			p, err := controller.AddPortVia(g.endpoint(), o)
+			p, err := network.AddPortVia(g.endpoint(), o)
 			err = orHere("add-port", err, func(resume bool) (err error) {
 				p, err = addPortDirect(c, g, o, resume)
 				return err
@@ -107,9 +107,9 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
 // here too, finishing or undoing what it left (do(true)).
 func orHere(op string, err error, do func(resume bool) error) error {
 	switch {
-	case errors.Is(err, controller.ErrNoService):
+	case errors.Is(err, network.ErrNoService):
 		return do(false)
-	case errors.Is(err, controller.ErrServiceLost):
+	case errors.Is(err, network.ErrServiceLost):
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing %s here\n", err, op)
 		return do(true)
 	}
@@ -118,7 +118,7 @@ func orHere(op string, err error, do func(resume bool) error) error {
 
 // addPortDirect attaches in this process: no controller runs, or it went
 // away during the request (resume: finish or undo what it left first).
-func addPortDirect(c *cobra.Command, g *globals, o controller.PortOptions, resume bool) (*controller.Port, error) {
+func addPortDirect(c *cobra.Command, g *globals, o network.PortOptions, resume bool) (*network.Port, error) {
 	h, err := g.open(c.Context())
 	if err != nil {
 		return nil, err
@@ -218,8 +218,8 @@ const maxListLine = 4096
 // defaults' flags unless a line overrides them. Errors quote no more of a
 // line than a short, sanitised excerpt: the file may not be a list at all
 // (and may hold secrets).
-func readPortList(r io.Reader, defaults portArgs) ([]controller.PortOptions, error) {
-	var out []controller.PortOptions
+func readPortList(r io.Reader, defaults portArgs) ([]network.PortOptions, error) {
+	var out []network.PortOptions
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, maxListLine), maxListLine)
 	n := 1
@@ -274,7 +274,7 @@ func delPortCmd(g *globals) *cobra.Command {
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			err := controller.DelPortVia(g.endpoint(), args[0], args[1], args[2])
+			err := network.DelPortVia(g.endpoint(), args[0], args[1], args[2])
 			err = orHere("del-port", err, func(resume bool) error {
 				return delPortDirect(c, g, args[0], args[1], args[2], resume)
 			})

@@ -5,10 +5,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
-func mappingText(ms []controller.PortMapping) string {
+func mappingText(ms []network.PortMapping) string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Mapping)
@@ -90,7 +90,7 @@ func portCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if ms == nil {
-				ms = []controller.PortMapping{}
+				ms = []network.PortMapping{}
 			}
 			return g.print(c, ms, mappingText(ms))
 		},

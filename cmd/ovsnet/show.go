@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func showCmd(g *globals) *cobra.Command {
@@ -38,7 +38,7 @@ OpenFlow port number and link state. -o json gives the same as JSON.`,
 }
 
 // renderTree prints bridges and containers as a tree.
-func renderTree(bs []controller.Bridge) string {
+func renderTree(bs []network.Bridge) string {
 	if len(bs) == 0 {
 		return "no bridges (create one with `ovsnet add-br BRIDGE --subnet CIDR`)"
 	}

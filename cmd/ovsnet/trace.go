@@ -6,11 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func traceCmd(g *globals) *cobra.Command {
-	var o controller.TraceOptions
+	var o network.TraceOptions
 	c := &cobra.Command{
 		Use:   "trace BRIDGE --from CONTAINER --to CONTAINER|IP [--proto icmp|tcp|udp] [--dport N]",
 		Short: "Show which flows a packet between two endpoints passes, and whether it gets through",

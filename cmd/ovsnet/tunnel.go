@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ovsnet/ovsnet/controller"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func tunnelCmd(g *globals) *cobra.Command {
@@ -34,7 +34,7 @@ its routes) from its device to a bridge "ovs-DEV" and the host's last tunnel
 }
 
 func tunnelAddCmd(g *globals) *cobra.Command {
-	var o controller.TunnelOptions
+	var o network.TunnelOptions
 	var key uint32
 	c := &cobra.Command{
 		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre] [--key N] [--local-ip IP]",
@@ -124,7 +124,7 @@ func tunnelListCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(&b, "%-12s %-16s %-6s %-9d %-16s %-12s %s\n", t.Bridge, t.Remote, t.Type, t.Key, t.Local, t.Port, t.State)
 			}
 			if ts == nil {
-				ts = []controller.Tunnel{}
+				ts = []network.Tunnel{}
 			}
 			return g.print(c, ts, strings.TrimSuffix(b.String(), "\n"))
 		},

@@ -1,9 +1,10 @@
-// Package controller is ovsnet's one convergence path: every change the CLI
-// makes (bridges, ports, VLANs) and every reconcile reads the intent in
-// OVSDB, writes it in one checked transaction and brings the host's links
-// and addresses to match. The controller service (a later issue) drives the
-// same code from a reconcile loop.
-package controller
+// Package network is the network operations every front end calls (the
+// CLI, the controller's API): bridges, the attach engine for container
+// interfaces, links, published ports, tunnels and their underlay, and the
+// steps that converge one object to its intent. Each reads the intent in
+// OVSDB (package intent), writes it in one checked transaction and brings
+// the host's links, flows and NAT rules to match.
+package network
 
 import (
 	"context"
