@@ -8,9 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovsnet/ovsnet/controller/service"
 	"github.com/spf13/cobra"
-
-	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func controllerCmd(g *globals) *cobra.Command {
@@ -58,7 +57,7 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return network.RunService(ctx, network.ServiceOptions{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h)})
+			return service.Run(ctx, service.Options{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h)})
 		},
 	}
 	f := c.Flags()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/doctor"
 	"github.com/ovsnet/ovsnet/controller/network"
 )
 
@@ -35,15 +36,15 @@ gives the findings as a list.`,
 			if connErr == nil {
 				defer h.Close()
 			}
-			fs := network.Doctor(c.Context(), h, connErr, network.DoctorOptions{Endpoint: g.endpoint(), Controller: addr})
+			fs := doctor.Run(c.Context(), h, connErr, doctor.Options{Endpoint: g.endpoint(), Controller: addr})
 			var b strings.Builder
 			problems := 0
 			for _, f := range fs {
 				fmt.Fprintf(&b, "%-8s %s: %s\n", strings.ToUpper(f.Status), f.Check, f.Detail)
-				if f.Fix != "" && f.Status != network.StatusOK {
+				if f.Fix != "" && f.Status != doctor.StatusOK {
 					fmt.Fprintf(&b, "         fix: %s\n", f.Fix)
 				}
-				if f.Status == network.StatusProblem {
+				if f.Status == doctor.StatusProblem {
 					problems++
 				}
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -24,9 +25,9 @@ import (
 var Version = "dev"
 
 type globals struct {
-	db        string
-	output    string
-	exclusive bool // hold the host's convergence lock alone (reconcile)
+	db       string
+	output   string
+	lockMode lock.Mode // how the run holds the host's convergence lock (shared, or alone for reconcile)
 }
 
 func main() {
@@ -147,7 +148,7 @@ func (g *globals) open(ctx context.Context) (*network.Host, error) {
 	if err := g.checkOutput(); err != nil {
 		return nil, err
 	}
-	if err := network.LockHost(g.endpoint(), g.exclusive); err != nil {
+	if err := lock.Converge(g.endpoint(), g.lockMode); err != nil {
 		return nil, err
 	}
 	return network.Open(ctx, g.endpoint())

@@ -6,7 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/reconcile"
 )
 
 func showCmd(g *globals) *cobra.Command {
@@ -143,13 +145,14 @@ key, each treated as strictly as it can be (a port sends nothing, a bridge
 stays isolated, NAT rules stay as they were), and make it exit 1.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
-			g.exclusive = true
+			g.lockMode = lock.Exclusive
 			h, err := g.open(c.Context())
 			if err != nil {
 				return err
 			}
 			defer h.Close()
-			did, notes, bad, err := h.Reconcile(c.Context())
+			r, err := reconcile.Once(c.Context(), h)
+			did, notes, bad := r.Did, r.Notes, r.Bad
 			text := "nothing to change"
 			if len(did) > 0 {
 				text = strings.Join(did, "\n")

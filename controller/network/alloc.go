@@ -301,7 +301,7 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 	if err != nil {
 		return err
 	}
-	r.tr.step("read bridge")
+	r.tr.Step("read bridge")
 	brs, err := ovsdb.Decode[vswitchd.Bridge](r.h.DB, rs[0])
 	if err != nil {
 		return err

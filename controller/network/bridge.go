@@ -55,7 +55,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		if err := o.sameAs(br, want); err != nil {
 			return false, err
 		}
-		_, err := h.reconcileBridge(ctx, o.Name, br.ExternalIDs)
+		_, err := h.ConvergeBridge(ctx, o.Name, br.ExternalIDs)
 		return false, err
 	}
 	if err := h.checkSubnetsFree(ctx, subnets); err != nil {
@@ -93,7 +93,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(fb)); err != nil {
 		return undo(err)
 	}
-	if _, err := h.reconcileBridge(ctx, o.Name, ext); err != nil {
+	if _, err := h.ConvergeBridge(ctx, o.Name, ext); err != nil {
 		return undo(err)
 	}
 	// Masquerade and forwarding rules (and every other bridge's, which must
@@ -150,8 +150,8 @@ func (o BridgeOptions) settings(subnets []ipam.Subnet) intent.Settings {
 // sameAs refuses an existing bridge whose settings differ from those given.
 func (o BridgeOptions) sameAs(br *vswitchd.Bridge, s intent.Settings) error {
 	diffs := s.Differences(br.ExternalIDs)
-	if o.Datapath != "" && datapathOf(br) != o.Datapath {
-		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", datapathOf(br), o.Datapath))
+	if o.Datapath != "" && DatapathOf(br) != o.Datapath {
+		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", DatapathOf(br), o.Datapath))
 	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name)
@@ -209,10 +209,10 @@ func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) erro
 	return nil
 }
 
-// reconcileBridge puts the gateway addresses and MTU on the bridge's
+// ConvergeBridge puts the gateway addresses and MTU on the bridge's
 // internal port and brings it up. It waits for ovs-vswitchd to create the
 // device only when there is something to put on it. It returns what it changed.
-func (h *Host) reconcileBridge(ctx context.Context, name string, ext map[string]string) ([]string, error) {
+func (h *Host) ConvergeBridge(ctx context.Context, name string, ext map[string]string) ([]string, error) {
 	bi := intent.DecodeBridge(name, ext)
 	if bi.SubnetsErr != nil {
 		return nil, bi.SubnetsErr

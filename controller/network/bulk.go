@@ -66,7 +66,7 @@ func (h *Host) waitOfports(ctx context.Context, names []string) ([]int, error) {
 // vswitchdCPU is the CPU time ovs-vswitchd (found by its pidfile where
 // OVS's tools find it) has used, or -1.
 func vswitchdCPU() time.Duration {
-	pid, err := vswitchdPid(ovsRunDir())
+	pid, err := ovsdb.VswitchdPid(ovsdb.RunDir())
 	if err != nil {
 		return -1
 	}
@@ -218,7 +218,7 @@ func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse,
 	}
 	for _, i := range snap.Interfaces {
 		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
-			in.macs[m.String()] = ownerOf(i)
+			in.macs[m.String()] = OwnerOf(i)
 		}
 	}
 	return in, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
@@ -68,7 +69,7 @@ type attachRun struct {
 	bi      intent.Bridge    // its intent, decoded
 	subnets []ipam.Subnet
 	nb      nat.Bridge // for publishing
-	tr      *tracer
+	tr      *steptime.Tracer
 }
 
 // allocator is how an attach reads its bridge and allocates: by probes for
@@ -89,7 +90,7 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 	if err != nil || len(r.items) == 0 {
 		return nil, err
 	}
-	defer r.tr.done(fmt.Sprintf("attach (%d)", len(r.items)))
+	defer r.tr.Done(fmt.Sprintf("attach (%d)", len(r.items)))
 	if err := r.alloc.check(ctx, r); err != nil {
 		return nil, err
 	}
@@ -125,7 +126,7 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 	if err := CheckIfName("bridge", bridge); err != nil {
 		return nil, err
 	}
-	r := &attachRun{h: h, bridge: bridge, lines: lines, tr: newTracer()}
+	r := &attachRun{h: h, bridge: bridge, lines: lines, tr: steptime.New()}
 	seen := map[string]int{}
 	for i, o := range specs {
 		o.Bridge = bridge
@@ -167,7 +168,7 @@ func (r *attachRun) resolve(ctx context.Context) error {
 		}
 		return err
 	})
-	r.tr.step("resolve containers")
+	r.tr.Step("resolve containers")
 	return err
 }
 
@@ -191,7 +192,7 @@ func (r *attachRun) setBridge(br *vswitchd.Bridge) {
 // fill works out item it's type, MTU, MAC and intent once its addresses
 // and port number are known; mac nil derives it from the addresses.
 func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAddr, tso func() bool) {
-	dp := datapathOf(r.br)
+	dp := DatapathOf(r.br)
 	if it.typ = it.o.Type; it.typ == "" {
 		it.typ = DefaultType(dp)
 	}
@@ -206,7 +207,7 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	// this process dies before that, convergence finds it and finishes.
 	it.port = intent.Port{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
 		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
-		NoTxOffload: noTxOffload(r.bi, it.typ, dp, tso)}
+		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso)}
 	it.cfg = portConfig(it.port, it.o.routes())
 }
 
@@ -219,7 +220,7 @@ func (r *attachRun) commit(ctx context.Context) error {
 			return err
 		}
 		if attempt == 0 {
-			r.tr.step("allocate")
+			r.tr.Step("allocate")
 			if err := r.checkLinks(); err != nil {
 				return err
 			}
@@ -239,7 +240,7 @@ func (r *attachRun) commit(ctx context.Context) error {
 			for i, it := range r.items {
 				it.ifaceUUID, it.portUUID = created.UUID(rows[i].Interface), created.UUID(rows[i].Port)
 			}
-			r.tr.step(fmt.Sprintf("commit ports (%d tries)", attempt+1))
+			r.tr.Step(fmt.Sprintf("commit ports (%d tries)", attempt+1))
 			return nil
 		}
 		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
@@ -276,7 +277,7 @@ func (r *attachRun) createVeths() error {
 		it.veth = true
 		return nil
 	})
-	r.tr.step("create veths")
+	r.tr.Step("create veths")
 	return err
 }
 
@@ -306,7 +307,7 @@ func (r *attachRun) installFlows(ctx context.Context) error {
 			Flows: flows.PortFlows(flowPort(it.port, it.host, it.ofport, it.o.VLAN))})
 	}
 	cs := r.containers()
-	lchs, err := r.h.linkChanges(ctx, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)
+	lchs, err := r.h.LinkChanges(ctx, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)
 	if err != nil {
 		return err
 	}
@@ -375,9 +376,9 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 			return err
 		}
 	}
-	r.tr.step("flows, ovs-vswitchd, veths")
+	r.tr.Step("flows, ovs-vswitchd, veths")
 	err = parallel(internals, configure)
-	r.tr.step("internal ports")
+	r.tr.Step("internal ports")
 	return err
 }
 
@@ -401,7 +402,7 @@ func (r *attachRun) publish(ctx context.Context) error {
 			return err
 		}
 	}
-	r.tr.step("publish")
+	r.tr.Step("publish")
 	return nil
 }
 
@@ -412,7 +413,7 @@ func (r *attachRun) markReady(ctx context.Context) error {
 			tx.SetInterfaceExternalIDs(it.ifaceUUID, intent.State(intent.StateReady))
 		}
 	})
-	r.tr.step("mark ready")
+	r.tr.Step("mark ready")
 	return err
 }
 

@@ -36,9 +36,9 @@ func bridgeIntent(bi intent.Bridge) flows.Bridge {
 	return b
 }
 
-// bridgeFlows are bridge b's bridge-wide flows, from its settings and the
+// BridgeFlows are bridge b's bridge-wide flows, from its settings and the
 // gateway MAC it was created with.
-func bridgeFlows(b *vswitchd.Bridge) []*ovs.Flow {
+func BridgeFlows(b *vswitchd.Bridge) []*ovs.Flow {
 	fb := bridgeIntent(intent.DecodeBridge(b.Name, b.ExternalIDs))
 	fb.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
 	return flows.BridgeFlows(fb)
@@ -98,10 +98,11 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 	return out, nil
 }
 
-// linkChanges recomputes the flows of the bridge's links that match (nil:
+// LinkChanges recomputes the flows of the bridge's links that match (nil:
 // all of them). ports gives a container's ports on the bridge; nil reads
 // them from OVSDB (a caller holding the whole topology passes its own).
-func (h *Host) linkChanges(ctx context.Context, bridge string, links []intent.Link, match func(src, dst string) bool,
+func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Link, match func(src, dst string) bool,
+
 	ports func(container string) ([]flows.Port, error)) ([]flows.Change, error) {
 	var chs []flows.Change
 	if ports == nil {
@@ -146,235 +147,11 @@ func (h *Host) linkChanges(ctx context.Context, bridge string, links []intent.Li
 // linkEnd is a link end's ports: a container's, or, for a container on
 // another host named by address, that address alone.
 func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port, error) {
-	if a, ok := remoteAddr(end); ok {
+	if a, ok := RemoteAddr(end); ok {
 		return []flows.Port{{Addrs: []netip.Addr{a}}}, nil
 	}
 	return ports(end)
 }
-
-// syncBridgeFlows makes the bridge's whole flow table match fs (its
-// intent, intendedFlows) in one replace-flows bundle: what did not change
-// stays, drift goes.
-// It returns how many flows it added and removed (0, 0: nothing drifted).
-// quick first compares only the number of flows in each table (one
-// exchange) and stops if they agree: a full comparison dumps every flow,
-// which on the userspace datapath takes ~1 s per 15,000 flows (a socket
-// buffer per iteration of ovs-vswitchd's main loop, which slows with the
-// port count). Deleted or added flows change a count; a flow modified in
-// place does not, and waits for the next full comparison.
-func (h *Host) syncBridgeFlows(bridge string, fs []*ovs.Flow, quick bool) (added, removed int, err error) {
-	if quick && h.flowCountsAgree(bridge, fs) {
-		return 0, 0, nil
-	}
-	if added, removed, err = h.Flows.Diff(bridge, fs); err != nil || added+removed == 0 {
-		return 0, 0, err
-	}
-	return added, removed, h.Flows.ReplaceAll(bridge, fs)
-}
-
-// flowIntent is what a bridge's flows follow from: its bridge and link
-// flows (few), its ports (whose flows, most of them, are made only when
-// asked for: a run after an attach needs one port's), and by cookie a
-// fingerprint of each object's intent, so that two runs can tell which
-// objects changed between them (see unexplained).
-type flowIntent struct {
-	fixed  []*ovs.Flow
-	ports  map[uint64]flows.Port
-	prints map[uint64]string
-	// attached are the port cookies of interfaces that add-port finished
-	// (state ready) on the port number it asked for: it installed exactly
-	// these flows before marking the port ready.
-	attached map[uint64]bool
-}
-
-// all returns every flow of the bridge.
-func (fi *flowIntent) all() []*ovs.Flow {
-	fs := append([]*ovs.Flow(nil), fi.fixed...)
-	for _, p := range fi.ports {
-		fs = append(fs, flows.PortFlows(p)...)
-	}
-	return fs
-}
-
-// of returns the flows of the object with cookie c.
-func (fi *flowIntent) of(c uint64) []*ovs.Flow {
-	if p, ok := fi.ports[c]; ok {
-		return flows.PortFlows(p)
-	}
-	var fs []*ovs.Flow
-	for _, f := range fi.fixed {
-		if f.Cookie == c {
-			fs = append(fs, f)
-		}
-	}
-	return fs
-}
-
-// countByCookie counts fs by cookie.
-func countByCookie(fs []*ovs.Flow) map[uint64]int {
-	n := map[uint64]int{}
-	for _, f := range fs {
-		n[f.Cookie]++
-	}
-	return n
-}
-
-// intendedFlows works out bridge b's flow intent from the topology and
-// its interfaces' decoding.
-func (h *Host) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d decodedPorts) (*flowIntent, error) {
-	fi := &flowIntent{fixed: bridgeFlows(b), ports: map[uint64]flows.Port{}, prints: map[uint64]string{}, attached: map[uint64]bool{}}
-	ifs, _ := topo.BridgeInterfaces(b)
-	// The links' ends come from the same read, not from more selects.
-	byContainer := map[string][]flows.Port{}
-	for _, i := range ifs {
-		if p, ok := d.flow[i.Name]; ok {
-			ref := intent.RefOf(i.ExternalIDs)
-			byContainer[ref.Container] = append(byContainer[ref.Container], p)
-			cookie := flows.PortCookie(p.Name)
-			fi.ports[cookie] = p
-			fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
-			if ref.State == intent.StateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
-				fi.attached[cookie] = true
-			}
-		}
-	}
-	chs, err := h.linkChanges(ctx, b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
-	if err != nil {
-		return nil, err
-	}
-	for _, ch := range chs {
-		fi.fixed = append(fi.fixed, ch.Flows...)
-	}
-	// Bridge and link flows are few: they are their own fingerprint.
-	var sb strings.Builder
-	for _, f := range fi.fixed {
-		t, err := f.MarshalText()
-		if err != nil {
-			return nil, err
-		}
-		sb.Reset()
-		sb.WriteString(fi.prints[f.Cookie])
-		sb.Write(t)
-		sb.WriteByte('\n')
-		fi.prints[f.Cookie] = sb.String()
-	}
-	return fi, nil
-}
-
-// unexplained returns the changes that take a bridge's flows from the
-// intent was (the last run's, which they were brought to) to now, less
-// those that the ovsnet process making them put in ovs-vswitchd itself: a
-// port attached and marked ready, a port gone (del-port removes its
-// flows). CLI changes and attach API requests hold the host lock shared
-// for their whole run, so a run never sees one half made. What is left (a
-// port, bridge or link whose intent changed in place, an attach not
-// finished) is one replace by cookie each: what a count check would not
-// even see when the number of flows stays.
-func unexplained(was map[uint64]string, now *flowIntent) []flows.Change {
-	var chs []flows.Change
-	for c := range was {
-		if _, ok := now.prints[c]; !ok && c&flows.CategoryMask != flows.CatPort {
-			chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask}) // its flows go
-		}
-	}
-	for c, p := range now.prints {
-		if q, ok := was[c]; (ok && q != p) || (!ok && !now.attached[c]) {
-			chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask, Flows: now.of(c)})
-		}
-	}
-	return chs
-}
-
-// flowCountsAgree says whether bridge holds as many flows in each pipeline
-// table, and in all, as fs (an error counts as disagreement: the full
-// comparison then reports it).
-func (h *Host) flowCountsAgree(bridge string, fs []*ovs.Flow) bool {
-	want := map[uint8]int{tableAll: len(fs)}
-	for _, t := range flows.Tables {
-		want[uint8(t)] = 0
-	}
-	for _, f := range fs {
-		want[uint8(f.Table)]++
-	}
-	got, err := h.takeEarlyCounts(bridge)
-	if got == nil || err != nil {
-		got, err = h.Flows.FlowCounts(bridge, countedTables())
-	}
-	if err != nil {
-		return false
-	}
-	for t, n := range want {
-		if got[t] != n {
-			return false
-		}
-	}
-	return true
-}
-
-// countedTables are the tables whose flows a quick comparison counts.
-func countedTables() []uint8 {
-	tables := []uint8{tableAll}
-	for _, t := range flows.Tables {
-		tables = append(tables, uint8(t))
-	}
-	return tables
-}
-
-// earlyCounts is a flow count asked for ahead of its use.
-type earlyCounts struct {
-	counts map[uint8]int
-	err    error
-}
-
-// prefetchFlowCounts asks bridges for their flow counts now, for the next
-// quick comparison of each to use. A cold start asks while the monitor's
-// initial reply loads (10,000 ports: ~2 s) rather than after it, which on
-// the userspace datapath saves one iteration of ovs-vswitchd's main loop
-// (0.3-0.8 s at that size). The counts may be a moment older than the
-// intent they are compared with: a change in between makes them disagree
-// (then the full comparison runs), and the change's own monitor update asks
-// for another run.
-func (h *Host) prefetchFlowCounts(bridges []string) {
-	h.earlyMu.Lock()
-	defer h.earlyMu.Unlock()
-	if h.early == nil {
-		h.early = map[string]chan earlyCounts{}
-	}
-	for _, b := range bridges {
-		ch := make(chan earlyCounts, 1)
-		h.early[b] = ch
-		go func() {
-			c, err := h.Flows.FlowCounts(b, countedTables())
-			ch <- earlyCounts{c, err}
-		}()
-	}
-}
-
-// takeEarlyCounts returns (once) bridge's prefetched counts, waiting for
-// them if they are still on their way; nil if none were asked for.
-func (h *Host) takeEarlyCounts(bridge string) (map[uint8]int, error) {
-	h.earlyMu.Lock()
-	ch := h.early[bridge]
-	delete(h.early, bridge)
-	h.earlyMu.Unlock()
-	if ch == nil {
-		return nil, nil
-	}
-	r := <-ch
-	return r.counts, r.err
-}
-
-// dropEarlyCounts forgets prefetched counts no comparison took: they are
-// only good for the run they were asked for.
-func (h *Host) dropEarlyCounts() {
-	h.earlyMu.Lock()
-	h.early = nil
-	h.earlyMu.Unlock()
-}
-
-// tableAll asks for the flows of every table (OFPTT_ALL): a flow in a table
-// outside the pipeline is drift too.
-const tableAll = 0xff
 
 // Link is one link as show reports it.
 type Link struct {

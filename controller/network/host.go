@@ -15,11 +15,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -33,20 +33,17 @@ type Host struct {
 	DB    *ovsdb.Client
 	Flows *flows.Switch
 	nat   *nat.Tables // opened on first use
-
-	earlyMu sync.Mutex
-	early   map[string]chan earlyCounts // flow counts asked for ahead (prefetchFlowCounts)
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).
 func Open(ctx context.Context, endpoint string) (*Host, error) {
-	tr := newTracer()
-	defer tr.done("open")
+	tr := steptime.New()
+	defer tr.Done("open")
 	db, err := ovsdb.Connect(ctx, endpoint)
 	if err != nil {
 		return nil, err
 	}
-	tr.step("connect to OVSDB")
+	tr.Step("connect to OVSDB")
 	return &Host{DB: db, Flows: flows.NewSwitch()}, nil
 }
 
@@ -71,7 +68,7 @@ func DetectDatapath() string {
 	return DatapathNetdev
 }
 
-func datapathOf(b *vswitchd.Bridge) string {
+func DatapathOf(b *vswitchd.Bridge) string {
 	if b.DatapathType == "" {
 		return DatapathSystem
 	}
@@ -137,7 +134,7 @@ func atoi(s string) int {
 func usedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
 	used := map[netip.Addr]string{}
 	for _, i := range ifs {
-		who := ownerOf(i)
+		who := OwnerOf(i)
 		for _, p := range intent.HeldAddrs(i.ExternalIDs) {
 			used[p.Addr()] = who
 		}

@@ -25,7 +25,7 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 	spec := rulesString(rules)
 	err = h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
 		for _, c := range []string{src, dst} {
-			if a, ok := remoteAddr(c); ok {
+			if a, ok := RemoteAddr(c); ok {
 				if err := checkRemoteEnd(b, a, c == dst); err != nil {
 					return nil, nil, err
 				}
@@ -44,9 +44,9 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 	return spec, err
 }
 
-// remoteAddr says whether a link end names a container on another host,
+// RemoteAddr says whether a link end names a container on another host,
 // by its address.
-func remoteAddr(end string) (netip.Addr, bool) {
+func RemoteAddr(end string) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(end)
 	return a, err == nil
 }
@@ -125,7 +125,7 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 	for k, v := range set {
 		ext[k] = v
 	}
-	mine, err := h.linkChanges(ctx, bridge, intent.DecodeBridge(bridge, ext).Links, func(s, d string) bool { return s == src && d == dst }, nil)
+	mine, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, ext).Links, func(s, d string) bool { return s == src && d == dst }, nil)
 	if err != nil {
 		return err
 	}

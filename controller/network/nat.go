@@ -16,6 +16,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -57,7 +58,7 @@ func ifaceIPv4(i vswitchd.Interface) (netip.Addr, bool) {
 // published is what interface i publishes (nothing when that does not
 // decode: reconcile reports it).
 func published(i vswitchd.Interface) []nat.Mapping {
-	ms, _ := intent.Published(ifaceRow(i), i.ExternalIDs)
+	ms, _ := intent.Published(IfaceRow(i), i.ExternalIDs)
 	return ms
 }
 
@@ -114,61 +115,61 @@ func mappingRules(topo *ovsdb.Topology, b *vswitchd.Bridge) []nat.Rule {
 		addr, ok := ifaceIPv4(i)
 		for _, m := range published(i) {
 			if ok {
-				rules = append(rules, nat.MappingRule(ownerOf(i), addr, m))
+				rules = append(rules, nat.MappingRule(OwnerOf(i), addr, m))
 			}
 		}
 	}
 	return rules
 }
 
-// natPlan is what the intent asks of iptables and the forwarding sysctls.
-type natPlan struct {
+// NATPlan is what the intent asks of iptables and the forwarding sysctls.
+type NATPlan struct {
 	rules   []nat.Rule
-	bridges []nat.Bridge
+	Bridges []nat.Bridge
 	keep    []string // bridges whose rules stay as they are (natIntent)
-	ipv6    bool     // an ovsnet bridge has an IPv6 subnet: routed, so forwarding on
+	IPv6    bool     // an ovsnet bridge has an IPv6 subnet: routed, so forwarding on
 }
 
-func planNAT(topo *ovsdb.Topology) natPlan {
-	var p natPlan
-	p.rules, p.bridges, p.keep = natIntent(topo)
+func PlanNAT(topo *ovsdb.Topology) NATPlan {
+	var p NATPlan
+	p.rules, p.Bridges, p.keep = natIntent(topo)
 	for i := range topo.Bridges {
 		bi := intent.DecodeBridge(topo.Bridges[i].Name, topo.Bridges[i].ExternalIDs)
 		if !bi.Owned {
 			continue
 		}
 		for _, sn := range bi.Subnets {
-			p.ipv6 = p.ipv6 || sn.Prefix.Addr().Is6()
+			p.IPv6 = p.IPv6 || sn.Prefix.Addr().Is6()
 		}
 	}
 	return p
 }
 
-// key is the plan as one string, to tell whether it changed.
-func (p natPlan) key() string {
+// Key is the plan as one string, to tell whether it changed.
+func (p NATPlan) Key() string {
 	var ks []string
 	for _, r := range p.rules {
 		ks = append(ks, r.String())
 	}
-	for _, b := range p.bridges {
+	for _, b := range p.Bridges {
 		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
 	}
 	sort.Strings(ks)
-	return fmt.Sprintf("ipv6 %v keep %v\n%s", p.ipv6, p.keep, strings.Join(ks, "\n"))
+	return fmt.Sprintf("ipv6 %v keep %v\n%s", p.IPv6, p.keep, strings.Join(ks, "\n"))
 }
 
-// syncNAT makes ovsnet's iptables chains match the plan (or removes them
+// SyncNAT makes ovsnet's iptables chains match the plan (or removes them
 // all when no bridge needs them). It returns what it changed.
-func (h *Host) syncNAT(ctx context.Context, p natPlan) ([]string, error) {
+func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
 	t, err := h.tables()
 	if err != nil {
 		return nil, err
 	}
-	if len(p.bridges) == 0 && len(p.keep) == 0 {
+	if len(p.Bridges) == 0 && len(p.keep) == 0 {
 		return nil, t.RemoveAll()
 	}
 	var did []string
-	for _, b := range p.bridges {
+	for _, b := range p.Bridges {
 		if !b.NAT {
 			continue
 		}
@@ -180,7 +181,7 @@ func (h *Host) syncNAT(ctx context.Context, p natPlan) ([]string, error) {
 		}
 	}
 	// IPv6 subnets are routed, not translated: they need forwarding only.
-	if p.ipv6 {
+	if p.IPv6 {
 		if err := nat.EnableIPv6Forwarding(); err != nil {
 			return did, fmt.Errorf("enable IPv6 forwarding: %w", err)
 		}
@@ -199,7 +200,7 @@ func (h *Host) syncNATAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.syncNAT(ctx, planNAT(topo))
+	_, err = h.SyncNAT(ctx, PlanNAT(topo))
 	return err
 }
 
@@ -233,8 +234,8 @@ func (h *Host) publishTarget(ctx context.Context, bridge, container string) (*vs
 // published (same protocol and port on the same or every address) or bound
 // by a host process is refused; no HOST_PORT picks a free one.
 func (h *Host) Publish(ctx context.Context, bridge, container string, specs []string) ([]PortMapping, error) {
-	tr := newTracer()
-	defer tr.done("publish")
+	tr := steptime.New()
+	defer tr.Done("publish")
 	var req []nat.Mapping
 	for _, s := range specs {
 		m, err := nat.ParseMapping(s)
@@ -247,19 +248,19 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 	if err != nil {
 		return nil, err
 	}
-	tr.step("find container")
+	tr.Step("find container")
 	nb, ok := natBridge(intent.DecodeBridge(br.Name, br.ExternalIDs))
 	if !ok || !nb.NAT {
 		return nil, fmt.Errorf("bridge %s is not in NAT mode (--nat=true with an IPv4 subnet): its containers are reachable directly, nothing to publish", bridge)
 	}
 	ms, err := h.publish(ctx, nb, *ifc, req)
-	tr.step("reserve and add rules")
+	tr.Step("reserve and add rules")
 	return ms, err
 }
 
 func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface, req []nat.Mapping) ([]PortMapping, error) {
-	tr := newTracer()
-	defer tr.done("publish detail")
+	tr := steptime.New()
+	defer tr.Done("publish detail")
 	addr, _ := ifaceIPv4(ifc)
 	var added []nat.Mapping
 	retry := false
@@ -287,7 +288,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 			}
 			added = append(added, m)
 		}
-		tr.step("probe")
+		tr.Step("probe")
 		// On a retry, the interface as it is now: another publish changed it.
 		if retry {
 			ref := intent.RefOf(ifc.ExternalIDs)
@@ -297,7 +298,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 			}
 		}
 		retry = true
-		cur, err := intent.Published(ifaceRow(ifc), ifc.ExternalIDs)
+		cur, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs)
 		if err != nil {
 			return err
 		}
@@ -306,7 +307,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 			tx.GuardRootOtherConfig(root)
 			tx.SetInterfaceExternalIDs(ifc.UUID, set)
 		})
-		tr.step("commit")
+		tr.Step("commit")
 		return err
 	})
 	if err != nil {
@@ -318,12 +319,12 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	}
 	var rules []nat.Rule
 	for _, m := range added {
-		rules = append(rules, nat.MappingRule(ownerOf(ifc), addr, m))
+		rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
 	}
 	if err := t.Add(rules...); err != nil {
 		return nil, err
 	}
-	tr.step("append rule")
+	tr.Step("append rule")
 	if err := nat.EnableForwarding(); err != nil {
 		return nil, err
 	}
@@ -428,7 +429,7 @@ func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []
 	if err != nil {
 		return nil, err
 	}
-	cur, err := intent.Published(ifaceRow(*ifc), ifc.ExternalIDs)
+	cur, err := intent.Published(IfaceRow(*ifc), ifc.ExternalIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +473,7 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 	var rules []nat.Rule
 	var del []string
 	for _, m := range ms {
-		rules = append(rules, nat.MappingRule(ownerOf(ifc), addr, m))
+		rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
 		del = append(del, intent.Reservations(m)...)
 	}
 	if err := t.Delete(rules...); err != nil {
@@ -500,7 +501,7 @@ func (h *Host) Ports(ctx context.Context, bridge, container, filter string) ([]P
 	if err != nil {
 		return nil, err
 	}
-	ms, err := intent.Published(ifaceRow(*ifc), ifc.ExternalIDs)
+	ms, err := intent.Published(IfaceRow(*ifc), ifc.ExternalIDs)
 	if err != nil {
 		return nil, err
 	}

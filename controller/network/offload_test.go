@@ -25,7 +25,7 @@ func TestNoTxOffload(t *testing.T) {
 		{"veth, kernel datapath", nil, attach.TypeVeth, "system", false, false, false},
 	} {
 		asked := false
-		got := noTxOffload(intent.DecodeBridge("br", c.ext), c.typ, c.dp, func() bool { asked = true; return c.tso })
+		got := NoTxOffload(intent.DecodeBridge("br", c.ext), c.typ, c.dp, func() bool { asked = true; return c.tso })
 		if got != c.want || asked != c.asksTSO {
 			t.Errorf("%s: noTxOffload = %v (asked for TSO: %v), want %v (%v)", c.name, got, asked, c.want, c.asksTSO)
 		}

@@ -103,7 +103,7 @@ func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*Port, error) 
 			v := shownPort(o.Bridge, ifs[0], ports[0])
 			return &v, nil
 		}
-		if err := h.detach(ctx, o.Bridge, ifs[:1], ports[:1]); err != nil {
+		if err := h.Detach(ctx, o.Bridge, ifs[:1], ports[:1]); err != nil {
 			return nil, fmt.Errorf("remove the half-made port %s the controller left: %w", ifs[0].Name, err)
 		}
 	}
@@ -343,7 +343,7 @@ func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) err
 	if err != nil {
 		return err
 	}
-	return h.detach(ctx, bridge, ifs, ports)
+	return h.Detach(ctx, bridge, ifs, ports)
 }
 
 // DelPortIfAttached is DelPort for a request the controller may have
@@ -365,16 +365,16 @@ func (h *Host) detachContainer(ctx context.Context, bridge, container, iface str
 	if err != nil || len(ifs) == 0 {
 		return 0, err
 	}
-	return len(ifs), h.detach(ctx, bridge, ifs, ports)
+	return len(ifs), h.Detach(ctx, bridge, ifs, ports)
 }
 
-// detach takes ports away in an order that a kill at any point leaves for
+// Detach takes ports away in an order that a kill at any point leaves for
 // reconcile to finish, and that frees an address only once the interface
 // holding it is gone: the rows are marked detaching, the published ports'
 // rules go, then the devices (veth host ends take the container ends with
 // them; internal ports are deleted in the container), then the rows with
 // the address hints lowered, in one transaction, then the flows.
-func (h *Host) detach(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port) error {
+func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port) error {
 	if err := h.markDetaching(ctx, ifs); err != nil {
 		return err
 	}
@@ -423,13 +423,13 @@ func (h *Host) markDetaching(ctx context.Context, ifs []vswitchd.Interface) erro
 	return err
 }
 
-// finishDetach completes the detach of an interface whose process died
+// FinishDetach completes the detach of an interface whose process died
 // half-way (the host lock guarantees no live process is still at it).
-func (h *Host) finishDetach(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (string, error) {
-	if err := h.detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {
+func (h *Host) FinishDetach(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (string, error) {
+	if err := h.Detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {
 		return "", fmt.Errorf("finish the detach of %s: %w", ifc.Name, err)
 	}
-	return fmt.Sprintf("finished interrupted detach of %s (%s)", ifc.Name, ownerOf(ifc)), nil
+	return fmt.Sprintf("finished interrupted detach of %s (%s)", ifc.Name, OwnerOf(ifc)), nil
 }
 
 // handOffDefaultRoutes gives a default route back to containers that lost
@@ -480,7 +480,7 @@ func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[st
 	for _, p := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
 	}
-	lchs, err := h.linkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, nil)
+	lchs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, nil)
 	if err != nil {
 		return err
 	}
@@ -567,7 +567,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil {
 		return fmt.Errorf("VLAN %d set on %s, but its flows were not updated (run ovsnet reconcile): %w", vlan, ifs[0].Name, err)
 	}
-	chs, err := h.linkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, involving(container), nil)
+	chs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, involving(container), nil)
 	if err != nil {
 		return err
 	}

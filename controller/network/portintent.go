@@ -19,11 +19,11 @@ import (
 // ErrBadIntent is wrapped by every error of intent that does not decode.
 var ErrBadIntent = intent.ErrBad
 
-func ifaceRow(i vswitchd.Interface) string {
-	return fmt.Sprintf("interface %s (%s)", i.Name, ownerOf(i))
+func IfaceRow(i vswitchd.Interface) string {
+	return fmt.Sprintf("interface %s (%s)", i.Name, OwnerOf(i))
 }
 
-func ownerOf(i vswitchd.Interface) string { return intent.RefOf(i.ExternalIDs).String() }
+func OwnerOf(i vswitchd.Interface) string { return intent.RefOf(i.ExternalIDs).String() }
 
 // decodePort is the flow model of an ovsnet container interface. ok is
 // false for rows that have no flows of their own (not ovsnet's, no port
@@ -34,7 +34,7 @@ func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err erro
 	if !intent.Owned(i.ExternalIDs) {
 		return p, false, nil
 	}
-	pi, err := intent.DecodePort(ifaceRow(i), i.ExternalIDs)
+	pi, err := intent.DecodePort(IfaceRow(i), i.ExternalIDs)
 	if err != nil {
 		return p, false, err
 	}
@@ -47,22 +47,22 @@ func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err erro
 	return p, false, nil
 }
 
-// decodedPorts is one decoding of a bridge's container interfaces, shared
+// DecodedPorts is one decoding of a bridge's container interfaces, shared
 // by a convergence run's flows and its report of bad intent: the flow
 // model of each interface that has flows (by OVS port name) and what does
 // not decode (ports sharing a MAC included, and given no flows).
-type decodedPorts struct {
-	flow map[string]flows.Port
-	bad  []error
+type DecodedPorts struct {
+	Flow map[string]flows.Port
+	Bad  []error
 }
 
-// decodePorts decodes ifs, whose ports (for their VLANs) are ports.
-func decodePorts(ifs []vswitchd.Interface, ports []vswitchd.Port) decodedPorts {
-	d := decodedPorts{flow: map[string]flows.Port{}}
+// DecodePorts decodes ifs, whose ports (for their VLANs) are ports.
+func DecodePorts(ifs []vswitchd.Interface, ports []vswitchd.Port) DecodedPorts {
+	d := DecodedPorts{Flow: map[string]flows.Port{}}
 	shared := map[string]bool{}
 	for _, e := range sharedMACs(ifs) {
 		shared[e.Row] = true
-		d.bad = append(d.bad, e)
+		d.Bad = append(d.Bad, e)
 	}
 	for j, i := range ifs {
 		vlan := 0
@@ -71,25 +71,25 @@ func decodePorts(ifs []vswitchd.Interface, ports []vswitchd.Port) decodedPorts {
 		}
 		p, ok, err := decodePort(i, vlan)
 		if err != nil {
-			d.bad = append(d.bad, err)
+			d.Bad = append(d.Bad, err)
 		}
-		if ok && !shared[ifaceRow(i)] {
-			d.flow[i.Name] = p
+		if ok && !shared[IfaceRow(i)] {
+			d.Flow[i.Name] = p
 		}
 	}
 	return d
 }
 
-// badIntent is every decoding error of an ovsnet bridge and its container
+// BadIntent is every decoding error of an ovsnet bridge and its container
 // interfaces, ports sharing a MAC included, in a stable order.
-func badIntent(topo *ovsdb.Topology, b *vswitchd.Bridge) []error {
-	return badIntentOf(b, decodePorts(topo.BridgeInterfaces(b)))
+func BadIntent(topo *ovsdb.Topology, b *vswitchd.Bridge) []error {
+	return BadIntentOf(b, DecodePorts(topo.BridgeInterfaces(b)))
 }
 
-// badIntentOf is badIntent with the bridge's interfaces already decoded.
-func badIntentOf(b *vswitchd.Bridge, d decodedPorts) []error {
+// BadIntentOf is badIntent with the bridge's interfaces already decoded.
+func BadIntentOf(b *vswitchd.Bridge, d DecodedPorts) []error {
 	bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-	errs := append(append([]error{}, bi.Errs...), d.bad...)
+	errs := append(append([]error{}, bi.Errs...), d.Bad...)
 	for _, t := range bi.Tunnels {
 		if t.Err != nil {
 			errs = append(errs, t.Err)
@@ -118,7 +118,7 @@ func sharedMACs(ifs []vswitchd.Interface) []*intent.Error {
 			continue
 		}
 		for _, i := range is {
-			out = append(out, intent.SharedMAC(ifaceRow(i), m))
+			out = append(out, intent.SharedMAC(IfaceRow(i), m))
 		}
 	}
 	return out

@@ -53,8 +53,8 @@ func TestSharedMACsHaveNoFlows(t *testing.T) {
 	a, b := samplePort(), samplePort()
 	b.Container = "db"
 	ifs := []vswitchd.Interface{{Name: "on1", Ofport: &one, ExternalIDs: a.Encode()}, {Name: "on2", Ofport: &two, ExternalIDs: b.Encode()}}
-	d := decodePorts(ifs, make([]vswitchd.Port, 2))
-	if len(d.flow) != 0 || len(d.bad) != 2 {
-		t.Fatalf("shared MAC: flows %v, bad %v", d.flow, d.bad)
+	d := DecodePorts(ifs, make([]vswitchd.Port, 2))
+	if len(d.Flow) != 0 || len(d.Bad) != 2 {
+		t.Fatalf("shared MAC: flows %v, bad %v", d.Flow, d.Bad)
 	}
 }

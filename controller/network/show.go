@@ -48,7 +48,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 			continue
 		}
 		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		sb := Bridge{Name: b.Name, Datapath: datapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
+		sb := Bridge{Name: b.Name, Datapath: DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
 			Ports: []Port{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
 		if bi.SubnetsErr != nil {
@@ -89,7 +89,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		}
 		for k, l := range sb.Links {
 			for _, end := range []string{l.Src, l.Dst} {
-				if _, remote := remoteAddr(end); !remote && !has[end] {
+				if _, remote := RemoteAddr(end); !remote && !has[end] {
 					sb.Links[k].Dangling = append(sb.Links[k].Dangling, end)
 				}
 			}
@@ -119,7 +119,7 @@ func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 	if i.Ofport != nil {
 		ofport = *i.Ofport
 	}
-	pi, err := intent.DecodePort(ifaceRow(i), e)
+	pi, err := intent.DecodePort(IfaceRow(i), e)
 	owned := intent.Owned(e)
 	var v Port
 	if owned && err == nil {

@@ -29,14 +29,14 @@ const (
 	TunnelGRE   = "gre"
 )
 
-// noTxOffload says whether a container interface must compute its own
+// NoTxOffload says whether a container interface must compute its own
 // checksums (and so segment its own TCP): on the userspace datapath a veth
 // unless ovs-vswitchd runs with userspace TSO (tso, asked only then: else
 // OVS forwards partial-checksum packets as they are, and TCP stalls), and
 // any interface on a network spanning hosts, because OVS 3.1's userspace
 // tunnels cannot encapsulate offloaded packets (measured here: ping passes,
 // TCP does not connect).
-func noTxOffload(b intent.Bridge, typ, dp string, tso func() bool) bool {
+func NoTxOffload(b intent.Bridge, typ, dp string, tso func() bool) bool {
 	return dp == DatapathNetdev && (b.Spans() || typ == attach.TypeVeth && !tso())
 }
 
@@ -169,7 +169,7 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	// The userspace datapath encapsulates by itself and needs the local
 	// address on an OVS bridge of its own.
 	underlayDev := dev
-	if datapathOf(br) == DatapathNetdev {
+	if DatapathOf(br) == DatapathNetdev {
 		if underlayDev, err = h.ensureUnderlay(ctx, dev); err != nil {
 			return Tunnel{}, false, err
 		}
@@ -207,7 +207,7 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	if err := h.applyBridgeFlows(nb); err != nil {
 		return undo(err)
 	}
-	if _, err := h.reconcileBridge(ctx, o.Bridge, nb.ExternalIDs); err != nil {
+	if _, err := h.ConvergeBridge(ctx, o.Bridge, nb.ExternalIDs); err != nil {
 		return undo(err)
 	}
 	return t, true, nil
@@ -232,9 +232,9 @@ func tunnelPort(t Tunnel) ovsdb.PortSpec {
 		ExternalIDs: t.PortIDs(), PortIDs: intent.Ownership(t.Bridge)}
 }
 
-// reconcileTunnels puts back the tunnel ports of b that were deleted behind
+// ConvergeTunnels puts back the tunnel ports of b that were deleted behind
 // ovsnet's back (ovs-vsctl del-port): the bridge's settings say they exist.
-func (h *Host) reconcileTunnels(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) ([]string, error) {
+func (h *Host) ConvergeTunnels(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) ([]string, error) {
 	ts := intent.DecodeBridge(b.Name, b.ExternalIDs).GoodTunnels()
 	if len(ts) == 0 {
 		return nil, nil
@@ -319,7 +319,7 @@ func defaultTunnelMTU() int {
 // applyBridgeFlows replaces the bridge-wide flows (tunnels included) with
 // what the bridge's settings say, in one bundle.
 func (h *Host) applyBridgeFlows(b *vswitchd.Bridge) error {
-	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: bridgeFlows(b)})
+	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: BridgeFlows(b)})
 }
 
 // delTunnelRows removes a tunnel's port and its key from the bridge.
@@ -371,7 +371,7 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 	}
 	if nb, err := h.DB.GetBridge(ctx, bridge); err == nil && nb != nil {
 		errs = append(errs, h.applyBridgeFlows(nb))
-		_, err := h.reconcileBridge(ctx, bridge, nb.ExternalIDs)
+		_, err := h.ConvergeBridge(ctx, bridge, nb.ExternalIDs)
 		errs = append(errs, err)
 	}
 	errs = append(errs, h.releaseUnderlay(ctx))

@@ -154,9 +154,9 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// reconcileUnderlays re-applies the underlay bridges' addresses and routes
+// ConvergeUnderlays re-applies the underlay bridges' addresses and routes
 // (gone with their devices when ovs-vswitchd restarted).
-func reconcileUnderlays(topo *ovsdb.Topology, links *attach.HostLinks) []error {
+func ConvergeUnderlays(topo *ovsdb.Topology, links *attach.HostLinks) []error {
 	var errs []error
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]

@@ -1,4 +1,6 @@
-package network
+// Package doctor checks a host for what ovsnet needs and what makes it
+// slow (`ovsnet doctor`), each finding with its fix.
+package doctor
 
 import (
 	"cmp"
@@ -9,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -39,33 +41,28 @@ const (
 	StatusProblem = "problem"
 )
 
-// DoctorOptions say where the doctor looks.
-type DoctorOptions struct {
+// Options say where the doctor looks.
+type Options struct {
 	Endpoint   string // OVSDB, as for every command
 	Controller string // the controller's --listen address
 }
 
-// TSOFix is what turns userspace TSO on, and what that restart does.
-const TSOFix = "ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true, then restart ovs-vswitchd " +
-	"(systemctl restart openvswitch-switch): it reads the setting at start only; ovsnet's controller (or " +
-	"`ovsnet reconcile`) then re-attaches the internal ports in containers and gives veths their offloads back"
-
-// Doctor checks the host for what ovsnet needs and what makes it slow,
+// Run checks the host for what ovsnet needs and what makes it slow,
 // each finding with its fix. h is nil when OVSDB could not be reached
 // (connErr says why): the checks that need it say so.
-func Doctor(ctx context.Context, h *Host, connErr error, o DoctorOptions) []Finding {
+func Run(ctx context.Context, h *network.Host, connErr error, o Options) []Finding {
 	var fs []Finding
 	if h == nil {
 		fs = append(fs, Finding{"ovsdb-server", StatusProblem, connErr.Error(), ""}) // it says what to do
 	} else {
-		fs = append(fs, h.doctorOVS(ctx, o)...)
+		fs = append(fs, doctorOVS(h, ctx, o)...)
 	}
 	fs = append(fs, doctorIptables(), doctorController(o.Controller), doctorDocker())
 	return fs
 }
 
 // doctorOVS are the checks that read OVSDB.
-func (h *Host) doctorOVS(ctx context.Context, o DoctorOptions) []Finding {
+func doctorOVS(h *network.Host, ctx context.Context, o Options) []Finding {
 	roots, err := ovsdb.Select[vswitchd.OpenvSwitch](ctx, h.DB, nil, "_uuid", "ovs_version", "other_config")
 	if err != nil || len(roots) == 0 {
 		return []Finding{{"ovsdb-server", StatusProblem, fmt.Sprintf("no Open_vSwitch row (%v)", err), "run ovs-vsctl init"}}
@@ -80,37 +77,21 @@ func (h *Host) doctorOVS(ctx context.Context, o DoctorOptions) []Finding {
 	if err != nil {
 		return append(fs, Finding{"bridges", StatusProblem, err.Error(), ""})
 	}
-	dp := DetectDatapath()
+	dp := network.DetectDatapath()
 	fs = append(fs, doctorDatapath(dp), doctorTSO(dp, root.OtherConfig, topo))
 	fs = append(fs, doctorForwarding(topo), doctorMTU(topo))
 	return append(fs, doctorIntent(topo)...)
 }
 
-// TSOWarning says, for a bridge just made on the userspace datapath, that
-// ovs-vswitchd runs without userspace TSO and what to do; "" if it runs
-// with it, or the bridge is on the kernel datapath.
-func (h *Host) TSOWarning(bridge string) string {
-	br, err := h.DB.GetBridge(context.Background(), bridge)
-	if err != nil || br == nil || datapathOf(br) != DatapathNetdev {
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), LinkTimeout)
-	defer cancel()
-	if l, err := attach.WaitLink(ctx, bridge); err != nil || attach.TSOActive(l) {
-		return "" // its tap is not here (another netns?): nothing to tell by
-	}
-	return "ovs-vswitchd runs without userspace TSO: containers' TCP will run at about a tenth of a Linux bridge's. Fix: " + TSOFix
-}
-
 // doctorVswitchd looks for a live ovs-vswitchd through its pid file next
 // to the database's socket.
 func doctorVswitchd(endpoint string) Finding {
-	sock, local := strings.CutPrefix(cmp.Or(endpoint, os.Getenv("OVSNET_DB"), "unix:"+ovsRunDir()+"/db.sock"), "unix:")
+	sock, local := strings.CutPrefix(cmp.Or(endpoint, os.Getenv("OVSNET_DB"), "unix:"+ovsdb.RunDir()+"/db.sock"), "unix:")
 	if !local {
 		return Finding{"ovs-vswitchd", StatusNote, "OVSDB is remote (" + endpoint + "): ovs-vswitchd cannot be seen from here", ""}
 	}
 	dir := filepath.Dir(sock)
-	pid, err := vswitchdPid(dir)
+	pid, err := ovsdb.VswitchdPid(dir)
 	if err != nil || syscall.Kill(pid, 0) != nil {
 		return Finding{"ovs-vswitchd", StatusProblem, "not running (no live pid in " + filepath.Join(dir, "ovs-vswitchd.pid") + "): bridges forward nothing",
 			"start it (systemctl start openvswitch-switch); then `ovsnet reconcile` puts back internal ports and flows"}
@@ -118,25 +99,8 @@ func doctorVswitchd(endpoint string) Finding {
 	return Finding{"ovs-vswitchd", StatusOK, fmt.Sprintf("running (pid %d)", pid), ""}
 }
 
-// ovsRunDir is where OVS's tools find ovs-vswitchd's pid file and the
-// database's socket.
-func ovsRunDir() string { return cmp.Or(os.Getenv("OVS_RUNDIR"), "/var/run/openvswitch") }
-
-// vswitchdPid is the pid in ovs-vswitchd's pid file in dir.
-func vswitchdPid(dir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "ovs-vswitchd.pid"))
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err == nil && pid <= 0 {
-		err = fmt.Errorf("bad pid %d", pid)
-	}
-	return pid, err
-}
-
 func doctorDatapath(dp string) Finding {
-	if dp == DatapathSystem {
+	if dp == network.DatapathSystem {
 		return Finding{"datapath", StatusOK, "kernel (the openvswitch module is loaded): veths by default", ""}
 	}
 	return Finding{"datapath", StatusOK, "userspace (netdev: no openvswitch kernel module): internal ports by default", ""}
@@ -146,14 +110,14 @@ func doctorDatapath(dp string) Finding {
 // set in OVSDB, and in force (the taps ovs-vswitchd opened have virtio-net
 // headers; it reads the setting at start only).
 func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
-	if dp != DatapathNetdev {
+	if dp != network.DatapathNetdev {
 		return Finding{"userspace TSO", StatusOK, "not needed on the kernel datapath", ""}
 	}
 	set := oc["userspace-tso-enable"] == "true"
 	probed, on := "", true
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if datapathOf(b) != DatapathNetdev {
+		if network.DatapathOf(b) != network.DatapathNetdev {
 			continue
 		}
 		if l, err := netlink.LinkByName(b.Name); err == nil {
@@ -163,9 +127,9 @@ func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
 	}
 	switch {
 	case !set:
-		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about a tenth of a Linux bridge's", TSOFix}
+		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about a tenth of a Linux bridge's", network.TSOFix}
 	case probed != "" && !on:
-		return Finding{"userspace TSO", StatusProblem, "set, but not in force: ovs-vswitchd started before it was set (bridge " + probed + "'s tap has no vnet_hdr)", TSOFix}
+		return Finding{"userspace TSO", StatusProblem, "set, but not in force: ovs-vswitchd started before it was set (bridge " + probed + "'s tap has no vnet_hdr)", network.TSOFix}
 	case probed == "":
 		return Finding{"userspace TSO", StatusOK, "set (no bridge yet to see it in force)", ""}
 	}
@@ -175,15 +139,15 @@ func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
 // doctorForwarding checks that IPv4 (and, with IPv6 subnets, IPv6)
 // forwarding is on where ovsnet bridges need it.
 func doctorForwarding(topo *ovsdb.Topology) Finding {
-	p := planNAT(topo)
-	if len(p.bridges) == 0 {
+	p := network.PlanNAT(topo)
+	if len(p.Bridges) == 0 {
 		return Finding{"forwarding", StatusOK, "no ovsnet bridge with a subnet yet", ""}
 	}
 	var off []string
 	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "1" {
 		off = append(off, "net.ipv4.ip_forward")
 	}
-	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); p.ipv6 && strings.TrimSpace(string(b)) != "1" {
+	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); p.IPv6 && strings.TrimSpace(string(b)) != "1" {
 		off = append(off, "net.ipv6.conf.all.forwarding")
 	}
 	if len(off) > 0 {
@@ -205,7 +169,7 @@ func doctorMTU(topo *ovsdb.Topology) Finding {
 		}
 		bm := bi.MTU
 		for _, t := range bi.GoodTunnels() {
-			if max := t.UnderlayMTU - TunnelOverhead(t.Type); t.UnderlayMTU > 0 && (bm == 0 || bm > max) {
+			if max := t.UnderlayMTU - network.TunnelOverhead(t.Type); t.UnderlayMTU > 0 && (bm == 0 || bm > max) {
 				bad = append(bad, fmt.Sprintf("bridge %s's MTU %d is above what its %s tunnel to %s carries (%d)", bi.Name, cmp.Or(bm, 1500), t.Type, t.Remote, max))
 			}
 		}
@@ -252,7 +216,7 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 		if !bi.Owned {
 			continue
 		}
-		for _, err := range badIntent(topo, b) {
+		for _, err := range network.BadIntent(topo, b) {
 			fs = append(fs, Finding{"intent", StatusProblem, err.Error(), "fix or remove the key with ovs-vsctl, or detach the container and attach it again"})
 		}
 		ifs, _ := topo.BridgeInterfaces(b)
@@ -260,13 +224,13 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 		for _, ifc := range ifs {
 			ports[intent.RefOf(ifc.ExternalIDs).Container] = true
 			if ifc.Error != nil && *ifc.Error != "" {
-				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, ownerOf(ifc), b.Name, *ifc.Error),
+				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, network.OwnerOf(ifc), b.Name, *ifc.Error),
 					"ovsnet reconcile; if it stays, detach the container and attach it again"})
 			}
 		}
 		for _, l := range bi.Links {
 			for _, end := range []string{l.Src, l.Dst} {
-				if _, remote := remoteAddr(end); !remote && !ports[end] {
+				if _, remote := network.RemoteAddr(end); !remote && !ports[end] {
 					fs = append(fs, Finding{"links", StatusNote, fmt.Sprintf("link %s -> %s on %s: %s has no port there", l.Src, l.Dst, b.Name, end),
 						fmt.Sprintf("ovsnet unlink %s %s %s, unless it comes back", b.Name, l.Src, l.Dst)})
 				}

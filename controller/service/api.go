@@ -1,4 +1,4 @@
-package network
+package service
 
 import (
 	"context"
@@ -11,6 +11,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ovsnet/ovsnet/controller/lock"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 )
 
 // The attach API: while `ovsnet controller` runs, add-port and del-port ask
@@ -36,14 +40,14 @@ func APISocket(endpoint string) string {
 
 // apiRequest is one request: one JSON object per connection.
 type apiRequest struct {
-	Op   string      `json:"op"` // add-port | del-port
-	Port PortOptions `json:"port"`
+	Op   string              `json:"op"` // add-port | del-port
+	Port network.PortOptions `json:"port"`
 }
 
 type apiResponse struct {
-	Port        *Port  `json:"port,omitempty"`
-	Error       string `json:"error,omitempty"`
-	Unsupported bool   `json:"unsupported,omitempty"` // an older service: do it directly
+	Port        *network.Port `json:"port,omitempty"`
+	Error       string        `json:"error,omitempty"`
+	Unsupported bool          `json:"unsupported,omitempty"` // an older service: do it directly
 }
 
 // apiTimeout bounds one request on the service's side; the slowest attach
@@ -89,11 +93,11 @@ func (s *Service) serveConn(c net.Conn) {
 	// rolls back.
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	tr := newTracer()
+	tr := steptime.New()
 	unlock, err := s.sharedLock()
 	defer unlock()
-	tr.step("wait for the host lock")
-	tr.done("api " + rq.Op)
+	tr.Step("wait for the host lock")
+	tr.Done("api " + rq.Op)
 	var rs apiResponse
 	switch {
 	case err != nil:
@@ -122,7 +126,7 @@ func (s *Service) serveConn(c net.Conn) {
 // must not see the attach half-way. flock locks belong to open files, so a
 // file of the request's own conflicts with the service's exclusive one.
 func (s *Service) sharedLock() (unlock func(), err error) {
-	f, err := openLock(convergeLockPath(s.o.Endpoint))
+	f, err := lock.Open(lock.ConvergePath(s.o.Endpoint))
 	if err != nil {
 		return func() {}, err
 	}
@@ -144,17 +148,17 @@ var ErrServiceLost = errors.New("the ovsnet controller went away during the requ
 
 // AddPortVia asks the host's controller to attach; ErrNoService if none
 // runs (or it is too old to take the request).
-func AddPortVia(endpoint string, o PortOptions) (*Port, error) {
+func AddPortVia(endpoint string, o network.PortOptions) (*network.Port, error) {
 	return callAPI(endpoint, apiRequest{Op: "add-port", Port: o})
 }
 
 // DelPortVia asks the host's controller to detach; ErrNoService if none runs.
 func DelPortVia(endpoint, bridge, iface, container string) error {
-	_, err := callAPI(endpoint, apiRequest{Op: "del-port", Port: PortOptions{Bridge: bridge, Iface: iface, Container: container}})
+	_, err := callAPI(endpoint, apiRequest{Op: "del-port", Port: network.PortOptions{Bridge: bridge, Iface: iface, Container: container}})
 	return err
 }
 
-func callAPI(endpoint string, rq apiRequest) (*Port, error) {
+func callAPI(endpoint string, rq apiRequest) (*network.Port, error) {
 	path := APISocket(endpoint)
 	// A relative netns path means the caller's directory, which the service
 	// does not share; OVSNET_DIRECT=1 skips the controller on purpose.
@@ -162,8 +166,8 @@ func callAPI(endpoint string, rq apiRequest) (*Port, error) {
 	if path == "" || relative || os.Getenv("OVSNET_DIRECT") != "" {
 		return nil, ErrNoService
 	}
-	tr := newTracer()
-	defer tr.done("api " + rq.Op)
+	tr := steptime.New()
+	defer tr.Done("api " + rq.Op)
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		// No socket, or a dead controller's: nobody to ask.
@@ -173,7 +177,7 @@ func callAPI(endpoint string, rq apiRequest) (*Port, error) {
 		return nil, fmt.Errorf("ovsnet controller at %s: %w", path, err)
 	}
 	defer c.Close()
-	tr.step("dial")
+	tr.Step("dial")
 	c.SetDeadline(time.Now().Add(apiTimeout + 30*time.Second))
 	if err := json.NewEncoder(c).Encode(rq); err != nil {
 		return nil, fmt.Errorf("%w (%s: %v)", ErrServiceLost, path, err)
@@ -182,7 +186,7 @@ func callAPI(endpoint string, rq apiRequest) (*Port, error) {
 	if err := json.NewDecoder(c).Decode(&rs); err != nil {
 		return nil, fmt.Errorf("%w (%s: %v)", ErrServiceLost, path, err)
 	}
-	tr.step("request")
+	tr.Step("request")
 	switch {
 	case rs.Unsupported:
 		return nil, ErrNoService

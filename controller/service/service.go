@@ -1,20 +1,20 @@
-package network
+// Package service is `ovsnet controller`: one process per host that keeps
+// it converged (package reconcile on every OVSDB change and every resync),
+// removes the ports of containers that are gone, serves the attach API on
+// a unix socket for the CLI, and reports /healthz and /metrics.
+package service
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -25,13 +25,17 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/lock"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/reconcile"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// ServiceOptions configure `ovsnet controller`.
-type ServiceOptions struct {
+// Options configure `ovsnet controller`.
+type Options struct {
 	Endpoint string        // OVSDB
 	Listen   string        // /healthz and /metrics
 	Resync   time.Duration // periodic full convergence
@@ -43,17 +47,18 @@ type ServiceOptions struct {
 // (coalesced) and every Resync, and removes the ports of containers that
 // are gone. It uses the same code as the CLI.
 type Service struct {
-	o       ServiceOptions
-	h       *Host
+	o       Options
+	h       *network.Host
+	c       *reconcile.Converger
 	kick    chan struct{}
 	metrics *serviceMetrics
 
 	convergeLock *os.File
 
-	lastVerify time.Time  // last full flow comparison (or the start)
-	natSeen    string     // NAT intent last synced (pass.natSeen)
-	flowsSeen  flowMemory // flow intent last brought to (pass.seen)
-	collected  bool       // garbage collected once since the start
+	lastVerify time.Time        // last full flow comparison (or the start)
+	natSeen    string           // NAT intent last synced (reconcile.Options.NATSeen)
+	flowsSeen  reconcile.Memory // flow intent last brought to (reconcile.Options.Seen)
+	collected  bool             // garbage collected once since the start
 
 	mu        sync.Mutex
 	converged bool
@@ -97,73 +102,18 @@ func newMetrics() *serviceMetrics {
 	return m
 }
 
-// lockPath is the per-host lock: next to the OVSDB socket, as OVS's own
-// pid files are.
-func lockPath(endpoint string) string {
-	if p, ok := strings.CutPrefix(endpoint, "unix:"); ok {
-		return filepath.Join(filepath.Dir(p), "ovsnet-controller.lock")
-	}
-	return "/var/run/openvswitch/ovsnet-controller.lock"
-}
-
-// convergeLockPath is the lock that keeps CLI changes and the controller's
-// convergence apart: the CLI holds it shared for its whole run (so CLI
-// commands still run in parallel), a convergence run holds it exclusively.
-// Without it, a resync computed from an older read could remove the flows
-// of a port attached meanwhile.
-func convergeLockPath(endpoint string) string {
-	return strings.TrimSuffix(lockPath(endpoint), "-controller.lock") + ".lock"
-}
-
-// LockHost takes the convergence lock for a CLI run, shared (changes) or
-// exclusive (reconcile, which must not see an attach half-way); it is
-// released when the process exits. No run directory here (a remote OVSDB)
-// means no controller to race with; a lock file others could hold is an
-// error.
-func LockHost(endpoint string, exclusive bool) error {
-	f, err := openLock(convergeLockPath(endpoint))
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-		return nil // no run directory here, or not root: nothing to race with
-	}
-	if err != nil {
-		return err
-	}
-	how := syscall.LOCK_SH
-	if exclusive {
-		how = syscall.LOCK_EX
-	}
-	syscall.Flock(int(f.Fd()), how)
-	return nil // f stays open: the lock lasts until exit
-}
-
-// lockHost takes the host's controller lock, or says who holds it.
-func lockHost(path string) (*os.File, error) {
-	f, err := openLock(path)
-	if err != nil {
-		return nil, fmt.Errorf("controller lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		who := lockHolders(f)
-		f.Close()
-		return nil, fmt.Errorf("the controller lock %s is held by %s: another ovsnet controller is running on this host, stop it first", path, who)
-	}
-	f.Truncate(0)
-	fmt.Fprintf(f, "%d\n", os.Getpid())
-	return f, nil
-}
-
-// RunService runs the controller until ctx ends.
-func RunService(ctx context.Context, o ServiceOptions) error {
+// Run runs the controller until ctx ends.
+func Run(ctx context.Context, o Options) error {
 	if o.Endpoint == "" {
 		o.Endpoint = ovsdb.DefaultEndpoint()
 	}
-	lock, err := lockHost(lockPath(o.Endpoint))
+	held, err := lock.Controller(o.Endpoint)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: flowMemory{}}
-	cl, err := openLock(convergeLockPath(o.Endpoint))
+	defer held.Close()
+	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: reconcile.Memory{}}
+	cl, err := lock.Open(lock.ConvergePath(o.Endpoint))
 	if err != nil {
 		return err
 	}
@@ -177,21 +127,22 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	tr := newTracer()
+	tr := steptime.New()
 	sw := flows.NewSwitch()
 	defer sw.Close()
-	s.h = &Host{Flows: sw}
+	s.h = &network.Host{Flows: sw}
+	s.c = &reconcile.Converger{Host: s.h}
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.
 	if bs, err := ovsnetBridgeNames(ctx, o.Endpoint); err == nil {
-		s.h.prefetchFlowCounts(bs)
+		s.c.Prefetch(bs)
 	}
 	db, err := ovsdb.Connect(ctx, o.Endpoint, ovsdb.Watch{OnChange: s.trigger})
 	if err != nil {
 		return err
 	}
-	tr.step("connect and monitor OVSDB")
-	tr.done("controller start")
+	tr.Step("connect and monitor OVSDB")
+	tr.Done("controller start")
 	defer db.Close()
 	s.h.DB = db
 	if path := APISocket(o.Endpoint); path != "" {
@@ -251,7 +202,7 @@ func RunService(ctx context.Context, o ServiceOptions) error {
 			wait = time.Second
 		}
 		s.h.DB.Settled() // the initial load is behind us
-		s.h.dropEarlyCounts()
+		s.c.DropPrefetched()
 		if err == nil && !ready {
 			ready = true
 			daemon.SdNotify(false, daemon.SdNotifyReady)
@@ -291,12 +242,11 @@ func (s *Service) trigger() {
 func (s *Service) converge(ctx context.Context, resync bool) error {
 	// CLI changes hold it shared: the incremental flow sync relies on
 	// never seeing one half made.
-	if err := syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_EX); err != nil {
-		err = fmt.Errorf("take the convergence lock: %w", err)
+	if err := lock.Take(s.convergeLock, lock.Exclusive); err != nil {
 		s.failed(err)
 		return err
 	}
-	defer syscall.Flock(int(s.convergeLock.Fd()), syscall.LOCK_UN)
+	defer lock.Release(s.convergeLock)
 	start := time.Now()
 	m := s.metrics
 	connected := s.h.DB.Connected()
@@ -323,11 +273,11 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	// changes nothing in OVSDB: its port is looked for on resyncs and the
 	// first run, not on every change (a stat per port, ~5 ms of every run
 	// at 1,000 ports).
-	links, linkErr := attach.ListHostLinks(probeLink(topo))
+	links, linkErr := attach.ListHostLinks(reconcile.ProbeLink(topo))
 	var gone []string
 	var gcErr error
 	if resync || !s.collected {
-		gone, gcErr = s.h.collectGarbage(ctx, topo, links)
+		gone, gcErr = s.c.CollectGarbage(ctx, topo, links)
 		s.collected = gcErr == nil
 	}
 	if linkErr != nil {
@@ -342,30 +292,30 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 		topo, links = nil, nil
 	}
 	verify := time.Since(s.lastVerify) >= s.o.Verify
-	var fst flowStats
-	r, err := s.h.reconcile(ctx, pass{topo: topo, links: links, quick: !verify, natSeen: &s.natSeen, natCheck: resync,
-		seen: s.flowsSeen, trust: !resync && !verify, stats: &fst})
-	m.checks.Add(float64(fst.checks))
-	m.updates.Add(float64(fst.updates))
+	var fst reconcile.Stats
+	r, err := s.c.Run(ctx, reconcile.Options{Topo: topo, Links: links, Quick: !verify, NATSeen: &s.natSeen, NATCheck: resync,
+		Seen: s.flowsSeen, Trust: !resync && !verify, Stats: &fst})
+	m.checks.Add(float64(fst.Checks))
+	m.updates.Add(float64(fst.Updates))
 	if err == nil && verify {
 		s.lastVerify = time.Now()
 	}
 	err = errors.Join(gcErr, err)
 	m.duration.Observe(time.Since(start).Seconds())
-	m.repairs.Add(float64(len(r.did)))
-	for _, d := range r.did {
+	m.repairs.Add(float64(len(r.Did)))
+	for _, d := range r.Did {
 		s.o.Log.Info("repaired drift", "change", d)
 	}
-	for _, n := range r.notes {
+	for _, n := range r.Notes {
 		s.o.Log.Debug("note", "note", n)
 	}
-	s.reportBadIntent(r.bad)
+	s.reportBadIntent(r.Bad)
 	s.mu.Lock()
 	s.converged, s.lastErr = err == nil && connected, err
 	s.mu.Unlock()
 	// After the state /healthz reports (a cold start need not wait).
-	if r.topo != nil {
-		s.updateGauges(r.topo)
+	if r.Topo != nil {
+		s.updateGauges(r.Topo)
 	}
 	if err != nil {
 		s.failed(err)
@@ -373,17 +323,9 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	return err
 }
 
-// flowsBroken says whether a bridge's flows may be gone since the last run
-// brought them to the intent: the OpenFlow connection it checked over was
-// closed by ovs-vswitchd, or replaced.
-func (s *Service) flowsBroken() bool {
-	for b, seen := range s.flowsSeen {
-		if epoch, open := s.h.Flows.Epoch(b); !open || epoch != seen.epoch {
-			return true
-		}
-	}
-	return false
-}
+// flowsBroken says whether a bridge's flows may be gone since the last
+// run brought them to the intent (reconcile.Memory.Broken).
+func (s *Service) flowsBroken() bool { return s.flowsSeen.Broken(s.h.Flows) }
 
 // reportBadIntent logs intent that does not decode when it changes and
 // keeps it for /healthz and the ovsnet_bad_intent gauge. It does not fail
@@ -431,7 +373,7 @@ func (s *Service) updateGauges(topo *ovsdb.Topology) {
 			}
 		}
 		s.metrics.ports.WithLabelValues(b.Name).Set(float64(n))
-		total += s.flowsSeen[b.Name].total // as the run left them (none after an error)
+		total += s.flowsSeen.Total(b.Name) // as the run left them (none after an error)
 	}
 	s.metrics.flows.Set(float64(total))
 }
@@ -454,46 +396,4 @@ func (s *Service) mux() *http.ServeMux {
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
-}
-
-// collectGarbage removes the ports of containers whose network namespace is
-// gone (the container exited), with their flows, rules and addresses.
-func (h *Host) collectGarbage(ctx context.Context, topo *ovsdb.Topology, links *attach.HostLinks) ([]string, error) {
-	var gone []string
-	var errs []error
-	for i := range topo.Bridges {
-		b := &topo.Bridges[i]
-		ifs, ports := topo.BridgeInterfaces(b)
-		for j, ifc := range ifs {
-			ref := intent.RefOf(ifc.ExternalIDs)
-			ns := ref.Netns
-			if !ref.Owned || ns == "" || attach.NetnsExists(ns) {
-				continue
-			}
-			if err := h.detach(ctx, b.Name, []vswitchd.Interface{ifc}, []vswitchd.Port{ports[j]}); err != nil {
-				errs = append(errs, fmt.Errorf("remove %s: %w", ifc.Name, err))
-				continue
-			}
-			gone = append(gone, fmt.Sprintf("%s (%s)", ifc.Name, ownerOf(ifc)))
-		}
-	}
-	// Host ends of veths whose attach was killed before its row was made
-	// (the convergence lock keeps this from racing a running attach).
-	rows := map[string]bool{}
-	for _, ifc := range topo.Interfaces {
-		rows[ifc.Name] = true
-	}
-	for _, l := range attach.LeakedHostLinks(links, rows) {
-		// topo may come from the monitor's cache, refilled after a
-		// reconnect: a link is deleted only if OVSDB itself has no row.
-		if ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(l)}, "_uuid"); err != nil || len(ifs) > 0 {
-			continue
-		}
-		if err := attach.DeleteLink(l); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		gone = append(gone, l+" (leaked veth)")
-	}
-	return gone, errors.Join(errs...)
 }

@@ -1,0 +1,28 @@
+package network
+
+import (
+	"context"
+
+	"github.com/ovsnet/ovsnet/attach"
+)
+
+// TSOFix is what turns userspace TSO on, and what that restart does.
+const TSOFix = "ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true, then restart ovs-vswitchd " +
+	"(systemctl restart openvswitch-switch): it reads the setting at start only; ovsnet's controller (or " +
+	"`ovsnet reconcile`) then re-attaches the internal ports in containers and gives veths their offloads back"
+
+// TSOWarning says, for a bridge just made on the userspace datapath, that
+// ovs-vswitchd runs without userspace TSO and what to do; "" if it runs
+// with it, or the bridge is on the kernel datapath.
+func (h *Host) TSOWarning(bridge string) string {
+	br, err := h.DB.GetBridge(context.Background(), bridge)
+	if err != nil || br == nil || DatapathOf(br) != DatapathNetdev {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), LinkTimeout)
+	defer cancel()
+	if l, err := attach.WaitLink(ctx, bridge); err != nil || attach.TSOActive(l) {
+		return "" // its tap is not here (another netns?): nothing to tell by
+	}
+	return "ovs-vswitchd runs without userspace TSO: containers' TCP will run at about a tenth of a Linux bridge's. Fix: " + TSOFix
+}

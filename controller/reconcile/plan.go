@@ -1,0 +1,76 @@
+package reconcile
+
+import (
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// The decisions of a run, from OVSDB rows alone: pure, so that they are
+// tested without a host.
+
+// portStep is what a run does for one interface of an ovsnet bridge.
+type portStep int
+
+const (
+	leave            portStep = iota // not ovsnet's, or nothing to check
+	finishDetach                     // a detach was killed half-way
+	finishAttach                     // an attach was killed after its rows
+	reattachInternal                 // an internal port: back into its container if ovs-vswitchd re-created it
+	checkVeth                        // a veth: its offloads and its host end's state
+)
+
+// planPort decides the step for interface ifc.
+func planPort(ifc vswitchd.Interface) portStep {
+	ref := intent.RefOf(ifc.ExternalIDs)
+	switch {
+	case !ref.Owned:
+		return leave
+	case ref.State == intent.StateDetaching:
+		return finishDetach
+	case ref.State == intent.StateAttaching:
+		return finishAttach
+	case ifc.Type == "internal":
+		return reattachInternal
+	case ifc.Type == "":
+		return checkVeth
+	}
+	return leave
+}
+
+// orphan is an ovsnet interface whose container is gone.
+type orphan struct {
+	bridge string
+	ifc    vswitchd.Interface
+	port   vswitchd.Port
+}
+
+// vanished lists the ovsnet interfaces of topo whose network namespace is
+// gone (exists says whether a namespace path still exists).
+func vanished(topo *ovsdb.Topology, exists func(string) bool) []orphan {
+	var out []orphan
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		ifs, ports := topo.BridgeInterfaces(b)
+		for j, ifc := range ifs {
+			ref := intent.RefOf(ifc.ExternalIDs)
+			if ref.Owned && ref.Netns != "" && !exists(ref.Netns) {
+				out = append(out, orphan{bridge: b.Name, ifc: ifc, port: ports[j]})
+			}
+		}
+	}
+	return out
+}
+
+// unfinishedDeletes are the ovsnet bridges a killed del-br left marked
+// deleting.
+func unfinishedDeletes(topo *ovsdb.Topology) []string {
+	var out []string
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if bi := intent.DecodeBridge(b.Name, b.ExternalIDs); bi.Owned && bi.Deleting {
+			out = append(out, b.Name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,73 @@
+package reconcile
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+func ifaceWith(name, typ, state, netns string) vswitchd.Interface {
+	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: "c-" + name, intent.KeyContainerIface: "eth1",
+		intent.KeyState: state, intent.KeyNetns: netns}
+	return vswitchd.Interface{UUID: "u-" + name, Name: name, Type: typ, ExternalIDs: ext}
+}
+
+func TestPlanPort(t *testing.T) {
+	for _, c := range []struct {
+		ifc  vswitchd.Interface
+		want portStep
+	}{
+		{vswitchd.Interface{Name: "eth0"}, leave}, // not ovsnet's
+		{ifaceWith("a", "", intent.StateDetaching, "/n"), finishDetach},
+		{ifaceWith("b", "internal", intent.StateAttaching, "/n"), finishAttach},
+		{ifaceWith("c", "internal", intent.StateReady, "/n"), reattachInternal},
+		{ifaceWith("d", "", intent.StateReady, "/n"), checkVeth},
+		{ifaceWith("e", "vxlan", intent.StateReady, ""), leave}, // a tunnel port
+	} {
+		if got := planPort(c.ifc); got != c.want {
+			t.Errorf("%s (%q, %q): %v, want %v", c.ifc.Name, c.ifc.Type, c.ifc.ExternalIDs[intent.KeyState], got, c.want)
+		}
+	}
+}
+
+// topology is one bridge holding ifs, one port each.
+func topology(bridge map[string]string, ifs ...vswitchd.Interface) *ovsdb.Topology {
+	topo := &ovsdb.Topology{Ports: map[string]vswitchd.Port{}, Interfaces: map[string]vswitchd.Interface{}}
+	b := vswitchd.Bridge{UUID: "br", Name: "br1", ExternalIDs: bridge}
+	for _, i := range ifs {
+		p := vswitchd.Port{UUID: "p-" + i.Name, Name: i.Name, Interfaces: []string{i.UUID}}
+		topo.Ports[p.UUID], topo.Interfaces[i.UUID] = p, i
+		b.Ports = append(b.Ports, p.UUID)
+	}
+	topo.Bridges = []vswitchd.Bridge{b}
+	return topo
+}
+
+func TestVanished(t *testing.T) {
+	topo := topology(intent.NewBridge(), ifaceWith("a", "", intent.StateReady, "/gone"), ifaceWith("b", "", intent.StateReady, "/here"),
+		ifaceWith("c", "internal", intent.StateReady, ""), vswitchd.Interface{UUID: "u-x", Name: "x"})
+	exists := func(ns string) bool { return ns == "/here" }
+	got := vanished(topo, exists)
+	if len(got) != 1 || got[0].ifc.Name != "a" || got[0].bridge != "br1" || got[0].port.Name != "a" {
+		t.Fatalf("vanished: %+v", got)
+	}
+}
+
+func TestUnfinishedDeletes(t *testing.T) {
+	deleting := intent.NewBridge()
+	for k, v := range intent.Deleting() {
+		deleting[k] = v
+	}
+	if got := unfinishedDeletes(topology(deleting)); !reflect.DeepEqual(got, []string{"br1"}) {
+		t.Errorf("marked deleting: %v", got)
+	}
+	if got := unfinishedDeletes(topology(intent.NewBridge())); got != nil {
+		t.Errorf("not marked: %v", got)
+	}
+	if got := unfinishedDeletes(topology(intent.Deleting())); got != nil { // not ovsnet's
+		t.Errorf("not ovsnet's: %v", got)
+	}
+}

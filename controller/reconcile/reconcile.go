@@ -1,0 +1,415 @@
+// Package reconcile is ovsnet's one convergence: a run reads the intent in
+// OVSDB and brings everything derived from it to match (bridges' addresses
+// and OpenFlow settings, flows, NAT rules, interrupted attaches, detaches
+// and del-brs, veths' offloads, underlays, allocation hints), reporting
+// what it changed and the intent that does not decode. The CLI's
+// reconcile and the controller's loop run the same code; the steps that
+// converge one object are package network's.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/steptime"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+	"github.com/vishvananda/netlink"
+)
+
+// Once converges everything derived from the intent in OVSDB on host h,
+// as `ovsnet reconcile` does. Its result says what it changed (a second
+// run changes nothing), notes on what it found but leaves to others, and
+// the intent that does not decode, each treated as strictly as it can be
+// while the rest converges.
+func Once(ctx context.Context, h *network.Host) (Result, error) {
+	return (&Converger{Host: h}).Run(ctx, Options{})
+}
+
+// Result is what one run did and found.
+type Result struct {
+	Did, Notes []string
+	Bad        []error         // intent that does not decode
+	Topo       *ovsdb.Topology // what the run converged to
+}
+
+// Options says how one reconcile runs.
+type Options struct {
+	Topo  *ovsdb.Topology   // what to converge to (nil: read OVSDB now)
+	Links *attach.HostLinks // the host's links (nil: list them now)
+	Quick bool              // compare flow counts before whole tables
+	// NATSeen, when set, holds the NAT intent last brought to iptables:
+	// a run whose intent is the same skips iptables (tens of ms of
+	// iptables processes, which every attach's convergence paid) unless
+	// NATCheck. The service checks on every resync, as drift in iptables
+	// does not show in OVSDB anyway.
+	NATSeen  *string
+	NATCheck bool
+	// Seen, when set (the service), holds what each bridge's flows were
+	// last brought to; with Trust (a run set off by an OVSDB change, not a
+	// resync) only the objects whose intent changed unexplained (see
+	// unexplained) are sent, and a bridge is not asked for its flow counts:
+	// on the userspace datapath that exchange waits an iteration of
+	// ovs-vswitchd's main loop (~0.1 s at 1,000 ports), under the host
+	// lock, and every attach set one off. Drift with no OVSDB change (flows
+	// deleted by hand) is the resync's to find.
+	Seen  Memory
+	Trust bool
+	Stats *Stats // counted when set (the service's metrics)
+}
+
+// Stats counts how runs brought bridges' flows to the intent.
+type Stats struct {
+	Checks  int // flow counts asked of a bridge (and whole tables compared on a mismatch)
+	Updates int // changed objects sent to a bridge, no count asked
+}
+
+// Memory is, per bridge, the flow intent a service run last brought
+// it to and the OpenFlow connection (Switch.Epoch) it checked over.
+type Memory map[string]flowsSeen
+
+type flowsSeen struct {
+	epoch  uint64
+	prints map[uint64]string
+	counts map[uint64]int // flows per cookie
+	total  int
+}
+
+// remember makes the flowsSeen of intent fi with flow counts counts.
+func remember(epoch uint64, fi *flowIntent, counts map[uint64]int) flowsSeen {
+	fs := flowsSeen{epoch: epoch, prints: fi.prints, counts: counts}
+	for _, n := range counts {
+		fs.total += n
+	}
+	return fs
+}
+
+// Run is one convergence run: interrupted del-brs first, then, bridge by
+// bridge, its addresses and OpenFlow settings, tunnels, flows, allocation
+// hints and ports (interrupted attaches and detaches, internal ports a
+// restarted ovs-vswitchd re-created, veths), with NAT rules alongside.
+func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
+	tr := steptime.New()
+	defer tr.Done("reconcile")
+	var did, notes []string
+	topo := o.Topo
+	if topo == nil {
+		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+			return r, err
+		}
+	}
+	var errs []error
+	if d, err := h.finishDeletes(ctx, topo); len(d) > 0 || err != nil {
+		did, errs = append(did, d...), append(errs, err)
+		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+			return r, errors.Join(append(errs, err)...)
+		}
+		o.Links = nil // devices went with the bridges: list them again
+	}
+	r.Topo = topo
+	tr.Step("read OVSDB")
+	hostLinks := o.Links
+	if hostLinks == nil {
+		if hostLinks, err = attach.ListHostLinks(ProbeLink(topo)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	tr.Step("list links")
+	// NAT rules follow from the same topology and touch only iptables: they
+	// are checked meanwhile (iptables runs processes; the flow check waits
+	// on ovs-vswitchd).
+	type natResult struct {
+		Did []string
+		err error
+		dur time.Duration
+	}
+	natDone := make(chan natResult, 1)
+	go func() {
+		t := time.Now()
+		var r natResult
+		plan := network.PlanNAT(topo)
+		key := plan.Key()
+		if o.NATSeen == nil || o.NATCheck || *o.NATSeen != key {
+			r.Did, r.err = h.SyncNAT(ctx, plan)
+			if r.err == nil && o.NATSeen != nil {
+				*o.NATSeen = key
+			}
+		}
+		r.dur = time.Since(t)
+		natDone <- r
+	}()
+	errs = append(errs, network.ConvergeUnderlays(topo, hostLinks)...)
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if !intent.Owned(b.ExternalIDs) {
+			continue
+		}
+		if intent.DecodeBridge(b.Name, b.ExternalIDs).Deleting {
+			continue // finishDeletes could not finish it: reported
+		}
+		ifs, ports := topo.BridgeInterfaces(b)
+		decoded := network.DecodePorts(ifs, ports)
+		bad := network.BadIntentOf(b, decoded)
+		r.Bad = append(r.Bad, bad...)
+		var d []string
+		if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
+			d, err = h.ConvergeBridge(ctx, b.Name, b.ExternalIDs)
+			did = append(did, d...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
+			if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) }); err != nil {
+				errs = append(errs, err)
+			} else {
+				did = append(did, fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")))
+			}
+		}
+		if d, err := h.ConvergeTunnels(ctx, topo, b); err != nil {
+			errs = append(errs, err)
+		} else {
+			did = append(did, d...)
+		}
+		tr.Step("bridge " + b.Name)
+		fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, o)
+		if asked {
+			tr.Step("flows " + b.Name)
+		} else {
+			tr.Step("flows " + b.Name + " (no exchange)")
+		}
+		if err != nil {
+			errs = append(errs, err)
+		} else if fd != "" {
+			did = append(did, fd)
+		}
+		if intent.BadAddress(bad) {
+			// An address that does not parse may still be in use: no hint
+			// goes below it.
+			notes = append(notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
+		} else {
+			d, err = h.ConvergeAlloc(ctx, b, ifs)
+			did = append(did, d...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		var c changes
+		h.reconcilePorts(ctx, b, ifs, ports, hostLinks, &c)
+		did, notes, errs = append(did, c.did...), append(notes, c.notes...), append(errs, c.errs...)
+	}
+	tr.Step("ports")
+	for name := range o.Seen { // a bridge gone: nothing to watch
+		if b := topo.Bridge(name); b == nil || !intent.Owned(b.ExternalIDs) {
+			delete(o.Seen, name)
+		}
+	}
+	nr := <-natDone
+	tr.Step(fmt.Sprintf("NAT (%.2fms, alongside)", steptime.MS(nr.dur)))
+	if nr.err != nil {
+		errs = append(errs, nr.err)
+	} else {
+		did = append(did, nr.Did...)
+	}
+	r.Did, r.Notes = did, notes
+	return r, errors.Join(errs...)
+}
+
+// finishDeletes completes the del-br of bridges a killed del-br left
+// marked deleting, before anything else converges (their NAT rules and
+// devices go with them).
+func (h *Converger) finishDeletes(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {
+	var did []string
+	var errs []error
+	for _, name := range unfinishedDeletes(topo) {
+		if err := h.DelBridge(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("finish del-br %s: %w", name, err))
+			continue
+		}
+		did = append(did, "finished interrupted del-br of "+name)
+	}
+	return did, errors.Join(errs...)
+}
+
+// changes collects what a reconcile did, noted and failed at.
+type changes struct {
+	did, notes []string
+	errs       []error
+}
+
+// add records one step's result: an error, or what it did ("": nothing).
+func (c *changes) add(did string, err error) {
+	if err != nil {
+		c.errs = append(c.errs, err)
+	} else if did != "" {
+		c.did = append(c.did, did)
+	}
+}
+
+// reconcilePorts finishes bridge b's interrupted attaches and detaches,
+// re-attaches the internal ports a restarted ovs-vswitchd re-created, and
+// keeps its veths' offloads and links as they should be.
+func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface, ports []vswitchd.Port, hostLinks *attach.HostLinks, c *changes) {
+	// What a veth here needs, worked out at the first one met; not known
+	// while the bridge's own port is missing (ovs-vswitchd restarting), and
+	// then nothing changes.
+	vethOff := sync.OnceValues(func() (off, known bool) {
+		known = true
+		off = network.NoTxOffload(intent.DecodeBridge(b.Name, b.ExternalIDs), attach.TypeVeth, network.DatapathOf(b), func() bool {
+			l := hostLinks.Get(b.Name)
+			known = l != nil
+			return attach.TSOActive(l)
+		})
+		return off, known
+	})
+	for j, ifc := range ifs {
+		switch planPort(ifc) {
+		case finishDetach:
+			c.add(h.FinishDetach(ctx, b.Name, ifc, ports[j]))
+		case finishAttach:
+			c.add(h.FinishAttach(ctx, ifc))
+		case reattachInternal:
+			c.add(network.ReattachInternal(ifc, hostLinks.Get(ifc.Name)))
+		case checkVeth:
+			h.reconcileVeth(ctx, ifc, vethOff, hostLinks, c)
+		}
+	}
+}
+
+// reconcileVeth turns a veth's offloads on or off as the running
+// ovs-vswitchd needs (off: what it needs, if known) and sets its host end
+// up.
+func (h *Converger) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, off func() (bool, bool), hostLinks *attach.HostLinks, c *changes) {
+	// A veth whose host end is gone has nothing to change (its container
+	// deleted it, or is gone: the note below, and GC).
+	if off, known := off(); known && off != intent.RefOf(ifc.ExternalIDs).NoTxOffload && hostLinks.Has(ifc.Name) {
+		c.add(h.ConvergeTxOffload(ctx, ifc, off))
+	}
+	if ifc.LinkState != nil && *ifc.LinkState == "up" {
+		return // carrier: both ends are up
+	}
+	l := hostLinks.Get(ifc.Name)
+	if l == nil {
+		// The container (and so the veth) is gone: garbage collection of
+		// such ports belongs to the controller service.
+		c.notes = append(c.notes, fmt.Sprintf("veth %s of %s is missing", ifc.Name, network.OwnerOf(ifc)))
+		return
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(l); err != nil {
+			c.add("", fmt.Errorf("set %s up: %w", ifc.Name, err))
+			return
+		}
+		c.add("set "+ifc.Name+" up", nil)
+	}
+}
+
+// convergeFlows brings bridge b's flows to the topology's intent and
+// remembers it for the next run. With Options.seen and trust, over the same
+// unbroken connection as the last run, it sends only the objects whose
+// intent changed unexplained (none, after an attach or a detach); else
+// it compares flow counts (asked: a round trip to ovs-vswitchd) and, on a
+// mismatch, the whole table.
+func (h *Converger) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d network.DecodedPorts, o Options) (did string, asked bool, err error) {
+	fi, err := h.intendedFlows(ctx, topo, b, d)
+	if err != nil {
+		delete(o.Seen, b.Name)
+		return "", false, err
+	}
+	if last, ok := o.Seen[b.Name]; ok && o.Trust {
+		if epoch, open := h.Flows.Epoch(b.Name); open && epoch == last.epoch {
+			chs := unexplained(last.prints, fi)
+			if len(chs) > 0 {
+				// A new connection (the epoch changes) means a check next run.
+				err = h.Flows.Apply(b.Name, chs...)
+				if o.Stats != nil {
+					o.Stats.Updates++
+				}
+			}
+			if err != nil {
+				delete(o.Seen, b.Name)
+				return "", len(chs) > 0, err
+			}
+			// Flows are made only for the objects that changed, and once:
+			// those just sent are counted from the bundle.
+			sent := make(map[uint64]int, len(chs))
+			for _, ch := range chs {
+				sent[ch.Cookie] = len(ch.Flows)
+			}
+			counts := make(map[uint64]int, len(fi.prints))
+			for c, p := range fi.prints {
+				if n, ok := last.counts[c]; ok && last.prints[c] == p {
+					counts[c] = n
+				} else if n, ok := sent[c]; ok {
+					counts[c] = n
+				} else {
+					counts[c] = len(fi.of(c))
+				}
+			}
+			o.Seen[b.Name] = remember(epoch, fi, counts)
+			return "", len(chs) > 0, nil
+		}
+	}
+	fs := fi.all()
+	added, removed, err := h.syncBridgeFlows(b.Name, fs, o.Quick)
+	if o.Stats != nil {
+		o.Stats.Checks++
+	}
+	if o.Seen != nil {
+		if epoch, _ := h.Flows.Epoch(b.Name); err == nil && epoch != 0 {
+			o.Seen[b.Name] = remember(epoch, fi, countByCookie(fs))
+		} else {
+			delete(o.Seen, b.Name) // the next run checks
+		}
+	}
+	if err != nil || added+removed == 0 {
+		return "", true, err
+	}
+	return fmt.Sprintf("resynced flows on %s: %d added, %d removed", b.Name, added, removed), true, nil
+}
+
+// probeLink names a link that must be in the host's netns: an ovsnet
+// bridge's own port.
+func ProbeLink(topo *ovsdb.Topology) string {
+	for _, b := range topo.Bridges {
+		if intent.Owned(b.ExternalIDs) {
+			return b.Name
+		}
+	}
+	return ""
+}
+
+// Converger runs convergence on one host. The controller keeps one for its
+// life: it holds what runs remember between them (Options.Seen and
+// NATSeen) and flow counts asked for ahead (Prefetch).
+type Converger struct {
+	*network.Host
+
+	earlyMu sync.Mutex
+	early   map[string]chan earlyCounts // flow counts asked for ahead (Prefetch)
+}
+
+// Total is the number of flows bridge had when a run last brought it to
+// its intent (0 after an error).
+func (m Memory) Total(bridge string) int { return m[bridge].total }
+
+// Broken says whether a bridge's flows may be gone since the last run
+// brought them to the intent: the OpenFlow connection it checked over was
+// closed by ovs-vswitchd, or replaced.
+func (m Memory) Broken(sw *flows.Switch) bool {
+	for b, seen := range m {
+		if epoch, open := sw.Epoch(b); !open || epoch != seen.epoch {
+			return true
+		}
+	}
+	return false
+}
