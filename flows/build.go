@@ -1,11 +1,12 @@
 package flows
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
 // Bridge is the bridge-wide intent the pipeline needs.
@@ -45,45 +46,74 @@ type Link struct {
 	Rules            []Rule
 }
 
-func goTo(t Table) ovs.Action { return ovs.Resubmit(0, int(t)) }
+func goTo(t Table) openflow.Action { return openflow.Resubmit(uint8(t)) }
 
-func flow(t Table, prio int, cookie uint64, proto ovs.Protocol, inPort int, m []ovs.Match, a ...ovs.Action) *ovs.Flow {
-	return &ovs.Flow{Table: int(t), Priority: prio, Cookie: cookie, Protocol: proto, InPort: inPort, Matches: m, Actions: a}
+// builder makes one flow: at(table, priority, cookie), then on(matches)
+// as often as needed, then do(actions).
+type builder struct{ f *openflow.Flow }
+
+func at(t Table, prio int, cookie uint64) builder {
+	return builder{&openflow.Flow{Table: uint8(t), Priority: uint16(prio), Cookie: cookie}}
+}
+
+func (b builder) on(ms ...openflow.Match) builder {
+	b.f.Match = append(b.f.Match, ms...)
+	return b
+}
+
+func (b builder) do(as ...openflow.Action) *openflow.Flow {
+	b.f.Actions = as
+	return b.f
+}
+
+// Addresses and masks the pipeline matches.
+var (
+	multicast = net.HardwareAddr{1, 0, 0, 0, 0, 0} // the group bit
+	unicast   = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	linkLocal = netip.MustParsePrefix("fe80::/10")
+)
+
+// macValue is a MAC as a number, to load into a field.
+func macValue(m net.HardwareAddr) uint64 {
+	var v uint64
+	for _, b := range m {
+		v = v<<8 | uint64(b)
+	}
+	return v
 }
 
 // BridgeFlows are the bridge-wide flows: table misses, the gateway's
 // classification and ARP/ND, guards against rogue servers, isolation and
 // output.
-func BridgeFlows(b Bridge) []*ovs.Flow {
+func BridgeFlows(b Bridge) []*openflow.Flow {
 	c := BridgeCookie()
-	fs := []*ovs.Flow{
+	fs := []*openflow.Flow{
 		// Unknown ports and spoofed packets end here.
-		flow(TableClassifier, PrioMiss, c, "", 0, nil, ovs.Drop()),
-		flow(TableClassifier, PrioNormal, c, "", ovs.PortLOCAL, nil, RegSrcKind.Load(KindGateway), RegVLAN.Load(0), goTo(TableARPND)),
-		flow(TableSpoofGuard, PrioMiss, c, "", 0, nil, ovs.Drop()),
+		at(TableClassifier, PrioMiss, c).do(openflow.Drop()),
+		at(TableClassifier, PrioNormal, c).on(openflow.InPort(openflow.PortLocal)).do(RegSrcKind.Load(KindGateway), RegVLAN.Load(0), goTo(TableARPND)),
+		at(TableSpoofGuard, PrioMiss, c).do(openflow.Drop()),
 		// Containers never act as routers or DHCP servers.
-		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(134)}, ovs.Drop()),
-		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv4, 0, []ovs.Match{ovs.TransportSourcePort(67)}, ovs.Drop()),
-		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolUDPv6, 0, []ovs.Match{ovs.TransportSourcePort(547)}, ovs.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(134)).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoUDP, openflow.UDPSrc(67)).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoUDP6, openflow.UDPSrc(547)).do(openflow.Drop()),
 		// Access ports carry untagged frames only: a tag from a container
 		// would reach the host's bridge interface (or a VLAN device on it).
-		flow(TableSpoofGuard, PrioGuard, c, "", 0, []ovs.Match{ovs.FieldMatch("vlan_tci", "0x1000/0x1000")}, ovs.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.VLANTCI(0x1000, 0x1000)).do(openflow.Drop()),
 		// Nor reach the host's loopback (route_localnet is on for 127.0.0.1
 		// publishing; nat.LoopbackGuard drops it in the host too).
-		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{ovs.NetworkDestination("127.0.0.0/8")}, ovs.Drop()),
-		flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv6, 0, []ovs.Match{ovs.IPv6Destination("::1")}, ovs.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv4, openflow.IPv4Dst(netip.MustParsePrefix("127.0.0.0/8"))).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv6, openflow.IPv6Dst(openflow.Host(netip.IPv6Loopback()))).do(openflow.Drop()),
 		// ARP requests and neighbour solicitations nobody answers are dropped,
 		// never flooded; everything else goes on to L2.
-		flow(TableARPND, PrioFallback, c, ovs.ProtocolARP, 0, []ovs.Match{ovs.ARPOperation(1)}, ovs.Drop()),
-		flow(TableARPND, PrioFallback, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(135)}, ovs.Drop()),
-		flow(TableARPND, PrioMiss, c, "", 0, nil, goTo(TableL2)),
+		at(TableARPND, PrioFallback, c).on(openflow.ProtoARP, openflow.ARPOp(1)).do(openflow.Drop()),
+		at(TableARPND, PrioFallback, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135)).do(openflow.Drop()),
+		at(TableARPND, PrioMiss, c).do(goTo(TableL2)),
 		// Untagged containers' broadcast and multicast go to the gateway
 		// only; unknown unicast goes nowhere.
-		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{ovs.DataLinkDestination("01:00:00:00:00:00/01:00:00:00:00:00"), RegSrcKind.Match(KindContainer), RegVLAN.Match(0)},
-			RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)),
-		flow(TableL2, PrioMiss, c, "", 0, nil, ovs.Drop()),
-		flow(TableIsolation, PrioMiss, c, "", 0, nil, goTo(TableOutput)),
-		flow(TableOutput, PrioMiss, c, "", 0, nil, ovs.OutputField(RegOutPort.Field())),
+		at(TableL2, PrioFallback, c).on(openflow.EthDstMasked(multicast, multicast), RegSrcKind.Match(KindContainer), RegVLAN.Match(0)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)),
+		at(TableL2, PrioMiss, c).do(openflow.Drop()),
+		at(TableIsolation, PrioMiss, c).do(goTo(TableOutput)),
+		at(TableOutput, PrioMiss, c).do(openflow.OutputField(RegOutPort.Field())),
 	}
 	for _, gw := range b.Gateways {
 		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC))
@@ -92,13 +122,10 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 	// so its target link-layer option can be set (to the answering MAC,
 	// already in eth_src), with the solicited and override flags.
 	fs = append(fs,
-		flow(TableNDReply, PrioNormal, c, ovs.ProtocolICMPv6, 0, []ovs.Match{ovs.ICMP6Type(136), RegNDReply.Match(1)},
-			ovs.Move("NXM_OF_ETH_SRC[]", "NXM_NX_ND_TLL[]"), ovs.SetField("2", "nd_options_type"),
-			ovs.SetField("0x60000000", "nd_reserved"), ovs.InPort()),
-		flow(TableNDReply, PrioMiss, c, "", 0, nil, ovs.Drop()))
+		at(TableNDReply, PrioNormal, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(136), RegNDReply.Match(1)).do(openflow.Move(openflow.FieldEthSrc, openflow.FieldNDTLL), openflow.SetNDOptionsType(2), openflow.SetNDReserved(0x60000000), openflow.In()),
+		at(TableNDReply, PrioMiss, c).do(openflow.Drop()))
 	if len(b.GatewayMAC) > 0 {
-		fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(b.GatewayMAC.String()), RegVLAN.Match(0)},
-			RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)))
+		fs = append(fs, at(TableL2, PrioNormal, c).on(openflow.EthDst(b.GatewayMAC), RegVLAN.Match(0)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)))
 	}
 	if !b.ICC {
 		fs = append(fs, isolationFlows(c)...)
@@ -120,20 +147,19 @@ func BridgeFlows(b Bridge) []*ovs.Flow {
 // icc=false it passes the same conntrack as local traffic, so only replies
 // and links (by address) reach a container. IPv6 likewise, with neighbour
 // solicitations in place of ARP requests.
-func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
-	var flood []ovs.Action
+func tunnelFlows(c uint64, b Bridge) []*openflow.Flow {
+	var flood []openflow.Action
 	for _, t := range b.Tunnels {
-		flood = append(flood, ovs.Output(t))
+		flood = append(flood, openflow.Output(uint32(t)))
 	}
-	fs := []*ovs.Flow{
+	fs := []*openflow.Flow{
 		// Unknown unicast from this host: every tunnel, via isolation.
-		flow(TableL2, PrioFallback-1, c, "", 0, []ovs.Match{ovs.DataLinkDestination("00:00:00:00:00:00/01:00:00:00:00:00"), RegVLAN.Match(0)},
-			RegDstKind.Load(KindTunnel), goTo(TableIsolation)),
-		flow(TableL2, PrioFallback, c, "", 0, []ovs.Match{RegSrcKind.Match(KindTunnel)}, ovs.Drop()),
-		flow(TableOutput, PrioNormal, c, "", 0, []ovs.Match{RegDstKind.Match(KindTunnel)}, flood...),
+		at(TableL2, PrioFallback-1, c).on(openflow.EthDstMasked(unicast, multicast), RegVLAN.Match(0)).do(RegDstKind.Load(KindTunnel), goTo(TableIsolation)),
+		at(TableL2, PrioFallback, c).on(RegSrcKind.Match(KindTunnel)).do(openflow.Drop()),
+		at(TableOutput, PrioNormal, c).on(RegDstKind.Match(KindTunnel)).do(flood...),
 	}
 	for _, t := range b.Tunnels {
-		fs = append(fs, flow(TableClassifier, PrioNormal, c, "", t, nil, RegSrcKind.Load(KindTunnel), RegVLAN.Load(0), goTo(TableSpoofGuard)))
+		fs = append(fs, at(TableClassifier, PrioNormal, c).on(openflow.InPort(uint32(t))).do(RegSrcKind.Load(KindTunnel), RegVLAN.Load(0), goTo(TableSpoofGuard)))
 	}
 	fs = append(fs, tunnelGuard(c, b)...)
 	fs = append(fs, tunnelNeighbourFlood(c, b, flood)...)
@@ -145,31 +171,31 @@ func tunnelFlows(c uint64, b Bridge) []*ovs.Flow {
 
 // tunnelGuard admits from tunnels only sources in the network and not in
 // this host's range (plus IPv6 link-local, for neighbour discovery).
-func tunnelGuard(c uint64, b Bridge) []*ovs.Flow {
+func tunnelGuard(c uint64, b Bridge) []*openflow.Flow {
 	fromTunnel := RegSrcKind.Match(KindTunnel)
-	var fs []*ovs.Flow
+	var fs []*openflow.Flow
 	for _, r := range b.Ranges {
 		if r.Addr().Is4() {
 			fs = append(fs,
-				flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(r.String())}, ovs.Drop()),
-				flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(r.String())}, ovs.Drop()))
+				at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv4, fromTunnel, openflow.IPv4Src(r)).do(openflow.Drop()),
+				at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoARP, fromTunnel, openflow.ARPSpa(r)).do(openflow.Drop()))
 			continue
 		}
-		fs = append(fs, flow(TableSpoofGuard, PrioGuard, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source(r.String())}, ovs.Drop()))
+		fs = append(fs, at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv6, fromTunnel, openflow.IPv6Src(r)).do(openflow.Drop()))
 	}
 	v6 := false
 	for _, s := range b.Subnets {
 		if s.Addr().Is4() {
 			fs = append(fs,
-				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, 0, []ovs.Match{fromTunnel, ovs.NetworkSource(s.String())}, goTo(TableARPND)),
-				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, 0, []ovs.Match{fromTunnel, ovs.ARPSourceProtocolAddress(s.String())}, goTo(TableARPND)))
+				at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoIPv4, fromTunnel, openflow.IPv4Src(s)).do(goTo(TableARPND)),
+				at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoARP, fromTunnel, openflow.ARPSpa(s)).do(goTo(TableARPND)))
 			continue
 		}
 		v6 = true
-		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source(s.String())}, goTo(TableARPND)))
+		fs = append(fs, at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoIPv6, fromTunnel, openflow.IPv6Src(s)).do(goTo(TableARPND)))
 	}
 	if v6 {
-		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, 0, []ovs.Match{fromTunnel, ovs.IPv6Source("fe80::/10")}, goTo(TableARPND)))
+		fs = append(fs, at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoIPv6, fromTunnel, openflow.IPv6Src(linkLocal)).do(goTo(TableARPND)))
 	}
 	return fs
 }
@@ -177,18 +203,16 @@ func tunnelGuard(c uint64, b Bridge) []*ovs.Flow {
 // tunnelNeighbourFlood sends ARP requests and neighbour solicitations for
 // the network that no local responder answered, from local containers and
 // the host, to every tunnel.
-func tunnelNeighbourFlood(c uint64, b Bridge, flood []ovs.Action) []*ovs.Flow {
-	var fs []*ovs.Flow
+func tunnelNeighbourFlood(c uint64, b Bridge, flood []openflow.Action) []*openflow.Flow {
+	var fs []*openflow.Flow
 	for _, s := range b.Subnets {
 		for _, k := range []int{KindContainer, KindGateway} {
-			from := []ovs.Match{RegSrcKind.Match(k), RegVLAN.Match(0)}
+			from := []openflow.Match{RegSrcKind.Match(k), RegVLAN.Match(0)}
 			if s.Addr().Is4() {
-				fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolARP, 0,
-					append([]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(s.String())}, from...), flood...))
+				fs = append(fs, at(TableARPND, PrioFallback+1, c).on(openflow.ProtoARP).on(openflow.ARPOp(1), openflow.ARPTpa(s)).on(from...).do(flood...))
 				continue
 			}
-			fs = append(fs, flow(TableARPND, PrioFallback+1, c, ovs.ProtocolICMPv6, 0,
-				append([]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(s.String())}, from...), flood...))
+			fs = append(fs, at(TableARPND, PrioFallback+1, c).on(openflow.ProtoICMPv6).on(openflow.ICMPv6Type(135), openflow.NDTarget(s)).on(from...).do(flood...))
 		}
 	}
 	return fs
@@ -198,27 +222,27 @@ func tunnelNeighbourFlood(c uint64, b Bridge, flood []ovs.Action) []*ovs.Flow {
 // tunnel is committed (so replies coming back are +est here), IP out of a
 // tunnel meets the same conntrack and links as local traffic; ARP and
 // neighbour advertisements (answers from another host's responder) pass.
-func tunnelIsolation(c uint64) []*ovs.Flow {
+func tunnelIsolation(c uint64) []*openflow.Flow {
 	ct, commit := ctLinks(), ctCommit()
-	toTunnel := []ovs.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindTunnel)}
-	fromTunnel := []ovs.Match{RegSrcKind.Match(KindTunnel), RegDstKind.Match(KindContainer)}
-	return []*ovs.Flow{
-		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, toTunnel, commit, goTo(TableOutput)),
-		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, toTunnel, commit, goTo(TableOutput)),
-		flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, toTunnel, goTo(TableOutput)),
-		flow(TableIsolation, PrioDeny-1, c, "", 0, toTunnel, ovs.Drop()),
-		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, fromTunnel, ct),
-		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, fromTunnel, ct),
-		flow(TableIsolation, PrioNormal+1, c, ovs.ProtocolICMPv6, 0, append([]ovs.Match{ovs.ICMP6Type(136)}, fromTunnel...), goTo(TableOutput)),
-		flow(TableIsolation, PrioDeny, c, ovs.ProtocolARP, 0, fromTunnel, goTo(TableOutput)),
-		flow(TableIsolation, PrioDeny-1, c, "", 0, fromTunnel, ovs.Drop()),
+	toTunnel := []openflow.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindTunnel)}
+	fromTunnel := []openflow.Match{RegSrcKind.Match(KindTunnel), RegDstKind.Match(KindContainer)}
+	return []*openflow.Flow{
+		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(toTunnel...).do(commit, goTo(TableOutput)),
+		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(toTunnel...).do(commit, goTo(TableOutput)),
+		at(TableIsolation, PrioDeny, c).on(openflow.ProtoARP).on(toTunnel...).do(goTo(TableOutput)),
+		at(TableIsolation, PrioDeny-1, c).on(toTunnel...).do(openflow.Drop()),
+		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(fromTunnel...).do(ct),
+		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(fromTunnel...).do(ct),
+		at(TableIsolation, PrioNormal+1, c).on(openflow.ProtoICMPv6).on(openflow.ICMPv6Type(136)).on(fromTunnel...).do(goTo(TableOutput)),
+		at(TableIsolation, PrioDeny, c).on(openflow.ProtoARP).on(fromTunnel...).do(goTo(TableOutput)),
+		at(TableIsolation, PrioDeny-1, c).on(fromTunnel...).do(openflow.Drop()),
 	}
 }
 
 // gatewayNeighbour answers ARP requests and solicitations for the gateway
 // with the bridge's MAC, or, when that is not known, hands them to the
 // host's stack behind LOCAL.
-func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *ovs.Flow {
+func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *openflow.Flow {
 	if len(mac) > 0 {
 		gp := Port{MAC: mac, VLAN: 0}
 		if gw.Is4() {
@@ -227,43 +251,40 @@ func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *ovs.Flow {
 		return ndResponder(c, gp, gw)
 	}
 	if gw.Is4() {
-		return flow(TableARPND, PrioGateway, c, ovs.ProtocolARP, 0,
-			[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(gw.String()), RegVLAN.Match(0)}, ovs.Local())
+		return at(TableARPND, PrioGateway, c).on(openflow.ProtoARP, openflow.ARPOp(1), openflow.ARPTpa(openflow.Host(gw)), RegVLAN.Match(0)).do(openflow.Local())
 	}
-	return flow(TableARPND, PrioGateway, c, ovs.ProtocolICMPv6, 0,
-		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(gw.String()), RegVLAN.Match(0)}, ovs.Local())
+	return at(TableARPND, PrioGateway, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135), openflow.NDTarget(openflow.Host(gw)), RegVLAN.Match(0)).do(openflow.Local())
 }
 
 // ctLinks sends a packet through isolation's conntrack zone, on to the
 // links table.
-func ctLinks() ovs.Action {
-	return ovs.ConnectionTracking(fmt.Sprintf("table=%d,zone=%d", TableLinks, CTZone))
+func ctLinks() openflow.Action {
+	return openflow.CTTable(CTZone, uint8(TableLinks))
 }
 
 // ctCommit commits a packet's connection in isolation's conntrack zone.
-func ctCommit() ovs.Action { return ovs.ConnectionTracking(fmt.Sprintf("commit,zone=%d", CTZone)) }
+func ctCommit() openflow.Action { return openflow.CTCommit(CTZone) }
 
 // isolationFlows implement icc=false: container-to-container IP traffic goes
 // through conntrack, where only replies, related ICMP and links pass;
 // container-to-container non-IP is dropped. Gateway traffic is untouched.
-func isolationFlows(c uint64) []*ovs.Flow {
+func isolationFlows(c uint64) []*openflow.Flow {
 	ct := ctLinks()
-	both := []ovs.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindContainer)}
-	return []*ovs.Flow{
-		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv4, 0, both, ct),
-		flow(TableIsolation, PrioNormal, c, ovs.ProtocolIPv6, 0, both, ct),
-		flow(TableIsolation, PrioDeny, c, "", 0, both, ovs.Drop()),
-		flow(TableLinks, PrioHigh, c, "", 0, []ovs.Match{ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateEstablished))}, goTo(TableOutput)),
-		flow(TableLinks, PrioHigh, c, "", 0, []ovs.Match{ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateRelated))}, goTo(TableOutput)),
-		flow(TableLinks, PrioMiss, c, "", 0, nil, ovs.Drop()),
+	both := []openflow.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindContainer)}
+	return []*openflow.Flow{
+		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(both...).do(ct),
+		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(both...).do(ct),
+		at(TableIsolation, PrioDeny, c).on(both...).do(openflow.Drop()),
+		at(TableLinks, PrioHigh, c).on(openflow.CTState(openflow.CTTracked, openflow.CTEstablished)).do(goTo(TableOutput)),
+		at(TableLinks, PrioHigh, c).on(openflow.CTState(openflow.CTTracked, openflow.CTRelated)).do(goTo(TableOutput)),
+		at(TableLinks, PrioMiss, c).do(openflow.Drop()),
 	}
 }
 
 // PortFlows are one container port's flows (at most 8).
-func PortFlows(p Port) []*ovs.Flow {
+func PortFlows(p Port) []*openflow.Flow {
 	c := PortCookie(p.Name)
-	mac := p.MAC.String()
-	fs := []*ovs.Flow{classify(c, p)}
+	fs := []*openflow.Flow{classify(c, p)}
 	fs = append(fs, spoofGuard(c, p)...)
 	for _, a := range p.Addrs {
 		if a.Is4() {
@@ -272,40 +293,36 @@ func PortFlows(p Port) []*ovs.Flow {
 			fs = append(fs, ndResponder(c, p, a))
 		}
 	}
-	fs = append(fs, flow(TableL2, PrioNormal, c, "", 0, []ovs.Match{ovs.DataLinkDestination(mac), RegVLAN.Match(p.VLAN)},
-		RegOutPort.Load(p.Ofport), RegDstKind.Load(KindContainer), goTo(TableIsolation)))
+	fs = append(fs, at(TableL2, PrioNormal, c).on(openflow.EthDst(p.MAC), RegVLAN.Match(p.VLAN)).do(RegOutPort.Load(p.Ofport), RegDstKind.Load(KindContainer), goTo(TableIsolation)))
 	return fs
 }
 
-func classify(c uint64, p Port) *ovs.Flow {
-	return flow(TableClassifier, PrioNormal, c, "", p.Ofport, nil,
-		RegSrcKind.Load(KindContainer), RegVLAN.Load(p.VLAN), goTo(TableSpoofGuard))
+func classify(c uint64, p Port) *openflow.Flow {
+	return at(TableClassifier, PrioNormal, c).on(openflow.InPort(uint32(p.Ofport))).do(RegSrcKind.Load(KindContainer), RegVLAN.Load(p.VLAN), goTo(TableSpoofGuard))
 }
 
 // spoofGuard lets the port send only from its MAC and its addresses. A port
 // ovsnet gave no address is held to its MAC alone.
-func spoofGuard(c uint64, p Port) []*ovs.Flow {
-	mac := p.MAC.String()
-	src := ovs.DataLinkSource(mac)
+func spoofGuard(c uint64, p Port) []*openflow.Flow {
+	src := openflow.EthSrc(p.MAC)
 	if len(p.Addrs) == 0 {
-		return []*ovs.Flow{flow(TableSpoofGuard, PrioNormal, c, "", p.Ofport, []ovs.Match{src}, goTo(TableARPND))}
+		return []*openflow.Flow{at(TableSpoofGuard, PrioNormal, c).on(openflow.InPort(uint32(p.Ofport)), src).do(goTo(TableARPND))}
 	}
-	var fs []*ovs.Flow
+	var fs []*openflow.Flow
 	v6 := false
 	for _, a := range p.Addrs {
 		if a.Is4() {
 			fs = append(fs,
-				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv4, p.Ofport, []ovs.Match{src, ovs.NetworkSource(a.String())}, goTo(TableARPND)),
-				flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolARP, p.Ofport,
-					[]ovs.Match{src, ovs.ARPSourceHardwareAddress(p.MAC), ovs.ARPSourceProtocolAddress(a.String())}, goTo(TableARPND)))
+				at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoIPv4, openflow.InPort(uint32(p.Ofport)), src, openflow.IPv4Src(openflow.Host(a))).do(goTo(TableARPND)),
+				at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoARP, openflow.InPort(uint32(p.Ofport)), src, openflow.ARPSha(p.MAC), openflow.ARPSpa(openflow.Host(a))).do(goTo(TableARPND)))
 			continue
 		}
 		v6 = true
-		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, p.Ofport, []ovs.Match{src, ovs.IPv6Source(a.String())}, goTo(TableARPND)))
+		fs = append(fs, at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoIPv6, openflow.InPort(uint32(p.Ofport)), src, openflow.IPv6Src(openflow.Host(a))).do(goTo(TableARPND)))
 	}
 	if v6 {
 		// Link-local sources (neighbour discovery, MLD), still from its own MAC.
-		fs = append(fs, flow(TableSpoofGuard, PrioNormal, c, ovs.ProtocolIPv6, p.Ofport, []ovs.Match{src, ovs.IPv6Source("fe80::/10")}, goTo(TableARPND)))
+		fs = append(fs, at(TableSpoofGuard, PrioNormal, c).on(openflow.ProtoIPv6, openflow.InPort(uint32(p.Ofport)), src, openflow.IPv6Src(linkLocal)).do(goTo(TableARPND)))
 		fs = append(fs, advertGuard(c, p)...)
 	}
 	return fs
@@ -318,16 +335,16 @@ func spoofGuard(c uint64, p Port) []*ovs.Flow {
 // equivalent is the ARP spoof guard above. Solicitations never reach a
 // container (table 20 answers them), so its advertisements are only its
 // own announcements.
-func advertGuard(c uint64, p Port) []*ovs.Flow {
-	na := []ovs.Match{ovs.ICMP6Type(136), ovs.DataLinkSource(p.MAC.String()), ovs.NeighborDiscoveryTargetLinkLayer(p.MAC)}
-	fs := []*ovs.Flow{flow(TableSpoofGuard, PrioAdvertGuard, c, ovs.ProtocolICMPv6, p.Ofport, []ovs.Match{ovs.ICMP6Type(136)}, ovs.Drop())}
+func advertGuard(c uint64, p Port) []*openflow.Flow {
+	na := []openflow.Match{openflow.ICMPv6Type(136), openflow.EthSrc(p.MAC), openflow.NDTLL(p.MAC)}
+	fs := []*openflow.Flow{at(TableSpoofGuard, PrioAdvertGuard, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport)), openflow.ICMPv6Type(136)).do(openflow.Drop())}
 	for _, a := range p.Addrs {
 		if a.Is4() {
 			continue
 		}
-		for _, from := range []string{a.String(), "fe80::/10"} {
-			m := append(append([]ovs.Match{}, na...), ovs.IPv6Source(from), ovs.NeighborDiscoveryTarget(a.String()))
-			fs = append(fs, flow(TableSpoofGuard, PrioAdvertAllow, c, ovs.ProtocolICMPv6, p.Ofport, m, goTo(TableARPND)))
+		for _, from := range []netip.Prefix{openflow.Host(a), linkLocal} {
+			fs = append(fs, at(TableSpoofGuard, PrioAdvertAllow, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport))).on(na...).
+				on(openflow.IPv6Src(from), openflow.NDTarget(openflow.Host(a))).do(goTo(TableARPND)))
 		}
 	}
 	return fs
@@ -337,89 +354,81 @@ func advertGuard(c uint64, p Port) []*ovs.Flow {
 // port's MAC, turning the request into the reply and sending it back. With
 // copy, the request also goes to the gateway, so that the host's neighbour
 // entries follow gratuitous ARPs.
-func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *ovs.Flow {
-	var acts []ovs.Action
+func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *openflow.Flow {
+	var acts []openflow.Action
 	if copy {
-		acts = append(acts, ovs.Local())
+		acts = append(acts, openflow.Local())
 	}
 	a4 := a.As4()
 	acts = append(acts,
-		ovs.Move("NXM_OF_ETH_SRC[]", "NXM_OF_ETH_DST[]"),
-		ovs.SetField(p.MAC.String(), "eth_src"), // as ovs-ofctl prints it, so diffs stay clean
-		ovs.Load("0x2", "NXM_OF_ARP_OP[]"),
-		ovs.Move("NXM_NX_ARP_SHA[]", "NXM_NX_ARP_THA[]"),
-		ovs.Move("NXM_OF_ARP_SPA[]", "NXM_OF_ARP_TPA[]"),
-		ovs.Load(fmt.Sprintf("0x%x", []byte(p.MAC)), "NXM_NX_ARP_SHA[]"),
-		ovs.Load(fmt.Sprintf("0x%02x%02x%02x%02x", a4[0], a4[1], a4[2], a4[3]), "NXM_OF_ARP_SPA[]"),
-		ovs.InPort())
-	return flow(TableARPND, PrioHigh, c, ovs.ProtocolARP, 0,
-		[]ovs.Match{ovs.ARPOperation(1), ovs.ARPTargetProtocolAddress(a.String()), RegVLAN.Match(p.VLAN)}, acts...)
+		openflow.Move(openflow.FieldEthSrc, openflow.FieldEthDst),
+		openflow.SetEthSrc(p.MAC), // as ovs-ofctl prints it, so diffs stay clean
+		openflow.Load(openflow.FieldARPOp, 2),
+		openflow.Move(openflow.FieldARPSha, openflow.FieldARPTha),
+		openflow.Move(openflow.FieldARPSpa, openflow.FieldARPTpa),
+		openflow.Load(openflow.FieldARPSha, macValue(p.MAC)),
+		openflow.Load(openflow.FieldARPSpa, uint64(binary.BigEndian.Uint32(a4[:]))),
+		openflow.In())
+	return at(TableARPND, PrioHigh, c).on(openflow.ProtoARP, openflow.ARPOp(1), openflow.ARPTpa(openflow.Host(a)), RegVLAN.Match(p.VLAN)).do(acts...)
 }
 
 // ndResponder answers neighbour solicitations for a from the port's own VLAN
 // with the port's MAC: it turns the solicitation around (addresses, type)
 // here and table 21 finishes the advertisement.
-func ndResponder(c uint64, p Port, a netip.Addr) *ovs.Flow {
-	return flow(TableARPND, PrioHigh, c, ovs.ProtocolICMPv6, 0,
-		[]ovs.Match{ovs.ICMP6Type(135), ovs.NeighborDiscoveryTarget(a.String()), RegVLAN.Match(p.VLAN)},
-		ovs.Move("NXM_OF_ETH_SRC[]", "NXM_OF_ETH_DST[]"),
-		ovs.SetField(p.MAC.String(), "eth_src"),
-		ovs.Move("NXM_NX_IPV6_SRC[]", "NXM_NX_IPV6_DST[]"),
-		ovs.SetField(a.String(), "ipv6_src"),
-		ovs.SetField("136", "icmpv6_type"),
-		RegNDReply.Load(1),
-		goTo(TableNDReply))
+func ndResponder(c uint64, p Port, a netip.Addr) *openflow.Flow {
+	return at(TableARPND, PrioHigh, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135), openflow.NDTarget(openflow.Host(a)), RegVLAN.Match(p.VLAN)).do(openflow.Move(openflow.FieldEthSrc, openflow.FieldEthDst), openflow.SetEthSrc(p.MAC), openflow.Move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst), openflow.SetIPv6Src(a), openflow.SetICMPv6Type(136), RegNDReply.Load(1), goTo(TableNDReply))
 }
 
 // LinkFlows let l.Src open connections to l.Dst: the first packet of each
 // connection is committed to conntrack, whose +est/+rel flows pass the rest
 // both ways. One flow per family and rule.
-func LinkFlows(l Link) []*ovs.Flow {
+func LinkFlows(l Link) []*openflow.Flow {
 	c := LinkCookie(l.Src, l.Dst)
 	commit := ctCommit()
-	newConn := ovs.ConnectionTrackingState(ovs.SetState(ovs.CTStateTracked), ovs.SetState(ovs.CTStateNew))
-	var fs []*ovs.Flow
+	newConn := openflow.CTState(openflow.CTTracked, openflow.CTNew)
+	var fs []*openflow.Flow
 	for _, s := range l.SrcPort.Addrs {
 		for _, d := range l.DstPort.Addrs {
 			if s.Is4() != d.Is4() {
 				continue
 			}
-			m := []ovs.Match{newConn}
+			m := []openflow.Match{newConn}
 			// A container on another host is known by its address alone.
 			if len(l.SrcPort.MAC) > 0 {
-				m = append(m, ovs.DataLinkSource(l.SrcPort.MAC.String()))
+				m = append(m, openflow.EthSrc(l.SrcPort.MAC))
 			}
 			if len(l.DstPort.MAC) > 0 {
-				m = append(m, ovs.DataLinkDestination(l.DstPort.MAC.String()))
+				m = append(m, openflow.EthDst(l.DstPort.MAC))
 			}
-			proto := ovs.ProtocolIPv4
+			proto := openflow.ProtoIPv4
 			if s.Is4() {
-				m = append(m, ovs.NetworkSource(s.String()), ovs.NetworkDestination(d.String()))
+				m = append(m, openflow.IPv4Src(openflow.Host(s)), openflow.IPv4Dst(openflow.Host(d)))
 			} else {
-				proto = ovs.ProtocolIPv6
-				m = append(m, ovs.IPv6Source(s.String()), ovs.IPv6Destination(d.String()))
+				proto = openflow.ProtoIPv6
+				m = append(m, openflow.IPv6Src(openflow.Host(s)), openflow.IPv6Dst(openflow.Host(d)))
 			}
 			if len(l.Rules) == 0 {
-				fs = append(fs, flow(TableLinks, PrioNormal, c, proto, 0, m, commit, goTo(TableOutput)))
+				fs = append(fs, at(TableLinks, PrioNormal, c).on(proto).on(m...).do(commit, goTo(TableOutput)))
 				continue
 			}
 			for _, r := range l.Rules {
-				p := transport(r.Proto, s.Is4())
-				fs = append(fs, flow(TableLinks, PrioNormal, c, p, 0, append(append([]ovs.Match{}, m...), ovs.TransportDestinationPort(r.Port)), commit, goTo(TableOutput)))
+				proto, port := transport(r, s.Is4())
+				fs = append(fs, at(TableLinks, PrioNormal, c).on(proto).on(m...).on(port).do(commit, goTo(TableOutput)))
 			}
 		}
 	}
 	return fs
 }
 
-func transport(proto string, v4 bool) ovs.Protocol {
+// transport is the protocol and destination port match of rule r.
+func transport(r Rule, v4 bool) (proto, port openflow.Match) {
 	switch {
-	case proto == "udp" && v4:
-		return ovs.ProtocolUDPv4
-	case proto == "udp":
-		return ovs.ProtocolUDPv6
+	case r.Proto == "udp" && v4:
+		return openflow.ProtoUDP, openflow.UDPDst(r.Port)
+	case r.Proto == "udp":
+		return openflow.ProtoUDP6, openflow.UDPDst(r.Port)
 	case v4:
-		return ovs.ProtocolTCPv4
+		return openflow.ProtoTCP, openflow.TCPDst(r.Port)
 	}
-	return ovs.ProtocolTCPv6
+	return openflow.ProtoTCP6, openflow.TCPDst(r.Port)
 }

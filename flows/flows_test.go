@@ -7,18 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
-func text(t *testing.T, fs []*ovs.Flow) []string {
+func text(t *testing.T, fs []*openflow.Flow) []string {
 	t.Helper()
 	var out []string
 	for _, f := range fs {
-		b, err := f.MarshalText()
-		if err != nil {
-			t.Fatalf("%s: %v", fmt.Sprintf("%+v", *f), err)
-		}
-		out = append(out, string(b))
+		out = append(out, f.String())
 	}
 	return out
 }
@@ -36,18 +32,18 @@ func TestPortFlowsBudget(t *testing.T) {
 	}
 	all := strings.Join(text(t, fs), "\n")
 	for _, want := range []string{
-		"in_port=7,table=0,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=load:0x1->NXM_NX_REG0[],load:0x0->NXM_NX_REG2[],resubmit(,10)",
+		"table=0,priority=100,cookie=0x0259fc95b5a406c4,in_port=7,actions=load:0x1->NXM_NX_REG0[],load:0x0->NXM_NX_REG2[],resubmit(,10)",
 		"ip,in_port=7,dl_src=02:00:00:00:00:02,nw_src=10.0.0.2",
 		"arp,in_port=7,dl_src=02:00:00:00:00:02,arp_sha=02:00:00:00:00:02,arp_spa=10.0.0.2",
 		"ipv6,in_port=7,dl_src=02:00:00:00:00:02,ipv6_src=fd00::2",
 		"ipv6_src=fe80::/10",
-		"priority=110,icmp6,in_port=7,icmpv6_type=136,table=10,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=drop",
-		"priority=120,icmp6,in_port=7,icmpv6_type=136,dl_src=02:00:00:00:00:02,nd_tll=02:00:00:00:00:02,ipv6_src=fd00::2,nd_target=fd00::2,table=10,",
-		"nd_tll=02:00:00:00:00:02,ipv6_src=fe80::/10,nd_target=fd00::2,table=10,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=resubmit(,20)",
-		"arp_op=1,arp_tpa=10.0.0.2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=local,move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
-		"load:0x020000000002->NXM_NX_ARP_SHA[],load:0x0a000002->NXM_OF_ARP_SPA[],in_port",
-		"icmpv6_type=135,nd_target=fd00::2,reg2=0,table=20,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:02->eth_src,move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00::2->ipv6_src,set_field:136->icmpv6_type,load:0x1->NXM_NX_REG6[],resubmit(,21)",
-		"dl_dst=02:00:00:00:00:02,reg2=0,table=30,idle_timeout=0,cookie=0x0259fc95b5a406c4,actions=load:0x7->NXM_NX_REG4[],load:0x1->NXM_NX_REG5[],resubmit(,40)",
+		"table=10,priority=110,cookie=0x0259fc95b5a406c4,icmp6,in_port=7,icmpv6_type=136,actions=drop",
+		"table=10,priority=120,cookie=0x0259fc95b5a406c4,icmp6,in_port=7,icmpv6_type=136,dl_src=02:00:00:00:00:02,nd_tll=02:00:00:00:00:02,ipv6_src=fd00::2,nd_target=fd00::2,",
+		"nd_tll=02:00:00:00:00:02,ipv6_src=fe80::/10,nd_target=fd00::2,actions=resubmit(,20)",
+		"arp_op=1,arp_tpa=10.0.0.2,reg2=0,actions=local,move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
+		"load:0x20000000002->NXM_NX_ARP_SHA[],load:0xa000002->NXM_OF_ARP_SPA[],in_port",
+		"icmpv6_type=135,nd_target=fd00::2,reg2=0,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:02->eth_src,move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:fd00::2->ipv6_src,set_field:136->icmpv6_type,load:0x1->NXM_NX_REG6[],resubmit(,21)",
+		"table=30,priority=100,cookie=0x0259fc95b5a406c4,dl_dst=02:00:00:00:00:02,reg2=0,actions=load:0x7->NXM_NX_REG4[],load:0x1->NXM_NX_REG5[],resubmit(,40)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in\n%s", want, all)
@@ -74,7 +70,7 @@ func TestPortFlowsBudget(t *testing.T) {
 func TestBridgeFlows(t *testing.T) {
 	gw, _ := net.ParseMAC("02:00:00:00:00:01")
 	open := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw})), "\n")
-	if !strings.Contains(open, "dl_dst=02:00:00:00:00:01,reg2=0,table=30") || !strings.Contains(open, "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,reg0=1,reg2=0,table=30") {
+	if !strings.Contains(open, "table=30,priority=100,cookie=0x0100000000000000,dl_dst=02:00:00:00:00:01,reg2=0") || !strings.Contains(open, "table=30,priority=50,cookie=0x0100000000000000,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,reg0=1,reg2=0") {
 		t.Fatalf("gateway MAC or multicast flow missing:\n%s", open)
 	}
 	if strings.Contains(open, "ct(") {
@@ -82,18 +78,18 @@ func TestBridgeFlows(t *testing.T) {
 	}
 	// The gateway's ARP is answered with the bridge's MAC (no copy to LOCAL:
 	// it is LOCAL's own address); without a known MAC it goes to LOCAL.
-	if !strings.Contains(open, "arp_op=1,arp_tpa=10.0.0.1,reg2=0,table=20,idle_timeout=0,cookie=0x0100000000000000,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:01->eth_src") || !strings.Contains(open, "actions=output:NXM_NX_REG4[]") {
+	if !strings.Contains(open, "table=20,priority=200,cookie=0x0100000000000000,arp,arp_op=1,arp_tpa=10.0.0.1,reg2=0,actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:01->eth_src") || !strings.Contains(open, "actions=output:NXM_NX_REG4[]") {
 		t.Fatalf("gateway ARP responder or output missing:\n%s", open)
 	}
-	if !strings.Contains(open, "icmpv6_type=136,reg6=1,table=21,idle_timeout=0,cookie=0x0100000000000000,actions=move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],set_field:2->nd_options_type,set_field:0x60000000->nd_reserved,in_port") {
+	if !strings.Contains(open, "table=21,priority=100,cookie=0x0100000000000000,icmp6,icmpv6_type=136,reg6=1,actions=move:NXM_OF_ETH_SRC[]->NXM_NX_ND_TLL[],set_field:2->nd_options_type,set_field:0x60000000->nd_reserved,in_port") {
 		t.Fatalf("ND reply table missing:\n%s", open)
 	}
 	noMAC := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})), "\n")
-	if !strings.Contains(noMAC, "arp_tpa=10.0.0.1,reg2=0,table=20,idle_timeout=0,cookie=0x0100000000000000,actions=local") {
+	if !strings.Contains(noMAC, "arp_tpa=10.0.0.1,reg2=0,actions=local") {
 		t.Fatalf("gateway ARP without a MAC:\n%s", noMAC)
 	}
 	closed := strings.Join(text(t, BridgeFlows(Bridge{ICC: false})), "\n")
-	for _, want := range []string{"ip,reg0=1,reg5=1,table=40,idle_timeout=0,cookie=0x0100000000000000,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "ct_state=+trk+rel", "priority=90,reg0=1,reg5=1,table=40,idle_timeout=0,cookie=0x0100000000000000,actions=drop"} {
+	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "ct_state=+trk+rel", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=drop"} {
 		if !strings.Contains(closed, want) {
 			t.Errorf("icc=false lacks %q:\n%s", want, closed)
 		}
@@ -109,7 +105,7 @@ func TestLinkFlows(t *testing.T) {
 		t.Fatalf("one family in common: %d flows", len(all))
 	}
 	s := strings.Join(text(t, LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst, Rules: []Rule{{"tcp", 80}, {"udp", 53}}})), "\n")
-	for _, want := range []string{"tcp,ct_state=+trk+new,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,nw_src=10.0.0.2,nw_dst=10.0.0.3,tp_dst=80,table=41,idle_timeout=0,cookie=0x0340d7820d408076,actions=ct(commit,zone=1),resubmit(,50)", "udp,", "tp_dst=53"} {
+	for _, want := range []string{"table=41,priority=100,cookie=0x0340d7820d408076,tcp,ct_state=+trk+new,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,nw_src=10.0.0.2,nw_dst=10.0.0.3,tcp_dst=80,actions=ct(commit,zone=1),resubmit(,50)", "udp,", "udp_dst=53"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %q in\n%s", want, s)
 		}

@@ -36,10 +36,9 @@
 package flows
 
 import (
-	"fmt"
 	"hash/fnv"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
 // Table is a pipeline stage.
@@ -97,15 +96,13 @@ const (
 )
 
 // Field is the register as a load, move or output field.
-func (r Reg) Field() string { return fmt.Sprintf("NXM_NX_REG%d[]", int(r)) }
+func (r Reg) Field() openflow.Field { return openflow.Reg(int(r)) }
 
 // Load sets the register to v.
-func (r Reg) Load(v int) ovs.Action { return ovs.Load(fmt.Sprintf("0x%x", v), r.Field()) }
+func (r Reg) Load(v int) openflow.Action { return openflow.Load(r.Field(), uint64(v)) }
 
 // Match matches packets whose register holds v.
-func (r Reg) Match(v int) ovs.Match {
-	return ovs.FieldMatch(fmt.Sprintf("reg%d", int(r)), fmt.Sprint(v))
-}
+func (r Reg) Match(v int) openflow.Match { return openflow.RegMatch(int(r), uint32(v)) }
 
 // Port kinds in RegSrcKind / RegDstKind.
 const (

@@ -3,7 +3,7 @@ package flows
 import (
 	"testing"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
 // spread keeps the changes' order, never splits a change, fills at most k
@@ -12,7 +12,7 @@ import (
 func TestSpread(t *testing.T) {
 	var changes []Change
 	for i := 0; i < 100; i++ {
-		changes = append(changes, Change{Cookie: uint64(i), Flows: make([]*ovs.Flow, 5)})
+		changes = append(changes, Change{Cookie: uint64(i), Flows: make([]*openflow.Flow, 5)})
 	}
 	groups := spread(changes, 4, 150) // 600 messages, 150 a group
 	if len(groups) != 4 {

@@ -9,11 +9,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
 	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
-// Switch sends go-openvswitch flows to bridges: changes in atomic OpenFlow
+// Switch sends flows to bridges: changes in atomic OpenFlow
 // 1.4 bundles over one persistent connection per bridge (package openflow),
 // full-table replacement and comparison through ovs-ofctl.
 type Switch struct {
@@ -274,10 +273,10 @@ func (s *Switch) FlowCounts(bridge string, tables []uint8) (counts map[uint8]int
 }
 
 // ReplaceAll makes the bridge's flow table exactly fs in one bundle
-// (ovs-ofctl replace-flows, which go-openvswitch lacks): flows that did not
+// (ovs-ofctl replace-flows): flows that did not
 // change stay in place, so a full resync drops no packet, and flows ovsnet
 // did not make (drift) are removed.
-func (s *Switch) ReplaceAll(bridge string, fs []*ovs.Flow) error {
+func (s *Switch) ReplaceAll(bridge string, fs []*openflow.Flow) error {
 	_, err := ofctl(fs, "--bundle", "replace-flows", bridge, "-")
 	return err
 }
@@ -285,7 +284,7 @@ func (s *Switch) ReplaceAll(bridge string, fs []*ovs.Flow) error {
 // Diff counts the flows on the bridge that are not in fs (removed by a
 // ReplaceAll) and those in fs not on the bridge (added): drift, as
 // ovs-ofctl diff-flows sees it.
-func (s *Switch) Diff(bridge string, fs []*ovs.Flow) (added, removed int, err error) {
+func (s *Switch) Diff(bridge string, fs []*openflow.Flow) (added, removed int, err error) {
 	// diff-flows reads a file, not stdin.
 	f, err := os.CreateTemp("", "ovsnet-flows-")
 	if err != nil {
@@ -293,12 +292,7 @@ func (s *Switch) Diff(bridge string, fs []*ovs.Flow) (added, removed int, err er
 	}
 	defer os.Remove(f.Name())
 	for _, fl := range fs {
-		b, err := fl.MarshalText()
-		if err != nil {
-			f.Close()
-			return 0, 0, fmt.Errorf("flow %+v: %w", *fl, err)
-		}
-		f.Write(append(b, '\n'))
+		f.WriteString(fl.String() + "\n")
 	}
 	if err := f.Close(); err != nil {
 		return 0, 0, err
@@ -322,17 +316,12 @@ func (s *Switch) Diff(bridge string, fs []*ovs.Flow) (added, removed int, err er
 }
 
 // ofctl runs ovs-ofctl (OpenFlow 1.4) with fs as its stdin, one flow a line.
-func ofctl(fs []*ovs.Flow, args ...string) (string, error) {
+func ofctl(fs []*openflow.Flow, args ...string) (string, error) {
 	var in, out, errb bytes.Buffer
 	for _, f := range fs {
-		b, err := f.MarshalText()
-		if err != nil {
-			return "", fmt.Errorf("flow %+v: %w", *f, err)
-		}
-		in.Write(b)
-		in.WriteByte('\n')
+		in.WriteString(f.String() + "\n")
 	}
-	cmd := exec.Command("ovs-ofctl", append([]string{"-O", ovs.ProtocolOpenFlow14}, args...)...)
+	cmd := exec.Command("ovs-ofctl", append([]string{"-O", "OpenFlow14"}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &out, &errb
 	// diff-flows exits 2 when the flow tables differ.
 	if err := cmd.Run(); err != nil {

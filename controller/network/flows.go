@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
@@ -38,7 +38,7 @@ func bridgeIntent(bi intent.Bridge) flows.Bridge {
 
 // BridgeFlows are bridge b's bridge-wide flows, from its settings and the
 // gateway MAC it was created with.
-func BridgeFlows(b *vswitchd.Bridge) []*ovs.Flow {
+func BridgeFlows(b *vswitchd.Bridge) []*openflow.Flow {
 	fb := bridgeIntent(intent.DecodeBridge(b.Name, b.ExternalIDs))
 	fb.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
 	return flows.BridgeFlows(fb)

@@ -4,7 +4,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 
 	"github.com/ovsnet/ovsnet/flows"
 )
@@ -13,7 +13,7 @@ import (
 func flowIntentOf(prints map[uint64]string, attached ...uint64) *flowIntent {
 	fi := &flowIntent{prints: prints, attached: map[uint64]bool{}}
 	for c := range prints {
-		fi.fixed = append(fi.fixed, &ovs.Flow{Cookie: c, Table: 1}, &ovs.Flow{Cookie: c, Table: 2})
+		fi.fixed = append(fi.fixed, &openflow.Flow{Cookie: c, Table: 1}, &openflow.Flow{Cookie: c, Table: 2})
 	}
 	for _, c := range attached {
 		fi.attached[c] = true

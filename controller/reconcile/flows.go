@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -23,7 +23,7 @@ import (
 // buffer per iteration of ovs-vswitchd's main loop, which slows with the
 // port count). Deleted or added flows change a count; a flow modified in
 // place does not, and waits for the next full comparison.
-func (h *Converger) syncBridgeFlows(bridge string, fs []*ovs.Flow, quick bool) (added, removed int, err error) {
+func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, quick bool) (added, removed int, err error) {
 	if quick && h.flowCountsAgree(bridge, fs) {
 		return 0, 0, nil
 	}
@@ -39,7 +39,7 @@ func (h *Converger) syncBridgeFlows(bridge string, fs []*ovs.Flow, quick bool) (
 // fingerprint of each object's intent, so that two runs can tell which
 // objects changed between them (see unexplained).
 type flowIntent struct {
-	fixed  []*ovs.Flow
+	fixed  []*openflow.Flow
 	ports  map[uint64]flows.Port
 	prints map[uint64]string
 	// attached are the port cookies of interfaces that add-port finished
@@ -49,8 +49,8 @@ type flowIntent struct {
 }
 
 // all returns every flow of the bridge.
-func (fi *flowIntent) all() []*ovs.Flow {
-	fs := append([]*ovs.Flow(nil), fi.fixed...)
+func (fi *flowIntent) all() []*openflow.Flow {
+	fs := append([]*openflow.Flow(nil), fi.fixed...)
 	for _, p := range fi.ports {
 		fs = append(fs, flows.PortFlows(p)...)
 	}
@@ -58,11 +58,11 @@ func (fi *flowIntent) all() []*ovs.Flow {
 }
 
 // of returns the flows of the object with cookie c.
-func (fi *flowIntent) of(c uint64) []*ovs.Flow {
+func (fi *flowIntent) of(c uint64) []*openflow.Flow {
 	if p, ok := fi.ports[c]; ok {
 		return flows.PortFlows(p)
 	}
-	var fs []*ovs.Flow
+	var fs []*openflow.Flow
 	for _, f := range fi.fixed {
 		if f.Cookie == c {
 			fs = append(fs, f)
@@ -72,7 +72,7 @@ func (fi *flowIntent) of(c uint64) []*ovs.Flow {
 }
 
 // countByCookie counts fs by cookie.
-func countByCookie(fs []*ovs.Flow) map[uint64]int {
+func countByCookie(fs []*openflow.Flow) map[uint64]int {
 	n := map[uint64]int{}
 	for _, f := range fs {
 		n[f.Cookie]++
@@ -109,13 +109,9 @@ func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *
 	// Bridge and link flows are few: they are their own fingerprint.
 	var sb strings.Builder
 	for _, f := range fi.fixed {
-		t, err := f.MarshalText()
-		if err != nil {
-			return nil, err
-		}
 		sb.Reset()
 		sb.WriteString(fi.prints[f.Cookie])
-		sb.Write(t)
+		sb.WriteString(f.String())
 		sb.WriteByte('\n')
 		fi.prints[f.Cookie] = sb.String()
 	}
@@ -149,7 +145,7 @@ func unexplained(was map[uint64]string, now *flowIntent) []flows.Change {
 // flowCountsAgree says whether bridge holds as many flows in each pipeline
 // table, and in all, as fs (an error counts as disagreement: the full
 // comparison then reports it).
-func (h *Converger) flowCountsAgree(bridge string, fs []*ovs.Flow) bool {
+func (h *Converger) flowCountsAgree(bridge string, fs []*openflow.Flow) bool {
 	want := map[uint8]int{tableAll: len(fs)}
 	for _, t := range flows.Tables {
 		want[uint8(t)] = 0

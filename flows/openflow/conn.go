@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,7 +189,7 @@ func (e *ConnError) Unwrap() error { return e.Err }
 // Change replaces every flow whose cookie matches Cookie under Mask with Flows.
 type Change struct {
 	Cookie, Mask uint64
-	Flows        []*ovs.Flow
+	Flows        []*Flow
 }
 
 // Bundle makes the changes in one atomic, ordered bundle: each object's old
@@ -227,14 +226,8 @@ func (c *Conn) Bundle(changes ...Change) error {
 		texts[c.xid] = fmt.Sprintf("delete cookie=0x%x/0x%x", ch.Cookie, ch.Mask)
 		for _, f := range ch.Flows {
 			c.xid++
-			fm, err := FlowMod(f, c.xid)
-			if err != nil {
-				return err
-			}
-			addMsg(fm, c.xid)
-			if t, err := f.MarshalText(); err == nil {
-				texts[c.xid] = string(t)
-			}
+			addMsg(FlowMod(f, c.xid), c.xid)
+			texts[c.xid] = f.String()
 		}
 	}
 	// ovs-vswitchd drops an add it refuses and would still commit the

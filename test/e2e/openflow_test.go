@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/digitalocean/go-openvswitch/ovs"
 	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
 // The persistent OpenFlow connection: a bundle lands whole; a bundle with
@@ -29,11 +29,11 @@ func TestOpenFlowBundles(t *testing.T) {
 		}
 		return out
 	}
-	fl := func(table, prio int, cookie uint64, a ...ovs.Action) *ovs.Flow {
-		return &ovs.Flow{Table: table, Priority: prio, Cookie: cookie, Actions: a}
+	fl := func(table uint8, prio uint16, cookie uint64, a ...openflow.Action) *openflow.Flow {
+		return &openflow.Flow{Table: table, Priority: prio, Cookie: cookie, Actions: a}
 	}
-	if err := sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*ovs.Flow{
-		fl(0, 5, 0x11, ovs.Resubmit(0, 7)), fl(7, 5, 0x11, ovs.Drop())}}); err != nil {
+	if err := sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*openflow.Flow{
+		fl(0, 5, 0x11, openflow.Resubmit(7)), fl(7, 5, 0x11, openflow.Drop())}}); err != nil {
 		t.Fatal(err)
 	}
 	before := dump()
@@ -51,8 +51,8 @@ func TestOpenFlowBundles(t *testing.T) {
 	// The second flow sets an ICMPv6 field without an ICMPv6 match: refused
 	// by ovs-vswitchd, so the deletion of cookie 0x11 in the same bundle
 	// must not happen either.
-	bad := fl(3, 1, 0x22, ovs.SetField("136", "icmpv6_type"))
-	err = sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*ovs.Flow{fl(2, 1, 0x11, ovs.Drop()), bad}})
+	bad := fl(3, 1, 0x22, openflow.SetICMPv6Type(136))
+	err = sw.Apply("br0", flows.Change{Cookie: 0x11, Mask: ^uint64(0), Flows: []*openflow.Flow{fl(2, 1, 0x11, openflow.Drop()), bad}})
 	if err == nil || !strings.Contains(err.Error(), "set_field:136->icmpv6_type") {
 		t.Fatalf("want an error naming the refused flow, got %v", err)
 	}
@@ -70,7 +70,7 @@ func TestOpenFlowBundles(t *testing.T) {
 	if err := e.sb.StartVswitchd(); err != nil {
 		t.Fatal(err)
 	}
-	if err := sw.Apply("br0", flows.Change{Cookie: 0x33, Mask: ^uint64(0), Flows: []*ovs.Flow{fl(0, 9, 0x33, ovs.Drop())}}); err != nil {
+	if err := sw.Apply("br0", flows.Change{Cookie: 0x33, Mask: ^uint64(0), Flows: []*openflow.Flow{fl(0, 9, 0x33, openflow.Drop())}}); err != nil {
 		t.Fatalf("apply after ovs-vswitchd restart: %v", err)
 	}
 	if out := dump(); !strings.Contains(out, "cookie=0x33, priority=9 actions=drop") || strings.Contains(out, "cookie=0x11") {
@@ -81,9 +81,9 @@ func TestOpenFlowBundles(t *testing.T) {
 	var many []flows.Change
 	for i := 0; i < 500; i++ {
 		c := uint64(0x1000 + i)
-		var fs []*ovs.Flow
+		var fs []*openflow.Flow
 		for j := 0; j < 4; j++ {
-			fs = append(fs, fl(20+j, 100+i, c, ovs.Drop()))
+			fs = append(fs, fl(uint8(20+j), uint16(100+i), c, openflow.Drop()))
 		}
 		many = append(many, flows.Change{Cookie: c, Mask: ^uint64(0), Flows: fs})
 	}
