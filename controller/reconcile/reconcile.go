@@ -100,112 +100,24 @@ func remember(epoch uint64, fi *flowIntent, counts map[uint64]int) flowsSeen {
 func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	tr := steptime.New()
 	defer tr.Done("reconcile")
-	var did, notes []string
-	topo := o.Topo
-	if topo == nil {
-		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
-			return r, err
-		}
-	}
-	var errs []error
-	if d, err := h.finishDeletes(ctx, topo); len(d) > 0 || err != nil {
-		did, errs = append(did, d...), append(errs, err)
-		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
-			return r, errors.Join(append(errs, err)...)
-		}
-		o.Links = nil // devices went with the bridges: list them again
+	var c changes
+	topo, hostLinks, err := h.prepare(ctx, o, &c, tr)
+	if err != nil {
+		return r, errors.Join(append(c.errs, err)...)
 	}
 	r.Topo = topo
-	tr.Step("read OVSDB")
-	hostLinks := o.Links
-	if hostLinks == nil {
-		if hostLinks, err = attach.ListHostLinks(ProbeLink(topo)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	tr.Step("list links")
 	// NAT rules follow from the same topology and touch only iptables: they
 	// are checked meanwhile (iptables runs processes; the flow check waits
 	// on ovs-vswitchd).
-	type natResult struct {
-		Did []string
-		err error
-		dur time.Duration
-	}
 	natDone := make(chan natResult, 1)
-	go func() {
-		t := time.Now()
-		var r natResult
-		plan := network.PlanNAT(topo)
-		key := plan.Key()
-		if o.NATSeen == nil || o.NATCheck || *o.NATSeen != key {
-			r.Did, r.err = h.SyncNAT(ctx, plan)
-			if r.err == nil && o.NATSeen != nil {
-				*o.NATSeen = key
-			}
-		}
-		r.dur = time.Since(t)
-		natDone <- r
-	}()
-	errs = append(errs, network.ConvergeUnderlays(topo, hostLinks)...)
+	go func() { natDone <- h.convergeNAT(ctx, topo, o) }()
+	c.errs = append(c.errs, network.ConvergeUnderlays(topo, hostLinks)...)
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if !intent.Owned(b.ExternalIDs) {
-			continue
+		if bi := intent.DecodeBridge(b.Name, b.ExternalIDs); !bi.Owned || bi.Deleting {
+			continue // not ovsnet's, or a del-br finishDeletes could not finish: reported
 		}
-		if intent.DecodeBridge(b.Name, b.ExternalIDs).Deleting {
-			continue // finishDeletes could not finish it: reported
-		}
-		ifs, ports := topo.BridgeInterfaces(b)
-		decoded := network.DecodePorts(ifs, ports)
-		bad := network.BadIntentOf(b, decoded)
-		r.Bad = append(r.Bad, bad...)
-		var d []string
-		if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
-			d, err = h.ConvergeBridge(ctx, b.Name, b.ExternalIDs)
-			did = append(did, d...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
-			if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) }); err != nil {
-				errs = append(errs, err)
-			} else {
-				did = append(did, fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")))
-			}
-		}
-		if d, err := h.ConvergeTunnels(ctx, topo, b); err != nil {
-			errs = append(errs, err)
-		} else {
-			did = append(did, d...)
-		}
-		tr.Step("bridge " + b.Name)
-		fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, o)
-		if asked {
-			tr.Step("flows " + b.Name)
-		} else {
-			tr.Step("flows " + b.Name + " (no exchange)")
-		}
-		if err != nil {
-			errs = append(errs, err)
-		} else if fd != "" {
-			did = append(did, fd)
-		}
-		if intent.BadAddress(bad) {
-			// An address that does not parse may still be in use: no hint
-			// goes below it.
-			notes = append(notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
-		} else {
-			d, err = h.ConvergeAlloc(ctx, b, ifs)
-			did = append(did, d...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-		var c changes
-		h.reconcilePorts(ctx, b, ifs, ports, hostLinks, &c)
-		did, notes, errs = append(did, c.did...), append(notes, c.notes...), append(errs, c.errs...)
+		r.Bad = append(r.Bad, h.convergeBridge(ctx, topo, b, bridgeRun{o: o, links: hostLinks, c: &c, tr: tr})...)
 	}
 	tr.Step("ports")
 	for name := range o.Seen { // a bridge gone: nothing to watch
@@ -215,13 +127,103 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	}
 	nr := <-natDone
 	tr.Step(fmt.Sprintf("NAT (%.2fms, alongside)", steptime.MS(nr.dur)))
-	if nr.err != nil {
-		errs = append(errs, nr.err)
-	} else {
-		did = append(did, nr.Did...)
+	c.addAll(nr.did, nr.err)
+	r.Did, r.Notes = c.did, c.notes
+	return r, errors.Join(c.errs...)
+}
+
+// prepare reads the topology (o.Topo, or OVSDB now), finishes interrupted
+// del-brs first (reading again after them), and lists the host's links.
+func (h *Converger) prepare(ctx context.Context, o Options, c *changes, tr *steptime.Tracer) (*ovsdb.Topology, *attach.HostLinks, error) {
+	topo, links := o.Topo, o.Links
+	var err error
+	if topo == nil {
+		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+			return nil, nil, err
+		}
 	}
-	r.Did, r.Notes = did, notes
-	return r, errors.Join(errs...)
+	if d, err := h.finishDeletes(ctx, topo); len(d) > 0 || err != nil {
+		c.did, c.errs = append(c.did, d...), append(c.errs, err)
+		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+			return nil, nil, err
+		}
+		links = nil // devices went with the bridges: list them again
+	}
+	tr.Step("read OVSDB")
+	if links == nil {
+		if links, err = attach.ListHostLinks(ProbeLink(topo)); err != nil {
+			c.errs = append(c.errs, err)
+		}
+	}
+	tr.Step("list links")
+	return topo, links, nil
+}
+
+// natResult is what the NAT half of a run did.
+type natResult struct {
+	did []string
+	err error
+	dur time.Duration
+}
+
+// convergeNAT brings iptables to the topology's NAT plan, unless o says
+// the plan is the one last brought (o.NATSeen) and no check is due.
+func (h *Converger) convergeNAT(ctx context.Context, topo *ovsdb.Topology, o Options) natResult {
+	t := time.Now()
+	var r natResult
+	plan := network.PlanNAT(topo)
+	key := plan.Key()
+	if o.NATSeen == nil || o.NATCheck || *o.NATSeen != key {
+		r.did, r.err = h.SyncNAT(ctx, plan)
+		if r.err == nil && o.NATSeen != nil {
+			*o.NATSeen = key
+		}
+	}
+	r.dur = time.Since(t)
+	return r
+}
+
+// bridgeRun is what converging one bridge needs from its run.
+type bridgeRun struct {
+	o     Options
+	links *attach.HostLinks
+	c     *changes
+	tr    *steptime.Tracer
+}
+
+// convergeBridge brings ovsnet bridge b to its intent: its addresses and
+// OpenFlow settings, tunnels, flows, allocation hints and ports. It
+// returns the intent of b and its interfaces that does not decode.
+func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, br bridgeRun) []error {
+	c := br.c
+	ifs, ports := topo.BridgeInterfaces(b)
+	decoded := network.DecodePorts(ifs, ports)
+	bad := network.BadIntentOf(b, decoded)
+	if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
+		c.addAll(h.ConvergeBridge(ctx, b.Name, b.ExternalIDs))
+	}
+	if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
+		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) })
+		c.add(fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")), err)
+	}
+	c.addAll(h.ConvergeTunnels(ctx, topo, b))
+	br.tr.Step("bridge " + b.Name)
+	fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, br.o)
+	if asked {
+		br.tr.Step("flows " + b.Name)
+	} else {
+		br.tr.Step("flows " + b.Name + " (no exchange)")
+	}
+	c.add(fd, err)
+	if intent.BadAddress(bad) {
+		// An address that does not parse may still be in use: no hint
+		// goes below it.
+		c.notes = append(c.notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
+	} else {
+		c.addAll(h.ConvergeAlloc(ctx, b, ifs))
+	}
+	h.reconcilePorts(ctx, b, ifs, ports, br.links, c)
+	return bad
 }
 
 // finishDeletes completes the del-br of bridges a killed del-br left
@@ -252,6 +254,15 @@ func (c *changes) add(did string, err error) {
 		c.errs = append(c.errs, err)
 	} else if did != "" {
 		c.did = append(c.did, did)
+	}
+}
+
+// addAll records a step that did several things, and may have failed
+// after some of them.
+func (c *changes) addAll(did []string, err error) {
+	c.did = append(c.did, did...)
+	if err != nil {
+		c.errs = append(c.errs, err)
 	}
 }
 
