@@ -8,7 +8,9 @@
 // same size, and the two costs no attach avoids: the kernel's move of a link
 // into a netns and an ovsnet process's start. Every command is forked from
 // a thread inside the sandbox host (no `ip netns exec` in any figure). It
-// reports medians and ratios in bench/results/attach-latency.json.
+// reports medians and ratios in bench/results/attach-latency.json. With
+// -baseline, an earlier ovsnet build attaches in turn with this one, so a
+// change is measured against what it replaced in one run.
 package main
 
 import (
@@ -55,6 +57,12 @@ type row struct {
 	// that does nothing (`ovsnet version`).
 	NetnsMoveMs    float64 `json:"kernel_netns_move_median_ms"`
 	ProcessStartMs float64 `json:"ovsnet_process_start_median_ms"`
+	// With -baseline: another ovsnet binary's attaches (no controller), in
+	// turn with this one's, and this one's time over its.
+	BaselineMs       float64 `json:"baseline_median_ms,omitempty"`
+	BaselineVethMs   float64 `json:"baseline_veth_median_ms,omitempty"`
+	OverBaseline     float64 `json:"ovsnet_over_baseline,omitempty"`
+	OverBaselineVeth float64 `json:"ovsnet_veth_over_baseline,omitempty"`
 }
 
 var (
@@ -63,12 +71,17 @@ var (
 	n     = flag.Int("n", 15, "attaches measured per tool and size")
 	burst = flag.Int("burst", 20, "concurrent attaches in the burst measured per size")
 	out   = flag.String("out", "bench/results/attach-latency.json", "result file")
+	base  = flag.String("baseline", "", "another ovsnet binary (an earlier build) to measure in turn with -ovsnet, without a controller")
 )
 
 func main() {
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	check(err)
+	if *base != "" {
+		*base, err = filepath.Abs(*base)
+		check(err)
+	}
 	sb, err := sandbox.Start("ovsnet-bench", "")
 	check(err)
 	defer sb.Close()
@@ -139,8 +152,12 @@ func main() {
 				measured = len(rows) * 3 * *n
 			}
 			if br == "bn" {
-				// two types alone, through the controller and beside it, and the bursts
+				// two types alone, through the controller and beside it, the
+				// bursts, and the baseline's two types
 				measured = len(rows) * (6**n + 2**burst)
+				if *base != "" {
+					measured += len(rows) * 2 * *n
+				}
 			}
 			target := size - measured
 			for filled[br] < target {
@@ -164,13 +181,14 @@ func main() {
 			}
 		}
 		time.Sleep(2 * time.Second)
-		var ovsnet, ovsnetVeth, via, viaVeth, beside, besideVeth, ovsDocker, lbr, ofctl, moves, starts []float64
-		// pair attaches a fresh container of each type to ovsnet's bridge
-		// with env, adding the wall times to internal and veth.
-		pair := func(env []string, internal, veth *[]float64) {
-			*internal = append(*internal, timed(env, abs, "add-port", "bn", "eth1", container(), "--ip"))
-			*veth = append(*veth, timed(env, abs, "add-port", "bn", "eth1", container(), "--ip", "--type", "veth"))
+		var ovsnet, ovsnetVeth, via, viaVeth, beside, besideVeth, ovsDocker, lbr, ofctl, moves, starts, baseInt, baseVeth []float64
+		// pairOf attaches a fresh container of each type to ovsnet's bridge
+		// with binary bin and env, adding the wall times to internal and veth.
+		pairOf := func(bin string, env []string, internal, veth *[]float64) {
+			*internal = append(*internal, timed(env, bin, "add-port", "bn", "eth1", container(), "--ip"))
+			*veth = append(*veth, timed(env, bin, "add-port", "bn", "eth1", container(), "--ip", "--type", "veth"))
 		}
+		pair := func(env []string, internal, veth *[]float64) { pairOf(abs, env, internal, veth) }
 		dockerAttach := func() float64 {
 			c := container()
 			return timed(env, "ovs-docker", "add-port", "bd", "eth1", c, fmt.Sprintf("--ipaddress=10.101.%d.%d/16", seq/250, seq%250+2))
@@ -178,6 +196,9 @@ func main() {
 		roundTrip := func() float64 { return timed(env, "ovs-ofctl", "add-flow", "bd", "table=99,priority=1,actions=drop") }
 		for i := 0; i < *n; i++ {
 			pair(direct, &ovsnet, &ovsnetVeth)
+			if *base != "" {
+				pairOf(*base, direct, &baseInt, &baseVeth)
+			}
 			ovsDocker = append(ovsDocker, dockerAttach())
 			c := container()
 			h := fmt.Sprintf("lb%d", seq)
@@ -246,6 +267,11 @@ func main() {
 		r.OvsDockerVeth = r.OvsDockerMs / r.OvsnetVethMs
 		r.OvsDockerVia = r.OvsDockerMs / r.ViaMs
 		r.OvsDockerViaVeth = r.OvsDockerMs / r.ViaVethMs
+		if *base != "" {
+			r.BaselineMs, r.BaselineVethMs = measure.Median(baseInt), measure.Median(baseVeth)
+			r.OverBaseline, r.OverBaselineVeth = r.OvsnetMs/r.BaselineMs, r.OvsnetVethMs/r.BaselineVethMs
+			fmt.Printf("%5d ports: baseline %6.1f ms (veth %6.1f): ovsnet %.2fx (veth %.2fx) of it\n", size, r.BaselineMs, r.BaselineVethMs, r.OverBaseline, r.OverBaselineVeth)
+		}
 		rows = append(rows, r)
 		fmt.Printf("%5d ports: ovsnet %6.1f ms (veth %6.1f), via controller %6.1f ms (veth %6.1f), beside it %6.1f ms (veth %6.1f), ovs-docker %6.1f ms (%.1fx, %.1fx; via controller %.1fx, %.1fx), Linux bridge (ip) %6.1f ms, ovs-ofctl round trip %6.1f ms; burst of %d: %.1f ms/attach direct, %.1f via controller; kernel netns move %.1f ms, ovsnet process start %.1f ms\n",
 			size, r.OvsnetMs, r.OvsnetVethMs, r.ViaMs, r.ViaVethMs, r.BesideMs, r.BesideVethMs, r.OvsDockerMs, r.OvsDockerRatio, r.OvsDockerVeth, r.OvsDockerVia, r.OvsDockerViaVeth, r.LinuxBridgeMs, r.OfctlRoundTripMs, *burst, r.BurstDirectMs, r.BurstViaMs, r.NetnsMoveMs, r.ProcessStartMs)

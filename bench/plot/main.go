@@ -6,11 +6,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/ovsnet/ovsnet/bench/measure"
 	"html"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/ovsnet/ovsnet/bench/measure"
 )
 
 type series struct {
