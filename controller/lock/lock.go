@@ -103,13 +103,21 @@ func ConvergePath(endpoint string) string {
 	return strings.TrimSuffix(ControllerPath(endpoint), "-controller.lock") + ".lock"
 }
 
-// Mode is how a CLI run holds the convergence lock.
+// Mode is how a run holds the convergence lock; the zero value is Shared.
 type Mode int
 
 const (
-	Shared    Mode = syscall.LOCK_SH // changes: they may run side by side
-	Exclusive Mode = syscall.LOCK_EX // reconcile: must not see an attach half-way
+	Shared    Mode = iota // changes: they may run side by side
+	Exclusive             // reconcile and convergence runs: must not see an attach half-way
 )
+
+// how is m as a flock operation.
+func (m Mode) how() int {
+	if m == Exclusive {
+		return syscall.LOCK_EX
+	}
+	return syscall.LOCK_SH
+}
 
 // Converge takes the convergence lock for a CLI run; it is released when
 // the process exits. No run directory here (a remote OVSDB) means no
@@ -122,13 +130,16 @@ func Converge(endpoint string, m Mode) error {
 	if err != nil {
 		return err
 	}
-	syscall.Flock(int(f.Fd()), int(m))
+	if err := syscall.Flock(int(f.Fd()), m.how()); err != nil {
+		f.Close()
+		return fmt.Errorf("take the convergence lock %s: %w", f.Name(), err)
+	}
 	return nil // f stays open: the lock lasts until exit
 }
 
 // Take holds the lock file f in mode m until f is closed.
 func Take(f *os.File, m Mode) error {
-	if err := syscall.Flock(int(f.Fd()), int(m)); err != nil {
+	if err := syscall.Flock(int(f.Fd()), m.how()); err != nil {
 		return fmt.Errorf("take the lock %s: %w", f.Name(), err)
 	}
 	return nil
