@@ -14,6 +14,9 @@ type Link struct {
 	Ports string `json:"ports"`
 }
 
+// PortSpecs are the link's ports one by one ("80/tcp", "53/udp"; "all").
+func (l Link) PortSpecs() []string { return splitList(l.Ports) }
+
 // LinkKey is the bridge key of the link SRC -> DST.
 func LinkKey(src, dst string) string { return KeyLinkPrefix + src + ">" + dst }
 

@@ -121,7 +121,7 @@ func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Li
 		if match != nil && !match(src, dst) {
 			continue
 		}
-		rules, err := ParseRules(splitList(l.Ports))
+		rules, err := ParseRules(l.PortSpecs())
 		if err != nil {
 			return nil, fmt.Errorf("bridge %s: bad stored link %s: %w", bridge, intent.LinkKey(src, dst), err)
 		}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -115,16 +114,6 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 	return m, nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
@@ -175,13 +164,4 @@ func nextOfport(ifs []vswitchd.Interface) int {
 		}
 	}
 	return 0 // full: let ovs-vswitchd choose (it will refuse too)
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -171,6 +171,7 @@ func TestTunnelTwoHosts(t *testing.T) {
 				t.Fatalf("reconcile did not re-add the tunnel port:\n%s", out)
 			}
 			eventually(t, 10*time.Second, "path back after the tunnel port was re-added", func() bool { return pings(ca, "10.97.2.2") })
+			tunnelTamperedFailsClosed(t, b, ca, "10.97.2.2")
 
 			list := a.must("tunnel", "list", "br0")
 			if !strings.Contains(list, "192.0.2.2") || !strings.Contains(list, typ) || !strings.Contains(list, " up") {
@@ -311,4 +312,30 @@ func TestTunnelIPv6(t *testing.T) {
 		t.Fatal("IPv6 across the tunnel passed the other way without a link")
 	}
 	tcpTransfer(t, nsPath(ca), nsPath(cb), "fd00:97::202", 1<<20)
+}
+
+// tunnelTamperedFailsClosed edits host h's record of its tunnel to
+// 192.0.2.1 by hand into something that does not decode: reconcile names
+// it and fails, the tunnel carries nothing (from src, a container on the
+// other host, dst stops answering), and with the record put back the path
+// returns.
+func tunnelTamperedFailsClosed(t *testing.T, h *env, src, dst string) {
+	t.Helper()
+	key := `external_ids:"ovsnet-tunnel:192.0.2.1"`
+	was, err := h.sb.Vsctl("get", "bridge", "br0", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.sb.Vsctl("set", "bridge", "br0", key+"=garbage"); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.ovsnet("reconcile"); r.code == 0 || !strings.Contains(r.out+r.err, "ovsnet-tunnel:192.0.2.1") {
+		t.Fatalf("reconcile with a tunnel record that does not decode: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	noPing(t, src, dst)
+	if _, err := h.sb.Vsctl("set", "bridge", "br0", key+"="+strings.TrimSpace(was)); err != nil {
+		t.Fatal(err)
+	}
+	h.must("reconcile")
+	eventually(t, 10*time.Second, "path back after the tunnel record was put back", func() bool { return pings(src, dst) })
 }
