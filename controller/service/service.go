@@ -153,7 +153,13 @@ func Run(ctx context.Context, o Options) error {
 		defer api.Close() // removes the socket file
 	}
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
+	return s.loop(ctx)
+}
 
+// loop converges on every change, resync, broken OpenFlow connection and
+// retry until ctx ends.
+func (s *Service) loop(ctx context.Context) error {
+	o := s.o
 	tick := time.NewTicker(o.Resync)
 	defer tick.Stop()
 	// The OpenFlow connections are looked at every second: one that
