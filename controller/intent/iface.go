@@ -105,6 +105,12 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	r := RefOf(ext)
 	p := Port{Container: r.Container, Iface: r.Iface, Bridge: r.Bridge, Netns: r.Netns, Type: r.Type, State: r.State,
 		NoTxOffload: r.NoTxOffload}
+	if p.Container == "" {
+		return bad(KeyContainerID, "the container it belongs to")
+	}
+	if p.Iface == "" {
+		return bad(KeyContainerIface, "the interface's name in its container")
+	}
 	mac, err := net.ParseMAC(ext[KeyMAC])
 	if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
 		return bad(KeyMAC, "a unicast MAC")

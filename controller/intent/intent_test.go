@@ -34,11 +34,13 @@ func TestPortRoundTrip(t *testing.T) {
 // the key.
 func TestPortFailsClosed(t *testing.T) {
 	for key, bad := range map[string]string{
-		KeyMAC:    "garbage",
-		KeyIPv4:   "garbage",
-		KeyIPv6:   "10.1.0.9/24", // the wrong family
-		KeyPortGW: "10.1.0.1,nope",
-		KeyMTU:    "12",
+		KeyMAC:            "garbage",
+		KeyIPv4:           "garbage",
+		KeyIPv6:           "10.1.0.9/24", // the wrong family
+		KeyPortGW:         "10.1.0.1,nope",
+		KeyMTU:            "12",
+		KeyContainerID:    "",
+		KeyContainerIface: "",
 	} {
 		ext := samplePort().Encode()
 		ext[key] = bad

@@ -31,7 +31,7 @@ func OwnerOf(i vswitchd.Interface) string { return intent.RefOf(i.ExternalIDs).S
 // The port number is the one ovs-vswitchd assigned, or, before it has, the
 // one requested.
 func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err error) {
-	if !intent.Owned(i.ExternalIDs) {
+	if !intent.Owned(i.ExternalIDs) || intent.IsTunnelPort(i.ExternalIDs) {
 		return p, false, nil
 	}
 	pi, err := intent.DecodePort(IfaceRow(i), i.ExternalIDs)
@@ -105,7 +105,7 @@ func BadIntentOf(b *vswitchd.Bridge, d DecodedPorts) []error {
 func sharedMACs(ifs []vswitchd.Interface) []*intent.Error {
 	by := map[string][]vswitchd.Interface{}
 	for _, i := range ifs {
-		if !intent.Owned(i.ExternalIDs) {
+		if !intent.Owned(i.ExternalIDs) || intent.IsTunnelPort(i.ExternalIDs) {
 			continue
 		}
 		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {

@@ -47,6 +47,17 @@ func TestBadPortHasNoFlows(t *testing.T) {
 	}
 }
 
+// A tunnel's port is ovsnet's but no container's: no flows of its own,
+// and nothing to report.
+func TestTunnelPortIsNoContainer(t *testing.T) {
+	one := 65200
+	tun := Tunnel{Bridge: "br0", Remote: "192.0.2.2"}
+	i := vswitchd.Interface{Name: "tv1", Type: "vxlan", Ofport: &one, ExternalIDs: tun.PortIDs()}
+	if _, ok, err := decodePort(i, 0); ok || err != nil {
+		t.Fatalf("tunnel port decoded as a container's: %v %v", ok, err)
+	}
+}
+
 // Two ports claiming one MAC both get no flows.
 func TestSharedMACsHaveNoFlows(t *testing.T) {
 	one, two := 1, 2

@@ -336,6 +336,11 @@ func tunnelTamperedFailsClosed(t *testing.T, h *env, src, dst string) {
 	if _, err := h.sb.Vsctl("set", "bridge", "br0", key+"="+strings.TrimSpace(was)); err != nil {
 		t.Fatal(err)
 	}
-	h.must("reconcile")
+	if now, _ := h.sb.Vsctl("get", "bridge", "br0", key); now != was {
+		t.Fatalf("tunnel record put back as %q, was %q", now, was)
+	}
+	if r := h.ovsnet("reconcile"); r.code != 0 {
+		t.Fatalf("reconcile after the tunnel record was put back: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 	eventually(t, 10*time.Second, "path back after the tunnel record was put back", func() bool { return pings(src, dst) })
 }
