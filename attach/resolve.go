@@ -27,6 +27,9 @@ type Target struct {
 	Netns string // path of a netns file, e.g. /proc/123/ns/net
 	How   string // how it was found, for messages: "docker container web1 (pid 123)"
 	ID    string // Docker container ID, if any
+	// Endpoints are the IDs of the container's endpoints on Docker
+	// networks (those of ovsnet's network plugin name its ports).
+	Endpoints []string
 }
 
 // NetnsDir is where `ip netns add` keeps named namespaces.
@@ -174,6 +177,9 @@ func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 			Pid     int
 			Status  string
 		}
+		NetworkSettings struct {
+			Networks map[string]struct{ EndpointID string }
+		}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: bad answer from %s: %v", errDockerUnreachable, dockerHost(), err)
@@ -182,6 +188,12 @@ func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 	if !c.State.Running || c.State.Pid == 0 {
 		return nil, fmt.Errorf("container %q (%s) is not running (state %s): start it first", ref, name, c.State.Status)
 	}
-	return &Target{Ref: ref, Netns: fmt.Sprintf("/proc/%d/ns/net", c.State.Pid), ID: c.ID,
-		How: fmt.Sprintf("docker container %s (pid %d)", name, c.State.Pid)}, nil
+	t := &Target{Ref: ref, Netns: fmt.Sprintf("/proc/%d/ns/net", c.State.Pid), ID: c.ID,
+		How: fmt.Sprintf("docker container %s (pid %d)", name, c.State.Pid)}
+	for _, n := range c.NetworkSettings.Networks {
+		if n.EndpointID != "" {
+			t.Endpoints = append(t.Endpoints, n.EndpointID)
+		}
+	}
+	return t, nil
 }

@@ -13,10 +13,10 @@ import (
 )
 
 func controllerCmd(g *globals) *cobra.Command {
-	var listen, logFormat string
+	var listen, logFormat, plugin, pluginNetns string
 	var resync, verify time.Duration
 	c := &cobra.Command{
-		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json]",
+		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--docker-plugin NAME]",
 		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
 		Long: `Keeps everything ovsnet derives from OVSDB in place: on every OVSDB change
 and every --resync it runs what "ovsnet reconcile" runs (flows drifted or
@@ -36,11 +36,19 @@ changed in place). A full comparison dumps every flow: about 1 s per 15,000
 flows on the userspace datapath with thousands of ports, so a short --verify
 (every run) suits small hosts only.
 
+With --docker-plugin NAME it is also a Docker network driver (see
+/run/docker/plugins/NAME.sock): docker network create -d NAME --subnet CIDR
+[-o ovsnet.bridge=BR] [-o ovsnet.icc=false] [-o ovsnet.nat=false]
+[-o com.docker.network.driver.mtu=N] NET makes an ovsnet bridge for the
+network, and docker run --network NET attaches containers to it (veths,
+addresses from Docker's IPAM, names through Docker's embedded DNS).
+
 /healthz answers 200 when connected and converged; /metrics serves ovsnet_*
 series for Prometheus. One controller per host: a second one exits. Under
 systemd it reports readiness (Type=notify), see deploy/systemd.`,
-		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json",
-		Args:    exactArgs(),
+		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json\n" +
+			"  ovsnet controller --docker-plugin ovsnet   # then: docker network create -d ovsnet --subnet 10.50.0.0/24 net1",
+		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			longLivedGC()
 			var h slog.Handler
@@ -57,7 +65,8 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return service.Run(ctx, service.Options{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h)})
+			return service.Run(ctx, service.Options{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h),
+				DockerPlugin: plugin, DockerNetns: pluginNetns})
 		},
 	}
 	f := c.Flags()
@@ -65,5 +74,7 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 	f.DurationVar(&resync, "resync", 10*time.Second, "period of full convergence")
 	f.DurationVar(&verify, "verify", 10*time.Minute, "period of full flow-by-flow comparison (0: every run)")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.StringVar(&plugin, "docker-plugin", "", "serve a Docker network driver of this name (docker network create -d NAME)")
+	f.StringVar(&pluginNetns, "docker-netns", "", "network namespace dockerd runs in, if not the controller's (a path such as /proc/1/ns/net)")
 	return c
 }

@@ -30,6 +30,11 @@ type Bridge struct {
 	NAT        bool
 	NATErr     error // the value does not decode: NAT rules stay as last applied
 
+	// The Docker network the bridge carries (its ID), and whether the
+	// plugin made the bridge for it.
+	DockerNetwork string
+	DockerMade    bool
+
 	Links    []Link
 	Tunnels  []Tunnel  // every stored tunnel; those whose Err is set carry nothing
 	Underlay *Underlay // the device an underlay bridge took over, if it is one
@@ -73,6 +78,7 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 			b.Hints[a.Is4()] = a
 		}
 	}
+	b.DockerNetwork, b.DockerMade = ext[KeyDockerNetwork], ext[KeyDockerMade] == "true"
 	b.Links = decodeLinks(ext)
 	b.Tunnels = decodeTunnels(name, ext)
 	b.Underlay = decodeUnderlay(name, ext)
@@ -130,6 +136,18 @@ func (b Bridge) GoodTunnels() []Tunnel {
 func NewBridge() map[string]string {
 	return map[string]string{KeyOwner: OwnerOvsnet, KeyGen: "0", KeyNextOfport: "1", KeyICC: "true", KeyNAT: "true"}
 }
+
+// Docker is the bridge keys that say it carries Docker network id (made
+// for it, or adopted).
+func Docker(id string, made bool) map[string]string {
+	return map[string]string{KeyDockerNetwork: id, KeyDockerMade: strconv.FormatBool(made)}
+}
+
+// DockerKeys are the keys Docker writes, to remove them.
+var DockerKeys = []string{KeyDockerNetwork, KeyDockerMade}
+
+// OfDockerNetwork selects the bridge carrying Docker network id.
+func OfDockerNetwork(id string) map[string]string { return map[string]string{KeyDockerNetwork: id} }
 
 // Deleting is the bridge keys that mark it as del-br's.
 func Deleting() map[string]string { return map[string]string{KeyState: StateDeleting} }

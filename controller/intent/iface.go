@@ -24,14 +24,15 @@ type Ref struct {
 	State     string // StateAttaching, StateReady or StateDetaching
 	// HasGateway: the container's default route goes through it.
 	HasGateway  bool
-	NoTxOffload bool // its container end computes its own checksums
+	NoTxOffload bool   // its container end computes its own checksums
+	Runtime     string // who moves and configures the container's end ("": ovsnet)
 }
 
 // RefOf reads an interface row's Ref.
 func RefOf(ext map[string]string) Ref {
 	return Ref{Owned: Owned(ext), Container: ext[KeyContainerID], Iface: ext[KeyContainerIface], Bridge: ext[KeyBridge],
 		Netns: ext[KeyNetns], Type: ext[KeyType], State: ext[KeyState], HasGateway: ext[KeyPortGW] != "",
-		NoTxOffload: ext[KeyTxOffload] == "off"}
+		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime]}
 }
 
 // State is the interface keys that record state s.
@@ -66,6 +67,7 @@ type Port struct {
 	Gateways                 []netip.Addr   // default route(s) in the container
 	MTU                      int            // 0: the kernel's default
 	NoTxOffload              bool
+	Runtime                  string // who moves and configures the container's end ("": ovsnet)
 }
 
 // Encode is the intent as external_ids.
@@ -84,6 +86,9 @@ func (p Port) Encode() map[string]string {
 	}
 	if p.NoTxOffload {
 		ext[KeyTxOffload] = "off"
+	}
+	if p.Runtime != "" {
+		ext[KeyRuntime] = p.Runtime
 	}
 	var gws []string
 	for _, g := range p.Gateways {
@@ -104,7 +109,7 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	}
 	r := RefOf(ext)
 	p := Port{Container: r.Container, Iface: r.Iface, Bridge: r.Bridge, Netns: r.Netns, Type: r.Type, State: r.State,
-		NoTxOffload: r.NoTxOffload}
+		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime}
 	if p.Container == "" {
 		return bad(KeyContainerID, "the container it belongs to")
 	}

@@ -57,6 +57,14 @@ const (
 	KeyUnderlayRoutes = "ovsnet-underlay-routes" // "DST via GW" or "DST", comma-separated
 	KeyUnderlayMTU    = "ovsnet-underlay-mtu"
 
+	// interface: who moves and configures the container's end ("docker":
+	// the runtime, through ovsnet's network plugin); unset: ovsnet.
+	KeyRuntime = "ovsnet-runtime"
+	// bridge: the Docker network it carries (its ID), and "true" when the
+	// plugin made the bridge for it (then it goes with the network).
+	KeyDockerNetwork = "ovsnet-docker-network"
+	KeyDockerMade    = "ovsnet-docker-made"
+
 	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
 	KeyPublish = "ovsnet-publish"
 	// interface: reservations of its published host ports, probed for

@@ -159,9 +159,14 @@ func (r *attachRun) itemErr(i int, o PortOptions, err error) error {
 	return fmt.Errorf("line %d (%s %s): %w", i+1, o.Iface, o.Container, err)
 }
 
-// resolve finds every container's netns.
+// resolve finds every container's netns (for a handoff, the namespace the
+// runtime takes the link from).
 func (r *attachRun) resolve(ctx context.Context) error {
 	err := parallel(r.items, func(it *attachItem) error {
+		if h := it.o.Handoff; h != nil {
+			it.netns = h.Netns
+			return nil
+		}
 		t, err := attach.Resolve(ctx, it.o.Container)
 		if err == nil {
 			it.netns = t.Netns
@@ -175,6 +180,9 @@ func (r *attachRun) resolve(ctx context.Context) error {
 // checkLinks checks that no container has its INTERFACE yet.
 func (r *attachRun) checkLinks() error {
 	return parallel(r.items, func(it *attachItem) error {
+		if it.o.Handoff != nil {
+			return nil // the runtime names the link in the container
+		}
 		if has, err := attach.HasLink(it.netns, it.o.Iface); err != nil {
 			return fmt.Errorf("container %s: %w", it.o.Container, err)
 		} else if has {
@@ -209,6 +217,12 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
 		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso)}
 	it.cfg = portConfig(it.port, it.o.routes())
+	if h := it.o.Handoff; h != nil {
+		// The runtime's link: no namespace of ovsnet's to record (the
+		// runtime ends the port, not garbage collection), and the link
+		// is made under the name the runtime takes it by.
+		it.port.Netns, it.port.Runtime, it.cfg.Name = "", h.Runtime, h.Name
+	}
 }
 
 // commit allocates, creates the veths and commits every row in one guarded
@@ -315,8 +329,16 @@ func (r *attachRun) installFlows(ctx context.Context) error {
 }
 
 // configure sets up item it's interface in its container: an internal port
-// is moved in first.
+// is moved in first. A handoff's container end is the runtime's to set up;
+// it only gets its offloads as the port needs them, before the runtime
+// takes it.
 func configure(it *attachItem) error {
+	if h := it.o.Handoff; h != nil {
+		if it.cfg.NoTxOffload {
+			return attach.SetVethTxOffload(it.host, h.Netns, h.Name, false)
+		}
+		return nil
+	}
 	cur := it.o.Iface
 	if it.typ == attach.TypeInternal {
 		if err := attach.MoveIn(it.host, it.netns); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -23,6 +24,12 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 		return "", fmt.Errorf("a container needs no link to itself")
 	}
 	spec := rulesString(rules)
+	if src, err = h.linkEnd(ctx, bridge, src); err != nil {
+		return "", err
+	}
+	if dst, err = h.linkEnd(ctx, bridge, dst); err != nil {
+		return "", err
+	}
 	err = h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
 		for _, c := range []string{src, dst} {
 			if a, ok := RemoteAddr(c); ok {
@@ -42,6 +49,28 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 		return intent.Link{Src: src, Dst: dst, Ports: spec}.Encode(), nil, nil
 	})
 	return spec, err
+}
+
+// linkEnd is how a link names container c on bridge: as it was attached,
+// or, for a container Docker attached through ovsnet's network plugin
+// (whose ports are named by endpoint), by its endpoint on the bridge.
+func (h *Host) linkEnd(ctx context.Context, bridge, c string) (string, error) {
+	if _, remote := RemoteAddr(c); remote {
+		return c, nil
+	}
+	if ps, err := h.containerIfaces(ctx, bridge, c); err != nil || len(ps) > 0 {
+		return c, err
+	}
+	t, err := attach.Resolve(ctx, c)
+	if err != nil {
+		return c, nil // not a container Docker knows: named as given
+	}
+	for _, ep := range t.Endpoints {
+		if ps, err := h.containerIfaces(ctx, bridge, ep); err == nil && len(ps) > 0 {
+			return ep, nil
+		}
+	}
+	return c, nil
 }
 
 // RemoteAddr says whether a link end names a container on another host,
@@ -75,6 +104,13 @@ func checkRemoteEnd(b intent.Bridge, a netip.Addr, isDst bool) error {
 
 // Unlink removes the link SRC -> DST; there must be one.
 func (h *Host) Unlink(ctx context.Context, bridge, src, dst string) error {
+	var err error
+	if src, err = h.linkEnd(ctx, bridge, src); err != nil {
+		return err
+	}
+	if dst, err = h.linkEnd(ctx, bridge, dst); err != nil {
+		return err
+	}
 	return h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
 		for _, l := range b.Links {
 			if l.Src == src && l.Dst == dst {

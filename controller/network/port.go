@@ -34,6 +34,19 @@ type PortOptions struct {
 	// DefaultRoute takes the container's default route even where another
 	// interface holds it (by default the first attachment keeps it).
 	DefaultRoute bool `json:",omitempty"`
+	// Handoff, when set, leaves the container's end to a runtime.
+	Handoff *Handoff `json:",omitempty"`
+}
+
+// Handoff is an attach whose container end a runtime moves into the
+// container and configures itself (Docker, through ovsnet's network
+// plugin): the veth's container end is left in Netns under Name, with the
+// port's MAC and MTU, and ovsnet neither resolves nor configures the
+// container.
+type Handoff struct {
+	Runtime string // "docker"
+	Netns   string // where the runtime takes the link from
+	Name    string // the link's name there
 }
 
 // routes is the attach's default-route policy.
@@ -135,6 +148,14 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	}
 	if o.Type != "" && o.Type != attach.TypeVeth && o.Type != attach.TypeInternal {
 		return nil, fmt.Errorf("unknown attach type %q: use veth or internal", o.Type)
+	}
+	if h := o.Handoff; h != nil {
+		if o.Type != attach.TypeVeth {
+			return nil, fmt.Errorf("a port %s moves into its container is a veth", h.Runtime)
+		}
+		if err := CheckIfName("interface", h.Name); err != nil {
+			return nil, err
+		}
 	}
 	var mac net.HardwareAddr
 	if o.MAC != "" {

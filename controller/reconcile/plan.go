@@ -14,7 +14,7 @@ type portStep int
 
 const (
 	leave            portStep = iota // not ovsnet's, or nothing to check
-	finishDetach                     // a detach was killed half-way
+	finishDetach                     // a detach was killed half-way (or a runtime's attach)
 	finishAttach                     // an attach was killed after its rows
 	reattachInternal                 // an internal port: back into its container if ovs-vswitchd re-created it
 	checkVeth                        // a veth: its offloads and its host end's state
@@ -27,6 +27,10 @@ func planPort(ifc vswitchd.Interface) portStep {
 	case !ref.Owned:
 		return leave
 	case ref.State == intent.StateDetaching:
+		return finishDetach
+	case ref.State == intent.StateAttaching && ref.Runtime != "":
+		// A runtime's attach (a plugin request) that died half-way: the
+		// runtime was told it failed and will not use it.
 		return finishDetach
 	case ref.State == intent.StateAttaching:
 		return finishAttach

@@ -15,6 +15,11 @@ func ifaceWith(name, typ, state, netns string) vswitchd.Interface {
 	return vswitchd.Interface{UUID: "u-" + name, Name: name, Type: typ, ExternalIDs: ext}
 }
 
+func docker(i vswitchd.Interface) vswitchd.Interface {
+	i.ExternalIDs[intent.KeyRuntime] = "docker"
+	return i
+}
+
 func TestPlanPort(t *testing.T) {
 	for _, c := range []struct {
 		ifc  vswitchd.Interface
@@ -26,6 +31,8 @@ func TestPlanPort(t *testing.T) {
 		{ifaceWith("c", "internal", intent.StateReady, "/n"), reattachInternal},
 		{ifaceWith("d", "", intent.StateReady, "/n"), checkVeth},
 		{ifaceWith("e", "vxlan", intent.StateReady, ""), leave}, // a tunnel port
+		{docker(ifaceWith("f", "", intent.StateAttaching, "")), finishDetach},
+		{docker(ifaceWith("g", "", intent.StateReady, "")), checkVeth},
 	} {
 		if got := planPort(c.ifc); got != c.want {
 			t.Errorf("%s (%q, %q): %v, want %v", c.ifc.Name, c.ifc.Type, c.ifc.ExternalIDs[intent.KeyState], got, c.want)

@@ -41,6 +41,9 @@ type Options struct {
 	Resync   time.Duration // periodic full convergence
 	Verify   time.Duration // between full flow-table comparisons (0: every run)
 	Log      *slog.Logger
+	// DockerPlugin, when set, serves the Docker network plugin of that
+	// name; DockerNetns is the namespace dockerd runs in ("": this one).
+	DockerPlugin, DockerNetns string
 }
 
 // Service keeps one host converged: it reconciles on every OVSDB change
@@ -151,6 +154,13 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 		defer api.Close() // removes the socket file
+	}
+	if o.DockerPlugin != "" {
+		plugin, err := s.serveDocker()
+		if err != nil {
+			return err
+		}
+		defer plugin.Close()
 	}
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
 	return s.loop(ctx)

@@ -1,0 +1,119 @@
+package docker
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+)
+
+// endpointInterface is an endpoint's addresses and MAC, as Docker and the
+// driver exchange them.
+type endpointInterface struct {
+	Address     string `json:",omitempty"` // ADDR/PLEN
+	AddressIPv6 string `json:",omitempty"`
+	MacAddress  string `json:",omitempty"`
+}
+
+type createEndpointRequest struct {
+	NetworkID, EndpointID string
+	Interface             *endpointInterface
+	Options               map[string]any
+}
+
+type endpointRequest struct {
+	NetworkID, EndpointID string
+}
+
+// The container's end of an endpoint's veth, until Docker moves it in and
+// names it eth0, eth1...: "ovd" and 11 characters of the endpoint's ID.
+func linkName(endpoint string) string { return "ovd" + short(endpoint, 11) }
+
+// endpointIface is what the plugin calls every endpoint's interface in
+// ovsnet's records: the container is the endpoint (its ID), and Docker
+// names the interface in the container.
+const endpointIface = "docker"
+
+// createEndpoint attaches the endpoint to its network's bridge with the
+// attach engine, leaving the veth's container end for Docker to take: the
+// addresses are Docker's IPAM's (or, with none given, ovsnet's lowest free
+// ones), the MAC Docker's or derived from the IPv4 address.
+func (p *Plugin) createEndpoint(ctx context.Context, req *createEndpointRequest) (any, error) {
+	bridge, err := p.bridgeName(ctx, req.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	o := network.PortOptions{Bridge: bridge, Iface: endpointIface, Container: req.EndpointID, Type: "veth",
+		Handoff: &network.Handoff{Runtime: Runtime, Netns: p.Netns, Name: linkName(req.EndpointID)}}
+	given := req.Interface != nil && (req.Interface.Address != "" || req.Interface.AddressIPv6 != "" || req.Interface.MacAddress != "")
+	if in := req.Interface; in != nil {
+		for _, a := range []string{in.Address, in.AddressIPv6} {
+			if a != "" {
+				o.Addresses = append(o.Addresses, a)
+			}
+		}
+		o.MAC = in.MacAddress
+	}
+	if len(o.Addresses) == 0 {
+		o.Addresses = []string{"auto"}
+	}
+	port, err := p.Host.AddPort(ctx, o)
+	if err != nil {
+		return nil, errorf("%v", err)
+	}
+	if given {
+		// Docker rolls back an endpoint whose driver answers an interface
+		// it was given.
+		return struct{}{}, nil
+	}
+	out := endpointInterface{MacAddress: port.MAC}
+	for _, a := range port.Addresses {
+		if p, err := netip.ParsePrefix(a); err == nil && p.Addr().Is4() {
+			out.Address = a
+		} else {
+			out.AddressIPv6 = a
+		}
+	}
+	return map[string]any{"Interface": out}, nil
+}
+
+// deleteEndpoint detaches the endpoint (its veth, if Docker has not
+// destroyed it with the container's namespace, its flows and rows).
+func (p *Plugin) deleteEndpoint(ctx context.Context, req *endpointRequest) (any, error) {
+	bridge, err := p.bridgeName(ctx, req.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, p.Host.DelPortIfAttached(ctx, bridge, endpointIface, req.EndpointID)
+}
+
+type joinRequest struct {
+	NetworkID, EndpointID, SandboxKey string
+	Options                           map[string]any
+}
+
+// join hands Docker the endpoint's link to move into the sandbox, and the
+// gateways for its default routes.
+func (p *Plugin) join(ctx context.Context, req *joinRequest) (any, error) {
+	ifs, err := p.Host.DB.FindInterfaces(ctx, intent.OfContainer(req.EndpointID, endpointIface))
+	if err != nil {
+		return nil, err
+	}
+	if len(ifs) == 0 {
+		return nil, errorf("endpoint %s has no port (removed behind Docker's back?): restart the container", short(req.EndpointID, 12))
+	}
+	pi, err := intent.DecodePort(network.IfaceRow(ifs[0]), ifs[0].ExternalIDs)
+	if err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"InterfaceName": map[string]string{"SrcName": linkName(req.EndpointID), "DstPrefix": "eth"}}
+	for _, g := range pi.Gateways {
+		if g.Is4() {
+			resp["Gateway"] = g.String()
+		} else {
+			resp["GatewayIPv6"] = g.String()
+		}
+	}
+	return resp, nil
+}

@@ -1,0 +1,157 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// ipamData is one address pool of a network, from Docker's IPAM.
+type ipamData struct {
+	AddressSpace string
+	Pool         string // CIDR
+	Gateway      string // ADDR/PLEN
+}
+
+type createNetworkRequest struct {
+	NetworkID string
+	Options   map[string]any
+	IPv4Data  []ipamData
+	IPv6Data  []ipamData
+}
+
+// Options of `docker network create -o`, as the plugin reads them.
+const (
+	optBridge = "ovsnet.bridge"
+	optICC    = "ovsnet.icc"
+	optNAT    = "ovsnet.nat"
+	optMTU    = "com.docker.network.driver.mtu"
+)
+
+// bridgeOptions turns a CreateNetwork request into an ovsnet bridge.
+func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, error) {
+	o := network.BridgeOptions{Name: "ovd" + short(req.NetworkID, 12)}
+	generic, _ := req.Options["com.docker.network.generic"].(map[string]any)
+	keys := make([]string, 0, len(generic))
+	for k := range generic {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := fmt.Sprint(generic[k])
+		var err error
+		switch k {
+		case optBridge:
+			o.Name = v
+		case optICC, optNAT:
+			b, perr := strconv.ParseBool(v)
+			if err = perr; err == nil && k == optICC {
+				o.ICC = &b
+			} else if err == nil {
+				o.NAT = &b
+			}
+		case optMTU:
+			o.MTU, err = strconv.Atoi(v)
+		default:
+			return o, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s and %s", k, optBridge, optICC, optNAT, optMTU)
+		}
+		if err != nil {
+			return o, errorf("bad -o %s=%s: %v", k, v, err)
+		}
+	}
+	for _, d := range append(append([]ipamData{}, req.IPv4Data...), req.IPv6Data...) {
+		if d.Pool == "" {
+			continue
+		}
+		o.Subnets = append(o.Subnets, d.Pool)
+		if gw, err := netip.ParsePrefix(d.Gateway); err == nil {
+			o.Gateways = append(o.Gateways, gw.Addr().String())
+		}
+	}
+	return o, nil
+}
+
+func short(id string, n int) string {
+	if len(id) > n {
+		return id[:n]
+	}
+	return id
+}
+
+// createNetwork makes (or, with -o ovsnet.bridge naming an existing ovsnet
+// bridge with the same subnets, adopts) the network's bridge and records
+// the network on it.
+func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (any, error) {
+	o, err := bridgeOptions(req)
+	if err != nil {
+		return nil, err
+	}
+	if br, err := p.bridgeOf(ctx, req.NetworkID); err != nil || br != nil {
+		return struct{}{}, err // already made: Docker asks again after its own restart
+	}
+	if b, err := p.Host.DB.GetBridge(ctx, o.Name); err != nil {
+		return nil, err
+	} else if b != nil {
+		if id := intent.DecodeBridge(b.Name, b.ExternalIDs).DockerNetwork; id != "" {
+			return nil, errorf("bridge %s already carries Docker network %s: give another -o %s", o.Name, short(id, 12), optBridge)
+		}
+	}
+	made, err := p.Host.AddBridge(ctx, o)
+	if err != nil {
+		return nil, errorf("%v", err)
+	}
+	if _, err := p.Host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(o.Name, intent.Docker(req.NetworkID, made)) }); err != nil {
+		if made {
+			p.Host.DelBridge(context.Background(), o.Name)
+		}
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+type networkRequest struct{ NetworkID string }
+
+// deleteNetwork takes the network's bridge away if the plugin made it,
+// else only the record of the network on it.
+func (p *Plugin) deleteNetwork(ctx context.Context, req *networkRequest) (any, error) {
+	br, err := p.bridgeOf(ctx, req.NetworkID)
+	if err != nil || br == nil {
+		return struct{}{}, err
+	}
+	if intent.DecodeBridge(br.Name, br.ExternalIDs).DockerMade {
+		return struct{}{}, p.Host.DelBridge(ctx, br.Name)
+	}
+	_, err = p.Host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(br.Name, nil, intent.DockerKeys...) })
+	return struct{}{}, err
+}
+
+// bridgeOf is the bridge carrying Docker network id, or nil.
+func (p *Plugin) bridgeOf(ctx context.Context, id string) (*vswitchd.Bridge, error) {
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, p.Host.DB,
+		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfDockerNetwork(id))}, "_uuid", "name", "external_ids")
+	if err != nil || len(bs) == 0 {
+		return nil, err
+	}
+	return &bs[0], nil
+}
+
+// bridgeName is bridgeOf's name, or an error Docker shows.
+func (p *Plugin) bridgeName(ctx context.Context, id string) (string, error) {
+	br, err := p.bridgeOf(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if br == nil {
+		return "", errorf("no bridge carries Docker network %s (deleted behind Docker's back?): docker network rm it and create it again", short(id, 12))
+	}
+	return br.Name, nil
+}

@@ -1,0 +1,168 @@
+// Package docker is ovsnet as a Docker network: libnetwork's remote network
+// driver API, which the controller serves on a unix socket Docker discovers
+// (/run/docker/plugins/NAME.sock). It translates Docker's networks and
+// endpoints into ovsnet's bridges and attaches (package network) and keeps
+// no state of its own: a network is the bridge whose external_ids name it,
+// an endpoint the interface attached for it, so a restart of the
+// controller or of dockerd loses nothing.
+//
+// Its own small handlers, not github.com/docker/go-plugins-helpers: one
+// socket answers Plugin.Activate for the whole plugin, which the helpers'
+// per-driver handlers each answer for themselves, and the helpers' SDK
+// pulls in a second go-systemd for socket activation the controller does
+// not use.
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/ovsnet/ovsnet/controller/network"
+)
+
+// Runtime is how ports the plugin attached are marked (intent.KeyRuntime).
+const Runtime = "docker"
+
+// Plugin serves one ovsnet network driver.
+type Plugin struct {
+	Host *network.Host
+	// Netns is the network namespace dockerd takes an endpoint's link
+	// from: its own. The controller and OVS usually share it; a test
+	// sandbox keeps OVS in another.
+	Netns string
+	// Lock holds the host's convergence lock shared while a request
+	// changes the network, as every CLI change does (a request arriving
+	// while the controller converges waits for it).
+	Lock func() (unlock func(), err error)
+}
+
+// Handler is the plugin's HTTP API.
+func (p *Plugin) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/Plugin.Activate", reply(func(context.Context, *struct{}) (any, error) {
+		return map[string][]string{"Implements": {"NetworkDriver"}}, nil
+	}))
+	mux.HandleFunc("/NetworkDriver.GetCapabilities", reply(func(context.Context, *struct{}) (any, error) {
+		return map[string]string{"Scope": "local", "ConnectivityScope": "local"}, nil
+	}))
+	mux.HandleFunc("/NetworkDriver.CreateNetwork", locked(p, p.createNetwork))
+	mux.HandleFunc("/NetworkDriver.DeleteNetwork", locked(p, p.deleteNetwork))
+	mux.HandleFunc("/NetworkDriver.CreateEndpoint", locked(p, p.createEndpoint))
+	mux.HandleFunc("/NetworkDriver.DeleteEndpoint", locked(p, p.deleteEndpoint))
+	mux.HandleFunc("/NetworkDriver.EndpointOperInfo", reply(func(context.Context, *endpointRequest) (any, error) {
+		return map[string]any{"Value": map[string]string{}}, nil
+	}))
+	mux.HandleFunc("/NetworkDriver.Join", locked(p, p.join))
+	mux.HandleFunc("/NetworkDriver.Leave", reply(noop[endpointRequest]))
+	mux.HandleFunc("/NetworkDriver.ProgramExternalConnectivity", locked(p, p.programExternal))
+	mux.HandleFunc("/NetworkDriver.RevokeExternalConnectivity", reply(noop[endpointRequest]))
+	mux.HandleFunc("/NetworkDriver.DiscoverNew", reply(noop[map[string]any]))
+	mux.HandleFunc("/NetworkDriver.DiscoverDelete", reply(noop[map[string]any]))
+	return mux
+}
+
+func noop[T any](context.Context, *T) (any, error) { return struct{}{}, nil }
+
+// reply decodes a request into a T, runs f and answers its result, or
+// {"Err": ...}, which Docker shows its user.
+func reply[T any](f func(context.Context, *T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req T
+		if r.ContentLength != 0 {
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		out, err := f(r.Context(), &req)
+		if err != nil {
+			out = map[string]string{"Err": err.Error()}
+		}
+		w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
+		json.NewEncoder(w).Encode(out)
+	}
+}
+
+// locked is reply holding the host's convergence lock shared.
+func locked[T any](p *Plugin, f func(context.Context, *T) (any, error)) http.HandlerFunc {
+	return reply(func(ctx context.Context, req *T) (any, error) {
+		unlock, err := p.Lock()
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		return f(ctx, req)
+	})
+}
+
+// programExternal publishes the endpoint's -p ports with ovsnet's NAT
+// (its chains, OVSNET-USER, hairpin; a host port taken is refused). They
+// go with the endpoint (DeleteEndpoint).
+func (p *Plugin) programExternal(ctx context.Context, req *externalRequest) (any, error) {
+	specs, err := portSpecs(req.Options)
+	if err != nil || len(specs) == 0 {
+		return struct{}{}, err
+	}
+	bridge, err := p.bridgeName(ctx, req.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.Host.Publish(ctx, bridge, req.EndpointID, specs); err != nil {
+		return nil, errorf("%v", err)
+	}
+	return struct{}{}, nil
+}
+
+type externalRequest struct {
+	NetworkID, EndpointID string
+	Options               map[string]any
+}
+
+// portBinding is one -p of Docker's: IP protocol number, container port,
+// host address and port (0: any free one).
+type portBinding struct {
+	Proto    int
+	Port     uint16
+	HostIP   string
+	HostPort uint16
+}
+
+// portSpecs turns Docker's port bindings into ovsnet publish specs
+// (HOST_IP:HOST_PORT:PORT/PROTO).
+func portSpecs(options map[string]any) ([]string, error) {
+	raw, ok := options["com.docker.network.portmap"]
+	if !ok || raw == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	var pbs []portBinding
+	if err := json.Unmarshal(b, &pbs); err != nil {
+		return nil, errorf("port bindings Docker sent do not decode: %v", err)
+	}
+	var specs []string
+	for _, pb := range pbs {
+		proto := map[int]string{6: "tcp", 17: "udp"}[pb.Proto]
+		if proto == "" {
+			return nil, errorf("-p with IP protocol %d: ovsnet publishes tcp and udp", pb.Proto)
+		}
+		host := pb.HostIP
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		hp := ""
+		if pb.HostPort != 0 {
+			hp = strconv.Itoa(int(pb.HostPort))
+		}
+		specs = append(specs, fmt.Sprintf("%s:%s:%d/%s", host, hp, pb.Port, proto))
+	}
+	return specs, nil
+}
+
+// errorf is an error Docker shows as ovsnet's.
+func errorf(format string, args ...any) error { return fmt.Errorf("ovsnet: "+format, args...) }

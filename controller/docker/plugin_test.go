@@ -1,0 +1,47 @@
+package docker
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBridgeOptions(t *testing.T) {
+	req := &createNetworkRequest{NetworkID: "0123456789abcdef0123",
+		IPv4Data: []ipamData{{Pool: "10.50.0.0/24", Gateway: "10.50.0.1/24"}},
+		IPv6Data: []ipamData{{Pool: "fd00:50::/64", Gateway: "fd00:50::1/64"}},
+		Options: map[string]any{"com.docker.network.generic": map[string]any{
+			"ovsnet.icc": "false", "com.docker.network.driver.mtu": "1400"}}}
+	o, err := bridgeOptions(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Name != "ovd0123456789ab" || len(o.Subnets) != 2 || o.Gateways[0] != "10.50.0.1" || o.Gateways[1] != "fd00:50::1" ||
+		o.MTU != 1400 || o.ICC == nil || *o.ICC || o.NAT != nil {
+		t.Fatalf("bridge options: %+v", o)
+	}
+	req.Options["com.docker.network.generic"] = map[string]any{"ovsnet.bridge": "br-web"}
+	if o, err := bridgeOptions(req); err != nil || o.Name != "br-web" {
+		t.Fatalf("-o ovsnet.bridge: %+v %v", o, err)
+	}
+	for opt, want := range map[string]string{"ovsnet.vlan": "unknown option -o ovsnet.vlan", "ovsnet.icc": "bad -o ovsnet.icc=maybe"} {
+		req.Options["com.docker.network.generic"] = map[string]any{opt: "maybe"}
+		if _, err := bridgeOptions(req); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("-o %s=maybe: %v", opt, err)
+		}
+	}
+}
+
+func TestPortSpecs(t *testing.T) {
+	specs, err := portSpecs(map[string]any{"com.docker.network.portmap": []any{
+		map[string]any{"Proto": 6, "Port": 80, "HostIP": "", "HostPort": 8080},
+		map[string]any{"Proto": 17, "Port": 53, "HostIP": "127.0.0.1", "HostPort": 0}}})
+	if err != nil || strings.Join(specs, " ") != "0.0.0.0:8080:80/tcp 127.0.0.1::53/udp" {
+		t.Fatalf("specs %v, %v", specs, err)
+	}
+	if _, err := portSpecs(map[string]any{"com.docker.network.portmap": []any{map[string]any{"Proto": 132, "Port": 9}}}); err == nil {
+		t.Error("SCTP accepted")
+	}
+	if specs, err := portSpecs(map[string]any{}); specs != nil || err != nil {
+		t.Errorf("no ports: %v %v", specs, err)
+	}
+}

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// servePlugin starts a controller in e's sandbox serving the Docker
+// network driver name, which dockerd (in this machine's own namespace)
+// takes its endpoints' links from.
+func (e *env) servePlugin(name string) *exec.Cmd {
+	e.t.Helper()
+	sock := filepath.Join("/run/docker/plugins", name+".sock")
+	os.Remove(sock) // a killed controller's
+	// This process runs in dockerd's namespace (the machine's own).
+	c := e.startController("127.0.0.1:19481", "--docker-plugin", name, "--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
+	eventually(e.t, 10*time.Second, "the plugin's socket", func() bool { _, err := os.Stat(sock); return err == nil })
+	return c
+}
+
+// dockerNet creates a Docker network with driver and args, removed at the end.
+func dockerNet(t *testing.T, driver string, args ...string) string {
+	t.Helper()
+	name := uniq("ovt-net")
+	run(t, "docker", append(append([]string{"network", "create", "-d", driver}, args...), name)...)
+	t.Cleanup(func() { exec.Command("docker", "network", "rm", name).Run() })
+	return name
+}
+
+// dockerOn starts a container on network net with extra docker run args.
+func dockerOn(t *testing.T, net string, args ...string) string {
+	t.Helper()
+	name := uniq("ovsnet-e2e-")
+	run(t, "docker", append(append([]string{"run", "-d", "--name", name, "--network", net}, args...), testImage, "sleep", "3600")...)
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
+	return name
+}
+
+// rootLinks lists this machine's own links whose names start with prefix.
+func rootLinks(t *testing.T, prefix string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range strings.Fields(run(t, "ls", "/sys/class/net")) {
+		if strings.HasPrefix(f, prefix) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ovsnet as a Docker network: containers on it reach each other by name,
+// with Docker's addresses; isolation holds; removing the
+// containers and the network leaves nothing behind.
+func TestDockerNetworkPlugin(t *testing.T) {
+	dockerImage(t)
+	e := newEnv(t)
+	driver := uniq("ovsnet-t")
+	ctl := e.servePlugin(driver)
+	net := dockerNet(t, driver, "--subnet", "10.71.0.0/24")
+	a := dockerOn(t, net, "--cap-add", "NET_ADMIN")
+	b := dockerOn(t, net, "--ip", "10.71.0.50")
+	run(t, "docker", "exec", a, "ping", "-c", "2", "-W", "2", b)
+	run(t, "docker", "exec", b, "ping", "-c", "2", "-W", "2", a)
+	run(t, "docker", "exec", a, "ping", "-c", "1", "-W", "2", "10.71.0.1") // the gateway, on the bridge
+	if out := run(t, "docker", "exec", b, "ip", "-o", "addr", "show", "eth0"); !strings.Contains(out, "10.71.0.50/24") {
+		t.Fatalf("b's address: %s", out)
+	}
+	// The MAC ovsnet derives from the address (its flows hold the port to it).
+	if out := run(t, "docker", "exec", b, "ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "0a:58:0a:47:00:32") {
+		t.Fatalf("b's MAC: %s", out)
+	}
+	show := e.must("show")
+	if strings.Count(show, " docker: 10.71.0.") != 2 {
+		t.Fatalf("show does not list the two endpoints:\n%s", show)
+	}
+	// The plugin keeps nothing but OVSDB: a controller killed and started
+	// again serves the same network, and its containers never noticed.
+	ctl.Process.Kill()
+	ctl.Wait()
+	e.servePlugin(driver)
+	late := dockerOn(t, net, "-p", "18080:80")
+	run(t, "docker", "exec", late, "ping", "-c", "2", "-W", "2", a)
+	// -p is published with ovsnet's NAT, in the host that holds the bridge.
+	if out, err := e.sb.Run("iptables-save", "-t", "nat"); err != nil || !strings.Contains(out, "--dport 18080") || !strings.Contains(out, "OVSNET-DNAT") {
+		t.Fatalf("no DNAT rule for -p 18080:80: %v\n%s", err, out)
+	}
+	run(t, "docker", "rm", "-f", late)
+	if out, _ := e.sb.Run("iptables-save", "-t", "nat"); strings.Contains(out, "--dport 18080") {
+		t.Fatalf("the DNAT rule outlived its container:\n%s", out)
+	}
+	// Spoofing is dropped as for any ovsnet port.
+	run(t, "docker", "exec", a, "ip", "addr", "add", "10.71.0.99/32", "dev", "eth0")
+	if exec.Command("docker", "exec", a, "ping", "-c", "1", "-W", "1", "-I", "10.71.0.99", "10.71.0.50").Run() == nil {
+		t.Fatal("a container sent from an address Docker did not give it")
+	}
+	// A second network, isolated: containers reach only along links.
+	iso := dockerNet(t, driver, "--subnet", "10.72.0.0/24", "-o", "ovsnet.icc=false", "-o", "ovsnet.bridge=ovt-iso")
+	c, d := dockerOn(t, iso), dockerOn(t, iso)
+	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil {
+		t.Fatal("containers on an icc=false network reach each other without a link")
+	}
+	e.must("link", "ovt-iso", c, d) // by the names Docker knows them by
+	run(t, "docker", "exec", c, "ping", "-c", "2", "-W", "2", d)
+	if exec.Command("docker", "exec", d, "ping", "-c", "1", "-W", "1", c).Run() == nil {
+		t.Fatal("a link let connections in the other direction")
+	}
+	e.must("unlink", "ovt-iso", c, d)
+	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil {
+		t.Fatal("unlink left the path open")
+	}
+	// Bad input: Docker shows ovsnet's error, nothing is made.
+	out, err := exec.Command("docker", "network", "create", "-d", driver, "--subnet", "10.73.0.0/24", "-o", "ovsnet.bogus=1", uniq("ovt-net")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "unknown option -o ovsnet.bogus") {
+		t.Fatalf("unknown option: %v %s", err, out)
+	}
+	out, err = exec.Command("docker", "network", "create", "-d", driver, "--subnet", "10.71.0.0/25", uniq("ovt-net")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "overlaps") {
+		t.Fatalf("overlapping subnet: %v %s", err, out)
+	}
+	// Gone with the containers and the networks: rows, bridges and links.
+	run(t, "docker", "rm", "-f", a, b, c, d)
+	run(t, "docker", "network", "rm", net, iso)
+	if show := e.must("show"); strings.Contains(show, "ovd") || strings.Contains(show, "ovt-iso") || strings.Contains(show, "docker:") {
+		t.Fatalf("left after the networks were removed:\n%s", show)
+	}
+	if left := rootLinks(t, "ovd"); len(left) > 0 {
+		t.Fatalf("links left in this machine's namespace: %v", left)
+	}
+}
