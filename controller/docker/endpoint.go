@@ -62,6 +62,11 @@ func (p *Plugin) createEndpoint(ctx context.Context, req *createEndpointRequest)
 	if err != nil {
 		return nil, errorf("%v", err)
 	}
+	for _, a := range port.Addresses {
+		if pr, err := netip.ParsePrefix(a); err == nil {
+			p.pending.hold(poolPrefix+pr.Masked().String(), pr.Addr(), false) // in OVSDB now
+		}
+	}
 	if given {
 		// Docker rolls back an endpoint whose driver answers an interface
 		// it was given.

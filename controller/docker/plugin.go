@@ -37,14 +37,26 @@ type Plugin struct {
 	// changes the network, as every CLI change does (a request arriving
 	// while the controller converges waits for it).
 	Lock func() (unlock func(), err error)
+
+	pending pending // addresses the IPAM driver handed out, not attached yet
 }
 
 // Handler is the plugin's HTTP API.
 func (p *Plugin) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/Plugin.Activate", reply(func(context.Context, *struct{}) (any, error) {
-		return map[string][]string{"Implements": {"NetworkDriver"}}, nil
+		return map[string][]string{"Implements": {"NetworkDriver", "IpamDriver"}}, nil
 	}))
+	mux.HandleFunc("/IpamDriver.GetCapabilities", reply(func(context.Context, *struct{}) (any, error) {
+		return map[string]bool{"RequiresMACAddress": false, "RequiresRequestReplay": false}, nil
+	}))
+	mux.HandleFunc("/IpamDriver.GetDefaultAddressSpaces", reply(func(context.Context, *struct{}) (any, error) {
+		return map[string]string{"LocalDefaultAddressSpace": "ovsnet", "GlobalDefaultAddressSpace": "ovsnet-global"}, nil
+	}))
+	mux.HandleFunc("/IpamDriver.RequestPool", reply(p.requestPool))
+	mux.HandleFunc("/IpamDriver.ReleasePool", reply(noop[map[string]any]))
+	mux.HandleFunc("/IpamDriver.RequestAddress", locked(p, p.requestAddress))
+	mux.HandleFunc("/IpamDriver.ReleaseAddress", reply(p.releaseAddress))
 	mux.HandleFunc("/NetworkDriver.GetCapabilities", reply(func(context.Context, *struct{}) (any, error) {
 		return map[string]string{"Scope": "local", "ConnectivityScope": "local"}, nil
 	}))

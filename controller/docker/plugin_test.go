@@ -45,3 +45,16 @@ func TestPortSpecs(t *testing.T) {
 		t.Errorf("no ports: %v %v", specs, err)
 	}
 }
+
+func TestRequestPool(t *testing.T) {
+	p := &Plugin{}
+	out, err := p.requestPool(nil, &poolRequest{Pool: "10.74.0.9/24"})
+	if m, ok := out.(map[string]any); err != nil || !ok || m["PoolID"] != "ovsnet:10.74.0.0/24" || m["Pool"] != "10.74.0.0/24" {
+		t.Fatalf("pool: %v %v", out, err)
+	}
+	for _, bad := range []poolRequest{{}, {Pool: "10.74.0.0/24", SubPool: "10.74.0.0/25"}, {Pool: "10.74.0.0/24", V6: true}, {Pool: "nonsense"}} {
+		if _, err := p.requestPool(nil, &bad); err == nil {
+			t.Errorf("pool %+v accepted", bad)
+		}
+	}
+}

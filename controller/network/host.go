@@ -165,3 +165,14 @@ func nextOfport(ifs []vswitchd.Interface) int {
 	}
 	return 0 // full: let ovs-vswitchd choose (it will refuse too)
 }
+
+// UsedAddrs maps every address an interface of bridge holds (as its intent
+// says, leniently: a value that does not decode still holds what parses)
+// to its holder.
+func (h *Host) UsedAddrs(ctx context.Context, bridge string) (map[netip.Addr]string, error) {
+	snap, err := h.DB.ReadBridge(ctx, bridge, intent.OfBridge(bridge))
+	if err != nil || snap == nil {
+		return map[netip.Addr]string{}, err
+	}
+	return usedAddrs(snap.Interfaces), nil
+}

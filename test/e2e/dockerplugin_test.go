@@ -122,6 +122,24 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "overlaps") {
 		t.Fatalf("overlapping subnet: %v %s", err, out)
 	}
+	// ovsnet's IPAM: the lowest free address, and a container that stops
+	// and starts again gets its address (and so its MAC) back, where
+	// Docker's own IPAM hands out the next one.
+	own := dockerNet(t, driver, "--ipam-driver", driver, "--subnet", "10.74.0.0/24")
+	r1, r2 := dockerOn(t, own), dockerOn(t, own)
+	addrOf := func(c string) string {
+		return strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", c))
+	}
+	if a1, a2 := addrOf(r1), addrOf(r2); a1 != "10.74.0.2" || a2 != "10.74.0.3" {
+		t.Fatalf("ovsnet's IPAM gave %s and %s, want 10.74.0.2 and 10.74.0.3", a1, a2)
+	}
+	run(t, "docker", "restart", r1)
+	if a := addrOf(r1); a != "10.74.0.2" {
+		t.Fatalf("restarted container has %s, want its 10.74.0.2 back", a)
+	}
+	run(t, "docker", "exec", r2, "ping", "-c", "2", "-W", "2", r1)
+	run(t, "docker", "rm", "-f", r1, r2)
+	run(t, "docker", "network", "rm", own)
 	// Gone with the containers and the networks: rows, bridges and links.
 	run(t, "docker", "rm", "-f", a, b, c, d)
 	run(t, "docker", "network", "rm", net, iso)
