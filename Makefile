@@ -37,6 +37,7 @@ bench: build
 	$(GO) run ./bench/attach -ovsnet bin/ovsnet -sizes 10,100,1000
 	$(GO) run ./bench/scale -ovsnet bin/ovsnet
 	$(GO) run ./bench/tunnel -ovsnet bin/ovsnet
+	$(GO) run ./bench/docker -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.

@@ -151,6 +151,45 @@ func DockerPing() error {
 	return nil
 }
 
+// DockerContainer says whether the Engine API knows container ref, and,
+// when it runs, where its network namespace is now (nil while it is
+// stopped). An engine that cannot be reached is an error: nothing can be
+// said of the container then.
+func DockerContainer(ctx context.Context, ref string) (exists bool, running *Target, err error) {
+	t, err := dockerLookup(ctx, ref)
+	switch {
+	case err == nil:
+		return true, t, nil
+	case errors.Is(err, errDockerNoSuch):
+		return false, nil, nil
+	case errors.Is(err, errNotRunning):
+		return true, nil, nil
+	case errors.Is(err, errDockerUnreachable) && !dockerPresent():
+		return false, nil, nil // no Docker on this host: no Docker container
+	}
+	return false, nil, err
+}
+
+// dockerPresent says whether this host has a Docker engine to ask: one
+// named by DOCKER_HOST, or the default socket.
+func dockerPresent() bool {
+	if os.Getenv("DOCKER_HOST") != "" {
+		return true
+	}
+	_, err := os.Stat("/var/run/docker.sock")
+	return err == nil
+}
+
+// errNotRunning is wrapped by dockerLookup's error for a container that
+// exists but does not run.
+var errNotRunning = errors.New("not running")
+
+// notRunning is that error, saying what to do.
+type notRunning struct{ msg string }
+
+func (e notRunning) Error() string { return e.msg }
+func (e notRunning) Unwrap() error { return errNotRunning }
+
 // dockerLookup asks the Engine API for the container's State.Pid.
 func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 	hc, base, err := dockerClient()
@@ -186,7 +225,7 @@ func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 	}
 	name := strings.TrimPrefix(c.Name, "/")
 	if !c.State.Running || c.State.Pid == 0 {
-		return nil, fmt.Errorf("container %q (%s) is not running (state %s): start it first", ref, name, c.State.Status)
+		return nil, notRunning{fmt.Sprintf("container %q (%s) is not running (state %s): start it first", ref, name, c.State.Status)}
 	}
 	t := &Target{Ref: ref, Netns: fmt.Sprintf("/proc/%d/ns/net", c.State.Pid), ID: c.ID,
 		How: fmt.Sprintf("docker container %s (pid %d)", name, c.State.Pid)}
@@ -196,4 +235,36 @@ func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 		}
 	}
 	return t, nil
+}
+
+// DockerEvents follows the Engine API's container events (Docker's and
+// Podman's alike) until ctx ends or the stream breaks, calling on with each
+// event's action ("start", "die", "destroy"...) and container ID.
+func DockerEvents(ctx context.Context, on func(action, id string)) error {
+	hc, base, err := dockerClient()
+	if err != nil {
+		return err
+	}
+	hc.Timeout = 0 // a stream: it lasts as long as ctx
+	filters := url.QueryEscape(`{"type":["container"]}`)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?filters="+filters, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errDockerUnreachable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: /events answered %s", errDockerUnreachable, resp.Status)
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev struct {
+			Action string
+			Actor  struct{ ID string }
+		}
+		if err := dec.Decode(&ev); err != nil {
+			return err
+		}
+		on(ev.Action, ev.Actor.ID)
+	}
 }

@@ -20,8 +20,11 @@ func controllerCmd(g *globals) *cobra.Command {
 		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
 		Long: `Keeps everything ovsnet derives from OVSDB in place: on every OVSDB change
 and every --resync it runs what "ovsnet reconcile" runs (flows drifted or
-deleted, gateway addresses removed are repaired) and removes the ports of
-containers whose network namespace is gone. It never flushes flows: a
+deleted, gateway addresses removed are repaired). It follows the container
+runtime's events: a Docker or Podman container that starts again (restart,
+stop and start, --restart always) gets the interfaces ovsnet gave it back,
+with the same addresses and MAC; a stopped one keeps its ports; a removed
+one loses them. It never flushes flows: a
 resync replaces only what drifted, in one atomic bundle. iptables is checked
 on every --resync and whenever the NAT intent changes (drift there does not
 show in OVSDB; checking it after every attach cost ~20 ms of iptables runs).

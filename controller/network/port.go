@@ -603,3 +603,33 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	}
 	return err
 }
+
+// Reattach attaches a container interface again as its intent says, to
+// its container as that runs now (a restart gave it another network
+// namespace, and the old interface went with the old one): the same
+// interface name, addresses, MAC, MTU, VLAN, type and published ports;
+// links are the bridge's and stay.
+func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (*Port, error) {
+	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil {
+		return nil, err
+	}
+	o := PortOptions{Bridge: bridge, Iface: pi.Iface, Container: pi.Container, MAC: pi.MAC.String(), MTU: pi.MTU, Type: pi.Type}
+	for _, a := range pi.Addrs {
+		o.Addresses = append(o.Addresses, a.String())
+	}
+	if port.Tag != nil {
+		o.VLAN = *port.Tag
+	}
+	for _, m := range published(ifc) {
+		o.Publish = append(o.Publish, m.String())
+	}
+	if err := h.Detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {
+		return nil, fmt.Errorf("re-attach %s: %w", OwnerOf(ifc), err)
+	}
+	p, err := h.AddPort(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("re-attach %s: %w", OwnerOf(ifc), err)
+	}
+	return p, nil
+}

@@ -1,6 +1,9 @@
 package reconcile
 
 import (
+	"context"
+
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -77,4 +80,32 @@ func unfinishedDeletes(topo *ovsdb.Topology) []string {
 		}
 	}
 	return out
+}
+
+// orphanAction is what becomes of an interface whose namespace is gone.
+type orphanAction int
+
+const (
+	keep     orphanAction = iota // its container exists, stopped: it comes back when it starts
+	reattach                     // its container runs again, in another namespace
+	remove                       // its container is gone
+)
+
+// lookupFunc says whether the container runtime knows a container, and,
+// if it runs, where (attach.DockerContainer).
+type lookupFunc func(ctx context.Context, ref string) (exists bool, running *attach.Target, err error)
+
+// orphanStep decides for orphan o, asking the runtime through lookup.
+func orphanStep(ctx context.Context, o orphan, lookup lookupFunc) (orphanAction, error) {
+	ref := intent.RefOf(o.ifc.ExternalIDs)
+	exists, running, err := lookup(ctx, ref.Container)
+	switch {
+	case err != nil:
+		return keep, err
+	case !exists:
+		return remove, nil
+	case running != nil && running.Netns != ref.Netns:
+		return reattach, nil
+	}
+	return keep, nil
 }

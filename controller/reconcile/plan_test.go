@@ -1,9 +1,12 @@
 package reconcile
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"testing"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -76,5 +79,32 @@ func TestUnfinishedDeletes(t *testing.T) {
 	}
 	if got := unfinishedDeletes(topology(intent.Deleting())); got != nil { // not ovsnet's
 		t.Errorf("not ovsnet's: %v", got)
+	}
+}
+
+func TestOrphanStep(t *testing.T) {
+	o := orphan{bridge: "br1", ifc: ifaceWith("a", "", intent.StateReady, "/proc/10/ns/net")}
+	for _, c := range []struct {
+		name    string
+		exists  bool
+		running *attach.Target
+		err     error
+		want    orphanAction
+	}{
+		{"removed", false, nil, nil, remove},
+		{"stopped", true, nil, nil, keep},
+		{"started again", true, &attach.Target{Netns: "/proc/20/ns/net"}, nil, reattach},
+		{"still in its namespace", true, &attach.Target{Netns: "/proc/10/ns/net"}, nil, keep},
+		{"engine down", false, nil, errors.New("unreachable"), keep},
+	} {
+		lookup := func(_ context.Context, ref string) (bool, *attach.Target, error) {
+			if ref != "c-a" {
+				t.Fatalf("looked up %q", ref)
+			}
+			return c.exists, c.running, c.err
+		}
+		if got, err := orphanStep(context.Background(), o, lookup); got != c.want || (err != nil) != (c.err != nil) {
+			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
+		}
 	}
 }

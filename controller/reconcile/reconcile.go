@@ -32,7 +32,17 @@ import (
 // the intent that does not decode, each treated as strictly as it can be
 // while the rest converges.
 func Once(ctx context.Context, h *network.Host) (Result, error) {
-	return (&Converger{Host: h}).Run(ctx, Options{})
+	c := &Converger{Host: h}
+	topo, err := h.DB.ReadAllFresh(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	// Containers that started again in a new namespace first: their
+	// interfaces are attached anew, and the run then finds them in place.
+	back, err := c.FollowRestarts(ctx, topo)
+	r, rerr := c.Run(ctx, Options{})
+	r.Did = append(back, r.Did...)
+	return r, errors.Join(err, rerr)
 }
 
 // Result is what one run did and found.

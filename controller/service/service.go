@@ -1,7 +1,9 @@
 // Package service is `ovsnet controller`: one process per host that keeps
 // it converged (package reconcile on every OVSDB change and every resync),
-// removes the ports of containers that are gone, serves the attach API on
-// a unix socket for the CLI, and reports /healthz and /metrics.
+// follows the container runtime's events (restarted containers get their
+// interfaces back, removed ones lose their ports), serves the attach API
+// and the Docker network driver on unix sockets, and reports /healthz and
+// /metrics.
 package service
 
 import (
@@ -15,6 +17,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -62,6 +65,7 @@ type Service struct {
 	natSeen    string           // NAT intent last synced (reconcile.Options.NATSeen)
 	flowsSeen  reconcile.Memory // flow intent last brought to (reconcile.Options.Seen)
 	collected  bool             // garbage collected once since the start
+	orphansNow atomic.Bool      // a container started or went: collect on the next run
 
 	mu        sync.Mutex
 	converged bool
@@ -162,6 +166,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer plugin.Close()
 	}
+	go s.followContainers(ctx)
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
 	return s.loop(ctx)
 }
@@ -290,20 +295,23 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	// first run, not on every change (a stat per port, ~5 ms of every run
 	// at 1,000 ports).
 	links, linkErr := attach.ListHostLinks(reconcile.ProbeLink(topo))
-	var gone []string
+	var gc reconcile.Collected
 	var gcErr error
-	if resync || !s.collected {
-		gone, gcErr = s.c.CollectGarbage(ctx, topo, links)
+	if s.orphansNow.Swap(false) || resync || !s.collected {
+		gc, gcErr = s.c.CollectGarbage(ctx, topo, links)
 		s.collected = gcErr == nil
 	}
 	if linkErr != nil {
 		gcErr, links = linkErr, nil
 	}
-	m.gc.Add(float64(len(gone)))
-	for _, g := range gone {
+	m.gc.Add(float64(len(gc.Removed)))
+	for _, g := range gc.Removed {
 		s.o.Log.Info("removed port of a vanished container", "port", g)
 	}
-	if len(gone) > 0 {
+	for _, b := range gc.Back {
+		s.o.Log.Info("container started again", "change", b)
+	}
+	if len(gc.Removed)+len(gc.Back) > 0 {
 		// Changed just now: the cache may not have heard yet.
 		topo, links = nil, nil
 	}

@@ -150,3 +150,65 @@ func TestDockerNetworkPlugin(t *testing.T) {
 		t.Fatalf("links left in this machine's namespace: %v", left)
 	}
 }
+
+// A container attached with the CLI keeps its interface across docker
+// restart, stop and start and a kill under --restart always: the
+// controller follows the runtime's events and attaches it again with the
+// same address and MAC, links included; without a controller, reconcile
+// does. Only its removal takes the port.
+func TestDockerRestartKeepsNetwork(t *testing.T) {
+	dockerImage(t)
+	e := newEnv(t)
+	e.must("add-br", "br0", "--subnet", "10.75.0.0/24", "--icc=false")
+	name := uniq("ovsnet-e2e-")
+	run(t, "docker", "run", "-d", "--restart", "always", "--network", "none", "--name", name, testImage, "sleep", "3600")
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
+	peer := e.container()
+	e.must("add-port", "br0", "eth1", name, "--ip")  // 10.75.0.2
+	e.must("add-port", "br0", "eth1", peer, "--ip") // 10.75.0.3
+	e.must("link", "br0", name, peer)
+	mac := func() string {
+		return strings.TrimSpace(run(t, "docker", "exec", name, "cat", "/sys/class/net/eth1/address"))
+	}
+	was := mac()
+	back := func(when string) {
+		t.Helper()
+		eventually(t, 10*time.Second, when+": eth1 back", func() bool {
+			out, err := exec.Command("docker", "exec", name, "ip", "-o", "addr", "show", "eth1").CombinedOutput()
+			return err == nil && strings.Contains(string(out), "10.75.0.2/24")
+		})
+		if m := mac(); m != was {
+			t.Fatalf("%s: MAC %s, was %s", when, m, was)
+		}
+		run(t, "docker", "exec", name, "ping", "-c", "2", "-W", "2", "10.75.0.3") // along the link
+	}
+	// Without a controller: reconcile brings it back.
+	run(t, "docker", "restart", "-t", "1", name)
+	if out := e.must("reconcile"); !strings.Contains(out, "re-attached") {
+		t.Fatalf("reconcile after a restart:\n%s", out)
+	}
+	back("docker restart, then ovsnet reconcile")
+	// With one: within seconds of the container starting.
+	e.startController("127.0.0.1:19482", "--resync", "1h")
+	run(t, "docker", "restart", "-t", "1", name)
+	back("docker restart under the controller")
+	run(t, "docker", "stop", "-t", "1", name)
+	time.Sleep(2 * time.Second) // a run or two: a stopped container keeps its port
+	if show := e.must("show", "br0"); !strings.Contains(show, name+" eth1:") {
+		t.Fatalf("stopping the container took its port:\n%s", show)
+	}
+	run(t, "docker", "start", name)
+	back("docker stop and start under the controller")
+	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", name))
+	run(t, "kill", "-9", pid)
+	back("killed, started again by --restart always")
+	run(t, "docker", "rm", "-f", name)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Contains(e.must("show", "br0"), name+" eth1:") {
+		if time.Now().After(deadline) {
+			logs, _ := exec.Command("sh", "-c", "cat "+e.sb.Dir+"/controller-*.log").CombinedOutput()
+			t.Fatalf("the port outlived its container; the controller said:\n%s", logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

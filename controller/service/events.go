@@ -1,0 +1,40 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/ovsnet/ovsnet/attach"
+)
+
+// followContainers follows the container runtime's events: a container
+// that starts (again: a restart gives it a new network namespace, without
+// the interfaces ovsnet gave it) or is removed sets off a run that looks
+// at the ports of vanished namespaces at once (reconcile's
+// followRestarts), not at the next resync. A broken stream is followed
+// again, backing off to 10 s; a host without a runtime has none.
+func (s *Service) followContainers(ctx context.Context) {
+	wait := time.Second
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := attach.DockerEvents(ctx, func(action, _ string) {
+			if action == "start" || action == "destroy" {
+				s.orphansNow.Store(true)
+				s.trigger()
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			wait = time.Second
+		}
+		s.o.Log.Debug("container events", "err", err, "retry", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
