@@ -164,7 +164,7 @@ func TestDockerRestartKeepsNetwork(t *testing.T) {
 	run(t, "docker", "run", "-d", "--restart", "always", "--network", "none", "--name", name, testImage, "sleep", "3600")
 	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
 	peer := e.container()
-	e.must("add-port", "br0", "eth1", name, "--ip")  // 10.75.0.2
+	e.must("add-port", "br0", "eth1", name, "--ip") // 10.75.0.2
 	e.must("add-port", "br0", "eth1", peer, "--ip") // 10.75.0.3
 	e.must("link", "br0", name, peer)
 	mac := func() string {
