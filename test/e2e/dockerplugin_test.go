@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,10 +37,36 @@ func dockerNet(t *testing.T, driver string, args ...string) string {
 // dockerOn starts a container on network net with extra docker run args.
 func dockerOn(t *testing.T, net string, args ...string) string {
 	t.Helper()
+	return dockerCmdOn(t, net, args, "sleep", "3600")
+}
+
+// dockerCmdOn starts a container on network net running cmd.
+func dockerCmdOn(t *testing.T, net string, args []string, cmd ...string) string {
+	t.Helper()
 	name := uniq("ovsnet-e2e-")
 	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() }) // a failed run may leave it created
-	run(t, "docker", append(append([]string{"run", "-d", "--name", name, "--network", net}, args...), testImage, "sleep", "3600")...)
+	run(t, "docker", append(append(append([]string{"run", "-d", "--name", name, "--network", net}, args...), testImage), cmd...)...)
 	return name
+}
+
+// httpAnswers says whether an HTTP server answers at addr, dialled from
+// the namespace netns.
+func httpAnswers(t *testing.T, netns, addr string) bool {
+	t.Helper()
+	answered := false
+	inNetns(t, netns, func() error {
+		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err != nil {
+			return nil
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		answered = strings.HasPrefix(line, "HTTP/1.")
+		return nil
+	})
+	return answered
 }
 
 // rootLinks lists this machine's own links whose names start with prefix.
@@ -95,12 +123,14 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	if err := pinger.Wait(); err != nil || !strings.Contains(pings.String(), " 0% packet loss") {
 		t.Fatalf("pings while the controller was killed and started again: %v\n%s", err, pings.String())
 	}
-	late := dockerOn(t, net, "-p", "18080:80")
+	late := dockerCmdOn(t, net, []string{"-p", "18080:80"}, "busybox", "httpd", "-f", "-p", "80", "-h", "/")
 	run(t, "docker", "exec", late, "ping", "-c", "2", "-W", "2", a)
-	// -p is published with ovsnet's NAT, in the host that holds the bridge.
+	// -p is published with ovsnet's NAT, in the host that holds the bridge:
+	// the server answers on that host's address.
 	if out, err := e.sb.Run("iptables-save", "-t", "nat"); err != nil || !strings.Contains(out, "--dport 18080") || !strings.Contains(out, "OVSNET-DNAT") {
 		t.Fatalf("no DNAT rule for -p 18080:80: %v\n%s", err, out)
 	}
+	eventually(t, 10*time.Second, "-p 18080:80 answering on the host", func() bool { return httpAnswers(t, nsPath(e.sb.Netns), "10.71.0.1:18080") })
 	run(t, "docker", "rm", "-f", late)
 	if out, _ := e.sb.Run("iptables-save", "-t", "nat"); strings.Contains(out, "--dport 18080") {
 		t.Fatalf("the DNAT rule outlived its container:\n%s", out)
