@@ -54,18 +54,29 @@ type apiResponse struct {
 // step (waiting on ovs-vswitchd) has its own, shorter, timeout.
 const apiTimeout = 2 * time.Minute
 
+// listenPrivate listens on unix socket path (what names it in errors),
+// root's only: a request there creates links and ports as the service. A
+// socket file found there is a dead controller's (the caller holds the
+// controller lock).
+func listenPrivate(path, what string) (net.Listener, error) {
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
 // serveAPI answers attach requests on path until ln is closed. The caller
 // holds the controller lock, so a socket file found there is a dead
 // controller's.
 func (s *Service) serveAPI(path string) (net.Listener, error) {
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path, "attach API socket")
 	if err != nil {
-		return nil, fmt.Errorf("attach API socket %s: %w", path, err)
-	}
-	// Root's only: a request creates links and ports as the service.
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, err
 	}
 	go func() {

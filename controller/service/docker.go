@@ -19,15 +19,8 @@ func (s *Service) serveDocker() (net.Listener, error) {
 	if err := os.MkdirAll(DockerPluginDir, 0o755); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(DockerPluginDir, s.o.DockerPlugin+".sock")
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(filepath.Join(DockerPluginDir, s.o.DockerPlugin+".sock"), "Docker plugin socket")
 	if err != nil {
-		return nil, fmt.Errorf("Docker plugin socket %s: %w", path, err)
-	}
-	// dockerd runs as root: nobody else needs it.
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, err
 	}
 	netns := s.o.DockerNetns

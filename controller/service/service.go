@@ -294,27 +294,7 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	// changes nothing in OVSDB: its port is looked for on resyncs and the
 	// first run, not on every change (a stat per port, ~5 ms of every run
 	// at 1,000 ports).
-	links, linkErr := attach.ListHostLinks(reconcile.ProbeLink(topo))
-	var gc reconcile.Collected
-	var gcErr error
-	if s.orphansNow.Swap(false) || resync || !s.collected {
-		gc, gcErr = s.c.CollectGarbage(ctx, topo, links)
-		s.collected = gcErr == nil
-	}
-	if linkErr != nil {
-		gcErr, links = linkErr, nil
-	}
-	m.gc.Add(float64(len(gc.Removed)))
-	for _, g := range gc.Removed {
-		s.o.Log.Info("removed port of a vanished container", "port", g)
-	}
-	for _, b := range gc.Back {
-		s.o.Log.Info("container started again", "change", b)
-	}
-	if len(gc.Removed)+len(gc.Back) > 0 {
-		// Changed just now: the cache may not have heard yet.
-		topo, links = nil, nil
-	}
+	topo, links, gcErr := s.collect(ctx, topo, resync)
 	verify := time.Since(s.lastVerify) >= s.o.Verify
 	var fst reconcile.Stats
 	r, err := s.c.Run(ctx, reconcile.Options{Topo: topo, Links: links, Quick: !verify, NATSeen: &s.natSeen, NATCheck: resync,
@@ -345,6 +325,34 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 		s.failed(err)
 	}
 	return err
+}
+
+// collect lists the host's links and, when due (the first run, a resync, a
+// container's start or removal), follows vanished namespaces. It returns
+// the topology and links for the run: nil when collection changed them
+// just now (the monitor's cache may not have heard yet).
+func (s *Service) collect(ctx context.Context, topo *ovsdb.Topology, resync bool) (*ovsdb.Topology, *attach.HostLinks, error) {
+	links, linkErr := attach.ListHostLinks(reconcile.ProbeLink(topo))
+	var gc reconcile.Collected
+	var err error
+	if s.orphansNow.Swap(false) || resync || !s.collected {
+		gc, err = s.c.CollectGarbage(ctx, topo, links)
+		s.collected = err == nil
+	}
+	if linkErr != nil {
+		err, links = linkErr, nil
+	}
+	s.metrics.gc.Add(float64(len(gc.Removed)))
+	for _, g := range gc.Removed {
+		s.o.Log.Info("removed port of a vanished container", "port", g)
+	}
+	for _, b := range gc.Back {
+		s.o.Log.Info("container started again", "change", b)
+	}
+	if len(gc.Removed)+len(gc.Back) > 0 {
+		return nil, nil, err
+	}
+	return topo, links, err
 }
 
 // flowsBroken says whether a bridge's flows may be gone since the last
