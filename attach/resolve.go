@@ -28,8 +28,10 @@ type Target struct {
 	How   string // how it was found, for messages: "docker container web1 (pid 123)"
 	ID    string // Docker container ID, if any
 	// Endpoints are the IDs of the container's endpoints on Docker
-	// networks (those of ovsnet's network plugin name its ports).
+	// networks (those of ovsnet's network plugin name its ports), and Name
+	// the container's name there.
 	Endpoints []string
+	Name      string
 }
 
 // NetnsDir is where `ip netns add` keeps named namespaces.
@@ -227,7 +229,7 @@ func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 	if !c.State.Running || c.State.Pid == 0 {
 		return nil, notRunning{fmt.Sprintf("container %q (%s) is not running (state %s): start it first", ref, name, c.State.Status)}
 	}
-	t := &Target{Ref: ref, Netns: fmt.Sprintf("/proc/%d/ns/net", c.State.Pid), ID: c.ID,
+	t := &Target{Ref: ref, Netns: fmt.Sprintf("/proc/%d/ns/net", c.State.Pid), ID: c.ID, Name: name,
 		How: fmt.Sprintf("docker container %s (pid %d)", name, c.State.Pid)}
 	for _, n := range c.NetworkSettings.Networks {
 		if n.EndpointID != "" {

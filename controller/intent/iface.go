@@ -26,13 +26,14 @@ type Ref struct {
 	HasGateway  bool
 	NoTxOffload bool   // its container end computes its own checksums
 	Runtime     string // who moves and configures the container's end ("": ovsnet)
+	RuntimeName string // the runtime's name of the container, once known
 }
 
 // RefOf reads an interface row's Ref.
 func RefOf(ext map[string]string) Ref {
 	return Ref{Owned: Owned(ext), Container: ext[KeyContainerID], Iface: ext[KeyContainerIface], Bridge: ext[KeyBridge],
 		Netns: ext[KeyNetns], Type: ext[KeyType], State: ext[KeyState], HasGateway: ext[KeyPortGW] != "",
-		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime]}
+		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime], RuntimeName: ext[KeyRuntimeName]}
 }
 
 // State is the interface keys that record state s.
@@ -251,6 +252,16 @@ func OfContainer(container, iface string) map[string]string {
 		m[KeyContainerIface] = iface
 	}
 	return m
+}
+
+// RuntimeName is the interface keys that name its container as the
+// runtime does.
+func RuntimeName(name string) map[string]string { return map[string]string{KeyRuntimeName: name} }
+
+// NamedOn selects the interfaces on bridge of the container the runtime
+// calls name.
+func NamedOn(bridge, name string) map[string]string {
+	return map[string]string{KeyBridge: bridge, KeyRuntimeName: name}
 }
 
 // OfContainerOn selects CONTAINER's interfaces on bridge.

@@ -60,6 +60,10 @@ const (
 	// interface: who moves and configures the container's end ("docker":
 	// the runtime, through ovsnet's network plugin); unset: ovsnet.
 	KeyRuntime = "ovsnet-runtime"
+	// interface of a runtime's: the name of the container it belongs to,
+	// once known (links name containers by it; a restarted container's
+	// new endpoint gets the same name).
+	KeyRuntimeName = "ovsnet-runtime-name"
 	// bridge: the Docker network it carries (its ID), and "true" when the
 	// plugin made the bridge for it (then it goes with the network).
 	KeyDockerNetwork = "ovsnet-docker-network"

@@ -79,9 +79,14 @@ func rulesString(rs []flows.Rule) string {
 // containerIfaces reads the ovsnet interfaces of container on bridge, with
 // their VLANs: a narrow select, not the bridge's whole port list.
 func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([]flows.Port, error) {
+	cols := []string{"_uuid", "name", "ofport", "ofport_request", "external_ids"}
 	ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB,
-		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainerOn(bridge, container))},
-		"_uuid", "name", "ofport", "ofport_request", "external_ids")
+		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainerOn(bridge, container))}, cols...)
+	if err == nil && len(ifs) == 0 {
+		// A runtime's endpoints, by the name the runtime gives their container.
+		ifs, err = ovsdb.Select[vswitchd.Interface](ctx, h.DB,
+			[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.NamedOn(bridge, container))}, cols...)
+	}
 	if err != nil {
 		return nil, err
 	}

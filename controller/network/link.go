@@ -62,15 +62,34 @@ func (h *Host) linkEnd(ctx context.Context, bridge, c string) (string, error) {
 		return c, err
 	}
 	t, err := attach.Resolve(ctx, c)
-	if err != nil {
+	if err != nil || t.Name == "" {
 		return c, nil // not a container Docker knows: named as given
 	}
-	for _, ep := range t.Endpoints {
-		if ps, err := h.containerIfaces(ctx, bridge, ep); err == nil && len(ps) > 0 {
-			return ep, nil
-		}
+	if err := h.NameEndpoints(ctx, t.Name, t.Endpoints); err != nil {
+		return c, err
 	}
-	return c, nil
+	return t.Name, nil
+}
+
+// NameEndpoints records name as the container of the runtime's endpoints
+// (the Docker network driver's ports are made before their container is
+// known): links name it so, and a restarted container's new endpoints,
+// named again, keep its links.
+func (h *Host) NameEndpoints(ctx context.Context, name string, endpoints []string) error {
+	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		for _, ep := range endpoints {
+			ifs, err := h.DB.FindInterfaces(ctx, intent.OfContainer(ep, ""))
+			if err != nil {
+				continue
+			}
+			for _, i := range ifs {
+				if ref := intent.RefOf(i.ExternalIDs); ref.Runtime != "" && ref.RuntimeName != name {
+					tx.SetInterfaceExternalIDs(i.UUID, intent.RuntimeName(name))
+				}
+			}
+		}
+	})
+	return err
 }
 
 // RemoteAddr says whether a link end names a container on another host,

@@ -91,6 +91,9 @@ func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *
 		if p, ok := d.Flow[i.Name]; ok {
 			ref := intent.RefOf(i.ExternalIDs)
 			byContainer[ref.Container] = append(byContainer[ref.Container], p)
+			if ref.RuntimeName != "" && ref.RuntimeName != ref.Container {
+				byContainer[ref.RuntimeName] = append(byContainer[ref.RuntimeName], p)
+			}
 			cookie := flows.PortCookie(p.Name)
 			fi.ports[cookie] = p
 			fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)

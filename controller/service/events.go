@@ -7,6 +7,24 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 )
 
+// nameEndpoints records the name of a container that started on the Docker
+// network driver's endpoints (made before their container is known), so
+// that links naming it find its new endpoints after a restart.
+func (s *Service) nameEndpoints(ctx context.Context, id string) {
+	exists, t, err := attach.DockerContainer(ctx, id)
+	if err != nil || !exists || t == nil || len(t.Endpoints) == 0 {
+		return
+	}
+	unlock, err := s.sharedLock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if err := s.h.NameEndpoints(ctx, t.Name, t.Endpoints); err != nil {
+		s.o.Log.Error("name a container's endpoints", "container", t.Name, "err", err)
+	}
+}
+
 // followContainers follows the container runtime's events: a container
 // that starts (again: a restart gives it a new network namespace, without
 // the interfaces ovsnet gave it) or is removed sets off a run that looks
@@ -17,7 +35,10 @@ func (s *Service) followContainers(ctx context.Context) {
 	wait := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := attach.DockerEvents(ctx, func(action, _ string) {
+		err := attach.DockerEvents(ctx, func(action, id string) {
+			if action == "start" {
+				s.nameEndpoints(ctx, id)
+			}
 			if action == "start" || action == "destroy" {
 				s.orphansNow.Store(true)
 				s.trigger()

@@ -151,6 +151,11 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	if exec.Command("docker", "exec", d, "ping", "-c", "1", "-W", "1", c).Run() == nil {
 		t.Fatal("a link let connections in the other direction")
 	}
+	// A link outlives the endpoint Docker makes anew at a restart.
+	run(t, "docker", "restart", "-t", "1", d)
+	eventually(t, 10*time.Second, "the link to a restarted container", func() bool {
+		return exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil
+	})
 	e.must("unlink", "ovt-iso", c, d)
 	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil {
 		t.Fatal("unlink left the path open")
