@@ -62,9 +62,11 @@ func main() {
 	ctl := sb.Command(abs, "controller", "--listen", "127.0.0.1:19490", "--resync", "1h", "--docker-plugin", driver,
 		"--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 	check(ctl.Start())
+	sock := filepath.Join("/run/docker/plugins", driver+".sock")
+	defer os.Remove(sock) // killed, the controller leaves it
 	defer func() { ctl.Process.Kill(); ctl.Wait() }()
 	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(filepath.Join("/run/docker/plugins", driver+".sock")); err == nil {
+		if _, err := os.Stat(sock); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -18,7 +18,8 @@ import (
 func (e *env) servePlugin(name string) *exec.Cmd {
 	e.t.Helper()
 	sock := filepath.Join("/run/docker/plugins", name+".sock")
-	os.Remove(sock) // a killed controller's
+	os.Remove(sock)                         // a killed controller's
+	e.t.Cleanup(func() { os.Remove(sock) }) // nothing of the test's left on the machine
 	// This process runs in dockerd's namespace (the machine's own).
 	c := e.startController("127.0.0.1:19481", "--docker-plugin", name, "--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 	eventually(e.t, 10*time.Second, "the plugin's socket", func() bool { _, err := os.Stat(sock); return err == nil })
