@@ -87,20 +87,10 @@ func NameIs(name string) ovsdb.Condition {
 	return ovsdb.NewCondition("name", ovsdb.ConditionEqual, name)
 }
 
-// UUIDIs matches one row by UUID.
-func UUIDIs(uuid string) ovsdb.Condition {
-	return ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: uuid})
-}
-
 // ExternalIDsInclude matches rows whose external_ids hold all of kv's pairs.
 func ExternalIDsInclude(kv map[string]string) ovsdb.Condition {
 	m, _ := ovsdb.NewOvsMap(kv)
 	return ovsdb.NewCondition("external_ids", ovsdb.ConditionIncludes, m)
-}
-
-// allRows matches every row: mutate/update/delete need a non-empty where.
-func allRows() ovsdb.Condition {
-	return ovsdb.NewCondition("_uuid", ovsdb.ConditionNotEqual, ovsdb.UUID{GoUUID: "00000000-0000-0000-0000-000000000000"})
 }
 
 // Typed reads used across ovsnet.

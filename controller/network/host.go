@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -112,11 +111,6 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 		return nil, fmt.Errorf("MAC address %s is all zeros", m)
 	}
 	return m, nil
-}
-
-func atoi(s string) int {
-	n, _ := strconv.Atoi(s)
-	return n
 }
 
 // usedAddrs maps every address held by an interface in ifs to its owner.

@@ -422,14 +422,21 @@ func (h *Host) freePort(ctx context.Context, m nat.Mapping, added []nat.Mapping)
 	return 0, fmt.Errorf("no free host port in %d-%d for %s", lo, hi, m.Proto)
 }
 
+// publishedBy is CONTAINER's interface on BRIDGE that publishes, and what
+// it publishes.
+func (h *Host) publishedBy(ctx context.Context, bridge, container string) (*vswitchd.Interface, []nat.Mapping, error) {
+	ifc, _, err := h.publishTarget(ctx, bridge, container)
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := intent.Published(IfaceRow(*ifc), ifc.ExternalIDs)
+	return ifc, ms, err
+}
+
 // Unpublish removes port mappings of CONTAINER on BRIDGE (matched by
 // container port and protocol, and host port when given).
 func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []string) ([]PortMapping, error) {
-	ifc, _, err := h.publishTarget(ctx, bridge, container)
-	if err != nil {
-		return nil, err
-	}
-	cur, err := intent.Published(IfaceRow(*ifc), ifc.ExternalIDs)
+	ifc, cur, err := h.publishedBy(ctx, bridge, container)
 	if err != nil {
 		return nil, err
 	}
@@ -497,11 +504,7 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 // Ports lists CONTAINER's published ports on BRIDGE (only those of one
 // container port when filter is PORT[/proto]).
 func (h *Host) Ports(ctx context.Context, bridge, container, filter string) ([]PortMapping, error) {
-	ifc, _, err := h.publishTarget(ctx, bridge, container)
-	if err != nil {
-		return nil, err
-	}
-	ms, err := intent.Published(IfaceRow(*ifc), ifc.ExternalIDs)
+	ifc, ms, err := h.publishedBy(ctx, bridge, container)
 	if err != nil {
 		return nil, err
 	}

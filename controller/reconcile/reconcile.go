@@ -40,7 +40,11 @@ func Once(ctx context.Context, h *network.Host) (Result, error) {
 	// Containers that started again in a new namespace first: their
 	// interfaces are attached anew, and the run then finds them in place.
 	back, err := c.FollowRestarts(ctx, topo)
-	r, rerr := c.Run(ctx, Options{})
+	o := Options{Topo: topo} // read once, unless re-attaching changed (or may have changed) it
+	if len(back) > 0 || err != nil {
+		o.Topo = nil
+	}
+	r, rerr := c.Run(ctx, o)
 	r.Did = append(back, r.Did...)
 	return r, errors.Join(err, rerr)
 }
