@@ -14,6 +14,9 @@ type Bridge struct {
 	ICC        bool
 	Gateways   []netip.Addr     // the bridge's gateway addresses (on LOCAL)
 	GatewayMAC net.HardwareAddr // the MAC of the bridge's own port
+	// GatewayVLAN is the VLAN the gateway (LOCAL) is in; 0: untagged.
+	// Containers reach the gateway, and its broadcasts, only from it.
+	GatewayVLAN int
 
 	// A network spanning hosts: the whole subnets, this host's ranges of
 	// them, and the OpenFlow ports of the tunnels to the other hosts.
@@ -90,7 +93,7 @@ func BridgeFlows(b Bridge) []*openflow.Flow {
 	fs := []*openflow.Flow{
 		// Unknown ports and spoofed packets end here.
 		at(TableClassifier, PrioMiss, c).do(openflow.Drop()),
-		at(TableClassifier, PrioNormal, c).on(openflow.InPort(openflow.PortLocal)).do(RegSrcKind.Load(KindGateway), RegVLAN.Load(0), goTo(TableARPND)),
+		at(TableClassifier, PrioNormal, c).on(openflow.InPort(openflow.PortLocal)).do(RegSrcKind.Load(KindGateway), RegVLAN.Load(b.GatewayVLAN), goTo(TableARPND)),
 		at(TableSpoofGuard, PrioMiss, c).do(openflow.Drop()),
 		// Containers never act as routers or DHCP servers.
 		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(134)).do(openflow.Drop()),
@@ -108,15 +111,15 @@ func BridgeFlows(b Bridge) []*openflow.Flow {
 		at(TableARPND, PrioFallback, c).on(openflow.ProtoARP, openflow.ARPOp(1)).do(openflow.Drop()),
 		at(TableARPND, PrioFallback, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135)).do(openflow.Drop()),
 		at(TableARPND, PrioMiss, c).do(goTo(TableL2)),
-		// Untagged containers' broadcast and multicast go to the gateway
-		// only; unknown unicast goes nowhere.
-		at(TableL2, PrioFallback, c).on(openflow.EthDstMasked(multicast, multicast), RegSrcKind.Match(KindContainer), RegVLAN.Match(0)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)),
+		// Broadcast and multicast of the gateway's VLAN's containers go to
+		// the gateway only; unknown unicast goes nowhere.
+		at(TableL2, PrioFallback, c).on(openflow.EthDstMasked(multicast, multicast), RegSrcKind.Match(KindContainer), RegVLAN.Match(b.GatewayVLAN)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)),
 		at(TableL2, PrioMiss, c).do(openflow.Drop()),
 		at(TableIsolation, PrioMiss, c).do(goTo(TableOutput)),
 		at(TableOutput, PrioMiss, c).do(openflow.OutputField(RegOutPort.Field())),
 	}
 	for _, gw := range b.Gateways {
-		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC))
+		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC, b.GatewayVLAN))
 	}
 	// Second half of every ND responder: the packet is an advertisement now,
 	// so its target link-layer option can be set (to the answering MAC,
@@ -125,7 +128,7 @@ func BridgeFlows(b Bridge) []*openflow.Flow {
 		at(TableNDReply, PrioNormal, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(136), RegNDReply.Match(1)).do(openflow.Move(openflow.FieldEthSrc, openflow.FieldNDTLL), openflow.SetNDOptionsType(2), openflow.SetNDReserved(0x60000000), openflow.In()),
 		at(TableNDReply, PrioMiss, c).do(openflow.Drop()))
 	if len(b.GatewayMAC) > 0 {
-		fs = append(fs, at(TableL2, PrioNormal, c).on(openflow.EthDst(b.GatewayMAC), RegVLAN.Match(0)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)))
+		fs = append(fs, at(TableL2, PrioNormal, c).on(openflow.EthDst(b.GatewayMAC), RegVLAN.Match(b.GatewayVLAN)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)))
 	}
 	if !b.ICC {
 		fs = append(fs, isolationFlows(c)...)
@@ -240,20 +243,20 @@ func tunnelIsolation(c uint64) []*openflow.Flow {
 }
 
 // gatewayNeighbour answers ARP requests and solicitations for the gateway
-// with the bridge's MAC, or, when that is not known, hands them to the
-// host's stack behind LOCAL.
-func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr) *openflow.Flow {
+// from its VLAN with the bridge's MAC, or, when that is not known, hands
+// them to the host's stack behind LOCAL.
+func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr, vlan int) *openflow.Flow {
 	if len(mac) > 0 {
-		gp := Port{MAC: mac, VLAN: 0}
+		gp := Port{MAC: mac, VLAN: vlan}
 		if gw.Is4() {
 			return arpResponder(c, gp, gw, false)
 		}
 		return ndResponder(c, gp, gw)
 	}
 	if gw.Is4() {
-		return at(TableARPND, PrioGateway, c).on(openflow.ProtoARP, openflow.ARPOp(1), openflow.ARPTpa(openflow.Host(gw)), RegVLAN.Match(0)).do(openflow.Local())
+		return at(TableARPND, PrioGateway, c).on(openflow.ProtoARP, openflow.ARPOp(1), openflow.ARPTpa(openflow.Host(gw)), RegVLAN.Match(vlan)).do(openflow.Local())
 	}
-	return at(TableARPND, PrioGateway, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135), openflow.NDTarget(openflow.Host(gw)), RegVLAN.Match(0)).do(openflow.Local())
+	return at(TableARPND, PrioGateway, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135), openflow.NDTarget(openflow.Host(gw)), RegVLAN.Match(vlan)).do(openflow.Local())
 }
 
 // ctLinks sends a packet through isolation's conntrack zone, on to the

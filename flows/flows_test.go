@@ -88,6 +88,16 @@ func TestBridgeFlows(t *testing.T) {
 	if !strings.Contains(noMAC, "arp_tpa=10.0.0.1,reg2=0,actions=local") {
 		t.Fatalf("gateway ARP without a MAC:\n%s", noMAC)
 	}
+	// A gateway in a VLAN: reached from that VLAN only, its own packets in it.
+	tagged := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw, GatewayVLAN: 12})), "\n")
+	for _, want := range []string{"arp_tpa=10.0.0.1,reg2=12,", "dl_dst=02:00:00:00:00:01,reg2=12,", "reg0=1,reg2=12,actions=load:0xfffe", "in_port=LOCAL,actions=load:0x2->NXM_NX_REG0[],load:0xc->NXM_NX_REG2[]"} {
+		if !strings.Contains(tagged, want) {
+			t.Errorf("gateway in VLAN 12 lacks %q:\n%s", want, tagged)
+		}
+	}
+	if strings.Contains(tagged, "reg2=0,") {
+		t.Errorf("gateway in VLAN 12 reached from untagged ports:\n%s", tagged)
+	}
 	closed := strings.Join(text(t, BridgeFlows(Bridge{ICC: false})), "\n")
 	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "ct_state=+trk+rel", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=drop"} {
 		if !strings.Contains(closed, want) {

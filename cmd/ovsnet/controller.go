@@ -41,9 +41,9 @@ flows on the userspace datapath with thousands of ports, so a short --verify
 
 With --docker-plugin NAME it is also a Docker network driver (see
 /run/docker/plugins/NAME.sock): docker network create -d NAME --subnet CIDR
-[-o ovsnet.bridge=BR] [-o ovsnet.icc=false] [-o ovsnet.nat=false]
-[-o com.docker.network.driver.mtu=N] NET makes an ovsnet bridge for the
-network, and docker run --network NET attaches containers to it (veths,
+[--internal] [-o ovsnet.bridge=BR] [-o ovsnet.icc=false]
+[-o ovsnet.nat=false] [-o ovsnet.vlan=N] [-o com.docker.network.driver.mtu=N]
+NET makes an ovsnet bridge for the network, and docker run --network NET attaches containers to it (veths,
 addresses from Docker's IPAM, names through Docker's embedded DNS).
 
 /healthz answers 200 when connected and converged; /metrics serves ovsnet_*

@@ -40,11 +40,14 @@ const endpointIface = "docker"
 // addresses are Docker's IPAM's (or, with none given, ovsnet's lowest free
 // ones), the MAC Docker's or derived from the IPv4 address.
 func (p *Plugin) createEndpoint(ctx context.Context, req *createEndpointRequest) (any, error) {
-	bridge, err := p.bridgeName(ctx, req.NetworkID)
+	b, err := p.network(ctx, req.NetworkID)
 	if err != nil {
 		return nil, err
 	}
-	o := network.PortOptions{Bridge: bridge, Iface: endpointIface, Container: req.EndpointID, Type: "veth",
+	if b.Docker.Err != nil {
+		return nil, errorf("%v", b.Docker.Err)
+	}
+	o := network.PortOptions{Bridge: b.Name, Iface: endpointIface, Container: req.EndpointID, Type: "veth", VLAN: b.Docker.VLAN,
 		Handoff: &network.Handoff{Runtime: Runtime, Netns: p.Netns, Name: linkName(req.EndpointID)}}
 	given := req.Interface != nil && (req.Interface.Address != "" || req.Interface.AddressIPv6 != "" || req.Interface.MacAddress != "")
 	if in := req.Interface; in != nil {
@@ -99,8 +102,12 @@ type joinRequest struct {
 }
 
 // join hands Docker the endpoint's link to move into the sandbox, and the
-// gateways for its default routes.
+// gateways for its default routes (none on an internal network).
 func (p *Plugin) join(ctx context.Context, req *joinRequest) (any, error) {
+	b, err := p.network(ctx, req.NetworkID)
+	if err != nil {
+		return nil, err
+	}
 	ifs, err := p.Host.DB.FindInterfaces(ctx, intent.OfContainer(req.EndpointID, endpointIface))
 	if err != nil {
 		return nil, err
@@ -113,6 +120,9 @@ func (p *Plugin) join(ctx context.Context, req *joinRequest) (any, error) {
 		return nil, err
 	}
 	resp := map[string]any{"InterfaceName": map[string]string{"SrcName": linkName(req.EndpointID), "DstPrefix": "eth"}}
+	if b.Docker.Internal {
+		return resp, nil
+	}
 	for _, g := range pi.Gateways {
 		if g.Is4() {
 			resp["Gateway"] = g.String()

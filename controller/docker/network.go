@@ -34,12 +34,17 @@ const (
 	optBridge = "ovsnet.bridge"
 	optICC    = "ovsnet.icc"
 	optNAT    = "ovsnet.nat"
+	optVLAN   = "ovsnet.vlan"
 	optMTU    = "com.docker.network.driver.mtu"
+	// Not an -o: Docker's --internal, beside the -o options.
+	optInternal = "com.docker.network.internal"
 )
 
-// bridgeOptions turns a CreateNetwork request into an ovsnet bridge.
-func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, error) {
+// bridgeOptions turns a CreateNetwork request into an ovsnet bridge and
+// the network it carries.
+func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, intent.DockerNet, error) {
 	o := network.BridgeOptions{Name: "ovd" + short(req.NetworkID, 12)}
+	d := intent.DockerNet{ID: req.NetworkID}
 	generic, _ := req.Options["com.docker.network.generic"].(map[string]any)
 	keys := make([]string, 0, len(generic))
 	for k := range generic {
@@ -61,23 +66,34 @@ func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, error) {
 			}
 		case optMTU:
 			o.MTU, err = strconv.Atoi(v)
+		case optVLAN:
+			if d.VLAN, err = strconv.Atoi(v); err == nil && (d.VLAN < 1 || d.VLAN > 4094) {
+				err = fmt.Errorf("a VLAN is 1..4094")
+			}
 		default:
-			return o, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s and %s", k, optBridge, optICC, optNAT, optMTU)
+			return o, d, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s, %s and %s", k, optBridge, optICC, optNAT, optVLAN, optMTU)
 		}
 		if err != nil {
-			return o, errorf("bad -o %s=%s: %v", k, v, err)
+			return o, d, errorf("bad -o %s=%s: %v", k, v, err)
 		}
 	}
-	for _, d := range append(append([]ipamData{}, req.IPv4Data...), req.IPv6Data...) {
-		if d.Pool == "" {
+	if internal, _ := req.Options[optInternal].(bool); internal {
+		if o.NAT != nil && *o.NAT {
+			return o, d, errorf("-o %s=true and --internal: an internal network has no way out to translate", optNAT)
+		}
+		off := false
+		d.Internal, o.NAT = true, &off
+	}
+	for _, data := range append(append([]ipamData{}, req.IPv4Data...), req.IPv6Data...) {
+		if data.Pool == "" {
 			continue
 		}
-		o.Subnets = append(o.Subnets, d.Pool)
-		if gw, err := netip.ParsePrefix(d.Gateway); err == nil {
+		o.Subnets = append(o.Subnets, data.Pool)
+		if gw, err := netip.ParsePrefix(data.Gateway); err == nil {
 			o.Gateways = append(o.Gateways, gw.Addr().String())
 		}
 	}
-	return o, nil
+	return o, d, nil
 }
 
 func short(id string, n int) string {
@@ -91,7 +107,7 @@ func short(id string, n int) string {
 // bridge with the same subnets, adopts) the network's bridge and records
 // the network on it.
 func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (any, error) {
-	o, err := bridgeOptions(req)
+	o, d, err := bridgeOptions(req)
 	if err != nil {
 		return nil, err
 	}
@@ -101,16 +117,15 @@ func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (
 	if b, err := p.Host.DB.GetBridge(ctx, o.Name); err != nil {
 		return nil, err
 	} else if b != nil {
-		if id := intent.DecodeBridge(b.Name, b.ExternalIDs).DockerNetwork; id != "" {
+		if id := intent.DecodeBridge(b.Name, b.ExternalIDs).Docker.ID; id != "" {
 			return nil, errorf("bridge %s already carries Docker network %s: give another -o %s", o.Name, short(id, 12), optBridge)
 		}
 	}
-	made, err := p.Host.AddBridge(ctx, o)
-	if err != nil {
+	if d.Made, err = p.Host.AddBridge(ctx, o); err != nil {
 		return nil, errorf("%v", err)
 	}
-	if _, err := p.Host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(o.Name, intent.Docker(req.NetworkID, made)) }); err != nil {
-		if made {
+	if err := p.Host.SetBridgeIntent(ctx, o.Name, d.Encode()); err != nil {
+		if d.Made {
 			p.Host.DelBridge(context.Background(), o.Name)
 		}
 		return nil, err
@@ -127,11 +142,10 @@ func (p *Plugin) deleteNetwork(ctx context.Context, req *networkRequest) (any, e
 	if err != nil || br == nil {
 		return struct{}{}, err
 	}
-	if intent.DecodeBridge(br.Name, br.ExternalIDs).DockerMade {
+	if intent.DecodeBridge(br.Name, br.ExternalIDs).Docker.Made {
 		return struct{}{}, p.Host.DelBridge(ctx, br.Name)
 	}
-	_, err = p.Host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(br.Name, nil, intent.DockerKeys...) })
-	return struct{}{}, err
+	return struct{}{}, p.Host.SetBridgeIntent(ctx, br.Name, nil, intent.DockerKeys...)
 }
 
 // bridgeOf is the bridge carrying Docker network id, or nil.
@@ -146,12 +160,19 @@ func (p *Plugin) bridgeOf(ctx context.Context, id string) (*vswitchd.Bridge, err
 
 // bridgeName is bridgeOf's name, or an error Docker shows.
 func (p *Plugin) bridgeName(ctx context.Context, id string) (string, error) {
+	b, err := p.network(ctx, id)
+	return b.Name, err
+}
+
+// network is the intent of the bridge carrying Docker network id, or an
+// error Docker shows.
+func (p *Plugin) network(ctx context.Context, id string) (intent.Bridge, error) {
 	br, err := p.bridgeOf(ctx, id)
 	if err != nil {
-		return "", err
+		return intent.Bridge{}, err
 	}
 	if br == nil {
-		return "", errorf("no bridge carries Docker network %s (deleted behind Docker's back?): docker network rm it and create it again", short(id, 12))
+		return intent.Bridge{}, errorf("no bridge carries Docker network %s (deleted behind Docker's back?): docker network rm it and create it again", short(id, 12))
 	}
-	return br.Name, nil
+	return intent.DecodeBridge(br.Name, br.ExternalIDs), nil
 }

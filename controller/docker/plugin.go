@@ -118,11 +118,11 @@ func (p *Plugin) programExternal(ctx context.Context, req *externalRequest) (any
 	if err != nil || len(specs) == 0 {
 		return struct{}{}, err
 	}
-	bridge, err := p.bridgeName(ctx, req.NetworkID)
-	if err != nil {
-		return nil, err
+	b, err := p.network(ctx, req.NetworkID)
+	if err != nil || b.Docker.Internal {
+		return struct{}{}, err // internal: nothing published, as on Docker's bridge
 	}
-	if _, err := p.Host.Publish(ctx, bridge, req.EndpointID, specs); err != nil {
+	if _, err := p.Host.Publish(ctx, b.Name, req.EndpointID, specs); err != nil {
 		return nil, errorf("%v", err)
 	}
 	return struct{}{}, nil

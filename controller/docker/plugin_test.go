@@ -11,22 +11,39 @@ func TestBridgeOptions(t *testing.T) {
 		IPv6Data: []ipamData{{Pool: "fd00:50::/64", Gateway: "fd00:50::1/64"}},
 		Options: map[string]any{"com.docker.network.generic": map[string]any{
 			"ovsnet.icc": "false", "com.docker.network.driver.mtu": "1400"}}}
-	o, err := bridgeOptions(req)
+	o, d, err := bridgeOptions(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d.ID != req.NetworkID || d.VLAN != 0 || d.Made {
+		t.Fatalf("network: %+v", d)
 	}
 	if o.Name != "ovd0123456789ab" || len(o.Subnets) != 2 || o.Gateways[0] != "10.50.0.1" || o.Gateways[1] != "fd00:50::1" ||
 		o.MTU != 1400 || o.ICC == nil || *o.ICC || o.NAT != nil {
 		t.Fatalf("bridge options: %+v", o)
 	}
 	req.Options["com.docker.network.generic"] = map[string]any{"ovsnet.bridge": "br-web"}
-	if o, err := bridgeOptions(req); err != nil || o.Name != "br-web" {
+	if o, _, err := bridgeOptions(req); err != nil || o.Name != "br-web" {
 		t.Fatalf("-o ovsnet.bridge: %+v %v", o, err)
 	}
-	for opt, want := range map[string]string{"ovsnet.vlan": "unknown option -o ovsnet.vlan", "ovsnet.icc": "bad -o ovsnet.icc=maybe"} {
-		req.Options["com.docker.network.generic"] = map[string]any{opt: "maybe"}
-		if _, err := bridgeOptions(req); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("-o %s=maybe: %v", opt, err)
+	req.Options["com.docker.network.generic"] = map[string]any{"ovsnet.vlan": "12"}
+	if _, d, err := bridgeOptions(req); err != nil || d.VLAN != 12 {
+		t.Fatalf("-o ovsnet.vlan=12: %+v %v", d, err)
+	}
+	req.Options = map[string]any{"com.docker.network.internal": true}
+	if o, d, err := bridgeOptions(req); err != nil || !d.Internal || o.NAT == nil || *o.NAT {
+		t.Fatalf("--internal: %+v %+v %v", o, d, err)
+	}
+	req.Options["com.docker.network.generic"] = map[string]any{"ovsnet.nat": "true"}
+	if _, _, err := bridgeOptions(req); err == nil {
+		t.Fatal("--internal -o ovsnet.nat=true accepted")
+	}
+	for opt, want := range map[string]string{"ovsnet.bogus=1": "unknown option -o ovsnet.bogus", "ovsnet.icc=maybe": "bad -o ovsnet.icc=maybe",
+		"ovsnet.vlan=4095": "bad -o ovsnet.vlan=4095", "ovsnet.vlan=ten": "bad -o ovsnet.vlan=ten"} {
+		k, v, _ := strings.Cut(opt, "=")
+		req.Options["com.docker.network.generic"] = map[string]any{k: v}
+		if _, _, err := bridgeOptions(req); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("-o %s: %v", opt, err)
 		}
 	}
 }

@@ -30,10 +30,9 @@ type Bridge struct {
 	NAT        bool
 	NATErr     error // the value does not decode: NAT rules stay as last applied
 
-	// The Docker network the bridge carries (its ID), and whether the
-	// plugin made the bridge for it.
-	DockerNetwork string
-	DockerMade    bool
+	// The Docker network the bridge carries; its ID is empty when none.
+	// A VLAN that does not decode is in Err.
+	Docker DockerNet
 
 	Links    []Link
 	Tunnels  []Tunnel  // every stored tunnel; those whose Err is set carry nothing
@@ -78,7 +77,9 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 			b.Hints[a.Is4()] = a
 		}
 	}
-	b.DockerNetwork, b.DockerMade = ext[KeyDockerNetwork], ext[KeyDockerMade] == "true"
+	if b.Docker = decodeDocker(row, ext); b.Docker.Err != nil {
+		b.Errs = append(b.Errs, b.Docker.Err)
+	}
 	b.Links = decodeLinks(ext)
 	b.Tunnels = decodeTunnels(name, ext)
 	b.Underlay = decodeUnderlay(name, ext)
@@ -137,14 +138,44 @@ func NewBridge() map[string]string {
 	return map[string]string{KeyOwner: OwnerOvsnet, KeyGen: "0", KeyNextOfport: "1", KeyICC: "true", KeyNAT: "true"}
 }
 
-// Docker is the bridge keys that say it carries Docker network id (made
-// for it, or adopted).
-func Docker(id string, made bool) map[string]string {
-	return map[string]string{KeyDockerNetwork: id, KeyDockerMade: strconv.FormatBool(made)}
+// DockerNet is the Docker network a bridge carries.
+type DockerNet struct {
+	ID   string // Docker's network ID
+	Made bool   // the plugin made the bridge for it (else adopted it)
+	VLAN int    // its endpoints' access VLAN; 0: untagged
+	// Internal: made with --internal; its containers get no default route
+	// and publish nothing (its bridge has NAT off).
+	Internal bool
+	Err      error // the VLAN does not decode: no endpoint is attached
+}
+
+// Encode is the bridge keys that say it carries the network.
+func (d DockerNet) Encode() map[string]string {
+	ext := map[string]string{KeyDockerNetwork: d.ID, KeyDockerMade: strconv.FormatBool(d.Made)}
+	if d.VLAN != 0 {
+		ext[KeyDockerVLAN] = strconv.Itoa(d.VLAN)
+	}
+	if d.Internal {
+		ext[KeyDockerInternal] = "true"
+	}
+	return ext
+}
+
+func decodeDocker(row string, ext map[string]string) DockerNet {
+	// Internal fails closed by itself: any value but "false" is internal.
+	d := DockerNet{ID: ext[KeyDockerNetwork], Made: ext[KeyDockerMade] == "true", Internal: ext[KeyDockerInternal] != "" && ext[KeyDockerInternal] != "false"}
+	if v, set := ext[KeyDockerVLAN]; set {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 4094 {
+			d.Err = &Error{Row: row, Key: KeyDockerVLAN, Value: v, Want: "a VLAN in 1..4094", Then: "Docker endpoints on it are refused"}
+		} else {
+			d.VLAN = n
+		}
+	}
+	return d
 }
 
 // DockerKeys are the keys Docker writes, to remove them.
-var DockerKeys = []string{KeyDockerNetwork, KeyDockerMade}
+var DockerKeys = []string{KeyDockerNetwork, KeyDockerMade, KeyDockerVLAN, KeyDockerInternal}
 
 // OfDockerNetwork selects the bridge carrying Docker network id.
 func OfDockerNetwork(id string) map[string]string { return map[string]string{KeyDockerNetwork: id} }

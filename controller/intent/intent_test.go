@@ -95,7 +95,13 @@ func TestBridgeDecode(t *testing.T) {
 	for k, v := range (Alloc{NextOfport: 9, Hints: []netip.Addr{netip.MustParseAddr("10.1.0.9")}}).Encode() {
 		ext[k] = v
 	}
+	for k, v := range (DockerNet{ID: "net9", Made: true, VLAN: 12, Internal: true}).Encode() {
+		ext[k] = v
+	}
 	b := DecodeBridge("br1", ext)
+	if b.Docker != (DockerNet{ID: "net9", Made: true, VLAN: 12, Internal: true}) {
+		t.Fatalf("Docker network: %+v", b.Docker)
+	}
 	if !b.Owned || b.ICC || !b.NAT || b.MTU != 1400 || len(b.Subnets) != 2 || len(b.Errs) != 0 || b.NextOfport != 9 ||
 		b.Hints[true].String() != "10.1.0.9" || len(b.Links) != 1 || b.Links[0].Ports != "80/tcp" ||
 		len(b.GoodTunnels()) != 1 || b.GoodTunnels()[0].Key != 5 {
@@ -105,7 +111,7 @@ func TestBridgeDecode(t *testing.T) {
 
 // Each bridge key that does not decode is reported, read strictly.
 func TestBridgeFailsClosed(t *testing.T) {
-	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9"} {
+	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0"} {
 		ext := NewBridge()
 		ext[KeySubnet] = "10.1.0.0/24"
 		ext[key] = bad
@@ -113,7 +119,8 @@ func TestBridgeFailsClosed(t *testing.T) {
 		if len(b.Errs) != 1 || !strings.Contains(b.Errs[0].Error(), key) {
 			t.Errorf("%s=%q: %v", key, bad, b.Errs)
 		}
-		if key == KeyICC && b.ICC || key == KeySubnet && (b.Subnets != nil || b.SubnetsErr == nil) || key == KeyNAT && b.NATErr == nil {
+		if key == KeyICC && b.ICC || key == KeySubnet && (b.Subnets != nil || b.SubnetsErr == nil) || key == KeyNAT && b.NATErr == nil ||
+			key == KeyDockerVLAN && b.Docker.Err == nil {
 			t.Errorf("%s=%q: not strict: %+v", key, bad, b)
 		}
 	}

@@ -68,6 +68,11 @@ const (
 	// plugin made the bridge for it (then it goes with the network).
 	KeyDockerNetwork = "ovsnet-docker-network"
 	KeyDockerMade    = "ovsnet-docker-made"
+	// bridge: the access VLAN of the Docker network's endpoints (unset: untagged)
+	KeyDockerVLAN = "ovsnet-docker-vlan"
+	// bridge: "true" for a Docker network made with --internal (no default
+	// route in its containers, nothing published)
+	KeyDockerInternal = "ovsnet-docker-internal"
 
 	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
 	KeyPublish = "ovsnet-publish"

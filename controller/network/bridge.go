@@ -317,3 +317,23 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	h.Flows.Forget(name)
 	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
 }
+
+// SetBridgeIntent writes keys of bridge name's external_ids (set, then
+// the keys in del removed) and brings its bridge-wide flows in line with
+// them (a Docker network's VLAN is its gateway's).
+func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]string, del ...string) error {
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(name, set, del...) }); err != nil {
+		return err
+	}
+	br, err := h.DB.GetBridge(ctx, name)
+	if err != nil {
+		return err
+	}
+	if br == nil {
+		return noBridge(name)
+	}
+	if err := h.applyBridgeFlows(br); err != nil {
+		return fmt.Errorf("bridge %s: recorded, but its flows were not updated (run ovsnet reconcile): %w", name, err)
+	}
+	return nil
+}

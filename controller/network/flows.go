@@ -23,7 +23,8 @@ import (
 // strictly (package intent): icc off, no gateway while the subnets do not
 // decode, no flows of a tunnel whose intent does not.
 func bridgeIntent(bi intent.Bridge) flows.Bridge {
-	b := flows.Bridge{ICC: bi.ICC}
+	// A Docker network's gateway is in the network's VLAN.
+	b := flows.Bridge{ICC: bi.ICC, GatewayVLAN: bi.Docker.VLAN}
 	for _, s := range bi.Subnets {
 		b.Gateways = append(b.Gateways, s.Gateway)
 		if s.Range.IsValid() {
