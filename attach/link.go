@@ -429,21 +429,35 @@ func LinkState(path, name string) (string, error) {
 	st := ""
 	err := withHandle(path, func(h *netlink.Handle) error {
 		l, err := h.LinkByName(name)
-		if err != nil {
-			return err
+		if err == nil {
+			st = stateOf(l)
 		}
-		// Taps report operstate "unknown"; the flags say what matters.
-		switch raw := l.Attrs().RawFlags; {
-		case raw&unix.IFF_UP == 0:
-			st = "down"
-		case raw&unix.IFF_LOWER_UP == 0:
-			st = "no-carrier"
-		default:
-			st = "up"
-		}
-		return nil
+		return err
 	})
 	return st, err
+}
+
+// HostLinkState is LinkState for a link in this netns: for a veth's host
+// end, "up" says its peer is up too, wherever the peer is.
+func HostLinkState(name string) (string, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return "", err
+	}
+	return stateOf(l), nil
+}
+
+// stateOf reads a link's flags: taps report operstate "unknown", the
+// flags say what matters.
+func stateOf(l netlink.Link) string {
+	switch raw := l.Attrs().RawFlags; {
+	case raw&unix.IFF_UP == 0:
+		return "down"
+	case raw&unix.IFF_LOWER_UP == 0:
+		return "no-carrier"
+	default:
+		return "up"
+	}
 }
 
 // DeleteInternal removes an internal port's device from the container's

@@ -64,6 +64,9 @@ func renderTree(bs []network.Bridge) string {
 		switch {
 		case br.Ovsnet:
 			attrs = append(attrs, "icc "+onOff(br.ICC), "nat "+onOff(br.NAT))
+			if d := br.Docker; d != nil {
+				attrs = append(attrs, dockerAttr(d))
+			}
 		case br.UnderlayOf != "":
 			attrs = append(attrs, "holds "+br.UnderlayOf+"'s addresses for ovsnet's tunnels")
 		default:
@@ -76,7 +79,7 @@ func renderTree(bs []network.Bridge) string {
 			if addr == "" {
 				addr = "no address"
 			}
-			l := fmt.Sprintf("%s %s: %s, mac %s", p.Container, p.Iface, addr, p.MAC)
+			l := fmt.Sprintf("%s %s: %s, mac %s", containerLabel(p), p.Iface, addr, p.MAC)
 			if p.VLAN > 0 {
 				l += fmt.Sprintf(", vlan %d", p.VLAN)
 			}
@@ -118,6 +121,34 @@ func renderTree(bs []network.Bridge) string {
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// containerLabel names a port's container: a runtime's endpoint by the
+// container's name, once known.
+func containerLabel(p network.Port) string {
+	if p.Runtime == "" {
+		return p.Container
+	}
+	id := p.Container
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return strings.TrimSpace(fmt.Sprintf("%s (%s endpoint %s)", p.Name, p.Runtime, id))
+}
+
+// dockerAttr names the Docker network a bridge carries.
+func dockerAttr(d *network.Docker) string {
+	s := "Docker network " + d.ID
+	if len(d.ID) > 12 {
+		s = "Docker network " + d.ID[:12]
+	}
+	if d.VLAN > 0 {
+		s += fmt.Sprintf(" in VLAN %d", d.VLAN)
+	}
+	if d.Internal {
+		s += " (internal)"
+	}
+	return s
 }
 
 func onOff(v bool) string {

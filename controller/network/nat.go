@@ -222,6 +222,12 @@ func (h *Host) publishTarget(ctx context.Context, bridge, container string) (*vs
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(ifs) == 0 {
+		// A runtime's endpoint, by its container's name.
+		if ifs, err = h.DB.FindInterfaces(ctx, intent.NamedOn(bridge, container)); err != nil {
+			return nil, nil, err
+		}
+	}
 	for i := range ifs {
 		if _, ok := ifaceIPv4(ifs[i]); ok {
 			return &ifs[i], br, nil

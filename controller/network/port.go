@@ -71,6 +71,8 @@ type Port struct {
 	OVSPort   string   `json:"ovs_port"`
 	Ofport    int      `json:"ofport,omitempty"`
 	Netns     string   `json:"netns,omitempty"`
+	Runtime   string   `json:"runtime,omitempty"` // the runtime whose endpoint it is ("docker"), Container its ID
+	Name      string   `json:"name,omitempty"`    // the runtime's name of the container, once known
 	State     string   `json:"state,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Published []string `json:"published,omitempty"` // as docker port prints them

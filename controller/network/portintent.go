@@ -142,7 +142,7 @@ func portConfig(p intent.Port, routes attach.RoutePolicy) attach.Config {
 // portView is port p as add-port, add-ports and show report it.
 func portView(p intent.Port, ovsPort string, ofport, vlan int) Port {
 	v := Port{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
-		VLAN: vlan, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns}
+		VLAN: vlan, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns, Runtime: p.Runtime}
 	for _, a := range p.Addrs {
 		v.Addresses = append(v.Addresses, a.String())
 	}

@@ -30,6 +30,14 @@ type Bridge struct {
 	Errors     []string `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
 	UnderlayOf string   `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
 	OtherPorts []string `json:"other_ports,omitempty"`
+	Docker     *Docker  `json:"docker_network,omitempty"` // the Docker network it carries
+}
+
+// Docker is the Docker network a bridge carries, as show reports it.
+type Docker struct {
+	ID       string `json:"id"`
+	VLAN     int    `json:"vlan,omitempty"`
+	Internal bool   `json:"internal,omitempty"`
 }
 
 // Show returns the bridges (all, or the one named) with their containers.
@@ -51,6 +59,9 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		sb := Bridge{Name: b.Name, Datapath: DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
 			Ports: []Port{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
+		if d := bi.Docker; d.ID != "" {
+			sb.Docker = &Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
+		}
 		if bi.SubnetsErr != nil {
 			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
 		}
@@ -129,7 +140,7 @@ func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 		v = Port{Container: s.Container, Iface: s.Iface, Addresses: s.Addrs, Gateways: s.Gateways,
 			MAC: s.MAC, MTU: s.MTU, Type: s.Type, OVSPort: i.Name, Ofport: ofport, VLAN: vlan, Netns: s.Netns}
 	}
-	v.Bridge = bridge
+	v.Bridge, v.Name = bridge, intent.RefOf(e).RuntimeName
 	if v.Type == "" { // attached by ovs-docker
 		v.Type = attach.TypeVeth
 	}
@@ -155,6 +166,14 @@ func linkState(v Port, i vswitchd.Interface) string {
 			return "unknown"
 		}
 		st, err := attach.LinkState(v.Netns, v.Iface)
+		if err != nil {
+			return "missing"
+		}
+		return st
+	}
+	if v.Runtime != "" {
+		// The runtime's end: up when the container has it up.
+		st, err := attach.HostLinkState(i.Name)
 		if err != nil {
 			return "missing"
 		}

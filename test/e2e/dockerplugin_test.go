@@ -2,8 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,5 +275,92 @@ func TestDockerRestartKeepsNetwork(t *testing.T) {
 			t.Fatalf("the port outlived its container; the controller said:\n%s", logs)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dockerWithMAC starts an HTTP server on network nw with MAC mac, network
+// alias alias and -P for port 80, through the Engine API: a newer docker
+// client refuses --mac-address with a network against an older daemon.
+func dockerWithMAC(t *testing.T, nw, mac, alias string) string {
+	t.Helper()
+	name := uniq("ovsnet-e2e-")
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
+	body, _ := json.Marshal(map[string]any{
+		"Image": testImage, "Cmd": []string{"busybox", "httpd", "-f", "-p", "80", "-h", "/"},
+		"MacAddress": mac, "ExposedPorts": map[string]any{"80/tcp": struct{}{}},
+		"HostConfig":       map[string]any{"NetworkMode": nw, "PublishAllPorts": true},
+		"NetworkingConfig": map[string]any{"EndpointsConfig": map[string]any{nw: map[string]any{"Aliases": []string{alias}}}},
+	})
+	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", "/var/run/docker.sock")
+	}}}
+	resp, err := hc.Post("http://docker/v1.41/containers/create?name="+name, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create %s: %s %s", name, resp.Status, out)
+	}
+	run(t, "docker", "start", name)
+	return name
+}
+
+// Docker's per-container and per-network options on an ovsnet network:
+// --mac-address, --network-alias, -P, --network container:NAME, -o
+// ovsnet.vlan and --internal.
+func TestDockerNetworkOptions(t *testing.T) {
+	dockerImage(t)
+	e := newEnv(t)
+	driver := uniq("ovsnet-t")
+	e.servePlugin(driver)
+	net := dockerNet(t, driver, "--subnet", "10.77.0.0/24", "-o", "ovsnet.vlan=12", "-o", "ovsnet.bridge=ovt-vl")
+	web := dockerWithMAC(t, net, "02:42:0a:4d:00:99", "db")
+	if out := run(t, "docker", "exec", web, "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(out) != "02:42:0a:4d:00:99" {
+		t.Fatalf("--mac-address: eth0 has %s", out)
+	}
+	cli := dockerOn(t, net)
+	run(t, "docker", "exec", cli, "ping", "-c", "2", "-W", "2", "db") // the alias, through Docker's DNS
+	// A container in web's namespace shares its interface, as Docker does.
+	side := dockerOn(t, "container:"+web)
+	if out := run(t, "docker", "exec", side, "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(out) != "02:42:0a:4d:00:99" {
+		t.Fatalf("--network container:%s: eth0 has %s", web, out)
+	}
+	run(t, "docker", "exec", side, "ping", "-c", "2", "-W", "2", cli)
+
+	// -o ovsnet.vlan: Docker's endpoints are in VLAN 12; a port on the
+	// bridge in another VLAN does not reach them, one in 12 does.
+	if show := e.must("show", "ovt-vl"); strings.Count(show, "vlan 12, ") != 2 || strings.Count(show, ", veth, up") != 2 {
+		t.Fatalf("endpoints not up in VLAN 12:\n%s", show)
+	}
+	// show names Docker's endpoints by their containers' names.
+	eventually(t, 10*time.Second, "show naming "+web, func() bool { return strings.Contains(e.must("show", "ovt-vl"), web+" (docker endpoint ") })
+	in12, in13 := e.container(), e.container()
+	e.must("add-port", "ovt-vl", "eth1", in12, "--ip", "10.77.0.112/24", "--vlan", "12")
+	e.must("add-port", "ovt-vl", "eth1", in13, "--ip", "10.77.0.113/24", "--vlan", "13")
+	webIP := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", web))
+	ping(t, in12, webIP)
+	noPing(t, in13, webIP)
+
+	// -P: the exposed port, published on a free host port by ovsnet's NAT.
+	// ovsnet port names the container as Docker does.
+	hostPort := 0
+	if out := e.must("port", "ovt-vl", web, "80"); func() bool { _, err := fmt.Sscanf(out, "80/tcp -> 0.0.0.0:%d", &hostPort); return err != nil }() {
+		t.Fatalf("-P: ovsnet port says %q", out)
+	}
+	eventually(t, 10*time.Second, "-P's port answering on the host", func() bool {
+		return httpAnswers(t, nsPath(e.sb.Netns), fmt.Sprintf("10.77.0.1:%d", hostPort))
+	})
+
+	// --internal: containers reach each other, nothing routes them out.
+	internal := dockerNet(t, driver, "--internal", "--subnet", "10.78.0.0/24")
+	i1, i2 := dockerOn(t, internal), dockerOn(t, internal)
+	run(t, "docker", "exec", i1, "ping", "-c", "2", "-W", "2", i2)
+	if out := run(t, "docker", "exec", i1, "ip", "route"); strings.Contains(out, "default") {
+		t.Fatalf("a container on an internal network has a default route:\n%s", out)
+	}
+	if show := e.must("show"); !strings.Contains(show, "nat off, Docker network") || !strings.Contains(show, "(internal)") {
+		t.Fatalf("the internal network's bridge translates:\n%s", show)
 	}
 }
