@@ -353,10 +353,16 @@ func TestDockerNetworkOptions(t *testing.T) {
 		return httpAnswers(t, nsPath(e.sb.Netns), fmt.Sprintf("10.77.0.1:%d", hostPort))
 	})
 
-	// --internal: containers reach each other, nothing routes them out.
-	internal := dockerNet(t, driver, "--internal", "--subnet", "10.78.0.0/24")
+	// --internal, dual-stack: containers reach each other, nothing routes
+	// them out.
+	internal := dockerNet(t, driver, "--internal", "--subnet", "10.78.0.0/24", "--ipv6", "--subnet", "fd00:78::/64")
 	i1, i2 := dockerOn(t, internal), dockerOn(t, internal)
 	run(t, "docker", "exec", i1, "ping", "-c", "2", "-W", "2", i2)
+	v6 := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}", i2))
+	if !strings.HasPrefix(v6, "fd00:78::") {
+		t.Fatalf("no IPv6 address from --ipv6: %q", v6)
+	}
+	run(t, "docker", "exec", i1, "ping", "-6", "-c", "2", "-W", "2", v6)
 	if out := run(t, "docker", "exec", i1, "ip", "route"); strings.Contains(out, "default") {
 		t.Fatalf("a container on an internal network has a default route:\n%s", out)
 	}
