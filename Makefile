@@ -7,8 +7,11 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: build deps demo test unit e2e vet bench
 
+# bin/cni/ovsnet is the CNI plugin a runtime runs (copy it to /opt/cni/bin):
+# the same program, which acts as the plugin when CNI_COMMAND is set.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/ovsnet ./cmd/ovsnet
+	mkdir -p bin/cni && ln -f bin/ovsnet bin/cni/ovsnet
 
 deps:
 	./deploy/deps.sh

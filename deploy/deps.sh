@@ -3,10 +3,13 @@
 set -euo pipefail
 need=()
 for pair in ovs-vswitchd:openvswitch-switch ovs-vsctl:openvswitch-common ip:iproute2 ping:iputils-ping \
-            busybox:busybox-static iptables:iptables ethtool:ethtool iperf3:iperf3 uuidgen:uuid-runtime; do
+            busybox:busybox-static iptables:iptables ethtool:ethtool iperf3:iperf3 uuidgen:uuid-runtime \
+            podman:podman; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# The reference CNI plugins the CNI tests chain with and measure against.
+[ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -22,6 +22,12 @@ if ! cmp -s "$bin" "$ROOT/usr/local/bin/ovsnet"; then
   install -m 0755 "$bin" "$ROOT/usr/local/bin/ovsnet"
   echo "installed $ROOT/usr/local/bin/ovsnet"
 fi
+# The CNI plugin: the same program, run by CNI runtimes from /opt/cni/bin.
+install -d "$ROOT/opt/cni/bin"
+if ! cmp -s "$bin" "$ROOT/opt/cni/bin/ovsnet"; then
+  install -m 0755 "$bin" "$ROOT/opt/cni/bin/ovsnet"
+  echo "installed $ROOT/opt/cni/bin/ovsnet"
+fi
 unit=deploy/systemd/ovsnet-controller.service
 if ! cmp -s "$unit" "$ROOT/etc/systemd/system/ovsnet-controller.service"; then
   install -m 0644 "$unit" "$ROOT/etc/systemd/system/ovsnet-controller.service"

@@ -262,6 +262,15 @@ func (s *Switch) withConn(bridge string, do func(*openflow.Conn) error) error {
 	}
 }
 
+// CookieCount is how many flows of bridge carry cookie under mask.
+func (s *Switch) CookieCount(bridge string, cookie, mask uint64) (n int, err error) {
+	err = s.withConn(bridge, func(c *openflow.Conn) (err error) {
+		n, err = c.CookieCount(cookie, mask)
+		return err
+	})
+	return n, err
+}
+
 // FlowCounts returns how many flows each of tables holds on bridge, in one
 // exchange.
 func (s *Switch) FlowCounts(bridge string, tables []uint8) (counts map[uint8]int, err error) {

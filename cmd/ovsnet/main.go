@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/cni"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -31,6 +32,12 @@ type globals struct {
 }
 
 func main() {
+	if os.Getenv("CNI_COMMAND") != "" {
+		// Run by a CNI runtime (the same program, installed as
+		// /opt/cni/bin/ovsnet): the request is in the environment.
+		cni.Main("ovsnet CNI plugin " + Version)
+		return
+	}
 	g := &globals{}
 	root := newRoot(g)
 	root.SetArgs(normalizeArgs(os.Args[1:]))

@@ -27,13 +27,15 @@ type Ref struct {
 	NoTxOffload bool   // its container end computes its own checksums
 	Runtime     string // who moves and configures the container's end ("": ovsnet)
 	RuntimeName string // the runtime's name of the container, once known
+	CNINetwork  string // attached by the CNI plugin for this network
 }
 
 // RefOf reads an interface row's Ref.
 func RefOf(ext map[string]string) Ref {
 	return Ref{Owned: Owned(ext), Container: ext[KeyContainerID], Iface: ext[KeyContainerIface], Bridge: ext[KeyBridge],
 		Netns: ext[KeyNetns], Type: ext[KeyType], State: ext[KeyState], HasGateway: ext[KeyPortGW] != "",
-		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime], RuntimeName: ext[KeyRuntimeName]}
+		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime], RuntimeName: ext[KeyRuntimeName],
+		CNINetwork: ext[KeyCNINetwork]}
 }
 
 // State is the interface keys that record state s.
@@ -69,6 +71,7 @@ type Port struct {
 	MTU                      int            // 0: the kernel's default
 	NoTxOffload              bool
 	Runtime                  string // who moves and configures the container's end ("": ovsnet)
+	CNINetwork               string // attached by the CNI plugin for this network
 }
 
 // Encode is the intent as external_ids.
@@ -91,6 +94,9 @@ func (p Port) Encode() map[string]string {
 	if p.Runtime != "" {
 		ext[KeyRuntime] = p.Runtime
 	}
+	if p.CNINetwork != "" {
+		ext[KeyCNINetwork] = p.CNINetwork
+	}
 	var gws []string
 	for _, g := range p.Gateways {
 		gws = append(gws, g.String())
@@ -110,7 +116,7 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	}
 	r := RefOf(ext)
 	p := Port{Container: r.Container, Iface: r.Iface, Bridge: r.Bridge, Netns: r.Netns, Type: r.Type, State: r.State,
-		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime}
+		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, CNINetwork: r.CNINetwork}
 	if p.Container == "" {
 		return bad(KeyContainerID, "the container it belongs to")
 	}
@@ -263,6 +269,9 @@ func RuntimeName(name string) map[string]string { return map[string]string{KeyRu
 func NamedOn(bridge, name string) map[string]string {
 	return map[string]string{KeyBridge: bridge, KeyRuntimeName: name}
 }
+
+// OfCNINetwork selects the interfaces the CNI plugin attached for network.
+func OfCNINetwork(network string) map[string]string { return map[string]string{KeyCNINetwork: network} }
 
 // OfContainerOn selects CONTAINER's interfaces on bridge.
 func OfContainerOn(bridge, container string) map[string]string {

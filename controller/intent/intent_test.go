@@ -28,6 +28,10 @@ func TestPortRoundTrip(t *testing.T) {
 	if r := RefOf(p.Encode()); !r.IsContainer() || r.String() != "web/eth1" || r.State != StateReady {
 		t.Fatalf("ref: %+v", r)
 	}
+	p.CNINetwork = "net1"
+	if got, err := DecodePort("row", p.Encode()); err != nil || got.CNINetwork != "net1" || RefOf(p.Encode()).CNINetwork != "net1" {
+		t.Fatalf("CNI network: %+v, %v", got, err)
+	}
 }
 
 // Every value of a port's intent that does not parse is an *Error naming

@@ -64,6 +64,10 @@ const (
 	// once known (links name containers by it; a restarted container's
 	// new endpoint gets the same name).
 	KeyRuntimeName = "ovsnet-runtime-name"
+	// interface: the CNI network it was attached for (container_id is the
+	// runtime's container ID, container_iface CNI_IFNAME); its runtime
+	// ends it (DEL, GC), and a vanished namespace is its end.
+	KeyCNINetwork = "ovsnet-cni-network"
 	// bridge: the Docker network it carries (its ID), and "true" when the
 	// plugin made the bridge for it (then it goes with the network).
 	KeyDockerNetwork = "ovsnet-docker-network"

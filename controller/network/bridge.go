@@ -154,7 +154,7 @@ func (o BridgeOptions) sameAs(br *vswitchd.Bridge, s intent.Settings) error {
 		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", DatapathOf(br), o.Datapath))
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name)
+		return Conflict(fmt.Sprintf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name))
 	}
 	return nil
 }
@@ -177,7 +177,7 @@ func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) erro
 		for _, t := range theirs {
 			for _, sn := range subnets {
 				if t.Prefix.Overlaps(sn.Prefix) {
-					return fmt.Errorf("subnet %s overlaps bridge %s's %s: give another subnet", sn.Prefix, b.Name, t.Prefix)
+					return Conflict(fmt.Sprintf("subnet %s overlaps bridge %s's %s: give another subnet", sn.Prefix, b.Name, t.Prefix))
 				}
 			}
 		}
@@ -202,7 +202,7 @@ func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) erro
 		}
 		for _, sn := range subnets {
 			if p.Overlaps(sn.Prefix) && !ours[dev] {
-				return fmt.Errorf("subnet %s overlaps the host's route to %s (dev %s): give another subnet", sn.Prefix, p, dev)
+				return Conflict(fmt.Sprintf("subnet %s overlaps the host's route to %s (dev %s): give another subnet", sn.Prefix, p, dev))
 			}
 		}
 	}
@@ -272,6 +272,18 @@ func (h *Host) ConvergeBridge(ctx context.Context, name string, ext map[string]s
 	return did, nil
 }
 
+// ErrConflict is wrapped by the errors of a request that conflicts with
+// what the host has: a bridge with other settings, an overlapping subnet.
+var ErrConflict = errors.New("conflicts with the host's configuration")
+
+// Conflict is an error wrapping ErrConflict with message msg.
+func Conflict(msg string) error { return &conflictError{msg} }
+
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string { return e.msg }
+func (e *conflictError) Unwrap() error { return ErrConflict }
+
 // ErrNoBridge is wrapped when a named bridge does not exist.
 var ErrNoBridge = errors.New("bridge not found")
 
@@ -336,4 +348,20 @@ func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]
 		return fmt.Errorf("bridge %s: recorded, but its flows were not updated (run ovsnet reconcile): %w", name, err)
 	}
 	return nil
+}
+
+// AddPortAndBridge makes bridge b if it is missing (an existing one must
+// have b's settings, as for add-br) and attaches o to it: a CNI ADD. Of
+// two requests making the same bridge at once, one makes it and the other
+// finds it made.
+func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*Port, error) {
+	if _, err := h.AddBridge(ctx, b); err != nil {
+		if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
+			return nil, err
+		}
+		if _, err := h.AddBridge(ctx, b); err != nil {
+			return nil, err
+		}
+	}
+	return h.AddPort(ctx, o)
 }

@@ -167,6 +167,13 @@ func (r *attachRun) resolve(ctx context.Context) error {
 			it.netns = h.Netns
 			return nil
 		}
+		if it.o.Netns != "" {
+			if !attach.NetnsExists(it.o.Netns) {
+				return fmt.Errorf("network namespace %s of container %s does not exist", it.o.Netns, it.o.Container)
+			}
+			it.netns = it.o.Netns
+			return nil
+		}
 		t, err := attach.Resolve(ctx, it.o.Container)
 		if err == nil {
 			it.netns = t.Netns
@@ -215,7 +222,7 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	// this process dies before that, convergence finds it and finishes.
 	it.port = intent.Port{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
 		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
-		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso)}
+		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork}
 	it.cfg = portConfig(it.port, it.o.routes())
 	if h := it.o.Handoff; h != nil {
 		// The runtime's link: no namespace of ovsnet's to record (the

@@ -36,6 +36,11 @@ type PortOptions struct {
 	DefaultRoute bool `json:",omitempty"`
 	// Handoff, when set, leaves the container's end to a runtime.
 	Handoff *Handoff `json:",omitempty"`
+	// Netns is the container's network namespace when the caller knows
+	// it (a CNI runtime): Container is then only the ID recorded.
+	Netns string `json:",omitempty"`
+	// CNINetwork records the port as the CNI plugin's, for that network.
+	CNINetwork string `json:",omitempty"`
 }
 
 // Handoff is an attach whose container end a runtime moves into the
@@ -150,6 +155,9 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	}
 	if o.Type != "" && o.Type != attach.TypeVeth && o.Type != attach.TypeInternal {
 		return nil, fmt.Errorf("unknown attach type %q: use veth or internal", o.Type)
+	}
+	if o.Handoff != nil && o.Netns != "" {
+		return nil, fmt.Errorf("a port handed off to a runtime has no namespace of ovsnet's")
 	}
 	if h := o.Handoff; h != nil {
 		if o.Type != attach.TypeVeth {

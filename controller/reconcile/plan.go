@@ -31,7 +31,7 @@ func planPort(ifc vswitchd.Interface) portStep {
 		return leave
 	case ref.State == intent.StateDetaching:
 		return finishDetach
-	case ref.State == intent.StateAttaching && ref.Runtime != "":
+	case ref.State == intent.StateAttaching && (ref.Runtime != "" || ref.CNINetwork != ""):
 		// A runtime's attach (a plugin request) that died half-way: the
 		// runtime was told it failed and will not use it.
 		return finishDetach
@@ -98,6 +98,10 @@ type lookupFunc func(ctx context.Context, ref string) (exists bool, running *att
 // orphanStep decides for orphan o, asking the runtime through lookup.
 func orphanStep(ctx context.Context, o orphan, lookup lookupFunc) (orphanAction, error) {
 	ref := intent.RefOf(o.ifc.ExternalIDs)
+	if ref.CNINetwork != "" {
+		// A CNI runtime attaches a restarted container anew (ADD).
+		return remove, nil
+	}
 	exists, running, err := lookup(ctx, ref.Container)
 	switch {
 	case err != nil:

@@ -23,6 +23,11 @@ func docker(i vswitchd.Interface) vswitchd.Interface {
 	return i
 }
 
+func cni(i vswitchd.Interface) vswitchd.Interface {
+	i.ExternalIDs[intent.KeyCNINetwork] = "net1"
+	return i
+}
+
 func TestPlanPort(t *testing.T) {
 	for _, c := range []struct {
 		ifc  vswitchd.Interface
@@ -36,6 +41,8 @@ func TestPlanPort(t *testing.T) {
 		{ifaceWith("e", "vxlan", intent.StateReady, ""), leave}, // a tunnel port
 		{docker(ifaceWith("f", "", intent.StateAttaching, "")), finishDetach},
 		{docker(ifaceWith("g", "", intent.StateReady, "")), checkVeth},
+		{cni(ifaceWith("h", "internal", intent.StateAttaching, "/n")), finishDetach}, // the runtime was told ADD failed
+		{cni(ifaceWith("i", "internal", intent.StateReady, "/n")), reattachInternal},
 	} {
 		if got := planPort(c.ifc); got != c.want {
 			t.Errorf("%s (%q, %q): %v, want %v", c.ifc.Name, c.ifc.Type, c.ifc.ExternalIDs[intent.KeyState], got, c.want)
@@ -106,5 +113,10 @@ func TestOrphanStep(t *testing.T) {
 		if got, err := orphanStep(context.Background(), o, lookup); got != c.want || (err != nil) != (c.err != nil) {
 			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
 		}
+	}
+	// A CNI attachment's namespace gone is its end: no runtime is asked.
+	o.ifc = cni(o.ifc)
+	if got, err := orphanStep(context.Background(), o, nil); got != remove || err != nil {
+		t.Errorf("CNI attachment: %v %v, want remove", got, err)
 	}
 }

@@ -40,14 +40,18 @@ func APISocket(endpoint string) string {
 
 // apiRequest is one request: one JSON object per connection.
 type apiRequest struct {
-	Op   string              `json:"op"` // add-port | del-port
+	Op   string              `json:"op"` // add-port | del-port | detach (none attached is fine)
 	Port network.PortOptions `json:"port"`
+	// Bridge, with add-port, is made first if missing (add-br's checks
+	// when it exists): the CNI plugin's bridge.
+	Bridge *network.BridgeOptions `json:"bridge,omitempty"`
 }
 
 type apiResponse struct {
 	Port        *network.Port `json:"port,omitempty"`
 	Error       string        `json:"error,omitempty"`
 	Unsupported bool          `json:"unsupported,omitempty"` // an older service: do it directly
+	Conflict    bool          `json:"conflict,omitempty"`    // Error is a network.ErrConflict
 }
 
 // apiTimeout bounds one request on the service's side; the slowest attach
@@ -113,16 +117,20 @@ func (s *Service) serveConn(c net.Conn) {
 	switch {
 	case err != nil:
 		// Without the lock a convergence run could see the change half made.
+	case rq.Op == "add-port" && rq.Bridge != nil:
+		rs.Port, err = s.h.AddPortAndBridge(ctx, *rq.Bridge, rq.Port)
 	case rq.Op == "add-port":
 		rs.Port, err = s.h.AddPort(ctx, rq.Port)
 	case rq.Op == "del-port":
 		err = s.h.DelPort(ctx, rq.Port.Bridge, rq.Port.Iface, rq.Port.Container)
+	case rq.Op == "detach":
+		err = s.h.DelPortIfAttached(ctx, rq.Port.Bridge, rq.Port.Iface, rq.Port.Container)
 	default:
 		rs.Unsupported = true
 	}
 	result := "ok"
 	if err != nil {
-		rs.Error, result = err.Error(), "error"
+		rs.Error, rs.Conflict, result = err.Error(), errors.Is(err, network.ErrConflict), "error"
 	}
 	if !rs.Unsupported {
 		s.metrics.api.WithLabelValues(rq.Op, result).Inc()
@@ -163,6 +171,18 @@ func AddPortVia(endpoint string, o network.PortOptions) (*network.Port, error) {
 	return callAPI(endpoint, apiRequest{Op: "add-port", Port: o})
 }
 
+// AddPortAndBridgeVia is AddPortVia making bridge b first if it is missing.
+func AddPortAndBridgeVia(endpoint string, b network.BridgeOptions, o network.PortOptions) (*network.Port, error) {
+	return callAPI(endpoint, apiRequest{Op: "add-port", Port: o, Bridge: &b})
+}
+
+// DetachVia asks the host's controller to detach CONTAINER's INTERFACE
+// if it is attached; ErrNoService if none runs.
+func DetachVia(endpoint, bridge, iface, container string) error {
+	_, err := callAPI(endpoint, apiRequest{Op: "detach", Port: network.PortOptions{Bridge: bridge, Iface: iface, Container: container}})
+	return err
+}
+
 // DelPortVia asks the host's controller to detach; ErrNoService if none runs.
 func DelPortVia(endpoint, bridge, iface, container string) error {
 	_, err := callAPI(endpoint, apiRequest{Op: "del-port", Port: network.PortOptions{Bridge: bridge, Iface: iface, Container: container}})
@@ -201,6 +221,8 @@ func callAPI(endpoint string, rq apiRequest) (*network.Port, error) {
 	switch {
 	case rs.Unsupported:
 		return nil, ErrNoService
+	case rs.Conflict:
+		return nil, network.Conflict(rs.Error)
 	case rs.Error != "":
 		return nil, errors.New(rs.Error)
 	}

@@ -293,6 +293,30 @@ func (c *Conn) FlowCounts(tables []uint8) (map[uint8]int, error) {
 	return counts, nil
 }
 
+// CookieCount is the number of flows, in every table, whose cookie matches
+// cookie under mask: one object's flows in one round trip.
+func (c *Conn) CookieCount(cookie, mask uint64) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.xid++
+	n, answered := 0, false
+	errs, err := c.exchange(AggregateCookieRequest(TableAll, cookie, mask, c.xid), c.xid,
+		map[uint32]string{c.xid: fmt.Sprintf("count flows of cookie %#x", cookie)}, func(m message) {
+			if m.typ == typeMultiRep {
+				n, answered = aggregateFlowCount(m.body)
+			}
+		})
+	switch {
+	case err != nil:
+		return 0, err
+	case len(errs) > 0:
+		return 0, fmt.Errorf("bridge %s: %w", c.bridge, errors.Join(errs...))
+	case !answered:
+		return 0, fmt.Errorf("bridge %s: the flow count was not answered", c.bridge)
+	}
+	return n, nil
+}
+
 // exchange writes out and reads every message up to the answer to xid
 // `until` (a reply or an error), returning the errors ovs-vswitchd sent,
 // described by texts, and passing every other message to got (if not nil).

@@ -143,6 +143,15 @@ func flowModHeader(b []byte, xid uint32, cookie, mask uint64, table, cmd uint8, 
 // AggregateRequest asks for the number of flows in table (and their packet
 // and byte counts): OFPMP_AGGREGATE, all ports, all cookies.
 func AggregateRequest(table uint8, xid uint32) []byte {
+	return AggregateCookieRequest(table, 0, 0, xid)
+}
+
+// TableAll selects every table in a request.
+const TableAll = 0xff
+
+// AggregateCookieRequest asks for the flow count of table (TableAll:
+// every table) among the flows whose cookie matches cookie under mask.
+func AggregateCookieRequest(table uint8, cookie, mask uint64, xid uint32) []byte {
 	b := header(nil, typeMultiReq, xid)
 	b = be16(b, mpAggregate)
 	b = append(b, 0, 0, 0, 0, 0, 0) // flags, pad
@@ -150,8 +159,8 @@ func AggregateRequest(table uint8, xid uint32) []byte {
 	b = be32(b, portAny)
 	b = be32(b, groupAny)
 	b = append(b, 0, 0, 0, 0)
-	b = be64(b, 0)                        // cookie
-	b = be64(b, 0)                        // cookie mask: any
+	b = be64(b, cookie)
+	b = be64(b, mask)
 	b = append(b, 0, 1, 0, 4, 0, 0, 0, 0) // empty OXM match
 	return finish(b)
 }

@@ -1,0 +1,214 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/lock"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/service"
+	"github.com/ovsnet/ovsnet/ovsdb"
+)
+
+// Versions are the spec versions the plugin takes configurations of.
+var Versions = version.PluginSupports("0.4.0", "1.0.0", "1.1.0")
+
+// Main runs the plugin for the request in the environment (CNI_COMMAND
+// and the others) and stdin, prints the result or the spec's error, and
+// exits.
+func Main(about string) {
+	skel.PluginMainFuncs(skel.CNIFuncs{Add: Add, Del: Del, Check: Check, Status: Status, GC: GC}, Versions, about)
+}
+
+// timeout bounds one request; the engine's slowest wait has a shorter one.
+const timeout = 2 * time.Minute
+
+// request is one request's configuration and where its host is.
+type request struct {
+	conf     *NetConf
+	endpoint string
+}
+
+func newRequest(args *skel.CmdArgs) (*request, error) {
+	c, err := parseConf(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	ep, rundir := c.endpoint()
+	if rundir != "" {
+		// ovs-vswitchd's OpenFlow sockets are next to the database's.
+		os.Setenv("OVS_RUNDIR", rundir)
+	}
+	return &request{conf: c, endpoint: ep}, nil
+}
+
+// open connects to the host's OVSDB, holding the convergence lock shared
+// as the CLI does.
+func (r *request) open(ctx context.Context) (*network.Host, error) {
+	if err := lock.Converge(r.endpoint, lock.Shared); err != nil {
+		return nil, unavailable(err)
+	}
+	h, err := network.Open(ctx, r.endpoint)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return h, nil
+}
+
+// unavailable is an error of a host that cannot be reached.
+func unavailable(err error) error {
+	return types.NewError(types.ErrTryAgainLater, err.Error(), "is Open vSwitch running? `ovsnet doctor` says what is missing")
+}
+
+// Add attaches the container's interface: from the controller when one
+// runs, else here. Delegated IPAM's addresses are released if it fails.
+func Add(args *skel.CmdArgs) (err error) {
+	r, err := newRequest(args)
+	if err != nil {
+		return err
+	}
+	if !attach.NetnsExists(args.Netns) {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("network namespace %q does not exist", args.Netns), "")
+	}
+	o, err := r.conf.port(args.ContainerID, args.Netns, args.IfName, args.Args)
+	if err != nil {
+		return err
+	}
+	var ipamResult *current.Result
+	if t := r.conf.IPAM.Type; t != "" {
+		if ipamResult, err = delegateAdd(t, args.StdinData); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				invoke.DelegateDel(context.Background(), t, args.StdinData, nil)
+			}
+		}()
+		o.Addresses, o.Gateway = ipamAddresses(ipamResult)
+	}
+	subnets, gateways := ipamSubnets(ipamResult)
+	port, err := r.attach(r.conf.bridge(subnets, gateways), o)
+	if err != nil {
+		return err
+	}
+	res, err := result(r.conf, port, args, ipamResult)
+	if err != nil {
+		return err
+	}
+	return types.PrintResult(res, r.conf.CNIVersion)
+}
+
+// attach runs the engine, through the controller if one runs.
+func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*network.Port, error) {
+	port, err := service.AddPortAndBridgeVia(r.endpoint, b, o)
+	if errors.Is(err, service.ErrServiceLost) {
+		// It may have attached: take it away, and attach here.
+		err = service.ErrNoService
+		r.detach(o.Bridge, o.Iface, o.Container)
+	}
+	if errors.Is(err, service.ErrNoService) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		h, oerr := r.open(ctx)
+		if oerr != nil {
+			return nil, oerr
+		}
+		defer h.Close()
+		port, err = h.AddPortAndBridge(ctx, b, o)
+	}
+	switch {
+	case errors.Is(err, network.ErrConflict):
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+	case err != nil:
+		return nil, types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	return port, nil
+}
+
+// detach takes the container's interface away if it is attached.
+func (r *request) detach(bridge, iface, container string) error {
+	err := service.DetachVia(r.endpoint, bridge, iface, container)
+	if errors.Is(err, service.ErrNoService) || errors.Is(err, service.ErrServiceLost) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		h, oerr := r.open(ctx)
+		if oerr != nil {
+			return oerr
+		}
+		defer h.Close()
+		err = h.DelPortIfAttached(ctx, bridge, iface, container)
+	}
+	if errors.Is(err, network.ErrNoBridge) {
+		return nil // gone with its bridge
+	}
+	return err
+}
+
+// Del detaches the container's interface and frees what it held. It
+// succeeds when the interface, its namespace or the bridge are gone
+// already, and when asked again.
+func Del(args *skel.CmdArgs) error {
+	r, err := newRequest(args)
+	if err != nil {
+		return err
+	}
+	if err := r.detach(r.conf.Bridge, args.IfName, args.ContainerID); err != nil {
+		var te *types.Error
+		if errors.As(err, &te) {
+			return te
+		}
+		return types.NewError(types.ErrInternal, err.Error(), "")
+	}
+	if t := r.conf.IPAM.Type; t != "" {
+		return invoke.DelegateDel(context.Background(), t, args.StdinData, nil)
+	}
+	return nil
+}
+
+// Status says whether ADDs can succeed: OVSDB and ovs-vswitchd answer.
+func Status(args *skel.CmdArgs) error {
+	r, err := newRequest(args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	db, err := ovsdb.Connect(ctx, r.endpoint)
+	if err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("OVSDB at %s does not answer: %v", r.endpoint, err), "start Open vSwitch (ovsdb-server)")
+	}
+	db.Close()
+	if err := vswitchdAnswers(ovsdb.RunDir()); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "start Open vSwitch (ovs-vswitchd)")
+	}
+	if t := r.conf.IPAM.Type; t != "" {
+		return invoke.DelegateStatus(ctx, t, args.StdinData, nil)
+	}
+	return nil
+}
+
+// vswitchdAnswers dials ovs-vswitchd's control socket in dir.
+func vswitchdAnswers(dir string) error {
+	pid, err := ovsdb.VswitchdPid(dir)
+	if err != nil {
+		return fmt.Errorf("ovs-vswitchd is not running (no pid file in %s: %v)", dir, err)
+	}
+	sock := filepath.Join(dir, fmt.Sprintf("ovs-vswitchd.%d.ctl", pid))
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return fmt.Errorf("ovs-vswitchd (pid %d) does not answer on %s: %v", pid, sock, err)
+	}
+	return c.Close()
+}
