@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,37 +22,8 @@ func dockerImage(t *testing.T) {
 	if exec.Command("docker", "image", "inspect", testImage).Run() == nil {
 		return
 	}
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Fatalf("busybox not installed (apt-get install busybox-static): %v", err)
-	}
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
-	os.MkdirAll(filepath.Join(root, "tmp"), 0o1777)
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, app := range []string{"sh", "ping", "ping6", "sleep", "ip", "cat", "ls"} {
-		os.Symlink("busybox", filepath.Join(root, "bin", app))
-	}
-	tar := exec.Command("tar", "-C", root, "-c", ".")
-	imp := exec.Command("docker", "import", "-", testImage)
-	pipe, _ := tar.StdoutPipe()
-	imp.Stdin = pipe
-	var out bytes.Buffer
-	imp.Stdout, imp.Stderr = &out, &out
-	if err := imp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := tar.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if err := imp.Wait(); err != nil {
-		t.Fatalf("docker import: %v: %s", err, out.String())
+	if out, err := exec.Command("docker", "import", busyboxRootfs(t), testImage).CombinedOutput(); err != nil {
+		t.Fatalf("docker import: %v: %s", err, out)
 	}
 }
 
