@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -330,5 +331,51 @@ func TestCNIThroughController(t *testing.T) {
 	}
 	if n := e.apiCount(listen, "detach", "ok"); n != len(ns) {
 		t.Fatalf("the controller served %d DELs, want %d", n, len(ns))
+	}
+}
+
+// Past the Linux bridge's 1,024 ports: 1,100 ADDs through cnitool on one
+// bridge (8 at a time, the controller serving them), random pairs reach
+// each other.
+func TestCNIPastLinuxBridge(t *testing.T) {
+	const n, workers = 1100, 8
+	e := newEnv(t)
+	e.startController("127.0.0.1:19484", "--resync", "1h")
+	dir := e.cniNet("ovt-many", "1.1.0", fmt.Sprintf(`{"type":"ovsnet","bridge":"br-many","subnet":"10.68.0.0/20","ovsdb":%q}`, e.sb.DB()))
+	ns := make([]string, n)
+	addrs := make([]string, n)
+	errs := make(chan error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out, err := e.cnitool(dir, nil, "add", "ovt-many", nsPath(ns[i]))
+				if err != nil {
+					errs <- fmt.Errorf("ADD %d: %v\n%s", i, err, out)
+					continue
+				}
+				addrs[i] = strings.Split(strings.Split(out, `"address": "`)[1], "/")[0]
+			}
+		}()
+	}
+	for i := range ns {
+		ns[i] = e.container()
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if show := e.must("show", "br-many"); strings.Count(show, " eth0: ") != n {
+		t.Fatalf("%d attachments on br-many, want %d", strings.Count(show, " eth0: "), n)
+	}
+	for k := 0; k < 20; k++ {
+		a, b := rand.IntN(n), rand.IntN(n)
+		run(t, "ip", "netns", "exec", ns[a], "ping", "-c", "1", "-W", "2", addrs[b])
 	}
 }
