@@ -14,6 +14,7 @@ import (
 	"sort"
 	"unsafe"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -283,7 +284,7 @@ func setDefaultRoutes(l netlink.Link, gws []netip.Addr, p RoutePolicy) error {
 // defaultRouteElsewhere says whether the main table has a default route of
 // family through a link other than index.
 func defaultRouteElsewhere(family, index int) (bool, error) {
-	rs, err := netlink.RouteList(nil, family)
+	rs, err := netlinksafe.RouteList(nil, family)
 	if err != nil {
 		return false, fmt.Errorf("list routes: %w", err)
 	}
@@ -504,7 +505,7 @@ func ListHostLinks(probe string) (*HostLinks, error) {
 			return h, nil
 		}
 	}
-	ls, err := netlink.LinkList()
+	ls, err := netlinksafe.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's links: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +43,7 @@ func RouteSource(remote netip.Addr) (netip.Addr, string, error) {
 
 // LinkOfAddr returns the link that holds address a in this netns.
 func LinkOfAddr(a netip.Addr) (string, error) {
-	as, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	as, err := netlinksafe.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return "", err
 	}
@@ -65,7 +66,7 @@ func ReadUnderlay(dev string) (*Underlay, error) {
 		return nil, fmt.Errorf("underlay device %s: %w", dev, err)
 	}
 	u := &Underlay{Dev: dev, MAC: l.Attrs().HardwareAddr, MTU: l.Attrs().MTU}
-	as, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	as, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func ReadUnderlay(dev string) (*Underlay, error) {
 			u.Addrs = append(u.Addrs, p)
 		}
 	}
-	rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN},
+	rs, err := netlinksafe.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_MAIN},
 		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, err

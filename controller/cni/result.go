@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -62,7 +63,7 @@ func defaultRoutes(netns, ifname string) ([]*types.Route, error) {
 		if err != nil {
 			return err
 		}
-		rs, err := netlink.RouteList(l, netlink.FAMILY_ALL)
+		rs, err := netlinksafe.RouteList(l, netlink.FAMILY_ALL)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
@@ -185,7 +186,7 @@ func doctorMTU(topo *ovsdb.Topology) Finding {
 }
 
 func defaultRouteMTU() (string, int) {
-	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	rs, err := netlinksafe.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return "", 0
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -182,7 +183,7 @@ func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) erro
 			}
 		}
 	}
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	routes, err := netlinksafe.RouteList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("list the host's routes: %w", err)
 	}
@@ -245,7 +246,7 @@ func (h *Host) ConvergeBridge(ctx context.Context, name string, ext map[string]s
 	if len(subnets) > 0 {
 		os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/keep_addr_on_down", []byte("1"), 0o644)
 	}
-	have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	have, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
 		return did, err
 	}
