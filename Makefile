@@ -41,6 +41,8 @@ bench: build
 	$(GO) run ./bench/scale -ovsnet bin/ovsnet
 	$(GO) run ./bench/tunnel -ovsnet bin/ovsnet
 	$(GO) run ./bench/docker -ovsnet bin/ovsnet
+	$(GO) run ./bench/cni -ovsnet bin/ovsnet
+	$(GO) run ./bench/cni -ovsnet bin/ovsnet -port-type veth -out bench/results/cni-veth.json
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.

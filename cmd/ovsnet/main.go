@@ -120,7 +120,10 @@ CONTAINER is a Docker/Podman container name or ID, a named netns
 
 ovsnet talks to $OVS_RUNDIR/db.sock (default /var/run/openvswitch/db.sock);
 override with --db or OVSNET_DB. Run it in the network namespace of the
-host's ovs-vswitchd (normally the host's own).`,
+host's ovs-vswitchd (normally the host's own).
+
+Run by a CNI runtime (CNI_COMMAND set; installed as /opt/cni/bin/ovsnet) it
+is the CNI plugin of type "ovsnet": ADD, DEL, CHECK, STATUS, GC, VERSION.`,
 		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
   ovsnet add-port ovs-br1 eth1 container1 --ipaddress=173.16.1.2/24
   ovsnet add-port ovs-br1 eth1 container2 --ip

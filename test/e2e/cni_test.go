@@ -230,6 +230,16 @@ func TestCNIChained(t *testing.T) {
 		t.Fatalf("DEL left host-local's reservation of %s", addr)
 	}
 
+	// static IPAM: its address, and its gateway on the bridge ovsnet makes.
+	static := e.cniNet("ovt-static", "1.0.0",
+		`{"type":"ovsnet","bridge":"br-static","ipam":{"type":"static","addresses":[{"address":"10.69.0.9/24","gateway":"10.69.0.254"}]}}`)
+	st := e.container()
+	if got := cniAddress(t, e.cniMust(static, nil, "add", "ovt-static", nsPath(st))); got != "10.69.0.9" {
+		t.Fatalf("static IPAM's address: %s", got)
+	}
+	ping(t, st, "10.69.0.254")
+	e.cniMust(static, nil, "del", "ovt-static", nsPath(st))
+
 	// ovsnet's own portMappings, and the address and MAC of CNI_ARGS.
 	own := e.cniNet("ovt-own", "1.1.0",
 		`{"type":"ovsnet","bridge":"br-own","subnet":"10.63.0.0/24","capabilities":{"portMappings":true}}`)
@@ -292,6 +302,14 @@ func TestCNIBadInput(t *testing.T) {
 	}
 	if ports := e.hostPorts(); len(ports) != 1 {
 		t.Fatalf("host ends left by failed ADDs: %v", ports)
+	}
+	// A 0.4.0 configuration gets its result in 0.4.0's format.
+	if out, err := e.plugin("DEL", "first", nsPath(c), conf(`,"subnet":"10.64.0.0/30"`)); err != nil {
+		t.Fatalf("DEL: %v\n%s", err, out)
+	}
+	old := strings.Replace(conf(`,"subnet":"10.64.0.0/30"`), `"1.1.0"`, `"0.4.0"`, 1)
+	if out, err := e.plugin("ADD", "old", nsPath(c), old); err != nil || !strings.Contains(out, `"cniVersion": "0.4.0"`) || !strings.Contains(out, `"version": "4"`) {
+		t.Fatalf("ADD of a 0.4.0 configuration: %v\n%s", err, out)
 	}
 }
 

@@ -25,6 +25,7 @@ func TestDeployInstallAndUnit(t *testing.T) {
 	// start of ovs-vswitchd.
 	tso := root + "/etc/systemd/system/ovs-vswitchd.service.d/ovsnet-userspace-tso.conf"
 	if out := install(); !strings.Contains(out, "installed "+root+"/usr/local/bin/ovsnet") || !strings.Contains(out, "ovsnet-controller.service") ||
+		!strings.Contains(out, "installed "+root+"/opt/cni/bin/ovsnet") ||
 		!strings.Contains(out, "installed "+tso) {
 		t.Fatalf("first install: %q", out)
 	}
