@@ -21,14 +21,14 @@ func TestParseConf(t *testing.T) {
 		t.Fatalf("endpoint %s, run dir %s", ep, dir)
 	}
 	for stdin, code := range map[string]uint{
-		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24"`:                     types.ErrDecodingFailure,
-		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","icc":"no"}`:         types.ErrDecodingFailure,
-		`{"name":"n","subnet":"10.0.0.0/24"}`:                                 types.ErrInvalidNetworkConfig,
-		`{"name":"n","bridge":"b"}`:                                           types.ErrInvalidNetworkConfig,
-		`{"name":"n","bridge":"b","subnet":"10.0.0.0/33"}`:                    types.ErrInvalidNetworkConfig,
-		`{"name":"n","bridge":"b","subnet6":"10.0.0.0/24"}`:                   types.ErrInvalidNetworkConfig,
-		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","portType":"tap"}`:   types.ErrInvalidNetworkConfig,
-		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","vlan":4095}`:        types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24"`:                      types.ErrDecodingFailure,
+		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","icc":"no"}`:          types.ErrDecodingFailure,
+		`{"name":"n","subnet":"10.0.0.0/24"}`:                                  types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"b"}`:                                            types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"b","subnet":"10.0.0.0/33"}`:                     types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"b","subnet6":"10.0.0.0/24"}`:                    types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","portType":"tap"}`:    types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","vlan":4095}`:         types.ErrInvalidNetworkConfig,
 		`{"name":"n","bridge":"this-name-is-too-long","subnet":"10.0.0.0/24"}`: types.ErrInvalidNetworkConfig,
 	} {
 		_, err := parseConf([]byte(stdin))
