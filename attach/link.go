@@ -393,6 +393,12 @@ func SetVethTxOffload(host, nsPath, name string, on bool) error {
 	if err := setTxOffload(host, on); err != nil {
 		return err
 	}
+	return SetTxOffloadIn(nsPath, name, on)
+}
+
+// SetTxOffloadIn turns TX checksum offload (and with it TSO) of link name
+// in the netns at nsPath on or off.
+func SetTxOffloadIn(nsPath, name string, on bool) error {
 	netNS, err := ns.GetNS(nsPath)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", nsPath, err)

@@ -1,8 +1,9 @@
 // Command tunnel measures containers talking across hosts: TCP throughput
 // (iperf3) and ping latency between containers on two sandbox hosts joined
-// by a veth underlay, over VXLAN and over GRE, against the same containers
-// on one host on the same (spanning) network and on a plain one-host
-// bridge. Each figure is the median of -reps runs. It writes
+// by a veth underlay, over VXLAN as a kernel device (the userspace
+// datapath's default), over OVS's own VXLAN and over GRE, against the same
+// containers on one host on the same (spanning) network and on a plain
+// one-host bridge. Each figure is the median of -reps runs. It writes
 // bench/results/tunnel.json.
 package main
 
@@ -33,8 +34,10 @@ var (
 func main() {
 	flag.Parse()
 	var rs []result
-	for _, typ := range []string{"vxlan", "gre"} {
-		rs = append(rs, twoHosts(typ)...)
+	for _, tun := range []struct{ typ, device, name string }{
+		{"vxlan", "kernel", "vxlan (kernel device)"}, {"vxlan", "ovs", "vxlan (OVS port)"}, {"gre", "", "gre (OVS port)"},
+	} {
+		rs = append(rs, twoHosts(tun.typ, tun.device, tun.name)...)
 	}
 	rs = append(rs, oneHost())
 	for _, r := range rs {
@@ -44,8 +47,8 @@ func main() {
 }
 
 // twoHosts measures a container on host A to one on host B over a tunnel
-// of typ, then two containers on host A on the same network.
-func twoHosts(typ string) []result {
+// of typ on device, then two containers on host A on the same network.
+func twoHosts(typ, device, name string) []result {
 	var hs []*sandbox.Sandbox
 	for i := 0; i < 2; i++ {
 		h, err := sandbox.Start(fmt.Sprintf("ovsnet-tb%d", i), "")
@@ -62,14 +65,18 @@ func twoHosts(typ string) []result {
 	}
 	for i, h := range hs {
 		run(h, "add-br", "br0", "--subnet", "10.97.0.0/16", "--ip-range", fmt.Sprintf("10.97.%d.0/24", i+1))
-		run(h, "tunnel", "add", "br0", sandbox.UnderlayAddr(1-i), "--type", typ)
+		args := []string{"tunnel", "add", "br0", sandbox.UnderlayAddr(1 - i), "--type", typ}
+		if device != "" {
+			args = append(args, "--device", device)
+		}
+		run(h, args...)
 	}
 	run(hs[0], "add-port", "br0", "eth1", cs[0], "--ip") // 10.97.1.2
 	run(hs[1], "add-port", "br0", "eth1", cs[1], "--ip") // 10.97.2.2
 	run(hs[0], "add-port", "br0", "eth1", cs[2], "--ip") // 10.97.1.3
 	return []result{
-		measureSetup(typ+" tunnel, two hosts", cs[0], cs[1], "10.97.2.2"),
-		measureSetup(typ+" network, same host", cs[0], cs[2], "10.97.1.3"),
+		measureSetup(name+", two hosts", cs[0], cs[1], "10.97.2.2"),
+		measureSetup(name+" network, same host", cs[0], cs[2], "10.97.1.3"),
 	}
 }
 

@@ -19,10 +19,16 @@ mesh: ARP and unknown unicast go to every tunnel but never from one tunnel to
 another, so there are no loops). Containers on different hosts then share one
 L2 segment; isolation (--icc=false) and anti-spoofing hold across hosts.
 
-On the userspace datapath OVS encapsulates by itself and needs the local
-underlay address on an OVS bridge: the first tunnel moves the address (and
-its routes) from its device to a bridge "ovs-DEV" and the host's last tunnel
-(tunnel del, del-br) moves it back.`,
+On the userspace datapath a VXLAN tunnel is a kernel VXLAN device ovsnet
+makes ("tk..."; one per bridge, each remote an entry of its forwarding
+table) and adds to the bridge as a port: the kernel encapsulates, the
+containers keep their offloads, and the underlay device is left alone.
+GRE (and VXLAN with --device ovs) is OVS's own tunnel port: OVS
+encapsulates by itself and needs the local underlay address on an OVS
+bridge, so the first such tunnel moves the address (and its routes) from
+its device to a bridge "ovs-DEV" and the host's last one (tunnel del,
+del-br) moves it back; containers on such a bridge compute their own
+checksums. On the kernel datapath every tunnel is OVS's own port.`,
 		Example: `  # host A (192.0.2.1)                      # host B (192.0.2.2)
   ovsnet add-br br0 --subnet 10.97.0.0/16 --ip-range 10.97.1.0/24     # B: --ip-range 10.97.2.0/24
   ovsnet tunnel add br0 192.0.2.2                                      # B: ovsnet tunnel add br0 192.0.2.1
@@ -37,7 +43,7 @@ func tunnelAddCmd(g *globals) *cobra.Command {
 	var o network.TunnelOptions
 	var key uint32
 	c := &cobra.Command{
-		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre] [--key N] [--local-ip IP]",
+		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre] [--key N] [--local-ip IP] [--device kernel|ovs]",
 		Short: "Add a tunnel from BRIDGE to the host at REMOTE_IP",
 		Long: `Add a tunnel to the host whose underlay address is REMOTE_IP (the other host
 runs the same command with this host's address, and the same --type and
@@ -74,6 +80,7 @@ nothing.`,
 	f.StringVar(&o.Type, "type", "vxlan", "vxlan or gre")
 	f.Uint32Var(&key, "key", 0, "VXLAN network identifier or GRE key (the same on both hosts)")
 	f.StringVar(&o.LocalIP, "local-ip", "", "this host's underlay address (default: the route's source toward REMOTE_IP)")
+	f.StringVar(&o.Device, "device", "", "VXLAN on the userspace datapath: kernel (a kernel VXLAN device, the default) or ovs (OVS's own tunnel port, which moves the underlay address)")
 	return c
 }
 

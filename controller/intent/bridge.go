@@ -121,6 +121,17 @@ func (b Bridge) Spans() bool {
 	return false
 }
 
+// OVSTunnels says whether any of the bridge's tunnels is OVS's own (not a
+// kernel device), or does not decode (read strictly, as one).
+func (b Bridge) OVSTunnels() bool {
+	for _, t := range b.Tunnels {
+		if t.Err != nil || !t.Kernel {
+			return true
+		}
+	}
+	return false
+}
+
 // GoodTunnels are the tunnels whose intent decodes.
 func (b Bridge) GoodTunnels() []Tunnel {
 	var out []Tunnel

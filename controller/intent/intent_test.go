@@ -136,11 +136,16 @@ func TestBridgeFailsClosed(t *testing.T) {
 func TestTunnelFailsClosed(t *testing.T) {
 	good := "type=vxlan,key=5,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500"
 	for _, v := range []string{"garbage", "type=ipip,key=5,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500",
-		"type=vxlan,key=x,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500", "type=vxlan,local=192.0.2.1,port=tv1,mtu=1500"} {
+		"type=vxlan,key=x,local=192.0.2.1,port=tv1,ofport=65200,mtu=1500", "type=vxlan,local=192.0.2.1,port=tv1,mtu=1500",
+		good + ",dev=tap"} {
 		b := DecodeBridge("br1", map[string]string{TunnelKey("192.0.2.2"): v, TunnelKey("192.0.2.3"): good})
 		if len(b.Tunnels) != 2 || len(b.GoodTunnels()) != 1 || b.GoodTunnels()[0].Remote != "192.0.2.3" {
 			t.Errorf("%q: %+v", v, b.Tunnels)
 		}
+	}
+	k := Tunnel{Bridge: "br1", Remote: "192.0.2.2", Type: "vxlan", Key: 5, Local: "192.0.2.1", Port: "tx1", Ofport: 65200, UnderlayMTU: 1500, Kernel: true}
+	if got := DecodeBridge("br1", k.Encode()).GoodTunnels(); len(got) != 1 || got[0] != k {
+		t.Errorf("kernel device tunnel: %+v", got)
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 // Tunnel is one tunnel of a bridge to another host, as stored in the
 // bridge's external_ids ("ovsnet-tunnel:REMOTE" =
-// "type=vxlan,key=N,local=IP,port=NAME,ofport=N,mtu=N") and as `tunnel
-// list` shows it.
+// "type=vxlan,key=N,local=IP,port=NAME,ofport=N,mtu=N[,dev=kernel]") and as
+// `tunnel list` shows it.
 type Tunnel struct {
 	Bridge      string `json:"bridge"`
 	Remote      string `json:"remote"`
@@ -21,8 +21,12 @@ type Tunnel struct {
 	Port        string `json:"port"`
 	Ofport      int    `json:"ofport"`
 	UnderlayMTU int    `json:"underlay_mtu"`
-	State       string `json:"state,omitempty"` // from OVSDB: "up", or the interface's error
-	Err         error  `json:"-"`               // its intent does not decode: it carries nothing
+	// Kernel: the port is a kernel VXLAN device ovsnet made (Port names
+	// it), one per bridge, with a forwarding entry per remote; else OVS's
+	// own tunnel port.
+	Kernel bool   `json:"kernel_device,omitempty"`
+	State  string `json:"state,omitempty"` // from OVSDB: "up", or the interface's error
+	Err    error  `json:"-"`               // its intent does not decode: it carries nothing
 }
 
 // Key is the bridge key of the tunnel to remote.
@@ -30,8 +34,11 @@ func TunnelKey(remote string) string { return KeyTunnelPrefix + remote }
 
 // Encode is the tunnel as a bridge key and value.
 func (t Tunnel) Encode() map[string]string {
-	return map[string]string{TunnelKey(t.Remote): fmt.Sprintf("type=%s,key=%d,local=%s,port=%s,ofport=%d,mtu=%d",
-		t.Type, t.Key, t.Local, t.Port, t.Ofport, t.UnderlayMTU)}
+	v := fmt.Sprintf("type=%s,key=%d,local=%s,port=%s,ofport=%d,mtu=%d", t.Type, t.Key, t.Local, t.Port, t.Ofport, t.UnderlayMTU)
+	if t.Kernel {
+		v += ",dev=kernel"
+	}
+	return map[string]string{TunnelKey(t.Remote): v}
 }
 
 // TunnelPort is the external_ids of a tunnel's Interface row.
@@ -49,7 +56,7 @@ func decodeTunnel(bridge, remote, v string) Tunnel {
 	t := Tunnel{Bridge: bridge, Remote: remote}
 	bad := func(why string) Tunnel {
 		t.Err = &Error{Row: "bridge " + bridge, Key: TunnelKey(remote), Value: v,
-			Want: "type=vxlan|gre,key=N,local=IP,port=NAME,ofport=N,mtu=N (" + why + ")", Then: NoTunnel}
+			Want: "type=vxlan|gre,key=N,local=IP,port=NAME,ofport=N,mtu=N[,dev=kernel] (" + why + ")", Then: NoTunnel}
 		return t
 	}
 	if a, err := netip.ParseAddr(remote); err != nil || !a.Is4() {
@@ -78,6 +85,10 @@ func decodeTunnel(bridge, remote, v string) Tunnel {
 			t.Ofport, err = strconv.Atoi(val)
 		case "mtu":
 			t.UnderlayMTU, err = strconv.Atoi(val)
+		case "dev":
+			if t.Kernel = val == "kernel"; !t.Kernel {
+				return bad("unknown dev")
+			}
 		default:
 			return bad("unknown field " + strconv.Quote(k))
 		}

@@ -321,6 +321,11 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	for _, i := range ifs {
 		errs = append(errs, h.release(ctx, i, published(i), nil, false))
 	}
+	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
+		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
+			errs = append(errs, attach.DeleteLink(t.Port))
+		}
+	}
 	if err := errors.Join(append(errs, removeLinks(ifs))...); err != nil {
 		return fmt.Errorf("delete bridge %q: %w (run del-br again, or reconcile, to finish)", name, err)
 	}

@@ -31,8 +31,12 @@ func bridgeIntent(bi intent.Bridge) flows.Bridge {
 			b.Subnets, b.Ranges = append(b.Subnets, s.Prefix), append(b.Ranges, s.Range)
 		}
 	}
+	seen := map[int]bool{}
 	for _, t := range bi.GoodTunnels() {
-		b.Tunnels = append(b.Tunnels, t.Ofport)
+		if !seen[t.Ofport] { // kernel VXLAN tunnels share one port
+			seen[t.Ofport] = true
+			b.Tunnels = append(b.Tunnels, t.Ofport)
+		}
 	}
 	return b
 }

@@ -9,6 +9,16 @@ import (
 
 func TestNoTxOffload(t *testing.T) {
 	spanning := map[string]string{intent.KeySubnet: "10.0.0.0/16", intent.KeyIPRange: "10.0.1.0/24"}
+	withTunnel := func(kernel bool) map[string]string {
+		ext := map[string]string{}
+		for k, v := range spanning {
+			ext[k] = v
+		}
+		for k, v := range (intent.Tunnel{Remote: "192.0.2.2", Type: "vxlan", Local: "192.0.2.1", Port: "t1", Ofport: 65200, Kernel: kernel}).Encode() {
+			ext[k] = v
+		}
+		return ext
+	}
 	for _, c := range []struct {
 		name    string
 		ext     map[string]string
@@ -20,8 +30,13 @@ func TestNoTxOffload(t *testing.T) {
 		{"veth, userspace, TSO on", nil, attach.TypeVeth, DatapathNetdev, true, false, true},
 		{"veth, userspace, TSO off", nil, attach.TypeVeth, DatapathNetdev, false, true, true},
 		{"internal, userspace", nil, attach.TypeInternal, DatapathNetdev, false, false, false},
-		{"internal, userspace, network spanning hosts", spanning, attach.TypeInternal, DatapathNetdev, true, true, false},
-		{"veth, userspace, TSO on, network spanning hosts", spanning, attach.TypeVeth, DatapathNetdev, true, true, false},
+		// OVS's own tunnels cannot encapsulate offloaded packets; the
+		// kernel's VXLAN devices can.
+		{"internal, userspace, OVS tunnel", withTunnel(false), attach.TypeInternal, DatapathNetdev, true, true, false},
+		{"veth, userspace, TSO on, OVS tunnel", withTunnel(false), attach.TypeVeth, DatapathNetdev, true, true, false},
+		{"internal, userspace, kernel VXLAN", withTunnel(true), attach.TypeInternal, DatapathNetdev, true, false, false},
+		{"veth, userspace, TSO on, kernel VXLAN", withTunnel(true), attach.TypeVeth, DatapathNetdev, true, false, true},
+		{"internal, userspace, spanning, no tunnel yet", spanning, attach.TypeInternal, DatapathNetdev, true, false, false},
 		{"veth, kernel datapath", nil, attach.TypeVeth, "system", false, false, false},
 	} {
 		asked := false

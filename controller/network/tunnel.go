@@ -37,7 +37,7 @@ const (
 // tunnels cannot encapsulate offloaded packets (measured here: ping passes,
 // TCP does not connect).
 func NoTxOffload(b intent.Bridge, typ, dp string, tso func() bool) bool {
-	return dp == DatapathNetdev && (b.Spans() || typ == attach.TypeVeth && !tso())
+	return dp == DatapathNetdev && (b.OVSTunnels() || typ == attach.TypeVeth && !tso())
 }
 
 // TunnelOverhead is the encapsulation overhead of a tunnel type over IPv4:
@@ -75,6 +75,9 @@ type TunnelOptions struct {
 	Type    string  // vxlan (default) or gre
 	Key     *uint32 // VNI or GRE key; default 0
 	LocalIP string  // default: the source address of the route to Remote
+	// Device: "kernel" (a kernel VXLAN device; VXLAN on the userspace
+	// datapath only, and its default there) or "ovs" (OVS's own port).
+	Device string
 }
 
 // AddTunnel connects bridge to the same network on the host at Remote. It
@@ -93,89 +96,50 @@ func (h *Host) AddTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 // addTunnel is one attempt at AddTunnel: ovsdb.ErrConflict if the bridge
 // changed since it was read.
 func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, error) {
-	remote, err := netip.ParseAddr(o.Remote)
-	if err != nil || !remote.Is4() || remote.IsUnspecified() || remote.IsMulticast() {
-		return Tunnel{}, false, fmt.Errorf("bad remote %q: want the other host's IPv4 underlay address, such as 192.0.2.2", o.Remote)
-	}
-	if o.Type == "" {
-		o.Type = TunnelVXLAN
-	}
-	if o.Type != TunnelVXLAN && o.Type != TunnelGRE {
-		return Tunnel{}, false, fmt.Errorf("unknown tunnel type %q: use vxlan or gre", o.Type)
-	}
-	var key uint32
-	if o.Key != nil {
-		key = *o.Key
-	}
-	if o.Type == TunnelVXLAN && key >= 1<<24 {
-		return Tunnel{}, false, fmt.Errorf("--key %d: a VXLAN network identifier has 24 bits (0..16777215)", key)
-	}
-	br, err := h.DB.GetBridge(ctx, o.Bridge)
+	remote, key, err := o.check()
 	if err != nil {
 		return Tunnel{}, false, err
 	}
-	if br == nil {
-		return Tunnel{}, false, noBridge(o.Bridge)
-	}
-	bi := intent.DecodeBridge(o.Bridge, br.ExternalIDs)
-	if !bi.Owned {
-		return Tunnel{}, false, fmt.Errorf("bridge %q was not made by ovsnet: tunnels go on ovsnet bridges", o.Bridge)
-	}
-	if !bi.Spans() {
-		return Tunnel{}, false, fmt.Errorf("bridge %q has no --ip-range: a network spanning hosts gives each host its own range (ovsnet del-br %s; ovsnet add-br %s --subnet CIDR --ip-range CIDR)", o.Bridge, o.Bridge, o.Bridge)
-	}
-	var local netip.Addr
-	var dev string
-	if o.LocalIP != "" {
-		if local, err = netip.ParseAddr(o.LocalIP); err != nil || !local.Is4() {
-			return Tunnel{}, false, fmt.Errorf("bad --local-ip %q: want one of this host's IPv4 addresses", o.LocalIP)
-		}
-		if dev, err = attach.LinkOfAddr(local); err != nil {
-			return Tunnel{}, false, err
-		}
-	} else if local, dev, err = attach.RouteSource(remote); err != nil {
+	br, bi, err := h.tunnelBridge(ctx, o.Bridge)
+	if err != nil {
 		return Tunnel{}, false, err
 	}
-	if dev == o.Bridge {
-		return Tunnel{}, false, fmt.Errorf("the route to %s goes through bridge %s itself: give --local-ip with the underlay address", remote, o.Bridge)
+	local, dev, err := tunnelEnds(o, remote)
+	if err != nil {
+		return Tunnel{}, false, err
 	}
-
 	t := Tunnel{Bridge: o.Bridge, Remote: remote.String(), Type: o.Type, Key: key, Local: local.String(),
 		Port: tunnelPortName(o.Bridge, remote.String(), o.Type, key)}
 	existing := bi.Tunnels
-	for _, e := range existing {
-		if e.Remote != t.Remote {
-			continue
-		}
-		if e.Type == t.Type && e.Key == t.Key && (o.LocalIP == "" || e.Local == t.Local) {
-			return e, false, nil
-		}
-		return Tunnel{}, false, fmt.Errorf("bridge %s already has a %s tunnel (key %d, local %s) to %s: delete it first with `ovsnet tunnel del %s %s`",
-			o.Bridge, e.Type, e.Key, e.Local, e.Remote, o.Bridge, e.Remote)
+	// On the userspace datapath a VXLAN tunnel is a kernel device the
+	// kernel encapsulates for (offloads kept, the underlay left alone).
+	kernel := DatapathOf(br) == DatapathNetdev && o.Type == TunnelVXLAN && o.Device != "ovs"
+	if same, err := o.against(existing, t, kernel); same != nil || err != nil {
+		return *same, false, err
+	}
+	shared, err := placeTunnel(&t, existing, kernel)
+	if err != nil {
+		return Tunnel{}, false, err
 	}
 	if err := h.checkTunnelUnique(ctx, t); err != nil {
 		return Tunnel{}, false, err
 	}
-	used := map[int]bool{}
-	for _, e := range existing {
-		used[e.Ofport] = true
-	}
-	for t.Ofport = tunnelOfportBase; used[t.Ofport]; t.Ofport++ {
-	}
-	if t.Ofport >= tunnelOfportBase+maxTunnels {
-		return Tunnel{}, false, fmt.Errorf("bridge %s has %d tunnels, the most it can hold", o.Bridge, maxTunnels)
-	}
-
-	// The userspace datapath encapsulates by itself and needs the local
-	// address on an OVS bridge of its own.
 	underlayDev := dev
-	if DatapathOf(br) == DatapathNetdev {
+	if DatapathOf(br) == DatapathNetdev && !t.Kernel {
+		// OVS's own tunnels on the userspace datapath encapsulate by
+		// themselves and need the local address on an OVS bridge.
 		if underlayDev, err = h.ensureUnderlay(ctx, dev); err != nil {
 			return Tunnel{}, false, err
 		}
 	}
 	if l, err := netlink.LinkByName(underlayDev); err == nil {
 		t.UnderlayMTU = l.Attrs().MTU
+	}
+	made := false
+	if t.Kernel {
+		if made, err = kernelTunnel(t, dev); err != nil {
+			return Tunnel{}, false, err
+		}
 	}
 
 	set := t.Encode()
@@ -184,14 +148,18 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	}
 	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 		tx.GuardBridge(o.Bridge, br.ExternalIDs, set)
-		tx.AddPorts(o.Bridge, tunnelPort(t))
+		if !shared {
+			tx.AddPorts(o.Bridge, tunnelPort(t))
+		}
 	}); err != nil {
+		dropKernelTunnel(t, made)
 		h.releaseUnderlay(ctx)
 		return Tunnel{}, false, fmt.Errorf("add tunnel %s to %s: %w", t.Port, t.Remote, err)
 	}
 	undo := func(err error) (Tunnel, bool, error) {
 		// Leave nothing half-made: the port, the key, the MTU it set.
-		h.delTunnelRows(context.Background(), o.Bridge, t)
+		h.delTunnelRows(context.Background(), o.Bridge, t, existing)
+		dropKernelTunnel(t, made)
 		old, gone := intent.RestoreMTU(br.ExternalIDs)
 		h.DB.Do(context.Background(), func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(o.Bridge, old, gone...) })
 		h.releaseUnderlay(context.Background())
@@ -210,7 +178,118 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	if _, err := h.ConvergeBridge(ctx, o.Bridge, nb.ExternalIDs); err != nil {
 		return undo(err)
 	}
+	if DatapathOf(br) == DatapathNetdev && !t.Kernel && !bi.OVSTunnels() {
+		// The bridge's first OVS tunnel: its containers must now compute
+		// their own checksums (NoTxOffload).
+		if err := h.offloadsOff(ctx, o.Bridge); err != nil {
+			return t, true, fmt.Errorf("tunnel added, but %w (run ovsnet reconcile)", err)
+		}
+	}
 	return t, true, nil
+}
+
+// offloadsOff turns TX offload off on bridge's container ports that have
+// it on.
+func (h *Host) offloadsOff(ctx context.Context, bridge string) error {
+	ifs, err := h.DB.FindInterfaces(ctx, intent.OfBridge(bridge))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ifc := range ifs {
+		if r := intent.RefOf(ifc.ExternalIDs); r.IsContainer() && r.Runtime == "" && r.State == intent.StateReady && !r.NoTxOffload {
+			_, err := h.ConvergeTxOffload(ctx, ifc, true)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// check checks tunnel add's options without reading anything: the remote
+// and the key.
+func (o *TunnelOptions) check() (remote netip.Addr, key uint32, err error) {
+	remote, err = netip.ParseAddr(o.Remote)
+	if err != nil || !remote.Is4() || remote.IsUnspecified() || remote.IsMulticast() {
+		return remote, 0, fmt.Errorf("bad remote %q: want the other host's IPv4 underlay address, such as 192.0.2.2", o.Remote)
+	}
+	if o.Type == "" {
+		o.Type = TunnelVXLAN
+	}
+	if o.Type != TunnelVXLAN && o.Type != TunnelGRE {
+		return remote, 0, fmt.Errorf("unknown tunnel type %q: use vxlan or gre", o.Type)
+	}
+	if o.Device != "" && o.Device != "kernel" && o.Device != "ovs" {
+		return remote, 0, fmt.Errorf("unknown --device %q: use kernel or ovs", o.Device)
+	}
+	if o.Key != nil {
+		key = *o.Key
+	}
+	if o.Type == TunnelVXLAN && key >= 1<<24 {
+		return remote, 0, fmt.Errorf("--key %d: a VXLAN network identifier has 24 bits (0..16777215)", key)
+	}
+	return remote, key, nil
+}
+
+// tunnelBridge is the bridge a tunnel goes on, which must be ovsnet's and
+// span hosts.
+func (h *Host) tunnelBridge(ctx context.Context, name string) (*vswitchd.Bridge, intent.Bridge, error) {
+	br, err := h.DB.GetBridge(ctx, name)
+	if err != nil {
+		return nil, intent.Bridge{}, err
+	}
+	if br == nil {
+		return nil, intent.Bridge{}, noBridge(name)
+	}
+	bi := intent.DecodeBridge(name, br.ExternalIDs)
+	if !bi.Owned {
+		return nil, bi, fmt.Errorf("bridge %q was not made by ovsnet: tunnels go on ovsnet bridges", name)
+	}
+	if !bi.Spans() {
+		return nil, bi, fmt.Errorf("bridge %q has no --ip-range: a network spanning hosts gives each host its own range (ovsnet del-br %s; ovsnet add-br %s --subnet CIDR --ip-range CIDR)", name, name, name)
+	}
+	return br, bi, nil
+}
+
+// tunnelEnds is the local address of a tunnel to remote and the device
+// holding it: --local-ip, or the source of the route to remote.
+func tunnelEnds(o TunnelOptions, remote netip.Addr) (local netip.Addr, dev string, err error) {
+	if o.LocalIP != "" {
+		if local, err = netip.ParseAddr(o.LocalIP); err != nil || !local.Is4() {
+			return local, "", fmt.Errorf("bad --local-ip %q: want one of this host's IPv4 addresses", o.LocalIP)
+		}
+		if dev, err = attach.LinkOfAddr(local); err != nil {
+			return local, "", err
+		}
+	} else if local, dev, err = attach.RouteSource(remote); err != nil {
+		return local, "", err
+	}
+	if dev == o.Bridge {
+		return local, "", fmt.Errorf("the route to %s goes through bridge %s itself: give --local-ip with the underlay address", remote, o.Bridge)
+	}
+	return local, dev, nil
+}
+
+// against compares tunnel t with the bridge's existing ones: the same
+// tunnel again is returned (nothing to do), another to the same remote,
+// or VXLAN tunnels of the other kind (both would take the VXLAN packets
+// arriving for this host), are errors.
+func (o TunnelOptions) against(existing []Tunnel, t Tunnel, kernel bool) (*Tunnel, error) {
+	if o.Device == "kernel" && !kernel {
+		return &Tunnel{}, fmt.Errorf("--device kernel is for VXLAN on the userspace datapath; bridge %s's %s tunnels are OVS's own ports", o.Bridge, o.Type)
+	}
+	kind := map[bool]string{true: "kernel", false: "ovs"}
+	for i, e := range existing {
+		switch {
+		case e.Remote == t.Remote && e.Type == t.Type && e.Key == t.Key && (o.LocalIP == "" || e.Local == t.Local):
+			return &existing[i], nil
+		case e.Remote == t.Remote:
+			return &Tunnel{}, fmt.Errorf("bridge %s already has a %s tunnel (key %d, local %s) to %s: delete it first with `ovsnet tunnel del %s %s`",
+				o.Bridge, e.Type, e.Key, e.Local, e.Remote, o.Bridge, e.Remote)
+		case e.Err == nil && e.Type == TunnelVXLAN && t.Type == TunnelVXLAN && e.Kernel != kernel:
+			return &Tunnel{}, fmt.Errorf("bridge %s's VXLAN tunnel to %s is --device %s: one bridge's VXLAN tunnels are all of one kind", o.Bridge, e.Remote, kind[e.Kernel])
+		}
+	}
+	return nil, nil
 }
 
 // ifaceState is how OVS sees a tunnel port: "up" once it has a number,
@@ -225,8 +304,74 @@ func ifaceState(i vswitchd.Interface) string {
 	return "adding"
 }
 
-// tunnelPort is the OVSDB port of tunnel t.
+// placeTunnel names t's port and gives it its OpenFlow number: a kernel
+// VXLAN tunnel (kernel) shares the bridge's device with the others
+// (shared), any other gets a port of its own.
+func placeTunnel(t *Tunnel, existing []Tunnel, kernel bool) (shared bool, err error) {
+	if kernel {
+		t.Kernel, t.Port = true, kernelTunnelName(t.Bridge, t.Key)
+		for _, e := range existing {
+			if e.Err == nil && e.Kernel {
+				t.Port, t.Ofport = e.Port, e.Ofport
+				return true, nil
+			}
+		}
+	}
+	used := map[int]bool{}
+	for _, e := range existing {
+		used[e.Ofport] = true
+	}
+	for t.Ofport = tunnelOfportBase; used[t.Ofport]; t.Ofport++ {
+	}
+	if t.Ofport >= tunnelOfportBase+maxTunnels {
+		return false, fmt.Errorf("bridge %s has %d tunnels, the most it can hold", t.Bridge, maxTunnels)
+	}
+	return false, nil
+}
+
+// kernelTunnelName is a bridge's kernel VXLAN device: "tk" and 8 hex
+// digits of a hash of bridge and VNI.
+func kernelTunnelName(bridge string, key uint32) string {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s\x00%d", bridge, key)
+	return fmt.Sprintf("tk%08x", h.Sum32())
+}
+
+// kernelTunnel makes t's VXLAN device if the bridge has none yet (made)
+// and adds t's remote to it; dev is the underlay device.
+func kernelTunnel(t Tunnel, dev string) (made bool, err error) {
+	v := attach.VXLAN{Name: t.Port, VNI: t.Key, Local: netip.MustParseAddr(t.Local), Dev: dev}
+	if t.UnderlayMTU > 0 {
+		v.MTU = t.UnderlayMTU - TunnelOverhead(TunnelVXLAN)
+	}
+	if made, err = attach.EnsureVXLAN(v); err != nil {
+		return false, err
+	}
+	if err := attach.SetVXLANRemote(t.Port, netip.MustParseAddr(t.Remote), false); err != nil {
+		dropKernelTunnel(t, made)
+		return false, err
+	}
+	return made, nil
+}
+
+// dropKernelTunnel takes t's remote off its device, and the device itself
+// with last. Nothing for OVS's own tunnels.
+func dropKernelTunnel(t Tunnel, last bool) error {
+	if !t.Kernel {
+		return nil
+	}
+	if last {
+		return attach.DeleteLink(t.Port)
+	}
+	return attach.SetVXLANRemote(t.Port, netip.MustParseAddr(t.Remote), true)
+}
+
+// tunnelPort is the OVSDB port of tunnel t: OVS's own tunnel, or the
+// kernel device as an ordinary port.
 func tunnelPort(t Tunnel) ovsdb.PortSpec {
+	if t.Kernel {
+		return ovsdb.PortSpec{Name: t.Port, OfportRequest: t.Ofport, ExternalIDs: t.PortIDs(), PortIDs: intent.Ownership(t.Bridge)}
+	}
 	return ovsdb.PortSpec{Name: t.Port, Type: t.Type, OfportRequest: t.Ofport,
 		Options:     map[string]string{"remote_ip": t.Remote, "local_ip": t.Local, "key": strconv.FormatUint(uint64(t.Key), 10)},
 		ExternalIDs: t.PortIDs(), PortIDs: intent.Ownership(t.Bridge)}
@@ -246,11 +391,26 @@ func (h *Host) ConvergeTunnels(ctx context.Context, topo *ovsdb.Topology, b *vsw
 	}
 	var specs []ovsdb.PortSpec
 	var did []string
+	var errs []error
 	for _, t := range ts {
+		if t.Kernel {
+			made, err := convergeKernelTunnel(t)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if made {
+				did = append(did, fmt.Sprintf("re-made VXLAN device %s (to %s) of %s", t.Port, t.Remote, b.Name))
+			}
+		}
 		if !have[t.Port] {
+			have[t.Port] = true // once for a shared device
 			specs = append(specs, tunnelPort(t))
 			did = append(did, fmt.Sprintf("re-added tunnel port %s (%s to %s) on %s", t.Port, t.Type, t.Remote, b.Name))
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return did, err
 	}
 	if len(specs) == 0 {
 		return nil, nil
@@ -259,6 +419,16 @@ func (h *Host) ConvergeTunnels(ctx context.Context, topo *ovsdb.Topology, b *vsw
 		return nil, fmt.Errorf("re-add tunnel ports on %s: %w", b.Name, err)
 	}
 	return did, nil
+}
+
+// convergeKernelTunnel puts back t's VXLAN device and its remote: made
+// says the device was missing.
+func convergeKernelTunnel(t Tunnel) (made bool, err error) {
+	dev, err := attach.LinkOfAddr(netip.MustParseAddr(t.Local))
+	if err != nil {
+		return false, fmt.Errorf("tunnel %s to %s: its local address: %w", t.Port, t.Remote, err)
+	}
+	return kernelTunnel(t, dev)
 }
 
 // checkTunnelUnique refuses a tunnel another bridge already has: OVS tells
@@ -273,6 +443,10 @@ func (h *Host) checkTunnelUnique(ctx context.Context, t Tunnel) error {
 			continue
 		}
 		for _, e := range intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels {
+			if t.Kernel && e.Kernel && e.Key == t.Key {
+				// The kernel takes a VXLAN network identifier once per host.
+				return fmt.Errorf("bridge %s already carries VXLAN key %d on this host: give this one another --key (the same on both hosts)", b.Name, t.Key)
+			}
 			if e.Remote == t.Remote && e.Type == t.Type && e.Key == t.Key {
 				return fmt.Errorf("bridge %s already has a %s tunnel with key %d to %s: give this one another --key (the same on both hosts)",
 					b.Name, t.Type, t.Key, t.Remote)
@@ -322,19 +496,33 @@ func (h *Host) applyBridgeFlows(b *vswitchd.Bridge) error {
 	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: BridgeFlows(b)})
 }
 
-// delTunnelRows removes a tunnel's port and its key from the bridge.
-func (h *Host) delTunnelRows(ctx context.Context, bridge string, t Tunnel) error {
-	ps, err := ovsdb.Select[vswitchd.Port](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(t.Port)}, "_uuid")
-	if err != nil {
-		return err
+// delTunnelRows removes a tunnel's key from the bridge, and its port
+// unless another of the bridge's tunnels (rest) shares it.
+func (h *Host) delTunnelRows(ctx context.Context, bridge string, t Tunnel, rest []Tunnel) error {
+	var ps []vswitchd.Port
+	if !sharesPort(t, rest) {
+		var err error
+		if ps, err = ovsdb.Select[vswitchd.Port](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(t.Port)}, "_uuid"); err != nil {
+			return err
+		}
 	}
-	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 		tx.SetBridgeExternalIDs(bridge, nil, intent.TunnelKey(t.Remote))
 		if len(ps) > 0 {
 			tx.DeletePorts(bridge, ps[0].UUID)
 		}
 	})
 	return err
+}
+
+// sharesPort says whether another tunnel among rest uses t's port.
+func sharesPort(t Tunnel, rest []Tunnel) bool {
+	for _, e := range rest {
+		if e.Remote != t.Remote && e.Port == t.Port {
+			return true
+		}
+	}
+	return false
 }
 
 // DelTunnel removes bridge's tunnel to remote; the last tunnel of the host
@@ -361,10 +549,10 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 	if t == nil {
 		return fmt.Errorf("bridge %s has no tunnel to %s (see `ovsnet tunnel list %s`)", bridge, remote, bridge)
 	}
-	if err := h.delTunnelRows(ctx, bridge, *t); err != nil {
+	if err := h.delTunnelRows(ctx, bridge, *t, rest); err != nil {
 		return fmt.Errorf("delete tunnel %s: %w", t.Port, err)
 	}
-	var errs []error
+	errs := []error{dropKernelTunnel(*t, !sharesPort(*t, rest))}
 	if set := autoMTU(bi, rest); set != nil {
 		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(bridge, set) })
 		errs = append(errs, err)

@@ -129,8 +129,14 @@ func TestTunnelTwoHosts(t *testing.T) {
 			// A route through the underlay, to be kept through the move.
 			run(t, "ip", "-n", a.sb.Netns, "route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "ul0")
 			mesh(t, hs, typ)
-			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev ovs-ul0") {
-				t.Fatalf("route not moved with the underlay address: %q", out)
+			// VXLAN is a kernel device: the underlay stays where it is.
+			// GRE is OVS's own: the address and its routes move to ovs-ul0.
+			underlay := map[string]string{"vxlan": "ul0", "gre": "ovs-ul0"}[typ]
+			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev "+underlay) {
+				t.Fatalf("route to 198.51.100.0/24 not on %s: %q", underlay, out)
+			}
+			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", underlay); !strings.Contains(out, "192.0.2.1/24") {
+				t.Fatalf("underlay address not on %s:\n%s", underlay, out)
 			}
 			ca, cb := a.container(), b.container()
 			a.must("add-port", "br0", "eth1", ca, "--ip")
@@ -185,6 +191,10 @@ func TestTunnelTwoHosts(t *testing.T) {
 
 			a.must("tunnel", "del", "br0", "192.0.2.2")
 			noPing(t, ca, "10.97.2.2")
+			// (A's VXLAN device has B's name: both name it for bridge and key.)
+			if typ == "vxlan" && exec.Command("ip", "-n", a.sb.Netns, "link", "show", ts[0].Port).Run() == nil {
+				t.Fatalf("tunnel del left device %s", ts[0].Port)
+			}
 			// The underlay address is back on its device.
 			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.1/24") {
 				t.Fatalf("underlay address not given back to ul0:\n%s", out)
@@ -203,7 +213,18 @@ func TestTunnelTwoHosts(t *testing.T) {
 // by itself under the controller.
 func TestTunnelMesh(t *testing.T) {
 	hs := newHosts(t, 3)
+	underlay := func(when string) {
+		t.Helper()
+		for i, h := range hs {
+			out := run(t, "ip", "-n", h.sb.Netns, "-o", "addr", "show", "dev", "ul0")
+			if !strings.Contains(out, underlayAddr(i)+"/24") {
+				t.Fatalf("%s: host %d's ul0 lost its address:\n%s", when, i, out)
+			}
+		}
+	}
+	underlay("before the mesh")
 	mesh(t, hs, "vxlan", "--icc=false")
+	underlay("with the mesh") // kernel VXLAN devices leave the underlay alone
 	var cs []string
 	for _, h := range hs {
 		c := h.container()
@@ -232,9 +253,13 @@ func TestTunnelMesh(t *testing.T) {
 		t.Fatalf("ping across the mesh:\n%s", out)
 	}
 	for i, h := range hs {
-		stats, err := h.sb.Vsctl("--columns=name,statistics", "find", "interface", "type=vxlan")
-		if err != nil {
-			t.Fatal(err)
+		var ts []struct{ Port string }
+		if err := jsonUnmarshal(h.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) == 0 {
+			t.Fatalf("host %d: tunnel list: %v %v", i, ts, err)
+		}
+		stats, err := h.sb.Vsctl("--columns=name,statistics", "list", "interface", ts[0].Port)
+		if err != nil || !strings.Contains(stats, "rx_packets=") {
+			t.Fatalf("host %d: statistics of tunnel port %s: %v %s", i, ts[0].Port, err, stats)
 		}
 		for _, f := range strings.Fields(strings.NewReplacer("{", " ", "}", " ", ",", " ").Replace(stats)) {
 			if n, ok := strings.CutPrefix(f, "rx_packets="); ok && len(n) > 3 {
@@ -272,9 +297,14 @@ func TestTunnelMesh(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "path back after host 1's OVS restarted", func() bool { return pings(cs[0], addr(1)) })
 	noPing(t, cs[2], addr(1))
+	underlay("after an OVS restart")
 
-	// del-br takes the tunnels with it and gives the underlay back.
+	// del-br takes the tunnels with it (the VXLAN device too) and leaves
+	// the underlay where it was.
 	hs[2].must("del-br", "br0")
+	if out := run(t, "ip", "-n", hs[2].sb.Netns, "-o", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
+		t.Fatalf("del-br left a VXLAN device:\n%s", out)
+	}
 	if out := run(t, "ip", "-n", hs[2].sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.3/24") {
 		t.Fatalf("underlay address not given back to ul0 after del-br:\n%s", out)
 	}
@@ -343,4 +373,32 @@ func tunnelTamperedFailsClosed(t *testing.T, h *env, src, dst string) {
 		t.Fatalf("reconcile after the tunnel record was put back: exit %d\n%s%s", r.code, r.out, r.err)
 	}
 	eventually(t, 10*time.Second, "path back after the tunnel record was put back", func() bool { return pings(src, dst) })
+}
+
+// Containers attached before the bridge's first OVS tunnel (GRE here)
+// have their offloads turned off by it, and full-size TCP passes; on the
+// kernel's VXLAN device they keep them.
+func TestTunnelAfterAttach(t *testing.T) {
+	for _, c := range []struct{ typ, offload string }{{"gre", "off"}, {"vxlan", "on"}} {
+		t.Run(c.typ, func(t *testing.T) {
+			hs := newHosts(t, 2)
+			var cs []string
+			for i, h := range hs {
+				h.must("add-br", "br0", "--subnet", "10.97.0.0/16", "--ip-range", fmt.Sprintf("10.97.%d.0/24", i+1))
+				cs = append(cs, h.container())
+				h.must("add-port", "br0", "eth1", cs[i], "--ip")
+			}
+			for i, h := range hs {
+				h.must("tunnel", "add", "br0", underlayAddr(1-i), "--type", c.typ)
+			}
+			for _, ns := range cs {
+				out := run(t, "ip", "netns", "exec", ns, "ethtool", "-k", "eth1")
+				if !strings.Contains(out, "tx-checksumming: "+c.offload) {
+					t.Fatalf("%s: container's TX offload, want %s:\n%s", c.typ, c.offload, out)
+				}
+			}
+			firstContact(t, hs, cs[0], "10.97.2.2")
+			tcpTransfer(t, nsPath(cs[0]), nsPath(cs[1]), "10.97.2.2", 4<<20)
+		})
+	}
 }
