@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
 	"github.com/ovsnet/ovsnet/test/sandbox"
@@ -25,11 +26,22 @@ type result struct {
 }
 
 var (
-	bin  = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
-	secs = flag.Int("t", 5, "seconds per iperf3 run")
-	reps = flag.Int("reps", 3, "runs per setup (medians are reported)")
-	out  = flag.String("out", "bench/results/tunnel.json", "result file")
+	bin   = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
+	secs  = flag.Int("t", 5, "seconds per iperf3 run")
+	reps  = flag.Int("reps", 3, "runs per setup (medians are reported)")
+	out   = flag.String("out", "bench/results/tunnel.json", "result file")
+	hosts = flag.Int("mesh", 10, "hosts in the full-mesh run (kernel VXLAN; 0: skip)")
 )
+
+// meshResult is a full mesh of kernel VXLAN tunnels: how long building
+// it took, and host 0's container reaching every other host's.
+type meshResult struct {
+	Hosts       int     `json:"hosts"`
+	SetupSecs   float64 `json:"mesh_setup_seconds"`
+	Reached     string  `json:"containers_reached_from_host_0"`
+	FirstPingMs float64 `json:"first_ping_median_ms"`
+	PingAvgMs   float64 `json:"ping_avg_median_ms"`
+}
 
 func main() {
 	flag.Parse()
@@ -43,7 +55,13 @@ func main() {
 	for _, r := range rs {
 		fmt.Printf("%-40s %6.2f Gbit/s  ping %.3f ms  mtu %s\n", r.Setup, r.Gbps, r.PingAvgMs, r.MTU)
 	}
-	check(measure.Write(*out, map[string]any{"reps": *reps, "iperf3_seconds": *secs}, rs))
+	extra := map[string]any{"reps": *reps, "iperf3_seconds": *secs}
+	if *hosts > 0 {
+		m := mesh(*hosts)
+		fmt.Printf("%d-host mesh: built in %.1f s, reached %s, first ping %.1f ms, then %.3f ms\n", m.Hosts, m.SetupSecs, m.Reached, m.FirstPingMs, m.PingAvgMs)
+		extra["mesh"] = m
+	}
+	check(measure.Write(*out, extra, rs))
 }
 
 // twoHosts measures a container on host A to one on host B over a tunnel
@@ -78,6 +96,53 @@ func twoHosts(typ, device, name string) []result {
 		measureSetup(name+", two hosts", cs[0], cs[1], "10.97.2.2"),
 		measureSetup(name+" network, same host", cs[0], cs[2], "10.97.1.3"),
 	}
+}
+
+// mesh builds a full mesh of n hosts (one kernel VXLAN device each, n-1
+// forwarding entries) with a container on each, and pings every other
+// host's container from host 0's: the first ping (ARP through the
+// device's flooding) and then a steady one.
+func mesh(n int) meshResult {
+	var hs []*sandbox.Sandbox
+	for i := 0; i < n; i++ {
+		h, err := sandbox.Start(fmt.Sprintf("ovsnet-tm%d", i), "")
+		check(err)
+		defer h.Close()
+		hs = append(hs, h)
+	}
+	check(sandbox.Join("ovsnet-tmsw", hs...))
+	defer sandbox.DelNetns("ovsnet-tmsw")
+	t := time.Now()
+	for i, h := range hs {
+		run(h, "add-br", "br0", "--subnet", "10.96.0.0/16", "--ip-range", fmt.Sprintf("10.96.%d.0/24", i+1))
+		for j := range hs {
+			if i != j {
+				run(h, "tunnel", "add", "br0", sandbox.UnderlayAddr(j))
+			}
+		}
+		c := fmt.Sprintf("tm-c%d", i)
+		check(sandbox.AddNetns(c))
+		defer sandbox.DelNetns(c)
+		run(h, "add-port", "br0", "eth1", c, "--ip")
+	}
+	r := meshResult{Hosts: n, SetupSecs: time.Since(t).Seconds()}
+	var first, avg []float64
+	for j := 1; j < n; j++ {
+		addr := fmt.Sprintf("10.96.%d.2", j+1)
+		t := time.Now()
+		if exec.Command("ip", "netns", "exec", "tm-c0", "ping", "-c", "1", "-W", "3", addr).Run() != nil {
+			continue
+		}
+		first = append(first, float64(time.Since(t).Microseconds())/1000)
+		p, err := measure.PingAvgMs("tm-c0", addr, 10)
+		check(err)
+		avg = append(avg, p)
+	}
+	r.Reached = fmt.Sprintf("%d/%d", len(first), n-1)
+	if len(first) > 0 {
+		r.FirstPingMs, r.PingAvgMs = measure.Median(first), measure.Median(avg)
+	}
+	return r
 }
 
 // oneHost is the baseline: a bridge that spans nothing (TX offload on).
