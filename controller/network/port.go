@@ -560,20 +560,23 @@ func backoff(attempt int) time.Duration {
 // ends (which take the container ends with them) and internal ports.
 func removeLinks(ifs []vswitchd.Interface) error {
 	var errs []error
+	var veths []string
 	for _, i := range ifs {
 		ref := intent.RefOf(i.ExternalIDs)
 		switch {
 		case ref.Container == "":
 			continue
 		case i.Type == "":
-			if err := attach.DeleteLink(i.Name); err != nil {
-				errs = append(errs, fmt.Errorf("delete veth %s: %w", i.Name, err))
-			}
+			veths = append(veths, i.Name)
 		case i.Type == "internal" && ref.Netns != "":
 			if err := attach.DeleteInternal(ref.Netns, ref.Iface); err != nil {
 				errs = append(errs, err)
 			}
 		}
+	}
+	// The host ends, in one request: one RCU wait for them all.
+	if err := attach.DeleteLinks(veths); err != nil {
+		errs = append(errs, fmt.Errorf("delete veths: %w", err))
 	}
 	return errors.Join(errs...)
 }

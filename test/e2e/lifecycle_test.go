@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -196,5 +197,41 @@ func TestInterruptedAttachFinished(t *testing.T) {
 	}
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("second reconcile: %q", out)
+	}
+}
+
+// del-br of many veths deletes their host ends in one request (a link
+// group): all go, the containers' ends with them, and no other link of
+// the host is touched.
+func TestBulkDetachLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	run(t, "ip", "-n", e.sb.Netns, "link", "add", "bystander", "type", "veth", "peer", "name", "bystander2")
+	e.must("add-br", "br0", "--subnet", "10.56.0.0/24")
+	var lines []string
+	var cs []string
+	for i := 0; i < 60; i++ {
+		c := e.container()
+		cs = append(cs, c)
+		lines = append(lines, "eth1 "+nsPath(c))
+	}
+	c := e.sb.Command(ovsnetBin, "add-ports", "br0", "-", "--ip", "--type", "veth")
+	c.Stdin = strings.NewReader(strings.Join(lines, "\n"))
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("add-ports: %v\n%s", err, out)
+	}
+	if n := len(e.hostPorts()); n != 60 {
+		t.Fatalf("%d veth host ends, want 60", n)
+	}
+	e.must("del-br", "br0")
+	if hp := e.hostPorts(); len(hp) != 0 {
+		t.Fatalf("veths left in the host after del-br: %v", hp)
+	}
+	for _, c := range cs {
+		if l := links(t, c); strings.Join(l, " ") != "lo" {
+			t.Fatalf("after del-br %s still has %v", c, l)
+		}
+	}
+	if !slices.Contains(links(t, e.sb.Netns), "bystander") {
+		t.Fatal("del-br took a link that was not its own")
 	}
 }
