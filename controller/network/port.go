@@ -384,9 +384,23 @@ func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container s
 	return err
 }
 
-// DelPorts detaches all of CONTAINER's interfaces; none is not an error.
-func (h *Host) DelPorts(ctx context.Context, bridge, container string) (int, error) {
-	return h.detachContainer(ctx, bridge, container, "")
+// DelPorts detaches all interfaces of the containers from bridge, in one
+// detach (the kernel's link deletions in one request); none attached is
+// not an error. It says how many went.
+func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string) (int, error) {
+	var ifs []vswitchd.Interface
+	var ports []vswitchd.Port
+	for _, c := range containers {
+		_, is, ps, err := h.containerPorts(ctx, bridge, c, "")
+		if err != nil {
+			return 0, err
+		}
+		ifs, ports = append(ifs, is...), append(ports, ps...)
+	}
+	if len(ifs) == 0 {
+		return 0, nil
+	}
+	return len(ifs), h.Detach(ctx, bridge, ifs, ports)
 }
 
 // detachContainer detaches CONTAINER's INTERFACE (iface "": all of them)
@@ -431,10 +445,12 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		return err
 	}
 	var names []string
+	containers := map[string]bool{}
 	for _, i := range ifs {
 		names = append(names, i.Name)
+		containers[intent.RefOf(i.ExternalIDs).Container] = true
 	}
-	if err := h.dropFlows(ctx, bridge, intent.RefOf(ifs[0].ExternalIDs).Container, names...); err != nil {
+	if err := h.dropFlowsOf(ctx, bridge, containers, names...); err != nil {
 		return err
 	}
 	return h.handOffDefaultRoutes(ctx, ifs)

@@ -63,6 +63,7 @@ const (
 func (h *Converger) followRestarts(ctx context.Context, topo *ovsdb.Topology, p orphanPolicy) (Collected, error) {
 	var c Collected
 	var errs []error
+	gone := map[string][]orphan{} // by bridge: detached together
 	for _, o := range vanished(topo, attach.NetnsExists) {
 		owner := network.OwnerOf(o.ifc)
 		step, err := orphanStep(ctx, o, attach.DockerContainer)
@@ -76,14 +77,31 @@ func (h *Converger) followRestarts(ctx context.Context, topo *ovsdb.Topology, p 
 				c.Back = append(c.Back, fmt.Sprintf("re-attached %s to its restarted container", owner))
 			}
 		case step == remove && p == reattachOrRemove:
-			if err := h.Detach(ctx, o.bridge, []vswitchd.Interface{o.ifc}, []vswitchd.Port{o.port}); err != nil {
-				errs = append(errs, fmt.Errorf("remove %s: %w", o.ifc.Name, err))
-			} else {
-				c.Removed = append(c.Removed, fmt.Sprintf("%s (%s)", o.ifc.Name, owner))
-			}
+			gone[o.bridge] = append(gone[o.bridge], o)
 		}
 	}
+	for bridge, orphans := range gone {
+		removed, err := h.removeOrphans(ctx, bridge, orphans)
+		c.Removed = append(c.Removed, removed...)
+		errs = append(errs, err)
+	}
 	return c, errors.Join(errs...)
+}
+
+// removeOrphans detaches the interfaces of gone containers from bridge in
+// one detach (a mass exit costs one kernel request for its veths).
+func (h *Converger) removeOrphans(ctx context.Context, bridge string, orphans []orphan) ([]string, error) {
+	var ifs []vswitchd.Interface
+	var ports []vswitchd.Port
+	var names []string
+	for _, o := range orphans {
+		ifs, ports = append(ifs, o.ifc), append(ports, o.port)
+		names = append(names, fmt.Sprintf("%s (%s)", o.ifc.Name, network.OwnerOf(o.ifc)))
+	}
+	if err := h.Detach(ctx, bridge, ifs, ports); err != nil {
+		return nil, fmt.Errorf("remove %d ports of gone containers from %s: %w", len(ifs), bridge, err)
+	}
+	return names, nil
 }
 
 // FollowRestarts is followRestarts for `ovsnet reconcile`: containers that

@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
 // hostPorts lists the links ovsnet made in the sandbox host (veth host ends
@@ -222,16 +227,78 @@ func TestBulkDetachLeavesNothing(t *testing.T) {
 	if n := len(e.hostPorts()); n != 60 {
 		t.Fatalf("%d veth host ends, want 60", n)
 	}
+	// del-ports of ten containers in one call.
+	args := []string{"del-ports", "br0"}
+	for _, c := range cs[:10] {
+		args = append(args, nsPath(c)) // as attached
+	}
+	if out := e.must(args...); !strings.Contains(out, "detached 10 interface(s) of 10 containers") {
+		t.Fatalf("del-ports of ten: %s", out)
+	}
+	if n := len(e.hostPorts()); n != 50 {
+		t.Fatalf("%d veth host ends after del-ports of ten, want 50", n)
+	}
+	// Ten containers gone at once: the controller's first run collects
+	// their ports.
+	for _, c := range cs[10:20] {
+		sandbox.DelNetns(c)
+	}
+	e.startController("127.0.0.1:19485", "--resync", "1h")
+	eventually(t, 30*time.Second, "the ports of ten gone containers collected", func() bool { return len(e.hostPorts()) == 40 })
+	ping(t, cs[20], "10.56.0.1")
 	e.must("del-br", "br0")
 	if hp := e.hostPorts(); len(hp) != 0 {
 		t.Fatalf("veths left in the host after del-br: %v", hp)
 	}
-	for _, c := range cs {
+	for _, c := range append(cs[:10:10], cs[20:]...) {
 		if l := links(t, c); strings.Join(l, " ") != "lo" {
 			t.Fatalf("after del-br %s still has %v", c, l)
 		}
 	}
 	if !slices.Contains(links(t, e.sb.Netns), "bystander") {
 		t.Fatal("del-br took a link that was not its own")
+	}
+}
+
+// del-br of a few hundred veths killed mid-way: reconcile finishes it and
+// leaves nothing, while another bridge's containers keep pinging.
+func TestBulkDetachKilled(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "other", "--subnet", "10.58.0.0/24")
+	p1, p2 := e.container(), e.container()
+	e.must("add-port", "other", "eth1", p1, "--ip")
+	e.must("add-port", "other", "eth1", p2, "--ip") // 10.58.0.3
+	e.must("add-br", "br0", "--subnet", "10.57.0.0/23")
+	var lines []string
+	for i := 0; i < 300; i++ {
+		lines = append(lines, "eth1 "+nsPath(e.container()))
+	}
+	c := e.sb.Command(ovsnetBin, "add-ports", "br0", "-", "--ip", "--type", "veth")
+	c.Stdin = strings.NewReader(strings.Join(lines, "\n"))
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("add-ports: %v\n%s", err, out)
+	}
+	pinger := exec.Command("ip", "netns", "exec", p1, "ping", "-c", "200", "-i", "0.02", "-W", "1", "10.58.0.3")
+	var pings strings.Builder
+	pinger.Stdout = &pings
+	if err := pinger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	del := e.sb.Command(ovsnetBin, "del-br", "br0")
+	if err := del.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	del.Process.Signal(syscall.SIGKILL)
+	del.Wait()
+	out := e.must("reconcile")
+	if show := e.must("show"); strings.Contains(show, "br0") || !strings.Contains(show, "other") {
+		t.Fatalf("after del-br killed and reconcile (%s):\n%s", out, show)
+	}
+	if hp := e.hostPorts(); len(hp) != 0 {
+		t.Fatalf("host ends left: %v (other's ports are internal)", hp)
+	}
+	if err := pinger.Wait(); err != nil || !strings.Contains(pings.String(), " 0% packet loss") {
+		t.Fatalf("the other bridge's containers while br0 went: %v\n%s", err, pings.String())
 	}
 }
