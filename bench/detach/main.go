@@ -21,6 +21,7 @@ var (
 	bin   = flag.String("ovsnet", "bin/ovsnet", "ovsnet binary")
 	sizes = flag.String("sizes", "1000", "containers per run, comma-separated")
 	out   = flag.String("out", "bench/results/detach.json", "result file")
+	types = flag.String("types", "veth,internal", "port types, comma-separated")
 )
 
 type result struct {
@@ -45,7 +46,7 @@ func main() {
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(s)
 		check(err)
-		for _, typ := range []string{"veth", "internal"} {
+		for _, typ := range strings.Split(*types, ",") {
 			r := run(abs, n, typ)
 			fmt.Printf("%d %s: add-ports %.1f s, del-br %.1f s (%.2fx)\n", n, typ, r.AddSecs, r.DelBrSecs, r.Ratio)
 			rs = append(rs, r)

@@ -317,10 +317,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	// The containers' devices, ovs-docker's veths included, and the
 	// bridge's NAT rules and host port reservations; then the rows.
 	ifs, _ := topo.BridgeInterfaces(br)
-	var errs []error
-	for _, i := range ifs {
-		errs = append(errs, h.release(ctx, i, published(i), nil, false))
-	}
+	errs := []error{h.releaseAll(ifs)}
 	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
 		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
 			errs = append(errs, attach.DeleteLink(t.Port))

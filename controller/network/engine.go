@@ -453,17 +453,18 @@ func (r *attachRun) markReady(ctx context.Context) error {
 func (r *attachRun) rollback(cause error) error {
 	bg := context.Background()
 	var errs []error
-	var uuids, names []string
+	var uuids, names, veths []string
+	var pub []vswitchd.Interface
 	var freed []netip.Addr
 	lo, hi := 0, 0
 	for _, it := range r.items {
 		if it.published {
 			if ifs, err := r.h.DB.FindInterfaces(bg, intent.OfContainer(it.o.Container, it.o.Iface)); err == nil && len(ifs) > 0 {
-				errs = append(errs, r.h.release(bg, ifs[0], published(ifs[0]), nil, false))
+				pub = append(pub, ifs[0])
 			}
 		}
 		if it.veth {
-			errs = append(errs, attach.DeleteLink(it.host))
+			veths = append(veths, it.host)
 		}
 		if it.portUUID == "" {
 			continue
@@ -477,6 +478,8 @@ func (r *attachRun) rollback(cause error) error {
 		}
 		hi = max(hi, it.ofport)
 	}
+	// The rules and the veths of the lot in one request each.
+	errs = append(errs, r.h.releaseAll(pub), attach.DeleteLinks(veths))
 	if len(uuids) > 0 {
 		errs = append(errs, r.deleteInternals())
 		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {

@@ -466,7 +466,7 @@ func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []
 	if len(gone) == 0 {
 		return nil, fmt.Errorf("container %s publishes none of %s on %s (see ovsnet port %s %s)", container, strings.Join(specs, " "), bridge, bridge, container)
 	}
-	if err := h.release(ctx, *ifc, gone, keep, true); err != nil {
+	if err := h.release(ctx, *ifc, gone, keep); err != nil {
 		return nil, err
 	}
 	return portMappings(*ifc, gone), nil
@@ -474,7 +474,39 @@ func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []
 
 // release drops the rules of mappings and, when the interface stays,
 // their reservations (a deleted interface takes its keys with it).
-func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping, keep []nat.Mapping, stays bool) error {
+// releaseAll drops the published ports of interfaces that are going away,
+// every rule of them in one iptables-restore transaction.
+func (h *Host) releaseAll(ifs []vswitchd.Interface) error {
+	var rules []nat.Rule
+	var udp []uint16
+	for _, ifc := range ifs {
+		addr, _ := ifaceIPv4(ifc)
+		for _, m := range published(ifc) {
+			rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
+			if m.Proto == "udp" {
+				udp = append(udp, m.HostPort)
+			}
+		}
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	t, err := h.tables()
+	if err != nil {
+		return err
+	}
+	if err := t.Delete(rules...); err != nil {
+		return err
+	}
+	for _, p := range udp {
+		nat.FlushUDP(p)
+	}
+	return nil
+}
+
+// release stops publishing mappings ms of an interface that stays, and
+// records what it keeps publishing (keep).
+func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping, keep []nat.Mapping) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -492,12 +524,10 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 	if err := t.Delete(rules...); err != nil {
 		return err
 	}
-	if stays {
-		// "Any address" keys other kept mappings still need stay.
-		set := intent.Publish(keep)
-		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) }); err != nil {
-			return err
-		}
+	// "Any address" keys other kept mappings still need stay.
+	set := intent.Publish(keep)
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) }); err != nil {
+		return err
 	}
 	for _, m := range ms {
 		if m.Proto == "udp" {

@@ -433,10 +433,8 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 			freed = append(freed, p.Addr())
 		}
 	}
-	for _, i := range ifs {
-		if err := h.release(ctx, i, published(i), nil, false); err != nil {
-			return err
-		}
+	if err := h.releaseAll(ifs); err != nil {
+		return err
 	}
 	if err := removeLinks(ifs); err != nil {
 		return err
