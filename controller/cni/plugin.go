@@ -105,6 +105,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	res, err := result(r.conf, port, args, ipamResult)
 	if err != nil {
+		r.detach(o.Bridge, o.Iface, o.Container) // a failed ADD leaves nothing
 		return err
 	}
 	return types.PrintResult(res, r.conf.CNIVersion)
