@@ -56,6 +56,11 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		if err := o.sameAs(br, want); err != nil {
 			return false, err
 		}
+		// Made by a request racing this one, ovs-vswitchd may not have
+		// it yet: what comes next (flows) needs it there.
+		if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
+			return false, err
+		}
 		_, err := h.ConvergeBridge(ctx, o.Name, br.ExternalIDs)
 		return false, err
 	}
@@ -91,7 +96,9 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	}
 	fb := bridgeIntent(intent.DecodeBridge(o.Name, ext))
 	fb.GatewayMAC = mac
-	if err := h.Flows.ReplaceAll(o.Name, flows.BridgeFlows(fb)); err != nil {
+	// The bridge-wide flows only: the ports a racing request attached
+	// already (the bridge exists for it) keep theirs.
+	if err := h.Flows.Apply(o.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: flows.BridgeFlows(fb)}); err != nil {
 		return undo(err)
 	}
 	if _, err := h.ConvergeBridge(ctx, o.Name, ext); err != nil {
