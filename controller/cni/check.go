@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 // Check verifies an attachment against the result ADD gave: the OVS port,
@@ -36,27 +37,22 @@ func Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	h, err := r.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	p, err := h.CheckPort(ctx, r.conf.Bridge, args.IfName, args.ContainerID)
-	if err != nil {
-		return err
-	}
-	if p.Netns != args.Netns {
-		return fmt.Errorf("%s %s is attached in namespace %s, not %s", args.ContainerID, args.IfName, p.Netns, args.Netns)
-	}
-	if err := checkContainer(args, p, prev); err != nil {
-		return err
-	}
-	if t := r.conf.IPAM.Type; t != "" {
-		return invoke.DelegateCheck(ctx, t, args.StdinData, nil)
-	}
-	return nil
+	return r.withHost(func(ctx context.Context, h *network.Host) error {
+		p, err := h.CheckPort(ctx, r.conf.Bridge, args.IfName, args.ContainerID)
+		if err != nil {
+			return err
+		}
+		if p.Netns != args.Netns {
+			return fmt.Errorf("%s %s is attached in namespace %s, not %s", args.ContainerID, args.IfName, p.Netns, args.Netns)
+		}
+		if err := checkContainer(args, p, prev); err != nil {
+			return err
+		}
+		if t := r.conf.IPAM.Type; t != "" {
+			return invoke.DelegateCheck(ctx, t, args.StdinData, nil)
+		}
+		return nil
+	})
 }
 
 // checkContainer compares the container's side with the intent and the
@@ -102,29 +98,24 @@ func GC(args *skel.CmdArgs) error {
 	for _, a := range r.conf.ValidAttachments {
 		valid[a.ContainerID+"/"+a.IfName] = true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	h, err := r.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	ifs, err := h.DB.FindInterfaces(ctx, intent.OfCNINetwork(r.conf.Name))
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ifc := range ifs {
-		ref := intent.RefOf(ifc.ExternalIDs)
-		if valid[ref.Container+"/"+ref.Iface] {
-			continue
+	return r.withHost(func(ctx context.Context, h *network.Host) error {
+		ifs, err := h.DB.FindInterfaces(ctx, intent.OfCNINetwork(r.conf.Name))
+		if err != nil {
+			return err
 		}
-		if err := h.DelPortIfAttached(ctx, ref.Bridge, ref.Iface, ref.Container); err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", ref.Container, ref.Iface, err))
+		var errs []error
+		for _, ifc := range ifs {
+			ref := intent.RefOf(ifc.ExternalIDs)
+			if valid[ref.Container+"/"+ref.Iface] {
+				continue
+			}
+			if err := h.DelPortIfAttached(ctx, ref.Bridge, ref.Iface, ref.Container); err != nil {
+				errs = append(errs, fmt.Errorf("%s %s: %w", ref.Container, ref.Iface, err))
+			}
 		}
-	}
-	if t := r.conf.IPAM.Type; t != "" {
-		errs = append(errs, invoke.DelegateGC(ctx, t, args.StdinData, nil))
-	}
-	return errors.Join(errs...)
+		if t := r.conf.IPAM.Type; t != "" {
+			errs = append(errs, invoke.DelegateGC(ctx, t, args.StdinData, nil))
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -67,6 +67,19 @@ func (r *request) open(ctx context.Context) (*network.Host, error) {
 	return h, nil
 }
 
+// withHost runs do on the host's OVSDB and OpenFlow connections, opened
+// here (the convergence lock shared), within the request's time.
+func (r *request) withHost(do func(context.Context, *network.Host) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	h, err := r.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return do(ctx, h)
+}
+
 // unavailable is an error of a host that cannot be reached.
 func unavailable(err error) error {
 	return types.NewError(types.ErrTryAgainLater, err.Error(), "is Open vSwitch running? `ovsnet doctor` says what is missing")
@@ -120,14 +133,14 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 		r.detach(o.Bridge, o.Iface, o.Container)
 	}
 	if errors.Is(err, service.ErrNoService) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		h, oerr := r.open(ctx)
-		if oerr != nil {
-			return nil, oerr
+		var te *types.Error
+		err = r.withHost(func(ctx context.Context, h *network.Host) (err error) {
+			port, err = h.AddPortAndBridge(ctx, b, o)
+			return err
+		})
+		if errors.As(err, &te) {
+			return nil, te // the host could not be reached
 		}
-		defer h.Close()
-		port, err = h.AddPortAndBridge(ctx, b, o)
 	}
 	switch {
 	case errors.Is(err, network.ErrConflict):
@@ -142,14 +155,9 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 func (r *request) detach(bridge, iface, container string) error {
 	err := service.DetachVia(r.endpoint, bridge, iface, container)
 	if errors.Is(err, service.ErrNoService) || errors.Is(err, service.ErrServiceLost) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		h, oerr := r.open(ctx)
-		if oerr != nil {
-			return oerr
-		}
-		defer h.Close()
-		err = h.DelPortIfAttached(ctx, bridge, iface, container)
+		err = r.withHost(func(ctx context.Context, h *network.Host) error {
+			return h.DelPortIfAttached(ctx, bridge, iface, container)
+		})
 	}
 	if errors.Is(err, network.ErrNoBridge) {
 		return nil // gone with its bridge
