@@ -46,33 +46,7 @@ func renderTree(bs []network.Bridge) string {
 	}
 	var b strings.Builder
 	for _, br := range bs {
-		var attrs []string
-		attrs = append(attrs, "datapath "+br.Datapath)
-		for i, s := range br.Subnets {
-			gw := ""
-			if i < len(br.Gateways) {
-				gw = " via " + br.Gateways[i]
-			}
-			attrs = append(attrs, "subnet "+s+gw)
-		}
-		if br.MTU > 0 {
-			attrs = append(attrs, fmt.Sprintf("mtu %d", br.MTU))
-		}
-		for _, r := range br.IPRanges {
-			attrs = append(attrs, "this host's range "+r)
-		}
-		switch {
-		case br.Ovsnet:
-			attrs = append(attrs, "icc "+onOff(br.ICC), "nat "+onOff(br.NAT))
-			if d := br.Docker; d != nil {
-				attrs = append(attrs, dockerAttr(d))
-			}
-		case br.UnderlayOf != "":
-			attrs = append(attrs, "holds "+br.UnderlayOf+"'s addresses for ovsnet's tunnels")
-		default:
-			attrs = append(attrs, "not created by ovsnet")
-		}
-		fmt.Fprintf(&b, "%s (%s)\n", br.Name, strings.Join(attrs, ", "))
+		fmt.Fprintf(&b, "%s (%s)\n", br.Name, strings.Join(bridgeAttrs(br), ", "))
 		lines := []string{}
 		for _, p := range br.Ports {
 			addr := strings.Join(p.Addresses, " ")
@@ -121,6 +95,37 @@ func renderTree(bs []network.Bridge) string {
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// bridgeAttrs is a bridge's heading in the tree: datapath, subnets,
+// settings, and what made it.
+func bridgeAttrs(br network.Bridge) []string {
+	attrs := []string{"datapath " + br.Datapath}
+	for i, s := range br.Subnets {
+		gw := ""
+		if i < len(br.Gateways) {
+			gw = " via " + br.Gateways[i]
+		}
+		attrs = append(attrs, "subnet "+s+gw)
+	}
+	if br.MTU > 0 {
+		attrs = append(attrs, fmt.Sprintf("mtu %d", br.MTU))
+	}
+	for _, r := range br.IPRanges {
+		attrs = append(attrs, "this host's range "+r)
+	}
+	switch {
+	case br.Ovsnet:
+		attrs = append(attrs, "icc "+onOff(br.ICC), "nat "+onOff(br.NAT))
+		if d := br.Docker; d != nil {
+			attrs = append(attrs, dockerAttr(d))
+		}
+	case br.UnderlayOf != "":
+		attrs = append(attrs, "holds "+br.UnderlayOf+"'s addresses for ovsnet's tunnels")
+	default:
+		attrs = append(attrs, "not created by ovsnet")
+	}
+	return attrs
 }
 
 // containerLabel names a port's container: a runtime's endpoint by the

@@ -124,24 +124,10 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	if err := h.checkTunnelUnique(ctx, t); err != nil {
 		return Tunnel{}, false, err
 	}
-	underlayDev := dev
-	if DatapathOf(br) == DatapathNetdev && !t.Kernel {
-		// OVS's own tunnels on the userspace datapath encapsulate by
-		// themselves and need the local address on an OVS bridge.
-		if underlayDev, err = h.ensureUnderlay(ctx, dev); err != nil {
-			return Tunnel{}, false, err
-		}
+	made, err := h.tunnelDevice(ctx, &t, DatapathOf(br), dev)
+	if err != nil {
+		return Tunnel{}, false, err
 	}
-	if l, err := netlink.LinkByName(underlayDev); err == nil {
-		t.UnderlayMTU = l.Attrs().MTU
-	}
-	made := false
-	if t.Kernel {
-		if made, err = kernelTunnel(t, dev); err != nil {
-			return Tunnel{}, false, err
-		}
-	}
-
 	set := t.Encode()
 	for k, v := range autoMTU(bi, append(existing, t)) {
 		set[k] = v
@@ -186,6 +172,26 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		}
 	}
 	return t, true, nil
+}
+
+// tunnelDevice readies what tunnel t sends through from underlay device
+// dev and records the underlay's MTU in t: OVS's own tunnels on the
+// userspace datapath (dp) need the local address on an OVS bridge; a
+// kernel tunnel needs its VXLAN device, made says it was made now.
+func (h *Host) tunnelDevice(ctx context.Context, t *Tunnel, dp, dev string) (made bool, err error) {
+	underlayDev := dev
+	if dp == DatapathNetdev && !t.Kernel {
+		if underlayDev, err = h.ensureUnderlay(ctx, dev); err != nil {
+			return false, err
+		}
+	}
+	if l, err := netlink.LinkByName(underlayDev); err == nil {
+		t.UnderlayMTU = l.Attrs().MTU
+	}
+	if !t.Kernel {
+		return false, nil
+	}
+	return kernelTunnel(*t, dev)
 }
 
 // offloadsOff turns TX offload off on bridge's container ports that have
