@@ -20,9 +20,10 @@ another, so there are no loops). Containers on different hosts then share one
 L2 segment; isolation (--icc=false) and anti-spoofing hold across hosts.
 
 On the userspace datapath a VXLAN tunnel is a kernel VXLAN device ovsnet
-makes ("tk..."; one per bridge, each remote an entry of its forwarding
-table) and adds to the bridge as a port: the kernel encapsulates, the
-containers keep their offloads, and the underlay device is left alone.
+makes ("vx..."; one per bridge, each remote an entry of its forwarding
+table), joined to the bridge's internal port "tk..." through tc redirects
+and a macvlan "mv...": the kernel encapsulates, the containers keep their
+offloads, and the underlay device is left alone.
 GRE (and VXLAN with --device ovs) is OVS's own tunnel port: OVS
 encapsulates by itself and needs the local underlay address on an OVS
 bridge, so the first such tunnel moves the address (and its routes) from

@@ -327,7 +327,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	errs := []error{h.releaseAll(ifs)}
 	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
 		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
-			errs = append(errs, attach.DeleteLink(t.Port))
+			errs = append(errs, attach.DeleteLink(vxlanDevice(t.Port)))
 		}
 	}
 	if err := errors.Join(append(errs, removeLinks(ifs))...); err != nil {

@@ -154,6 +154,11 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	if _, err := h.DB.WaitOfport(ctx, t.Port, LinkTimeout); err != nil {
 		return undo(fmt.Errorf("ovs-vswitchd did not add tunnel port %s: %w", t.Port, err))
 	}
+	if t.Kernel {
+		if _, err := spliceKernelTunnel(ctx, t, LinkTimeout); err != nil {
+			return undo(err)
+		}
+	}
 	nb, err := h.DB.GetBridge(ctx, o.Bridge)
 	if err != nil || nb == nil {
 		return undo(fmt.Errorf("bridge %s vanished while adding a tunnel", o.Bridge))
@@ -335,25 +340,33 @@ func placeTunnel(t *Tunnel, existing []Tunnel, kernel bool) (shared bool, err er
 	return false, nil
 }
 
-// kernelTunnelName is a bridge's kernel VXLAN device: "tk" and 8 hex
-// digits of a hash of bridge and VNI.
+// kernelTunnelName is the port of a bridge's kernel VXLAN tunnels: an OVS
+// internal port "tk" and 8 hex digits of a hash of bridge and VNI, spliced
+// to the VXLAN device vxlanDevice names.
 func kernelTunnelName(bridge string, key uint32) string {
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s\x00%d", bridge, key)
 	return fmt.Sprintf("tk%08x", h.Sum32())
 }
 
+// vxlanDevice is the kernel VXLAN device behind kernel tunnel port port:
+// "vx" and the port's hash.
+func vxlanDevice(port string) string { return "vx" + port[2:] }
+
+// kernelSplice joins kernel tunnel port port to its VXLAN device, through
+// a macvlan "mv" and the port's hash.
+func kernelSplice(port string) attach.Splice {
+	return attach.Splice{Dev: vxlanDevice(port), Tap: port, Via: "mv" + port[2:]}
+}
+
 // kernelTunnel makes t's VXLAN device if the bridge has none yet (made)
 // and adds t's remote to it; dev is the underlay device.
 func kernelTunnel(t Tunnel, dev string) (made bool, err error) {
-	v := attach.VXLAN{Name: t.Port, VNI: t.Key, Local: netip.MustParseAddr(t.Local), Dev: dev}
-	if t.UnderlayMTU > 0 {
-		v.MTU = t.UnderlayMTU - TunnelOverhead(TunnelVXLAN)
-	}
+	v := attach.VXLAN{Name: vxlanDevice(t.Port), VNI: t.Key, Local: netip.MustParseAddr(t.Local), Dev: dev, MTU: kernelTunnelMTU(t)}
 	if made, err = attach.EnsureVXLAN(v); err != nil {
 		return false, err
 	}
-	if err := attach.SetVXLANRemote(t.Port, netip.MustParseAddr(t.Remote), false); err != nil {
+	if err := attach.SetVXLANRemote(v.Name, netip.MustParseAddr(t.Remote), false); err != nil {
 		dropKernelTunnel(t, made)
 		return false, err
 	}
@@ -367,16 +380,40 @@ func dropKernelTunnel(t Tunnel, last bool) error {
 		return nil
 	}
 	if last {
-		return attach.DeleteLink(t.Port)
+		return attach.DeleteLink(vxlanDevice(t.Port))
 	}
-	return attach.SetVXLANRemote(t.Port, netip.MustParseAddr(t.Remote), true)
+	return attach.SetVXLANRemote(vxlanDevice(t.Port), netip.MustParseAddr(t.Remote), true)
+}
+
+// kernelTunnelMTU is the MTU of kernel tunnel t's device and port: the
+// underlay's less VXLAN's overhead (0, the kernel's choice, if unknown).
+func kernelTunnelMTU(t Tunnel) int {
+	if t.UnderlayMTU <= 0 {
+		return 0
+	}
+	return t.UnderlayMTU - TunnelOverhead(TunnelVXLAN)
+}
+
+// spliceKernelTunnel joins kernel tunnel t's VXLAN device and OVS port
+// (changed: they were not joined), waiting up to LinkTimeout for
+// ovs-vswitchd to make the port's device if wait.
+func spliceKernelTunnel(ctx context.Context, t Tunnel, wait time.Duration) (changed bool, err error) {
+	if wait > 0 {
+		ctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		if _, err := attach.WaitLink(ctx, t.Port); err != nil {
+			return false, fmt.Errorf("ovs-vswitchd did not make tunnel port %s: %w", t.Port, err)
+		}
+	}
+	return kernelSplice(t.Port).Ensure()
 }
 
 // tunnelPort is the OVSDB port of tunnel t: OVS's own tunnel, or the
-// kernel device as an ordinary port.
+// internal port spliced to the kernel's VXLAN device.
 func tunnelPort(t Tunnel) ovsdb.PortSpec {
 	if t.Kernel {
-		return ovsdb.PortSpec{Name: t.Port, OfportRequest: t.Ofport, ExternalIDs: t.PortIDs(), PortIDs: intent.Ownership(t.Bridge)}
+		return ovsdb.PortSpec{Name: t.Port, Type: attach.TypeInternal, OfportRequest: t.Ofport, MTU: kernelTunnelMTU(t),
+			ExternalIDs: t.PortIDs(), PortIDs: intent.Ownership(t.Bridge)}
 	}
 	return ovsdb.PortSpec{Name: t.Port, Type: t.Type, OfportRequest: t.Ofport,
 		Options:     map[string]string{"remote_ip": t.Remote, "local_ip": t.Local, "key": strconv.FormatUint(uint64(t.Key), 10)},
@@ -385,56 +422,106 @@ func tunnelPort(t Tunnel) ovsdb.PortSpec {
 
 // ConvergeTunnels puts back the tunnel ports of b that were deleted behind
 // ovsnet's back (ovs-vsctl del-port): the bridge's settings say they exist.
+// A kernel tunnel gets its VXLAN device and its splice back too (an
+// ovs-vswitchd restart makes the port's device anew), and one made when
+// the VXLAN device itself was the bridge's port moves to the internal
+// port.
 func (h *Host) ConvergeTunnels(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge) ([]string, error) {
 	ts := intent.DecodeBridge(b.Name, b.ExternalIDs).GoodTunnels()
 	if len(ts) == 0 {
 		return nil, nil
 	}
-	have := map[string]bool{}
-	ifs, _ := topo.BridgeInterfaces(b)
-	for _, i := range ifs {
-		have[i.Name] = true
+	have := map[string]string{} // port name: its interface's type
+	port := map[string]string{} // port name: its UUID
+	ifs, ports := topo.BridgeInterfaces(b)
+	for i, ifc := range ifs {
+		have[ifc.Name], port[ifc.Name] = ifc.Type, ports[i].UUID
 	}
 	var specs []ovsdb.PortSpec
-	var did []string
+	var stale, did []string
 	var errs []error
 	for _, t := range ts {
 		if t.Kernel {
-			made, err := convergeKernelTunnel(t)
+			d, err := convergeKernelTunnel(t)
+			did = append(did, d...)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			if made {
-				did = append(did, fmt.Sprintf("re-made VXLAN device %s (to %s) of %s", t.Port, t.Remote, b.Name))
-			}
 		}
-		if !have[t.Port] {
-			have[t.Port] = true // once for a shared device
-			specs = append(specs, tunnelPort(t))
+		typ, ok := have[t.Port]
+		want := tunnelPort(t)
+		switch {
+		case ok && typ == want.Type:
+			continue
+		case ok:
+			stale = append(stale, port[t.Port])
+			did = append(did, fmt.Sprintf("moved tunnel port %s of %s to an internal port spliced to VXLAN device %s", t.Port, b.Name, vxlanDevice(t.Port)))
+		default:
 			did = append(did, fmt.Sprintf("re-added tunnel port %s (%s to %s) on %s", t.Port, t.Type, t.Remote, b.Name))
 		}
+		have[t.Port] = want.Type // once for a shared port
+		specs = append(specs, want)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return did, err
 	}
-	if len(specs) == 0 {
-		return nil, nil
+	if len(specs) > 0 {
+		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeletePorts(b.Name, stale...); tx.AddPorts(b.Name, specs...) }); err != nil {
+			return nil, fmt.Errorf("re-add tunnel ports on %s: %w", b.Name, err)
+		}
 	}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.AddPorts(b.Name, specs...) }); err != nil {
-		return nil, fmt.Errorf("re-add tunnel ports on %s: %w", b.Name, err)
+	d, err := spliceAll(ctx, ts, specs)
+	return append(did, d...), err
+}
+
+// spliceAll joins each kernel tunnel port of ts to its VXLAN device,
+// waiting for ovs-vswitchd to make the ports among added.
+func spliceAll(ctx context.Context, ts []Tunnel, added []ovsdb.PortSpec) ([]string, error) {
+	fresh := map[string]bool{}
+	for _, p := range added {
+		fresh[p.Name] = true
+	}
+	done := map[string]bool{}
+	var did []string
+	for _, t := range ts {
+		if !t.Kernel || done[t.Port] {
+			continue
+		}
+		done[t.Port] = true
+		var wait time.Duration
+		if fresh[t.Port] {
+			wait = LinkTimeout
+		}
+		changed, err := spliceKernelTunnel(ctx, t, wait)
+		if err != nil {
+			return did, fmt.Errorf("tunnel port %s of %s: %w (ovs-vswitchd makes its device: reconcile again once it runs)", t.Port, t.Bridge, err)
+		}
+		if changed {
+			did = append(did, fmt.Sprintf("spliced VXLAN device %s to tunnel port %s of %s", vxlanDevice(t.Port), t.Port, t.Bridge))
+		}
 	}
 	return did, nil
 }
 
-// convergeKernelTunnel puts back t's VXLAN device and its remote: made
-// says the device was missing.
-func convergeKernelTunnel(t Tunnel) (made bool, err error) {
+// convergeKernelTunnel puts back t's VXLAN device and its remote, taking
+// away a VXLAN device under the port's own name first (the device was the
+// bridge's port once; the kernel takes a network identifier once).
+func convergeKernelTunnel(t Tunnel) (did []string, err error) {
+	if l, err := netlink.LinkByName(t.Port); err == nil && l.Type() == "vxlan" {
+		if err := attach.DeleteLink(t.Port); err != nil {
+			return nil, fmt.Errorf("tunnel %s to %s: remove the VXLAN device that was its port: %w", t.Port, t.Remote, err)
+		}
+	}
 	dev, err := attach.LinkOfAddr(netip.MustParseAddr(t.Local))
 	if err != nil {
-		return false, fmt.Errorf("tunnel %s to %s: its local address: %w", t.Port, t.Remote, err)
+		return nil, fmt.Errorf("tunnel %s to %s: its local address: %w", t.Port, t.Remote, err)
 	}
-	return kernelTunnel(t, dev)
+	made, err := kernelTunnel(t, dev)
+	if made {
+		did = append(did, fmt.Sprintf("re-made VXLAN device %s (to %s) of %s", vxlanDevice(t.Port), t.Remote, t.Bridge))
+	}
+	return did, err
 }
 
 // checkTunnelUnique refuses a tunnel another bridge already has: OVS tells

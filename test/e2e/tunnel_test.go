@@ -191,9 +191,8 @@ func TestTunnelTwoHosts(t *testing.T) {
 
 			a.must("tunnel", "del", "br0", "192.0.2.2")
 			noPing(t, ca, "10.97.2.2")
-			// (A's VXLAN device has B's name: both name it for bridge and key.)
-			if typ == "vxlan" && exec.Command("ip", "-n", a.sb.Netns, "link", "show", ts[0].Port).Run() == nil {
-				t.Fatalf("tunnel del left device %s", ts[0].Port)
+			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
+				t.Fatalf("tunnel del left a VXLAN device:\n%s", out)
 			}
 			// The underlay address is back on its device.
 			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.1/24") {
@@ -400,5 +399,48 @@ func TestTunnelAfterAttach(t *testing.T) {
 			firstContact(t, hs, cs[0], "10.97.2.2")
 			tcpTransfer(t, nsPath(cs[0]), nsPath(cs[1]), "10.97.2.2", 4<<20)
 		})
+	}
+}
+
+// A bridge whose VXLAN device was itself the bridge's port (how kernel
+// tunnels were first made) moves to the spliced internal port on
+// reconcile, and the path works again; reconcile then has nothing to do.
+func TestTunnelKernelPortMoves(t *testing.T) {
+	hs := newHosts(t, 2)
+	mesh(t, hs, "vxlan")
+	var cs []string
+	for _, h := range hs {
+		cs = append(cs, h.container())
+		h.must("add-port", "br0", "eth1", cs[len(cs)-1], "--ip")
+	}
+	firstContact(t, hs, cs[0], "10.97.2.2")
+	b := hs[1]
+	var ts []struct{ Port string }
+	if err := jsonUnmarshal(b.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) != 1 {
+		t.Fatalf("tunnel list -o json: %v %v", ts, err)
+	}
+	port := ts[0].Port
+	// The earlier layout: the VXLAN device, named as the port, on the bridge.
+	if _, err := b.sb.Vsctl("del-port", "br0", port); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", b.sb.Netns, "link", "del", "vx"+port[2:])
+	run(t, "ip", "-n", b.sb.Netns, "link", "add", port, "type", "vxlan", "id", "5", "local", underlayAddr(1), "dev", "ul0", "dstport", "4789")
+	run(t, "ip", "-n", b.sb.Netns, "link", "set", port, "mtu", "1450", "up")
+	run(t, "bridge", "-n", b.sb.Netns, "fdb", "append", "00:00:00:00:00:00", "dev", port, "dst", underlayAddr(0))
+	if _, err := b.sb.Vsctl("add-port", "br0", port, "--", "set", "interface", port, "ofport_request=65200"); err != nil {
+		t.Fatal(err)
+	}
+	out := b.must("reconcile")
+	if !strings.Contains(out, "moved tunnel port "+port) || !strings.Contains(out, "spliced VXLAN device vx"+port[2:]) {
+		t.Fatalf("reconcile did not move the tunnel port:\n%s", out)
+	}
+	if typ, _ := b.sb.Vsctl("get", "interface", port, "type"); strings.TrimSpace(typ) != "internal" {
+		t.Fatalf("tunnel port %s is of type %q after reconcile, want internal", port, typ)
+	}
+	eventually(t, 10*time.Second, "path back after the move", func() bool { return pings(cs[0], "10.97.2.2") })
+	tcpTransfer(t, nsPath(cs[0]), nsPath(cs[1]), "10.97.2.2", 4<<20)
+	if out := b.must("reconcile"); strings.Contains(out, port) {
+		t.Fatalf("a second reconcile touched the tunnel again:\n%s", out)
 	}
 }
