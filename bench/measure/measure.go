@@ -16,27 +16,44 @@ import (
 // TCPGbps runs iperf3 for secs seconds from netns c1 to a server on addr in
 // netns c2 and returns the received rate in Gbit/s.
 func TCPGbps(c1, c2, addr string, secs int) (float64, error) {
+	r, err := TCPRun(c1, c2, addr, secs)
+	return r.Gbps, err
+}
+
+// TCP is one iperf3 run: the received rate and the segments the sender
+// sent again.
+type TCP struct {
+	Gbps        float64
+	Retransmits int
+}
+
+// TCPRun runs iperf3 as TCPGbps does and returns the rate and the
+// retransmissions.
+func TCPRun(c1, c2, addr string, secs int) (TCP, error) {
 	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", addr)
 	if err := srv.Start(); err != nil {
-		return 0, err
+		return TCP{}, err
 	}
 	defer srv.Process.Kill()
 	time.Sleep(300 * time.Millisecond) // the server's listen
 	out, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", addr, "-t", strconv.Itoa(secs), "-J").Output()
 	if err != nil {
-		return 0, fmt.Errorf("iperf3: %v: %s", err, out)
+		return TCP{}, fmt.Errorf("iperf3: %v: %s", err, out)
 	}
 	var r struct {
 		End struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
+			SumSent struct {
+				Retransmits int `json:"retransmits"`
+			} `json:"sum_sent"`
 		} `json:"end"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, err
+		return TCP{}, err
 	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+	return TCP{Gbps: r.End.SumReceived.BitsPerSecond / 1e9, Retransmits: r.End.SumSent.Retransmits}, nil
 }
 
 var rttRE = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
