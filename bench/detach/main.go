@@ -1,6 +1,7 @@
 // Command detach measures tearing down beside building up, in one run:
 // `add-ports` of N containers (veth and internal ports) onto a bridge,
-// then `del-br` of that bridge, each in a fresh sandbox host. It writes
+// `del-ports` of all N in one call, `add-ports` of the N again and `del-br`
+// of the bridge, each size and type in a fresh sandbox host. It writes
 // bench/results/detach.json.
 package main
 
@@ -25,11 +26,14 @@ var (
 )
 
 type result struct {
-	Containers int     `json:"containers"`
-	Type       string  `json:"type"`
-	AddSecs    float64 `json:"add_ports_seconds"`
-	DelBrSecs  float64 `json:"del_br_seconds"`
-	Ratio      float64 `json:"del_over_add"`
+	Containers   int     `json:"containers"`
+	Type         string  `json:"type"`
+	AddSecs      float64 `json:"add_ports_seconds"`
+	DelPortsSecs float64 `json:"del_ports_seconds"`
+	PortsRatio   float64 `json:"del_ports_over_add"`
+	AddAgainSecs float64 `json:"add_ports_again_seconds"`
+	DelBrSecs    float64 `json:"del_br_seconds"`
+	Ratio        float64 `json:"del_br_over_add_again"`
 }
 
 func main() {
@@ -48,41 +52,51 @@ func main() {
 		check(err)
 		for _, typ := range strings.Split(*types, ",") {
 			r := run(abs, n, typ)
-			fmt.Printf("%d %s: add-ports %.1f s, del-br %.1f s (%.2fx)\n", n, typ, r.AddSecs, r.DelBrSecs, r.Ratio)
+			fmt.Printf("%d %s: add-ports %.1f s, del-ports %.1f s (%.2fx); add-ports %.1f s, del-br %.1f s (%.2fx)\n",
+				n, typ, r.AddSecs, r.DelPortsSecs, r.PortsRatio, r.AddAgainSecs, r.DelBrSecs, r.Ratio)
 			rs = append(rs, r)
 		}
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)"}, rs))
 }
 
-// run attaches n containers of type typ in one add-ports and deletes the
-// bridge, timing both.
+// run attaches n containers of type typ in one add-ports and detaches
+// them in one del-ports, then attaches them again and deletes the bridge,
+// timing each.
 func run(bin string, n int, typ string) result {
 	h, err := sandbox.Start("ovsnet-bdetach", "")
 	check(err)
 	defer h.Close()
-	var lines []string
+	var lines, cs []string
 	for i := 0; i < n; i++ {
-		c := fmt.Sprintf("bd-%d", i)
-		check(sandbox.AddNetns(c))
-		defer sandbox.DelNetns(c)
-		lines = append(lines, "eth1 /var/run/netns/"+c)
+		c := "/var/run/netns/" + fmt.Sprintf("bd-%d", i)
+		check(sandbox.AddNetns(filepath.Base(c)))
+		defer sandbox.DelNetns(filepath.Base(c))
+		lines, cs = append(lines, "eth1 "+c), append(cs, c)
 	}
 	_, err = h.Run(bin, "add-br", "br0", "--subnet", "10.88.0.0/16")
 	check(err)
-	c := h.Command(bin, "add-ports", "br0", "-", "--ip", "--type", typ)
-	c.Stdin = strings.NewReader(strings.Join(lines, "\n"))
+	r := result{Containers: n, Type: typ, AddSecs: timed(h, strings.Join(lines, "\n"), bin, "add-ports", "br0", "-", "--ip", "--type", typ)}
+	r.DelPortsSecs = timed(h, "", bin, append([]string{"del-ports", "br0", "-o", "json"}, cs...)...)
+	if left, err := h.Vsctl("list-ports", "br0"); err != nil || strings.TrimSpace(left) != "" {
+		check(fmt.Errorf("del-ports left ports on br0: %v %.200s", err, left))
+	}
+	r.AddAgainSecs = timed(h, strings.Join(lines, "\n"), bin, "add-ports", "br0", "-", "--ip", "--type", typ)
+	r.DelBrSecs = timed(h, "", bin, "del-br", "br0")
+	r.PortsRatio, r.Ratio = r.DelPortsSecs/r.AddSecs, r.DelBrSecs/r.AddAgainSecs
+	return r
+}
+
+// timed runs name with args on host h, stdin as its input, and returns
+// the seconds it took.
+func timed(h *sandbox.Sandbox, stdin, name string, args ...string) float64 {
+	c := h.Command(name, args...)
+	c.Stdin = strings.NewReader(stdin)
 	t := time.Now()
 	if o, err := c.CombinedOutput(); err != nil {
-		check(fmt.Errorf("add-ports: %v: %s", err, o))
+		check(fmt.Errorf("%s: %v: %s", args[0], err, o))
 	}
-	r := result{Containers: n, Type: typ, AddSecs: time.Since(t).Seconds()}
-	t = time.Now()
-	_, err = h.Run(bin, "del-br", "br0")
-	check(err)
-	r.DelBrSecs = time.Since(t).Seconds()
-	r.Ratio = r.DelBrSecs / r.AddSecs
-	return r
+	return time.Since(t).Seconds()
 }
 
 // check stops the run on err, after the deferred clean-ups (main recovers).

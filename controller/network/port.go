@@ -8,10 +8,12 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
@@ -388,14 +390,29 @@ func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container s
 // detach (the kernel's link deletions in one request); none attached is
 // not an error. It says how many went.
 func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string) (int, error) {
+	if err := CheckIfName("bridge", bridge); err != nil {
+		return 0, err
+	}
+	// One read of everything, not three round trips per container.
+	topo, err := h.DB.ReadAll(ctx)
+	if err != nil {
+		return 0, err
+	}
+	br := topo.Bridge(bridge)
+	if br == nil {
+		return 0, noBridge(bridge)
+	}
+	want := map[string]bool{}
+	for _, c := range containers {
+		want[c] = true
+	}
 	var ifs []vswitchd.Interface
 	var ports []vswitchd.Port
-	for _, c := range containers {
-		_, is, ps, err := h.containerPorts(ctx, bridge, c, "")
-		if err != nil {
-			return 0, err
+	all, allPorts := topo.BridgeInterfaces(br)
+	for i, ifc := range all {
+		if want[ifc.ExternalIDs[intent.KeyContainerID]] {
+			ifs, ports = append(ifs, ifc), append(ports, allPorts[i])
 		}
-		ifs, ports = append(ifs, is...), append(ports, ps...)
 	}
 	if len(ifs) == 0 {
 		return 0, nil
@@ -417,12 +434,16 @@ func (h *Host) detachContainer(ctx context.Context, bridge, container, iface str
 // reconcile to finish, and that frees an address only once the interface
 // holding it is gone: the rows are marked detaching, the published ports'
 // rules go, then the devices (veth host ends take the container ends with
-// them; internal ports are deleted in the container), then the rows with
-// the address hints lowered, in one transaction, then the flows.
+// them; internal ports are deleted in the container), then the flows
+// (while ovs-vswitchd is not yet busy taking hundreds of ports away), then
+// the rows with the address hints lowered, in one transaction.
 func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port) error {
+	tr := steptime.New()
+	defer tr.Done(fmt.Sprintf("detach of %d interface(s) from %s", len(ifs), bridge))
 	if err := h.markDetaching(ctx, ifs); err != nil {
 		return err
 	}
+	tr.Step("mark detaching")
 	var uuids []string
 	for _, p := range ports {
 		uuids = append(uuids, p.UUID)
@@ -436,12 +457,11 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	if err := h.releaseAll(ifs); err != nil {
 		return err
 	}
+	tr.Step("published ports")
 	if err := removeLinks(ifs); err != nil {
 		return err
 	}
-	if err := h.removePorts(ctx, bridge, uuids, freed); err != nil {
-		return err
-	}
+	tr.Step("devices")
 	var names []string
 	containers := map[string]bool{}
 	for _, i := range ifs {
@@ -451,7 +471,14 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	if err := h.dropFlowsOf(ctx, bridge, containers, names...); err != nil {
 		return err
 	}
-	return h.handOffDefaultRoutes(ctx, ifs)
+	tr.Step("flows")
+	if err := h.removePorts(ctx, bridge, uuids, freed); err != nil {
+		return err
+	}
+	tr.Step("rows")
+	err := h.handOffDefaultRoutes(ctx, ifs)
+	tr.Step("default routes")
+	return err
 }
 
 // markDetaching records in one transaction that the ovsnet interfaces
@@ -482,21 +509,23 @@ func (h *Host) FinishDetach(ctx context.Context, bridge string, ifc vswitchd.Int
 // interfaces with a gateway of that family, if they have one. A container
 // that kept its route (it was elsewhere) is left as it is.
 func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interface) error {
-	done := map[string]bool{}
-	var errs []error
+	need := map[string]string{} // container: its namespace
 	for _, g := range gone {
 		ref := intent.RefOf(g.ExternalIDs)
-		c, ns := ref.Container, ref.Netns
-		if c == "" || !ref.HasGateway || done[c] || !attach.NetnsExists(ns) {
-			continue
+		if c, ns := ref.Container, ref.Netns; c != "" && ref.HasGateway && need[c] == "" && attach.NetnsExists(ns) {
+			need[c] = ns
 		}
-		done[c] = true
-		rest, err := h.DB.FindInterfaces(ctx, intent.OfContainer(c, ""))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, i := range rest {
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	rest, err := h.interfacesOf(ctx, need)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for c, ns := range need {
+		for _, i := range rest[c] {
 			cfg, err := configFromIntent(i)
 			if r := intent.RefOf(i.ExternalIDs); err != nil || r.State != intent.StateReady || r.Netns != ns || len(cfg.Gateways) == 0 {
 				continue
@@ -509,23 +538,57 @@ func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 	return errors.Join(errs...)
 }
 
+// interfacesOf reads the interfaces of the containers in cs (their keys),
+// grouped by container: one container's through a select of its own, many
+// in one read of every interface (not one request each).
+func (h *Host) interfacesOf(ctx context.Context, cs map[string]string) (map[string][]vswitchd.Interface, error) {
+	var ifs []vswitchd.Interface
+	var err error
+	if len(cs) == 1 {
+		for c := range cs {
+			ifs, err = h.DB.FindInterfaces(ctx, intent.OfContainer(c, ""))
+		}
+	} else {
+		ifs, err = ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	by := map[string][]vswitchd.Interface{}
+	for _, i := range ifs {
+		if c := i.ExternalIDs[intent.KeyContainerID]; c != "" {
+			if _, ok := cs[c]; ok {
+				by[c] = append(by[c], i)
+			}
+		}
+	}
+	return by, nil
+}
+
 // dropFlows removes the flows of detached ports and recomputes the links of
 // their container (whose ends are now gone), in one bundle.
 func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ...string) error {
 	return h.dropFlowsOf(ctx, bridge, map[string]bool{container: true}, ports...)
 }
 
-// dropFlowsOf is dropFlows for the ports of several containers.
+// dropFlowsOf is dropFlows for the ports of several containers. The
+// ports' rows may still be there: the links are recomputed without them.
 func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[string]bool, ports ...string) error {
 	br, err := h.DB.GetBridge(ctx, bridge)
 	if err != nil || br == nil {
 		return err
 	}
 	var chs []flows.Change
+	gone := map[string]bool{}
 	for _, p := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
+		gone[p] = true
 	}
-	lchs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, nil)
+	rest := func(c string) ([]flows.Port, error) {
+		ps, err := h.containerIfaces(ctx, bridge, c)
+		return slices.DeleteFunc(ps, func(p flows.Port) bool { return gone[p.Name] }), err
+	}
+	lchs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, rest)
 	if err != nil {
 		return err
 	}
