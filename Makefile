@@ -5,7 +5,7 @@
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build deps demo test unit e2e vet bench
+.PHONY: build deps demo test unit e2e vet bench screenshots
 
 # bin/cni/ovsnet is the CNI plugin a runtime runs (copy it to /opt/cni/bin):
 # the same program, which acts as the plugin when CNI_COMMAND is set.
@@ -31,6 +31,12 @@ unit:
 
 e2e:
 	$(GO) test -count=1 -timeout 30m -v ./test/e2e/
+
+# The README's pictures of the controller's page and of `show -o svg`,
+# taken by the browser test.
+screenshots: build
+	mkdir -p docs/img
+	OVSNET_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run TestPageInBrowser ./test/e2e/
 
 # Benchmarks: not part of `make test` (about 40 minutes on a 2-core VM, most of
 # it the 10,000-container run; see README, Performance).

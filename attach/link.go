@@ -561,3 +561,29 @@ func LeakedHostLinks(links *HostLinks, rows map[string]bool) []string {
 }
 
 var hostNameRE = regexp.MustCompile(`^on[0-9a-f]{12}$`)
+
+// Counters are a link's packet, byte and drop counts.
+type Counters struct {
+	RxPackets uint64 `json:"rx_packets"`
+	TxPackets uint64 `json:"tx_packets"`
+	RxBytes   uint64 `json:"rx_bytes"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxDropped uint64 `json:"tx_dropped"`
+}
+
+// LinkCounters reads link name's counters in the namespace at path.
+func LinkCounters(path, name string) (Counters, error) {
+	var c Counters
+	err := withHandle(path, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if s := l.Attrs().Statistics; s != nil {
+			c = Counters{RxPackets: s.RxPackets, TxPackets: s.TxPackets, RxBytes: s.RxBytes, TxBytes: s.TxBytes, RxDropped: s.RxDropped, TxDropped: s.TxDropped}
+		}
+		return nil
+	})
+	return c, err
+}

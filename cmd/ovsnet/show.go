@@ -9,21 +9,34 @@ import (
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/reconcile"
+	"github.com/ovsnet/ovsnet/controller/view"
 )
 
 func showCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show [BRIDGE]",
-		Short: "Show bridges and the containers attached to them",
+		Use:   "show [BRIDGE] [-o text|json|dot|svg]",
+		Short: "Show bridges and the containers attached to them, as text or a picture",
 		Long: `Show every bridge (or BRIDGE): datapath, subnets, gateways, settings, and
 for each attached container its interface, addresses, MAC, VLAN, OVS port,
-OpenFlow port number and link state. -o json gives the same as JSON.`,
-		Example: "  ovsnet show\n  ovsnet show ovs-br1 -o json",
+OpenFlow port number and link state. -o json gives the same as JSON.
+
+-o svg draws it (no Graphviz needed): a panel per bridge, its containers
+grouped by VLAN, links (icc=false allow rules) as arrows, tunnels with
+their state, published ports on their containers, and in red what is
+broken (a port that is not up, intent that does not decode). -o dot is the
+same as a Graphviz graph ("dot -Tpng"). A bridge with more than 200
+containers is drawn as counts per VLAN. ovsnet controller serves the
+picture, live, on its --listen address.`,
+		Example: "  ovsnet show\n  ovsnet show ovs-br1 -o json\n  ovsnet show -o svg > network.svg\n  ovsnet show -o dot | dot -Tpng > network.png",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			only := ""
 			if len(args) == 1 {
 				only = args[0]
+			}
+			draw := map[string]func([]network.Bridge) string{"dot": view.DOT, "svg": view.SVG}[g.output]
+			if draw != nil {
+				g.output = "text"
 			}
 			h, err := g.open(c.Context())
 			if err != nil {
@@ -32,6 +45,10 @@ OpenFlow port number and link state. -o json gives the same as JSON.`,
 			defer h.Close()
 			bs, err := h.Show(c.Context(), only)
 			if err != nil {
+				return err
+			}
+			if draw != nil {
+				_, err := fmt.Fprint(c.OutOrStdout(), draw(bs))
 				return err
 			}
 			return g.print(c, bs, renderTree(bs))

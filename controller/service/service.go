@@ -71,6 +71,7 @@ type Service struct {
 	converged bool
 	lastErr   error
 	bad       []string // intent that does not decode, as last reported
+	runs      []run    // the last runs, newest first, for the page
 }
 
 type serviceMetrics struct {
@@ -314,6 +315,7 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 		s.o.Log.Debug("note", "note", n)
 	}
 	s.reportBadIntent(r.Bad)
+	s.recordRun(start, r.Did, err)
 	s.mu.Lock()
 	s.converged, s.lastErr = err == nil && connected, err
 	s.mu.Unlock()
@@ -412,7 +414,7 @@ func (s *Service) updateGauges(topo *ovsdb.Topology) {
 
 func (s *Service) mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
 		ok, err, bad := s.converged, s.lastErr, s.bad
 		s.mu.Unlock()
@@ -426,6 +428,7 @@ func (s *Service) mux() *http.ServeMux {
 			fmt.Fprintln(w, b)
 		}
 	})
-	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.pageHandlers(mux)
 	return mux
 }

@@ -1,0 +1,127 @@
+package view
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/controller/network"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func fixture(t *testing.T) []network.Bridge {
+	t.Helper()
+	data, err := os.ReadFile("testdata/topology.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []network.Bridge
+	if err := json.Unmarshal(data, &bs); err != nil {
+		t.Fatal(err)
+	}
+	return bs
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./controller/view -update writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from what is drawn now (go test ./controller/view -update, then look at the diff):\n%s", path, got)
+	}
+}
+
+// The DOT of a fixed topology: containers grouped by VLAN, a broken port
+// and a down one in red, links (one to a remote address, one dangling),
+// tunnels with their state.
+func TestDOTGolden(t *testing.T) {
+	got := DOT(fixture(t))
+	golden(t, "testdata/topology.dot", got)
+	for _, want := range []string{
+		`"cluster_br0_vlan10"`, `"port:on3333"`, // cache, in VLAN 10
+		`"port:on1111" -> "port:on2222" [label="5432/tcp"`, // web -> db
+		`"end:br0:10.97.2.2"`,                              // the remote end of a link
+		`fillcolor="#f8d0d0", color="#c00000"`,             // broken ports
+		`tunnel\nvxlan (kernel) to 192.0.2.2, key 5, up`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("DOT lacks %s", want)
+		}
+	}
+	if n := strings.Count(got, `color="#c00000", fontcolor="#800000"`); n != 2 {
+		t.Errorf("%d ports drawn broken, want 2 (the one whose intent does not decode, the one down)", n)
+	}
+}
+
+// The SVG of the same topology is well-formed XML with a card per
+// container, the broken ones marked, and the link between two cards drawn.
+func TestSVGGolden(t *testing.T) {
+	got := SVG(fixture(t))
+	golden(t, "testdata/topology.svg", got)
+	wellFormed(t, got)
+	for _, p := range []string{"on1111", "on2222", "on3333", "on4444", "on5555"} {
+		if !strings.Contains(got, fmt.Sprintf(`id="port-%s"`, p)) {
+			t.Errorf("SVG has no card for port %s", p)
+		}
+	}
+	if n := strings.Count(got, `class="port broken"`); n != 2 {
+		t.Errorf("%d cards broken, want 2", n)
+	}
+	if !strings.Contains(got, `id="link-web-db"`) || !strings.Contains(got, "link 10.97.2.2 -&gt; web (all)") {
+		t.Error("SVG lacks the web -> db arrow or the note for the remote link")
+	}
+}
+
+// Past MaxDrawn containers a bridge is drawn as counts per VLAN.
+func TestSummarisesLargeBridges(t *testing.T) {
+	br := network.Bridge{Name: "big", Datapath: "netdev", ICC: true}
+	for i := 0; i < 1000; i++ {
+		p := network.Port{Container: fmt.Sprintf("c%d", i), Iface: "eth1", OVSPort: fmt.Sprintf("on%d", i), State: "up", VLAN: i % 2 * 20}
+		if i == 7 {
+			p.State = "missing"
+		}
+		br.Ports = append(br.Ports, p)
+	}
+	br.Links = []network.Link{{}}
+	dot, svg := DOT([]network.Bridge{br}), SVG([]network.Bridge{br})
+	wellFormed(t, svg)
+	if strings.Contains(dot, `"port:`) || strings.Contains(svg, `id="port-`) {
+		t.Fatal("1,000 containers drawn one by one")
+	}
+	for _, want := range []string{"500 containers", "1 broken"} {
+		if !strings.Contains(dot, want) || !strings.Contains(svg, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+	if len(svg) > 20000 {
+		t.Errorf("summary SVG is %d bytes", len(svg))
+	}
+}
+
+func wellFormed(t *testing.T, s string) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		_, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("SVG is not well-formed XML: %v", err)
+		}
+	}
+}
