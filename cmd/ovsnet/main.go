@@ -29,6 +29,7 @@ type globals struct {
 	db       string
 	output   string
 	lockMode lock.Mode // how the run holds the host's convergence lock (shared, or alone for reconcile)
+	bars     *bars     // progress drawn on a terminal, if any
 }
 
 func main() {
@@ -49,7 +50,9 @@ func main() {
 		}
 	}
 	shortLivedGC()
-	if err := execute(root); err != nil {
+	err := execute(root)
+	g.bars.Finish()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ovsnet: "+oneLine(err.Error()))
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -161,7 +164,11 @@ func (g *globals) open(ctx context.Context) (*network.Host, error) {
 	if err := lock.Converge(g.endpoint(), g.lockMode); err != nil {
 		return nil, err
 	}
-	return network.Open(ctx, g.endpoint())
+	h, err := network.Open(ctx, g.endpoint())
+	if err == nil {
+		h.Progress = g.progress()
+	}
+	return h, err
 }
 
 func (g *globals) checkOutput() error {
@@ -179,6 +186,7 @@ func (g *globals) endpoint() string {
 }
 
 func (g *globals) print(c *cobra.Command, v any, text string) error {
+	g.bars.Finish() // the last bar, above the result
 	if g.output == "json" {
 		enc := json.NewEncoder(c.OutOrStdout())
 		enc.SetIndent("", "  ")

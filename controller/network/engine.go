@@ -287,7 +287,7 @@ func (r *attachRun) commitErr(err error) error {
 // createVeths makes the veths (a link of a port's name with no row is the
 // leftover of an interrupted attach: it goes first).
 func (r *attachRun) createVeths() error {
-	err := parallel(r.items, func(it *attachItem) error {
+	err := r.each("create veths", r.items, func(it *attachItem) error {
 		if it.typ != attach.TypeVeth {
 			return nil
 		}
@@ -384,7 +384,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 			vethErr <- nil
 			return
 		}
-		vethErr <- parallel(veths, configure)
+		vethErr <- r.each("configure veths", veths, configure)
 	}()
 	ofports, err := r.h.waitOfports(ctx, names)
 	err = errors.Join(err, <-flowErr)
@@ -406,7 +406,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 		}
 	}
 	r.tr.Step("flows, ovs-vswitchd, veths")
-	err = parallel(internals, configure)
+	err = r.each("move internal ports into containers", internals, configure)
 	r.tr.Step("internal ports")
 	return err
 }
@@ -517,6 +517,18 @@ func (h *Host) returnOfports(ctx context.Context, bridge string, lo, hi int) err
 		}
 		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge(bridge, br.ExternalIDs, intent.Alloc{NextOfport: lo}.Encode()) })
 		return err
+	})
+}
+
+// each is parallel over items as a phase of the run's progress.
+func (r *attachRun) each(what string, items []*attachItem, f func(*attachItem) error) error {
+	p := r.h.Tell()
+	if len(items) > 0 {
+		p.Phase(what, len(items))
+	}
+	return parallel(items, func(it *attachItem) error {
+		defer p.Add(1)
+		return f(it)
 	})
 }
 

@@ -28,9 +28,10 @@ import (
 // the network namespace of the host's ovs-vswitchd, where bridge internal
 // ports and veth host ends live.
 type Host struct {
-	DB    *ovsdb.Client
-	Flows *flows.Switch
-	nat   *nat.Tables // opened on first use
+	DB       *ovsdb.Client
+	Flows    *flows.Switch
+	Progress Progress    // told how long work goes (nil: nobody)
+	nat      *nat.Tables // opened on first use
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

@@ -458,7 +458,7 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		return err
 	}
 	tr.Step("published ports")
-	if err := removeLinks(ifs); err != nil {
+	if err := removeLinks(ifs, h.Tell()); err != nil {
 		return err
 	}
 	tr.Step("devices")
@@ -635,9 +635,10 @@ func backoff(attempt int) time.Duration {
 
 // removeLinks deletes the devices of detached container interfaces: veth host
 // ends (which take the container ends with them) and internal ports.
-func removeLinks(ifs []vswitchd.Interface) error {
+func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 	var errs []error
 	var veths []string
+	var internals []intent.Ref
 	for _, i := range ifs {
 		ref := intent.RefOf(i.ExternalIDs)
 		switch {
@@ -646,10 +647,19 @@ func removeLinks(ifs []vswitchd.Interface) error {
 		case i.Type == "":
 			veths = append(veths, i.Name)
 		case i.Type == "internal" && ref.Netns != "":
-			if err := attach.DeleteInternal(ref.Netns, ref.Iface); err != nil {
-				errs = append(errs, err)
-			}
+			internals = append(internals, ref)
 		}
+	}
+	// Each internal port in its own container: a request (and an RCU
+	// grace period) each.
+	if len(internals) > 0 {
+		p.Phase("delete internal ports in their containers", len(internals))
+	}
+	for _, ref := range internals {
+		if err := attach.DeleteInternal(ref.Netns, ref.Iface); err != nil {
+			errs = append(errs, err)
+		}
+		p.Add(1)
 	}
 	// The host ends, in one request: one RCU wait for them all.
 	if err := attach.DeleteLinks(veths); err != nil {

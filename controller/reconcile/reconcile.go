@@ -211,6 +211,8 @@ type bridgeRun struct {
 func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, br bridgeRun) []error {
 	c := br.c
 	ifs, ports := topo.BridgeInterfaces(b)
+	tell := h.Tell()
+	tell.Phase("reconcile "+b.Name+" (flows, then ports)", len(ifs)+1)
 	decoded := network.DecodePorts(ifs, ports)
 	bad := network.BadIntentOf(b, decoded)
 	if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
@@ -229,6 +231,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 		br.tr.Step("flows " + b.Name + " (no exchange)")
 	}
 	c.add(fd, err)
+	tell.Add(1)
 	if intent.BadAddress(bad) {
 		// An address that does not parse may still be in use: no hint
 		// goes below it.
@@ -296,7 +299,9 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		})
 		return off, known
 	})
+	tell := h.Tell()
 	for j, ifc := range ifs {
+		tell.Add(1)
 		switch planPort(ifc) {
 		case finishDetach:
 			c.add(h.FinishDetach(ctx, b.Name, ifc, ports[j]))
