@@ -111,6 +111,9 @@ func pageAnswersOnlyReads(t *testing.T, e *env) {
 	if got := httpCode(t, e, "POST", "/api/trace", `{"bridge":"br0","from":"nosuch","to":"x"}`); got != "400" {
 		t.Errorf("a trace from nowhere: %s, want 400", got)
 	}
+	if help := e.must("controller", "--help"); !strings.Contains(help, `"127.0.0.1:9476"`) {
+		t.Errorf("the controller's default --listen is not loopback only:\n%s", help)
+	}
 	out := run(t, "ip", "netns", "exec", e.sb.Netns, "curl", "-s", "-i", "http://127.0.0.1:19491/api/topology")
 	if strings.Contains(strings.ToLower(out), "set-cookie") {
 		t.Error("the page sets a cookie")
