@@ -151,13 +151,8 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		h.releaseUnderlay(context.Background())
 		return Tunnel{}, false, err
 	}
-	if _, err := h.DB.WaitOfport(ctx, t.Port, LinkTimeout); err != nil {
-		return undo(fmt.Errorf("ovs-vswitchd did not add tunnel port %s: %w", t.Port, err))
-	}
-	if t.Kernel {
-		if _, err := spliceKernelTunnel(ctx, t, LinkTimeout); err != nil {
-			return undo(err)
-		}
+	if err := h.tunnelReady(ctx, t); err != nil {
+		return undo(err)
 	}
 	nb, err := h.DB.GetBridge(ctx, o.Bridge)
 	if err != nil || nb == nil {
@@ -177,6 +172,19 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		}
 	}
 	return t, true, nil
+}
+
+// tunnelReady waits for ovs-vswitchd to number tunnel t's port and, for a
+// kernel tunnel, splices the port to its VXLAN device.
+func (h *Host) tunnelReady(ctx context.Context, t Tunnel) error {
+	if _, err := h.DB.WaitOfport(ctx, t.Port, LinkTimeout); err != nil {
+		return fmt.Errorf("ovs-vswitchd did not add tunnel port %s: %w", t.Port, err)
+	}
+	if t.Kernel {
+		_, err := spliceKernelTunnel(ctx, t, LinkTimeout)
+		return err
+	}
+	return nil
 }
 
 // tunnelDevice readies what tunnel t sends through from underlay device
