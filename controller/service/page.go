@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
@@ -21,6 +22,34 @@ var pageFiles embed.FS
 
 // maxRuns is how many convergence runs the page lists.
 const maxRuns = 10
+
+// showFresh is how long one reading of the network serves the page's
+// requests: show reads every container's link state (a namespace entered
+// per internal port), which a few open pages must not multiply.
+const showFresh = 2 * time.Second
+
+// shown is the last reading of the network for the page.
+type shown struct {
+	mu      sync.Mutex
+	at      time.Time
+	bridges []network.Bridge
+}
+
+// show returns the network as read within showFresh, reading it again if
+// older; concurrent requests wait for one reading.
+func (s *Service) show(ctx context.Context) ([]network.Bridge, error) {
+	s.page.mu.Lock()
+	defer s.page.mu.Unlock()
+	if s.page.bridges != nil && time.Since(s.page.at) < showFresh {
+		return s.page.bridges, nil
+	}
+	bs, err := s.h.Show(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	s.page.at, s.page.bridges = time.Now(), bs
+	return bs, nil
+}
 
 // run is one convergence run as the page lists it.
 type run struct {
@@ -61,7 +90,7 @@ func (s *Service) pageHandlers(mux *http.ServeMux) {
 		w.Write([]byte(view.Style))
 	})
 	mux.HandleFunc("GET /topology.svg", func(w http.ResponseWriter, r *http.Request) {
-		bs, err := s.h.Show(r.Context(), "")
+		bs, err := s.show(r.Context())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -98,7 +127,7 @@ func headers(w http.ResponseWriter, typ string) {
 func (s *Service) apiTopology(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	bs, err := s.h.Show(ctx, "")
+	bs, err := s.show(ctx)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return

@@ -72,6 +72,7 @@ type Service struct {
 	lastErr   error
 	bad       []string // intent that does not decode, as last reported
 	runs      []run    // the last runs, newest first, for the page
+	page      shown    // the last reading of the network, for the page
 }
 
 type serviceMetrics struct {
