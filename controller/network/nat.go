@@ -112,11 +112,9 @@ func mappingRules(topo *ovsdb.Topology, b *vswitchd.Bridge) []nat.Rule {
 	var rules []nat.Rule
 	ifs, _ := topo.BridgeInterfaces(b)
 	for _, i := range ifs {
-		addr, ok := ifaceIPv4(i)
-		for _, m := range published(i) {
-			if ok {
-				rules = append(rules, nat.MappingRule(OwnerOf(i), addr, m))
-			}
+		if _, ok := ifaceIPv4(i); ok {
+			rs, _ := ifaceMappingRules(i, published(i))
+			rules = append(rules, rs...)
 		}
 	}
 	return rules
@@ -267,7 +265,6 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface, req []nat.Mapping) ([]PortMapping, error) {
 	tr := steptime.New()
 	defer tr.Done("publish detail")
-	addr, _ := ifaceIPv4(ifc)
 	var added []nat.Mapping
 	retry := false
 	err := onConflict(func() error {
@@ -323,10 +320,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	if err != nil {
 		return nil, err
 	}
-	var rules []nat.Rule
-	for _, m := range added {
-		rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
-	}
+	rules, udp := ifaceMappingRules(ifc, added)
 	if err := t.Add(rules...); err != nil {
 		return nil, err
 	}
@@ -334,10 +328,8 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	if err := nat.EnableForwarding(); err != nil {
 		return nil, err
 	}
-	for _, m := range added {
-		if m.Proto == "udp" {
-			nat.FlushUDP(m.HostPort)
-		}
+	for _, p := range udp {
+		nat.FlushUDP(p)
 	}
 	return portMappings(ifc, added), nil
 }
@@ -472,22 +464,51 @@ func (h *Host) Unpublish(ctx context.Context, bridge, container string, specs []
 	return portMappings(*ifc, gone), nil
 }
 
-// release drops the rules of mappings and, when the interface stays,
-// their reservations (a deleted interface takes its keys with it).
-// releaseAll drops the published ports of interfaces that are going away,
-// every rule of them in one iptables-restore transaction.
+// releaseAll drops the published ports of interfaces that are going away
+// (their rows take the reservations with them).
 func (h *Host) releaseAll(ifs []vswitchd.Interface) error {
 	var rules []nat.Rule
 	var udp []uint16
 	for _, ifc := range ifs {
-		addr, _ := ifaceIPv4(ifc)
-		for _, m := range published(ifc) {
-			rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
-			if m.Proto == "udp" {
-				udp = append(udp, m.HostPort)
-			}
+		rs, us := ifaceMappingRules(ifc, published(ifc))
+		rules, udp = append(rules, rs...), append(udp, us...)
+	}
+	return h.deleteRules(rules, udp)
+}
+
+// release stops publishing mappings ms of an interface that stays, and
+// records what it keeps publishing (keep).
+func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping, keep []nat.Mapping) error {
+	if err := h.deleteRules(ifaceMappingRules(ifc, ms)); err != nil || len(ms) == 0 {
+		return err
+	}
+	var del []string
+	for _, m := range ms {
+		del = append(del, intent.Reservations(m)...)
+	}
+	// "Any address" keys other kept mappings still need stay.
+	set := intent.Publish(keep)
+	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) })
+	return err
+}
+
+// ifaceMappingRules are the NAT rules of interface ifc's mappings ms, and
+// the UDP host ports among them.
+func ifaceMappingRules(ifc vswitchd.Interface, ms []nat.Mapping) (rules []nat.Rule, udp []uint16) {
+	addr, _ := ifaceIPv4(ifc)
+	for _, m := range ms {
+		rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
+		if m.Proto == "udp" {
+			udp = append(udp, m.HostPort)
 		}
 	}
+	return rules, udp
+}
+
+// deleteRules deletes rules in one iptables-restore transaction, then the
+// conntrack entries of the UDP host ports udp (which would keep sending
+// to the old destination).
+func (h *Host) deleteRules(rules []nat.Rule, udp []uint16) error {
 	if len(rules) == 0 {
 		return nil
 	}
@@ -500,39 +521,6 @@ func (h *Host) releaseAll(ifs []vswitchd.Interface) error {
 	}
 	for _, p := range udp {
 		nat.FlushUDP(p)
-	}
-	return nil
-}
-
-// release stops publishing mappings ms of an interface that stays, and
-// records what it keeps publishing (keep).
-func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping, keep []nat.Mapping) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	addr, _ := ifaceIPv4(ifc)
-	t, err := h.tables()
-	if err != nil {
-		return err
-	}
-	var rules []nat.Rule
-	var del []string
-	for _, m := range ms {
-		rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
-		del = append(del, intent.Reservations(m)...)
-	}
-	if err := t.Delete(rules...); err != nil {
-		return err
-	}
-	// "Any address" keys other kept mappings still need stay.
-	set := intent.Publish(keep)
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) }); err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if m.Proto == "udp" {
-			nat.FlushUDP(m.HostPort)
-		}
 	}
 	return nil
 }
