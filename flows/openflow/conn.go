@@ -15,10 +15,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Timeout bounds one exchange with ovs-vswitchd. Its main loop on the
-// userspace datapath slows with the port count (about 1 s per iteration at
-// 10,000 ports here), so this is generous.
+// Timeout bounds a stall of an exchange with ovs-vswitchd: a time in which
+// it neither reads what was sent nor answers. It does not bound the whole
+// exchange: ovs-vswitchd reads at most 50 messages per iteration of its
+// main loop, and an iteration takes seconds at 10,000 ports on the
+// userspace datapath, so a bundle of 10,000 flows takes minutes while it
+// steadily progresses.
 var Timeout = 2 * time.Minute
+
+// writeChunk is the most written in one write: the socket frees the
+// memory of a write once its reader has read all of it, so smaller writes
+// let watchReading see ovs-vswitchd's reading at a finer grain.
+const writeChunk = 4 << 10
 
 // Socket is the management socket ovs-vswitchd opens for bridge, where
 // ovs-ofctl finds it: $OVS_RUNDIR/BRIDGE.mgmt.
@@ -157,6 +165,60 @@ var errorNames = map[[2]uint16]string{
 	{17, 12}: "OFPBFC_MSG_FAILED",
 	{17, 13}: "OFPBFC_TIMEOUT",
 	{17, 14}: "OFPBFC_BUNDLE_IN_PROGRESS",
+}
+
+// watchReading moves the connection's deadline on while ovs-vswitchd
+// reads what was sent to it (the bytes it has not read yet, the socket's
+// SIOCOUTQ, change: it read, or the writer could write more), until the returned stop is called: the deadline
+// catches an ovs-vswitchd that stopped reading, not one that reads slowly.
+func (c *Conn) watchReading() (stop func()) {
+	sc, ok := c.c.(syscall.Conn)
+	if !ok {
+		return func() {}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	unread := func() int {
+		n := -1
+		raw.Control(func(fd uintptr) {
+			if v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+				n = v
+			}
+		})
+		return n
+	}
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(Timeout / 8)
+		defer tick.Stop()
+		last := unread()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if n := unread(); n != last {
+				c.c.SetDeadline(time.Now().Add(Timeout))
+				last = n
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// write writes out in chunks of writeChunk.
+func (c *Conn) write(out []byte) error {
+	for len(out) > 0 {
+		n := min(len(out), writeChunk)
+		if _, err := c.c.Write(out[:n]); err != nil {
+			return err
+		}
+		out = out[n:]
+	}
+	return nil
 }
 
 func (c *Conn) read() (message, error) {
@@ -325,14 +387,13 @@ func (c *Conn) CookieCount(cookie, mask uint64) (int, error) {
 // in step for the next exchange whatever failed.
 func (c *Conn) exchange(out []byte, until uint32, texts map[uint32]string, got func(message)) ([]error, error) {
 	c.c.SetDeadline(time.Now().Add(Timeout))
+	defer c.watchReading()()
 	werr := make(chan error, 1)
-	go func() {
-		_, err := c.c.Write(out)
-		werr <- err
-	}()
+	go func() { werr <- c.write(out) }()
 	var errs []error
 	for done := false; !done; {
 		m, err := c.read()
+		c.c.SetDeadline(time.Now().Add(Timeout))
 		if err != nil {
 			c.c.Close() // the stream is out of step now: callers redial
 			if we := <-werr; we != nil {
