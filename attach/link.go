@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strings"
 	"unsafe"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
@@ -122,9 +123,7 @@ func CreateVeth(host, nsPath string, c Config) error {
 			return err
 		}
 	}
-	// A bridge port needs no addresses: without IPv6 on it, no link-local
-	// address, DAD or router solicitations either.
-	noIPv6(host)
+	sealHostEnd(host)
 	if err := netlink.LinkSetUp(v); err != nil {
 		DeleteLink(host)
 		return fmt.Errorf("set %s up: %w", host, err)
@@ -331,6 +330,36 @@ func hasIPv4Only(addrs []netip.Prefix) bool {
 	}
 	return v4
 }
+
+// sealHostEnd keeps the host's own IP stack off a veth's host end (in the
+// calling thread's netns), which is only a port of the bridge. On the
+// userspace datapath ovs-vswitchd reads the port with a packet socket, so
+// the host's stack gets every frame too: it answered a container's ARP
+// for the gateway address with the host end's MAC, and the container then
+// reached the host's addresses past the flows (spoofed sources included).
+// No ARP replies there (arp_ignore 8), strict reverse-path filtering (no
+// route points at it, so every IPv4 packet is dropped), and no IPv6 (no
+// link-local address, DAD or router solicitations either).
+func sealHostEnd(dev string) {
+	for key, v := range map[string]string{"ipv4/conf/" + dev + "/arp_ignore": "8", "ipv4/conf/" + dev + "/rp_filter": "1"} {
+		os.WriteFile("/proc/sys/net/"+key, []byte(v), 0o644)
+	}
+	noIPv6(dev)
+}
+
+// HostEndSealed says whether sealHostEnd is in force on dev (in this netns).
+func HostEndSealed(dev string) bool {
+	for key, v := range map[string]string{"ipv4/conf/" + dev + "/arp_ignore": "8", "ipv4/conf/" + dev + "/rp_filter": "1", "ipv6/conf/" + dev + "/disable_ipv6": "1"} {
+		if b, err := os.ReadFile("/proc/sys/net/" + key); err == nil && strings.TrimSpace(string(b)) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// SealHostEnd is sealHostEnd for a veth made before it was done at
+// creation.
+func SealHostEnd(dev string) { sealHostEnd(dev) }
 
 // noIPv6 turns IPv6 off on dev (in the calling thread's netns); best
 // effort: a kernel without IPv6 has nothing to turn off.

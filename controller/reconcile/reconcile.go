@@ -239,7 +239,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	} else {
 		c.addAll(h.ConvergeAlloc(ctx, b, ifs))
 	}
-	h.reconcilePorts(ctx, b, ifs, ports, br.links, c)
+	h.reconcilePorts(ctx, b, ifs, ports, br, c)
 	return bad
 }
 
@@ -286,7 +286,8 @@ func (c *changes) addAll(did []string, err error) {
 // reconcilePorts finishes bridge b's interrupted attaches and detaches,
 // re-attaches the internal ports a restarted ovs-vswitchd re-created, and
 // keeps its veths' offloads and links as they should be.
-func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface, ports []vswitchd.Port, hostLinks *attach.HostLinks, c *changes) {
+func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface, ports []vswitchd.Port, br bridgeRun, c *changes) {
+	hostLinks := br.links
 	// What a veth here needs, worked out at the first one met; not known
 	// while the bridge's own port is missing (ovs-vswitchd restarting), and
 	// then nothing changes.
@@ -310,6 +311,12 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		case reattachInternal:
 			c.add(network.ReattachInternal(ifc, hostLinks.Get(ifc.Name)))
 		case checkVeth:
+			if !br.o.Quick && hostLinks.Has(ifc.Name) && !attach.HostEndSealed(ifc.Name) {
+				// A veth made before its host end was sealed: a full run
+				// (three sysctl reads a veth) seals it.
+				attach.SealHostEnd(ifc.Name)
+				c.add("kept the host's stack off veth host end "+ifc.Name, nil)
+			}
 			h.reconcileVeth(ctx, ifc, vethOff, hostLinks, c)
 		}
 	}

@@ -622,3 +622,39 @@ func udpFromArrives(t *testing.T, src, laddr, dial, dst, listen string) bool {
 	_, _, err := pc.ReadFrom(make([]byte, 64))
 	return err == nil
 }
+
+// A veth's host end is a bridge port only: on the userspace datapath
+// ovs-vswitchd reads it with a packet socket, so the host's stack sees
+// every frame too. It must not answer the container's ARP for the gateway
+// (the container would then send to the host past the flows) nor take a
+// packet from a source that is not the container's. A host end made
+// without that (an older ovsnet's) is sealed by a full reconcile.
+func TestVethHostEndSealed(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br1", "--subnet", "10.86.0.0/24")
+	c := e.container()
+	p := e.addPortJSON("add-port", "br1", "eth1", c, "--ip", "--type", "veth")
+	run(t, "ip", "-n", c, "addr", "add", "10.86.0.77/32", "dev", "eth1")
+	gwMAC := strings.TrimSpace(e.vsctlList("get", "bridge", "br1", "other_config:hwaddr"))
+	check := func(when string) {
+		t.Helper()
+		for range 3 { // each ARP exchange is a race the host's stack would win at times
+			run(t, "ip", "-n", c, "neigh", "flush", "dev", "eth1")
+			ping(t, c, "10.86.0.1")
+			if n := run(t, "ip", "-n", c, "neigh", "show", "10.86.0.1"); !strings.Contains(n, strings.Trim(gwMAC, `"`)) {
+				t.Fatalf("%s: the container's entry for its gateway is not the bridge's MAC %s: %q", when, gwMAC, n)
+			}
+		}
+		if udpFromArrives(t, c, "10.86.0.77:0", "10.86.0.1:9998", e.sb.Netns, "10.86.0.1:9998") {
+			t.Fatalf("%s: a spoofed source reached the host", when)
+		}
+	}
+	check("attached")
+	for _, kv := range []string{"net.ipv4.conf." + p.OVSPort + ".arp_ignore=0", "net.ipv4.conf." + p.OVSPort + ".rp_filter=0"} {
+		run(t, "ip", "netns", "exec", e.sb.Netns, "sysctl", "-qw", kv)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "kept the host's stack off veth host end "+p.OVSPort) {
+		t.Fatalf("reconcile did not seal an open host end: %q", out)
+	}
+	check("sealed by reconcile")
+}
