@@ -214,6 +214,17 @@ func (t *Tx) SetInterfaceExternalIDs(uuid string, set map[string]string, del ...
 	t.setMap(i, &i.ExternalIDs, set, del)
 }
 
+// ClaimInterface replaces an interface's external_ids, was, by now, and
+// makes the transaction fail with ErrConflict unless they are still was:
+// of several writers that read the same row, one takes it.
+func (t *Tx) ClaimInterface(uuid string, was, now map[string]string) {
+	i := &vswitchd.Interface{UUID: uuid, ExternalIDs: was}
+	zero := 0
+	t.add(t.c.Where(i).Wait(ovsdb.WaitConditionEqual, &zero, i, &i.ExternalIDs))
+	n := &vswitchd.Interface{UUID: uuid, ExternalIDs: now}
+	t.add(t.c.Where(n).Update(n, &n.ExternalIDs))
+}
+
 // SetBridgeExternalIDs sets and deletes keys of a bridge, unguarded (for
 // keys no allocation depends on).
 func (t *Tx) SetBridgeExternalIDs(bridge string, set map[string]string, del ...string) {

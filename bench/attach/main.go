@@ -248,7 +248,7 @@ func main() {
 		// The same attaches through a running controller (what a host
 		// running `ovsnet controller` gets): the CLI hands the request to
 		// the service, which holds its OVSDB and OpenFlow connections open.
-		ctl := exec.Command(abs, "controller", "--listen", "127.0.0.1:9477", "--resync", "1h")
+		ctl := exec.Command(abs, "controller", "--listen", "127.0.0.1:9477", "--resync", "1h", "--pool", "0")
 		ctl.Env = env
 		stop, err := l.StartController(ctl, sb.Dir)
 		check(err)

@@ -78,7 +78,7 @@ func main() {
 		for _, ctl := range []bool{false, true} {
 			stop := func() {}
 			if ctl {
-				c := exec.Command(abs, "controller", "--listen", "127.0.0.1:19491", "--resync", "1h")
+				c := exec.Command(abs, "controller", "--listen", "127.0.0.1:19491", "--resync", "1h", "--pool", "0")
 				c.Env = sb.Env()
 				log, err := os.Create(filepath.Join(sb.Dir, "controller.log"))
 				check(err)

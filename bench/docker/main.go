@@ -59,7 +59,7 @@ func main() {
 	check(err)
 	defer sb.Close()
 	driver := fmt.Sprintf("ovsnet-bench%d", os.Getpid())
-	ctl := sb.Command(abs, "controller", "--listen", "127.0.0.1:19490", "--resync", "1h", "--docker-plugin", driver,
+	ctl := sb.Command(abs, "controller", "--listen", "127.0.0.1:19490", "--resync", "1h", "--pool", "0", "--docker-plugin", driver,
 		"--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 	check(ctl.Start())
 	sock := filepath.Join("/run/docker/plugins", driver+".sock")

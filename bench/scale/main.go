@@ -374,7 +374,7 @@ func coldStart(s *sandbox.Sandbox) (readyS, rss, peak float64) {
 	n, err := measure.NewNotify(s.Dir)
 	check(err)
 	defer n.Close()
-	ctl := s.Command(abs, "controller", "--listen", "127.0.0.1:9477", "--resync", "1h")
+	ctl := s.Command(abs, "controller", "--listen", "127.0.0.1:9477", "--resync", "1h", "--pool", "0")
 	ctl.Env = append(ctl.Env, "NOTIFY_SOCKET="+n.Path)
 	ctl.Stdout, ctl.Stderr = nil, nil
 	t := time.Now()

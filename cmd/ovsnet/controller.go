@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/service"
 	"github.com/spf13/cobra"
 )
@@ -15,8 +16,11 @@ import (
 func controllerCmd(g *globals) *cobra.Command {
 	var listen, logFormat, plugin, pluginNetns string
 	var resync, verify time.Duration
+	var pool int
+	var poolTypes []string
+	var drain bool
 	c := &cobra.Command{
-		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--docker-plugin NAME]",
+		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--docker-plugin NAME] [--pool 8] [--drain]",
 		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
 		Long: `Keeps everything ovsnet derives from OVSDB in place: on every OVSDB change
 and every --resync it runs what "ovsnet reconcile" runs (flows drifted or
@@ -46,11 +50,25 @@ With --docker-plugin NAME it is also a Docker network driver (see
 NET makes an ovsnet bridge for the network, and docker run --network NET attaches containers to it (veths,
 addresses from Docker's IPAM, names through Docker's embedded DNS).
 
+A warm pool makes attaches fast on big bridges: every ovsnet bridge with a
+subnet keeps --pool ports of each of --pool-types ready (in OVSDB and
+ovs-vswitchd, with an address, a MAC and their flows; the container end
+waits down in the host, so nothing reaches it). An attach with an automatic
+address and nothing else chosen (add-port --ip, the Docker plugin's and
+CNI's default) takes one: no wait on ovs-vswitchd, whose main loop slows
+with every port; the pool refills behind it. An explicit address, MAC,
+gateway, MTU or VLAN, or a container with links on the bridge, attaches as
+usual. "ovsnet show" counts the pool apart from the containers. --pool 0
+turns it off and removes what is left; "ovsnet controller --drain" removes
+every pool's port and exits (for a controller stopped for good).
+
 /healthz answers 200 when connected and converged; /metrics serves ovsnet_*
 series for Prometheus. One controller per host: a second one exits. Under
 systemd it reports readiness (Type=notify), see deploy/systemd.`,
 		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json\n" +
-			"  ovsnet controller --docker-plugin ovsnet   # then: docker network create -d ovsnet --subnet 10.50.0.0/24 net1",
+			"  ovsnet controller --docker-plugin ovsnet   # then: docker network create -d ovsnet --subnet 10.50.0.0/24 net1\n" +
+			"  ovsnet controller --pool 0                 # no warm pool\n" +
+			"  ovsnet controller --drain                  # remove the warm pool's ports, then exit",
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			longLivedGC()
@@ -66,10 +84,25 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 			if resync <= 0 {
 				return fmt.Errorf("--resync must be positive")
 			}
+			if pool < 0 {
+				return fmt.Errorf("--pool must be 0 (no pool) or more")
+			}
+			for _, t := range poolTypes {
+				if t != attach.TypeVeth && t != attach.TypeInternal {
+					return fmt.Errorf("unknown --pool-types type %q: use veth, internal or both", t)
+				}
+			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if drain {
+				did, err := service.Drain(ctx, g.db)
+				for _, d := range did {
+					fmt.Println(d)
+				}
+				return err
+			}
 			return service.Run(ctx, service.Options{Endpoint: g.db, Listen: listen, Resync: resync, Verify: verify, Log: slog.New(h),
-				DockerPlugin: plugin, DockerNetns: pluginNetns})
+				DockerPlugin: plugin, DockerNetns: pluginNetns, Pool: pool, PoolTypes: poolTypes})
 		},
 	}
 	f := c.Flags()
@@ -79,5 +112,8 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	f.StringVar(&plugin, "docker-plugin", "", "serve a Docker network driver of this name (docker network create -d NAME)")
 	f.StringVar(&pluginNetns, "docker-netns", "", "network namespace dockerd runs in, if not the controller's (a path such as /proc/1/ns/net)")
+	f.IntVar(&pool, "pool", 8, "warm pool: ports kept ready per bridge and type for attaches to take (0: none)")
+	f.StringSliceVar(&poolTypes, "pool-types", []string{attach.TypeVeth, attach.TypeInternal}, "port types the warm pool keeps")
+	f.BoolVar(&drain, "drain", false, "remove every warm pool's port and exit (no controller may run)")
 	return c
 }

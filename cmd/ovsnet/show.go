@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -100,6 +101,9 @@ func renderTree(bs []network.Bridge) string {
 		if len(br.OtherPorts) > 0 {
 			lines = append(lines, "other ports: "+strings.Join(br.OtherPorts, " "))
 		}
+		if len(br.Pool) > 0 {
+			lines = append(lines, poolLine(br.Pool))
+		}
 		if len(lines) == 0 {
 			lines = append(lines, "no containers")
 		}
@@ -112,6 +116,25 @@ func renderTree(bs []network.Bridge) string {
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// poolLine counts a bridge's warm pool by type and state.
+func poolLine(pool []network.Port) string {
+	count := map[string]int{}
+	var keys []string
+	for _, p := range pool {
+		k := p.Type + " " + p.State
+		if count[k] == 0 {
+			keys = append(keys, k)
+		}
+		count[k]++
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", count[k], k))
+	}
+	return "warm pool (ovsnet controller --pool): " + strings.Join(parts, ", ")
 }
 
 // bridgeAttrs is a bridge's heading in the tree: datapath, subnets,

@@ -28,6 +28,7 @@ type Ref struct {
 	Runtime     string // who moves and configures the container's end ("": ovsnet)
 	RuntimeName string // the runtime's name of the container, once known
 	CNINetwork  string // attached by the CNI plugin for this network
+	Pooled      bool   // a warm pool's port, no container's yet (KeyPool)
 }
 
 // RefOf reads an interface row's Ref.
@@ -35,7 +36,7 @@ func RefOf(ext map[string]string) Ref {
 	return Ref{Owned: Owned(ext), Container: ext[KeyContainerID], Iface: ext[KeyContainerIface], Bridge: ext[KeyBridge],
 		Netns: ext[KeyNetns], Type: ext[KeyType], State: ext[KeyState], HasGateway: ext[KeyPortGW] != "",
 		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime], RuntimeName: ext[KeyRuntimeName],
-		CNINetwork: ext[KeyCNINetwork]}
+		CNINetwork: ext[KeyCNINetwork], Pooled: ext[KeyPool] == "true"}
 }
 
 // State is the interface keys that record state s.
@@ -50,8 +51,13 @@ func TxOffload(off bool) (set map[string]string, del []string) {
 	return nil, []string{KeyTxOffload}
 }
 
-// String is "CONTAINER/IFACE".
-func (r Ref) String() string { return r.Container + "/" + r.Iface }
+// String is "CONTAINER/IFACE" ("warm pool" for a pool's port).
+func (r Ref) String() string {
+	if r.Pooled && r.Container == "" {
+		return "warm pool"
+	}
+	return r.Container + "/" + r.Iface
+}
 
 // IsContainer says whether the row is an ovsnet container interface (not a
 // bridge's own port, a tunnel or a row of someone else's).
@@ -72,6 +78,9 @@ type Port struct {
 	NoTxOffload              bool
 	Runtime                  string // who moves and configures the container's end ("": ovsnet)
 	CNINetwork               string // attached by the CNI plugin for this network
+	// Pooled: a warm pool's port, with no container (Container, Iface and
+	// Netns empty) until an attach takes it.
+	Pooled bool
 }
 
 // Encode is the intent as external_ids.
@@ -97,6 +106,12 @@ func (p Port) Encode() map[string]string {
 	if p.CNINetwork != "" {
 		ext[KeyCNINetwork] = p.CNINetwork
 	}
+	if p.Pooled {
+		ext[KeyPool] = "true"
+		delete(ext, KeyContainerID)
+		delete(ext, KeyContainerIface)
+		delete(ext, KeyNetns)
+	}
 	var gws []string
 	for _, g := range p.Gateways {
 		gws = append(gws, g.String())
@@ -116,11 +131,14 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	}
 	r := RefOf(ext)
 	p := Port{Container: r.Container, Iface: r.Iface, Bridge: r.Bridge, Netns: r.Netns, Type: r.Type, State: r.State,
-		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, CNINetwork: r.CNINetwork}
-	if p.Container == "" {
+		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, CNINetwork: r.CNINetwork, Pooled: r.Pooled}
+	switch {
+	case p.Pooled && (p.Container != "" || p.Iface != ""):
+		return bad(KeyPool, "no container_id and container_iface on a pool's port (remove the row: ovsnet reconcile)")
+	case p.Pooled:
+	case p.Container == "":
 		return bad(KeyContainerID, "the container it belongs to")
-	}
-	if p.Iface == "" {
+	case p.Iface == "":
 		return bad(KeyContainerIface, "the interface's name in its container")
 	}
 	mac, err := net.ParseMAC(ext[KeyMAC])
@@ -277,6 +295,14 @@ func OfCNINetwork(network string) map[string]string { return map[string]string{K
 func OfContainerOn(bridge, container string) map[string]string {
 	return map[string]string{KeyBridge: bridge, KeyContainerID: container}
 }
+
+// OfPool selects the ready pool's ports of type typ on bridge.
+func OfPool(bridge, typ string) map[string]string {
+	return map[string]string{KeyBridge: bridge, KeyPool: "true", KeyType: typ, KeyState: StateReady}
+}
+
+// OfAnyPool selects every pool's port.
+func OfAnyPool() map[string]string { return map[string]string{KeyOwner: OwnerOvsnet, KeyPool: "true"} }
 
 // OfBridge selects the ovsnet interfaces of a bridge.
 func OfBridge(bridge string) map[string]string { return map[string]string{KeyBridge: bridge} }

@@ -175,3 +175,26 @@ func TestUnderlay(t *testing.T) {
 		t.Fatalf("bad underlay: %+v", b.Underlay)
 	}
 }
+
+// A pool's port has no container until taken; a row that says it is a
+// pool's and names a container does not decode.
+func TestPooledPort(t *testing.T) {
+	p := samplePort()
+	p.Container, p.Iface, p.Netns, p.Pooled = "", "", "", true
+	ext := p.Encode()
+	if ext[KeyPool] != "true" || ext[KeyContainerID] != "" || ext[KeyNetns] != "" {
+		t.Fatalf("pooled encoding: %v", ext)
+	}
+	got, err := DecodePort("row", ext)
+	if err != nil || !reflect.DeepEqual(got, p) {
+		t.Fatalf("decode(encode(pooled)) = %+v, %v; want %+v", got, err, p)
+	}
+	if r := RefOf(ext); !r.Pooled || r.IsContainer() {
+		t.Fatalf("pooled ref: %+v", r)
+	}
+	ext[KeyContainerID] = "web"
+	var ie *Error
+	if _, err := DecodePort("row", ext); !errors.As(err, &ie) || ie.Key != KeyPool {
+		t.Fatalf("pooled row with a container: %v", err)
+	}
+}

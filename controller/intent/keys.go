@@ -84,6 +84,12 @@ const (
 	// conflicts: "ovsnet-hostport:PROTO/HOST_IP/HOST_PORT" = "1" and
 	// "ovsnet-hostport:PROTO/*/HOST_PORT" = "1".
 	KeyHostPortPrefix = "ovsnet-hostport:"
+
+	// interface: "true" on a warm pool's port (ovsnet controller --pool):
+	// in OVSDB and ovs-vswitchd with its address, MAC and flows, its
+	// container end down in the host until an attach takes it; no
+	// container_id until then. Kept while it is detached.
+	KeyPool = "ovsnet-pool"
 )
 
 // States of a row (KeyState).

@@ -97,6 +97,11 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 	if err := r.resolve(ctx); err != nil {
 		return nil, err
 	}
+	if r.poolable() {
+		if p, err := r.takeFromPool(ctx); p != nil || err != nil {
+			return []*Port{p}, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			err = r.rollback(err)
@@ -134,6 +139,10 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 		if err != nil {
 			return nil, r.itemErr(i, o, err)
 		}
+		if o.Pooled {
+			r.items = append(r.items, &attachItem{o: o, rq: rq, host: poolPortName(bridge)})
+			continue
+		}
 		key := o.Container + "\x00" + o.Iface
 		if j, dup := seen[key]; dup {
 			return nil, fmt.Errorf("line %d repeats line %d (%s %s)", i+1, j+1, o.Iface, o.Container)
@@ -167,6 +176,9 @@ func (r *attachRun) resolve(ctx context.Context) error {
 			it.netns = h.Netns
 			return nil
 		}
+		if it.o.Pooled {
+			return nil // no container yet
+		}
 		if it.o.Netns != "" {
 			if !attach.NetnsExists(it.o.Netns) {
 				return fmt.Errorf("network namespace %s of container %s does not exist", it.o.Netns, it.o.Container)
@@ -187,8 +199,8 @@ func (r *attachRun) resolve(ctx context.Context) error {
 // checkLinks checks that no container has its INTERFACE yet.
 func (r *attachRun) checkLinks() error {
 	return parallel(r.items, func(it *attachItem) error {
-		if it.o.Handoff != nil {
-			return nil // the runtime names the link in the container
+		if it.o.Handoff != nil || it.o.Pooled {
+			return nil // the runtime names the link in the container; no container yet
 		}
 		if has, err := attach.HasLink(it.netns, it.o.Iface); err != nil {
 			return fmt.Errorf("container %s: %w", it.o.Container, err)
@@ -224,6 +236,9 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
 		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork}
 	it.cfg = portConfig(it.port, it.o.routes())
+	if it.o.Pooled {
+		it.port.Pooled = true
+	}
 	if h := it.o.Handoff; h != nil {
 		// The runtime's link: no namespace of ovsnet's to record (the
 		// runtime ends the port, not garbage collection), and the link
@@ -267,10 +282,26 @@ func (r *attachRun) commit(ctx context.Context) error {
 		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
 			return r.commitErr(err)
 		}
+		if single := r.singleContainer(); single != nil {
+			// A pool's port taken for the same container interface meanwhile
+			// has another name: its uniqueness would not catch it.
+			if err := r.alreadyAttached(ctx, single); err != nil {
+				return err
+			}
+		}
 		// Another writer changed the bridge first: allocate again. The veths
 		// keep their names; their MACs follow the new addresses.
 		time.Sleep(backoff(attempt))
 	}
+}
+
+// singleContainer is the run's one item when it attaches one container
+// interface by probes (add-port, the API), else nil.
+func (r *attachRun) singleContainer() *attachItem {
+	if _, probe := r.alloc.(probeAllocator); !probe || r.items[0].o.Pooled {
+		return nil
+	}
+	return r.items[0]
 }
 
 func (r *attachRun) commitErr(err error) error {
@@ -292,7 +323,11 @@ func (r *attachRun) createVeths() error {
 			return nil
 		}
 		attach.DeleteLink(it.host)
-		if err := attach.CreateVeth(it.host, it.netns, it.cfg); err != nil {
+		create := func() error { return attach.CreateVeth(it.host, it.netns, it.cfg) }
+		if it.o.Pooled {
+			create = func() error { return attach.CreatePoolVeth(it.host, it.cfg) }
+		}
+		if err := create(); err != nil {
 			return err
 		}
 		it.veth = true
@@ -340,6 +375,9 @@ func (r *attachRun) installFlows(ctx context.Context) error {
 // it only gets its offloads as the port needs them, before the runtime
 // takes it.
 func configure(it *attachItem) error {
+	if it.o.Pooled {
+		return nil // its container end waits in the host, down
+	}
 	if h := it.o.Handoff; h != nil {
 		if it.cfg.NoTxOffload {
 			return attach.SetVethTxOffload(it.host, h.Netns, h.Name, false)

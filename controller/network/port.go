@@ -43,6 +43,9 @@ type PortOptions struct {
 	Netns string `json:",omitempty"`
 	// CNINetwork records the port as the CNI plugin's, for that network.
 	CNINetwork string `json:",omitempty"`
+	// Pooled makes a warm pool's port (FillPool): no container, Iface
+	// and Container empty. Never from a request.
+	Pooled bool `json:"-"`
 }
 
 // Handoff is an attach whose container end a runtime moves into the
@@ -146,7 +149,7 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	if err := CheckIfName("bridge", o.Bridge); err != nil {
 		return nil, err
 	}
-	if err := CheckIfName("interface", o.Iface); err != nil {
+	if err := CheckIfName("interface", o.Iface); err != nil && !o.Pooled {
 		return nil, err
 	}
 	if err := CheckMTU(o.MTU); err != nil {
@@ -642,10 +645,10 @@ func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 	for _, i := range ifs {
 		ref := intent.RefOf(i.ExternalIDs)
 		switch {
-		case ref.Container == "":
+		case ref.Container == "" && !ref.Pooled:
 			continue
 		case i.Type == "":
-			veths = append(veths, i.Name)
+			veths = append(veths, i.Name) // a pool's veth's waiting end goes with it
 		case i.Type == "internal" && ref.Netns != "":
 			internals = append(internals, ref)
 		}

@@ -31,6 +31,9 @@ type Bridge struct {
 	UnderlayOf string   `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
 	OtherPorts []string `json:"other_ports,omitempty"`
 	Docker     *Docker  `json:"docker_network,omitempty"` // the Docker network it carries
+	// Pool is the warm pool's ports (ovsnet controller --pool): no
+	// container's yet, apart from Ports.
+	Pool []Port `json:"pool,omitempty"`
 }
 
 // Docker is the Docker network a bridge carries, as show reports it.
@@ -86,6 +89,12 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 			if intent.IsTunnelPort(ifc.ExternalIDs) {
 				continue
 			}
+			if ref := intent.RefOf(ifc.ExternalIDs); ref.Owned && ref.Pooled {
+				p := shownPort(b.Name, ifc, ports[j])
+				p.State = pooledState(ifc)
+				sb.Pool = append(sb.Pool, p)
+				continue
+			}
 			if intent.RefOf(ifc.ExternalIDs).Container == "" {
 				if ifc.Name != b.Name {
 					sb.OtherPorts = append(sb.OtherPorts, ifc.Name)
@@ -112,6 +121,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 			return sb.Ports[x].Iface < sb.Ports[y].Iface
 		})
 		sort.Strings(sb.OtherPorts)
+		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
 		out = append(out, sb)
 	}
 	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })
@@ -155,6 +165,20 @@ func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 		v.Published = append(v.Published, m.Docker())
 	}
 	return v
+}
+
+// pooledState is the state of a pool's port's waiting end in the host
+// ("down" until taken), or "missing".
+func pooledState(i vswitchd.Interface) string {
+	dev := i.Name
+	if i.Type == "" {
+		dev = attach.PoolPeer(i.Name)
+	}
+	st, err := attach.HostLinkState(dev)
+	if err != nil {
+		return "missing"
+	}
+	return st
 }
 
 // linkState is the container interface's state as the kernel sees it: for a

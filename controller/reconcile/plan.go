@@ -21,6 +21,7 @@ const (
 	finishAttach                     // an attach was killed after its rows
 	reattachInternal                 // an internal port: back into its container if ovs-vswitchd re-created it
 	checkVeth                        // a veth: its offloads and its host end's state
+	checkPooled                      // a pool's port: its links in the host
 )
 
 // planPort decides the step for interface ifc.
@@ -31,6 +32,11 @@ func planPort(ifc vswitchd.Interface) portStep {
 		return leave
 	case ref.State == intent.StateDetaching:
 		return finishDetach
+	case ref.Pooled && ref.Container == "" && ref.State == intent.StateAttaching:
+		// A pool's port whose making died half-way: nobody waits for it.
+		return finishDetach
+	case ref.Pooled && ref.Container == "":
+		return checkPooled
 	case ref.State == intent.StateAttaching && (ref.Runtime != "" || ref.CNINetwork != ""):
 		// A runtime's attach (a plugin request) that died half-way: the
 		// runtime was told it failed and will not use it.

@@ -28,6 +28,36 @@ func cni(i vswitchd.Interface) vswitchd.Interface {
 	return i
 }
 
+func pooled(i vswitchd.Interface) vswitchd.Interface {
+	i.ExternalIDs[intent.KeyPool] = "true"
+	delete(i.ExternalIDs, intent.KeyContainerID)
+	delete(i.ExternalIDs, intent.KeyContainerIface)
+	delete(i.ExternalIDs, intent.KeyNetns)
+	return i
+}
+
+// A pool's port is checked for its devices, removed when its making died
+// half-way, detached when its detach did; a container's row that also
+// says pooled (tampered) is a container's, never the pool's to remove.
+func TestPlanPooled(t *testing.T) {
+	tampered := ifaceWith("t", "", intent.StateReady, "/n")
+	tampered.ExternalIDs[intent.KeyPool] = "true"
+	for _, c := range []struct {
+		ifc  vswitchd.Interface
+		want portStep
+	}{
+		{pooled(ifaceWith("p", "", intent.StateReady, "")), checkPooled},
+		{pooled(ifaceWith("q", "internal", intent.StateReady, "")), checkPooled},
+		{pooled(ifaceWith("r", "", intent.StateAttaching, "")), finishDetach},
+		{pooled(ifaceWith("s", "internal", intent.StateDetaching, "")), finishDetach},
+		{tampered, checkVeth},
+	} {
+		if got := planPort(c.ifc); got != c.want {
+			t.Errorf("%s: planPort = %d, want %d", c.ifc.Name, got, c.want)
+		}
+	}
+}
+
 func TestPlanPort(t *testing.T) {
 	for _, c := range []struct {
 		ifc  vswitchd.Interface

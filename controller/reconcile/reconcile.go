@@ -318,6 +318,8 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 				c.add("kept the host's stack off veth host end "+ifc.Name, nil)
 			}
 			h.reconcileVeth(ctx, ifc, vethOff, hostLinks, c)
+		case checkPooled:
+			c.add(h.CheckPooled(ctx, b.Name, ifc, ports[j], hostLinks))
 		}
 	}
 }

@@ -47,6 +47,10 @@ type Options struct {
 	// DockerPlugin, when set, serves the Docker network plugin of that
 	// name; DockerNetns is the namespace dockerd runs in ("": this one).
 	DockerPlugin, DockerNetns string
+	// Pool ports of each of PoolTypes are kept ready on every bridge with
+	// a subnet for attaches to take (0: none, and any left are removed).
+	Pool      int
+	PoolTypes []string
 }
 
 // Service keeps one host converged: it reconciles on every OVSDB change
@@ -60,6 +64,7 @@ type Service struct {
 	metrics *serviceMetrics
 
 	convergeLock *os.File
+	poolKick     chan struct{} // a run ended: the pool may need work
 
 	lastVerify time.Time        // last full flow comparison (or the start)
 	natSeen    string           // NAT intent last synced (reconcile.Options.NATSeen)
@@ -89,6 +94,7 @@ type serviceMetrics struct {
 	api       *prometheus.CounterVec
 	checks    prometheus.Counter
 	updates   prometheus.Counter
+	poolReady prometheus.Gauge
 }
 
 func newMetrics() *serviceMetrics {
@@ -105,9 +111,10 @@ func newMetrics() *serviceMetrics {
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovsdb_connected", Help: "1 while connected to OVSDB."}),
 		checks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_checks_total", Help: "Bridges asked for their flow counts by a run (a first run, a resync, after an OpenFlow connection ended), each a wait on ovs-vswitchd's main loop."}),
 		updates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_updates_total", Help: "Bundles of objects whose intent changed in OVSDB other than by an attach or detach (a VLAN set with ovs-vsctl, a link), sent by runs set off by the change."}),
+		poolReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_pool_ready_ports", Help: "Warm pool's ports ready to be taken, over every bridge and type (after the last refill)."}),
 		api:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovsnet_api_requests_total", Help: "Attach API requests served (add-port, del-port from the CLI), by result."}, []string{"op", "result"}),
 	}
-	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.bad, m.connected, m.api, m.checks, m.updates)
+	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.bad, m.connected, m.api, m.checks, m.updates, m.poolReady)
 	return m
 }
 
@@ -121,7 +128,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer held.Close()
-	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: reconcile.Memory{}}
+	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: reconcile.Memory{},
+		poolKick: make(chan struct{}, 1)}
 	cl, err := lock.Open(lock.ConvergePath(o.Endpoint))
 	if err != nil {
 		return err
@@ -139,7 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	tr := steptime.New()
 	sw := flows.NewSwitch()
 	defer sw.Close()
-	s.h = &network.Host{Flows: sw}
+	s.h = &network.Host{Flows: sw, Pool: network.NewPool(o.Pool, o.PoolTypes)}
 	s.c = &reconcile.Converger{Host: s.h}
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.
@@ -169,6 +177,7 @@ func Run(ctx context.Context, o Options) error {
 		defer plugin.Close()
 	}
 	go s.followContainers(ctx)
+	go s.keepPool(ctx)
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
 	return s.loop(ctx)
 }
@@ -226,6 +235,12 @@ func (s *Service) loop(ctx context.Context) error {
 		}
 		s.h.DB.Settled() // the initial load is behind us
 		s.c.DropPrefetched()
+		if err == nil {
+			select {
+			case s.poolKick <- struct{}{}:
+			default:
+			}
+		}
 		if err == nil && !ready {
 			ready = true
 			daemon.SdNotify(false, daemon.SdNotifyReady)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,9 +17,14 @@ import (
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
-// startController runs `ovsnet controller` in the sandbox host.
+// startController runs `ovsnet controller` in the sandbox host, without
+// a warm pool unless args ask for one (--pool N): the pool's ports would
+// take the addresses and host links other tests count.
 func (e *env) startController(listen string, args ...string) *exec.Cmd {
 	e.t.Helper()
+	if !slices.Contains(args, "--pool") {
+		args = append(args, "--pool", "0")
+	}
 	c := e.sb.Command(ovsnetBin, append([]string{"controller", "--listen", listen, "--resync", "1s"}, args...)...)
 	log, err := os.Create(filepath.Join(e.sb.Dir, fmt.Sprintf("controller-%d.log", time.Now().UnixNano())))
 	if err != nil {

@@ -1,0 +1,261 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// poolJSON is a bridge's warm pool as show -o json lists it.
+type poolJSON struct {
+	Name       string     `json:"name"`
+	Containers []portJSON `json:"containers"`
+	Pool       []portJSON `json:"pool"`
+}
+
+// pool reads bridge's pool's ports from show -o json.
+func (e *env) pool(bridge string) []portJSON {
+	e.t.Helper()
+	var bs []poolJSON
+	if err := json.Unmarshal([]byte(e.must("show", bridge, "-o", "json")), &bs); err != nil || len(bs) != 1 {
+		e.t.Fatalf("show %s: %v", bridge, err)
+	}
+	return bs[0].Pool
+}
+
+// poolReady waits until bridge's pool holds n ready (waiting, down)
+// ports of each type in types, and returns them.
+func (e *env) poolReady(bridge string, n int, types ...string) []portJSON {
+	e.t.Helper()
+	var ps []portJSON
+	eventually(e.t, 60*time.Second, bridge+"'s pool filled", func() bool {
+		ps = e.pool(bridge)
+		for _, typ := range types {
+			if k := len(slices.DeleteFunc(slices.Clone(ps), func(p portJSON) bool { return p.Type != typ || p.State != "down" })); k != n {
+				return false
+			}
+		}
+		return len(ps) == n*len(types)
+	})
+	return ps
+}
+
+func addrOf(p portJSON) string { return strings.Split(p.Addresses[0], "/")[0] }
+
+// The warm pool: the controller keeps ports ready, nothing sent to them
+// is answered before an attach takes one; an attach with an automatic
+// address takes one (its OVS port, address and MAC) and works as any
+// other (ping, TCP, the spoof guard, isolation and links), an explicit
+// address bypasses it, the pool refills, and del-br takes every pool's
+// port with the bridge.
+func TestWarmPool(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
+	e.must("add-br", "br1", "--subnet", "10.85.0.0/24", "--icc=false")
+	const addr = "127.0.0.1:19484"
+	e.startController(addr, "--pool", "2")
+	before := e.poolReady("br0", 2, "veth", "internal")
+	e.poolReady("br1", 2, "veth", "internal")
+
+	// Nothing answers for a pool's port: its container end is down in the
+	// host, without an address.
+	c0 := e.container()
+	e.must("add-port", "br0", "eth1", c0, "--ip", "10.84.0.200")
+	ping(t, c0, "10.84.0.1")
+	for _, p := range before {
+		noPing(t, c0, addrOf(p))
+	}
+
+	// Taken: an internal port (the userspace datapath's default) and a veth.
+	c1, c2 := e.container(), e.container()
+	p1 := e.addPortJSON("add-port", "br0", "eth1", c1, "--ip")
+	p2 := e.addPortJSON("add-port", "br0", "eth1", c2, "--ip", "--type", "veth")
+	for _, p := range []portJSON{p1, p2} {
+		i := slices.IndexFunc(before, func(q portJSON) bool { return q.OVSPort == p.OVSPort })
+		if i < 0 || before[i].Type != p.Type || before[i].Addresses[0] != p.Addresses[0] || before[i].MAC != p.MAC {
+			t.Fatalf("%s was not taken from the pool %+v: %+v", p.Container, before, p)
+		}
+	}
+	if got := links(t, c1); !slices.Contains(got, "eth1") {
+		t.Fatalf("%s has no eth1: %v", c1, got)
+	}
+	ping(t, c1, addrOf(p2))
+	ping(t, c2, "10.84.0.1")
+	ping(t, c0, addrOf(p1))
+	tcpTransfer(t, nsPath(c1), nsPath(c2), addrOf(p2), 4<<20)
+
+	// An explicit address, and a pool that has none left of a type, take
+	// the usual path.
+	c3 := e.container()
+	p3 := e.addPortJSON("add-port", "br0", "eth1", c3, "--ip", "10.84.0.50")
+	if slices.ContainsFunc(before, func(q portJSON) bool { return q.OVSPort == p3.OVSPort }) {
+		t.Fatalf("an explicit address took a pool's port: %+v", p3)
+	}
+	ping(t, c3, addrOf(p1))
+
+	// The spoof guard holds for a taken port.
+	run(t, "ip", "-n", c2, "addr", "add", "10.84.0.77/32", "dev", "eth1")
+	if udpFromArrives(t, c2, "10.84.0.77:0", "10.84.0.1:9998", e.sb.Netns, "10.84.0.1:9998") {
+		fl, _ := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br0")
+		po, _ := e.sb.Vsctl("--columns=name,ofport,ofport_request,external_ids", "list", "interface", p2.OVSPort)
+		t.Fatalf("a pool-taken port sent from an address not its own %+v\n%s\n%s", p2, po, fl)
+	}
+	if !udpArrives(t, c2, "10.84.0.1:9997", e.sb.Netns, "10.84.0.1:9997") {
+		t.Fatal("a pool-taken port does not reach its gateway")
+	}
+
+	// Isolation and links, as for any port.
+	c4, c5 := e.container(), e.container()
+	p4 := e.addPortJSON("add-port", "br1", "eth1", c4, "--ip")
+	p5 := e.addPortJSON("add-port", "br1", "eth1", c5, "--ip", "--type", "veth")
+	noPing(t, c4, addrOf(p5))
+	e.must("link", "br1", c4, c5)
+	ping(t, c4, addrOf(p5))
+	if udpArrives(t, c5, addrOf(p4)+":9996", c4, addrOf(p4)+":9996") {
+		t.Fatal("a link let its destination open connections back")
+	}
+
+	// Refilled, with other ports.
+	after := e.poolReady("br0", 2, "veth", "internal")
+	for _, p := range after {
+		if p.OVSPort == p1.OVSPort || p.OVSPort == p2.OVSPort {
+			t.Fatalf("the pool still lists a taken port: %+v", p)
+		}
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("state after takes and refills needs repair: %q", out)
+	}
+	if show := e.must("show", "br0"); !strings.Contains(show, "warm pool (ovsnet controller --pool): 2 internal down, 2 veth down") {
+		t.Fatalf("show does not count the pool:\n%s", show)
+	}
+	if n := e.counter(addr, "ovsnet_pool_ready_ports"); n != 8 {
+		t.Fatalf("ovsnet_pool_ready_ports = %d, want 8", n)
+	}
+
+	// del-br takes the pool's ports with the bridge, which the controller
+	// does not make again.
+	e.must("del-br", "br0")
+	e.must("del-port", "br1", "eth1", c4)
+	e.must("del-port", "br1", "eth1", c5)
+	e.must("del-br", "br1")
+	time.Sleep(2 * time.Second) // a resync or two (--resync 1s)
+	if hp := e.hostPorts(); len(hp) != 0 {
+		t.Fatalf("host links left after del-br: %v", hp)
+	}
+	if rows := e.vsctlList("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-pool=true"); strings.TrimSpace(rows) != "" {
+		t.Fatalf("pool rows left after del-br: %s", rows)
+	}
+	for _, l := range links(t, e.sb.Netns) {
+		if strings.HasPrefix(l, "op") {
+			t.Fatalf("a pool's veth end outlived its bridge: %s", l)
+		}
+	}
+}
+
+// checkPool checks that every pool's port has its devices in the host (a
+// veth's two ends, an internal port's tap) and that no pool's veth end
+// outlived its row.
+func (e *env) checkPool(when string) {
+	e.t.Helper()
+	rows := e.vsctlList("--bare", "--columns=name,type", "find", "interface", "external_ids:ovsnet-pool=true")
+	host := links(e.t, e.sb.Netns)
+	names := map[string]bool{}
+	for _, f := range strings.Split(strings.TrimSpace(rows), "\n\n") {
+		ff := strings.Fields(f)
+		if len(ff) == 0 {
+			continue
+		}
+		names[ff[0]] = true
+		need := []string{ff[0]}
+		if len(ff) == 1 { // a veth: type ""
+			need = append(need, "op"+ff[0][2:])
+		}
+		for _, n := range need {
+			if !slices.Contains(host, n) {
+				e.t.Fatalf("%s: pool's port %s has no %s in the host: %v", when, ff[0], n, host)
+			}
+		}
+	}
+	for _, l := range host {
+		if strings.HasPrefix(l, "op") && !names["on"+l[2:]] {
+			e.t.Fatalf("%s: pool's veth end %s has no row", when, l)
+		}
+	}
+}
+
+// kill -9 of the controller while it fills its pool, or while it attaches
+// from it, leaves what reconcile finishes: containers with their
+// interface and port or neither, no address held twice, every pool's port
+// whole, nothing leaked; the CLI whose request was lost finishes its
+// attach itself.
+func TestWarmPoolKilled(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br0", "--subnet", "10.87.0.0/24")
+	cs := []string{e.container(), e.container(), e.container()}
+	rng := rand.New(rand.NewPCG(3, 4))
+	// killAt kills ctl once a row matching find is seen (and a random
+	// moment more), or when the wait gives up.
+	killAt := func(ctl *exec.Cmd, find ...string) bool {
+		defer ctl.Process.Signal(syscall.SIGKILL)
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+			if rows, _ := e.sb.Vsctl(append([]string{"--bare", "--columns=name", "find", "interface"}, find...)...); strings.TrimSpace(rows) != "" {
+				time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+				return true
+			}
+		}
+		return false
+	}
+	caught := 0
+	for round := range 8 {
+		c := cs[round%3]
+		if round%2 == 0 {
+			e.must("controller", "--drain")
+			ctl := e.startController("127.0.0.1:19485", "--pool", "40") // a fill long enough to be caught
+			if killAt(ctl, "external_ids:ovsnet-pool=true", "external_ids:ovsnet-state=attaching") { // mid-fill
+				caught++
+			}
+			ctl.Wait()
+		} else {
+			ctl := e.startController("127.0.0.1:19485", "--pool", "3")
+			e.poolReady("br0", 3, "veth", "internal") // shrunk from a fill's 40, or made
+			if slices.Contains(links(t, c), "eth1") {
+				e.must("del-port", "br0", "eth1", c)
+			}
+			typ := []string{"veth", "internal"}[round/2%2]
+			add := e.sb.Command(ovsnetBin, "add-port", "br0", "eth1", c, "--ip", "--type", typ)
+			var out strings.Builder
+			add.Stdout, add.Stderr = &out, &out
+			if err := add.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if killAt(ctl, "external_ids:container_id="+c, "external_ids:ovsnet-state=attaching") { // mid-take
+				caught++
+			}
+			ctl.Wait()
+			if err := add.Wait(); err != nil {
+				t.Fatalf("round %d: add-port whose controller was killed: %v %s", round, err, out.String())
+			}
+		}
+		r := e.ovsnet("reconcile")
+		if r.code != 0 {
+			t.Fatalf("round %d: reconcile: exit %d %s%s", round, r.code, r.out, r.err)
+		}
+		when := fmt.Sprintf("round %d", round)
+		e.checkAttachments(when, cs)
+		e.checkPool(when)
+	}
+	if caught < 4 {
+		t.Fatalf("only %d of 8 kills fell while a port was attaching: the test proves little", caught)
+	}
+	e.startController("127.0.0.1:19485", "--pool", "3")
+	e.poolReady("br0", 3, "veth", "internal")
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("after the rounds: %q", out)
+	}
+}
