@@ -30,11 +30,11 @@ import (
 type Host struct {
 	DB       *ovsdb.Client
 	Flows    *flows.Switch
-	Progress Progress    // told how long work goes (nil: nobody)
+	Progress Progress // told how long work goes (nil: nobody)
 	// Pool, when set, is the warm pool attaches may take from (the
 	// controller's); nil: every attach makes its port.
 	Pool *Pool
-	nat      *nat.Tables // opened on first use
+	nat  *nat.Tables // opened on first use
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

@@ -216,7 +216,7 @@ func TestWarmPoolKilled(t *testing.T) {
 		c := cs[round%3]
 		if round%2 == 0 {
 			e.must("controller", "--drain")
-			ctl := e.startController("127.0.0.1:19485", "--pool", "40") // a fill long enough to be caught
+			ctl := e.startController("127.0.0.1:19485", "--pool", "40")                              // a fill long enough to be caught
 			if killAt(ctl, "external_ids:ovsnet-pool=true", "external_ids:ovsnet-state=attaching") { // mid-fill
 				caught++
 			}
