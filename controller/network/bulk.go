@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,26 +62,7 @@ func (h *Host) waitOfports(ctx context.Context, names []string) ([]int, error) {
 	}
 }
 
-// vswitchdCPU is the CPU time ovs-vswitchd (found by its pidfile where
-// OVS's tools find it) has used, or -1.
-func vswitchdCPU() time.Duration {
-	pid, err := ovsdb.VswitchdPid(ovsdb.RunDir())
-	if err != nil {
-		return -1
-	}
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return -1
-	}
-	// Fields after the command name: state is 0, utime 11, stime 12.
-	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	u, _ := strconv.Atoi(f[11])
-	sy, _ := strconv.Atoi(f[12])
-	return time.Duration(u+sy) * 10 * time.Millisecond // USER_HZ 100
-}
+func vswitchdCPU() time.Duration { return ovsdb.VswitchdCPU() }
 
 // scanAllocator allocates for many interfaces from one read of the bridge
 // and its ports: checks and allocations all at once.
