@@ -64,10 +64,14 @@ func (l *Launcher) Do(f func()) {
 }
 
 // Timed runs c to completion and returns its wall time in ms, from just
-// before the fork to the child's exit.
+// before the fork to the child's exit. Its output goes to the error, or
+// where the caller pointed c.Stdout.
 func (l *Launcher) Timed(c *exec.Cmd) (float64, error) {
 	var out strings.Builder
-	c.Stdout, c.Stderr = &out, &out
+	if c.Stdout == nil {
+		c.Stdout = &out
+	}
+	c.Stderr = &out
 	t := time.Now()
 	if err := l.Start(c); err != nil {
 		return 0, err

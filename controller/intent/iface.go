@@ -301,6 +301,11 @@ func OfPool(bridge, typ string) map[string]string {
 	return map[string]string{KeyBridge: bridge, KeyPool: "true", KeyType: typ, KeyState: StateReady}
 }
 
+// OfBridgePool selects bridge's pool's ports.
+func OfBridgePool(bridge string) map[string]string {
+	return map[string]string{KeyBridge: bridge, KeyPool: "true"}
+}
+
 // OfAnyPool selects every pool's port.
 func OfAnyPool() map[string]string { return map[string]string{KeyOwner: OwnerOvsnet, KeyPool: "true"} }
 

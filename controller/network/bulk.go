@@ -125,6 +125,16 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 				if hasFamily(it.addrs, s.Prefix.Addr()) {
 					continue
 				}
+				if it.o.Pooled {
+					// From the top, away from what attaches and people pick.
+					a, err := ipam.HighestFree(s, used)
+					if err != nil {
+						return nil, err
+					}
+					used[a] = true
+					it.addrs = append(it.addrs, netip.PrefixFrom(a, s.Prefix.Bits()))
+					continue
+				}
 				is4 := s.Prefix.Addr().Is4()
 				from, ok := hints[is4]
 				if !ok {

@@ -102,6 +102,9 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 			return []*Port{p}, err
 		}
 	}
+	if err := r.evictPooled(ctx); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			err = r.rollback(err)
@@ -153,7 +156,7 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 	// add-port probes (O(1) rows, whatever the bridge's size); add-ports
 	// reads the bridge once for the whole list.
 	r.alloc = scanAllocator{}
-	if !lines && len(r.items) == 1 {
+	if !lines && len(r.items) == 1 && !r.items[0].o.Pooled {
 		r.alloc = probeAllocator{}
 	}
 	h.Flows.Prepare(bridge)

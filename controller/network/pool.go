@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -85,16 +86,17 @@ func poolPortName(bridge string) string {
 
 // poolable says whether the run's one interface may come from the pool:
 // a pool runs, and the request asks nothing a pool's port was not made
-// with (explicit addresses, MAC, gateway, MTU, VLAN) and names a
-// container with no links on the bridge (their flows would have to go in
-// with it).
+// with (a MAC, gateway, MTU or VLAN of its own; addresses either all
+// automatic or all given, and then a pool's port must hold just those)
+// and names a container with no links on the bridge (their flows would
+// have to go in with it).
 func (r *attachRun) poolable() bool {
 	if r.h.Pool == nil || r.h.Pool.Size == 0 || len(r.items) != 1 || r.lines {
 		return false
 	}
 	it := r.items[0]
 	o, rq := it.o, it.rq
-	if o.Pooled || !rq.auto || len(rq.requested) > 0 || rq.mac != nil || rq.gateway.IsValid() || o.MTU != 0 || o.VLAN != 0 {
+	if o.Pooled || rq.auto == (len(rq.requested) > 0) || rq.mac != nil || rq.gateway.IsValid() || o.MTU != 0 || o.VLAN != 0 {
 		return false
 	}
 	for _, l := range r.bi.Links {
@@ -123,7 +125,7 @@ func (r *attachRun) takeFromPool(ctx context.Context) (*Port, error) {
 		return nil, err
 	}
 	defer r.h.Pool.release(ifc.UUID)
-	r.h.Pool.taken()
+	defer r.h.Pool.taken() // the refill after the take: not competing with its move
 	r.tr.Step("take a pool's port")
 	err = moveInto(it)
 	r.tr.Step("move into the container")
@@ -191,7 +193,7 @@ func (r *attachRun) pickPooled(ctx context.Context, it *attachItem) (*vswitchd.I
 	}
 	for i := range rows {
 		ifc := &rows[i]
-		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !r.h.Pool.reserve(ifc.UUID) {
+		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !r.h.Pool.reserve(ifc.UUID) {
 			continue
 		}
 		pi, err := intent.DecodePort(IfaceRow(*ifc), ifc.ExternalIDs)
@@ -211,6 +213,64 @@ func (r *attachRun) pickPooled(ctx context.Context, it *attachItem) (*vswitchd.I
 		return ifc, nil
 	}
 	return nil, nil
+}
+
+// holdsJust says whether a row holds exactly the addresses asked for (any
+// row, when none is asked for: automatic addressing).
+func holdsJust(ext map[string]string, asked []netip.Prefix) bool {
+	if len(asked) == 0 {
+		return true
+	}
+	held := intent.HeldAddrs(ext)
+	if len(held) != len(asked) {
+		return false
+	}
+	for _, a := range asked {
+		if !slices.ContainsFunc(held, func(h netip.Prefix) bool { return h.Addr() == a.Addr() }) {
+			return false
+		}
+	}
+	return true
+}
+
+// evictPooled removes the pool's ports holding an address the run's items
+// ask for by name (one not taken: another type, or a subnet so full that
+// the pool's addresses from its top met those picked from its bottom), so
+// that the attach gets it: one read of the bridge's pool, and a detach
+// only when one is in the way.
+func (r *attachRun) evictPooled(ctx context.Context) error {
+	asked := map[netip.Addr]bool{}
+	for _, it := range r.items {
+		for _, p := range it.rq.requested {
+			asked[p.Addr()] = true
+		}
+	}
+	if len(asked) == 0 {
+		return nil
+	}
+	rows, err := r.h.DB.FindInterfaces(ctx, intent.OfBridgePool(r.bridge))
+	if err != nil {
+		return err
+	}
+	var ifs []vswitchd.Interface
+	var ports []vswitchd.Port
+	for _, ifc := range rows {
+		if !slices.ContainsFunc(intent.HeldAddrs(ifc.ExternalIDs), func(p netip.Prefix) bool { return asked[p.Addr()] }) {
+			continue
+		}
+		port, err := r.h.DB.PortOn(ctx, r.bridge, ifc.UUID)
+		if err != nil {
+			return err
+		}
+		if port != nil {
+			ifs, ports = append(ifs, ifc), append(ports, *port)
+		}
+	}
+	if len(ifs) == 0 {
+		return nil
+	}
+	r.tr.Step("remove pool's ports holding asked addresses")
+	return r.h.Detach(ctx, r.bridge, ifs, ports)
 }
 
 // alreadyAttached is the error for an item whose container interface has

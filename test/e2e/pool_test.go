@@ -138,6 +138,30 @@ func TestWarmPool(t *testing.T) {
 		t.Fatalf("ovsnet_pool_ready_ports = %d, want 8", n)
 	}
 
+	// The pool's addresses are the subnet's highest, away from those
+	// attaches, Docker's IPAM and people pick. An explicit address a
+	// pool's port holds takes that port when the type is the same; else
+	// the port leaves the pool and the attach gets the address.
+	var v, in portJSON
+	for _, p := range after {
+		if !strings.HasPrefix(addrOf(p), "10.84.0.2") || len(addrOf(p)) != len("10.84.0.2xx") {
+			t.Fatalf("a pool's address is not from the top of 10.84.0.0/24: %+v", p)
+		}
+		if p.Type == "veth" {
+			v = p
+		} else {
+			in = p
+		}
+	}
+	c6, c7 := e.container(), e.container()
+	if p6 := e.addPortJSON("add-port", "br0", "eth1", c6, "--ip", addrOf(v), "--type", "veth"); p6.OVSPort != v.OVSPort {
+		t.Fatalf("--ip %s (a pool's veth's) did not take it: %+v", addrOf(v), p6)
+	}
+	if p7 := e.addPortJSON("add-port", "br0", "eth1", c7, "--ip", addrOf(in), "--type", "veth"); p7.OVSPort == in.OVSPort || addrOf(p7) != addrOf(in) {
+		t.Fatalf("--ip %s (a pool's internal port's) as a veth: %+v", addrOf(in), p7)
+	}
+	ping(t, c6, addrOf(in))
+
 	// del-br takes the pool's ports with the bridge, which the controller
 	// does not make again.
 	e.must("del-br", "br0")
