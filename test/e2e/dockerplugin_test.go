@@ -19,14 +19,14 @@ import (
 
 // servePlugin starts a controller in e's sandbox serving the Docker
 // network driver name, which dockerd (in this machine's own namespace)
-// takes its endpoints' links from.
-func (e *env) servePlugin(name string) *exec.Cmd {
+// takes its endpoints' links from; args are more of its flags.
+func (e *env) servePlugin(name string, args ...string) *exec.Cmd {
 	e.t.Helper()
 	sock := filepath.Join("/run/docker/plugins", name+".sock")
 	os.Remove(sock)                         // a killed controller's
 	e.t.Cleanup(func() { os.Remove(sock) }) // nothing of the test's left on the machine
 	// This process runs in dockerd's namespace (the machine's own).
-	c := e.startController("127.0.0.1:19481", "--docker-plugin", name, "--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
+	c := e.startController("127.0.0.1:19481", append([]string{"--docker-plugin", name, "--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid())}, args...)...)
 	eventually(e.t, 10*time.Second, "the plugin's socket", func() bool { _, err := os.Stat(sock); return err == nil })
 	return c
 }

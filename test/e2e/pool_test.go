@@ -283,3 +283,69 @@ func TestWarmPoolKilled(t *testing.T) {
 		t.Fatalf("after the rounds: %q", out)
 	}
 }
+
+// A CNI ADD (automatic addressing, its default) through the controller
+// takes a pool's port; CHECK passes on it and DEL removes it.
+func TestCNIFromPool(t *testing.T) {
+	e := newEnv(t)
+	e.startController("127.0.0.1:19486", "--resync", "1h", "--pool", "2")
+	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"ovt-pool","type":"ovsnet","bridge":"br-cp","subnet":"10.88.0.0/24","ovsdb":%q}`, e.sb.DB())
+	a, b := e.container(), e.container()
+	if out, err := e.plugin("ADD", "cp-a", nsPath(a), conf); err != nil {
+		t.Fatalf("ADD a: %v %s", err, out)
+	}
+	pool := e.poolReady("br-cp", 2, "veth", "internal")
+	out, err := e.plugin("ADD", "cp-b", nsPath(b), conf)
+	if err != nil {
+		t.Fatalf("ADD b: %v %s", err, out)
+	}
+	got := cniAddress(t, out)
+	if !slices.ContainsFunc(pool, func(p portJSON) bool { return p.Type == "internal" && addrOf(p) == got }) {
+		t.Fatalf("ADD b got %s, not a pool's internal port's address: %+v", got, pool)
+	}
+	ping(t, a, got)
+	check := strings.TrimSuffix(conf, "}") + `,"prevResult":` + out + "}"
+	if out, err := e.plugin("CHECK", "cp-b", nsPath(b), check); err != nil {
+		t.Fatalf("CHECK of a pool-taken port: %v %s", err, out)
+	}
+	if out, err := e.plugin("DEL", "cp-b", nsPath(b), conf); err != nil {
+		t.Fatalf("DEL: %v %s", err, out)
+	}
+	if rows := e.vsctlList("--bare", "--columns=name", "find", "interface", "external_ids:container_id=cp-b"); strings.TrimSpace(rows) != "" {
+		t.Fatalf("DEL left %s", rows)
+	}
+	if slices.Contains(links(t, b), "eth0") {
+		t.Fatal("DEL left eth0 in the container")
+	}
+}
+
+// A Docker endpoint whose address (docker run --ip) a pool's veth holds
+// takes that port: its waiting end goes to dockerd under the endpoint's
+// name, and the container reaches one attached the usual way.
+func TestDockerFromPool(t *testing.T) {
+	dockerImage(t)
+	e := newEnv(t)
+	driver := uniq("ovsnet-p")
+	e.servePlugin(driver, "--pool", "2", "--pool-types", "veth")
+	net := dockerNet(t, driver, "--subnet", "10.89.0.0/24")
+	var bs []poolJSON
+	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {
+		t.Fatalf("show: %v %+v", err, bs)
+	}
+	pool := e.poolReady(bs[0].Name, 2, "veth")
+	a := dockerOn(t, net, "--ip", addrOf(pool[0]))
+	b := dockerOn(t, net)
+	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {
+		t.Fatalf("show: %v", err)
+	}
+	if !slices.ContainsFunc(bs[0].Containers, func(p portJSON) bool { return p.OVSPort == pool[0].OVSPort && addrOf(p) == addrOf(pool[0]) }) {
+		t.Fatalf("the endpoint did not take the pool's port %+v: %+v", pool[0], bs[0].Containers)
+	}
+	run(t, "docker", "exec", a, "ping", "-c", "2", "-W", "2", b)
+	run(t, "docker", "exec", b, "ping", "-c", "2", "-W", "2", a)
+	run(t, "docker", "rm", "-f", a, b)
+	run(t, "docker", "network", "rm", net)
+	if rows := e.vsctlList("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-pool=true"); strings.TrimSpace(rows) != "" {
+		t.Fatalf("pool rows left after the network's removal: %s", rows)
+	}
+}
