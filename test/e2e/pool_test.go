@@ -59,7 +59,7 @@ func TestWarmPool(t *testing.T) {
 	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
 	e.must("add-br", "br1", "--subnet", "10.85.0.0/24", "--icc=false")
 	const addr = "127.0.0.1:19484"
-	e.startController(addr, "--pool", "2")
+	ctl := e.startController(addr, "--pool", "2")
 	before := e.poolReady("br0", 2, "veth", "internal")
 	e.poolReady("br1", 2, "veth", "internal")
 
@@ -161,6 +161,16 @@ func TestWarmPool(t *testing.T) {
 		t.Fatalf("--ip %s (a pool's internal port's) as a veth: %+v", addrOf(in), p7)
 	}
 	ping(t, c6, addrOf(in))
+
+	// --pool 0 removes the pool; a controller with one makes it again.
+	ctl.Process.Kill()
+	ctl.Wait()
+	ctl = e.startController(addr, "--pool", "0")
+	eventually(t, 30*time.Second, "--pool 0 removing the pool", func() bool { return len(e.pool("br0"))+len(e.pool("br1")) == 0 })
+	ctl.Process.Kill()
+	ctl.Wait()
+	e.startController(addr, "--pool", "2")
+	e.poolReady("br1", 2, "veth", "internal")
 
 	// del-br takes the pool's ports with the bridge, which the controller
 	// does not make again.
