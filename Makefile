@@ -49,7 +49,8 @@ bench: build
 	$(GO) run ./bench/docker -ovsnet bin/ovsnet
 	$(GO) run ./bench/cni -ovsnet bin/ovsnet
 	$(GO) run ./bench/cni -ovsnet bin/ovsnet -port-type veth -out bench/results/cni-veth.json
-	$(GO) run ./bench/detach -ovsnet bin/ovsnet
+	$(GO) run ./bench/detach -ovsnet bin/ovsnet -sizes 1000,10000
+	$(GO) run ./bench/pool -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.

@@ -4,7 +4,7 @@ set -euo pipefail
 need=()
 for pair in ovs-vswitchd:openvswitch-switch ovs-vsctl:openvswitch-common ip:iproute2 ping:iputils-ping \
             busybox:busybox-static iptables:iptables ethtool:ethtool iperf3:iperf3 uuidgen:uuid-runtime \
-            podman:podman chromium:chromium curl:curl; do
+            podman:podman chromium:chromium curl:curl ovn-northd:ovn-central ovn-controller:ovn-host; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -21,6 +21,7 @@ import (
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 
+	"github.com/ovsnet/ovsnet/ovsdb/ovnsb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -89,6 +90,29 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 	if err != nil {
 		return nil, err
 	}
+	hint := "start Open vSwitch (systemctl start openvswitch-switch), or point --db / OVSNET_DB / OVS_RUNDIR at its socket"
+	return connect(ctx, endpoint, cm, hint, watch...)
+}
+
+// ConnectSouthbound opens one connection to OVN's southbound database,
+// with models of the tables ovsnet reads there (package ovnsb).
+func ConnectSouthbound(ctx context.Context, endpoint string) (*Client, error) {
+	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
+		return nil, fmt.Errorf("bad OVN southbound endpoint %q: use tcp:HOST:6642 or unix:PATH", endpoint)
+	}
+	cm, err := model.NewClientDBModel("OVN_Southbound", map[string]model.Model{
+		ovnsb.ChassisTable: &ovnsb.Chassis{},
+		ovnsb.EncapTable:   &ovnsb.Encap{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, endpoint, cm, "is ovn-central's southbound ovsdb-server running and listening there? (ovn-sbctl --db="+endpoint+" show)")
+}
+
+// connect opens one connection to endpoint with the model cm; hint says
+// what to do when nothing answers.
+func connect(ctx context.Context, endpoint string, cm model.ClientDBModel, hint string, watch ...Watch) (*Client, error) {
 	// Without a logger libovsdb raises global verbosity and prints every operation.
 	discard := logr.Discard()
 	opts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&discard)}
@@ -105,7 +129,6 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
-		hint := "start Open vSwitch (systemctl start openvswitch-switch), or point --db / OVSNET_DB / OVS_RUNDIR at its socket"
 		return nil, fmt.Errorf("%w at %s (%v): %s", ErrUnreachable, endpoint, err, hint)
 	}
 	// libovsdb built and validated the database model while connecting
@@ -117,7 +140,7 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 		var errs []error
 		if db, errs = model.NewDatabaseModel(c.Schema(), cm); len(errs) > 0 {
 			c.Close()
-			return nil, fmt.Errorf("OVS schema at %s does not match ovsnet's models: %v", endpoint, errs)
+			return nil, fmt.Errorf("the %s schema at %s does not match ovsnet's models: %v", cm.Name(), endpoint, errs)
 		}
 	}
 	cl := &Client{Client: c, db: db, Endpoint: endpoint}

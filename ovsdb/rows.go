@@ -386,6 +386,21 @@ func (c *Client) RootOtherConfig(ctx context.Context) (map[string]string, error)
 	return rs[0].OtherConfig, nil
 }
 
+// RootExternalIDs is the Open_vSwitch row's external_ids.
+func (c *Client) RootExternalIDs(ctx context.Context) (map[string]string, error) {
+	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "external_ids")
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("the OVS database has no Open_vSwitch row: run ovs-vsctl init")
+	}
+	if rs[0].ExternalIDs == nil {
+		return map[string]string{}, nil
+	}
+	return rs[0].ExternalIDs, nil
+}
+
 // ExternalIDsOf is a raw row's external_ids column (as Read returns rows).
 func ExternalIDsOf(r ovsdb.Row) map[string]string {
 	out := map[string]string{}

@@ -164,6 +164,12 @@ func (t *Tx) GuardBridge(bridge string, ext, set map[string]string, del ...strin
 	t.setMap(br, &br.ExternalIDs, withGen(ext, set), del)
 }
 
+// SetRootExternalIDs sets and deletes keys of the Open_vSwitch row.
+func (t *Tx) SetRootExternalIDs(set map[string]string, del ...string) {
+	o, all := t.root()
+	t.setMap(o, &o.ExternalIDs, set, del, all)
+}
+
 // GuardRootOtherConfig serializes host-wide reservations (published host
 // ports): it fails with ErrConflict unless the root row's other_config is
 // still oc, and bumps ovsnet's generation there. other_config is a small

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -105,6 +106,21 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 	return name, nil
 }
 
+// UnderlayFor makes sure the host's address a is on an OVS bridge, as the
+// userspace datapath's tunnels (OVN's too) need: the bridge that took
+// over the device holding a, made now if missing.
+func (h *Host) UnderlayFor(ctx context.Context, a netip.Addr) (string, error) {
+	dev, err := attach.LinkOfAddr(a)
+	if err != nil {
+		return "", err
+	}
+	return h.ensureUnderlay(ctx, dev)
+}
+
+// ReleaseUnderlay gives the underlays back when nothing uses them (no
+// tunnel, no OVN membership).
+func (h *Host) ReleaseUnderlay(ctx context.Context) error { return h.releaseUnderlay(ctx) }
+
 // bridgeSettings reads bridges' names and settings (external_ids), not
 // their ports: every bridge, or those where says.
 func (h *Host) bridgeSettings(ctx context.Context, where ...ovsdbops.Condition) ([]vswitchd.Bridge, error) {
@@ -126,11 +142,19 @@ func (h *Host) underlayBridges(ctx context.Context) ([]vswitchd.Bridge, error) {
 }
 
 // releaseUnderlay gives every underlay back to its device when no ovsnet
-// bridge on the host has a tunnel any more.
+// bridge on the host has a tunnel any more and ovsnet did not make the
+// host an OVN chassis.
 func (h *Host) releaseUnderlay(ctx context.Context) error {
 	bs, err := h.bridgeSettings(ctx)
 	if err != nil {
 		return err
+	}
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if c, _ := intent.DecodeChassis(root); c.Joined {
+		return nil // OVN's tunnels leave from it
 	}
 	for _, b := range bs {
 		if len(intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels) > 0 {

@@ -32,7 +32,8 @@ func (s *Sandbox) DB() string { return "unix:" + filepath.Join(s.Dir, "db.sock")
 
 // Env is the environment OVS tools and ovsnet need to find this sandbox.
 func (s *Sandbox) Env() []string {
-	return append(os.Environ(), "OVS_RUNDIR="+s.Dir, "OVS_LOGDIR="+s.Dir, "OVS_DBDIR="+s.Dir, "OVSNET_DB="+s.DB())
+	return append(os.Environ(), "OVS_RUNDIR="+s.Dir, "OVS_LOGDIR="+s.Dir, "OVS_DBDIR="+s.Dir, "OVSNET_DB="+s.DB(),
+		"OVN_RUNDIR="+s.Dir, "OVN_LOGDIR="+s.Dir)
 }
 
 // Command returns a command that runs inside the sandbox host's netns with
@@ -157,8 +158,12 @@ func (s *Sandbox) StartVswitchd() error {
 // StopVswitchd kills ovs-vswitchd and waits until it is gone.
 func (s *Sandbox) StopVswitchd() error { return s.kill("ovs-vswitchd") }
 
-func (s *Sandbox) kill(daemon string) error {
-	b, err := os.ReadFile(filepath.Join(s.Dir, daemon+".pid"))
+func (s *Sandbox) kill(daemon string) error { return killPidfile(filepath.Join(s.Dir, daemon+".pid")) }
+
+// killPidfile stops the daemon whose pid file is path (TERM, then KILL
+// after 5 s) and waits until it is gone.
+func killPidfile(path string) error {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil // not running
 	}
@@ -171,7 +176,7 @@ func (s *Sandbox) kill(daemon string) error {
 	}
 	for i := 0; i < 500; i++ {
 		if syscall.Kill(pid, 0) != nil {
-			os.Remove(filepath.Join(s.Dir, daemon+".pid"))
+			os.Remove(path)
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -183,7 +188,7 @@ func (s *Sandbox) kill(daemon string) error {
 // Close stops OVS, deletes the namespace (and the links in it) and the
 // directory.
 func (s *Sandbox) Close() error {
-	errs := []error{s.kill("ovs-vswitchd"), s.kill("ovsdb-server"), DelNetns(s.Netns)}
+	errs := []error{s.kill("ovn-controller"), s.kill("ovs-vswitchd"), s.kill("ovsdb-server"), DelNetns(s.Netns)}
 	if os.Getenv("OVSNET_KEEP_SANDBOX") == "" {
 		errs = append(errs, os.RemoveAll(s.Dir))
 	}

@@ -1,0 +1,68 @@
+package intent
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// The Open_vSwitch row's external_ids that make a host an OVN chassis:
+// OVN's own keys (ovn-controller reads them), written only through
+// Chassis.
+const (
+	KeyOVNRemote    = "ovn-remote"               // the southbound database
+	KeyOVNEncapType = "ovn-encap-type"           // geneve | vxlan
+	KeyOVNEncapIP   = "ovn-encap-ip"             // this host's tunnel address
+	KeySystemID     = "system-id"                // the chassis' name
+	KeyOVNDatapath  = "ovn-bridge-datapath-type" // netdev without the kernel module
+	KeyOVNJoined    = "ovsnet-ovn-joined"        // "true": ovsnet joined it (leave undoes only that)
+	KeyOVNBridge    = "ovn-bridge"               // br-int unless set
+	DefaultOVNBrInt = "br-int"
+)
+
+// Chassis is a host's OVN membership as the Open_vSwitch row records it.
+type Chassis struct {
+	Remote, EncapType, SystemID, Datapath string
+	EncapIP                               netip.Addr
+	Joined                                bool // by ovsnet
+	IntegrationBridge                     string
+}
+
+// Encode is the chassis' keys (SystemID is set by the caller when new).
+func (c Chassis) Encode() map[string]string {
+	m := map[string]string{KeyOVNRemote: c.Remote, KeyOVNEncapType: c.EncapType, KeyOVNEncapIP: c.EncapIP.String(),
+		KeySystemID: c.SystemID, KeyOVNJoined: "true"}
+	if c.Datapath != "" {
+		m[KeyOVNDatapath] = c.Datapath
+	}
+	return m
+}
+
+// ChassisKeys are the keys Leave removes (system-id stays: it names the
+// host to OVS's own tools too).
+var ChassisKeys = []string{KeyOVNRemote, KeyOVNEncapType, KeyOVNEncapIP, KeyOVNDatapath, KeyOVNJoined}
+
+// DecodeChassis reads the Open_vSwitch row's external_ids; an error says
+// which key does not parse.
+func DecodeChassis(ext map[string]string) (Chassis, error) {
+	c := Chassis{Remote: ext[KeyOVNRemote], EncapType: ext[KeyOVNEncapType], SystemID: ext[KeySystemID],
+		Datapath: ext[KeyOVNDatapath], Joined: ext[KeyOVNJoined] == "true", IntegrationBridge: ext[KeyOVNBridge]}
+	if c.IntegrationBridge == "" {
+		c.IntegrationBridge = DefaultOVNBrInt
+	}
+	if v := ext[KeyOVNEncapIP]; v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return c, &Error{Row: "Open_vSwitch", Key: KeyOVNEncapIP, Value: v, Want: "an IP address", Then: "ovn-controller makes no tunnels"}
+		}
+		c.EncapIP = a
+	}
+	return c, nil
+}
+
+// CheckEncapType refuses what OVN does not tunnel with.
+func CheckEncapType(t string) error {
+	if t != "geneve" && t != "vxlan" {
+		return fmt.Errorf("unknown encapsulation %q: use geneve (OVN's own) or vxlan", t)
+	}
+	return nil
+}
