@@ -21,6 +21,7 @@ import (
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnsb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -108,6 +109,24 @@ func ConnectSouthbound(ctx context.Context, endpoint string) (*Client, error) {
 		return nil, err
 	}
 	return connect(ctx, endpoint, cm, "is ovn-central's southbound ovsdb-server running and listening there? (ovn-sbctl --db="+endpoint+" show)")
+}
+
+// ConnectNorthbound opens one connection to OVN's northbound database,
+// with models of the tables ovsnet writes there (package ovnnb).
+func ConnectNorthbound(ctx context.Context, endpoint string) (*Client, error) {
+	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
+		return nil, fmt.Errorf("bad OVN northbound endpoint %q: use tcp:HOST:6641 or unix:PATH", endpoint)
+	}
+	cm, err := model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
+		ovnnb.LogicalSwitchTable:     &ovnnb.LogicalSwitch{},
+		ovnnb.LogicalSwitchPortTable: &ovnnb.LogicalSwitchPort{},
+		ovnnb.ACLTable:               &ovnnb.ACL{},
+		ovnnb.PortGroupTable:         &ovnnb.PortGroup{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, endpoint, cm, "is ovn-central's northbound ovsdb-server running and listening there? (ovn-nbctl --db="+endpoint+" show)")
 }
 
 // connect opens one connection to endpoint with the model cm; hint says

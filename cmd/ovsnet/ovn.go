@@ -70,6 +70,7 @@ others, it moves the chassis to them.`,
 	}
 	f := c.Flags()
 	f.StringVar(&o.SB, "sb", "", "the southbound database: tcp:HOST:6642 (or unix:PATH)")
+	f.StringVar(&o.NB, "nb", "", "the northbound database (tcp:HOST:6641), where ovsnet network makes networks unless told otherwise")
 	f.StringVar(&encap, "encap-ip", "", "this host's tunnel address")
 	f.StringVar(&o.EncapType, "encap-type", "geneve", "geneve or vxlan")
 	f.DurationVar(&o.Wait, "wait", 10*time.Second, "how long to wait for the chassis in the southbound database")

@@ -15,6 +15,7 @@ const (
 	KeySystemID     = "system-id"                // the chassis' name
 	KeyOVNDatapath  = "ovn-bridge-datapath-type" // netdev without the kernel module
 	KeyOVNJoined    = "ovsnet-ovn-joined"        // "true": ovsnet joined it (leave undoes only that)
+	KeyOVNNB        = "ovsnet-ovn-nb"            // the northbound database networks are made in by default
 	KeyOVNBridge    = "ovn-bridge"               // br-int unless set
 	DefaultOVNBrInt = "br-int"
 )
@@ -22,6 +23,7 @@ const (
 // Chassis is a host's OVN membership as the Open_vSwitch row records it.
 type Chassis struct {
 	Remote, EncapType, SystemID, Datapath string
+	NB                                    string // ovsnet's default northbound database
 	EncapIP                               netip.Addr
 	Joined                                bool // by ovsnet
 	IntegrationBridge                     string
@@ -34,18 +36,21 @@ func (c Chassis) Encode() map[string]string {
 	if c.Datapath != "" {
 		m[KeyOVNDatapath] = c.Datapath
 	}
+	if c.NB != "" {
+		m[KeyOVNNB] = c.NB
+	}
 	return m
 }
 
 // ChassisKeys are the keys Leave removes (system-id stays: it names the
 // host to OVS's own tools too).
-var ChassisKeys = []string{KeyOVNRemote, KeyOVNEncapType, KeyOVNEncapIP, KeyOVNDatapath, KeyOVNJoined}
+var ChassisKeys = []string{KeyOVNRemote, KeyOVNEncapType, KeyOVNEncapIP, KeyOVNDatapath, KeyOVNJoined, KeyOVNNB}
 
 // DecodeChassis reads the Open_vSwitch row's external_ids; an error says
 // which key does not parse.
 func DecodeChassis(ext map[string]string) (Chassis, error) {
 	c := Chassis{Remote: ext[KeyOVNRemote], EncapType: ext[KeyOVNEncapType], SystemID: ext[KeySystemID],
-		Datapath: ext[KeyOVNDatapath], Joined: ext[KeyOVNJoined] == "true", IntegrationBridge: ext[KeyOVNBridge]}
+		Datapath: ext[KeyOVNDatapath], Joined: ext[KeyOVNJoined] == "true", IntegrationBridge: ext[KeyOVNBridge], NB: ext[KeyOVNNB]}
 	if c.IntegrationBridge == "" {
 		c.IntegrationBridge = DefaultOVNBrInt
 	}

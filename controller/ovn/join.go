@@ -28,6 +28,7 @@ import (
 // JoinOptions are `ovsnet ovn join`'s.
 type JoinOptions struct {
 	SB        string     // the southbound database: tcp:HOST:6642 (or unix:PATH)
+	NB        string     // the northbound database, ovsnet's default for networks ("": kept)
 	EncapIP   netip.Addr // this host's tunnel address
 	EncapType string     // geneve (default) or vxlan
 	Wait      time.Duration
@@ -76,6 +77,9 @@ func Join(ctx context.Context, h *network.Host, o JoinOptions) (*Status, error) 
 	}
 	c, _ := intent.DecodeChassis(root)
 	c.Remote, c.EncapType, c.EncapIP = o.SB, o.EncapType, o.EncapIP
+	if o.NB != "" {
+		c.NB = o.NB
+	}
 	if c.SystemID == "" {
 		c.SystemID = newSystemID()
 	}

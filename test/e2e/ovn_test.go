@@ -84,3 +84,45 @@ func TestOVNJoin(t *testing.T) {
 		t.Fatalf("the underlay did not get its address back: %v", a)
 	}
 }
+
+// OVN networks are logical switches in the northbound database, with
+// OVN's IPAM settings and ovsnet's mark: made once (again changes
+// nothing, another subnet is refused), listed, removed; the northbound
+// database is --ovn or the one ovn join --nb recorded.
+func TestOVNNetwork(t *testing.T) {
+	c := newCentral(t)
+	e := newEnv(t)
+	e.fails("no northbound database", "network", "ls")
+	nb := "--ovn=" + c.NB()
+	e.must("network", "create", "lab", "--subnet", "10.60.0.0/16", nb)
+	if out := e.must("network", "create", "lab", "--subnet", "10.60.0.0/16", nb); !strings.Contains(out, "exists, unchanged") {
+		t.Fatalf("creating again: %q", out)
+	}
+	e.fails("exists with subnet 10.60.0.0/16", "network", "create", "lab", "--subnet", "10.61.0.0/16", nb)
+	cfg := run(t, "ovn-nbctl", "--db="+c.NB(), "get", "logical_switch", "lab", "other_config", "external_ids")
+	if !strings.Contains(cfg, `subnet="10.60.0.0/16"`) || !strings.Contains(cfg, `exclude_ips="10.60.0.1"`) || !strings.Contains(cfg, "ovsnet-owner=ovsnet") {
+		t.Fatalf("the logical switch: %s", cfg)
+	}
+	run(t, "ovn-nbctl", "--db="+c.NB(), "ls-add", "theirs")
+	e.fails("is not ovsnet's", "network", "create", "theirs", "--subnet", "10.62.0.0/24", nb)
+	e.fails("is not ovsnet's", "network", "rm", "theirs", nb)
+	// The recorded default, as ovn join --nb leaves it.
+	if _, err := e.sb.Vsctl("set", "open_vswitch", ".", "external_ids:ovsnet-ovn-nb="+c.NB()); err != nil {
+		t.Fatal(err)
+	}
+	var ns []struct {
+		Name, Subnet, Gateway string
+		Ports                 int
+	}
+	if err := json.Unmarshal([]byte(e.must("network", "ls", "-o", "json")), &ns); err != nil || len(ns) != 1 || ns[0].Name != "lab" || ns[0].Subnet != "10.60.0.0/16" {
+		t.Fatalf("network ls: %v %+v", err, ns)
+	}
+	run(t, "ovn-nbctl", "--db="+c.NB(), "lsp-add", "lab", "p1")
+	e.fails("still has 1 port(s)", "network", "rm", "lab")
+	run(t, "ovn-nbctl", "--db="+c.NB(), "lsp-del", "p1")
+	e.must("network", "rm", "lab")
+	e.fails("no OVN network lab", "network", "rm", "lab")
+	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "ls-list"); strings.Contains(out, "lab") || !strings.Contains(out, "theirs") {
+		t.Fatalf("logical switches after rm: %s", out)
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller/ovn"
+)
+
+func networkCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "network create|ls|rm",
+		Short: "OVN networks: one network across every chassis of an OVN deployment",
+		Long: `An OVN network is a logical switch in OVN's northbound database: the same
+network on every host that joined the deployment (ovsnet ovn join), with
+its addresses handed out by OVN's own IPAM, so hosts need no address
+ranges of their own. --ovn names the northbound database (tcp:CENTRAL:6641);
+without it, the one recorded by ovsnet ovn join --nb.`,
+		Example: "  ovsnet network create lab --subnet 10.60.0.0/16 --ovn tcp:192.0.2.10:6641\n  ovsnet network ls\n  ovsnet network rm lab",
+	}
+	var nb string
+	c.PersistentFlags().StringVar(&nb, "ovn", "", "the northbound database: tcp:HOST:6641 (or unix:PATH); default: the one ovsnet ovn join --nb recorded")
+	c.AddCommand(networkCreateCmd(g, &nb), networkLsCmd(g, &nb), networkRmCmd(g, &nb))
+	return c
+}
+
+// northbound is --ovn, or the one this host recorded.
+func (g *globals) northbound(ctx context.Context, nb string) (string, error) {
+	if nb != "" {
+		return nb, g.checkOutput()
+	}
+	h, err := g.open(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	return ovn.NB(ctx, h, "")
+}
+
+func networkCreateCmd(g *globals, nb *string) *cobra.Command {
+	var o ovn.NetworkOptions
+	c := &cobra.Command{
+		Use:   "create NAME --subnet CIDR [--gateway IP] [--ovn NB]",
+		Short: "Create an OVN network (a logical switch); again with the same settings changes nothing",
+		Args:  exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if o.Subnet == "" {
+				return fmt.Errorf("--subnet is required: the network's IPv4 CIDR, such as 10.60.0.0/16")
+			}
+			var err error
+			o.Name = args[0]
+			if o.NB, err = g.northbound(c.Context(), *nb); err != nil {
+				return err
+			}
+			created, err := ovn.CreateNetwork(c.Context(), o)
+			if err != nil {
+				return err
+			}
+			verb := "created"
+			if !created {
+				verb = "exists, unchanged:"
+			}
+			return g.print(c, map[string]any{"network": o.Name, "created": created}, fmt.Sprintf("network %s %s (%s)", verb, o.Name, o.Subnet))
+		},
+	}
+	c.Flags().StringVar(&o.Subnet, "subnet", "", "the network's IPv4 CIDR")
+	c.Flags().StringVar(&o.Gateway, "gateway", "", "the gateway address (default: the subnet's first), never handed to a container")
+	return c
+}
+
+func networkLsCmd(g *globals, nb *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls [--ovn NB]",
+		Short: "List ovsnet's OVN networks",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			ep, err := g.northbound(c.Context(), *nb)
+			if err != nil {
+				return err
+			}
+			ns, err := ovn.ListNetworks(c.Context(), ep)
+			if err != nil {
+				return err
+			}
+			lines := []string{}
+			for _, n := range ns {
+				lines = append(lines, fmt.Sprintf("%s %s (gateway %s), %d port(s)", n.Name, n.Subnet, n.Gateway, n.Ports))
+			}
+			if len(lines) == 0 {
+				lines = append(lines, "no OVN networks (ovsnet network create NAME --subnet CIDR)")
+			}
+			return g.print(c, ns, strings.Join(lines, "\n"))
+		},
+	}
+}
+
+func networkRmCmd(g *globals, nb *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME [--ovn NB]",
+		Short: "Remove an OVN network that has no ports",
+		Args:  exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ep, err := g.northbound(c.Context(), *nb)
+			if err != nil {
+				return err
+			}
+			if err := ovn.RemoveNetwork(c.Context(), ep, args[0]); err != nil {
+				return err
+			}
+			return g.print(c, map[string]string{"removed": args[0]}, "removed network "+args[0])
+		},
+	}
+}

@@ -1,0 +1,178 @@
+package ovn
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+)
+
+// An OVN network is a Logical_Switch in the northbound database, one for
+// every host: OVN's own IPAM hands out its addresses (other_config:subnet,
+// the gateway excluded), so hosts need no ranges of their own.
+
+// Network is an OVN network as `ovsnet network` reports it.
+type Network struct {
+	Name    string `json:"name"`
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway"`
+	Ports   int    `json:"ports"`
+	NB      string `json:"northbound"`
+}
+
+// NetworkOptions are `ovsnet network create`'s.
+type NetworkOptions struct {
+	Name, NB string
+	Subnet   string // IPv4 CIDR
+	Gateway  string // default: the subnet's first host
+}
+
+// NB is the northbound database to use: nb, or the one `ovn join --nb`
+// recorded on this host.
+func NB(ctx context.Context, h *network.Host, nb string) (string, error) {
+	if nb != "" {
+		return nb, nil
+	}
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	if c, _ := intent.DecodeChassis(root); c.NB != "" {
+		return c.NB, nil
+	}
+	return "", fmt.Errorf("no northbound database: give --ovn tcp:CENTRAL:6641, or record one with ovsnet ovn join --nb")
+}
+
+// switchOf is the network's Logical_Switch settings: OVN's IPAM keys and
+// ovsnet's intent (the bridge codec's subnet and gateway keys).
+func switchOf(name string, s ipam.Subnet) *ovnnb.LogicalSwitch {
+	ext := intent.Settings{Subnets: []ipam.Subnet{s}}.Encode()
+	for k, v := range intent.Ownership("") {
+		ext[k] = v
+	}
+	return &ovnnb.LogicalSwitch{Name: name, ExternalIDs: ext,
+		OtherConfig: map[string]string{"subnet": s.Prefix.String(), "exclude_ips": s.Gateway.String()}}
+}
+
+// CreateNetwork makes the network's Logical_Switch; one of that name with
+// the same subnet is left as it is (created false), one with another, or
+// not ovsnet's, is an error.
+func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err error) {
+	if err := network.CheckIfName("network", o.Name); err != nil {
+		return false, err
+	}
+	var gws []string
+	if o.Gateway != "" {
+		gws = []string{o.Gateway}
+	}
+	subs, err := ipam.ParseSubnets([]string{o.Subnet}, gws)
+	if err != nil {
+		return false, err
+	}
+	if !subs[0].Prefix.Addr().Is4() {
+		return false, fmt.Errorf("--subnet %s: OVN networks take an IPv4 subnet", o.Subnet)
+	}
+	nb, err := ovsdb.ConnectNorthbound(ctx, o.NB)
+	if err != nil {
+		return false, err
+	}
+	defer nb.Close()
+	want := switchOf(o.Name, subs[0])
+	have, err := switchesNamed(ctx, nb, o.Name)
+	if err != nil {
+		return false, err
+	}
+	if len(have) > 0 {
+		ls := have[0]
+		if !intent.Owned(ls.ExternalIDs) {
+			return false, fmt.Errorf("logical switch %s exists and is not ovsnet's: choose another name", o.Name)
+		}
+		if ls.OtherConfig["subnet"] != want.OtherConfig["subnet"] || ls.OtherConfig["exclude_ips"] != want.OtherConfig["exclude_ips"] {
+			return false, fmt.Errorf("network %s exists with subnet %s (gateway %s), asked %s (gateway %s): remove it first (ovsnet network rm %s)",
+				o.Name, ls.OtherConfig["subnet"], ls.OtherConfig["exclude_ips"], want.OtherConfig["subnet"], want.OtherConfig["exclude_ips"], o.Name)
+		}
+		return false, nil
+	}
+	ops, err := nb.Create(want)
+	if err != nil {
+		return false, err
+	}
+	return true, transact(ctx, nb, ops)
+}
+
+// switchesNamed reads the Logical_Switch rows called name (OVN does not
+// make names unique).
+func switchesNamed(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LogicalSwitch, error) {
+	return ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "name", "external_ids", "other_config", "ports")
+}
+
+func transact(ctx context.Context, c *ovsdb.Client, ops []ovsdbops.Operation) error {
+	res, err := c.Transact(ctx, ops...)
+	if err == nil {
+		_, err = ovsdbops.CheckOperationResults(res, ops)
+	}
+	if err != nil {
+		return fmt.Errorf("OVN northbound transaction: %w", err)
+	}
+	return nil
+}
+
+// ListNetworks lists ovsnet's OVN networks, by name.
+func ListNetworks(ctx context.Context, nbEndpoint string) ([]Network, error) {
+	nb, err := ovsdb.ConnectNorthbound(ctx, nbEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer nb.Close()
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
+		"_uuid", "name", "external_ids", "other_config", "ports")
+	if err != nil {
+		return nil, err
+	}
+	out := []Network{}
+	for _, ls := range lss {
+		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Gateway: ls.OtherConfig["exclude_ips"], Ports: len(ls.Ports), NB: nbEndpoint})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RemoveNetwork deletes the network's Logical_Switch; one with ports is
+// refused (detach its containers first), one that is not ovsnet's too.
+func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
+	nb, err := ovsdb.ConnectNorthbound(ctx, nbEndpoint)
+	if err != nil {
+		return err
+	}
+	defer nb.Close()
+	have, err := switchesNamed(ctx, nb, name)
+	if err != nil {
+		return err
+	}
+	var ops []ovsdbops.Operation
+	for _, ls := range have {
+		switch {
+		case !intent.Owned(ls.ExternalIDs):
+			return fmt.Errorf("logical switch %s is not ovsnet's: remove it with ovn-nbctl ls-del", name)
+		case len(ls.Ports) > 0:
+			return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, len(ls.Ports))
+		}
+		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
+		del, err := nb.Where(sw).Delete()
+		if err != nil {
+			return err
+		}
+		ops = append(ops, del...)
+	}
+	if len(ops) == 0 {
+		return fmt.Errorf("no OVN network %s at %s (ovsnet network ls lists them)", name, nbEndpoint)
+	}
+	return transact(ctx, nb, ops)
+}

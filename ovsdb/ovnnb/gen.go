@@ -1,0 +1,7 @@
+// Package ovnnb holds typed models of the OVN northbound tables ovsnet
+// writes (Logical_Switch, Logical_Switch_Port, ACL, Port_Group), generated
+// by libovsdb's modelgen from those tables of the schema Debian's OVN
+// 23.03 ships.
+package ovnnb
+
+//go:generate go tool modelgen -extended -p ovnnb -o . ovn-nb.ovsschema
