@@ -100,7 +100,7 @@ func main() {
 		rows = append(rows, r)
 	}
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
-		"note": "wall time of add-port through a running controller, forked inside the sandbox host; pool off: --pool 0; on: --pool " + strconv.Itoa(*size) + " (veth and internal)"}, rows))
+		"note": "wall time of add-port through a running controller, forked inside the sandbox host; pool off: --pool 0; on: --pool " + strconv.Itoa(*size) + " --pool-types veth,internal"}, rows))
 }
 
 // measure takes one size's figures: the pool off, then on, each paced by
@@ -119,7 +119,7 @@ func (b *bench) measure(s int) row {
 	}
 	r.BurstOffMs = b.burst()
 	stop()
-	stop = b.controller("--pool", strconv.Itoa(*size))
+	stop = b.controller("--pool", strconv.Itoa(*size), "--pool-types", "veth,internal")
 	b.waitPool(*size * 2)
 	cpuOn := idleCPU()
 	r.IdleCPUOffPct, r.IdleCPUOnPct, r.IdlePoolPorts = cpuOff, cpuOn, *size*2

@@ -51,7 +51,8 @@ NET makes an ovsnet bridge for the network, and docker run --network NET attache
 addresses from Docker's IPAM, names through Docker's embedded DNS).
 
 A warm pool makes attaches fast on big bridges: every ovsnet bridge with a
-subnet keeps --pool ports of each of --pool-types ready (in OVSDB and
+subnet keeps --pool ports of its default type (internal on the userspace
+datapath; or of each of --pool-types) ready (in OVSDB and
 ovs-vswitchd, with an address, a MAC and their flows; the container end
 waits down in the host, so nothing reaches it). An attach with an automatic
 address and nothing else chosen (add-port --ip, the Docker plugin's and
@@ -113,7 +114,7 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 	f.StringVar(&plugin, "docker-plugin", "", "serve a Docker network driver of this name (docker network create -d NAME)")
 	f.StringVar(&pluginNetns, "docker-netns", "", "network namespace dockerd runs in, if not the controller's (a path such as /proc/1/ns/net)")
 	f.IntVar(&pool, "pool", 8, "warm pool: ports kept ready per bridge and type for attaches to take (0: none)")
-	f.StringSliceVar(&poolTypes, "pool-types", []string{attach.TypeVeth, attach.TypeInternal}, "port types the warm pool keeps")
+	f.StringSliceVar(&poolTypes, "pool-types", nil, "port types the warm pool keeps: veth, internal (default: each bridge's default type, internal on the userspace datapath)")
 	f.BoolVar(&drain, "drain", false, "remove every warm pool's port and exit (no controller may run)")
 	return c
 }

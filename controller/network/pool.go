@@ -36,7 +36,7 @@ import (
 // process is taking.
 type Pool struct {
 	Size  int      // ready ports kept per bridge and type
-	Types []string // the port types kept
+	Types []string // the port types kept; none: each bridge's default type
 	mu    sync.Mutex
 	busy  map[string]bool // rows being taken here (by UUID)
 	wake  chan struct{}
@@ -104,7 +104,15 @@ func (r *attachRun) poolable() bool {
 			return false
 		}
 	}
-	return slices.Contains(r.h.Pool.Types, r.itemType(it))
+	return slices.Contains(r.h.Pool.typesFor(DatapathOf(r.br)), r.itemType(it))
+}
+
+// typesFor is the port types kept on a bridge of datapath dp.
+func (p *Pool) typesFor(dp string) []string {
+	if len(p.Types) > 0 {
+		return p.Types
+	}
+	return []string{DefaultType(dp)}
 }
 
 // itemType is the port type an item asks for, or its bridge's default.
@@ -333,7 +341,8 @@ func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
 
 // PoolState is a bridge's pool: its ports, and the ready ones by type.
 type PoolState struct {
-	Bridge string
+	Bridge   string
+	Datapath string
 	Ready  map[string][]vswitchd.Interface // by type
 	Ifs    []vswitchd.Interface
 }
@@ -342,7 +351,7 @@ type PoolState struct {
 // (bridges being deleted left out), from the database itself: a monitor's
 // cache may not have heard of the last fill yet.
 func (h *Host) ReadPools(ctx context.Context) ([]PoolState, error) {
-	brs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids")
+	brs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids", "datapath_type")
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +365,7 @@ func (h *Host) ReadPools(ctx context.Context) ([]PoolState, error) {
 		if bi.Deleting {
 			continue
 		}
-		ps := PoolState{Bridge: b.Name, Ready: map[string][]vswitchd.Interface{}}
+		ps := PoolState{Bridge: b.Name, Datapath: DatapathOf(&b), Ready: map[string][]vswitchd.Interface{}}
 		for _, ifc := range pooled {
 			ref := intent.RefOf(ifc.ExternalIDs)
 			if ref.Bridge != b.Name || ref.Container != "" {
@@ -402,7 +411,7 @@ func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([
 	for j, ifc := range st.Ifs {
 		ref := intent.RefOf(ifc.ExternalIDs)
 		at := slices.IndexFunc(st.Ready[ref.Type], func(r vswitchd.Interface) bool { return r.UUID == ifc.UUID })
-		if !slices.Contains(p.Types, ref.Type) || at < 0 || at >= p.Size {
+		if !slices.Contains(p.typesFor(st.Datapath), ref.Type) || at < 0 || at >= p.Size {
 			drop = append(drop, j)
 		}
 	}
@@ -425,7 +434,7 @@ func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([
 			did = append(did, fmt.Sprintf("removed %d pool's port(s) from %s", len(ifs), st.Bridge))
 		}
 	}
-	for _, typ := range p.Types {
+	for _, typ := range p.typesFor(st.Datapath) {
 		n := p.Size - len(st.Ready[typ])
 		if n <= 0 {
 			continue

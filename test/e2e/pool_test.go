@@ -59,7 +59,7 @@ func TestWarmPool(t *testing.T) {
 	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
 	e.must("add-br", "br1", "--subnet", "10.85.0.0/24", "--icc=false")
 	const addr = "127.0.0.1:19484"
-	ctl := e.startController(addr, "--pool", "2")
+	ctl := e.startController(addr, "--pool", "2", "--pool-types", "veth,internal")
 	before := e.poolReady("br0", 2, "veth", "internal")
 	e.poolReady("br1", 2, "veth", "internal")
 
@@ -169,7 +169,7 @@ func TestWarmPool(t *testing.T) {
 	eventually(t, 30*time.Second, "--pool 0 removing the pool", func() bool { return len(e.pool("br0"))+len(e.pool("br1")) == 0 })
 	ctl.Process.Kill()
 	ctl.Wait()
-	e.startController(addr, "--pool", "2")
+	e.startController(addr, "--pool", "2", "--pool-types", "veth,internal")
 	e.poolReady("br1", 2, "veth", "internal")
 
 	// del-br takes the pool's ports with the bridge, which the controller
@@ -250,13 +250,13 @@ func TestWarmPoolKilled(t *testing.T) {
 		c := cs[round%3]
 		if round%2 == 0 {
 			e.must("controller", "--drain")
-			ctl := e.startController("127.0.0.1:19485", "--pool", "40")                              // a fill long enough to be caught
-			if killAt(ctl, "external_ids:ovsnet-pool=true", "external_ids:ovsnet-state=attaching") { // mid-fill
+			ctl := e.startController("127.0.0.1:19485", "--pool", "40", "--pool-types", "veth,internal") // a fill long enough to be caught
+			if killAt(ctl, "external_ids:ovsnet-pool=true", "external_ids:ovsnet-state=attaching") {     // mid-fill
 				caught++
 			}
 			ctl.Wait()
 		} else {
-			ctl := e.startController("127.0.0.1:19485", "--pool", "3")
+			ctl := e.startController("127.0.0.1:19485", "--pool", "3", "--pool-types", "veth,internal")
 			e.poolReady("br0", 3, "veth", "internal") // shrunk from a fill's 40, or made
 			if slices.Contains(links(t, c), "eth1") {
 				e.must("del-port", "br0", "eth1", c)
@@ -287,7 +287,7 @@ func TestWarmPoolKilled(t *testing.T) {
 	if caught < 4 {
 		t.Fatalf("only %d of 8 kills fell while a port was attaching: the test proves little", caught)
 	}
-	e.startController("127.0.0.1:19485", "--pool", "3")
+	e.startController("127.0.0.1:19485", "--pool", "3", "--pool-types", "veth,internal")
 	e.poolReady("br0", 3, "veth", "internal")
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("after the rounds: %q", out)
@@ -298,13 +298,13 @@ func TestWarmPoolKilled(t *testing.T) {
 // takes a pool's port; CHECK passes on it and DEL removes it.
 func TestCNIFromPool(t *testing.T) {
 	e := newEnv(t)
-	e.startController("127.0.0.1:19486", "--resync", "1h", "--pool", "2")
+	e.startController("127.0.0.1:19486", "--resync", "1h", "--pool", "2") // the default type only: internal here
 	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"ovt-pool","type":"ovsnet","bridge":"br-cp","subnet":"10.88.0.0/24","ovsdb":%q}`, e.sb.DB())
 	a, b := e.container(), e.container()
 	if out, err := e.plugin("ADD", "cp-a", nsPath(a), conf); err != nil {
 		t.Fatalf("ADD a: %v %s", err, out)
 	}
-	pool := e.poolReady("br-cp", 2, "veth", "internal")
+	pool := e.poolReady("br-cp", 2, "internal")
 	out, err := e.plugin("ADD", "cp-b", nsPath(b), conf)
 	if err != nil {
 		t.Fatalf("ADD b: %v %s", err, out)
