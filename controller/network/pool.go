@@ -343,8 +343,8 @@ func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
 type PoolState struct {
 	Bridge   string
 	Datapath string
-	Ready  map[string][]vswitchd.Interface // by type
-	Ifs    []vswitchd.Interface
+	Ready    map[string][]vswitchd.Interface // by type
+	Ifs      []vswitchd.Interface
 }
 
 // ReadPools reads the pool's ports of every ovsnet bridge with a subnet
