@@ -263,6 +263,20 @@ func Candidates(s Subnet, from netip.Addr, n int, skip map[netip.Addr]bool) []ne
 	return out
 }
 
+// HostCount is how many addresses s hands out (its pool's hosts less
+// the gateway), capped at 1<<30 for large IPv6 subnets.
+func HostCount(s Subnet) int {
+	hb := hostBits(s.pool())
+	if hb >= 30 {
+		return 1 << 30
+	}
+	n := 1<<hb - 2 // not the first and last addresses
+	if s.pool().Contains(s.Gateway) {
+		n--
+	}
+	return max(n, 0)
+}
+
 // HighestFree is the highest host address of s not in used (nor the
 // gateway): where a warm pool takes its addresses, away from the lowest
 // ones that attaches, Docker's IPAM and people pick.

@@ -198,4 +198,12 @@ func TestHighestFree(t *testing.T) {
 	if got, _ := HighestFree(v6, nil); got != a("fd00::ff") {
 		t.Fatalf("IPv6: %v", got)
 	}
+	for _, c := range []struct {
+		s    Subnet
+		want int
+	}{{s, 5}, {r, 253}, {Subnet{Prefix: netip.MustParsePrefix("fd00::/64"), Gateway: a("fd00::1")}, 1 << 30}} {
+		if got := HostCount(c.s); got != c.want {
+			t.Errorf("HostCount(%v) = %d, want %d", c.s.Prefix, got, c.want)
+		}
+	}
 }

@@ -40,12 +40,15 @@ type Pool struct {
 	mu    sync.Mutex
 	busy  map[string]bool // rows being taken here (by UUID)
 	wake  chan struct{}
+	// full: bridges whose subnet had no address left for a fill, by the
+	// bridge generation then: no fill is tried again until it changes.
+	full map[string]string
 }
 
 // NewPool keeps size ports of each of types ready on every ovsnet bridge
 // with a subnet.
 func NewPool(size int, types []string) *Pool {
-	return &Pool{Size: size, Types: types, busy: map[string]bool{}, wake: make(chan struct{}, 1)}
+	return &Pool{Size: size, Types: types, busy: map[string]bool{}, wake: make(chan struct{}, 1), full: map[string]string{}}
 }
 
 // Woken is signalled after a take: time to refill.
@@ -343,8 +346,12 @@ func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
 type PoolState struct {
 	Bridge   string
 	Datapath string
-	Ready    map[string][]vswitchd.Interface // by type
-	Ifs      []vswitchd.Interface
+	Gen      string // the bridge's generation
+	// Cap is the most a pool may hold there: a quarter of its smallest
+	// subnet's addresses, so that a small subnet stays the containers'.
+	Cap   int
+	Ready map[string][]vswitchd.Interface // by type
+	Ifs   []vswitchd.Interface
 }
 
 // ReadPools reads the pool's ports of every ovsnet bridge with a subnet
@@ -365,7 +372,12 @@ func (h *Host) ReadPools(ctx context.Context) ([]PoolState, error) {
 		if bi.Deleting {
 			continue
 		}
-		ps := PoolState{Bridge: b.Name, Datapath: DatapathOf(&b), Ready: map[string][]vswitchd.Interface{}}
+		ps := PoolState{Bridge: b.Name, Datapath: DatapathOf(&b), Gen: b.ExternalIDs[intent.KeyGen], Ready: map[string][]vswitchd.Interface{}}
+		for i, s := range bi.Subnets {
+			if n := ipam.HostCount(s) / 4; i == 0 || n < ps.Cap {
+				ps.Cap = n
+			}
+		}
 		for _, ifc := range pooled {
 			ref := intent.RefOf(ifc.ExternalIDs)
 			if ref.Bridge != b.Name || ref.Container != "" {
@@ -404,6 +416,8 @@ func (h *Host) ConvergePool(ctx context.Context, p *Pool) ([]string, error) {
 // convergeBridgePool is ConvergePool for one bridge.
 func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([]string, error) {
 	var did []string
+	types := p.typesFor(st.Datapath)
+	size := min(p.Size, st.Cap/len(types))
 	// Kept: ready ports of a kept type, up to the size. Not kept: the
 	// rest, with half-made ones (attaching: a fill killed half-way; this
 	// process fills only here, so none is under way).
@@ -411,7 +425,7 @@ func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([
 	for j, ifc := range st.Ifs {
 		ref := intent.RefOf(ifc.ExternalIDs)
 		at := slices.IndexFunc(st.Ready[ref.Type], func(r vswitchd.Interface) bool { return r.UUID == ifc.UUID })
-		if !slices.Contains(p.typesFor(st.Datapath), ref.Type) || at < 0 || at >= p.Size {
+		if !slices.Contains(types, ref.Type) || at < 0 || at >= size {
 			drop = append(drop, j)
 		}
 	}
@@ -434,20 +448,34 @@ func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([
 			did = append(did, fmt.Sprintf("removed %d pool's port(s) from %s", len(ifs), st.Bridge))
 		}
 	}
-	for _, typ := range p.typesFor(st.Datapath) {
-		n := p.Size - len(st.Ready[typ])
-		if n <= 0 {
+	for _, typ := range types {
+		n := size - len(st.Ready[typ])
+		if n <= 0 || p.isFull(st) {
 			continue
 		}
 		if err := h.FillPool(ctx, st.Bridge, typ, n); err != nil {
 			if errors.Is(err, ipam.ErrExhausted) {
-				continue // the subnet is full: attaches take its last addresses
+				p.setFull(st) // attaches take its last addresses; no fill until the bridge changes
+				continue
 			}
 			return did, fmt.Errorf("fill the pool of %s with %d %s port(s): %w", st.Bridge, n, typ, err)
 		}
 		did = append(did, fmt.Sprintf("added %d %s pool's port(s) to %s", n, typ, st.Bridge))
 	}
 	return did, nil
+}
+
+func (p *Pool) isFull(st PoolState) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gen, ok := p.full[st.Bridge]
+	return ok && gen == st.Gen
+}
+
+func (p *Pool) setFull(st PoolState) {
+	p.mu.Lock()
+	p.full[st.Bridge] = st.Gen
+	p.mu.Unlock()
 }
 
 // CheckPooled removes a ready pool's port whose links in the host are
@@ -466,5 +494,5 @@ func (h *Host) CheckPooled(ctx context.Context, bridge string, ifc vswitchd.Inte
 
 // DrainPools removes every pool's port of every bridge.
 func (h *Host) DrainPools(ctx context.Context) ([]string, error) {
-	return h.ConvergePool(ctx, &Pool{})
+	return h.ConvergePool(ctx, NewPool(0, nil))
 }

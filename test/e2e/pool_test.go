@@ -58,10 +58,14 @@ func TestWarmPool(t *testing.T) {
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
 	e.must("add-br", "br1", "--subnet", "10.85.0.0/24", "--icc=false")
+	e.must("add-br", "br2", "--subnet", "10.90.0.0/29") // 5 addresses: a quarter is 1, too few for two types
 	const addr = "127.0.0.1:19484"
 	ctl := e.startController(addr, "--pool", "2", "--pool-types", "veth,internal")
 	before := e.poolReady("br0", 2, "veth", "internal")
 	e.poolReady("br1", 2, "veth", "internal")
+	if p := e.pool("br2"); len(p) != 0 {
+		t.Fatalf("a pool took addresses of a /29: %+v", p)
+	}
 
 	// Nothing answers for a pool's port: its container end is down in the
 	// host, without an address.
