@@ -77,6 +77,7 @@ type Service struct {
 	lastErr   error
 	bad       []string // intent that does not decode, as last reported
 	runs      []run    // the last runs, newest first, for the page
+	chassis   string   // what is wrong with this host's OVN chassis ("": nothing, or not one)
 	page      shown    // the last reading of the network, for the page
 }
 
@@ -95,6 +96,7 @@ type serviceMetrics struct {
 	checks    prometheus.Counter
 	updates   prometheus.Counter
 	poolReady prometheus.Gauge
+	chassis   prometheus.Gauge
 }
 
 func newMetrics() *serviceMetrics {
@@ -111,10 +113,11 @@ func newMetrics() *serviceMetrics {
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovsdb_connected", Help: "1 while connected to OVSDB."}),
 		checks:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_checks_total", Help: "Bridges asked for their flow counts by a run (a first run, a resync, after an OpenFlow connection ended), each a wait on ovs-vswitchd's main loop."}),
 		updates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ovsnet_flow_updates_total", Help: "Bundles of objects whose intent changed in OVSDB other than by an attach or detach (a VLAN set with ovs-vsctl, a link), sent by runs set off by the change."}),
+		chassis:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_ovn_chassis_ready", Help: "1 when the OVN chassis ovsnet ovn join made of this host has ovn-controller running and is in the southbound database with its encap address, 0 when not, -1 when the host did not join."}),
 		poolReady: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ovsnet_pool_ready_ports", Help: "Warm pool's ports ready to be taken, over every bridge and type (after the last refill)."}),
 		api:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ovsnet_api_requests_total", Help: "Attach API requests served (add-port, del-port from the CLI), by result."}, []string{"op", "result"}),
 	}
-	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.bad, m.connected, m.api, m.checks, m.updates, m.poolReady)
+	m.reg.MustRegister(m.runs, m.errors, m.duration, m.repairs, m.gc, m.ports, m.flows, m.bad, m.connected, m.api, m.checks, m.updates, m.poolReady, m.chassis)
 	return m
 }
 
@@ -178,6 +181,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	go s.followContainers(ctx)
 	go s.keepPool(ctx)
+	go s.watchChassis(ctx)
 	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
 	return s.loop(ctx)
 }
@@ -432,7 +436,7 @@ func (s *Service) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
-		ok, err, bad := s.converged, s.lastErr, s.bad
+		ok, err, bad, chassis := s.converged, s.lastErr, s.bad, s.chassis
 		s.mu.Unlock()
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -442,6 +446,9 @@ func (s *Service) mux() *http.ServeMux {
 		fmt.Fprintln(w, "ok")
 		for _, b := range bad {
 			fmt.Fprintln(w, b)
+		}
+		if chassis != "" {
+			fmt.Fprintln(w, chassis)
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))

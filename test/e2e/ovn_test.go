@@ -72,6 +72,26 @@ func TestOVNJoin(t *testing.T) {
 	})
 	hs[2].fails("ovn-controller is not running on this host", "ovn", "join", sb, "--encap-ip", underlayAddr(2))
 
+	// The controller reports the chassis: ready, and what is wrong when
+	// ovn-controller stops (the host's own convergence stays healthy).
+	const addr = "127.0.0.1:19487"
+	ctl := hs[0].startController(addr)
+	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := hs[0].httpGet(addr, "/healthz"); return code == 200 })
+	eventually(t, 15*time.Second, "ovsnet_ovn_chassis_ready 1", func() bool { return hs[0].counter(addr, "ovsnet_ovn_chassis_ready") == 1 })
+	if err := hs[0].sb.StopOVNController(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "/healthz naming the stopped ovn-controller", func() bool {
+		code, body := hs[0].httpGet(addr, "/healthz")
+		return code == 200 && strings.Contains(body, "ovn-controller is not running") && hs[0].counter(addr, "ovsnet_ovn_chassis_ready") == 0
+	})
+	if err := hs[0].sb.StartOVNController(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "ovsnet_ovn_chassis_ready back to 1", func() bool { return hs[0].counter(addr, "ovsnet_ovn_chassis_ready") == 1 })
+	ctl.Process.Kill()
+	ctl.Wait()
+
 	hs[0].must("ovn", "leave")
 	hs[0].must("ovn", "leave") // twice is fine
 	if ext := hs[0].vsctlList("get", "open_vswitch", ".", "external_ids"); strings.Contains(ext, "ovn-remote") || !strings.Contains(ext, st.SystemID) {
