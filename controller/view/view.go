@@ -90,6 +90,9 @@ func bridgeLines(br network.Bridge) []string {
 	if br.Docker != nil {
 		attrs = append(attrs, "docker network")
 	}
+	if len(br.Pool) > 0 {
+		attrs = append(attrs, fmt.Sprintf("warm pool %d", len(br.Pool)))
+	}
 	ls = append(ls, strings.Join(attrs, ", "))
 	for _, e := range br.Errors {
 		ls = append(ls, "broken: "+e)

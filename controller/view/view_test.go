@@ -125,3 +125,15 @@ func wellFormed(t *testing.T, s string) {
 		}
 	}
 }
+
+// A bridge's warm pool is counted in its heading, not drawn as containers.
+func TestPoolCounted(t *testing.T) {
+	br := network.Bridge{Name: "br0", Datapath: "netdev", ICC: true, Ovsnet: true,
+		Pool: []network.Port{{OVSPort: "on1"}, {OVSPort: "on2"}}}
+	if ls := bridgeLines(br); !strings.Contains(strings.Join(ls, "\n"), "netdev, warm pool 2") {
+		t.Fatalf("heading: %q", ls)
+	}
+	if svg := SVG([]network.Bridge{br}); strings.Contains(svg, "on1") || !strings.Contains(svg, "warm pool 2") {
+		t.Fatalf("the picture draws the pool's ports, or does not count them:\n%s", svg)
+	}
+}
