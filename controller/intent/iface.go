@@ -81,6 +81,9 @@ type Port struct {
 	// Pooled: a warm pool's port, with no container (Container, Iface and
 	// Netns empty) until an attach takes it.
 	Pooled bool
+	// Network is the OVN network of a port on OVN's integration bridge,
+	// and IfaceID its logical switch port's name.
+	Network, IfaceID string
 }
 
 // Encode is the intent as external_ids.
@@ -105,6 +108,9 @@ func (p Port) Encode() map[string]string {
 	}
 	if p.CNINetwork != "" {
 		ext[KeyCNINetwork] = p.CNINetwork
+	}
+	if p.Network != "" {
+		ext[KeyOVNNetwork], ext[KeyIfaceID] = p.Network, p.IfaceID
 	}
 	if p.Pooled {
 		ext[KeyPool] = "true"
@@ -131,7 +137,8 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	}
 	r := RefOf(ext)
 	p := Port{Container: r.Container, Iface: r.Iface, Bridge: r.Bridge, Netns: r.Netns, Type: r.Type, State: r.State,
-		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, CNINetwork: r.CNINetwork, Pooled: r.Pooled}
+		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, CNINetwork: r.CNINetwork, Pooled: r.Pooled,
+		Network: ext[KeyOVNNetwork], IfaceID: ext[KeyIfaceID]}
 	switch {
 	case p.Pooled && (p.Container != "" || p.Iface != ""):
 		return bad(KeyPool, "no container_id and container_iface on a pool's port (remove the row: ovsnet reconcile)")

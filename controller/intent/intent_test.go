@@ -32,6 +32,10 @@ func TestPortRoundTrip(t *testing.T) {
 	if got, err := DecodePort("row", p.Encode()); err != nil || got.CNINetwork != "net1" || RefOf(p.Encode()).CNINetwork != "net1" {
 		t.Fatalf("CNI network: %+v, %v", got, err)
 	}
+	p.CNINetwork, p.Network, p.IfaceID = "", "lab", "on0123456789ab"
+	if got, err := DecodePort("row", p.Encode()); err != nil || !reflect.DeepEqual(got, p) || p.Encode()["iface-id"] != "on0123456789ab" {
+		t.Fatalf("OVN port: %+v, %v", got, err)
+	}
 }
 
 // Every value of a port's intent that does not parse is an *Error naming

@@ -90,6 +90,12 @@ const (
 	// container end down in the host until an attach takes it; no
 	// container_id until then. Kept while it is detached.
 	KeyPool = "ovsnet-pool"
+
+	// interface on OVN's integration bridge: the OVN network (logical
+	// switch) it is a port of; iface-id, OVN's own key, names its logical
+	// switch port (ovn-controller binds the two).
+	KeyOVNNetwork = "ovsnet-ovn-network"
+	KeyIfaceID    = "iface-id"
 )
 
 // States of a row (KeyState).

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -278,7 +279,7 @@ func hasFamily(ps []netip.Prefix, a netip.Addr) bool {
 
 // probeAllocator allocates for one interface by probes: O(1) rows read
 // whatever the bridge's size.
-type probeAllocator struct{}
+type probeAllocator struct{ bridgeNet }
 
 // check reads, in one transaction, the bridge, an existing attach of this
 // container interface, a port already holding the name ovsnet would use
@@ -307,7 +308,12 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 		return err
 	}
 	if len(brs) == 0 {
-		return noBridge(o.Bridge)
+		a, err := r.h.ovnNetwork(ctx, o.Bridge)
+		if err != nil || a == nil {
+			return errors.Join(err, noBridge(o.Bridge))
+		}
+		r.alloc = a
+		return a.check(ctx, r)
 	}
 	r.setBridge(&brs[0])
 	if r.subnets, r.nb, err = it.rq.checkOn(r.bi); err != nil {

@@ -66,7 +66,7 @@ func vswitchdCPU() time.Duration { return ovsdb.VswitchdCPU() }
 
 // scanAllocator allocates for many interfaces from one read of the bridge
 // and its ports: checks and allocations all at once.
-type scanAllocator struct{}
+type scanAllocator struct{ bridgeNet }
 
 // check has nothing to do before the containers are resolved: allocate
 // reads the bridge once for the checks and the allocations.

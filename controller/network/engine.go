@@ -72,17 +72,40 @@ type attachRun struct {
 	tr      *steptime.Tracer
 }
 
-// allocator is how an attach reads its bridge and allocates: by probes for
-// one interface (O(1) rows whatever the bridge's size), from one read of
-// the whole bridge for many.
+// allocator is how an attach reads its network and allocates, and what
+// the network needs beyond the ports' OVS rows: on an ovsnet bridge by
+// probes for one interface (O(1) rows whatever the bridge's size), from
+// one read of the whole bridge for many, then the bridge's flows; on an
+// OVN network, from its logical switch, then OVN's binding (ovnAllocator).
 type allocator interface {
-	// check reads the bridge and checks what needs no container.
+	// check reads the network and checks what needs no container.
 	check(ctx context.Context, r *attachRun) error
 	// allocate gives every item its addresses, port number and intent
 	// (again: after losing a write conflict, from a fresh read) and returns
 	// the bridge external_ids the guarded commit writes.
 	allocate(ctx context.Context, r *attachRun, again bool) (map[string]string, error)
+	// guard adds what makes the commit fail with ovsdb.ErrConflict when
+	// another writer got in since allocate read (nothing for OVN, whose
+	// allocation is guarded in its own database).
+	guard(tx *ovsdb.Tx, r *attachRun, set map[string]string)
+	// network makes the committed ports reachable: the bridge's flows, or
+	// OVN's binding of each port (waited for).
+	network(ctx context.Context, r *attachRun) error
+	// undo removes what allocate and network made outside this host's
+	// OVSDB rows and devices, for the rollback.
+	undo(ctx context.Context, r *attachRun) error
 }
+
+// bridgeNet is what an ovsnet bridge needs of an attach beyond its rows.
+type bridgeNet struct{}
+
+func (bridgeNet) guard(tx *ovsdb.Tx, r *attachRun, set map[string]string) {
+	tx.GuardBridge(r.bridge, r.br.ExternalIDs, set)
+}
+
+func (bridgeNet) network(ctx context.Context, r *attachRun) error { return r.installFlows(ctx) }
+
+func (bridgeNet) undo(context.Context, *attachRun) error { return nil }
 
 // attachPorts is the attach engine (see above).
 func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptions, lines bool) (ps []*Port, err error) {
@@ -91,7 +114,11 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 		return nil, err
 	}
 	defer r.tr.Done(fmt.Sprintf("attach (%d)", len(r.items)))
-	if err := r.alloc.check(ctx, r); err != nil {
+	err = r.alloc.check(ctx, r)
+	if c, ok := r.alloc.(interface{ close() }); ok {
+		defer c.close()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := r.resolve(ctx); err != nil {
@@ -272,7 +299,7 @@ func (r *attachRun) commit(ctx context.Context) error {
 			specs = append(specs, it.portSpec())
 		}
 		tx := r.h.DB.Tx()
-		tx.GuardBridge(r.bridge, r.br.ExternalIDs, set)
+		r.alloc.guard(tx, r, set)
 		rows := tx.AddPorts(r.bridge, specs...)
 		created, err := tx.Commit(ctx)
 		if err == nil {
@@ -419,7 +446,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 	}
 	flowErr, vethErr := make(chan error, 1), make(chan error, 1)
 	go func() {
-		err := r.installFlows(ctx)
+		err := r.alloc.network(ctx, r)
 		flowErr <- err
 		if err != nil {
 			vethErr <- nil
@@ -442,7 +469,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 		}
 	}
 	if moved {
-		if err := r.installFlows(ctx); err != nil {
+		if err := r.alloc.network(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -520,7 +547,7 @@ func (r *attachRun) rollback(cause error) error {
 		hi = max(hi, it.ofport)
 	}
 	// The rules and the veths of the lot in one request each.
-	errs = append(errs, r.h.releaseAll(pub), attach.DeleteLinks(veths))
+	errs = append(errs, r.h.releaseAll(pub), attach.DeleteLinks(veths), r.alloc.undo(bg, r))
 	if len(uuids) > 0 {
 		errs = append(errs, r.deleteInternals())
 		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {

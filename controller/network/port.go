@@ -375,6 +375,10 @@ func (h *Host) attachedPort(ctx context.Context, bridge, iface, container string
 
 // DelPort detaches CONTAINER's INTERFACE; it fails if there is none.
 func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) error {
+	bridge, err := h.localBridge(ctx, bridge)
+	if err != nil {
+		return err
+	}
 	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return err
@@ -385,7 +389,11 @@ func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) err
 // DelPortIfAttached is DelPort for a request the controller may have
 // carried out already (ErrServiceLost): no such port is not an error.
 func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container string) error {
-	_, err := h.detachContainer(ctx, bridge, container, iface)
+	bridge, err := h.localBridge(ctx, bridge)
+	if err != nil {
+		return err
+	}
+	_, err = h.detachContainer(ctx, bridge, container, iface)
 	return err
 }
 
@@ -472,6 +480,9 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		containers[intent.RefOf(i.ExternalIDs).Container] = true
 	}
 	if err := h.dropFlowsOf(ctx, bridge, containers, names...); err != nil {
+		return err
+	}
+	if err := h.DetachLogical(ctx, ifs); err != nil {
 		return err
 	}
 	tr.Step("flows")
@@ -578,8 +589,8 @@ func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ..
 // ports' rows may still be there: the links are recomputed without them.
 func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[string]bool, ports ...string) error {
 	br, err := h.DB.GetBridge(ctx, bridge)
-	if err != nil || br == nil {
-		return err
+	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
+		return err // OVN's integration bridge: its flows are ovn-controller's
 	}
 	var chs []flows.Change
 	gone := map[string]bool{}
@@ -611,7 +622,9 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 			return noBridge(bridge)
 		}
 		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
-			tx.GuardBridge(bridge, br.ExternalIDs, lowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed))
+			if intent.Owned(br.ExternalIDs) { // not OVN's integration bridge: its addresses are OVN's
+				tx.GuardBridge(bridge, br.ExternalIDs, lowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed))
+			}
 			tx.DeletePorts(bridge, uuids...)
 		})
 		return err

@@ -288,7 +288,13 @@ func TestBulkDetachKilled(t *testing.T) {
 	if err := del.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond)
+	// Killed once it has begun (the bridge marked deleting), whatever the
+	// machine's load: a fixed pause could end before it starts.
+	eventually(t, 20*time.Second, "del-br marking br0 deleting", func() bool {
+		out, _ := e.sb.Vsctl("--bare", "--columns=name,external_ids", "find", "bridge", "name=br0")
+		return strings.TrimSpace(out) == "" || strings.Contains(out, "ovsnet-state=deleting") // done already, or under way
+	})
+	time.Sleep(50 * time.Millisecond)
 	del.Process.Signal(syscall.SIGKILL)
 	del.Wait()
 	out := e.must("reconcile")

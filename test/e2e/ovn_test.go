@@ -146,3 +146,50 @@ func TestOVNNetwork(t *testing.T) {
 		t.Fatalf("logical switches after rm: %s", out)
 	}
 }
+
+// Containers on two chassis attached to one OVN network reach each
+// other (ping, TCP) over OVN's own Geneve tunnels with no tunnel command;
+// OVN's port security drops spoofed sources; del-port removes the
+// logical port and the local one; the network then goes.
+func TestOVNAttach(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 2)
+	for i, h := range hs {
+		if err := h.sb.StartOVNController(); err != nil {
+			t.Fatal(err)
+		}
+		h.must("ovn", "join", "--sb="+c.SB(), "--nb="+c.NB(), "--encap-ip", underlayAddr(i))
+	}
+	hs[0].must("network", "create", "lab", "--subnet", "10.60.0.0/24")
+	c0, c1 := hs[0].container(), hs[1].container()
+	p0 := hs[0].addPortJSON("add-port", "lab", "eth1", c0, "--ip")
+	p1 := hs[1].addPortJSON("add-port", "lab", "eth1", c1, "--ip", "--type", "veth")
+	if p0.Addresses[0] != "10.60.0.2/24" || p1.Addresses[0] != "10.60.0.3/24" || p0.MTU != 1400 {
+		t.Fatalf("addresses from the network, MTU for Geneve: %+v %+v", p0, p1)
+	}
+	lsps := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name,addresses,port_security,up", "list", "logical_switch_port")
+	if !strings.Contains(lsps, p0.OVSPort) || !strings.Contains(lsps, "10.60.0.3") || strings.Count(lsps, "true") != 2 {
+		t.Fatalf("logical switch ports:\n%s", lsps)
+	}
+	ping(t, c0, "10.60.0.3")
+	ping(t, c1, "10.60.0.2")
+	tcpTransfer(t, nsPath(c0), nsPath(c1), "10.60.0.3", 4<<20)
+	run(t, "ip", "-n", c0, "addr", "add", "10.60.0.77/32", "dev", "eth1")
+	if udpFromArrives(t, c0, "10.60.0.77:0", "10.60.0.3:9998", c1, "10.60.0.3:9998") {
+		t.Fatal("a spoofed source crossed the OVN network")
+	}
+	if !udpArrives(t, c0, "10.60.0.3:9997", c1, "10.60.0.3:9997") {
+		t.Fatal("UDP from c0's own address did not arrive")
+	}
+	hs[0].fails("hands out addresses itself", "add-port", "lab", "eth2", c0, "--ip", "10.60.0.9")
+	hs[1].must("del-port", "lab", "eth1", c1)
+	if lsps := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "logical_switch_port"); strings.Contains(lsps, p1.OVSPort) {
+		t.Fatalf("del-port left its logical port: %s", lsps)
+	}
+	if ports, _ := hs[1].sb.Vsctl("list-ports", "br-int"); strings.Contains(ports, p1.OVSPort) {
+		t.Fatalf("del-port left its OVS port: %s", ports)
+	}
+	hs[0].fails("still has 1 port(s)", "network", "rm", "lab")
+	hs[0].must("del-port", "lab", "eth1", c0)
+	hs[0].must("network", "rm", "lab")
+}

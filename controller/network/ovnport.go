@@ -1,0 +1,336 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/ovn-org/libovsdb/model"
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Attaching to an OVN network: the same engine, another allocator. The
+// network is a logical switch in OVN's northbound database; each port is
+// a logical switch port there (its address and MAC as `addresses` and
+// `port_security`, so OVN drops what the container sends from any other)
+// and an OVS port on the chassis' integration bridge whose iface-id names
+// it; ovn-controller binds the two and programs every flow, so the engine
+// waits for OVN to report the port up instead of installing flows.
+
+// DefaultOVNMTU is an OVN network's containers' MTU unless the network
+// says otherwise: a 1,500-byte underlay less Geneve's overhead with room
+// for its options.
+const DefaultOVNMTU = 1400
+
+// ovnAllocator allocates from an OVN network's logical switch.
+type ovnAllocator struct {
+	nb   *ovsdb.Client
+	name string
+	sub  ipam.Subnet
+	mtu  int
+	ls   ovnnb.LogicalSwitch
+}
+
+// ovnNetwork is the OVN network name if this host is a chassis ovsnet
+// joined with a northbound database that has an ovsnet network so named,
+// else nil (and no error: the caller reports its own missing bridge).
+func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := intent.DecodeChassis(root)
+	if !c.Joined || c.NB == "" {
+		return nil, nil
+	}
+	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	if err != nil {
+		return nil, err
+	}
+	a := &ovnAllocator{nb: nb, name: name}
+	if err := a.read(ctx); err != nil || a.ls.UUID == "" {
+		nb.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// read reads the network's logical switch and its settings.
+func (a *ovnAllocator) read(ctx context.Context) error {
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(a.name)}, "_uuid", "name", "external_ids", "other_config", "ports")
+	if err != nil || len(lss) == 0 || !intent.Owned(lss[0].ExternalIDs) {
+		return err
+	}
+	a.ls = lss[0]
+	bi := intent.DecodeBridge(a.name, a.ls.ExternalIDs)
+	if bi.SubnetsErr != nil || len(bi.Subnets) != 1 {
+		return fmt.Errorf("OVN network %s: its subnet does not decode (%v): recreate it", a.name, bi.SubnetsErr)
+	}
+	a.sub, a.mtu = bi.Subnets[0], bi.MTU
+	if a.mtu == 0 {
+		a.mtu = DefaultOVNMTU
+	}
+	return nil
+}
+
+// check makes the run's bridge the integration bridge and refuses what
+// OVN networks do not take yet.
+func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
+	root, err := r.h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return err
+	}
+	c, _ := intent.DecodeChassis(root)
+	br, err := r.h.DB.GetBridge(ctx, c.IntegrationBridge)
+	if err == nil && br == nil {
+		err = fmt.Errorf("no integration bridge %s: is ovn-controller running? (ovsnet ovn status)", c.IntegrationBridge)
+	}
+	if err != nil {
+		return err
+	}
+	r.bridge = br.Name
+	r.setBridge(br)
+	r.bi.Subnets, r.bi.MTU = []ipam.Subnet{a.sub}, a.mtu
+	r.subnets = r.bi.Subnets
+	for _, it := range r.items {
+		o, rq := it.o, it.rq
+		switch {
+		case !rq.auto || len(rq.requested) > 0 || rq.mac != nil || rq.gateway.IsValid():
+			return fmt.Errorf("OVN network %s hands out addresses itself: use --ip without a value", a.name)
+		case o.VLAN != 0 || len(o.Publish) > 0 || o.Handoff != nil || o.CNINetwork != "":
+			return fmt.Errorf("OVN network %s: VLANs, published ports and runtimes' attaches are not built yet", a.name)
+		}
+		// Unique in the northbound database: containers of the same
+		// name on two chassis are two ports.
+		it.host = attach.HostName(a.name+"@"+c.SystemID, o.Container, o.Iface)
+	}
+	return nil
+}
+
+// allocate takes the lowest free addresses of the network and makes the
+// items' logical switch ports, guarded by the switch's ports as read: a
+// chassis that got in first makes this one read again.
+func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[string]string, error) {
+	for attempt := 0; ; attempt++ {
+		used, err := a.used(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range r.items {
+			p, err := ipam.Allocate(a.sub, used)
+			if err != nil {
+				return nil, err
+			}
+			used[p.Addr()] = it.host
+			it.addrs, it.ofport = []netip.Prefix{p}, 0
+			r.fill(it, r.subnets, nil, func() bool { return false })
+			it.port.Gateways, it.port.Network, it.port.IfaceID = nil, a.name, it.host // no router yet
+			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
+			// packets: the container computes its own checksums.
+			it.port.NoTxOffload = it.port.NoTxOffload || DatapathOf(r.br) == DatapathNetdev
+			it.cfg = portConfig(it.port, it.o.routes())
+		}
+		err = a.commit(ctx, r)
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+			return nil, err
+		}
+		if err := a.read(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// used is the addresses the network's ports hold, and its gateway.
+func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) {
+	used := map[netip.Addr]string{a.sub.Gateway: "the gateway"}
+	for _, u := range a.ls.Ports {
+		ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{uuidIs(u)}, "name", "addresses")
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			for _, ad := range p.Addresses {
+				for _, f := range strings.Fields(ad)[1:] {
+					if x, err := netip.ParseAddr(f); err == nil {
+						used[x] = p.Name
+					}
+				}
+			}
+		}
+	}
+	return used, nil
+}
+
+func uuidIs(u string) ovsdbops.Condition {
+	return ovsdbops.NewCondition("_uuid", ovsdbops.ConditionEqual, ovsdbops.UUID{GoUUID: u})
+}
+
+// commit makes the items' logical switch ports in one transaction that
+// waits for the switch's ports to be as read.
+func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
+	var ops []ovsdbops.Operation
+	var ids []string
+	for i, it := range r.items {
+		addr := it.port.MAC.String() + " " + it.addrs[0].Addr().String()
+		lsp := &ovnnb.LogicalSwitchPort{UUID: "ovsnet_lsp" + strconv.Itoa(i), Name: it.host, Addresses: []string{addr}, PortSecurity: []string{addr},
+			ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: it.o.Container, intent.KeyContainerIface: it.o.Iface}}
+		op, err := a.nb.Create(lsp)
+		if err != nil {
+			return err
+		}
+		ops, ids = append(ops, op...), append(ids, lsp.UUID)
+	}
+	ls := &ovnnb.LogicalSwitch{UUID: a.ls.UUID, Ports: a.ls.Ports}
+	zero := 0
+	wait, err := a.nb.Where(ls).Wait(ovsdbops.WaitConditionEqual, &zero, ls, &ls.Ports)
+	if err != nil {
+		return err
+	}
+	mut, err := a.nb.Where(ls).Mutate(ls, model.Mutation{Field: &ls.Ports, Mutator: ovsdbops.MutateOperationInsert, Value: ids})
+	if err != nil {
+		return err
+	}
+	return transactNB(ctx, a.nb, append(append(wait, ops...), mut...))
+}
+
+func (a *ovnAllocator) close() { a.nb.Close() }
+
+// guard: the allocation's guard was the switch's, in its own database.
+func (a *ovnAllocator) guard(*ovsdb.Tx, *attachRun, map[string]string) {}
+
+// network waits until OVN reports every item's logical switch port up:
+// ovn-controller bound it to this chassis and programmed its flows.
+func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
+	ms := int(LinkTimeout.Milliseconds())
+	var ops []ovsdbops.Operation
+	for _, it := range r.items {
+		ops = append(ops, ovsdbops.Operation{Op: ovsdbops.OperationWait, Table: ovnnb.LogicalSwitchPortTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)},
+			Columns: []string{"up"}, Until: string(ovsdbops.WaitConditionEqual), Rows: []ovsdbops.Row{{"up": true}}, Timeout: &ms})
+	}
+	if err := transactNB(ctx, a.nb, ops); err != nil {
+		if errors.Is(err, ovsdb.ErrConflict) {
+			return fmt.Errorf("OVN did not report the port(s) up within %s: is ovn-controller running and its chassis in the southbound database? (ovsnet ovn status)", LinkTimeout)
+		}
+		return err
+	}
+	return nil
+}
+
+// undo removes the items' logical switch ports.
+func (a *ovnAllocator) undo(ctx context.Context, r *attachRun) error {
+	var names []string
+	for _, it := range r.items {
+		names = append(names, it.host)
+	}
+	return dropLogicalPorts(ctx, a.nb, a.name, names)
+}
+
+// dropLogicalPorts removes ports (by name) from OVN network network's
+// logical switch; ports already gone are fine.
+func dropLogicalPorts(ctx context.Context, nb *ovsdb.Client, network string, names []string) error {
+	var uuids []string
+	for _, n := range names {
+		ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(n)}, "_uuid")
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			uuids = append(uuids, p.UUID)
+		}
+	}
+	if len(uuids) == 0 {
+		return nil
+	}
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(network)}, "_uuid")
+	if err != nil {
+		return err
+	}
+	var ops []ovsdbops.Operation
+	for _, l := range lss {
+		ls := &ovnnb.LogicalSwitch{UUID: l.UUID}
+		mut, err := nb.Where(ls).Mutate(ls, model.Mutation{Field: &ls.Ports, Mutator: ovsdbops.MutateOperationDelete, Value: uuids})
+		if err != nil {
+			return err
+		}
+		ops = append(ops, mut...)
+	}
+	return transactNB(ctx, nb, ops)
+}
+
+// transactNB runs ops and checks every result; a wait that did not hold
+// is ovsdb.ErrConflict.
+func transactNB(ctx context.Context, nb *ovsdb.Client, ops []ovsdbops.Operation) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	res, err := nb.Transact(ctx, ops...)
+	if err == nil {
+		_, err = ovsdbops.CheckOperationResults(res, ops)
+	}
+	if err != nil && strings.Contains(err.Error(), "timed out") {
+		return fmt.Errorf("%w: %v", ovsdb.ErrConflict, err)
+	}
+	if err != nil {
+		return fmt.Errorf("OVN northbound transaction: %w", err)
+	}
+	return nil
+}
+
+// localBridge is the OVS bridge that holds name's ports: name itself, or
+// OVN's integration bridge when name is an OVN network this host has
+// ports of (and no bridge of that name exists).
+func (h *Host) localBridge(ctx context.Context, name string) (string, error) {
+	if br, err := h.DB.GetBridge(ctx, name); err != nil || br != nil {
+		return name, err
+	}
+	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyOVNNetwork: name})
+	if err != nil || len(ifs) == 0 {
+		return name, err
+	}
+	return intent.RefOf(ifs[0].ExternalIDs).Bridge, nil
+}
+
+// DetachLogical removes the logical switch ports of the OVN ports among
+// ifs (their rows on the integration bridge say which): the part of a
+// detach that is OVN's.
+func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) error {
+	byNet := map[string][]string{}
+	for _, i := range ifs {
+		if p := intent.RefOf(i.ExternalIDs); p.Owned {
+			if net := i.ExternalIDs[intent.KeyOVNNetwork]; net != "" {
+				byNet[net] = append(byNet[net], i.ExternalIDs[intent.KeyIfaceID])
+			}
+		}
+	}
+	if len(byNet) == 0 {
+		return nil
+	}
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return err
+	}
+	c, _ := intent.DecodeChassis(root)
+	if c.NB == "" {
+		return fmt.Errorf("the logical switch ports of OVN ports stay: no northbound database recorded (ovsnet ovn join --nb)")
+	}
+	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	if err != nil {
+		return err
+	}
+	defer nb.Close()
+	var errs []error
+	for net, names := range byNet {
+		errs = append(errs, dropLogicalPorts(ctx, nb, net, names))
+	}
+	return errors.Join(errs...)
+}
