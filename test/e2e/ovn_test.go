@@ -173,6 +173,12 @@ func TestOVNAttach(t *testing.T) {
 	}
 	ping(t, c0, "10.60.0.3")
 	ping(t, c1, "10.60.0.2")
+	for _, h := range hs { // convergence leaves OVN's integration bridge and its ports alone
+		if out := h.must("reconcile"); !strings.Contains(out, "nothing to change") {
+			t.Fatalf("reconcile on a chassis: %q", out)
+		}
+	}
+	ping(t, c0, "10.60.0.3")
 	tcpTransfer(t, nsPath(c0), nsPath(c1), "10.60.0.3", 4<<20)
 	run(t, "ip", "-n", c0, "addr", "add", "10.60.0.77/32", "dev", "eth1")
 	if udpFromArrives(t, c0, "10.60.0.77:0", "10.60.0.3:9998", c1, "10.60.0.3:9998") {
