@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +200,29 @@ func TestOVNAttach(t *testing.T) {
 	hs[0].fails("still has 1 port(s)", "network", "rm", "lab")
 	hs[0].must("del-port", "lab", "eth1", c0)
 	hs[0].must("network", "rm", "lab")
+}
+
+// deploy/ovn-central.sh puts a central node's databases on TCP, once:
+// a chassis then joins over TCP (here inside the central's namespace).
+func TestDeployOVNCentral(t *testing.T) {
+	c := newCentral(t)
+	script := func() string {
+		cmd := exec.Command("ip", "netns", "exec", c.Netns, "../../deploy/ovn-central.sh", "127.0.0.1")
+		cmd.Env = append(os.Environ(), "OVN_NB_DB="+c.NB(), "OVN_SB_DB="+c.SB())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("ovn-central.sh: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	if out := script(); !strings.Contains(out, "ovn-nbctl: listening on ptcp:6641:127.0.0.1") || !strings.Contains(out, "ovn-sbctl: listening on ptcp:6642:127.0.0.1") {
+		t.Fatalf("first run: %q", out)
+	}
+	if out := script(); strings.TrimSpace(out) != "" {
+		t.Fatalf("second run changed something: %q", out)
+	}
+	eventually(t, 10*time.Second, "the southbound database on TCP", func() bool {
+		return exec.Command("ip", "netns", "exec", c.Netns, "ovn-sbctl", "--db=tcp:127.0.0.1:6642", "--timeout=2", "show").Run() == nil
+	})
+	run(t, "ip", "netns", "exec", c.Netns, "ovn-nbctl", "--db=tcp:127.0.0.1:6641", "ls-list")
 }

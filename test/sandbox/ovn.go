@@ -55,12 +55,15 @@ func (c *Central) start() error {
 		_, err := output(exec.Command("ip", append([]string{"netns", "exec", c.Netns}, args...)...))
 		return err
 	}
-	for _, db := range []struct{ name, schema string }{{"nb", NBSchema}, {"sb", SBSchema}} {
+	// As Debian's ovn-ctl starts them: also listening where the database's
+	// own Connection rows say (ovn-nbctl/ovn-sbctl set-connection).
+	for _, db := range []struct{ name, schema, conns string }{{"nb", NBSchema, "db:OVN_Northbound,NB_Global,connections"},
+		{"sb", SBSchema, "db:OVN_Southbound,SB_Global,connections"}} {
 		file := filepath.Join(c.Dir, db.name+".db")
 		if _, err := output(exec.Command("ovsdb-tool", "create", file, db.schema)); err != nil {
 			return err
 		}
-		if err := in("ovsdb-server", file, "--remote=punix:"+filepath.Join(c.Dir, db.name+".sock"), c.daemon(db.name), "--detach",
+		if err := in("ovsdb-server", file, "--remote=punix:"+filepath.Join(c.Dir, db.name+".sock"), "--remote="+db.conns, c.daemon(db.name), "--detach",
 			"--log-file="+filepath.Join(c.Dir, db.name+".log"), "--unixctl="+filepath.Join(c.Dir, db.name+".ctl")); err != nil {
 			return err
 		}
