@@ -150,29 +150,32 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 	}
 }
 
-// used is the addresses the network's ports hold, and its gateway.
+// used is the addresses the network's ports hold, and its gateway: one
+// read of the logical switch ports (they do not name their switch), kept
+// to the switch's.
 func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) {
 	used := map[netip.Addr]string{a.sub.Gateway: "the gateway"}
+	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, nil, "_uuid", "name", "addresses")
+	if err != nil {
+		return nil, err
+	}
+	mine := map[string]bool{}
 	for _, u := range a.ls.Ports {
-		ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{uuidIs(u)}, "name", "addresses")
-		if err != nil {
-			return nil, err
+		mine[u] = true
+	}
+	for _, p := range ps {
+		if !mine[p.UUID] {
+			continue
 		}
-		for _, p := range ps {
-			for _, ad := range p.Addresses {
-				for _, f := range strings.Fields(ad)[1:] {
-					if x, err := netip.ParseAddr(f); err == nil {
-						used[x] = p.Name
-					}
+		for _, ad := range p.Addresses {
+			for _, f := range strings.Fields(ad)[1:] {
+				if x, err := netip.ParseAddr(f); err == nil {
+					used[x] = p.Name
 				}
 			}
 		}
 	}
 	return used, nil
-}
-
-func uuidIs(u string) ovsdbops.Condition {
-	return ovsdbops.NewCondition("_uuid", ovsdbops.ConditionEqual, ovsdbops.UUID{GoUUID: u})
 }
 
 // commit makes the items' logical switch ports in one transaction that
