@@ -84,23 +84,24 @@ func Connect(ctx context.Context, endpoint string, watch ...Watch) (*Client, err
 	if endpoint == "" {
 		endpoint = DefaultEndpoint()
 	}
-	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
-		return nil, fmt.Errorf("bad OVSDB endpoint %q: use unix:PATH or tcp:HOST:PORT", endpoint)
-	}
 	cm, err := ClientModel()
 	if err != nil {
 		return nil, err
 	}
-	hint := "start Open vSwitch (systemctl start openvswitch-switch), or point --db / OVSNET_DB / OVS_RUNDIR at its socket"
-	return connect(ctx, endpoint, cm, hint, watch...)
+	return connect(ctx, endpoint, cm, database{name: "OVSDB", use: "unix:PATH or tcp:HOST:PORT",
+		hint: "start Open vSwitch (systemctl start openvswitch-switch), or point --db / OVSNET_DB / OVS_RUNDIR at its socket"}, watch...)
+}
+
+// database says, in connect's errors, which database an endpoint is for.
+type database struct {
+	name string // in "bad NAME endpoint"
+	use  string // the endpoints it takes
+	hint string // what to do when nothing answers
 }
 
 // ConnectSouthbound opens one connection to OVN's southbound database,
 // with models of the tables ovsnet reads there (package ovnsb).
 func ConnectSouthbound(ctx context.Context, endpoint string) (*Client, error) {
-	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
-		return nil, fmt.Errorf("bad OVN southbound endpoint %q: use tcp:HOST:6642 or unix:PATH", endpoint)
-	}
 	cm, err := model.NewClientDBModel("OVN_Southbound", map[string]model.Model{
 		ovnsb.ChassisTable: &ovnsb.Chassis{},
 		ovnsb.EncapTable:   &ovnsb.Encap{},
@@ -108,15 +109,13 @@ func ConnectSouthbound(ctx context.Context, endpoint string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return connect(ctx, endpoint, cm, "is ovn-central's southbound ovsdb-server running and listening there? (ovn-sbctl --db="+endpoint+" show)")
+	return connect(ctx, endpoint, cm, database{name: "OVN southbound", use: "tcp:HOST:6642 or unix:PATH",
+		hint: "is ovn-central's southbound ovsdb-server running and listening there? (ovn-sbctl --db=" + endpoint + " show)"})
 }
 
 // ConnectNorthbound opens one connection to OVN's northbound database,
 // with models of the tables ovsnet writes there (package ovnnb).
 func ConnectNorthbound(ctx context.Context, endpoint string) (*Client, error) {
-	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
-		return nil, fmt.Errorf("bad OVN northbound endpoint %q: use tcp:HOST:6641 or unix:PATH", endpoint)
-	}
 	cm, err := model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
 		ovnnb.LogicalSwitchTable:     &ovnnb.LogicalSwitch{},
 		ovnnb.LogicalSwitchPortTable: &ovnnb.LogicalSwitchPort{},
@@ -126,12 +125,16 @@ func ConnectNorthbound(ctx context.Context, endpoint string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return connect(ctx, endpoint, cm, "is ovn-central's northbound ovsdb-server running and listening there? (ovn-nbctl --db="+endpoint+" show)")
+	return connect(ctx, endpoint, cm, database{name: "OVN northbound", use: "tcp:HOST:6641 or unix:PATH",
+		hint: "is ovn-central's northbound ovsdb-server running and listening there? (ovn-nbctl --db=" + endpoint + " show)"})
 }
 
-// connect opens one connection to endpoint with the model cm; hint says
-// what to do when nothing answers.
-func connect(ctx context.Context, endpoint string, cm model.ClientDBModel, hint string, watch ...Watch) (*Client, error) {
+// connect opens one connection to endpoint, a database of, with the
+// model cm.
+func connect(ctx context.Context, endpoint string, cm model.ClientDBModel, of database, watch ...Watch) (*Client, error) {
+	if !strings.HasPrefix(endpoint, "unix:") && !strings.HasPrefix(endpoint, "tcp:") && !strings.HasPrefix(endpoint, "ssl:") {
+		return nil, fmt.Errorf("bad %s endpoint %q: use %s", of.name, endpoint, of.use)
+	}
 	// Without a logger libovsdb raises global verbosity and prints every operation.
 	discard := logr.Discard()
 	opts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&discard)}
@@ -148,7 +151,7 @@ func connect(ctx context.Context, endpoint string, cm model.ClientDBModel, hint 
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
-		return nil, fmt.Errorf("%w at %s (%v): %s", ErrUnreachable, endpoint, err, hint)
+		return nil, fmt.Errorf("%w at %s (%v): %s", ErrUnreachable, endpoint, err, of.hint)
 	}
 	// libovsdb built and validated the database model while connecting
 	// (its cache holds it); building it again cost ~0.5 ms per command.

@@ -373,32 +373,27 @@ func plural(names []string, what string) string {
 
 // RootOtherConfig reads the root row's other_config.
 func (c *Client) RootOtherConfig(ctx context.Context) (map[string]string, error) {
-	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "other_config")
-	if err != nil {
-		return nil, err
-	}
-	if len(rs) == 0 {
-		return nil, fmt.Errorf("the OVS database has no Open_vSwitch row: run ovs-vsctl init")
-	}
-	if rs[0].OtherConfig == nil {
-		return map[string]string{}, nil
-	}
-	return rs[0].OtherConfig, nil
+	return c.rootMap(ctx, "other_config", func(o *vswitchd.OpenvSwitch) map[string]string { return o.OtherConfig })
 }
 
 // RootExternalIDs is the Open_vSwitch row's external_ids.
 func (c *Client) RootExternalIDs(ctx context.Context) (map[string]string, error) {
-	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "external_ids")
+	return c.rootMap(ctx, "external_ids", func(o *vswitchd.OpenvSwitch) map[string]string { return o.ExternalIDs })
+}
+
+// rootMap reads map column of the root row (got picks it), never nil.
+func (c *Client) rootMap(ctx context.Context, column string, got func(*vswitchd.OpenvSwitch) map[string]string) (map[string]string, error) {
+	rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", column)
 	if err != nil {
 		return nil, err
 	}
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("the OVS database has no Open_vSwitch row: run ovs-vsctl init")
 	}
-	if rs[0].ExternalIDs == nil {
-		return map[string]string{}, nil
+	if m := got(&rs[0]); m != nil {
+		return m, nil
 	}
-	return rs[0].ExternalIDs, nil
+	return map[string]string{}, nil
 }
 
 // ExternalIDsOf is a raw row's external_ids column (as Read returns rows).

@@ -74,6 +74,17 @@ func (t *Tx) Commit(ctx context.Context) (Created, error) {
 	return created, nil
 }
 
+// Run runs operations built with libovsdb's model API on a database
+// other than Open_vSwitch (OVN's), as Commit does: one transaction, every
+// result checked, a wait that did not hold ErrConflict.
+func (c *Client) Run(ctx context.Context, ops []ovsdb.Operation) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	_, err := c.transact(ctx, ops)
+	return err
+}
+
 // transact runs ops as one transaction and checks every operation's result.
 func (c *Client) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
 	res, err := c.Transact(ctx, ops...)

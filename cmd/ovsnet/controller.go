@@ -13,16 +13,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func controllerCmd(g *globals) *cobra.Command {
-	var listen, logFormat, plugin, pluginNetns string
-	var resync, verify time.Duration
-	var pool int
-	var poolTypes []string
-	var drain bool
-	c := &cobra.Command{
-		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--docker-plugin NAME] [--pool 8] [--drain]",
-		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
-		Long: `Keeps everything ovsnet derives from OVSDB in place: on every OVSDB change
+// controllerLong is `ovsnet controller --help`'s text.
+const controllerLong = `Keeps everything ovsnet derives from OVSDB in place: on every OVSDB change
 and every --resync it runs what "ovsnet reconcile" runs (flows drifted or
 deleted, gateway addresses removed are repaired). It follows the container
 runtime's events: a Docker or Podman container that starts again (restart,
@@ -65,7 +57,31 @@ every pool's port and exits (for a controller stopped for good).
 
 /healthz answers 200 when connected and converged; /metrics serves ovsnet_*
 series for Prometheus. One controller per host: a second one exits. Under
-systemd it reports readiness (Type=notify), see deploy/systemd.`,
+systemd it reports readiness (Type=notify), see deploy/systemd.`
+
+// checkPool checks --pool and --pool-types.
+func checkPool(pool int, types []string) error {
+	if pool < 0 {
+		return fmt.Errorf("--pool must be 0 (no pool) or more")
+	}
+	for _, t := range types {
+		if t != attach.TypeVeth && t != attach.TypeInternal {
+			return fmt.Errorf("unknown --pool-types type %q: use veth, internal or both", t)
+		}
+	}
+	return nil
+}
+
+func controllerCmd(g *globals) *cobra.Command {
+	var listen, logFormat, plugin, pluginNetns string
+	var resync, verify time.Duration
+	var pool int
+	var poolTypes []string
+	var drain bool
+	c := &cobra.Command{
+		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--docker-plugin NAME] [--pool 8] [--drain]",
+		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
+		Long:  controllerLong,
 		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json\n" +
 			"  ovsnet controller --docker-plugin ovsnet   # then: docker network create -d ovsnet --subnet 10.50.0.0/24 net1\n" +
 			"  ovsnet controller --pool 0                 # no warm pool\n" +
@@ -85,13 +101,8 @@ systemd it reports readiness (Type=notify), see deploy/systemd.`,
 			if resync <= 0 {
 				return fmt.Errorf("--resync must be positive")
 			}
-			if pool < 0 {
-				return fmt.Errorf("--pool must be 0 (no pool) or more")
-			}
-			for _, t := range poolTypes {
-				if t != attach.TypeVeth && t != attach.TypeInternal {
-					return fmt.Errorf("unknown --pool-types type %q: use veth, internal or both", t)
-				}
+			if err := checkPool(pool, poolTypes); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -121,32 +121,8 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 			it.addrs = append(it.addrs, p)
 		}
 		if it.rq.auto {
-			for _, s := range subs {
-				if hasFamily(it.addrs, s.Prefix.Addr()) {
-					continue
-				}
-				if it.o.Pooled {
-					// From the top, away from what attaches and people pick.
-					a, err := ipam.HighestFree(s, used)
-					if err != nil {
-						return nil, err
-					}
-					used[a] = true
-					it.addrs = append(it.addrs, netip.PrefixFrom(a, s.Prefix.Bits()))
-					continue
-				}
-				is4 := s.Prefix.Addr().Is4()
-				from, ok := hints[is4]
-				if !ok {
-					from = r.bi.Hints[is4]
-				}
-				a, err := nextFree(s, from, used)
-				if err != nil {
-					return nil, err
-				}
-				used[a] = true
-				hints[is4] = a.Next()
-				it.addrs = append(it.addrs, netip.PrefixFrom(a, s.Prefix.Bits()))
+			if err := r.autoAddrs(it, subs, used, hints); err != nil {
+				return nil, err
 			}
 		}
 		for taken[next] {
@@ -170,6 +146,38 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 		a.Hints = append(a.Hints, h)
 	}
 	return a.Encode(), nil
+}
+
+// autoAddrs gives item it the free addresses of the families of subs it
+// was not given: the lowest from the hints up (hints then move on past
+// them), or for a pool's port the highest, away from what attaches and
+// people pick. used gets them.
+func (r *attachRun) autoAddrs(it *attachItem, subs []ipam.Subnet, used map[netip.Addr]bool, hints map[bool]netip.Addr) error {
+	for _, s := range subs {
+		if hasFamily(it.addrs, s.Prefix.Addr()) {
+			continue
+		}
+		var a netip.Addr
+		var err error
+		is4 := s.Prefix.Addr().Is4()
+		if it.o.Pooled {
+			a, err = ipam.HighestFree(s, used)
+		} else {
+			from, ok := hints[is4]
+			if !ok {
+				from = r.bi.Hints[is4]
+			}
+			if a, err = nextFree(s, from, used); err == nil {
+				hints[is4] = a.Next()
+			}
+		}
+		if err != nil {
+			return err
+		}
+		used[a] = true
+		it.addrs = append(it.addrs, netip.PrefixFrom(a, s.Prefix.Bits()))
+	}
+	return nil
 }
 
 // inUse is what a bulk attach must not take: port numbers, container

@@ -269,10 +269,14 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	if it.o.Pooled {
 		it.port.Pooled = true
 	}
+	it.handOff()
+}
+
+// handOff records a runtime's link (a handoff): no namespace of ovsnet's
+// (the runtime ends the port, not garbage collection), and the link is
+// named as the runtime takes it.
+func (it *attachItem) handOff() {
 	if h := it.o.Handoff; h != nil {
-		// The runtime's link: no namespace of ovsnet's to record (the
-		// runtime ends the port, not garbage collection), and the link
-		// is made under the name the runtime takes it by.
 		it.port.Netns, it.port.Runtime, it.cfg.Name = "", h.Runtime, h.Name
 	}
 }

@@ -34,11 +34,12 @@ const DefaultOVNMTU = 1400
 
 // ovnAllocator allocates from an OVN network's logical switch.
 type ovnAllocator struct {
-	nb   *ovsdb.Client
-	name string
-	sub  ipam.Subnet
-	mtu  int
-	ls   ovnnb.LogicalSwitch
+	nb      *ovsdb.Client
+	chassis intent.Chassis // this host's, as ovnNetwork read it
+	name    string
+	sub     ipam.Subnet
+	mtu     int
+	ls      ovnnb.LogicalSwitch
 }
 
 // ovnNetwork is the OVN network name if this host is a chassis ovsnet
@@ -57,7 +58,7 @@ func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, erro
 	if err != nil {
 		return nil, err
 	}
-	a := &ovnAllocator{nb: nb, name: name}
+	a := &ovnAllocator{nb: nb, chassis: c, name: name}
 	if err := a.read(ctx); err != nil || a.ls.UUID == "" {
 		nb.Close()
 		return nil, err
@@ -65,9 +66,15 @@ func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, erro
 	return a, nil
 }
 
+// LogicalSwitches reads the Logical_Switch rows called name (OVN does not
+// make names unique).
+func LogicalSwitches(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LogicalSwitch, error) {
+	return ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "name", "external_ids", "other_config", "ports")
+}
+
 // read reads the network's logical switch and its settings.
 func (a *ovnAllocator) read(ctx context.Context) error {
-	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(a.name)}, "_uuid", "name", "external_ids", "other_config", "ports")
+	lss, err := LogicalSwitches(ctx, a.nb, a.name)
 	if err != nil || len(lss) == 0 || !intent.Owned(lss[0].ExternalIDs) {
 		return err
 	}
@@ -86,11 +93,7 @@ func (a *ovnAllocator) read(ctx context.Context) error {
 // check makes the run's bridge the integration bridge and refuses what
 // OVN networks do not take yet.
 func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
-	root, err := r.h.DB.RootExternalIDs(ctx)
-	if err != nil {
-		return err
-	}
-	c, _ := intent.DecodeChassis(root)
+	c := a.chassis
 	br, err := r.h.DB.GetBridge(ctx, c.IntegrationBridge)
 	if err == nil && br == nil {
 		err = fmt.Errorf("no integration bridge %s: is ovn-controller running? (ovsnet ovn status)", c.IntegrationBridge)
@@ -203,7 +206,7 @@ func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 	if err != nil {
 		return err
 	}
-	return transactNB(ctx, a.nb, append(append(wait, ops...), mut...))
+	return a.nb.Run(ctx, append(append(wait, ops...), mut...))
 }
 
 func (a *ovnAllocator) close() { a.nb.Close() }
@@ -220,7 +223,7 @@ func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
 		ops = append(ops, ovsdbops.Operation{Op: ovsdbops.OperationWait, Table: ovnnb.LogicalSwitchPortTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)},
 			Columns: []string{"up"}, Until: string(ovsdbops.WaitConditionEqual), Rows: []ovsdbops.Row{{"up": true}}, Timeout: &ms})
 	}
-	if err := transactNB(ctx, a.nb, ops); err != nil {
+	if err := a.nb.Run(ctx, ops); err != nil {
 		if errors.Is(err, ovsdb.ErrConflict) {
 			return fmt.Errorf("OVN did not report the port(s) up within %s: is ovn-controller running and its chassis in the southbound database? (ovsnet ovn status)", LinkTimeout)
 		}
@@ -254,7 +257,7 @@ func dropLogicalPorts(ctx context.Context, nb *ovsdb.Client, network string, nam
 	if len(uuids) == 0 {
 		return nil
 	}
-	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(network)}, "_uuid")
+	lss, err := LogicalSwitches(ctx, nb, network)
 	if err != nil {
 		return err
 	}
@@ -267,26 +270,7 @@ func dropLogicalPorts(ctx context.Context, nb *ovsdb.Client, network string, nam
 		}
 		ops = append(ops, mut...)
 	}
-	return transactNB(ctx, nb, ops)
-}
-
-// transactNB runs ops and checks every result; a wait that did not hold
-// is ovsdb.ErrConflict.
-func transactNB(ctx context.Context, nb *ovsdb.Client, ops []ovsdbops.Operation) error {
-	if len(ops) == 0 {
-		return nil
-	}
-	res, err := nb.Transact(ctx, ops...)
-	if err == nil {
-		_, err = ovsdbops.CheckOperationResults(res, ops)
-	}
-	if err != nil && strings.Contains(err.Error(), "timed out") {
-		return fmt.Errorf("%w: %v", ovsdb.ErrConflict, err)
-	}
-	if err != nil {
-		return fmt.Errorf("OVN northbound transaction: %w", err)
-	}
-	return nil
+	return nb.Run(ctx, ops)
 }
 
 // localBridge is the OVS bridge that holds name's ports: name itself, or

@@ -218,9 +218,7 @@ func (r *attachRun) pickPooled(ctx context.Context, it *attachItem) (*vswitchd.I
 		it.port.Container, it.port.Iface, it.port.Netns = it.o.Container, it.o.Iface, it.netns
 		it.port.CNINetwork = it.o.CNINetwork
 		it.cfg = portConfig(it.port, it.o.routes())
-		if h := it.o.Handoff; h != nil {
-			it.port.Netns, it.port.Runtime, it.cfg.Name = "", h.Runtime, h.Name
-		}
+		it.handOff()
 		return ifc, nil
 	}
 	return nil, nil
@@ -263,22 +261,12 @@ func (r *attachRun) evictPooled(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ifs []vswitchd.Interface
-	var ports []vswitchd.Port
-	for _, ifc := range rows {
-		if !slices.ContainsFunc(intent.HeldAddrs(ifc.ExternalIDs), func(p netip.Prefix) bool { return asked[p.Addr()] }) {
-			continue
-		}
-		port, err := r.h.DB.PortOn(ctx, r.bridge, ifc.UUID)
-		if err != nil {
-			return err
-		}
-		if port != nil {
-			ifs, ports = append(ifs, ifc), append(ports, *port)
-		}
-	}
-	if len(ifs) == 0 {
-		return nil
+	rows = slices.DeleteFunc(rows, func(ifc vswitchd.Interface) bool {
+		return !slices.ContainsFunc(intent.HeldAddrs(ifc.ExternalIDs), func(p netip.Prefix) bool { return asked[p.Addr()] })
+	})
+	ifs, ports, err := r.h.portsOn(ctx, r.bridge, rows)
+	if err != nil || len(ifs) == 0 {
+		return err
 	}
 	r.tr.Step("remove pool's ports holding asked addresses")
 	return r.h.Detach(ctx, r.bridge, ifs, ports)
@@ -318,12 +306,10 @@ func moveInto(it *attachItem) error {
 // dropTaken removes a port whose take failed after its claim (a detach,
 // as for any half-made port) and returns cause with any failure of its own.
 func (r *attachRun) dropTaken(it *attachItem, cause error) error {
-	ifs, err := r.h.DB.FindInterfaces(context.Background(), intent.OfContainer(it.o.Container, it.o.Iface))
+	bg := context.Background()
+	_, ifs, ports, err := r.h.containerPorts(bg, r.bridge, it.o.Container, it.o.Iface)
 	if err == nil && len(ifs) > 0 {
-		var port *vswitchd.Port
-		if port, err = r.h.DB.PortOn(context.Background(), r.bridge, ifs[0].UUID); err == nil && port != nil {
-			err = r.h.Detach(context.Background(), r.bridge, ifs[:1], []vswitchd.Port{*port}) // its published ports too
-		}
+		err = r.h.Detach(bg, r.bridge, ifs, ports) // its published ports too
 	}
 	if err != nil {
 		return fmt.Errorf("%w (and removing the pool's port %s failed: %v)", cause, it.host, err)
@@ -430,16 +416,13 @@ func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([
 		}
 	}
 	if len(drop) > 0 {
-		var ifs []vswitchd.Interface
-		var ports []vswitchd.Port
+		var rows []vswitchd.Interface
 		for _, j := range drop {
-			port, err := h.DB.PortOn(ctx, st.Bridge, st.Ifs[j].UUID)
-			if err != nil {
-				return did, err
-			}
-			if port != nil {
-				ifs, ports = append(ifs, st.Ifs[j]), append(ports, *port)
-			}
+			rows = append(rows, st.Ifs[j])
+		}
+		ifs, ports, err := h.portsOn(ctx, st.Bridge, rows)
+		if err != nil {
+			return did, err
 		}
 		if len(ifs) > 0 {
 			if err := h.Detach(ctx, st.Bridge, ifs, ports); err != nil {

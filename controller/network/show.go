@@ -77,32 +77,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		for _, e := range bi.Errs {
 			sb.Errors = append(sb.Errors, e.Error())
 		}
-		ifs, ports := topo.BridgeInterfaces(b)
-		state := map[string]string{}
-		for _, ifc := range ifs {
-			state[ifc.Name] = ifaceState(ifc)
-		}
-		for k := range sb.Tunnels {
-			sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")
-		}
-		for j, ifc := range ifs {
-			if intent.IsTunnelPort(ifc.ExternalIDs) {
-				continue
-			}
-			if ref := intent.RefOf(ifc.ExternalIDs); ref.Owned && ref.Pooled {
-				p := shownPort(b.Name, ifc, ports[j])
-				p.State = pooledState(ifc)
-				sb.Pool = append(sb.Pool, p)
-				continue
-			}
-			if intent.RefOf(ifc.ExternalIDs).Container == "" {
-				if ifc.Name != b.Name {
-					sb.OtherPorts = append(sb.OtherPorts, ifc.Name)
-				}
-				continue
-			}
-			sb.Ports = append(sb.Ports, shownPort(b.Name, ifc, ports[j]))
-		}
+		sb.addInterfaces(topo.BridgeInterfaces(b))
 		has := map[string]bool{}
 		for _, p := range sb.Ports {
 			has[p.Container] = true
@@ -126,6 +101,32 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 	}
 	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })
 	return out, nil
+}
+
+// addInterfaces sorts a bridge's interfaces into its containers, its
+// warm pool, its tunnels' states and its other ports.
+func (sb *Bridge) addInterfaces(ifs []vswitchd.Interface, ports []vswitchd.Port) {
+	state := map[string]string{}
+	for _, ifc := range ifs {
+		state[ifc.Name] = ifaceState(ifc)
+	}
+	for k := range sb.Tunnels {
+		sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")
+	}
+	for j, ifc := range ifs {
+		ref := intent.RefOf(ifc.ExternalIDs)
+		switch {
+		case intent.IsTunnelPort(ifc.ExternalIDs):
+		case ref.Owned && ref.Pooled:
+			p := shownPort(sb.Name, ifc, ports[j])
+			p.State = pooledState(ifc)
+			sb.Pool = append(sb.Pool, p)
+		case ref.Container == "" && ifc.Name != sb.Name:
+			sb.OtherPorts = append(sb.OtherPorts, ifc.Name)
+		case ref.Container != "":
+			sb.Ports = append(sb.Ports, shownPort(sb.Name, ifc, ports[j]))
+		}
+	}
 }
 
 // shownPort is a container interface as show reports it: from its intent

@@ -222,11 +222,7 @@ func deleteChassis(ctx context.Context, sb, name string) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Transact(ctx, ops...)
-	if err == nil {
-		_, err = ovsdbops.CheckOperationResults(res, ops)
-	}
-	if err != nil {
+	if err := c.Run(ctx, ops); err != nil {
 		return fmt.Errorf("remove chassis %s from the southbound database: %w", name, err)
 	}
 	return nil

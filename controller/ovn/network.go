@@ -85,7 +85,7 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 	}
 	defer nb.Close()
 	want := switchOf(o.Name, subs[0])
-	have, err := switchesNamed(ctx, nb, o.Name)
+	have, err := network.LogicalSwitches(ctx, nb, o.Name)
 	if err != nil {
 		return false, err
 	}
@@ -104,24 +104,7 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 	if err != nil {
 		return false, err
 	}
-	return true, transact(ctx, nb, ops)
-}
-
-// switchesNamed reads the Logical_Switch rows called name (OVN does not
-// make names unique).
-func switchesNamed(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LogicalSwitch, error) {
-	return ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "name", "external_ids", "other_config", "ports")
-}
-
-func transact(ctx context.Context, c *ovsdb.Client, ops []ovsdbops.Operation) error {
-	res, err := c.Transact(ctx, ops...)
-	if err == nil {
-		_, err = ovsdbops.CheckOperationResults(res, ops)
-	}
-	if err != nil {
-		return fmt.Errorf("OVN northbound transaction: %w", err)
-	}
-	return nil
+	return true, nb.Run(ctx, ops)
 }
 
 // ListNetworks lists ovsnet's OVN networks, by name.
@@ -152,7 +135,7 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 		return err
 	}
 	defer nb.Close()
-	have, err := switchesNamed(ctx, nb, name)
+	have, err := network.LogicalSwitches(ctx, nb, name)
 	if err != nil {
 		return err
 	}
@@ -174,5 +157,5 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 	if len(ops) == 0 {
 		return fmt.Errorf("no OVN network %s at %s (ovsnet network ls lists them)", name, nbEndpoint)
 	}
-	return transact(ctx, nb, ops)
+	return nb.Run(ctx, ops)
 }
