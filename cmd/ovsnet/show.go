@@ -213,7 +213,8 @@ reported: flows (drift removed, missing ones added, in one atomic bundle),
 ovsnet's iptables chains, gateway addresses and MTU on bridges, links up,
 allocation hints, internal ports a restarted ovs-vswitchd re-created, veth
 offloads after ovs-vswitchd restarted with userspace TSO turned on or off,
-and attaches, detaches and del-br a killed process left half-way. Running it
+and attaches, detaches, pool fills and del-br a killed process left
+half-way (with the veths it made before their rows). Running it
 twice changes nothing the second time.
 
 external_ids values it cannot decode (edited by hand) are listed by row and

@@ -660,7 +660,7 @@ func backoff(attempt int) time.Duration {
 // ends (which take the container ends with them) and internal ports.
 func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 	var errs []error
-	var veths []string
+	var host []string // veths' host ends, and pool's internal ports
 	var internals []intent.Ref
 	for _, i := range ifs {
 		ref := intent.RefOf(i.ExternalIDs)
@@ -668,9 +668,13 @@ func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 		case ref.Container == "" && !ref.Pooled:
 			continue
 		case i.Type == "":
-			veths = append(veths, i.Name) // a pool's veth's waiting end goes with it
+			host = append(host, i.Name) // a pool's veth's waiting end goes with it
 		case i.Type == "internal" && ref.Netns != "":
 			internals = append(internals, ref)
+		case i.Type == "internal" && ref.Pooled:
+			// Still in the host: gone now, not whenever ovs-vswitchd
+			// next reconfigures after the row goes.
+			host = append(host, i.Name)
 		}
 	}
 	// Each internal port in its own container: a request (and an RCU
@@ -684,9 +688,9 @@ func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 		}
 		p.Add(1)
 	}
-	// The host ends, in one request: one RCU wait for them all.
-	if err := attach.DeleteLinks(veths); err != nil {
-		errs = append(errs, fmt.Errorf("delete veths: %w", err))
+	// The host's links, in one request: one RCU wait for them all.
+	if err := attach.DeleteLinks(host); err != nil {
+		errs = append(errs, fmt.Errorf("delete host links: %w", err))
 	}
 	return errors.Join(errs...)
 }

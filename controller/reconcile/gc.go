@@ -18,9 +18,18 @@ import (
 // removed lose their ports) and removes veths leaked by killed attaches.
 func (h *Converger) CollectGarbage(ctx context.Context, topo *ovsdb.Topology, links *attach.HostLinks) (Collected, error) {
 	c, err := h.followRestarts(ctx, topo, reattachOrRemove)
-	errs := []error{err}
-	// Host ends of veths whose attach was killed before its row was made
-	// (the convergence lock keeps this from racing a running attach).
+	leaked, lerr := h.removeLeakedVeths(ctx, topo, links)
+	c.Removed = append(c.Removed, leaked...)
+	return c, errors.Join(err, lerr)
+}
+
+// removeLeakedVeths deletes the host ends of veths whose attach (or pool
+// fill) was killed after it made them and before their rows were
+// committed. The caller holds the host lock exclusively, so no running
+// attach is between the two.
+func (h *Converger) removeLeakedVeths(ctx context.Context, topo *ovsdb.Topology, links *attach.HostLinks) ([]string, error) {
+	var removed []string
+	var errs []error
 	rows := map[string]bool{}
 	for _, ifc := range topo.Interfaces {
 		rows[ifc.Name] = true
@@ -35,9 +44,9 @@ func (h *Converger) CollectGarbage(ctx context.Context, topo *ovsdb.Topology, li
 			errs = append(errs, err)
 			continue
 		}
-		c.Removed = append(c.Removed, l+" (leaked veth)")
+		removed = append(removed, l+" (leaked veth)")
 	}
-	return c, errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
 
 // Collected is what garbage collection did: ports (and leaked veths)
@@ -105,8 +114,14 @@ func (h *Converger) removeOrphans(ctx context.Context, bridge string, orphans []
 }
 
 // FollowRestarts is followRestarts for `ovsnet reconcile`: containers that
-// run again get their interfaces back; nothing is removed.
+// run again get their interfaces back, and veths leaked by a killed attach
+// go; no container's port is removed.
 func (h *Converger) FollowRestarts(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {
 	c, err := h.followRestarts(ctx, topo, reattachOnly)
-	return c.Back, err
+	links, lerr := attach.ListHostLinks(ProbeLink(topo))
+	if lerr != nil {
+		return c.Back, errors.Join(err, lerr)
+	}
+	leaked, lerr := h.removeLeakedVeths(ctx, topo, links)
+	return append(c.Back, leaked...), errors.Join(err, lerr)
 }
