@@ -18,8 +18,14 @@ func networkCmd(g *globals) *cobra.Command {
 network on every host that joined the deployment (ovsnet ovn join), with
 its addresses handed out by OVN's own IPAM, so hosts need no address
 ranges of their own. --ovn names the northbound database (tcp:CENTRAL:6641);
-without it, the one recorded by ovsnet ovn join --nb.`,
-		Example: "  ovsnet network create lab --subnet 10.60.0.0/16 --ovn tcp:192.0.2.10:6641\n  ovsnet network ls\n  ovsnet network rm lab",
+without it, the one recorded by ovsnet ovn join --nb.
+
+With --icc=false its containers reach each other only where ovsnet link
+lets them, whichever chassis they run on: the network's ports are one OVN
+port group, and its ACLs drop IP between them unless a link allows it
+(allow-related, so replies and related ICMP pass). A port joins the group
+in the transaction that creates it, isolated before it sends anything.`,
+		Example: "  ovsnet network create lab --subnet 10.60.0.0/16 --ovn tcp:192.0.2.10:6641\n  ovsnet network create iso --subnet 10.61.0.0/24 --icc=false\n  ovsnet link iso web db --port 5432\n  ovsnet network ls\n  ovsnet network rm lab",
 	}
 	var nb string
 	c.PersistentFlags().StringVar(&nb, "ovn", "", "the northbound database: tcp:HOST:6641 (or unix:PATH); default: the one ovsnet ovn join --nb recorded")
@@ -43,7 +49,7 @@ func (g *globals) northbound(ctx context.Context, nb string) (string, error) {
 func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 	var o ovn.NetworkOptions
 	c := &cobra.Command{
-		Use:   "create NAME --subnet CIDR [--gateway IP] [--ovn NB]",
+		Use:   "create NAME --subnet CIDR [--gateway IP] [--icc=false] [--ovn NB]",
 		Short: "Create an OVN network (a logical switch); again with the same settings changes nothing",
 		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -68,6 +74,7 @@ func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 	}
 	c.Flags().StringVar(&o.Subnet, "subnet", "", "the network's IPv4 CIDR")
 	c.Flags().StringVar(&o.Gateway, "gateway", "", "the gateway address (default: the subnet's first), never handed to a container")
+	c.Flags().BoolVar(&o.ICC, "icc", true, "containers reach each other; --icc=false isolates them (on every chassis) unless linked (ovsnet link NAME SRC DST)")
 	return c
 }
 
@@ -87,7 +94,11 @@ func networkLsCmd(g *globals, nb *string) *cobra.Command {
 			}
 			lines := []string{}
 			for _, n := range ns {
-				lines = append(lines, fmt.Sprintf("%s %s (gateway %s), %d port(s)", n.Name, n.Subnet, n.Gateway, n.Ports))
+				iso := ""
+				if !n.ICC {
+					iso = ", isolated (icc=false)"
+				}
+				lines = append(lines, fmt.Sprintf("%s %s (gateway %s), %d port(s)%s", n.Name, n.Subnet, n.Gateway, n.Ports, iso))
 			}
 			if len(lines) == 0 {
 				lines = append(lines, "no OVN networks (ovsnet network create NAME --subnet CIDR)")

@@ -24,6 +24,14 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 		return "", fmt.Errorf("a container needs no link to itself")
 	}
 	spec := rulesString(rules)
+	link := intent.Link{Src: src, Dst: dst, Ports: spec}
+	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
+		if err != nil {
+			return "", err
+		}
+		defer a.close()
+		return spec, a.changeLink(ctx, src, dst, func(intent.Bridge) (map[string]string, []string, error) { return link.Encode(), nil, nil })
+	}
 	if src, err = h.linkEnd(ctx, bridge, src); err != nil {
 		return "", err
 	}
@@ -123,6 +131,21 @@ func checkRemoteEnd(b intent.Bridge, a netip.Addr, isDst bool) error {
 
 // Unlink removes the link SRC -> DST; there must be one.
 func (h *Host) Unlink(ctx context.Context, bridge, src, dst string) error {
+	edit := func(b intent.Bridge) (map[string]string, []string, error) {
+		for _, l := range b.Links {
+			if l.Src == src && l.Dst == dst {
+				return nil, []string{intent.LinkKey(src, dst)}, nil
+			}
+		}
+		return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, bridge, bridge)
+	}
+	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
+		if err != nil {
+			return err
+		}
+		defer a.close()
+		return a.changeLink(ctx, src, dst, edit)
+	}
 	var err error
 	if src, err = h.linkEnd(ctx, bridge, src); err != nil {
 		return err
@@ -130,14 +153,7 @@ func (h *Host) Unlink(ctx context.Context, bridge, src, dst string) error {
 	if dst, err = h.linkEnd(ctx, bridge, dst); err != nil {
 		return err
 	}
-	return h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
-		for _, l := range b.Links {
-			if l.Src == src && l.Dst == dst {
-				return nil, []string{intent.LinkKey(src, dst)}, nil
-			}
-		}
-		return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, bridge, bridge)
-	})
+	return h.changeLink(ctx, bridge, src, dst, edit)
 }
 
 // changeLink edits the bridge's link keys under the bridge guard, then

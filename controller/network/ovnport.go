@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/ovn-org/libovsdb/model"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -40,6 +39,7 @@ type ovnAllocator struct {
 	sub     ipam.Subnet
 	mtu     int
 	ls      ovnnb.LogicalSwitch
+	pg      *ovnnb.PortGroup // nil: the commit makes it
 }
 
 // ovnNetwork is the OVN network name if this host is a chassis ovsnet
@@ -79,6 +79,9 @@ func (a *ovnAllocator) read(ctx context.Context) error {
 		return err
 	}
 	a.ls = lss[0]
+	if a.pg, err = portGroup(ctx, a.nb, a.name); err != nil {
+		return err
+	}
 	bi := intent.DecodeBridge(a.name, a.ls.ExternalIDs)
 	if bi.SubnetsErr != nil || len(bi.Subnets) != 1 {
 		return fmt.Errorf("OVN network %s: its subnet does not decode (%v): recreate it", a.name, bi.SubnetsErr)
@@ -158,31 +161,21 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 // to the switch's.
 func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) {
 	used := map[netip.Addr]string{a.sub.Gateway: "the gateway"}
-	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, nil, "_uuid", "name", "addresses")
+	ps, err := switchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err
 	}
-	mine := map[string]bool{}
-	for _, u := range a.ls.Ports {
-		mine[u] = true
-	}
 	for _, p := range ps {
-		if !mine[p.UUID] {
-			continue
-		}
-		for _, ad := range p.Addresses {
-			for _, f := range strings.Fields(ad)[1:] {
-				if x, err := netip.ParseAddr(f); err == nil {
-					used[x] = p.Name
-				}
-			}
+		for _, x := range lspAddrs(p) {
+			used[x] = p.Name
 		}
 	}
 	return used, nil
 }
 
 // commit makes the items' logical switch ports in one transaction that
-// waits for the switch's ports to be as read.
+// waits for the switch's ports to be as read, and puts them in the
+// network's port group: isolated (icc=false) from their first packet.
 func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 	var ops []ovsdbops.Operation
 	var ids []string
@@ -206,7 +199,21 @@ func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 	if err != nil {
 		return err
 	}
-	return a.nb.Run(ctx, append(append(wait, ops...), mut...))
+	group, err := a.joinGroup(ids)
+	if err != nil {
+		return err
+	}
+	return a.nb.Run(ctx, append(append(append(wait, ops...), mut...), group...))
+}
+
+// joinGroup puts ports ids in the network's port group, making the group
+// if the network has none (a second maker loses on its unique name).
+func (a *ovnAllocator) joinGroup(ids []string) ([]ovsdbops.Operation, error) {
+	if a.pg == nil {
+		return a.nb.Create(NewPortGroup(a.name, ids))
+	}
+	pg := &ovnnb.PortGroup{UUID: a.pg.UUID}
+	return a.nb.Where(pg).Mutate(pg, model.Mutation{Field: &pg.Ports, Mutator: ovsdbops.MutateOperationInsert, Value: ids})
 }
 
 func (a *ovnAllocator) close() { a.nb.Close() }
@@ -217,6 +224,10 @@ func (a *ovnAllocator) guard(*ovsdb.Tx, *attachRun, map[string]string) {}
 // network waits until OVN reports every item's logical switch port up:
 // ovn-controller bound it to this chassis and programmed its flows.
 func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
+	// The links naming the new ports' containers: their ACLs now.
+	if err := SyncIsolation(ctx, a.nb, a.name); err != nil {
+		return err
+	}
 	ms := int(LinkTimeout.Milliseconds())
 	var ops []ovsdbops.Operation
 	for _, it := range r.items {
@@ -317,7 +328,13 @@ func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) erro
 	defer nb.Close()
 	var errs []error
 	for net, names := range byNet {
-		errs = append(errs, dropLogicalPorts(ctx, nb, net, names))
+		// Then no link's ACL names the ports' addresses, which another
+		// port may hold next.
+		if err := dropLogicalPorts(ctx, nb, net, names); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, SyncIsolation(ctx, nb, net))
 	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,7 @@ type Network struct {
 	Subnet  string `json:"subnet"`
 	Gateway string `json:"gateway"`
 	Ports   int    `json:"ports"`
+	ICC     bool   `json:"icc"`
 	NB      string `json:"northbound"`
 }
 
@@ -32,6 +33,7 @@ type NetworkOptions struct {
 	Name, NB string
 	Subnet   string // IPv4 CIDR
 	Gateway  string // default: the subnet's first host
+	ICC      bool   // containers reach each other without links
 }
 
 // NB is the northbound database to use: nb, or the one `ovn join --nb`
@@ -51,9 +53,9 @@ func NB(ctx context.Context, h *network.Host, nb string) (string, error) {
 }
 
 // switchOf is the network's Logical_Switch settings: OVN's IPAM keys and
-// ovsnet's intent (the bridge codec's subnet and gateway keys).
-func switchOf(name string, s ipam.Subnet) *ovnnb.LogicalSwitch {
-	ext := intent.Settings{Subnets: []ipam.Subnet{s}}.Encode()
+// ovsnet's intent (the bridge codec's subnet, gateway and icc keys).
+func switchOf(name string, s ipam.Subnet, icc bool) *ovnnb.LogicalSwitch {
+	ext := intent.Settings{Subnets: []ipam.Subnet{s}, ICC: &icc}.Encode()
 	for k, v := range intent.Ownership("") {
 		ext[k] = v
 	}
@@ -84,7 +86,7 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 		return false, err
 	}
 	defer nb.Close()
-	want := switchOf(o.Name, subs[0])
+	want := switchOf(o.Name, subs[0], o.ICC)
 	have, err := network.LogicalSwitches(ctx, nb, o.Name)
 	if err != nil {
 		return false, err
@@ -98,13 +100,23 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 			return false, fmt.Errorf("network %s exists with subnet %s (gateway %s), asked %s (gateway %s): remove it first (ovsnet network rm %s)",
 				o.Name, ls.OtherConfig["subnet"], ls.OtherConfig["exclude_ips"], want.OtherConfig["subnet"], want.OtherConfig["exclude_ips"], o.Name)
 		}
-		return false, nil
+		if icc := intent.DecodeBridge(o.Name, ls.ExternalIDs).ICC; icc != o.ICC {
+			return false, fmt.Errorf("network %s exists with --icc=%v: remove it first (ovsnet network rm %s)", o.Name, icc, o.Name)
+		}
+		return false, network.SyncIsolation(ctx, nb, o.Name) // finishes a create cut short
 	}
 	ops, err := nb.Create(want)
 	if err != nil {
 		return false, err
 	}
-	return true, nb.Run(ctx, ops)
+	pg, err := nb.Create(network.NewPortGroup(o.Name, nil))
+	if err != nil {
+		return false, err
+	}
+	if err := nb.Run(ctx, append(ops, pg...)); err != nil {
+		return false, err
+	}
+	return true, network.SyncIsolation(ctx, nb, o.Name)
 }
 
 // ListNetworks lists ovsnet's OVN networks, by name.
@@ -121,7 +133,8 @@ func ListNetworks(ctx context.Context, nbEndpoint string) ([]Network, error) {
 	}
 	out := []Network{}
 	for _, ls := range lss {
-		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Gateway: ls.OtherConfig["exclude_ips"], Ports: len(ls.Ports), NB: nbEndpoint})
+		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Gateway: ls.OtherConfig["exclude_ips"], Ports: len(ls.Ports),
+			ICC: intent.DecodeBridge(ls.Name, ls.ExternalIDs).ICC, NB: nbEndpoint})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -156,6 +169,18 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 	}
 	if len(ops) == 0 {
 		return fmt.Errorf("no OVN network %s at %s (ovsnet network ls lists them)", name, nbEndpoint)
+	}
+	// Its port group, and with it its ACLs.
+	pgs, err := ovsdb.Select[ovnnb.PortGroup](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(network.PortGroupName(name))}, "_uuid")
+	if err != nil {
+		return err
+	}
+	for _, g := range pgs {
+		del, err := nb.Where(&ovnnb.PortGroup{UUID: g.UUID}).Delete()
+		if err != nil {
+			return err
+		}
+		ops = append(ops, del...)
 	}
 	return nb.Run(ctx, ops)
 }

@@ -226,3 +226,86 @@ func TestDeployOVNCentral(t *testing.T) {
 	})
 	run(t, "ip", "netns", "exec", c.Netns, "ovn-nbctl", "--db=tcp:127.0.0.1:6641", "ls-list")
 }
+
+// joinOVN starts ovn-controller on host i and joins it with one command.
+func joinOVN(t *testing.T, c *sandbox.Central, hs []*env, i int) {
+	t.Helper()
+	if err := hs[i].sb.StartOVNController(); err != nil {
+		t.Fatal(err)
+	}
+	hs[i].must("ovn", "join", "--sb="+c.SB(), "--nb="+c.NB(), "--encap-ip", underlayAddr(i))
+}
+
+// Three chassis, the third joining late with one command on it and none
+// on the others: containers on each reach each other on an open network;
+// on an --icc=false network nothing passes between them but what links
+// let through (from any host: the intent is in the northbound database),
+// in the link's direction and on its ports, with replies; unlink closes
+// it again; and removing it all leaves no logical row.
+func TestOVNIsolation(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 3)
+	joinOVN(t, c, hs, 0)
+	joinOVN(t, c, hs, 1)
+	hs[0].must("network", "create", "lab", "--subnet", "10.60.0.0/24")
+	hs[1].must("network", "create", "iso", "--subnet", "10.61.0.0/24", "--icc=false")
+	if out := hs[0].must("network", "ls"); !strings.Contains(out, "iso 10.61.0.0/24 (gateway 10.61.0.1), 0 port(s), isolated") {
+		t.Fatalf("network ls: %q", out)
+	}
+	cs := make([]string, 3)
+	lab, iso := make([]string, 3), make([]string, 3)
+	attach := func(i int) {
+		cs[i] = hs[i].container()
+		lab[i] = strings.Split(hs[i].addPortJSON("add-port", "lab", "eth1", cs[i], "--ip").Addresses[0], "/")[0]
+		iso[i] = strings.Split(hs[i].addPortJSON("add-port", "iso", "eth2", cs[i], "--ip", "--type", "veth").Addresses[0], "/")[0]
+	}
+	attach(0)
+	attach(1)
+	joinOVN(t, c, hs, 2) // late: nothing runs on hosts 0 and 1
+	attach(2)
+	for i := range 3 {
+		for j := range 3 {
+			if i != j {
+				ping(t, cs[i], lab[j])
+			}
+		}
+	}
+	for _, p := range [][2]int{{0, 1}, {1, 0}, {2, 0}, {1, 2}} {
+		if pings(cs[p[0]], iso[p[1]]) {
+			t.Fatalf("on the isolated network %s reaches %s with no link", cs[p[0]], cs[p[1]])
+		}
+	}
+	hs[2].fails("has no port on OVN network iso", "link", "iso", cs[0], "nobody")
+	hs[2].fails("name the container", "link", "iso", "10.61.0.9", cs[0])
+	hs[2].must("link", "iso", cs[0], cs[1]) // neither end is on host 2
+	eventually(t, 10*time.Second, "the link c0 -> c1 across chassis", func() bool { return pings(cs[0], iso[1]) })
+	tcpTransfer(t, nsPath(cs[0]), nsPath(cs[1]), iso[1], 1<<20)
+	if pings(cs[1], iso[0]) {
+		t.Fatal("the link c0 -> c1 lets c1 open connections to c0")
+	}
+	hs[0].must("link", "iso", cs[2], cs[0], "--port", "9999/udp")
+	eventually(t, 10*time.Second, "the link c2 -> c0 on 9999/udp", func() bool { return udpArrives(t, cs[2], iso[0]+":9999", cs[0], iso[0]+":9999") })
+	if udpArrives(t, cs[2], iso[0]+":9998", cs[0], iso[0]+":9998") || pings(cs[2], iso[0]) {
+		t.Fatal("the link c2 -> c0 on 9999/udp lets other traffic through")
+	}
+	hs[1].must("unlink", "iso", cs[0], cs[1])
+	eventually(t, 10*time.Second, "unlink closing c0 -> c1", func() bool { return !pings(cs[0], iso[1]) })
+	hs[1].fails("no link from", "unlink", "iso", cs[0], cs[1])
+
+	for i := range 3 {
+		hs[i].must("del-port", "lab", "eth1", cs[i])
+		hs[i].must("del-port", "iso", "eth2", cs[i])
+	}
+	hs[0].must("network", "rm", "lab")
+	hs[0].must("network", "rm", "iso")
+	for _, table := range []string{"logical_switch", "logical_switch_port", "port_group", "acl"} {
+		if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=_uuid", "list", table); strings.TrimSpace(out) != "" {
+			t.Fatalf("%s rows left: %s", table, out)
+		}
+	}
+	for i, h := range hs {
+		if ports, _ := h.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet"); strings.TrimSpace(ports) != "" {
+			t.Fatalf("host %d kept ports: %s", i, ports)
+		}
+	}
+}

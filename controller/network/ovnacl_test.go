@@ -1,0 +1,57 @@
+package network
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+)
+
+func TestPortGroupName(t *testing.T) {
+	a, b := PortGroupName("lab-1"), PortGroupName("lab_1")
+	if a == b || !strings.HasPrefix(a, "ovsnet_lab_1_") {
+		t.Fatalf("%q %q", a, b)
+	}
+	for _, r := range PortGroupName("a.b-c") {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
+			t.Fatalf("%q is not an identifier", PortGroupName("a.b-c"))
+		}
+	}
+}
+
+func TestWantACLs(t *testing.T) {
+	ports := []ovnnb.LogicalSwitchPort{
+		{Name: "pa", Addresses: []string{"0a:58:0a:00:00:02 10.0.0.2"}, ExternalIDs: map[string]string{intent.KeyContainerID: "a"}},
+		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
+	}
+	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("a", "b"): "all"}
+	if acls, errs := wantACLs(intent.DecodeBridge("n", ext), ports, "pg"); len(acls)+len(errs) != 0 {
+		t.Fatalf("an open network has ACLs: %+v %v", acls, errs)
+	}
+	ext[intent.KeyICC] = "false"
+	ext[intent.LinkKey("b", "a")] = "80/tcp,53/udp"
+	ext[intent.LinkKey("a", "c")] = "all" // c not attached: nothing
+	acls, errs := wantACLs(intent.DecodeBridge("n", ext), ports, "pg")
+	var got []string
+	for _, a := range acls {
+		got = append(got, string(a.Action)+" "+a.Match)
+	}
+	want := []string{
+		"drop outport == @pg && (ip4.src == $pg_ip4 || ip6.src == $pg_ip6)",
+		`allow-related outport == {"pb"} && ip4.src == {10.0.0.2}`,
+		`allow-related outport == {"pa"} && ip4.src == {10.0.0.3} && (tcp.dst == 80 || udp.dst == 53)`,
+	}
+	if len(errs) != 0 || len(got) != 3 || got[0] != want[0] || !slices.Contains(got, want[1]) || !slices.Contains(got, want[2]) {
+		t.Fatalf("got %q, %v", got, errs)
+	}
+	// A link whose ports do not decode grants nothing, and says so; an
+	// isolation value that does not decode isolates.
+	ext[intent.LinkKey("b", "a")] = "80/sctp"
+	ext[intent.KeyICC] = "maybe"
+	acls, errs = wantACLs(intent.DecodeBridge("n", ext), ports, "pg")
+	if len(errs) != 1 || len(acls) != 2 || acls[0].Action != ovnnb.ACLActionDrop {
+		t.Fatalf("bad link: %+v %v", acls, errs)
+	}
+}
