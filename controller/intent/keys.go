@@ -96,6 +96,10 @@ const (
 	// switch port (ovn-controller binds the two).
 	KeyOVNNetwork = "ovsnet-ovn-network"
 	KeyIfaceID    = "iface-id"
+
+	// Logical_Switch_Port: the system-id of the chassis whose attach made
+	// it, whose convergence removes it when no local interface plugs it.
+	KeyOVNChassis = "ovsnet-ovn-chassis"
 )
 
 // States of a row (KeyState).

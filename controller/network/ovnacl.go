@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -165,36 +164,45 @@ func NewPortGroup(name string, ports []string) *ovnnb.PortGroup {
 // switch in it) and ACLs to what its intent and ports say, in one
 // transaction guarded by what it read, again for as long as it loses to
 // another writer. A network that is gone has nothing to sync.
-func SyncIsolation(ctx context.Context, nb *ovsdb.Client, name string) error {
-	return onConflict(func() error { return syncIsolation(ctx, nb, name) })
+func SyncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (s Synced, err error) {
+	err = onConflict(func() error {
+		s, err = syncIsolation(ctx, nb, name)
+		return err
+	})
+	return s, err
 }
 
-func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) error {
+// Synced is what SyncIsolation did and found.
+type Synced struct {
+	Changed bool    // it wrote
+	Bad     []error // links that do not decode: they grant nothing
+}
+
+func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, error) {
 	lss, err := LogicalSwitches(ctx, nb, name)
 	if err != nil || len(lss) == 0 || !intent.Owned(lss[0].ExternalIDs) {
-		return err
+		return Synced{}, err
 	}
 	ls := lss[0]
 	ports, err := switchPorts(ctx, nb, ls)
 	if err != nil {
-		return err
+		return Synced{}, err
 	}
 	pg, err := portGroup(ctx, nb, name)
 	if err != nil {
-		return err
+		return Synced{}, err
 	}
 	have, err := ovsdb.Select[ovnnb.ACL](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{intent.KeyOVNNetwork: name})},
 		"_uuid", "direction", "priority", "match", "action", "external_ids")
 	if err != nil {
-		return err
+		return Synced{}, err
 	}
-	pgName := PortGroupName(name)
-	want, bad := wantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, pgName)
+	want, bad := wantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, PortGroupName(name))
 	ops, err := isolationOps(nb, ls, pg, name, have, want)
-	if err != nil || len(ops) == 0 {
-		return errors.Join(append(bad, err)...)
+	if err == nil && len(ops) > 0 {
+		err = nb.Run(ctx, ops)
 	}
-	return errors.Join(append(bad, nb.Run(ctx, ops))...)
+	return Synced{Changed: err == nil && len(ops) > 0, Bad: bad}, err
 }
 
 // isolationOps are the operations that bring port group pg (nil: make it)
@@ -326,5 +334,6 @@ func (a *ovnAllocator) changeLink(ctx context.Context, src, dst string, edit fun
 	if err != nil {
 		return err
 	}
-	return SyncIsolation(ctx, a.nb, a.name)
+	_, err = SyncIsolation(ctx, a.nb, a.name)
+	return err
 }

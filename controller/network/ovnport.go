@@ -182,7 +182,8 @@ func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 	for i, it := range r.items {
 		addr := it.port.MAC.String() + " " + it.addrs[0].Addr().String()
 		lsp := &ovnnb.LogicalSwitchPort{UUID: "ovsnet_lsp" + strconv.Itoa(i), Name: it.host, Addresses: []string{addr}, PortSecurity: []string{addr},
-			ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: it.o.Container, intent.KeyContainerIface: it.o.Iface}}
+			ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: it.o.Container, intent.KeyContainerIface: it.o.Iface,
+				intent.KeyOVNNetwork: a.name, intent.KeyOVNChassis: a.chassis.SystemID}}
 		op, err := a.nb.Create(lsp)
 		if err != nil {
 			return err
@@ -225,7 +226,7 @@ func (a *ovnAllocator) guard(*ovsdb.Tx, *attachRun, map[string]string) {}
 // ovn-controller bound it to this chassis and programmed its flows.
 func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
 	// The links naming the new ports' containers: their ACLs now.
-	if err := SyncIsolation(ctx, a.nb, a.name); err != nil {
+	if _, err := SyncIsolation(ctx, a.nb, a.name); err != nil {
 		return err
 	}
 	ms := int(LinkTimeout.Milliseconds())
@@ -334,7 +335,8 @@ func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) erro
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, SyncIsolation(ctx, nb, net))
+		_, err := SyncIsolation(ctx, nb, net)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

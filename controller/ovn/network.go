@@ -103,7 +103,8 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 		if icc := intent.DecodeBridge(o.Name, ls.ExternalIDs).ICC; icc != o.ICC {
 			return false, fmt.Errorf("network %s exists with --icc=%v: remove it first (ovsnet network rm %s)", o.Name, icc, o.Name)
 		}
-		return false, network.SyncIsolation(ctx, nb, o.Name) // finishes a create cut short
+		_, err := network.SyncIsolation(ctx, nb, o.Name) // finishes a create cut short
+		return false, err
 	}
 	ops, err := nb.Create(want)
 	if err != nil {
@@ -116,7 +117,8 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 	if err := nb.Run(ctx, append(ops, pg...)); err != nil {
 		return false, err
 	}
-	return true, network.SyncIsolation(ctx, nb, o.Name)
+	_, err = network.SyncIsolation(ctx, nb, o.Name)
+	return true, err
 }
 
 // ListNetworks lists ovsnet's OVN networks, by name.

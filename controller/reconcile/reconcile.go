@@ -126,12 +126,21 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	natDone := make(chan natResult, 1)
 	go func() { natDone <- h.convergeNAT(ctx, topo, o) }()
 	c.errs = append(c.errs, network.ConvergeUnderlays(topo, hostLinks)...)
+	var ovnPorts []vswitchd.Interface
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		if bi := intent.DecodeBridge(b.Name, b.ExternalIDs); !bi.Owned || bi.Deleting {
-			continue // not ovsnet's, or a del-br finishDeletes could not finish: reported
+			// Not ovsnet's (OVN's integration bridge: its ports of
+			// ovsnet's), or a del-br finishDeletes could not finish.
+			ovnPorts = append(ovnPorts, h.convergeOVNPorts(ctx, topo, b, bridgeRun{o: o, links: hostLinks, c: &c, tr: tr})...)
+			continue
 		}
 		r.Bad = append(r.Bad, h.convergeBridge(ctx, topo, b, bridgeRun{o: o, links: hostLinks, c: &c, tr: tr})...)
+	}
+	if !o.Trust { // the northbound database: a full run's
+		ov, err := h.ConvergeOVN(ctx, ovnPorts)
+		c.addAll(ov.Did, err)
+		c.notes, r.Bad = append(c.notes, ov.Notes...), append(r.Bad, ov.Bad...)
 	}
 	tr.Step("ports")
 	for name := range o.Seen { // a bridge gone: nothing to watch
@@ -203,6 +212,28 @@ type bridgeRun struct {
 	links *attach.HostLinks
 	c     *changes
 	tr    *steptime.Tracer
+	ovn   bool // OVN's integration bridge: its flows are OVN's
+}
+
+// convergeOVNPorts converges ovsnet's ports on bridge b, which is not
+// ovsnet's: OVN's integration bridge, whose flows ovn-controller keeps.
+// The port steps are a bridge's (interrupted attaches and detaches,
+// internal ports a restarted ovs-vswitchd re-created, veths). It returns
+// the ports.
+func (h *Converger) convergeOVNPorts(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, br bridgeRun) []vswitchd.Interface {
+	all, allPorts := topo.BridgeInterfaces(b)
+	var ifs []vswitchd.Interface
+	var ports []vswitchd.Port
+	for j, i := range all {
+		if intent.Owned(i.ExternalIDs) && i.ExternalIDs[intent.KeyOVNNetwork] != "" {
+			ifs, ports = append(ifs, i), append(ports, allPorts[j])
+		}
+	}
+	if len(ifs) > 0 {
+		br.ovn = true
+		h.reconcilePorts(ctx, b, ifs, ports, br, br.c)
+	}
+	return ifs
 }
 
 // convergeBridge brings ovsnet bridge b to its intent: its addresses and
@@ -293,12 +324,15 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 	// then nothing changes.
 	vethOff := sync.OnceValues(func() (off, known bool) {
 		known = true
-		off = network.NoTxOffload(intent.DecodeBridge(b.Name, b.ExternalIDs), attach.TypeVeth, network.DatapathOf(b), func() bool {
+		dp := network.DatapathOf(b)
+		off = network.NoTxOffload(intent.DecodeBridge(b.Name, b.ExternalIDs), attach.TypeVeth, dp, func() bool {
 			l := hostLinks.Get(b.Name)
 			known = l != nil
 			return attach.TSOActive(l)
 		})
-		return off, known
+		// OVN's Geneve on the userspace datapath cannot take offloaded
+		// packets (as the OVN allocator set it).
+		return off || br.ovn && dp == network.DatapathNetdev, known
 	})
 	tell := h.Tell()
 	for j, ifc := range ifs {

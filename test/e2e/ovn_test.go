@@ -309,3 +309,96 @@ func TestOVNIsolation(t *testing.T) {
 		}
 	}
 }
+
+// Faults on an isolated OVN network with one link: ovn-controller
+// stopped and started, ovn-northd restarted, ovs-vswitchd restarted (the
+// controller puts the internal port back into its container): the link
+// comes back by itself and the unlinked direction never opens. ACLs
+// removed by hand come back with a reconcile; a logical port whose
+// interface is gone, or whose container is, goes with the controller's
+// convergence.
+func TestOVNFaults(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 2)
+	joinOVN(t, c, hs, 0)
+	joinOVN(t, c, hs, 1)
+	hs[0].must("network", "create", "iso", "--subnet", "10.61.0.0/24", "--icc=false")
+	c0, c1 := hs[0].container(), hs[1].container()
+	a0 := strings.Split(hs[0].addPortJSON("add-port", "iso", "eth1", c0, "--ip").Addresses[0], "/")[0] // internal
+	p1 := hs[1].addPortJSON("add-port", "iso", "eth1", c1, "--ip", "--type", "veth")
+	a1 := strings.Split(p1.Addresses[0], "/")[0]
+	hs[0].must("link", "iso", c0, c1)
+	const addr = "127.0.0.1:19488"
+	hs[0].startController(addr)
+	hs[1].startController(addr)
+	reach := func(when string) {
+		t.Helper()
+		eventually(t, 30*time.Second, "the link c0 -> c1 "+when, func() bool { return pings(c0, a1) })
+	}
+	isolated := func(when string) {
+		t.Helper()
+		if pings(c1, a0) {
+			t.Fatalf("%s: c1 reaches c0 with no link", when)
+		}
+	}
+	reach("at the start")
+	isolated("at the start")
+
+	if err := hs[1].sb.StopOVNController(); err != nil {
+		t.Fatal(err)
+	}
+	isolated("ovn-controller of c1's host stopped")
+	if err := hs[1].sb.StartOVNController(); err != nil {
+		t.Fatal(err)
+	}
+	isolated("ovn-controller of c1's host starting")
+	reach("after ovn-controller restarted")
+	isolated("after ovn-controller restarted")
+
+	if err := c.RestartNorthd(); err != nil {
+		t.Fatal(err)
+	}
+	isolated("ovn-northd restarting")
+	reach("after ovn-northd restarted")
+	isolated("after ovn-northd restarted")
+
+	if err := hs[0].sb.StopVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs[0].sb.StartVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	isolated("ovs-vswitchd of c0's host starting")
+	reach("after ovs-vswitchd restarted (c0's internal port put back)")
+	isolated("after ovs-vswitchd restarted")
+
+	pg := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "port_group")
+	run(t, "ovn-nbctl", "--db="+c.NB(), "clear", "port_group", strings.TrimSpace(pg), "acls")
+	if out := hs[1].must("reconcile"); !strings.Contains(out, "brought OVN network iso's port group and ACLs to its intent") {
+		t.Fatalf("reconcile after the ACLs were removed by hand: %q", out)
+	}
+	eventually(t, 15*time.Second, "isolation back", func() bool { return !pings(c1, a0) })
+	reach("with the ACLs put back")
+
+	// c1's interface removed by hand: its logical port goes (and the
+	// veth end with no row).
+	hs[1].sb.Vsctl("del-port", "br-int", p1.OVSPort)
+	lsp := func(port string) bool {
+		return strings.Contains(run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "logical_switch_port"), port)
+	}
+	eventually(t, 15*time.Second, "the logical port of an interface removed by hand gone", func() bool { return !lsp(p1.OVSPort) })
+	// c0's container gone: its port and logical port go.
+	if err := sandbox.DelNetns(c0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the ports of a vanished container gone", func() bool {
+		rows, _ := hs[0].sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet")
+		return strings.TrimSpace(rows) == "" && strings.TrimSpace(run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "logical_switch_port")) == ""
+	})
+	for i, h := range hs {
+		if out := h.must("reconcile"); !strings.Contains(out, "nothing to change") {
+			t.Fatalf("host %d: reconcile after the controllers: %q", i, out)
+		}
+	}
+	hs[0].must("network", "rm", "iso")
+}

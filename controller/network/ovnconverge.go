@@ -1,0 +1,90 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// OVNConverged is what ConvergeOVN did and found.
+type OVNConverged struct {
+	Did, Notes []string
+	Bad        []error
+}
+
+// ConvergeOVN brings the northbound rows this chassis answers for to their
+// intent: the port group and ACLs of every OVN network it has ports on
+// (put back if edited by hand), and no logical port of its making that no
+// local interface plugs (its row lost: removed by hand, a wiped OVSDB).
+// local is this host's ovsnet interfaces on the integration bridge. The
+// caller holds the host lock exclusively: no attach is between its logical
+// port and its interface. An unreachable northbound database is a note:
+// OVN keeps running on what it has.
+func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVNConverged, error) {
+	var r OVNConverged
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return r, err
+	}
+	c, _ := intent.DecodeChassis(root)
+	if !c.Joined || c.NB == "" || c.SystemID == "" {
+		return r, nil
+	}
+	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	if err != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("OVN's northbound database %s unreachable, its rows not checked: %v", c.NB, err))
+		return r, nil
+	}
+	defer nb.Close()
+	plugged, nets := map[string]bool{}, map[string]bool{}
+	for _, i := range local {
+		plugged[i.ExternalIDs[intent.KeyIfaceID]] = true
+		nets[i.ExternalIDs[intent.KeyOVNNetwork]] = true
+	}
+	mine, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{intent.KeyOVNChassis: c.SystemID})},
+		"_uuid", "name", "external_ids")
+	if err != nil {
+		return r, err
+	}
+	stray := map[string][]string{}
+	for _, p := range mine {
+		if net := p.ExternalIDs[intent.KeyOVNNetwork]; intent.Owned(p.ExternalIDs) && !plugged[p.Name] && net != "" {
+			stray[net] = append(stray[net], p.Name)
+		}
+	}
+	for net, names := range stray {
+		if err := dropLogicalPorts(ctx, nb, net, names); err != nil {
+			return r, err
+		}
+		r.Did = append(r.Did, fmt.Sprintf("removed %d logical port(s) of OVN network %s that no interface here plugs", len(names), net))
+		nets[net] = true
+	}
+	return r, r.syncNetworks(ctx, nb, nets)
+}
+
+// syncNetworks syncs the isolation of networks nets, in name order.
+func (r *OVNConverged) syncNetworks(ctx context.Context, nb *ovsdb.Client, nets map[string]bool) error {
+	var names []string
+	for n := range nets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		s, err := SyncIsolation(ctx, nb, n)
+		if err != nil {
+			return err
+		}
+		r.Bad = append(r.Bad, s.Bad...)
+		if s.Changed {
+			r.Did = append(r.Did, "brought OVN network "+n+"'s port group and ACLs to its intent")
+		}
+	}
+	return nil
+}
