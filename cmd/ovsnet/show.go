@@ -21,6 +21,10 @@ func showCmd(g *globals) *cobra.Command {
 for each attached container its interface, addresses, MAC, VLAN, OVS port,
 OpenFlow port number and link state. -o json gives the same as JSON.
 
+On a host that joined OVN (ovsnet ovn join), OVN networks follow, each with
+its containers on every chassis (this host's in detail, the others' from
+their logical ports) and its links.
+
 -o svg draws it (no Graphviz needed): a panel per bridge, its containers
 grouped by VLAN, links (icc=false allow rules) as arrows, tunnels with
 their state, published ports on their containers, and in red what is
@@ -80,6 +84,9 @@ func renderTree(bs []network.Bridge) string {
 				l += fmt.Sprintf(" (ofport %d)", p.Ofport)
 			}
 			l += fmt.Sprintf(", %s, %s", p.Type, p.State)
+			if p.Chassis != "" {
+				l += ", chassis " + p.Chassis
+			}
 			if p.Error != "" {
 				l += ", error: " + p.Error
 			}
@@ -141,6 +148,9 @@ func poolLine(pool []network.Port) string {
 // settings, and what made it.
 func bridgeAttrs(br network.Bridge) []string {
 	attrs := []string{"datapath " + br.Datapath}
+	if br.Datapath == network.DatapathOVN {
+		attrs[0] = "OVN network"
+	}
 	for i, s := range br.Subnets {
 		gw := ""
 		if i < len(br.Gateways) {
@@ -156,7 +166,10 @@ func bridgeAttrs(br network.Bridge) []string {
 	}
 	switch {
 	case br.Ovsnet:
-		attrs = append(attrs, "icc "+onOff(br.ICC), "nat "+onOff(br.NAT))
+		attrs = append(attrs, "icc "+onOff(br.ICC))
+		if br.Datapath != network.DatapathOVN {
+			attrs = append(attrs, "nat "+onOff(br.NAT))
+		}
 		if d := br.Docker; d != nil {
 			attrs = append(attrs, dockerAttr(d))
 		}

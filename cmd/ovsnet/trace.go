@@ -18,9 +18,15 @@ func traceCmd(g *globals) *cobra.Command {
 addresses, runs it through the bridge's flow tables (ovs-appctl
 ofproto/trace), prints the tables it passed in plain words, and ends with
 one line: "verdict: allowed" or "verdict: dropped (<where and why>)".
-An IP that no container on the bridge holds is traced through the gateway.`,
+An IP that no container on the bridge holds is traced through the gateway.
+
+On an OVN network (ovsnet network) the packet goes through OVN's logical
+pipelines instead, with ovn-trace over the southbound database this
+chassis joined: the containers may be on any chassis, and the stages
+(port security, ACLs, L2 lookup) are OVN's.`,
 		Example: `  ovsnet trace br-iso --from web --to db --proto tcp --dport 5432
-  ovsnet trace ovs-br1 --from container1 --to 173.16.1.1`,
+  ovsnet trace ovs-br1 --from container1 --to 173.16.1.1
+  ovsnet trace lab --from web --to db --proto tcp --dport 5432   # an OVN network`,
 		Args: exactArgs("BRIDGE"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o.Bridge = args[0]

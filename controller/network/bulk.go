@@ -70,7 +70,19 @@ type scanAllocator struct{ bridgeNet }
 
 // check has nothing to do before the containers are resolved: allocate
 // reads the bridge once for the checks and the allocations.
-func (scanAllocator) check(context.Context, *attachRun) error { return nil }
+// check hands the run to the OVN allocator when BRIDGE is an OVN network
+// (no bridge of that name here).
+func (scanAllocator) check(ctx context.Context, r *attachRun) error {
+	if r.items[0].o.Pooled {
+		return nil
+	}
+	a, err := r.h.ovnInstead(ctx, r.bridge)
+	if err != nil || a == nil {
+		return err
+	}
+	r.alloc = a
+	return a.check(ctx, r)
+}
 
 // allocate reads the bridge and its ports once and works out every item's
 // addresses, port number, type, MTU and MAC, returning the bridge

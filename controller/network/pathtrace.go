@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -51,7 +52,12 @@ func (h *Host) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) 
 		return nil, err
 	}
 	if br == nil {
-		return nil, noBridge(o.Bridge)
+		a, err := h.ovnNetwork(ctx, o.Bridge)
+		if err != nil || a == nil {
+			return nil, errors.Join(err, noBridge(o.Bridge))
+		}
+		defer a.close()
+		return h.traceOVN(ctx, a, o)
 	}
 	from, err := h.containerIfaces(ctx, o.Bridge, o.From)
 	if err != nil {

@@ -86,6 +86,7 @@ type Port struct {
 	State     string   `json:"state,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Published []string `json:"published,omitempty"` // as docker port prints them
+	Chassis   string   `json:"chassis,omitempty"`   // on an OVN network: the system-id of the chassis it is on
 }
 
 // DefaultType is the attach type used on a datapath when --type is not
@@ -416,9 +417,16 @@ func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string
 	if err != nil {
 		return 0, err
 	}
-	br := topo.Bridge(bridge)
-	if br == nil {
-		return 0, noBridge(bridge)
+	br, network := topo.Bridge(bridge), ""
+	if br == nil { // an OVN network: its ports on the integration bridge
+		a, err := h.ovnInstead(ctx, bridge)
+		if err != nil || a == nil {
+			return 0, errors.Join(err, noBridge(bridge))
+		}
+		a.close()
+		if br, network = topo.Bridge(a.chassis.IntegrationBridge), bridge; br == nil {
+			return 0, nil
+		}
 	}
 	want := map[string]bool{}
 	for _, c := range containers {
@@ -428,14 +436,14 @@ func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string
 	var ports []vswitchd.Port
 	all, allPorts := topo.BridgeInterfaces(br)
 	for i, ifc := range all {
-		if want[ifc.ExternalIDs[intent.KeyContainerID]] {
+		if want[ifc.ExternalIDs[intent.KeyContainerID]] && ifc.ExternalIDs[intent.KeyOVNNetwork] == network {
 			ifs, ports = append(ifs, ifc), append(ports, allPorts[i])
 		}
 	}
 	if len(ifs) == 0 {
 		return 0, nil
 	}
-	return len(ifs), h.Detach(ctx, bridge, ifs, ports)
+	return len(ifs), h.Detach(ctx, br.Name, ifs, ports)
 }
 
 // detachContainer detaches CONTAINER's INTERFACE (iface "": all of them)

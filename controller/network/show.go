@@ -49,10 +49,8 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	if only != "" && topo.Bridge(only) == nil {
-		return nil, noBridge(only)
-	}
 	out := []Bridge{}
+	local := map[string]Port{} // this host's OVN ports, by logical port
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		if only != "" && b.Name != only {
@@ -77,7 +75,8 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		for _, e := range bi.Errs {
 			sb.Errors = append(sb.Errors, e.Error())
 		}
-		sb.addInterfaces(topo.BridgeInterfaces(b))
+		ifs, ports := topo.BridgeInterfaces(b)
+		sb.addInterfaces(ovnLocal(b.Name, ifs, ports, local))
 		has := map[string]bool{}
 		for _, p := range sb.Ports {
 			has[p.Container] = true
@@ -98,6 +97,13 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		sort.Strings(sb.OtherPorts)
 		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
 		out = append(out, sb)
+	}
+	ovn, err := h.showOVN(ctx, only, local)
+	if err != nil {
+		return nil, err
+	}
+	if out = append(out, ovn...); only != "" && len(out) == 0 {
+		return nil, noBridge(only)
 	}
 	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })
 	return out, nil

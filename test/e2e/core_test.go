@@ -46,6 +46,7 @@ type portJSON struct {
 	OVSPort   string   `json:"ovs_port"`
 	Ofport    int      `json:"ofport"`
 	State     string   `json:"state"`
+	Chassis   string   `json:"chassis"`
 }
 
 func (e *env) addPortJSON(args ...string) portJSON {

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -265,8 +268,8 @@ func TestOVNIsolation(t *testing.T) {
 	attach(2)
 	for i := range 3 {
 		for j := range 3 {
-			if i != j {
-				ping(t, cs[i], lab[j])
+			if i != j { // the first contact over a new Geneve tunnel may take a try or two
+				eventually(t, 20*time.Second, fmt.Sprintf("c%d reaching c%d", i, j), func() bool { return pings(cs[i], lab[j]) })
 			}
 		}
 	}
@@ -288,12 +291,65 @@ func TestOVNIsolation(t *testing.T) {
 	if udpArrives(t, cs[2], iso[0]+":9998", cs[0], iso[0]+":9998") || pings(cs[2], iso[0]) {
 		t.Fatal("the link c2 -> c0 on 9999/udp lets other traffic through")
 	}
+	// The trace says the same, from any host, with OVN's stages.
+	for _, tr := range []struct {
+		h          int
+		from, to   string
+		args       []string
+		verdictHas string
+	}{
+		{2, cs[0], cs[1], nil, "verdict: allowed"},
+		{0, cs[1], cs[0], nil, "verdict: dropped (ls_out_acl"},
+		{1, cs[2], iso[0], []string{"--proto", "udp", "--dport", "9999"}, "verdict: allowed"},
+		{1, cs[2], cs[0], []string{"--proto", "udp", "--dport", "9998"}, "no link allows this new connection"},
+	} {
+		out := hs[tr.h].must(append([]string{"trace", "iso", "--from", tr.from, "--to", tr.to}, tr.args...)...)
+		if !strings.Contains(out, tr.verdictHas) || !strings.Contains(out, "ls_in_check_port_sec") {
+			t.Fatalf("trace %s -> %s %v:\n%s", tr.from, tr.to, tr.args, out)
+		}
+	}
+	// Every host shows the networks with every chassis' containers.
+	var shown []struct {
+		Name, Datapath string
+		ICC            bool
+		Containers     []portJSON
+		Links          []struct{ Src, Dst, Ports string }
+	}
+	if err := json.Unmarshal([]byte(hs[1].must("show", "-o", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	chassis := map[string]bool{}
+	for _, b := range shown {
+		switch b.Name {
+		case "iso":
+			for _, p := range b.Containers {
+				chassis[p.Chassis] = true
+			}
+			if b.Datapath != "ovn" || b.ICC || len(b.Containers) != 3 || len(b.Links) != 2 {
+				t.Fatalf("show iso: %+v", b)
+			}
+		case "br-int":
+			if len(b.Containers) != 0 {
+				t.Fatalf("OVN's ports shown on br-int too: %+v", b)
+			}
+		}
+	}
+	if len(chassis) != 3 || chassis[""] {
+		t.Fatalf("chassis of iso's containers: %v", chassis)
+	}
+	if out := hs[2].must("show", "lab"); !strings.Contains(out, "lab (OVN network, subnet 10.60.0.0/24") || strings.Count(out, "chassis ") != 3 {
+		t.Fatalf("show lab:\n%s", out)
+	}
+	if svg := hs[0].must("show", "-o", "svg"); !strings.Contains(svg, cs[2]) {
+		t.Fatalf("the picture has no %s", cs[2])
+	}
 	hs[1].must("unlink", "iso", cs[0], cs[1])
 	eventually(t, 10*time.Second, "unlink closing c0 -> c1", func() bool { return !pings(cs[0], iso[1]) })
 	hs[1].fails("no link from", "unlink", "iso", cs[0], cs[1])
 
 	for i := range 3 {
-		hs[i].must("del-port", "lab", "eth1", cs[i])
+		hs[i].must("del-ports", "lab", cs[i])
+		hs[i].must("del-ports", "lab", cs[i]) // none left: nothing to do
 		hs[i].must("del-port", "iso", "eth2", cs[i])
 	}
 	hs[0].must("network", "rm", "lab")
@@ -401,4 +457,69 @@ func TestOVNFaults(t *testing.T) {
 		}
 	}
 	hs[0].must("network", "rm", "iso")
+}
+
+// Ten chassis with a container each, one network: all 45 pairs reach
+// each other over OVN's full mesh of Geneve tunnels, which no host was
+// told about. Half the hosts attach with add-ports (a list), half with
+// add-port. The log has each host's memory (ovsdb-server, ovs-vswitchd,
+// ovn-controller).
+func TestOVNTenHosts(t *testing.T) {
+	const n = 10
+	c := newCentral(t)
+	hs := newHosts(t, n)
+	for i := range hs {
+		joinOVN(t, c, hs, i)
+	}
+	hs[0].must("network", "create", "lab", "--subnet", "10.62.0.0/24")
+	cs, as := make([]string, n), make([]string, n)
+	list := filepath.Join(t.TempDir(), "list")
+	for i, h := range hs {
+		cs[i] = h.container()
+		if i%2 == 1 {
+			as[i] = strings.Split(h.addPortJSON("add-port", "lab", "eth1", cs[i], "--ip").Addresses[0], "/")[0]
+			continue
+		}
+		if err := os.WriteFile(list, []byte("eth1 "+cs[i]+" --type veth\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var ps []portJSON
+		if err := json.Unmarshal([]byte(h.must("add-ports", "lab", list, "--ip", "-o", "json")), &ps); err != nil || len(ps) != 1 {
+			t.Fatalf("add-ports on an OVN network: %v %+v", err, ps)
+		}
+		as[i] = strings.Split(ps[0].Addresses[0], "/")[0]
+	}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			eventually(t, 20*time.Second, fmt.Sprintf("c%d reaching c%d", i, j), func() bool { return pings(cs[i], as[j]) })
+		}
+	}
+	for i, h := range hs {
+		var parts []string
+		for _, d := range []string{"ovsdb-server", "ovs-vswitchd", "ovn-controller"} {
+			parts = append(parts, fmt.Sprintf("%s %d MiB", d, rssMiB(t, filepath.Join(h.sb.Dir, d+".pid"))))
+		}
+		t.Logf("host %d: %s", i, strings.Join(parts, ", "))
+	}
+}
+
+// rssMiB is the resident memory of the daemon whose pid file is path.
+func rssMiB(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	t.Fatalf("no VmRSS in %s", path)
+	return 0
 }

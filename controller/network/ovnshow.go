@@ -1,0 +1,131 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// DatapathOVN is how show names an OVN network's "datapath".
+const DatapathOVN = "ovn"
+
+// showOVN is the OVN networks (all, or the one named only) of the
+// northbound database this host joined, each with its containers on
+// every chassis: this host's from their interfaces (local), the others'
+// from their logical ports. Nothing when the host is not a chassis; an
+// unreachable database is one entry saying so.
+func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) ([]Bridge, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := intent.DecodeChassis(root)
+	if !c.Joined || c.NB == "" {
+		return nil, nil
+	}
+	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	if err != nil {
+		return []Bridge{{Name: "OVN " + c.NB, Datapath: DatapathOVN, Ports: []Port{}, Errors: []string{err.Error()}}}, nil
+	}
+	defer nb.Close()
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
+		"_uuid", "name", "external_ids", "ports")
+	if err != nil {
+		return nil, err
+	}
+	var out []Bridge
+	for _, ls := range lss {
+		if only != "" && ls.Name != only {
+			continue
+		}
+		ports, err := switchPorts(ctx, nb, ls)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ovnBridge(ls, ports, local, c.SystemID))
+	}
+	return out, nil
+}
+
+// ovnBridge is OVN network ls as show reports it.
+func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]Port, me string) Bridge {
+	bi := intent.DecodeBridge(ls.Name, ls.ExternalIDs)
+	sb := Bridge{Name: ls.Name, Datapath: DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []Port{}}
+	if sb.MTU == 0 {
+		sb.MTU = DefaultOVNMTU
+	}
+	sb.Subnets, sb.Gateways, _ = bi.Strings()
+	for _, e := range bi.Errs {
+		sb.Errors = append(sb.Errors, e.Error())
+	}
+	bits := 32
+	if len(bi.Subnets) == 1 {
+		bits = bi.Subnets[0].Prefix.Bits()
+	}
+	has := map[string]bool{}
+	for _, lsp := range ports {
+		p, ok := local[lsp.Name]
+		if !ok || lsp.ExternalIDs[intent.KeyOVNChassis] != me {
+			p = remotePort(lsp, bits)
+		}
+		p.Bridge, p.Chassis = ls.Name, lsp.ExternalIDs[intent.KeyOVNChassis]
+		if lsp.Up == nil || !*lsp.Up {
+			p.State = "down (OVN has not bound it)"
+		}
+		has[p.Container] = true
+		sb.Ports = append(sb.Ports, p)
+	}
+	for _, l := range bi.Links {
+		k := Link{Link: l}
+		for _, end := range []string{l.Src, l.Dst} {
+			if !has[end] {
+				k.Dangling = append(k.Dangling, end)
+			}
+		}
+		sb.Links = append(sb.Links, k)
+	}
+	sort.Slice(sb.Ports, func(x, y int) bool {
+		return fmt.Sprint(sb.Ports[x].Container, "\x00", sb.Ports[x].Iface) < fmt.Sprint(sb.Ports[y].Container, "\x00", sb.Ports[y].Iface)
+	})
+	return sb
+}
+
+// remotePort is a logical switch port of another chassis (or one this
+// host has no interface for) as show reports it.
+func remotePort(lsp ovnnb.LogicalSwitchPort, bits int) Port {
+	p := Port{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
+		Type: "remote", OVSPort: lsp.Name, State: "up"}
+	for _, a := range lspAddrs(lsp) {
+		p.Addresses = append(p.Addresses, netip.PrefixFrom(a, bits).String())
+	}
+	if len(lsp.Addresses) > 0 {
+		if f := strings.Fields(lsp.Addresses[0]); len(f) > 0 {
+			p.MAC = f[0]
+		}
+	}
+	return p
+}
+
+// ovnLocal splits this host's OVN ports off a bridge's interfaces: they
+// are shown with their networks, by logical port name.
+func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]Port) ([]vswitchd.Interface, []vswitchd.Port) {
+	var keepI []vswitchd.Interface
+	var keepP []vswitchd.Port
+	for j, i := range ifs {
+		if intent.Owned(i.ExternalIDs) && i.ExternalIDs[intent.KeyOVNNetwork] != "" {
+			local[i.ExternalIDs[intent.KeyIfaceID]] = shownPort(bridge, i, ports[j])
+			continue
+		}
+		keepI, keepP = append(keepI, i), append(keepP, ports[j])
+	}
+	return keepI, keepP
+}

@@ -1,0 +1,133 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+)
+
+// traceOVN traces on OVN network a: the packet as the source's logical
+// port sends it, through the logical pipelines of every chassis, with
+// ovn-trace over the southbound database (OVN has no library for it), as
+// the first packet of a connection.
+func (h *Host) traceOVN(ctx context.Context, a *ovnAllocator, o TraceOptions) (*TraceResult, error) {
+	ports, err := switchPorts(ctx, a.nb, a.ls)
+	if err != nil {
+		return nil, err
+	}
+	src, err := lspOf(ports, a.name, o.From)
+	if err != nil {
+		return nil, err
+	}
+	var dst *ovnnb.LogicalSwitchPort
+	if ip, perr := netip.ParseAddr(o.To); perr == nil {
+		for i := range ports {
+			if addrs := lspAddrs(ports[i]); len(addrs) > 0 && addrs[0] == ip {
+				dst = &ports[i]
+			}
+		}
+		if dst == nil {
+			return nil, fmt.Errorf("no container on OVN network %s holds %s (OVN networks route nothing outside themselves yet)", a.name, ip)
+		}
+	} else if dst, err = lspOf(ports, a.name, o.To); err != nil {
+		return nil, err
+	}
+	flow, err := ovnMicroflow(src, dst, o.Proto, o.DPort)
+	if err != nil {
+		return nil, err
+	}
+	// New to conntrack in both pipelines (ingress and egress each track).
+	out, err := exec.CommandContext(ctx, "ovn-trace", "--db="+a.chassis.Remote, "--ct=new", "--ct=new", a.name, flow).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("ovn-trace: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	r := parseOVNTrace(string(out), dst.Name)
+	r.Packet = flow
+	return r, nil
+}
+
+// lspOf is container c's logical port on the network (its first, if it
+// has several).
+func lspOf(ports []ovnnb.LogicalSwitchPort, network, c string) (*ovnnb.LogicalSwitchPort, error) {
+	for i := range ports {
+		if ports[i].ExternalIDs[intent.KeyContainerID] == c && len(lspAddrs(ports[i])) > 0 {
+			return &ports[i], nil
+		}
+	}
+	return nil, fmt.Errorf("container %q has no port on OVN network %s", c, network)
+}
+
+// ovnMicroflow is ovn-trace's microflow for the first packet of a
+// connection from src to dst.
+func ovnMicroflow(src, dst *ovnnb.LogicalSwitchPort, proto string, dport int) (string, error) {
+	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
+	f := fmt.Sprintf(`inport == %q && eth.src == %s && eth.dst == %s && ip4.src == %s && ip4.dst == %s && ip.ttl == 64`,
+		src.Name, mac(src), mac(dst), lspAddrs(*src)[0], lspAddrs(*dst)[0])
+	switch proto {
+	case "", "icmp":
+		if dport != 0 {
+			return "", fmt.Errorf("--dport needs --proto tcp or udp")
+		}
+		return f + " && icmp4.type == 8 && icmp4.code == 0", nil
+	case "tcp", "udp":
+		if dport < 1 || dport > 65535 {
+			return "", fmt.Errorf("--proto %s needs --dport in 1..65535", proto)
+		}
+		f += fmt.Sprintf(" && %s.src == 40000 && %s.dst == %d", proto, proto, dport)
+		if proto == "tcp" {
+			f += " && tcp.flags == 2" // SYN
+		}
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown protocol %q: use icmp, tcp or udp", proto)
+}
+
+var ovnStepRE = regexp.MustCompile(`^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority (\d+), uuid \S+$`)
+
+// parseOVNTrace reads ovn-trace's detailed output: the logical stages
+// passed, each with its match and actions, and whether the packet was
+// output to the port named want.
+func parseOVNTrace(out, want string) *TraceResult {
+	r := &TraceResult{Raw: out}
+	var last *TraceStep
+	for _, l := range strings.Split(out, "\n") {
+		if m := ovnStepRE.FindStringSubmatch(l); m != nil {
+			t, _ := strconv.Atoi(m[1])
+			p, _ := strconv.Atoi(m[4])
+			r.Steps = append(r.Steps, TraceStep{Table: t, Stage: m[2], Match: m[3], Priority: p})
+			last = &r.Steps[len(r.Steps)-1]
+			continue
+		}
+		if a := strings.TrimSpace(l); last != nil && strings.HasPrefix(l, "    ") && a != "" && !strings.HasPrefix(a, "*") {
+			if last.Actions != "" {
+				last.Actions += " "
+			}
+			last.Actions += a
+		}
+		if strings.Contains(l, fmt.Sprintf(`/* output to %q`, want)) {
+			r.Allowed = true
+		}
+	}
+	if r.Allowed {
+		r.Verdict = "allowed"
+		return r
+	}
+	switch {
+	case last == nil:
+		r.Verdict = "dropped (no logical flow took the packet)"
+	case strings.Contains(last.Stage, "acl"):
+		r.Verdict = fmt.Sprintf("dropped (%s: %s, priority %d: isolation (icc=false), no link allows this new connection)", last.Stage, last.Match, last.Priority)
+	case strings.Contains(last.Stage, "port_sec"):
+		r.Verdict = fmt.Sprintf("dropped (%s: the source MAC or address is not the port's own)", last.Stage)
+	default:
+		r.Verdict = fmt.Sprintf("dropped (%s: %s, priority %d)", last.Stage, last.Match, last.Priority)
+	}
+	return r
+}
