@@ -51,6 +51,7 @@ bench: build
 	$(GO) run ./bench/cni -ovsnet bin/ovsnet -port-type veth -out bench/results/cni-veth.json
 	$(GO) run ./bench/detach -ovsnet bin/ovsnet -sizes 1000,10000
 	$(GO) run ./bench/pool -ovsnet bin/ovsnet
+	$(GO) run ./bench/ovn -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS.

@@ -708,6 +708,13 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if vlan < 1 || vlan > 4094 {
 		return fmt.Errorf("VLAN %d is outside 1..4094", vlan)
 	}
+	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
+		if err != nil {
+			return err
+		}
+		a.close()
+		return fmt.Errorf("%s is an OVN network: it is one broadcast domain across chassis, with no VLANs; put containers that must not meet on another network (ovsnet network create) or isolate them (--icc=false)", bridge)
+	}
 	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return err

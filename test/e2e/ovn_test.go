@@ -193,6 +193,7 @@ func TestOVNAttach(t *testing.T) {
 		t.Fatal("UDP from c0's own address did not arrive")
 	}
 	hs[0].fails("hands out addresses itself", "add-port", "lab", "eth2", c0, "--ip", "10.60.0.9")
+	hs[0].fails("is an OVN network: it is one broadcast domain", "set-vlan", "lab", "eth1", c0, "10")
 	hs[1].must("del-port", "lab", "eth1", c1)
 	if lsps := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "logical_switch_port"); strings.Contains(lsps, p1.OVSPort) {
 		t.Fatalf("del-port left its logical port: %s", lsps)
