@@ -49,7 +49,7 @@ func (g *globals) northbound(ctx context.Context, nb string) (string, error) {
 func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 	var o ovn.NetworkOptions
 	c := &cobra.Command{
-		Use:   "create NAME --subnet CIDR [--gateway IP] [--icc=false] [--ovn NB]",
+		Use:   "create NAME --subnet CIDR [--gateway IP] [--icc=false] [--nat=false] [--ovn NB]",
 		Short: "Create an OVN network (a logical switch); again with the same settings changes nothing",
 		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -74,6 +74,7 @@ func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 	}
 	c.Flags().StringVar(&o.Subnet, "subnet", "", "the network's IPv4 CIDR")
 	c.Flags().StringVar(&o.Gateway, "gateway", "", "the gateway address (default: the subnet's first), never handed to a container")
+	c.Flags().BoolVar(&o.NAT, "nat", true, "containers reach the outside through the host they run on (masqueraded) and may publish ports there; --nat=false: no gateway")
 	c.Flags().BoolVar(&o.ICC, "icc", true, "containers reach each other; --icc=false isolates them (on every chassis) unless linked (ovsnet link NAME SRC DST)")
 	return c
 }

@@ -235,6 +235,18 @@ func (h *Host) ConvergeBridge(ctx context.Context, name string, ext map[string]s
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: %w", name, err)
 	}
+	var gws []netip.Prefix
+	for _, s := range subnets {
+		gws = append(gws, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
+	}
+	return convergeGatewayDevice(l, gws, mtu)
+}
+
+// convergeGatewayDevice brings a gateway's device in the host (a bridge's
+// own port, an OVN network's gateway port) to its MTU (0: left alone), up,
+// with the gateway addresses gws; it says what it changed.
+func convergeGatewayDevice(l netlink.Link, gws []netip.Prefix, mtu int) ([]string, error) {
+	name := l.Attrs().Name
 	var did []string
 	if mtu > 0 && l.Attrs().MTU != mtu {
 		if err := netlink.LinkSetMTU(l, mtu); err != nil {
@@ -250,15 +262,14 @@ func (h *Host) ConvergeBridge(ctx context.Context, name string, ext map[string]s
 	}
 	// IPv6 addresses vanish whenever a device goes down (ovs-vswitchd may
 	// toggle its taps) unless keep_addr_on_down is set on it.
-	if len(subnets) > 0 {
+	if len(gws) > 0 {
 		os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/keep_addr_on_down", []byte("1"), 0o644)
 	}
 	have, err := netlinksafe.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
 		return did, err
 	}
-	for _, s := range subnets {
-		gw := netip.PrefixFrom(s.Gateway, s.Prefix.Bits())
+	for _, gw := range gws {
 		present := false
 		for _, a := range have {
 			if a.IPNet.String() == gw.String() {

@@ -89,6 +89,10 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, ke
 			}
 		}
 	}
+	gws, gwRules := ovnGatewaysNAT(topo)
+	for _, g := range gws {
+		bridges, subnets = append(bridges, g), append(subnets, g.Subnet)
+	}
 	sort.Slice(bridges, func(i, j int) bool { return bridges[i].Name < bridges[j].Name })
 	sort.Strings(keep)
 	for _, nb := range bridges {
@@ -104,7 +108,38 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, ke
 	for _, b := range published {
 		rules = append(rules, mappingRules(topo, b)...)
 	}
-	return rules, bridges, keep
+	return append(rules, gwRules...), bridges, keep
+}
+
+// ovnGatewaysNAT is NAT's view of this chassis' gateways on OVN networks:
+// each a "bridge" (its interface, the network's subnet), and the DNAT
+// rules of the published ports of the network's containers here.
+func ovnGatewaysNAT(topo *ovsdb.Topology) ([]nat.Bridge, []nat.Rule) {
+	var gws []nat.Bridge
+	var rules []nat.Rule
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if intent.Owned(b.ExternalIDs) {
+			continue
+		}
+		ifs, _ := topo.BridgeInterfaces(b)
+		for _, gi := range ifs {
+			g, ok, err := intent.DecodeOVNGateway(IfaceRow(gi), gi.ExternalIDs)
+			if !ok || err != nil {
+				continue
+			}
+			gws = append(gws, nat.Bridge{Name: gi.Name, Subnet: g.Address.Masked(), NAT: g.NAT})
+			for _, i := range ifs {
+				if _, isGW := i.ExternalIDs[intent.KeyOVNGateway]; !isGW && i.ExternalIDs[intent.KeyOVNNetwork] == g.Network && g.NAT {
+					if _, ok := ifaceIPv4(i); ok {
+						rs, _ := ifaceMappingRules(i, published(i))
+						rules = append(rules, rs...)
+					}
+				}
+			}
+		}
+	}
+	return gws, rules
 }
 
 // mappingRules are the DNAT rules of bridge b's published ports.

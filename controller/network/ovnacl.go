@@ -198,7 +198,13 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 		return Synced{}, err
 	}
 	want, bad := wantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, PortGroupName(name))
-	ops, err := isolationOps(nb, ls, pg, name, have, want)
+	var members []string // the containers' ports: not the gateway
+	for _, p := range ports {
+		if p.Name != GatewayPortName(name) {
+			members = append(members, p.UUID)
+		}
+	}
+	ops, err := isolationOps(nb, ls, pg, members, have, want)
 	if err == nil && len(ops) > 0 {
 		err = nb.Run(ctx, ops)
 	}
@@ -206,9 +212,10 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 }
 
 // isolationOps are the operations that bring port group pg (nil: make it)
-// to hold every port of ls and exactly the ACLs want, guarded by the
-// switch and the group as read; none when nothing changes.
-func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup, name string, have, want []ovnnb.ACL) ([]ovsdbops.Operation, error) {
+// to hold every port of members (of switch ls) and exactly the ACLs want,
+// guarded by the switch and the group as read; none when nothing changes.
+func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup, members []string, have, want []ovnnb.ACL) ([]ovsdbops.Operation, error) {
+	name := ls.Name
 	inGroup := map[string]bool{}
 	if pg != nil {
 		for _, u := range pg.ACLs {
@@ -240,12 +247,12 @@ func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup,
 	for _, u := range haveBy {
 		drop = append(drop, u)
 	}
-	missing := slices.DeleteFunc(slices.Clone(ls.Ports), func(u string) bool { return pg != nil && slices.Contains(pg.Ports, u) })
+	missing := slices.DeleteFunc(slices.Clone(members), func(u string) bool { return pg != nil && slices.Contains(pg.Ports, u) })
 	if len(ops)+len(drop)+len(missing) == 0 {
 		return nil, nil
 	}
 	if pg == nil {
-		g := NewPortGroup(name, ls.Ports)
+		g := NewPortGroup(name, members)
 		g.ACLs = add
 		op, err := nb.Create(g)
 		return append(ops, op...), err

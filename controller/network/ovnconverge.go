@@ -17,6 +17,9 @@ import (
 type OVNConverged struct {
 	Did, Notes []string
 	Bad        []error
+	// GatewaysGone: gateways were removed, whose NAT rules the caller
+	// brings to the topology now without them.
+	GatewaysGone bool
 }
 
 // ConvergeOVN brings the northbound rows this chassis answers for to their
@@ -46,7 +49,14 @@ func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVN
 	plugged, nets := map[string]bool{}, map[string]bool{}
 	for _, i := range local {
 		plugged[i.ExternalIDs[intent.KeyIfaceID]] = true
-		nets[i.ExternalIDs[intent.KeyOVNNetwork]] = true
+		if _, gw := i.ExternalIDs[intent.KeyOVNGateway]; !gw {
+			nets[i.ExternalIDs[intent.KeyOVNNetwork]] = true
+		}
+	}
+	did, err := h.dropIdleGateways(ctx, c.IntegrationBridge, local, nets)
+	r.Did, r.GatewaysGone = append(r.Did, did...), len(did) > 0
+	if err != nil {
+		return r, err
 	}
 	mine, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{intent.KeyOVNChassis: c.SystemID})},
 		"_uuid", "name", "external_ids")
@@ -87,4 +97,26 @@ func (r *OVNConverged) syncNetworks(ctx context.Context, nb *ovsdb.Client, nets 
 		}
 	}
 	return nil
+}
+
+// dropIdleGateways removes this chassis' gateways on networks it has no
+// container on any more (nets: those it has).
+func (h *Host) dropIdleGateways(ctx context.Context, bridge string, local []vswitchd.Interface, nets map[string]bool) ([]string, error) {
+	var uuids, did []string
+	for _, i := range local {
+		net := i.ExternalIDs[intent.KeyOVNNetwork]
+		if _, gw := i.ExternalIDs[intent.KeyOVNGateway]; !gw || nets[net] {
+			continue
+		}
+		p, err := h.DB.PortOn(ctx, bridge, i.UUID)
+		if err != nil || p == nil {
+			return did, err
+		}
+		uuids, did = append(uuids, p.UUID), append(did, fmt.Sprintf("removed gateway %s of OVN network %s: no container here uses it", i.Name, net))
+	}
+	if len(uuids) == 0 {
+		return nil, nil
+	}
+	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeletePorts(bridge, uuids...) })
+	return did, err
 }

@@ -40,6 +40,9 @@ type ovnAllocator struct {
 	mtu     int
 	ls      ovnnb.LogicalSwitch
 	pg      *ovnnb.PortGroup // nil: the commit makes it
+	nat     bool             // masquerade the network's traffic leaving a host
+
+	hasGW, gwHere, gwAdded bool // the network's localport; this chassis' gateway; added by this run
 }
 
 // ovnNetwork is the OVN network name if this host is a chassis ovsnet
@@ -86,7 +89,7 @@ func (a *ovnAllocator) read(ctx context.Context) error {
 	if bi.SubnetsErr != nil || len(bi.Subnets) != 1 {
 		return fmt.Errorf("OVN network %s: its subnet does not decode (%v): recreate it", a.name, bi.SubnetsErr)
 	}
-	a.sub, a.mtu = bi.Subnets[0], bi.MTU
+	a.sub, a.mtu, a.nat = bi.Subnets[0], bi.MTU, bi.NAT
 	if a.mtu == 0 {
 		a.mtu = DefaultOVNMTU
 	}
@@ -108,13 +111,19 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 	r.setBridge(br)
 	r.bi.Subnets, r.bi.MTU = []ipam.Subnet{a.sub}, a.mtu
 	r.subnets = r.bi.Subnets
+	if err := a.readGateway(ctx, r.h.DB); err != nil {
+		return err
+	}
+	r.nb = a.natBridge()
 	for _, it := range r.items {
 		o, rq := it.o, it.rq
 		switch {
 		case !rq.auto || len(rq.requested) > 0 || rq.mac != nil || rq.gateway.IsValid():
 			return fmt.Errorf("OVN network %s hands out addresses itself: use --ip without a value", a.name)
-		case o.VLAN != 0 || len(o.Publish) > 0 || o.Handoff != nil || o.CNINetwork != "":
-			return fmt.Errorf("OVN network %s: VLANs, published ports and runtimes' attaches are not built yet", a.name)
+		case len(o.Publish) > 0 && !(a.hasGW && a.nat):
+			return fmt.Errorf("OVN network %s was made with --nat=false: its containers are reachable directly, nothing to publish", a.name)
+		case o.VLAN != 0 || o.Handoff != nil || o.CNINetwork != "":
+			return fmt.Errorf("OVN network %s: VLANs and runtimes' attaches are not built yet", a.name)
 		}
 		// Unique in the northbound database: containers of the same
 		// name on two chassis are two ports.
@@ -140,7 +149,10 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 			used[p.Addr()] = it.host
 			it.addrs, it.ofport = []netip.Prefix{p}, 0
 			r.fill(it, r.subnets, nil, func() bool { return false })
-			it.port.Gateways, it.port.Network, it.port.IfaceID = nil, a.name, it.host // no router yet
+			it.port.Gateways, it.port.Network, it.port.IfaceID = nil, a.name, it.host
+			if a.hasGW { // the default route: out through this host
+				it.port.Gateways = []netip.Addr{a.sub.Gateway}
+			}
 			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
 			// packets: the container computes its own checksums.
 			it.port.NoTxOffload = it.port.NoTxOffload || DatapathOf(r.br) == DatapathNetdev
@@ -219,14 +231,20 @@ func (a *ovnAllocator) joinGroup(ids []string) ([]ovsdbops.Operation, error) {
 
 func (a *ovnAllocator) close() { a.nb.Close() }
 
-// guard: the allocation's guard was the switch's, in its own database.
-func (a *ovnAllocator) guard(*ovsdb.Tx, *attachRun, map[string]string) {}
+// guard: the allocation's guard was the switch's, in its own database;
+// the rows' transaction also adds this chassis' gateway if it has none.
+func (a *ovnAllocator) guard(tx *ovsdb.Tx, r *attachRun, _ map[string]string) {
+	a.addGateway(tx, r.bridge)
+}
 
 // network waits until OVN reports every item's logical switch port up:
 // ovn-controller bound it to this chassis and programmed its flows.
 func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
 	// The links naming the new ports' containers: their ACLs now.
 	if _, err := SyncIsolation(ctx, a.nb, a.name); err != nil {
+		return err
+	}
+	if err := r.h.bringUpGateway(ctx, a); err != nil {
 		return err
 	}
 	ms := int(LinkTimeout.Milliseconds())
@@ -293,10 +311,12 @@ func (h *Host) localBridge(ctx context.Context, name string) (string, error) {
 		return name, err
 	}
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyOVNNetwork: name})
-	if err != nil || len(ifs) == 0 {
-		return name, err
+	for _, i := range ifs {
+		if b := intent.RefOf(i.ExternalIDs).Bridge; b != "" { // a container's, not the gateway
+			return b, err
+		}
 	}
-	return intent.RefOf(ifs[0].ExternalIDs).Bridge, nil
+	return name, err
 }
 
 // DetachLogical removes the logical switch ports of the OVN ports among

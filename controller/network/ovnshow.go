@@ -73,6 +73,9 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 	}
 	has := map[string]bool{}
 	for _, lsp := range ports {
+		if lsp.Name == GatewayPortName(ls.Name) {
+			continue
+		}
 		p, ok := local[lsp.Name]
 		if !ok || lsp.ExternalIDs[intent.KeyOVNChassis] != me {
 			p = remotePort(lsp, bits)

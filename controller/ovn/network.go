@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/ovn-org/libovsdb/model"
+
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -25,6 +27,7 @@ type Network struct {
 	Gateway string `json:"gateway"`
 	Ports   int    `json:"ports"`
 	ICC     bool   `json:"icc"`
+	NAT     bool   `json:"nat"`
 	NB      string `json:"northbound"`
 }
 
@@ -34,6 +37,7 @@ type NetworkOptions struct {
 	Subnet   string // IPv4 CIDR
 	Gateway  string // default: the subnet's first host
 	ICC      bool   // containers reach each other without links
+	NAT      bool   // containers reach the outside, masqueraded by their hosts, and may publish ports
 }
 
 // NB is the northbound database to use: nb, or the one `ovn join --nb`
@@ -53,9 +57,9 @@ func NB(ctx context.Context, h *network.Host, nb string) (string, error) {
 }
 
 // switchOf is the network's Logical_Switch settings: OVN's IPAM keys and
-// ovsnet's intent (the bridge codec's subnet, gateway and icc keys).
-func switchOf(name string, s ipam.Subnet, icc bool) *ovnnb.LogicalSwitch {
-	ext := intent.Settings{Subnets: []ipam.Subnet{s}, ICC: &icc}.Encode()
+// ovsnet's intent (the bridge codec's subnet, gateway, icc and nat keys).
+func switchOf(name string, s ipam.Subnet, icc, nat bool) *ovnnb.LogicalSwitch {
+	ext := intent.Settings{Subnets: []ipam.Subnet{s}, ICC: &icc, NAT: &nat}.Encode()
 	for k, v := range intent.Ownership("") {
 		ext[k] = v
 	}
@@ -86,7 +90,7 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 		return false, err
 	}
 	defer nb.Close()
-	want := switchOf(o.Name, subs[0], o.ICC)
+	want := switchOf(o.Name, subs[0], o.ICC, o.NAT)
 	have, err := network.LogicalSwitches(ctx, nb, o.Name)
 	if err != nil {
 		return false, err
@@ -100,21 +104,24 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 			return false, fmt.Errorf("network %s exists with subnet %s (gateway %s), asked %s (gateway %s): remove it first (ovsnet network rm %s)",
 				o.Name, ls.OtherConfig["subnet"], ls.OtherConfig["exclude_ips"], want.OtherConfig["subnet"], want.OtherConfig["exclude_ips"], o.Name)
 		}
-		if icc := intent.DecodeBridge(o.Name, ls.ExternalIDs).ICC; icc != o.ICC {
-			return false, fmt.Errorf("network %s exists with --icc=%v: remove it first (ovsnet network rm %s)", o.Name, icc, o.Name)
+		if bi := intent.DecodeBridge(o.Name, ls.ExternalIDs); bi.ICC != o.ICC || bi.NAT != o.NAT {
+			return false, fmt.Errorf("network %s exists with --icc=%v --nat=%v: remove it first (ovsnet network rm %s)", o.Name, bi.ICC, bi.NAT, o.Name)
 		}
 		_, err := network.SyncIsolation(ctx, nb, o.Name) // finishes a create cut short
 		return false, err
 	}
-	ops, err := nb.Create(want)
+	// The switch, its port group, and with NAT the gateway every chassis
+	// binds (a localport on the switch), in one transaction.
+	rows := []model.Model{network.NewPortGroup(o.Name, nil)}
+	if o.NAT {
+		gw := network.NewGatewayPort(o.Name, subs[0].Gateway)
+		want.Ports, rows = []string{gw.UUID}, append(rows, gw)
+	}
+	ops, err := nb.Create(append(rows, want)...)
 	if err != nil {
 		return false, err
 	}
-	pg, err := nb.Create(network.NewPortGroup(o.Name, nil))
-	if err != nil {
-		return false, err
-	}
-	if err := nb.Run(ctx, append(ops, pg...)); err != nil {
+	if err := nb.Run(ctx, ops); err != nil {
 		return false, err
 	}
 	_, err = network.SyncIsolation(ctx, nb, o.Name)
@@ -135,8 +142,12 @@ func ListNetworks(ctx context.Context, nbEndpoint string) ([]Network, error) {
 	}
 	out := []Network{}
 	for _, ls := range lss {
-		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Gateway: ls.OtherConfig["exclude_ips"], Ports: len(ls.Ports),
-			ICC: intent.DecodeBridge(ls.Name, ls.ExternalIDs).ICC, NB: nbEndpoint})
+		n, err := network.ContainerPortCount(ctx, nb, ls)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Gateway: ls.OtherConfig["exclude_ips"], Ports: n,
+			ICC: intent.DecodeBridge(ls.Name, ls.ExternalIDs).ICC, NAT: intent.DecodeBridge(ls.Name, ls.ExternalIDs).NAT, NB: nbEndpoint})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -160,7 +171,13 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 		case !intent.Owned(ls.ExternalIDs):
 			return fmt.Errorf("logical switch %s is not ovsnet's: remove it with ovn-nbctl ls-del", name)
 		case len(ls.Ports) > 0:
-			return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, len(ls.Ports))
+			n, err := network.ContainerPortCount(ctx, nb, ls)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, n)
+			}
 		}
 		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
 		del, err := nb.Where(sw).Delete()

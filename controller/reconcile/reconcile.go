@@ -137,8 +137,10 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 		}
 		r.Bad = append(r.Bad, h.convergeBridge(ctx, topo, b, bridgeRun{o: o, links: hostLinks, c: &c, tr: tr})...)
 	}
+	var ov network.OVNConverged
 	if !o.Trust { // the northbound database: a full run's
-		ov, err := h.ConvergeOVN(ctx, ovnPorts)
+		var err error
+		ov, err = h.ConvergeOVN(ctx, ovnPorts)
 		c.addAll(ov.Did, err)
 		c.notes, r.Bad = append(c.notes, ov.Notes...), append(r.Bad, ov.Bad...)
 	}
@@ -151,6 +153,14 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	nr := <-natDone
 	tr.Step(fmt.Sprintf("NAT (%.2fms, alongside)", steptime.MS(nr.dur)))
 	c.addAll(nr.did, nr.err)
+	if ov.GatewaysGone { // NAT ran on the topology with them: again without
+		if topo, err := h.DB.ReadAllFresh(ctx); err != nil {
+			c.errs = append(c.errs, err)
+		} else {
+			nr = h.convergeNAT(ctx, topo, Options{})
+			c.addAll(nr.did, nr.err)
+		}
+	}
 	r.Did, r.Notes = c.did, c.notes
 	return r, errors.Join(c.errs...)
 }
@@ -222,18 +232,25 @@ type bridgeRun struct {
 // the ports.
 func (h *Converger) convergeOVNPorts(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, br bridgeRun) []vswitchd.Interface {
 	all, allPorts := topo.BridgeInterfaces(b)
-	var ifs []vswitchd.Interface
+	var ifs, mine []vswitchd.Interface
 	var ports []vswitchd.Port
 	for j, i := range all {
-		if intent.Owned(i.ExternalIDs) && i.ExternalIDs[intent.KeyOVNNetwork] != "" {
-			ifs, ports = append(ifs, i), append(ports, allPorts[j])
+		if !intent.Owned(i.ExternalIDs) || i.ExternalIDs[intent.KeyOVNNetwork] == "" {
+			continue
 		}
+		mine = append(mine, i)
+		if _, gw := i.ExternalIDs[intent.KeyOVNGateway]; gw { // the chassis' gateway on a network
+			did, err := network.ConvergeOVNGateway(i, br.links.Get(i.Name))
+			br.c.addAll(did, err)
+			continue
+		}
+		ifs, ports = append(ifs, i), append(ports, allPorts[j])
 	}
 	if len(ifs) > 0 {
 		br.ovn = true
 		h.reconcilePorts(ctx, b, ifs, ports, br, br.c)
 	}
-	return ifs
+	return mine
 }
 
 // convergeBridge brings ovsnet bridge b to its intent: its addresses and

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,6 +362,7 @@ func TestOVNIsolation(t *testing.T) {
 		}
 	}
 	for i, h := range hs {
+		h.must("reconcile") // the chassis' gateways go with their networks
 		if ports, _ := h.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet"); strings.TrimSpace(ports) != "" {
 			t.Fatalf("host %d kept ports: %s", i, ports)
 		}
@@ -448,9 +450,11 @@ func TestOVNFaults(t *testing.T) {
 	if err := sandbox.DelNetns(c0); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "the ports of a vanished container gone", func() bool {
-		rows, _ := hs[0].sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet")
-		return strings.TrimSpace(rows) == "" && strings.TrimSpace(run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "logical_switch_port")) == ""
+	// Then neither host keeps a port, nor its gateway on the network.
+	eventually(t, 15*time.Second, "the ports of a vanished container gone, and both gateways", func() bool {
+		r0, _ := hs[0].sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet")
+		r1, _ := hs[1].sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet")
+		return strings.TrimSpace(r0+r1) == "" && strings.TrimSpace(run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "find", "logical_switch_port", `type=""`)) == ""
 	})
 	for i, h := range hs {
 		if out := h.must("reconcile"); !strings.Contains(out, "nothing to change") {
@@ -523,4 +527,100 @@ func rssMiB(t *testing.T, path string) int {
 	}
 	t.Fatalf("no VmRSS in %s", path)
 	return 0
+}
+
+// seenFrom is the source address a TCP connection from netns src to addr
+// arrives with at a listener in netns dst.
+func seenFrom(t *testing.T, src, dst, addr string) string {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, nsPath(dst), func() (err error) { ln, err = net.Listen("tcp", addr); return err })
+	defer ln.Close()
+	seen := make(chan string, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	inNetns(t, nsPath(src), func() error {
+		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	select {
+	case s := <-seen:
+		return s
+	case <-time.After(3 * time.Second):
+		t.Fatalf("no connection from %s reached %s", src, addr)
+		return ""
+	}
+}
+
+// Containers on an OVN network reach the outside through the host they
+// run on, masqueraded as that host, with no router and no central
+// gateway; a published port answers on the container's host; isolation
+// still holds between them. A --nat=false network has no gateway and
+// refuses -p. A gateway's address removed by hand comes back with a
+// reconcile, and a chassis' gateway goes with its last container.
+func TestOVNEgress(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 3) // host 2 stays out of OVN: the outside world
+	joinOVN(t, c, hs, 0)
+	joinOVN(t, c, hs, 1)
+	world := hs[2].sb.Netns
+	hs[0].must("network", "create", "lab", "--subnet", "10.63.0.0/24", "--icc=false")
+	hs[0].must("network", "create", "flat", "--subnet", "10.64.0.0/24", "--nat=false")
+	c0, c1 := hs[0].container(), hs[1].container()
+	p0 := hs[0].addPortJSON("add-port", "lab", "eth1", c0, "--ip")
+	hs[1].must("add-port", "lab", "eth1", c1, "--ip", "--type", "veth", "-p", "8080:80")
+	a1 := "10.63.0.3"
+	if len(p0.Gateways) != 1 || p0.Gateways[0] != "10.63.0.1" {
+		t.Fatalf("the container's gateway: %+v", p0)
+	}
+	for i, cn := range []string{c0, c1} {
+		if got := seenFrom(t, cn, world, fmt.Sprintf("%s:%d", underlayAddr(2), 7000+i)); got != underlayAddr(i) {
+			t.Fatalf("egress from host %d's container arrived from %s, want its host's %s", i, got, underlayAddr(i))
+		}
+	}
+	if err := tcpVia(t, world, underlayAddr(1)+":8080", c1, a1+":80"); err != nil {
+		t.Fatalf("a port published on host 1, from outside: %v", err)
+	}
+	if pings(c0, a1) {
+		t.Fatal("the gateway opened isolation: c0 reaches c1 with no link")
+	}
+	hs[0].fails("was made with --nat=false", "add-port", "flat", "eth2", c0, "--ip", "-p", "8081:81")
+	if p := hs[0].addPortJSON("add-port", "flat", "eth2", c0, "--ip"); len(p.Gateways) != 0 {
+		t.Fatalf("a --nat=false network gave a gateway: %+v", p)
+	}
+	for i := range 2 {
+		if out := hs[i].must("reconcile"); !strings.Contains(out, "nothing to change") {
+			t.Fatalf("host %d: reconcile after attaching: %q", i, out)
+		}
+	}
+
+	gw, err := hs[0].sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-ovn-gateway=10.63.0.1/24")
+	if err != nil || strings.TrimSpace(gw) == "" {
+		t.Fatalf("host 0's gateway row: %v %q", err, gw)
+	}
+	run(t, "ip", "-n", hs[0].sb.Netns, "addr", "flush", "dev", strings.TrimSpace(gw))
+	if out := hs[0].must("reconcile"); !strings.Contains(out, "added gateway 10.63.0.1/24") {
+		t.Fatalf("reconcile after the gateway lost its address: %q", out)
+	}
+	if got := seenFrom(t, c0, world, underlayAddr(2)+":7010"); got != underlayAddr(0) {
+		t.Fatalf("egress after the repair arrived from %s", got)
+	}
+
+	hs[1].must("del-port", "lab", "eth1", c1)
+	if out := hs[1].must("reconcile"); !strings.Contains(out, "removed gateway") {
+		t.Fatalf("reconcile after host 1's last container left: %q", out)
+	}
+	if rows, _ := hs[1].sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet"); strings.TrimSpace(rows) != "" {
+		t.Fatalf("host 1 kept %s", rows)
+	}
+	if rules := run(t, "ip", "netns", "exec", hs[1].sb.Netns, "iptables-save"); strings.Contains(rules, "10.63.0.0/24") {
+		t.Fatalf("host 1 kept NAT rules of the network:\n%s", rules)
+	}
 }

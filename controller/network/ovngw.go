@@ -1,0 +1,151 @@
+package network
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/nat"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Egress and published ports on an OVN network, distributed: the network
+// has one localport in the northbound database holding its gateway
+// address, and every chassis with containers on it binds that localport
+// to an internal port of its own, in the host, with the gateway address.
+// A container's default route is the gateway, so its traffic to the
+// outside goes to its own host (OVN never sends a localport's traffic
+// through a tunnel), which masquerades it as it does a bridge's subnet;
+// a published port is the host's DNAT to the container through the same
+// port. No chassis carries another's traffic and none is a single point
+// of failure; the host NAT is the one ovsnet already keeps for bridges.
+
+// GatewayPortName is OVN network name's localport.
+func GatewayPortName(name string) string { return "ovsnet-gw-" + name }
+
+// gatewayIfName is the gateway's interface on a chassis ("og" and 12 hex
+// digits: an interface name fits 15 characters).
+func gatewayIfName(network string) string {
+	h := sha256.Sum256([]byte("gateway\x00" + network))
+	return "og" + hex.EncodeToString(h[:6])
+}
+
+// NewGatewayPort is OVN network name's localport, with the gateway's MAC
+// and address.
+func NewGatewayPort(name string, gw netip.Addr) *ovnnb.LogicalSwitchPort {
+	ext := intent.Ownership("")
+	ext[intent.KeyOVNNetwork] = name
+	addr := fmt.Sprintf("%s %s", macFor([]netip.Prefix{netip.PrefixFrom(gw, 32)}), gw)
+	return &ovnnb.LogicalSwitchPort{UUID: "ovsnet_gw", Name: GatewayPortName(name), Type: "localport", Addresses: []string{addr}, ExternalIDs: ext}
+}
+
+// readGateway finds whether the network has its localport (a network
+// made with --nat=false has none) and this chassis its interface.
+func (a *ovnAllocator) readGateway(ctx context.Context, db *ovsdb.Client) error {
+	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(GatewayPortName(a.name))}, "_uuid")
+	if err != nil {
+		return err
+	}
+	a.hasGW, a.gwHere = len(ps) > 0, false
+	if a.hasGW {
+		is, err := ovsdb.Select[vswitchd.Interface](ctx, db, []ovsdbops.Condition{ovsdb.NameIs(gatewayIfName(a.name))}, "_uuid")
+		if err != nil {
+			return err
+		}
+		a.gwHere = len(is) > 0
+	}
+	return nil
+}
+
+// gateway is this chassis' gateway on the network.
+func (a *ovnAllocator) gateway() intent.OVNGateway {
+	return intent.OVNGateway{Network: a.name, IfaceID: GatewayPortName(a.name), Address: netip.PrefixFrom(a.sub.Gateway, a.sub.Prefix.Bits()), NAT: a.nat}
+}
+
+// natBridge is what NAT and publishing know the network's gateway as.
+func (a *ovnAllocator) natBridge() nat.Bridge {
+	return nat.Bridge{Name: gatewayIfName(a.name), Subnet: a.sub.Prefix, NAT: a.nat}
+}
+
+// addGateway adds this chassis' gateway interface in the attach's
+// transaction, if the network has a gateway and the chassis none yet.
+func (a *ovnAllocator) addGateway(tx *ovsdb.Tx, bridge string) {
+	if a.hasGW && !a.gwHere {
+		tx.AddPorts(bridge, ovsdb.PortSpec{Name: gatewayIfName(a.name), Type: attach.TypeInternal, MTU: a.mtu, ExternalIDs: a.gateway().Encode()})
+		a.gwAdded = true
+	}
+}
+
+// bringUpGateway waits for the gateway interface ovs-vswitchd makes and
+// gives it its address; a new one also gets its NAT rules.
+func (h *Host) bringUpGateway(ctx context.Context, a *ovnAllocator) error {
+	if !a.hasGW {
+		return nil
+	}
+	name := gatewayIfName(a.name)
+	wctx, cancel := context.WithTimeout(ctx, LinkTimeout)
+	defer cancel()
+	l, err := attach.WaitLink(wctx, name)
+	if err != nil {
+		return fmt.Errorf("the gateway port %s of OVN network %s did not appear: is ovs-vswitchd running? (%w)", name, a.name, err)
+	}
+	if _, err := convergeOVNGatewayDevice(l, a.gateway(), a.mtu); err != nil {
+		return err
+	}
+	if !a.gwAdded {
+		return nil
+	}
+	return h.syncNATAll(ctx)
+}
+
+// ConvergeOVNGateway brings a chassis' gateway interface (its row ifc,
+// its link l: nil while ovs-vswitchd has not made it) to its address, MTU
+// and up state. A gateway whose intent does not decode gets nothing.
+func ConvergeOVNGateway(ifc vswitchd.Interface, l netlink.Link) ([]string, error) {
+	g, _, err := intent.DecodeOVNGateway(IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	mtu := 0
+	if ifc.MTURequest != nil {
+		mtu = *ifc.MTURequest
+	}
+	return convergeOVNGatewayDevice(l, g, mtu)
+}
+
+// convergeOVNGatewayDevice is convergeGatewayDevice with the localport's
+// MAC first: containers send to the localport's MAC, which the host's
+// stack takes only as its own (ovs-vswitchd makes the tap with another).
+func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]string, error) {
+	var did []string
+	if mac := macFor([]netip.Prefix{g.Address}); l.Attrs().HardwareAddr.String() != mac.String() {
+		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+			return nil, fmt.Errorf("gateway %s: MAC %s: %w", l.Attrs().Name, mac, err)
+		}
+		did = append(did, fmt.Sprintf("set %s's MAC to the gateway's %s", l.Attrs().Name, mac))
+	}
+	more, err := convergeGatewayDevice(l, []netip.Prefix{g.Address}, mtu)
+	return append(did, more...), err
+}
+
+// ContainerPortCount is how many of switch ls's ports are containers'
+// (its gateway is not).
+func ContainerPortCount(ctx context.Context, nb *ovsdb.Client, ls ovnnb.LogicalSwitch) (int, error) {
+	ps, err := switchPorts(ctx, nb, ls)
+	n := 0
+	for _, p := range ps {
+		if p.Name != GatewayPortName(ls.Name) {
+			n++
+		}
+	}
+	return n, err
+}
