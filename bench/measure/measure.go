@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -91,4 +92,19 @@ func Write(path string, extra map[string]any, results any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// LinkMTU is the MTU of link dev in netns c ("?" if ip does not say).
+func LinkMTU(c, dev string) (string, error) {
+	out, err := exec.Command("ip", "-n", c, "-o", "link", "show", dev).Output()
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(out))
+	for i := range f {
+		if f[i] == "mtu" && i+1 < len(f) {
+			return f[i+1], nil
+		}
+	}
+	return "?", nil
 }

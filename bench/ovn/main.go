@@ -307,15 +307,9 @@ func rssMiB(pid int) int {
 }
 
 func mtu(c string) string {
-	out, err := exec.Command("ip", "-n", c, "-o", "link", "show", "eth1").Output()
+	m, err := measure.LinkMTU(c, "eth1")
 	check(err)
-	f := strings.Fields(string(out))
-	for i := range f {
-		if f[i] == "mtu" && i+1 < len(f) {
-			return f[i+1]
-		}
-	}
-	return "?"
+	return m
 }
 
 // spread is "min-max" of xs in ms.

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
@@ -174,15 +173,9 @@ func measureSetup(name, c1, c2, addr string) result {
 }
 
 func containerMTU(c string) string {
-	out, err := exec.Command("ip", "-n", c, "-o", "link", "show", "eth1").Output()
+	m, err := measure.LinkMTU(c, "eth1")
 	check(err)
-	f := strings.Fields(string(out))
-	for i := range f {
-		if f[i] == "mtu" && i+1 < len(f) {
-			return f[i+1]
-		}
-	}
-	return "?"
+	return m
 }
 
 func run(h *sandbox.Sandbox, args ...string) {

@@ -32,13 +32,9 @@ type OVNConverged struct {
 // OVN keeps running on what it has.
 func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVNConverged, error) {
 	var r OVNConverged
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
+	c, err := h.chassis(ctx)
+	if err != nil || !c.Joined || c.NB == "" || c.SystemID == "" {
 		return r, err
-	}
-	c, _ := intent.DecodeChassis(root)
-	if !c.Joined || c.NB == "" || c.SystemID == "" {
-		return r, nil
 	}
 	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {

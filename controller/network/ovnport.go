@@ -49,13 +49,9 @@ type ovnAllocator struct {
 // joined with a northbound database that has an ovsnet network so named,
 // else nil (and no error: the caller reports its own missing bridge).
 func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, error) {
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
+	c, err := h.chassis(ctx)
+	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
-	}
-	c, _ := intent.DecodeChassis(root)
-	if !c.Joined || c.NB == "" {
-		return nil, nil
 	}
 	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
@@ -67,6 +63,17 @@ func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, erro
 		return nil, err
 	}
 	return a, nil
+}
+
+// chassis is this host's OVN settings, as ovn join left them (an encap
+// address that does not decode is ovn-controller's to report).
+func (h *Host) chassis(ctx context.Context) (intent.Chassis, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return intent.Chassis{}, err
+	}
+	c, _ := intent.DecodeChassis(root)
+	return c, nil
 }
 
 // LogicalSwitches reads the Logical_Switch rows called name (OVN does not
@@ -334,11 +341,10 @@ func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) erro
 	if len(byNet) == 0 {
 		return nil
 	}
-	root, err := h.DB.RootExternalIDs(ctx)
+	c, err := h.chassis(ctx)
 	if err != nil {
 		return err
 	}
-	c, _ := intent.DecodeChassis(root)
 	if c.NB == "" {
 		return fmt.Errorf("the logical switch ports of OVN ports stay: no northbound database recorded (ovsnet ovn join --nb)")
 	}

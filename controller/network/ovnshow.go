@@ -24,13 +24,9 @@ const DatapathOVN = "ovn"
 // from their logical ports. Nothing when the host is not a chassis; an
 // unreachable database is one entry saying so.
 func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) ([]Bridge, error) {
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
+	c, err := h.chassis(ctx)
+	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
-	}
-	c, _ := intent.DecodeChassis(root)
-	if !c.Joined || c.NB == "" {
-		return nil, nil
 	}
 	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {

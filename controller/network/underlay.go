@@ -149,12 +149,8 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
-		return err
-	}
-	if c, _ := intent.DecodeChassis(root); c.Joined {
-		return nil // OVN's tunnels leave from it
+	if c, err := h.chassis(ctx); err != nil || c.Joined {
+		return err // if joined, OVN's tunnels leave from it
 	}
 	for _, b := range bs {
 		if len(intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels) > 0 {
