@@ -31,6 +31,9 @@ type NetConf struct {
 	VLAN     int    `json:"vlan,omitempty"`
 	PortType string `json:"portType,omitempty"` // veth | internal
 	OVSDB    string `json:"ovsdb,omitempty"`    // unix:PATH, PATH or tcp:HOST:PORT
+	// OVN: "bridge" names an OVN network (ovsnet network create), which
+	// holds the subnet and isolation: none given here.
+	OVN bool `json:"ovn,omitempty"`
 
 	RuntimeConfig struct {
 		PortMappings []portMapping `json:"portMappings,omitempty"`
@@ -76,6 +79,12 @@ func (c *NetConf) check() error {
 	if err := network.CheckIfName("bridge", c.Bridge); err != nil {
 		return err
 	}
+	if c.OVN {
+		if c.Subnet != "" || c.Subnet6 != "" || c.IPRange != "" || c.Gateway != "" || c.IPAM.Type != "" || c.ICC != nil || c.VLAN != 0 {
+			return fmt.Errorf(`network %q: "ovn": the OVN network %s holds its subnet and isolation (ovsnet network create): give no "subnet", "subnet6", "ipRange", "gateway", "ipam", "icc" or "vlan"`, c.Name, c.Bridge)
+		}
+		return network.CheckMTU(c.MTU)
+	}
 	if c.Subnet == "" && c.Subnet6 == "" && c.IPAM.Type == "" {
 		return fmt.Errorf(`network %q: give "subnet" (and/or "subnet6") for ovsnet's addresses, or an "ipam" section`, c.Name)
 	}
@@ -117,7 +126,7 @@ func (c *NetConf) endpoint() (ep, rundir string) {
 // from delegated IPAM, subnets is the result's (the bridge takes the
 // gateway then).
 func (c *NetConf) bridge(subnets, gateways []string) network.BridgeOptions {
-	b := network.BridgeOptions{Name: c.Bridge, MTU: c.MTU, ICC: c.ICC}
+	b := network.BridgeOptions{Name: c.Bridge, MTU: c.MTU, ICC: c.ICC, OVN: c.OVN}
 	if c.IPAM.Type != "" {
 		b.Subnets, b.Gateways = subnets, gateways
 		return b

@@ -33,6 +33,10 @@ type BridgeOptions struct {
 	ICC      *bool
 	NAT      *bool
 	Datapath string
+	// OVN: Name is an OVN network (ovsnet network create), never made
+	// here; without it, an OVN network of that name is taken all the same
+	// when no bridge has it.
+	OVN bool
 }
 
 // LinkTimeout bounds how long ovsnet waits for ovs-vswitchd to create a
@@ -376,6 +380,18 @@ func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]
 // two requests making the same bridge at once, one makes it and the other
 // finds it made.
 func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*Port, error) {
+	// An OVN network of that name (and no bridge): the network is made
+	// once, in the northbound database, not here.
+	if a, err := h.ovnInstead(ctx, b.Name); err != nil || a != nil {
+		if err != nil {
+			return nil, err
+		}
+		a.close()
+		return h.AddPort(ctx, o)
+	}
+	if b.OVN {
+		return nil, Conflict(fmt.Sprintf("no OVN network %s: is this host an OVN chassis (ovsnet ovn join ... --nb), and the network made (ovsnet network create %s --subnet CIDR)?", b.Name, b.Name))
+	}
 	if _, err := h.AddBridge(ctx, b); err != nil {
 		if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
 			return nil, err

@@ -17,6 +17,10 @@ import (
 // difference. What is inside the container the runtime's result says
 // (addresses, routes) is the caller's to compare.
 func (h *Host) CheckPort(ctx context.Context, bridge, iface, container string) (intent.Port, error) {
+	bridge, err := h.localBridge(ctx, bridge)
+	if err != nil {
+		return intent.Port{}, err
+	}
 	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return intent.Port{}, err
@@ -32,7 +36,7 @@ func (h *Host) CheckPort(ctx context.Context, bridge, iface, container string) (
 	}
 	if ifc.Ofport == nil || *ifc.Ofport <= 0 {
 		diffs = append(diffs, fmt.Sprintf("OVS port %s has no OpenFlow port number (%s)", ifc.Name, cmpErr(ifc.Error)))
-	} else {
+	} else if p.Network == "" { // on an OVN network the flows are ovn-controller's
 		vlan := 0
 		if port.Tag != nil {
 			vlan = *port.Tag

@@ -129,8 +129,10 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 			return fmt.Errorf("OVN network %s hands out addresses itself: use --ip without a value", a.name)
 		case len(o.Publish) > 0 && !(a.hasGW && a.nat):
 			return fmt.Errorf("OVN network %s was made with --nat=false: its containers are reachable directly, nothing to publish", a.name)
-		case o.VLAN != 0 || o.Handoff != nil || o.CNINetwork != "":
-			return fmt.Errorf("OVN network %s: VLANs and runtimes' attaches are not built yet", a.name)
+		case o.VLAN != 0:
+			return fmt.Errorf("OVN network %s is one broadcast domain across chassis, with no VLANs: use another network", a.name)
+		case o.Handoff != nil:
+			return fmt.Errorf("OVN network %s: Docker's network driver does not attach to OVN networks yet: attach with ovsnet add-port, or use a bridge", a.name)
 		}
 		// Unique in the northbound database: containers of the same
 		// name on two chassis are two ports.

@@ -624,3 +624,54 @@ func TestOVNEgress(t *testing.T) {
 		t.Fatalf("host 1 kept NAT rules of the network:\n%s", rules)
 	}
 }
+
+// The CNI plugin on an OVN network (its "bridge" names the network): ADD
+// on two chassis gives containers that reach each other and the outside
+// through their own host; CHECK passes; DEL, twice, leaves no port, local
+// or logical. No bridge of that name is made.
+func TestOVNCNI(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 2)
+	joinOVN(t, c, hs, 0)
+	joinOVN(t, c, hs, 1)
+	hs[0].must("network", "create", "lab", "--subnet", "10.65.0.0/24")
+	cs, got := make([]string, 2), make([]string, 2)
+	bad := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"ovt-ovn","type":"ovsnet","bridge":"nolab","ovn":true,"ovsdb":%q}`, hs[0].sb.DB())
+	if out, err := hs[0].plugin("ADD", "x", nsPath(hs[0].container()), bad); err == nil || !strings.Contains(out, "no OVN network nolab") {
+		t.Fatalf("ADD to a missing OVN network: %v %s", err, out)
+	}
+	confs := make([]string, 2)
+	for i, h := range hs {
+		confs[i] = fmt.Sprintf(`{"cniVersion":"1.1.0","name":"ovt-ovn","type":"ovsnet","bridge":"lab","ovn":true,"ovsdb":%q}`, h.sb.DB())
+		cs[i] = h.container()
+		out, err := h.plugin("ADD", cs[i], nsPath(cs[i]), confs[i])
+		if err != nil {
+			t.Fatalf("ADD on host %d: %v %s", i, err, out)
+		}
+		got[i] = cniAddress(t, out)
+		check := strings.TrimSuffix(confs[i], "}") + `,"prevResult":` + out + "}"
+		if out, err := h.plugin("CHECK", cs[i], nsPath(cs[i]), check); err != nil {
+			t.Fatalf("CHECK on host %d: %v %s", i, err, out)
+		}
+	}
+	eventually(t, 20*time.Second, "CNI containers on two chassis reaching each other", func() bool { return pings(cs[0], got[1]) })
+	if got := seenFrom(t, cs[1], hs[0].sb.Netns, underlayAddr(0)+":7020"); got != underlayAddr(1) {
+		t.Fatalf("egress from a CNI container on host 1 arrived from %s", got)
+	}
+	if br, _ := hs[0].sb.Vsctl("list-br"); strings.Contains(br, "lab") {
+		t.Fatalf("a bridge named after the OVN network: %s", br)
+	}
+	for i, h := range hs {
+		for range 2 {
+			if out, err := h.plugin("DEL", cs[i], nsPath(cs[i]), confs[i]); err != nil {
+				t.Fatalf("DEL on host %d: %v %s", i, err, out)
+			}
+		}
+		if rows, _ := h.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+cs[i]); strings.TrimSpace(rows) != "" {
+			t.Fatalf("host %d: DEL left %s", i, rows)
+		}
+	}
+	if lsps := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "find", "logical_switch_port", `type=""`); strings.TrimSpace(lsps) != "" {
+		t.Fatalf("DEL left logical ports: %s", lsps)
+	}
+}
