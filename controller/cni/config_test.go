@@ -17,6 +17,9 @@ func TestParseConf(t *testing.T) {
 	if b.Name != "br-cni" || len(b.Subnets) != 2 || b.Gateways[0] != "10.60.0.254" || *b.ICC || b.MTU != 1400 {
 		t.Fatalf("bridge: %+v", b)
 	}
+	if o, err := parseConf([]byte(`{"name":"n","bridge":"lab","ovn":true}`)); err != nil || !o.bridge(nil, nil).OVN {
+		t.Fatalf("an OVN network's configuration: %v", err)
+	}
 	if ep, dir := c.endpoint(); ep != "unix:/run/x/db.sock" || dir != "/run/x" {
 		t.Fatalf("endpoint %s, run dir %s", ep, dir)
 	}
@@ -30,6 +33,8 @@ func TestParseConf(t *testing.T) {
 		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","portType":"tap"}`:    types.ErrInvalidNetworkConfig,
 		`{"name":"n","bridge":"b","subnet":"10.0.0.0/24","vlan":4095}`:         types.ErrInvalidNetworkConfig,
 		`{"name":"n","bridge":"this-name-is-too-long","subnet":"10.0.0.0/24"}`: types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"lab","ovn":true,"subnet":"10.0.0.0/24"}`:        types.ErrInvalidNetworkConfig,
+		`{"name":"n","bridge":"lab","ovn":true,"icc":false}`:                   types.ErrInvalidNetworkConfig,
 	} {
 		_, err := parseConf([]byte(stdin))
 		if te, ok := err.(*types.Error); !ok || te.Code != code {
