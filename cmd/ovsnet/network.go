@@ -49,7 +49,7 @@ func (g *globals) northbound(ctx context.Context, nb string) (string, error) {
 func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 	var o ovn.NetworkOptions
 	c := &cobra.Command{
-		Use:   "create NAME --subnet CIDR [--gateway IP] [--icc=false] [--nat=false] [--ovn NB]",
+		Use:   "create NAME --subnet CIDR [--subnet6 CIDR] [--gateway IP] [--icc=false] [--nat=false] [--ovn NB]",
 		Short: "Create an OVN network (a logical switch); again with the same settings changes nothing",
 		Args:  exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -73,6 +73,7 @@ func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&o.Subnet, "subnet", "", "the network's IPv4 CIDR")
+	c.Flags().StringVar(&o.Subnet6, "subnet6", "", "an IPv6 CIDR beside it: containers get an address of each (routed, not translated)")
 	c.Flags().StringVar(&o.Gateway, "gateway", "", "the gateway address (default: the subnet's first), never handed to a container")
 	c.Flags().BoolVar(&o.NAT, "nat", true, "containers reach the outside through the host they run on (masqueraded) and may publish ports there; --nat=false: no gateway")
 	c.Flags().BoolVar(&o.ICC, "icc", true, "containers reach each other; --icc=false isolates them (on every chassis) unless linked (ovsnet link NAME SRC DST)")
@@ -99,7 +100,11 @@ func networkLsCmd(g *globals, nb *string) *cobra.Command {
 				if !n.ICC {
 					iso = ", isolated (icc=false)"
 				}
-				lines = append(lines, fmt.Sprintf("%s %s (gateway %s), %d port(s)%s", n.Name, n.Subnet, n.Gateway, n.Ports, iso))
+				sub := n.Subnet
+				if n.Subnet6 != "" {
+					sub += " " + n.Subnet6
+				}
+				lines = append(lines, fmt.Sprintf("%s %s (gateway %s), %d port(s)%s", n.Name, sub, n.Gateway, n.Ports, iso))
 			}
 			if len(lines) == 0 {
 				lines = append(lines, "no OVN networks (ovsnet network create NAME --subnet CIDR)")

@@ -128,7 +128,7 @@ func ovnGatewaysNAT(topo *ovsdb.Topology) ([]nat.Bridge, []nat.Rule) {
 			if !ok || err != nil {
 				continue
 			}
-			gws = append(gws, nat.Bridge{Name: gi.Name, Subnet: g.Address.Masked(), NAT: g.NAT})
+			gws = append(gws, nat.Bridge{Name: gi.Name, Subnet: g.Addresses[0].Masked(), NAT: g.NAT})
 			for _, i := range ifs {
 				if _, isGW := i.ExternalIDs[intent.KeyOVNGateway]; !isGW && i.ExternalIDs[intent.KeyOVNNetwork] == g.Network && g.NAT {
 					if _, ok := ifaceIPv4(i); ok {
@@ -173,6 +173,11 @@ func PlanNAT(topo *ovsdb.Topology) NATPlan {
 		}
 		for _, sn := range bi.Subnets {
 			p.IPv6 = p.IPv6 || sn.Prefix.Addr().Is6()
+		}
+	}
+	for _, i := range topo.Interfaces { // OVN networks' gateways route IPv6 too
+		if g, ok, err := intent.DecodeOVNGateway(IfaceRow(i), i.ExternalIDs); ok && err == nil && len(g.Addresses) > 1 {
+			p.IPv6 = true
 		}
 	}
 	return p

@@ -86,12 +86,14 @@ func wantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]o
 			errs = append(errs, fmt.Errorf("OVN network %s: link %s -> %s grants nothing: %w", bi.Name, l.Src, l.Dst, err))
 			continue
 		}
-		var srcs, dsts []string
+		srcs := map[string][]string{} // by family: ip4, ip6
+		var dsts []string
 		for _, p := range ports {
 			switch p.ExternalIDs[intent.KeyContainerID] {
 			case l.Src:
 				for _, a := range lspAddrs(p) {
-					srcs = append(srcs, a.String())
+					fam := map[bool]string{true: "ip4", false: "ip6"}[a.Is4()]
+					srcs[fam] = append(srcs[fam], a.String())
 				}
 			case l.Dst:
 				dsts = append(dsts, fmt.Sprintf("%q", p.Name))
@@ -100,9 +102,19 @@ func wantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]o
 		if len(srcs) == 0 || len(dsts) == 0 {
 			continue // an end not attached (yet): nothing to let through
 		}
-		sort.Strings(srcs)
 		sort.Strings(dsts)
-		match := fmt.Sprintf("outport == {%s} && ip4.src == {%s}", strings.Join(dsts, ", "), strings.Join(srcs, ", "))
+		var from []string
+		for _, fam := range []string{"ip4", "ip6"} {
+			if len(srcs[fam]) > 0 {
+				sort.Strings(srcs[fam])
+				from = append(from, fmt.Sprintf("%s.src == {%s}", fam, strings.Join(srcs[fam], ", ")))
+			}
+		}
+		src := from[0]
+		if len(from) > 1 {
+			src = "(" + strings.Join(from, " || ") + ")"
+		}
+		match := fmt.Sprintf("outport == {%s} && %s", strings.Join(dsts, ", "), src)
 		if len(rules) > 0 {
 			var rs []string
 			for _, r := range rules {

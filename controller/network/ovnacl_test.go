@@ -24,7 +24,7 @@ func TestPortGroupName(t *testing.T) {
 func TestWantACLs(t *testing.T) {
 	ports := []ovnnb.LogicalSwitchPort{
 		{Name: "pa", Addresses: []string{"0a:58:0a:00:00:02 10.0.0.2"}, ExternalIDs: map[string]string{intent.KeyContainerID: "a"}},
-		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
+		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3 fd00::3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
 	}
 	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("a", "b"): "all"}
 	if acls, errs := wantACLs(intent.DecodeBridge("n", ext), ports, "pg"); len(acls)+len(errs) != 0 {
@@ -41,7 +41,7 @@ func TestWantACLs(t *testing.T) {
 	want := []string{
 		"drop outport == @pg && (ip4.src == $pg_ip4 || ip6.src == $pg_ip6)",
 		`allow-related outport == {"pb"} && ip4.src == {10.0.0.2}`,
-		`allow-related outport == {"pa"} && ip4.src == {10.0.0.3} && (tcp.dst == 80 || udp.dst == 53)`,
+		`allow-related outport == {"pa"} && (ip4.src == {10.0.0.3} || ip6.src == {fd00::3}) && (tcp.dst == 80 || udp.dst == 53)`,
 	}
 	if len(errs) != 0 || len(got) != 3 || got[0] != want[0] || !slices.Contains(got, want[1]) || !slices.Contains(got, want[2]) {
 		t.Fatalf("got %q, %v", got, errs)

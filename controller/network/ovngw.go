@@ -40,11 +40,14 @@ func gatewayIfName(network string) string {
 }
 
 // NewGatewayPort is OVN network name's localport, with the gateway's MAC
-// and address.
-func NewGatewayPort(name string, gw netip.Addr) *ovnnb.LogicalSwitchPort {
+// and addresses (IPv4 first).
+func NewGatewayPort(name string, gws []netip.Addr) *ovnnb.LogicalSwitchPort {
 	ext := intent.Ownership("")
 	ext[intent.KeyOVNNetwork] = name
-	addr := fmt.Sprintf("%s %s", macFor([]netip.Prefix{netip.PrefixFrom(gw, 32)}), gw)
+	addr := macFor([]netip.Prefix{netip.PrefixFrom(gws[0], 32)}).String()
+	for _, g := range gws {
+		addr += " " + g.String()
+	}
 	return &ovnnb.LogicalSwitchPort{UUID: "ovsnet_gw", Name: GatewayPortName(name), Type: "localport", Addresses: []string{addr}, ExternalIDs: ext}
 }
 
@@ -68,12 +71,16 @@ func (a *ovnAllocator) readGateway(ctx context.Context, db *ovsdb.Client) error 
 
 // gateway is this chassis' gateway on the network.
 func (a *ovnAllocator) gateway() intent.OVNGateway {
-	return intent.OVNGateway{Network: a.name, IfaceID: GatewayPortName(a.name), Address: netip.PrefixFrom(a.sub.Gateway, a.sub.Prefix.Bits()), NAT: a.nat}
+	g := intent.OVNGateway{Network: a.name, IfaceID: GatewayPortName(a.name), NAT: a.nat}
+	for _, s := range a.subs {
+		g.Addresses = append(g.Addresses, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
+	}
+	return g
 }
 
 // natBridge is what NAT and publishing know the network's gateway as.
 func (a *ovnAllocator) natBridge() nat.Bridge {
-	return nat.Bridge{Name: gatewayIfName(a.name), Subnet: a.sub.Prefix, NAT: a.nat}
+	return nat.Bridge{Name: gatewayIfName(a.name), Subnet: a.subs[0].Prefix, NAT: a.nat}
 }
 
 // addGateway adds this chassis' gateway interface in the attach's
@@ -127,13 +134,13 @@ func ConvergeOVNGateway(ifc vswitchd.Interface, l netlink.Link) ([]string, error
 // stack takes only as its own (ovs-vswitchd makes the tap with another).
 func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]string, error) {
 	var did []string
-	if mac := macFor([]netip.Prefix{g.Address}); l.Attrs().HardwareAddr.String() != mac.String() {
+	if mac := macFor(g.Addresses); l.Attrs().HardwareAddr.String() != mac.String() {
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
 			return nil, fmt.Errorf("gateway %s: MAC %s: %w", l.Attrs().Name, mac, err)
 		}
 		did = append(did, fmt.Sprintf("set %s's MAC to the gateway's %s", l.Attrs().Name, mac))
 	}
-	more, err := convergeGatewayDevice(l, []netip.Prefix{g.Address}, mtu)
+	more, err := convergeGatewayDevice(l, g.Addresses, mtu)
 	return append(did, more...), err
 }
 

@@ -36,7 +36,7 @@ type ovnAllocator struct {
 	nb      *ovsdb.Client
 	chassis intent.Chassis // this host's, as ovnNetwork read it
 	name    string
-	sub     ipam.Subnet
+	subs    []ipam.Subnet // IPv4, and IPv6 if the network has it
 	mtu     int
 	ls      ovnnb.LogicalSwitch
 	pg      *ovnnb.PortGroup // nil: the commit makes it
@@ -93,10 +93,10 @@ func (a *ovnAllocator) read(ctx context.Context) error {
 		return err
 	}
 	bi := intent.DecodeBridge(a.name, a.ls.ExternalIDs)
-	if bi.SubnetsErr != nil || len(bi.Subnets) != 1 {
-		return fmt.Errorf("OVN network %s: its subnet does not decode (%v): recreate it", a.name, bi.SubnetsErr)
+	if bi.SubnetsErr != nil || len(bi.Subnets) == 0 || len(bi.Subnets) > 2 || !bi.Subnets[0].Prefix.Addr().Is4() {
+		return fmt.Errorf("OVN network %s: its subnets do not decode as an IPv4 one and at most an IPv6 one (%v): recreate it", a.name, bi.SubnetsErr)
 	}
-	a.sub, a.mtu, a.nat = bi.Subnets[0], bi.MTU, bi.NAT
+	a.subs, a.mtu, a.nat = bi.Subnets, bi.MTU, bi.NAT
 	if a.mtu == 0 {
 		a.mtu = DefaultOVNMTU
 	}
@@ -116,7 +116,7 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 	}
 	r.bridge = br.Name
 	r.setBridge(br)
-	r.bi.Subnets, r.bi.MTU = []ipam.Subnet{a.sub}, a.mtu
+	r.bi.Subnets, r.bi.MTU = a.subs, a.mtu
 	r.subnets = r.bi.Subnets
 	if err := a.readGateway(ctx, r.h.DB); err != nil {
 		return err
@@ -151,16 +151,20 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 			return nil, err
 		}
 		for _, it := range r.items {
-			p, err := ipam.Allocate(a.sub, used)
-			if err != nil {
-				return nil, err
+			it.addrs, it.ofport = nil, 0
+			for _, s := range a.subs {
+				p, err := ipam.Allocate(s, used)
+				if err != nil {
+					return nil, err
+				}
+				used[p.Addr()], it.addrs = it.host, append(it.addrs, p)
 			}
-			used[p.Addr()] = it.host
-			it.addrs, it.ofport = []netip.Prefix{p}, 0
 			r.fill(it, r.subnets, nil, func() bool { return false })
 			it.port.Gateways, it.port.Network, it.port.IfaceID = nil, a.name, it.host
-			if a.hasGW { // the default route: out through this host
-				it.port.Gateways = []netip.Addr{a.sub.Gateway}
+			if a.hasGW { // the default routes: out through this host
+				for _, s := range a.subs {
+					it.port.Gateways = append(it.port.Gateways, s.Gateway)
+				}
 			}
 			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
 			// packets: the container computes its own checksums.
@@ -181,7 +185,10 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 // read of the logical switch ports (they do not name their switch), kept
 // to the switch's.
 func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) {
-	used := map[netip.Addr]string{a.sub.Gateway: "the gateway"}
+	used := map[netip.Addr]string{}
+	for _, s := range a.subs {
+		used[s.Gateway] = "the gateway"
+	}
 	ps, err := switchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err
@@ -201,7 +208,10 @@ func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 	var ops []ovsdbops.Operation
 	var ids []string
 	for i, it := range r.items {
-		addr := it.port.MAC.String() + " " + it.addrs[0].Addr().String()
+		addr := it.port.MAC.String()
+		for _, p := range it.addrs {
+			addr += " " + p.Addr().String()
+		}
 		lsp := &ovnnb.LogicalSwitchPort{UUID: "ovsnet_lsp" + strconv.Itoa(i), Name: it.host, Addresses: []string{addr}, PortSecurity: []string{addr},
 			ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: it.o.Container, intent.KeyContainerIface: it.o.Iface,
 				intent.KeyOVNNetwork: a.name, intent.KeyOVNChassis: a.chassis.SystemID}}

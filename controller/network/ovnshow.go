@@ -63,9 +63,9 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 	for _, e := range bi.Errs {
 		sb.Errors = append(sb.Errors, e.Error())
 	}
-	bits := 32
-	if len(bi.Subnets) == 1 {
-		bits = bi.Subnets[0].Prefix.Bits()
+	bits := map[bool]int{true: 32, false: 128} // by Is4
+	for _, s := range bi.Subnets {
+		bits[s.Prefix.Addr().Is4()] = s.Prefix.Bits()
 	}
 	has := map[string]bool{}
 	for _, lsp := range ports {
@@ -99,12 +99,13 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 }
 
 // remotePort is a logical switch port of another chassis (or one this
-// host has no interface for) as show reports it.
-func remotePort(lsp ovnnb.LogicalSwitchPort, bits int) Port {
+// host has no interface for) as show reports it; bits are the subnets'
+// lengths by family (Is4).
+func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) Port {
 	p := Port{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
 		Type: "remote", OVSPort: lsp.Name, State: "up"}
 	for _, a := range lspAddrs(lsp) {
-		p.Addresses = append(p.Addresses, netip.PrefixFrom(a, bits).String())
+		p.Addresses = append(p.Addresses, netip.PrefixFrom(a, bits[a.Is4()]).String())
 	}
 	if len(lsp.Addresses) > 0 {
 		if f := strings.Fields(lsp.Addresses[0]); len(f) > 0 {

@@ -3,6 +3,7 @@ package ovn
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 
 	"github.com/ovn-org/libovsdb/model"
@@ -24,6 +25,7 @@ import (
 type Network struct {
 	Name    string `json:"name"`
 	Subnet  string `json:"subnet"`
+	Subnet6 string `json:"subnet6,omitempty"`
 	Gateway string `json:"gateway"`
 	Ports   int    `json:"ports"`
 	ICC     bool   `json:"icc"`
@@ -35,6 +37,7 @@ type Network struct {
 type NetworkOptions struct {
 	Name, NB string
 	Subnet   string // IPv4 CIDR
+	Subnet6  string // IPv6 CIDR, optional
 	Gateway  string // default: the subnet's first host
 	ICC      bool   // containers reach each other without links
 	NAT      bool   // containers reach the outside, masqueraded by their hosts, and may publish ports
@@ -57,14 +60,17 @@ func NB(ctx context.Context, h *network.Host, nb string) (string, error) {
 }
 
 // switchOf is the network's Logical_Switch settings: OVN's IPAM keys and
-// ovsnet's intent (the bridge codec's subnet, gateway, icc and nat keys).
-func switchOf(name string, s ipam.Subnet, icc, nat bool) *ovnnb.LogicalSwitch {
-	ext := intent.Settings{Subnets: []ipam.Subnet{s}, ICC: &icc, NAT: &nat}.Encode()
+// ovsnet's intent (the bridge codec's subnet, gateway, icc and nat keys);
+// subs is the IPv4 subnet, then the IPv6 one if any.
+func switchOf(name string, subs []ipam.Subnet, icc, nat bool) *ovnnb.LogicalSwitch {
+	ext := intent.Settings{Subnets: subs, ICC: &icc, NAT: &nat}.Encode()
 	for k, v := range intent.Ownership("") {
 		ext[k] = v
 	}
-	return &ovnnb.LogicalSwitch{Name: name, ExternalIDs: ext,
-		OtherConfig: map[string]string{"subnet": s.Prefix.String(), "exclude_ips": s.Gateway.String()}}
+	// OVN's IPAM keys for IPv4 (what ovn-nbctl shows); IPv6 is ovsnet's
+	// alone (OVN's ipv6_prefix wants a /64 and hands out EUI-64 addresses).
+	oc := map[string]string{"subnet": subs[0].Prefix.String(), "exclude_ips": subs[0].Gateway.String()}
+	return &ovnnb.LogicalSwitch{Name: name, ExternalIDs: ext, OtherConfig: oc}
 }
 
 // CreateNetwork makes the network's Logical_Switch; one of that name with
@@ -78,19 +84,26 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 	if o.Gateway != "" {
 		gws = []string{o.Gateway}
 	}
-	subs, err := ipam.ParseSubnets([]string{o.Subnet}, gws)
+	given := []string{o.Subnet}
+	if o.Subnet6 != "" {
+		given = append(given, o.Subnet6)
+	}
+	if p, err := netip.ParsePrefix(o.Subnet); err != nil || !p.Addr().Is4() {
+		return false, fmt.Errorf("--subnet %s: OVN networks take an IPv4 subnet (and --subnet6 an IPv6 one)", o.Subnet)
+	}
+	if p, err := netip.ParsePrefix(o.Subnet6); o.Subnet6 != "" && (err != nil || !p.Addr().Is6()) {
+		return false, fmt.Errorf("--subnet6 %s is not an IPv6 subnet", o.Subnet6)
+	}
+	subs, err := ipam.ParseSubnets(given, gws)
 	if err != nil {
 		return false, err
-	}
-	if !subs[0].Prefix.Addr().Is4() {
-		return false, fmt.Errorf("--subnet %s: OVN networks take an IPv4 subnet", o.Subnet)
 	}
 	nb, err := ovsdb.ConnectNorthbound(ctx, o.NB)
 	if err != nil {
 		return false, err
 	}
 	defer nb.Close()
-	want := switchOf(o.Name, subs[0], o.ICC, o.NAT)
+	want := switchOf(o.Name, subs, o.ICC, o.NAT)
 	have, err := network.LogicalSwitches(ctx, nb, o.Name)
 	if err != nil {
 		return false, err
@@ -100,9 +113,10 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 		if !intent.Owned(ls.ExternalIDs) {
 			return false, fmt.Errorf("logical switch %s exists and is not ovsnet's: choose another name", o.Name)
 		}
-		if ls.OtherConfig["subnet"] != want.OtherConfig["subnet"] || ls.OtherConfig["exclude_ips"] != want.OtherConfig["exclude_ips"] {
+		if ls.OtherConfig["subnet"] != want.OtherConfig["subnet"] || ls.OtherConfig["exclude_ips"] != want.OtherConfig["exclude_ips"] ||
+			ls.ExternalIDs[intent.KeySubnet] != want.ExternalIDs[intent.KeySubnet] {
 			return false, fmt.Errorf("network %s exists with subnet %s (gateway %s), asked %s (gateway %s): remove it first (ovsnet network rm %s)",
-				o.Name, ls.OtherConfig["subnet"], ls.OtherConfig["exclude_ips"], want.OtherConfig["subnet"], want.OtherConfig["exclude_ips"], o.Name)
+				o.Name, ls.ExternalIDs[intent.KeySubnet], ls.OtherConfig["exclude_ips"], want.ExternalIDs[intent.KeySubnet], want.OtherConfig["exclude_ips"], o.Name)
 		}
 		if bi := intent.DecodeBridge(o.Name, ls.ExternalIDs); bi.ICC != o.ICC || bi.NAT != o.NAT {
 			return false, fmt.Errorf("network %s exists with --icc=%v --nat=%v: remove it first (ovsnet network rm %s)", o.Name, bi.ICC, bi.NAT, o.Name)
@@ -114,7 +128,11 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 	// binds (a localport on the switch), in one transaction.
 	rows := []model.Model{network.NewPortGroup(o.Name, nil)}
 	if o.NAT {
-		gw := network.NewGatewayPort(o.Name, subs[0].Gateway)
+		var gws []netip.Addr
+		for _, s := range subs {
+			gws = append(gws, s.Gateway)
+		}
+		gw := network.NewGatewayPort(o.Name, gws)
 		want.Ports, rows = []string{gw.UUID}, append(rows, gw)
 	}
 	ops, err := nb.Create(append(rows, want)...)
@@ -146,7 +164,7 @@ func ListNetworks(ctx context.Context, nbEndpoint string) ([]Network, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Gateway: ls.OtherConfig["exclude_ips"], Ports: n,
+		out = append(out, Network{Name: ls.Name, Subnet: ls.OtherConfig["subnet"], Subnet6: subnet6(ls), Gateway: ls.OtherConfig["exclude_ips"], Ports: n,
 			ICC: intent.DecodeBridge(ls.Name, ls.ExternalIDs).ICC, NAT: intent.DecodeBridge(ls.Name, ls.ExternalIDs).NAT, NB: nbEndpoint})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -202,4 +220,14 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 		ops = append(ops, del...)
 	}
 	return nb.Run(ctx, ops)
+}
+
+// subnet6 is the network's IPv6 subnet, or "".
+func subnet6(ls ovnnb.LogicalSwitch) string {
+	for _, s := range intent.DecodeBridge(ls.Name, ls.ExternalIDs).Subnets {
+		if s.Prefix.Addr().Is6() {
+			return s.Prefix.String()
+		}
+	}
+	return ""
 }

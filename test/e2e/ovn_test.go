@@ -675,3 +675,46 @@ func TestOVNCNI(t *testing.T) {
 		t.Fatalf("DEL left logical ports: %s", lsps)
 	}
 }
+
+// An OVN network with an IPv6 subnet beside its IPv4 one: containers on
+// two chassis get an address of each, reach each other over both, reach
+// their host's gateway over IPv6, and isolation and links hold for IPv6
+// as for IPv4 (a spoofed IPv6 source goes nowhere).
+func TestOVNIPv6(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 2)
+	joinOVN(t, c, hs, 0)
+	joinOVN(t, c, hs, 1)
+	hs[0].must("network", "create", "six", "--subnet", "10.67.0.0/24", "--subnet6", "fd00:67::/64", "--icc=false")
+	if out := hs[1].must("network", "ls"); !strings.Contains(out, "six 10.67.0.0/24 fd00:67::/64") {
+		t.Fatalf("network ls: %q", out)
+	}
+	hs[0].fails("not an IPv6 subnet", "network", "create", "bad", "--subnet", "10.68.0.0/24", "--subnet6", "10.69.0.0/24")
+	c0, c1 := hs[0].container(), hs[1].container()
+	p0 := hs[0].addPortJSON("add-port", "six", "eth1", c0, "--ip")
+	p1 := hs[1].addPortJSON("add-port", "six", "eth1", c1, "--ip", "--type", "veth")
+	if strings.Join(p0.Addresses, " ") != "10.67.0.2/24 fd00:67::2/64" || strings.Join(p1.Addresses, " ") != "10.67.0.3/24 fd00:67::3/64" ||
+		strings.Join(p0.Gateways, " ") != "10.67.0.1 fd00:67::1" {
+		t.Fatalf("addresses: %+v %+v", p0, p1)
+	}
+	ping6 := func(from, to string) bool {
+		return exec.Command("ip", "netns", "exec", from, "ping", "-6", "-c", "1", "-W", "1", to).Run() == nil
+	}
+	eventually(t, 15*time.Second, "c0 reaching its host's IPv6 gateway", func() bool { return ping6(c0, "fd00:67::1") })
+	if ping6(c0, "fd00:67::3") || pings(c0, "10.67.0.3") {
+		t.Fatal("isolated containers reach each other")
+	}
+	hs[1].must("link", "six", c0, c1)
+	eventually(t, 15*time.Second, "the link c0 -> c1 over IPv6", func() bool { return ping6(c0, "fd00:67::3") })
+	ping(t, c0, "10.67.0.3")
+	if ping6(c1, "fd00:67::2") {
+		t.Fatal("the link c0 -> c1 lets c1 reach c0 over IPv6")
+	}
+	run(t, "ip", "-n", c0, "addr", "add", "fd00:67::99/128", "dev", "eth1", "nodad")
+	if out, err := exec.Command("ip", "netns", "exec", c0, "ping", "-6", "-c", "2", "-W", "1", "-I", "fd00:67::99", "fd00:67::3").CombinedOutput(); err == nil {
+		t.Fatalf("a spoofed IPv6 source crossed: %s", out)
+	}
+	hs[0].must("del-port", "six", "eth1", c0)
+	hs[1].must("del-port", "six", "eth1", c1)
+	hs[0].must("network", "rm", "six")
+}
