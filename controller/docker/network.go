@@ -35,16 +35,21 @@ const (
 	optICC    = "ovsnet.icc"
 	optNAT    = "ovsnet.nat"
 	optVLAN   = "ovsnet.vlan"
+	optOVN    = "ovsnet.ovn"
 	optMTU    = "com.docker.network.driver.mtu"
 	// Not an -o: Docker's --internal, beside the -o options.
 	optInternal = "com.docker.network.internal"
 )
 
 // bridgeOptions turns a CreateNetwork request into an ovsnet bridge and
-// the network it carries.
+// the network it carries; with -o ovsnet.ovn, an OVN network instead
+// (o.OVN, o.Name its name).
 func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, intent.DockerNet, error) {
 	o := network.BridgeOptions{Name: "ovd" + short(req.NetworkID, 12)}
 	d := intent.DockerNet{ID: req.NetworkID}
+	if o, ok, err := ovnOptions(req); ok || err != nil {
+		return o, d, err
+	}
 	generic, _ := req.Options["com.docker.network.generic"].(map[string]any)
 	keys := make([]string, 0, len(generic))
 	for k := range generic {
@@ -71,7 +76,7 @@ func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, intent.Doc
 				err = fmt.Errorf("a VLAN is 1..4094")
 			}
 		default:
-			return o, d, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s, %s and %s", k, optBridge, optICC, optNAT, optVLAN, optMTU)
+			return o, d, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s, %s, %s and %s", k, optBridge, optICC, optNAT, optVLAN, optMTU, optOVN)
 		}
 		if err != nil {
 			return o, d, errorf("bad -o %s=%s: %v", k, v, err)
@@ -96,6 +101,28 @@ func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, intent.Doc
 	return o, d, nil
 }
 
+// ovnOptions reads a network made with -o ovsnet.ovn=NAME: the OVN network
+// holds its subnet, isolation and NAT, so no other option is taken, and
+// its addresses are OVN's: Docker's IPAM must give none (--ipam-driver
+// null).
+func ovnOptions(req *createNetworkRequest) (network.BridgeOptions, bool, error) {
+	generic, _ := req.Options["com.docker.network.generic"].(map[string]any)
+	name, ok := generic[optOVN]
+	if !ok {
+		return network.BridgeOptions{}, false, nil
+	}
+	o := network.BridgeOptions{Name: fmt.Sprint(name), OVN: true}
+	if len(generic) > 1 {
+		return o, true, errorf("-o %s: the OVN network %s holds its subnet, isolation and NAT (ovsnet network create): give no other -o", optOVN, o.Name)
+	}
+	for _, data := range append(append([]ipamData{}, req.IPv4Data...), req.IPv6Data...) {
+		if data.Pool != "" && data.Pool != "0.0.0.0/0" {
+			return o, true, errorf("-o %s: the OVN network %s hands out its addresses: create the Docker network with --ipam-driver null", optOVN, o.Name)
+		}
+	}
+	return o, true, nil
+}
+
 func short(id string, n int) string {
 	if len(id) > n {
 		return id[:n]
@@ -110,6 +137,9 @@ func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (
 	o, d, err := bridgeOptions(req)
 	if err != nil {
 		return nil, err
+	}
+	if o.OVN {
+		return struct{}{}, p.Host.MapDockerOVN(ctx, req.NetworkID, o.Name)
 	}
 	if br, err := p.bridgeOf(ctx, req.NetworkID); err != nil || br != nil {
 		return struct{}{}, err // already made: Docker asks again after its own restart
@@ -140,6 +170,9 @@ type networkRequest struct{ NetworkID string }
 func (p *Plugin) deleteNetwork(ctx context.Context, req *networkRequest) (any, error) {
 	br, err := p.bridgeOf(ctx, req.NetworkID)
 	if err != nil || br == nil {
+		if err == nil { // an OVN network's: only the mapping goes
+			err = p.Host.UnmapDockerOVN(ctx, req.NetworkID)
+		}
 		return struct{}{}, err
 	}
 	if intent.DecodeBridge(br.Name, br.ExternalIDs).Docker.Made {
@@ -172,6 +205,9 @@ func (p *Plugin) network(ctx context.Context, id string) (intent.Bridge, error) 
 		return intent.Bridge{}, err
 	}
 	if br == nil {
+		if name, err := p.Host.DockerOVN(ctx, id); err != nil || name != "" {
+			return intent.Bridge{Name: name, Docker: intent.DockerNet{ID: id}}, err
+		}
 		return intent.Bridge{}, errorf("no bridge carries Docker network %s (deleted behind Docker's back?): docker network rm it and create it again", short(id, 12))
 	}
 	return intent.DecodeBridge(br.Name, br.ExternalIDs), nil

@@ -71,3 +71,12 @@ func CheckEncapType(t string) error {
 	}
 	return nil
 }
+
+// KeyDockerOVNPrefix, on the Open_vSwitch row, maps a Docker network of
+// ovsnet's driver to the OVN network it attaches to: the key ends with the
+// Docker network's ID (Docker's networks are this host's alone), the value
+// is the OVN network's name.
+const KeyDockerOVNPrefix = "ovsnet-docker-ovn:"
+
+// DockerOVNKey is the key mapping Docker network id to its OVN network.
+func DockerOVNKey(id string) string { return KeyDockerOVNPrefix + id }

@@ -156,3 +156,15 @@ func ContainerPortCount(ctx context.Context, nb *ovsdb.Client, ls ovnnb.LogicalS
 	}
 	return n, err
 }
+
+// ovnGatewayNAT is NAT's view of this chassis' gateway on OVN network
+// name; ok is false when it has none (a --nat=false network).
+func (h *Host) ovnGatewayNAT(ctx context.Context, name string) (nat.Bridge, bool, error) {
+	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyOVNNetwork: name})
+	for _, i := range ifs {
+		if g, ok, gerr := intent.DecodeOVNGateway(IfaceRow(i), i.ExternalIDs); ok && gerr == nil {
+			return nat.Bridge{Name: i.Name, Subnet: g.Addresses[0].Masked(), NAT: g.NAT}, true, err
+		}
+	}
+	return nat.Bridge{}, false, err
+}

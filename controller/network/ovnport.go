@@ -131,8 +131,6 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 			return fmt.Errorf("OVN network %s was made with --nat=false: its containers are reachable directly, nothing to publish", a.name)
 		case o.VLAN != 0:
 			return fmt.Errorf("OVN network %s is one broadcast domain across chassis, with no VLANs: use another network", a.name)
-		case o.Handoff != nil:
-			return fmt.Errorf("OVN network %s: Docker's network driver does not attach to OVN networks yet: attach with ovsnet add-port, or use a bridge", a.name)
 		}
 		// Unique in the northbound database: containers of the same
 		// name on two chassis are two ports.
@@ -170,6 +168,7 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 			// packets: the container computes its own checksums.
 			it.port.NoTxOffload = it.port.NoTxOffload || DatapathOf(r.br) == DatapathNetdev
 			it.cfg = portConfig(it.port, it.o.routes())
+			it.handOff() // a runtime's link keeps the runtime's name
 		}
 		err = a.commit(ctx, r)
 		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {

@@ -588,6 +588,10 @@ func TestOVNEgress(t *testing.T) {
 	if err := tcpVia(t, world, underlayAddr(1)+":8080", c1, a1+":80"); err != nil {
 		t.Fatalf("a port published on host 1, from outside: %v", err)
 	}
+	hs[0].must("publish", "lab", c0, "9091:91")
+	if err := tcpVia(t, world, underlayAddr(0)+":9091", c0, "10.63.0.2:91"); err != nil {
+		t.Fatalf("ovsnet publish on host 0, from outside: %v", err)
+	}
 	if pings(c0, a1) {
 		t.Fatal("the gateway opened isolation: c0 reaches c1 with no link")
 	}
@@ -717,4 +721,53 @@ func TestOVNIPv6(t *testing.T) {
 	hs[0].must("del-port", "six", "eth1", c0)
 	hs[1].must("del-port", "six", "eth1", c1)
 	hs[0].must("network", "rm", "six")
+}
+
+// Docker's network driver on an OVN network (-o ovsnet.ovn=NAME, Docker's
+// IPAM null: the addresses are OVN's): a Docker container reaches a
+// container on another chassis and back; removing it takes its logical
+// port; removing the Docker network forgets the mapping. Docker's own
+// IPAM, and a network that does not exist, are refused.
+func TestOVNDocker(t *testing.T) {
+	dockerImage(t)
+	c := newCentral(t)
+	hs := newHosts(t, 2)
+	joinOVN(t, c, hs, 0)
+	joinOVN(t, c, hs, 1)
+	hs[0].must("network", "create", "lab", "--subnet", "10.68.0.0/24")
+	driver := uniq("ovsnet-t")
+	hs[0].servePlugin(driver)
+	for args, want := range map[string]string{
+		"--subnet 10.68.0.0/24 -o ovsnet.ovn=lab": "--ipam-driver null",
+		"--ipam-driver null -o ovsnet.ovn=nolab":  "no OVN network nolab",
+	} {
+		cmd := append(append([]string{"network", "create", "-d", driver}, strings.Fields(args)...), uniq("ovt-net"))
+		if out, err := exec.Command("docker", cmd...).CombinedOutput(); err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("docker %v: %v %s", cmd, err, out)
+		}
+	}
+	net := dockerNet(t, driver, "--ipam-driver", "null", "-o", "ovsnet.ovn=lab")
+	d := dockerOn(t, net)
+	f := strings.Fields(run(t, "docker", "exec", d, "ip", "-o", "-4", "addr", "show", "eth0"))
+	if len(f) < 4 || !strings.HasPrefix(f[3], "10.68.0.") {
+		t.Fatalf("the Docker container's address: %v", f)
+	}
+	da := strings.Split(f[3], "/")[0]
+	c1 := hs[1].container()
+	a1 := strings.Split(hs[1].addPortJSON("add-port", "lab", "eth1", c1, "--ip").Addresses[0], "/")[0]
+	eventually(t, 20*time.Second, "the Docker container reaching host 1's", func() bool {
+		return exec.Command("docker", "exec", d, "ping", "-c", "1", "-W", "1", a1).Run() == nil
+	})
+	ping(t, c1, da)
+	if out := hs[1].must("show", "lab"); !strings.Contains(out, da) {
+		t.Fatalf("host 1's show lacks the Docker container:\n%s", out)
+	}
+	run(t, "docker", "rm", "-f", d)
+	eventually(t, 15*time.Second, "the Docker container's logical port gone", func() bool {
+		return !strings.Contains(run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=addresses", "list", "logical_switch_port"), da+"\"")
+	})
+	run(t, "docker", "network", "rm", net)
+	if ext := hs[0].vsctlList("get", "open_vswitch", ".", "external_ids"); strings.Contains(ext, "ovsnet-docker-ovn") {
+		t.Fatalf("the mapping outlived the Docker network: %s", ext)
+	}
 }
