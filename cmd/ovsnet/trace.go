@@ -23,7 +23,10 @@ An IP that no container on the bridge holds is traced through the gateway.
 On an OVN network (ovsnet network) the packet goes through OVN's logical
 pipelines instead, with ovn-trace over the southbound database this
 chassis joined: the containers may be on any chassis, and the stages
-(port security, ACLs, L2 lookup) are OVN's.`,
+(port security, ACLs, L2 lookup) are OVN's. When the source runs on this
+chassis, a line before the verdict says what its integration bridge does
+with the packet (ofproto/trace's datapath actions: a tunnel to the
+destination's chassis, an output, or drop).`,
 		Example: `  ovsnet trace br-iso --from web --to db --proto tcp --dport 5432
   ovsnet trace ovs-br1 --from container1 --to 173.16.1.1
   ovsnet trace lab --from web --to db --proto tcp --dport 5432   # an OVN network`,
@@ -54,6 +57,9 @@ chassis joined: the containers may be on any chassis, and the stages
 					m = "any packet"
 				}
 				fmt.Fprintf(&b, "table %d, %s: matched %s (priority %d) -> %s\n", s.Table, s.Stage, m, s.Priority, s.Actions)
+			}
+			if r.Local != "" {
+				fmt.Fprintf(&b, "this chassis: %s\n", r.Local)
 			}
 			fmt.Fprintf(&b, "verdict: %s", r.Verdict)
 			r.Raw = ""

@@ -50,7 +50,36 @@ func (h *Host) traceOVN(ctx context.Context, a *ovnAllocator, o TraceOptions) (*
 	}
 	r := parseOVNTrace(string(out), dst.Name)
 	r.Packet = flow
-	return r, nil
+	r.Local, err = h.localOVNTrace(ctx, a.chassis.IntegrationBridge, src, dst, o)
+	return r, err
+}
+
+// localOVNTrace runs the packet through this chassis' integration bridge
+// when the source's interface is here (ofproto/trace): what OVS does with
+// it, OVN's flows as ovn-controller installed them, as its final datapath
+// actions (a tunnel to the destination's chassis, an output, or drop).
+// "" when the source is on another chassis.
+func (h *Host) localOVNTrace(ctx context.Context, bridge string, src, dst *ovnnb.LogicalSwitchPort, o TraceOptions) (string, error) {
+	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyIfaceID: src.Name})
+	if err != nil || len(ifs) == 0 || ifs[0].Ofport == nil || *ifs[0].Ofport <= 0 {
+		return "", err
+	}
+	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
+	pkt, err := packetSpec(*ifs[0].Ofport, mac(src), mac(dst), lspAddrs(*src)[0], lspAddrs(*dst)[0], o.Proto, o.DPort)
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, "ovs-appctl", "ofproto/trace", bridge, pkt).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ofproto/trace: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	final := "none"
+	for _, l := range strings.Split(string(out), "\n") {
+		if m := dpRE.FindStringSubmatch(l); m != nil {
+			final = strings.TrimSpace(m[1])
+		}
+	}
+	return fmt.Sprintf("ofproto/trace %s in_port %d: datapath actions %s", bridge, *ifs[0].Ofport, final), nil
 }
 
 // lspOf is container c's logical port on the network (its first, if it

@@ -40,12 +40,15 @@ type TraceResult struct {
 	Steps   []TraceStep `json:"steps"`
 	Allowed bool        `json:"allowed"`
 	Verdict string      `json:"verdict"`
-	Raw     string      `json:"raw,omitempty"`
+	// Local, on an OVN network whose source is on this chassis: what its
+	// integration bridge does with the packet (ofproto/trace).
+	Local string `json:"local,omitempty"`
+	Raw   string `json:"raw,omitempty"`
 }
 
 // Trace builds a packet from the endpoints' real MACs and addresses, runs it
 // through the bridge's flow tables with ofproto/trace, and says where it
-// went. Connection tracking is taken as a new connection (the first packet).
+// went. On an OVN network, through OVN's logical pipelines (traceOVN). Connection tracking is taken as a new connection (the first packet).
 func (h *Host) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
 	br, err := h.DB.GetBridge(ctx, o.Bridge)
 	if err != nil {

@@ -301,12 +301,13 @@ func TestOVNIsolation(t *testing.T) {
 		verdictHas string
 	}{
 		{2, cs[0], cs[1], nil, "verdict: allowed"},
+		{0, cs[0], cs[1], nil, "geneve("}, // the source here: OVS's side too, a Geneve push to c1's chassis
 		{0, cs[1], cs[0], nil, "verdict: dropped (ls_out_acl"},
 		{1, cs[2], iso[0], []string{"--proto", "udp", "--dport", "9999"}, "verdict: allowed"},
 		{1, cs[2], cs[0], []string{"--proto", "udp", "--dport", "9998"}, "no link allows this new connection"},
 	} {
 		out := hs[tr.h].must(append([]string{"trace", "iso", "--from", tr.from, "--to", tr.to}, tr.args...)...)
-		if !strings.Contains(out, tr.verdictHas) || !strings.Contains(out, "ls_in_check_port_sec") {
+		if !strings.Contains(out, tr.verdictHas) || !strings.Contains(out, "ls_in_check_port_sec") || strings.Contains(out, "this chassis:") != (tr.h == 0 && tr.from == cs[0]) {
 			t.Fatalf("trace %s -> %s %v:\n%s", tr.from, tr.to, tr.args, out)
 		}
 	}
