@@ -42,7 +42,7 @@ type ovnAllocator struct {
 	pg      *ovnnb.PortGroup // nil: the commit makes it
 	nat     bool             // masquerade the network's traffic leaving a host
 
-	hasGW, gwHere, gwAdded bool // the network's localport; this chassis' gateway; added by this run
+	hasGW, gwHere, gwAdded bool // the network's localport; this chassis' gateway; added by this attach
 }
 
 // ovnNetwork is the OVN network name if this host is a chassis ovsnet
