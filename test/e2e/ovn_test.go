@@ -275,6 +275,13 @@ func TestOVNIsolation(t *testing.T) {
 			}
 		}
 	}
+	// TCP both ways across chassis, arriving from the container's own
+	// address: nothing translates between them.
+	for k, p := range [][2]int{{0, 2}, {2, 0}} {
+		if got := seenFrom(t, cs[p[0]], cs[p[1]], fmt.Sprintf("%s:%d", lab[p[1]], 7300+k)); got != lab[p[0]] {
+			t.Fatalf("TCP from c%d to c%d arrived from %s, want %s", p[0], p[1], got, lab[p[0]])
+		}
+	}
 	for _, p := range [][2]int{{0, 1}, {1, 0}, {2, 0}, {1, 2}} {
 		if pings(cs[p[0]], iso[p[1]]) {
 			t.Fatalf("on the isolated network %s reaches %s with no link", cs[p[0]], cs[p[1]])

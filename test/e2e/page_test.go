@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,14 +150,12 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
-// text is the text of the element sel selects.
+// text is the text of the element sel selects ("" while there is none),
+// read in one evaluation in the page: the page redraws its tables as
+// counters come in, and a node looked up first and read after may be gone.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	v, err := run1(ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("browser: text of %s: %v", sel, err)
-	}
-	return v
+	return eval[string](t, ctx, `(document.querySelector(`+strconv.Quote(sel)+`) || {innerText: ""}).innerText`)
 }
 
 // run1 runs one action within 30 s (the browser's first run has no limit:
