@@ -4,10 +4,12 @@ set -euo pipefail
 need=()
 for pair in ovs-vswitchd:openvswitch-switch ovs-vsctl:openvswitch-common ip:iproute2 ping:iputils-ping \
             busybox:busybox-static iptables:iptables ethtool:ethtool iperf3:iperf3 uuidgen:uuid-runtime \
-            podman:podman chromium:chromium curl:curl ovn-northd:ovn-central ovn-controller:ovn-host; do
+            podman:podman chromium:chromium curl:curl ovn-northd:ovn-central ovn-controller:ovn-host \
+            qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# qemu, cpio and kmod boot the kernel-datapath VM the tests run in (test/vm).
 # The reference CNI plugins the CNI tests chain with and measure against.
 [ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then
