@@ -141,8 +141,16 @@ func DeleteLink(name string) error {
 		}
 		return err
 	}
+	if kernelVport(l) {
+		return nil
+	}
 	return netlink.LinkDel(l)
 }
+
+// kernelVport says l is a port device of OVS's kernel datapath (an
+// internal port there): rtnetlink cannot delete it (EOPNOTSUPP), and
+// ovs-vswitchd deletes it, wherever it is, once its row goes.
+func kernelVport(l netlink.Link) bool { return l.Type() == "openvswitch" }
 
 // WaitLink waits until a link named name exists in this netns (e.g. the tap
 // ovs-vswitchd creates for an internal port) and returns it. It listens for
@@ -508,8 +516,8 @@ func DeleteInternal(nsPath, name string) error {
 		if err != nil {
 			return nil
 		}
-		if t := l.Type(); t != "tuntap" && t != "openvswitch" {
-			return nil // not an OVS internal port: not ours to remove
+		if l.Type() != "tuntap" {
+			return nil // not a userspace internal port: not ours to remove (see kernelVport)
 		}
 		if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 			return fmt.Errorf("delete %s in %s: %w", name, nsPath, err)

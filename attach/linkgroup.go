@@ -38,6 +38,8 @@ func DeleteLinks(names []string) error {
 		case err != nil:
 			errs = append(errs, err)
 			continue
+		case kernelVport(l):
+			continue
 		}
 		if err := netlink.LinkSetGroup(l, int(group)); err != nil {
 			errs = append(errs, fmt.Errorf("put %s in link group %d: %w", name, group, err))

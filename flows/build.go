@@ -17,6 +17,10 @@ type Bridge struct {
 	// GatewayVLAN is the VLAN the gateway (LOCAL) is in; 0: untagged.
 	// Containers reach the gateway, and its broadcasts, only from it.
 	GatewayVLAN int
+	// AnswerND: the datapath can write neighbour discovery options (OVS's
+	// nd_ext capability), so flows answer solicitations themselves; else
+	// each solicitation is relayed to its target's owner, who answers.
+	AnswerND bool
 
 	// A network spanning hosts: the whole subnets, this host's ranges of
 	// them, and the OpenFlow ports of the tunnels to the other hosts.
@@ -73,8 +77,17 @@ func (b builder) do(as ...openflow.Action) *openflow.Flow {
 var (
 	multicast = net.HardwareAddr{1, 0, 0, 0, 0, 0} // the group bit
 	unicast   = net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	noMAC     = net.HardwareAddr{0, 0, 0, 0, 0, 0} // nd_tll of an advertisement without the option
 	linkLocal = netip.MustParsePrefix("fe80::/10")
 )
+
+// nd matches neighbour discovery message type t, code 0, for flows that
+// match its ND fields (nd_target, nd_tll): without the code matched,
+// ovs-vswitchd cannot put those fields in a kernel datapath flow's mask,
+// and the datapath then caches one verdict for every target and address.
+func nd(t uint8) []openflow.Match {
+	return []openflow.Match{openflow.ICMPv6Type(t), openflow.ICMPv6Code(0)}
+}
 
 // macValue is a MAC as a number, to load into a field.
 func macValue(m net.HardwareAddr) uint64 {
@@ -121,12 +134,7 @@ func BridgeFlows(b Bridge) []*openflow.Flow {
 	for _, gw := range b.Gateways {
 		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC, b.GatewayVLAN))
 	}
-	// Second half of every ND responder: the packet is an advertisement now,
-	// so its target link-layer option can be set (to the answering MAC,
-	// already in eth_src), with the solicited and override flags.
-	fs = append(fs,
-		at(TableNDReply, PrioNormal, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(136), RegNDReply.Match(1)).do(openflow.Move(openflow.FieldEthSrc, openflow.FieldNDTLL), openflow.SetNDOptionsType(2), openflow.SetNDReserved(0x60000000), openflow.In()),
-		at(TableNDReply, PrioMiss, c).do(openflow.Drop()))
+	fs = append(fs, ndAnswerOrRelay(c, b.AnswerND)...)
 	if len(b.GatewayMAC) > 0 {
 		fs = append(fs, at(TableL2, PrioNormal, c).on(openflow.EthDst(b.GatewayMAC), RegVLAN.Match(b.GatewayVLAN)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)))
 	}
@@ -215,7 +223,7 @@ func tunnelNeighbourFlood(c uint64, b Bridge, flood []openflow.Action) []*openfl
 				fs = append(fs, at(TableARPND, PrioFallback+1, c).on(openflow.ProtoARP).on(openflow.ARPOp(1), openflow.ARPTpa(s)).on(from...).do(flood...))
 				continue
 			}
-			fs = append(fs, at(TableARPND, PrioFallback+1, c).on(openflow.ProtoICMPv6).on(openflow.ICMPv6Type(135), openflow.NDTarget(s)).on(from...).do(flood...))
+			fs = append(fs, at(TableARPND, PrioFallback+1, c).on(openflow.ProtoICMPv6).on(nd(135)...).on(openflow.NDTarget(s)).on(from...).do(flood...))
 		}
 	}
 	return fs
@@ -242,12 +250,27 @@ func tunnelIsolation(c uint64) []*openflow.Flow {
 	}
 }
 
+// ndAnswerOrRelay finish what an ND responder (table 20) started, as the
+// datapath allows. Where it can write ND options, the advertisement the
+// responder made in its clone gets its target link-layer option (the
+// answering MAC, already in eth_src) with the solicited and override
+// flags, and goes back; the solicitation itself ends. Where it cannot (the
+// kernel datapath has no nd_ext), the clone ends and the solicitation goes
+// to the target's owner (reg4), who answers it.
+func ndAnswerOrRelay(c uint64, answer bool) []*openflow.Flow {
+	fs := []*openflow.Flow{at(TableNDReply, PrioMiss, c).do(openflow.Drop()), at(TableNDRelay, PrioMiss, c).do(openflow.Drop())}
+	if answer {
+		return append(fs, at(TableNDReply, PrioNormal, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(136), RegNDReply.Match(1)).do(openflow.Move(openflow.FieldEthSrc, openflow.FieldNDTLL), openflow.SetNDOptionsType(2), openflow.SetNDReserved(0x60000000), openflow.In()))
+	}
+	return append(fs, at(TableNDRelay, PrioNormal, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135)).do(openflow.OutputField(RegOutPort.Field())))
+}
+
 // gatewayNeighbour answers ARP requests and solicitations for the gateway
 // from its VLAN with the bridge's MAC, or, when that is not known, hands
 // them to the host's stack behind LOCAL.
 func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr, vlan int) *openflow.Flow {
 	if len(mac) > 0 {
-		gp := Port{MAC: mac, VLAN: vlan}
+		gp := Port{MAC: mac, VLAN: vlan, Ofport: LocalPort}
 		if gw.Is4() {
 			return arpResponder(c, gp, gw, false)
 		}
@@ -256,7 +279,7 @@ func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr, vlan int) *
 	if gw.Is4() {
 		return at(TableARPND, PrioGateway, c).on(openflow.ProtoARP, openflow.ARPOp(1), openflow.ARPTpa(openflow.Host(gw)), RegVLAN.Match(vlan)).do(openflow.Local())
 	}
-	return at(TableARPND, PrioGateway, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135), openflow.NDTarget(openflow.Host(gw)), RegVLAN.Match(vlan)).do(openflow.Local())
+	return at(TableARPND, PrioGateway, c).on(openflow.ProtoICMPv6).on(nd(135)...).on(openflow.NDTarget(openflow.Host(gw)), RegVLAN.Match(vlan)).do(openflow.Local())
 }
 
 // ctLinks sends a packet through isolation's conntrack zone, on to the
@@ -271,10 +294,14 @@ func ctCommit() openflow.Action { return openflow.CTCommit(CTZone) }
 // isolationFlows implement icc=false: container-to-container IP traffic goes
 // through conntrack, where only replies, related ICMP and links pass;
 // container-to-container non-IP is dropped. Gateway traffic is untouched.
+// Neighbour advertisements pass (conntrack has no connection for them):
+// the spoof guard holds each to its sender's own addresses and MAC, and
+// where solicitations are relayed they are the answers.
 func isolationFlows(c uint64) []*openflow.Flow {
 	ct := ctLinks()
 	both := []openflow.Match{RegSrcKind.Match(KindContainer), RegDstKind.Match(KindContainer)}
 	return []*openflow.Flow{
+		at(TableIsolation, PrioNormal+1, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(136)).on(both...).do(goTo(TableOutput)),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(both...).do(ct),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(both...).do(ct),
 		at(TableIsolation, PrioDeny, c).on(both...).do(openflow.Drop()),
@@ -335,11 +362,11 @@ func spoofGuard(c uint64, p Port) []*openflow.Flow {
 // addresses, with its own MAC as the target link-layer address, from one of
 // its addresses or its link-local one: otherwise a container could point
 // the host's (or anyone's) neighbour entry for a peer at itself. ARP's
-// equivalent is the ARP spoof guard above. Solicitations never reach a
-// container (table 20 answers them), so its advertisements are only its
-// own announcements.
+// equivalent is the ARP spoof guard above. Its advertisements are its own
+// announcements and, where the datapath cannot answer solicitations itself
+// (table 22 relays them), its answers.
 func advertGuard(c uint64, p Port) []*openflow.Flow {
-	na := []openflow.Match{openflow.ICMPv6Type(136), openflow.EthSrc(p.MAC), openflow.NDTLL(p.MAC)}
+	na := append(nd(136), openflow.EthSrc(p.MAC), openflow.NDTLL(p.MAC))
 	fs := []*openflow.Flow{at(TableSpoofGuard, PrioAdvertGuard, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport)), openflow.ICMPv6Type(136)).do(openflow.Drop())}
 	for _, a := range p.Addrs {
 		if a.Is4() {
@@ -349,6 +376,10 @@ func advertGuard(c uint64, p Port) []*openflow.Flow {
 			fs = append(fs, at(TableSpoofGuard, PrioAdvertAllow, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport))).on(na...).
 				on(openflow.IPv6Src(from), openflow.NDTarget(openflow.Host(a))).do(goTo(TableARPND)))
 		}
+		// An answer to a unicast solicitation (a relayed reachability
+		// probe) carries no link-layer option: it moves no entry.
+		fs = append(fs, at(TableSpoofGuard, PrioAdvertAllow, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport))).
+			on(nd(136)...).on(openflow.EthSrc(p.MAC), openflow.NDTLL(noMAC), openflow.IPv6Src(openflow.Host(a)), openflow.NDTarget(openflow.Host(a))).do(goTo(TableARPND)))
 	}
 	return fs
 }
@@ -376,10 +407,14 @@ func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *openflow.Flow {
 }
 
 // ndResponder answers neighbour solicitations for a from the port's own VLAN
-// with the port's MAC: it turns the solicitation around (addresses, type)
-// here and table 21 finishes the advertisement.
+// with the port's MAC: in a clone it turns the solicitation around
+// (addresses, type) and table 21 finishes the advertisement; the
+// solicitation itself, its owner's port noted in reg4, goes to table 22.
+// Which of the two sends something is the bridge's (ndAnswerOrRelay): a
+// port's flows are the same on every datapath.
 func ndResponder(c uint64, p Port, a netip.Addr) *openflow.Flow {
-	return at(TableARPND, PrioHigh, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135), openflow.NDTarget(openflow.Host(a)), RegVLAN.Match(p.VLAN)).do(openflow.Move(openflow.FieldEthSrc, openflow.FieldEthDst), openflow.SetEthSrc(p.MAC), openflow.Move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst), openflow.SetIPv6Src(a), openflow.SetICMPv6Type(136), RegNDReply.Load(1), goTo(TableNDReply))
+	answer := openflow.Clone(openflow.Move(openflow.FieldEthSrc, openflow.FieldEthDst), openflow.SetEthSrc(p.MAC), openflow.Move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst), openflow.SetIPv6Src(a), openflow.SetICMPv6Type(136), RegNDReply.Load(1), goTo(TableNDReply))
+	return at(TableARPND, PrioHigh, c).on(openflow.ProtoICMPv6).on(nd(135)...).on(openflow.NDTarget(openflow.Host(a)), RegVLAN.Match(p.VLAN)).do(RegOutPort.Load(p.Ofport), answer, goTo(TableNDRelay))
 }
 
 // LinkFlows let l.Src open connections to l.Dst: the first packet of each

@@ -50,6 +50,7 @@ const (
 	TableSpoofGuard Table = 10
 	TableARPND      Table = 20
 	TableNDReply    Table = 21
+	TableNDRelay    Table = 22
 	TableL2         Table = 30
 	TableIsolation  Table = 40
 	TableLinks      Table = 41
@@ -57,7 +58,7 @@ const (
 )
 
 // Tables are the pipeline's tables, in order.
-var Tables = []Table{TableClassifier, TableSpoofGuard, TableARPND, TableNDReply, TableL2, TableIsolation, TableLinks, TableOutput}
+var Tables = []Table{TableClassifier, TableSpoofGuard, TableARPND, TableNDReply, TableNDRelay, TableL2, TableIsolation, TableLinks, TableOutput}
 
 // Describe says in plain words what a table does (for trace).
 func (t Table) Describe() string {
@@ -69,7 +70,9 @@ func (t Table) Describe() string {
 	case TableARPND:
 		return "ARP/ND (answered by flows, never flooded)"
 	case TableNDReply:
-		return "ND reply (finishing a neighbour advertisement)"
+		return "ND reply (finishing a neighbour advertisement, where the datapath can)"
+	case TableNDRelay:
+		return "ND relay (a solicitation to its target's owner, where the datapath cannot answer it)"
 	case TableL2:
 		return "L2 forwarding (destination MAC, same VLAN)"
 	case TableIsolation:

@@ -47,6 +47,7 @@ func ClientModel() (model.ClientDBModel, error) {
 		vswitchd.BridgeTable:      &vswitchd.Bridge{},
 		vswitchd.PortTable:        &vswitchd.Port{},
 		vswitchd.InterfaceTable:   &vswitchd.Interface{},
+		vswitchd.DatapathTable:    &vswitchd.Datapath{},
 	})
 }
 

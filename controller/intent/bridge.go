@@ -29,6 +29,12 @@ type Bridge struct {
 	ICC        bool // false when the value does not decode (isolated)
 	NAT        bool
 	NATErr     error // the value does not decode: NAT rules stay as last applied
+	// AnswerND: its datapath can write ND options, so flows answer
+	// neighbour solicitations. False (relayed to their owners) when the
+	// bridge was never probed (NDProbed false) or the value does not
+	// decode: that works on every datapath.
+	AnswerND bool
+	NDProbed bool
 
 	// The Docker network the bridge carries; its ID is empty when none.
 	// A VLAN that does not decode is in Err.
@@ -44,6 +50,21 @@ type Bridge struct {
 	Hints      map[bool]netip.Addr // by "is IPv4"
 
 	Errs []error // every *Error of the bridge's own keys, in key order
+}
+
+// Values of KeyND.
+const (
+	NDAnswer = "answer"
+	NDRelay  = "relay"
+)
+
+// NDMode is KeyND's value for a datapath that can (nd_ext) or cannot
+// write neighbour discovery options.
+func NDMode(ndExt bool) map[string]string {
+	if ndExt {
+		return map[string]string{KeyND: NDAnswer}
+	}
+	return map[string]string{KeyND: NDRelay}
 }
 
 // DecodeBridge reads bridge name's external_ids. It never fails: what does
@@ -64,6 +85,14 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 	}
 	if b.NAT, b.NATErr = decodeBool(row, ext, KeyNAT, NATAsApplied); b.NATErr != nil {
 		b.Errs = append(b.Errs, b.NATErr)
+	}
+	switch v, set := ext[KeyND]; {
+	case !set:
+	case v == NDAnswer || v == NDRelay:
+		b.AnswerND, b.NDProbed = v == NDAnswer, true
+	default:
+		b.Errs = append(b.Errs, &Error{Row: row, Key: KeyND, Value: v, Want: `"` + NDAnswer + `" or "` + NDRelay + `"`,
+			Then: "neighbour solicitations are relayed to their targets until then (ovsnet reconcile probes the datapath again)"})
 	}
 	if v, set := ext[KeyMTU]; set {
 		if b.MTU, err = strconv.Atoi(v); err != nil || b.MTU < 68 || b.MTU > 65535 {

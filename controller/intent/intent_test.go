@@ -119,7 +119,7 @@ func TestBridgeDecode(t *testing.T) {
 
 // Each bridge key that does not decode is reported, read strictly.
 func TestBridgeFailsClosed(t *testing.T) {
-	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0"} {
+	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0", KeyND: "sometimes"} {
 		ext := NewBridge()
 		ext[KeySubnet] = "10.1.0.0/24"
 		ext[key] = bad
@@ -128,7 +128,7 @@ func TestBridgeFailsClosed(t *testing.T) {
 			t.Errorf("%s=%q: %v", key, bad, b.Errs)
 		}
 		if key == KeyICC && b.ICC || key == KeySubnet && (b.Subnets != nil || b.SubnetsErr == nil) || key == KeyNAT && b.NATErr == nil ||
-			key == KeyDockerVLAN && b.Docker.Err == nil {
+			key == KeyDockerVLAN && b.Docker.Err == nil || key == KeyND && (b.AnswerND || b.NDProbed) {
 			t.Errorf("%s=%q: not strict: %+v", key, bad, b)
 		}
 	}

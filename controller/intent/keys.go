@@ -35,6 +35,10 @@ const (
 	KeyMTUAuto   = "ovsnet-mtu-auto"   // bridge: "true" when ovsnet chose ovsnet-mtu from the tunnels' underlay
 	KeyICC       = "ovsnet-icc"        // bridge: "true"|"false"
 	KeyNAT       = "ovsnet-nat"        // bridge: "true"|"false"
+	// bridge: how its datapath takes neighbour solicitations, probed once
+	// (OVS's nd_ext capability): NDAnswer (flows answer them) or NDRelay
+	// (each goes to its target's owner).
+	KeyND = "ovsnet-nd"
 	KeyGen       = ovsdb.KeyGen        // bridge: bumped by every attach and detach (optimistic concurrency)
 	// Bridge allocation state, so that an attach reads O(1) rows however
 	// many ports the bridge has. All are starting points for probes, which

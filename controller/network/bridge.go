@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -98,6 +99,11 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
 		return undo(err)
 	}
+	nd, err := h.ProbeND(ctx, o.Name, dp)
+	if err != nil {
+		return undo(err)
+	}
+	maps.Copy(ext, nd)
 	fb := bridgeIntent(intent.DecodeBridge(o.Name, ext))
 	fb.GatewayMAC = mac
 	// The bridge-wide flows only: the ports a racing request attached
@@ -116,6 +122,23 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// ProbeND asks ovs-vswitchd whether bridge's datapath (of type dp) can
+// write neighbour discovery options (its nd_ext capability: the kernel
+// datapath of Linux 6.1 cannot) and records the answer on the bridge
+// (intent.KeyND), which decides whether flows answer solicitations or
+// relay them. It returns the keys it set.
+func (h *Host) ProbeND(ctx context.Context, bridge, dp string) (map[string]string, error) {
+	caps, err := h.DB.DatapathCapabilities(ctx, dp, intent.Ownership(""), LinkTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", bridge, err)
+	}
+	nd := intent.NDMode(caps["nd_ext"] == "true")
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(bridge, nd) }); err != nil {
+		return nil, fmt.Errorf("bridge %s: record its datapath's ND support: %w", bridge, err)
+	}
+	return nd, nil
 }
 
 // check checks add-br's options without reading anything and returns the

@@ -121,6 +121,9 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkTypes(); err != nil {
+		return nil, err
+	}
 	if err := r.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -188,6 +191,17 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 	}
 	h.Flows.Prepare(bridge)
 	return r, nil
+}
+
+// checkTypes refuses the items whose type the bridge's datapath cannot
+// carry (checkType).
+func (r *attachRun) checkTypes() error {
+	for i, it := range r.items {
+		if err := checkType(DatapathOf(r.br), it.o.Type); err != nil {
+			return r.itemErr(i, it.o, fmt.Errorf("bridge %s: %w", r.bridge, err))
+		}
+	}
+	return nil
 }
 
 // itemErr names item i in err when the request was a list.

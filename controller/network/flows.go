@@ -24,7 +24,7 @@ import (
 // decode, no flows of a tunnel whose intent does not.
 func bridgeIntent(bi intent.Bridge) flows.Bridge {
 	// A Docker network's gateway is in the network's VLAN.
-	b := flows.Bridge{ICC: bi.ICC, GatewayVLAN: bi.Docker.VLAN}
+	b := flows.Bridge{ICC: bi.ICC, GatewayVLAN: bi.Docker.VLAN, AnswerND: bi.AnswerND}
 	for _, s := range bi.Subnets {
 		b.Gateways = append(b.Gateways, s.Gateway)
 		if s.Range.IsValid() {

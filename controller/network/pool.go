@@ -112,10 +112,16 @@ func (r *attachRun) poolable() bool {
 
 // typesFor is the port types kept on a bridge of datapath dp.
 func (p *Pool) typesFor(dp string) []string {
-	if len(p.Types) > 0 {
-		return p.Types
+	if len(p.Types) == 0 {
+		return []string{DefaultType(dp)}
 	}
-	return []string{DefaultType(dp)}
+	var ts []string
+	for _, t := range p.Types {
+		if checkType(dp, t) == nil {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 // itemType is the port type an item asks for, or its bridge's default.

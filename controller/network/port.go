@@ -102,6 +102,18 @@ func DefaultType(datapath string) string {
 	return attach.TypeVeth
 }
 
+// checkType refuses attach type typ where datapath dp cannot carry it: on
+// the kernel datapath a port device keeps the name it was made with, so an
+// internal port renamed in its container is re-created by ovs-vswitchd
+// under its old name in the host, and its OpenFlow port then leads there.
+func checkType(dp, typ string) error {
+	if dp == DatapathSystem && typ == attach.TypeInternal {
+		return fmt.Errorf("an internal port cannot be renamed in its container on the kernel datapath (system): " +
+			"ovs-vswitchd would re-create it in the host under its old name; use --type veth, the default there")
+	}
+	return nil
+}
+
 const maxAttempts = 100
 
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine

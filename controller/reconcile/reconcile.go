@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -270,6 +271,9 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) })
 		c.add(fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")), err)
 	}
+	if !intent.DecodeBridge(b.Name, b.ExternalIDs).NDProbed {
+		b = h.probeND(ctx, b, c)
+	}
 	c.addAll(h.ConvergeTunnels(ctx, topo, b))
 	br.tr.Step("bridge " + b.Name)
 	fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, br.o)
@@ -289,6 +293,22 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	}
 	h.reconcilePorts(ctx, b, ifs, ports, br, c)
 	return bad
+}
+
+// probeND records how bridge b's datapath takes neighbour solicitations,
+// for a bridge made before ovsnet recorded it (or whose record does not
+// decode), and returns b as it is now.
+func (h *Converger) probeND(ctx context.Context, b *vswitchd.Bridge, c *changes) *vswitchd.Bridge {
+	nd, err := h.ProbeND(ctx, b.Name, network.DatapathOf(b))
+	if err != nil {
+		c.add("", err)
+		return b
+	}
+	nb := *b
+	nb.ExternalIDs = maps.Clone(b.ExternalIDs)
+	maps.Copy(nb.ExternalIDs, nd)
+	c.add(fmt.Sprintf("probed %s's datapath: neighbour solicitations %s", b.Name, map[bool]string{true: "answered by flows", false: "relayed to their owners"}[nd[intent.KeyND] == intent.NDAnswer]), nil)
+	return &nb
 }
 
 // finishDeletes completes the del-br of bridges a killed del-br left

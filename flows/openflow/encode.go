@@ -84,6 +84,7 @@ var (
 	fIPv6Src       = field{classOXM, 26, 16, 4}
 	fIPv6Dst       = field{classOXM, 27, 16, 4}
 	fICMPv6Type    = field{classOXM, 29, 1, 5}
+	fICMPv6Code    = field{classOXM, 30, 1, 5}
 	fNDTarget      = field{classOXM, 31, 16, 6}
 	fNDTLL         = field{classOXM, 33, 6, 6}
 	fCTState       = field{classNXM1, 105, 4, 7}
@@ -230,6 +231,7 @@ const (
 	nxastResubmitTbl = 14
 	nxastOutputReg   = 15
 	nxastCT          = 35
+	nxastClone       = 42
 )
 
 func output(port uint32) []byte {

@@ -17,6 +17,7 @@ func pipeline() []*openflow.Flow {
 	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
 	v4, v6 := netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("fd00::2")
 	fs := flows.BridgeFlows(flows.Bridge{Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}, GatewayMAC: mac})
+	fs = append(fs, flows.BridgeFlows(flows.Bridge{AnswerND: true, Gateways: []netip.Addr{netip.MustParseAddr("fd00::1")}, GatewayMAC: mac})...)
 	fs = append(fs, flows.BridgeFlows(flows.Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}})...)
 	// A network spanning hosts, isolated: the tunnel flows.
 	fs = append(fs, flows.BridgeFlows(flows.Bridge{Gateways: []netip.Addr{netip.MustParseAddr("10.97.1.1")}, GatewayMAC: mac,

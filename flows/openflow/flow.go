@@ -153,6 +153,11 @@ func ICMPv6Type(t uint8) Match {
 	return match("icmpv6_type="+strconv.Itoa(int(t)), fICMPv6Type, []byte{t}, nil)
 }
 
+// ICMPv6Code matches an ICMPv6 code.
+func ICMPv6Code(c uint8) Match {
+	return match("icmpv6_code="+strconv.Itoa(int(c)), fICMPv6Code, []byte{c}, nil)
+}
+
 // NDTLL matches a neighbour advertisement's target link-layer address.
 func NDTLL(a net.HardwareAddr) Match { return match("nd_tll="+a.String(), fNDTLL, mac(a), nil) }
 
@@ -257,6 +262,20 @@ func Resubmit(t uint8) Action {
 	b := nx(nxastResubmitTbl, 16)
 	b = be16(b, 0xfff8) // OFPP_IN_PORT: the packet's own
 	return Action{"resubmit(," + strconv.Itoa(int(t)) + ")", append(b, t, 0, 0, 0)}
+}
+
+// Clone runs acts on a copy of the packet; the packet itself goes on
+// unchanged with the actions after the clone.
+func Clone(acts ...Action) Action {
+	var texts []string
+	var nested []byte
+	for _, a := range acts {
+		texts = append(texts, a.text)
+		nested = append(nested, a.wire...)
+	}
+	b := nx(nxastClone, 16+len(nested))
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	return Action{"clone(" + strings.Join(texts, ",") + ")", append(b, nested...)}
 }
 
 // Load sets the whole of field f to v.

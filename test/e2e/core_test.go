@@ -19,6 +19,18 @@ func TestSeedScenario(t *testing.T) {
 			e := newEnv(t)
 			c1, c2 := e.container(), e.container()
 			e.must("add-br", "ovs-br1", "--subnet", "173.16.1.0/24", "--gateway", "173.16.1.1")
+			if typ == "internal" && kernelDatapath {
+				// Renamed in the container, a kernel vport would be made
+				// again in the host by ovs-vswitchd: refused, nothing made.
+				r := e.ovsnet("add-port", "ovs-br1", "eth1", c1, "--ipaddress=173.16.1.2/24", "--type", typ)
+				if r.code == 0 || !strings.Contains(r.err, "use --type veth") {
+					t.Fatalf("internal port on the kernel datapath: exit %d, %q", r.code, r.err)
+				}
+				if ports := e.vsctlList("list-ports", "ovs-br1"); ports != "" {
+					t.Fatalf("a refused attach left ports: %q", ports)
+				}
+				return
+			}
 			out := e.must("add-port", "ovs-br1", "eth1", c1, "--ipaddress=173.16.1.2/24", "--type", typ)
 			if !strings.Contains(out, "173.16.1.2/24") || !strings.Contains(out, "("+typ+")") {
 				t.Fatalf("add-port output does not say what it made: %q", out)
@@ -144,7 +156,7 @@ func TestAllocationDualStackAndFlags(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 1 || bs[0].Datapath != "netdev" || strings.Join(bs[0].Gateways, " ") != "10.77.0.1 fd77::1" || len(bs[0].Containers) != 4 {
+	if len(bs) != 1 || bs[0].Datapath != datapath() || strings.Join(bs[0].Gateways, " ") != "10.77.0.1 fd77::1" || len(bs[0].Containers) != 4 {
 		t.Fatalf("show: %+v", bs)
 	}
 	for _, p := range bs[0].Containers {
@@ -156,7 +168,7 @@ func TestAllocationDualStackAndFlags(t *testing.T) {
 		}
 	}
 	text := e.must("show", "br0")
-	if !strings.Contains(text, "br0 (datapath netdev, subnet 10.77.0.0/24 via 10.77.0.1") || !strings.Contains(text, c3+" eth1: 10.77.0.50/24, mac 02:42:ac:10:01:09, vlan 10") {
+	if !strings.Contains(text, "br0 (datapath "+datapath()+", subnet 10.77.0.0/24 via 10.77.0.1") || !strings.Contains(text, c3+" eth1: 10.77.0.50/24, mac 02:42:ac:10:01:09, vlan 10") {
 		t.Fatalf("show text:\n%s", text)
 	}
 }

@@ -357,38 +357,109 @@ func (e *env) spoofDrops(bridge string) int {
 
 // ARP requests and neighbour solicitations are answered by flows: a
 // container that ignores them itself is still resolved, with its own MAC,
-// and so is the gateway.
+// and so is the gateway. Where the datapath cannot write ND options (the
+// kernel's), solicitations are relayed to their target's owner instead.
 func TestNeighboursAnsweredByFlows(t *testing.T) {
-	e := newEnv(t)
-	c1, c2 := e.container(), e.container()
-	e.must("add-br", "br0", "--subnet", "10.65.0.0/24", "--subnet", "fd65::/64")
-	e.must("add-port", "br0", "eth1", c1, "--ip")
-	e.must("add-port", "br0", "eth1", c2, "--ip", "--macaddress", "02:00:00:65:00:03")
-	// c2 answers no ARP and takes part in no IPv6 at all.
-	run(t, "ip", "netns", "exec", c2, "sysctl", "-qw", "net.ipv4.conf.eth1.arp_ignore=8", "net.ipv6.conf.eth1.disable_ipv6=1")
-	for _, a := range []string{"10.65.0.3", "fd65::3"} {
+	t.Run("answered", func(t *testing.T) {
+		e := newEnv(t)
+		c1, c2 := e.container(), e.container()
+		e.must("add-br", "br0", "--subnet", "10.65.0.0/24", "--subnet", "fd65::/64")
+		if nd := e.bridgeKey("br0", "ovsnet-nd"); kernelDatapath {
+			if nd != "relay" {
+				t.Fatalf("kernel datapath (no nd_ext) recorded as %q, want relay", nd)
+			}
+			t.Skip("the kernel datapath cannot write ND options: solicitations are relayed (the relayed case)")
+		} else if nd != "answer" {
+			t.Fatalf("userspace datapath recorded as %q, want answer", nd)
+		}
+		e.must("add-port", "br0", "eth1", c1, "--ip")
+		e.must("add-port", "br0", "eth1", c2, "--ip", "--macaddress", "02:00:00:65:00:03")
+		// c2 answers no ARP and takes part in no IPv6 at all.
+		run(t, "ip", "netns", "exec", c2, "sysctl", "-qw", "net.ipv4.conf.eth1.arp_ignore=8", "net.ipv6.conf.eth1.disable_ipv6=1")
+		for _, a := range []string{"10.65.0.3", "fd65::3"} {
+			e.resolves(c1, a, "02:00:00:65:00:03")
+		}
+		e.gatewayResolves(c1, "br0", "10.65.0.1", "fd65::1")
+	})
+	// Relayed: on the kernel datapath as probed, on the userspace one as
+	// set by hand (a valid setting, which reconcile keeps). The bridge is
+	// isolated: answers pass isolation, the pings themselves do not.
+	t.Run("relayed", func(t *testing.T) {
+		e := newEnv(t)
+		c1, c2 := e.container(), e.container()
+		e.must("add-br", "br0", "--subnet", "10.66.0.0/24", "--subnet", "fd66::/64", "--icc=false")
+		if !kernelDatapath {
+			e.vsctlList("set", "bridge", "br0", "external_ids:ovsnet-nd=relay")
+			e.must("reconcile")
+		}
+		flows := e.dumpFlows("br0")
+		if strings.Contains(flows, "nd_options_type") || !strings.Contains(flows, "table=22") {
+			t.Fatalf("relaying bridge's flows:\n%s", flows)
+		}
+		e.must("add-port", "br0", "eth1", c1, "--ip", "--macaddress", "02:00:00:66:00:02")
+		e.must("add-port", "br0", "eth1", c2, "--ip", "--macaddress", "02:00:00:66:00:03")
+		e.resolves(c1, "fd66::3", "02:00:00:66:00:03")
+		// The solicitation reached c2 itself: it learned the asker from it.
+		if n := run(t, "ip", "-n", c2, "neigh", "show", "fd66::2"); !strings.Contains(n, "02:00:00:66:00:02") {
+			t.Fatalf("c2 never saw c1's solicitation: %q", n)
+		}
+		e.gatewayResolves(c1, "br0", "10.66.0.1", "fd66::1")
+		run(t, "ip", "netns", "exec", e.sb.Netns, "ping", "-6", "-c", "1", "-W", "2", "fd66::3")
+		e.must("reconcile")
+		if nd := e.bridgeKey("br0", "ovsnet-nd"); nd != "relay" {
+			t.Fatalf("reconcile changed a valid ND setting to %q", nd)
+		}
+	})
+}
+
+// resolves pings a from container c (the reply does not matter) and
+// checks c's neighbour entry for a holds mac.
+func (e *env) resolves(c, a, mac string) {
+	e.t.Helper()
+	fam := "-4"
+	if strings.Contains(a, ":") {
+		fam = "-6"
+	}
+	exec.Command("ip", "netns", "exec", c, "ping", fam, "-c", "1", "-W", "1", a).Run()
+	n := run(e.t, "ip", "-n", c, "neigh", "show", a)
+	if !strings.Contains(n, mac) || strings.Contains(n, "INCOMPLETE") || strings.Contains(n, "FAILED") {
+		e.t.Fatalf("%s not resolved to %s: %q", a, mac, n)
+	}
+}
+
+// gatewayResolves checks container c reaches bridge's gateway addresses
+// and resolves them to the bridge's MAC.
+func (e *env) gatewayResolves(c, bridge string, gws ...string) {
+	e.t.Helper()
+	gwMAC := strings.Trim(e.vsctlList("get", "bridge", bridge, "other_config:hwaddr"), `"`)
+	for _, a := range gws {
 		fam := "-4"
 		if strings.Contains(a, ":") {
 			fam = "-6"
 		}
-		// The probe gets no reply (c2 ignores IPv6; for IPv4 it would answer
-		// the ping, so only the neighbour entry is checked).
-		exec.Command("ip", "netns", "exec", c1, "ping", fam, "-c", "1", "-W", "1", a).Run()
-		n := run(t, "ip", "-n", c1, "neigh", "show", a)
-		if !strings.Contains(n, "02:00:00:65:00:03") || strings.Contains(n, "INCOMPLETE") || strings.Contains(n, "FAILED") {
-			t.Fatalf("%s not resolved by flows: %q", a, n)
+		run(e.t, "ip", "netns", "exec", c, "ping", fam, "-c", "1", "-W", "2", a)
+		if n := run(e.t, "ip", "-n", c, "neigh", "show", a); !strings.Contains(n, gwMAC) {
+			e.t.Fatalf("gateway %s resolved to %q, want the bridge's %s", a, n, gwMAC)
 		}
 	}
-	gw := run(t, "ip", "netns", "exec", e.sb.Netns, "ovs-vsctl", "--db="+e.sb.DB(), "get", "bridge", "br0", "other_config:hwaddr")
-	gwMAC := strings.Trim(strings.TrimSpace(gw), `"`)
-	for _, a := range []string{"10.65.0.1", "fd65::1"} {
-		fam := "-4"
-		if strings.Contains(a, ":") {
-			fam = "-6"
-		}
-		run(t, "ip", "netns", "exec", c1, "ping", fam, "-c", "1", "-W", "2", a)
-		if n := run(t, "ip", "-n", c1, "neigh", "show", a); !strings.Contains(n, gwMAC) {
-			t.Fatalf("gateway %s resolved to %q, want the bridge's %s", a, n, gwMAC)
-		}
+}
+
+// bridgeKey is one of bridge's external_ids ("" when unset).
+func (e *env) bridgeKey(bridge, key string) string {
+	e.t.Helper()
+	out, err := e.sb.Vsctl("--if-exists", "get", "bridge", bridge, "external_ids:"+key)
+	if err != nil {
+		e.t.Fatal(err)
 	}
+	return strings.Trim(strings.TrimSpace(out), `"`)
+}
+
+// dumpFlows is every flow of bridge, as ovs-ofctl prints them.
+func (e *env) dumpFlows(bridge string) string {
+	e.t.Helper()
+	out, err := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", bridge)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }

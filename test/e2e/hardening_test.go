@@ -575,7 +575,7 @@ func TestEveryKeyTamperedFailsClosed(t *testing.T) {
 		"ovsnet-type", "ovsnet-state", "ovsnet-owner", "container_id", "container_iface", "ovsnet-tx-offload", "ovsnet-publish"} {
 		tamper("interface", pa.OVSPort, k)
 	}
-	for _, k := range []string{"ovsnet-icc", "ovsnet-subnet", "ovsnet-gateway", "ovsnet-nat", "ovsnet-ip-range", "ovsnet-mtu",
+	for _, k := range []string{"ovsnet-icc", "ovsnet-subnet", "ovsnet-gateway", "ovsnet-nat", "ovsnet-ip-range", "ovsnet-mtu", "ovsnet-nd",
 		"ovsnet-next-ofport", "ovsnet-ipv4-hint", "ovsnet-gen", "ovsnet-owner", "ovsnet-link:" + a + ">" + b} {
 		tamper("bridge", "br1", k)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
@@ -49,9 +50,44 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	kernelDatapath = network.DetectDatapath() == network.DatapathSystem
+	if want := os.Getenv("OVSNET_DATAPATH_EXPECT"); want != "" && want != network.DetectDatapath() {
+		fmt.Printf("e2e: asked to run on the %s datapath, but this kernel gives %s\n", want, network.DetectDatapath())
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// kernelDatapath: the openvswitch module is loaded, and the sandboxes'
+// bridges are on the kernel datapath (system), as in test/vm's VM; else
+// they are on the userspace datapath (netdev).
+var kernelDatapath bool
+
+// datapath is the datapath type the sandboxes' bridges get.
+func datapath() string {
+	if kernelDatapath {
+		return network.DatapathSystem
+	}
+	return network.DatapathNetdev
+}
+
+// onlyUserspace skips a test that cannot run on the kernel datapath,
+// saying why.
+func onlyUserspace(t *testing.T, why string) {
+	t.Helper()
+	if kernelDatapath {
+		t.Skip("userspace datapath only: " + why)
+	}
+}
+
+// onlyKernel skips a test of the kernel datapath on the userspace one.
+func onlyKernel(t *testing.T, why string) {
+	t.Helper()
+	if !kernelDatapath {
+		t.Skip("kernel datapath only (make e2e-kernel runs it): " + why)
+	}
 }
 
 var seq atomic.Int64

@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Schema is where Debian's openvswitch-common keeps the database schema.
@@ -149,10 +152,41 @@ func (s *Sandbox) RestartOVSDB() error {
 // StartVswitchd starts ovs-vswitchd (again, after StopVswitchd). Its
 // control socket keeps OVS's default name in Dir, so that ovs-appctl finds
 // it through OVS_RUNDIR as on a real host.
+//
+// On the kernel datapath it also waits until ovs-vswitchd handles upcalls:
+// for its first seconds (its CPU count not yet read; seen in test/vm's VM,
+// ~5 s) it runs no handler threads, and packets that miss the datapath's
+// flow cache are lost.
 func (s *Sandbox) StartVswitchd() error {
-	_, err := s.Run("ovs-vswitchd", s.DB(), "--pidfile="+filepath.Join(s.Dir, "ovs-vswitchd.pid"),
-		"--log-file="+filepath.Join(s.Dir, "ovs-vswitchd.log"), "-vconsole:off", "--detach")
-	return err
+	log := filepath.Join(s.Dir, "ovs-vswitchd.log")
+	if _, err := s.Run("ovs-vswitchd", s.DB(), "--pidfile="+filepath.Join(s.Dir, "ovs-vswitchd.pid"),
+		"--log-file="+log, "-vconsole:off", "--detach"); err != nil {
+		return err
+	}
+	if _, err := netlink.GenlFamilyGet("ovs_datapath"); err != nil {
+		return nil // the userspace datapath: its PMD and main threads take every packet
+	}
+	return s.waitHandlers(log)
+}
+
+var handlersRE = regexp.MustCompile(`n-handler-threads to ([0-9]+)`)
+
+// waitHandlers makes the kernel datapath exist (a bridge, deleted after)
+// and waits, up to 30 s, until ovs-vswitchd's log says it has handler
+// threads for it.
+func (s *Sandbox) waitHandlers(log string) error {
+	const probe = "ovs-sbprobe"
+	if _, err := s.Vsctl("add-br", probe, "--", "set", "bridge", probe, "datapath_type=system"); err != nil {
+		return err
+	}
+	defer s.Vsctl("--if-exists", "del-br", probe)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(log)
+		if m := handlersRE.FindAllSubmatch(b, -1); len(m) > 0 && string(m[len(m)-1][1]) != "0" {
+			return nil
+		}
+	}
+	return fmt.Errorf("ovs-vswitchd in %s started no upcall handler threads within 30 s (see %s)", s.Netns, log)
 }
 
 // StopVswitchd kills ovs-vswitchd and waits until it is gone.
