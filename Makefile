@@ -5,7 +5,7 @@
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build deps demo test unit e2e vet bench screenshots
+.PHONY: build deps demo test unit e2e e2e-kernel vet bench bench-kernel screenshots
 
 # bin/cni/ovsnet is the CNI plugin a runtime runs (copy it to /opt/cni/bin):
 # the same program, which acts as the plugin when CNI_COMMAND is set.
@@ -32,6 +32,21 @@ unit:
 e2e:
 	$(GO) test -count=1 -timeout 30m -v ./test/e2e/
 
+# The end-to-end tests on OVS's kernel datapath (datapath_type=system), in a
+# VM booting Debian's own kernel under qemu (test/vm): RUN is a go test -run
+# pattern. KERNEL_TESTS are the ones `make test` runs there (the others need
+# Docker, Podman or a browser, which the VM does not run, or only repeat
+# what these cover; each one that cannot run on the kernel datapath says so
+# when run there).
+KERNEL_TESTS ?= ^(TestSeedScenario|TestAllocationDualStackAndFlags|TestSpoofGuard|TestNeighboursAnsweredByFlows|TestNeighbourAdvertGuard|TestIsolationAndLinks|TestVLANsAndICC|TestFlowsPerPortAndResync|TestNATAndPublishing|TestDeleteLeavesNothing|TestReconcile|TestTunnelTwoHosts|TestTunnelIPv6|TestController|TestCNIPlugin|TestControllerAttachAPI|TestWarmPoolKernel|TestDatapathRestart|TestOVNAttach)$$
+RUN ?= $(KERNEL_TESTS)
+e2e-kernel:
+	$(GO) run ./test/vm -run '$(RUN)'
+
+# The kernel datapath's benchmarks, in the same VM (ratios only: emulated).
+bench-kernel:
+	$(GO) run ./test/vm -bench ./bench/kernel -bench-out bench/results/kernel.json
+
 # The README's pictures of the controller's page and of `show -o svg`,
 # taken by the browser test.
 screenshots: build
@@ -54,6 +69,9 @@ bench: build
 	$(GO) run ./bench/ovn -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
-# All tests: formatting and vet, unit tests, end-to-end tests on real OVS.
+# All tests: formatting and vet, unit tests, end-to-end tests on real OVS's
+# userspace datapath here, then on its kernel datapath in a VM.
 test: deps vet
 	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) run ./test/vm -run '$(KERNEL_TESTS)'
+

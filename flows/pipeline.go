@@ -22,12 +22,15 @@
 // a hash of the owning object, so that one object's flows are replaced or
 // removed with one cookie mask in one bundle.
 //
-// Per container port: 1 classifier, 1-7 spoof guard (MAC only; or IPv4 +
-// ARP; plus IPv6, IPv6 link-local and 3 for its neighbour advertisements),
-// 1 ARP responder per IPv4, 1 ND responder per IPv6, 1 L2 flow: at most 11. Per link: 1 per family and port.
-// An ND responder rewrites a solicitation in table 20 and table 21 finishes
-// the advertisement (its target link-layer option can only be set once the
-// packet is an advertisement).
+// Per container port: 1 classifier, 1-8 spoof guard (MAC only; or IPv4 +
+// ARP; plus IPv6, IPv6 link-local and 4 for its neighbour advertisements),
+// 1 ARP responder per IPv4, 1 ND responder per IPv6, 1 L2 flow: at most 12.
+// Per link: 1 per family and port.
+// An ND responder notes the owner's port and rewrites a copy of the
+// solicitation in table 20; table 21 finishes that advertisement (its
+// target link-layer option can only be set once the packet is one) where
+// the datapath can write ND options, and table 22 relays the solicitation
+// itself to the owner where it cannot (Bridge.AnswerND).
 //
 // A network spanning hosts adds bridge-wide flows (tunnelFlows): tunnel
 // ports are kind 3 (KindTunnel); what this host cannot deliver goes to every

@@ -76,3 +76,21 @@ func (t *Tx) createDatapath(dp string, ext map[string]string) {
 	o, all := t.root()
 	t.add(t.c.WhereAll(o, all).Mutate(o, model.Mutation{Field: &o.Datapaths, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{dp: d.UUID}}))
 }
+
+// ReadDatapathCapabilities is DatapathCapabilities without making the row
+// or waiting: nil when there is no row for dp yet.
+func (c *Client) ReadDatapathCapabilities(ctx context.Context, dp string) (map[string]string, error) {
+	roots, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "_uuid", "datapaths")
+	if err != nil || len(roots) == 0 {
+		return nil, err
+	}
+	uuid, ok := roots[0].Datapaths[dp]
+	if !ok {
+		return nil, nil
+	}
+	rows, err := Select[vswitchd.Datapath](ctx, c, []ovsdb.Condition{ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: uuid})}, "_uuid", "capabilities")
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return rows[0].Capabilities, nil
+}

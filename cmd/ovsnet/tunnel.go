@@ -12,7 +12,7 @@ import (
 func tunnelCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "tunnel add|del|list",
-		Short: "Join a bridge to the same network on other hosts (VXLAN or GRE)",
+		Short: "Join a bridge to the same network on other hosts (VXLAN, GRE or Geneve)",
 		Long: `A network spans hosts when each host creates the bridge with the same
 --subnet and its own --ip-range, and adds a tunnel to every other host (a full
 mesh: ARP and unknown unicast go to every tunnel but never from one tunnel to
@@ -24,12 +24,14 @@ makes ("vx..."; one per bridge, each remote an entry of its forwarding
 table), joined to the bridge's internal port "tk..." through tc redirects
 and a macvlan "mv...": the kernel encapsulates, the containers keep their
 offloads, and the underlay device is left alone.
-GRE (and VXLAN with --device ovs) is OVS's own tunnel port: OVS
+GRE and Geneve (and VXLAN with --device ovs) are OVS's own tunnel ports: OVS
 encapsulates by itself and needs the local underlay address on an OVS
 bridge, so the first such tunnel moves the address (and its routes) from
 its device to a bridge "ovs-DEV" and the host's last one (tunnel del,
 del-br) moves it back; containers on such a bridge compute their own
-checksums. On the kernel datapath every tunnel is OVS's own port.`,
+checksums. On the kernel datapath every tunnel is OVS's own port, a kernel
+vport that the kernel encapsulates and routes for: the underlay device and
+its address stay as they are, and containers keep their offloads.`,
 		Example: `  # host A (192.0.2.1)                      # host B (192.0.2.2)
   ovsnet add-br br0 --subnet 10.97.0.0/16 --ip-range 10.97.1.0/24     # B: --ip-range 10.97.2.0/24
   ovsnet tunnel add br0 192.0.2.2                                      # B: ovsnet tunnel add br0 192.0.2.1
@@ -44,14 +46,14 @@ func tunnelAddCmd(g *globals) *cobra.Command {
 	var o network.TunnelOptions
 	var key uint32
 	c := &cobra.Command{
-		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre] [--key N] [--local-ip IP] [--device kernel|ovs]",
+		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre|geneve] [--key N] [--local-ip IP] [--device kernel|ovs]",
 		Short: "Add a tunnel from BRIDGE to the host at REMOTE_IP",
 		Long: `Add a tunnel to the host whose underlay address is REMOTE_IP (the other host
 runs the same command with this host's address, and the same --type and
 --key). The local address is the source of the route to REMOTE_IP unless
 --local-ip says otherwise. Unless the bridge was given --mtu, its containers'
-MTU becomes the underlay's less the encapsulation (VXLAN 50 bytes, GRE with
-its key 42) for containers attached from now on. Running it again changes
+MTU becomes the underlay's less the encapsulation (VXLAN and Geneve 50
+bytes, GRE with its key 42) for containers attached from now on. Running it again changes
 nothing.`,
 		Example: "  ovsnet tunnel add br0 192.0.2.2\n  ovsnet tunnel add br0 192.0.2.3 --type gre --key 7 --local-ip 192.0.2.1",
 		Args:    exactArgs("BRIDGE", "REMOTE_IP"),
@@ -78,8 +80,8 @@ nothing.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.Type, "type", "vxlan", "vxlan or gre")
-	f.Uint32Var(&key, "key", 0, "VXLAN network identifier or GRE key (the same on both hosts)")
+	f.StringVar(&o.Type, "type", "vxlan", "vxlan, gre or geneve (on the kernel datapath each is a kernel vport; on the userspace one GRE and Geneve move the underlay address onto an OVS bridge)")
+	f.Uint32Var(&key, "key", 0, "VXLAN or Geneve network identifier, or GRE key (the same on both hosts)")
 	f.StringVar(&o.LocalIP, "local-ip", "", "this host's underlay address (default: the route's source toward REMOTE_IP)")
 	f.StringVar(&o.Device, "device", "", "VXLAN on the userspace datapath: kernel (a kernel VXLAN device, the default) or ovs (OVS's own tunnel port, which moves the underlay address)")
 	return c

@@ -79,7 +79,9 @@ func doctorOVS(h *network.Host, ctx context.Context, o Options) []Finding {
 		return append(fs, Finding{"bridges", StatusProblem, err.Error(), ""})
 	}
 	dp := network.DetectDatapath()
-	fs = append(fs, doctorDatapath(dp), doctorTSO(dp, root.OtherConfig, topo))
+	fs = append(fs, doctorDatapath(dp))
+	fs = append(fs, doctorFeatures(ctx, h, dp, topo)...)
+	fs = append(fs, doctorTSO(dp, root.OtherConfig, topo))
 	fs = append(fs, doctorForwarding(topo), doctorMTU(topo))
 	return append(fs, doctorIntent(topo)...)
 }
@@ -106,6 +108,39 @@ func doctorDatapath(dp string) Finding {
 	}
 	return Finding{"datapath", StatusOK, "userspace (netdev: no openvswitch kernel module): internal ports by default", ""}
 }
+
+// doctorFeatures reports, per datapath type ovsnet's bridges use, what
+// ovs-vswitchd says that datapath can do (OVSDB's Datapath table, which
+// add-br fills) and what ovsnet does differently because of it; and a
+// kernel datapath deleted under ovs-vswitchd.
+func doctorFeatures(ctx context.Context, h *network.Host, dp string, topo *ovsdb.Topology) []Finding {
+	used := map[string]*vswitchd.Bridge{}
+	for i := range topo.Bridges {
+		if b := &topo.Bridges[i]; intent.Owned(b.ExternalIDs) {
+			used[network.DatapathOf(b)] = b
+		}
+	}
+	var fs []Finding
+	for _, t := range []string{network.DatapathSystem, network.DatapathNetdev} {
+		b, ok := used[t]
+		if !ok {
+			continue
+		}
+		if err := network.CheckKernelDatapath(b); err != nil {
+			fs = append(fs, Finding{"datapath " + t, StatusProblem, err.Error(), "restart ovs-vswitchd, then ovsnet reconcile"})
+			continue
+		}
+		caps, err := h.DB.ReadDatapathCapabilities(ctx, t)
+		if err != nil || len(caps) == 0 {
+			fs = append(fs, Finding{"datapath " + t, StatusNote, fmt.Sprintf("capabilities not reported yet (%v)", cmp.Or[error](err, errNotProbed)), "ovsnet reconcile probes them"})
+			continue
+		}
+		fs = append(fs, Finding{"datapath " + t, StatusOK, network.DescribeFeatures(t, caps), ""})
+	}
+	return fs
+}
+
+var errNotProbed = fmt.Errorf("no Datapath row: no bridge probed it")
 
 // doctorTSO checks that the userspace datapath runs with userspace TSO:
 // set in OVSDB, and in force (the taps ovs-vswitchd opened have virtio-net

@@ -38,8 +38,8 @@ const (
 	// bridge: how its datapath takes neighbour solicitations, probed once
 	// (OVS's nd_ext capability): NDAnswer (flows answer them) or NDRelay
 	// (each goes to its target's owner).
-	KeyND = "ovsnet-nd"
-	KeyGen       = ovsdb.KeyGen        // bridge: bumped by every attach and detach (optimistic concurrency)
+	KeyND  = "ovsnet-nd"
+	KeyGen = ovsdb.KeyGen // bridge: bumped by every attach and detach (optimistic concurrency)
 	// Bridge allocation state, so that an attach reads O(1) rows however
 	// many ports the bridge has. All are starting points for probes, which
 	// give uniqueness: a missing or stale value costs probes, not duplicates.

@@ -69,7 +69,7 @@ func decodeTunnel(bridge, remote, v string) Tunnel {
 		switch k {
 		case "type":
 			t.Type = val
-			if val != "vxlan" && val != "gre" {
+			if val != "vxlan" && val != "gre" && val != "geneve" {
 				return bad("unknown type")
 			}
 		case "key":

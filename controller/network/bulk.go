@@ -98,6 +98,9 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 	}
 	br := &snap.Bridge
 	r.setBridge(br)
+	if err := r.checkTypes(); err != nil {
+		return nil, err
+	}
 	in, err := scanInUse(ctx, h, snap)
 	if err != nil {
 		return nil, err

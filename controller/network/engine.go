@@ -194,8 +194,12 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 }
 
 // checkTypes refuses the items whose type the bridge's datapath cannot
-// carry (checkType).
+// carry (checkType), once the bridge is read (add-ports reads it in
+// allocate, and checks there).
 func (r *attachRun) checkTypes() error {
+	if r.br == nil {
+		return nil
+	}
 	for i, it := range r.items {
 		if err := checkType(DatapathOf(r.br), it.o.Type); err != nil {
 			return r.itemErr(i, it.o, fmt.Errorf("bridge %s: %w", r.bridge, err))

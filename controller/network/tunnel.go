@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -25,8 +26,9 @@ import (
 // tunnel's own header, the inner Ethernet header): a container's MTU is the
 // underlay's minus this.
 const (
-	TunnelVXLAN = "vxlan"
-	TunnelGRE   = "gre"
+	TunnelVXLAN  = "vxlan"
+	TunnelGRE    = "gre"
+	TunnelGeneve = "geneve" // OVS's own tunnel, as GRE (no kernel device path)
 )
 
 // NoTxOffload says whether a container interface must compute its own
@@ -41,7 +43,8 @@ func NoTxOffload(b intent.Bridge, typ, dp string, tso func() bool) bool {
 }
 
 // TunnelOverhead is the encapsulation overhead of a tunnel type over IPv4:
-// VXLAN 20+8+8+14 = 50; GRE with a key 20+8+14 = 42.
+// VXLAN and Geneve (without options) 20+8+8+14 = 50; GRE with a key
+// 20+8+14 = 42.
 func TunnelOverhead(typ string) int {
 	if typ == TunnelGRE {
 		return 42
@@ -234,8 +237,8 @@ func (o *TunnelOptions) check() (remote netip.Addr, key uint32, err error) {
 	if o.Type == "" {
 		o.Type = TunnelVXLAN
 	}
-	if o.Type != TunnelVXLAN && o.Type != TunnelGRE {
-		return remote, 0, fmt.Errorf("unknown tunnel type %q: use vxlan or gre", o.Type)
+	if o.Type != TunnelVXLAN && o.Type != TunnelGRE && o.Type != TunnelGeneve {
+		return remote, 0, fmt.Errorf("unknown tunnel type %q: use vxlan, gre or geneve", o.Type)
 	}
 	if o.Device != "" && o.Device != "kernel" && o.Device != "ovs" {
 		return remote, 0, fmt.Errorf("unknown --device %q: use kernel or ovs", o.Device)
@@ -243,8 +246,8 @@ func (o *TunnelOptions) check() (remote netip.Addr, key uint32, err error) {
 	if o.Key != nil {
 		key = *o.Key
 	}
-	if o.Type == TunnelVXLAN && key >= 1<<24 {
-		return remote, 0, fmt.Errorf("--key %d: a VXLAN network identifier has 24 bits (0..16777215)", key)
+	if o.Type != TunnelGRE && key >= 1<<24 {
+		return remote, 0, fmt.Errorf("--key %d: a %s network identifier has 24 bits (0..16777215)", key, strings.ToUpper(o.Type))
 	}
 	return remote, key, nil
 }

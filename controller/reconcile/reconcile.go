@@ -264,6 +264,10 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	tell.Phase("reconcile "+b.Name+" (flows, then ports)", len(ifs)+1)
 	decoded := network.DecodePorts(ifs, ports)
 	bad := network.BadIntentOf(b, decoded)
+	if err := network.CheckKernelDatapath(b); err != nil {
+		c.add("", err) // nothing here can bring it back
+		return bad
+	}
 	if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
 		c.addAll(h.ConvergeBridge(ctx, b.Name, b.ExternalIDs))
 	}

@@ -254,7 +254,7 @@ func (e *env) flowCounts(bridge string) map[string]int {
 	return n
 }
 
-// At most 11 flows per port, none left after del-port; reconcile during a
+// At most 12 flows per port, none left after del-port; reconcile during a
 // 20 ms ping repairs drift and loses no packet.
 func TestFlowsPerPortAndResync(t *testing.T) {
 	e := newEnv(t)
@@ -274,8 +274,8 @@ func TestFlowsPerPortAndResync(t *testing.T) {
 	for c, n := range base {
 		if strings.HasPrefix(c, "0x2") && len(c) == 17 {
 			perPort++
-			if n != 11 { // flows.PortFlows: 8, and 3 holding its neighbour advertisements to its own
-				t.Fatalf("dual-stack port %s has %d flows, want 11", c, n)
+			if n != 12 { // flows.PortFlows: 8, and 4 holding its neighbour advertisements to its own
+				t.Fatalf("dual-stack port %s has %d flows, want 12", c, n)
 			}
 		}
 	}
@@ -293,8 +293,8 @@ func TestFlowsPerPortAndResync(t *testing.T) {
 	for _, n := range after {
 		total += n
 	}
-	if total != bridge+11 {
-		t.Fatalf("after del-port: %v (want only the bridge's %d flows and c1's 11; the link's flows go with c2)", after, bridge)
+	if total != bridge+12 {
+		t.Fatalf("after del-port: %v (want only the bridge's %d flows and c1's 12; the link's flows go with c2)", after, bridge)
 	}
 	e.must("add-port", "br0", "eth1", c2, "--ip")
 	ping(t, c1, "10.63.0.3")

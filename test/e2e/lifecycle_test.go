@@ -39,11 +39,11 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	c1, c2, c3 := e.container(), e.container(), e.container()
 	e.must("add-br", "br0", "--subnet", "10.55.0.0/24")
 	e.must("add-port", "br0", "eth1", c1, "--ip", "--type", "veth")
-	e.must("add-port", "br0", "eth1", c2, "--ip", "--type", "internal")
+	e.must("add-port", "br0", "eth1", c2, "--ip", "--type", otherType())
 	e.must("add-port", "br0", "eth1", c3, "--ip", "--type", "veth")
-	e.must("add-port", "br0", "eth2", c3, "--ip", "--type", "internal")
-	if n := len(e.hostPorts()); n != 2 {
-		t.Fatalf("want 2 veth host ends in the host, got %v", e.hostPorts())
+	e.must("add-port", "br0", "eth2", c3, "--ip", "--type", otherType())
+	if n, want := len(e.hostPorts()), map[bool]int{false: 2, true: 4}[kernelDatapath]; n != want {
+		t.Fatalf("want %d veth host ends in the host, got %v", want, e.hostPorts())
 	}
 
 	e.must("del-port", "br0", "eth1", c1)
@@ -173,7 +173,7 @@ func TestInterruptedAttachFinished(t *testing.T) {
 	e.must("add-br", "br0", "--subnet", "10.67.0.0/24")
 	var p1, p2, p3 portJSON
 	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c1, "--ip", "--type", "veth", "-o", "json")), &p1)
-	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c2, "--ip", "--type", "internal", "-o", "json")), &p2)
+	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c2, "--ip", "--type", otherType(), "-o", "json")), &p2)
 	json.Unmarshal([]byte(e.must("add-port", "br0", "eth1", c3, "--ip", "--type", "veth", "-o", "json")), &p3)
 	if st, _ := e.sb.Vsctl("get", "interface", p1.OVSPort, "external_ids:ovsnet-state"); strings.Trim(strings.TrimSpace(st), `"`) != "ready" {
 		t.Fatalf("state after a finished attach: %q", st)

@@ -55,6 +55,7 @@ func addrOf(p portJSON) string { return strings.Split(p.Addresses[0], "/")[0] }
 // address bypasses it, the pool refills, and del-br takes every pool's
 // port with the bridge.
 func TestWarmPool(t *testing.T) {
+	onlyUserspace(t, "its pools hold internal ports, which the kernel datapath cannot rename in a container (TestWarmPoolKernel)")
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
 	e.must("add-br", "br1", "--subnet", "10.85.0.0/24", "--icc=false")
@@ -233,6 +234,7 @@ func (e *env) checkPool(when string) {
 // whole, nothing leaked; the CLI whose request was lost finishes its
 // attach itself.
 func TestWarmPoolKilled(t *testing.T) {
+	onlyUserspace(t, "its pools hold internal ports, which the kernel datapath cannot rename in a container (TestWarmPoolKernel)")
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.87.0.0/24")
 	cs := []string{e.container(), e.container(), e.container()}
@@ -308,6 +310,7 @@ func TestWarmPoolKilled(t *testing.T) {
 // A CNI ADD (automatic addressing, its default) through the controller
 // takes a pool's port; CHECK passes on it and DEL removes it.
 func TestCNIFromPool(t *testing.T) {
+	onlyUserspace(t, "its pools hold internal ports, which the kernel datapath cannot rename in a container (TestWarmPoolKernel)")
 	e := newEnv(t)
 	e.startController("127.0.0.1:19486", "--resync", "1h", "--pool", "2") // the default type only: internal here
 	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"ovt-pool","type":"ovsnet","bridge":"br-cp","subnet":"10.88.0.0/24","ovsdb":%q}`, e.sb.DB())

@@ -122,7 +122,7 @@ func peerAddr(t *testing.T, src, dst, addr string) string {
 // from their hosts' ranges, MTU leaves room for the encapsulation and
 // full-size segments pass, tunnel del cuts the path.
 func TestTunnelTwoHosts(t *testing.T) {
-	for _, typ := range []string{"vxlan", "gre"} {
+	for _, typ := range []string{"vxlan", "gre", "geneve"} {
 		t.Run(typ, func(t *testing.T) {
 			hs := newHosts(t, 2)
 			a, b := hs[0], hs[1]
@@ -130,8 +130,13 @@ func TestTunnelTwoHosts(t *testing.T) {
 			run(t, "ip", "-n", a.sb.Netns, "route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "ul0")
 			mesh(t, hs, typ)
 			// VXLAN is a kernel device: the underlay stays where it is.
-			// GRE is OVS's own: the address and its routes move to ovs-ul0.
-			underlay := map[string]string{"vxlan": "ul0", "gre": "ovs-ul0"}[typ]
+			// GRE and Geneve are OVS's own: on the userspace datapath the
+			// address and its routes move to ovs-ul0; on the kernel
+			// datapath they are kernel vports, and nothing moves.
+			underlay := map[string]string{"vxlan": "ul0", "gre": "ovs-ul0", "geneve": "ovs-ul0"}[typ]
+			if kernelDatapath {
+				underlay = "ul0"
+			}
 			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev "+underlay) {
 				t.Fatalf("route to 198.51.100.0/24 not on %s: %q", underlay, out)
 			}
@@ -147,7 +152,7 @@ func TestTunnelTwoHosts(t *testing.T) {
 			if got := addrs(t, cb); !strings.Contains(strings.Join(got, " "), "10.97.2.2/16") {
 				t.Fatalf("host B's container has %v, want 10.97.2.2/16 from B's range", got)
 			}
-			want := map[string]string{"vxlan": "1450", "gre": "1458"}[typ]
+			want := map[string]string{"vxlan": "1450", "gre": "1458", "geneve": "1450"}[typ]
 			if got := mtuOf(t, ca, "eth1"); got != want {
 				t.Fatalf("container MTU %s over %s, want %s (underlay 1500)", got, typ, want)
 			}

@@ -8,6 +8,7 @@
 // host. Its output is the test binary's; its exit code the binary's.
 //
 //	go run ./test/vm -run 'TestSeedScenario|TestSpoofGuard'
+//	go run ./test/vm -bench ./bench/kernel
 //
 // Without KVM (or with a nested one that cannot run a stock kernel) qemu
 // emulates the CPU: 20-45x slower than the host, so compare ratios measured
@@ -35,6 +36,8 @@ func main() {
 	flag.StringVar(&o.pkg, "pkg", "./test/e2e", "the test package to build and run")
 	flag.StringVar(&o.script, "script", "", "run this shell script in the VM instead of the tests (the built binaries are in /job)")
 	flag.StringVar(&o.testArgs, "args", "", "more arguments for the test binary, such as -test.count=2")
+	flag.StringVar(&o.bench, "bench", "", "run this benchmark command (a package, such as ./bench/kernel) in the VM instead of the tests")
+	flag.StringVar(&o.benchOut, "bench-out", "bench/results/kernel.json", "where the benchmark's result file goes")
 	flag.Parse()
 	rc, err := run(o)
 	if err != nil {
@@ -46,6 +49,7 @@ func main() {
 
 type options struct {
 	run, kver, cache, pkg, script, testArgs string
+	bench, benchOut                         string
 	mem, cpus                               int
 	timeout                                 time.Duration
 }
@@ -69,25 +73,39 @@ func run(o options) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(job)
-	if err := build(root, job, o.pkg); err != nil {
+	if err := build(root, job, o); err != nil {
 		return 0, err
 	}
 	script := o.script
 	if script == "" {
-		script = filepath.Join(job, "tests.sh")
-		if err := os.WriteFile(script, []byte(testScript(filepath.Join(root, o.pkg), o)), 0o755); err != nil {
+		body := testScript(filepath.Join(root, o.pkg), o)
+		if o.bench != "" {
+			body = fmt.Sprintf("cd %q && /job/bench -ovsnet /job/ovsnet -out /job/result.json\n", root)
+		}
+		script = filepath.Join(job, "job-script.sh")
+		if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 			return 0, err
 		}
 	}
-	return boot(k, job, script, o)
+	rc, err := boot(k, job, script, o)
+	if err == nil && rc == 0 && o.bench != "" {
+		b, err := os.ReadFile(filepath.Join(job, "result.json"))
+		if err != nil {
+			return 0, fmt.Errorf("the benchmark wrote no result: %w", err)
+		}
+		return rc, os.WriteFile(filepath.Join(root, o.benchOut), b, 0o644)
+	}
+	return rc, err
 }
 
 // build compiles ovsnet (static, as make build does) and the test binary
 // into job: Go builds in the guest would take minutes.
-func build(root, job, pkg string) error {
-	steps := [][]string{
-		{"go", "build", "-o", filepath.Join(job, "ovsnet"), "./cmd/ovsnet"},
-		{"go", "test", "-c", "-o", filepath.Join(job, "e2e.test"), pkg},
+func build(root, job string, o options) error {
+	steps := [][]string{{"go", "build", "-o", filepath.Join(job, "ovsnet"), "./cmd/ovsnet"}}
+	if o.bench != "" {
+		steps = append(steps, []string{"go", "build", "-o", filepath.Join(job, "bench"), o.bench})
+	} else {
+		steps = append(steps, []string{"go", "test", "-c", "-o", filepath.Join(job, "e2e.test"), o.pkg})
 	}
 	for _, s := range steps {
 		c := exec.Command(s[0], s[1:]...)
