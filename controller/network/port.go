@@ -11,6 +11,9 @@ import (
 	"slices"
 	"time"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -413,8 +416,30 @@ func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container s
 	if err != nil {
 		return err
 	}
-	_, err = h.detachContainer(ctx, bridge, container, iface)
-	return err
+	n, err := h.detachContainer(ctx, bridge, container, iface)
+	if err != nil || n > 0 {
+		return err
+	}
+	return h.dropStrayHostEnd(ctx, attach.HostName(bridge, container, iface))
+}
+
+// dropStrayHostEnd deletes the veth host end named name when no OVS
+// interface holds it: its port was deleted behind ovsnet's back
+// (ovs-vsctl del-port lets the device go, and the kernel datapath then
+// leaves it in the host). The runtime's DEL is the last word on it.
+func (h *Host) dropStrayHostEnd(ctx context.Context, name string) error {
+	ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid")
+	if err != nil || len(ifs) > 0 {
+		return err
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil || l.Type() != "veth" {
+		return nil
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		return fmt.Errorf("delete %s, the host end of a veth whose OVS port is gone: %w", name, err)
+	}
+	return nil
 }
 
 // DelPorts detaches all interfaces of the containers from bridge, in one

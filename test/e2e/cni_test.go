@@ -19,11 +19,16 @@ var cnitoolBuild struct {
 	err  error
 }
 
-// cnitool builds CNI's cnitool once per test run.
+// cnitool builds CNI's cnitool once per test run, unless it was built
+// beside a prebuilt ovsnet (test/vm builds both on the host).
 func cnitool(t *testing.T) string {
 	t.Helper()
 	cnitoolBuild.once.Do(func() {
 		dir := filepath.Join(filepath.Dir(ovsnetBin), "cnitool-bin")
+		if _, err := os.Stat(filepath.Join(dir, "cnitool")); err == nil && os.Getenv("OVSNET_BIN") != "" {
+			cnitoolBuild.path = filepath.Join(dir, "cnitool")
+			return
+		}
 		c := exec.Command("go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1")
 		c.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0")
 		if out, err := c.CombinedOutput(); err != nil {

@@ -98,14 +98,16 @@ func run(o options) (int, error) {
 	return rc, err
 }
 
-// build compiles ovsnet (static, as make build does) and the test binary
-// into job: Go builds in the guest would take minutes.
+// build compiles ovsnet (static, as make build does), the test binary and
+// the cnitool the CNI tests drive into job: Go builds in the guest would
+// take minutes, and it has no network to fetch modules.
 func build(root, job string, o options) error {
 	steps := [][]string{{"go", "build", "-o", filepath.Join(job, "ovsnet"), "./cmd/ovsnet"}}
 	if o.bench != "" {
 		steps = append(steps, []string{"go", "build", "-o", filepath.Join(job, "bench"), o.bench})
 	} else {
-		steps = append(steps, []string{"go", "test", "-c", "-o", filepath.Join(job, "e2e.test"), o.pkg})
+		steps = append(steps, []string{"go", "test", "-c", "-o", filepath.Join(job, "e2e.test"), o.pkg},
+			[]string{"env", "GOBIN=" + filepath.Join(job, "cnitool-bin"), "go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1"})
 	}
 	for _, s := range steps {
 		c := exec.Command(s[0], s[1:]...)
