@@ -49,6 +49,7 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 hostname ovsnet-vm; ip link set lo up
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb
 for m in ` + strings.Join(guestModules, " ") + `; do modprobe $m || echo "vm: modprobe $m failed"; done
+cp -a /job/bin ` + guestBin + `
 echo "vm: kernel $(uname -r), up $(cut -d' ' -f1 /proc/uptime)s" > /job/out
 bash /job/job.sh >> /job/out 2>&1
 echo $? > /job/rc.tmp && mv /job/rc.tmp /job/rc
