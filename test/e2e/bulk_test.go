@@ -38,10 +38,10 @@ func TestAddPortsBulk(t *testing.T) {
 	write("# web tier",
 		"eth1 "+cs[0],
 		"",
-		"eth1 "+cs[1]+" --type internal",
+		"eth1 "+cs[1]+" --type "+otherType(),
 		"eth1 "+cs[2]+" --ip=10.71.0.50/24",
 		"eth1 "+cs[3],
-		"eth1 "+cs[4]+" --type internal")
+		"eth1 "+cs[4]+" --type "+otherType())
 	out := e.must("add-ports", "br0", list, "--ip", "--type", "veth")
 	for _, want := range []string{
 		"attached " + cs[0] + ":eth1 to br0", "(veth)", "(internal)",

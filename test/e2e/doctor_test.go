@@ -21,6 +21,7 @@ func (e *env) doctor() (string, bool) {
 // ovs-vswitchd restarted, doctor passes and containers' TCP runs at least
 // 3x as fast.
 func TestDoctorUserspaceTSO(t *testing.T) {
+	onlyUserspace(t, "userspace TSO is the userspace datapath's")
 	e := newEnvWith(t, sandbox.Options{NoUserspaceTSO: true})
 	if out, ok := e.doctor(); ok || !strings.Contains(out, "PROBLEM  userspace TSO: off") || !strings.Contains(out, "fix: ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true") {
 		t.Fatalf("doctor without userspace TSO passed or did not say so:\n%s", out)

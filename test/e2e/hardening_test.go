@@ -414,7 +414,7 @@ func TestKilledDetachFinished(t *testing.T) {
 		}
 		for i, c := range cs {
 			if !slices.Contains(links(t, c), "eth1") {
-				typ := []string{"veth", "internal"}[(i+round)%2]
+				typ := []string{"veth", otherType()}[(i+round)%2]
 				e.must("add-port", "br1", "eth1", c, "--ip", "--type", typ, "-p", strconv.Itoa(9100+i)+":80")
 			}
 		}

@@ -92,6 +92,15 @@ func onlyUserspace(t *testing.T, why string) {
 	}
 }
 
+// notInVM skips a test in test/vm's VM (which sets OVSNET_VM), saying why:
+// it has no network, no Docker engine and an emulated CPU.
+func notInVM(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("OVSNET_VM") != "" {
+		t.Skip("not in the kernel-datapath VM: " + why)
+	}
+}
+
 // onlyKernel skips a test of the kernel datapath on the userspace one.
 func onlyKernel(t *testing.T, why string) {
 	t.Helper()

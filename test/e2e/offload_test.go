@@ -27,6 +27,7 @@ func txCsum(t *testing.T, netns, dev string) string {
 // the other setting, reconcile changes the veths already attached, both ways,
 // and TCP gets through every time.
 func TestVethOffloadFollowsTSO(t *testing.T) {
+	onlyUserspace(t, "offloads follow userspace TSO, which only the userspace datapath has")
 	e := newEnv(t) // userspace TSO on
 	c1, c2, c3 := e.container(), e.container(), e.container()
 	e.must("add-br", "br0", "--subnet", "10.79.0.0/24")

@@ -58,7 +58,13 @@ func TestOVNJoin(t *testing.T) {
 	if err := json.Unmarshal([]byte(hs[0].must("ovn", "join", sb, "--encap-ip", underlayAddr(0), "-o", "json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if !st.Controller || !st.InSB || st.EncapIP != underlayAddr(0) || st.Datapath != "netdev" || st.Underlay != "ovs-ul0" || st.SystemID == "" {
+	// On the kernel datapath br-int is a system bridge and Geneve a kernel
+	// vport: no datapath type to set, and the underlay stays where it is.
+	wantDP, wantUL := "netdev", "ovs-ul0"
+	if kernelDatapath {
+		wantDP, wantUL = "", ""
+	}
+	if !st.Controller || !st.InSB || st.EncapIP != underlayAddr(0) || st.Datapath != wantDP || st.Underlay != wantUL || st.SystemID == "" {
 		t.Fatalf("join: %+v", st)
 	}
 	var again ovnStatus

@@ -23,6 +23,7 @@ import (
 // answers GET and the trace's POST only and sets no cookie. Screenshots go
 // to the test's artifact directory (and to $OVSNET_SCREENSHOTS if set).
 func TestPageInBrowser(t *testing.T) {
+	notInVM(t, "a headless browser under emulation takes minutes")
 	chrome, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium is not installed (apt-get install chromium; deploy/deps.sh does): the page is not tested in a browser")

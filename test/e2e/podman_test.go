@@ -106,6 +106,7 @@ func busyboxRootfs(t *testing.T) string {
 // Podman 4 on its CNI backend with ovsnet's network: containers reach each
 // other, -p answers from outside the host, and podman rm frees the address.
 func TestCNIPodman(t *testing.T) {
+	notInVM(t, "Podman's runtime needs the host's cgroups and storage")
 	e := newEnv(t)
 	p := e.podman()
 	p.start("ovt-web", []string{"-p", "18093:80"}, "busybox", "httpd", "-f", "-p", "80", "-h", "/")

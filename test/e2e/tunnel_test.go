@@ -383,6 +383,7 @@ func tunnelTamperedFailsClosed(t *testing.T, h *env, src, dst string) {
 // have their offloads turned off by it, and full-size TCP passes; on the
 // kernel's VXLAN device they keep them.
 func TestTunnelAfterAttach(t *testing.T) {
+	onlyUserspace(t, "only the userspace datapath's OVS tunnels take containers' offloads away")
 	for _, c := range []struct{ typ, offload string }{{"gre", "off"}, {"vxlan", "on"}} {
 		t.Run(c.typ, func(t *testing.T) {
 			hs := newHosts(t, 2)
@@ -411,6 +412,7 @@ func TestTunnelAfterAttach(t *testing.T) {
 // tunnels were first made) moves to the spliced internal port on
 // reconcile, and the path works again; reconcile then has nothing to do.
 func TestTunnelKernelPortMoves(t *testing.T) {
+	onlyUserspace(t, "the kernel VXLAN device spliced to an internal port is the userspace datapath's")
 	hs := newHosts(t, 2)
 	mesh(t, hs, "vxlan")
 	var cs []string

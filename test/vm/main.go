@@ -130,7 +130,7 @@ func build(root, job string, o options) error {
 // directory (tests read files relative to it), with the prebuilt ovsnet.
 func testScript(dir string, o options) string {
 	return fmt.Sprintf(`set -u
-export OVSNET_BIN=%s/ovsnet OVSNET_DATAPATH_EXPECT=system
+export OVSNET_BIN=%s/ovsnet OVSNET_DATAPATH_EXPECT=system OVSNET_VM=1
 cd %q
 %s/e2e.test -test.v -test.count=1 -test.timeout=%s -test.run %q %s
 `, guestBin, dir, guestBin, o.timeout-2*time.Minute, o.run, o.testArgs)
