@@ -44,7 +44,7 @@ func TestAddPortsBulk(t *testing.T) {
 		"eth1 "+cs[4]+" --type "+otherType())
 	out := e.must("add-ports", "br0", list, "--ip", "--type", "veth")
 	for _, want := range []string{
-		"attached " + cs[0] + ":eth1 to br0", "(veth)", "(internal)",
+		"attached " + cs[0] + ":eth1 to br0", "(veth)", "(" + otherType() + ")",
 		"address 10.71.0.2/24", "address 10.71.0.3/24", "address 10.71.0.50/24", "address 10.71.0.5/24",
 	} {
 		if !strings.Contains(out, want) {
