@@ -59,12 +59,7 @@ func run(o options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if o.kver == "" {
-		if o.kver, err = currentKernel(); err != nil {
-			return 0, err
-		}
-	}
-	k, err := ensureKernel(o.cache, o.kver)
+	k, err := kernelFor(o)
 	if err != nil {
 		return 0, err
 	}
@@ -96,6 +91,31 @@ func run(o options) (int, error) {
 		return rc, os.WriteFile(filepath.Join(root, o.benchOut), b, 0o644)
 	}
 	return rc, err
+}
+
+// kernelFor is the kernel to boot: -kver's, or Debian's current one. When
+// apt's lists are missing or stale (the ABI they name no longer served),
+// it updates them once and tries again.
+func kernelFor(o options) (*kernel, error) {
+	try := func() (*kernel, error) {
+		ver := o.kver
+		if ver == "" {
+			var err error
+			if ver, err = currentKernel(); err != nil {
+				return nil, err
+			}
+		}
+		return ensureKernel(o.cache, ver)
+	}
+	k, err := try()
+	if err == nil {
+		return k, nil
+	}
+	fmt.Fprintf(os.Stderr, "vm: %v\nvm: updating apt's lists and trying again\n", err)
+	if out, uerr := exec.Command("apt-get", "update", "-q").CombinedOutput(); uerr != nil {
+		return nil, fmt.Errorf("%w (apt-get update: %v: %s)", err, uerr, out)
+	}
+	return try()
 }
 
 // guestBin is where the guest finds what build made (job/bin): copied
