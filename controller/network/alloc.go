@@ -315,7 +315,9 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 		r.alloc = a
 		return a.check(ctx, r)
 	}
-	r.setBridge(&brs[0])
+	if err := r.setBridge(&brs[0]); err != nil {
+		return err
+	}
 	if r.subnets, r.nb, err = it.rq.checkOn(r.bi); err != nil {
 		return err
 	}
@@ -343,7 +345,9 @@ func (probeAllocator) allocate(ctx context.Context, r *attachRun, again bool) (m
 		if err != nil {
 			return nil, err
 		}
-		r.setBridge(br)
+		if err := r.setBridge(br); err != nil {
+			return nil, err
+		}
 	}
 	cl, err := r.h.allocate(ctx, r.bi, r.subnets, it.rq.requested, it.rq.auto)
 	if err != nil {

@@ -97,8 +97,7 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 		return nil, noBridge(bridge)
 	}
 	br := &snap.Bridge
-	r.setBridge(br)
-	if err := r.checkTypes(); err != nil {
+	if err := r.setBridge(br); err != nil {
 		return nil, err
 	}
 	in, err := scanInUse(ctx, h, snap)

@@ -121,9 +121,6 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 	if err != nil {
 		return nil, err
 	}
-	if err := r.checkTypes(); err != nil {
-		return nil, err
-	}
 	if err := r.resolve(ctx); err != nil {
 		return nil, err
 	}
@@ -194,12 +191,8 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 }
 
 // checkTypes refuses the items whose type the bridge's datapath cannot
-// carry (checkType), once the bridge is read (add-ports reads it in
-// allocate, and checks there).
+// carry (checkType).
 func (r *attachRun) checkTypes() error {
-	if r.br == nil {
-		return nil
-	}
 	for i, it := range r.items {
 		if err := checkType(DatapathOf(r.br), it.o.Type); err != nil {
 			return r.itemErr(i, it.o, fmt.Errorf("bridge %s: %w", r.bridge, err))
@@ -259,9 +252,12 @@ func (r *attachRun) checkLinks() error {
 	})
 }
 
-// setBridge is the bridge as read, and its intent.
-func (r *attachRun) setBridge(br *vswitchd.Bridge) {
+// setBridge is the bridge as read, and its intent; every allocator calls
+// it once it has read the bridge, which refuses the items whose type the
+// bridge's datapath cannot carry (checkTypes).
+func (r *attachRun) setBridge(br *vswitchd.Bridge) error {
 	r.br, r.bi = br, intent.DecodeBridge(br.Name, br.ExternalIDs)
+	return r.checkTypes()
 }
 
 // fill works out item it's type, MTU, MAC and intent once its addresses

@@ -115,7 +115,9 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 		return err
 	}
 	r.bridge = br.Name
-	r.setBridge(br)
+	if err := r.setBridge(br); err != nil {
+		return err
+	}
 	r.bi.Subnets, r.bi.MTU = a.subs, a.mtu
 	r.subnets = r.bi.Subnets
 	if err := a.readGateway(ctx, r.h.DB); err != nil {

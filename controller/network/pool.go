@@ -176,7 +176,9 @@ func (r *attachRun) claimPooled(ctx context.Context, it *attachItem) (*vswitchd.
 			if err != nil {
 				return nil, err
 			}
-			r.setBridge(br)
+			if err := r.setBridge(br); err != nil {
+				return nil, err
+			}
 		}
 		ifc, err := r.pickPooled(ctx, it)
 		if ifc == nil || err != nil {
