@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
@@ -203,5 +204,25 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 	if len(mine) == 0 { // unlinked: remove its flows
 		mine = []flows.Change{{Cookie: flows.LinkCookie(src, dst), Mask: flows.ObjectMask}}
 	}
-	return h.Flows.Apply(bridge, mine...)
+	revokes := len(del) > 0
+	for k := range set {
+		_, had := br.ExternalIDs[k]
+		revokes = revokes || had // a link's ports replaced: some may be gone
+	}
+	if !revokes {
+		return h.Flows.Apply(bridge, mine...)
+	}
+	return h.revoke(ctx, bridge, mine...)
+}
+
+// revoke makes changes that take access away: once it returns, no packet
+// takes a path the old flows allowed, cached in the datapath or not.
+func (h *Host) revoke(ctx context.Context, bridge string, changes ...flows.Change) error {
+	if err := h.Flows.Apply(bridge, changes...); err != nil {
+		return err
+	}
+	if err := appctl.WaitRevalidated(ctx); err != nil {
+		return fmt.Errorf("%s's flows are changed, but ovs-vswitchd did not confirm that its datapath's cached flows were rechecked, so packets may pass as before for a while (ovs-appctl revalidator/wait): %w", bridge, err)
+	}
+	return nil
 }

@@ -777,7 +777,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if ok {
 		ch.Flows = flows.PortFlows(p)
 	}
-	if aerr := h.Flows.Apply(bridge, append(chs, ch)...); aerr != nil {
+	if aerr := h.revoke(ctx, bridge, append(chs, ch)...); aerr != nil {
 		return aerr
 	}
 	return err
