@@ -39,7 +39,10 @@ type Pool struct {
 	Types []string // the port types kept; none: each bridge's default type
 	mu    sync.Mutex
 	busy  map[string]bool // rows being taken here (by UUID)
-	wake  chan struct{}
+	// claims: per bridge, held while this process claims one of its
+	// pool's ports.
+	claims map[string]*sync.Mutex
+	wake   chan struct{}
 	// full: bridges whose subnet had no address left for a fill, by the
 	// bridge generation then: no fill is tried again until it changes.
 	full map[string]string
@@ -48,7 +51,7 @@ type Pool struct {
 // NewPool keeps size ports of each of types ready on every ovsnet bridge
 // with a subnet.
 func NewPool(size int, types []string) *Pool {
-	return &Pool{Size: size, Types: types, busy: map[string]bool{}, wake: make(chan struct{}, 1), full: map[string]string{}}
+	return &Pool{Size: size, Types: types, busy: map[string]bool{}, claims: map[string]*sync.Mutex{}, wake: make(chan struct{}, 1), full: map[string]string{}}
 }
 
 // Woken is signalled after a take: time to refill.
@@ -164,9 +167,14 @@ func (r *attachRun) takeFromPool(ctx context.Context) (*Port, error) {
 // other attach of the same container interface got in since it was
 // checked) and by the row being still as read: the item then holds the
 // port's name, number and intent, marked attaching. nil when no pool's
-// port is left.
+// port is left, or when claims lost every race to other writers of the
+// bridge: the item is then as it was, for the engine to attach a fresh
+// port. This process's claims on one bridge go one at a time (each is two
+// OVSDB round trips), since concurrent ones would only conflict.
 func (r *attachRun) claimPooled(ctx context.Context, it *attachItem) (*vswitchd.Interface, error) {
-	for attempt := 0; ; attempt++ {
+	defer r.h.Pool.claiming(r.bridge)()
+	before := *it
+	for attempt := 0; attempt < poolClaimAttempts; attempt++ {
 		if attempt > 0 {
 			time.Sleep(backoff(attempt - 1))
 			br, err := r.h.DB.GetBridge(ctx, r.bridge)
@@ -193,13 +201,33 @@ func (r *attachRun) claimPooled(ctx context.Context, it *attachItem) (*vswitchd.
 			return ifc, nil
 		}
 		r.h.Pool.release(ifc.UUID)
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+		*it = before // not this port's: a fresh attach must not take its name
+		if !errors.Is(err, ovsdb.ErrConflict) {
 			return nil, r.commitErr(err)
 		}
 		if err := r.alreadyAttached(ctx, it); err != nil {
 			return nil, err
 		}
 	}
+	return nil, nil
+}
+
+// poolClaimAttempts bounds the claims of one attach that lose to other
+// writers of the bridge before it attaches a fresh port instead.
+const poolClaimAttempts = 5
+
+// claiming takes bridge's claim lock of this process; the returned
+// function releases it.
+func (p *Pool) claiming(bridge string) func() {
+	p.mu.Lock()
+	m := p.claims[bridge]
+	if m == nil {
+		m = &sync.Mutex{}
+		p.claims[bridge] = m
+	}
+	p.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 // pickPooled reserves a ready pool's port of the item's type and gives

@@ -307,15 +307,25 @@ func TestControllerChangeRuns(t *testing.T) {
 	}
 }
 
-// 40 concurrent attaches while the controller runs, and the controller
-// killed with -9 half-way: all succeed with distinct addresses, nothing
-// leaks, and every container works.
+// 40 concurrent attaches while the controller runs (with no pool, and
+// with its default pool, whose 8 ports the first attaches claim), and the
+// controller killed with -9 half-way: all succeed with distinct addresses
+// and OVS ports, nothing leaks, and every container works.
 func TestControllerConcurrentAttach(t *testing.T) {
+	for _, pool := range []string{"0", "8"} {
+		t.Run("pool "+pool, func(t *testing.T) { concurrentAttach(t, pool) })
+	}
+}
+
+func concurrentAttach(t *testing.T, pool string) {
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.81.0.0/24")
 	const addr = "127.0.0.1:19478"
-	ctl := e.startController(addr)
+	ctl := e.startController(addr, "--pool", pool)
 	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+	if pool != "0" {
+		e.poolReady("br0", 8, otherType()) // the datapath's default type
+	}
 	const n = 40
 	cs := make([]string, n)
 	for i := range cs {
@@ -327,10 +337,11 @@ func TestControllerConcurrentAttach(t *testing.T) {
 		if i == n/2 {
 			ctl.Process.Signal(syscall.SIGKILL)
 			ctl.Wait()
-			e.startController(addr)
+			e.startController(addr, "--pool", pool)
 		}
 	}
 	seen := map[string]bool{}
+	ports := map[string]bool{}
 	for range cs {
 		r := <-results
 		if r.code != 0 {
@@ -340,15 +351,21 @@ func TestControllerConcurrentAttach(t *testing.T) {
 		if err := jsonUnmarshal(r.out, &p); err != nil || len(p.Addresses) != 1 {
 			t.Fatalf("attach output %q: %v", r.out, err)
 		}
-		if seen[p.Addresses[0]] {
-			t.Fatalf("address %s given twice", p.Addresses[0])
+		if seen[p.Addresses[0]] || ports[p.OVSPort] {
+			t.Fatalf("address %s or OVS port %s given twice", p.Addresses[0], p.OVSPort)
 		}
-		seen[p.Addresses[0]] = true
+		seen[p.Addresses[0]], ports[p.OVSPort] = true, true
 	}
 	eventually(t, 15*time.Second, "healthz after restart", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
-	// None but the attached veths' (the kernel datapath's default type).
-	if hp, want := e.hostPorts(), map[bool]int{false: 0, true: n}[kernelDatapath]; len(hp) != want {
-		t.Fatalf("links left in the host: %v, want %d", hp, want)
+	// In the host: the attached veths (the kernel datapath's default
+	// type) and the pool's ports, nothing else.
+	for _, p := range e.pool("br0") {
+		ports[p.OVSPort] = true
+	}
+	for _, l := range e.hostPorts() {
+		if !ports[l] {
+			t.Fatalf("link %s left in the host: neither attached nor the pool's (%d attached)", l, len(seen))
+		}
 	}
 	for _, c := range cs {
 		ping(t, c, "10.81.0.1")
