@@ -18,6 +18,7 @@ const (
 	ChainDNAT        = "OVSNET-DNAT"        // nat: published ports
 	ChainPostrouting = "OVSNET-POSTROUTING" // nat: masquerade, hairpin
 	ChainForward     = "OVSNET-FORWARD"     // filter: what may cross the host
+	ChainIsolate     = "OVSNET-ISOLATE"     // filter: no bridge reaches another
 	ChainUser        = "OVSNET-USER"        // filter: the administrator's
 )
 
@@ -161,6 +162,22 @@ type Bridge struct {
 // ports meets the administrator's chain before ovsnet accepts it.
 func ForwardHead() Rule {
 	return Rule{"filter", ChainForward, append([]string{"-m", "conntrack", "--ctstate", "DNAT"}, append(comment("to published ports: OVSNET-USER first"), "-j", ChainUser)...)}
+}
+
+// IsolationRules keep each of bridges from reaching any other (both
+// families; in any order of creation): in OVSNET-FORWARD, ahead of every
+// bridge's accepts, traffic in from one bridge and out of another goes to
+// OVSNET-ISOLATE, which drops it there if it leaves through any of them.
+// Published ports (DNAT) stay reachable from every bridge, as from
+// outside. Two stages make it one rule per bridge in each chain, not one
+// per pair.
+func IsolationRules(bridges []string) (jumps, drops []Rule) {
+	for _, b := range bridges {
+		c := comment("bridge " + b)
+		jumps = append(jumps, Rule{"filter", ChainForward, append([]string{"-i", b, "!", "-o", b, "-m", "conntrack", "!", "--ctstate", "DNAT"}, append(c, "-j", ChainIsolate)...)})
+		drops = append(drops, Rule{"filter", ChainIsolate, append([]string{"-o", b}, append(c, "-j", "DROP")...)})
+	}
+	return jumps, drops
 }
 
 // BridgeRules are a bridge's forwarding and masquerade rules. others are the

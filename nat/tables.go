@@ -14,13 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Tables applies rules with go-iptables, through whichever iptables backend
-// the host uses (legacy or nft).
+// Tables applies rules of one family with go-iptables, through whichever
+// iptables backend the host uses (legacy or nft).
 type Tables struct {
 	ipt *iptables.IPTables
+	v6  bool
 }
 
-// Open finds the host's iptables.
+// Open finds the host's iptables (IPv4: NAT, publishing, forwarding).
 func Open() (*Tables, error) {
 	ipt, err := iptables.New()
 	if err != nil {
@@ -29,13 +30,54 @@ func Open() (*Tables, error) {
 	return &Tables{ipt: ipt}, nil
 }
 
-var owned = []Rule{{"nat", ChainDNAT, nil}, {"nat", ChainPostrouting, nil}, {"filter", ChainForward, nil}, {"filter", ChainUser, nil}}
+// Open6 finds the host's ip6tables. IPv6 subnets are routed, not
+// translated: only forwarding rules (OVSNET-FORWARD, OVSNET-ISOLATE).
+func Open6() (*Tables, error) {
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv6)
+	if err != nil {
+		return nil, fmt.Errorf("ip6tables: %w (apt-get install iptables)", err)
+	}
+	return &Tables{ipt: ipt, v6: true}, nil
+}
+
+// chains are the chains ovsnet owns in this family; all but OVSNET-USER
+// (the last, IPv4 only) are synced and removed with the last bridge.
+func (t *Tables) chains() []Rule {
+	if t.v6 {
+		return []Rule{{"filter", ChainForward, nil}, {"filter", ChainIsolate, nil}}
+	}
+	return []Rule{{"nat", ChainDNAT, nil}, {"nat", ChainPostrouting, nil}, {"filter", ChainForward, nil}, {"filter", ChainIsolate, nil}, {"filter", ChainUser, nil}}
+}
+
+func (t *Tables) synced() []Rule {
+	if t.v6 {
+		return t.chains()
+	}
+	return t.chains()[:4]
+}
+
+// jumps are this family's rules in built-in chains.
+func (t *Tables) jumps() []Rule {
+	if t.v6 {
+		return []Rule{{"filter", "FORWARD", append(comment("container traffic"), "-j", ChainForward)}}
+	}
+	return append(Jumps(), LoopbackGuard())
+}
+
+// base is what ensureBase puts first in its chain: the jumps, and in IPv4
+// OVSNET-FORWARD's head.
+func (t *Tables) base() []Rule {
+	if t.v6 {
+		return t.jumps()
+	}
+	return append(t.jumps(), ForwardHead())
+}
 
 // ensureBase creates ovsnet's chains and the jumps into them, and puts the
 // administrator's chain first in OVSNET-FORWARD. Existing ones are left as
 // they are; OVSNET-USER is never flushed.
 func (t *Tables) ensureBase() (did []string, err error) {
-	for _, c := range owned {
+	for _, c := range t.chains() {
 		ok, err := t.ipt.ChainExists(c.Table, c.Chain)
 		if err != nil {
 			return did, err
@@ -47,7 +89,7 @@ func (t *Tables) ensureBase() (did []string, err error) {
 			did = append(did, "created chain "+c.Table+"/"+c.Chain)
 		}
 	}
-	for _, j := range append(Jumps(), ForwardHead(), LoopbackGuard()) {
+	for _, j := range t.base() {
 		n, err := t.count(j)
 		if err != nil {
 			return did, err
@@ -160,9 +202,10 @@ func (t *Tables) Sync(want []Rule, keep ...string) ([]string, error) {
 	for _, r := range want {
 		byChain[r.Table+"/"+r.Chain] = append(byChain[r.Table+"/"+r.Chain], r)
 	}
-	head := ForwardHead()
-	byChain["filter/"+ChainForward] = append([]Rule{head}, byChain["filter/"+ChainForward]...)
-	for _, c := range owned[:3] {
+	if !t.v6 {
+		byChain["filter/"+ChainForward] = append([]Rule{ForwardHead()}, byChain["filter/"+ChainForward]...)
+	}
+	for _, c := range t.synced() {
 		key := c.Table + "/" + c.Chain
 		d, err := t.syncChain(c.Table, c.Chain, byChain[key], keep)
 		if err != nil {
@@ -262,7 +305,7 @@ func unquote(tokens []string) []string {
 // OVSNET-USER goes only if the administrator left nothing in it.
 func (t *Tables) RemoveAll() error {
 	var errs []error
-	for _, j := range append(Jumps(), LoopbackGuard()) {
+	for _, j := range t.jumps() {
 		// A jump into a chain that is gone is gone too (iptables -C of it
 		// fails on the missing chain): nothing to remove.
 		if target := j.Spec[len(j.Spec)-1]; strings.HasPrefix(target, "OVSNET-") {
@@ -274,14 +317,14 @@ func (t *Tables) RemoveAll() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, c := range owned[:3] {
+	for _, c := range t.synced() {
 		if ok, _ := t.ipt.ChainExists(c.Table, c.Chain); ok {
 			if err := t.ipt.ClearAndDeleteChain(c.Table, c.Chain); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	if rs, err := t.ipt.List("filter", ChainUser); err == nil && len(rs) <= 1 {
+	if rs, err := t.ipt.List("filter", ChainUser); !t.v6 && err == nil && len(rs) <= 1 {
 		if err := t.ipt.DeleteChain("filter", ChainUser); err != nil {
 			errs = append(errs, err)
 		}

@@ -183,7 +183,7 @@ func doctorForwarding(topo *ovsdb.Topology) Finding {
 	if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "1" {
 		off = append(off, "net.ipv4.ip_forward")
 	}
-	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); p.IPv6 && strings.TrimSpace(string(b)) != "1" {
+	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding"); len(p.IPv6) > 0 && strings.TrimSpace(string(b)) != "1" {
 		off = append(off, "net.ipv6.conf.all.forwarding")
 	}
 	if len(off) > 0 {

@@ -35,6 +35,7 @@ type Host struct {
 	// controller's); nil: every attach makes its port.
 	Pool *Pool
 	nat  *nat.Tables // opened on first use
+	nat6 *nat.Tables // ip6tables, likewise
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
+	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -33,6 +35,18 @@ func (h *Host) tables() (*nat.Tables, error) {
 		h.nat = t
 	}
 	return h.nat, nil
+}
+
+// tables6 opens ip6tables on first use.
+func (h *Host) tables6() (*nat.Tables, error) {
+	if h.nat6 == nil {
+		t, err := nat.Open6()
+		if err != nil {
+			return nil, err
+		}
+		h.nat6 = t
+	}
+	return h.nat6, nil
 }
 
 // natBridge is the NAT view of an ovsnet bridge; ok is false for bridges
@@ -95,6 +109,12 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, ke
 	}
 	sort.Slice(bridges, func(i, j int) bool { return bridges[i].Name < bridges[j].Name })
 	sort.Strings(keep)
+	var names []string
+	for _, nb := range bridges {
+		names = append(names, nb.Name)
+	}
+	jumps, drops := nat.IsolationRules(names)
+	rules = append(jumps, drops...) // ahead of every bridge's accepts
 	for _, nb := range bridges {
 		var others []netip.Prefix
 		for _, s := range subnets {
@@ -155,12 +175,16 @@ func mappingRules(topo *ovsdb.Topology, b *vswitchd.Bridge) []nat.Rule {
 	return rules
 }
 
-// NATPlan is what the intent asks of iptables and the forwarding sysctls.
+// NATPlan is what the intent asks of iptables, ip6tables and the
+// forwarding sysctls.
 type NATPlan struct {
 	rules   []nat.Rule
 	Bridges []nat.Bridge
 	keep    []string // bridges whose rules stay as they are (natIntent)
-	IPv6    bool     // an ovsnet bridge has an IPv6 subnet: routed, so forwarding on
+	// IPv6: the bridges (and OVN gateways) with an IPv6 subnet: routed, so
+	// forwarding on, and isolated from each other by rules6.
+	IPv6   []string
+	rules6 []nat.Rule
 }
 
 func PlanNAT(topo *ovsdb.Topology) NATPlan {
@@ -168,18 +192,21 @@ func PlanNAT(topo *ovsdb.Topology) NATPlan {
 	p.rules, p.Bridges, p.keep = natIntent(topo)
 	for i := range topo.Bridges {
 		bi := intent.DecodeBridge(topo.Bridges[i].Name, topo.Bridges[i].ExternalIDs)
-		if !bi.Owned {
+		if !bi.Owned || bi.Deleting {
 			continue
 		}
-		for _, sn := range bi.Subnets {
-			p.IPv6 = p.IPv6 || sn.Prefix.Addr().Is6()
+		if slices.ContainsFunc(bi.Subnets, func(sn ipam.Subnet) bool { return sn.Prefix.Addr().Is6() }) {
+			p.IPv6 = append(p.IPv6, bi.Name)
 		}
 	}
 	for _, i := range topo.Interfaces { // OVN networks' gateways route IPv6 too
 		if g, ok, err := intent.DecodeOVNGateway(IfaceRow(i), i.ExternalIDs); ok && err == nil && len(g.Addresses) > 1 {
-			p.IPv6 = true
+			p.IPv6 = append(p.IPv6, i.Name)
 		}
 	}
+	sort.Strings(p.IPv6)
+	jumps, drops := nat.IsolationRules(p.IPv6)
+	p.rules6 = append(jumps, drops...)
 	return p
 }
 
@@ -189,24 +216,30 @@ func (p NATPlan) Key() string {
 	for _, r := range p.rules {
 		ks = append(ks, r.String())
 	}
+	for _, r := range p.rules6 {
+		ks = append(ks, "ipv6 "+r.String())
+	}
 	for _, b := range p.Bridges {
 		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
 	}
 	sort.Strings(ks)
-	return fmt.Sprintf("ipv6 %v keep %v\n%s", p.IPv6, p.keep, strings.Join(ks, "\n"))
+	return fmt.Sprintf("keep %v\n%s", p.keep, strings.Join(ks, "\n"))
 }
 
 // SyncNAT makes ovsnet's iptables chains match the plan (or removes them
 // all when no bridge needs them). It returns what it changed.
 func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
+	did, err := h.syncNAT6(p)
+	if err != nil {
+		return did, err
+	}
 	t, err := h.tables()
 	if err != nil {
-		return nil, err
+		return did, err
 	}
 	if len(p.Bridges) == 0 && len(p.keep) == 0 {
-		return nil, t.RemoveAll()
+		return did, t.RemoveAll()
 	}
-	var did []string
 	for _, b := range p.Bridges {
 		if !b.NAT {
 			continue
@@ -218,16 +251,33 @@ func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
 			return did, err
 		}
 	}
-	// IPv6 subnets are routed, not translated: they need forwarding only.
-	if p.IPv6 {
-		if err := nat.EnableIPv6Forwarding(); err != nil {
-			return did, fmt.Errorf("enable IPv6 forwarding: %w", err)
-		}
-	}
 	d, err := t.Sync(p.rules, p.keep...)
 	did = append(did, d...)
 	if other := nat.OtherBackend(); other != "" {
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %s also holds ovsnet rules: remove them (both iptables backends in use)\n", other)
+	}
+	return did, err
+}
+
+// syncNAT6 is SyncNAT's IPv6 half: IPv6 subnets are routed, not
+// translated, so forwarding on and the bridges isolated from each other.
+func (h *Host) syncNAT6(p NATPlan) ([]string, error) {
+	t, err := h.tables6()
+	if len(p.IPv6) == 0 {
+		if err != nil {
+			return nil, nil // no ip6tables, and nothing of ovsnet's in it
+		}
+		return nil, t.RemoveAll()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := nat.EnableIPv6Forwarding(); err != nil {
+		return nil, fmt.Errorf("enable IPv6 forwarding: %w", err)
+	}
+	did, err := t.Sync(p.rules6, p.keep...)
+	for i := range did {
+		did[i] = "ip6tables: " + did[i]
 	}
 	return did, err
 }

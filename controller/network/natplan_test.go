@@ -47,8 +47,26 @@ func TestPlanNAT(t *testing.T) {
 	if got := strings.Join(names, ","); got != "natted,routed" {
 		t.Errorf("bridges with IPv4 NAT rules: %s", got)
 	}
-	if !p.IPv6 {
-		t.Error("an IPv6 subnet does not turn IPv6 forwarding on")
+	if strings.Join(p.IPv6, ",") != "v6" {
+		t.Errorf("bridges routing IPv6: %v", p.IPv6)
+	}
+	// Isolation: every IPv4 bridge's jump comes before any bridge's
+	// accept, whatever their names' order; the IPv6 bridges get their own.
+	firstAccept, lastJump := len(p.rules), -1
+	for i, r := range p.rules {
+		s := r.String()
+		if r.Chain == nat.ChainForward && strings.HasSuffix(strings.Join(r.Spec, " "), "-j "+nat.ChainIsolate) {
+			lastJump = i
+		}
+		if strings.Contains(s, "-j ACCEPT") && i < firstAccept {
+			firstAccept = i
+		}
+	}
+	if lastJump < 0 || lastJump > firstAccept {
+		t.Errorf("isolation jumps must precede every accept: last jump %d, first accept %d\n%v", lastJump, firstAccept, p.rules)
+	}
+	if len(p.rules6) != 2 || !strings.Contains(p.rules6[0].String(), "-i v6 ! -o v6") || p.rules6[1].String() != "filter OVSNET-ISOLATE -o v6 -m comment --comment ovsnet: bridge v6 -j DROP" {
+		t.Errorf("IPv6 isolation rules: %v", p.rules6)
 	}
 	if len(p.keep) != 1 || p.keep[0] != "badnet" {
 		t.Errorf("a bridge whose subnet does not decode keeps its rules as they are: keep %v", p.keep)

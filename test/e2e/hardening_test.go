@@ -235,7 +235,7 @@ func TestNATDriftInPlace(t *testing.T) {
 	for _, l := range strings.Split(save, "\n") {
 		if strings.HasPrefix(l, "-A OVSNET-FORWARD") {
 			n++
-			if strings.Contains(l, "-i br1 ! -o br1") {
+			if strings.Contains(l, "-i br1 ! -o br1") && strings.HasSuffix(l, "-j ACCEPT") {
 				break
 			}
 		}
