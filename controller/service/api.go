@@ -83,15 +83,7 @@ func (s *Service) serveAPI(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serveConn(c)
-		}
-	}()
+	go acceptLoop(ln, s.serveConn, s.o.Log, "attach API")
 	return ln, nil
 }
 

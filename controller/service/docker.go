@@ -3,7 +3,6 @@ package service
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -28,6 +27,6 @@ func (s *Service) serveDocker() (net.Listener, error) {
 		netns = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
 	}
 	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock}
-	go (&http.Server{Handler: p.Handler()}).Serve(ln)
+	go newSocketServer(p.Handler(), s.o.Log).Serve(ln)
 	return ln, nil
 }

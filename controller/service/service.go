@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (use --listen)", o.Listen, err)
 	}
-	srv := &http.Server{Handler: s.mux()}
+	srv, ln := newPageServer(ln, s.mux(), o.Log)
 	go srv.Serve(ln)
 	defer srv.Close()
 

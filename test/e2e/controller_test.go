@@ -22,10 +22,18 @@ import (
 // take the addresses and host links other tests count.
 func (e *env) startController(listen string, args ...string) *exec.Cmd {
 	e.t.Helper()
+	return e.startControllerUnder(nil, listen, args...)
+}
+
+// startControllerUnder starts the controller as startController does, its
+// command line after wrapper's (prlimit, say).
+func (e *env) startControllerUnder(wrapper []string, listen string, args ...string) *exec.Cmd {
+	e.t.Helper()
 	if !slices.Contains(args, "--pool") {
 		args = append(args, "--pool", "0")
 	}
-	c := e.sb.Command(ovsnetBin, append([]string{"controller", "--listen", listen, "--resync", "1s"}, args...)...)
+	argv := append(append(slices.Clone(wrapper), ovsnetBin, "controller", "--listen", listen, "--resync", "1s"), args...)
+	c := e.sb.Command(argv[0], argv[1:]...)
 	log, err := os.Create(filepath.Join(e.sb.Dir, fmt.Sprintf("controller-%d.log", time.Now().UnixNano())))
 	if err != nil {
 		e.t.Fatal(err)
@@ -42,6 +50,13 @@ func (e *env) startController(listen string, args ...string) *exec.Cmd {
 // httpGet fetches path from addr inside the sandbox host.
 func (e *env) httpGet(addr, path string) (int, string) {
 	e.t.Helper()
+	return e.httpRaw(addr, fmt.Sprintf("GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr))
+}
+
+// httpRaw sends one raw HTTP/1.0 request to addr inside the sandbox host
+// and returns the status and body (0 when nothing listens).
+func (e *env) httpRaw(addr, req string) (int, string) {
+	e.t.Helper()
 	var conn net.Conn
 	inNetns(e.t, nsPath(e.sb.Netns), func() error {
 		conn, _ = net.DialTimeout("tcp", addr, time.Second) // nil: not listening yet
@@ -51,12 +66,12 @@ func (e *env) httpGet(addr, path string) (int, string) {
 		return 0, ""
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path)
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, req)
 	r := bufio.NewReader(conn)
 	status, _ := r.ReadString('\n')
 	var code int
-	fmt.Sscanf(status, "HTTP/1.0 %d", &code)
+	fmt.Sscanf(status, "HTTP/1.%d %d", new(int), &code)
 	body, _ := io.ReadAll(r)
 	return code, string(body)
 }

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Bad clients cannot stop the controller: hundreds of half-sent requests
+// to the page (any local user can connect) and to the attach API, with
+// the controller's descriptors limited so that they run out. The page
+// holds a bounded number of connections and times out slow ones; the
+// API's accept loop is seen failing (the log says so) and carries on, so
+// an attach a moment later is served by the controller, not by the CLI
+// on its own.
+func TestBadClientsCannotStallController(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br0", "--subnet", "10.86.0.0/24")
+	const addr = "127.0.0.1:19486"
+	e.startControllerUnder([]string{"prlimit", "--nofile=160:160"}, addr, "--resync", "1h")
+	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	inNetns(t, nsPath(e.sb.Netns), func() error {
+		for range 400 {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				break // the backlog is full: what the kernel holds, not the controller
+			}
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n", addr) // never finished
+			held = append(held, c)
+		}
+		return nil
+	})
+	sock := filepath.Join(e.sb.Dir, "ovsnet.sock")
+	for range 300 {
+		c, err := net.DialTimeout("unix", sock, time.Second)
+		if err != nil {
+			break
+		}
+		c.Write([]byte(`{"op":"add-po`)) // never finished
+		held = append(held, c)
+	}
+	t.Logf("holding %d half-sent requests", len(held))
+	logs, _ := filepath.Glob(filepath.Join(e.sb.Dir, "controller-*.log"))
+	eventually(t, 30*time.Second, "the API's accept loop out of descriptors", func() bool {
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); bytes.Contains(b, []byte("too many open files")) {
+				return true
+			}
+		}
+		return false
+	})
+
+	c := e.container()
+	r := e.ovsnetWith(nil, "add-port", "br0", "eth1", c, "--ip")
+	if r.code != 0 {
+		t.Fatalf("attach while bad clients hold connections: %s", r.err)
+	}
+	if n := e.apiCount(addr, "add-port", "ok"); n != 1 {
+		t.Fatalf("the controller served %d add-ports, want 1 (the CLI gave up on it)", n)
+	}
+	ping(t, c, "10.86.0.1")
+	if code, _ := e.httpGet(addr, "/healthz"); code != 200 {
+		t.Fatalf("the page after the flood: %d", code)
+	}
+}
+
+// The page answers only to its own addresses (no DNS rebinding), and
+// what runs something (a trace) only as same-origin JSON of bounded size.
+func TestPageRefusesForeignRequests(t *testing.T) {
+	e := newEnv(t)
+	e.must("add-br", "br0", "--subnet", "10.87.0.0/24")
+	const addr = "127.0.0.1:19487"
+	e.startController(addr)
+	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+	trace := `{"bridge":"br0","from":"a","to":"10.87.0.1"}`
+	for _, c := range []struct {
+		what, req string
+		want      int
+	}{
+		{"a foreign Host", "GET /api/topology HTTP/1.0\r\nHost: rebind.example.com:19487\r\n\r\n", 421},
+		{"localhost", "GET /api/topology HTTP/1.0\r\nHost: localhost:19487\r\n\r\n", 200},
+		{"a text/plain POST", post(addr, "text/plain", "", trace), 415},
+		{"a foreign Origin", post(addr, "application/json", "http://evil.example", trace), 403},
+		{"a big body", post(addr, "application/json", "", `{"bridge":"`+strings.Repeat("x", 1<<20)+`"}`), 400},
+		{"the page's own trace", post(addr, "application/json", "http://"+addr, trace), 400}, // no container "a": a trace error, but served
+	} {
+		code, body := e.httpRaw(addr, c.req)
+		if code != c.want {
+			t.Fatalf("%s: %d, want %d: %s", c.what, code, c.want, body)
+		}
+		if c.what == "the page's own trace" && !strings.Contains(body, "error") {
+			t.Fatalf("the page's trace was not run: %s", body)
+		}
+	}
+}
+
+func post(addr, ctype, origin, body string) string {
+	h := fmt.Sprintf("POST /api/trace HTTP/1.0\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n", addr, ctype, len(body))
+	if origin != "" {
+		h += "Origin: " + origin + "\r\n"
+	}
+	return h + "\r\n" + body
+}
