@@ -88,6 +88,16 @@ func Resolve(ctx context.Context, ref string) (*Target, error) {
 // NetnsExists reports whether p is (still) a network namespace file.
 func NetnsExists(p string) bool { return isNetns(p) }
 
+// IsOwnNetns reports whether p is this process's own network namespace
+// (the host's, for ovsnet): the same nsfs inode.
+func IsOwnNetns(p string) bool {
+	var a, b unix.Stat_t
+	if unix.Stat(p, &a) != nil || unix.Stat("/proc/self/ns/net", &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
 // isNetns reports whether p is a network namespace file (nsfs).
 func isNetns(p string) bool {
 	var st unix.Statfs_t

@@ -330,7 +330,9 @@ func ofctl(fs []*openflow.Flow, args ...string) (string, error) {
 	for _, f := range fs {
 		in.WriteString(f.String() + "\n")
 	}
-	cmd := exec.Command("ovs-ofctl", append([]string{"-O", "OpenFlow14"}, args...)...)
+	// "--": a bridge's name is never read as an option (one made by hand,
+	// or by an older ovsnet, may start with a dash).
+	cmd := exec.Command("ovs-ofctl", append([]string{"-O", "OpenFlow14", "--"}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &out, &errb
 	// diff-flows exits 2 when the flow tables differ.
 	if err := cmd.Run(); err != nil {

@@ -140,7 +140,7 @@ func delPortDirect(c *cobra.Command, g *globals, bridge, iface, container string
 	}
 	defer h.Close()
 	if resume {
-		return h.DelPortIfAttached(c.Context(), bridge, iface, container)
+		return h.DelPortIfAttached(c.Context(), network.PortOptions{Bridge: bridge, Iface: iface, Container: container})
 	}
 	return h.DelPort(c.Context(), bridge, iface, container)
 }

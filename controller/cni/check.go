@@ -109,7 +109,7 @@ func GC(args *skel.CmdArgs) error {
 			if valid[ref.Container+"/"+ref.Iface] {
 				continue
 			}
-			if err := h.DelPortIfAttached(ctx, ref.Bridge, ref.Iface, ref.Container); err != nil {
+			if err := h.DelPortIfAttached(ctx, network.PortOptions{Bridge: ref.Bridge, Iface: ref.Iface, Container: ref.Container, CNINetwork: r.conf.Name}); err != nil {
 				errs = append(errs, fmt.Errorf("%s %s: %w", ref.Container, ref.Iface, err))
 			}
 		}

@@ -118,7 +118,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	}
 	res, err := result(r.conf, port, args, ipamResult)
 	if err != nil {
-		r.detach(o.Bridge, o.Iface, o.Container) // a failed ADD leaves nothing
+		r.detach(o.Iface, o.Container) // a failed ADD leaves nothing
 		return err
 	}
 	return types.PrintResult(res, r.conf.CNIVersion)
@@ -130,7 +130,7 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 	if errors.Is(err, service.ErrServiceLost) {
 		// It may have attached: take it away, and attach here.
 		err = service.ErrNoService
-		r.detach(o.Bridge, o.Iface, o.Container)
+		r.detach(o.Iface, o.Container)
 	}
 	if errors.Is(err, service.ErrNoService) {
 		var te *types.Error
@@ -151,12 +151,14 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 	return port, nil
 }
 
-// detach takes the container's interface away if it is attached.
-func (r *request) detach(bridge, iface, container string) error {
-	err := service.DetachVia(r.endpoint, bridge, iface, container)
+// detach takes the container's interface away if this network's plugin
+// attached it.
+func (r *request) detach(iface, container string) error {
+	o := network.PortOptions{Bridge: r.conf.Bridge, Iface: iface, Container: container, CNINetwork: r.conf.Name}
+	err := service.DetachVia(r.endpoint, o)
 	if errors.Is(err, service.ErrNoService) || errors.Is(err, service.ErrServiceLost) {
 		err = r.withHost(func(ctx context.Context, h *network.Host) error {
-			return h.DelPortIfAttached(ctx, bridge, iface, container)
+			return h.DelPortIfAttached(ctx, o)
 		})
 	}
 	if errors.Is(err, network.ErrNoBridge) {
@@ -173,7 +175,7 @@ func Del(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := r.detach(r.conf.Bridge, args.IfName, args.ContainerID); err != nil {
+	if err := r.detach(args.IfName, args.ContainerID); err != nil {
 		var te *types.Error
 		if errors.As(err, &te) {
 			return te

@@ -93,7 +93,7 @@ func (p *Plugin) deleteEndpoint(ctx context.Context, req *endpointRequest) (any,
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, p.Host.DelPortIfAttached(ctx, bridge, endpointIface, req.EndpointID)
+	return struct{}{}, p.Host.DelPortIfAttached(ctx, network.PortOptions{Bridge: bridge, Iface: endpointIface, Container: req.EndpointID})
 }
 
 type joinRequest struct {

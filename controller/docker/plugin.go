@@ -17,7 +17,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -84,7 +86,14 @@ func reply[T any](f func(context.Context, *T) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req T
 		if r.ContentLength != 0 {
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			body, err := io.ReadAll(r.Body) // bounded by the server (newSocketServer)
+			if err == nil {
+				err = json.Unmarshal(body, &req)
+			}
+			if err == nil {
+				err = checkIDs(body)
+			}
+			if err != nil {
 				http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 				return
 			}
@@ -96,6 +105,22 @@ func reply[T any](f func(context.Context, *T) (any, error)) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/vnd.docker.plugins.v1.2+json")
 		json.NewEncoder(w).Encode(out)
 	}
+}
+
+// dockerID is how Docker names networks and endpoints: 64 hex digits.
+var dockerID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// checkIDs refuses a request whose network or endpoint ID is not Docker's
+// form: they become bridge names, OVSDB keys and rule comments.
+func checkIDs(body []byte) error {
+	var ids struct{ NetworkID, EndpointID string }
+	json.Unmarshal(body, &ids) // the request itself decoded; absent IDs stay ""
+	for what, id := range map[string]string{"network": ids.NetworkID, "endpoint": ids.EndpointID} {
+		if id != "" && !dockerID.MatchString(id) {
+			return fmt.Errorf("%s ID %.80q is not Docker's (64 hex digits)", what, id)
+		}
+	}
+	return nil
 }
 
 // locked is reply holding the host's convergence lock shared.

@@ -225,13 +225,17 @@ func (r *attachRun) resolve(ctx context.Context) error {
 				return fmt.Errorf("network namespace %s of container %s does not exist", it.o.Netns, it.o.Container)
 			}
 			it.netns = it.o.Netns
-			return nil
-		}
-		t, err := attach.Resolve(ctx, it.o.Container)
-		if err == nil {
+		} else {
+			t, err := attach.Resolve(ctx, it.o.Container)
+			if err != nil {
+				return err
+			}
 			it.netns = t.Netns
 		}
-		return err
+		if attach.IsOwnNetns(it.netns) {
+			return fmt.Errorf("container %s is in the host's network namespace (%s): ovsnet attaches containers with their own (a --network host container has no interface to give)", it.o.Container, it.netns)
+		}
+		return nil
 	})
 	r.tr.Step("resolve containers")
 	return err
@@ -257,7 +261,21 @@ func (r *attachRun) checkLinks() error {
 // bridge's datapath cannot carry (checkTypes).
 func (r *attachRun) setBridge(br *vswitchd.Bridge) error {
 	r.br, r.bi = br, intent.DecodeBridge(br.Name, br.ExternalIDs)
-	return r.checkTypes()
+	if err := r.checkTypes(); err != nil {
+		return err
+	}
+	return r.checkMTUs()
+}
+
+// checkMTUs refuses items whose MTU is above their bridge's: the bridge
+// and its gateway would drop what the container sends past it.
+func (r *attachRun) checkMTUs() error {
+	for i, it := range r.items {
+		if r.bi.MTU > 0 && it.o.MTU > r.bi.MTU {
+			return r.itemErr(i, it.o, fmt.Errorf("MTU %d is above bridge %s's %d: give the container at most %d, or make the bridge with a larger --mtu", it.o.MTU, r.bridge, r.bi.MTU, r.bi.MTU))
+		}
+	}
+	return nil
 }
 
 // fill works out item it's type, MTU, MAC and intent once its addresses

@@ -132,6 +132,8 @@ func CheckIfName(what, name string) error {
 		return fmt.Errorf("%s name is empty", what)
 	case len(name) > 15:
 		return fmt.Errorf("%s name %q is %d characters long: Linux allows at most 15", what, name, len(name))
+	case strings.HasPrefix(name, "-"):
+		return fmt.Errorf("%s name %q starts with '-', which tools would read as an option", what, name)
 	case strings.Contains(name, "/"):
 		return fmt.Errorf("%s name %q contains '/', which Linux does not allow in interface names", what, name)
 	case name == "." || name == ".." || !nameRE.MatchString(name):

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
@@ -69,12 +70,12 @@ func (h *Host) localOVNTrace(ctx context.Context, bridge string, src, dst *ovnnb
 	if err != nil {
 		return "", err
 	}
-	out, err := exec.CommandContext(ctx, "ovs-appctl", "ofproto/trace", bridge, pkt).CombinedOutput()
+	out, err := appctl.Call(ctx, "ofproto/trace", bridge, pkt)
 	if err != nil {
-		return "", fmt.Errorf("ofproto/trace: %v: %s", err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("ofproto/trace: %w", err)
 	}
 	final := "none"
-	for _, l := range strings.Split(string(out), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		if m := dpRE.FindStringSubmatch(l); m != nil {
 			final = strings.TrimSpace(m[1])
 		}

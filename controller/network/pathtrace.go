@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -120,11 +120,11 @@ func (h *Host) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.CommandContext(ctx, "ovs-appctl", "ofproto/trace", o.Bridge, pkt).CombinedOutput()
+	out, err := appctl.Call(ctx, "ofproto/trace", o.Bridge, pkt)
 	if err != nil {
-		return nil, fmt.Errorf("ofproto/trace: %v: %s", err, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("ofproto/trace: %w", err)
 	}
-	r := parseTrace(string(out), want)
+	r := parseTrace(out, want)
 	r.Packet = pkt
 	return r, nil
 }

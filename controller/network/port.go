@@ -168,6 +168,9 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	if err := CheckIfName("interface", o.Iface); err != nil && !o.Pooled {
 		return nil, err
 	}
+	if o.Iface == "lo" {
+		return nil, fmt.Errorf("interface name lo is the container's loopback: name another (eth1)")
+	}
 	if err := CheckMTU(o.MTU); err != nil {
 		return nil, err
 	}
@@ -410,17 +413,43 @@ func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) err
 }
 
 // DelPortIfAttached is DelPort for a request the controller may have
-// carried out already (ErrServiceLost): no such port is not an error.
-func (h *Host) DelPortIfAttached(ctx context.Context, bridge, iface, container string) error {
-	bridge, err := h.localBridge(ctx, bridge)
+// carried out already (ErrServiceLost), and for runtimes' deletes: no such
+// port is not an error. With o.CNINetwork, only a port the CNI plugin
+// attached for that network goes (not one another network or the CLI
+// attached for the same container and interface).
+func (h *Host) DelPortIfAttached(ctx context.Context, o PortOptions) error {
+	bridge, err := h.localBridge(ctx, o.Bridge)
 	if err != nil {
 		return err
 	}
-	n, err := h.detachContainer(ctx, bridge, container, iface)
-	if err != nil || n > 0 {
+	_, ifs, ports, err := h.containerPorts(ctx, bridge, o.Container, o.Iface)
+	if err != nil {
 		return err
 	}
-	return h.dropStrayHostEnd(ctx, attach.HostName(bridge, container, iface))
+	all := len(ifs)
+	if o.CNINetwork != "" {
+		ifs, ports = cniAttached(ifs, ports, o.CNINetwork)
+	}
+	if len(ifs) > 0 {
+		return h.Detach(ctx, bridge, ifs, ports)
+	}
+	if all > 0 {
+		return nil // someone else's
+	}
+	return h.dropStrayHostEnd(ctx, attach.HostName(bridge, o.Container, o.Iface))
+}
+
+// cniAttached keeps the interfaces (and their ports) attached by the CNI
+// plugin for network.
+func cniAttached(ifs []vswitchd.Interface, ports []vswitchd.Port, network string) ([]vswitchd.Interface, []vswitchd.Port) {
+	var outI []vswitchd.Interface
+	var outP []vswitchd.Port
+	for j, i := range ifs {
+		if intent.RefOf(i.ExternalIDs).CNINetwork == network {
+			outI, outP = append(outI, i), append(outP, ports[j])
+		}
+	}
+	return outI, outP
 }
 
 // dropStrayHostEnd deletes the veth host end named name when no OVS
@@ -481,16 +510,6 @@ func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string
 		return 0, nil
 	}
 	return len(ifs), h.Detach(ctx, br.Name, ifs, ports)
-}
-
-// detachContainer detaches CONTAINER's INTERFACE (iface "": all of them)
-// from bridge and says how many went; none is not an error.
-func (h *Host) detachContainer(ctx context.Context, bridge, container, iface string) (int, error) {
-	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
-	if err != nil || len(ifs) == 0 {
-		return 0, err
-	}
-	return len(ifs), h.Detach(ctx, bridge, ifs, ports)
 }
 
 // Detach takes ports away in an order that a kill at any point leaves for

@@ -116,7 +116,7 @@ func (s *Service) serveConn(c net.Conn) {
 	case rq.Op == "del-port":
 		err = s.h.DelPort(ctx, rq.Port.Bridge, rq.Port.Iface, rq.Port.Container)
 	case rq.Op == "detach":
-		err = s.h.DelPortIfAttached(ctx, rq.Port.Bridge, rq.Port.Iface, rq.Port.Container)
+		err = s.h.DelPortIfAttached(ctx, rq.Port)
 	default:
 		rs.Unsupported = true
 	}
@@ -168,10 +168,11 @@ func AddPortAndBridgeVia(endpoint string, b network.BridgeOptions, o network.Por
 	return callAPI(endpoint, apiRequest{Op: "add-port", Port: o, Bridge: &b})
 }
 
-// DetachVia asks the host's controller to detach CONTAINER's INTERFACE
-// if it is attached; ErrNoService if none runs.
-func DetachVia(endpoint, bridge, iface, container string) error {
-	_, err := callAPI(endpoint, apiRequest{Op: "detach", Port: network.PortOptions{Bridge: bridge, Iface: iface, Container: container}})
+// DetachVia asks the host's controller to detach o's container interface
+// if it is attached (network.Host.DelPortIfAttached); ErrNoService if none
+// runs.
+func DetachVia(endpoint string, o network.PortOptions) error {
+	_, err := callAPI(endpoint, apiRequest{Op: "detach", Port: o})
 	return err
 }
 

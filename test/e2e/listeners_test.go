@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +116,74 @@ func post(addr, ctype, origin, body string) string {
 		h += "Origin: " + origin + "\r\n"
 	}
 	return h + "\r\n" + body
+}
+
+// What the front ends accept: names that tools would read as options,
+// MTUs above the bridge's, the container's loopback, the host's own
+// namespace as a container's; a CNI DEL takes only its own network's
+// attachment; the Docker plugin refuses IDs that are not Docker's and
+// bodies beyond a bound.
+func TestFrontEndsRefuseOddInput(t *testing.T) {
+	e := newEnv(t)
+	e.fails("starts with '-'", "add-br", "--", "--subnet")
+	e.must("add-br", "br1", "--subnet", "10.88.0.0/24", "--mtu", "1500")
+	a := e.container()
+	e.fails("MTU 9000 is above bridge br1's 1500", "add-port", "br1", "eth1", a, "--ip", "--mtu", "9000")
+	e.fails("loopback", "add-port", "br1", "lo", a, "--ip")
+	before := e.state(a)
+	conf := func(name string) string {
+		return fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"ovsnet","bridge":"br1","subnet":"10.88.0.0/24","ovsdb":%q}`, name, e.sb.DB())
+	}
+	if out, err := e.plugin("ADD", "hostns", "/proc/self/ns/net", conf("net-a")); err == nil || !strings.Contains(out, "host's network namespace") {
+		t.Fatalf("CNI ADD into the host's own namespace: %v\n%s", err, out)
+	}
+	if after := e.state(a); after != before {
+		t.Fatalf("a refused ADD left changes:\nbefore %s\nafter  %s", before, after)
+	}
+
+	// The same container ID and interface attached by the CLI and by the
+	// CNI plugin for net-a: DEL for net-b, then for net-a, each leaves
+	// what is not its own.
+	b := e.container()
+	e.must("add-port", "br1", "eth0", b, "--ip")
+	if out, err := e.plugin("DEL", b, nsPath(b), conf("net-a")); err != nil {
+		t.Fatalf("CNI DEL of nothing of its own: %v\n%s", err, out)
+	}
+	if !slices.Contains(links(t, b), "eth0") {
+		t.Fatal("a CNI DEL removed a port the CLI attached")
+	}
+	c := e.container()
+	if out, err := e.plugin("ADD", "ctr-c", nsPath(c), conf("net-a")); err != nil {
+		t.Fatalf("CNI ADD: %v\n%s", err, out)
+	}
+	if out, err := e.plugin("DEL", "ctr-c", nsPath(c), conf("net-b")); err != nil || !slices.Contains(links(t, c), "eth0") {
+		t.Fatalf("a DEL for another network removed net-a's attachment (%v):\n%s", err, out)
+	}
+	if out, err := e.plugin("DEL", "ctr-c", nsPath(c), conf("net-a")); err != nil || slices.Contains(links(t, c), "eth0") {
+		t.Fatalf("net-a's own DEL (%v):\n%s", err, out)
+	}
+
+	name := uniq("ovt-odd")
+	e.servePlugin(name)
+	sock := filepath.Join("/run/docker/plugins", name+".sock")
+	hc := http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	for _, c := range []struct{ body, want string }{
+		{`{"NetworkID":"../../../../etc","IPv4Data":[{"Pool":"10.89.0.0/24"}]}`, "is not Docker's"},
+		{`{"NetworkID":"` + strings.Repeat("a", 2<<20) + `"}`, "too large"},
+	} {
+		rs, err := hc.Post("http://plugin/NetworkDriver.CreateNetwork", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rs.Body)
+		rs.Body.Close()
+		if rs.StatusCode != 400 || !strings.Contains(string(got), c.want) {
+			t.Fatalf("the plugin took %.60s...: %d %s", c.body, rs.StatusCode, got)
+		}
+	}
+	if brs := e.vsctlList("list-br"); brs != "br1" {
+		t.Fatalf("bridges after refused requests: %q", brs)
+	}
 }
