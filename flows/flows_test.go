@@ -156,3 +156,14 @@ func TestLinkFlows(t *testing.T) {
 		t.Fatal("link cookies must be directional and in the link category")
 	}
 }
+
+func TestOfctlArgs(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"diff-flows --subnet /tmp/f", "-O OpenFlow14 -- diff-flows --subnet /tmp/f"},
+		{"--bundle replace-flows br0 -", "-O OpenFlow14 --bundle -- replace-flows br0 -"},
+	} {
+		if got := strings.Join(ofctlArgs(strings.Fields(c.in)), " "); got != c.want {
+			t.Errorf("%s: %s, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -324,15 +324,26 @@ func (s *Switch) Diff(bridge string, fs []*openflow.Flow) (added, removed int, e
 	return added, removed, nil
 }
 
+// ofctlArgs puts "--" before the command: a bridge's name is never read
+// as an option (one made by hand, or by an older ovsnet, may start with a
+// dash).
+func ofctlArgs(args []string) []string {
+	argv := []string{"-O", "OpenFlow14"}
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return append(append(append(argv, args[:i]...), "--"), args[i:]...)
+		}
+	}
+	return append(argv, args...)
+}
+
 // ofctl runs ovs-ofctl (OpenFlow 1.4) with fs as its stdin, one flow a line.
 func ofctl(fs []*openflow.Flow, args ...string) (string, error) {
 	var in, out, errb bytes.Buffer
 	for _, f := range fs {
 		in.WriteString(f.String() + "\n")
 	}
-	// "--": a bridge's name is never read as an option (one made by hand,
-	// or by an older ovsnet, may start with a dash).
-	cmd := exec.Command("ovs-ofctl", append([]string{"-O", "OpenFlow14", "--"}, args...)...)
+	cmd := exec.Command("ovs-ofctl", ofctlArgs(args)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = &in, &out, &errb
 	// diff-flows exits 2 when the flow tables differ.
 	if err := cmd.Run(); err != nil {
