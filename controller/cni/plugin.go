@@ -16,9 +16,11 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/service"
+	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -200,14 +202,30 @@ func Status(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("OVSDB at %s does not answer: %v", r.endpoint, err), "start Open vSwitch (ovsdb-server)")
 	}
-	db.Close()
+	defer db.Close()
 	if err := vswitchdAnswers(ovsdb.RunDir()); err != nil {
 		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "start Open vSwitch (ovs-vswitchd)")
+	}
+	if err := pipelineInPlace(ctx, db, r.conf.Bridge); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, err.Error(), "ovsnet reconcile")
 	}
 	if t := r.conf.IPAM.Type; t != "" {
 		return invoke.DelegateStatus(ctx, t, args.StdinData, nil)
 	}
 	return nil
+}
+
+// pipelineInPlace reports an ovsnet bridge of the network's that has lost
+// its flows (a restarted ovs-vswitchd, no controller): an ADD restores
+// them, but the containers attached before are cut off until then.
+func pipelineInPlace(ctx context.Context, db *ovsdb.Client, bridge string) error {
+	br, err := db.GetBridge(ctx, bridge)
+	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
+		return nil // no bridge yet (the first ADD makes it), or an OVN network's
+	}
+	h := &network.Host{DB: db, Flows: flows.NewSwitch()}
+	defer h.Flows.Close()
+	return h.PipelineInPlace(bridge)
 }
 
 // vswitchdAnswers dials ovs-vswitchd's control socket in dir.

@@ -49,6 +49,9 @@ func (h *Host) CheckPort(ctx context.Context, bridge, iface, container string) (
 		case n != want:
 			diffs = append(diffs, fmt.Sprintf("OVS port %s has %d flows, its intent %d", ifc.Name, n, want))
 		}
+		if err := h.PipelineInPlace(bridge); err != nil {
+			diffs = append(diffs, err.Error())
+		}
 	}
 	if p.Type == attach.TypeInternal {
 		if _, err := attach.LinkState(p.Netns, p.Iface); err != nil {
@@ -75,4 +78,18 @@ func cmpOr(err error, st string) string {
 		return "missing (" + err.Error() + ")"
 	}
 	return st
+}
+
+// PipelineInPlace says, as an error, when ovsnet bridge bridge has lost
+// its pipeline (ovs-vswitchd restarted with no controller to restore it):
+// it then forwards nothing, whatever its ports' flows.
+func (h *Host) PipelineInPlace(bridge string) error {
+	n, err := h.Flows.CookieCount(bridge, flows.BridgeCookie(), flows.ObjectMask)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the flows of bridge %s cannot be read: %v", bridge, err)
+	case n == 0:
+		return fmt.Errorf("bridge %s has lost its flows and forwards nothing (ovs-vswitchd restarted?): run ovsnet reconcile, or the controller, which restores them", bridge)
+	}
+	return nil
 }

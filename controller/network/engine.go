@@ -70,6 +70,9 @@ type attachRun struct {
 	subnets []ipam.Subnet
 	nb      nat.Bridge // for publishing
 	tr      *steptime.Tracer
+	// pipeline waits for the check of the bridge's pipeline that the run
+	// started early, and puts the bridge's flows back if it was gone.
+	pipeline func(context.Context) error
 }
 
 // allocator is how an attach reads its network and allocates, and what
@@ -103,7 +106,14 @@ func (bridgeNet) guard(tx *ovsdb.Tx, r *attachRun, set map[string]string) {
 	tx.GuardBridge(r.bridge, r.br.ExternalIDs, set)
 }
 
-func (bridgeNet) network(ctx context.Context, r *attachRun) error { return r.installFlows(ctx) }
+func (bridgeNet) network(ctx context.Context, r *attachRun) error {
+	if r.pipeline != nil {
+		if err := r.pipeline(ctx); err != nil {
+			return err
+		}
+	}
+	return r.installFlows(ctx)
+}
 
 func (bridgeNet) undo(context.Context, *attachRun) error { return nil }
 
@@ -120,6 +130,9 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 	}
 	if err != nil {
 		return nil, err
+	}
+	if _, ovn := r.alloc.(*ovnAllocator); !ovn && !r.items[0].o.Pooled {
+		r.pipeline = r.h.checkPipeline(bridge)
 	}
 	if err := r.resolve(ctx); err != nil {
 		return nil, err

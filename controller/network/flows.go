@@ -176,3 +176,115 @@ type Link struct {
 func involving(container string) func(src, dst string) bool {
 	return func(src, dst string) bool { return src == container || dst == container }
 }
+
+// BridgeFlowIntent is every flow bridge b's intent asks for (its
+// interfaces in topo, decoded as d): Fixed, its pipeline's and its links';
+// Ports, each decodable interface's flow model by cookie (most of a
+// bridge's flows, made only when asked for). What reconcile converges a
+// bridge to, and what an attach puts back when it finds the pipeline gone.
+type BridgeFlowIntent struct {
+	Fixed []*openflow.Flow
+	Ports map[uint64]flows.Port
+}
+
+// BridgeFlowIntent works out bridge b's BridgeFlowIntent; the links' ends
+// come from the same read, not from more selects.
+func (h *Host) BridgeFlowIntent(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d DecodedPorts) (BridgeFlowIntent, error) {
+	bf := BridgeFlowIntent{Fixed: BridgeFlows(b), Ports: map[uint64]flows.Port{}}
+	ifs, _ := topo.BridgeInterfaces(b)
+	byContainer := map[string][]flows.Port{}
+	for _, i := range ifs {
+		p, ok := d.Flow[i.Name]
+		if !ok {
+			continue
+		}
+		ref := intent.RefOf(i.ExternalIDs)
+		byContainer[ref.Container] = append(byContainer[ref.Container], p)
+		if ref.RuntimeName != "" && ref.RuntimeName != ref.Container {
+			byContainer[ref.RuntimeName] = append(byContainer[ref.RuntimeName], p)
+		}
+		bf.Ports[flows.PortCookie(p.Name)] = p
+	}
+	chs, err := h.LinkChanges(ctx, b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
+	if err != nil {
+		return bf, err
+	}
+	for _, ch := range chs {
+		bf.Fixed = append(bf.Fixed, ch.Flows...)
+	}
+	return bf, nil
+}
+
+// All is every flow of the intent.
+func (bf BridgeFlowIntent) All() []*openflow.Flow {
+	fs := append([]*openflow.Flow(nil), bf.Fixed...)
+	for _, p := range bf.Ports {
+		fs = append(fs, flows.PortFlows(p)...)
+	}
+	return fs
+}
+
+// checkPipeline starts finding out whether bridge's pipeline is in place
+// (a restarted ovs-vswitchd has no flows, and no controller may run to
+// restore them), overlapping the caller's other work; the returned
+// function waits for the answer and, if the pipeline is gone, puts back
+// every flow of the bridge (else an attach would install only its own
+// port's flows onto a bridge that forwards nothing, and report success).
+// One flow-count request by cookie, skipped while this process's
+// connection to the bridge is the one it last checked over (the
+// controller: a restart breaks the connection).
+func (h *Host) checkPipeline(bridge string) (ensure func(context.Context) error) {
+	epoch, open := h.Flows.Epoch(bridge)
+	h.mu.Lock()
+	seen, ok := h.pipelineSeen[bridge]
+	h.mu.Unlock()
+	if open && ok && seen == epoch {
+		return func(context.Context) error { return nil }
+	}
+	type answer struct {
+		n   int
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		n, err := h.Flows.CookieCount(bridge, flows.BridgeCookie(), flows.ObjectMask)
+		done <- answer{n, err}
+	}()
+	return func(ctx context.Context) error {
+		a := <-done
+		if a.err != nil {
+			return a.err
+		}
+		if a.n == 0 {
+			if err := h.restoreFlows(ctx, bridge); err != nil {
+				return fmt.Errorf("bridge %s had lost its flows (ovs-vswitchd restarted?) and putting them back failed (run ovsnet reconcile): %w", bridge, err)
+			}
+		}
+		epoch, _ := h.Flows.Epoch(bridge)
+		h.mu.Lock()
+		if h.pipelineSeen == nil {
+			h.pipelineSeen = map[string]uint64{}
+		}
+		h.pipelineSeen[bridge] = epoch
+		h.mu.Unlock()
+		return nil
+	}
+}
+
+// restoreFlows makes bridge's flow table its intent, as reconcile does.
+func (h *Host) restoreFlows(ctx context.Context, bridge string) error {
+	topo, err := h.DB.ReadAll(ctx)
+	if err != nil {
+		return err
+	}
+	b := topo.Bridge(bridge)
+	if b == nil {
+		return noBridge(bridge)
+	}
+	ifs, ports := topo.BridgeInterfaces(b)
+	bf, err := h.BridgeFlowIntent(ctx, topo, b, DecodePorts(ifs, ports))
+	if err != nil {
+		return err
+	}
+	return h.Flows.ReplaceAll(bridge, bf.All())
+}

@@ -7,6 +7,7 @@
 package network
 
 import (
+	"sync"
 	"context"
 	"fmt"
 	"net"
@@ -36,6 +37,10 @@ type Host struct {
 	Pool *Pool
 	nat  *nat.Tables // opened on first use
 	nat6 *nat.Tables // ip6tables, likewise
+	mu   sync.Mutex
+	// pipelineSeen: per bridge, the OpenFlow connection (Switch.Epoch)
+	// over which its pipeline was last seen in place (ensurePipeline).
+	pipelineSeen map[string]uint64
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default).

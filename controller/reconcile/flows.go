@@ -83,31 +83,22 @@ func countByCookie(fs []*openflow.Flow) map[uint64]int {
 // intendedFlows works out bridge b's flow intent from the topology and
 // its interfaces' decoding.
 func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d network.DecodedPorts) (*flowIntent, error) {
-	fi := &flowIntent{fixed: network.BridgeFlows(b), ports: map[uint64]flows.Port{}, prints: map[uint64]string{}, attached: map[uint64]bool{}}
-	ifs, _ := topo.BridgeInterfaces(b)
-	// The links' ends come from the same read, not from more selects.
-	byContainer := map[string][]flows.Port{}
-	for _, i := range ifs {
-		if p, ok := d.Flow[i.Name]; ok {
-			ref := intent.RefOf(i.ExternalIDs)
-			byContainer[ref.Container] = append(byContainer[ref.Container], p)
-			if ref.RuntimeName != "" && ref.RuntimeName != ref.Container {
-				byContainer[ref.RuntimeName] = append(byContainer[ref.RuntimeName], p)
-			}
-			cookie := flows.PortCookie(p.Name)
-			fi.ports[cookie] = p
-			fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
-			if ref.State == intent.StateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
-				fi.attached[cookie] = true
-			}
-		}
-	}
-	chs, err := h.LinkChanges(ctx, b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
+	bf, err := h.BridgeFlowIntent(ctx, topo, b, d)
 	if err != nil {
 		return nil, err
 	}
-	for _, ch := range chs {
-		fi.fixed = append(fi.fixed, ch.Flows...)
+	fi := &flowIntent{fixed: bf.Fixed, ports: bf.Ports, prints: map[uint64]string{}, attached: map[uint64]bool{}}
+	ifs, _ := topo.BridgeInterfaces(b)
+	for _, i := range ifs {
+		p, ok := d.Flow[i.Name]
+		if !ok {
+			continue
+		}
+		cookie := flows.PortCookie(p.Name)
+		fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
+		if intent.RefOf(i.ExternalIDs).State == intent.StateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
+			fi.attached[cookie] = true
+		}
 	}
 	// Bridge and link flows are few: they are their own fingerprint.
 	var sb strings.Builder

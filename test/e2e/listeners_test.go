@@ -187,3 +187,42 @@ func TestFrontEndsRefuseOddInput(t *testing.T) {
 		t.Fatalf("bridges after refused requests: %q", brs)
 	}
 }
+
+// An ovs-vswitchd restart with no controller takes every flow with it; the
+// next CNI ADD onto the bridge puts them back (its container and the one
+// attached before reach each other), and STATUS said so until then.
+func TestAttachRestoresLostPipeline(t *testing.T) {
+	e := newEnv(t)
+	conf := fmt.Sprintf(`{"cniVersion":"1.1.0","name":"net-p","type":"ovsnet","bridge":"br-p","subnet":"10.89.0.0/24","portType":"veth","ovsdb":%q}`, e.sb.DB())
+	a, b := e.container(), e.container()
+	if out, err := e.plugin("ADD", "ctr-a", nsPath(a), conf); err != nil {
+		t.Fatalf("ADD: %v\n%s", err, out)
+	}
+	if out, err := e.plugin("STATUS", "", "", conf); err != nil {
+		t.Fatalf("STATUS before the restart: %v\n%s", err, out)
+	}
+	if err := e.sb.StopVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sb.StartVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(e.dumpFlows("br-p"), "cookie="); n != 0 {
+		t.Fatalf("the restarted ovs-vswitchd kept %d flows: the test needs them gone", n)
+	}
+	if out, err := e.plugin("STATUS", "", "", conf); err == nil || !strings.Contains(out, "lost its flows") {
+		t.Fatalf("STATUS with the pipeline gone: %v\n%s", err, out)
+	}
+	out, err := e.plugin("ADD", "ctr-b", nsPath(b), conf)
+	if err != nil {
+		t.Fatalf("ADD after the restart: %v\n%s", err, out)
+	}
+	ping(t, b, "10.89.0.2")
+	ping(t, a, "10.89.0.1")
+	if out, err := e.plugin("STATUS", "", "", conf); err != nil {
+		t.Fatalf("STATUS once the ADD restored the flows: %v\n%s", err, out)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("reconcile after the ADD's restore: %q", out)
+	}
+}
