@@ -148,6 +148,12 @@ func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*Port, error) 
 			return nil, fmt.Errorf("remove the half-made port %s the controller left: %w", ifs[0].Name, err)
 		}
 	}
+	// A veth made before its row was committed (the engine makes it
+	// first): no row holds its host end, and its container end has the
+	// interface's name already.
+	if err := h.dropStrayHostEnd(ctx, attach.HostName(o.Bridge, o.Container, o.Iface)); err != nil {
+		return nil, err
+	}
 	return h.AddPort(ctx, o)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/ovsnet/ovsnet/attach"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -119,6 +120,10 @@ func TestAddPortControllerLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, "ip", "-n", c1, "link", "del", "eth1")
+	// What one killed after making its veth, before committing the row,
+	// leaves: the veth, its container end named already.
+	c3 := e.container()
+	run(t, "ip", "-n", e.sb.Netns, "link", "add", attach.HostName("br0", c3, "eth1"), "type", "veth", "peer", "name", "eth1", "netns", c3)
 
 	var ln net.Listener
 	inNetns(t, nsPath(e.sb.Netns), func() (err error) {
@@ -126,7 +131,7 @@ func TestAddPortControllerLost(t *testing.T) {
 		return err
 	})
 	defer ln.Close()
-	taken := make(chan string, 4)
+	taken := make(chan string, 5)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -138,7 +143,7 @@ func TestAddPortControllerLost(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for _, c := range []string{c1, c2} {
+	for _, c := range []string{c1, c2, c3} {
 		r := e.ovsnet("add-port", "br0", "eth1", c, "--ip", "-o", "json")
 		if r.code != 0 || !strings.Contains(r.err, "went away") {
 			t.Fatalf("add-port %s with a lost controller: exit %d, stderr %q", c, r.code, r.err)
