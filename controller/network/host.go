@@ -7,13 +7,13 @@
 package network
 
 import (
-	"sync"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 
