@@ -306,7 +306,7 @@ func isolationFlows(c uint64) []*openflow.Flow {
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(both...).do(ct),
 		at(TableIsolation, PrioDeny, c).on(both...).do(openflow.Drop()),
 		at(TableLinks, PrioHigh, c).on(openflow.CTState(openflow.CTTracked, openflow.CTEstablished)).do(goTo(TableOutput)),
-		at(TableLinks, PrioHigh, c).on(openflow.CTState(openflow.CTTracked, openflow.CTRelated)).do(goTo(TableOutput)),
+		// Related (ICMP errors) only between a link's ends: LinkFlows.
 		at(TableLinks, PrioMiss, c).do(openflow.Drop()),
 	}
 }
@@ -445,6 +445,7 @@ func LinkFlows(l Link) []*openflow.Flow {
 				proto = openflow.ProtoIPv6
 				m = append(m, openflow.IPv6Src(openflow.Host(s)), openflow.IPv6Dst(openflow.Host(d)))
 			}
+			fs = append(fs, linkRelated(c, proto, l.SrcPort, s, l.DstPort, d), linkRelated(c, proto, l.DstPort, d, l.SrcPort, s))
 			if len(l.Rules) == 0 {
 				fs = append(fs, at(TableLinks, PrioNormal, c).on(proto).on(m...).do(commit, goTo(TableOutput)))
 				continue
@@ -456,6 +457,28 @@ func LinkFlows(l Link) []*openflow.Flow {
 		}
 	}
 	return fs
+}
+
+// linkRelated passes packets related to a link's connections (ICMP
+// errors: port unreachable, fragmentation needed) from one of its ends,
+// at address fa, to the other, at ta. Between containers of a bridge the
+// only sender of such an error is a connection's other end; from any
+// other container it would be forged (conntrack takes any sender whose
+// embedded packet cites a connection).
+func linkRelated(c uint64, proto openflow.Match, from Port, fa netip.Addr, to Port, ta netip.Addr) *openflow.Flow {
+	m := []openflow.Match{proto, openflow.CTState(openflow.CTTracked, openflow.CTRelated)}
+	if len(from.MAC) > 0 {
+		m = append(m, openflow.EthSrc(from.MAC))
+	}
+	if len(to.MAC) > 0 {
+		m = append(m, openflow.EthDst(to.MAC))
+	}
+	if fa.Is4() {
+		m = append(m, openflow.IPv4Src(openflow.Host(fa)), openflow.IPv4Dst(openflow.Host(ta)))
+	} else {
+		m = append(m, openflow.IPv6Src(openflow.Host(fa)), openflow.IPv6Dst(openflow.Host(ta)))
+	}
+	return at(TableLinks, PrioHigh, c).on(m...).do(goTo(TableOutput))
 }
 
 // transport is the protocol and destination port match of rule r.

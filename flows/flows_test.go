@@ -131,10 +131,13 @@ func TestBridgeFlows(t *testing.T) {
 		t.Errorf("gateway in VLAN 12 reached from untagged ports:\n%s", tagged)
 	}
 	closed := strings.Join(text(t, BridgeFlows(Bridge{ICC: false})), "\n")
-	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "ct_state=+trk+rel", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=drop"} {
+	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=drop"} {
 		if !strings.Contains(closed, want) {
 			t.Errorf("icc=false lacks %q:\n%s", want, closed)
 		}
+	}
+	if strings.Contains(closed, "+rel") {
+		t.Errorf("icc=false passes related packets from any container (links pass their own):\n%s", closed)
 	}
 }
 
@@ -143,8 +146,17 @@ func TestLinkFlows(t *testing.T) {
 	dst.MAC, _ = net.ParseMAC("02:00:00:00:00:03")
 	dst.Addrs = []netip.Addr{netip.MustParseAddr("10.0.0.3")}
 	all := LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst})
-	if len(all) != 1 {
-		t.Fatalf("one family in common: %d flows", len(all))
+	if len(all) != 3 {
+		t.Fatalf("one family in common: %d flows, want the link's and related both ways", len(all))
+	}
+	rel := strings.Join(text(t, all), "\n")
+	for _, want := range []string{
+		"table=41,priority=200,cookie=0x0340d7820d408076,ip,ct_state=+trk+rel,dl_src=02:00:00:00:00:03,dl_dst=02:00:00:00:00:02,nw_src=10.0.0.3,nw_dst=10.0.0.2,actions=resubmit(,50)",
+		"table=41,priority=200,cookie=0x0340d7820d408076,ip,ct_state=+trk+rel,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,nw_src=10.0.0.2,nw_dst=10.0.0.3,actions=resubmit(,50)",
+	} {
+		if !strings.Contains(rel, want) {
+			t.Errorf("missing %q in\n%s", want, rel)
+		}
 	}
 	s := strings.Join(text(t, LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst, Rules: []Rule{{"tcp", 80}, {"udp", 53}}})), "\n")
 	for _, want := range []string{"table=41,priority=100,cookie=0x0340d7820d408076,tcp,ct_state=+trk+new,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,nw_src=10.0.0.2,nw_dst=10.0.0.3,tcp_dst=80,actions=ct(commit,zone=1),resubmit(,50)", "udp,", "udp_dst=53"} {

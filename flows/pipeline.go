@@ -8,11 +8,11 @@
 //	            | in_port -> |   | guard: own  |   | nd: ARP |   | dl_dst -> |   | icc=false:|   | output |
 //	            | reg0 kind, |   | MAC+IP only;|   | answered|   | reg4 port,|   | ct() to 41|   | reg4   |
 //	            | reg2 VLAN  |   | no RA/DHCP  |   | and NS  |   | reg5 kind |   | 41: +est, |   +--------+
-//	            | unknown:   |   | server      |   | answered|   | (same VLAN|   | +rel, or a|
-//	            | drop       |   | (gateway    |   | by flows|   | only)     |   | link: ct  |
-//	            +------------+   | skips 10)   |   | never   |   | unknown / |   | commit    |
-//	                             +-------------+   | flooded |   | bcast ->  |   +-----------+
-//	                                               +---------+   | gateway   |
+//	            | unknown:   |   | server      |   | answered|   | (same VLAN|   | a link's  |
+//	            | drop       |   | (gateway    |   | by flows|   | only)     |   | +rel, or  |
+//	            +------------+   | skips 10)   |   | never   |   | unknown / |   | a link: ct|
+//	                             +-------------+   | flooded |   | bcast ->  |   | commit    |
+//	                                               +---------+   | gateway   |   +-----------+
 //	                                                             +-----------+
 //
 // Registers: reg0 = kind of the source port, reg2 = VLAN of the source port
@@ -25,7 +25,8 @@
 // Per container port: 1 classifier, 1-8 spoof guard (MAC only; or IPv4 +
 // ARP; plus IPv6, IPv6 link-local and 4 for its neighbour advertisements),
 // 1 ARP responder per IPv4, 1 ND responder per IPv6, 1 L2 flow: at most 12.
-// Per link: 1 per family and port.
+// Per link: 1 per family and port, and 2 per family for what is related to
+// its connections (ICMP errors), one each way between its ends.
 // An ND responder notes the owner's port and rewrites a copy of the
 // solicitation in table 20; table 21 finishes that advertisement (its
 // target link-layer option can only be set once the packet is one) where

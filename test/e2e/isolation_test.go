@@ -1,9 +1,16 @@
 package e2e
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
+	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bridges are isolated from each other in both families, whichever was
@@ -71,4 +78,83 @@ func TestBridgesIsolated(t *testing.T) {
 			t.Fatalf("%s after the last del-br: %v", s, ovsnetRules(save))
 		}
 	}
+}
+
+// An ICMP error that cites a linked connection passes between the link's
+// ends (the destination's port unreachable reaches the source), but the
+// same error forged by another container of an --icc=false bridge does
+// not: conntrack calls it related whoever sends it.
+func TestForgedICMPErrorsDropped(t *testing.T) {
+	e := newEnv(t)
+	a, b, x := e.container(), e.container(), e.container()
+	e.must("add-br", "br0", "--subnet", "10.74.0.0/24", "--icc=false")
+	pa := e.addPortJSON("add-port", "br0", "eth1", a, "--ip")
+	pb := e.addPortJSON("add-port", "br0", "eth1", b, "--ip")
+	e.addPortJSON("add-port", "br0", "eth1", x, "--ip")
+	e.must("link", "br0", a, b, "--port", "5301/udp")
+	aAddr, bAddr := netip.MustParseAddr(addrOf(pa)), netip.MustParseAddr(addrOf(pb))
+	// B listens (and never answers): no error of its own kernel's.
+	var ln net.PacketConn
+	inNetns(t, nsPath(b), func() (err error) { ln, err = net.ListenPacket("udp", bAddr.String()+":5301"); return err })
+	defer ln.Close()
+	refused := func(from string) bool {
+		t.Helper()
+		var c *net.UDPConn
+		inNetns(t, nsPath(a), func() (err error) {
+			c, err = net.DialUDP("udp", &net.UDPAddr{Port: 40000}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(bAddr, 5301)))
+			return err
+		})
+		defer c.Close()
+		if _, err := c.Write([]byte("hello")); err != nil { // conntrack commits A -> B:5301
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the datagram reaches B before the error is sent
+		sendICMPError(t, from, aAddr, aAddr, 40000, bAddr, 5301)
+		c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		_, err := c.Read(make([]byte, 16))
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if !refused(b) {
+		t.Fatal("the link's destination's port unreachable did not reach the source: the probe does not work")
+	}
+	if refused(x) {
+		t.Fatalf("a port unreachable forged by an unlinked container reached the link's source\n%s", e.dumpFlows("br0"))
+	}
+}
+
+// sendICMPError sends, from netns src, an ICMP port unreachable to dst
+// citing a UDP datagram from inSrc:inSport to inDst:inDport.
+func sendICMPError(t *testing.T, src string, dst, inSrc netip.Addr, inSport uint16, inDst netip.Addr, inDport uint16) {
+	t.Helper()
+	inner := []byte{0x45, 0, 0, 33, 0, 0, 0x40, 0, 64, 17, 0, 0} // IPv4, 20+8+5 bytes, DF, TTL 64, UDP
+	s4, d4 := inSrc.As4(), inDst.As4()
+	inner = append(append(inner, s4[:]...), d4[:]...)
+	binary.BigEndian.PutUint16(inner[10:], inetChecksum(inner))
+	inner = binary.BigEndian.AppendUint16(inner, inSport)
+	inner = binary.BigEndian.AppendUint16(inner, inDport)
+	inner = append(inner, 0, 13, 0, 0) // UDP length, no checksum
+	msg := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner...)
+	binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+	inNetns(t, nsPath(src), func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+	})
+}
+
+func inetChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
 }
