@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ovsnet/ovsnet/attach"
 )
 
 // Chains ovsnet owns. OVSNET-USER is created but never flushed: it is the
@@ -19,6 +21,7 @@ const (
 	ChainPostrouting = "OVSNET-POSTROUTING" // nat: masquerade, hairpin
 	ChainForward     = "OVSNET-FORWARD"     // filter: what may cross the host
 	ChainIsolate     = "OVSNET-ISOLATE"     // filter: no bridge reaches another
+	ChainTunnel      = "OVSNET-TUNNEL"      // filter: tunnels take their remotes' packets only
 	ChainUser        = "OVSNET-USER"        // filter: the administrator's
 )
 
@@ -137,7 +140,37 @@ func Jumps() []Rule {
 		{"nat", "OUTPUT", append(append([]string{}, local...), append(comment("published ports, from the host"), "-j", ChainDNAT)...)},
 		{"nat", "POSTROUTING", append(comment("masquerade and hairpin"), "-j", ChainPostrouting)},
 		{"filter", "FORWARD", append(comment("container traffic"), "-j", ChainForward)},
+		{"filter", "INPUT", append([]string{"-p", "udp", "-m", "udp", "--dport", strconv.Itoa(attach.VXLANPort)}, append(comment("tunnels"), "-j", ChainTunnel)...)},
 	}
+}
+
+// KernelTunnel is a kernel VXLAN device's network on this host: its VNI,
+// and the remotes it takes packets from.
+type KernelTunnel struct {
+	Bridge  string
+	VNI     uint32
+	Remotes []netip.Addr
+}
+
+// TunnelRules let a kernel VXLAN device take packets of its VNI only from
+// its configured remotes: a host that is not one could otherwise send
+// frames into the network (past --icc=false, as a linked remote's
+// address) and teach the device its MACs. Other VNIs (other software's)
+// are left alone; OVS's own tunnel ports match their remote themselves.
+func TunnelRules(ts []KernelTunnel) []Rule {
+	var rs []Rule
+	for _, t := range ts {
+		// The VNI: 4 bytes at 12 past the IP header (UDP's 8, VXLAN's
+		// flags and reserved 4), less the reserved byte; written as
+		// iptables -S prints it.
+		vni := []string{"-m", "u32", "--u32", fmt.Sprintf("0x0>>0x16&0x3c@0xc>>0x8=0x%x", t.VNI)}
+		c := comment("bridge " + t.Bridge)
+		for _, r := range t.Remotes {
+			rs = append(rs, Rule{"filter", ChainTunnel, append(append([]string{"-s", r.String() + "/32"}, vni...), append(c, "-j", "RETURN")...)})
+		}
+		rs = append(rs, Rule{"filter", ChainTunnel, append(append([]string{}, vni...), append(c, "-j", "DROP")...)})
+	}
+	return rs
 }
 
 // LoopbackGuard drops packets to 127.0.0.0/8 that did not come in on lo,

@@ -46,14 +46,14 @@ func (t *Tables) chains() []Rule {
 	if t.v6 {
 		return []Rule{{"filter", ChainForward, nil}, {"filter", ChainIsolate, nil}}
 	}
-	return []Rule{{"nat", ChainDNAT, nil}, {"nat", ChainPostrouting, nil}, {"filter", ChainForward, nil}, {"filter", ChainIsolate, nil}, {"filter", ChainUser, nil}}
+	return []Rule{{"nat", ChainDNAT, nil}, {"nat", ChainPostrouting, nil}, {"filter", ChainForward, nil}, {"filter", ChainIsolate, nil}, {"filter", ChainTunnel, nil}, {"filter", ChainUser, nil}}
 }
 
 func (t *Tables) synced() []Rule {
 	if t.v6 {
 		return t.chains()
 	}
-	return t.chains()[:4]
+	return t.chains()[:5]
 }
 
 // jumps are this family's rules in built-in chains.

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,12 +83,14 @@ func published(i vswitchd.Interface) []nat.Mapping {
 func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, keep []string) {
 	var subnets []netip.Prefix
 	var published []*vswitchd.Bridge
+	var tunnels []nat.KernelTunnel
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
 		if !bi.Owned || bi.Deleting {
 			continue
 		}
+		tunnels = append(tunnels, kernelTunnels(bi)...)
 		if bi.SubnetsErr != nil || bi.NATErr != nil {
 			keep = append(keep, b.Name)
 			if bi.NAT || bi.NATErr != nil {
@@ -124,11 +127,37 @@ func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, ke
 		}
 		rules = append(rules, nat.BridgeRules(nb, others)...)
 	}
+	sort.Slice(tunnels, func(i, j int) bool { return tunnels[i].Bridge < tunnels[j].Bridge })
+	rules = append(rules, nat.TunnelRules(tunnels)...)
 	sort.Slice(published, func(i, j int) bool { return published[i].Name < published[j].Name })
 	for _, b := range published {
 		rules = append(rules, mappingRules(topo, b)...)
 	}
 	return append(rules, gwRules...), bridges, keep
+}
+
+// kernelTunnels are bridge bi's kernel VXLAN devices (one per VNI) with
+// their remotes, in the order of the bridge's tunnels.
+func kernelTunnels(bi intent.Bridge) []nat.KernelTunnel {
+	var out []nat.KernelTunnel
+	at := map[uint32]int{}
+	for _, t := range bi.GoodTunnels() {
+		r, err := netip.ParseAddr(t.Remote)
+		if !t.Kernel || err != nil {
+			continue
+		}
+		i, ok := at[t.Key]
+		if !ok {
+			i, at[t.Key] = len(out), len(out)
+			out = append(out, nat.KernelTunnel{Bridge: bi.Name, VNI: t.Key})
+		}
+		out[i].Remotes = append(out[i].Remotes, r)
+	}
+	for _, t := range out {
+		slices.SortFunc(t.Remotes, func(a, b netip.Addr) int { return a.Compare(b) })
+	}
+	slices.SortFunc(out, func(a, b nat.KernelTunnel) int { return cmp.Compare(a.VNI, b.VNI) })
+	return out
 }
 
 // ovnGatewaysNAT is NAT's view of this chassis' gateways on OVN networks:

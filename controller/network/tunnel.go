@@ -167,6 +167,9 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 	if _, err := h.ConvergeBridge(ctx, o.Bridge, nb.ExternalIDs); err != nil {
 		return undo(err)
 	}
+	if err := h.syncNATAll(ctx); err != nil { // a kernel tunnel takes its remotes' packets only
+		return undo(err)
+	}
 	if DatapathOf(br) == DatapathNetdev && !t.Kernel && !bi.OVSTunnels() {
 		// The bridge's first OVS tunnel: its containers must now compute
 		// their own checksums (NoTxOffload).
@@ -666,7 +669,7 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 		_, err := h.ConvergeBridge(ctx, bridge, nb.ExternalIDs)
 		errs = append(errs, err)
 	}
-	errs = append(errs, h.releaseUnderlay(ctx))
+	errs = append(errs, h.releaseUnderlay(ctx), h.syncNATAll(ctx))
 	return errors.Join(errs...)
 }
 

@@ -451,3 +451,32 @@ func TestTunnelKernelPortMoves(t *testing.T) {
 		t.Fatalf("a second reconcile touched the tunnel again:\n%s", out)
 	}
 }
+
+// A host on the underlay that is no tunnel's remote sends VXLAN into the
+// network, its inner frames posing as a remote container (its address and
+// MAC): nothing it sends arrives, nothing is sent to it, and the kernel
+// device learns none of its MACs; the real remote container still
+// reaches across.
+func TestTunnelRogueHostIgnored(t *testing.T) {
+	hs := newHosts(t, 3)
+	a, b, rogue := hs[0], hs[1], hs[2]
+	mesh(t, hs[:2], "vxlan")
+	ca, cb := a.container(), b.container()
+	pa := a.addPortJSON("add-port", "br0", "eth1", ca, "--ip")
+	pb := b.addPortJSON("add-port", "br0", "eth1", cb, "--ip")
+	firstContact(t, hs[:2], cb, addrOf(pa))
+	// The rogue: a VXLAN device of the network's VNI towards host A,
+	// wearing B's container's MAC and address.
+	r := rogue.sb.Netns
+	run(t, "ip", "-n", r, "link", "add", "vxr", "type", "vxlan", "id", "5", "remote", underlayAddr(0), "local", underlayAddr(2), "dstport", "4789", "dev", "ul0")
+	run(t, "ip", "-n", r, "link", "set", "vxr", "address", pb.MAC, "mtu", "1450", "up")
+	run(t, "ip", "-n", r, "addr", "add", pb.Addresses[0], "dev", "vxr")
+	run(t, "ip", "-n", r, "neigh", "replace", addrOf(pa), "lladdr", pa.MAC, "dev", "vxr")
+	if pings(r, addrOf(pa)) {
+		t.Fatal("a host that is no tunnel's remote reached a container through VXLAN")
+	}
+	if out := run(t, "bridge", "-n", a.sb.Netns, "fdb", "show"); strings.Contains(out, "dst "+underlayAddr(2)) {
+		t.Fatalf("host A's VXLAN device learned a MAC behind the rogue host:\n%s", out)
+	}
+	ping(t, cb, addrOf(pa))
+}
