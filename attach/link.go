@@ -577,9 +577,11 @@ func (h *HostLinks) Get(name string) netlink.Link {
 	return l
 }
 
-// LeakedHostLinks lists the veths among links that carry ovsnet's host-side
-// names ("on" + 12 hex digits) but no OVSDB row: leftovers of an attach
-// killed half-way.
+// LeakedHostLinks lists the veths and taps among links that carry ovsnet's
+// host-side names ("on" + 12 hex digits) but no OVSDB row: leftovers of an
+// attach killed half-way, or of an internal port whose row went while
+// ovs-vswitchd was down (on the userspace datapath its tap persists, and
+// the ovs-vswitchd that comes back never knew it).
 func LeakedHostLinks(links *HostLinks, rows map[string]bool) []string {
 	var out []string
 	if links == nil {
@@ -589,7 +591,7 @@ func LeakedHostLinks(links *HostLinks, rows map[string]bool) []string {
 		if !hostNameRE.MatchString(n) || rows[n] {
 			continue
 		}
-		if l := links.Get(n); l != nil && l.Type() == "veth" {
+		if l := links.Get(n); l != nil && (l.Type() == "veth" || l.Type() == "tuntap") {
 			out = append(out, n)
 		}
 	}

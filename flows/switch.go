@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ovsnet/ovsnet/flows/openflow"
 )
@@ -246,6 +247,13 @@ func spread(changes []Change, k, per int) [][]Change {
 
 // withConn runs do on bridge's connection, redialling once if the
 // connection broke (ovs-vswitchd restarted, or dropped an idle connection).
+// Unserved says err is a bridge's management socket that no ovs-vswitchd
+// answers on (stopped, or restarting): that bridge has no flows then, and
+// the ovs-vswitchd that comes back starts with none.
+func Unserved(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
 func (s *Switch) withConn(bridge string, do func(*openflow.Conn) error) error {
 	for attempt := 0; ; attempt++ {
 		c, err := s.conn(bridge)

@@ -61,6 +61,29 @@ type Client struct {
 	settle   func()
 }
 
+// Reconnect connects again if the server went away (ovsdb-server
+// restarting), trying until ctx ends: a client without a monitor does not
+// reconnect by itself, and a rollback must not fail for a restart it could
+// wait out.
+func (c *Client) Reconnect(ctx context.Context) error {
+	for {
+		// An echo, not Connected: libovsdb leaves that true when the
+		// server hangs up, and tears the connection down asynchronously.
+		err := c.Client.Echo(ctx)
+		if err == nil {
+			return nil
+		}
+		if cerr := c.Client.Connect(ctx); cerr != nil {
+			err = cerr
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reconnect to OVSDB at %s: %w", c.Endpoint, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // Settled says the caller has converged once from the cache: from now on
 // every add event is a change (see afterLoad).
 func (c *Client) Settled() {

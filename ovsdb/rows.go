@@ -195,6 +195,32 @@ func (c *Client) ReadAll(ctx context.Context) (*Topology, error) {
 	return c.ReadAllFresh(ctx)
 }
 
+// CacheCurrent says whether topo (read from the monitor's cache) holds
+// the bridges the database holds now, at the generations they are at now
+// (every attach and detach bumps its bridge's): one narrow select of the
+// Bridge table. After ovsdb-server restarts, the cache can lag behind what
+// other clients wrote meanwhile, and a convergence from it would undo
+// their work.
+func (c *Client) CacheCurrent(ctx context.Context, topo *Topology) (bool, error) {
+	bs, err := Select[vswitchd.Bridge](ctx, c, nil, "name", "external_ids")
+	if err != nil {
+		return false, err
+	}
+	if len(bs) != len(topo.Bridges) {
+		return false, nil
+	}
+	gens := map[string]string{}
+	for _, b := range topo.Bridges {
+		gens[b.Name] = b.ExternalIDs[KeyGen]
+	}
+	for _, b := range bs {
+		if g, ok := gens[b.Name]; !ok || g != b.ExternalIDs[KeyGen] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // ReadAllFresh reads the whole topology in one transaction, whatever the
 // cache holds (after a commit whose update may not have arrived yet).
 func (c *Client) ReadAllFresh(ctx context.Context) (*Topology, error) {

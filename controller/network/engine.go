@@ -569,7 +569,12 @@ func (r *attachRun) markReady(ctx context.Context) error {
 // failure of its own.
 func (r *attachRun) rollback(cause error) error {
 	bg := context.Background()
+	rc, cancel := context.WithTimeout(bg, 15*time.Second)
+	defer cancel()
 	var errs []error
+	if err := r.h.DB.Reconnect(rc); err != nil { // the cause may be ovsdb-server restarting
+		errs = append(errs, err)
+	}
 	var uuids, names, veths []string
 	var pub []vswitchd.Interface
 	var freed []netip.Addr
@@ -617,7 +622,9 @@ func (r *attachRun) deleteInternals() error {
 	var errs []error
 	for _, it := range r.items {
 		if it.typ == attach.TypeInternal && it.portUUID != "" {
-			errs = append(errs, attach.DeleteInternal(it.netns, it.o.Iface), attach.DeleteInternal(it.netns, it.host))
+			// In the container, or still in the host (where a tap stays
+			// if ovs-vswitchd is down when the row goes).
+			errs = append(errs, attach.DeleteInternal(it.netns, it.o.Iface), attach.DeleteInternal(it.netns, it.host), attach.DeleteInternal("/proc/self/ns/net", it.host))
 		}
 	}
 	return errors.Join(errs...)

@@ -343,6 +343,9 @@ func moveInto(it *attachItem) error {
 // as for any half-made port) and returns cause with any failure of its own.
 func (r *attachRun) dropTaken(it *attachItem, cause error) error {
 	bg := context.Background()
+	rc, cancel := context.WithTimeout(bg, 15*time.Second)
+	defer cancel()
+	r.h.DB.Reconnect(rc) // the cause may be ovsdb-server restarting; the detach says if it still is
 	_, ifs, ports, err := r.h.containerPorts(bg, r.bridge, it.o.Container, it.o.Iface)
 	if err == nil && len(ifs) > 0 {
 		err = r.h.Detach(bg, r.bridge, ifs, ports) // its published ports too

@@ -44,7 +44,7 @@ func (h *Converger) removeLeakedVeths(ctx context.Context, topo *ovsdb.Topology,
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, l+" (leaked veth)")
+		removed = append(removed, l+" (leaked veth or tap)")
 	}
 	return removed, errors.Join(errs...)
 }

@@ -303,6 +303,12 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	var topo *ovsdb.Topology
 	if connected {
 		topo, _ = s.h.DB.ReadAll(ctx)
+		if topo != nil {
+			if current, err := s.h.DB.CacheCurrent(ctx, topo); err != nil || !current {
+				s.o.Log.Debug("the monitor's cache is behind the database: reading it", "err", err)
+				topo = nil
+			}
+		}
 	}
 	if topo == nil {
 		var err error

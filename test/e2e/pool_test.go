@@ -241,7 +241,7 @@ func TestWarmPoolKilled(t *testing.T) {
 	// A fill killed after it made a veth and before its row: reconcile
 	// removes the veth, however rarely a kill below falls there.
 	run(t, "ip", "-n", e.sb.Netns, "link", "add", "on0123456789ab", "type", "veth", "peer", "name", "op0123456789ab")
-	if out := e.must("reconcile"); !strings.Contains(out, "on0123456789ab (leaked veth)") {
+	if out := e.must("reconcile"); !strings.Contains(out, "on0123456789ab (leaked veth or tap)") {
 		t.Fatalf("reconcile with a leaked veth: %q", out)
 	}
 	e.checkPool("a leaked veth")
