@@ -215,13 +215,23 @@ func (h *Host) BridgeFlowIntent(ctx context.Context, topo *ovsdb.Topology, b *vs
 	return bf, nil
 }
 
-// All is every flow of the intent.
-func (bf BridgeFlowIntent) All() []*openflow.Flow {
-	fs := append([]*openflow.Flow(nil), bf.Fixed...)
-	for _, p := range bf.Ports {
-		fs = append(fs, flows.PortFlows(p)...)
+// Changes are the intent as one replace by cookie per object: objects
+// it does not know (a port an attach is adding meanwhile) keep theirs.
+func (bf BridgeFlowIntent) Changes() []flows.Change {
+	var chs []flows.Change
+	at := map[uint64]int{}
+	for _, f := range bf.Fixed {
+		i, ok := at[f.Cookie]
+		if !ok {
+			i, at[f.Cookie] = len(chs), len(chs)
+			chs = append(chs, flows.Change{Cookie: f.Cookie, Mask: flows.ObjectMask})
+		}
+		chs[i].Flows = append(chs[i].Flows, f)
 	}
-	return fs
+	for c, p := range bf.Ports {
+		chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask, Flows: flows.PortFlows(p)})
+	}
+	return chs
 }
 
 // checkPipeline starts finding out whether bridge's pipeline is in place
@@ -271,7 +281,9 @@ func (h *Host) checkPipeline(bridge string) (ensure func(context.Context) error)
 	}
 }
 
-// restoreFlows makes bridge's flow table its intent, as reconcile does.
+// restoreFlows puts back every object's flows of bridge as its intent
+// says (what reconcile converges to), replacing by cookie: an attach
+// running meanwhile keeps the flows it installs.
 func (h *Host) restoreFlows(ctx context.Context, bridge string) error {
 	topo, err := h.DB.ReadAll(ctx)
 	if err != nil {
@@ -286,5 +298,5 @@ func (h *Host) restoreFlows(ctx context.Context, bridge string) error {
 	if err != nil {
 		return err
 	}
-	return h.Flows.ReplaceAll(bridge, bf.All())
+	return h.Flows.ApplySpread(bridge, bf.Changes()...)
 }

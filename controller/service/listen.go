@@ -29,9 +29,9 @@ const (
 // newPageServer is the page's HTTP server on ln: at most pageConns
 // connections (the rest wait in the kernel's backlog), timeouts, and the
 // request checks of pageGuard.
-func newPageServer(ln net.Listener, h http.Handler, log *slog.Logger) (*http.Server, net.Listener) {
+func newPageServer(ln net.Listener, mux *http.ServeMux, log *slog.Logger) (*http.Server, net.Listener) {
 	srv := &http.Server{
-		Handler:           pageGuard(http.MaxBytesHandler(h, 64<<10)),
+		Handler:           pageGuard(mux),
 		ReadHeaderTimeout: headerTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
@@ -59,13 +59,15 @@ func newSocketServer(h http.Handler, log *slog.Logger) *http.Server {
 // attacker's), and a POST that is not application/json or comes from
 // another origin (a cross-site form or text/plain fetch needs no
 // preflight).
-func pageGuard(h http.Handler) http.Handler {
+// Bodies are bounded; a request no route takes gets the mux's 404 or 405.
+func pageGuard(mux *http.ServeMux) http.Handler {
+	h := http.MaxBytesHandler(mux, 64<<10)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !localHost(r.Host) {
 			http.Error(w, "ovsnet's page answers only to an IP address or localhost in Host", http.StatusMisdirectedRequest)
 			return
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if _, route := mux.Handler(r); route != "" && r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if t, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); t != "application/json" {
 				http.Error(w, "requests that change or run something must be application/json", http.StatusUnsupportedMediaType)
 				return

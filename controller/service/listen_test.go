@@ -13,7 +13,9 @@ import (
 )
 
 func TestPageGuard(t *testing.T) {
-	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	ok := http.NewServeMux()
+	ok.HandleFunc("GET /api/trace", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	ok.HandleFunc("POST /api/trace", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
 	for _, c := range []struct {
 		method, host, ctype, origin string
 		want                        int
@@ -31,6 +33,7 @@ func TestPageGuard(t *testing.T) {
 		{"POST", "127.0.0.1:9476", "", "", 415},
 		{"POST", "127.0.0.1:9476", "application/json", "http://evil.example", 403},
 		{"POST", "127.0.0.1:9476", "application/json", "null", 403},
+		{"PUT", "127.0.0.1:9476", "text/plain", "", 405}, // no such route: the mux says so
 	} {
 		r := httptest.NewRequest(c.method, "/api/trace", strings.NewReader("{}"))
 		r.Host = c.host

@@ -52,7 +52,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"VLAN \"x\" is not a number", []string{"set-vlan", "br0", "eth1", c1, "x"}},
 		{"malformed MAC address", []string{"add-port", "br0", "eth1", c2, "--macaddress=zz:zz"}},
 		{"is multicast", []string{"add-port", "br0", "eth1", c2, "--macaddress=01:00:5e:00:00:01"}},
-		{"interface lo already present in container", []string{"add-port", "br0", "lo", c2}},
+		{"interface name lo is the container's loopback", []string{"add-port", "br0", "lo", c2}},
 		{"port already attached for CONTAINER=" + c1 + " and INTERFACE=eth1", []string{"add-port", "br0", "eth1", c1}},
 		{"failed to find any attached port", []string{"del-port", "br0", "eth9", c2}},
 		{"failed to find any attached port", []string{"set-vlan", "br0", "eth9", c2, "5"}},
