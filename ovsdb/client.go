@@ -172,7 +172,9 @@ func connect(ctx context.Context, endpoint string, cm model.ClientDBModel, of da
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// A server that is down refuses at once; one that is up but busy (many
+	// clients connecting at once, a slow machine) gets time to answer.
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
 		return nil, fmt.Errorf("%w at %s (%v): %s", ErrUnreachable, endpoint, err, of.hint)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -195,30 +196,45 @@ func (c *Client) ReadAll(ctx context.Context) (*Topology, error) {
 	return c.ReadAllFresh(ctx)
 }
 
-// CacheCurrent says whether topo (read from the monitor's cache) holds
-// the bridges the database holds now, at the generations they are at now
-// (every attach and detach bumps its bridge's): one narrow select of the
-// Bridge table. After ovsdb-server restarts, the cache can lag behind what
+// ReadAllCaughtUp is ReadAll once the monitor's cache holds at least what
+// the database holds now: every bridge a narrow select finds, at or past
+// the generation it reads (every attach and detach bumps its bridge's),
+// and no other. Updates in flight arrive within moments; a cache that does
+// not catch up within wait (after ovsdb-server restarts it can miss what
 // other clients wrote meanwhile, and a convergence from it would undo
-// their work.
-func (c *Client) CacheCurrent(ctx context.Context, topo *Topology) (bool, error) {
+// their work) gives nil, for the caller to read the database instead.
+func (c *Client) ReadAllCaughtUp(ctx context.Context, wait time.Duration) (*Topology, error) {
 	bs, err := Select[vswitchd.Bridge](ctx, c, nil, "name", "external_ids")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if len(bs) != len(topo.Bridges) {
-		return false, nil
-	}
-	gens := map[string]string{}
-	for _, b := range topo.Bridges {
-		gens[b.Name] = b.ExternalIDs[KeyGen]
-	}
+	want := map[string]int{}
 	for _, b := range bs {
-		if g, ok := gens[b.Name]; !ok || g != b.ExternalIDs[KeyGen] {
-			return false, nil
+		want[b.Name], _ = strconv.Atoi(b.ExternalIDs[KeyGen])
+	}
+	for end := time.Now().Add(wait); ; time.Sleep(5 * time.Millisecond) {
+		topo, err := c.ReadAll(ctx)
+		if err == nil && caughtUp(topo, want) {
+			return topo, nil
+		}
+		if time.Now().After(end) {
+			return nil, err
 		}
 	}
-	return true, nil
+}
+
+func caughtUp(topo *Topology, want map[string]int) bool {
+	if len(topo.Bridges) != len(want) {
+		return false
+	}
+	for _, b := range topo.Bridges {
+		g, ok := want[b.Name]
+		have, _ := strconv.Atoi(b.ExternalIDs[KeyGen])
+		if !ok || have < g {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadAllFresh reads the whole topology in one transaction, whatever the

@@ -302,12 +302,8 @@ func (s *Service) converge(ctx context.Context, resync bool) error {
 	// connected; else a read, which fails and says why.
 	var topo *ovsdb.Topology
 	if connected {
-		topo, _ = s.h.DB.ReadAll(ctx)
-		if topo != nil {
-			if current, err := s.h.DB.CacheCurrent(ctx, topo); err != nil || !current {
-				s.o.Log.Debug("the monitor's cache is behind the database: reading it", "err", err)
-				topo = nil
-			}
+		if topo, _ = s.h.DB.ReadAllCaughtUp(ctx, 200*time.Millisecond); topo == nil {
+			s.o.Log.Debug("the monitor's cache did not catch up with the database: reading it")
 		}
 	}
 	if topo == nil {
