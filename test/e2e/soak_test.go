@@ -257,6 +257,33 @@ func (e *env) soakCheck(round int, fault string, live, ops []soakOp) []soakOp {
 			peer[op.bridge] = strings.Split(rs[0].ipv4, "/")[0]
 		}
 	}
+	e.soakReach(round, now, peer)
+	t.Logf("round %d, %s killed mid-round: %d attaches ok, %d failed and left nothing, %d detaches left nothing; %d attached, each with one ready row, its interface, its gateway and a peer reached, bridges isolated; %d addresses and MACs unique; reconcile had nothing left to do",
+		round, fault, okN, failedN, delN, len(now), len(seen))
+	return now
+}
+
+// soakNothingOf fails unless op's container interface left nothing: no
+// row, no host link, no interface in the container.
+func (e *env) soakNothingOf(round int, op soakOp, rows []soakRow) {
+	t := e.t
+	if len(rows) > 0 {
+		t.Fatalf("round %d: %s of %s (%s) left rows %+v", round, op.via, op.container, op.err, rows)
+	}
+	if name := attach.HostName(op.bridge, op.id, op.iface); slices.Contains(links(t, e.sb.Netns), name) {
+		out, _ := exec.Command("ip", "-n", e.sb.Netns, "-d", "link", "show", name).CombinedOutput()
+		rows, _ := e.sb.Vsctl("--columns=name,ofport,external_ids", "find", "interface", "name="+name)
+		t.Fatalf("round %d: %s of %s (%s) left its host link:\n%s\nrows: %s", round, op.via, op.container, op.err, out, rows)
+	}
+	if slices.Contains(links(t, op.container), op.iface) {
+		t.Fatalf("round %d: %s of %s left %s in the container", round, op.via, op.container, op.iface)
+	}
+}
+
+// soakReach checks that every attached container reaches its gateway and
+// its bridge's peer (in parallel), and that the bridges stay apart.
+func (e *env) soakReach(round int, now []soakOp, peer map[string]string) {
+	t := e.t
 	gw := map[string]string{"bra": "10.93.0.1", "brb": "10.94.0.1"}
 	var wg sync.WaitGroup
 	bad := make(chan string, 2*len(now))
@@ -281,25 +308,5 @@ func (e *env) soakCheck(round int, fault string, live, ops []soakOp) []soakOp {
 			noPing(t, op.container, peer["brb"])
 			break
 		}
-	}
-	t.Logf("round %d, %s killed mid-round: %d attaches ok, %d failed and left nothing, %d detaches left nothing; %d attached, each with one ready row, its interface, its gateway and a peer reached, bridges isolated; %d addresses and MACs unique; reconcile had nothing left to do",
-		round, fault, okN, failedN, delN, len(now), len(seen))
-	return now
-}
-
-// soakNothingOf fails unless op's container interface left nothing: no
-// row, no host link, no interface in the container.
-func (e *env) soakNothingOf(round int, op soakOp, rows []soakRow) {
-	t := e.t
-	if len(rows) > 0 {
-		t.Fatalf("round %d: %s of %s (%s) left rows %+v", round, op.via, op.container, op.err, rows)
-	}
-	if name := attach.HostName(op.bridge, op.id, op.iface); slices.Contains(links(t, e.sb.Netns), name) {
-		out, _ := exec.Command("ip", "-n", e.sb.Netns, "-d", "link", "show", name).CombinedOutput()
-		rows, _ := e.sb.Vsctl("--columns=name,ofport,external_ids", "find", "interface", "name="+name)
-		t.Fatalf("round %d: %s of %s (%s) left its host link:\n%s\nrows: %s", round, op.via, op.container, op.err, out, rows)
-	}
-	if slices.Contains(links(t, op.container), op.iface) {
-		t.Fatalf("round %d: %s of %s left %s in the container", round, op.via, op.container, op.iface)
 	}
 }
