@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -15,6 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
@@ -230,14 +230,13 @@ func pipelineInPlace(ctx context.Context, db *ovsdb.Client, bridge string) error
 
 // vswitchdAnswers dials ovs-vswitchd's control socket in dir.
 func vswitchdAnswers(dir string) error {
-	pid, err := ovsdb.VswitchdPid(dir)
+	sock, err := appctl.Socket(dir)
 	if err != nil {
-		return fmt.Errorf("ovs-vswitchd is not running (no pid file in %s: %v)", dir, err)
+		return err
 	}
-	sock := filepath.Join(dir, fmt.Sprintf("ovs-vswitchd.%d.ctl", pid))
 	c, err := net.DialTimeout("unix", sock, 2*time.Second)
 	if err != nil {
-		return fmt.Errorf("ovs-vswitchd (pid %d) does not answer on %s: %v", pid, sock, err)
+		return fmt.Errorf("ovs-vswitchd does not answer on %s: %v", sock, err)
 	}
 	return c.Close()
 }

@@ -27,27 +27,21 @@ import (
 
 // tables opens iptables on first use: commands that publish nothing never
 // pay for it.
-func (h *Host) tables() (*nat.Tables, error) {
-	if h.nat == nil {
-		t, err := nat.Open()
-		if err != nil {
-			return nil, err
-		}
-		h.nat = t
-	}
-	return h.nat, nil
-}
+func (h *Host) tables() (*nat.Tables, error) { return openOnce(&h.nat, nat.Open) }
 
 // tables6 opens ip6tables on first use.
-func (h *Host) tables6() (*nat.Tables, error) {
-	if h.nat6 == nil {
-		t, err := nat.Open6()
+func (h *Host) tables6() (*nat.Tables, error) { return openOnce(&h.nat6, nat.Open6) }
+
+// openOnce returns *t, opening it first if it is not yet.
+func openOnce(t **nat.Tables, open func() (*nat.Tables, error)) (*nat.Tables, error) {
+	if *t == nil {
+		o, err := open()
 		if err != nil {
 			return nil, err
 		}
-		h.nat6 = t
+		*t = o
 	}
-	return h.nat6, nil
+	return *t, nil
 }
 
 // natBridge is the NAT view of an ovsnet bridge; ok is false for bridges

@@ -154,20 +154,7 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		h.releaseUnderlay(context.Background())
 		return Tunnel{}, false, err
 	}
-	if err := h.tunnelReady(ctx, t); err != nil {
-		return undo(err)
-	}
-	nb, err := h.DB.GetBridge(ctx, o.Bridge)
-	if err != nil || nb == nil {
-		return undo(fmt.Errorf("bridge %s vanished while adding a tunnel", o.Bridge))
-	}
-	if err := h.applyBridgeFlows(nb); err != nil {
-		return undo(err)
-	}
-	if _, err := h.ConvergeBridge(ctx, o.Bridge, nb.ExternalIDs); err != nil {
-		return undo(err)
-	}
-	if err := h.syncNATAll(ctx); err != nil { // a kernel tunnel takes its remotes' packets only
+	if err := h.tunnelUp(ctx, t); err != nil {
 		return undo(err)
 	}
 	if DatapathOf(br) == DatapathNetdev && !t.Kernel && !bi.OVSTunnels() {
@@ -178,6 +165,26 @@ func (h *Host) addTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, er
 		}
 	}
 	return t, true, nil
+}
+
+// tunnelUp brings a committed tunnel t into service: its port numbered
+// (and spliced), the bridge's flows and settings with it, and its NAT (a
+// kernel tunnel takes its remotes' packets only).
+func (h *Host) tunnelUp(ctx context.Context, t Tunnel) error {
+	if err := h.tunnelReady(ctx, t); err != nil {
+		return err
+	}
+	nb, err := h.DB.GetBridge(ctx, t.Bridge)
+	if err != nil || nb == nil {
+		return fmt.Errorf("bridge %s vanished while adding a tunnel", t.Bridge)
+	}
+	if err := h.applyBridgeFlows(nb); err != nil {
+		return err
+	}
+	if _, err := h.ConvergeBridge(ctx, t.Bridge, nb.ExternalIDs); err != nil {
+		return err
+	}
+	return h.syncNATAll(ctx)
 }
 
 // tunnelReady waits for ovs-vswitchd to number tunnel t's port and, for a
