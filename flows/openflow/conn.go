@@ -163,6 +163,12 @@ var errorNames = map[[2]uint16]string{
 	{5, 1}:   "OFPFMFC_TABLE_FULL",
 	{5, 2}:   "OFPFMFC_BAD_TABLE_ID",
 	{5, 6}:   "OFPFMFC_BAD_COMMAND",
+	{12, 1}:  "OFPMMFC_METER_EXISTS",
+	{12, 2}:  "OFPMMFC_INVALID_METER",
+	{12, 3}:  "OFPMMFC_UNKNOWN_METER",
+	{12, 6}:  "OFPMMFC_BAD_RATE",
+	{12, 7}:  "OFPMMFC_BAD_BURST",
+	{12, 10}: "OFPMMFC_OUT_OF_METERS",
 	{17, 1}:  "OFPBFC_BAD_ID",
 	{17, 5}:  "OFPBFC_BAD_FLAGS",
 	{17, 12}: "OFPBFC_MSG_FAILED",
@@ -255,10 +261,13 @@ type ConnError struct{ Err error }
 func (e *ConnError) Error() string { return e.Err.Error() }
 func (e *ConnError) Unwrap() error { return e.Err }
 
-// Change replaces every flow whose cookie matches Cookie under Mask with Flows.
+// Change replaces every flow whose cookie matches Cookie under Mask with
+// Flows, after making the Meters they use exist with their rates (a meter
+// of a change that is dropped stays; reconcile removes it).
 type Change struct {
 	Cookie, Mask uint64
 	Flows        []*Flow
+	Meters       []Meter
 }
 
 // Bundle makes the changes in one atomic, ordered bundle: each object's old
@@ -279,7 +288,13 @@ func (c *Conn) Bundle(changes ...Change) error {
 		return finish(be16(b, flags))
 	}
 	texts := map[uint32]string{} // what each xid carried, for errors
+	// Meter mods cannot be bundled: the meters go ahead of the bundle (in
+	// the same write), those found there are modified before the commit.
+	adds := map[uint32]Meter{}
 	var out []byte
+	for _, ch := range changes {
+		out = c.addMeters(out, ch.Meters, texts, adds)
+	}
 	out = append(out, ctl(0)...) // OPEN_REQUEST
 	texts[c.xid] = "open bundle"
 	addMsg := func(msg []byte, xid uint32) {
@@ -309,6 +324,10 @@ func (c *Conn) Bundle(changes ...Change) error {
 	errs, err := c.exchange(out, barrier, texts, nil)
 	if err != nil {
 		return err
+	}
+	modify, errs := existing(errs, adds)
+	if len(modify) > 0 && len(errs) == 0 {
+		errs = c.modifyMeters(modify)
 	}
 	last := uint16(4) // COMMIT_REQUEST
 	if len(errs) > 0 {
@@ -437,7 +456,11 @@ func (c *Conn) exchange(out []byte, until uint32, texts map[uint32]string, got f
 			if what == "" {
 				what = fmt.Sprintf("message %d", m.xid)
 			}
-			errs = append(errs, fmt.Errorf("%s: %s", what, m.errorText()))
+			r := &refusal{xid: m.xid, what: what, name: m.errorText()}
+			if len(m.body) >= 4 {
+				r.typ, r.code = binary.BigEndian.Uint16(m.body), binary.BigEndian.Uint16(m.body[2:])
+			}
+			errs = append(errs, r)
 			done = m.xid == until
 		default:
 			if got != nil {

@@ -87,6 +87,7 @@ var (
 	fICMPv6Code    = field{classOXM, 30, 1, 5}
 	fNDTarget      = field{classOXM, 31, 16, 6}
 	fNDTLL         = field{classOXM, 33, 6, 6}
+	fTCPFlags      = field{classNXM1, 34, 2, 5}
 	fCTState       = field{classNXM1, 105, 4, 7}
 	fNDReserved    = field{classErics, 1, 4, 0}
 	fNDOptionsType = field{classErics, 2, 1, 0}
@@ -105,9 +106,12 @@ func FlowMod(f *Flow, xid uint32) []byte {
 	for _, a := range f.Actions {
 		acts = append(acts, a.wire...)
 	}
-	b := make([]byte, 0, 56+len(m)+len(acts)+8)
+	b := make([]byte, 0, 56+len(m)+len(acts)+16)
 	b = flowModHeader(b, xid, f.Cookie, 0, f.Table, cmdAdd, 0, f.Priority)
 	b = append(b, m...)
+	if f.Meter != 0 {
+		b = append(b, meterInstruction(f.Meter)...)
+	}
 	if len(acts) > 0 {
 		b = be16(b, 4) // OFPIT_APPLY_ACTIONS
 		b = be16(b, uint16(8+len(acts)))

@@ -27,6 +27,7 @@ func pipeline() []*openflow.Flow {
 	p := flows.Port{Name: "p", Ofport: 5, MAC: mac, Addrs: []netip.Addr{v4, v6}, VLAN: 3}
 	fs = append(fs, flows.PortFlows(p)...)
 	fs = append(fs, flows.PortFlows(flows.Port{Name: "q", Ofport: 65000, MAC: mac})...)
+	fs = append(fs, flows.PortFlows(flows.Port{Name: "r", Ofport: 7, MAC: mac, Addrs: []netip.Addr{v4}, FloodPPS: 1000})...)
 	fs = append(fs, flows.LinkFlows(flows.Link{Src: "10.97.2.5", Dst: "b", SrcPort: flows.Port{Addrs: []netip.Addr{netip.MustParseAddr("10.97.2.5")}}, DstPort: p})...)
 
 	fs = append(fs, flows.LinkFlows(flows.Link{Src: "a", Dst: "b", SrcPort: p, DstPort: p})...)
@@ -76,5 +77,16 @@ func TestDeleteByCookie(t *testing.T) {
 	want := "OFPT_FLOW_MOD (OF1.4) (xid=0x7): DEL table:255 priority=0 cookie:0x200000000000001/0xffffffffffffffff actions=drop"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestMeterMod(t *testing.T) {
+	if _, err := exec.LookPath("ovs-ofctl"); err != nil {
+		t.Skip("ovs-ofctl not installed")
+	}
+	got := strings.TrimSpace(ofctl(t, "ofp-print", hex.EncodeToString(openflow.MeterMod(openflow.Meter{ID: 8, PPS: 1000, Burst: 200}, 3))))
+	want := "OFPT_METER_MOD (OF1.4) (xid=0x3): ADD meter=8 pktps burst stats bands=\ntype=drop rate=1000 burst_size=200"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

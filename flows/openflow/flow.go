@@ -19,6 +19,9 @@ type Flow struct {
 	Cookie   uint64
 	Match    []Match
 	Actions  []Action
+	// Meter, if not 0, is the meter the flow's packets go through before
+	// its actions (a meter that drops them ends them there).
+	Meter uint32
 }
 
 // String is the flow as ovs-ofctl writes it.
@@ -30,6 +33,9 @@ func (f *Flow) String() string {
 		b.WriteString(m.text)
 	}
 	b.WriteString(",actions=")
+	if f.Meter != 0 {
+		fmt.Fprintf(&b, "meter:%d,", f.Meter)
+	}
 	if len(f.Actions) == 0 {
 		b.WriteString("drop")
 	}
@@ -171,6 +177,12 @@ func UDPDst(p uint16) Match {
 }
 func UDPSrc(p uint16) Match {
 	return match("udp_src="+strconv.Itoa(int(p)), fUDPSrc, be16(nil, p), nil)
+}
+
+// TCPAck matches TCP segments with the ACK flag set (with ProtoTCP or
+// ProtoTCP6): every segment of a connection after its first.
+func TCPAck() Match {
+	return match("tcp_flags=+ack", fTCPFlags, be16(nil, 0x010), be16(nil, 0x010))
 }
 
 // CTFlag is a connection tracking state bit.
