@@ -38,7 +38,7 @@ e2e:
 # Docker, Podman or a browser, which the VM does not run, or only repeat
 # what these cover; each one that cannot run on the kernel datapath says so
 # when run there).
-KERNEL_TESTS ?= ^(TestSeedScenario|TestAllocationDualStackAndFlags|TestConcurrentAttach|TestAddPortsBulk|TestRollback|TestSpoofGuard|TestNeighboursAnsweredByFlows|TestNeighbourAdvertGuard|TestLoopbackUnreachable|TestBadIntentFailsClosed|TestIsolationAndLinks|TestForgedICMPErrorsDropped|TestTunnelRogueHostIgnored|TestVLANsAndICC|TestFlowsPerPortAndResync|TestNATAndPublishing|TestDeleteLeavesNothing|TestKilledDetachFinished|TestReconcile|TestTunnelTwoHosts|TestTunnelIPv6|TestController|TestControllerConcurrentAttach|TestCNIPlugin|TestControllerAttachAPI|TestWarmPoolKernel|TestDatapathRestart|TestDoctorChecks|TestOVNJoin|TestOVNAttach)$$
+KERNEL_TESTS ?= ^(TestSeedScenario|TestAllocationDualStackAndFlags|TestConcurrentAttach|TestAddPortsBulk|TestRollback|TestSpoofGuard|TestNeighboursAnsweredByFlows|TestNeighbourAdvertGuard|TestLoopbackUnreachable|TestBadIntentFailsClosed|TestIsolationAndLinks|TestForgedICMPErrorsDropped|TestTunnelRogueHostIgnored|TestFloodContained|TestVLANsAndICC|TestFlowsPerPortAndResync|TestNATAndPublishing|TestDeleteLeavesNothing|TestKilledDetachFinished|TestReconcile|TestTunnelTwoHosts|TestTunnelIPv6|TestController|TestControllerConcurrentAttach|TestCNIPlugin|TestControllerAttachAPI|TestWarmPoolKernel|TestDatapathRestart|TestDoctorChecks|TestOVNJoin|TestOVNAttach)$$
 RUN ?= $(KERNEL_TESTS)
 e2e-kernel:
 	$(GO) run ./test/vm -run '$(RUN)'
@@ -67,6 +67,7 @@ bench: build
 	$(GO) run ./bench/detach -ovsnet bin/ovsnet -sizes 1000,10000
 	$(GO) run ./bench/pool -ovsnet bin/ovsnet
 	$(GO) run ./bench/ovn -ovsnet bin/ovsnet
+	$(GO) run ./bench/flood -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS's

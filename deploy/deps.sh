@@ -3,7 +3,7 @@
 set -euo pipefail
 need=()
 for pair in ovs-vswitchd:openvswitch-switch ovs-vsctl:openvswitch-common ip:iproute2 ping:iputils-ping \
-            busybox:busybox-static iptables:iptables ethtool:ethtool iperf3:iperf3 uuidgen:uuid-runtime \
+            busybox:busybox-static iptables:iptables ethtool:ethtool iperf3:iperf3 hping3:hping3 uuidgen:uuid-runtime \
             podman:podman chromium:chromium curl:curl ovn-northd:ovn-central ovn-controller:ovn-host \
             qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod; do
   cmd=${pair%%:*} pkg=${pair#*:}

@@ -36,6 +36,10 @@ type Port struct {
 	MAC    net.HardwareAddr
 	Addrs  []netip.Addr
 	VLAN   int
+	// FloodPPS bounds, in packets a second, what the port sends that is
+	// not part of a TCP connection under way (meter FloodMeter(p)); 0: no
+	// bound.
+	FloodPPS int
 }
 
 // Rule narrows a link to one protocol and destination port.
@@ -311,10 +315,10 @@ func isolationFlows(c uint64) []*openflow.Flow {
 	}
 }
 
-// PortFlows are one container port's flows (at most 8).
+// PortFlows are one container port's flows (at most 14).
 func PortFlows(p Port) []*openflow.Flow {
 	c := PortCookie(p.Name)
-	fs := []*openflow.Flow{classify(c, p)}
+	fs := classify(c, p)
 	fs = append(fs, spoofGuard(c, p)...)
 	for _, a := range p.Addrs {
 		if a.Is4() {
@@ -327,8 +331,42 @@ func PortFlows(p Port) []*openflow.Flow {
 	return fs
 }
 
-func classify(c uint64, p Port) *openflow.Flow {
-	return at(TableClassifier, PrioNormal, c).on(openflow.InPort(uint32(p.Ofport))).do(RegSrcKind.Load(KindContainer), RegVLAN.Load(p.VLAN), goTo(TableSpoofGuard))
+// classify marks the port's packets as a container's, in its VLAN. With a
+// flood bound, what is not a TCP segment carrying an ACK (a connection's
+// every segment after its first) goes through the port's meter first:
+// connection attempts, UDP, ICMP, ARP, broadcasts.
+func classify(c uint64, p Port) []*openflow.Flow {
+	in := openflow.InPort(uint32(p.Ofport))
+	acts := []openflow.Action{RegSrcKind.Load(KindContainer), RegVLAN.Load(p.VLAN), goTo(TableSpoofGuard)}
+	all := at(TableClassifier, PrioNormal, c).on(in).do(acts...)
+	if p.FloodPPS <= 0 {
+		return []*openflow.Flow{all}
+	}
+	all.Meter = FloodMeter(p).ID
+	return []*openflow.Flow{all,
+		at(TableClassifier, PrioNormal+1, c).on(openflow.ProtoTCP, openflow.TCPAck(), in).do(acts...),
+		at(TableClassifier, PrioNormal+1, c).on(openflow.ProtoTCP6, openflow.TCPAck(), in).do(acts...),
+	}
+}
+
+// FloodMeter is port p's meter: its ID is the port's OpenFlow port number,
+// its burst a fifth of a second at its rate.
+func FloodMeter(p Port) openflow.Meter {
+	return openflow.Meter{ID: uint32(p.Ofport), PPS: uint32(p.FloodPPS), Burst: uint32(max(p.FloodPPS/5, 16))}
+}
+
+// PortMeters are the meters port p's flows use.
+func PortMeters(p Port) []openflow.Meter {
+	if p.FloodPPS <= 0 {
+		return nil
+	}
+	return []openflow.Meter{FloodMeter(p)}
+}
+
+// PortChange puts port p's flows, and the meters they use, in place of
+// its old flows.
+func PortChange(p Port) Change {
+	return Change{Cookie: PortCookie(p.Name), Mask: ObjectMask, Flows: PortFlows(p), Meters: PortMeters(p)}
 }
 
 // spoofGuard lets the port send only from its MAC and its addresses. A port

@@ -24,7 +24,10 @@
 //
 // Per container port: 1 classifier, 1-8 spoof guard (MAC only; or IPv4 +
 // ARP; plus IPv6, IPv6 link-local and 4 for its neighbour advertisements),
-// 1 ARP responder per IPv4, 1 ND responder per IPv6, 1 L2 flow: at most 12.
+// 1 ARP responder per IPv4, 1 ND responder per IPv6, 1 L2 flow: at most 12,
+// and 2 more classifier flows when its flood bound is on: TCP segments with
+// an ACK pass, the rest of what it sends goes through its meter (OpenFlow
+// meter ID = its port number), which drops what exceeds the bound.
 // Per link: 1 per family and port, and 2 per family for what is related to
 // its connections (ICMP errors), one each way between its ends.
 // An ND responder notes the owner's port and rewrites a copy of the

@@ -290,12 +290,64 @@ func (s *Switch) FlowCounts(bridge string, tables []uint8) (counts map[uint8]int
 }
 
 // ReplaceAll makes the bridge's flow table exactly fs in one bundle
-// (ovs-ofctl replace-flows): flows that did not
-// change stay in place, so a full resync drops no packet, and flows ovsnet
-// did not make (drift) are removed.
-func (s *Switch) ReplaceAll(bridge string, fs []*openflow.Flow) error {
-	_, err := ofctl(fs, "--bundle", "replace-flows", bridge, "-")
-	return err
+// (ovs-ofctl replace-flows), and its meters exactly ms: flows that did not
+// change stay in place, so a full resync drops no packet, and flows and
+// meters ovsnet did not make (drift) are removed. The meters are set
+// first (a flow needs its meter) and pruned last (a meter's deletion takes
+// the flows using it along).
+func (s *Switch) ReplaceAll(bridge string, fs []*openflow.Flow, ms []openflow.Meter) error {
+	if err := s.withConn(bridge, func(c *openflow.Conn) error { return c.SetMeters(ms) }); err != nil {
+		return err
+	}
+	if _, err := ofctl(fs, "--bundle", "replace-flows", bridge, "-"); err != nil {
+		return err
+	}
+	return s.withConn(bridge, func(c *openflow.Conn) error {
+		have, err := c.Meters()
+		if err != nil {
+			return err
+		}
+		_, extra := meterDiff(have, ms)
+		return c.DeleteMeters(extra)
+	})
+}
+
+// DeleteMeters deletes bridge's meters ids (those of ports that went).
+func (s *Switch) DeleteMeters(bridge string, ids []uint32) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.withConn(bridge, func(c *openflow.Conn) error { return c.DeleteMeters(ids) })
+}
+
+// MeterDrift counts bridge's meters that are not as ms says: missing or
+// at another rate, and those ms does not have.
+func (s *Switch) MeterDrift(bridge string, ms []openflow.Meter) (n int, err error) {
+	err = s.withConn(bridge, func(c *openflow.Conn) error {
+		have, err := c.Meters()
+		wrong, extra := meterDiff(have, ms)
+		n = wrong + len(extra)
+		return err
+	})
+	return n, err
+}
+
+// meterDiff compares the meters a bridge has with those it should: how
+// many of want are missing or differ, and the IDs it should not have.
+func meterDiff(have map[uint32]openflow.Meter, want []openflow.Meter) (wrong int, extra []uint32) {
+	keep := map[uint32]bool{}
+	for _, m := range want {
+		keep[m.ID] = true
+		if have[m.ID] != m {
+			wrong++
+		}
+	}
+	for id := range have {
+		if !keep[id] {
+			extra = append(extra, id)
+		}
+	}
+	return wrong, extra
 }
 
 // Diff counts the flows on the bridge that are not in fs (removed by a

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 )
 
@@ -13,7 +14,7 @@ func addBrCmd(g *globals) *cobra.Command {
 	var o network.BridgeOptions
 	var icc, nat bool
 	c := &cobra.Command{
-		Use:   "add-br BRIDGE [--subnet CIDR]... [--ip-range CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--datapath system|netdev]",
+		Use:   "add-br BRIDGE [--subnet CIDR]... [--ip-range CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--flood-limit PPS] [--datapath system|netdev]",
 		Short: "Create an OVS bridge for containers, with a subnet and a gateway on its internal port",
 		Long: `Create BRIDGE. With --subnet (one IPv4 and optionally one IPv6 CIDR) the
 bridge's internal port gets the gateway address (the first host address
@@ -27,7 +28,14 @@ are an error (delete the bridge first).
 A network spanning hosts has the same --subnet on every host and a distinct
 --ip-range on each: this host allocates only from its range and its gateway
 is the range's first host address; its MTU leaves room for tunnels (see
-ovsnet tunnel).`,
+ovsnet tunnel).
+
+Each container port is held to --flood-limit packets a second of what it
+sends outside TCP connections under way (connection attempts, UDP, ICMP,
+ARP, broadcasts; an OpenFlow meter per port drops the excess): one
+container's flood then costs the switch, and the containers beside it, a
+bounded share. TCP segments of established connections are never metered.
+add-port --flood-limit sets a port's own.`,
 		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
   ovsnet add-br br-dual --subnet 10.20.0.0/24 --subnet fd00:20::/64 --mtu 1450
   ovsnet add-br br-iso --subnet 10.30.0.0/24 --gateway 10.30.0.254 --icc=false
@@ -67,6 +75,7 @@ ovsnet tunnel).`,
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge's port and of containers attached to it (68..65535)")
 	f.BoolVar(&icc, "icc", true, "allow container-to-container traffic (false: only linked pairs; takes effect with the flow pipeline)")
 	f.BoolVar(&nat, "nat", true, "masquerade egress and allow port publishing (takes effect with host NAT)")
+	f.Var(floodFlag{&o.FloodPPS}, "flood-limit", fmt.Sprintf("packets a second each container port may send outside TCP connections under way, 0: no limit (default %d)", intent.DefaultFloodPPS))
 	f.StringVar(&o.Datapath, "datapath", "", "system (kernel) or netdev (userspace); default: detected")
 	return c
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/service"
 )
@@ -35,6 +36,7 @@ func (a *portArgs) register(f *pflag.FlagSet, publish bool) {
 	f.IntVar(&a.MTU, "mtu", a.MTU, "MTU of INTERFACE, 68..65535 (default: the bridge's)")
 	f.IntVar(&a.VLAN, "vlan", a.VLAN, "access VLAN tag 1..4094")
 	f.StringVar(&a.Type, "type", a.Type, "veth or internal (default: by datapath, see --help)")
+	f.Var(floodFlag{&a.FloodPPS}, "flood-limit", "packets a second INTERFACE may send outside TCP connections under way, 0: no limit (default: the bridge's)")
 	f.BoolVar(&a.DefaultRoute, "default-route", a.DefaultRoute, "take the container's default route even if another interface has it (default: only if it has none)")
 	if publish {
 		f.StringArrayVarP(&a.Publish, "publish", "p", nil, "publish a port: [HOST_IP:][HOST_PORT:]PORT[/tcp|udp] (repeatable; NAT bridges)")
@@ -57,7 +59,7 @@ func (a *portArgs) options(f *pflag.FlagSet) network.PortOptions {
 func addPortCmd(g *globals) *cobra.Command {
 	var a portArgs
 	c := &cobra.Command{
-		Use:   "add-port BRIDGE INTERFACE CONTAINER [--ip[=ADDR/PLEN]] [--ipaddress=ADDR/PLEN] [--gateway=IP] [--macaddress=MAC] [--mtu=N] [--vlan=N] [--type veth|internal]",
+		Use:   "add-port BRIDGE INTERFACE CONTAINER [--ip[=ADDR/PLEN]] [--ipaddress=ADDR/PLEN] [--gateway=IP] [--macaddress=MAC] [--mtu=N] [--vlan=N] [--type veth|internal] [--flood-limit PPS]",
 		Short: "Attach a container to a bridge as INTERFACE (ovs-docker add-port)",
 		Long: `Attach CONTAINER to BRIDGE: create a link whose container end is INTERFACE,
 give it a MAC, MTU and addresses, and make the default route point at the
@@ -71,6 +73,10 @@ bridge's subnets. Any failure undoes everything.
 --type internal moves an OVS internal port into the container (fastest on
 the userspace datapath, the default there); --type veth uses a veth pair
 (the default on the kernel datapath).
+
+--flood-limit bounds, in packets a second, what INTERFACE sends outside TCP
+connections under way (0: no bound; default: the bridge's, see add-br
+--help).
 
 When "ovsnet controller" runs on this host, add-port hands the request to it
 over $OVS_RUNDIR/ovsnet.sock (next to db.sock): it holds the OVSDB and
@@ -350,3 +356,23 @@ func setVLANCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+// floodFlag is --flood-limit N: a flood bound given, or nil when not.
+type floodFlag struct{ p **int }
+
+func (f floodFlag) Set(v string) error {
+	n, err := intent.ParseFloodPPS(v)
+	if err == nil {
+		*f.p = &n
+	}
+	return err
+}
+
+func (f floodFlag) String() string {
+	if f.p == nil || *f.p == nil {
+		return ""
+	}
+	return strconv.Itoa(**f.p)
+}
+
+func (floodFlag) Type() string { return "pps" }

@@ -35,6 +35,9 @@ type Bridge struct {
 	// decode: that works on every datapath.
 	AnswerND bool
 	NDProbed bool
+	// FloodPPS is the flood bound its new ports get (KeyFloodPPS); one
+	// that does not decode reads as DefaultFloodPPS, with an error.
+	FloodPPS int
 
 	// The Docker network the bridge carries; its ID is empty when none.
 	// A VLAN that does not decode is in Err.
@@ -98,6 +101,13 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 		if b.MTU, err = strconv.Atoi(v); err != nil || b.MTU < 68 || b.MTU > 65535 {
 			b.MTU = 0
 			b.Errs = append(b.Errs, &Error{Row: row, Key: KeyMTU, Value: v, Want: "an MTU in 68..65535", Then: "new ports get the kernel's default MTU until then"})
+		}
+	}
+	b.FloodPPS = DefaultFloodPPS
+	if v, set := ext[KeyFloodPPS]; set {
+		if b.FloodPPS, err = ParseFloodPPS(v); err != nil {
+			b.FloodPPS = DefaultFloodPPS
+			b.Errs = append(b.Errs, &Error{Row: row, Key: KeyFloodPPS, Value: v, Want: FloodPPSWant, Then: "new ports get the default bound until then"})
 		}
 	}
 	b.NextOfport, _ = strconv.Atoi(ext[KeyNextOfport])
@@ -230,6 +240,7 @@ type Settings struct {
 	MTU           int  // given; 0: not given
 	AutoMTU       int  // chosen by ovsnet (not a given setting: it changes)
 	ICC, NAT      *bool
+	FloodPPS      *int // the flood bound of new ports; nil: not given
 }
 
 // Encode is the settings as bridge external_ids.
@@ -259,6 +270,9 @@ func (s Settings) Encode() map[string]string {
 	if s.NAT != nil {
 		want[KeyNAT] = strconv.FormatBool(*s.NAT)
 	}
+	if s.FloodPPS != nil {
+		want[KeyFloodPPS] = strconv.Itoa(*s.FloodPPS)
+	}
 	return want
 }
 
@@ -287,7 +301,9 @@ func (s Settings) Differences(ext map[string]string) []string {
 	var diffs []string
 	for _, k := range keys {
 		have := ext[k]
-		if have == given[k] || have == "" && (k == KeyICC || k == KeyNAT) && given[k] == "true" {
+		unset := have == "" && (k == KeyICC || k == KeyNAT) && given[k] == "true" ||
+			have == "" && k == KeyFloodPPS && given[k] == strconv.Itoa(DefaultFloodPPS)
+		if have == given[k] || unset {
 			continue
 		}
 		diffs = append(diffs, fmt.Sprintf("%s is %q, asked %q", strings.TrimPrefix(k, "ovsnet-"), have, given[k]))

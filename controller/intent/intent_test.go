@@ -47,6 +47,7 @@ func TestPortFailsClosed(t *testing.T) {
 		KeyIPv6:           "10.1.0.9/24", // the wrong family
 		KeyPortGW:         "10.1.0.1,nope",
 		KeyMTU:            "12",
+		KeyFloodPPS:       "-1",
 		KeyContainerID:    "",
 		KeyContainerIface: "",
 	} {
@@ -61,6 +62,12 @@ func TestPortFailsClosed(t *testing.T) {
 	ext[KeyMAC] = "01:00:5e:00:00:01" // multicast: not the port's to send from
 	if _, err := DecodePort("row", ext); err == nil {
 		t.Error("multicast MAC accepted")
+	}
+	// A port made before flood bounds gets the default one.
+	ext = samplePort().Encode()
+	delete(ext, KeyFloodPPS)
+	if p, err := DecodePort("row", ext); err != nil || p.FloodPPS != DefaultFloodPPS {
+		t.Errorf("no flood bound: %d, %v", p.FloodPPS, err)
 	}
 }
 
@@ -119,7 +126,7 @@ func TestBridgeDecode(t *testing.T) {
 
 // Each bridge key that does not decode is reported, read strictly.
 func TestBridgeFailsClosed(t *testing.T) {
-	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0", KeyND: "sometimes"} {
+	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0", KeyND: "sometimes", KeyFloodPPS: "lots"} {
 		ext := NewBridge()
 		ext[KeySubnet] = "10.1.0.0/24"
 		ext[key] = bad
@@ -128,7 +135,8 @@ func TestBridgeFailsClosed(t *testing.T) {
 			t.Errorf("%s=%q: %v", key, bad, b.Errs)
 		}
 		if key == KeyICC && b.ICC || key == KeySubnet && (b.Subnets != nil || b.SubnetsErr == nil) || key == KeyNAT && b.NATErr == nil ||
-			key == KeyDockerVLAN && b.Docker.Err == nil || key == KeyND && (b.AnswerND || b.NDProbed) {
+			key == KeyDockerVLAN && b.Docker.Err == nil || key == KeyND && (b.AnswerND || b.NDProbed) ||
+			key == KeyFloodPPS && b.FloodPPS != DefaultFloodPPS {
 			t.Errorf("%s=%q: not strict: %+v", key, bad, b)
 		}
 	}
@@ -161,6 +169,13 @@ func TestSettingsDifferences(t *testing.T) {
 	}
 	if d := (Settings{ICC: &f, MTU: 1400}).Differences(ext); len(d) != 2 || !strings.HasPrefix(d[0], "icc is") {
 		t.Errorf("differences: %v", d)
+	}
+	def, other := DefaultFloodPPS, 500
+	if d := (Settings{FloodPPS: &def}).Differences(ext); len(d) != 0 {
+		t.Errorf("the default flood bound differs from none: %v", d)
+	}
+	if d := (Settings{FloodPPS: &other}).Differences(ext); len(d) != 1 || !strings.HasPrefix(d[0], "flood-pps is") {
+		t.Errorf("flood bound: %v", d)
 	}
 	if d := (Settings{AutoMTU: 1450}).Differences(ext); len(d) != 0 {
 		t.Errorf("an MTU ovsnet chose is not given: %v", d)

@@ -34,7 +34,12 @@ const (
 	KeyIPRange   = "ovsnet-ip-range"   // bridge: this host's share of a subnet spanning hosts (one per family)
 	KeyMTUAuto   = "ovsnet-mtu-auto"   // bridge: "true" when ovsnet chose ovsnet-mtu from the tunnels' underlay
 	KeyICC       = "ovsnet-icc"        // bridge: "true"|"false"
-	KeyNAT       = "ovsnet-nat"        // bridge: "true"|"false"
+	// interface: the bound, in packets a second, on what the container
+	// port sends outside TCP connections under way (connection attempts,
+	// UDP, ICMP, ARP, broadcasts); "0": none; unset: DefaultFloodPPS.
+	// bridge: the bound its new ports get.
+	KeyFloodPPS = "ovsnet-flood-pps"
+	KeyNAT      = "ovsnet-nat" // bridge: "true"|"false"
 	// bridge: how its datapath takes neighbour solicitations, probed once
 	// (OVS's nd_ext capability): NDAnswer (flows answer them) or NDRelay
 	// (each goes to its target's owner).

@@ -33,6 +33,7 @@ type BridgeOptions struct {
 	MTU      int
 	ICC      *bool
 	NAT      *bool
+	FloodPPS *int // the flood bound of its ports (see PortOptions)
 	Datapath string
 	// OVN: Name is an OVN network (ovsnet network create), never made
 	// here; without it, an OVN network of that name is taken all the same
@@ -150,6 +151,9 @@ func (o BridgeOptions) check() ([]ipam.Subnet, error) {
 	if err := CheckMTU(o.MTU); err != nil {
 		return nil, err
 	}
+	if err := CheckFloodPPS(o.FloodPPS); err != nil {
+		return nil, err
+	}
 	if o.Datapath != "" && o.Datapath != DatapathSystem && o.Datapath != DatapathNetdev {
 		return nil, fmt.Errorf("unknown datapath %q: use system (kernel module) or netdev (userspace)", o.Datapath)
 	}
@@ -173,7 +177,7 @@ func (o BridgeOptions) check() ([]ipam.Subnet, error) {
 
 // settings are what the options ask of the bridge.
 func (o BridgeOptions) settings(subnets []ipam.Subnet) intent.Settings {
-	s := intent.Settings{Subnets: subnets, GatewaysGiven: len(o.Gateways) > 0, MTU: o.MTU, ICC: o.ICC, NAT: o.NAT}
+	s := intent.Settings{Subnets: subnets, GatewaysGiven: len(o.Gateways) > 0, MTU: o.MTU, ICC: o.ICC, NAT: o.NAT, FloodPPS: o.FloodPPS}
 	if o.MTU == 0 && len(o.Ranges) > 0 {
 		// Spans hosts: room for the encapsulation until tunnels say
 		// exactly how much (tunnel add).

@@ -309,7 +309,10 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	// this process dies before that, convergence finds it and finishes.
 	it.port = intent.Port{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
 		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
-		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork}
+		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork, FloodPPS: r.bi.FloodPPS}
+	if it.o.FloodPPS != nil {
+		it.port.FloodPPS = *it.o.FloodPPS
+	}
 	it.cfg = portConfig(it.port, it.o.routes())
 	if it.o.Pooled {
 		it.port.Pooled = true
@@ -438,8 +441,7 @@ func (r *attachRun) containers() map[string]bool {
 func (r *attachRun) installFlows(ctx context.Context) error {
 	var chs []flows.Change
 	for _, it := range r.items {
-		chs = append(chs, flows.Change{Cookie: flows.PortCookie(it.host), Mask: flows.ObjectMask,
-			Flows: flows.PortFlows(flowPort(it.port, it.host, it.ofport, it.o.VLAN))})
+		chs = append(chs, flows.PortChange(flowPort(it.port, it.host, it.ofport, it.o.VLAN)))
 	}
 	cs := r.containers()
 	lchs, err := r.h.LinkChanges(ctx, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)
@@ -575,7 +577,8 @@ func (r *attachRun) rollback(cause error) error {
 	if err := r.h.DB.Reconnect(rc); err != nil { // the cause may be ovsdb-server restarting
 		errs = append(errs, err)
 	}
-	var uuids, names, veths []string
+	var uuids, veths []string
+	names := map[string]int{} // OVS port name -> OpenFlow port number
 	var pub []vswitchd.Interface
 	var freed []netip.Addr
 	lo, hi := 0, 0
@@ -591,7 +594,7 @@ func (r *attachRun) rollback(cause error) error {
 		if it.portUUID == "" {
 			continue
 		}
-		uuids, names = append(uuids, it.portUUID), append(names, it.host)
+		uuids, names[it.host] = append(uuids, it.portUUID), it.ofport
 		for _, a := range it.addrs {
 			freed = append(freed, a.Addr())
 		}
@@ -607,7 +610,7 @@ func (r *attachRun) rollback(cause error) error {
 		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {
 			errs = append(errs, err)
 		} else {
-			errs = append(errs, r.h.dropFlowsOf(bg, r.bridge, r.containers(), names...), r.h.returnOfports(bg, r.bridge, lo, hi))
+			errs = append(errs, r.h.dropFlowsOf(bg, r.bridge, r.containers(), names), r.h.returnOfports(bg, r.bridge, lo, hi))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

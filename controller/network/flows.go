@@ -228,8 +228,8 @@ func (bf BridgeFlowIntent) Changes() []flows.Change {
 		}
 		chs[i].Flows = append(chs[i].Flows, f)
 	}
-	for c, p := range bf.Ports {
-		chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask, Flows: flows.PortFlows(p)})
+	for _, p := range bf.Ports {
+		chs = append(chs, flows.PortChange(p))
 	}
 	return chs
 }

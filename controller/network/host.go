@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -145,6 +146,15 @@ func CheckIfName(what, name string) error {
 		return fmt.Errorf("%s name %q is not a valid interface name (use letters, digits, - _ . : @)", what, name)
 	}
 	return nil
+}
+
+// CheckFloodPPS validates a flood bound given (nil: not given).
+func CheckFloodPPS(pps *int) error {
+	if pps == nil {
+		return nil
+	}
+	_, err := intent.ParseFloodPPS(strconv.Itoa(*pps))
+	return err
 }
 
 // CheckMTU validates an MTU given on the command line (0: not given).

@@ -49,6 +49,9 @@ type PortOptions struct {
 	// Pooled makes a warm pool's port (FillPool): no container, Iface
 	// and Container empty. Never from a request.
 	Pooled bool `json:"-"`
+	// FloodPPS bounds what the port sends outside TCP connections under
+	// way, in packets a second (0: no bound); nil: the bridge's bound.
+	FloodPPS *int `json:",omitempty"`
 }
 
 // Handoff is an attach whose container end a runtime moves into the
@@ -80,6 +83,7 @@ type Port struct {
 	MAC       string   `json:"mac,omitempty"`
 	MTU       int      `json:"mtu,omitempty"`
 	VLAN      int      `json:"vlan,omitempty"`
+	FloodPPS  int      `json:"flood_pps"` // 0: no bound
 	Type      string   `json:"type"`
 	OVSPort   string   `json:"ovs_port"`
 	Ofport    int      `json:"ofport,omitempty"`
@@ -182,6 +186,9 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	}
 	if o.VLAN != 0 && (o.VLAN < 1 || o.VLAN > 4094) {
 		return nil, fmt.Errorf("VLAN %d is outside 1..4094", o.VLAN)
+	}
+	if err := CheckFloodPPS(o.FloodPPS); err != nil {
+		return nil, err
 	}
 	if o.Type != "" && o.Type != attach.TypeVeth && o.Type != attach.TypeInternal {
 		return nil, fmt.Errorf("unknown attach type %q: use veth or internal", o.Type)
@@ -550,13 +557,16 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		return err
 	}
 	tr.Step("devices")
-	var names []string
+	gone := map[string]int{}
 	containers := map[string]bool{}
 	for _, i := range ifs {
-		names = append(names, i.Name)
+		gone[i.Name] = 0
+		if i.Ofport != nil {
+			gone[i.Name] = *i.Ofport
+		}
 		containers[intent.RefOf(i.ExternalIDs).Container] = true
 	}
-	if err := h.dropFlowsOf(ctx, bridge, containers, names...); err != nil {
+	if err := h.dropFlowsOf(ctx, bridge, containers, gone); err != nil {
 		return err
 	}
 	if err := h.DetachLogical(ctx, ifs); err != nil {
@@ -656,34 +666,36 @@ func (h *Host) interfacesOf(ctx context.Context, cs map[string]string) (map[stri
 	return by, nil
 }
 
-// dropFlows removes the flows of detached ports and recomputes the links of
-// their container (whose ends are now gone), in one bundle.
-func (h *Host) dropFlows(ctx context.Context, bridge, container string, ports ...string) error {
-	return h.dropFlowsOf(ctx, bridge, map[string]bool{container: true}, ports...)
-}
-
-// dropFlowsOf is dropFlows for the ports of several containers. The
-// ports' rows may still be there: the links are recomputed without them.
-func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[string]bool, ports ...string) error {
+// dropFlowsOf removes the flows of detached ports (by OVS port name, with
+// their OpenFlow port numbers: 0 when not known) and recomputes the links
+// of their containers (whose ends are now gone), in one bundle; then
+// their meters go. The ports' rows may still be there: the links are
+// recomputed without them.
+func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[string]bool, ports map[string]int) error {
 	br, err := h.DB.GetBridge(ctx, bridge)
 	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
 		return err // OVN's integration bridge: its flows are ovn-controller's
 	}
 	var chs []flows.Change
-	gone := map[string]bool{}
-	for _, p := range ports {
+	var meters []uint32
+	for p, ofport := range ports {
 		chs = append(chs, flows.Change{Cookie: flows.PortCookie(p), Mask: flows.ObjectMask})
-		gone[p] = true
+		if ofport > 0 {
+			meters = append(meters, uint32(ofport))
+		}
 	}
 	rest := func(c string) ([]flows.Port, error) {
 		ps, err := h.containerIfaces(ctx, bridge, c)
-		return slices.DeleteFunc(ps, func(p flows.Port) bool { return gone[p.Name] }), err
+		return slices.DeleteFunc(ps, func(p flows.Port) bool { _, gone := ports[p.Name]; return gone }), err
 	}
 	lchs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, rest)
 	if err != nil {
 		return err
 	}
 	err = h.Flows.ApplySpread(bridge, append(chs, lchs...)...)
+	if err == nil {
+		err = h.Flows.DeleteMeters(bridge, meters)
+	}
 	if flows.Unserved(err) {
 		// No ovs-vswitchd: no flows to take away. The one that comes back
 		// gets the bridge's flows from the intent, without these ports.
@@ -806,7 +818,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	ch := flows.Change{Cookie: flows.PortCookie(ifs[0].Name), Mask: flows.ObjectMask}
 	p, ok, err := decodePort(ifs[0], vlan)
 	if ok {
-		ch.Flows = flows.PortFlows(p)
+		ch = flows.PortChange(p)
 	}
 	if aerr := h.revoke(ctx, bridge, append(chs, ch)...); aerr != nil {
 		return aerr
@@ -824,7 +836,7 @@ func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interfa
 	if err != nil {
 		return nil, err
 	}
-	o := PortOptions{Bridge: bridge, Iface: pi.Iface, Container: pi.Container, MAC: pi.MAC.String(), MTU: pi.MTU, Type: pi.Type}
+	o := PortOptions{Bridge: bridge, Iface: pi.Iface, Container: pi.Container, MAC: pi.MAC.String(), MTU: pi.MTU, Type: pi.Type, FloodPPS: &pi.FloodPPS}
 	for _, a := range pi.Addrs {
 		o.Addresses = append(o.Addresses, a.String())
 	}

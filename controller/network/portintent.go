@@ -127,7 +127,7 @@ func sharedMACs(ifs []vswitchd.Interface) []*intent.Error {
 // flowPort is port p's flow model, on OVS port name numbered ofport, in
 // access VLAN vlan (0: untagged).
 func flowPort(p intent.Port, name string, ofport, vlan int) flows.Port {
-	fp := flows.Port{Name: name, Ofport: ofport, MAC: p.MAC, VLAN: vlan}
+	fp := flows.Port{Name: name, Ofport: ofport, MAC: p.MAC, VLAN: vlan, FloodPPS: p.FloodPPS}
 	for _, a := range p.Addrs {
 		fp.Addrs = append(fp.Addrs, a.Addr())
 	}
@@ -142,7 +142,7 @@ func portConfig(p intent.Port, routes attach.RoutePolicy) attach.Config {
 // portView is port p as add-port, add-ports and show report it.
 func portView(p intent.Port, ovsPort string, ofport, vlan int) Port {
 	v := Port{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
-		VLAN: vlan, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns, Runtime: p.Runtime}
+		VLAN: vlan, FloodPPS: p.FloodPPS, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns, Runtime: p.Runtime}
 	for _, a := range p.Addrs {
 		v.Addresses = append(v.Addresses, a.String())
 	}

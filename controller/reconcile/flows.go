@@ -23,14 +23,24 @@ import (
 // buffer per iteration of ovs-vswitchd's main loop, which slows with the
 // port count). Deleted or added flows change a count; a flow modified in
 // place does not, and waits for the next full comparison.
-func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, quick bool) (added, removed int, err error) {
+//
+// Meters (ms) are compared in full every time: one exchange. A meter that
+// is missing or at another rate counts as one flow added.
+func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, ms []openflow.Meter, quick bool) (added, removed int, err error) {
 	if quick && h.flowCountsAgree(bridge, fs) {
 		return 0, 0, nil
 	}
-	if added, removed, err = h.Flows.Diff(bridge, fs); err != nil || added+removed == 0 {
+	if added, removed, err = h.Flows.Diff(bridge, fs); err != nil {
 		return 0, 0, err
 	}
-	return added, removed, h.Flows.ReplaceAll(bridge, fs)
+	drift, err := h.Flows.MeterDrift(bridge, ms)
+	if err != nil {
+		return 0, 0, err
+	}
+	if added += drift; added+removed == 0 {
+		return 0, 0, nil
+	}
+	return added, removed, h.Flows.ReplaceAll(bridge, fs, ms)
 }
 
 // flowIntent is what a bridge's flows follow from: its bridge and link
@@ -57,18 +67,30 @@ func (fi *flowIntent) all() []*openflow.Flow {
 	return fs
 }
 
-// of returns the flows of the object with cookie c.
-func (fi *flowIntent) of(c uint64) []*openflow.Flow {
-	if p, ok := fi.ports[c]; ok {
-		return flows.PortFlows(p)
+// meters returns every meter the bridge's flows use.
+func (fi *flowIntent) meters() []openflow.Meter {
+	var ms []openflow.Meter
+	for _, p := range fi.ports {
+		ms = append(ms, flows.PortMeters(p)...)
 	}
-	var fs []*openflow.Flow
+	return ms
+}
+
+// of returns the flows of the object with cookie c.
+func (fi *flowIntent) of(c uint64) []*openflow.Flow { return fi.change(c).Flows }
+
+// change puts the flows (and meters) of the object with cookie c in place.
+func (fi *flowIntent) change(c uint64) flows.Change {
+	if p, ok := fi.ports[c]; ok {
+		return flows.PortChange(p)
+	}
+	ch := flows.Change{Cookie: c, Mask: flows.ObjectMask}
 	for _, f := range fi.fixed {
 		if f.Cookie == c {
-			fs = append(fs, f)
+			ch.Flows = append(ch.Flows, f)
 		}
 	}
-	return fs
+	return ch
 }
 
 // countByCookie counts fs by cookie.
@@ -95,7 +117,7 @@ func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *
 			continue
 		}
 		cookie := flows.PortCookie(p.Name)
-		fi.prints[cookie] = fmt.Sprintf("%d %s %v %d", p.Ofport, p.MAC, p.Addrs, p.VLAN)
+		fi.prints[cookie] = fmt.Sprintf("%d %s %v %d %d", p.Ofport, p.MAC, p.Addrs, p.VLAN, p.FloodPPS)
 		if intent.RefOf(i.ExternalIDs).State == intent.StateReady && (i.Ofport == nil || i.OfportRequest == nil || *i.Ofport <= 0 || *i.Ofport == *i.OfportRequest) {
 			fi.attached[cookie] = true
 		}
@@ -130,7 +152,7 @@ func unexplained(was map[uint64]string, now *flowIntent) []flows.Change {
 	}
 	for c, p := range now.prints {
 		if q, ok := was[c]; (ok && q != p) || (!ok && !now.attached[c]) {
-			chs = append(chs, flows.Change{Cookie: c, Mask: flows.ObjectMask, Flows: now.of(c)})
+			chs = append(chs, now.change(c))
 		}
 	}
 	return chs

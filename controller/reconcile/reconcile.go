@@ -474,7 +474,7 @@ func (h *Converger) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *
 		}
 	}
 	fs := fi.all()
-	added, removed, err := h.syncBridgeFlows(b.Name, fs, o.Quick)
+	added, removed, err := h.syncBridgeFlows(b.Name, fs, fi.meters(), o.Quick)
 	if o.Stats != nil {
 		o.Stats.Checks++
 	}

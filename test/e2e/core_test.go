@@ -54,6 +54,7 @@ type portJSON struct {
 	MAC       string   `json:"mac"`
 	MTU       int      `json:"mtu"`
 	VLAN      int      `json:"vlan"`
+	FloodPPS  int      `json:"flood_pps"`
 	Type      string   `json:"type"`
 	OVSPort   string   `json:"ovs_port"`
 	Ofport    int      `json:"ofport"`
