@@ -59,17 +59,11 @@ func TestSoak(t *testing.T) {
 		if fault == "controller" {
 			eventually(t, 15*time.Second, "healthz after the restart", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
 		}
-		e.must("reconcile")
+		first := e.must("reconcile")
 		if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
-			logs, _ := filepath.Glob(filepath.Join(e.sb.Dir, "controller-*.log"))
-			var b strings.Builder
-			for _, l := range logs {
-				c, _ := os.ReadFile(l)
-				b.Write(c)
-			}
-			t.Fatalf("round %d: a second reconcile still changes things: %q\ncontroller logs:\n%s", round+1, out, b.String())
+			t.Fatalf("round %d: a second reconcile still changes things: %q\ncontroller logs:\n%s", round+1, out, e.controllerLogs())
 		}
-		live = e.soakCheck(round+1, fault, live, ops)
+		live = e.soakCheck(round+1, fault, live, ops, first)
 	}
 }
 
@@ -194,7 +188,7 @@ func (e *env) soakRows() []soakRow {
 
 // soakCheck checks the invariants after a round and returns what is
 // attached now.
-func (e *env) soakCheck(round int, fault string, live, ops []soakOp) []soakOp {
+func (e *env) soakCheck(round int, fault string, live, ops []soakOp, reconciled string) []soakOp {
 	t := e.t
 	rows := e.soakRows()
 	seen := map[string]string{}
@@ -248,7 +242,7 @@ func (e *env) soakCheck(round int, fault string, live, ops []soakOp) []soakOp {
 	for _, op := range now {
 		rs := rowsOf(op)
 		if len(rs) != 1 || rs[0].state != "ready" || rs[0].bridge != op.bridge {
-			t.Fatalf("round %d: %s attach of %s said ok, rows %+v", round, op.via, op.container, rs)
+			t.Fatalf("round %d: %s attach of %s said ok, rows %+v\nreconcile after the round: %s\ncontroller logs:\n%s", round, op.via, op.container, rs, reconciled, e.controllerLogs())
 		}
 		if !slices.Contains(links(t, op.container), op.iface) {
 			t.Fatalf("round %d: %s has no %s", round, op.container, op.iface)
@@ -309,4 +303,15 @@ func (e *env) soakReach(round int, now []soakOp, peer map[string]string) {
 			break
 		}
 	}
+}
+
+// controllerLogs is every controller log of the sandbox.
+func (e *env) controllerLogs() string {
+	logs, _ := filepath.Glob(filepath.Join(e.sb.Dir, "controller-*.log"))
+	var b strings.Builder
+	for _, l := range logs {
+		c, _ := os.ReadFile(l)
+		b.Write(c)
+	}
+	return b.String()
 }
