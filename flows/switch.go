@@ -321,15 +321,15 @@ func (s *Switch) DeleteMeters(bridge string, ids []uint32) error {
 }
 
 // MeterDrift counts bridge's meters that are not as ms says: missing or
-// at another rate, and those ms does not have.
-func (s *Switch) MeterDrift(bridge string, ms []openflow.Meter) (n int, err error) {
+// at another rate (wrong), and those ms does not have (extra).
+func (s *Switch) MeterDrift(bridge string, ms []openflow.Meter) (wrong, extra int, err error) {
 	err = s.withConn(bridge, func(c *openflow.Conn) error {
 		have, err := c.Meters()
-		wrong, extra := meterDiff(have, ms)
-		n = wrong + len(extra)
+		w, x := meterDiff(have, ms)
+		wrong, extra = w, len(x)
 		return err
 	})
-	return n, err
+	return wrong, extra, err
 }
 
 // meterDiff compares the meters a bridge has with those it should: how

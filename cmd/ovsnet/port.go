@@ -357,6 +357,53 @@ func setVLANCmd(g *globals) *cobra.Command {
 	}
 }
 
+func setFloodLimitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-flood-limit BRIDGE [INTERFACE CONTAINER] PPS",
+		Short: "Change the flood bound of a bridge and all its ports, or of one port",
+		Long: `Change the flood bound: the packets a second a container port may send
+outside TCP connections under way (connection attempts, UDP, ICMP, ARP,
+broadcasts), beyond which its meter drops them; 0 removes the bound.
+
+With BRIDGE alone, the bridge's bound changes (what its new ports get)
+and every port it has takes it; with INTERFACE and CONTAINER, that port
+alone. Running it again changes nothing. A port given its own bound
+(add-port --flood-limit, or this command) keeps it until the bridge's is
+set again.`,
+		Example: `  ovsnet set-flood-limit br-lab 20000
+  ovsnet set-flood-limit br-lab eth1 loadgen 0`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 2 && len(args) != 4 {
+				return fmt.Errorf("want BRIDGE PPS or BRIDGE INTERFACE CONTAINER PPS, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			pps, err := intent.ParseFloodPPS(args[len(args)-1])
+			if err != nil {
+				return err
+			}
+			o := network.FloodLimit{Bridge: args[0], PPS: pps}
+			what := "bridge " + o.Bridge + " and its ports"
+			if len(args) == 4 {
+				o.Iface, o.Container = args[1], args[2]
+				what = o.Container + ":" + o.Iface + " on " + o.Bridge
+			}
+			h, err := g.open(c.Context())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			ports, err := h.SetFloodLimit(c.Context(), o)
+			if err != nil {
+				return err
+			}
+			return g.print(c, map[string]any{"bridge": o.Bridge, "interface": o.Iface, "container": o.Container, "flood_pps": pps, "ports": len(ports)},
+				fmt.Sprintf("%s: flood bound %d packets a second (%d ports)", what, pps, len(ports)))
+		},
+	}
+}
+
 // floodFlag is --flood-limit N: a flood bound given, or nil when not.
 type floodFlag struct{ p **int }
 

@@ -25,7 +25,8 @@ import (
 // place does not, and waits for the next full comparison.
 //
 // Meters (ms) are compared in full every time: one exchange. A meter that
-// is missing or at another rate counts as one flow added.
+// is missing or at another rate counts as one flow added, one the intent
+// does not have as one removed.
 func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, ms []openflow.Meter, quick bool) (added, removed int, err error) {
 	if quick && h.flowCountsAgree(bridge, fs) {
 		return 0, 0, nil
@@ -33,11 +34,11 @@ func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, ms []ope
 	if added, removed, err = h.Flows.Diff(bridge, fs); err != nil {
 		return 0, 0, err
 	}
-	drift, err := h.Flows.MeterDrift(bridge, ms)
+	wrong, extra, err := h.Flows.MeterDrift(bridge, ms)
 	if err != nil {
 		return 0, 0, err
 	}
-	if added += drift; added+removed == 0 {
+	if added, removed = added+wrong, removed+extra; added+removed == 0 {
 		return 0, 0, nil
 	}
 	return added, removed, h.Flows.ReplaceAll(bridge, fs, ms)

@@ -113,6 +113,41 @@ func TestFloodContained(t *testing.T) {
 	e.must("reconcile")
 	ping(t, att, "10.71.0.3")
 	contained("after a restart of ovs-vswitchd")
+	e.floodLimitsChanged(att, tgt)
+}
+
+// floodLimitsChanged changes the bounds of br0 (10.71.0.0/24), whose
+// ports att and tgt (bound 0) are, with set-flood-limit: one port, then
+// the bridge and all its ports (and what its new ports get), then one port
+// off again; each change shows in the meters and the classifier's flows.
+func (e *env) floodLimitsChanged(att, tgt string) {
+	t := e.t
+	t.Helper()
+	meters := func() string { m, _ := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-meters", "br0"); return m }
+	metered := func() int { f, _ := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br0", "table=0"); return strings.Count(f, "meter:") }
+	e.fails("failed to find any attached port", "set-flood-limit", "br0", "eth9", tgt, "300")
+	e.fails("flood bound", "set-flood-limit", "br0", "lots")
+	e.must("set-flood-limit", "br0", "eth1", tgt, "300")
+	if m := meters(); !strings.Contains(m, "rate=300 ") || !strings.Contains(m, "rate=500 ") || metered() != 2 {
+		t.Fatalf("one port's bound set: want meters at 300 and 500 and 2 metered ports:\n%s", m)
+	}
+	if out := e.must("set-flood-limit", "br0", "200", "-o", "json"); !strings.Contains(out, `"ports": 2`) {
+		t.Fatalf("the bridge's bound: %s", out)
+	}
+	if m := meters(); strings.Count(m, "rate=200 ") != 2 || metered() != 2 {
+		t.Fatalf("the bridge's bound set: want both meters at 200:\n%s", m)
+	}
+	if p := e.addPortJSON("add-port", "br0", "eth1", e.container(), "--ip"); p.FloodPPS != 200 {
+		t.Fatalf("a new port after set-flood-limit br0 200 got %d", p.FloodPPS)
+	}
+	e.must("set-flood-limit", "br0", "eth1", att, "0")
+	if n := metered(); n != 2 { // tgt and the new port
+		t.Fatalf("a port's bound removed: %d metered ports, want 2", n)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
+		t.Fatalf("reconcile after set-flood-limit: %q", out)
+	}
+	ping(t, att, "10.71.0.3")
 }
 
 // meterRestored checks that reconcile finds nothing to change, then puts

@@ -1,0 +1,144 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// FloodLimit is a change of flood bound: of one container interface
+// (Iface and Container given) or of a bridge, its new ports and every
+// port it has (neither given).
+type FloodLimit struct {
+	Bridge, Iface, Container string
+	PPS                      int
+}
+
+// SetFloodLimit changes a flood bound (see FloodLimit), in OVSDB first and
+// then in each port's flows and meter. It returns the OVS ports changed.
+func (h *Host) SetFloodLimit(ctx context.Context, o FloodLimit) ([]string, error) {
+	if err := CheckFloodPPS(&o.PPS); err != nil {
+		return nil, err
+	}
+	if (o.Iface == "") != (o.Container == "") {
+		return nil, fmt.Errorf("give both INTERFACE and CONTAINER (one port) or neither (the bridge and all its ports)")
+	}
+	if a, err := h.ovnInstead(ctx, o.Bridge); err != nil || a != nil {
+		if err != nil {
+			return nil, err
+		}
+		a.close()
+		return nil, fmt.Errorf("%s is an OVN network: its flows are ovn-controller's, and ovsnet bounds no floods there", o.Bridge)
+	}
+	var ifs []vswitchd.Interface
+	var ports []vswitchd.Port
+	err := onConflict(func() (err error) {
+		if o.Iface != "" {
+			ifs, ports, err = h.setPortFloodLimit(ctx, o)
+		} else {
+			ifs, ports, err = h.setBridgeFloodLimit(ctx, o)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h.applyFloodLimits(o, ifs, ports)
+}
+
+// setPortFloodLimit records one port's bound.
+func (h *Host) setPortFloodLimit(ctx context.Context, o FloodLimit) ([]vswitchd.Interface, []vswitchd.Port, error) {
+	ifs, ports, err := h.attachedPort(ctx, o.Bridge, o.Iface, o.Container)
+	if err != nil {
+		return nil, nil, err
+	}
+	ifs, ports = ifs[:1], ports[:1]
+	set := map[string]string{intent.KeyFloodPPS: strconv.Itoa(o.PPS)}
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifs[0].UUID, set) }); err != nil {
+		return nil, nil, err
+	}
+	ifs[0].ExternalIDs = withKeys(ifs[0].ExternalIDs, set)
+	return ifs, ports, nil
+}
+
+// setBridgeFloodLimit records the bridge's bound and its ports' in one
+// transaction, guarded like an attach: an attach that read the old bound
+// either committed before the read here (its port is among those changed)
+// or conflicts and reads the new one.
+func (h *Host) setBridgeFloodLimit(ctx context.Context, o FloodLimit) ([]vswitchd.Interface, []vswitchd.Port, error) {
+	topo, err := h.DB.ReadAllFresh(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := topo.Bridge(o.Bridge)
+	if br == nil || !intent.Owned(br.ExternalIDs) {
+		return nil, nil, noBridge(o.Bridge)
+	}
+	all, allPorts := topo.BridgeInterfaces(br)
+	set := map[string]string{intent.KeyFloodPPS: strconv.Itoa(o.PPS)}
+	var ifs []vswitchd.Interface
+	var ports []vswitchd.Port
+	for i, ifc := range all {
+		if intent.Owned(ifc.ExternalIDs) && (intent.RefOf(ifc.ExternalIDs).IsContainer() || intent.RefOf(ifc.ExternalIDs).Pooled) {
+			ifc.ExternalIDs = withKeys(ifc.ExternalIDs, set)
+			ifs, ports = append(ifs, ifc), append(ports, allPorts[i])
+		}
+	}
+	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.GuardBridge(o.Bridge, br.ExternalIDs, set)
+		for _, ifc := range ifs {
+			tx.SetInterfaceExternalIDs(ifc.UUID, set)
+		}
+	})
+	return ifs, ports, err
+}
+
+// applyFloodLimits puts the changed ports' flows and meters in place. A
+// port whose intent does not decode gets none (as everywhere).
+func (h *Host) applyFloodLimits(o FloodLimit, ifs []vswitchd.Interface, ports []vswitchd.Port) ([]string, error) {
+	var chs []flows.Change
+	var names []string
+	var unmetered []uint32 // the meters of ports that no longer have one
+	for i, ifc := range ifs {
+		vlan := 0
+		if ports[i].Tag != nil {
+			vlan = *ports[i].Tag
+		}
+		ch := flows.Change{Cookie: flows.PortCookie(ifc.Name), Mask: flows.ObjectMask}
+		if p, ok, _ := decodePort(ifc, vlan); ok {
+			ch = flows.PortChange(p)
+		}
+		if len(ch.Meters) == 0 && ifc.Ofport != nil && *ifc.Ofport > 0 {
+			unmetered = append(unmetered, uint32(*ifc.Ofport))
+		}
+		chs, names = append(chs, ch), append(names, ifc.Name)
+	}
+	if len(chs) == 0 {
+		return nil, nil
+	}
+	err := h.Flows.ApplySpread(o.Bridge, chs...)
+	if err == nil {
+		err = h.Flows.DeleteMeters(o.Bridge, unmetered)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flood bound %d recorded, but the flows were not updated (run ovsnet reconcile): %w", o.PPS, err)
+	}
+	return names, nil
+}
+
+// withKeys is ext with set's keys set, as a new map.
+func withKeys(ext, set map[string]string) map[string]string {
+	out := make(map[string]string, len(ext)+len(set))
+	for k, v := range ext {
+		out[k] = v
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	return out
+}
