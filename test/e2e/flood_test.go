@@ -124,7 +124,10 @@ func (e *env) floodLimitsChanged(att, tgt string) {
 	t := e.t
 	t.Helper()
 	meters := func() string { m, _ := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-meters", "br0"); return m }
-	metered := func() int { f, _ := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br0", "table=0"); return strings.Count(f, "meter:") }
+	metered := func() int {
+		f, _ := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", "br0", "table=0")
+		return strings.Count(f, "meter:")
+	}
 	e.fails("failed to find any attached port", "set-flood-limit", "br0", "eth9", tgt, "300")
 	e.fails("flood bound", "set-flood-limit", "br0", "lots")
 	e.must("set-flood-limit", "br0", "eth1", tgt, "300")
