@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ovsnet/ovsnet/controller/api"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
-	"github.com/ovsnet/ovsnet/controller/service"
 )
 
 // portArgs are add-port's flags; add-ports takes them too, as defaults
@@ -94,7 +94,7 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			p, err := service.AddPortVia(g.endpoint(), o)
+			p, err := api.AddPortVia(g.endpoint(), o)
 			err = orHere("add-port", err, func(resume bool) (err error) {
 				p, err = addPortDirect(c, g, o, resume)
 				return err
@@ -114,9 +114,9 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
 // here too, finishing or undoing what it left (do(true)).
 func orHere(op string, err error, do func(resume bool) error) error {
 	switch {
-	case errors.Is(err, service.ErrNoService):
+	case errors.Is(err, api.ErrNoService):
 		return do(false)
-	case errors.Is(err, service.ErrServiceLost):
+	case errors.Is(err, api.ErrServiceLost):
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %v: finishing %s here\n", err, op)
 		return do(true)
 	}
@@ -281,7 +281,7 @@ func delPortCmd(g *globals) *cobra.Command {
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			err := service.DelPortVia(g.endpoint(), args[0], args[1], args[2])
+			err := api.DelPortVia(g.endpoint(), args[0], args[1], args[2])
 			err = orHere("del-port", err, func(resume bool) error {
 				return delPortDirect(c, g, args[0], args[1], args[2], resume)
 			})

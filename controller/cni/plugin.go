@@ -16,10 +16,10 @@ import (
 
 	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/api"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
-	"github.com/ovsnet/ovsnet/controller/service"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -128,13 +128,13 @@ func Add(args *skel.CmdArgs) (err error) {
 
 // attach runs the engine, through the controller if one runs.
 func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*network.Port, error) {
-	port, err := service.AddPortAndBridgeVia(r.endpoint, b, o)
-	if errors.Is(err, service.ErrServiceLost) {
+	port, err := api.AddPortAndBridgeVia(r.endpoint, b, o)
+	if errors.Is(err, api.ErrServiceLost) {
 		// It may have attached: take it away, and attach here.
-		err = service.ErrNoService
+		err = api.ErrNoService
 		r.detach(o.Iface, o.Container)
 	}
-	if errors.Is(err, service.ErrNoService) {
+	if errors.Is(err, api.ErrNoService) {
 		var te *types.Error
 		err = r.withHost(func(ctx context.Context, h *network.Host) (err error) {
 			port, err = h.AddPortAndBridge(ctx, b, o)
@@ -157,8 +157,8 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 // attached it.
 func (r *request) detach(iface, container string) error {
 	o := network.PortOptions{Bridge: r.conf.Bridge, Iface: iface, Container: container, CNINetwork: r.conf.Name}
-	err := service.DetachVia(r.endpoint, o)
-	if errors.Is(err, service.ErrNoService) || errors.Is(err, service.ErrServiceLost) {
+	err := api.DetachVia(r.endpoint, o)
+	if errors.Is(err, api.ErrNoService) || errors.Is(err, api.ErrServiceLost) {
 		err = r.withHost(func(ctx context.Context, h *network.Host) error {
 			return h.DelPortIfAttached(ctx, o)
 		})

@@ -7,56 +7,17 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/ovsnet/ovsnet/controller/api"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 )
 
-// The attach API: while `ovsnet controller` runs, add-port and del-port ask
-// it to do the work over a Unix socket next to the OVSDB socket. The
-// service already holds connections to OVSDB and to each bridge's OpenFlow
-// socket, so a request pays neither connection's set-up (an OpenFlow one
-// waits for an iteration of ovs-vswitchd's main loop, which slows with the
-// port count), and the flows of concurrent requests share its bundles. The code that runs is the same Host method the CLI runs
-// without a controller, so the result, the rollback and the errors are the
-// same either way.
-
-// APISocket is the attach API's socket for an OVSDB endpoint: next to a
-// local OVSDB socket, so that a CLI and a controller talking to the same
-// database find each other. None ("") for a remote OVSDB, whose ports and
-// links are not this host's.
-func APISocket(endpoint string) string {
-	p, ok := strings.CutPrefix(endpoint, "unix:")
-	if !ok {
-		return ""
-	}
-	return filepath.Join(filepath.Dir(p), "ovsnet.sock")
-}
-
-// apiRequest is one request: one JSON object per connection.
-type apiRequest struct {
-	Op   string              `json:"op"` // add-port | del-port | detach (none attached is fine)
-	Port network.PortOptions `json:"port"`
-	// Bridge, with add-port, is made first if missing (add-br's checks
-	// when it exists): the CNI plugin's bridge.
-	Bridge *network.BridgeOptions `json:"bridge,omitempty"`
-}
-
-type apiResponse struct {
-	Port        *network.Port `json:"port,omitempty"`
-	Error       string        `json:"error,omitempty"`
-	Unsupported bool          `json:"unsupported,omitempty"` // an older service: do it directly
-	Conflict    bool          `json:"conflict,omitempty"`    // Error is a network.ErrConflict
-}
-
-// apiTimeout bounds one request on the service's side; the slowest attach
-// step (waiting on ovs-vswitchd) has its own, shorter, timeout.
-const apiTimeout = 2 * time.Minute
+// The attach API's server side (package api has its wire format and
+// client): the same Host methods the CLI runs, under the host lock.
 
 // listenPrivate listens on unix socket path (what names it in errors),
 // root's only: a request there creates links and ports as the service. A
@@ -89,23 +50,23 @@ func (s *Service) serveAPI(path string) (net.Listener, error) {
 
 func (s *Service) serveConn(c net.Conn) {
 	defer c.Close()
-	var rq apiRequest
+	var rq api.Request
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if err := json.NewDecoder(c).Decode(&rq); err != nil {
-		json.NewEncoder(c).Encode(apiResponse{Error: "malformed request: " + err.Error()})
+		json.NewEncoder(c).Encode(api.Response{Error: "malformed request: " + err.Error()})
 		return
 	}
 	// Not the client's connection's context: a client that goes away
 	// mid-attach must not leave the attach half-made; AddPort finishes or
 	// rolls back.
-	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), api.Timeout)
 	defer cancel()
 	tr := steptime.New()
 	unlock, err := s.sharedLock()
 	defer unlock()
 	tr.Step("wait for the host lock")
 	tr.Done("api " + rq.Op)
-	var rs apiResponse
+	var rs api.Response
 	switch {
 	case err != nil:
 		// Without the lock a convergence run could see the change half made.
@@ -146,78 +107,4 @@ func (s *Service) sharedLock() (unlock func(), err error) {
 		return func() {}, fmt.Errorf("take the host lock: %w", err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// ErrNoService says no controller answers on the attach API's socket: the
-// caller does the work itself.
-var ErrNoService = errors.New("no ovsnet controller on this host")
-
-// ErrServiceLost says the controller took the request and went away before
-// answering (killed, restarted): the request may be done, half-done or not
-// started, which ResumeAddPort sorts out.
-var ErrServiceLost = errors.New("the ovsnet controller went away during the request")
-
-// AddPortVia asks the host's controller to attach; ErrNoService if none
-// runs (or it is too old to take the request).
-func AddPortVia(endpoint string, o network.PortOptions) (*network.Port, error) {
-	return callAPI(endpoint, apiRequest{Op: "add-port", Port: o})
-}
-
-// AddPortAndBridgeVia is AddPortVia making bridge b first if it is missing.
-func AddPortAndBridgeVia(endpoint string, b network.BridgeOptions, o network.PortOptions) (*network.Port, error) {
-	return callAPI(endpoint, apiRequest{Op: "add-port", Port: o, Bridge: &b})
-}
-
-// DetachVia asks the host's controller to detach o's container interface
-// if it is attached (network.Host.DelPortIfAttached); ErrNoService if none
-// runs.
-func DetachVia(endpoint string, o network.PortOptions) error {
-	_, err := callAPI(endpoint, apiRequest{Op: "detach", Port: o})
-	return err
-}
-
-// DelPortVia asks the host's controller to detach; ErrNoService if none runs.
-func DelPortVia(endpoint, bridge, iface, container string) error {
-	_, err := callAPI(endpoint, apiRequest{Op: "del-port", Port: network.PortOptions{Bridge: bridge, Iface: iface, Container: container}})
-	return err
-}
-
-func callAPI(endpoint string, rq apiRequest) (*network.Port, error) {
-	path := APISocket(endpoint)
-	// A relative netns path means the caller's directory, which the service
-	// does not share; OVSNET_DIRECT=1 skips the controller on purpose.
-	relative := strings.Contains(rq.Port.Container, "/") && !filepath.IsAbs(rq.Port.Container)
-	if path == "" || relative || os.Getenv("OVSNET_DIRECT") != "" {
-		return nil, ErrNoService
-	}
-	tr := steptime.New()
-	defer tr.Done("api " + rq.Op)
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		// No socket, or a dead controller's: nobody to ask.
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, os.ErrPermission) {
-			return nil, ErrNoService
-		}
-		return nil, fmt.Errorf("ovsnet controller at %s: %w", path, err)
-	}
-	defer c.Close()
-	tr.Step("dial")
-	c.SetDeadline(time.Now().Add(apiTimeout + 30*time.Second))
-	if err := json.NewEncoder(c).Encode(rq); err != nil {
-		return nil, fmt.Errorf("%w (%s: %v)", ErrServiceLost, path, err)
-	}
-	var rs apiResponse
-	if err := json.NewDecoder(c).Decode(&rs); err != nil {
-		return nil, fmt.Errorf("%w (%s: %v)", ErrServiceLost, path, err)
-	}
-	tr.Step("request")
-	switch {
-	case rs.Unsupported:
-		return nil, ErrNoService
-	case rs.Conflict:
-		return nil, network.Conflict(rs.Error)
-	case rs.Error != "":
-		return nil, errors.New(rs.Error)
-	}
-	return rs.Port, nil
 }

@@ -27,6 +27,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/api"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -165,7 +166,7 @@ func Run(ctx context.Context, o Options) error {
 	tr.Done("controller start")
 	defer db.Close()
 	s.h.DB = db
-	if path := APISocket(o.Endpoint); path != "" {
+	if path := api.Socket(o.Endpoint); path != "" {
 		api, err := s.serveAPI(path)
 		if err != nil {
 			return err
@@ -182,7 +183,7 @@ func Run(ctx context.Context, o Options) error {
 	go s.followContainers(ctx)
 	go s.keepPool(ctx)
 	go s.watchChassis(ctx)
-	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", APISocket(o.Endpoint), "resync", o.Resync.String())
+	o.Log.Info("controller started", "db", o.Endpoint, "listen", ln.Addr().String(), "api", api.Socket(o.Endpoint), "resync", o.Resync.String())
 	return s.loop(ctx)
 }
 
