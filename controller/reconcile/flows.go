@@ -31,17 +31,17 @@ func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, ms []ope
 	if quick && h.flowCountsAgree(bridge, fs) {
 		return 0, 0, nil
 	}
-	if added, removed, err = h.Flows.Diff(bridge, fs); err != nil {
+	if added, removed, err = h.host.Flows.Diff(bridge, fs); err != nil {
 		return 0, 0, err
 	}
-	wrong, extra, err := h.Flows.MeterDrift(bridge, ms)
+	wrong, extra, err := h.host.Flows.MeterDrift(bridge, ms)
 	if err != nil {
 		return 0, 0, err
 	}
 	if added, removed = added+wrong, removed+extra; added+removed == 0 {
 		return 0, 0, nil
 	}
-	return added, removed, h.Flows.ReplaceAll(bridge, fs, ms)
+	return added, removed, h.host.Flows.ReplaceAll(bridge, fs, ms)
 }
 
 // flowIntent is what a bridge's flows follow from: its bridge and link
@@ -106,7 +106,7 @@ func countByCookie(fs []*openflow.Flow) map[uint64]int {
 // intendedFlows works out bridge b's flow intent from the topology and
 // its interfaces' decoding.
 func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d network.DecodedPorts) (*flowIntent, error) {
-	bf, err := h.BridgeFlowIntent(ctx, topo, b, d)
+	bf, err := h.host.BridgeFlowIntent(ctx, topo, b, d)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +172,7 @@ func (h *Converger) flowCountsAgree(bridge string, fs []*openflow.Flow) bool {
 	}
 	got, err := h.takeEarlyCounts(bridge)
 	if got == nil || err != nil {
-		got, err = h.Flows.FlowCounts(bridge, countedTables())
+		got, err = h.host.Flows.FlowCounts(bridge, countedTables())
 	}
 	if err != nil {
 		return false
@@ -218,7 +218,7 @@ func (h *Converger) Prefetch(bridges []string) {
 		ch := make(chan earlyCounts, 1)
 		h.early[b] = ch
 		go func() {
-			c, err := h.Flows.FlowCounts(b, countedTables())
+			c, err := h.host.Flows.FlowCounts(b, countedTables())
 			ch <- earlyCounts{c, err}
 		}()
 	}

@@ -37,7 +37,7 @@ func (h *Converger) removeLeakedVeths(ctx context.Context, topo *ovsdb.Topology,
 	for _, l := range attach.LeakedHostLinks(links, rows) {
 		// topo may come from the monitor's cache, refilled after a
 		// reconnect: a link is deleted only if OVSDB itself has no row.
-		if ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(l)}, "_uuid"); err != nil || len(ifs) > 0 {
+		if ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.host.DB, []ovsdbops.Condition{ovsdb.NameIs(l)}, "_uuid"); err != nil || len(ifs) > 0 {
 			continue
 		}
 		if err := attach.DeleteLink(l); err != nil {
@@ -80,7 +80,7 @@ func (h *Converger) followRestarts(ctx context.Context, topo *ovsdb.Topology, p 
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", owner, err))
 		case step == reattach:
-			if _, err := h.Reattach(ctx, o.bridge, o.ifc, o.port); err != nil {
+			if _, err := h.host.Reattach(ctx, o.bridge, o.ifc, o.port); err != nil {
 				errs = append(errs, err)
 			} else {
 				c.Back = append(c.Back, fmt.Sprintf("re-attached %s to its restarted container", owner))
@@ -107,7 +107,7 @@ func (h *Converger) removeOrphans(ctx context.Context, bridge string, orphans []
 		ifs, ports = append(ifs, o.ifc), append(ports, o.port)
 		names = append(names, fmt.Sprintf("%s (%s)", o.ifc.Name, network.OwnerOf(o.ifc)))
 	}
-	if err := h.Detach(ctx, bridge, ifs, ports); err != nil {
+	if err := h.host.Detach(ctx, bridge, ifs, ports); err != nil {
 		return nil, fmt.Errorf("remove %d ports of gone containers from %s: %w", len(ifs), bridge, err)
 	}
 	return names, nil

@@ -33,7 +33,7 @@ import (
 // the intent that does not decode, each treated as strictly as it can be
 // while the rest converges.
 func Once(ctx context.Context, h *network.Host) (Result, error) {
-	c := &Converger{Host: h}
+	c := New(h)
 	topo, err := h.DB.ReadAllFresh(ctx)
 	if err != nil {
 		return Result{}, err
@@ -141,7 +141,7 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	var ov network.OVNConverged
 	if !o.Trust { // the northbound database: a full run's
 		var err error
-		ov, err = h.ConvergeOVN(ctx, ovnPorts)
+		ov, err = h.host.ConvergeOVN(ctx, ovnPorts)
 		c.addAll(ov.Did, err)
 		c.notes, r.Bad = append(c.notes, ov.Notes...), append(r.Bad, ov.Bad...)
 	}
@@ -155,7 +155,7 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	tr.Step(fmt.Sprintf("NAT (%.2fms, alongside)", steptime.MS(nr.dur)))
 	c.addAll(nr.did, nr.err)
 	if ov.GatewaysGone { // NAT ran on the topology with them: again without
-		if topo, err := h.DB.ReadAllFresh(ctx); err != nil {
+		if topo, err := h.host.DB.ReadAllFresh(ctx); err != nil {
 			c.errs = append(c.errs, err)
 		} else {
 			nr = h.convergeNAT(ctx, topo, Options{})
@@ -172,13 +172,13 @@ func (h *Converger) prepare(ctx context.Context, o Options, c *changes, tr *step
 	topo, links := o.Topo, o.Links
 	var err error
 	if topo == nil {
-		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+		if topo, err = h.host.DB.ReadAllFresh(ctx); err != nil {
 			return nil, nil, err
 		}
 	}
 	if d, err := h.finishDeletes(ctx, topo); len(d) > 0 || err != nil {
 		c.did, c.errs = append(c.did, d...), append(c.errs, err)
-		if topo, err = h.DB.ReadAllFresh(ctx); err != nil {
+		if topo, err = h.host.DB.ReadAllFresh(ctx); err != nil {
 			return nil, nil, err
 		}
 		links = nil // devices went with the bridges: list them again
@@ -208,7 +208,7 @@ func (h *Converger) convergeNAT(ctx context.Context, topo *ovsdb.Topology, o Opt
 	plan := network.PlanNAT(topo)
 	key := plan.Key()
 	if o.NATSeen == nil || o.NATCheck || *o.NATSeen != key {
-		r.did, r.err = h.SyncNAT(ctx, plan)
+		r.did, r.err = h.host.SyncNAT(ctx, plan)
 		if r.err == nil && o.NATSeen != nil {
 			*o.NATSeen = key
 		}
@@ -260,7 +260,7 @@ func (h *Converger) convergeOVNPorts(ctx context.Context, topo *ovsdb.Topology, 
 func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, br bridgeRun) []error {
 	c := br.c
 	ifs, ports := topo.BridgeInterfaces(b)
-	tell := h.Tell()
+	tell := h.host.Tell()
 	tell.Phase("reconcile "+b.Name+" (flows, then ports)", len(ifs)+1)
 	decoded := network.DecodePorts(ifs, ports)
 	bad := network.BadIntentOf(b, decoded)
@@ -269,16 +269,16 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 		return bad
 	}
 	if intent.DecodeBridge(b.Name, b.ExternalIDs).SubnetsErr == nil { // else its addresses stay as they are
-		c.addAll(h.ConvergeBridge(ctx, b.Name, b.ExternalIDs))
+		c.addAll(h.host.ConvergeBridge(ctx, b.Name, b.ExternalIDs))
 	}
 	if b.FailMode == nil || *b.FailMode != ovsdb.FailMode || len(b.Protocols) != len(ovsdb.Protocols) {
-		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) })
+		_, err := h.host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeOpenFlow(b.Name) })
 		c.add(fmt.Sprintf("set %s to fail_mode=%s, protocols %s", b.Name, ovsdb.FailMode, strings.Join(ovsdb.Protocols, ",")), err)
 	}
 	if !intent.DecodeBridge(b.Name, b.ExternalIDs).NDProbed {
 		b = h.probeND(ctx, b, c)
 	}
-	c.addAll(h.ConvergeTunnels(ctx, topo, b))
+	c.addAll(h.host.ConvergeTunnels(ctx, topo, b))
 	br.tr.Step("bridge " + b.Name)
 	fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, br.o)
 	if asked {
@@ -293,7 +293,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 		// goes below it.
 		c.notes = append(c.notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
 	} else {
-		c.addAll(h.ConvergeAlloc(ctx, b, ifs))
+		c.addAll(h.host.ConvergeAlloc(ctx, b, ifs))
 	}
 	h.reconcilePorts(ctx, b, ifs, ports, br, c)
 	return bad
@@ -303,7 +303,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 // for a bridge made before ovsnet recorded it (or whose record does not
 // decode), and returns b as it is now.
 func (h *Converger) probeND(ctx context.Context, b *vswitchd.Bridge, c *changes) *vswitchd.Bridge {
-	nd, err := h.ProbeND(ctx, b.Name, network.DatapathOf(b))
+	nd, err := h.host.ProbeND(ctx, b.Name, network.DatapathOf(b))
 	if err != nil {
 		c.add("", err)
 		return b
@@ -322,7 +322,7 @@ func (h *Converger) finishDeletes(ctx context.Context, topo *ovsdb.Topology) ([]
 	var did []string
 	var errs []error
 	for _, name := range unfinishedDeletes(topo) {
-		if err := h.DelBridge(ctx, name); err != nil {
+		if err := h.host.DelBridge(ctx, name); err != nil {
 			errs = append(errs, fmt.Errorf("finish del-br %s: %w", name, err))
 			continue
 		}
@@ -375,14 +375,14 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		// packets (as the OVN allocator set it).
 		return off || br.ovn && dp == network.DatapathNetdev, known
 	})
-	tell := h.Tell()
+	tell := h.host.Tell()
 	for j, ifc := range ifs {
 		tell.Add(1)
 		switch planPort(ifc) {
 		case finishDetach:
-			c.add(h.FinishDetach(ctx, b.Name, ifc, ports[j]))
+			c.add(h.host.FinishDetach(ctx, b.Name, ifc, ports[j]))
 		case finishAttach:
-			c.add(h.FinishAttach(ctx, ifc))
+			c.add(h.host.FinishAttach(ctx, ifc))
 		case reattachInternal:
 			c.add(network.ReattachInternal(ifc, hostLinks.Get(ifc.Name)))
 		case checkVeth:
@@ -394,7 +394,7 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 			}
 			h.reconcileVeth(ctx, ifc, vethOff, hostLinks, c)
 		case checkPooled:
-			c.add(h.CheckPooled(ctx, b.Name, ifc, ports[j], hostLinks))
+			c.add(h.host.CheckPooled(ctx, b.Name, ifc, ports[j], hostLinks))
 		}
 	}
 }
@@ -406,7 +406,7 @@ func (h *Converger) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, o
 	// A veth whose host end is gone has nothing to change (its container
 	// deleted it, or is gone: the note below, and GC).
 	if off, known := off(); known && off != intent.RefOf(ifc.ExternalIDs).NoTxOffload && hostLinks.Has(ifc.Name) {
-		c.add(h.ConvergeTxOffload(ctx, ifc, off))
+		c.add(h.host.ConvergeTxOffload(ctx, ifc, off))
 	}
 	if ifc.LinkState != nil && *ifc.LinkState == "up" {
 		return // carrier: both ends are up
@@ -440,11 +440,11 @@ func (h *Converger) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *
 		return "", false, err
 	}
 	if last, ok := o.Seen[b.Name]; ok && o.Trust {
-		if epoch, open := h.Flows.Epoch(b.Name); open && epoch == last.epoch {
+		if epoch, open := h.host.Flows.Epoch(b.Name); open && epoch == last.epoch {
 			chs := unexplained(last.prints, fi)
 			if len(chs) > 0 {
 				// A new connection (the epoch changes) means a check next run.
-				err = h.Flows.Apply(b.Name, chs...)
+				err = h.host.Flows.Apply(b.Name, chs...)
 				if o.Stats != nil {
 					o.Stats.Updates++
 				}
@@ -479,7 +479,7 @@ func (h *Converger) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *
 		o.Stats.Checks++
 	}
 	if o.Seen != nil {
-		if epoch, _ := h.Flows.Epoch(b.Name); err == nil && epoch != 0 {
+		if epoch, _ := h.host.Flows.Epoch(b.Name); err == nil && epoch != 0 {
 			o.Seen[b.Name] = remember(epoch, fi, countByCookie(fs))
 		} else {
 			delete(o.Seen, b.Name) // the next run checks
@@ -502,11 +502,15 @@ func ProbeLink(topo *ovsdb.Topology) string {
 	return ""
 }
 
-// Converger runs convergence on one host. The controller keeps one for its
-// life: it holds what runs remember between them (Options.Seen and
+// New returns a Converger for host h.
+func New(h *network.Host) *Converger { return &Converger{host: h} }
+
+// Converger runs convergence on one host (its operations are the host's:
+// each object converges through network.Host). The controller keeps one
+// for its life: it holds what runs remember between them (Options.Seen and
 // NATSeen) and flow counts asked for ahead (Prefetch).
 type Converger struct {
-	*network.Host
+	host *network.Host
 
 	earlyMu sync.Mutex
 	early   map[string]chan earlyCounts // flow counts asked for ahead (Prefetch)

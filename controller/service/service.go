@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options) error {
 	sw := flows.NewSwitch()
 	defer sw.Close()
 	s.h = &network.Host{Flows: sw, Pool: network.NewPool(o.Pool, o.PoolTypes)}
-	s.c = &reconcile.Converger{Host: s.h}
+	s.c = reconcile.New(s.h)
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.
 	if bs, err := ovsnetBridgeNames(ctx, o.Endpoint); err == nil {
