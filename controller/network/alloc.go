@@ -78,109 +78,28 @@ func owner(rows []ovsdbops.Row) string {
 // addresses from probes starting at the bridge's hints. Only the
 // ovs-docker-style case (an explicit address on a bridge without a subnet
 // of its family) and a bridge without a counter read all of its ports.
+//
+// Port numbers are probed too: a port added without ovsnet (ovs-vsctl)
+// may hold the counter's number, and then ovs-vswitchd would give this
+// port another one than the flows are written for. Each round of probes is
+// one OVSDB read: the explicit addresses (first round only), a few port
+// numbers from the counter up until one is free, and a batch of candidate
+// addresses per family still looking.
 func (h *Host) allocate(ctx context.Context, br intent.Bridge, subnets []ipam.Subnet, requested []netip.Prefix, auto bool) (*claim, error) {
-	c := &claim{}
-	var snap *ovsdb.BridgeSnapshot
-	scan := func() (*ovsdb.BridgeSnapshot, error) {
-		if snap != nil {
-			return snap, nil
-		}
-		var err error
-		snap, err = h.DB.ReadBridge(ctx, br.Name, intent.OfBridge(br.Name))
-		if err == nil && snap == nil {
-			err = noBridge(br.Name)
-		}
-		return snap, err
+	a := &allocation{h: h, ctx: ctx, br: br, subnets: subnets, c: &claim{}, skip: map[netip.Addr]bool{}}
+	if err := a.startOfport(); err != nil {
+		return nil, err
 	}
-
-	c.ofport = br.NextOfport
-	if c.ofport <= 0 || c.ofport >= tunnelOfportBase {
-		s, err := scan()
-		if err != nil {
-			return nil, err
-		}
-		c.ofport = nextOfport(s.Interfaces)
+	if err := a.explicit(requested); err != nil {
+		return nil, err
 	}
-
-	subnetOf := func(a netip.Addr) *ipam.Subnet {
-		for i := range subnets {
-			if subnets[i].Prefix.Addr().Is4() == a.Is4() {
-				return &subnets[i]
-			}
-		}
-		return nil
-	}
-	// Explicit addresses: validated, then probed (or checked against a scan).
-	var probes []ovsdb.Query
-	var probed []netip.Prefix
-	skip := map[netip.Addr]bool{}
-	for _, r := range requested {
-		p, err := ipam.Validate(r, subnets, nil)
-		if err != nil {
-			return nil, err
-		}
-		if subnetOf(p.Addr()) == nil {
-			s, err := scan()
-			if err != nil {
-				return nil, err
-			}
-			if who, ok := usedAddrs(s.Interfaces)[p.Addr()]; ok {
-				return nil, fmt.Errorf("%s is already taken by %s", p.Addr(), who)
-			}
-		} else {
-			probes, probed = append(probes, probe(br.Name, p)), append(probed, p)
-		}
-		c.addrs = append(c.addrs, p)
-		skip[p.Addr()] = true
-	}
-	// Families to allocate, each probed in batches from its hint up.
-	type fam struct {
-		s        ipam.Subnet
-		from     netip.Addr
-		restart  bool // the hint was past every free address: go once from the start
-		chosen   netip.Prefix
-		batch    []netip.Addr
-		resolved bool
-	}
-	var fams []*fam
 	if auto {
-		for _, s := range subnets {
-			if hasFamily(c.addrs, s.Prefix.Addr()) {
-				continue
-			}
-			from := br.Hints[s.Prefix.Addr().Is4()]
-			fams = append(fams, &fam{s: s, from: from})
-		}
+		a.families()
 	}
-	// Port numbers are probed too: a port added without ovsnet (ovs-vsctl)
-	// may hold the counter's number, and then ovs-vswitchd would give this
-	// port another one than the flows are written for.
-	ofports := []int{}
-	for first := true; first || len(fams) > 0 || len(ofports) > 0; first = false {
-		qs := probes
-		batch := probeBatch
-		if first {
-			batch = firstBatch
-		}
-		if first || len(ofports) > 0 {
-			ofports = ofports[:0]
-			for n := c.ofport; len(ofports) < min(batch, 4) && n < tunnelOfportBase; n++ {
-				ofports = append(ofports, n)
-				qs = append(qs, ofportProbe("ofport", n), ofportProbe("ofport_request", n))
-			}
-		}
-		for _, f := range fams {
-			f.batch = ipam.Candidates(f.s, f.from, batch, skip)
-			if len(f.batch) == 0 && !f.restart && f.from.IsValid() {
-				f.restart, f.from = true, netip.Addr{}
-				f.batch = ipam.Candidates(f.s, f.from, batch, skip)
-			}
-			if len(f.batch) == 0 {
-				return nil, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, f.s.Prefix)
-			}
-			for _, a := range f.batch {
-				qs = append(qs, candidateProbes(br.Name, a, f.s.Prefix.Bits())...)
-			}
+	for first := true; first || len(a.fams) > 0 || len(a.ofports) > 0; first = false {
+		qs, err := a.queries(first)
+		if err != nil {
+			return nil, err
 		}
 		if len(qs) == 0 {
 			break
@@ -189,53 +108,210 @@ func (h *Host) allocate(ctx context.Context, br intent.Bridge, subnets []ipam.Su
 		if err != nil {
 			return nil, err
 		}
-		for i, p := range probed {
-			if who := owner(rs[i]); who != "" {
-				return nil, fmt.Errorf("%s is already taken by %s", p.Addr(), who)
-			}
+		if err := a.answer(rs); err != nil {
+			return nil, err
 		}
-		rs = rs[len(probes):]
-		probes, probed = nil, nil
-		if len(ofports) > 0 {
-			free := -1
-			for i, n := range ofports {
-				if len(rs[2*i]) == 0 && len(rs[2*i+1]) == 0 {
-					free = n
-					break
-				}
-			}
-			rs = rs[2*len(ofports):]
-			if free > 0 {
-				c.ofport, ofports = free, nil
-			} else {
-				c.ofport = ofports[len(ofports)-1] + 1
-			}
-		}
-		var left []*fam
-		for _, f := range fams {
-			per := len(candidateProbes(br.Name, f.s.Prefix.Addr(), 0))
-			for i, a := range f.batch {
-				if len(rs[per*i]) == 0 && len(rs[per*i+per-1]) == 0 {
-					f.chosen, f.resolved = netip.PrefixFrom(a, f.s.Prefix.Bits()), true
-					break
-				}
-			}
-			rs = rs[per*len(f.batch):]
-			if f.resolved {
-				c.addrs = append(c.addrs, f.chosen)
-				// Every address from the hint up to the chosen one is in use.
-				c.hints = append(c.hints, f.chosen.Addr().Next())
-				continue
-			}
-			f.from = f.batch[len(f.batch)-1].Next()
-			left = append(left, f)
-		}
-		fams = left
 	}
 	// IPv4 first, as Docker lists them, whichever family a probe round
 	// settled first.
+	c := a.c
 	sort.SliceStable(c.addrs, func(i, j int) bool { return c.addrs[i].Addr().Is4() && !c.addrs[j].Addr().Is4() })
 	return c, nil
+}
+
+// allocation is one allocate's state: the claim so far, the probes of
+// explicit addresses (answered by the first round), the port numbers and
+// the families still probed.
+type allocation struct {
+	h       *Host
+	ctx     context.Context
+	br      intent.Bridge
+	subnets []ipam.Subnet
+	snap    *ovsdb.BridgeSnapshot // the bridge's ports, read once if needed
+	c       *claim
+
+	probes  []ovsdb.Query
+	probed  []netip.Prefix
+	skip    map[netip.Addr]bool // addresses given explicitly: not candidates
+	ofports []int               // the port numbers probed this round
+	fams    []*family
+}
+
+// family is one address family still looking for a free address, in
+// batches from its hint up.
+type family struct {
+	s       ipam.Subnet
+	from    netip.Addr
+	restart bool // the hint was past every free address: go once from the start
+	batch   []netip.Addr
+}
+
+// scan reads the bridge's ports (once).
+func (a *allocation) scan() (*ovsdb.BridgeSnapshot, error) {
+	if a.snap != nil {
+		return a.snap, nil
+	}
+	var err error
+	a.snap, err = a.h.DB.ReadBridge(a.ctx, a.br.Name, intent.OfBridge(a.br.Name))
+	if err == nil && a.snap == nil {
+		err = noBridge(a.br.Name)
+	}
+	return a.snap, err
+}
+
+// startOfport starts from the bridge's counter, or past every port's
+// number when the bridge has none.
+func (a *allocation) startOfport() error {
+	a.c.ofport = a.br.NextOfport
+	if a.c.ofport <= 0 || a.c.ofport >= tunnelOfportBase {
+		s, err := a.scan()
+		if err != nil {
+			return err
+		}
+		a.c.ofport = nextOfport(s.Interfaces)
+	}
+	return nil
+}
+
+// subnetOf is the bridge's subnet of addr's family, if any.
+func (a *allocation) subnetOf(addr netip.Addr) *ipam.Subnet {
+	for i := range a.subnets {
+		if a.subnets[i].Prefix.Addr().Is4() == addr.Is4() {
+			return &a.subnets[i]
+		}
+	}
+	return nil
+}
+
+// explicit validates the addresses given and claims them: probed in the
+// first round, or checked against a scan where the bridge has no subnet
+// of their family.
+func (a *allocation) explicit(requested []netip.Prefix) error {
+	for _, r := range requested {
+		p, err := ipam.Validate(r, a.subnets, nil)
+		if err != nil {
+			return err
+		}
+		if a.subnetOf(p.Addr()) == nil {
+			s, err := a.scan()
+			if err != nil {
+				return err
+			}
+			if who, ok := usedAddrs(s.Interfaces)[p.Addr()]; ok {
+				return fmt.Errorf("%s is already taken by %s", p.Addr(), who)
+			}
+		} else {
+			a.probes, a.probed = append(a.probes, probe(a.br.Name, p)), append(a.probed, p)
+		}
+		a.c.addrs = append(a.c.addrs, p)
+		a.skip[p.Addr()] = true
+	}
+	return nil
+}
+
+// families starts a search in each of the bridge's families that no
+// explicit address covers, from the bridge's hint.
+func (a *allocation) families() {
+	for _, s := range a.subnets {
+		if hasFamily(a.c.addrs, s.Prefix.Addr()) {
+			continue
+		}
+		a.fams = append(a.fams, &family{s: s, from: a.br.Hints[s.Prefix.Addr().Is4()]})
+	}
+}
+
+// queries are one round's probes: the explicit addresses', then the port
+// numbers' (two each), then each family's candidates'.
+func (a *allocation) queries(first bool) ([]ovsdb.Query, error) {
+	qs := a.probes
+	batch := probeBatch
+	if first {
+		batch = firstBatch
+	}
+	if first || len(a.ofports) > 0 {
+		a.ofports = a.ofports[:0]
+		for n := a.c.ofport; len(a.ofports) < min(batch, 4) && n < tunnelOfportBase; n++ {
+			a.ofports = append(a.ofports, n)
+			qs = append(qs, ofportProbe("ofport", n), ofportProbe("ofport_request", n))
+		}
+	}
+	for _, f := range a.fams {
+		f.batch = ipam.Candidates(f.s, f.from, batch, a.skip)
+		if len(f.batch) == 0 && !f.restart && f.from.IsValid() {
+			f.restart, f.from = true, netip.Addr{}
+			f.batch = ipam.Candidates(f.s, f.from, batch, a.skip)
+		}
+		if len(f.batch) == 0 {
+			return nil, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, f.s.Prefix)
+		}
+		for _, addr := range f.batch {
+			qs = append(qs, candidateProbes(a.br.Name, addr, f.s.Prefix.Bits())...)
+		}
+	}
+	return qs, nil
+}
+
+// answer takes one round's answers, in the order of queries.
+func (a *allocation) answer(rs [][]ovsdbops.Row) error {
+	for i, p := range a.probed {
+		if who := owner(rs[i]); who != "" {
+			return fmt.Errorf("%s is already taken by %s", p.Addr(), who)
+		}
+	}
+	rs = a.ofportsAnswered(rs[len(a.probes):])
+	a.probes, a.probed = nil, nil
+	a.familiesAnswered(rs)
+	return nil
+}
+
+// ofportsAnswered takes the first free port number probed, or moves past
+// them all; it returns the answers after the port numbers'.
+func (a *allocation) ofportsAnswered(rs [][]ovsdbops.Row) [][]ovsdbops.Row {
+	if len(a.ofports) == 0 {
+		return rs
+	}
+	free := -1
+	for i, n := range a.ofports {
+		if len(rs[2*i]) == 0 && len(rs[2*i+1]) == 0 {
+			free = n
+			break
+		}
+	}
+	rs = rs[2*len(a.ofports):]
+	if free > 0 {
+		a.c.ofport, a.ofports = free, nil
+	} else {
+		a.c.ofport = a.ofports[len(a.ofports)-1] + 1
+	}
+	return rs
+}
+
+// familiesAnswered claims each family's first candidate that nothing
+// holds (by address or, for IPv4, by the MAC derived from it); a family
+// with none goes on past its batch in the next round.
+func (a *allocation) familiesAnswered(rs [][]ovsdbops.Row) {
+	var left []*family
+	for _, f := range a.fams {
+		per := len(candidateProbes(a.br.Name, f.s.Prefix.Addr(), 0))
+		chosen := -1
+		for i := range f.batch {
+			if len(rs[per*i]) == 0 && len(rs[per*i+per-1]) == 0 {
+				chosen = i
+				break
+			}
+		}
+		rs = rs[per*len(f.batch):]
+		if chosen < 0 {
+			f.from = f.batch[len(f.batch)-1].Next()
+			left = append(left, f)
+			continue
+		}
+		p := netip.PrefixFrom(f.batch[chosen], f.s.Prefix.Bits())
+		a.c.addrs = append(a.c.addrs, p)
+		// Every address from the hint up to the chosen one is in use.
+		a.c.hints = append(a.c.hints, p.Addr().Next())
+	}
+	a.fams = left
 }
 
 // ofportProbe is the query for interfaces holding (or asking for) port n.
