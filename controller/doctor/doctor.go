@@ -20,6 +20,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -175,7 +176,7 @@ func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
 // doctorForwarding checks that IPv4 (and, with IPv6 subnets, IPv6)
 // forwarding is on where ovsnet bridges need it.
 func doctorForwarding(topo *ovsdb.Topology) Finding {
-	p := network.PlanNAT(topo)
+	p := natplan.Of(topo)
 	if len(p.Bridges) == 0 {
 		return Finding{"forwarding", StatusOK, "no ovsnet bridge with a subnet yet", ""}
 	}

@@ -59,6 +59,11 @@ func (r Ref) String() string {
 	return r.Container + "/" + r.Iface
 }
 
+// InterfaceRow names an interface row in errors: its name and owner.
+func InterfaceRow(name string, ext map[string]string) string {
+	return fmt.Sprintf("interface %s (%s)", name, RefOf(ext))
+}
+
 // IsContainer says whether the row is an ovsnet container interface (not a
 // bridge's own port, a tunnel or a row of someone else's).
 func (r Ref) IsContainer() bool { return r.Owned && r.Container != "" }

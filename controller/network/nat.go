@@ -1,16 +1,12 @@
 package network
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,8 +14,8 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/steptime"
-	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -44,214 +40,9 @@ func openOnce(t **nat.Tables, open func() (*nat.Tables, error)) (*nat.Tables, er
 	return *t, nil
 }
 
-// natBridge is the NAT view of an ovsnet bridge; ok is false for bridges
-// without an IPv4 subnet (nothing to masquerade or publish).
-func natBridge(b intent.Bridge) (nat.Bridge, bool) {
-	for _, s := range b.Subnets {
-		if s.Prefix.Addr().Is4() {
-			return nat.Bridge{Name: b.Name, Subnet: s.Prefix, NAT: b.NAT}, true
-		}
-	}
-	return nat.Bridge{}, false
-}
-
-func ifaceIPv4(i vswitchd.Interface) (netip.Addr, bool) {
-	for _, p := range intent.HeldAddrs(i.ExternalIDs) {
-		if p.Addr().Is4() {
-			return p.Addr(), true
-		}
-	}
-	return netip.Addr{}, false
-}
-
-// published is what interface i publishes (nothing when that does not
-// decode: reconcile reports it).
-func published(i vswitchd.Interface) []nat.Mapping {
-	ms, _ := intent.Published(IfaceRow(i), i.ExternalIDs)
-	return ms
-}
-
-// natIntent is every NAT rule the OVSDB intent asks for, and the bridges
-// whose subnet or NAT setting does not decode: their bridge rules stay as
-// last applied (never dropped), their published ports stay published.
-func natIntent(topo *ovsdb.Topology) (rules []nat.Rule, bridges []nat.Bridge, keep []string) {
-	var subnets []netip.Prefix
-	var published []*vswitchd.Bridge
-	var tunnels []nat.KernelTunnel
-	for i := range topo.Bridges {
-		b := &topo.Bridges[i]
-		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		if !bi.Owned || bi.Deleting {
-			continue
-		}
-		tunnels = append(tunnels, kernelTunnels(bi)...)
-		if bi.SubnetsErr != nil || bi.NATErr != nil {
-			keep = append(keep, b.Name)
-			if bi.NAT || bi.NATErr != nil {
-				published = append(published, b)
-			}
-			continue
-		}
-		if nb, ok := natBridge(bi); ok {
-			bridges = append(bridges, nb)
-			subnets = append(subnets, nb.Subnet)
-			if nb.NAT {
-				published = append(published, b)
-			}
-		}
-	}
-	gws, gwRules := ovnGatewaysNAT(topo)
-	for _, g := range gws {
-		bridges, subnets = append(bridges, g), append(subnets, g.Subnet)
-	}
-	sort.Slice(bridges, func(i, j int) bool { return bridges[i].Name < bridges[j].Name })
-	sort.Strings(keep)
-	var names []string
-	for _, nb := range bridges {
-		names = append(names, nb.Name)
-	}
-	jumps, drops := nat.IsolationRules(names)
-	rules = append(jumps, drops...) // ahead of every bridge's accepts
-	for _, nb := range bridges {
-		var others []netip.Prefix
-		for _, s := range subnets {
-			if s != nb.Subnet {
-				others = append(others, s)
-			}
-		}
-		rules = append(rules, nat.BridgeRules(nb, others)...)
-	}
-	sort.Slice(tunnels, func(i, j int) bool { return tunnels[i].Bridge < tunnels[j].Bridge })
-	rules = append(rules, nat.TunnelRules(tunnels)...)
-	sort.Slice(published, func(i, j int) bool { return published[i].Name < published[j].Name })
-	for _, b := range published {
-		rules = append(rules, mappingRules(topo, b)...)
-	}
-	return append(rules, gwRules...), bridges, keep
-}
-
-// kernelTunnels are bridge bi's kernel VXLAN devices (one per VNI) with
-// their remotes, in the order of the bridge's tunnels.
-func kernelTunnels(bi intent.Bridge) []nat.KernelTunnel {
-	var out []nat.KernelTunnel
-	at := map[uint32]int{}
-	for _, t := range bi.GoodTunnels() {
-		r, err := netip.ParseAddr(t.Remote)
-		if !t.Kernel || err != nil {
-			continue
-		}
-		i, ok := at[t.Key]
-		if !ok {
-			i, at[t.Key] = len(out), len(out)
-			out = append(out, nat.KernelTunnel{Bridge: bi.Name, VNI: t.Key})
-		}
-		out[i].Remotes = append(out[i].Remotes, r)
-	}
-	for _, t := range out {
-		slices.SortFunc(t.Remotes, func(a, b netip.Addr) int { return a.Compare(b) })
-	}
-	slices.SortFunc(out, func(a, b nat.KernelTunnel) int { return cmp.Compare(a.VNI, b.VNI) })
-	return out
-}
-
-// ovnGatewaysNAT is NAT's view of this chassis' gateways on OVN networks:
-// each a "bridge" (its interface, the network's subnet), and the DNAT
-// rules of the published ports of the network's containers here.
-func ovnGatewaysNAT(topo *ovsdb.Topology) ([]nat.Bridge, []nat.Rule) {
-	var gws []nat.Bridge
-	var rules []nat.Rule
-	for i := range topo.Bridges {
-		b := &topo.Bridges[i]
-		if intent.Owned(b.ExternalIDs) {
-			continue
-		}
-		ifs, _ := topo.BridgeInterfaces(b)
-		for _, gi := range ifs {
-			g, ok, err := intent.DecodeOVNGateway(IfaceRow(gi), gi.ExternalIDs)
-			if !ok || err != nil {
-				continue
-			}
-			gws = append(gws, nat.Bridge{Name: gi.Name, Subnet: g.Addresses[0].Masked(), NAT: g.NAT})
-			for _, i := range ifs {
-				if _, isGW := i.ExternalIDs[intent.KeyOVNGateway]; !isGW && i.ExternalIDs[intent.KeyOVNNetwork] == g.Network && g.NAT {
-					if _, ok := ifaceIPv4(i); ok {
-						rs, _ := ifaceMappingRules(i, published(i))
-						rules = append(rules, rs...)
-					}
-				}
-			}
-		}
-	}
-	return gws, rules
-}
-
-// mappingRules are the DNAT rules of bridge b's published ports.
-func mappingRules(topo *ovsdb.Topology, b *vswitchd.Bridge) []nat.Rule {
-	var rules []nat.Rule
-	ifs, _ := topo.BridgeInterfaces(b)
-	for _, i := range ifs {
-		if _, ok := ifaceIPv4(i); ok {
-			rs, _ := ifaceMappingRules(i, published(i))
-			rules = append(rules, rs...)
-		}
-	}
-	return rules
-}
-
-// NATPlan is what the intent asks of iptables, ip6tables and the
-// forwarding sysctls.
-type NATPlan struct {
-	rules   []nat.Rule
-	Bridges []nat.Bridge
-	keep    []string // bridges whose rules stay as they are (natIntent)
-	// IPv6: the bridges (and OVN gateways) with an IPv6 subnet: routed, so
-	// forwarding on, and isolated from each other by rules6.
-	IPv6   []string
-	rules6 []nat.Rule
-}
-
-func PlanNAT(topo *ovsdb.Topology) NATPlan {
-	var p NATPlan
-	p.rules, p.Bridges, p.keep = natIntent(topo)
-	for i := range topo.Bridges {
-		bi := intent.DecodeBridge(topo.Bridges[i].Name, topo.Bridges[i].ExternalIDs)
-		if !bi.Owned || bi.Deleting {
-			continue
-		}
-		if slices.ContainsFunc(bi.Subnets, func(sn ipam.Subnet) bool { return sn.Prefix.Addr().Is6() }) {
-			p.IPv6 = append(p.IPv6, bi.Name)
-		}
-	}
-	for _, i := range topo.Interfaces { // OVN networks' gateways route IPv6 too
-		if g, ok, err := intent.DecodeOVNGateway(IfaceRow(i), i.ExternalIDs); ok && err == nil && len(g.Addresses) > 1 {
-			p.IPv6 = append(p.IPv6, i.Name)
-		}
-	}
-	sort.Strings(p.IPv6)
-	jumps, drops := nat.IsolationRules(p.IPv6)
-	p.rules6 = append(jumps, drops...)
-	return p
-}
-
-// Key is the plan as one string, to tell whether it changed.
-func (p NATPlan) Key() string {
-	var ks []string
-	for _, r := range p.rules {
-		ks = append(ks, r.String())
-	}
-	for _, r := range p.rules6 {
-		ks = append(ks, "ipv6 "+r.String())
-	}
-	for _, b := range p.Bridges {
-		ks = append(ks, fmt.Sprintf("bridge %s %s %v", b.Name, b.Subnet, b.NAT))
-	}
-	sort.Strings(ks)
-	return fmt.Sprintf("keep %v\n%s", p.keep, strings.Join(ks, "\n"))
-}
-
 // SyncNAT makes ovsnet's iptables chains match the plan (or removes them
 // all when no bridge needs them). It returns what it changed.
-func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
+func (h *Host) SyncNAT(ctx context.Context, p natplan.Plan) ([]string, error) {
 	did, err := h.syncNAT6(p)
 	if err != nil {
 		return did, err
@@ -260,7 +51,7 @@ func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
 	if err != nil {
 		return did, err
 	}
-	if len(p.Bridges) == 0 && len(p.keep) == 0 {
+	if len(p.Bridges) == 0 && len(p.Keep) == 0 {
 		return did, t.RemoveAll()
 	}
 	for _, b := range p.Bridges {
@@ -274,7 +65,7 @@ func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
 			return did, err
 		}
 	}
-	d, err := t.Sync(p.rules, p.keep...)
+	d, err := t.Sync(p.Rules, p.Keep...)
 	did = append(did, d...)
 	if other := nat.OtherBackend(); other != "" {
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %s also holds ovsnet rules: remove them (both iptables backends in use)\n", other)
@@ -284,7 +75,7 @@ func (h *Host) SyncNAT(ctx context.Context, p NATPlan) ([]string, error) {
 
 // syncNAT6 is SyncNAT's IPv6 half: IPv6 subnets are routed, not
 // translated, so forwarding on and the bridges isolated from each other.
-func (h *Host) syncNAT6(p NATPlan) ([]string, error) {
+func (h *Host) syncNAT6(p natplan.Plan) ([]string, error) {
 	t, err := h.tables6()
 	if len(p.IPv6) == 0 {
 		if err != nil {
@@ -298,7 +89,7 @@ func (h *Host) syncNAT6(p NATPlan) ([]string, error) {
 	if err := nat.EnableIPv6Forwarding(); err != nil {
 		return nil, fmt.Errorf("enable IPv6 forwarding: %w", err)
 	}
-	did, err := t.Sync(p.rules6, p.keep...)
+	did, err := t.Sync(p.Rules6, p.Keep...)
 	for i := range did {
 		did[i] = "ip6tables: " + did[i]
 	}
@@ -311,7 +102,7 @@ func (h *Host) syncNATAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.SyncNAT(ctx, PlanNAT(topo))
+	_, err = h.SyncNAT(ctx, natplan.Of(topo))
 	return err
 }
 
@@ -340,7 +131,7 @@ func (h *Host) publishTarget(ctx context.Context, bridge, container string) (*vs
 		}
 	}
 	for i := range ifs {
-		if _, ok := ifaceIPv4(ifs[i]); ok {
+		if _, ok := natplan.IfaceIPv4(ifs[i]); ok {
 			return &ifs[i], br, nil
 		}
 	}
@@ -370,7 +161,7 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 		return nil, err
 	}
 	tr.Step("find container")
-	nb, ok := natBridge(intent.DecodeBridge(br.Name, br.ExternalIDs))
+	nb, ok := natplan.BridgeOf(intent.DecodeBridge(br.Name, br.ExternalIDs))
 	if local != bridge { // an OVN network: published through this chassis' gateway
 		nb, ok, err = h.ovnGatewayNAT(ctx, bridge)
 		if err != nil {
@@ -443,7 +234,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	if err != nil {
 		return nil, err
 	}
-	rules, udp := ifaceMappingRules(ifc, added)
+	rules, udp := natplan.IfaceRules(ifc, added)
 	if err := t.Add(rules...); err != nil {
 		return nil, err
 	}
@@ -593,7 +384,7 @@ func (h *Host) releaseAll(ifs []vswitchd.Interface) error {
 	var rules []nat.Rule
 	var udp []uint16
 	for _, ifc := range ifs {
-		rs, us := ifaceMappingRules(ifc, published(ifc))
+		rs, us := natplan.IfaceRules(ifc, natplan.Published(ifc))
 		rules, udp = append(rules, rs...), append(udp, us...)
 	}
 	return h.deleteRules(rules, udp)
@@ -602,7 +393,7 @@ func (h *Host) releaseAll(ifs []vswitchd.Interface) error {
 // release stops publishing mappings ms of an interface that stays, and
 // records what it keeps publishing (keep).
 func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Mapping, keep []nat.Mapping) error {
-	if err := h.deleteRules(ifaceMappingRules(ifc, ms)); err != nil || len(ms) == 0 {
+	if err := h.deleteRules(natplan.IfaceRules(ifc, ms)); err != nil || len(ms) == 0 {
 		return err
 	}
 	var del []string
@@ -613,19 +404,6 @@ func (h *Host) release(ctx context.Context, ifc vswitchd.Interface, ms []nat.Map
 	set := intent.Publish(keep)
 	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, set, del...) })
 	return err
-}
-
-// ifaceMappingRules are the NAT rules of interface ifc's mappings ms, and
-// the UDP host ports among them.
-func ifaceMappingRules(ifc vswitchd.Interface, ms []nat.Mapping) (rules []nat.Rule, udp []uint16) {
-	addr, _ := ifaceIPv4(ifc)
-	for _, m := range ms {
-		rules = append(rules, nat.MappingRule(OwnerOf(ifc), addr, m))
-		if m.Proto == "udp" {
-			udp = append(udp, m.HostPort)
-		}
-	}
-	return rules, udp
 }
 
 // deleteRules deletes rules in one iptables-restore transaction, then the

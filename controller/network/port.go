@@ -16,6 +16,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -261,7 +262,7 @@ func (rq *portRequest) checkOn(br intent.Bridge) (subnets []ipam.Subnet, nb nat.
 	if rq.auto && len(subnets) == 0 {
 		return nil, nb, fmt.Errorf("--ip without an address needs a subnet on bridge %s: give --ip=ADDR/PLEN, or recreate the bridge with --subnet", br.Name)
 	}
-	nb, natOK := natBridge(br)
+	nb, natOK := natplan.BridgeOf(br)
 	if len(rq.publish) > 0 && (!natOK || !nb.NAT) {
 		return nil, nb, fmt.Errorf("-p needs a bridge in NAT mode (--nat=true with an IPv4 subnet); %s is not", br.Name)
 	}
@@ -843,7 +844,7 @@ func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interfa
 	if port.Tag != nil {
 		o.VLAN = *port.Tag
 	}
-	for _, m := range published(ifc) {
+	for _, m := range natplan.Published(ifc) {
 		o.Publish = append(o.Publish, m.String())
 	}
 	if err := h.Detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {

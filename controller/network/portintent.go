@@ -1,7 +1,6 @@
 package network
 
 import (
-	"fmt"
 	"sort"
 
 	"github.com/ovsnet/ovsnet/attach"
@@ -20,7 +19,7 @@ import (
 var ErrBadIntent = intent.ErrBad
 
 func IfaceRow(i vswitchd.Interface) string {
-	return fmt.Sprintf("interface %s (%s)", i.Name, OwnerOf(i))
+	return intent.InterfaceRow(i.Name, i.ExternalIDs)
 }
 
 func OwnerOf(i vswitchd.Interface) string { return intent.RefOf(i.ExternalIDs).String() }

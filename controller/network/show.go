@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -168,7 +169,7 @@ func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 	if owned && err != nil {
 		v.Error = err.Error()
 	}
-	for _, m := range published(i) {
+	for _, m := range natplan.Published(i) {
 		v.Published = append(v.Published, m.Docker())
 	}
 	return v

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
@@ -205,7 +206,7 @@ type natResult struct {
 func (h *Converger) convergeNAT(ctx context.Context, topo *ovsdb.Topology, o Options) natResult {
 	t := time.Now()
 	var r natResult
-	plan := network.PlanNAT(topo)
+	plan := natplan.Of(topo)
 	key := plan.Key()
 	if o.NATSeen == nil || o.NATCheck || *o.NATSeen != key {
 		r.did, r.err = h.host.SyncNAT(ctx, plan)

@@ -1,4 +1,4 @@
-package network
+package natplan
 
 import (
 	"strings"
@@ -31,7 +31,7 @@ func natTopology(bridges map[string]map[string]string) *ovsdb.Topology {
 	return topo
 }
 
-func TestPlanNAT(t *testing.T) {
+func TestOf(t *testing.T) {
 	topo := natTopology(map[string]map[string]string{
 		"natted":  {intent.KeySubnet: "10.1.0.0/24"},
 		"routed":  {intent.KeySubnet: "10.2.0.0/24", intent.KeyNAT: "false"},
@@ -39,7 +39,7 @@ func TestPlanNAT(t *testing.T) {
 		"badnet":  {intent.KeySubnet: "10.4.0.0/33"},
 		"deleted": {intent.KeySubnet: "10.5.0.0/24", intent.KeyState: intent.StateDeleting},
 	})
-	p := PlanNAT(topo)
+	p := Of(topo)
 	var names []string
 	for _, b := range p.Bridges {
 		names = append(names, b.Name)
@@ -52,8 +52,8 @@ func TestPlanNAT(t *testing.T) {
 	}
 	// Isolation: every IPv4 bridge's jump comes before any bridge's
 	// accept, whatever their names' order; the IPv6 bridges get their own.
-	firstAccept, lastJump := len(p.rules), -1
-	for i, r := range p.rules {
+	firstAccept, lastJump := len(p.Rules), -1
+	for i, r := range p.Rules {
 		s := r.String()
 		if r.Chain == nat.ChainForward && strings.HasSuffix(strings.Join(r.Spec, " "), "-j "+nat.ChainIsolate) {
 			lastJump = i
@@ -63,16 +63,16 @@ func TestPlanNAT(t *testing.T) {
 		}
 	}
 	if lastJump < 0 || lastJump > firstAccept {
-		t.Errorf("isolation jumps must precede every accept: last jump %d, first accept %d\n%v", lastJump, firstAccept, p.rules)
+		t.Errorf("isolation jumps must precede every accept: last jump %d, first accept %d\n%v", lastJump, firstAccept, p.Rules)
 	}
-	if len(p.rules6) != 2 || !strings.Contains(p.rules6[0].String(), "-i v6 ! -o v6") || p.rules6[1].String() != "filter OVSNET-ISOLATE -o v6 -m comment --comment ovsnet: bridge v6 -j DROP" {
-		t.Errorf("IPv6 isolation rules: %v", p.rules6)
+	if len(p.Rules6) != 2 || !strings.Contains(p.Rules6[0].String(), "-i v6 ! -o v6") || p.Rules6[1].String() != "filter OVSNET-ISOLATE -o v6 -m comment --comment ovsnet: bridge v6 -j DROP" {
+		t.Errorf("IPv6 isolation rules: %v", p.Rules6)
 	}
-	if len(p.keep) != 1 || p.keep[0] != "badnet" {
-		t.Errorf("a bridge whose subnet does not decode keeps its rules as they are: keep %v", p.keep)
+	if len(p.Keep) != 1 || p.Keep[0] != "badnet" {
+		t.Errorf("a bridge whose subnet does not decode keeps its rules as they are: keep %v", p.Keep)
 	}
 	var dnat []string
-	for _, r := range p.rules {
+	for _, r := range p.Rules {
 		if s := r.String(); strings.Contains(s, "--dport") {
 			dnat = append(dnat, s)
 		}
@@ -82,7 +82,7 @@ func TestPlanNAT(t *testing.T) {
 	if len(dnat) != 2 || !strings.Contains(dnat[0], "cbadnet/") || !strings.Contains(dnat[1], "cnatted/") {
 		t.Errorf("DNAT rules: %v", dnat)
 	}
-	if p.Key() != PlanNAT(topo).Key() {
+	if p.Key() != Of(topo).Key() {
 		t.Error("the same intent gives another key")
 	}
 }
