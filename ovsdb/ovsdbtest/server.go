@@ -1,0 +1,79 @@
+// Package ovsdbtest serves an in-memory Open_vSwitch database (libovsdb's
+// OVSDB server over the schema of ovsnet's vswitchd models) to unit tests
+// that need OVSDB but not Open vSwitch: no root, no daemons, a fresh
+// database per test. It holds the root row, as ovs-vsctl init leaves it.
+package ovsdbtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/stdr"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/database/inmemory"
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/server"
+
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Serve starts a database for test t, stopped when t ends, and returns its
+// endpoint ("unix:PATH").
+func Serve(t testing.TB) string {
+	t.Helper()
+	stdr.SetVerbosity(0) // libovsdb's server package sets 5: every row it writes, logged
+	cm, err := vswitchd.FullDatabaseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := vswitchd.Schema()
+	dbm, errs := model.NewDatabaseModel(schema, cm)
+	if len(errs) > 0 {
+		t.Fatalf("the vswitchd models against their schema: %v", errs)
+	}
+	srv, err := server.NewOvsdbServer(inmemory.NewDatabase(map[string]model.ClientDBModel{schema.Name: cm}), dbm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "ovsdbtest-") // short: a socket's path has 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "db.sock")
+	go srv.Serve("unix", sock)
+	t.Cleanup(func() { srv.Close(); os.RemoveAll(dir) })
+	for deadline := time.Now().Add(5 * time.Second); !srv.Ready(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the in-memory OVSDB server did not start")
+		}
+	}
+	endpoint := "unix:" + sock
+	initRoot(t, cm, endpoint)
+	return endpoint
+}
+
+// initRoot inserts the Open_vSwitch row.
+func initRoot(t testing.TB, cm model.ClientDBModel, endpoint string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	quiet := logr.Discard() // else the client sets every logger's verbosity to 5
+	c, err := client.NewOVSDBClient(cm, client.WithEndpoint(endpoint), client.WithLogger(&quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect()
+	ops, err := c.Create(&vswitchd.OpenvSwitch{UUID: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Transact(ctx, ops...); err != nil {
+		t.Fatal(err)
+	}
+}
