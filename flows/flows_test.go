@@ -179,3 +179,43 @@ func TestOfctlArgs(t *testing.T) {
 		}
 	}
 }
+
+// meterDiff counts meters missing or at another rate, and names those
+// the bridge should not have.
+func TestMeterDiff(t *testing.T) {
+	have := map[uint32]openflow.Meter{1: {ID: 1, PPS: 10, Burst: 16}, 2: {ID: 2, PPS: 99, Burst: 16}, 5: {ID: 5, PPS: 1, Burst: 16}}
+	want := []openflow.Meter{{ID: 1, PPS: 10, Burst: 16}, {ID: 2, PPS: 20, Burst: 16}, {ID: 3, PPS: 30, Burst: 16}}
+	wrong, extra := meterDiff(have, want)
+	if wrong != 2 || len(extra) != 1 || extra[0] != 5 {
+		t.Fatalf("wrong %d (want 2: 2's rate, 3 missing), extra %v (want [5])", wrong, extra)
+	}
+}
+
+// A port with a flood bound meters all it sends but TCP with an ACK; one
+// without has one classifier flow and no meter.
+func TestFloodMeteredClassifier(t *testing.T) {
+	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
+	p := Port{Name: "p", Ofport: 7, MAC: mac, FloodPPS: 1000}
+	ch := PortChange(p)
+	if len(ch.Meters) != 1 || ch.Meters[0] != (openflow.Meter{ID: 7, PPS: 1000, Burst: 200}) {
+		t.Fatalf("meters %+v", ch.Meters)
+	}
+	var metered, ack int
+	for _, f := range ch.Flows {
+		if f.Table == uint8(TableClassifier) {
+			if f.Meter == 7 {
+				metered++
+			}
+			if strings.Contains(f.String(), "tcp_flags=+ack") && f.Meter == 0 {
+				ack++
+			}
+		}
+	}
+	if metered != 1 || ack != 2 {
+		t.Fatalf("classifier: %d metered, %d TCP-with-ACK flows unmetered; want 1 and 2", metered, ack)
+	}
+	p.FloodPPS = 0
+	if ch := PortChange(p); len(ch.Meters) != 0 || len(ch.Flows) != len(PortFlows(p)) || strings.Contains(fmt.Sprint(ch.Flows), "meter:") {
+		t.Fatalf("no bound: %+v", ch)
+	}
+}
