@@ -126,7 +126,9 @@ func TestGuardBridgeConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	guard := func() error {
-		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge("br0", br.ExternalIDs, map[string]string{intent.KeyNextOfport: "2"}) })
+		_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+			tx.GuardBridge("br0", br.ExternalIDs, map[string]string{intent.KeyNextOfport: "2"})
+		})
 		return err
 	}
 	if err := guard(); err != nil {
