@@ -168,7 +168,7 @@ var errorNames = map[[2]uint16]string{
 	{12, 3}:  "OFPMMFC_UNKNOWN_METER",
 	{12, 6}:  "OFPMMFC_BAD_RATE",
 	{12, 7}:  "OFPMMFC_BAD_BURST",
-	{12, 10}: "OFPMMFC_OUT_OF_METERS",
+	{12, 10}: "OFPMMFC_OUT_OF_METERS (the datapath has no meter left, or has none: turn flood bounds off with ovsnet set-flood-limit BRIDGE 0)",
 	{17, 1}:  "OFPBFC_BAD_ID",
 	{17, 5}:  "OFPBFC_BAD_FLAGS",
 	{17, 12}: "OFPBFC_MSG_FAILED",
