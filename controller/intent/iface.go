@@ -379,8 +379,16 @@ const FloodPPSWant = "packets a second in 1..100000000, or 0 for no bound"
 // ParseFloodPPS reads a flood bound.
 func ParseFloodPPS(v string) (int, error) {
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > MaxFloodPPS {
+	if err != nil || CheckFloodPPS(n) != nil {
 		return 0, fmt.Errorf("bad flood bound %q: want %s", v, FloodPPSWant)
 	}
 	return n, nil
+}
+
+// CheckFloodPPS refuses a flood bound outside 0..MaxFloodPPS.
+func CheckFloodPPS(n int) error {
+	if n < 0 || n > MaxFloodPPS {
+		return fmt.Errorf("bad flood bound %q: want %s", strconv.Itoa(n), FloodPPSWant)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -62,7 +63,8 @@ func (h *Host) setPortFloodLimit(ctx context.Context, o FloodLimit) ([]vswitchd.
 	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifs[0].UUID, set) }); err != nil {
 		return nil, nil, err
 	}
-	ifs[0].ExternalIDs = withKeys(ifs[0].ExternalIDs, set)
+	ifs[0].ExternalIDs = maps.Clone(ifs[0].ExternalIDs)
+	maps.Copy(ifs[0].ExternalIDs, set)
 	return ifs, ports, nil
 }
 
@@ -84,8 +86,9 @@ func (h *Host) setBridgeFloodLimit(ctx context.Context, o FloodLimit) ([]vswitch
 	var ifs []vswitchd.Interface
 	var ports []vswitchd.Port
 	for i, ifc := range all {
-		if intent.Owned(ifc.ExternalIDs) && (intent.RefOf(ifc.ExternalIDs).IsContainer() || intent.RefOf(ifc.ExternalIDs).Pooled) {
-			ifc.ExternalIDs = withKeys(ifc.ExternalIDs, set)
+		if ref := intent.RefOf(ifc.ExternalIDs); ref.IsContainer() || ref.Owned && ref.Pooled {
+			ifc.ExternalIDs = maps.Clone(ifc.ExternalIDs)
+			maps.Copy(ifc.ExternalIDs, set)
 			ifs, ports = append(ifs, ifc), append(ports, allPorts[i])
 		}
 	}
@@ -129,16 +132,4 @@ func (h *Host) applyFloodLimits(o FloodLimit, ifs []vswitchd.Interface, ports []
 		return nil, fmt.Errorf("flood bound %d recorded, but the flows were not updated (run ovsnet reconcile): %w", o.PPS, err)
 	}
 	return names, nil
-}
-
-// withKeys is ext with set's keys set, as a new map.
-func withKeys(ext, set map[string]string) map[string]string {
-	out := make(map[string]string, len(ext)+len(set))
-	for k, v := range ext {
-		out[k] = v
-	}
-	for k, v := range set {
-		out[k] = v
-	}
-	return out
 }

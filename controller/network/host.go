@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -153,8 +152,7 @@ func CheckFloodPPS(pps *int) error {
 	if pps == nil {
 		return nil
 	}
-	_, err := intent.ParseFloodPPS(strconv.Itoa(*pps))
-	return err
+	return intent.CheckFloodPPS(*pps)
 }
 
 // CheckMTU validates an MTU given on the command line (0: not given).

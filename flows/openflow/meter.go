@@ -71,13 +71,6 @@ type refusal struct {
 
 func (r *refusal) Error() string { return r.what + ": " + r.name }
 
-// meterExists says whether err refused a meter add because the meter is
-// there already.
-func meterExists(err error) bool {
-	var r *refusal
-	return errors.As(err, &r) && r.typ == errMeterMod && r.code == codeMeterExist
-}
-
 // addMeters appends adds of ms to out, noting each xid in texts; adds
 // maps the xids to the meters.
 func (c *Conn) addMeters(out []byte, ms []Meter, texts map[uint32]string, adds map[uint32]Meter) []byte {
@@ -95,7 +88,7 @@ func (c *Conn) addMeters(out []byte, ms []Meter, texts map[uint32]string, adds m
 func existing(errs []error, adds map[uint32]Meter) (modify []Meter, rest []error) {
 	for _, err := range errs {
 		var r *refusal
-		if errors.As(err, &r) && meterExists(err) {
+		if errors.As(err, &r) && r.typ == errMeterMod && r.code == codeMeterExist {
 			if m, ok := adds[r.xid]; ok {
 				modify = append(modify, m)
 				continue
