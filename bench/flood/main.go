@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,7 +96,7 @@ func main() {
 			r.Condition, r.Gbps, r.Ratio, r.PingMs, r.FloodKpps, r.PassedKpps)
 	}
 	dp, _ := h.sb.Vsctl("get", "bridge", "br0", "datapath_type")
-	check(measure.Write(*out, map[string]any{"reps": *reps, "iperf3_seconds": *secs, "datapath": strings.TrimSpace(dp), "cpus": numCPU()}, rs))
+	check(measure.Write(*out, map[string]any{"reps": *reps, "iperf3_seconds": *secs, "datapath": strings.TrimSpace(dp), "cpus": runtime.NumCPU()}, rs))
 }
 
 // spec is one condition's flood: from the flooder of bound ("off",
@@ -222,21 +223,13 @@ func (f *floodRun) stop() (sentKpps, passedKpps, dropped float64) {
 	return float64(in) / took / 1000, float64(in-drop) / took / 1000, float64(drop) / float64(in)
 }
 
-var meterRE = regexp.MustCompile(`packet_in_count:(\d+)[\s\S]*\n0: packet_count:(\d+)`)
-
 // meter reads port p's meter: packets in and dropped (0, 0 without one).
 func (h *host) meter(p port) (in, dropped int) {
 	if p.bound == 0 {
 		return h.portRx(p), 0
 	}
-	o, err := h.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "meter-stats", "br0", fmt.Sprintf("meter=%d", p.ofport))
+	in, dropped, err := h.sb.MeterStats("br0", p.ofport)
 	check(err)
-	m := meterRE.FindStringSubmatch(o)
-	if m == nil {
-		check(fmt.Errorf("meter %d: no stats in %q", p.ofport, o))
-	}
-	in, _ = strconv.Atoi(m[1])
-	dropped, _ = strconv.Atoi(m[2])
 	return in, dropped
 }
 
@@ -284,15 +277,6 @@ func cpuGroup(cpus float64) string {
 	check(os.MkdirAll(dir, 0o755))
 	check(os.WriteFile(dir+"/cpu.max", []byte(quota+" 100000"), 0o644))
 	return dir + "/cgroup.procs"
-}
-
-func numCPU() int {
-	o, err := exec.Command("nproc").Output()
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(string(regexp.MustCompile(`\d+`).Find(o)))
-	return n
 }
 
 func run(h *host, args ...string) {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,16 +12,10 @@ import (
 // meterStats reads meter id's packets in and dropped on bridge.
 func (e *env) meterStats(bridge string, id int) (in, dropped int) {
 	e.t.Helper()
-	out, err := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "meter-stats", bridge, fmt.Sprintf("meter=%d", id))
+	in, dropped, err := e.sb.MeterStats(bridge, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m := regexp.MustCompile(`packet_in_count:(\d+)(?s:.*)\n0: packet_count:(\d+)`).FindStringSubmatch(out)
-	if m == nil {
-		e.t.Fatalf("no stats of meter %d on %s:\n%s", id, bridge, out)
-	}
-	in, _ = strconv.Atoi(m[1])
-	dropped, _ = strconv.Atoi(m[2])
 	return in, dropped
 }
 
