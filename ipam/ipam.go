@@ -1,5 +1,6 @@
 // Package ipam is ovsnet's address arithmetic: subnets, gateways, validation
-// of requested addresses and lowest-free allocation. It is pure logic; the
+// of requested addresses, lowest-free allocation and the MACs derived from
+// addresses. It is pure logic; the
 // set of addresses in use comes from OVSDB and reservations are made there.
 package ipam
 

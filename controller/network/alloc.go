@@ -57,7 +57,7 @@ func macProbe(bridge string, m net.HardwareAddr) ovsdb.Query {
 func candidateProbes(bridge string, a netip.Addr, bits int) []ovsdb.Query {
 	qs := []ovsdb.Query{probe(bridge, netip.PrefixFrom(a, bits))}
 	if a.Is4() {
-		qs = append(qs, macProbe(bridge, macFor([]netip.Prefix{netip.PrefixFrom(a, bits)})))
+		qs = append(qs, macProbe(bridge, ipam.MACFor([]netip.Prefix{netip.PrefixFrom(a, bits)})))
 	}
 	return qs
 }

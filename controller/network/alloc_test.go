@@ -41,7 +41,7 @@ func allocHost(t *testing.T, subnet string, set map[string]string, held ...strin
 	for i, a := range held {
 		addr, mac := strings.CutPrefix(a, "mac:")
 		p := netip.PrefixFrom(netip.MustParseAddr(addr), subs[0].Prefix.Bits())
-		pi := intent.Port{Container: "c" + addr, Iface: "eth1", Bridge: "br0", State: intent.StateReady, MAC: macFor([]netip.Prefix{p})}
+		pi := intent.Port{Container: "c" + addr, Iface: "eth1", Bridge: "br0", State: intent.StateReady, MAC: ipam.MACFor([]netip.Prefix{p})}
 		if !mac {
 			pi.Addrs = []netip.Prefix{p}
 		}

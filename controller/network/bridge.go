@@ -82,7 +82,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	for k, v := range want.Encode() {
 		ext[k] = v
 	}
-	mac := randomMAC()
+	mac := ipam.RandomMAC()
 	spec := ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU, MAC: mac.String()}
 	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.CreateBridge(spec) }); err != nil {
 		return false, fmt.Errorf("create bridge %q: %w", o.Name, err)

@@ -303,7 +303,7 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 		mtu = r.bi.MTU
 	}
 	if mac == nil {
-		mac = macFor(it.addrs)
+		mac = ipam.MACFor(it.addrs)
 	}
 	// Until the container side is configured the row says attaching: if
 	// this process dies before that, convergence finds it and finishes.
@@ -361,7 +361,7 @@ func (r *attachRun) commit(ctx context.Context) error {
 			r.tr.Step(fmt.Sprintf("commit ports (%d tries)", attempt+1))
 			return nil
 		}
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= ovsdb.MaxAttempts {
 			return r.commitErr(err)
 		}
 		if single := r.singleContainer(); single != nil {
@@ -373,7 +373,7 @@ func (r *attachRun) commit(ctx context.Context) error {
 		}
 		// Another writer changed the bridge first: allocate again. The veths
 		// keep their names; their MACs follow the new addresses.
-		time.Sleep(backoff(attempt))
+		time.Sleep(ovsdb.Backoff(attempt))
 	}
 }
 
@@ -637,7 +637,7 @@ func (r *attachRun) deleteInternals() error {
 // took, if no attach took a later one meanwhile: a failed attach leaves
 // the bridge's counter as it found it.
 func (h *Host) returnOfports(ctx context.Context, bridge string, lo, hi int) error {
-	return onConflict(func() error {
+	return ovsdb.OnConflict(func() error {
 		br, err := h.DB.GetBridge(ctx, bridge)
 		if err != nil || br == nil || intent.DecodeBridge(bridge, br.ExternalIDs).NextOfport != hi+1 {
 			return err

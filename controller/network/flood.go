@@ -38,7 +38,7 @@ func (h *Host) SetFloodLimit(ctx context.Context, o FloodLimit) ([]string, error
 	}
 	var ifs []vswitchd.Interface
 	var ports []vswitchd.Port
-	err := onConflict(func() (err error) {
+	err := ovsdb.OnConflict(func() (err error) {
 		if o.Iface != "" {
 			ifs, ports, err = h.setPortFloodLimit(ctx, o)
 		} else {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/flows/openflow"
@@ -47,38 +45,6 @@ func BridgeFlows(b *vswitchd.Bridge) []*openflow.Flow {
 	fb := bridgeIntent(intent.DecodeBridge(b.Name, b.ExternalIDs))
 	fb.GatewayMAC, _ = net.ParseMAC(b.OtherConfig["hwaddr"])
 	return flows.BridgeFlows(fb)
-}
-
-// ParseRules parses --port values (PORT, PORT/tcp, PORT/udp); "all" or
-// nothing means every protocol.
-func ParseRules(specs []string) ([]flows.Rule, error) {
-	var rs []flows.Rule
-	for _, s := range specs {
-		if s == "all" {
-			return nil, nil
-		}
-		num, proto, _ := strings.Cut(s, "/")
-		if proto == "" {
-			proto = "tcp"
-		}
-		n, err := strconv.Atoi(num)
-		if err != nil || n < 1 || n > 65535 || (proto != "tcp" && proto != "udp") {
-			return nil, fmt.Errorf("bad port %q: want PORT[/tcp|udp] with PORT in 1..65535", s)
-		}
-		rs = append(rs, flows.Rule{Proto: proto, Port: uint16(n)})
-	}
-	return rs, nil
-}
-
-func rulesString(rs []flows.Rule) string {
-	if len(rs) == 0 {
-		return "all"
-	}
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.String())
-	}
-	return strings.Join(out, ",")
 }
 
 // containerIfaces reads the ovsnet interfaces of container on bridge, with
@@ -131,7 +97,7 @@ func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Li
 		if match != nil && !match(src, dst) {
 			continue
 		}
-		rules, err := ParseRules(l.PortSpecs())
+		rules, err := flows.ParseRules(l.PortSpecs())
 		if err != nil {
 			return nil, fmt.Errorf("bridge %s: bad stored link %s: %w", bridge, intent.LinkKey(src, dst), err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -186,10 +187,10 @@ func usedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
 		for _, p := range intent.HeldAddrs(i.ExternalIDs) {
 			used[p.Addr()] = who
 		}
-		// A MAC derived from an address (macFor) holds that address too,
+		// A MAC derived from an address (ipam.MACFor) holds that address too,
 		// even where the address itself no longer parses.
 		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
-			if a, ok := addrOfMAC(m); ok {
+			if a, ok := ipam.AddrOfMAC(m); ok {
 				used[a] = who
 			}
 		}

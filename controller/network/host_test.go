@@ -40,7 +40,7 @@ func TestParseMAC(t *testing.T) {
 		}
 	}
 	for i := 0; i < 100; i++ {
-		m := randomMAC()
+		m := ipam.RandomMAC()
 		if m[0]&1 != 0 || m[0]&2 == 0 {
 			t.Fatalf("random MAC %s is not locally administered unicast", m)
 		}
@@ -114,11 +114,11 @@ func TestUsedAddrs(t *testing.T) {
 }
 
 func TestMACFor(t *testing.T) {
-	m := macFor([]netip.Prefix{netip.MustParsePrefix("fd00::2/64"), netip.MustParsePrefix("173.16.1.2/24")})
+	m := ipam.MACFor([]netip.Prefix{netip.MustParsePrefix("fd00::2/64"), netip.MustParsePrefix("173.16.1.2/24")})
 	if m.String() != "0a:58:ad:10:01:02" {
 		t.Fatalf("got %s", m)
 	}
-	if m := macFor(nil); m[0]&1 != 0 || m[0]&2 == 0 {
+	if m := ipam.MACFor(nil); m[0]&1 != 0 || m[0]&2 == 0 {
 		t.Fatalf("random MAC %s", m)
 	}
 }

@@ -17,14 +17,14 @@ import (
 // the given ports); replies come back through conntrack. It is stored on
 // the bridge and needs both containers attached to it.
 func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string) (string, error) {
-	rules, err := ParseRules(ports)
+	rules, err := flows.ParseRules(ports)
 	if err != nil {
 		return "", err
 	}
 	if src == dst {
 		return "", fmt.Errorf("a container needs no link to itself")
 	}
-	spec := rulesString(rules)
+	spec := flows.RulesString(rules)
 	link := intent.Link{Src: src, Dst: dst, Ports: spec}
 	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
 		if err != nil {
@@ -166,7 +166,7 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 	var br *vswitchd.Bridge
 	var set map[string]string
 	var del []string
-	err := onConflict(func() error {
+	err := ovsdb.OnConflict(func() error {
 		var err error
 		if br, err = h.DB.GetBridge(ctx, bridge); err != nil {
 			return err

@@ -181,7 +181,7 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	defer tr.Done("publish detail")
 	var added []nat.Mapping
 	retry := false
-	err := onConflict(func() error {
+	err := ovsdb.OnConflict(func() error {
 		// Host-wide serialization on a small map; the reservations
 		// themselves are probed, so nothing here grows with them.
 		root, err := h.DB.RootOtherConfig(ctx)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -36,12 +38,12 @@ func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVN
 	if err != nil || !c.Joined || c.NB == "" || c.SystemID == "" {
 		return r, err
 	}
-	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
 		r.Notes = append(r.Notes, fmt.Sprintf("OVN's northbound database %s unreachable, its rows not checked: %v", c.NB, err))
 		return r, nil
 	}
-	defer nb.Close()
+	defer nbc.Close()
 	plugged, nets := map[string]bool{}, map[string]bool{}
 	for _, i := range local {
 		plugged[i.ExternalIDs[intent.KeyIfaceID]] = true
@@ -54,7 +56,7 @@ func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVN
 	if err != nil {
 		return r, err
 	}
-	mine, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{intent.KeyOVNChassis: c.SystemID})},
+	mine, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{intent.KeyOVNChassis: c.SystemID})},
 		"_uuid", "name", "external_ids")
 	if err != nil {
 		return r, err
@@ -66,24 +68,24 @@ func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVN
 		}
 	}
 	for net, names := range stray {
-		if err := dropLogicalPorts(ctx, nb, net, names); err != nil {
+		if err := nb.DropPorts(ctx, nbc, net, names); err != nil {
 			return r, err
 		}
 		r.Did = append(r.Did, fmt.Sprintf("removed %d logical port(s) of OVN network %s that no interface here plugs", len(names), net))
 		nets[net] = true
 	}
-	return r, r.syncNetworks(ctx, nb, nets)
+	return r, r.syncNetworks(ctx, nbc, nets)
 }
 
 // syncNetworks syncs the isolation of networks nets, in name order.
-func (r *OVNConverged) syncNetworks(ctx context.Context, nb *ovsdb.Client, nets map[string]bool) error {
+func (r *OVNConverged) syncNetworks(ctx context.Context, nbc *ovsdb.Client, nets map[string]bool) error {
 	var names []string
 	for n := range nets {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		s, err := SyncIsolation(ctx, nb, n)
+		s, err := nb.SyncIsolation(ctx, nbc, n)
 		if err != nil {
 			return err
 		}

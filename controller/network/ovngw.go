@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
@@ -29,9 +32,6 @@ import (
 // port. No chassis carries another's traffic and none is a single point
 // of failure; the host NAT is the one ovsnet already keeps for bridges.
 
-// GatewayPortName is OVN network name's localport.
-func GatewayPortName(name string) string { return "ovsnet-gw-" + name }
-
 // gatewayIfName is the gateway's interface on a chassis ("og" and 12 hex
 // digits: an interface name fits 15 characters).
 func gatewayIfName(network string) string {
@@ -39,22 +39,10 @@ func gatewayIfName(network string) string {
 	return "og" + hex.EncodeToString(h[:6])
 }
 
-// NewGatewayPort is OVN network name's localport, with the gateway's MAC
-// and addresses (IPv4 first).
-func NewGatewayPort(name string, gws []netip.Addr) *ovnnb.LogicalSwitchPort {
-	ext := intent.Ownership("")
-	ext[intent.KeyOVNNetwork] = name
-	addr := macFor([]netip.Prefix{netip.PrefixFrom(gws[0], 32)}).String()
-	for _, g := range gws {
-		addr += " " + g.String()
-	}
-	return &ovnnb.LogicalSwitchPort{UUID: "ovsnet_gw", Name: GatewayPortName(name), Type: "localport", Addresses: []string{addr}, ExternalIDs: ext}
-}
-
 // readGateway finds whether the network has its localport (a network
 // made with --nat=false has none) and this chassis its interface.
 func (a *ovnAllocator) readGateway(ctx context.Context, db *ovsdb.Client) error {
-	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(GatewayPortName(a.name))}, "_uuid")
+	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.GatewayPortName(a.name))}, "_uuid")
 	if err != nil {
 		return err
 	}
@@ -71,7 +59,7 @@ func (a *ovnAllocator) readGateway(ctx context.Context, db *ovsdb.Client) error 
 
 // gateway is this chassis' gateway on the network.
 func (a *ovnAllocator) gateway() intent.OVNGateway {
-	g := intent.OVNGateway{Network: a.name, IfaceID: GatewayPortName(a.name), NAT: a.nat}
+	g := intent.OVNGateway{Network: a.name, IfaceID: nb.GatewayPortName(a.name), NAT: a.nat}
 	for _, s := range a.subs {
 		g.Addresses = append(g.Addresses, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
 	}
@@ -134,7 +122,7 @@ func ConvergeOVNGateway(ifc vswitchd.Interface, l netlink.Link) ([]string, error
 // stack takes only as its own (ovs-vswitchd makes the tap with another).
 func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]string, error) {
 	var did []string
-	if mac := macFor(g.Addresses); l.Attrs().HardwareAddr.String() != mac.String() {
+	if mac := ipam.MACFor(g.Addresses); l.Attrs().HardwareAddr.String() != mac.String() {
 		if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
 			return nil, fmt.Errorf("gateway %s: MAC %s: %w", l.Attrs().Name, mac, err)
 		}
@@ -142,19 +130,6 @@ func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]s
 	}
 	more, err := convergeGatewayDevice(l, g.Addresses, mtu)
 	return append(did, more...), err
-}
-
-// ContainerPortCount is how many of switch ls's ports are containers'
-// (its gateway is not).
-func ContainerPortCount(ctx context.Context, nb *ovsdb.Client, ls ovnnb.LogicalSwitch) (int, error) {
-	ps, err := switchPorts(ctx, nb, ls)
-	n := 0
-	for _, p := range ps {
-		if p.Name != GatewayPortName(ls.Name) {
-			n++
-		}
-	}
-	return n, err
 }
 
 // ovnGatewayNAT is NAT's view of this chassis' gateway on OVN network

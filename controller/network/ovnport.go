@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+
 	"github.com/ovn-org/libovsdb/model"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -53,13 +55,13 @@ func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, erro
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
-	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
 		return nil, err
 	}
-	a := &ovnAllocator{nb: nb, chassis: c, name: name}
+	a := &ovnAllocator{nb: nbc, chassis: c, name: name}
 	if err := a.read(ctx); err != nil || a.ls.UUID == "" {
-		nb.Close()
+		nbc.Close()
 		return nil, err
 	}
 	return a, nil
@@ -76,20 +78,14 @@ func (h *Host) chassis(ctx context.Context) (intent.Chassis, error) {
 	return c, nil
 }
 
-// LogicalSwitches reads the Logical_Switch rows called name (OVN does not
-// make names unique).
-func LogicalSwitches(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LogicalSwitch, error) {
-	return ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "name", "external_ids", "other_config", "ports")
-}
-
 // read reads the network's logical switch and its settings.
 func (a *ovnAllocator) read(ctx context.Context) error {
-	lss, err := LogicalSwitches(ctx, a.nb, a.name)
+	lss, err := nb.LogicalSwitches(ctx, a.nb, a.name)
 	if err != nil || len(lss) == 0 || !intent.Owned(lss[0].ExternalIDs) {
 		return err
 	}
 	a.ls = lss[0]
-	if a.pg, err = portGroup(ctx, a.nb, a.name); err != nil {
+	if a.pg, err = nb.PortGroup(ctx, a.nb, a.name); err != nil {
 		return err
 	}
 	bi := intent.DecodeBridge(a.name, a.ls.ExternalIDs)
@@ -173,7 +169,7 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 			it.handOff() // a runtime's link keeps the runtime's name
 		}
 		err = a.commit(ctx, r)
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= ovsdb.MaxAttempts {
 			return nil, err
 		}
 		if err := a.read(ctx); err != nil {
@@ -190,12 +186,12 @@ func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) 
 	for _, s := range a.subs {
 		used[s.Gateway] = "the gateway"
 	}
-	ps, err := switchPorts(ctx, a.nb, a.ls)
+	ps, err := nb.SwitchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range ps {
-		for _, x := range lspAddrs(p) {
+		for _, x := range nb.Addrs(p) {
 			used[x] = p.Name
 		}
 	}
@@ -243,7 +239,7 @@ func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 // if the network has none (a second maker loses on its unique name).
 func (a *ovnAllocator) joinGroup(ids []string) ([]ovsdbops.Operation, error) {
 	if a.pg == nil {
-		return a.nb.Create(NewPortGroup(a.name, ids))
+		return a.nb.Create(nb.NewPortGroup(a.name, ids))
 	}
 	pg := &ovnnb.PortGroup{UUID: a.pg.UUID}
 	return a.nb.Where(pg).Mutate(pg, model.Mutation{Field: &pg.Ports, Mutator: ovsdbops.MutateOperationInsert, Value: ids})
@@ -261,7 +257,7 @@ func (a *ovnAllocator) guard(tx *ovsdb.Tx, r *attachRun, _ map[string]string) {
 // ovn-controller bound it to this chassis and programmed its flows.
 func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
 	// The links naming the new ports' containers: their ACLs now.
-	if _, err := SyncIsolation(ctx, a.nb, a.name); err != nil {
+	if _, err := nb.SyncIsolation(ctx, a.nb, a.name); err != nil {
 		return err
 	}
 	if err := r.h.bringUpGateway(ctx, a); err != nil {
@@ -288,39 +284,7 @@ func (a *ovnAllocator) undo(ctx context.Context, r *attachRun) error {
 	for _, it := range r.items {
 		names = append(names, it.host)
 	}
-	return dropLogicalPorts(ctx, a.nb, a.name, names)
-}
-
-// dropLogicalPorts removes ports (by name) from OVN network network's
-// logical switch; ports already gone are fine.
-func dropLogicalPorts(ctx context.Context, nb *ovsdb.Client, network string, names []string) error {
-	var uuids []string
-	for _, n := range names {
-		ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(n)}, "_uuid")
-		if err != nil {
-			return err
-		}
-		for _, p := range ps {
-			uuids = append(uuids, p.UUID)
-		}
-	}
-	if len(uuids) == 0 {
-		return nil
-	}
-	lss, err := LogicalSwitches(ctx, nb, network)
-	if err != nil {
-		return err
-	}
-	var ops []ovsdbops.Operation
-	for _, l := range lss {
-		ls := &ovnnb.LogicalSwitch{UUID: l.UUID}
-		mut, err := nb.Where(ls).Mutate(ls, model.Mutation{Field: &ls.Ports, Mutator: ovsdbops.MutateOperationDelete, Value: uuids})
-		if err != nil {
-			return err
-		}
-		ops = append(ops, mut...)
-	}
-	return nb.Run(ctx, ops)
+	return nb.DropPorts(ctx, a.nb, a.name, names)
 }
 
 // localBridge is the OVS bridge that holds name's ports: name itself, or
@@ -361,20 +325,20 @@ func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) erro
 	if c.NB == "" {
 		return fmt.Errorf("the logical switch ports of OVN ports stay: no northbound database recorded (ovsnet ovn join --nb)")
 	}
-	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
 		return err
 	}
-	defer nb.Close()
+	defer nbc.Close()
 	var errs []error
 	for net, names := range byNet {
 		// Then no link's ACL names the ports' addresses, which another
 		// port may hold next.
-		if err := dropLogicalPorts(ctx, nb, net, names); err != nil {
+		if err := nb.DropPorts(ctx, nbc, net, names); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		_, err := SyncIsolation(ctx, nb, net)
+		_, err := nb.SyncIsolation(ctx, nbc, net)
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

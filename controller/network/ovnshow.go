@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -28,12 +30,12 @@ func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) 
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
-	nb, err := ovsdb.ConnectNorthbound(ctx, c.NB)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
 		return []Bridge{{Name: "OVN " + c.NB, Datapath: DatapathOVN, Ports: []Port{}, Errors: []string{err.Error()}}}, nil
 	}
-	defer nb.Close()
-	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
+	defer nbc.Close()
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
 		"_uuid", "name", "external_ids", "ports")
 	if err != nil {
 		return nil, err
@@ -43,7 +45,7 @@ func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) 
 		if only != "" && ls.Name != only {
 			continue
 		}
-		ports, err := switchPorts(ctx, nb, ls)
+		ports, err := nb.SwitchPorts(ctx, nbc, ls)
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +71,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 	}
 	has := map[string]bool{}
 	for _, lsp := range ports {
-		if lsp.Name == GatewayPortName(ls.Name) {
+		if lsp.Name == nb.GatewayPortName(ls.Name) {
 			continue
 		}
 		p, ok := local[lsp.Name]
@@ -104,7 +106,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) Port {
 	p := Port{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
 		Type: "remote", OVSPort: lsp.Name, State: "up"}
-	for _, a := range lspAddrs(lsp) {
+	for _, a := range nb.Addrs(lsp) {
 		p.Addresses = append(p.Addresses, netip.PrefixFrom(a, bits[a.Is4()]).String())
 	}
 	if len(lsp.Addresses) > 0 {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+
 	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
@@ -19,7 +21,7 @@ import (
 // ovn-trace over the southbound database (OVN has no library for it), as
 // the first packet of a connection.
 func (h *Host) traceOVN(ctx context.Context, a *ovnAllocator, o TraceOptions) (*TraceResult, error) {
-	ports, err := switchPorts(ctx, a.nb, a.ls)
+	ports, err := nb.SwitchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +32,7 @@ func (h *Host) traceOVN(ctx context.Context, a *ovnAllocator, o TraceOptions) (*
 	var dst *ovnnb.LogicalSwitchPort
 	if ip, perr := netip.ParseAddr(o.To); perr == nil {
 		for i := range ports {
-			if addrs := lspAddrs(ports[i]); len(addrs) > 0 && addrs[0] == ip {
+			if addrs := nb.Addrs(ports[i]); len(addrs) > 0 && addrs[0] == ip {
 				dst = &ports[i]
 			}
 		}
@@ -66,7 +68,7 @@ func (h *Host) localOVNTrace(ctx context.Context, bridge string, src, dst *ovnnb
 		return "", err
 	}
 	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
-	pkt, err := packetSpec(*ifs[0].Ofport, mac(src), mac(dst), lspAddrs(*src)[0], lspAddrs(*dst)[0], o.Proto, o.DPort)
+	pkt, err := packetSpec(*ifs[0].Ofport, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +89,7 @@ func (h *Host) localOVNTrace(ctx context.Context, bridge string, src, dst *ovnnb
 // has several).
 func lspOf(ports []ovnnb.LogicalSwitchPort, network, c string) (*ovnnb.LogicalSwitchPort, error) {
 	for i := range ports {
-		if ports[i].ExternalIDs[intent.KeyContainerID] == c && len(lspAddrs(ports[i])) > 0 {
+		if ports[i].ExternalIDs[intent.KeyContainerID] == c && len(nb.Addrs(ports[i])) > 0 {
 			return &ports[i], nil
 		}
 	}
@@ -99,7 +101,7 @@ func lspOf(ports []ovnnb.LogicalSwitchPort, network, c string) (*ovnnb.LogicalSw
 func ovnMicroflow(src, dst *ovnnb.LogicalSwitchPort, proto string, dport int) (string, error) {
 	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
 	f := fmt.Sprintf(`inport == %q && eth.src == %s && eth.dst == %s && ip4.src == %s && ip4.dst == %s && ip.ttl == 64`,
-		src.Name, mac(src), mac(dst), lspAddrs(*src)[0], lspAddrs(*dst)[0])
+		src.Name, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0])
 	switch proto {
 	case "", "icmp":
 		if dport != 0 {

@@ -176,7 +176,7 @@ func (r *attachRun) claimPooled(ctx context.Context, it *attachItem) (*vswitchd.
 	before := *it
 	for attempt := 0; attempt < poolClaimAttempts; attempt++ {
 		if attempt > 0 {
-			time.Sleep(backoff(attempt - 1))
+			time.Sleep(ovsdb.Backoff(attempt - 1))
 			br, err := r.h.DB.GetBridge(ctx, r.bridge)
 			if err == nil && br == nil {
 				err = noBridge(r.bridge)

@@ -2,14 +2,11 @@ package network
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
@@ -121,8 +118,6 @@ func checkType(dp, typ string) error {
 	}
 	return nil
 }
-
-const maxAttempts = 100
 
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine
 // (attachPorts) with one interface. On any failure it rolls back
@@ -314,26 +309,6 @@ func gatewaysFor(addrs []netip.Prefix, subnets []ipam.Subnet, explicit netip.Add
 	return gws
 }
 
-func randInt(n int) int64 {
-	v, _ := rand.Int(rand.Reader, big.NewInt(int64(n)))
-	return v.Int64()
-}
-
-// macFor derives a container's MAC from its IPv4 address, as Docker does
-// (0a:58 + the address, the convention of OVN-based CNIs): a container that
-// comes back with the same address keeps its MAC, so peers' neighbour
-// entries stay right without flooding its announcements to them. Without
-// IPv4 it is random.
-func macFor(addrs []netip.Prefix) net.HardwareAddr {
-	for _, a := range addrs {
-		if a.Addr().Is4() {
-			b := a.Addr().As4()
-			return net.HardwareAddr{0x0a, 0x58, b[0], b[1], b[2], b[3]}
-		}
-	}
-	return randomMAC()
-}
-
 // macFree refuses a MAC that a port of the bridge (holder, "" for none) or
 // the bridge's own port has: the impostor would take the other's traffic.
 func macFree(br *vswitchd.Bridge, mac net.HardwareAddr, holder string) error {
@@ -344,22 +319,6 @@ func macFree(br *vswitchd.Bridge, mac net.HardwareAddr, holder string) error {
 		return fmt.Errorf("MAC %s is bridge %s's own (its gateway's): choose another --macaddress, or none", mac, br.Name)
 	}
 	return nil
-}
-
-// addrOfMAC is the IPv4 address a MAC made by macFor was derived from.
-func addrOfMAC(m net.HardwareAddr) (netip.Addr, bool) {
-	if len(m) != 6 || m[0] != 0x0a || m[1] != 0x58 {
-		return netip.Addr{}, false
-	}
-	return netip.AddrFrom4([4]byte(m[2:6])), true
-}
-
-// randomMAC returns a random locally administered unicast MAC.
-func randomMAC() net.HardwareAddr {
-	m := make(net.HardwareAddr, 6)
-	rand.Read(m)
-	m[0] = m[0]&0xfe | 0x02
-	return m
 }
 
 // containerPorts finds the ports on bridge that carry CONTAINER's interfaces
@@ -709,7 +668,7 @@ func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[st
 // below the freed addresses, guarded like an attach so that it cannot race
 // with an allocation.
 func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, freed []netip.Addr) error {
-	return onConflict(func() error {
+	return ovsdb.OnConflict(func() error {
 		br, err := h.DB.GetBridge(ctx, bridge)
 		if err != nil {
 			return err
@@ -725,24 +684,6 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 		})
 		return err
 	})
-}
-
-// onConflict runs try again, after a short random wait, for as long as it
-// loses a race to another writer (ovsdb.ErrConflict): try must re-read
-// what it writes from.
-func onConflict(try func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := try()
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
-			return err
-		}
-		time.Sleep(backoff(attempt))
-	}
-}
-
-// backoff is the jittered wait before retry number attempt.
-func backoff(attempt int) time.Duration {
-	return time.Duration(randInt(1000*(attempt%10+1))) * time.Microsecond
 }
 
 // removeLinks deletes the devices of detached container interfaces: veth host

@@ -89,10 +89,10 @@ type TunnelOptions struct {
 func (h *Host) AddTunnel(ctx context.Context, o TunnelOptions) (Tunnel, bool, error) {
 	for attempt := 0; ; attempt++ {
 		t, created, err := h.addTunnel(ctx, o)
-		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= maxAttempts {
+		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= ovsdb.MaxAttempts {
 			return t, created, err
 		}
-		time.Sleep(backoff(attempt)) // another writer changed the bridge first
+		time.Sleep(ovsdb.Backoff(attempt)) // another writer changed the bridge first
 	}
 }
 

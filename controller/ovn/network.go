@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+
 	"github.com/ovn-org/libovsdb/model"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -98,13 +100,13 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 	if err != nil {
 		return false, err
 	}
-	nb, err := ovsdb.ConnectNorthbound(ctx, o.NB)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, o.NB)
 	if err != nil {
 		return false, err
 	}
-	defer nb.Close()
+	defer nbc.Close()
 	want := switchOf(o.Name, subs, o.ICC, o.NAT)
-	have, err := network.LogicalSwitches(ctx, nb, o.Name)
+	have, err := nb.LogicalSwitches(ctx, nbc, o.Name)
 	if err != nil {
 		return false, err
 	}
@@ -121,46 +123,46 @@ func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err err
 		if bi := intent.DecodeBridge(o.Name, ls.ExternalIDs); bi.ICC != o.ICC || bi.NAT != o.NAT {
 			return false, fmt.Errorf("network %s exists with --icc=%v --nat=%v: remove it first (ovsnet network rm %s)", o.Name, bi.ICC, bi.NAT, o.Name)
 		}
-		_, err := network.SyncIsolation(ctx, nb, o.Name) // finishes a create cut short
+		_, err := nb.SyncIsolation(ctx, nbc, o.Name) // finishes a create cut short
 		return false, err
 	}
 	// The switch, its port group, and with NAT the gateway every chassis
 	// binds (a localport on the switch), in one transaction.
-	rows := []model.Model{network.NewPortGroup(o.Name, nil)}
+	rows := []model.Model{nb.NewPortGroup(o.Name, nil)}
 	if o.NAT {
 		var gws []netip.Addr
 		for _, s := range subs {
 			gws = append(gws, s.Gateway)
 		}
-		gw := network.NewGatewayPort(o.Name, gws)
+		gw := nb.NewGatewayPort(o.Name, gws)
 		want.Ports, rows = []string{gw.UUID}, append(rows, gw)
 	}
-	ops, err := nb.Create(append(rows, want)...)
+	ops, err := nbc.Create(append(rows, want)...)
 	if err != nil {
 		return false, err
 	}
-	if err := nb.Run(ctx, ops); err != nil {
+	if err := nbc.Run(ctx, ops); err != nil {
 		return false, err
 	}
-	_, err = network.SyncIsolation(ctx, nb, o.Name)
+	_, err = nb.SyncIsolation(ctx, nbc, o.Name)
 	return true, err
 }
 
 // ListNetworks lists ovsnet's OVN networks, by name.
 func ListNetworks(ctx context.Context, nbEndpoint string) ([]Network, error) {
-	nb, err := ovsdb.ConnectNorthbound(ctx, nbEndpoint)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, nbEndpoint)
 	if err != nil {
 		return nil, err
 	}
-	defer nb.Close()
-	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
+	defer nbc.Close()
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
 		"_uuid", "name", "external_ids", "other_config", "ports")
 	if err != nil {
 		return nil, err
 	}
 	out := []Network{}
 	for _, ls := range lss {
-		n, err := network.ContainerPortCount(ctx, nb, ls)
+		n, err := nb.ContainerPortCount(ctx, nbc, ls)
 		if err != nil {
 			return nil, err
 		}
@@ -174,12 +176,12 @@ func ListNetworks(ctx context.Context, nbEndpoint string) ([]Network, error) {
 // RemoveNetwork deletes the network's Logical_Switch; one with ports is
 // refused (detach its containers first), one that is not ovsnet's too.
 func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
-	nb, err := ovsdb.ConnectNorthbound(ctx, nbEndpoint)
+	nbc, err := ovsdb.ConnectNorthbound(ctx, nbEndpoint)
 	if err != nil {
 		return err
 	}
-	defer nb.Close()
-	have, err := network.LogicalSwitches(ctx, nb, name)
+	defer nbc.Close()
+	have, err := nb.LogicalSwitches(ctx, nbc, name)
 	if err != nil {
 		return err
 	}
@@ -189,7 +191,7 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 		case !intent.Owned(ls.ExternalIDs):
 			return fmt.Errorf("logical switch %s is not ovsnet's: remove it with ovn-nbctl ls-del", name)
 		case len(ls.Ports) > 0:
-			n, err := network.ContainerPortCount(ctx, nb, ls)
+			n, err := nb.ContainerPortCount(ctx, nbc, ls)
 			if err != nil {
 				return err
 			}
@@ -198,7 +200,7 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 			}
 		}
 		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
-		del, err := nb.Where(sw).Delete()
+		del, err := nbc.Where(sw).Delete()
 		if err != nil {
 			return err
 		}
@@ -208,18 +210,18 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 		return fmt.Errorf("no OVN network %s at %s (ovsnet network ls lists them)", name, nbEndpoint)
 	}
 	// Its port group, and with it its ACLs.
-	pgs, err := ovsdb.Select[ovnnb.PortGroup](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(network.PortGroupName(name))}, "_uuid")
+	pgs, err := ovsdb.Select[ovnnb.PortGroup](ctx, nbc, []ovsdbops.Condition{ovsdb.NameIs(nb.PortGroupName(name))}, "_uuid")
 	if err != nil {
 		return err
 	}
 	for _, g := range pgs {
-		del, err := nb.Where(&ovnnb.PortGroup{UUID: g.UUID}).Delete()
+		del, err := nbc.Where(&ovnnb.PortGroup{UUID: g.UUID}).Delete()
 		if err != nil {
 			return err
 		}
 		ops = append(ops, del...)
 	}
-	return nb.Run(ctx, ops)
+	return nbc.Run(ctx, ops)
 }
 
 // subnet6 is the network's IPv6 subnet, or "".

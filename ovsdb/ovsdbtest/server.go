@@ -1,7 +1,8 @@
-// Package ovsdbtest serves an in-memory Open_vSwitch database (libovsdb's
-// OVSDB server over the schema of ovsnet's vswitchd models) to unit tests
-// that need OVSDB but not Open vSwitch: no root, no daemons, a fresh
-// database per test. It holds the root row, as ovs-vsctl init leaves it.
+// Package ovsdbtest serves in-memory Open_vSwitch and OVN_Northbound
+// databases (libovsdb's OVSDB server over the schemas of ovsnet's models)
+// to unit tests that need OVSDB but not Open vSwitch or OVN: no root, no
+// daemons, a fresh database per test. An Open_vSwitch database holds the
+// root row, as ovs-vsctl init leaves it.
 package ovsdbtest
 
 import (
@@ -10,6 +11,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
@@ -21,19 +25,36 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// Serve starts a database for test t, stopped when t ends, and returns its
-// endpoint ("unix:PATH").
+// Serve starts an Open_vSwitch database for test t, stopped when t ends,
+// and returns its endpoint ("unix:PATH").
 func Serve(t testing.TB) string {
 	t.Helper()
-	stdr.SetVerbosity(0) // libovsdb's server package sets 5: every row it writes, logged
 	cm, err := vswitchd.FullDatabaseModel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := vswitchd.Schema()
+	endpoint := serve(t, vswitchd.Schema(), cm)
+	initRoot(t, cm, endpoint)
+	return endpoint
+}
+
+// ServeNB starts an OVN_Northbound database (the tables ovsnet's models
+// cover) for test t, stopped when t ends, and returns its endpoint.
+func ServeNB(t testing.TB) string {
+	t.Helper()
+	cm, err := ovnnb.FullDatabaseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, ovnnb.Schema(), cm)
+}
+
+// serve starts an empty database of schema.
+func serve(t testing.TB, schema ovsdb.DatabaseSchema, cm model.ClientDBModel) string {
+	stdr.SetVerbosity(0) // libovsdb's server package sets 5: every row it writes, logged
 	dbm, errs := model.NewDatabaseModel(schema, cm)
 	if len(errs) > 0 {
-		t.Fatalf("the vswitchd models against their schema: %v", errs)
+		t.Fatalf("the %s models against their schema: %v", schema.Name, errs)
 	}
 	srv, err := server.NewOvsdbServer(inmemory.NewDatabase(map[string]model.ClientDBModel{schema.Name: cm}), dbm)
 	if err != nil {
@@ -51,9 +72,7 @@ func Serve(t testing.TB) string {
 			t.Fatal("the in-memory OVSDB server did not start")
 		}
 	}
-	endpoint := "unix:" + sock
-	initRoot(t, cm, endpoint)
-	return endpoint
+	return "unix:" + sock
 }
 
 // initRoot inserts the Open_vSwitch row.

@@ -1,4 +1,4 @@
-package network
+package nb
 
 import (
 	"slices"
@@ -27,13 +27,13 @@ func TestWantACLs(t *testing.T) {
 		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3 fd00::3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
 	}
 	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("a", "b"): "all"}
-	if acls, errs := wantACLs(intent.DecodeBridge("n", ext), ports, "pg"); len(acls)+len(errs) != 0 {
+	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, "pg"); len(acls)+len(errs) != 0 {
 		t.Fatalf("an open network has ACLs: %+v %v", acls, errs)
 	}
 	ext[intent.KeyICC] = "false"
 	ext[intent.LinkKey("b", "a")] = "80/tcp,53/udp"
 	ext[intent.LinkKey("a", "c")] = "all" // c not attached: nothing
-	acls, errs := wantACLs(intent.DecodeBridge("n", ext), ports, "pg")
+	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, "pg")
 	var got []string
 	for _, a := range acls {
 		got = append(got, string(a.Action)+" "+a.Match)
@@ -50,7 +50,7 @@ func TestWantACLs(t *testing.T) {
 	// isolation value that does not decode isolates.
 	ext[intent.LinkKey("b", "a")] = "80/sctp"
 	ext[intent.KeyICC] = "maybe"
-	acls, errs = wantACLs(intent.DecodeBridge("n", ext), ports, "pg")
+	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, "pg")
 	if len(errs) != 1 || len(acls) != 2 || acls[0].Action != ovnnb.ACLActionDrop {
 		t.Fatalf("bad link: %+v %v", acls, errs)
 	}

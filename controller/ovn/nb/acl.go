@@ -1,0 +1,235 @@
+package nb
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+)
+
+// Isolation on an OVN network: every port of the network is in one port
+// group (made with the logical switch, joined in the transaction that
+// makes the port), and the group's ACLs are derived from the switch's
+// intent, the same keys a bridge carries (ovsnet-icc, ovsnet-link:SRC>DST).
+// With icc=false, IP from a port of the network to another is dropped
+// (to-lport, priority 1000: sources in the group's address sets, which
+// northd keeps; not `inport == @group`, as ovn-controller keeps only its
+// own chassis' ports of a group, and the egress pipeline runs on the
+// destination's) unless a link lets it through (allow-related,
+// priority 1100: OVN then tracks the group's connections, and replies and
+// related ICMP pass). A port joins the group before OVN binds it, so it is
+// isolated before it sends anything; its links' ACLs follow in the attach.
+
+const (
+	aclDropPriority = 1000
+	aclLinkPriority = 1100
+)
+
+// aclKey is what makes two ACLs the same.
+type aclKey struct {
+	dir, action, match string
+	prio               int
+}
+
+func keyOf(a ovnnb.ACL) aclKey {
+	return aclKey{dir: string(a.Direction), action: string(a.Action), match: a.Match, prio: a.Priority}
+}
+
+// WantACLs derives network bi's ACLs on port group pg from its intent and
+// its logical switch ports. A link whose ports do not decode grants
+// nothing and is returned as an error (the rest still applies).
+func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]ovnnb.ACL, []error) {
+	if bi.ICC {
+		return nil, nil
+	}
+	ext := func(more ...string) map[string]string {
+		m := intent.Ownership("")
+		m[intent.KeyOVNNetwork] = bi.Name
+		for i := 0; i+1 < len(more); i += 2 {
+			m[more[i]] = more[i+1]
+		}
+		return m
+	}
+	out := []ovnnb.ACL{{Direction: ovnnb.ACLDirectionToLport, Priority: aclDropPriority, Action: ovnnb.ACLActionDrop,
+		Match: fmt.Sprintf("outport == @%s && (ip4.src == $%s_ip4 || ip6.src == $%s_ip6)", pg, pg, pg), ExternalIDs: ext()}}
+	var errs []error
+	for _, l := range bi.Links {
+		rules, err := flows.ParseRules(l.PortSpecs())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("OVN network %s: link %s -> %s grants nothing: %w", bi.Name, l.Src, l.Dst, err))
+			continue
+		}
+		srcs := map[string][]string{} // by family: ip4, ip6
+		var dsts []string
+		for _, p := range ports {
+			switch p.ExternalIDs[intent.KeyContainerID] {
+			case l.Src:
+				for _, a := range Addrs(p) {
+					fam := map[bool]string{true: "ip4", false: "ip6"}[a.Is4()]
+					srcs[fam] = append(srcs[fam], a.String())
+				}
+			case l.Dst:
+				dsts = append(dsts, fmt.Sprintf("%q", p.Name))
+			}
+		}
+		if len(srcs) == 0 || len(dsts) == 0 {
+			continue // an end not attached (yet): nothing to let through
+		}
+		sort.Strings(dsts)
+		var from []string
+		for _, fam := range []string{"ip4", "ip6"} {
+			if len(srcs[fam]) > 0 {
+				sort.Strings(srcs[fam])
+				from = append(from, fmt.Sprintf("%s.src == {%s}", fam, strings.Join(srcs[fam], ", ")))
+			}
+		}
+		src := from[0]
+		if len(from) > 1 {
+			src = "(" + strings.Join(from, " || ") + ")"
+		}
+		match := fmt.Sprintf("outport == {%s} && %s", strings.Join(dsts, ", "), src)
+		if len(rules) > 0 {
+			var rs []string
+			for _, r := range rules {
+				rs = append(rs, fmt.Sprintf("%s.dst == %d", r.Proto, r.Port))
+			}
+			match += " && (" + strings.Join(rs, " || ") + ")"
+		}
+		out = append(out, ovnnb.ACL{Direction: ovnnb.ACLDirectionToLport, Priority: aclLinkPriority, Action: ovnnb.ACLActionAllowRelated,
+			Match: match, ExternalIDs: ext(intent.LinkKey(l.Src, l.Dst), l.Ports)})
+	}
+	return out, errs
+}
+
+// SyncIsolation brings OVN network name's port group (every port of the
+// switch in it) and ACLs to what its intent and ports say, in one
+// transaction guarded by what it read, again for as long as it loses to
+// another writer. A network that is gone has nothing to sync.
+func SyncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (s Synced, err error) {
+	err = ovsdb.OnConflict(func() error {
+		s, err = syncIsolation(ctx, nb, name)
+		return err
+	})
+	return s, err
+}
+
+// Synced is what SyncIsolation did and found.
+type Synced struct {
+	Changed bool    // it wrote
+	Bad     []error // links that do not decode: they grant nothing
+}
+
+func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, error) {
+	lss, err := LogicalSwitches(ctx, nb, name)
+	if err != nil || len(lss) == 0 || !intent.Owned(lss[0].ExternalIDs) {
+		return Synced{}, err
+	}
+	ls := lss[0]
+	ports, err := SwitchPorts(ctx, nb, ls)
+	if err != nil {
+		return Synced{}, err
+	}
+	pg, err := PortGroup(ctx, nb, name)
+	if err != nil {
+		return Synced{}, err
+	}
+	have, err := ovsdb.Select[ovnnb.ACL](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{intent.KeyOVNNetwork: name})},
+		"_uuid", "direction", "priority", "match", "action", "external_ids")
+	if err != nil {
+		return Synced{}, err
+	}
+	want, bad := WantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, PortGroupName(name))
+	var members []string // the containers' ports: not the gateway
+	for _, p := range ports {
+		if p.Name != GatewayPortName(name) {
+			members = append(members, p.UUID)
+		}
+	}
+	ops, err := isolationOps(nb, ls, pg, members, have, want)
+	if err == nil && len(ops) > 0 {
+		err = nb.Run(ctx, ops)
+	}
+	return Synced{Changed: err == nil && len(ops) > 0, Bad: bad}, err
+}
+
+// isolationOps are the operations that bring port group pg (nil: make it)
+// to hold every port of members (of switch ls) and exactly the ACLs want,
+// guarded by the switch and the group as read; none when nothing changes.
+func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup, members []string, have, want []ovnnb.ACL) ([]ovsdbops.Operation, error) {
+	name := ls.Name
+	inGroup := map[string]bool{}
+	if pg != nil {
+		for _, u := range pg.ACLs {
+			inGroup[u] = true
+		}
+	}
+	haveBy := map[aclKey]string{}
+	for _, a := range have {
+		if inGroup[a.UUID] {
+			haveBy[keyOf(a)] = a.UUID
+		}
+	}
+	var ops []ovsdbops.Operation
+	var add []string
+	for i, a := range want {
+		k := keyOf(a)
+		if _, ok := haveBy[k]; ok {
+			delete(haveBy, k)
+			continue
+		}
+		a.UUID = fmt.Sprintf("ovsnet_acl%d", i)
+		op, err := nb.Create(&a)
+		if err != nil {
+			return nil, err
+		}
+		ops, add = append(ops, op...), append(add, a.UUID)
+	}
+	var drop []string
+	for _, u := range haveBy {
+		drop = append(drop, u)
+	}
+	missing := slices.DeleteFunc(slices.Clone(members), func(u string) bool { return pg != nil && slices.Contains(pg.Ports, u) })
+	if len(ops)+len(drop)+len(missing) == 0 {
+		return nil, nil
+	}
+	if pg == nil {
+		g := NewPortGroup(name, members)
+		g.ACLs = add
+		op, err := nb.Create(g)
+		return append(ops, op...), err
+	}
+	zero := 0
+	sw, grp := &ovnnb.LogicalSwitch{UUID: ls.UUID, ExternalIDs: ls.ExternalIDs, Ports: ls.Ports}, &ovnnb.PortGroup{UUID: pg.UUID, ACLs: pg.ACLs}
+	guard, err := nb.Where(sw).Wait(ovsdbops.WaitConditionEqual, &zero, sw, &sw.ExternalIDs, &sw.Ports)
+	if err != nil {
+		return nil, err
+	}
+	g2, err := nb.Where(grp).Wait(ovsdbops.WaitConditionEqual, &zero, grp, &grp.ACLs)
+	if err != nil {
+		return nil, err
+	}
+	muts := []model.Mutation{}
+	for _, m := range []struct {
+		field any
+		op    ovsdbops.Mutator
+		v     []string
+	}{{&grp.ACLs, ovsdbops.MutateOperationInsert, add}, {&grp.ACLs, ovsdbops.MutateOperationDelete, drop}, {&grp.Ports, ovsdbops.MutateOperationInsert, missing}} {
+		if len(m.v) > 0 {
+			muts = append(muts, model.Mutation{Field: m.field, Mutator: m.op, Value: m.v})
+		}
+	}
+	mut, err := nb.Where(grp).Mutate(grp, muts...)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(append(guard, g2...), ops...), mut...), nil
+}
