@@ -1,7 +1,7 @@
 // Package ipam is ovsnet's address arithmetic: subnets, gateways, validation
 // of requested addresses, lowest-free allocation and the MACs derived from
-// addresses. It is pure logic; the
-// set of addresses in use comes from OVSDB and reservations are made there.
+// addresses. It is pure logic; the set of addresses in use comes from
+// OVSDB and reservations are made there.
 package ipam
 
 import (
