@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -384,12 +383,7 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 		return err
 	}
 	if len(brs) == 0 {
-		a, err := r.h.ovnNetwork(ctx, o.Bridge)
-		if err != nil || a == nil {
-			return errors.Join(err, noBridge(o.Bridge))
-		}
-		r.alloc = a
-		return a.check(ctx, r)
+		return noBridge(o.Bridge) // deleted since the network was resolved
 	}
 	if err := r.setBridge(&brs[0]); err != nil {
 		return err

@@ -407,25 +407,24 @@ func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]
 // two requests making the same bridge at once, one makes it and the other
 // finds it made.
 func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*Port, error) {
-	// An OVN network of that name (and no bridge): the network is made
-	// once, in the northbound database, not here.
-	if a, err := h.ovnInstead(ctx, b.Name); err != nil || a != nil {
-		if err != nil {
-			return nil, err
-		}
-		a.close()
-		return h.AddPort(ctx, o)
-	}
-	if b.OVN {
+	n, err := h.Network(ctx, b.Name)
+	switch {
+	case errors.Is(err, ErrNoBridge) && b.OVN:
 		return nil, Conflict(fmt.Sprintf("no OVN network %s: is this host an OVN chassis (ovsnet ovn join ... --nb), and the network made (ovsnet network create %s --subnet CIDR)?", b.Name, b.Name))
-	}
-	if _, err := h.AddBridge(ctx, b); err != nil {
-		if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
-			return nil, err
-		}
+	case errors.Is(err, ErrNoBridge):
 		if _, err := h.AddBridge(ctx, b); err != nil {
-			return nil, err
+			if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
+				return nil, err
+			}
 		}
+		n, err = h.Network(ctx, b.Name)
 	}
-	return h.AddPort(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	if err := n.ensure(ctx, b); err != nil {
+		return nil, err
+	}
+	return h.addPort(ctx, n, o)
 }

@@ -36,7 +36,12 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 			return nil, fmt.Errorf("line %d: -p is not supported by add-ports: publish afterwards with `ovsnet publish`", i+1)
 		}
 	}
-	return h.attachPorts(ctx, bridge, specs, true)
+	n, err := h.Network(ctx, bridge)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	return h.attachPorts(ctx, n, specs, true)
 }
 
 // waitOfports waits for ovs-vswitchd to number every port, for as long as
@@ -70,19 +75,7 @@ type scanAllocator struct{ bridgeNet }
 
 // check has nothing to do before the containers are resolved: allocate
 // reads the bridge once for the checks and the allocations.
-// check hands the run to the OVN allocator when BRIDGE is an OVN network
-// (no bridge of that name here).
-func (scanAllocator) check(ctx context.Context, r *attachRun) error {
-	if r.items[0].o.Pooled {
-		return nil
-	}
-	a, err := r.h.ovnInstead(ctx, r.bridge)
-	if err != nil || a == nil {
-		return err
-	}
-	r.alloc = a
-	return a.check(ctx, r)
-}
+func (scanAllocator) check(context.Context, *attachRun) error { return nil }
 
 // allocate reads the bridge and its ports once and works out every item's
 // addresses, port number, type, MTU and MAC, returning the bridge

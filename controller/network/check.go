@@ -17,11 +17,12 @@ import (
 // difference. What is inside the container the runtime's result says
 // (addresses, routes) is the caller's to compare.
 func (h *Host) CheckPort(ctx context.Context, bridge, iface, container string) (intent.Port, error) {
-	bridge, err := h.localBridge(ctx, bridge)
+	n, err := h.Network(ctx, bridge)
 	if err != nil {
 		return intent.Port{}, err
 	}
-	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
+	n.Close()
+	ifs, ports, err := h.attachedPort(ctx, n.Bridge(), iface, container)
 	if err != nil {
 		return intent.Port{}, err
 	}

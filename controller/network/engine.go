@@ -81,6 +81,8 @@ type attachRun struct {
 // one read of the whole bridge for many, then the bridge's flows; on an
 // OVN network, from its logical switch, then OVN's binding (ovnAllocator).
 type allocator interface {
+	// start begins, before anything is read, what the run will wait for.
+	start(r *attachRun)
 	// check reads the network and checks what needs no container.
 	check(ctx context.Context, r *attachRun) error
 	// allocate gives every item its addresses, port number and intent
@@ -102,6 +104,16 @@ type allocator interface {
 // bridgeNet is what an ovsnet bridge needs of an attach beyond its rows.
 type bridgeNet struct{}
 
+// start opens the OpenFlow connection while OVSDB is read and, but for
+// the pool's own ports, starts checking that the bridge's pipeline is in
+// place.
+func (bridgeNet) start(r *attachRun) {
+	r.h.Flows.Prepare(r.bridge)
+	if !r.items[0].o.Pooled {
+		r.pipeline = r.h.checkPipeline(r.bridge)
+	}
+}
+
 func (bridgeNet) guard(tx *ovsdb.Tx, r *attachRun, set map[string]string) {
 	tx.GuardBridge(r.bridge, r.br.ExternalIDs, set)
 }
@@ -118,21 +130,14 @@ func (bridgeNet) network(ctx context.Context, r *attachRun) error {
 func (bridgeNet) undo(context.Context, *attachRun) error { return nil }
 
 // attachPorts is the attach engine (see above).
-func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptions, lines bool) (ps []*Port, err error) {
-	r, err := h.newAttachRun(bridge, specs, lines)
+func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, lines bool) (ps []*Port, err error) {
+	r, err := h.newAttachRun(n, specs, lines)
 	if err != nil || len(r.items) == 0 {
 		return nil, err
 	}
 	defer r.tr.Done(fmt.Sprintf("attach (%d)", len(r.items)))
-	err = r.alloc.check(ctx, r)
-	if c, ok := r.alloc.(interface{ close() }); ok {
-		defer c.close()
-	}
-	if err != nil {
+	if err := r.alloc.check(ctx, r); err != nil {
 		return nil, err
-	}
-	if _, ovn := r.alloc.(*ovnAllocator); !ovn && !r.items[0].o.Pooled {
-		r.pipeline = r.h.checkPipeline(bridge)
 	}
 	if err := r.resolve(ctx); err != nil {
 		return nil, err
@@ -170,10 +175,8 @@ func (h *Host) attachPorts(ctx context.Context, bridge string, specs []PortOptio
 }
 
 // newAttachRun parses and checks the requests, without reading anything.
-func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*attachRun, error) {
-	if err := CheckIfName("bridge", bridge); err != nil {
-		return nil, err
-	}
+func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*attachRun, error) {
+	bridge := n.Name()
 	r := &attachRun{h: h, bridge: bridge, lines: lines, tr: steptime.New()}
 	seen := map[string]int{}
 	for i, o := range specs {
@@ -193,13 +196,10 @@ func (h *Host) newAttachRun(bridge string, specs []PortOptions, lines bool) (*at
 		seen[key] = i
 		r.items = append(r.items, &attachItem{o: o, rq: rq, host: attach.HostName(bridge, o.Container, o.Iface)})
 	}
-	// add-port probes (O(1) rows, whatever the bridge's size); add-ports
-	// reads the bridge once for the whole list.
-	r.alloc = scanAllocator{}
-	if !lines && len(r.items) == 1 && !r.items[0].o.Pooled {
-		r.alloc = probeAllocator{}
+	if len(r.items) > 0 {
+		r.alloc = n.allocator(len(r.items), lines || r.items[0].o.Pooled)
+		r.alloc.start(r)
 	}
-	h.Flows.Prepare(bridge)
 	return r, nil
 }
 

@@ -29,16 +29,17 @@ func (h *Host) SetFloodLimit(ctx context.Context, o FloodLimit) ([]string, error
 	if (o.Iface == "") != (o.Container == "") {
 		return nil, fmt.Errorf("give both INTERFACE and CONTAINER (one port) or neither (the bridge and all its ports)")
 	}
-	if a, err := h.ovnInstead(ctx, o.Bridge); err != nil || a != nil {
-		if err != nil {
-			return nil, err
-		}
-		a.close()
-		return nil, fmt.Errorf("%s is an OVN network: its flows are ovn-controller's, and ovsnet bounds no floods there", o.Bridge)
+	n, err := h.Network(ctx, o.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	n.Close()
+	if err := n.refuse(settingFloodLimit); err != nil {
+		return nil, err
 	}
 	var ifs []vswitchd.Interface
 	var ports []vswitchd.Port
-	err := ovsdb.OnConflict(func() (err error) {
+	err = ovsdb.OnConflict(func() (err error) {
 		if o.Iface != "" {
 			ifs, ports, err = h.setPortFloodLimit(ctx, o)
 		} else {

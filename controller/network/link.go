@@ -13,10 +13,10 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// Link lets SRC open connections to DST on BRIDGE (all protocols, or only
-// the given ports); replies come back through conntrack. It is stored on
-// the bridge and needs both containers attached to it.
-func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string) (string, error) {
+// Link lets SRC open connections to DST on network NET (all protocols,
+// or only the given ports); replies come back through conntrack. It is
+// stored in the network's intent and needs both containers attached to it.
+func (h *Host) Link(ctx context.Context, network, src, dst string, ports []string) (string, error) {
 	rules, err := flows.ParseRules(ports)
 	if err != nil {
 		return "", err
@@ -24,40 +24,16 @@ func (h *Host) Link(ctx context.Context, bridge, src, dst string, ports []string
 	if src == dst {
 		return "", fmt.Errorf("a container needs no link to itself")
 	}
+	n, err := h.Network(ctx, network)
+	if err != nil {
+		return "", err
+	}
+	defer n.Close()
 	spec := flows.RulesString(rules)
-	link := intent.Link{Src: src, Dst: dst, Ports: spec}
-	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
-		if err != nil {
-			return "", err
-		}
-		defer a.close()
-		return spec, a.changeLink(ctx, src, dst, func(intent.Bridge) (map[string]string, []string, error) { return link.Encode(), nil, nil })
-	}
-	if src, err = h.linkEnd(ctx, bridge, src); err != nil {
-		return "", err
-	}
-	if dst, err = h.linkEnd(ctx, bridge, dst); err != nil {
-		return "", err
-	}
-	err = h.changeLink(ctx, bridge, src, dst, func(b intent.Bridge) (map[string]string, []string, error) {
-		for _, c := range []string{src, dst} {
-			if a, ok := RemoteAddr(c); ok {
-				if err := checkRemoteEnd(b, a, c == dst); err != nil {
-					return nil, nil, err
-				}
-				continue
-			}
-			ps, err := h.containerIfaces(ctx, bridge, c)
-			if err != nil {
-				return nil, nil, err
-			}
-			if len(ps) == 0 {
-				return nil, nil, fmt.Errorf("container %q has no interface on %s: attach it first (ovsnet add-port %s INTERFACE %s)", c, bridge, bridge, c)
-			}
-		}
-		return intent.Link{Src: src, Dst: dst, Ports: spec}.Encode(), nil, nil
-	})
-	return spec, err
+	return spec, n.changeLink(ctx, linkChange{src: src, dst: dst, attached: true,
+		edit: func(_ intent.Bridge, src, dst string) (map[string]string, []string, error) {
+			return intent.Link{Src: src, Dst: dst, Ports: spec}.Encode(), nil, nil
+		}})
 }
 
 // linkEnd is how a link names container c on bridge: as it was attached,
@@ -131,42 +107,58 @@ func checkRemoteEnd(b intent.Bridge, a netip.Addr, isDst bool) error {
 }
 
 // Unlink removes the link SRC -> DST; there must be one.
-func (h *Host) Unlink(ctx context.Context, bridge, src, dst string) error {
-	edit := func(b intent.Bridge) (map[string]string, []string, error) {
+func (h *Host) Unlink(ctx context.Context, network, src, dst string) error {
+	n, err := h.Network(ctx, network)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.changeLink(ctx, linkChange{src: src, dst: dst, edit: func(b intent.Bridge, src, dst string) (map[string]string, []string, error) {
 		for _, l := range b.Links {
 			if l.Src == src && l.Dst == dst {
 				return nil, []string{intent.LinkKey(src, dst)}, nil
 			}
 		}
-		return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, bridge, bridge)
-	}
-	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
+		return nil, nil, fmt.Errorf("no link from %s to %s on %s (see ovsnet show %s)", src, dst, network, network)
+	}})
+}
+
+// linkEnds checks a new link's ends on bridge b: local containers
+// attached to it, or addresses in another host's share of it.
+func (h *Host) linkEnds(ctx context.Context, b intent.Bridge, ends ...string) error {
+	for i, c := range ends {
+		if a, ok := RemoteAddr(c); ok {
+			if err := checkRemoteEnd(b, a, i == 1); err != nil {
+				return err
+			}
+			continue
+		}
+		ps, err := h.containerIfaces(ctx, b.Name, c)
 		if err != nil {
 			return err
 		}
-		defer a.close()
-		return a.changeLink(ctx, src, dst, edit)
+		if len(ps) == 0 {
+			return fmt.Errorf("container %q has no interface on %s: attach it first (ovsnet add-port %s INTERFACE %s)", c, b.Name, b.Name, c)
+		}
 	}
-	var err error
-	if src, err = h.linkEnd(ctx, bridge, src); err != nil {
-		return err
-	}
-	if dst, err = h.linkEnd(ctx, bridge, dst); err != nil {
-		return err
-	}
-	return h.changeLink(ctx, bridge, src, dst, edit)
+	return nil
 }
 
-// changeLink edits the bridge's link keys under the bridge guard, then
-// replaces that one link's flows in one bundle.
-func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit func(intent.Bridge) (map[string]string, []string, error)) error {
-	if err := CheckIfName("bridge", bridge); err != nil {
+// changeBridgeLink edits the bridge's link keys under the bridge guard,
+// then replaces that one link's flows in one bundle.
+func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c linkChange) error {
+	src, err := h.linkEnd(ctx, bridge, c.src)
+	if err != nil {
+		return err
+	}
+	dst, err := h.linkEnd(ctx, bridge, c.dst)
+	if err != nil {
 		return err
 	}
 	var br *vswitchd.Bridge
 	var set map[string]string
 	var del []string
-	err := ovsdb.OnConflict(func() error {
+	err = ovsdb.OnConflict(func() error {
 		var err error
 		if br, err = h.DB.GetBridge(ctx, bridge); err != nil {
 			return err
@@ -178,7 +170,12 @@ func (h *Host) changeLink(ctx context.Context, bridge, src, dst string, edit fun
 		if !bi.Owned {
 			return fmt.Errorf("bridge %s was not made by ovsnet: links need its flow pipeline", bridge)
 		}
-		if set, del, err = edit(bi); err != nil {
+		if c.attached {
+			if err := h.linkEnds(ctx, bi, src, dst); err != nil {
+				return err
+			}
+		}
+		if set, del, err = c.edit(bi, src, dst); err != nil {
 			return err
 		}
 		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge(bridge, br.ExternalIDs, set, del...) })

@@ -152,21 +152,19 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 		}
 		req = append(req, m)
 	}
-	local, err := h.localBridge(ctx, bridge)
+	n, err := h.Network(ctx, bridge)
 	if err != nil {
 		return nil, err
 	}
-	ifc, br, err := h.publishTarget(ctx, local, container)
+	defer n.Close()
+	ifc, _, err := h.publishTarget(ctx, n.Bridge(), container)
 	if err != nil {
 		return nil, err
 	}
 	tr.Step("find container")
-	nb, ok := natplan.BridgeOf(intent.DecodeBridge(br.Name, br.ExternalIDs))
-	if local != bridge { // an OVN network: published through this chassis' gateway
-		nb, ok, err = h.ovnGatewayNAT(ctx, bridge)
-		if err != nil {
-			return nil, err
-		}
+	nb, ok, err := n.natBridge(ctx) // an OVN network: this chassis' gateway
+	if err != nil {
+		return nil, err
 	}
 	if !ok || !nb.NAT {
 		return nil, fmt.Errorf("bridge %s is not in NAT mode (--nat=true with an IPv4 subnet): its containers are reachable directly, nothing to publish", bridge)

@@ -15,21 +15,11 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
 
-// ovnInstead is OVN network name, when this host has no bridge of that
-// name and joined a northbound database that has such a network; nil
-// otherwise. The caller closes it.
-func (h *Host) ovnInstead(ctx context.Context, name string) (*ovnAllocator, error) {
-	if br, err := h.DB.GetBridge(ctx, name); err != nil || br != nil {
-		return nil, err
-	}
-	return h.ovnNetwork(ctx, name)
-}
-
 // changeLink edits the link keys of OVN network a's switch, guarded by its
 // external_ids as read, and brings its ACLs to them. Both ends must be
 // containers attached to the network, on any chassis.
-func (a *ovnAllocator) changeLink(ctx context.Context, src, dst string, edit func(intent.Bridge) (map[string]string, []string, error)) error {
-	for _, end := range []string{src, dst} {
+func (a *ovnNetwork) changeLink(ctx context.Context, c linkChange) error {
+	for _, end := range []string{c.src, c.dst} {
 		if _, remote := RemoteAddr(end); remote {
 			return fmt.Errorf("OVN network %s spans every chassis: name the container (%s), not its address", a.name, end)
 		}
@@ -42,12 +32,12 @@ func (a *ovnAllocator) changeLink(ctx context.Context, src, dst string, edit fun
 		if err != nil {
 			return err
 		}
-		for _, c := range []string{src, dst} {
-			if !slices.ContainsFunc(ports, func(p ovnnb.LogicalSwitchPort) bool { return p.ExternalIDs[intent.KeyContainerID] == c }) {
-				return fmt.Errorf("container %q has no port on OVN network %s: attach it first (ovsnet add-port %s INTERFACE %s --ip)", c, a.name, a.name, c)
+		for _, end := range []string{c.src, c.dst} {
+			if c.attached && !slices.ContainsFunc(ports, func(p ovnnb.LogicalSwitchPort) bool { return p.ExternalIDs[intent.KeyContainerID] == end }) {
+				return fmt.Errorf("container %q has no port on OVN network %s: attach it first (ovsnet add-port %s INTERFACE %s --ip)", end, a.name, a.name, end)
 			}
 		}
-		set, del, err := edit(intent.DecodeBridge(a.name, a.ls.ExternalIDs))
+		set, del, err := c.edit(intent.DecodeBridge(a.name, a.ls.ExternalIDs), c.src, c.dst)
 		if err != nil {
 			return err
 		}

@@ -16,14 +16,14 @@ import (
 // MapDockerOVN records that Docker network id attaches to OVN network
 // name, which must exist.
 func (h *Host) MapDockerOVN(ctx context.Context, id, name string) error {
-	a, err := h.ovnInstead(ctx, name)
+	a, err := h.openOVN(ctx, name)
 	if err != nil {
 		return err
 	}
 	if a == nil {
 		return fmt.Errorf("no OVN network %s: is this host an OVN chassis (ovsnet ovn join ... --nb), and the network made (ovsnet network create %s --subnet CIDR)?", name, name)
 	}
-	a.close()
+	a.Close()
 	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(map[string]string{intent.DockerOVNKey(id): name}) })
 	return err
 }

@@ -41,7 +41,7 @@ func gatewayIfName(network string) string {
 
 // readGateway finds whether the network has its localport (a network
 // made with --nat=false has none) and this chassis its interface.
-func (a *ovnAllocator) readGateway(ctx context.Context, db *ovsdb.Client) error {
+func (a *ovnNetwork) readGateway(ctx context.Context, db *ovsdb.Client) error {
 	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.GatewayPortName(a.name))}, "_uuid")
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func (a *ovnAllocator) readGateway(ctx context.Context, db *ovsdb.Client) error 
 }
 
 // gateway is this chassis' gateway on the network.
-func (a *ovnAllocator) gateway() intent.OVNGateway {
+func (a *ovnNetwork) gateway() intent.OVNGateway {
 	g := intent.OVNGateway{Network: a.name, IfaceID: nb.GatewayPortName(a.name), NAT: a.nat}
 	for _, s := range a.subs {
 		g.Addresses = append(g.Addresses, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
@@ -66,14 +66,14 @@ func (a *ovnAllocator) gateway() intent.OVNGateway {
 	return g
 }
 
-// natBridge is what NAT and publishing know the network's gateway as.
-func (a *ovnAllocator) natBridge() nat.Bridge {
+// gatewayNAT is what NAT and publishing know the network's gateway as.
+func (a *ovnNetwork) gatewayNAT() nat.Bridge {
 	return nat.Bridge{Name: gatewayIfName(a.name), Subnet: a.subs[0].Prefix, NAT: a.nat}
 }
 
 // addGateway adds this chassis' gateway interface in the attach's
 // transaction, if the network has a gateway and the chassis none yet.
-func (a *ovnAllocator) addGateway(tx *ovsdb.Tx, bridge string) {
+func (a *ovnNetwork) addGateway(tx *ovsdb.Tx, bridge string) {
 	if a.hasGW && !a.gwHere {
 		tx.AddPorts(bridge, ovsdb.PortSpec{Name: gatewayIfName(a.name), Type: attach.TypeInternal, MTU: a.mtu, ExternalIDs: a.gateway().Encode()})
 		a.gwAdded = true
@@ -82,7 +82,7 @@ func (a *ovnAllocator) addGateway(tx *ovsdb.Tx, bridge string) {
 
 // bringUpGateway waits for the gateway interface ovs-vswitchd makes and
 // gives it its address; a new one also gets its NAT rules.
-func (h *Host) bringUpGateway(ctx context.Context, a *ovnAllocator) error {
+func (h *Host) bringUpGateway(ctx context.Context, a *ovnNetwork) error {
 	if !a.hasGW {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+	"github.com/ovsnet/ovsnet/nat"
 
 	"github.com/ovn-org/libovsdb/model"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -33,8 +34,10 @@ import (
 // for its options.
 const DefaultOVNMTU = 1400
 
-// ovnAllocator allocates from an OVN network's logical switch.
-type ovnAllocator struct {
+// ovnNetwork is an OVN network: a logical switch in the northbound
+// database, its ports on this chassis' integration bridge.
+type ovnNetwork struct {
+	h       *Host
 	nb      *ovsdb.Client
 	chassis intent.Chassis // this host's, as ovnNetwork read it
 	name    string
@@ -47,10 +50,12 @@ type ovnAllocator struct {
 	hasGW, gwHere, gwAdded bool // the network's localport; this chassis' gateway; added by this attach
 }
 
-// ovnNetwork is the OVN network name if this host is a chassis ovsnet
+// openOVN is the OVN network name if this host is a chassis ovsnet
 // joined with a northbound database that has an ovsnet network so named,
-// else nil (and no error: the caller reports its own missing bridge).
-func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, error) {
+// else nil (and no error: Network reports the missing network). It holds
+// its connection to the northbound database until closed: one per
+// operation.
+func (h *Host) openOVN(ctx context.Context, name string) (*ovnNetwork, error) {
 	c, err := h.chassis(ctx)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
@@ -59,7 +64,7 @@ func (h *Host) ovnNetwork(ctx context.Context, name string) (*ovnAllocator, erro
 	if err != nil {
 		return nil, err
 	}
-	a := &ovnAllocator{nb: nbc, chassis: c, name: name}
+	a := &ovnNetwork{h: h, nb: nbc, chassis: c, name: name}
 	if err := a.read(ctx); err != nil || a.ls.UUID == "" {
 		nbc.Close()
 		return nil, err
@@ -79,7 +84,7 @@ func (h *Host) chassis(ctx context.Context) (intent.Chassis, error) {
 }
 
 // read reads the network's logical switch and its settings.
-func (a *ovnAllocator) read(ctx context.Context) error {
+func (a *ovnNetwork) read(ctx context.Context) error {
 	lss, err := nb.LogicalSwitches(ctx, a.nb, a.name)
 	if err != nil || len(lss) == 0 || !intent.Owned(lss[0].ExternalIDs) {
 		return err
@@ -99,9 +104,16 @@ func (a *ovnAllocator) read(ctx context.Context) error {
 	return nil
 }
 
+// start: OVN's flows are ovn-controller's, nothing to prepare.
+func (a *ovnNetwork) start(*attachRun) {}
+
+// ensure: an OVN network is made once, in the northbound database (ovsnet
+// network create), never by an attach.
+func (a *ovnNetwork) ensure(context.Context, BridgeOptions) error { return nil }
+
 // check makes the run's bridge the integration bridge and refuses what
 // OVN networks do not take yet.
-func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) check(ctx context.Context, r *attachRun) error {
 	c := a.chassis
 	br, err := r.h.DB.GetBridge(ctx, c.IntegrationBridge)
 	if err == nil && br == nil {
@@ -119,7 +131,7 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 	if err := a.readGateway(ctx, r.h.DB); err != nil {
 		return err
 	}
-	r.nb = a.natBridge()
+	r.nb = a.gatewayNAT()
 	for _, it := range r.items {
 		o, rq := it.o, it.rq
 		switch {
@@ -140,7 +152,7 @@ func (a *ovnAllocator) check(ctx context.Context, r *attachRun) error {
 // allocate takes the lowest free addresses of the network and makes the
 // items' logical switch ports, guarded by the switch's ports as read: a
 // chassis that got in first makes this one read again.
-func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[string]string, error) {
+func (a *ovnNetwork) allocate(ctx context.Context, r *attachRun, _ bool) (map[string]string, error) {
 	for attempt := 0; ; attempt++ {
 		used, err := a.used(ctx)
 		if err != nil {
@@ -181,7 +193,7 @@ func (a *ovnAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[
 // used is the addresses the network's ports hold, and its gateway: one
 // read of the logical switch ports (they do not name their switch), kept
 // to the switch's.
-func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) {
+func (a *ovnNetwork) used(ctx context.Context) (map[netip.Addr]string, error) {
 	used := map[netip.Addr]string{}
 	for _, s := range a.subs {
 		used[s.Gateway] = "the gateway"
@@ -201,7 +213,7 @@ func (a *ovnAllocator) used(ctx context.Context) (map[netip.Addr]string, error) 
 // commit makes the items' logical switch ports in one transaction that
 // waits for the switch's ports to be as read, and puts them in the
 // network's port group: isolated (icc=false) from their first packet.
-func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) commit(ctx context.Context, r *attachRun) error {
 	var ops []ovsdbops.Operation
 	var ids []string
 	for i, it := range r.items {
@@ -237,7 +249,7 @@ func (a *ovnAllocator) commit(ctx context.Context, r *attachRun) error {
 
 // joinGroup puts ports ids in the network's port group, making the group
 // if the network has none (a second maker loses on its unique name).
-func (a *ovnAllocator) joinGroup(ids []string) ([]ovsdbops.Operation, error) {
+func (a *ovnNetwork) joinGroup(ids []string) ([]ovsdbops.Operation, error) {
 	if a.pg == nil {
 		return a.nb.Create(nb.NewPortGroup(a.name, ids))
 	}
@@ -245,17 +257,46 @@ func (a *ovnAllocator) joinGroup(ids []string) ([]ovsdbops.Operation, error) {
 	return a.nb.Where(pg).Mutate(pg, model.Mutation{Field: &pg.Ports, Mutator: ovsdbops.MutateOperationInsert, Value: ids})
 }
 
-func (a *ovnAllocator) close() { a.nb.Close() }
+func (a *ovnNetwork) Name() string   { return a.name }
+func (a *ovnNetwork) Bridge() string { return a.chassis.IntegrationBridge }
+func (a *ovnNetwork) Close()         { a.nb.Close() }
+
+// allocator: the network allocates from its logical switch, for one port
+// or many.
+func (a *ovnNetwork) allocator(int, bool) allocator { return a }
+
+// holds: the network's ports on the integration bridge say so.
+func (a *ovnNetwork) holds(ifc vswitchd.Interface) bool {
+	return ifc.ExternalIDs[intent.KeyOVNNetwork] == a.name
+}
+
+func (a *ovnNetwork) trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
+	return a.h.traceOVN(ctx, a, o)
+}
+
+func (a *ovnNetwork) natBridge(ctx context.Context) (nat.Bridge, bool, error) {
+	return a.h.ovnGatewayNAT(ctx, a.name)
+}
+
+func (a *ovnNetwork) refuse(what setting) error {
+	switch what {
+	case settingVLAN:
+		return fmt.Errorf("%s is an OVN network: it is one broadcast domain across chassis, with no VLANs; put containers that must not meet on another network (ovsnet network create) or isolate them (--icc=false)", a.name)
+	case settingFloodLimit:
+		return fmt.Errorf("%s is an OVN network: its flows are ovn-controller's, and ovsnet bounds no floods there", a.name)
+	}
+	return nil
+}
 
 // guard: the allocation's guard was the switch's, in its own database;
 // the rows' transaction also adds this chassis' gateway if it has none.
-func (a *ovnAllocator) guard(tx *ovsdb.Tx, r *attachRun, _ map[string]string) {
+func (a *ovnNetwork) guard(tx *ovsdb.Tx, r *attachRun, _ map[string]string) {
 	a.addGateway(tx, r.bridge)
 }
 
 // network waits until OVN reports every item's logical switch port up:
 // ovn-controller bound it to this chassis and programmed its flows.
-func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) network(ctx context.Context, r *attachRun) error {
 	// The links naming the new ports' containers: their ACLs now.
 	if _, err := nb.SyncIsolation(ctx, a.nb, a.name); err != nil {
 		return err
@@ -279,7 +320,7 @@ func (a *ovnAllocator) network(ctx context.Context, r *attachRun) error {
 }
 
 // undo removes the items' logical switch ports.
-func (a *ovnAllocator) undo(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) undo(ctx context.Context, r *attachRun) error {
 	var names []string
 	for _, it := range r.items {
 		names = append(names, it.host)
@@ -287,20 +328,9 @@ func (a *ovnAllocator) undo(ctx context.Context, r *attachRun) error {
 	return nb.DropPorts(ctx, a.nb, a.name, names)
 }
 
-// localBridge is the OVS bridge that holds name's ports: name itself, or
-// OVN's integration bridge when name is an OVN network this host has
-// ports of (and no bridge of that name exists).
-func (h *Host) localBridge(ctx context.Context, name string) (string, error) {
-	if br, err := h.DB.GetBridge(ctx, name); err != nil || br != nil {
-		return name, err
-	}
-	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyOVNNetwork: name})
-	for _, i := range ifs {
-		if b := intent.RefOf(i.ExternalIDs).Bridge; b != "" { // a container's, not the gateway
-			return b, err
-		}
-	}
-	return name, err
+// isLogical says whether ifc is the OVS side of a port of an OVN network.
+func isLogical(ifc vswitchd.Interface) bool {
+	return intent.RefOf(ifc.ExternalIDs).Owned && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
 }
 
 // DetachLogical removes the logical switch ports of the OVN ports among
@@ -309,10 +339,9 @@ func (h *Host) localBridge(ctx context.Context, name string) (string, error) {
 func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) error {
 	byNet := map[string][]string{}
 	for _, i := range ifs {
-		if p := intent.RefOf(i.ExternalIDs); p.Owned {
-			if net := i.ExternalIDs[intent.KeyOVNNetwork]; net != "" {
-				byNet[net] = append(byNet[net], i.ExternalIDs[intent.KeyIfaceID])
-			}
+		if isLogical(i) {
+			net := i.ExternalIDs[intent.KeyOVNNetwork]
+			byNet[net] = append(byNet[net], i.ExternalIDs[intent.KeyIfaceID])
 		}
 	}
 	if len(byNet) == 0 {

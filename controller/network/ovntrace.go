@@ -20,7 +20,7 @@ import (
 // port sends it, through the logical pipelines of every chassis, with
 // ovn-trace over the southbound database (OVN has no library for it), as
 // the first packet of a connection.
-func (h *Host) traceOVN(ctx context.Context, a *ovnAllocator, o TraceOptions) (*TraceResult, error) {
+func (h *Host) traceOVN(ctx context.Context, a *ovnNetwork, o TraceOptions) (*TraceResult, error) {
 	ports, err := nb.SwitchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -50,18 +49,16 @@ type TraceResult struct {
 // through the bridge's flow tables with ofproto/trace, and says where it
 // went. On an OVN network, through OVN's logical pipelines (traceOVN). Connection tracking is taken as a new connection (the first packet).
 func (h *Host) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
-	br, err := h.DB.GetBridge(ctx, o.Bridge)
+	n, err := h.Network(ctx, o.Bridge)
 	if err != nil {
 		return nil, err
 	}
-	if br == nil {
-		a, err := h.ovnNetwork(ctx, o.Bridge)
-		if err != nil || a == nil {
-			return nil, errors.Join(err, noBridge(o.Bridge))
-		}
-		defer a.close()
-		return h.traceOVN(ctx, a, o)
-	}
+	defer n.Close()
+	return n.trace(ctx, o)
+}
+
+// traceBridge is Trace on one of this host's bridges.
+func (h *Host) traceBridge(ctx context.Context, br *vswitchd.Bridge, o TraceOptions) (*TraceResult, error) {
 	from, err := h.containerIfaces(ctx, o.Bridge, o.From)
 	if err != nil {
 		return nil, err

@@ -363,7 +363,12 @@ func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
 	for i := range specs {
 		specs[i] = PortOptions{Bridge: bridge, Type: typ, Addresses: []string{"auto"}, Pooled: true}
 	}
-	_, err := h.attachPorts(ctx, bridge, specs, false)
+	nw, err := h.Network(ctx, bridge)
+	if err != nil {
+		return err
+	}
+	defer nw.Close()
+	_, err = h.attachPorts(ctx, nw, specs, false)
 	return err
 }
 

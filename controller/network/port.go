@@ -123,7 +123,17 @@ func checkType(dp, typ string) error {
 // (attachPorts) with one interface. On any failure it rolls back
 // everything it did: links, the OVS port, the address.
 func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
-	ps, err := h.attachPorts(ctx, o.Bridge, []PortOptions{o}, false)
+	n, err := h.Network(ctx, o.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	return h.addPort(ctx, n, o)
+}
+
+// addPort is AddPort on network n, resolved.
+func (h *Host) addPort(ctx context.Context, n Network, o PortOptions) (*Port, error) {
+	ps, err := h.attachPorts(ctx, n, []PortOptions{o}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -373,16 +383,17 @@ func (h *Host) attachedPort(ctx context.Context, bridge, iface, container string
 }
 
 // DelPort detaches CONTAINER's INTERFACE; it fails if there is none.
-func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) error {
-	bridge, err := h.localBridge(ctx, bridge)
+func (h *Host) DelPort(ctx context.Context, network, iface, container string) error {
+	n, err := h.Network(ctx, network)
 	if err != nil {
 		return err
 	}
-	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
+	defer n.Close()
+	ifs, ports, err := h.attachedPort(ctx, n.Bridge(), iface, container)
 	if err != nil {
 		return err
 	}
-	return h.Detach(ctx, bridge, ifs, ports)
+	return h.Detach(ctx, n.Bridge(), ifs, ports)
 }
 
 // DelPortIfAttached is DelPort for a request the controller may have
@@ -391,10 +402,12 @@ func (h *Host) DelPort(ctx context.Context, bridge, iface, container string) err
 // attached for that network goes (not one another network or the CLI
 // attached for the same container and interface).
 func (h *Host) DelPortIfAttached(ctx context.Context, o PortOptions) error {
-	bridge, err := h.localBridge(ctx, o.Bridge)
+	n, err := h.Network(ctx, o.Bridge)
 	if err != nil {
 		return err
 	}
+	defer n.Close()
+	bridge := n.Bridge()
 	_, ifs, ports, err := h.containerPorts(ctx, bridge, o.Container, o.Iface)
 	if err != nil {
 		return err
@@ -456,16 +469,14 @@ func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string
 	if err != nil {
 		return 0, err
 	}
-	br, network := topo.Bridge(bridge), ""
-	if br == nil { // an OVN network: its ports on the integration bridge
-		a, err := h.ovnInstead(ctx, bridge)
-		if err != nil || a == nil {
-			return 0, errors.Join(err, noBridge(bridge))
-		}
-		a.close()
-		if br, network = topo.Bridge(a.chassis.IntegrationBridge), bridge; br == nil {
-			return 0, nil
-		}
+	n, err := h.Network(ctx, bridge)
+	if err != nil {
+		return 0, err
+	}
+	defer n.Close()
+	br := topo.Bridge(n.Bridge())
+	if br == nil {
+		return 0, nil // an OVN network: no integration bridge, no ports
 	}
 	want := map[string]bool{}
 	for _, c := range containers {
@@ -475,7 +486,7 @@ func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string
 	var ports []vswitchd.Port
 	all, allPorts := topo.BridgeInterfaces(br)
 	for i, ifc := range all {
-		if want[ifc.ExternalIDs[intent.KeyContainerID]] && ifc.ExternalIDs[intent.KeyOVNNetwork] == network {
+		if want[ifc.ExternalIDs[intent.KeyContainerID]] && n.holds(ifc) {
 			ifs, ports = append(ifs, ifc), append(ports, allPorts[i])
 		}
 	}
@@ -526,10 +537,15 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		}
 		containers[intent.RefOf(i.ExternalIDs).Container] = true
 	}
-	if err := h.dropFlowsOf(ctx, bridge, containers, gone); err != nil {
-		return err
-	}
-	if err := h.DetachLogical(ctx, ifs); err != nil {
+	// The backend's part, as the rows say: an OVN network's logical ports
+	// (on the integration bridge, whose flows are ovn-controller's), or
+	// the bridge's flows for the ports and their links.
+	if slices.ContainsFunc(ifs, isLogical) {
+		err := h.DetachLogical(ctx, ifs)
+		if err != nil {
+			return err
+		}
+	} else if err := h.dropFlowsOf(ctx, bridge, containers, gone); err != nil {
 		return err
 	}
 	tr.Step("flows")
@@ -730,12 +746,13 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if vlan < 1 || vlan > 4094 {
 		return fmt.Errorf("VLAN %d is outside 1..4094", vlan)
 	}
-	if a, err := h.ovnInstead(ctx, bridge); err != nil || a != nil {
-		if err != nil {
-			return err
-		}
-		a.close()
-		return fmt.Errorf("%s is an OVN network: it is one broadcast domain across chassis, with no VLANs; put containers that must not meet on another network (ovsnet network create) or isolate them (--icc=false)", bridge)
+	n, err := h.Network(ctx, bridge)
+	if err != nil {
+		return err
+	}
+	n.Close()
+	if err := n.refuse(settingVLAN); err != nil {
+		return err
 	}
 	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
 	if err != nil {

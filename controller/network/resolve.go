@@ -1,0 +1,132 @@
+package network
+
+import (
+	"context"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/natplan"
+	"github.com/ovsnet/ovsnet/nat"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Network is the network one operation acts on, resolved once from the
+// name a user or runtime gave (Host.Network): one of this host's bridges
+// (bridgeNetwork), or an OVN network whose ports are on the chassis'
+// integration bridge (ovnNetwork). It holds what differs between the two;
+// everything else (rows, devices, the runtime's side, NAT rules) is the
+// same code for both. The caller closes it.
+type Network interface {
+	// Name is the network's name, as given.
+	Name() string
+	// Bridge is the OVS bridge that holds the network's ports here.
+	Bridge() string
+	// allocator is how the attach engine reads the network and allocates
+	// for specs (count items, from a list or one request).
+	allocator(count int, list bool) allocator
+	// ensure checks that the network has the settings a runtime's
+	// configuration gives it (a bridge made by add-br must match them).
+	ensure(ctx context.Context, b BridgeOptions) error
+	// holds says whether ifc, an interface on Bridge, is the network's.
+	holds(ifc vswitchd.Interface) bool
+	// changeLink edits a link's keys in the network's intent, guarded by
+	// the intent as read, and brings isolation to it.
+	changeLink(ctx context.Context, c linkChange) error
+	// trace follows a packet through the network's pipeline.
+	trace(ctx context.Context, o TraceOptions) (*TraceResult, error)
+	// natBridge is NAT's view of the network on this host (ok false: it
+	// has no NAT here, nothing to publish).
+	natBridge(ctx context.Context) (b nat.Bridge, ok bool, err error)
+	// refuse says why the network cannot do what a flow-level setting
+	// asks (VLANs, flood bounds); nil if it can.
+	refuse(what setting) error
+	Close()
+}
+
+// setting is a per-port setting that only ovsnet's own pipeline carries.
+type setting int
+
+const (
+	settingVLAN setting = iota
+	settingFloodLimit
+)
+
+// linkChange is one change to a network's links.
+type linkChange struct {
+	src, dst string
+	// attached: both ends must be attached to the network (a new link);
+	// an unlink may name containers that are gone.
+	attached bool
+	// edit returns the keys to set and delete, from the intent as read
+	// and the ends as the network names them.
+	edit func(b intent.Bridge, src, dst string) (map[string]string, []string, error)
+}
+
+// Network resolves name: this host's bridge of that name, else the OVN
+// network of that name if this host is a chassis that joined a northbound
+// database holding one; neither is ErrNoBridge.
+func (h *Host) Network(ctx context.Context, name string) (Network, error) {
+	if err := CheckIfName("bridge", name); err != nil {
+		return nil, err
+	}
+	br, err := h.DB.GetBridge(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if br != nil {
+		return &bridgeNetwork{h: h, br: br}, nil
+	}
+	n, err := h.openOVN(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, noBridge(name)
+	}
+	return n, nil
+}
+
+// bridgeNetwork is one of this host's bridges: ovsnet's pipeline, its
+// flows written by ovsnet.
+type bridgeNetwork struct {
+	h  *Host
+	br *vswitchd.Bridge // as resolved
+}
+
+func (b *bridgeNetwork) Name() string   { return b.br.Name }
+func (b *bridgeNetwork) Bridge() string { return b.br.Name }
+func (b *bridgeNetwork) Close()         {}
+
+// allocator: add-port probes (O(1) rows, whatever the bridge's size);
+// add-ports and the pool read the bridge once for the whole list.
+func (b *bridgeNetwork) allocator(count int, list bool) allocator {
+	if !list && count == 1 {
+		return probeAllocator{}
+	}
+	return scanAllocator{}
+}
+
+// holds: a bridge's interfaces are all its own (an OVN network's are
+// marked as such, on OVN's integration bridge).
+func (b *bridgeNetwork) holds(ifc vswitchd.Interface) bool {
+	return ifc.ExternalIDs[intent.KeyOVNNetwork] == ""
+}
+
+func (b *bridgeNetwork) changeLink(ctx context.Context, c linkChange) error {
+	return b.h.changeBridgeLink(ctx, b.br.Name, c)
+}
+
+func (b *bridgeNetwork) trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
+	return b.h.traceBridge(ctx, b.br, o)
+}
+
+func (b *bridgeNetwork) natBridge(context.Context) (nat.Bridge, bool, error) {
+	nb, ok := natplan.BridgeOf(intent.DecodeBridge(b.br.Name, b.br.ExternalIDs))
+	return nb, ok, nil
+}
+
+func (b *bridgeNetwork) refuse(setting) error { return nil }
+
+func (b *bridgeNetwork) ensure(ctx context.Context, o BridgeOptions) error {
+	_, err := b.h.AddBridge(ctx, o)
+	return err
+}
