@@ -8,6 +8,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/doctor"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 )
 
 func doctorCmd(g *globals) *cobra.Command {
@@ -32,7 +33,7 @@ gives the findings as a list.`,
 			if err := g.checkOutput(); err != nil {
 				return err
 			}
-			h, connErr := network.Open(c.Context(), g.endpoint())
+			h, connErr := network.Open(c.Context(), g.endpoint(), ovn.Backend{})
 			if connErr == nil {
 				defer h.Close()
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/cni"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -164,7 +165,7 @@ func (g *globals) open(ctx context.Context) (*network.Host, error) {
 	if err := lock.Converge(g.endpoint(), g.lockMode); err != nil {
 		return nil, err
 	}
-	h, err := network.Open(ctx, g.endpoint())
+	h, err := network.Open(ctx, g.endpoint(), ovn.Backend{})
 	if err == nil {
 		h.Progress = g.progress()
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -62,7 +63,7 @@ func (r *request) open(ctx context.Context) (*network.Host, error) {
 	if err := lock.Converge(r.endpoint, lock.Shared); err != nil {
 		return nil, unavailable(err)
 	}
-	h, err := network.Open(ctx, r.endpoint)
+	h, err := network.Open(ctx, r.endpoint, ovn.Backend{})
 	if err != nil {
 		return nil, unavailable(err)
 	}

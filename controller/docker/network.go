@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -139,7 +140,7 @@ func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (
 		return nil, err
 	}
 	if o.OVN {
-		return struct{}{}, p.Host.MapDockerOVN(ctx, req.NetworkID, o.Name)
+		return struct{}{}, ovn.MapDocker(ctx, p.Host, req.NetworkID, o.Name)
 	}
 	if br, err := p.bridgeOf(ctx, req.NetworkID); err != nil || br != nil {
 		return struct{}{}, err // already made: Docker asks again after its own restart
@@ -171,7 +172,7 @@ func (p *Plugin) deleteNetwork(ctx context.Context, req *networkRequest) (any, e
 	br, err := p.bridgeOf(ctx, req.NetworkID)
 	if err != nil || br == nil {
 		if err == nil { // an OVN network's: only the mapping goes
-			err = p.Host.UnmapDockerOVN(ctx, req.NetworkID)
+			err = ovn.UnmapDocker(ctx, p.Host, req.NetworkID)
 		}
 		return struct{}{}, err
 	}
@@ -205,7 +206,7 @@ func (p *Plugin) network(ctx context.Context, id string) (intent.Bridge, error) 
 		return intent.Bridge{}, err
 	}
 	if br == nil {
-		if name, err := p.Host.DockerOVN(ctx, id); err != nil || name != "" {
+		if name, err := ovn.DockerNetwork(ctx, p.Host, id); err != nil || name != "" {
 			return intent.Bridge{Name: name, Docker: intent.DockerNet{ID: id}}, err
 		}
 		return intent.Bridge{}, errorf("no bridge carries Docker network %s (deleted behind Docker's back?): docker network rm it and create it again", short(id, 12))

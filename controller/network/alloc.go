@@ -356,11 +356,11 @@ func hasFamily(ps []netip.Prefix, a netip.Addr) bool {
 // whatever the bridge's size.
 type probeAllocator struct{ bridgeNet }
 
-// check reads, in one transaction, the bridge, an existing attach of this
+// Check reads, in one transaction, the bridge, an existing attach of this
 // container interface, a port already holding the name ovsnet would use
 // and, with --macaddress, a port holding that MAC; and checks the request
 // against the bridge's settings.
-func (probeAllocator) check(ctx context.Context, r *attachRun) error {
+func (probeAllocator) Check(ctx context.Context, r *AttachRun) error {
 	it := r.items[0]
 	o := it.o
 	qs := []ovsdb.Query{
@@ -403,9 +403,9 @@ func (probeAllocator) check(ctx context.Context, r *attachRun) error {
 	return nil
 }
 
-// allocate probes for the interface's addresses and port number, from a
+// Allocate probes for the interface's addresses and port number, from a
 // fresh read of the bridge after a lost write conflict.
-func (probeAllocator) allocate(ctx context.Context, r *attachRun, again bool) (map[string]string, error) {
+func (probeAllocator) Allocate(ctx context.Context, r *AttachRun, again bool) (map[string]string, error) {
 	it := r.items[0]
 	if again {
 		br, err := r.h.DB.GetBridge(ctx, r.bridge)

@@ -21,7 +21,7 @@ import (
 func allocHost(t *testing.T, subnet string, set map[string]string, held ...string) (*Host, intent.Bridge) {
 	t.Helper()
 	ctx := context.Background()
-	h, err := Open(ctx, ovsdbtest.Serve(t))
+	h, err := Open(ctx, ovsdbtest.Serve(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

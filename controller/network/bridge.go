@@ -118,7 +118,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	// Masquerade and forwarding rules (and every other bridge's, which must
 	// not masquerade toward this subnet).
 	if len(subnets) > 0 {
-		if err := h.syncNATAll(ctx); err != nil {
+		if err := h.ResyncNAT(ctx); err != nil {
 			return undo(err)
 		}
 	}
@@ -270,13 +270,13 @@ func (h *Host) ConvergeBridge(ctx context.Context, name string, ext map[string]s
 	for _, s := range subnets {
 		gws = append(gws, netip.PrefixFrom(s.Gateway, s.Prefix.Bits()))
 	}
-	return convergeGatewayDevice(l, gws, mtu)
+	return ConvergeGatewayDevice(l, gws, mtu)
 }
 
-// convergeGatewayDevice brings a gateway's device in the host (a bridge's
+// ConvergeGatewayDevice brings a gateway's device in the host (a bridge's
 // own port, an OVN network's gateway port) to its MTU (0: left alone), up,
 // with the gateway addresses gws; it says what it changed.
-func convergeGatewayDevice(l netlink.Link, gws []netip.Prefix, mtu int) ([]string, error) {
+func ConvergeGatewayDevice(l netlink.Link, gws []netip.Prefix, mtu int) ([]string, error) {
 	name := l.Attrs().Name
 	var did []string
 	if mtu > 0 && l.Attrs().MTU != mtu {
@@ -379,7 +379,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
 	h.Flows.Forget(name)
-	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.syncNATAll(ctx), h.releaseUnderlay(ctx))
+	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.ResyncNAT(ctx), h.releaseUnderlay(ctx))
 }
 
 // SetBridgeIntent writes keys of bridge name's external_ids (set, then
@@ -423,7 +423,7 @@ func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOpti
 		return nil, err
 	}
 	defer n.Close()
-	if err := n.ensure(ctx, b); err != nil {
+	if err := n.Ensure(ctx, b); err != nil {
 		return nil, err
 	}
 	return h.addPort(ctx, n, o)

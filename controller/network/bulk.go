@@ -73,14 +73,14 @@ func vswitchdCPU() time.Duration { return ovsdb.VswitchdCPU() }
 // and its ports: checks and allocations all at once.
 type scanAllocator struct{ bridgeNet }
 
-// check has nothing to do before the containers are resolved: allocate
+// Check has nothing to do before the containers are resolved: allocate
 // reads the bridge once for the checks and the allocations.
-func (scanAllocator) check(context.Context, *attachRun) error { return nil }
+func (scanAllocator) Check(context.Context, *AttachRun) error { return nil }
 
-// allocate reads the bridge and its ports once and works out every item's
+// Allocate reads the bridge and its ports once and works out every item's
 // addresses, port number, type, MTU and MAC, returning the bridge
 // external_ids the guarded commit must write.
-func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[string]string, error) {
+func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[string]string, error) {
 	h, bridge, items := r.h, r.bridge, r.items
 	snap, err := h.DB.ReadBridge(ctx, bridge, intent.OfBridge(bridge))
 	if err != nil {
@@ -159,7 +159,7 @@ func (scanAllocator) allocate(ctx context.Context, r *attachRun, _ bool) (map[st
 // was not given: the lowest from the hints up (hints then move on past
 // them), or for a pool's port the highest, away from what attaches and
 // people pick. used gets them.
-func (r *attachRun) autoAddrs(it *attachItem, subs []ipam.Subnet, used map[netip.Addr]bool, hints map[bool]netip.Addr) error {
+func (r *AttachRun) autoAddrs(it *AttachItem, subs []ipam.Subnet, used map[netip.Addr]bool, hints map[bool]netip.Addr) error {
 	for _, s := range subs {
 		if hasFamily(it.addrs, s.Prefix.Addr()) {
 			continue

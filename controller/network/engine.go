@@ -41,8 +41,8 @@ import (
 // Any failure undoes all of it (attachRun.rollback); a kill leaves rows
 // marked attaching, which reconcile finishes or removes.
 
-// attachItem is one container interface as it goes through the steps.
-type attachItem struct {
+// AttachItem is one container interface as it goes through the steps.
+type AttachItem struct {
 	o         PortOptions
 	rq        *portRequest
 	host      string // OVS port name
@@ -58,13 +58,13 @@ type attachItem struct {
 	published bool // its port mappings are in (to roll back)
 }
 
-// attachRun is one attach of items to one bridge.
-type attachRun struct {
+// AttachRun is one attach of items to one bridge.
+type AttachRun struct {
 	h       *Host
 	bridge  string
-	items   []*attachItem
+	items   []*AttachItem
 	lines   bool // name items by line in errors (add-ports' list)
-	alloc   allocator
+	alloc   Allocator
 	br      *vswitchd.Bridge // as read, for the guard
 	bi      intent.Bridge    // its intent, decoded
 	subnets []ipam.Subnet
@@ -75,50 +75,50 @@ type attachRun struct {
 	pipeline func(context.Context) error
 }
 
-// allocator is how an attach reads its network and allocates, and what
+// Allocator is how an attach reads its network and allocates, and what
 // the network needs beyond the ports' OVS rows: on an ovsnet bridge by
 // probes for one interface (O(1) rows whatever the bridge's size), from
 // one read of the whole bridge for many, then the bridge's flows; on an
-// OVN network, from its logical switch, then OVN's binding (ovnAllocator).
-type allocator interface {
-	// start begins, before anything is read, what the run will wait for.
-	start(r *attachRun)
-	// check reads the network and checks what needs no container.
-	check(ctx context.Context, r *attachRun) error
-	// allocate gives every item its addresses, port number and intent
+// OVN network, from its logical switch, then OVN's binding (package ovn).
+type Allocator interface {
+	// Start begins, before anything is read, what the run will wait for.
+	Start(r *AttachRun)
+	// Check reads the network and checks what needs no container.
+	Check(ctx context.Context, r *AttachRun) error
+	// Allocate gives every item its addresses, port number and intent
 	// (again: after losing a write conflict, from a fresh read) and returns
 	// the bridge external_ids the guarded commit writes.
-	allocate(ctx context.Context, r *attachRun, again bool) (map[string]string, error)
-	// guard adds what makes the commit fail with ovsdb.ErrConflict when
+	Allocate(ctx context.Context, r *AttachRun, again bool) (map[string]string, error)
+	// Guard adds what makes the commit fail with ovsdb.ErrConflict when
 	// another writer got in since allocate read (nothing for OVN, whose
 	// allocation is guarded in its own database).
-	guard(tx *ovsdb.Tx, r *attachRun, set map[string]string)
-	// network makes the committed ports reachable: the bridge's flows, or
+	Guard(tx *ovsdb.Tx, r *AttachRun, set map[string]string)
+	// Plug makes the committed ports reachable: the bridge's flows, or
 	// OVN's binding of each port (waited for).
-	network(ctx context.Context, r *attachRun) error
-	// undo removes what allocate and network made outside this host's
+	Plug(ctx context.Context, r *AttachRun) error
+	// Undo removes what allocate and network made outside this host's
 	// OVSDB rows and devices, for the rollback.
-	undo(ctx context.Context, r *attachRun) error
+	Undo(ctx context.Context, r *AttachRun) error
 }
 
 // bridgeNet is what an ovsnet bridge needs of an attach beyond its rows.
 type bridgeNet struct{}
 
-// start opens the OpenFlow connection while OVSDB is read and, but for
+// Start opens the OpenFlow connection while OVSDB is read and, but for
 // the pool's own ports, starts checking that the bridge's pipeline is in
 // place.
-func (bridgeNet) start(r *attachRun) {
+func (bridgeNet) Start(r *AttachRun) {
 	r.h.Flows.Prepare(r.bridge)
 	if !r.items[0].o.Pooled {
 		r.pipeline = r.h.checkPipeline(r.bridge)
 	}
 }
 
-func (bridgeNet) guard(tx *ovsdb.Tx, r *attachRun, set map[string]string) {
+func (bridgeNet) Guard(tx *ovsdb.Tx, r *AttachRun, set map[string]string) {
 	tx.GuardBridge(r.bridge, r.br.ExternalIDs, set)
 }
 
-func (bridgeNet) network(ctx context.Context, r *attachRun) error {
+func (bridgeNet) Plug(ctx context.Context, r *AttachRun) error {
 	if r.pipeline != nil {
 		if err := r.pipeline(ctx); err != nil {
 			return err
@@ -127,7 +127,7 @@ func (bridgeNet) network(ctx context.Context, r *attachRun) error {
 	return r.installFlows(ctx)
 }
 
-func (bridgeNet) undo(context.Context, *attachRun) error { return nil }
+func (bridgeNet) Undo(context.Context, *AttachRun) error { return nil }
 
 // attachPorts is the attach engine (see above).
 func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, lines bool) (ps []*Port, err error) {
@@ -136,7 +136,7 @@ func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, 
 		return nil, err
 	}
 	defer r.tr.Done(fmt.Sprintf("attach (%d)", len(r.items)))
-	if err := r.alloc.check(ctx, r); err != nil {
+	if err := r.alloc.Check(ctx, r); err != nil {
 		return nil, err
 	}
 	if err := r.resolve(ctx); err != nil {
@@ -175,9 +175,9 @@ func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, 
 }
 
 // newAttachRun parses and checks the requests, without reading anything.
-func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*attachRun, error) {
+func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*AttachRun, error) {
 	bridge := n.Name()
-	r := &attachRun{h: h, bridge: bridge, lines: lines, tr: steptime.New()}
+	r := &AttachRun{h: h, bridge: bridge, lines: lines, tr: steptime.New()}
 	seen := map[string]int{}
 	for i, o := range specs {
 		o.Bridge = bridge
@@ -186,7 +186,7 @@ func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*attach
 			return nil, r.itemErr(i, o, err)
 		}
 		if o.Pooled {
-			r.items = append(r.items, &attachItem{o: o, rq: rq, host: poolPortName(bridge)})
+			r.items = append(r.items, &AttachItem{o: o, rq: rq, host: poolPortName(bridge)})
 			continue
 		}
 		key := o.Container + "\x00" + o.Iface
@@ -194,18 +194,18 @@ func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*attach
 			return nil, fmt.Errorf("line %d repeats line %d (%s %s)", i+1, j+1, o.Iface, o.Container)
 		}
 		seen[key] = i
-		r.items = append(r.items, &attachItem{o: o, rq: rq, host: attach.HostName(bridge, o.Container, o.Iface)})
+		r.items = append(r.items, &AttachItem{o: o, rq: rq, host: attach.HostName(bridge, o.Container, o.Iface)})
 	}
 	if len(r.items) > 0 {
-		r.alloc = n.allocator(len(r.items), lines || r.items[0].o.Pooled)
-		r.alloc.start(r)
+		r.alloc = n.Allocator(len(r.items), lines || r.items[0].o.Pooled)
+		r.alloc.Start(r)
 	}
 	return r, nil
 }
 
 // checkTypes refuses the items whose type the bridge's datapath cannot
 // carry (checkType).
-func (r *attachRun) checkTypes() error {
+func (r *AttachRun) checkTypes() error {
 	for i, it := range r.items {
 		if err := checkType(DatapathOf(r.br), it.o.Type); err != nil {
 			return r.itemErr(i, it.o, fmt.Errorf("bridge %s: %w", r.bridge, err))
@@ -215,7 +215,7 @@ func (r *attachRun) checkTypes() error {
 }
 
 // itemErr names item i in err when the request was a list.
-func (r *attachRun) itemErr(i int, o PortOptions, err error) error {
+func (r *AttachRun) itemErr(i int, o PortOptions, err error) error {
 	if !r.lines {
 		return err
 	}
@@ -224,8 +224,8 @@ func (r *attachRun) itemErr(i int, o PortOptions, err error) error {
 
 // resolve finds every container's netns (for a handoff, the namespace the
 // runtime takes the link from).
-func (r *attachRun) resolve(ctx context.Context) error {
-	err := parallel(r.items, func(it *attachItem) error {
+func (r *AttachRun) resolve(ctx context.Context) error {
+	err := parallel(r.items, func(it *AttachItem) error {
 		if h := it.o.Handoff; h != nil {
 			it.netns = h.Netns
 			return nil
@@ -255,8 +255,8 @@ func (r *attachRun) resolve(ctx context.Context) error {
 }
 
 // checkLinks checks that no container has its INTERFACE yet.
-func (r *attachRun) checkLinks() error {
-	return parallel(r.items, func(it *attachItem) error {
+func (r *AttachRun) checkLinks() error {
+	return parallel(r.items, func(it *AttachItem) error {
 		if it.o.Handoff != nil || it.o.Pooled {
 			return nil // the runtime names the link in the container; no container yet
 		}
@@ -272,7 +272,7 @@ func (r *attachRun) checkLinks() error {
 // setBridge is the bridge as read, and its intent; every allocator calls
 // it once it has read the bridge, which refuses the items whose type the
 // bridge's datapath cannot carry (checkTypes).
-func (r *attachRun) setBridge(br *vswitchd.Bridge) error {
+func (r *AttachRun) setBridge(br *vswitchd.Bridge) error {
 	r.br, r.bi = br, intent.DecodeBridge(br.Name, br.ExternalIDs)
 	if err := r.checkTypes(); err != nil {
 		return err
@@ -282,7 +282,7 @@ func (r *attachRun) setBridge(br *vswitchd.Bridge) error {
 
 // checkMTUs refuses items whose MTU is above their bridge's: the bridge
 // and its gateway would drop what the container sends past it.
-func (r *attachRun) checkMTUs() error {
+func (r *AttachRun) checkMTUs() error {
 	for i, it := range r.items {
 		if r.bi.MTU > 0 && it.o.MTU > r.bi.MTU {
 			return r.itemErr(i, it.o, fmt.Errorf("MTU %d is above bridge %s's %d: give the container at most %d, or make the bridge with a larger --mtu", it.o.MTU, r.bridge, r.bi.MTU, r.bi.MTU))
@@ -293,7 +293,7 @@ func (r *attachRun) checkMTUs() error {
 
 // fill works out item it's type, MTU, MAC and intent once its addresses
 // and port number are known; mac nil derives it from the addresses.
-func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAddr, tso func() bool) {
+func (r *AttachRun) fill(it *AttachItem, subs []ipam.Subnet, mac net.HardwareAddr, tso func() bool) {
 	dp := DatapathOf(r.br)
 	if it.typ = it.o.Type; it.typ == "" {
 		it.typ = DefaultType(dp)
@@ -323,7 +323,7 @@ func (r *attachRun) fill(it *attachItem, subs []ipam.Subnet, mac net.HardwareAdd
 // handOff records a runtime's link (a handoff): no namespace of ovsnet's
 // (the runtime ends the port, not garbage collection), and the link is
 // named as the runtime takes it.
-func (it *attachItem) handOff() {
+func (it *AttachItem) handOff() {
 	if h := it.o.Handoff; h != nil {
 		it.port.Netns, it.port.Runtime, it.cfg.Name = "", h.Runtime, h.Name
 	}
@@ -331,9 +331,9 @@ func (it *attachItem) handOff() {
 
 // commit allocates, creates the veths and commits every row in one guarded
 // transaction, allocating again for as long as it loses write conflicts.
-func (r *attachRun) commit(ctx context.Context) error {
+func (r *AttachRun) commit(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		set, err := r.alloc.allocate(ctx, r, attempt > 0)
+		set, err := r.alloc.Allocate(ctx, r, attempt > 0)
 		if err != nil {
 			return err
 		}
@@ -351,7 +351,7 @@ func (r *attachRun) commit(ctx context.Context) error {
 			specs = append(specs, it.portSpec())
 		}
 		tx := r.h.DB.Tx()
-		r.alloc.guard(tx, r, set)
+		r.alloc.Guard(tx, r, set)
 		rows := tx.AddPorts(r.bridge, specs...)
 		created, err := tx.Commit(ctx)
 		if err == nil {
@@ -379,14 +379,14 @@ func (r *attachRun) commit(ctx context.Context) error {
 
 // singleContainer is the run's one item when it attaches one container
 // interface by probes (add-port, the API), else nil.
-func (r *attachRun) singleContainer() *attachItem {
+func (r *AttachRun) singleContainer() *AttachItem {
 	if _, probe := r.alloc.(probeAllocator); !probe || r.items[0].o.Pooled {
 		return nil
 	}
 	return r.items[0]
 }
 
-func (r *attachRun) commitErr(err error) error {
+func (r *AttachRun) commitErr(err error) error {
 	if len(r.items) > 1 {
 		return fmt.Errorf("attach %d containers to %s: %w", len(r.items), r.bridge, err)
 	}
@@ -399,8 +399,8 @@ func (r *attachRun) commitErr(err error) error {
 
 // createVeths makes the veths (a link of a port's name with no row is the
 // leftover of an interrupted attach: it goes first).
-func (r *attachRun) createVeths() error {
-	err := r.each("create veths", r.items, func(it *attachItem) error {
+func (r *AttachRun) createVeths() error {
+	err := r.each("create veths", r.items, func(it *AttachItem) error {
 		if it.typ != attach.TypeVeth {
 			return nil
 		}
@@ -419,7 +419,7 @@ func (r *attachRun) createVeths() error {
 	return err
 }
 
-func (it *attachItem) portSpec() ovsdb.PortSpec {
+func (it *AttachItem) portSpec() ovsdb.PortSpec {
 	ptype := ""
 	if it.typ == attach.TypeInternal {
 		ptype = "internal"
@@ -428,7 +428,7 @@ func (it *attachItem) portSpec() ovsdb.PortSpec {
 }
 
 // containers are the items' containers.
-func (r *attachRun) containers() map[string]bool {
+func (r *AttachRun) containers() map[string]bool {
 	cs := map[string]bool{}
 	for _, it := range r.items {
 		cs[it.o.Container] = true
@@ -438,7 +438,7 @@ func (r *attachRun) containers() map[string]bool {
 
 // installFlows puts in every new port's flows and its container's links',
 // spread over parallel OpenFlow connections for large attaches.
-func (r *attachRun) installFlows(ctx context.Context) error {
+func (r *AttachRun) installFlows(ctx context.Context) error {
 	var chs []flows.Change
 	for _, it := range r.items {
 		chs = append(chs, flows.PortChange(flowPort(it.port, it.host, it.ofport, it.o.VLAN)))
@@ -455,7 +455,7 @@ func (r *attachRun) installFlows(ctx context.Context) error {
 // is moved in first. A handoff's container end is the runtime's to set up;
 // it only gets its offloads as the port needs them, before the runtime
 // takes it.
-func configure(it *attachItem) error {
+func configure(it *AttachItem) error {
 	if it.o.Pooled {
 		return nil // its container end waits in the host, down
 	}
@@ -484,8 +484,8 @@ func configure(it *attachItem) error {
 // got another number than it asked for (taken by a port ovsnet does not
 // know) gets its flows again; internal ports move into their containers
 // last.
-func (r *attachRun) bringUp(ctx context.Context) error {
-	var veths, internals []*attachItem
+func (r *AttachRun) bringUp(ctx context.Context) error {
+	var veths, internals []*AttachItem
 	names := make([]string, len(r.items))
 	for i, it := range r.items {
 		names[i] = it.host
@@ -497,7 +497,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 	}
 	flowErr, vethErr := make(chan error, 1), make(chan error, 1)
 	go func() {
-		err := r.alloc.network(ctx, r)
+		err := r.alloc.Plug(ctx, r)
 		flowErr <- err
 		if err != nil {
 			vethErr <- nil
@@ -520,7 +520,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 		}
 	}
 	if moved {
-		if err := r.alloc.network(ctx, r); err != nil {
+		if err := r.alloc.Plug(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -531,7 +531,7 @@ func (r *attachRun) bringUp(ctx context.Context) error {
 }
 
 // publish adds the items' port mappings (add-port -p).
-func (r *attachRun) publish(ctx context.Context) error {
+func (r *AttachRun) publish(ctx context.Context) error {
 	for _, it := range r.items {
 		if len(it.rq.publish) == 0 {
 			continue
@@ -555,7 +555,7 @@ func (r *attachRun) publish(ctx context.Context) error {
 }
 
 // markReady marks every row ready in one transaction.
-func (r *attachRun) markReady(ctx context.Context) error {
+func (r *AttachRun) markReady(ctx context.Context) error {
 	_, err := r.h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 		for _, it := range r.items {
 			tx.SetInterfaceExternalIDs(it.ifaceUUID, intent.State(intent.StateReady))
@@ -569,7 +569,7 @@ func (r *attachRun) markReady(ctx context.Context) error {
 // devices, then rows with their addresses, then flows), and gives the
 // port numbers back if nothing took later ones. It returns cause, with any
 // failure of its own.
-func (r *attachRun) rollback(cause error) error {
+func (r *AttachRun) rollback(cause error) error {
 	bg := context.Background()
 	rc, cancel := context.WithTimeout(bg, 15*time.Second)
 	defer cancel()
@@ -604,7 +604,7 @@ func (r *attachRun) rollback(cause error) error {
 		hi = max(hi, it.ofport)
 	}
 	// The rules and the veths of the lot in one request each.
-	errs = append(errs, r.h.releaseAll(pub), attach.DeleteLinks(veths), r.alloc.undo(bg, r))
+	errs = append(errs, r.h.releaseAll(pub), attach.DeleteLinks(veths), r.alloc.Undo(bg, r))
 	if len(uuids) > 0 {
 		errs = append(errs, r.deleteInternals())
 		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {
@@ -621,7 +621,7 @@ func (r *attachRun) rollback(cause error) error {
 
 // deleteInternals deletes the committed internal ports that made it into
 // their containers, by either name (moved, or also renamed).
-func (r *attachRun) deleteInternals() error {
+func (r *AttachRun) deleteInternals() error {
 	var errs []error
 	for _, it := range r.items {
 		if it.typ == attach.TypeInternal && it.portUUID != "" {
@@ -648,12 +648,12 @@ func (h *Host) returnOfports(ctx context.Context, bridge string, lo, hi int) err
 }
 
 // each is parallel over items as a phase of the run's progress.
-func (r *attachRun) each(what string, items []*attachItem, f func(*attachItem) error) error {
+func (r *AttachRun) each(what string, items []*AttachItem, f func(*AttachItem) error) error {
 	p := r.h.Tell()
 	if len(items) > 0 {
 		p.Phase(what, len(items))
 	}
-	return parallel(items, func(it *attachItem) error {
+	return parallel(items, func(it *AttachItem) error {
 		defer p.Add(1)
 		return f(it)
 	})
@@ -661,7 +661,7 @@ func (r *attachRun) each(what string, items []*attachItem, f func(*attachItem) e
 
 // parallel runs f on every item, on at most bulkWorkers goroutines, and
 // returns the first error.
-func parallel(items []*attachItem, f func(*attachItem) error) error {
+func parallel(items []*AttachItem, f func(*AttachItem) error) error {
 	errs := make([]error, len(items))
 	next := make(chan int)
 	var wg sync.WaitGroup

@@ -34,7 +34,7 @@ func (h *Host) SetFloodLimit(ctx context.Context, o FloodLimit) ([]string, error
 		return nil, err
 	}
 	n.Close()
-	if err := n.refuse(settingFloodLimit); err != nil {
+	if err := n.Refuse(SettingFloodLimit); err != nil {
 		return nil, err
 	}
 	var ifs []vswitchd.Interface

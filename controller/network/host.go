@@ -36,6 +36,9 @@ type Host struct {
 	// Pool, when set, is the warm pool attaches may take from (the
 	// controller's); nil: every attach makes its port.
 	Pool *Pool
+	// OVN resolves the network names that are not bridges here, and
+	// takes part in detaching and showing its ports; nil: none.
+	OVN  Backend
 	nat  *nat.Tables // opened on first use
 	nat6 *nat.Tables // ip6tables, likewise
 	mu   sync.Mutex
@@ -44,8 +47,10 @@ type Host struct {
 	pipelineSeen map[string]uint64
 }
 
-// Open connects to the host's OVSDB (endpoint "" means the default).
-func Open(ctx context.Context, endpoint string) (*Host, error) {
+// Open connects to the host's OVSDB (endpoint "" means the default);
+// ovn is the backend of networks that are not this host's bridges (nil:
+// none).
+func Open(ctx context.Context, endpoint string, ovn Backend) (*Host, error) {
 	tr := steptime.New()
 	defer tr.Done("open")
 	db, err := ovsdb.Connect(ctx, endpoint)
@@ -53,7 +58,7 @@ func Open(ctx context.Context, endpoint string) (*Host, error) {
 		return nil, err
 	}
 	tr.Step("connect to OVSDB")
-	return &Host{DB: db, Flows: flows.NewSwitch()}, nil
+	return &Host{DB: db, Flows: flows.NewSwitch(), OVN: ovn}, nil
 }
 
 // Close drops the OVSDB connection.
@@ -235,4 +240,15 @@ func (h *Host) UsedAddrs(ctx context.Context, bridge string) (map[netip.Addr]str
 		return map[netip.Addr]string{}, err
 	}
 	return usedAddrs(snap.Interfaces), nil
+}
+
+// Chassis is this host's OVN settings, as ovn join left them (an encap
+// address that does not decode is ovn-controller's to report).
+func (h *Host) Chassis(ctx context.Context) (intent.Chassis, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return intent.Chassis{}, err
+	}
+	c, _ := intent.DecodeChassis(root)
+	return c, nil
 }

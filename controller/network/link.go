@@ -30,8 +30,8 @@ func (h *Host) Link(ctx context.Context, network, src, dst string, ports []strin
 	}
 	defer n.Close()
 	spec := flows.RulesString(rules)
-	return spec, n.changeLink(ctx, linkChange{src: src, dst: dst, attached: true,
-		edit: func(_ intent.Bridge, src, dst string) (map[string]string, []string, error) {
+	return spec, n.ChangeLink(ctx, LinkChange{Src: src, Dst: dst, Attached: true,
+		Edit: func(_ intent.Bridge, src, dst string) (map[string]string, []string, error) {
 			return intent.Link{Src: src, Dst: dst, Ports: spec}.Encode(), nil, nil
 		}})
 }
@@ -113,7 +113,7 @@ func (h *Host) Unlink(ctx context.Context, network, src, dst string) error {
 		return err
 	}
 	defer n.Close()
-	return n.changeLink(ctx, linkChange{src: src, dst: dst, edit: func(b intent.Bridge, src, dst string) (map[string]string, []string, error) {
+	return n.ChangeLink(ctx, LinkChange{Src: src, Dst: dst, Edit: func(b intent.Bridge, src, dst string) (map[string]string, []string, error) {
 		for _, l := range b.Links {
 			if l.Src == src && l.Dst == dst {
 				return nil, []string{intent.LinkKey(src, dst)}, nil
@@ -146,12 +146,12 @@ func (h *Host) linkEnds(ctx context.Context, b intent.Bridge, ends ...string) er
 
 // changeBridgeLink edits the bridge's link keys under the bridge guard,
 // then replaces that one link's flows in one bundle.
-func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c linkChange) error {
-	src, err := h.linkEnd(ctx, bridge, c.src)
+func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c LinkChange) error {
+	src, err := h.linkEnd(ctx, bridge, c.Src)
 	if err != nil {
 		return err
 	}
-	dst, err := h.linkEnd(ctx, bridge, c.dst)
+	dst, err := h.linkEnd(ctx, bridge, c.Dst)
 	if err != nil {
 		return err
 	}
@@ -170,12 +170,12 @@ func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c linkChange
 		if !bi.Owned {
 			return fmt.Errorf("bridge %s was not made by ovsnet: links need its flow pipeline", bridge)
 		}
-		if c.attached {
+		if c.Attached {
 			if err := h.linkEnds(ctx, bi, src, dst); err != nil {
 				return err
 			}
 		}
-		if set, del, err = c.edit(bi, src, dst); err != nil {
+		if set, del, err = c.Edit(bi, src, dst); err != nil {
 			return err
 		}
 		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.GuardBridge(bridge, br.ExternalIDs, set, del...) })

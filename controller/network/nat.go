@@ -96,8 +96,9 @@ func (h *Host) syncNAT6(p natplan.Plan) ([]string, error) {
 	return did, err
 }
 
-// syncNATAll reads the topology and syncs NAT (add-br, del-br).
-func (h *Host) syncNATAll(ctx context.Context) error {
+// ResyncNAT reads the topology and brings NAT to it (add-br, del-br, an
+// OVN gateway made).
+func (h *Host) ResyncNAT(ctx context.Context) error {
 	topo, err := h.DB.ReadAll(ctx)
 	if err != nil {
 		return err
@@ -162,7 +163,7 @@ func (h *Host) Publish(ctx context.Context, bridge, container string, specs []st
 		return nil, err
 	}
 	tr.Step("find container")
-	nb, ok, err := n.natBridge(ctx) // an OVN network: this chassis' gateway
+	nb, ok, err := n.NATBridge(ctx) // an OVN network: this chassis' gateway
 	if err != nil {
 		return nil, err
 	}

@@ -47,14 +47,16 @@ type TraceResult struct {
 
 // Trace builds a packet from the endpoints' real MACs and addresses, runs it
 // through the bridge's flow tables with ofproto/trace, and says where it
-// went. On an OVN network, through OVN's logical pipelines (traceOVN). Connection tracking is taken as a new connection (the first packet).
+// went; on an OVN network, through OVN's logical pipelines (the network's
+// Trace). Connection tracking is taken as a new connection (the first
+// packet).
 func (h *Host) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
 	n, err := h.Network(ctx, o.Bridge)
 	if err != nil {
 		return nil, err
 	}
 	defer n.Close()
-	return n.trace(ctx, o)
+	return n.Trace(ctx, o)
 }
 
 // traceBridge is Trace on one of this host's bridges.
@@ -113,7 +115,7 @@ func (h *Host) traceBridge(ctx context.Context, br *vswitchd.Bridge, o TraceOpti
 		}
 		dstMAC = gw
 	}
-	pkt, err := packetSpec(src.Ofport, src.MAC.String(), dstMAC, srcAddr, dstAddr, o.Proto, o.DPort)
+	pkt, err := PacketSpec(src.Ofport, src.MAC.String(), dstMAC, srcAddr, dstAddr, o.Proto, o.DPort)
 	if err != nil {
 		return nil, err
 	}
@@ -172,8 +174,8 @@ func (h *Host) bridgeMAC(ctx context.Context, br *vswitchd.Bridge) (string, erro
 	return *is[0].MACInUse, nil
 }
 
-// packetSpec is the ofproto/trace flow for the first packet of a connection.
-func packetSpec(inPort int, srcMAC, dstMAC string, src, dst netip.Addr, proto string, dport int) (string, error) {
+// PacketSpec is the ofproto/trace flow for the first packet of a connection.
+func PacketSpec(inPort int, srcMAC, dstMAC string, src, dst netip.Addr, proto string, dport int) (string, error) {
 	l3 := fmt.Sprintf("nw_src=%s,nw_dst=%s", src, dst)
 	v6 := ""
 	if src.Is6() {
@@ -298,4 +300,16 @@ func dropReason(s *TraceStep) string {
 		return where + ": no link allows this new connection"
 	}
 	return where
+}
+
+// DatapathActions is what ofproto/trace's output out says the datapath
+// does with the packet ("none": nothing).
+func DatapathActions(out string) string {
+	final := "none"
+	for _, l := range strings.Split(out, "\n") {
+		if m := dpRE.FindStringSubmatch(l); m != nil {
+			final = strings.TrimSpace(m[1])
+		}
+	}
+	return final
 }

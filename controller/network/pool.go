@@ -96,7 +96,7 @@ func poolPortName(bridge string) string {
 // automatic or all given, and then a pool's port must hold just those)
 // and names a container with no links on the bridge (their flows would
 // have to go in with it).
-func (r *attachRun) poolable() bool {
+func (r *AttachRun) poolable() bool {
 	if r.h.Pool == nil || r.h.Pool.Size == 0 || len(r.items) != 1 || r.lines {
 		return false
 	}
@@ -128,7 +128,7 @@ func (p *Pool) typesFor(dp string) []string {
 }
 
 // itemType is the port type an item asks for, or its bridge's default.
-func (r *attachRun) itemType(it *attachItem) string {
+func (r *AttachRun) itemType(it *AttachItem) string {
 	if it.o.Type != "" {
 		return it.o.Type
 	}
@@ -138,7 +138,7 @@ func (r *attachRun) itemType(it *attachItem) string {
 // takeFromPool attaches the run's one interface with a pool's port, if
 // the pool has one ready: nil, nil when it has none (the engine then
 // attaches as usual). A failure once a port was claimed removes that port.
-func (r *attachRun) takeFromPool(ctx context.Context) (*Port, error) {
+func (r *AttachRun) takeFromPool(ctx context.Context) (*Port, error) {
 	it := r.items[0]
 	ifc, err := r.claimPooled(ctx, it)
 	if ifc == nil || err != nil {
@@ -171,7 +171,7 @@ func (r *attachRun) takeFromPool(ctx context.Context) (*Port, error) {
 // bridge: the item is then as it was, for the engine to attach a fresh
 // port. This process's claims on one bridge go one at a time (each is two
 // OVSDB round trips), since concurrent ones would only conflict.
-func (r *attachRun) claimPooled(ctx context.Context, it *attachItem) (*vswitchd.Interface, error) {
+func (r *AttachRun) claimPooled(ctx context.Context, it *AttachItem) (*vswitchd.Interface, error) {
 	defer r.h.Pool.claiming(r.bridge)()
 	before := *it
 	for attempt := 0; attempt < poolClaimAttempts; attempt++ {
@@ -233,7 +233,7 @@ func (p *Pool) claiming(bridge string) func() {
 // pickPooled reserves a ready pool's port of the item's type and gives
 // the item its name, number and intent (the pool's, with the container's
 // names), or returns nil if there is none.
-func (r *attachRun) pickPooled(ctx context.Context, it *attachItem) (*vswitchd.Interface, error) {
+func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.Interface, error) {
 	rows, err := r.h.DB.FindInterfaces(ctx, intent.OfPool(r.bridge, r.itemType(it)))
 	if err != nil {
 		return nil, err
@@ -283,7 +283,7 @@ func holdsJust(ext map[string]string, asked []netip.Prefix) bool {
 // the pool's addresses from its top met those picked from its bottom), so
 // that the attach gets it: one read of the bridge's pool, and a detach
 // only when one is in the way.
-func (r *attachRun) evictPooled(ctx context.Context) error {
+func (r *AttachRun) evictPooled(ctx context.Context) error {
 	asked := map[netip.Addr]bool{}
 	for _, it := range r.items {
 		for _, p := range it.rq.requested {
@@ -310,7 +310,7 @@ func (r *attachRun) evictPooled(ctx context.Context) error {
 
 // alreadyAttached is the error for an item whose container interface has
 // a row already (an attach that won a race with this one), or nil.
-func (r *attachRun) alreadyAttached(ctx context.Context, it *attachItem) error {
+func (r *AttachRun) alreadyAttached(ctx context.Context, it *AttachItem) error {
 	ifs, err := r.h.DB.FindInterfaces(ctx, intent.OfContainer(it.o.Container, it.o.Iface))
 	if err != nil || len(ifs) == 0 {
 		return err
@@ -322,7 +322,7 @@ func (r *attachRun) alreadyAttached(ctx context.Context, it *attachItem) error {
 // moveInto moves a taken pool's port into its container and configures
 // it there: the tap of an internal port, the waiting end of a veth. A
 // runtime's (handoff) is only moved and named, for the runtime to set up.
-func moveInto(it *attachItem) error {
+func moveInto(it *AttachItem) error {
 	dev := it.host
 	if it.typ == attach.TypeVeth {
 		dev = attach.PoolPeer(it.host)
@@ -341,7 +341,7 @@ func moveInto(it *attachItem) error {
 
 // dropTaken removes a port whose take failed after its claim (a detach,
 // as for any half-made port) and returns cause with any failure of its own.
-func (r *attachRun) dropTaken(it *attachItem, cause error) error {
+func (r *AttachRun) dropTaken(it *AttachItem, cause error) error {
 	bg := context.Background()
 	rc, cancel := context.WithTimeout(bg, 15*time.Second)
 	defer cancel()

@@ -486,7 +486,7 @@ func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string
 	var ports []vswitchd.Port
 	all, allPorts := topo.BridgeInterfaces(br)
 	for i, ifc := range all {
-		if want[ifc.ExternalIDs[intent.KeyContainerID]] && n.holds(ifc) {
+		if want[ifc.ExternalIDs[intent.KeyContainerID]] && n.Holds(ifc) {
 			ifs, ports = append(ifs, ifc), append(ports, allPorts[i])
 		}
 	}
@@ -540,9 +540,11 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 	// The backend's part, as the rows say: an OVN network's logical ports
 	// (on the integration bridge, whose flows are ovn-controller's), or
 	// the bridge's flows for the ports and their links.
-	if slices.ContainsFunc(ifs, isLogical) {
-		err := h.DetachLogical(ctx, ifs)
-		if err != nil {
+	if slices.ContainsFunc(ifs, IsLogical) {
+		if h.OVN == nil {
+			return fmt.Errorf("the OVN ports among those detached keep their logical ports: this process has no OVN backend")
+		}
+		if err := h.OVN.Detach(ctx, h, ifs); err != nil {
 			return err
 		}
 	} else if err := h.dropFlowsOf(ctx, bridge, containers, gone); err != nil {
@@ -751,7 +753,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 		return err
 	}
 	n.Close()
-	if err := n.refuse(settingVLAN); err != nil {
+	if err := n.Refuse(SettingVLAN); err != nil {
 		return err
 	}
 	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
@@ -813,4 +815,9 @@ func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interfa
 		return nil, fmt.Errorf("re-attach %s: %w", OwnerOf(ifc), err)
 	}
 	return p, nil
+}
+
+// IsLogical says whether ifc is the OVS side of a port of an OVN network.
+func IsLogical(ifc vswitchd.Interface) bool {
+	return intent.RefOf(ifc.ExternalIDs).Owned && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
 }

@@ -12,7 +12,7 @@ import (
 // Network is the network one operation acts on, resolved once from the
 // name a user or runtime gave (Host.Network): one of this host's bridges
 // (bridgeNetwork), or an OVN network whose ports are on the chassis'
-// integration bridge (ovnNetwork). It holds what differs between the two;
+// integration bridge (Backend). It holds what differs between the two;
 // everything else (rows, devices, the runtime's side, NAT rules) is the
 // same code for both. The caller closes it.
 type Network interface {
@@ -20,45 +20,45 @@ type Network interface {
 	Name() string
 	// Bridge is the OVS bridge that holds the network's ports here.
 	Bridge() string
-	// allocator is how the attach engine reads the network and allocates
+	// Allocator is how the attach engine reads the network and allocates
 	// for specs (count items, from a list or one request).
-	allocator(count int, list bool) allocator
-	// ensure checks that the network has the settings a runtime's
+	Allocator(count int, list bool) Allocator
+	// Ensure checks that the network has the settings a runtime's
 	// configuration gives it (a bridge made by add-br must match them).
-	ensure(ctx context.Context, b BridgeOptions) error
-	// holds says whether ifc, an interface on Bridge, is the network's.
-	holds(ifc vswitchd.Interface) bool
-	// changeLink edits a link's keys in the network's intent, guarded by
+	Ensure(ctx context.Context, b BridgeOptions) error
+	// Holds says whether ifc, an interface on Bridge, is the network's.
+	Holds(ifc vswitchd.Interface) bool
+	// ChangeLink edits a link's keys in the network's intent, guarded by
 	// the intent as read, and brings isolation to it.
-	changeLink(ctx context.Context, c linkChange) error
-	// trace follows a packet through the network's pipeline.
-	trace(ctx context.Context, o TraceOptions) (*TraceResult, error)
-	// natBridge is NAT's view of the network on this host (ok false: it
+	ChangeLink(ctx context.Context, c LinkChange) error
+	// Trace follows a packet through the network's pipeline.
+	Trace(ctx context.Context, o TraceOptions) (*TraceResult, error)
+	// NATBridge is NAT's view of the network on this host (ok false: it
 	// has no NAT here, nothing to publish).
-	natBridge(ctx context.Context) (b nat.Bridge, ok bool, err error)
-	// refuse says why the network cannot do what a flow-level setting
+	NATBridge(ctx context.Context) (b nat.Bridge, ok bool, err error)
+	// Refuse says why the network cannot do what a flow-level setting
 	// asks (VLANs, flood bounds); nil if it can.
-	refuse(what setting) error
+	Refuse(what Setting) error
 	Close()
 }
 
-// setting is a per-port setting that only ovsnet's own pipeline carries.
-type setting int
+// Setting is a per-port setting that only ovsnet's own pipeline carries.
+type Setting int
 
 const (
-	settingVLAN setting = iota
-	settingFloodLimit
+	SettingVLAN Setting = iota
+	SettingFloodLimit
 )
 
-// linkChange is one change to a network's links.
-type linkChange struct {
-	src, dst string
-	// attached: both ends must be attached to the network (a new link);
+// LinkChange is one change to a network's links.
+type LinkChange struct {
+	Src, Dst string
+	// Attached: both ends must be attached to the network (a new link);
 	// an unlink may name containers that are gone.
-	attached bool
-	// edit returns the keys to set and delete, from the intent as read
+	Attached bool
+	// Edit returns the keys to set and delete, from the intent as read
 	// and the ends as the network names them.
-	edit func(b intent.Bridge, src, dst string) (map[string]string, []string, error)
+	Edit func(b intent.Bridge, src, dst string) (map[string]string, []string, error)
 }
 
 // Network resolves name: this host's bridge of that name, else the OVN
@@ -75,7 +75,10 @@ func (h *Host) Network(ctx context.Context, name string) (Network, error) {
 	if br != nil {
 		return &bridgeNetwork{h: h, br: br}, nil
 	}
-	n, err := h.openOVN(ctx, name)
+	if h.OVN == nil {
+		return nil, noBridge(name)
+	}
+	n, err := h.OVN.Open(ctx, h, name)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +86,21 @@ func (h *Host) Network(ctx context.Context, name string) (Network, error) {
 		return nil, noBridge(name)
 	}
 	return n, nil
+}
+
+// Backend is the kind of network that is not one of this host's bridges:
+// OVN's (package ovn), whose networks span chassis and whose ports this
+// host plugs into OVN's integration bridge. network knows it only
+// through this interface.
+type Backend interface {
+	// Open is the backend's network called name, nil if it has none.
+	Open(ctx context.Context, h *Host, name string) (Network, error)
+	// Detach removes the backend's side of interfaces ifs being
+	// detached: rows IsLogical says are the backend's.
+	Detach(ctx context.Context, h *Host, ifs []vswitchd.Interface) error
+	// Show is the backend's networks (all, or the one named only), with
+	// this host's ports among them as local has them, by logical port.
+	Show(ctx context.Context, h *Host, only string, local map[string]Port) ([]Bridge, error)
 }
 
 // bridgeNetwork is one of this host's bridges: ovsnet's pipeline, its
@@ -96,37 +114,37 @@ func (b *bridgeNetwork) Name() string   { return b.br.Name }
 func (b *bridgeNetwork) Bridge() string { return b.br.Name }
 func (b *bridgeNetwork) Close()         {}
 
-// allocator: add-port probes (O(1) rows, whatever the bridge's size);
+// Allocator: add-port probes (O(1) rows, whatever the bridge's size);
 // add-ports and the pool read the bridge once for the whole list.
-func (b *bridgeNetwork) allocator(count int, list bool) allocator {
+func (b *bridgeNetwork) Allocator(count int, list bool) Allocator {
 	if !list && count == 1 {
 		return probeAllocator{}
 	}
 	return scanAllocator{}
 }
 
-// holds: a bridge's interfaces are all its own (an OVN network's are
+// Holds: a bridge's interfaces are all its own (an OVN network's are
 // marked as such, on OVN's integration bridge).
-func (b *bridgeNetwork) holds(ifc vswitchd.Interface) bool {
+func (b *bridgeNetwork) Holds(ifc vswitchd.Interface) bool {
 	return ifc.ExternalIDs[intent.KeyOVNNetwork] == ""
 }
 
-func (b *bridgeNetwork) changeLink(ctx context.Context, c linkChange) error {
+func (b *bridgeNetwork) ChangeLink(ctx context.Context, c LinkChange) error {
 	return b.h.changeBridgeLink(ctx, b.br.Name, c)
 }
 
-func (b *bridgeNetwork) trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
+func (b *bridgeNetwork) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
 	return b.h.traceBridge(ctx, b.br, o)
 }
 
-func (b *bridgeNetwork) natBridge(context.Context) (nat.Bridge, bool, error) {
+func (b *bridgeNetwork) NATBridge(context.Context) (nat.Bridge, bool, error) {
 	nb, ok := natplan.BridgeOf(intent.DecodeBridge(b.br.Name, b.br.ExternalIDs))
 	return nb, ok, nil
 }
 
-func (b *bridgeNetwork) refuse(setting) error { return nil }
+func (b *bridgeNetwork) Refuse(Setting) error { return nil }
 
-func (b *bridgeNetwork) ensure(ctx context.Context, o BridgeOptions) error {
+func (b *bridgeNetwork) Ensure(ctx context.Context, o BridgeOptions) error {
 	_, err := b.h.AddBridge(ctx, o)
 	return err
 }

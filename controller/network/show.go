@@ -99,9 +99,11 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
 		out = append(out, sb)
 	}
-	ovn, err := h.showOVN(ctx, only, local)
-	if err != nil {
-		return nil, err
+	var ovn []Bridge
+	if h.OVN != nil {
+		if ovn, err = h.OVN.Show(ctx, h, only, local); err != nil {
+			return nil, err
+		}
 	}
 	if out = append(out, ovn...); only != "" && len(out) == 0 {
 		return nil, noBridge(only)
@@ -239,3 +241,21 @@ func (p *Port) Describe() string {
 	}
 	return s
 }
+
+// ovnLocal splits this host's OVN ports off a bridge's interfaces: they
+// are shown with their networks, by logical port name.
+func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]Port) ([]vswitchd.Interface, []vswitchd.Port) {
+	var keepI []vswitchd.Interface
+	var keepP []vswitchd.Port
+	for j, i := range ifs {
+		if intent.Owned(i.ExternalIDs) && i.ExternalIDs[intent.KeyOVNNetwork] != "" {
+			local[i.ExternalIDs[intent.KeyIfaceID]] = shownPort(bridge, i, ports[j])
+			continue
+		}
+		keepI, keepP = append(keepI, i), append(keepP, ports[j])
+	}
+	return keepI, keepP
+}
+
+// DatapathOVN is how show names an OVN network's "datapath".
+const DatapathOVN = "ovn"

@@ -184,7 +184,7 @@ func (h *Host) tunnelUp(ctx context.Context, t Tunnel) error {
 	if _, err := h.ConvergeBridge(ctx, t.Bridge, nb.ExternalIDs); err != nil {
 		return err
 	}
-	return h.syncNATAll(ctx)
+	return h.ResyncNAT(ctx)
 }
 
 // tunnelReady waits for ovs-vswitchd to number tunnel t's port and, for a
@@ -676,7 +676,7 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 		_, err := h.ConvergeBridge(ctx, bridge, nb.ExternalIDs)
 		errs = append(errs, err)
 	}
-	errs = append(errs, h.releaseUnderlay(ctx), h.syncNATAll(ctx))
+	errs = append(errs, h.releaseUnderlay(ctx), h.ResyncNAT(ctx))
 	return errors.Join(errs...)
 }
 

@@ -149,7 +149,7 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c, err := h.chassis(ctx); err != nil || c.Joined {
+	if c, err := h.Chassis(ctx); err != nil || c.Joined {
 		return err // if joined, OVN's tunnels leave from it
 	}
 	for _, b := range bs {

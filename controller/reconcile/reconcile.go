@@ -21,6 +21,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -139,10 +140,10 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 		}
 		r.Bad = append(r.Bad, h.convergeBridge(ctx, topo, b, bridgeRun{o: o, links: hostLinks, c: &c, tr: tr})...)
 	}
-	var ov network.OVNConverged
+	var ov ovn.Converged
 	if !o.Trust { // the northbound database: a full run's
 		var err error
-		ov, err = h.host.ConvergeOVN(ctx, ovnPorts)
+		ov, err = ovn.Converge(ctx, h.host, ovnPorts)
 		c.addAll(ov.Did, err)
 		c.notes, r.Bad = append(c.notes, ov.Notes...), append(r.Bad, ov.Bad...)
 	}
@@ -242,7 +243,7 @@ func (h *Converger) convergeOVNPorts(ctx context.Context, topo *ovsdb.Topology, 
 		}
 		mine = append(mine, i)
 		if _, gw := i.ExternalIDs[intent.KeyOVNGateway]; gw { // the chassis' gateway on a network
-			did, err := network.ConvergeOVNGateway(i, br.links.Get(i.Name))
+			did, err := ovn.ConvergeGateway(i, br.links.Get(i.Name))
 			br.c.addAll(did, err)
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -83,7 +84,7 @@ func Drain(ctx context.Context, endpoint string) ([]string, error) {
 		return nil, err
 	}
 	defer held.Close()
-	h, err := network.Open(ctx, endpoint)
+	h, err := network.Open(ctx, endpoint, ovn.Backend{})
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/reconcile"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
@@ -151,7 +152,7 @@ func Run(ctx context.Context, o Options) error {
 	tr := steptime.New()
 	sw := flows.NewSwitch()
 	defer sw.Close()
-	s.h = &network.Host{Flows: sw, Pool: network.NewPool(o.Pool, o.PoolTypes)}
+	s.h = &network.Host{Flows: sw, Pool: network.NewPool(o.Pool, o.PoolTypes), OVN: ovn.Backend{}}
 	s.c = reconcile.New(s.h)
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.

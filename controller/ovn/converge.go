@@ -1,10 +1,11 @@
-package network
+package ovn
 
 import (
 	"context"
 	"fmt"
 	"sort"
 
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -15,8 +16,8 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// OVNConverged is what ConvergeOVN did and found.
-type OVNConverged struct {
+// Converged is what ConvergeOVN did and found.
+type Converged struct {
 	Did, Notes []string
 	Bad        []error
 	// GatewaysGone: gateways were removed, whose NAT rules the caller
@@ -32,9 +33,9 @@ type OVNConverged struct {
 // caller holds the host lock exclusively: no attach is between its logical
 // port and its interface. An unreachable northbound database is a note:
 // OVN keeps running on what it has.
-func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVNConverged, error) {
-	var r OVNConverged
-	c, err := h.chassis(ctx)
+func Converge(ctx context.Context, h *network.Host, local []vswitchd.Interface) (Converged, error) {
+	var r Converged
+	c, err := h.Chassis(ctx)
 	if err != nil || !c.Joined || c.NB == "" || c.SystemID == "" {
 		return r, err
 	}
@@ -51,7 +52,7 @@ func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVN
 			nets[i.ExternalIDs[intent.KeyOVNNetwork]] = true
 		}
 	}
-	did, err := h.dropIdleGateways(ctx, c.IntegrationBridge, local, nets)
+	did, err := dropIdleGateways(ctx, h, c.IntegrationBridge, local, nets)
 	r.Did, r.GatewaysGone = append(r.Did, did...), len(did) > 0
 	if err != nil {
 		return r, err
@@ -78,7 +79,7 @@ func (h *Host) ConvergeOVN(ctx context.Context, local []vswitchd.Interface) (OVN
 }
 
 // syncNetworks syncs the isolation of networks nets, in name order.
-func (r *OVNConverged) syncNetworks(ctx context.Context, nbc *ovsdb.Client, nets map[string]bool) error {
+func (r *Converged) syncNetworks(ctx context.Context, nbc *ovsdb.Client, nets map[string]bool) error {
 	var names []string
 	for n := range nets {
 		names = append(names, n)
@@ -99,7 +100,7 @@ func (r *OVNConverged) syncNetworks(ctx context.Context, nbc *ovsdb.Client, nets
 
 // dropIdleGateways removes this chassis' gateways on networks it has no
 // container on any more (nets: those it has).
-func (h *Host) dropIdleGateways(ctx context.Context, bridge string, local []vswitchd.Interface, nets map[string]bool) ([]string, error) {
+func dropIdleGateways(ctx context.Context, h *network.Host, bridge string, local []vswitchd.Interface, nets map[string]bool) ([]string, error) {
 	var uuids, did []string
 	for _, i := range local {
 		net := i.ExternalIDs[intent.KeyOVNNetwork]

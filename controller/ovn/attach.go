@@ -1,4 +1,4 @@
-package network
+package ovn
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+
+	"github.com/ovsnet/ovsnet/controller/network"
 
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 	"github.com/ovsnet/ovsnet/nat"
@@ -37,7 +39,7 @@ const DefaultOVNMTU = 1400
 // ovnNetwork is an OVN network: a logical switch in the northbound
 // database, its ports on this chassis' integration bridge.
 type ovnNetwork struct {
-	h       *Host
+	h       *network.Host
 	nb      *ovsdb.Client
 	chassis intent.Chassis // this host's, as ovnNetwork read it
 	name    string
@@ -55,8 +57,8 @@ type ovnNetwork struct {
 // else nil (and no error: Network reports the missing network). It holds
 // its connection to the northbound database until closed: one per
 // operation.
-func (h *Host) openOVN(ctx context.Context, name string) (*ovnNetwork, error) {
-	c, err := h.chassis(ctx)
+func openNetwork(ctx context.Context, h *network.Host, name string) (*ovnNetwork, error) {
+	c, err := h.Chassis(ctx)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
@@ -70,17 +72,6 @@ func (h *Host) openOVN(ctx context.Context, name string) (*ovnNetwork, error) {
 		return nil, err
 	}
 	return a, nil
-}
-
-// chassis is this host's OVN settings, as ovn join left them (an encap
-// address that does not decode is ovn-controller's to report).
-func (h *Host) chassis(ctx context.Context) (intent.Chassis, error) {
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
-		return intent.Chassis{}, err
-	}
-	c, _ := intent.DecodeChassis(root)
-	return c, nil
 }
 
 // read reads the network's logical switch and its settings.
@@ -104,38 +95,34 @@ func (a *ovnNetwork) read(ctx context.Context) error {
 	return nil
 }
 
-// start: OVN's flows are ovn-controller's, nothing to prepare.
-func (a *ovnNetwork) start(*attachRun) {}
+// Start: OVN's flows are ovn-controller's, nothing to prepare.
+func (a *ovnNetwork) Start(*network.AttachRun) {}
 
-// ensure: an OVN network is made once, in the northbound database (ovsnet
+// Ensure: an OVN network is made once, in the northbound database (ovsnet
 // network create), never by an attach.
-func (a *ovnNetwork) ensure(context.Context, BridgeOptions) error { return nil }
+func (a *ovnNetwork) Ensure(context.Context, network.BridgeOptions) error { return nil }
 
-// check makes the run's bridge the integration bridge and refuses what
+// Check makes the run's bridge the integration bridge and refuses what
 // OVN networks do not take yet.
-func (a *ovnNetwork) check(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) Check(ctx context.Context, r *network.AttachRun) error {
 	c := a.chassis
-	br, err := r.h.DB.GetBridge(ctx, c.IntegrationBridge)
+	br, err := r.Host().DB.GetBridge(ctx, c.IntegrationBridge)
 	if err == nil && br == nil {
 		err = fmt.Errorf("no integration bridge %s: is ovn-controller running? (ovsnet ovn status)", c.IntegrationBridge)
 	}
 	if err != nil {
 		return err
 	}
-	r.bridge = br.Name
-	if err := r.setBridge(br); err != nil {
+	if err := a.readGateway(ctx, r.Host().DB); err != nil {
 		return err
 	}
-	r.bi.Subnets, r.bi.MTU = a.subs, a.mtu
-	r.subnets = r.bi.Subnets
-	if err := a.readGateway(ctx, r.h.DB); err != nil {
+	if err := r.UsePorts(br, a.subs, a.mtu, a.gatewayNAT()); err != nil {
 		return err
 	}
-	r.nb = a.gatewayNAT()
-	for _, it := range r.items {
-		o, rq := it.o, it.rq
+	for _, it := range r.Items() {
+		o := it.Options()
 		switch {
-		case !rq.auto || len(rq.requested) > 0 || rq.mac != nil || rq.gateway.IsValid():
+		case !it.AnyAddress():
 			return fmt.Errorf("OVN network %s hands out addresses itself: use --ip without a value", a.name)
 		case len(o.Publish) > 0 && !(a.hasGW && a.nat):
 			return fmt.Errorf("OVN network %s was made with --nat=false: its containers are reachable directly, nothing to publish", a.name)
@@ -144,41 +131,35 @@ func (a *ovnNetwork) check(ctx context.Context, r *attachRun) error {
 		}
 		// Unique in the northbound database: containers of the same
 		// name on two chassis are two ports.
-		it.host = attach.HostName(a.name+"@"+c.SystemID, o.Container, o.Iface)
+		it.SetHostName(attach.HostName(a.name+"@"+c.SystemID, o.Container, o.Iface))
 	}
 	return nil
 }
 
-// allocate takes the lowest free addresses of the network and makes the
+// Allocate takes the lowest free addresses of the network and makes the
 // items' logical switch ports, guarded by the switch's ports as read: a
 // chassis that got in first makes this one read again.
-func (a *ovnNetwork) allocate(ctx context.Context, r *attachRun, _ bool) (map[string]string, error) {
+func (a *ovnNetwork) Allocate(ctx context.Context, r *network.AttachRun, _ bool) (map[string]string, error) {
 	for attempt := 0; ; attempt++ {
 		used, err := a.used(ctx)
 		if err != nil {
 			return nil, err
 		}
-		for _, it := range r.items {
-			it.addrs, it.ofport = nil, 0
+		for _, it := range r.Items() {
+			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
+			// packets: the container computes its own checksums.
+			l := network.Logical{Network: a.name, NoTxOffload: r.Datapath() == network.DatapathNetdev}
 			for _, s := range a.subs {
 				p, err := ipam.Allocate(s, used)
 				if err != nil {
 					return nil, err
 				}
-				used[p.Addr()], it.addrs = it.host, append(it.addrs, p)
-			}
-			r.fill(it, r.subnets, nil, func() bool { return false })
-			it.port.Gateways, it.port.Network, it.port.IfaceID = nil, a.name, it.host
-			if a.hasGW { // the default routes: out through this host
-				for _, s := range a.subs {
-					it.port.Gateways = append(it.port.Gateways, s.Gateway)
+				used[p.Addr()], l.Addrs = it.HostName(), append(l.Addrs, p)
+				if a.hasGW { // the default routes: out through this host
+					l.Gateways = append(l.Gateways, s.Gateway)
 				}
 			}
-			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
-			// packets: the container computes its own checksums.
-			it.port.NoTxOffload = it.port.NoTxOffload || DatapathOf(r.br) == DatapathNetdev
-			it.cfg = portConfig(it.port, it.o.routes())
-			it.handOff() // a runtime's link keeps the runtime's name
+			r.Assign(it, l)
 		}
 		err = a.commit(ctx, r)
 		if !errors.Is(err, ovsdb.ErrConflict) || attempt >= ovsdb.MaxAttempts {
@@ -213,16 +194,16 @@ func (a *ovnNetwork) used(ctx context.Context) (map[netip.Addr]string, error) {
 // commit makes the items' logical switch ports in one transaction that
 // waits for the switch's ports to be as read, and puts them in the
 // network's port group: isolated (icc=false) from their first packet.
-func (a *ovnNetwork) commit(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) commit(ctx context.Context, r *network.AttachRun) error {
 	var ops []ovsdbops.Operation
 	var ids []string
-	for i, it := range r.items {
-		addr := it.port.MAC.String()
-		for _, p := range it.addrs {
+	for i, it := range r.Items() {
+		addr := it.MAC().String()
+		for _, p := range it.Addrs() {
 			addr += " " + p.Addr().String()
 		}
-		lsp := &ovnnb.LogicalSwitchPort{UUID: "ovsnet_lsp" + strconv.Itoa(i), Name: it.host, Addresses: []string{addr}, PortSecurity: []string{addr},
-			ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: it.o.Container, intent.KeyContainerIface: it.o.Iface,
+		lsp := &ovnnb.LogicalSwitchPort{UUID: "ovsnet_lsp" + strconv.Itoa(i), Name: it.HostName(), Addresses: []string{addr}, PortSecurity: []string{addr},
+			ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: it.Options().Container, intent.KeyContainerIface: it.Options().Iface,
 				intent.KeyOVNNetwork: a.name, intent.KeyOVNChassis: a.chassis.SystemID}}
 		op, err := a.nb.Create(lsp)
 		if err != nil {
@@ -261,85 +242,80 @@ func (a *ovnNetwork) Name() string   { return a.name }
 func (a *ovnNetwork) Bridge() string { return a.chassis.IntegrationBridge }
 func (a *ovnNetwork) Close()         { a.nb.Close() }
 
-// allocator: the network allocates from its logical switch, for one port
+// Allocator: the network allocates from its logical switch, for one port
 // or many.
-func (a *ovnNetwork) allocator(int, bool) allocator { return a }
+func (a *ovnNetwork) Allocator(int, bool) network.Allocator { return a }
 
-// holds: the network's ports on the integration bridge say so.
-func (a *ovnNetwork) holds(ifc vswitchd.Interface) bool {
+// Holds: the network's ports on the integration bridge say so.
+func (a *ovnNetwork) Holds(ifc vswitchd.Interface) bool {
 	return ifc.ExternalIDs[intent.KeyOVNNetwork] == a.name
 }
 
-func (a *ovnNetwork) trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
-	return a.h.traceOVN(ctx, a, o)
+func (a *ovnNetwork) Trace(ctx context.Context, o network.TraceOptions) (*network.TraceResult, error) {
+	return trace(ctx, a.h, a, o)
 }
 
-func (a *ovnNetwork) natBridge(ctx context.Context) (nat.Bridge, bool, error) {
-	return a.h.ovnGatewayNAT(ctx, a.name)
+func (a *ovnNetwork) NATBridge(ctx context.Context) (nat.Bridge, bool, error) {
+	return gatewayNATOf(ctx, a.h, a.name)
 }
 
-func (a *ovnNetwork) refuse(what setting) error {
+func (a *ovnNetwork) Refuse(what network.Setting) error {
 	switch what {
-	case settingVLAN:
+	case network.SettingVLAN:
 		return fmt.Errorf("%s is an OVN network: it is one broadcast domain across chassis, with no VLANs; put containers that must not meet on another network (ovsnet network create) or isolate them (--icc=false)", a.name)
-	case settingFloodLimit:
+	case network.SettingFloodLimit:
 		return fmt.Errorf("%s is an OVN network: its flows are ovn-controller's, and ovsnet bounds no floods there", a.name)
 	}
 	return nil
 }
 
-// guard: the allocation's guard was the switch's, in its own database;
+// Guard: the allocation's Guard was the switch's, in its own database;
 // the rows' transaction also adds this chassis' gateway if it has none.
-func (a *ovnNetwork) guard(tx *ovsdb.Tx, r *attachRun, _ map[string]string) {
-	a.addGateway(tx, r.bridge)
+func (a *ovnNetwork) Guard(tx *ovsdb.Tx, r *network.AttachRun, _ map[string]string) {
+	a.addGateway(tx, r.Bridge())
 }
 
-// network waits until OVN reports every item's logical switch port up:
+// Plug waits until OVN reports every item's logical switch port up:
 // ovn-controller bound it to this chassis and programmed its flows.
-func (a *ovnNetwork) network(ctx context.Context, r *attachRun) error {
+func (a *ovnNetwork) Plug(ctx context.Context, r *network.AttachRun) error {
 	// The links naming the new ports' containers: their ACLs now.
 	if _, err := nb.SyncIsolation(ctx, a.nb, a.name); err != nil {
 		return err
 	}
-	if err := r.h.bringUpGateway(ctx, a); err != nil {
+	if err := bringUpGateway(ctx, r.Host(), a); err != nil {
 		return err
 	}
-	ms := int(LinkTimeout.Milliseconds())
+	ms := int(network.LinkTimeout.Milliseconds())
 	var ops []ovsdbops.Operation
-	for _, it := range r.items {
-		ops = append(ops, ovsdbops.Operation{Op: ovsdbops.OperationWait, Table: ovnnb.LogicalSwitchPortTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)},
+	for _, it := range r.Items() {
+		ops = append(ops, ovsdbops.Operation{Op: ovsdbops.OperationWait, Table: ovnnb.LogicalSwitchPortTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.HostName())},
 			Columns: []string{"up"}, Until: string(ovsdbops.WaitConditionEqual), Rows: []ovsdbops.Row{{"up": true}}, Timeout: &ms})
 	}
 	if err := a.nb.Run(ctx, ops); err != nil {
 		if errors.Is(err, ovsdb.ErrConflict) {
-			return fmt.Errorf("OVN did not report the port(s) up within %s: is ovn-controller running and its chassis in the southbound database? (ovsnet ovn status)", LinkTimeout)
+			return fmt.Errorf("OVN did not report the port(s) up within %s: is ovn-controller running and its chassis in the southbound database? (ovsnet ovn status)", network.LinkTimeout)
 		}
 		return err
 	}
 	return nil
 }
 
-// undo removes the items' logical switch ports.
-func (a *ovnNetwork) undo(ctx context.Context, r *attachRun) error {
+// Undo removes the items' logical switch ports.
+func (a *ovnNetwork) Undo(ctx context.Context, r *network.AttachRun) error {
 	var names []string
-	for _, it := range r.items {
-		names = append(names, it.host)
+	for _, it := range r.Items() {
+		names = append(names, it.HostName())
 	}
 	return nb.DropPorts(ctx, a.nb, a.name, names)
-}
-
-// isLogical says whether ifc is the OVS side of a port of an OVN network.
-func isLogical(ifc vswitchd.Interface) bool {
-	return intent.RefOf(ifc.ExternalIDs).Owned && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
 }
 
 // DetachLogical removes the logical switch ports of the OVN ports among
 // ifs (their rows on the integration bridge say which): the part of a
 // detach that is OVN's.
-func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) error {
+func detach(ctx context.Context, h *network.Host, ifs []vswitchd.Interface) error {
 	byNet := map[string][]string{}
 	for _, i := range ifs {
-		if isLogical(i) {
+		if network.IsLogical(i) {
 			net := i.ExternalIDs[intent.KeyOVNNetwork]
 			byNet[net] = append(byNet[net], i.ExternalIDs[intent.KeyIfaceID])
 		}
@@ -347,7 +323,7 @@ func (h *Host) DetachLogical(ctx context.Context, ifs []vswitchd.Interface) erro
 	if len(byNet) == 0 {
 		return nil
 	}
-	c, err := h.chassis(ctx)
+	c, err := h.Chassis(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package network
+package ovn
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -15,12 +16,12 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
 
-// changeLink edits the link keys of OVN network a's switch, guarded by its
+// ChangeLink edits the link keys of OVN network a's switch, guarded by its
 // external_ids as read, and brings its ACLs to them. Both ends must be
 // containers attached to the network, on any chassis.
-func (a *ovnNetwork) changeLink(ctx context.Context, c linkChange) error {
-	for _, end := range []string{c.src, c.dst} {
-		if _, remote := RemoteAddr(end); remote {
+func (a *ovnNetwork) ChangeLink(ctx context.Context, c network.LinkChange) error {
+	for _, end := range []string{c.Src, c.Dst} {
+		if _, remote := network.RemoteAddr(end); remote {
 			return fmt.Errorf("OVN network %s spans every chassis: name the container (%s), not its address", a.name, end)
 		}
 	}
@@ -32,12 +33,12 @@ func (a *ovnNetwork) changeLink(ctx context.Context, c linkChange) error {
 		if err != nil {
 			return err
 		}
-		for _, end := range []string{c.src, c.dst} {
-			if c.attached && !slices.ContainsFunc(ports, func(p ovnnb.LogicalSwitchPort) bool { return p.ExternalIDs[intent.KeyContainerID] == end }) {
+		for _, end := range []string{c.Src, c.Dst} {
+			if c.Attached && !slices.ContainsFunc(ports, func(p ovnnb.LogicalSwitchPort) bool { return p.ExternalIDs[intent.KeyContainerID] == end }) {
 				return fmt.Errorf("container %q has no port on OVN network %s: attach it first (ovsnet add-port %s INTERFACE %s --ip)", end, a.name, a.name, end)
 			}
 		}
-		set, del, err := c.edit(intent.DecodeBridge(a.name, a.ls.ExternalIDs), c.src, c.dst)
+		set, del, err := c.Edit(intent.DecodeBridge(a.name, a.ls.ExternalIDs), c.Src, c.Dst)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package network
+package ovn
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/network"
+
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -14,25 +16,21 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
-	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
-
-// DatapathOVN is how show names an OVN network's "datapath".
-const DatapathOVN = "ovn"
 
 // showOVN is the OVN networks (all, or the one named only) of the
 // northbound database this host joined, each with its containers on
 // every chassis: this host's from their interfaces (local), the others'
 // from their logical ports. Nothing when the host is not a chassis; an
 // unreachable database is one entry saying so.
-func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) ([]Bridge, error) {
-	c, err := h.chassis(ctx)
+func show(ctx context.Context, h *network.Host, only string, local map[string]network.Port) ([]network.Bridge, error) {
+	c, err := h.Chassis(ctx)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
 	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
-		return []Bridge{{Name: "OVN " + c.NB, Datapath: DatapathOVN, Ports: []Port{}, Errors: []string{err.Error()}}}, nil
+		return []network.Bridge{{Name: "OVN " + c.NB, Datapath: network.DatapathOVN, Ports: []network.Port{}, Errors: []string{err.Error()}}}, nil
 	}
 	defer nbc.Close()
 	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
@@ -40,7 +38,7 @@ func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) 
 	if err != nil {
 		return nil, err
 	}
-	var out []Bridge
+	var out []network.Bridge
 	for _, ls := range lss {
 		if only != "" && ls.Name != only {
 			continue
@@ -55,9 +53,9 @@ func (h *Host) showOVN(ctx context.Context, only string, local map[string]Port) 
 }
 
 // ovnBridge is OVN network ls as show reports it.
-func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]Port, me string) Bridge {
+func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]network.Port, me string) network.Bridge {
 	bi := intent.DecodeBridge(ls.Name, ls.ExternalIDs)
-	sb := Bridge{Name: ls.Name, Datapath: DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []Port{}}
+	sb := network.Bridge{Name: ls.Name, Datapath: network.DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []network.Port{}}
 	if sb.MTU == 0 {
 		sb.MTU = DefaultOVNMTU
 	}
@@ -86,7 +84,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 		sb.Ports = append(sb.Ports, p)
 	}
 	for _, l := range bi.Links {
-		k := Link{Link: l}
+		k := network.Link{Link: l}
 		for _, end := range []string{l.Src, l.Dst} {
 			if !has[end] {
 				k.Dangling = append(k.Dangling, end)
@@ -103,8 +101,8 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 // remotePort is a logical switch port of another chassis (or one this
 // host has no interface for) as show reports it; bits are the subnets'
 // lengths by family (Is4).
-func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) Port {
-	p := Port{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
+func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) network.Port {
+	p := network.Port{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
 		Type: "remote", OVSPort: lsp.Name, State: "up"}
 	for _, a := range nb.Addrs(lsp) {
 		p.Addresses = append(p.Addresses, netip.PrefixFrom(a, bits[a.Is4()]).String())
@@ -115,19 +113,4 @@ func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) Port {
 		}
 	}
 	return p
-}
-
-// ovnLocal splits this host's OVN ports off a bridge's interfaces: they
-// are shown with their networks, by logical port name.
-func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]Port) ([]vswitchd.Interface, []vswitchd.Port) {
-	var keepI []vswitchd.Interface
-	var keepP []vswitchd.Port
-	for j, i := range ifs {
-		if intent.Owned(i.ExternalIDs) && i.ExternalIDs[intent.KeyOVNNetwork] != "" {
-			local[i.ExternalIDs[intent.KeyIfaceID]] = shownPort(bridge, i, ports[j])
-			continue
-		}
-		keepI, keepP = append(keepI, i), append(keepP, ports[j])
-	}
-	return keepI, keepP
 }

@@ -1,10 +1,11 @@
-package network
+package ovn
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -15,8 +16,8 @@ import (
 
 // MapDockerOVN records that Docker network id attaches to OVN network
 // name, which must exist.
-func (h *Host) MapDockerOVN(ctx context.Context, id, name string) error {
-	a, err := h.openOVN(ctx, name)
+func MapDocker(ctx context.Context, h *network.Host, id, name string) error {
+	a, err := openNetwork(ctx, h, name)
 	if err != nil {
 		return err
 	}
@@ -29,13 +30,13 @@ func (h *Host) MapDockerOVN(ctx context.Context, id, name string) error {
 }
 
 // UnmapDockerOVN forgets Docker network id's OVN network.
-func (h *Host) UnmapDockerOVN(ctx context.Context, id string) error {
+func UnmapDocker(ctx context.Context, h *network.Host, id string) error {
 	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(nil, intent.DockerOVNKey(id)) })
 	return err
 }
 
 // DockerOVN is the OVN network Docker network id attaches to, or "".
-func (h *Host) DockerOVN(ctx context.Context, id string) (string, error) {
+func DockerNetwork(ctx context.Context, h *network.Host, id string) (string, error) {
 	root, err := h.DB.RootExternalIDs(ctx)
 	return root[intent.DockerOVNKey(id)], err
 }

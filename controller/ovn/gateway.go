@@ -1,4 +1,4 @@
-package network
+package ovn
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -82,12 +83,12 @@ func (a *ovnNetwork) addGateway(tx *ovsdb.Tx, bridge string) {
 
 // bringUpGateway waits for the gateway interface ovs-vswitchd makes and
 // gives it its address; a new one also gets its NAT rules.
-func (h *Host) bringUpGateway(ctx context.Context, a *ovnNetwork) error {
+func bringUpGateway(ctx context.Context, h *network.Host, a *ovnNetwork) error {
 	if !a.hasGW {
 		return nil
 	}
 	name := gatewayIfName(a.name)
-	wctx, cancel := context.WithTimeout(ctx, LinkTimeout)
+	wctx, cancel := context.WithTimeout(ctx, network.LinkTimeout)
 	defer cancel()
 	l, err := attach.WaitLink(wctx, name)
 	if err != nil {
@@ -99,14 +100,14 @@ func (h *Host) bringUpGateway(ctx context.Context, a *ovnNetwork) error {
 	if !a.gwAdded {
 		return nil
 	}
-	return h.syncNATAll(ctx)
+	return h.ResyncNAT(ctx)
 }
 
-// ConvergeOVNGateway brings a chassis' gateway interface (its row ifc,
+// ConvergeGateway brings a chassis' gateway interface (its row ifc,
 // its link l: nil while ovs-vswitchd has not made it) to its address, MTU
 // and up state. A gateway whose intent does not decode gets nothing.
-func ConvergeOVNGateway(ifc vswitchd.Interface, l netlink.Link) ([]string, error) {
-	g, _, err := intent.DecodeOVNGateway(IfaceRow(ifc), ifc.ExternalIDs)
+func ConvergeGateway(ifc vswitchd.Interface, l netlink.Link) ([]string, error) {
+	g, _, err := intent.DecodeOVNGateway(network.IfaceRow(ifc), ifc.ExternalIDs)
 	if err != nil || l == nil {
 		return nil, err
 	}
@@ -128,16 +129,16 @@ func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]s
 		}
 		did = append(did, fmt.Sprintf("set %s's MAC to the gateway's %s", l.Attrs().Name, mac))
 	}
-	more, err := convergeGatewayDevice(l, g.Addresses, mtu)
+	more, err := network.ConvergeGatewayDevice(l, g.Addresses, mtu)
 	return append(did, more...), err
 }
 
 // ovnGatewayNAT is NAT's view of this chassis' gateway on OVN network
 // name; ok is false when it has none (a --nat=false network).
-func (h *Host) ovnGatewayNAT(ctx context.Context, name string) (nat.Bridge, bool, error) {
+func gatewayNATOf(ctx context.Context, h *network.Host, name string) (nat.Bridge, bool, error) {
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyOVNNetwork: name})
 	for _, i := range ifs {
-		if g, ok, gerr := intent.DecodeOVNGateway(IfaceRow(i), i.ExternalIDs); ok && gerr == nil {
+		if g, ok, gerr := intent.DecodeOVNGateway(network.IfaceRow(i), i.ExternalIDs); ok && gerr == nil {
 			return nat.Bridge{Name: i.Name, Subnet: g.Addresses[0].Masked(), NAT: g.NAT}, true, err
 		}
 	}

@@ -1,4 +1,4 @@
-package network
+package ovn
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -18,14 +19,22 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// chassisHost is allocHost's host (bridge br0) joined as an OVN chassis
+// chassisHost is a host on an in-memory OVSDB with bridge br0, joined as
+// an OVN chassis
 // to an in-memory northbound database holding ovsnet's isolated network
 // "n1" with containers a and b attached (on any chassis), and a logical
 // switch "foreign" that ovsnet did not make.
-func chassisHost(t *testing.T) (*Host, *ovsdb.Client) {
+func chassisHost(t *testing.T) (*network.Host, *ovsdb.Client) {
 	t.Helper()
 	ctx := context.Background()
-	h, _ := allocHost(t, "10.1.0.0/24", nil)
+	h, err := network.Open(ctx, ovsdbtest.Serve(t), Backend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.CreateBridge(ovsdb.BridgeSpec{Name: "br0", ExternalIDs: intent.NewBridge()}) }); err != nil {
+		t.Fatal(err)
+	}
 	endpoint := ovsdbtest.ServeNB(t)
 	c, err := ovsdb.ConnectNorthbound(ctx, endpoint)
 	if err != nil {
@@ -69,7 +78,7 @@ func TestNetworkResolves(t *testing.T) {
 	ctx := context.Background()
 	h, _ := chassisHost(t)
 	br, err := h.Network(ctx, "br0")
-	if err != nil || br.Name() != "br0" || br.Bridge() != "br0" || br.refuse(settingVLAN) != nil {
+	if err != nil || br.Name() != "br0" || br.Bridge() != "br0" || br.Refuse(network.SettingVLAN) != nil {
 		t.Fatalf("br0: %v, %v", br, err)
 	}
 	br.Close()
@@ -81,28 +90,28 @@ func TestNetworkResolves(t *testing.T) {
 	if n.Name() != "n1" || n.Bridge() != intent.DefaultOVNBrInt {
 		t.Fatalf("n1 resolved as %s on %s", n.Name(), n.Bridge())
 	}
-	for _, s := range []setting{settingVLAN, settingFloodLimit} {
-		if err := n.refuse(s); err == nil || !strings.Contains(err.Error(), "OVN network") {
+	for _, s := range []network.Setting{network.SettingVLAN, network.SettingFloodLimit} {
+		if err := n.Refuse(s); err == nil || !strings.Contains(err.Error(), "OVN network") {
 			t.Errorf("OVN network takes setting %d: %v", s, err)
 		}
 	}
 	mine := vswitchd.Interface{ExternalIDs: map[string]string{intent.KeyOVNNetwork: "n1"}}
 	other := vswitchd.Interface{ExternalIDs: map[string]string{intent.KeyOVNNetwork: "n2"}}
-	if !n.holds(mine) || n.holds(other) || br.holds(mine) {
+	if !n.Holds(mine) || n.Holds(other) || br.Holds(mine) {
 		t.Error("holds: an interface is claimed by the wrong network")
 	}
 	for _, name := range []string{"foreign", "nope"} {
-		if _, err := h.Network(ctx, name); !errors.Is(err, ErrNoBridge) {
+		if _, err := h.Network(ctx, name); !errors.Is(err, network.ErrNoBridge) {
 			t.Errorf("%s: %v, want ErrNoBridge", name, err)
 		}
 	}
-	if _, err := h.Network(ctx, "-x"); err == nil || errors.Is(err, ErrNoBridge) {
+	if _, err := h.Network(ctx, "-x"); err == nil || errors.Is(err, network.ErrNoBridge) {
 		t.Errorf("a bad name: %v", err)
 	}
 	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(nil, intent.ChassisKeys...) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Network(ctx, "n1"); !errors.Is(err, ErrNoBridge) {
+	if _, err := h.Network(ctx, "n1"); !errors.Is(err, network.ErrNoBridge) {
 		t.Errorf("n1 after leaving OVN: %v, want ErrNoBridge", err)
 	}
 }
@@ -143,7 +152,7 @@ func TestOVNLinksAndRefusals(t *testing.T) {
 	if err := h.SetVLAN(ctx, "n1", "eth0", "a", 10); err == nil || !strings.Contains(err.Error(), "no VLANs") {
 		t.Errorf("set-vlan on an OVN network: %v", err)
 	}
-	if _, err := h.SetFloodLimit(ctx, FloodLimit{Bridge: "n1", PPS: 10}); err == nil || !strings.Contains(err.Error(), "bounds no floods") {
+	if _, err := h.SetFloodLimit(ctx, network.FloodLimit{Bridge: "n1", PPS: 10}); err == nil || !strings.Contains(err.Error(), "bounds no floods") {
 		t.Errorf("set-flood-limit on an OVN network: %v", err)
 	}
 }

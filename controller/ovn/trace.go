@@ -1,4 +1,4 @@
-package network
+package ovn
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	"github.com/ovsnet/ovsnet/appctl"
@@ -20,7 +21,7 @@ import (
 // port sends it, through the logical pipelines of every chassis, with
 // ovn-trace over the southbound database (OVN has no library for it), as
 // the first packet of a connection.
-func (h *Host) traceOVN(ctx context.Context, a *ovnNetwork, o TraceOptions) (*TraceResult, error) {
+func trace(ctx context.Context, h *network.Host, a *ovnNetwork, o network.TraceOptions) (*network.TraceResult, error) {
 	ports, err := nb.SwitchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err
@@ -53,7 +54,7 @@ func (h *Host) traceOVN(ctx context.Context, a *ovnNetwork, o TraceOptions) (*Tr
 	}
 	r := parseOVNTrace(string(out), dst.Name)
 	r.Packet = flow
-	r.Local, err = h.localOVNTrace(ctx, a.chassis.IntegrationBridge, src, dst, o)
+	r.Local, err = localTrace(ctx, h, a.chassis.IntegrationBridge, src, dst, o)
 	return r, err
 }
 
@@ -62,13 +63,13 @@ func (h *Host) traceOVN(ctx context.Context, a *ovnNetwork, o TraceOptions) (*Tr
 // it, OVN's flows as ovn-controller installed them, as its final datapath
 // actions (a tunnel to the destination's chassis, an output, or drop).
 // "" when the source is on another chassis.
-func (h *Host) localOVNTrace(ctx context.Context, bridge string, src, dst *ovnnb.LogicalSwitchPort, o TraceOptions) (string, error) {
+func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *ovnnb.LogicalSwitchPort, o network.TraceOptions) (string, error) {
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyIfaceID: src.Name})
 	if err != nil || len(ifs) == 0 || ifs[0].Ofport == nil || *ifs[0].Ofport <= 0 {
 		return "", err
 	}
 	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
-	pkt, err := packetSpec(*ifs[0].Ofport, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
+	pkt, err := network.PacketSpec(*ifs[0].Ofport, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
 	if err != nil {
 		return "", err
 	}
@@ -76,13 +77,7 @@ func (h *Host) localOVNTrace(ctx context.Context, bridge string, src, dst *ovnnb
 	if err != nil {
 		return "", fmt.Errorf("ofproto/trace: %w", err)
 	}
-	final := "none"
-	for _, l := range strings.Split(out, "\n") {
-		if m := dpRE.FindStringSubmatch(l); m != nil {
-			final = strings.TrimSpace(m[1])
-		}
-	}
-	return fmt.Sprintf("ofproto/trace %s in_port %d: datapath actions %s", bridge, *ifs[0].Ofport, final), nil
+	return fmt.Sprintf("ofproto/trace %s in_port %d: datapath actions %s", bridge, *ifs[0].Ofport, network.DatapathActions(out)), nil
 }
 
 // lspOf is container c's logical port on the network (its first, if it
@@ -126,14 +121,14 @@ var ovnStepRE = regexp.MustCompile(`^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority 
 // parseOVNTrace reads ovn-trace's detailed output: the logical stages
 // passed, each with its match and actions, and whether the packet was
 // output to the port named want.
-func parseOVNTrace(out, want string) *TraceResult {
-	r := &TraceResult{Raw: out}
-	var last *TraceStep
+func parseOVNTrace(out, want string) *network.TraceResult {
+	r := &network.TraceResult{Raw: out}
+	var last *network.TraceStep
 	for _, l := range strings.Split(out, "\n") {
 		if m := ovnStepRE.FindStringSubmatch(l); m != nil {
 			t, _ := strconv.Atoi(m[1])
 			p, _ := strconv.Atoi(m[4])
-			r.Steps = append(r.Steps, TraceStep{Table: t, Stage: m[2], Match: m[3], Priority: p})
+			r.Steps = append(r.Steps, network.TraceStep{Table: t, Stage: m[2], Match: m[3], Priority: p})
 			last = &r.Steps[len(r.Steps)-1]
 			continue
 		}
