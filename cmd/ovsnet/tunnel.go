@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network"
 )
 
@@ -43,7 +44,7 @@ its address stay as they are, and containers keep their offloads.`,
 }
 
 func tunnelAddCmd(g *globals) *cobra.Command {
-	var o network.TunnelOptions
+	var o mesh.Options
 	var key uint32
 	c := &cobra.Command{
 		Use:   "add BRIDGE REMOTE_IP [--type vxlan|gre|geneve] [--key N] [--local-ip IP] [--device kernel|ovs]",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/nat"
@@ -206,7 +207,7 @@ func doctorMTU(topo *ovsdb.Topology) Finding {
 		}
 		bm := bi.MTU
 		for _, t := range bi.GoodTunnels() {
-			if max := t.UnderlayMTU - network.TunnelOverhead(t.Type); t.UnderlayMTU > 0 && (bm == 0 || bm > max) {
+			if max := t.UnderlayMTU - mesh.Overhead(t.Type); t.UnderlayMTU > 0 && (bm == 0 || bm > max) {
 				bad = append(bad, fmt.Sprintf("bridge %s's MTU %d is above what its %s tunnel to %s carries (%d)", bi.Name, cmp.Or(bm, 1500), t.Type, t.Remote, max))
 			}
 		}

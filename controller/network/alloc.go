@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -162,7 +163,7 @@ func (a *allocation) scan() (*ovsdb.BridgeSnapshot, error) {
 // number when the bridge has none.
 func (a *allocation) startOfport() error {
 	a.c.ofport = a.br.NextOfport
-	if a.c.ofport <= 0 || a.c.ofport >= tunnelOfportBase {
+	if a.c.ofport <= 0 || a.c.ofport >= mesh.OfportBase {
 		s, err := a.scan()
 		if err != nil {
 			return err
@@ -229,7 +230,7 @@ func (a *allocation) queries(first bool) ([]ovsdb.Query, error) {
 	}
 	if first || len(a.ofports) > 0 {
 		a.ofports = a.ofports[:0]
-		for n := a.c.ofport; len(a.ofports) < min(batch, 4) && n < tunnelOfportBase; n++ {
+		for n := a.c.ofport; len(a.ofports) < min(batch, 4) && n < mesh.OfportBase; n++ {
 			a.ofports = append(a.ofports, n)
 			qs = append(qs, ofportProbe("ofport", n), ofportProbe("ofport_request", n))
 		}

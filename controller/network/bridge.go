@@ -18,6 +18,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -181,7 +182,7 @@ func (o BridgeOptions) settings(subnets []ipam.Subnet) intent.Settings {
 	if o.MTU == 0 && len(o.Ranges) > 0 {
 		// Spans hosts: room for the encapsulation until tunnels say
 		// exactly how much (tunnel add).
-		s.AutoMTU = defaultTunnelMTU()
+		s.AutoMTU = mesh.DefaultMTU()
 	}
 	return s
 }
@@ -369,7 +370,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	errs := []error{h.releaseAll(ifs)}
 	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
 		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
-			errs = append(errs, attach.DeleteLink(vxlanDevice(t.Port)))
+			errs = append(errs, attach.DeleteLink(mesh.VXLANDevice(t.Port)))
 		}
 	}
 	if err := errors.Join(append(errs, removeLinks(ifs, h.Tell()))...); err != nil {
@@ -379,7 +380,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
 	h.Flows.Forget(name)
-	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.ResyncNAT(ctx), h.releaseUnderlay(ctx))
+	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.ResyncNAT(ctx), mesh.ReleaseUnderlays(ctx, h.DB))
 }
 
 // SetBridgeIntent writes keys of bridge name's external_ids (set, then

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -135,7 +136,7 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 		for taken[next] {
 			next++
 		}
-		if next >= tunnelOfportBase {
+		if next >= mesh.OfportBase {
 			return nil, fmt.Errorf("bridge %s: no OpenFlow port numbers left", bridge)
 		}
 		it.ofport = next

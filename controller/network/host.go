@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -212,7 +213,7 @@ func nextOfport(ifs []vswitchd.Interface) int {
 	max := 0
 	for _, i := range ifs {
 		for _, p := range []*int{i.Ofport, i.OfportRequest} {
-			if p != nil && *p > 0 && *p < tunnelOfportBase {
+			if p != nil && *p > 0 && *p < mesh.OfportBase {
 				taken[*p] = true
 				if *p > max {
 					max = *p
@@ -220,10 +221,10 @@ func nextOfport(ifs []vswitchd.Interface) int {
 			}
 		}
 	}
-	if max+1 < tunnelOfportBase {
+	if max+1 < mesh.OfportBase {
 		return max + 1
 	}
-	for n := 1; n < tunnelOfportBase; n++ {
+	for n := 1; n < mesh.OfportBase; n++ {
 		if !taken[n] {
 			return n
 		}

@@ -122,13 +122,3 @@ func TestMACFor(t *testing.T) {
 		t.Fatalf("random MAC %s", m)
 	}
 }
-
-func TestUnderlayBridgeNames(t *testing.T) {
-	if n := underlayBridge("eth0"); n != "ovs-eth0" {
-		t.Fatalf("short device: %q", n)
-	}
-	a, b := underlayBridge("enp0s31f6abcd1"), underlayBridge("enp0s31f6abcd2")
-	if a == b || len(a) > 15 || len(b) > 15 {
-		t.Fatalf("long devices with a common prefix: %q, %q", a, b)
-	}
-}

@@ -9,22 +9,6 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// A bridge spanning hosts takes the smallest MTU its tunnels' underlays
-// leave; an MTU the user gave stays.
-func TestAutoMTU(t *testing.T) {
-	ts := []Tunnel{{Type: TunnelVXLAN, UnderlayMTU: 1500}, {Type: TunnelGRE, UnderlayMTU: 1400}, {Type: TunnelVXLAN}}
-	auto := intent.DecodeBridge("br0", intent.MTUSetting(1450))
-	if got := autoMTU(auto, ts); got[intent.KeyMTU] != "1358" || got[intent.KeyMTUAuto] != "true" {
-		t.Errorf("auto MTU over a 1400 GRE underlay: %v", got)
-	}
-	if got := autoMTU(intent.DecodeBridge("br0", map[string]string{intent.KeyMTU: "9000"}), ts); got != nil {
-		t.Errorf("the user's MTU was replaced: %v", got)
-	}
-	if got := autoMTU(auto, nil); got != nil {
-		t.Errorf("no tunnel, no underlay: %v", got)
-	}
-}
-
 // add-br on an existing bridge: what the user gave must match; what ovsnet
 // derived or chose need not.
 func TestBridgeSettingsCompared(t *testing.T) {

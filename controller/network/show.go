@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -117,7 +118,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 func (sb *Bridge) addInterfaces(ifs []vswitchd.Interface, ports []vswitchd.Port) {
 	state := map[string]string{}
 	for _, ifc := range ifs {
-		state[ifc.Name] = ifaceState(ifc)
+		state[ifc.Name] = mesh.IfaceState(ifc)
 	}
 	for k := range sb.Tunnels {
 		sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")

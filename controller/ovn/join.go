@@ -20,6 +20,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnsb"
@@ -87,7 +88,7 @@ func Join(ctx context.Context, h *network.Host, o JoinOptions) (*Status, error) 
 	st := &Status{SystemID: c.SystemID, SB: o.SB, EncapType: o.EncapType, EncapIP: o.EncapIP.String()}
 	if !kernelModule() {
 		c.Datapath, st.Datapath = network.DatapathNetdev, network.DatapathNetdev
-		if st.Underlay, err = h.UnderlayFor(ctx, o.EncapIP); err != nil {
+		if st.Underlay, err = mesh.UnderlayFor(ctx, h.DB, o.EncapIP, network.LinkTimeout); err != nil {
 			return nil, fmt.Errorf("put %s on an OVS bridge for OVN's tunnels: %w", o.EncapIP, err)
 		}
 	}
@@ -206,7 +207,7 @@ func Leave(ctx context.Context, h *network.Host) error {
 	if c.Remote != "" && c.SystemID != "" {
 		errs = append(errs, deleteChassis(ctx, c.Remote, c.SystemID))
 	}
-	errs = append(errs, h.ReleaseUnderlay(ctx))
+	errs = append(errs, mesh.ReleaseUnderlays(ctx, h.DB))
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
@@ -128,7 +129,7 @@ func (h *Converger) Run(ctx context.Context, o Options) (r Result, err error) {
 	// on ovs-vswitchd).
 	natDone := make(chan natResult, 1)
 	go func() { natDone <- h.convergeNAT(ctx, topo, o) }()
-	c.errs = append(c.errs, network.ConvergeUnderlays(topo, hostLinks)...)
+	c.errs = append(c.errs, mesh.ConvergeUnderlays(topo, hostLinks)...)
 	var ovnPorts []vswitchd.Interface
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]

@@ -1,4 +1,4 @@
-package network
+package mesh
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -25,10 +26,10 @@ import (
 // re-creates the bridge's device when it restarts) and given back to DEV
 // when the host's last tunnel goes. The kernel datapath needs none of this.
 
-// underlayBridge names the bridge that takes dev over: "ovs-DEV", or for
+// UnderlayBridge names the bridge that takes dev over: "ovs-DEV", or for
 // a long DEV (IFNAMSIZ allows 15 bytes) its first 5 bytes and 5 hex digits
 // of a hash of the whole name, so that names with a common prefix differ.
-func underlayBridge(dev string) string {
+func UnderlayBridge(dev string) string {
 	n := "ovs-" + dev
 	if len(n) > 15 {
 		h := sha256.Sum256([]byte(dev))
@@ -48,15 +49,15 @@ func underlayOf(b *vswitchd.Bridge) (*attach.Underlay, bool) {
 	return &attach.Underlay{Dev: u.Dev, MTU: u.MTU, Routes: u.Routes, Addrs: u.Addrs}, true
 }
 
-// ensureUnderlay returns the device tunnels leave through: dev itself if it
+// EnsureUnderlay returns the device tunnels leave through: dev itself if it
 // is an OVS bridge already, else the bridge that takes dev over.
-func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
-	if b, err := h.DB.GetBridge(ctx, dev); err != nil || b != nil {
+func EnsureUnderlay(ctx context.Context, db *ovsdb.Client, dev string, wait time.Duration) (string, error) {
+	if b, err := db.GetBridge(ctx, dev); err != nil || b != nil {
 		// Already on an OVS bridge (the host's own br-ex, say): OVS routes
 		// the encapsulated packets from there.
 		return dev, err
 	}
-	bs, err := h.underlayBridges(ctx)
+	bs, err := underlayBridges(ctx, db)
 	if err != nil {
 		return "", err
 	}
@@ -73,10 +74,10 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 	if len(u.Addrs) == 0 {
 		return "", fmt.Errorf("underlay device %s has no address to move to an OVS bridge", dev)
 	}
-	name := underlayBridge(dev)
+	name := UnderlayBridge(dev)
 	ext := intent.Underlay{Dev: dev, Addrs: u.Addrs, Routes: u.Routes, MTU: u.MTU}.Encode()
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
-		tx.CreateBridge(ovsdb.BridgeSpec{Name: name, Datapath: DatapathNetdev, ExternalIDs: ext, MTU: u.MTU,
+	if _, err := db.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.CreateBridge(ovsdb.BridgeSpec{Name: name, Datapath: "netdev", ExternalIDs: ext, MTU: u.MTU,
 			MAC: u.MAC.String(), FailMode: vswitchd.BridgeFailModeStandalone})
 		tx.AddPorts(name, ovsdb.PortSpec{Name: dev, PortIDs: intent.Ownership(name)})
 	}); err != nil {
@@ -84,15 +85,15 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 	}
 	undo := func(err error) (string, error) {
 		attach.GiveBackUnderlay(u)
-		if b, gerr := h.DB.GetBridge(context.Background(), name); gerr == nil && b != nil {
-			h.DB.Do(context.Background(), func(tx *ovsdb.Tx) { tx.DeleteBridge(b.UUID) })
+		if b, gerr := db.GetBridge(context.Background(), name); gerr == nil && b != nil {
+			db.Do(context.Background(), func(tx *ovsdb.Tx) { tx.DeleteBridge(b.UUID) })
 		}
 		return "", err
 	}
-	if _, err := h.DB.WaitOfports(ctx, []string{name, dev}, LinkTimeout); err != nil {
+	if _, err := db.WaitOfports(ctx, []string{name, dev}, wait); err != nil {
 		return undo(fmt.Errorf("underlay bridge %s: %w", name, err))
 	}
-	wctx, cancel := context.WithTimeout(ctx, LinkTimeout)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	if _, err := attach.WaitLink(wctx, name); err != nil {
 		return undo(err)
@@ -109,26 +110,22 @@ func (h *Host) ensureUnderlay(ctx context.Context, dev string) (string, error) {
 // UnderlayFor makes sure the host's address a is on an OVS bridge, as the
 // userspace datapath's tunnels (OVN's too) need: the bridge that took
 // over the device holding a, made now if missing.
-func (h *Host) UnderlayFor(ctx context.Context, a netip.Addr) (string, error) {
+func UnderlayFor(ctx context.Context, db *ovsdb.Client, a netip.Addr, wait time.Duration) (string, error) {
 	dev, err := attach.LinkOfAddr(a)
 	if err != nil {
 		return "", err
 	}
-	return h.ensureUnderlay(ctx, dev)
+	return EnsureUnderlay(ctx, db, dev, wait)
 }
 
-// ReleaseUnderlay gives the underlays back when nothing uses them (no
-// tunnel, no OVN membership).
-func (h *Host) ReleaseUnderlay(ctx context.Context) error { return h.releaseUnderlay(ctx) }
-
-// bridgeSettings reads bridges' names and settings (external_ids), not
+// BridgeSettings reads bridges' names and settings (external_ids), not
 // their ports: every bridge, or those where says.
-func (h *Host) bridgeSettings(ctx context.Context, where ...ovsdbops.Condition) ([]vswitchd.Bridge, error) {
-	return ovsdb.Select[vswitchd.Bridge](ctx, h.DB, where, "_uuid", "name", "external_ids")
+func BridgeSettings(ctx context.Context, db *ovsdb.Client, where ...ovsdbops.Condition) ([]vswitchd.Bridge, error) {
+	return ovsdb.Select[vswitchd.Bridge](ctx, db, where, "_uuid", "name", "external_ids")
 }
 
-func (h *Host) underlayBridges(ctx context.Context) ([]vswitchd.Bridge, error) {
-	bs, err := h.bridgeSettings(ctx)
+func underlayBridges(ctx context.Context, db *ovsdb.Client) ([]vswitchd.Bridge, error) {
+	bs, err := BridgeSettings(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -141,16 +138,20 @@ func (h *Host) underlayBridges(ctx context.Context) ([]vswitchd.Bridge, error) {
 	return out, nil
 }
 
-// releaseUnderlay gives every underlay back to its device when no ovsnet
+// ReleaseUnderlays gives every underlay back to its device when no ovsnet
 // bridge on the host has a tunnel any more and ovsnet did not make the
 // host an OVN chassis.
-func (h *Host) releaseUnderlay(ctx context.Context) error {
-	bs, err := h.bridgeSettings(ctx)
+func ReleaseUnderlays(ctx context.Context, db *ovsdb.Client) error {
+	bs, err := BridgeSettings(ctx, db)
 	if err != nil {
 		return err
 	}
-	if c, err := h.Chassis(ctx); err != nil || c.Joined {
-		return err // if joined, OVN's tunnels leave from it
+	root, err := db.RootExternalIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if c, _ := intent.DecodeChassis(root); c.Joined {
+		return nil // OVN's tunnels leave from it
 	}
 	for _, b := range bs {
 		if len(intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels) > 0 {
@@ -167,7 +168,7 @@ func (h *Host) releaseUnderlay(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("give %s its addresses back: %w", u.Dev, err))
 			continue
 		}
-		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeleteBridge(b.UUID) }); err != nil {
+		if _, err := db.Do(ctx, func(tx *ovsdb.Tx) { tx.DeleteBridge(b.UUID) }); err != nil {
 			errs = append(errs, err)
 		}
 	}
