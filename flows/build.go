@@ -9,8 +9,9 @@ import (
 	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
-// Bridge is the bridge-wide intent the pipeline needs.
-type Bridge struct {
+// BridgeModel is the bridge-wide intent the pipeline needs (the flow
+// model of a bridge; PortModel and LinkModel are its ports' and links').
+type BridgeModel struct {
 	ICC        bool
 	Gateways   []netip.Addr     // the bridge's gateway addresses (on LOCAL)
 	GatewayMAC net.HardwareAddr // the MAC of the bridge's own port
@@ -29,8 +30,8 @@ type Bridge struct {
 	Tunnels []int
 }
 
-// Port is one container port.
-type Port struct {
+// PortModel is one container port.
+type PortModel struct {
 	Name   string // OVS port name (the cookie's object)
 	Ofport int
 	MAC    net.HardwareAddr
@@ -50,10 +51,10 @@ type Rule struct {
 
 func (r Rule) String() string { return fmt.Sprintf("%d/%s", r.Port, r.Proto) }
 
-// Link lets Src open connections to Dst (all of them when Rules is empty).
-type Link struct {
+// LinkModel lets Src open connections to Dst (all of them when Rules is empty).
+type LinkModel struct {
 	Src, Dst         string // container names as stored (the cookie's object)
-	SrcPort, DstPort Port
+	SrcPort, DstPort PortModel
 	Rules            []Rule
 }
 
@@ -105,7 +106,7 @@ func macValue(m net.HardwareAddr) uint64 {
 // BridgeFlows are the bridge-wide flows: table misses, the gateway's
 // classification and ARP/ND, guards against rogue servers, isolation and
 // output.
-func BridgeFlows(b Bridge) []*openflow.Flow {
+func BridgeFlows(b BridgeModel) []*openflow.Flow {
 	c := BridgeCookie()
 	fs := []*openflow.Flow{
 		// Unknown ports and spoofed packets end here.
@@ -162,7 +163,7 @@ func BridgeFlows(b Bridge) []*openflow.Flow {
 // icc=false it passes the same conntrack as local traffic, so only replies
 // and links (by address) reach a container. IPv6 likewise, with neighbour
 // solicitations in place of ARP requests.
-func tunnelFlows(c uint64, b Bridge) []*openflow.Flow {
+func tunnelFlows(c uint64, b BridgeModel) []*openflow.Flow {
 	var flood []openflow.Action
 	for _, t := range b.Tunnels {
 		flood = append(flood, openflow.Output(uint32(t)))
@@ -186,7 +187,7 @@ func tunnelFlows(c uint64, b Bridge) []*openflow.Flow {
 
 // tunnelGuard admits from tunnels only sources in the network and not in
 // this host's range (plus IPv6 link-local, for neighbour discovery).
-func tunnelGuard(c uint64, b Bridge) []*openflow.Flow {
+func tunnelGuard(c uint64, b BridgeModel) []*openflow.Flow {
 	fromTunnel := RegSrcKind.Match(KindTunnel)
 	var fs []*openflow.Flow
 	for _, r := range b.Ranges {
@@ -218,7 +219,7 @@ func tunnelGuard(c uint64, b Bridge) []*openflow.Flow {
 // tunnelNeighbourFlood sends ARP requests and neighbour solicitations for
 // the network that no local responder answered, from local containers and
 // the host, to every tunnel.
-func tunnelNeighbourFlood(c uint64, b Bridge, flood []openflow.Action) []*openflow.Flow {
+func tunnelNeighbourFlood(c uint64, b BridgeModel, flood []openflow.Action) []*openflow.Flow {
 	var fs []*openflow.Flow
 	for _, s := range b.Subnets {
 		for _, k := range []int{KindContainer, KindGateway} {
@@ -274,7 +275,7 @@ func ndAnswerOrRelay(c uint64, answer bool) []*openflow.Flow {
 // them to the host's stack behind LOCAL.
 func gatewayNeighbour(c uint64, gw netip.Addr, mac net.HardwareAddr, vlan int) *openflow.Flow {
 	if len(mac) > 0 {
-		gp := Port{MAC: mac, VLAN: vlan, Ofport: LocalPort}
+		gp := PortModel{MAC: mac, VLAN: vlan, Ofport: LocalPort}
 		if gw.Is4() {
 			return arpResponder(c, gp, gw, false)
 		}
@@ -316,7 +317,7 @@ func isolationFlows(c uint64) []*openflow.Flow {
 }
 
 // PortFlows are one container port's flows (at most 14).
-func PortFlows(p Port) []*openflow.Flow {
+func PortFlows(p PortModel) []*openflow.Flow {
 	c := PortCookie(p.Name)
 	fs := classify(c, p)
 	fs = append(fs, spoofGuard(c, p)...)
@@ -335,7 +336,7 @@ func PortFlows(p Port) []*openflow.Flow {
 // flood bound, what is not a TCP segment carrying an ACK (a connection's
 // every segment after its first) goes through the port's meter first:
 // connection attempts, UDP, ICMP, ARP, broadcasts.
-func classify(c uint64, p Port) []*openflow.Flow {
+func classify(c uint64, p PortModel) []*openflow.Flow {
 	in := openflow.InPort(uint32(p.Ofport))
 	acts := []openflow.Action{RegSrcKind.Load(KindContainer), RegVLAN.Load(p.VLAN), goTo(TableSpoofGuard)}
 	all := at(TableClassifier, PrioNormal, c).on(in).do(acts...)
@@ -351,12 +352,12 @@ func classify(c uint64, p Port) []*openflow.Flow {
 
 // FloodMeter is port p's meter: its ID is the port's OpenFlow port number,
 // its burst a fifth of a second at its rate.
-func FloodMeter(p Port) openflow.Meter {
+func FloodMeter(p PortModel) openflow.Meter {
 	return openflow.Meter{ID: uint32(p.Ofport), PPS: uint32(p.FloodPPS), Burst: uint32(max(p.FloodPPS/5, 16))}
 }
 
 // PortMeters are the meters port p's flows use.
-func PortMeters(p Port) []openflow.Meter {
+func PortMeters(p PortModel) []openflow.Meter {
 	if p.FloodPPS <= 0 {
 		return nil
 	}
@@ -365,13 +366,13 @@ func PortMeters(p Port) []openflow.Meter {
 
 // PortChange puts port p's flows, and the meters they use, in place of
 // its old flows.
-func PortChange(p Port) Change {
+func PortChange(p PortModel) Change {
 	return Change{Cookie: PortCookie(p.Name), Mask: ObjectMask, Flows: PortFlows(p), Meters: PortMeters(p)}
 }
 
 // spoofGuard lets the port send only from its MAC and its addresses. A port
 // ovsnet gave no address is held to its MAC alone.
-func spoofGuard(c uint64, p Port) []*openflow.Flow {
+func spoofGuard(c uint64, p PortModel) []*openflow.Flow {
 	src := openflow.EthSrc(p.MAC)
 	if len(p.Addrs) == 0 {
 		return []*openflow.Flow{at(TableSpoofGuard, PrioNormal, c).on(openflow.InPort(uint32(p.Ofport)), src).do(goTo(TableARPND))}
@@ -403,7 +404,7 @@ func spoofGuard(c uint64, p Port) []*openflow.Flow {
 // equivalent is the ARP spoof guard above. Its advertisements are its own
 // announcements and, where the datapath cannot answer solicitations itself
 // (table 22 relays them), its answers.
-func advertGuard(c uint64, p Port) []*openflow.Flow {
+func advertGuard(c uint64, p PortModel) []*openflow.Flow {
 	na := append(nd(136), openflow.EthSrc(p.MAC), openflow.NDTLL(p.MAC))
 	fs := []*openflow.Flow{at(TableSpoofGuard, PrioAdvertGuard, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport)), openflow.ICMPv6Type(136)).do(openflow.Drop())}
 	for _, a := range p.Addrs {
@@ -426,7 +427,7 @@ func advertGuard(c uint64, p Port) []*openflow.Flow {
 // port's MAC, turning the request into the reply and sending it back. With
 // copy, the request also goes to the gateway, so that the host's neighbour
 // entries follow gratuitous ARPs.
-func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *openflow.Flow {
+func arpResponder(c uint64, p PortModel, a netip.Addr, copy bool) *openflow.Flow {
 	var acts []openflow.Action
 	if copy {
 		acts = append(acts, openflow.Local())
@@ -450,7 +451,7 @@ func arpResponder(c uint64, p Port, a netip.Addr, copy bool) *openflow.Flow {
 // solicitation itself, its owner's port noted in reg4, goes to table 22.
 // Which of the two sends something is the bridge's (ndAnswerOrRelay): a
 // port's flows are the same on every datapath.
-func ndResponder(c uint64, p Port, a netip.Addr) *openflow.Flow {
+func ndResponder(c uint64, p PortModel, a netip.Addr) *openflow.Flow {
 	answer := openflow.Clone(openflow.Move(openflow.FieldEthSrc, openflow.FieldEthDst), openflow.SetEthSrc(p.MAC), openflow.Move(openflow.FieldIPv6Src, openflow.FieldIPv6Dst), openflow.SetIPv6Src(a), openflow.SetICMPv6Type(136), RegNDReply.Load(1), goTo(TableNDReply))
 	return at(TableARPND, PrioHigh, c).on(openflow.ProtoICMPv6).on(nd(135)...).on(openflow.NDTarget(openflow.Host(a)), RegVLAN.Match(p.VLAN)).do(RegOutPort.Load(p.Ofport), answer, goTo(TableNDRelay))
 }
@@ -458,7 +459,7 @@ func ndResponder(c uint64, p Port, a netip.Addr) *openflow.Flow {
 // LinkFlows let l.Src open connections to l.Dst: the first packet of each
 // connection is committed to conntrack, whose +est/+rel flows pass the rest
 // both ways. One flow per family and rule.
-func LinkFlows(l Link) []*openflow.Flow {
+func LinkFlows(l LinkModel) []*openflow.Flow {
 	c := LinkCookie(l.Src, l.Dst)
 	commit := ctCommit()
 	newConn := openflow.CTState(openflow.CTTracked, openflow.CTNew)
@@ -503,7 +504,7 @@ func LinkFlows(l Link) []*openflow.Flow {
 // only sender of such an error is a connection's other end; from any
 // other container it would be forged (conntrack takes any sender whose
 // embedded packet cites a connection).
-func linkRelated(c uint64, proto openflow.Match, from Port, fa netip.Addr, to Port, ta netip.Addr) *openflow.Flow {
+func linkRelated(c uint64, proto openflow.Match, from PortModel, fa netip.Addr, to PortModel, ta netip.Addr) *openflow.Flow {
 	m := []openflow.Match{proto, openflow.CTState(openflow.CTTracked, openflow.CTRelated)}
 	if len(from.MAC) > 0 {
 		m = append(m, openflow.EthSrc(from.MAC))

@@ -19,9 +19,9 @@ func text(t *testing.T, fs []*openflow.Flow) []string {
 	return out
 }
 
-func dual() Port {
+func dual() PortModel {
 	mac, _ := net.ParseMAC("02:00:00:00:00:02")
-	return Port{Name: "on0123456789ab", Ofport: 7, MAC: mac, VLAN: 0,
+	return PortModel{Name: "on0123456789ab", Ofport: 7, MAC: mac, VLAN: 0,
 		Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2")}}
 }
 
@@ -74,7 +74,7 @@ func TestPortFlowsBudget(t *testing.T) {
 // spoofed advertisement dropped, and its own after it dropped too).
 func TestNDFieldsWithCode(t *testing.T) {
 	gw, _ := net.ParseMAC("02:00:00:00:00:01")
-	fs := BridgeFlows(Bridge{Gateways: []netip.Addr{netip.MustParseAddr("fd00::1")}, GatewayMAC: gw,
+	fs := BridgeFlows(BridgeModel{Gateways: []netip.Addr{netip.MustParseAddr("fd00::1")}, GatewayMAC: gw,
 		Subnets: []netip.Prefix{netip.MustParsePrefix("fd00::/64")}, Ranges: []netip.Prefix{netip.MustParsePrefix("fd00::/120")}, Tunnels: []int{9}})
 	fs = append(fs, PortFlows(dual())...)
 	n := 0
@@ -93,7 +93,7 @@ func TestNDFieldsWithCode(t *testing.T) {
 
 func TestBridgeFlows(t *testing.T) {
 	gw, _ := net.ParseMAC("02:00:00:00:00:01")
-	open := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw})), "\n")
+	open := strings.Join(text(t, BridgeFlows(BridgeModel{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw})), "\n")
 	if !strings.Contains(open, "table=30,priority=100,cookie=0x0100000000000000,dl_dst=02:00:00:00:00:01,reg2=0") || !strings.Contains(open, "table=30,priority=50,cookie=0x0100000000000000,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,reg0=1,reg2=0") {
 		t.Fatalf("gateway MAC or multicast flow missing:\n%s", open)
 	}
@@ -112,16 +112,16 @@ func TestBridgeFlows(t *testing.T) {
 	if strings.Contains(open, finish) || !strings.Contains(open, relay) || strings.Contains(open, "nd_options_type") {
 		t.Fatalf("relaying bridge answers ND, or does not relay:\n%s", open)
 	}
-	answering := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, AnswerND: true, GatewayMAC: gw})), "\n")
+	answering := strings.Join(text(t, BridgeFlows(BridgeModel{ICC: true, AnswerND: true, GatewayMAC: gw})), "\n")
 	if !strings.Contains(answering, finish) || strings.Contains(answering, relay) {
 		t.Fatalf("answering bridge does not finish answers, or relays:\n%s", answering)
 	}
-	noMAC := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})), "\n")
+	noMAC := strings.Join(text(t, BridgeFlows(BridgeModel{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})), "\n")
 	if !strings.Contains(noMAC, "arp_tpa=10.0.0.1,reg2=0,actions=local") {
 		t.Fatalf("gateway ARP without a MAC:\n%s", noMAC)
 	}
 	// A gateway in a VLAN: reached from that VLAN only, its own packets in it.
-	tagged := strings.Join(text(t, BridgeFlows(Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw, GatewayVLAN: 12})), "\n")
+	tagged := strings.Join(text(t, BridgeFlows(BridgeModel{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, GatewayMAC: gw, GatewayVLAN: 12})), "\n")
 	for _, want := range []string{"arp_tpa=10.0.0.1,reg2=12,", "dl_dst=02:00:00:00:00:01,reg2=12,", "reg0=1,reg2=12,actions=load:0xfffe", "in_port=LOCAL,actions=load:0x2->NXM_NX_REG0[],load:0xc->NXM_NX_REG2[]"} {
 		if !strings.Contains(tagged, want) {
 			t.Errorf("gateway in VLAN 12 lacks %q:\n%s", want, tagged)
@@ -130,7 +130,7 @@ func TestBridgeFlows(t *testing.T) {
 	if strings.Contains(tagged, "reg2=0,") {
 		t.Errorf("gateway in VLAN 12 reached from untagged ports:\n%s", tagged)
 	}
-	closed := strings.Join(text(t, BridgeFlows(Bridge{ICC: false})), "\n")
+	closed := strings.Join(text(t, BridgeFlows(BridgeModel{ICC: false})), "\n")
 	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=drop"} {
 		if !strings.Contains(closed, want) {
 			t.Errorf("icc=false lacks %q:\n%s", want, closed)
@@ -145,7 +145,7 @@ func TestLinkFlows(t *testing.T) {
 	src, dst := dual(), dual()
 	dst.MAC, _ = net.ParseMAC("02:00:00:00:00:03")
 	dst.Addrs = []netip.Addr{netip.MustParseAddr("10.0.0.3")}
-	all := LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst})
+	all := LinkFlows(LinkModel{Src: "a", Dst: "b", SrcPort: src, DstPort: dst})
 	if len(all) != 3 {
 		t.Fatalf("one family in common: %d flows, want the link's and related both ways", len(all))
 	}
@@ -158,7 +158,7 @@ func TestLinkFlows(t *testing.T) {
 			t.Errorf("missing %q in\n%s", want, rel)
 		}
 	}
-	s := strings.Join(text(t, LinkFlows(Link{Src: "a", Dst: "b", SrcPort: src, DstPort: dst, Rules: []Rule{{"tcp", 80}, {"udp", 53}}})), "\n")
+	s := strings.Join(text(t, LinkFlows(LinkModel{Src: "a", Dst: "b", SrcPort: src, DstPort: dst, Rules: []Rule{{"tcp", 80}, {"udp", 53}}})), "\n")
 	for _, want := range []string{"table=41,priority=100,cookie=0x0340d7820d408076,tcp,ct_state=+trk+new,dl_src=02:00:00:00:00:02,dl_dst=02:00:00:00:00:03,nw_src=10.0.0.2,nw_dst=10.0.0.3,tcp_dst=80,actions=ct(commit,zone=1),resubmit(,50)", "udp,", "udp_dst=53"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("missing %q in\n%s", want, s)
@@ -195,7 +195,7 @@ func TestMeterDiff(t *testing.T) {
 // without has one classifier flow and no meter.
 func TestFloodMeteredClassifier(t *testing.T) {
 	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
-	p := Port{Name: "p", Ofport: 7, MAC: mac, FloodPPS: 1000}
+	p := PortModel{Name: "p", Ofport: 7, MAC: mac, FloodPPS: 1000}
 	ch := PortChange(p)
 	if len(ch.Meters) != 1 || ch.Meters[0] != (openflow.Meter{ID: 7, PPS: 1000, Burst: 200}) {
 		t.Fatalf("meters %+v", ch.Meters)

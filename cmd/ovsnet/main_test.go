@@ -18,9 +18,9 @@ func TestNormalizeArgs(t *testing.T) {
 }
 
 func TestRenderTree(t *testing.T) {
-	out := renderTree([]network.Bridge{{Name: "ovs-br1", Datapath: "netdev", Ovsnet: true, ICC: true,
+	out := renderTree([]network.BridgeView{{Name: "ovs-br1", Datapath: "netdev", Ovsnet: true, ICC: true,
 		Subnets: []string{"173.16.1.0/24"}, Gateways: []string{"173.16.1.1"},
-		Ports: []network.Port{
+		Ports: []network.PortView{
 			{Container: "c1", Iface: "eth1", Addresses: []string{"173.16.1.2/24"}, MAC: "02:00:00:00:00:01", OVSPort: "on1", Ofport: 1, Type: "internal", State: "up"},
 			{Container: "c2", Iface: "eth1", MAC: "02:00:00:00:00:02", OVSPort: "on2", VLAN: 5, Type: "veth", State: "down"},
 		}}})

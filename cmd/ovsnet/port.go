@@ -125,7 +125,7 @@ func orHere(op string, err error, do func(resume bool) error) error {
 
 // addPortDirect attaches in this process: no controller runs, or it went
 // away during the request (resume: finish or undo what it left first).
-func addPortDirect(c *cobra.Command, g *globals, o network.PortOptions, resume bool) (*network.Port, error) {
+func addPortDirect(c *cobra.Command, g *globals, o network.PortOptions, resume bool) (*network.PortView, error) {
 	h, err := g.open(c.Context())
 	if err != nil {
 		return nil, err

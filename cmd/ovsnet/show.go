@@ -39,7 +39,7 @@ picture, live, on its --listen address.`,
 			if len(args) == 1 {
 				only = args[0]
 			}
-			draw := map[string]func([]network.Bridge) string{"dot": view.DOT, "svg": view.SVG}[g.output]
+			draw := map[string]func([]network.BridgeView) string{"dot": view.DOT, "svg": view.SVG}[g.output]
 			if draw != nil {
 				g.output = "text"
 			}
@@ -62,7 +62,7 @@ picture, live, on its --listen address.`,
 }
 
 // renderTree prints bridges and containers as a tree.
-func renderTree(bs []network.Bridge) string {
+func renderTree(bs []network.BridgeView) string {
 	if len(bs) == 0 {
 		return "no bridges (create one with `ovsnet add-br BRIDGE --subnet CIDR`)"
 	}
@@ -126,7 +126,7 @@ func renderTree(bs []network.Bridge) string {
 }
 
 // poolLine counts a bridge's warm pool by type and state.
-func poolLine(pool []network.Port) string {
+func poolLine(pool []network.PortView) string {
 	count := map[string]int{}
 	var keys []string
 	for _, p := range pool {
@@ -146,7 +146,7 @@ func poolLine(pool []network.Port) string {
 
 // bridgeAttrs is a bridge's heading in the tree: datapath, subnets,
 // settings, and what made it.
-func bridgeAttrs(br network.Bridge) []string {
+func bridgeAttrs(br network.BridgeView) []string {
 	attrs := []string{"datapath " + br.Datapath}
 	if br.Datapath == network.DatapathOVN {
 		attrs[0] = "OVN network"
@@ -183,7 +183,7 @@ func bridgeAttrs(br network.Bridge) []string {
 
 // containerLabel names a port's container: a runtime's endpoint by the
 // container's name, once known.
-func containerLabel(p network.Port) string {
+func containerLabel(p network.PortView) string {
 	if p.Runtime == "" {
 		return p.Container
 	}

@@ -48,10 +48,10 @@ type Request struct {
 
 // Response is the answer to a Request.
 type Response struct {
-	Port        *network.Port `json:"port,omitempty"`
-	Error       string        `json:"error,omitempty"`
-	Unsupported bool          `json:"unsupported,omitempty"` // an older service: do it directly
-	Conflict    bool          `json:"conflict,omitempty"`    // Error is a network.ErrConflict
+	Port        *network.PortView `json:"port,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	Unsupported bool              `json:"unsupported,omitempty"` // an older service: do it directly
+	Conflict    bool              `json:"conflict,omitempty"`    // Error is a network.ErrConflict
 }
 
 // Timeout bounds one request on the service's side; the slowest attach
@@ -69,12 +69,12 @@ var ErrServiceLost = errors.New("the ovsnet controller went away during the requ
 
 // AddPortVia asks the host's controller to attach; ErrNoService if none
 // runs (or it is too old to take the request).
-func AddPortVia(endpoint string, o network.PortOptions) (*network.Port, error) {
+func AddPortVia(endpoint string, o network.PortOptions) (*network.PortView, error) {
 	return callAPI(endpoint, Request{Op: "add-port", Port: o})
 }
 
 // AddPortAndBridgeVia is AddPortVia making bridge b first if it is missing.
-func AddPortAndBridgeVia(endpoint string, b network.BridgeOptions, o network.PortOptions) (*network.Port, error) {
+func AddPortAndBridgeVia(endpoint string, b network.BridgeOptions, o network.PortOptions) (*network.PortView, error) {
 	return callAPI(endpoint, Request{Op: "add-port", Port: o, Bridge: &b})
 }
 
@@ -92,7 +92,7 @@ func DelPortVia(endpoint, bridge, iface, container string) error {
 	return err
 }
 
-func callAPI(endpoint string, rq Request) (*network.Port, error) {
+func callAPI(endpoint string, rq Request) (*network.PortView, error) {
 	path := Socket(endpoint)
 	// A relative netns path means the caller's directory, which the service
 	// does not share; OVSNET_DIRECT=1 skips the controller on purpose.

@@ -128,7 +128,7 @@ func Add(args *skel.CmdArgs) (err error) {
 }
 
 // attach runs the engine, through the controller if one runs.
-func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*network.Port, error) {
+func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*network.PortView, error) {
 	port, err := api.AddPortAndBridgeVia(r.endpoint, b, o)
 	if errors.Is(err, api.ErrServiceLost) {
 		// It may have attached: take it away, and attach here.

@@ -20,7 +20,7 @@ import (
 // result is ADD's answer: the host's end (a veth's; an internal port has
 // none), the container's interface with its addresses, and the default
 // routes the attach gave it.
-func result(c *NetConf, p *network.Port, args *skel.CmdArgs, ipamResult *current.Result) (*current.Result, error) {
+func result(c *NetConf, p *network.PortView, args *skel.CmdArgs, ipamResult *current.Result) (*current.Result, error) {
 	res := &current.Result{CNIVersion: current.ImplementedSpecVersion, DNS: c.DNS}
 	if ipamResult != nil && len(c.DNS.Nameservers) == 0 {
 		res.DNS = ipamResult.DNS

@@ -407,7 +407,7 @@ func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]
 // have b's settings, as for add-br) and attaches o to it: a CNI ADD. Of
 // two requests making the same bridge at once, one makes it and the other
 // finds it made.
-func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*Port, error) {
+func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*PortView, error) {
 	n, err := h.Network(ctx, b.Name)
 	switch {
 	case errors.Is(err, ErrNoBridge) && b.OVN:

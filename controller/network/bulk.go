@@ -31,7 +31,7 @@ var bulkWorkers = envInt("OVSNET_BULK_WORKERS", 8)
 // kernel work spread over a few goroutines. It is all or nothing: on any
 // failure every port, link and address it made is removed again.
 // Publishing (-p) is not part of a bulk attach: publish afterwards.
-func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions) ([]*Port, error) {
+func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions) ([]*PortView, error) {
 	for i, o := range specs {
 		if len(o.Publish) > 0 {
 			return nil, fmt.Errorf("line %d: -p is not supported by add-ports: publish afterwards with `ovsnet publish`", i+1)

@@ -14,7 +14,7 @@ import (
 // (which ovs-vswitchd can no longer see), its device's counters read in
 // the container, sent and received swapped. A port whose counters cannot
 // be read is left out.
-func (h *Host) Counters(ctx context.Context, ports []Port) (map[string]attach.Counters, error) {
+func (h *Host) Counters(ctx context.Context, ports []PortView) (map[string]attach.Counters, error) {
 	rows, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil, "name", "statistics")
 	if err != nil {
 		return nil, err

@@ -130,7 +130,7 @@ func (bridgeNet) Plug(ctx context.Context, r *AttachRun) error {
 func (bridgeNet) Undo(context.Context, *AttachRun) error { return nil }
 
 // attachPorts is the attach engine (see above).
-func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, lines bool) (ps []*Port, err error) {
+func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, lines bool) (ps []*PortView, err error) {
 	r, err := h.newAttachRun(n, specs, lines)
 	if err != nil || len(r.items) == 0 {
 		return nil, err
@@ -144,7 +144,7 @@ func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, 
 	}
 	if r.poolable() {
 		if p, err := r.takeFromPool(ctx); p != nil || err != nil {
-			return []*Port{p}, err
+			return []*PortView{p}, err
 		}
 	}
 	if err := r.evictPooled(ctx); err != nil {

@@ -20,9 +20,9 @@ import (
 // bridgeIntent is bridge bi's flow model. What does not decode is read
 // strictly (package intent): icc off, no gateway while the subnets do not
 // decode, no flows of a tunnel whose intent does not.
-func bridgeIntent(bi intent.Bridge) flows.Bridge {
+func bridgeIntent(bi intent.Bridge) flows.BridgeModel {
 	// A Docker network's gateway is in the network's VLAN.
-	b := flows.Bridge{ICC: bi.ICC, GatewayVLAN: bi.Docker.VLAN, AnswerND: bi.AnswerND}
+	b := flows.BridgeModel{ICC: bi.ICC, GatewayVLAN: bi.Docker.VLAN, AnswerND: bi.AnswerND}
 	for _, s := range bi.Subnets {
 		b.Gateways = append(b.Gateways, s.Gateway)
 		if s.Range.IsValid() {
@@ -49,7 +49,7 @@ func BridgeFlows(b *vswitchd.Bridge) []*openflow.Flow {
 
 // containerIfaces reads the ovsnet interfaces of container on bridge, with
 // their VLANs: a narrow select, not the bridge's whole port list.
-func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([]flows.Port, error) {
+func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([]flows.PortModel, error) {
 	cols := []string{"_uuid", "name", "ofport", "ofport_request", "external_ids"}
 	ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB,
 		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainerOn(bridge, container))}, cols...)
@@ -61,7 +61,7 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 	if err != nil {
 		return nil, err
 	}
-	var out []flows.Port
+	var out []flows.PortModel
 	for _, i := range ifs {
 		vlan := 0
 		if p, err := h.DB.PortOn(ctx, bridge, i.UUID); err == nil && p != nil && p.Tag != nil {
@@ -79,11 +79,11 @@ func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([
 // them from OVSDB (a caller holding the whole topology passes its own).
 func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Link, match func(src, dst string) bool,
 
-	ports func(container string) ([]flows.Port, error)) ([]flows.Change, error) {
+	ports func(container string) ([]flows.PortModel, error)) ([]flows.Change, error) {
 	var chs []flows.Change
 	if ports == nil {
-		cache := map[string][]flows.Port{}
-		ports = func(c string) ([]flows.Port, error) {
+		cache := map[string][]flows.PortModel{}
+		ports = func(c string) ([]flows.PortModel, error) {
 			if ps, ok := cache[c]; ok {
 				return ps, nil
 			}
@@ -112,7 +112,7 @@ func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Li
 		}
 		for _, sp := range sps {
 			for _, dp := range dps {
-				ch.Flows = append(ch.Flows, flows.LinkFlows(flows.Link{Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Rules: rules})...)
+				ch.Flows = append(ch.Flows, flows.LinkFlows(flows.LinkModel{Src: src, Dst: dst, SrcPort: sp, DstPort: dp, Rules: rules})...)
 			}
 		}
 		chs = append(chs, ch)
@@ -122,15 +122,15 @@ func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Li
 
 // linkEnd is a link end's ports: a container's, or, for a container on
 // another host named by address, that address alone.
-func linkEnd(end string, ports func(string) ([]flows.Port, error)) ([]flows.Port, error) {
+func linkEnd(end string, ports func(string) ([]flows.PortModel, error)) ([]flows.PortModel, error) {
 	if a, ok := RemoteAddr(end); ok {
-		return []flows.Port{{Addrs: []netip.Addr{a}}}, nil
+		return []flows.PortModel{{Addrs: []netip.Addr{a}}}, nil
 	}
 	return ports(end)
 }
 
-// Link is one link as show reports it.
-type Link struct {
+// LinkView is one link as show reports it.
+type LinkView struct {
 	intent.Link
 	// Dangling are the ends with no port on the bridge (detached): the link
 	// lets nothing through until they are attached again (ovsnet unlink
@@ -150,15 +150,15 @@ func involving(container string) func(src, dst string) bool {
 // bridge to, and what an attach puts back when it finds the pipeline gone.
 type BridgeFlowIntent struct {
 	Fixed []*openflow.Flow
-	Ports map[uint64]flows.Port
+	Ports map[uint64]flows.PortModel
 }
 
 // BridgeFlowIntent works out bridge b's BridgeFlowIntent; the links' ends
 // come from the same read, not from more selects.
 func (h *Host) BridgeFlowIntent(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d DecodedPorts) (BridgeFlowIntent, error) {
-	bf := BridgeFlowIntent{Fixed: BridgeFlows(b), Ports: map[uint64]flows.Port{}}
+	bf := BridgeFlowIntent{Fixed: BridgeFlows(b), Ports: map[uint64]flows.PortModel{}}
 	ifs, _ := topo.BridgeInterfaces(b)
-	byContainer := map[string][]flows.Port{}
+	byContainer := map[string][]flows.PortModel{}
 	for _, i := range ifs {
 		p, ok := d.Flow[i.Name]
 		if !ok {
@@ -171,7 +171,7 @@ func (h *Host) BridgeFlowIntent(ctx context.Context, topo *ovsdb.Topology, b *vs
 		}
 		bf.Ports[flows.PortCookie(p.Name)] = p
 	}
-	chs, err := h.LinkChanges(ctx, b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.Port, error) { return byContainer[c], nil })
+	chs, err := h.LinkChanges(ctx, b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.PortModel, error) { return byContainer[c], nil })
 	if err != nil {
 		return bf, err
 	}

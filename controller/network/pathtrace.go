@@ -138,7 +138,7 @@ func hasAddrFamily(as []netip.Addr, a netip.Addr) bool {
 }
 
 // portByAddr finds the ovsnet port on bridge holding address a.
-func (h *Host) portByAddr(ctx context.Context, bridge string, ext map[string]string, a netip.Addr) (*flows.Port, error) {
+func (h *Host) portByAddr(ctx context.Context, bridge string, ext map[string]string, a netip.Addr) (*flows.PortModel, error) {
 	for _, s := range intent.DecodeBridge(bridge, ext).Subnets {
 		if !s.Prefix.Contains(a) {
 			continue

@@ -138,7 +138,7 @@ func (r *AttachRun) itemType(it *AttachItem) string {
 // takeFromPool attaches the run's one interface with a pool's port, if
 // the pool has one ready: nil, nil when it has none (the engine then
 // attaches as usual). A failure once a port was claimed removes that port.
-func (r *AttachRun) takeFromPool(ctx context.Context) (*Port, error) {
+func (r *AttachRun) takeFromPool(ctx context.Context) (*PortView, error) {
 	it := r.items[0]
 	ifc, err := r.claimPooled(ctx, it)
 	if ifc == nil || err != nil {

@@ -71,8 +71,9 @@ func (o PortOptions) routes() attach.RoutePolicy {
 	return attach.RouteIfNone
 }
 
-// Port is an attached container interface, as add-port and show report it.
-type Port struct {
+// PortView is an attached container interface, as add-port and show
+// report it.
+type PortView struct {
 	Bridge    string   `json:"bridge"`
 	Container string   `json:"container"`
 	Iface     string   `json:"interface"`
@@ -122,7 +123,7 @@ func checkType(dp, typ string) error {
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine
 // (attachPorts) with one interface. On any failure it rolls back
 // everything it did: links, the OVS port, the address.
-func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
+func (h *Host) AddPort(ctx context.Context, o PortOptions) (*PortView, error) {
 	n, err := h.Network(ctx, o.Bridge)
 	if err != nil {
 		return nil, err
@@ -132,7 +133,7 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*Port, error) {
 }
 
 // addPort is AddPort on network n, resolved.
-func (h *Host) addPort(ctx context.Context, n Network, o PortOptions) (*Port, error) {
+func (h *Host) addPort(ctx context.Context, n Network, o PortOptions) (*PortView, error) {
 	ps, err := h.attachPorts(ctx, n, []PortOptions{o}, false)
 	if err != nil {
 		return nil, err
@@ -144,7 +145,7 @@ func (h *Host) addPort(ctx context.Context, n Network, o PortOptions) (*Port, er
 // away during (ErrServiceLost), holding the host's lock as any CLI change
 // does: a port it finished is reported as done, one it left half-made is
 // removed, and the attach is then made here.
-func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*Port, error) {
+func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*PortView, error) {
 	_, ifs, ports, err := h.containerPorts(ctx, o.Bridge, o.Container, o.Iface)
 	if err != nil {
 		return nil, err
@@ -662,9 +663,9 @@ func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[st
 			meters = append(meters, uint32(ofport))
 		}
 	}
-	rest := func(c string) ([]flows.Port, error) {
+	rest := func(c string) ([]flows.PortModel, error) {
 		ps, err := h.containerIfaces(ctx, bridge, c)
-		return slices.DeleteFunc(ps, func(p flows.Port) bool { _, gone := ports[p.Name]; return gone }), err
+		return slices.DeleteFunc(ps, func(p flows.PortModel) bool { _, gone := ports[p.Name]; return gone }), err
 	}
 	lchs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, rest)
 	if err != nil {
@@ -792,7 +793,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 // namespace, and the old interface went with the old one): the same
 // interface name, addresses, MAC, MTU, VLAN, type and published ports;
 // links are the bridge's and stay.
-func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (*Port, error) {
+func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (*PortView, error) {
 	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
 	if err != nil {
 		return nil, err

@@ -29,7 +29,7 @@ func OwnerOf(i vswitchd.Interface) string { return intent.RefOf(i.ExternalIDs).S
 // number yet) and for rows whose intent does not decode (err says why).
 // The port number is the one ovs-vswitchd assigned, or, before it has, the
 // one requested.
-func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err error) {
+func decodePort(i vswitchd.Interface, vlan int) (p flows.PortModel, ok bool, err error) {
 	if !intent.Owned(i.ExternalIDs) || intent.IsTunnelPort(i.ExternalIDs) {
 		return p, false, nil
 	}
@@ -51,13 +51,13 @@ func decodePort(i vswitchd.Interface, vlan int) (p flows.Port, ok bool, err erro
 // model of each interface that has flows (by OVS port name) and what does
 // not decode (ports sharing a MAC included, and given no flows).
 type DecodedPorts struct {
-	Flow map[string]flows.Port
+	Flow map[string]flows.PortModel
 	Bad  []error
 }
 
 // DecodePorts decodes ifs, whose ports (for their VLANs) are ports.
 func DecodePorts(ifs []vswitchd.Interface, ports []vswitchd.Port) DecodedPorts {
-	d := DecodedPorts{Flow: map[string]flows.Port{}}
+	d := DecodedPorts{Flow: map[string]flows.PortModel{}}
 	shared := map[string]bool{}
 	for _, e := range sharedMACs(ifs) {
 		shared[e.Row] = true
@@ -125,8 +125,8 @@ func sharedMACs(ifs []vswitchd.Interface) []*intent.Error {
 
 // flowPort is port p's flow model, on OVS port name numbered ofport, in
 // access VLAN vlan (0: untagged).
-func flowPort(p intent.Port, name string, ofport, vlan int) flows.Port {
-	fp := flows.Port{Name: name, Ofport: ofport, MAC: p.MAC, VLAN: vlan, FloodPPS: p.FloodPPS}
+func flowPort(p intent.Port, name string, ofport, vlan int) flows.PortModel {
+	fp := flows.PortModel{Name: name, Ofport: ofport, MAC: p.MAC, VLAN: vlan, FloodPPS: p.FloodPPS}
 	for _, a := range p.Addrs {
 		fp.Addrs = append(fp.Addrs, a.Addr())
 	}
@@ -139,8 +139,8 @@ func portConfig(p intent.Port, routes attach.RoutePolicy) attach.Config {
 }
 
 // portView is port p as add-port, add-ports and show report it.
-func portView(p intent.Port, ovsPort string, ofport, vlan int) Port {
-	v := Port{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
+func portView(p intent.Port, ovsPort string, ofport, vlan int) PortView {
+	v := PortView{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
 		VLAN: vlan, FloodPPS: p.FloodPPS, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns, Runtime: p.Runtime}
 	for _, a := range p.Addrs {
 		v.Addresses = append(v.Addresses, a.String())

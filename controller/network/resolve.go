@@ -100,7 +100,7 @@ type Backend interface {
 	Detach(ctx context.Context, h *Host, ifs []vswitchd.Interface) error
 	// Show is the backend's networks (all, or the one named only), with
 	// this host's ports among them as local has them, by logical port.
-	Show(ctx context.Context, h *Host, only string, local map[string]Port) ([]Bridge, error)
+	Show(ctx context.Context, h *Host, only string, local map[string]PortView) ([]BridgeView, error)
 }
 
 // bridgeNetwork is one of this host's bridges: ovsnet's pipeline, its

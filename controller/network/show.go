@@ -15,27 +15,27 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// Bridge is one bridge as show reports it.
-type Bridge struct {
-	Name       string   `json:"name"`
-	Datapath   string   `json:"datapath"`
-	Ovsnet     bool     `json:"managed_by_ovsnet"`
-	Subnets    []string `json:"subnets,omitempty"`
-	IPRanges   []string `json:"ip_ranges,omitempty"`
-	Gateways   []string `json:"gateways,omitempty"`
-	MTU        int      `json:"mtu,omitempty"`
-	ICC        bool     `json:"icc"`
-	NAT        bool     `json:"nat"`
-	Ports      []Port   `json:"containers"`
-	Links      []Link   `json:"links,omitempty"`
-	Tunnels    []Tunnel `json:"tunnels,omitempty"`
-	Errors     []string `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
-	UnderlayOf string   `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
-	OtherPorts []string `json:"other_ports,omitempty"`
-	Docker     *Docker  `json:"docker_network,omitempty"` // the Docker network it carries
+// BridgeView is one bridge as show reports it.
+type BridgeView struct {
+	Name       string     `json:"name"`
+	Datapath   string     `json:"datapath"`
+	Ovsnet     bool       `json:"managed_by_ovsnet"`
+	Subnets    []string   `json:"subnets,omitempty"`
+	IPRanges   []string   `json:"ip_ranges,omitempty"`
+	Gateways   []string   `json:"gateways,omitempty"`
+	MTU        int        `json:"mtu,omitempty"`
+	ICC        bool       `json:"icc"`
+	NAT        bool       `json:"nat"`
+	Ports      []PortView `json:"containers"`
+	Links      []LinkView `json:"links,omitempty"`
+	Tunnels    []Tunnel   `json:"tunnels,omitempty"`
+	Errors     []string   `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
+	UnderlayOf string     `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
+	OtherPorts []string   `json:"other_ports,omitempty"`
+	Docker     *Docker    `json:"docker_network,omitempty"` // the Docker network it carries
 	// Pool is the warm pool's ports (ovsnet controller --pool): no
 	// container's yet, apart from Ports.
-	Pool []Port `json:"pool,omitempty"`
+	Pool []PortView `json:"pool,omitempty"`
 }
 
 // Docker is the Docker network a bridge carries, as show reports it.
@@ -46,21 +46,21 @@ type Docker struct {
 }
 
 // Show returns the bridges (all, or the one named) with their containers.
-func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
+func (h *Host) Show(ctx context.Context, only string) ([]BridgeView, error) {
 	topo, err := h.DB.ReadAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []Bridge{}
-	local := map[string]Port{} // this host's OVN ports, by logical port
+	out := []BridgeView{}
+	local := map[string]PortView{} // this host's OVN ports, by logical port
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
 		if only != "" && b.Name != only {
 			continue
 		}
 		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		sb := Bridge{Name: b.Name, Datapath: DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
-			Ports: []Port{}, Tunnels: bi.Tunnels}
+		sb := BridgeView{Name: b.Name, Datapath: DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
+			Ports: []PortView{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
 		if d := bi.Docker; d.ID != "" {
 			sb.Docker = &Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
@@ -69,7 +69,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
 		}
 		for _, l := range bi.Links {
-			sb.Links = append(sb.Links, Link{Link: l})
+			sb.Links = append(sb.Links, LinkView{Link: l})
 		}
 		if bi.Underlay != nil {
 			sb.UnderlayOf = bi.Underlay.Dev
@@ -100,7 +100,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
 		out = append(out, sb)
 	}
-	var ovn []Bridge
+	var ovn []BridgeView
 	if h.OVN != nil {
 		if ovn, err = h.OVN.Show(ctx, h, only, local); err != nil {
 			return nil, err
@@ -115,7 +115,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]Bridge, error) {
 
 // addInterfaces sorts a bridge's interfaces into its containers, its
 // warm pool, its tunnels' states and its other ports.
-func (sb *Bridge) addInterfaces(ifs []vswitchd.Interface, ports []vswitchd.Port) {
+func (sb *BridgeView) addInterfaces(ifs []vswitchd.Interface, ports []vswitchd.Port) {
 	state := map[string]string{}
 	for _, ifc := range ifs {
 		state[ifc.Name] = mesh.IfaceState(ifc)
@@ -142,7 +142,7 @@ func (sb *Bridge) addInterfaces(ifs []vswitchd.Interface, ports []vswitchd.Port)
 // shownPort is a container interface as show reports it: from its intent
 // (portView), or, for ovs-docker's ports and intent that does not
 // decode, from the stored strings as they are, with the decoding error.
-func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
+func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
 	e := i.ExternalIDs
 	vlan, ofport := 0, 0
 	if p.Tag != nil {
@@ -153,12 +153,12 @@ func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) Port {
 	}
 	pi, err := intent.DecodePort(IfaceRow(i), e)
 	owned := intent.Owned(e)
-	var v Port
+	var v PortView
 	if owned && err == nil {
 		v = portView(pi, i.Name, ofport, vlan)
 	} else {
 		s := intent.StoredOf(e)
-		v = Port{Container: s.Container, Iface: s.Iface, Addresses: s.Addrs, Gateways: s.Gateways,
+		v = PortView{Container: s.Container, Iface: s.Iface, Addresses: s.Addrs, Gateways: s.Gateways,
 			MAC: s.MAC, MTU: s.MTU, Type: s.Type, OVSPort: i.Name, Ofport: ofport, VLAN: vlan, Netns: s.Netns}
 	}
 	v.Bridge, v.Name = bridge, intent.RefOf(e).RuntimeName
@@ -195,7 +195,7 @@ func pooledState(i vswitchd.Interface) string {
 // linkState is the container interface's state as the kernel sees it: for a
 // veth its host end (in this netns), for an internal port the device inside
 // the container, which OVS itself cannot see once it is moved.
-func linkState(v Port, i vswitchd.Interface) string {
+func linkState(v PortView, i vswitchd.Interface) string {
 	if v.Type == attach.TypeInternal {
 		if v.Netns == "" {
 			return "unknown"
@@ -225,7 +225,7 @@ func linkState(v Port, i vswitchd.Interface) string {
 }
 
 // Describe renders a port as add-port prints it.
-func (p *Port) Describe() string {
+func (p *PortView) Describe() string {
 	s := fmt.Sprintf("attached %s:%s to %s as OVS port %s (%s)", p.Container, p.Iface, p.Bridge, p.OVSPort, p.Type)
 	for _, a := range p.Addresses {
 		s += "\n  address " + a
@@ -245,7 +245,7 @@ func (p *Port) Describe() string {
 
 // ovnLocal splits this host's OVN ports off a bridge's interfaces: they
 // are shown with their networks, by logical port name.
-func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]Port) ([]vswitchd.Interface, []vswitchd.Port) {
+func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]PortView) ([]vswitchd.Interface, []vswitchd.Port) {
 	var keepI []vswitchd.Interface
 	var keepP []vswitchd.Port
 	for j, i := range ifs {

@@ -29,6 +29,6 @@ func (Backend) Detach(ctx context.Context, h *network.Host, ifs []vswitchd.Inter
 }
 
 // Show is the OVN networks (all, or the one named only).
-func (Backend) Show(ctx context.Context, h *network.Host, only string, local map[string]network.Port) ([]network.Bridge, error) {
+func (Backend) Show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
 	return show(ctx, h, only, local)
 }

@@ -23,14 +23,14 @@ import (
 // every chassis: this host's from their interfaces (local), the others'
 // from their logical ports. Nothing when the host is not a chassis; an
 // unreachable database is one entry saying so.
-func show(ctx context.Context, h *network.Host, only string, local map[string]network.Port) ([]network.Bridge, error) {
+func show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
 	c, err := h.Chassis(ctx)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
 	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
-		return []network.Bridge{{Name: "OVN " + c.NB, Datapath: network.DatapathOVN, Ports: []network.Port{}, Errors: []string{err.Error()}}}, nil
+		return []network.BridgeView{{Name: "OVN " + c.NB, Datapath: network.DatapathOVN, Ports: []network.PortView{}, Errors: []string{err.Error()}}}, nil
 	}
 	defer nbc.Close()
 	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
@@ -38,7 +38,7 @@ func show(ctx context.Context, h *network.Host, only string, local map[string]ne
 	if err != nil {
 		return nil, err
 	}
-	var out []network.Bridge
+	var out []network.BridgeView
 	for _, ls := range lss {
 		if only != "" && ls.Name != only {
 			continue
@@ -53,9 +53,9 @@ func show(ctx context.Context, h *network.Host, only string, local map[string]ne
 }
 
 // ovnBridge is OVN network ls as show reports it.
-func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]network.Port, me string) network.Bridge {
+func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]network.PortView, me string) network.BridgeView {
 	bi := intent.DecodeBridge(ls.Name, ls.ExternalIDs)
-	sb := network.Bridge{Name: ls.Name, Datapath: network.DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []network.Port{}}
+	sb := network.BridgeView{Name: ls.Name, Datapath: network.DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []network.PortView{}}
 	if sb.MTU == 0 {
 		sb.MTU = DefaultOVNMTU
 	}
@@ -84,7 +84,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 		sb.Ports = append(sb.Ports, p)
 	}
 	for _, l := range bi.Links {
-		k := network.Link{Link: l}
+		k := network.LinkView{Link: l}
 		for _, end := range []string{l.Src, l.Dst} {
 			if !has[end] {
 				k.Dangling = append(k.Dangling, end)
@@ -101,8 +101,8 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 // remotePort is a logical switch port of another chassis (or one this
 // host has no interface for) as show reports it; bits are the subnets'
 // lengths by family (Is4).
-func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) network.Port {
-	p := network.Port{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
+func remotePort(lsp ovnnb.LogicalSwitchPort, bits map[bool]int) network.PortView {
+	p := network.PortView{Container: lsp.ExternalIDs[intent.KeyContainerID], Iface: lsp.ExternalIDs[intent.KeyContainerIface],
 		Type: "remote", OVSPort: lsp.Name, State: "up"}
 	for _, a := range nb.Addrs(lsp) {
 		p.Addresses = append(p.Addresses, netip.PrefixFrom(a, bits[a.Is4()]).String())

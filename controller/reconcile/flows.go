@@ -51,7 +51,7 @@ func (h *Converger) syncBridgeFlows(bridge string, fs []*openflow.Flow, ms []ope
 // objects changed between them (see unexplained).
 type flowIntent struct {
 	fixed  []*openflow.Flow
-	ports  map[uint64]flows.Port
+	ports  map[uint64]flows.PortModel
 	prints map[uint64]string
 	// attached are the port cookies of interfaces that add-port finished
 	// (state ready) on the port number it asked for: it installed exactly

@@ -32,12 +32,12 @@ const showFresh = 2 * time.Second
 type shown struct {
 	mu      sync.Mutex
 	at      time.Time
-	bridges []network.Bridge
+	bridges []network.BridgeView
 }
 
 // show returns the network as read within showFresh, reading it again if
 // older; concurrent requests wait for one reading.
-func (s *Service) show(ctx context.Context) ([]network.Bridge, error) {
+func (s *Service) show(ctx context.Context) ([]network.BridgeView, error) {
 	s.page.mu.Lock()
 	defer s.page.mu.Unlock()
 	if s.page.bridges != nil && time.Since(s.page.at) < showFresh {
@@ -62,7 +62,7 @@ type run struct {
 // topology is what /api/topology returns: show's bridges, the ports'
 // counters and the last runs.
 type topology struct {
-	Bridges  []network.Bridge           `json:"bridges"`
+	Bridges  []network.BridgeView       `json:"bridges"`
 	Counters map[string]attach.Counters `json:"counters"` // by OVS port
 	Runs     []run                      `json:"runs"`
 }
@@ -132,7 +132,7 @@ func (s *Service) apiTopology(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
-	var ports []network.Port
+	var ports []network.PortView
 	for _, b := range bs {
 		if len(b.Ports) <= view.MaxDrawn {
 			ports = append(ports, b.Ports...)

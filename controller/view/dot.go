@@ -10,7 +10,7 @@ import (
 // DOT is the network as a Graphviz digraph: a cluster per bridge holding
 // a cluster per VLAN, containers as boxes (red when broken), tunnels as
 // hexagons, links as blue arrows labelled with their ports.
-func DOT(bs []network.Bridge) string {
+func DOT(bs []network.BridgeView) string {
 	var b strings.Builder
 	b.WriteString("digraph ovsnet {\n")
 	b.WriteString("  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=11];\n")
@@ -24,7 +24,7 @@ func DOT(bs []network.Bridge) string {
 }
 
 // dotBridge writes one bridge's cluster, then its links.
-func dotBridge(b *strings.Builder, br network.Bridge) {
+func dotBridge(b *strings.Builder, br network.BridgeView) {
 	id := "br:" + br.Name
 	fmt.Fprintf(b, "  subgraph %s {\n    label=%s;\n    style=\"rounded\";\n", q("cluster_"+br.Name), q(br.Name))
 	fill := "#dde8f5"
@@ -67,7 +67,7 @@ func dotBridge(b *strings.Builder, br network.Bridge) {
 }
 
 // dotPort writes one container interface and its edge to the bridge.
-func dotPort(b *strings.Builder, bridgeID string, p network.Port) {
+func dotPort(b *strings.Builder, bridgeID string, p network.PortView) {
 	n := "port:" + p.OVSPort
 	attrs := ""
 	if Broken(p) {
@@ -80,7 +80,7 @@ func dotPort(b *strings.Builder, bridgeID string, p network.Port) {
 // dotLinks writes the bridge's links; an end that is no container here
 // (a remote address, or a detached container: dangling) gets a node of
 // its own.
-func dotLinks(b *strings.Builder, br network.Bridge) {
+func dotLinks(b *strings.Builder, br network.BridgeView) {
 	m := ends(br)
 	node := func(end string) string {
 		if p, ok := m[end]; ok {

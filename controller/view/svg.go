@@ -25,7 +25,7 @@ const (
 // cards. Broken containers and tunnels are red. Elements carry ids
 // (bridge-, port-, tunnel-, link-) and data attributes that the
 // controller's page uses to show a trace on the picture.
-func SVG(bs []network.Bridge) string {
+func SVG(bs []network.BridgeView) string {
 	var body strings.Builder
 	y, width := pad, 2*pad+cols*(cardW+gap)+gap
 	for _, br := range bs {
@@ -70,7 +70,7 @@ const Style = `.panel{fill:#fbfcfe;stroke:#8aa4c8;stroke-width:1.5}
 // card is a drawn container (or a VLAN's count), where it is.
 type card struct {
 	x, y, h int
-	port    *network.Port
+	port    *network.PortView
 	lines   []string
 	title   string
 	broken  bool
@@ -78,7 +78,7 @@ type card struct {
 
 // panel is one bridge laid out at x, y: w by h.
 type panel struct {
-	br         network.Bridge
+	br         network.BridgeView
 	x, y, w, h int
 	header     []string
 	labels     [][3]any // group titles: x, y, text
@@ -88,7 +88,7 @@ type panel struct {
 }
 
 // panelOf lays out bridge br with its top left corner at x, y.
-func panelOf(br network.Bridge, x, y int) *panel {
+func panelOf(br network.BridgeView, x, y int) *panel {
 	p := &panel{br: br, x: x, y: y, header: bridgeLines(br), at: map[string]*card{}}
 	cy := y + pad + 18 + len(p.header)*lineH + gap
 	for _, g := range groups(br) {
@@ -148,7 +148,7 @@ func groupCards(g group, counts bool) []card {
 	return cs
 }
 
-func danglingNote(l network.Link) string {
+func danglingNote(l network.LinkView) string {
 	if len(l.Dangling) == 0 {
 		return ""
 	}

@@ -19,17 +19,17 @@ const MaxDrawn = 200
 
 // Broken says whether a port is drawn as broken (red): its intent does not
 // decode, OVS reports an error, or its device is not up.
-func Broken(p network.Port) bool { return p.Error != "" || p.State != "up" }
+func Broken(p network.PortView) bool { return p.Error != "" || p.State != "up" }
 
 // group is the containers of one VLAN of a bridge (0: untagged).
 type group struct {
 	VLAN  int
-	Ports []network.Port
+	Ports []network.PortView
 }
 
 // groups splits a bridge's ports by VLAN, untagged first.
-func groups(br network.Bridge) []group {
-	by := map[int][]network.Port{}
+func groups(br network.BridgeView) []group {
+	by := map[int][]network.PortView{}
 	for _, p := range br.Ports {
 		by[p.VLAN] = append(by[p.VLAN], p)
 	}
@@ -42,7 +42,7 @@ func groups(br network.Bridge) []group {
 }
 
 // summarised says whether the bridge is drawn as counts.
-func summarised(br network.Bridge) bool { return len(br.Ports) > MaxDrawn }
+func summarised(br network.BridgeView) bool { return len(br.Ports) > MaxDrawn }
 
 // groupTitle names a VLAN group.
 func groupTitle(v int) string {
@@ -53,7 +53,7 @@ func groupTitle(v int) string {
 }
 
 // countBroken is how many of ps are broken.
-func countBroken(ps []network.Port) int {
+func countBroken(ps []network.PortView) int {
 	n := 0
 	for _, p := range ps {
 		if Broken(p) {
@@ -65,7 +65,7 @@ func countBroken(ps []network.Port) int {
 
 // bridgeLines are the lines under a bridge's name: its addresses and
 // settings.
-func bridgeLines(br network.Bridge) []string {
+func bridgeLines(br network.BridgeView) []string {
 	var ls []string
 	if len(br.Subnets) > 0 {
 		l := strings.Join(br.Subnets, " ")
@@ -102,7 +102,7 @@ func bridgeLines(br network.Bridge) []string {
 
 // portTitle names a container's interface: the runtime's name of the
 // container where there is one.
-func portTitle(p network.Port) string {
+func portTitle(p network.PortView) string {
 	c := p.Container
 	if p.Name != "" {
 		c = p.Name
@@ -113,7 +113,7 @@ func portTitle(p network.Port) string {
 }
 
 // portLines are the lines under a container's title.
-func portLines(p network.Port) []string {
+func portLines(p network.PortView) []string {
 	ls := []string{strings.Join(p.Addresses, " ")}
 	l := p.MAC + " · " + p.Type
 	if p.VLAN > 0 {
@@ -140,8 +140,8 @@ func tunnelLine(t network.Tunnel) string {
 
 // ends maps a bridge's container names (and runtime names) to the port
 // that stands for them in a picture: the first one.
-func ends(br network.Bridge) map[string]network.Port {
-	m := map[string]network.Port{}
+func ends(br network.BridgeView) map[string]network.PortView {
+	m := map[string]network.PortView{}
 	for _, p := range br.Ports {
 		for _, k := range endKeys(p) {
 			if _, ok := m[k]; k != "" && !ok {
@@ -153,7 +153,7 @@ func ends(br network.Bridge) map[string]network.Port {
 }
 
 // endKeys are the names a link may give a port's container by.
-func endKeys(p network.Port) []string {
+func endKeys(p network.PortView) []string {
 	ks := []string{p.Container}
 	if p.Name != "" {
 		ks = append(ks, p.Name)

@@ -16,22 +16,22 @@ import (
 func pipeline() []*openflow.Flow {
 	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
 	v4, v6 := netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("fd00::2")
-	fs := flows.BridgeFlows(flows.Bridge{Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}, GatewayMAC: mac})
-	fs = append(fs, flows.BridgeFlows(flows.Bridge{AnswerND: true, Gateways: []netip.Addr{netip.MustParseAddr("fd00::1")}, GatewayMAC: mac})...)
-	fs = append(fs, flows.BridgeFlows(flows.Bridge{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}})...)
+	fs := flows.BridgeFlows(flows.BridgeModel{Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}, GatewayMAC: mac})
+	fs = append(fs, flows.BridgeFlows(flows.BridgeModel{AnswerND: true, Gateways: []netip.Addr{netip.MustParseAddr("fd00::1")}, GatewayMAC: mac})...)
+	fs = append(fs, flows.BridgeFlows(flows.BridgeModel{ICC: true, Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}})...)
 	// A network spanning hosts, isolated: the tunnel flows.
-	fs = append(fs, flows.BridgeFlows(flows.Bridge{Gateways: []netip.Addr{netip.MustParseAddr("10.97.1.1")}, GatewayMAC: mac,
+	fs = append(fs, flows.BridgeFlows(flows.BridgeModel{Gateways: []netip.Addr{netip.MustParseAddr("10.97.1.1")}, GatewayMAC: mac,
 		Subnets: []netip.Prefix{netip.MustParsePrefix("10.97.0.0/16"), netip.MustParsePrefix("fd00:97::/64")},
 		Ranges:  []netip.Prefix{netip.MustParsePrefix("10.97.1.0/24"), netip.MustParsePrefix("fd00:97::100/120")},
 		Tunnels: []int{65200, 65201}})...)
-	p := flows.Port{Name: "p", Ofport: 5, MAC: mac, Addrs: []netip.Addr{v4, v6}, VLAN: 3}
+	p := flows.PortModel{Name: "p", Ofport: 5, MAC: mac, Addrs: []netip.Addr{v4, v6}, VLAN: 3}
 	fs = append(fs, flows.PortFlows(p)...)
-	fs = append(fs, flows.PortFlows(flows.Port{Name: "q", Ofport: 65000, MAC: mac})...)
-	fs = append(fs, flows.PortFlows(flows.Port{Name: "r", Ofport: 7, MAC: mac, Addrs: []netip.Addr{v4}, FloodPPS: 1000})...)
-	fs = append(fs, flows.LinkFlows(flows.Link{Src: "10.97.2.5", Dst: "b", SrcPort: flows.Port{Addrs: []netip.Addr{netip.MustParseAddr("10.97.2.5")}}, DstPort: p})...)
+	fs = append(fs, flows.PortFlows(flows.PortModel{Name: "q", Ofport: 65000, MAC: mac})...)
+	fs = append(fs, flows.PortFlows(flows.PortModel{Name: "r", Ofport: 7, MAC: mac, Addrs: []netip.Addr{v4}, FloodPPS: 1000})...)
+	fs = append(fs, flows.LinkFlows(flows.LinkModel{Src: "10.97.2.5", Dst: "b", SrcPort: flows.PortModel{Addrs: []netip.Addr{netip.MustParseAddr("10.97.2.5")}}, DstPort: p})...)
 
-	fs = append(fs, flows.LinkFlows(flows.Link{Src: "a", Dst: "b", SrcPort: p, DstPort: p})...)
-	fs = append(fs, flows.LinkFlows(flows.Link{Src: "a", Dst: "b", SrcPort: p, DstPort: p,
+	fs = append(fs, flows.LinkFlows(flows.LinkModel{Src: "a", Dst: "b", SrcPort: p, DstPort: p})...)
+	fs = append(fs, flows.LinkFlows(flows.LinkModel{Src: "a", Dst: "b", SrcPort: p, DstPort: p,
 		Rules: []flows.Rule{{Proto: "tcp", Port: 80}, {Proto: "udp", Port: 53}}})...)
 	return fs
 }
