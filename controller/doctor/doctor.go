@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
@@ -309,7 +310,7 @@ func doctorController(addr string) Finding {
 }
 
 func doctorDocker() Finding {
-	if err := attach.DockerPing(); err != nil {
+	if err := containers.DockerPing(); err != nil {
 		return Finding{"containers", StatusNote, fmt.Sprintf("Docker API unreachable (%v): CONTAINER must be a netns name, pid:N or a path", err),
 			"start Docker, or set DOCKER_HOST (Podman: unix:///run/podman/podman.sock)"}
 	}

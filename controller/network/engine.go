@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
@@ -239,7 +240,7 @@ func (r *AttachRun) resolve(ctx context.Context) error {
 			}
 			it.netns = it.o.Netns
 		} else {
-			t, err := attach.Resolve(ctx, it.o.Container)
+			t, err := containers.Resolve(ctx, it.o.Container)
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/ovsnet/ovsnet/appctl"
-	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -46,7 +46,7 @@ func (h *Host) linkEnd(ctx context.Context, bridge, c string) (string, error) {
 	if ps, err := h.containerIfaces(ctx, bridge, c); err != nil || len(ps) > 0 {
 		return c, err
 	}
-	t, err := attach.Resolve(ctx, c)
+	t, err := containers.Resolve(ctx, c)
 	if err != nil || t.Name == "" {
 		return c, nil // not a container Docker knows: named as given
 	}

@@ -8,6 +8,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -75,7 +76,7 @@ func (h *Converger) followRestarts(ctx context.Context, topo *ovsdb.Topology, p 
 	gone := map[string][]orphan{} // by bridge: detached together
 	for _, o := range vanished(topo, attach.NetnsExists) {
 		owner := network.OwnerOf(o.ifc)
-		step, err := orphanStep(ctx, o, attach.DockerContainer)
+		step, err := orphanStep(ctx, o, containers.DockerContainer)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", owner, err))

@@ -3,7 +3,7 @@ package reconcile
 import (
 	"context"
 
-	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -98,8 +98,8 @@ const (
 )
 
 // lookupFunc says whether the container runtime knows a container, and,
-// if it runs, where (attach.DockerContainer).
-type lookupFunc func(ctx context.Context, ref string) (exists bool, running *attach.Target, err error)
+// if it runs, where (containers.DockerContainer).
+type lookupFunc func(ctx context.Context, ref string) (exists bool, running *containers.Target, err error)
 
 // orphanStep decides for orphan o, asking the runtime through lookup.
 func orphanStep(ctx context.Context, o orphan, lookup lookupFunc) (orphanAction, error) {

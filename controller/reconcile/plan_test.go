@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -124,17 +124,17 @@ func TestOrphanStep(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		exists  bool
-		running *attach.Target
+		running *containers.Target
 		err     error
 		want    orphanAction
 	}{
 		{"removed", false, nil, nil, remove},
 		{"stopped", true, nil, nil, keep},
-		{"started again", true, &attach.Target{Netns: "/proc/20/ns/net"}, nil, reattach},
-		{"still in its namespace", true, &attach.Target{Netns: "/proc/10/ns/net"}, nil, keep},
+		{"started again", true, &containers.Target{Netns: "/proc/20/ns/net"}, nil, reattach},
+		{"still in its namespace", true, &containers.Target{Netns: "/proc/10/ns/net"}, nil, keep},
 		{"engine down", false, nil, errors.New("unreachable"), keep},
 	} {
-		lookup := func(_ context.Context, ref string) (bool, *attach.Target, error) {
+		lookup := func(_ context.Context, ref string) (bool, *containers.Target, error) {
 			if ref != "c-a" {
 				t.Fatalf("looked up %q", ref)
 			}

@@ -4,14 +4,14 @@ import (
 	"context"
 	"time"
 
-	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 )
 
 // nameEndpoints records the name of a container that started on the Docker
 // network driver's endpoints (made before their container is known), so
 // that links naming it find its new endpoints after a restart.
 func (s *Service) nameEndpoints(ctx context.Context, id string) {
-	exists, t, err := attach.DockerContainer(ctx, id)
+	exists, t, err := containers.DockerContainer(ctx, id)
 	if err != nil || !exists || t == nil || len(t.Endpoints) == 0 {
 		return
 	}
@@ -35,7 +35,7 @@ func (s *Service) followContainers(ctx context.Context) {
 	wait := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := attach.DockerEvents(ctx, func(action, id string) {
+		err := containers.DockerEvents(ctx, func(action, id string) {
 			if action == "start" {
 				s.nameEndpoints(ctx, id)
 			}

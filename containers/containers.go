@@ -1,8 +1,8 @@
-// Package attach finds a container's network namespace and plugs links into
-// it: veth pairs or OVS internal ports, configured inside the namespace over
-// netlink (name, MTU, MAC, addresses, default route, link up, gratuitous ARP).
-// It never runs the ip command.
-package attach
+// Package containers finds a container's network namespace, as a user or
+// a runtime names it: a Docker or Podman container (the Engine API on
+// DOCKER_HOST or /var/run/docker.sock, which also tells ovsnet of
+// containers that come and go), a named netns, a pid, a netns file.
+package containers
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ovsnet/ovsnet/attach"
 )
 
 // Target is a resolved container: where its network namespace is.
@@ -33,9 +33,6 @@ type Target struct {
 	Endpoints []string
 	Name      string
 }
-
-// NetnsDir is where `ip netns add` keeps named namespaces.
-var NetnsDir = "/var/run/netns"
 
 // ErrNotFound is wrapped by Resolve's error when nothing matches.
 var ErrNotFound = errors.New("container not found")
@@ -61,15 +58,15 @@ func Resolve(ctx context.Context, ref string) (*Target, error) {
 		default:
 			return nil, err // e.g. not running: a definite answer
 		}
-		p := filepath.Join(NetnsDir, ref)
-		if isNetns(p) {
+		p := filepath.Join(attach.NetnsDir, ref)
+		if attach.NetnsExists(p) {
 			return &Target{Ref: ref, Netns: p, How: "netns " + p}, nil
 		}
 		tried = append(tried, "no netns "+p)
 		pidStr := strings.TrimPrefix(ref, "pid:")
 		if pid, err := strconv.Atoi(pidStr); err == nil && pid > 0 {
 			p := fmt.Sprintf("/proc/%d/ns/net", pid)
-			if isNetns(p) {
+			if attach.NetnsExists(p) {
 				return &Target{Ref: ref, Netns: p, How: fmt.Sprintf("pid %d", pid)}, nil
 			}
 			tried = append(tried, fmt.Sprintf("no process %d", pid))
@@ -77,34 +74,12 @@ func Resolve(ctx context.Context, ref string) (*Target, error) {
 			tried = append(tried, "not a pid")
 		}
 	} else {
-		if isNetns(ref) {
+		if attach.NetnsExists(ref) {
 			return &Target{Ref: ref, Netns: ref, How: "netns file " + ref}, nil
 		}
 		tried = append(tried, "no netns file at "+ref)
 	}
 	return nil, fmt.Errorf("%w: %q: %s", ErrNotFound, ref, strings.Join(tried, ", "))
-}
-
-// NetnsExists reports whether p is (still) a network namespace file.
-func NetnsExists(p string) bool { return isNetns(p) }
-
-// IsOwnNetns reports whether p is this process's own network namespace
-// (the host's, for ovsnet): the same nsfs inode.
-func IsOwnNetns(p string) bool {
-	var a, b unix.Stat_t
-	if unix.Stat(p, &a) != nil || unix.Stat("/proc/self/ns/net", &b) != nil {
-		return false
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino
-}
-
-// isNetns reports whether p is a network namespace file (nsfs).
-func isNetns(p string) bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs(p, &st); err != nil {
-		return false
-	}
-	return st.Type == unix.NSFS_MAGIC
 }
 
 var (
