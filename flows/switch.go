@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/flows/openflow"
 )
 
@@ -269,6 +271,12 @@ func (s *Switch) withConn(bridge string, do func(*openflow.Conn) error) error {
 		return err
 	}
 }
+
+// WaitRevalidated returns once ovs-vswitchd's revalidators have checked
+// the datapath's cached flows against the flow tables as they are now
+// (ovs-appctl revalidator/wait): a change that takes access away is in
+// force for every packet only then.
+func (s *Switch) WaitRevalidated(ctx context.Context) error { return appctl.WaitRevalidated(ctx) }
 
 // CookieCount is how many flows of bridge carry cookie under mask.
 func (s *Switch) CookieCount(bridge string, cookie, mask uint64) (n int, err error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -32,7 +33,7 @@ import (
 // ports and veth host ends live.
 type Host struct {
 	DB       *ovsdb.Client
-	Flows    *flows.Switch
+	Flows    OpenFlow
 	Progress Progress // told how long work goes (nil: nobody)
 	// Pool, when set, is the warm pool attaches may take from (the
 	// controller's); nil: every attach makes its port.
@@ -46,6 +47,33 @@ type Host struct {
 	// pipelineSeen: per bridge, the OpenFlow connection (Switch.Epoch)
 	// over which its pipeline was last seen in place (ensurePipeline).
 	pipelineSeen map[string]uint64
+}
+
+// OpenFlow is what network needs of the bridges' OpenFlow connections and
+// of ovs-vswitchd's datapath: flows.Switch, or flowstest.Recorder in unit
+// tests.
+type OpenFlow interface {
+	// Prepare starts dialling bridge; Epoch names its connection (open:
+	// one is up), Forget drops it, Close drops them all.
+	Prepare(bridge string)
+	Epoch(bridge string) (epoch uint64, open bool)
+	Forget(bridge string)
+	Close()
+	// Apply makes changes in one bundle; ApplySpread in as many as a
+	// large set needs.
+	Apply(bridge string, changes ...flows.Change) error
+	ApplySpread(bridge string, changes ...flows.Change) error
+	// ReplaceAll makes the bridge's flows exactly fs and its meters ms.
+	ReplaceAll(bridge string, fs []*openflow.Flow, ms []openflow.Meter) error
+	DeleteMeters(bridge string, ids []uint32) error
+	// What the bridge has against what it should.
+	Diff(bridge string, fs []*openflow.Flow) (added, removed int, err error)
+	MeterDrift(bridge string, ms []openflow.Meter) (wrong, extra int, err error)
+	CookieCount(bridge string, cookie, mask uint64) (int, error)
+	FlowCounts(bridge string, tables []uint8) (map[uint8]int, error)
+	// WaitRevalidated returns once the datapath's cached flows were
+	// checked against the flow tables as they are now.
+	WaitRevalidated(ctx context.Context) error
 }
 
 // Open connects to the host's OVSDB (endpoint "" means the default);

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
@@ -218,7 +217,7 @@ func (h *Host) revoke(ctx context.Context, bridge string, changes ...flows.Chang
 	if err := h.Flows.Apply(bridge, changes...); err != nil {
 		return err
 	}
-	if err := appctl.WaitRevalidated(ctx); err != nil {
+	if err := h.Flows.WaitRevalidated(ctx); err != nil {
 		return fmt.Errorf("%s's flows are changed, but ovs-vswitchd did not confirm that its datapath's cached flows were rechecked, so packets may pass as before for a while (ovs-appctl revalidator/wait): %w", bridge, err)
 	}
 	return nil

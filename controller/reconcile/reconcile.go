@@ -24,7 +24,6 @@ import (
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/steptime"
-	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 	"github.com/vishvananda/netlink"
@@ -526,7 +525,7 @@ func (m Memory) Total(bridge string) int { return m[bridge].total }
 // Broken says whether a bridge's flows may be gone since the last run
 // brought them to the intent: the OpenFlow connection it checked over was
 // closed by ovs-vswitchd, or replaced.
-func (m Memory) Broken(sw *flows.Switch) bool {
+func (m Memory) Broken(sw network.OpenFlow) bool {
 	for b, seen := range m {
 		if epoch, open := sw.Epoch(b); !open || epoch != seen.epoch {
 			return true
