@@ -40,10 +40,11 @@ type Host struct {
 	Pool *Pool
 	// OVN resolves the network names that are not bridges here, and
 	// takes part in detaching and showing its ports; nil: none.
-	OVN  Backend
-	nat  *nat.Tables // opened on first use
-	nat6 *nat.Tables // ip6tables, likewise
-	mu   sync.Mutex
+	OVN Backend
+	// Firewall is the host's iptables and ip6tables (nil: the system's,
+	// opened on first use).
+	Firewall nat.Firewall
+	mu       sync.Mutex
 	// pipelineSeen: per bridge, the OpenFlow connection (Switch.Epoch)
 	// over which its pipeline was last seen in place (ensurePipeline).
 	pipelineSeen map[string]uint64

@@ -21,23 +21,15 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// tables opens iptables on first use: commands that publish nothing never
-// pay for it.
-func (h *Host) tables() (*nat.Tables, error) { return openOnce(&h.nat, nat.Open) }
-
-// tables6 opens ip6tables on first use.
-func (h *Host) tables6() (*nat.Tables, error) { return openOnce(&h.nat6, nat.Open6) }
-
-// openOnce returns *t, opening it first if it is not yet.
-func openOnce(t **nat.Tables, open func() (*nat.Tables, error)) (*nat.Tables, error) {
-	if *t == nil {
-		o, err := open()
-		if err != nil {
-			return nil, err
-		}
-		*t = o
+// firewall is the host's firewall: Host.Firewall, or the system's
+// iptables and ip6tables when none was given.
+func (h *Host) firewall() nat.Firewall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.Firewall == nil {
+		h.Firewall = &nat.System{}
 	}
-	return *t, nil
+	return h.Firewall
 }
 
 // SyncNAT makes ovsnet's iptables chains match the plan (or removes them
@@ -47,7 +39,8 @@ func (h *Host) SyncNAT(ctx context.Context, p natplan.Plan) ([]string, error) {
 	if err != nil {
 		return did, err
 	}
-	t, err := h.tables()
+	fw := h.firewall()
+	t, err := fw.Chains(false)
 	if err != nil {
 		return did, err
 	}
@@ -58,16 +51,16 @@ func (h *Host) SyncNAT(ctx context.Context, p natplan.Plan) ([]string, error) {
 		if !b.NAT {
 			continue
 		}
-		if err := nat.EnableForwarding(); err != nil {
+		if err := fw.Forward(false); err != nil {
 			return did, fmt.Errorf("enable IPv4 forwarding: %w", err)
 		}
-		if err := nat.AllowLocalnet(b.Name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fw.Localnet(b.Name); err != nil {
 			return did, err
 		}
 	}
 	d, err := t.Sync(p.Rules, p.Keep...)
 	did = append(did, d...)
-	if other := nat.OtherBackend(); other != "" {
+	if other := fw.OtherBackend(); other != "" {
 		fmt.Fprintf(os.Stderr, "ovsnet: warning: %s also holds ovsnet rules: remove them (both iptables backends in use)\n", other)
 	}
 	return did, err
@@ -76,7 +69,8 @@ func (h *Host) SyncNAT(ctx context.Context, p natplan.Plan) ([]string, error) {
 // syncNAT6 is SyncNAT's IPv6 half: IPv6 subnets are routed, not
 // translated, so forwarding on and the bridges isolated from each other.
 func (h *Host) syncNAT6(p natplan.Plan) ([]string, error) {
-	t, err := h.tables6()
+	fw := h.firewall()
+	t, err := fw.Chains(true)
 	if len(p.IPv6) == 0 {
 		if err != nil {
 			return nil, nil // no ip6tables, and nothing of ovsnet's in it
@@ -86,7 +80,7 @@ func (h *Host) syncNAT6(p natplan.Plan) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := nat.EnableIPv6Forwarding(); err != nil {
+	if err := fw.Forward(true); err != nil {
 		return nil, fmt.Errorf("enable IPv6 forwarding: %w", err)
 	}
 	did, err := t.Sync(p.Rules6, p.Keep...)
@@ -229,7 +223,8 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.tables()
+	fw := h.firewall()
+	t, err := fw.Chains(false)
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +233,11 @@ func (h *Host) publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interfac
 		return nil, err
 	}
 	tr.Step("append rule")
-	if err := nat.EnableForwarding(); err != nil {
+	if err := fw.Forward(false); err != nil {
 		return nil, err
 	}
 	for _, p := range udp {
-		nat.FlushUDP(p)
+		fw.FlushUDP(p)
 	}
 	return portMappings(ifc, added), nil
 }
@@ -412,7 +407,8 @@ func (h *Host) deleteRules(rules []nat.Rule, udp []uint16) error {
 	if len(rules) == 0 {
 		return nil
 	}
-	t, err := h.tables()
+	fw := h.firewall()
+	t, err := fw.Chains(false)
 	if err != nil {
 		return err
 	}
@@ -420,7 +416,7 @@ func (h *Host) deleteRules(rules []nat.Rule, udp []uint16) error {
 		return err
 	}
 	for _, p := range udp {
-		nat.FlushUDP(p)
+		fw.FlushUDP(p)
 	}
 	return nil
 }
