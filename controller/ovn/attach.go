@@ -31,10 +31,10 @@ import (
 // it; ovn-controller binds the two and programs every flow, so the engine
 // waits for OVN to report the port up instead of installing flows.
 
-// DefaultOVNMTU is an OVN network's containers' MTU unless the network
+// DefaultMTU is an OVN network's containers' MTU unless the network
 // says otherwise: a 1,500-byte underlay less Geneve's overhead with room
 // for its options.
-const DefaultOVNMTU = 1400
+const DefaultMTU = 1400
 
 // ovnNetwork is an OVN network: a logical switch in the northbound
 // database, its ports on this chassis' integration bridge.
@@ -90,7 +90,7 @@ func (a *ovnNetwork) read(ctx context.Context) error {
 	}
 	a.subs, a.mtu, a.nat = bi.Subnets, bi.MTU, bi.NAT
 	if a.mtu == 0 {
-		a.mtu = DefaultOVNMTU
+		a.mtu = DefaultMTU
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ovn-org/libovsdb/model"
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -154,5 +155,66 @@ func TestOVNLinksAndRefusals(t *testing.T) {
 	}
 	if _, err := h.SetFloodLimit(ctx, network.FloodLimit{Bridge: "n1", PPS: 10}); err == nil || !strings.Contains(err.Error(), "bounds no floods") {
 		t.Errorf("set-flood-limit on an OVN network: %v", err)
+	}
+}
+
+// TestShowOVNNetwork: show lists the host's bridges and, through the
+// backend, its OVN networks with their ports on any chassis (here all on
+// others: remote, down until OVN binds them).
+func TestShowOVNNetwork(t *testing.T) {
+	ctx := context.Background()
+	h, _ := chassisHost(t)
+	all, err := h.Show(ctx, "")
+	if err != nil || len(all) != 2 || all[0].Name != "br0" || all[1].Name != "n1" {
+		t.Fatalf("show: %+v, %v", all, err)
+	}
+	n := all[1]
+	if n.Datapath != network.DatapathOVN || n.MTU != DefaultMTU || len(n.Ports) != 2 || n.Ports[0].Type != "remote" || n.Ports[0].Addresses[0] != "10.2.0.2/24" {
+		t.Fatalf("n1 shown as %+v", n)
+	}
+	if n.Ports[0].State != "down (OVN has not bound it)" {
+		t.Fatalf("an unbound port shown %q", n.Ports[0].State)
+	}
+	if _, err := h.Show(ctx, "foreign"); !errors.Is(err, network.ErrNoBridge) {
+		t.Fatalf("a switch ovsnet did not make: %v", err)
+	}
+}
+
+// TestConvergeDropsStrayLogicalPorts: a logical port of this chassis that
+// no interface here plugs (its container went while the host was down) is
+// removed, and the network's isolation synced; other chassis' ports stay.
+func TestConvergeDropsStrayLogicalPorts(t *testing.T) {
+	ctx := context.Background()
+	h, c := chassisHost(t)
+	lss, err := nb.LogicalSwitches(ctx, c, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := &ovnnb.LogicalSwitchPort{UUID: "stray", Name: "n1-stray", Addresses: []string{"0a:58:0a:02:00:09 10.2.0.9"},
+		ExternalIDs: map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyContainerID: "s", intent.KeyOVNNetwork: "n1", intent.KeyOVNChassis: "here"}}
+	ops, err := c.Create(stray)
+	if err == nil {
+		ls := &ovnnb.LogicalSwitch{UUID: lss[0].UUID}
+		var mut []ovsdbops.Operation
+		mut, err = c.Where(ls).Mutate(ls, model.Mutation{Field: &ls.Ports, Mutator: ovsdbops.MutateOperationInsert, Value: []string{"stray"}})
+		ops = append(ops, mut...)
+	}
+	if err == nil {
+		err = c.Run(ctx, ops)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Converge(ctx, h, nil)
+	if err != nil || len(r.Did) < 2 {
+		t.Fatalf("converge: %+v, %v", r, err)
+	}
+	lss, _ = nb.LogicalSwitches(ctx, c, "n1")
+	ports, err := nb.SwitchPorts(ctx, c, lss[0])
+	if err != nil || len(ports) != 2 {
+		t.Fatalf("ports left: %+v, %v", ports, err)
+	}
+	if r, err := Converge(ctx, h, nil); err != nil || len(r.Did) != 0 {
+		t.Fatalf("converge again: %+v, %v", r, err)
 	}
 }

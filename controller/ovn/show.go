@@ -57,7 +57,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 	bi := intent.DecodeBridge(ls.Name, ls.ExternalIDs)
 	sb := network.BridgeView{Name: ls.Name, Datapath: network.DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []network.PortView{}}
 	if sb.MTU == 0 {
-		sb.MTU = DefaultOVNMTU
+		sb.MTU = DefaultMTU
 	}
 	sb.Subnets, sb.Gateways, _ = bi.Strings()
 	for _, e := range bi.Errs {

@@ -1,0 +1,39 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+)
+
+// TestShowBridge: show reports a bridge's settings, its containers in
+// order with their addresses, its links with the ends that have no port
+// (dangling), and a name that is no network as ErrNoBridge.
+func TestShowBridge(t *testing.T) {
+	ctx := context.Background()
+	set := intent.Link{Src: "c10.1.0.3", Dst: "gone", Ports: "all"}.Encode()
+	set[intent.KeyICC] = "false"
+	h, _ := allocHost(t, "10.1.0.0/24", set, "10.1.0.3", "10.1.0.2")
+	bs, err := h.Show(ctx, "br0")
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("show br0: %+v, %v", bs, err)
+	}
+	b := bs[0]
+	if !b.Ovsnet || b.ICC || len(b.Subnets) != 1 || b.Subnets[0] != "10.1.0.0/24" || len(b.Ports) != 2 {
+		t.Fatalf("br0 shown as %+v", b)
+	}
+	if b.Ports[0].Container != "c10.1.0.2" || len(b.Ports[0].Addresses) != 1 || b.Ports[0].Addresses[0] != "10.1.0.2/24" {
+		t.Fatalf("ports not in order, or without their address: %+v", b.Ports)
+	}
+	if len(b.Links) != 1 || len(b.Links[0].Dangling) != 1 || b.Links[0].Dangling[0] != "gone" {
+		t.Fatalf("links: %+v", b.Links)
+	}
+	if _, err := h.Show(ctx, "nope"); !errors.Is(err, ErrNoBridge) {
+		t.Fatalf("show of no network: %v", err)
+	}
+	if all, err := h.Show(ctx, ""); err != nil || len(all) != 1 {
+		t.Fatalf("show all: %d, %v", len(all), err)
+	}
+}
