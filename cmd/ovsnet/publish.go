@@ -3,12 +3,11 @@ package main
 import (
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/hostnat"
 	"github.com/spf13/cobra"
-
-	"github.com/ovsnet/ovsnet/controller/network"
 )
 
-func mappingText(ms []network.PortMapping) string {
+func mappingText(ms []hostnat.PortMapping) string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Mapping)
@@ -90,7 +89,7 @@ func portCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if ms == nil {
-				ms = []network.PortMapping{}
+				ms = []hostnat.PortMapping{}
 			}
 			return g.print(c, ms, mappingText(ms))
 		},

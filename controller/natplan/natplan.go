@@ -1,7 +1,7 @@
 // Package natplan works out, from OVSDB's topology alone, what ovsnet's
 // intent asks of iptables, ip6tables and the forwarding sysctls (Of: a
 // pure function, unit-tested on topologies made in memory); network.Host
-// applies a Plan (SyncNAT), reconcile and the controller compare plans by
+// applies a Plan (hostnat.NAT.Sync), reconcile and the controller compare plans by
 // their Key to skip work that would change nothing.
 package natplan
 

@@ -119,7 +119,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 	// Masquerade and forwarding rules (and every other bridge's, which must
 	// not masquerade toward this subnet).
 	if len(subnets) > 0 {
-		if err := h.ResyncNAT(ctx); err != nil {
+		if err := h.NAT().Resync(ctx); err != nil {
 			return undo(err)
 		}
 	}
@@ -367,7 +367,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	// The containers' devices, ovs-docker's veths included, and the
 	// bridge's NAT rules and host port reservations; then the rows.
 	ifs, _ := topo.BridgeInterfaces(br)
-	errs := []error{h.releaseAll(ifs)}
+	errs := []error{h.NAT().ReleaseAll(ifs)}
 	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
 		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
 			errs = append(errs, attach.DeleteLink(mesh.VXLANDevice(t.Port)))
@@ -380,7 +380,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
 	h.Flows.Forget(name)
-	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.ResyncNAT(ctx), mesh.ReleaseUnderlays(ctx, h.DB))
+	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.NAT().Resync(ctx), mesh.ReleaseUnderlays(ctx, h.DB))
 }
 
 // SetBridgeIntent writes keys of bridge name's external_ids (set, then

@@ -545,7 +545,7 @@ func (r *AttachRun) publish(ctx context.Context) error {
 			// Rolled back whatever part of it went in: releasing a
 			// mapping whose rule is missing is fine.
 			it.published = true
-			_, err = r.h.publish(ctx, r.nb, ifs[0], it.rq.publish)
+			_, err = r.h.NAT().Publish(ctx, r.nb, ifs[0], it.rq.publish)
 		}
 		if err != nil {
 			return err
@@ -605,7 +605,7 @@ func (r *AttachRun) rollback(cause error) error {
 		hi = max(hi, it.ofport)
 	}
 	// The rules and the veths of the lot in one request each.
-	errs = append(errs, r.h.releaseAll(pub), attach.DeleteLinks(veths), r.alloc.Undo(bg, r))
+	errs = append(errs, r.h.NAT().ReleaseAll(pub), attach.DeleteLinks(veths), r.alloc.Undo(bg, r))
 	if len(uuids) > 0 {
 		errs = append(errs, r.deleteInternals())
 		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {

@@ -49,7 +49,7 @@ func TestPublishRecordsAndRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.SyncNAT(ctx, natplan.Of(topo)); err != nil {
+	if _, err := h.NAT().Sync(ctx, natplan.Of(topo)); err != nil {
 		t.Fatal(err)
 	}
 	masq := slices.ContainsFunc(fw.Rules(false), func(r string) bool { return strings.Contains(r, "10.1.0.0/24") && strings.Contains(r, "MASQUERADE") })
@@ -65,7 +65,7 @@ func TestPublishRecordsAndRules(t *testing.T) {
 	if got, _ := h.Ports(ctx, "br0", a, ""); len(got) != 1 {
 		t.Fatalf("ports after unpublish: %+v", got)
 	}
-	if _, err := h.SyncNAT(ctx, natplan.Plan{}); err != nil || len(fw.Rules(false)) != 0 {
+	if _, err := h.NAT().Sync(ctx, natplan.Plan{}); err != nil || len(fw.Rules(false)) != 0 {
 		t.Fatalf("no bridge: rules %q, %v", fw.Rules(false), err)
 	}
 }

@@ -521,7 +521,7 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 			freed = append(freed, p.Addr())
 		}
 	}
-	if err := h.releaseAll(ifs); err != nil {
+	if err := h.NAT().ReleaseAll(ifs); err != nil {
 		return err
 	}
 	tr.Step("published ports")

@@ -134,7 +134,7 @@ func (h *Host) tunnelUp(ctx context.Context, t Tunnel) error {
 	if _, err := h.ConvergeBridge(ctx, t.Bridge, nb.ExternalIDs); err != nil {
 		return err
 	}
-	return h.ResyncNAT(ctx)
+	return h.NAT().Resync(ctx)
 }
 
 // tunnelReady waits for ovs-vswitchd to number tunnel t's port and, for a
@@ -305,7 +305,7 @@ func (h *Host) DelTunnel(ctx context.Context, bridge, remote string) error {
 		_, err := h.ConvergeBridge(ctx, bridge, nb.ExternalIDs)
 		errs = append(errs, err)
 	}
-	errs = append(errs, mesh.ReleaseUnderlays(ctx, h.DB), h.ResyncNAT(ctx))
+	errs = append(errs, mesh.ReleaseUnderlays(ctx, h.DB), h.NAT().Resync(ctx))
 	return errors.Join(errs...)
 }
 

@@ -100,7 +100,7 @@ func bringUpGateway(ctx context.Context, h *network.Host, a *ovnNetwork) error {
 	if !a.gwAdded {
 		return nil
 	}
-	return h.ResyncNAT(ctx)
+	return h.NAT().Resync(ctx)
 }
 
 // ConvergeGateway brings a chassis' gateway interface (its row ifc,

@@ -210,7 +210,7 @@ func (h *Converger) convergeNAT(ctx context.Context, topo *ovsdb.Topology, o Opt
 	plan := natplan.Of(topo)
 	key := plan.Key()
 	if o.NATSeen == nil || o.NATCheck || *o.NATSeen != key {
-		r.did, r.err = h.host.SyncNAT(ctx, plan)
+		r.did, r.err = h.host.NAT().Sync(ctx, plan)
 		if r.err == nil && o.NATSeen != nil {
 			*o.NATSeen = key
 		}
