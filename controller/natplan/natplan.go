@@ -1,8 +1,8 @@
 // Package natplan works out, from OVSDB's topology alone, what ovsnet's
 // intent asks of iptables, ip6tables and the forwarding sysctls (Of: a
-// pure function, unit-tested on topologies made in memory); network.Host
-// applies a Plan (hostnat.NAT.Sync), reconcile and the controller compare plans by
-// their Key to skip work that would change nothing.
+// pure function, unit-tested on topologies made in memory); hostnat
+// applies a Plan (NAT.Sync), and reconcile and the controller compare
+// plans by their Key to skip work that would change nothing.
 package natplan
 
 import (
