@@ -12,13 +12,14 @@ import (
 	"github.com/ovsnet/ovsnet/flows/flowstest"
 	"github.com/ovsnet/ovsnet/flows/openflow"
 	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/nat/nattest"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
 )
 
 // seeded is a Converger on an in-memory OVSDB holding an isolated bridge
-// br0 with containers a and b attached (ready) and a link a -> b, whose
-// flows go to a Recorder.
+// br0 in NAT mode with containers a and b attached (ready) and a link
+// a -> b, whose flows go to a Recorder and NAT to a nattest.Recorder.
 func seeded(t *testing.T) (*Converger, *flowstest.Recorder) {
 	t.Helper()
 	ctx := context.Background()
@@ -28,14 +29,14 @@ func seeded(t *testing.T) (*Converger, *flowstest.Recorder) {
 	}
 	t.Cleanup(h.Close)
 	rec := &flowstest.Recorder{}
-	h.Flows = rec
+	h.Flows, h.Firewall = rec, &nattest.Recorder{}
 	subs, err := ipam.ParseSubnets([]string{"10.9.0.0/24"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	icc := false
+	icc, nat := false, true
 	ext := intent.NewBridge()
-	for k, v := range (intent.Settings{Subnets: subs, ICC: &icc}).Encode() {
+	for k, v := range (intent.Settings{Subnets: subs, ICC: &icc, NAT: &nat}).Encode() {
 		ext[k] = v
 	}
 	for k, v := range (intent.Link{Src: "a", Dst: "b", Ports: "all"}).Encode() {
