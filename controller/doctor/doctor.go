@@ -20,6 +20,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
@@ -255,7 +256,7 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 		if !bi.Owned {
 			continue
 		}
-		for _, err := range network.BadIntent(topo, b) {
+		for _, err := range flowmodel.BadIntent(topo, b) {
 			fs = append(fs, Finding{"intent", StatusProblem, err.Error(), "fix or remove the key with ovs-vsctl, or detach the container and attach it again"})
 		}
 		ifs, _ := topo.BridgeInterfaces(b)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/flows"
@@ -106,7 +107,7 @@ func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
 		return undo(err)
 	}
 	maps.Copy(ext, nd)
-	fb := bridgeIntent(intent.DecodeBridge(o.Name, ext))
+	fb := flowmodel.BridgeOf(intent.DecodeBridge(o.Name, ext))
 	fb.GatewayMAC = mac
 	// The bridge-wide flows only: the ports a racing request attached
 	// already (the bridge exists for it) keep theirs.

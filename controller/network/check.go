@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 )
@@ -42,7 +43,7 @@ func (h *Host) CheckPort(ctx context.Context, bridge, iface, container string) (
 		if port.Tag != nil {
 			vlan = *port.Tag
 		}
-		want := len(flows.PortFlows(flowPort(p, ifc.Name, *ifc.Ofport, vlan)))
+		want := len(flows.PortFlows(flowmodel.PortOf(p, ifc.Name, *ifc.Ofport, vlan)))
 		n, err := h.Flows.CookieCount(bridge, flows.PortCookie(ifc.Name), flows.ObjectMask)
 		switch {
 		case err != nil:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
@@ -442,7 +443,7 @@ func (r *AttachRun) containers() map[string]bool {
 func (r *AttachRun) installFlows(ctx context.Context) error {
 	var chs []flows.Change
 	for _, it := range r.items {
-		chs = append(chs, flows.PortChange(flowPort(it.port, it.host, it.ofport, it.o.VLAN)))
+		chs = append(chs, flows.PortChange(flowmodel.PortOf(it.port, it.host, it.ofport, it.o.VLAN)))
 	}
 	cs := r.containers()
 	lchs, err := r.h.LinkChanges(ctx, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strconv"
 
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -114,7 +115,7 @@ func (h *Host) applyFloodLimits(o FloodLimit, ifs []vswitchd.Interface, ports []
 			vlan = *ports[i].Tag
 		}
 		ch := flows.Change{Cookie: flows.PortCookie(ifc.Name), Mask: flows.ObjectMask}
-		if p, ok, _ := decodePort(ifc, vlan); ok {
+		if p, ok, _ := flowmodel.DecodePort(ifc, vlan); ok {
 			ch = flows.PortChange(p)
 		}
 		if len(ch.Meters) == 0 && ifc.Ofport != nil && *ifc.Ofport > 0 {

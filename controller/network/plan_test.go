@@ -32,21 +32,3 @@ func TestBridgeSettingsCompared(t *testing.T) {
 		t.Errorf("other settings: %v", err)
 	}
 }
-
-// A bridge's own bad keys and its tunnels' come out with its ports' in one
-// stable list.
-func TestBadIntentOf(t *testing.T) {
-	ext := intent.NewBridge()
-	ext[intent.KeyICC] = "maybe"
-	ext[intent.TunnelKey("192.0.2.2")] = "garbage"
-	b := &vswitchd.Bridge{Name: "br1", ExternalIDs: ext}
-	bad := BadIntentOf(b, DecodedPorts{Bad: []error{&intent.Error{Row: "interface on1", Key: intent.KeyMAC}}})
-	if len(bad) != 3 {
-		t.Fatalf("bad intent: %v", bad)
-	}
-	for i := 1; i < len(bad); i++ {
-		if bad[i-1].Error() > bad[i].Error() {
-			t.Fatalf("not in order: %v", bad)
-		}
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -772,13 +773,13 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil {
 		return fmt.Errorf("VLAN %d set on %s, but its flows were not updated (run ovsnet reconcile): %w", vlan, ifs[0].Name, err)
 	}
-	chs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, involving(container), nil)
+	chs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, flowmodel.Involving(container), nil)
 	if err != nil {
 		return err
 	}
 	// A port whose intent does not decode gets no flows (its old ones go).
 	ch := flows.Change{Cookie: flows.PortCookie(ifs[0].Name), Mask: flows.ObjectMask}
-	p, ok, err := decodePort(ifs[0], vlan)
+	p, ok, err := flowmodel.DecodePort(ifs[0], vlan)
 	if ok {
 		ch = flows.PortChange(p)
 	}

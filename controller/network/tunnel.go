@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/flows"
@@ -265,7 +266,7 @@ func (h *Host) ConvergeTunnels(ctx context.Context, topo *ovsdb.Topology, b *vsw
 // applyBridgeFlows replaces the bridge-wide flows (tunnels included) with
 // what the bridge's settings say, in one bundle.
 func (h *Host) applyBridgeFlows(b *vswitchd.Bridge) error {
-	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: BridgeFlows(b)})
+	return h.Flows.Apply(b.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: flowmodel.BridgeFlows(b)})
 }
 
 // DelTunnel removes bridge's tunnel to remote; the last tunnel of the host

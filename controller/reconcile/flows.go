@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/openflow"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -105,8 +105,8 @@ func countByCookie(fs []*openflow.Flow) map[uint64]int {
 
 // intendedFlows works out bridge b's flow intent from the topology and
 // its interfaces' decoding.
-func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d network.DecodedPorts) (*flowIntent, error) {
-	bf, err := h.host.BridgeFlowIntent(ctx, topo, b, d)
+func (h *Converger) intendedFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d flowmodel.DecodedPorts) (*flowIntent, error) {
+	bf, err := flowmodel.Of(topo, b, d)
 	if err != nil {
 		return nil, err
 	}

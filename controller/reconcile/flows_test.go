@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/flows"
@@ -68,7 +69,7 @@ func converge(t *testing.T, c *Converger, o Options) (string, bool) {
 	}
 	b := topo.Bridge("br0")
 	ifs, ports := topo.BridgeInterfaces(b)
-	did, asked, err := c.convergeFlows(ctx, topo, b, network.DecodePorts(ifs, ports), o)
+	did, asked, err := c.convergeFlows(ctx, topo, b, flowmodel.DecodePorts(ifs, ports), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
@@ -264,8 +265,8 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	ifs, ports := topo.BridgeInterfaces(b)
 	tell := h.host.Tell()
 	tell.Phase("reconcile "+b.Name+" (flows, then ports)", len(ifs)+1)
-	decoded := network.DecodePorts(ifs, ports)
-	bad := network.BadIntentOf(b, decoded)
+	decoded := flowmodel.DecodePorts(ifs, ports)
+	bad := flowmodel.BadIntentOf(b, decoded)
 	if err := network.CheckKernelDatapath(b); err != nil {
 		c.add("", err) // nothing here can bring it back
 		return bad
@@ -435,7 +436,7 @@ func (h *Converger) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, o
 // intent changed unexplained (none, after an attach or a detach); else
 // it compares flow counts (asked: a round trip to ovs-vswitchd) and, on a
 // mismatch, the whole table.
-func (h *Converger) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d network.DecodedPorts, o Options) (did string, asked bool, err error) {
+func (h *Converger) convergeFlows(ctx context.Context, topo *ovsdb.Topology, b *vswitchd.Bridge, d flowmodel.DecodedPorts, o Options) (did string, asked bool, err error) {
 	fi, err := h.intendedFlows(ctx, topo, b, d)
 	if err != nil {
 		delete(o.Seen, b.Name)
