@@ -99,6 +99,29 @@ func TestConvergeFlows(t *testing.T) {
 	if did, _ := converge(t, c, Options{Seen: seen, Quick: true}); did != "" {
 		t.Fatalf("a check with nothing drifted: %q", did)
 	}
+	// An intent change: a trusted run sends that port's flows and meter
+	// alone, without a comparison.
+	if _, err := c.host.DB.Do(context.Background(), func(tx *ovsdb.Tx) {
+		ifs, _ := c.host.DB.FindInterfaces(context.Background(), intent.OfContainer("a", "eth1"))
+		tx.SetInterfaceExternalIDs(ifs[0].UUID, map[string]string{intent.KeyFloodPPS: "700"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	calls = len(rec.Calls())
+	if did, asked := converge(t, c, Options{Seen: seen, Trust: true}); did != "" || !asked || rec.Meters("br0")[10].PPS != 700 {
+		t.Fatalf("a trusted run after a port's change: %q, asked %v, meter %+v", did, asked, rec.Meters("br0")[10])
+	}
+	if got := rec.Calls()[calls:]; len(got) != 1 || got[0] != "Apply br0" {
+		t.Fatalf("a port's change sent as %v, want one bundle", got)
+	}
+	// Counts asked for ahead (while the monitor's first reply loads) are
+	// what a quick check compares, once.
+	c.Prefetch([]string{"br0"})
+	if did, _ := converge(t, c, Options{Quick: true}); did != "" {
+		t.Fatalf("a quick check on prefetched counts: %q", did)
+	}
+	c.Prefetch([]string{"br0"})
+	c.DropPrefetched()
 	if seen.Broken(rec) {
 		t.Fatal("flows taken for broken with the same connection")
 	}

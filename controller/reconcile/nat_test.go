@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -67,5 +68,35 @@ func TestFinishDeletes(t *testing.T) {
 		if br, err := c.host.DB.GetBridge(ctx, name); err != nil || (br != nil) != want {
 			t.Fatalf("bridge %s there: %v (want %v), %v", name, br != nil, want, err)
 		}
+	}
+}
+
+// ProbeLink names an ovsnet bridge's own port, which must be in the
+// host's namespace; none without one.
+func TestProbeLink(t *testing.T) {
+	c, _ := seeded(t)
+	topo, err := c.host.DB.ReadAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ProbeLink(topo); got != "br0" {
+		t.Fatalf("probe link: %q", got)
+	}
+	if got := ProbeLink(&ovsdb.Topology{}); got != "" {
+		t.Fatalf("probe link of an empty host: %q", got)
+	}
+}
+
+// A run's record: a step that failed counts as failed, not done (even if
+// it says what it would have done); one that did several things before
+// failing keeps both.
+func TestChangesRecord(t *testing.T) {
+	var c changes
+	c.add("set br0's MTU", nil)
+	c.add("", nil)
+	c.add("would have done", errors.New("no"))
+	c.addAll([]string{"a", "b"}, errors.New("then failed"))
+	if len(c.did) != 3 || c.did[0] != "set br0's MTU" || len(c.errs) != 2 {
+		t.Fatalf("did %q, errs %v", c.did, c.errs)
 	}
 }
