@@ -410,23 +410,26 @@ func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]
 // finds it made.
 func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*PortView, error) {
 	n, err := h.Network(ctx, b.Name)
+	made := false
 	switch {
 	case errors.Is(err, ErrNoBridge) && b.OVN:
 		return nil, Conflict(fmt.Sprintf("no OVN network %s: is this host an OVN chassis (ovsnet ovn join ... --nb), and the network made (ovsnet network create %s --subnet CIDR)?", b.Name, b.Name))
 	case errors.Is(err, ErrNoBridge):
-		if _, err := h.AddBridge(ctx, b); err != nil {
-			if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
-				return nil, err
-			}
-		}
+		if _, err := h.AddBridge(ctx, b); err == nil {
+			made = true
+		} else if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
+			return nil, err
+		} // else made by a racing request: its settings are checked below
 		n, err = h.Network(ctx, b.Name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer n.Close()
-	if err := n.Ensure(ctx, b); err != nil {
-		return nil, err
+	if !made {
+		if err := n.Ensure(ctx, b); err != nil {
+			return nil, err
+		}
 	}
 	return h.addPort(ctx, n, o)
 }
