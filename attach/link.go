@@ -507,7 +507,10 @@ func stateOf(l netlink.Link) string {
 // DeleteInternal removes an internal port's device from the container's
 // netns. ovs-vswitchd removes it too once its row is gone, but in its own
 // time; deleting it here makes detaching synchronous. Missing is fine.
-func DeleteInternal(nsPath, name string) error {
+// With mac, only a device that has it is the port's: the interface's name
+// in the container may be another port's by now (a detach finished after
+// its container was attached again), and that one is left alone.
+func DeleteInternal(nsPath, name string, mac net.HardwareAddr) error {
 	if !isNetns(nsPath) {
 		return nil // the container is gone, and its devices with it
 	}
@@ -518,6 +521,9 @@ func DeleteInternal(nsPath, name string) error {
 		}
 		if l.Type() != "tuntap" {
 			return nil // not a userspace internal port: not ours to remove (see kernelVport)
+		}
+		if mac != nil && l.Attrs().HardwareAddr.String() != mac.String() {
+			return nil // another port's device
 		}
 		if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 			return fmt.Errorf("delete %s in %s: %w", name, nsPath, err)

@@ -629,7 +629,7 @@ func (r *AttachRun) deleteInternals() error {
 		if it.typ == attach.TypeInternal && it.portUUID != "" {
 			// In the container, or still in the host (where a tap stays
 			// if ovs-vswitchd is down when the row goes).
-			errs = append(errs, attach.DeleteInternal(it.netns, it.o.Iface), attach.DeleteInternal(it.netns, it.host), attach.DeleteInternal("/proc/self/ns/net", it.host))
+			errs = append(errs, attach.DeleteInternal(it.netns, it.o.Iface, nil), attach.DeleteInternal(it.netns, it.host, nil), attach.DeleteInternal("/proc/self/ns/net", it.host, nil))
 		}
 	}
 	return errors.Join(errs...)

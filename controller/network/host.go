@@ -17,7 +17,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/ovsnet/ovsnet/controller/hostnat"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -45,7 +44,6 @@ type Host struct {
 	// Firewall is the host's iptables and ip6tables (nil: the system's,
 	// opened on first use).
 	Firewall nat.Firewall
-	hostNAT  *hostnat.NAT // NAT(), on DB and Firewall
 	mu       sync.Mutex
 	// pipelineSeen: per bridge, the OpenFlow connection (Switch.Epoch)
 	// over which its pipeline was last seen in place (ensurePipeline).

@@ -13,15 +13,15 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// NAT is the host's NAT (package hostnat) on its OVSDB and Firewall,
-// made on first use.
+// NAT is the host's NAT (package hostnat) on its OVSDB and firewall
+// (Host.Firewall, or the system's, opened once on first use).
 func (h *Host) NAT() *hostnat.NAT {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.hostNAT == nil {
-		h.hostNAT = &hostnat.NAT{DB: h.DB, Firewall: h.Firewall}
+	if h.Firewall == nil {
+		h.Firewall = &nat.System{}
 	}
-	return h.hostNAT
+	return &hostnat.NAT{DB: h.DB, Firewall: h.Firewall}
 }
 
 // publishTarget is the container interface on bridge that publishing uses:

@@ -711,7 +711,11 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 	var errs []error
 	var host []string // veths' host ends, and pool's internal ports
-	var internals []intent.Ref
+	type internal struct {
+		ref intent.Ref
+		mac net.HardwareAddr // the port's, as configured: its identity in the container
+	}
+	var internals []internal
 	for _, i := range ifs {
 		ref := intent.RefOf(i.ExternalIDs)
 		switch {
@@ -720,7 +724,8 @@ func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 		case i.Type == "":
 			host = append(host, i.Name) // a pool's veth's waiting end goes with it
 		case i.Type == "internal" && ref.Netns != "":
-			internals = append(internals, ref)
+			mac, _ := intent.HeldMAC(i.ExternalIDs)
+			internals = append(internals, internal{ref, mac})
 		case i.Type == "internal" && ref.Pooled:
 			// Still in the host: gone now, not whenever ovs-vswitchd
 			// next reconfigures after the row goes.
@@ -732,8 +737,8 @@ func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 	if len(internals) > 0 {
 		p.Phase("delete internal ports in their containers", len(internals))
 	}
-	for _, ref := range internals {
-		if err := attach.DeleteInternal(ref.Netns, ref.Iface); err != nil {
+	for _, in := range internals {
+		if err := attach.DeleteInternal(in.ref.Netns, in.ref.Iface, in.mac); err != nil {
 			errs = append(errs, err)
 		}
 		p.Add(1)

@@ -72,7 +72,7 @@ func ReattachInternal(ifc vswitchd.Interface, l netlink.Link) (string, error) {
 	if err != nil {
 		return "", nil // bad intent, reported as such: nothing to configure from
 	}
-	if err := attach.DeleteInternal(ns, cfg.Name); err != nil {
+	if err := attach.DeleteInternal(ns, cfg.Name, cfg.MAC); err != nil {
 		return "", err
 	}
 	if err := attach.MoveIn(ifc.Name, ns); err != nil {

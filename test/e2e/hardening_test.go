@@ -674,3 +674,29 @@ func datapathDrops(trace string) bool {
 	}
 	return true
 }
+
+// A detach finished late (its process died half-way) takes its own
+// port's device out of the container, not another port's that has the
+// interface's name by then: the row's MAC says which device is its. Here
+// a row's interface name is pointed at another port's by hand.
+func TestLateDetachSparesOtherDevice(t *testing.T) {
+	onlyUserspace(t, "internal ports are taps in the container on the userspace datapath only")
+	e := newEnv(t)
+	e.must("add-br", "br1", "--subnet", "10.58.0.0/24")
+	c := e.container()
+	a := e.addPortJSON("add-port", "br1", "eth1", c, "--ip", "--type", "internal")
+	b := e.addPortJSON("add-port", "br1", "eth2", c, "--ip", "--type", "internal")
+	if _, err := e.sb.Vsctl("set", "interface", a.OVSPort, "external_ids:ovsnet-state=detaching", "external_ids:container_iface=eth2"); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.must("reconcile"); !strings.Contains(out, "finished interrupted detach of "+a.OVSPort) {
+		t.Fatalf("reconcile did not finish the detach: %q", out)
+	}
+	if !slices.Contains(links(t, c), "eth2") || !pings(c, "10.58.0.1") {
+		t.Fatalf("the other port's eth2 was taken with the late detach: links %v", links(t, c))
+	}
+	eventually(t, 15*time.Second, "the detached port's own device gone with its row", func() bool { return !slices.Contains(links(t, c), "eth1") })
+	if rows, _ := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "name="+b.OVSPort); strings.TrimSpace(rows) != b.OVSPort {
+		t.Fatalf("the other port's row: %q", rows)
+	}
+}
