@@ -52,7 +52,7 @@ type ovnNetwork struct {
 	hasGW, gwHere, gwAdded bool // the network's localport; this chassis' gateway; added by this attach
 }
 
-// openOVN is the OVN network name if this host is a chassis ovsnet
+// openNetwork is the OVN network name if this host is a chassis ovsnet
 // joined with a northbound database that has an ovsnet network so named,
 // else nil (and no error: Network reports the missing network). It holds
 // its connection to the northbound database until closed: one per
@@ -309,7 +309,7 @@ func (a *ovnNetwork) Undo(ctx context.Context, r *network.AttachRun) error {
 	return nb.DropPorts(ctx, a.nb, a.name, names)
 }
 
-// DetachLogical removes the logical switch ports of the OVN ports among
+// detach removes the logical switch ports of the OVN ports among
 // ifs (their rows on the integration bridge say which): the part of a
 // detach that is OVN's.
 func detach(ctx context.Context, h *network.Host, ifs []vswitchd.Interface) error {

@@ -16,7 +16,7 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// Converged is what ConvergeOVN did and found.
+// Converged is what Converge did and found.
 type Converged struct {
 	Did, Notes []string
 	Bad        []error
@@ -25,7 +25,7 @@ type Converged struct {
 	GatewaysGone bool
 }
 
-// ConvergeOVN brings the northbound rows this chassis answers for to their
+// Converge brings the northbound rows this chassis answers for to their
 // intent: the port group and ACLs of every OVN network it has ports on
 // (put back if edited by hand), and no logical port of its making that no
 // local interface plugs (its row lost: removed by hand, a wiped OVSDB).

@@ -14,7 +14,7 @@ import (
 // host's) to OVN network NAME on the Open_vSwitch row; its endpoints then
 // attach through the engine as any port of NAME, their addresses OVN's.
 
-// MapDockerOVN records that Docker network id attaches to OVN network
+// MapDocker records that Docker network id attaches to OVN network
 // name, which must exist.
 func MapDocker(ctx context.Context, h *network.Host, id, name string) error {
 	a, err := openNetwork(ctx, h, name)
@@ -29,13 +29,13 @@ func MapDocker(ctx context.Context, h *network.Host, id, name string) error {
 	return err
 }
 
-// UnmapDockerOVN forgets Docker network id's OVN network.
+// UnmapDocker forgets Docker network id's OVN network.
 func UnmapDocker(ctx context.Context, h *network.Host, id string) error {
 	_, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(nil, intent.DockerOVNKey(id)) })
 	return err
 }
 
-// DockerOVN is the OVN network Docker network id attaches to, or "".
+// DockerNetwork is the OVN network Docker network id attaches to, or "".
 func DockerNetwork(ctx context.Context, h *network.Host, id string) (string, error) {
 	root, err := h.DB.RootExternalIDs(ctx)
 	return root[intent.DockerOVNKey(id)], err

@@ -133,7 +133,7 @@ func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]s
 	return append(did, more...), err
 }
 
-// ovnGatewayNAT is NAT's view of this chassis' gateway on OVN network
+// gatewayNATOf is NAT's view of this chassis' gateway on OVN network
 // name; ok is false when it has none (a --nat=false network).
 func gatewayNATOf(ctx context.Context, h *network.Host, name string) (nat.Bridge, bool, error) {
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyOVNNetwork: name})

@@ -18,7 +18,7 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
 
-// showOVN is the OVN networks (all, or the one named only) of the
+// show is the OVN networks (all, or the one named only) of the
 // northbound database this host joined, each with its containers on
 // every chassis: this host's from their interfaces (local), the others'
 // from their logical ports. Nothing when the host is not a chassis; an

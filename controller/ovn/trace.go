@@ -17,7 +17,7 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
 
-// traceOVN traces on OVN network a: the packet as the source's logical
+// trace traces on OVN network a: the packet as the source's logical
 // port sends it, through the logical pipelines of every chassis, with
 // ovn-trace over the southbound database (OVN has no library for it), as
 // the first packet of a connection.
@@ -58,7 +58,7 @@ func trace(ctx context.Context, h *network.Host, a *ovnNetwork, o network.TraceO
 	return r, err
 }
 
-// localOVNTrace runs the packet through this chassis' integration bridge
+// localTrace runs the packet through this chassis' integration bridge
 // when the source's interface is here (ofproto/trace): what OVS does with
 // it, OVN's flows as ovn-controller installed them, as its final datapath
 // actions (a tunnel to the destination's chassis, an output, or drop).
