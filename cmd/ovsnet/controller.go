@@ -73,13 +73,13 @@ func checkPool(pool int, types []string) error {
 }
 
 func controllerCmd(g *globals) *cobra.Command {
-	var listen, logFormat, plugin, pluginNetns string
+	var listen, logFormat, logLevel, plugin, pluginNetns string
 	var resync, verify time.Duration
 	var pool int
 	var poolTypes []string
 	var drain bool
 	c := &cobra.Command{
-		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--docker-plugin NAME] [--pool 8] [--drain]",
+		Use:   "controller [--listen 127.0.0.1:9476] [--resync 10s] [--verify 10m] [--log-format text|json] [--log-level info|debug] [--docker-plugin NAME] [--pool 8] [--drain]",
 		Short: "Run the service that keeps this host converged (flows, NAT rules, addresses)",
 		Long:  controllerLong,
 		Example: "  ovsnet controller\n  ovsnet controller --listen 0.0.0.0:9476 --resync 5s --log-format json\n" +
@@ -89,12 +89,17 @@ func controllerCmd(g *globals) *cobra.Command {
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			longLivedGC()
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("unknown log level %q: use debug, info, warn or error", logLevel)
+			}
+			opts := &slog.HandlerOptions{Level: level}
 			var h slog.Handler
 			switch logFormat {
 			case "text":
-				h = slog.NewTextHandler(os.Stderr, nil)
+				h = slog.NewTextHandler(os.Stderr, opts)
 			case "json":
-				h = slog.NewJSONHandler(os.Stderr, nil)
+				h = slog.NewJSONHandler(os.Stderr, opts)
 			default:
 				return fmt.Errorf("unknown log format %q: use text or json", logFormat)
 			}
@@ -122,6 +127,7 @@ func controllerCmd(g *globals) *cobra.Command {
 	f.DurationVar(&resync, "resync", 10*time.Second, "period of full convergence")
 	f.DurationVar(&verify, "verify", 10*time.Minute, "period of full flow-by-flow comparison (0: every run)")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	f.StringVar(&logLevel, "log-level", "info", "info, or debug for every attach API request and details of convergence runs (also warn, error)")
 	f.StringVar(&plugin, "docker-plugin", "", "serve a Docker network driver of this name (docker network create -d NAME)")
 	f.StringVar(&pluginNetns, "docker-netns", "", "network namespace dockerd runs in, if not the controller's (a path such as /proc/1/ns/net)")
 	f.IntVar(&pool, "pool", 8, "warm pool: ports kept ready per bridge and type for attaches to take (0: none)")

@@ -42,7 +42,8 @@ func TestSoak(t *testing.T) {
 	e.must("add-br", "bra", "--subnet", "10.93.0.0/24")
 	e.must("add-br", "brb", "--subnet", "10.94.0.0/24")
 	const addr = "127.0.0.1:19493"
-	ctl := e.startController(addr, "--pool", "4")
+	// Debug: every API request in the logs a failure prints.
+	ctl := e.startController(addr, "--pool", "4", "--log-level", "debug")
 	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
 	cniDir := e.cniNet("soak", "1.1.0", fmt.Sprintf(`{"type":"ovsnet","bridge":"bra","subnet":"10.93.0.0/24","ovsdb":%q}`, e.sb.DB()))
 	var live []soakOp
@@ -135,7 +136,7 @@ func (e *env) soakFault(daemon string, ctl *exec.Cmd, addr string) *exec.Cmd {
 		if syscall.Kill(ctl.Process.Pid, 0) == nil {
 			t.Fatal("the controller outlived kill -9")
 		}
-		return e.startController(addr, "--pool", "4")
+		return e.startController(addr, "--pool", "4", "--log-level", "debug")
 	case "ovs-vswitchd":
 		b, err := os.ReadFile(filepath.Join(e.sb.Dir, "ovs-vswitchd.pid"))
 		if err != nil {
