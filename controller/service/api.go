@@ -56,6 +56,7 @@ func (s *Service) serveConn(c net.Conn) {
 		json.NewEncoder(c).Encode(api.Response{Error: "malformed request: " + err.Error()})
 		return
 	}
+	s.o.Log.Debug("api request", "op", rq.Op, "bridge", rq.Port.Bridge, "container", rq.Port.Container, "interface", rq.Port.Iface)
 	// Not the client's connection's context: a client that goes away
 	// mid-attach must not leave the attach half-made; AddPort finishes or
 	// rolls back.
