@@ -2,7 +2,7 @@
 // in iptables and ip6tables brought to a plan (natplan), and published
 // ports: each host port reserved in OVSDB on the interface it leads to,
 // guarded host-wide, with one DNAT rule. It works on the host's OVSDB and
-// its firewall (nat.Firewall), not on a network: package hostnat finds
+// its firewall (nat.Firewall), not on a network: package network finds
 // the interface and its network's NAT first.
 package hostnat
 
@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"sync"
 	"syscall"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -30,20 +29,9 @@ import (
 // NAT is one host's NAT.
 type NAT struct {
 	DB *ovsdb.Client
-	// Firewall is the host's iptables and ip6tables (nil: the system's,
-	// each opened on first use).
+	// Firewall is the host's iptables and ip6tables (nat.System, which
+	// opens each on first use and is kept by the Host for that).
 	Firewall nat.Firewall
-	mu       sync.Mutex
-}
-
-// fw is n's firewall.
-func (n *NAT) fw() nat.Firewall {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.Firewall == nil {
-		n.Firewall = &nat.System{}
-	}
-	return n.Firewall
 }
 
 // Sync makes ovsnet's iptables chains match the plan (or removes them
@@ -53,7 +41,7 @@ func (n *NAT) Sync(ctx context.Context, p natplan.Plan) ([]string, error) {
 	if err != nil {
 		return did, err
 	}
-	fw := n.fw()
+	fw := n.Firewall
 	t, err := fw.Chains(false)
 	if err != nil {
 		return did, err
@@ -83,7 +71,7 @@ func (n *NAT) Sync(ctx context.Context, p natplan.Plan) ([]string, error) {
 // sync6 is Sync's IPv6 half: IPv6 subnets are routed, not
 // translated, so forwarding on and the bridges isolated from each other.
 func (n *NAT) sync6(p natplan.Plan) ([]string, error) {
-	fw := n.fw()
+	fw := n.Firewall
 	t, err := fw.Chains(true)
 	if len(p.IPv6) == 0 {
 		if err != nil {
@@ -180,7 +168,7 @@ func (n *NAT) Publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface
 	if err != nil {
 		return nil, err
 	}
-	fw := n.fw()
+	fw := n.Firewall
 	t, err := fw.Chains(false)
 	if err != nil {
 		return nil, err
@@ -320,7 +308,7 @@ func (n *NAT) deleteRules(rules []nat.Rule, udp []uint16) error {
 	if len(rules) == 0 {
 		return nil
 	}
-	fw := n.fw()
+	fw := n.Firewall
 	t, err := fw.Chains(false)
 	if err != nil {
 		return err
