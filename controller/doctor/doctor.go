@@ -270,7 +270,7 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 		}
 		for _, l := range bi.Links {
 			for _, end := range []string{l.Src, l.Dst} {
-				if _, remote := network.RemoteAddr(end); !remote && !ports[end] {
+				if _, remote := intent.RemoteEnd(end); !remote && !ports[end] {
 					fs = append(fs, Finding{"links", StatusNote, fmt.Sprintf("link %s -> %s on %s: %s has no port there", l.Src, l.Dst, b.Name, end),
 						fmt.Sprintf("ovsnet unlink %s %s %s, unless it comes back", b.Name, l.Src, l.Dst)})
 				}

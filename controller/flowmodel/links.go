@@ -11,7 +11,7 @@ import (
 // endPorts is a link end's ports: a container's, or, for a container on
 // another host named by address, that address alone.
 func endPorts(end string, ports func(string) ([]flows.PortModel, error)) ([]flows.PortModel, error) {
-	if a, err := netip.ParseAddr(end); err == nil { // a container on another host
+	if a, ok := intent.RemoteEnd(end); ok {
 		return []flows.PortModel{{Addrs: []netip.Addr{a}}}, nil
 	}
 	return ports(end)

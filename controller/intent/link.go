@@ -1,6 +1,7 @@
 package intent
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 )
@@ -41,4 +42,11 @@ func decodeLinks(ext map[string]string) []Link {
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].Src+">"+ls[i].Dst < ls[j].Src+">"+ls[j].Dst })
 	return ls
+}
+
+// RemoteEnd says whether a link end names a container on another host,
+// by its address (a, true), or a container here (false).
+func RemoteEnd(end string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(end)
+	return a, err == nil
 }

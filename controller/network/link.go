@@ -39,7 +39,7 @@ func (h *Host) Link(ctx context.Context, network, src, dst string, ports []strin
 // or, for a container Docker attached through ovsnet's network plugin
 // (whose ports are named by endpoint), by its endpoint on the bridge.
 func (h *Host) linkEnd(ctx context.Context, bridge, c string) (string, error) {
-	if _, remote := RemoteAddr(c); remote {
+	if _, remote := intent.RemoteEnd(c); remote {
 		return c, nil
 	}
 	if ps, err := h.containerIfaces(ctx, bridge, c); err != nil || len(ps) > 0 {
@@ -74,13 +74,6 @@ func (h *Host) NameEndpoints(ctx context.Context, name string, endpoints []strin
 		}
 	})
 	return err
-}
-
-// RemoteAddr says whether a link end names a container on another host,
-// by its address.
-func RemoteAddr(end string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(end)
-	return a, err == nil
 }
 
 // checkRemoteEnd accepts an address as a link's source when it belongs to
@@ -126,7 +119,7 @@ func (h *Host) Unlink(ctx context.Context, network, src, dst string) error {
 // attached to it, or addresses in another host's share of it.
 func (h *Host) linkEnds(ctx context.Context, b intent.Bridge, ends ...string) error {
 	for i, c := range ends {
-		if a, ok := RemoteAddr(c); ok {
+		if a, ok := intent.RemoteEnd(c); ok {
 			if err := checkRemoteEnd(b, a, i == 1); err != nil {
 				return err
 			}

@@ -826,5 +826,5 @@ func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interfa
 
 // IsLogical says whether ifc is the OVS side of a port of an OVN network.
 func IsLogical(ifc vswitchd.Interface) bool {
-	return intent.RefOf(ifc.ExternalIDs).Owned && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
+	return intent.Owned(ifc.ExternalIDs) && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
 }

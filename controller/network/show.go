@@ -85,7 +85,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]BridgeView, error) {
 		}
 		for k, l := range sb.Links {
 			for _, end := range []string{l.Src, l.Dst} {
-				if _, remote := RemoteAddr(end); !remote && !has[end] {
+				if _, remote := intent.RemoteEnd(end); !remote && !has[end] {
 					sb.Links[k].Dangling = append(sb.Links[k].Dangling, end)
 				}
 			}
@@ -249,7 +249,7 @@ func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, lo
 	var keepI []vswitchd.Interface
 	var keepP []vswitchd.Port
 	for j, i := range ifs {
-		if intent.Owned(i.ExternalIDs) && i.ExternalIDs[intent.KeyOVNNetwork] != "" {
+		if IsLogical(i) {
 			local[i.ExternalIDs[intent.KeyIfaceID]] = shownPort(bridge, i, ports[j])
 			continue
 		}

@@ -21,7 +21,7 @@ import (
 // containers attached to the network, on any chassis.
 func (a *ovnNetwork) ChangeLink(ctx context.Context, c network.LinkChange) error {
 	for _, end := range []string{c.Src, c.Dst} {
-		if _, remote := network.RemoteAddr(end); remote {
+		if _, remote := intent.RemoteEnd(end); remote {
 			return fmt.Errorf("OVN network %s spans every chassis: name the container (%s), not its address", a.name, end)
 		}
 	}
