@@ -92,13 +92,13 @@ type Allocator interface {
 	// the bridge external_ids the guarded commit writes.
 	Allocate(ctx context.Context, r *AttachRun, again bool) (map[string]string, error)
 	// Guard adds what makes the commit fail with ovsdb.ErrConflict when
-	// another writer got in since allocate read (nothing for OVN, whose
+	// another writer got in since Allocate read (nothing for OVN, whose
 	// allocation is guarded in its own database).
 	Guard(tx *ovsdb.Tx, r *AttachRun, set map[string]string)
 	// Plug makes the committed ports reachable: the bridge's flows, or
 	// OVN's binding of each port (waited for).
 	Plug(ctx context.Context, r *AttachRun) error
-	// Undo removes what allocate and network made outside this host's
+	// Undo removes what Allocate and Plug made outside this host's
 	// OVSDB rows and devices, for the rollback.
 	Undo(ctx context.Context, r *AttachRun) error
 }

@@ -269,7 +269,7 @@ func (a *ovnNetwork) Refuse(what network.Setting) error {
 	return nil
 }
 
-// Guard: the allocation's Guard was the switch's, in its own database;
+// Guard: the allocation's guard was the switch's, in its own database;
 // the rows' transaction also adds this chassis' gateway if it has none.
 func (a *ovnNetwork) Guard(tx *ovsdb.Tx, r *network.AttachRun, _ map[string]string) {
 	a.addGateway(tx, r.Bridge())
