@@ -88,6 +88,11 @@ func NameIs(name string) ovsdb.Condition {
 	return ovsdb.NewCondition("name", ovsdb.ConditionEqual, name)
 }
 
+// UUIDIs matches the row with the given UUID.
+func UUIDIs(uuid string) ovsdb.Condition {
+	return ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: uuid})
+}
+
 // ExternalIDsInclude matches rows whose external_ids hold all of kv's pairs.
 func ExternalIDsInclude(kv map[string]string) ovsdb.Condition {
 	m, _ := ovsdb.NewOvsMap(kv)
@@ -140,6 +145,17 @@ func (c *Client) ReadBridge(ctx context.Context, name string, ifaces map[string]
 // FindInterfaces returns the interfaces whose external_ids include kv.
 func (c *Client) FindInterfaces(ctx context.Context, kv map[string]string) ([]vswitchd.Interface, error) {
 	return Select[vswitchd.Interface](ctx, c, []ovsdb.Condition{ExternalIDsInclude(kv)})
+}
+
+// InterfaceNow reads the interface row with the given UUID from the
+// database, not the monitor's cache (which may not have a later change to
+// it yet); nil if it is gone.
+func (c *Client) InterfaceNow(ctx context.Context, uuid string) (*vswitchd.Interface, error) {
+	rows, err := Select[vswitchd.Interface](ctx, c, []ovsdb.Condition{UUIDIs(uuid)})
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return &rows[0], nil
 }
 
 // PortOn returns the port on bridge that holds the interface with the given

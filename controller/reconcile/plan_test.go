@@ -3,7 +3,9 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/ovsnet/ovsnet/containers"
@@ -148,5 +150,46 @@ func TestOrphanStep(t *testing.T) {
 	o.ifc = cni(o.ifc)
 	if got, err := orphanStep(context.Background(), o, nil); got != remove || err != nil {
 		t.Errorf("CNI attachment: %v %v, want remove", got, err)
+	}
+}
+
+// TestSettledReadsTheDatabase: a run's topology (the monitor's cache) may
+// show a CNI attach half-made whose mark "ready" is already committed; the
+// run plans from the row as the database holds it, so the working port is
+// left alone; a row still half-made there is finished, a gone one left.
+func TestSettledReadsTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	c, _ := seeded(t)
+	topo, err := c.host.DB.ReadAllFresh(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifs, ports := topo.BridgeInterfaces(topo.Bridge("br0"))
+	a := slices.IndexFunc(ifs, func(i vswitchd.Interface) bool { return i.Name == "on-a" })
+	stale := ifs[a]
+	stale.ExternalIDs = maps.Clone(stale.ExternalIDs)
+	stale.ExternalIDs[intent.KeyState] = intent.StateAttaching
+	stale.ExternalIDs[intent.KeyCNINetwork] = "net1"
+	if planPort(stale) != finishDetach {
+		t.Fatalf("the stale row plans %v, not finishDetach: the test proves nothing", planPort(stale))
+	}
+	now, step, err := c.settled(ctx, stale)
+	if err != nil || step != checkVeth || intent.RefOf(now.ExternalIDs).State != intent.StateReady {
+		t.Fatalf("settled(stale) = %v %v %v, want the ready row and checkVeth", now.ExternalIDs, step, err)
+	}
+
+	set := map[string]string{intent.KeyState: intent.StateAttaching, intent.KeyCNINetwork: "net1"}
+	if _, err := c.host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(stale.UUID, set) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, step, err := c.settled(ctx, ifs[a]); err != nil || step != finishDetach {
+		t.Fatalf("settled(a row half-made in the database) = %v %v, want finishDetach", step, err)
+	}
+
+	if _, err := c.host.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeletePorts("br0", ports[a].UUID) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, step, err := c.settled(ctx, stale); err != nil || step != leave {
+		t.Fatalf("settled(a gone row) = %v %v, want leave", step, err)
 	}
 }

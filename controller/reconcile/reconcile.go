@@ -381,7 +381,15 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 	tell := h.host.Tell()
 	for j, ifc := range ifs {
 		tell.Add(1)
-		switch planPort(ifc) {
+		step := planPort(ifc)
+		if step == finishDetach || step == finishAttach {
+			var err error
+			if ifc, step, err = h.settled(ctx, ifc); err != nil {
+				c.add("", err)
+				continue
+			}
+		}
+		switch step {
 		case finishDetach:
 			c.add(h.host.FinishDetach(ctx, b.Name, ifc, ports[j]))
 		case finishAttach:
@@ -400,6 +408,25 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 			c.add(h.host.CheckPooled(ctx, b.Name, ifc, ports[j], hostLinks))
 		}
 	}
+}
+
+// settled plans again, from the row as the database holds it now, an
+// interface that the run's topology shows half attached or half detached.
+// That topology may come from the monitor's cache, caught up with the
+// bridge's generation (bumped by an attach's commit) but not yet with the
+// attach's later mark "ready": undoing an attach its runtime was told had
+// worked would take a working container off the network. The convergence
+// lock keeps every attach and detach out while this runs, so a row still
+// half-made in the database is one whose process died.
+func (h *Converger) settled(ctx context.Context, ifc vswitchd.Interface) (vswitchd.Interface, portStep, error) {
+	now, err := h.host.DB.InterfaceNow(ctx, ifc.UUID)
+	if err != nil {
+		return ifc, leave, fmt.Errorf("read %s before finishing what its process left: %w", ifc.Name, err)
+	}
+	if now == nil {
+		return ifc, leave, nil // gone: a detach finished it
+	}
+	return *now, planPort(*now), nil
 }
 
 // reconcileVeth turns a veth's offloads on or off as the running
