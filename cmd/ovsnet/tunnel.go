@@ -8,6 +8,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/tunnel"
 )
 
 func tunnelCmd(g *globals) *cobra.Command {
@@ -68,7 +69,7 @@ nothing.`,
 				return err
 			}
 			defer h.Close()
-			t, created, err := h.AddTunnel(c.Context(), o)
+			t, created, err := tunnel.Add(c.Context(), h, o)
 			if err != nil {
 				return err
 			}
@@ -100,7 +101,7 @@ func tunnelDelCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			if err := h.DelTunnel(c.Context(), args[0], args[1]); err != nil {
+			if err := tunnel.Del(c.Context(), h, args[0], args[1]); err != nil {
 				return err
 			}
 			return g.print(c, map[string]any{"bridge": args[0], "remote": args[1], "deleted": true},
@@ -125,7 +126,7 @@ func tunnelListCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				br = args[0]
 			}
-			ts, err := h.Tunnels(c.Context(), br)
+			ts, err := tunnel.List(c.Context(), h, br)
 			if err != nil {
 				return err
 			}

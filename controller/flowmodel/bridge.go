@@ -32,6 +32,12 @@ func BridgeOf(bi intent.Bridge) flows.BridgeModel {
 	return b
 }
 
+// BridgeChange replaces bridge b's bridge-wide flows (tunnels included)
+// with what its settings say, in one bundle.
+func BridgeChange(b *vswitchd.Bridge) flows.Change {
+	return flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: BridgeFlows(b)}
+}
+
 // BridgeFlows are bridge b's bridge-wide flows, from its settings and the
 // gateway MAC it was created with.
 func BridgeFlows(b *vswitchd.Bridge) []*openflow.Flow {

@@ -3,8 +3,7 @@
 // the kernel's VXLAN devices spliced to OVS on the userspace datapath,
 // the underlay bridge that datapath's own tunnels leave through, and the
 // bridges' tunnel keys. It works on a host's OVSDB and links; the
-// operations (network's AddTunnel, DelTunnel, ConvergeTunnels) add the
-// flows and NAT.
+// operations (package tunnel) add the flows and NAT.
 package mesh
 
 import (

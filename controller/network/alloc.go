@@ -154,7 +154,7 @@ func (a *allocation) scan() (*ovsdb.BridgeSnapshot, error) {
 	var err error
 	a.snap, err = a.h.DB.ReadBridge(a.ctx, a.br.Name, intent.OfBridge(a.br.Name))
 	if err == nil && a.snap == nil {
-		err = noBridge(a.br.Name)
+		err = NoBridge(a.br.Name)
 	}
 	return a.snap, err
 }
@@ -384,7 +384,7 @@ func (probeAllocator) Check(ctx context.Context, r *AttachRun) error {
 		return err
 	}
 	if len(brs) == 0 {
-		return noBridge(o.Bridge) // deleted since the network was resolved
+		return NoBridge(o.Bridge) // deleted since the network was resolved
 	}
 	if err := r.setBridge(&brs[0]); err != nil {
 		return err
@@ -411,7 +411,7 @@ func (probeAllocator) Allocate(ctx context.Context, r *AttachRun, again bool) (m
 	if again {
 		br, err := r.h.DB.GetBridge(ctx, r.bridge)
 		if err == nil && br == nil {
-			err = noBridge(r.bridge)
+			err = NoBridge(r.bridge)
 		}
 		if err != nil {
 			return nil, err

@@ -339,7 +339,8 @@ func (e *conflictError) Unwrap() error { return ErrConflict }
 // ErrNoBridge is wrapped when a named bridge does not exist.
 var ErrNoBridge = errors.New("bridge not found")
 
-func noBridge(name string) error {
+// NoBridge is ErrNoBridge for the bridge name, with how to make it.
+func NoBridge(name string) error {
 	return fmt.Errorf("%w: %q: create it with `ovsnet add-br %s --subnet CIDR`", ErrNoBridge, name, name)
 }
 
@@ -358,7 +359,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 	}
 	br := topo.Bridge(name)
 	if br == nil {
-		return noBridge(name)
+		return NoBridge(name)
 	}
 	if !intent.DecodeBridge(name, br.ExternalIDs).Deleting {
 		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(name, intent.Deleting()) }); err != nil {
@@ -396,9 +397,9 @@ func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]
 		return err
 	}
 	if br == nil {
-		return noBridge(name)
+		return NoBridge(name)
 	}
-	if err := h.applyBridgeFlows(br); err != nil {
+	if err := h.Flows.Apply(br.Name, flowmodel.BridgeChange(br)); err != nil {
 		return fmt.Errorf("bridge %s: recorded, but its flows were not updated (run ovsnet reconcile): %w", name, err)
 	}
 	return nil

@@ -88,7 +88,7 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 		return nil, err
 	}
 	if snap == nil {
-		return nil, noBridge(bridge)
+		return nil, NoBridge(bridge)
 	}
 	br := &snap.Bridge
 	if err := r.setBridge(br); err != nil {

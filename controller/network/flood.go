@@ -81,7 +81,7 @@ func (h *Host) setBridgeFloodLimit(ctx context.Context, o FloodLimit) ([]vswitch
 	}
 	br := topo.Bridge(o.Bridge)
 	if br == nil || !intent.Owned(br.ExternalIDs) {
-		return nil, nil, noBridge(o.Bridge)
+		return nil, nil, NoBridge(o.Bridge)
 	}
 	all, allPorts := topo.BridgeInterfaces(br)
 	set := map[string]string{intent.KeyFloodPPS: strconv.Itoa(o.PPS)}

@@ -128,7 +128,7 @@ func (h *Host) restoreFlows(ctx context.Context, bridge string) error {
 	}
 	b := topo.Bridge(bridge)
 	if b == nil {
-		return noBridge(bridge)
+		return NoBridge(bridge)
 	}
 	ifs, ports := topo.BridgeInterfaces(b)
 	bf, err := flowmodel.Of(topo, b, flowmodel.DecodePorts(ifs, ports))

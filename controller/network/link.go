@@ -156,7 +156,7 @@ func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c LinkChange
 			return err
 		}
 		if br == nil {
-			return noBridge(bridge)
+			return NoBridge(bridge)
 		}
 		bi := intent.DecodeBridge(bridge, br.ExternalIDs)
 		if !bi.Owned {

@@ -179,7 +179,7 @@ func (r *AttachRun) claimPooled(ctx context.Context, it *AttachItem) (*vswitchd.
 			time.Sleep(ovsdb.Backoff(attempt - 1))
 			br, err := r.h.DB.GetBridge(ctx, r.bridge)
 			if err == nil && br == nil {
-				err = noBridge(r.bridge)
+				err = NoBridge(r.bridge)
 			}
 			if err != nil {
 				return nil, err

@@ -344,7 +344,7 @@ func (h *Host) containerPorts(ctx context.Context, bridge, container, iface stri
 		return nil, nil, nil, err
 	}
 	if br == nil {
-		return nil, nil, nil, noBridge(bridge)
+		return nil, nil, nil, NoBridge(bridge)
 	}
 	ifs, err := h.DB.FindInterfaces(ctx, intent.OfContainer(container, iface))
 	if err != nil {
@@ -694,7 +694,7 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 			return err
 		}
 		if br == nil {
-			return noBridge(bridge)
+			return NoBridge(bridge)
 		}
 		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 			if intent.Owned(br.ExternalIDs) { // not OVN's integration bridge: its addresses are OVN's
@@ -773,7 +773,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	// The port's flows carry its VLAN: replace them, and its links'.
 	br, err := h.DB.GetBridge(ctx, bridge)
 	if err == nil && br == nil {
-		err = noBridge(bridge)
+		err = NoBridge(bridge)
 	}
 	if err != nil {
 		return fmt.Errorf("VLAN %d set on %s, but its flows were not updated (run ovsnet reconcile): %w", vlan, ifs[0].Name, err)

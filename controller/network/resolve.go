@@ -76,14 +76,14 @@ func (h *Host) Network(ctx context.Context, name string) (Network, error) {
 		return &bridgeNetwork{h: h, br: br}, nil
 	}
 	if h.OVN == nil {
-		return nil, noBridge(name)
+		return nil, NoBridge(name)
 	}
 	n, err := h.OVN.Open(ctx, h, name)
 	if err != nil {
 		return nil, err
 	}
 	if n == nil {
-		return nil, noBridge(name)
+		return nil, NoBridge(name)
 	}
 	return n, nil
 }

@@ -107,7 +107,7 @@ func (h *Host) Show(ctx context.Context, only string) ([]BridgeView, error) {
 		}
 	}
 	if out = append(out, ovn...); only != "" && len(out) == 0 {
-		return nil, noBridge(only)
+		return nil, NoBridge(only)
 	}
 	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })
 	return out, nil

@@ -25,6 +25,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/steptime"
+	"github.com/ovsnet/ovsnet/controller/tunnel"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 	"github.com/vishvananda/netlink"
@@ -281,7 +282,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	if !intent.DecodeBridge(b.Name, b.ExternalIDs).NDProbed {
 		b = h.probeND(ctx, b, c)
 	}
-	c.addAll(h.host.ConvergeTunnels(ctx, topo, b))
+	c.addAll(tunnel.Converge(ctx, h.host, topo, b))
 	br.tr.Step("bridge " + b.Name)
 	fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, br.o)
 	if asked {
