@@ -158,6 +158,23 @@ func (c *Client) InterfaceNow(ctx context.Context, uuid string) (*vswitchd.Inter
 	return &rows[0], nil
 }
 
+// PortsOn keeps the interfaces among ifs that are on bridge, with their
+// ports (what a detach takes).
+func (c *Client) PortsOn(ctx context.Context, bridge string, ifs []vswitchd.Interface) ([]vswitchd.Interface, []vswitchd.Port, error) {
+	var outI []vswitchd.Interface
+	var outP []vswitchd.Port
+	for _, i := range ifs {
+		p, err := c.PortOn(ctx, bridge, i.UUID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if p != nil {
+			outI, outP = append(outI, i), append(outP, *p)
+		}
+	}
+	return outI, outP, nil
+}
+
 // PortOn returns the port on bridge that holds the interface with the given
 // UUID, or nil if that interface is not on bridge. Two narrow selects in one
 // transaction: neither reads a set that grows with the bridge.

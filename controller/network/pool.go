@@ -11,11 +11,8 @@ import (
 	"sync"
 	"time"
 
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
-
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -30,7 +27,7 @@ import (
 // addressing takes one (takeFromPool): one guarded OVSDB transaction
 // gives the row its container (marked attaching, as any attach), the
 // link moves into the container and is configured there, the row is
-// marked ready. The controller refills (ConvergePool).
+// marked ready. The controller refills (package pool).
 
 // Pool is the controller's warm pool: what it keeps, and which rows this
 // process is taking.
@@ -110,11 +107,11 @@ func (r *AttachRun) poolable() bool {
 			return false
 		}
 	}
-	return slices.Contains(r.h.Pool.typesFor(DatapathOf(r.br)), r.itemType(it))
+	return slices.Contains(r.h.Pool.TypesFor(DatapathOf(r.br)), r.itemType(it))
 }
 
-// typesFor is the port types kept on a bridge of datapath dp.
-func (p *Pool) typesFor(dp string) []string {
+// TypesFor is the port types kept on a bridge of datapath dp.
+func (p *Pool) TypesFor(dp string) []string {
 	if len(p.Types) == 0 {
 		return []string{DefaultType(dp)}
 	}
@@ -300,7 +297,7 @@ func (r *AttachRun) evictPooled(ctx context.Context) error {
 	rows = slices.DeleteFunc(rows, func(ifc vswitchd.Interface) bool {
 		return !slices.ContainsFunc(intent.HeldAddrs(ifc.ExternalIDs), func(p netip.Prefix) bool { return asked[p.Addr()] })
 	})
-	ifs, ports, err := r.h.portsOn(ctx, r.bridge, rows)
+	ifs, ports, err := r.h.DB.PortsOn(ctx, r.bridge, rows)
 	if err != nil || len(ifs) == 0 {
 		return err
 	}
@@ -372,154 +369,19 @@ func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
 	return err
 }
 
-// PoolState is a bridge's pool: its ports, and the ready ones by type.
-type PoolState struct {
-	Bridge   string
-	Datapath string
-	Gen      string // the bridge's generation
-	// Cap is the most a pool may hold there: a quarter of its smallest
-	// subnet's addresses, so that a small subnet stays the containers'.
-	Cap   int
-	Ready map[string][]vswitchd.Interface // by type
-	Ifs   []vswitchd.Interface
-}
-
-// ReadPools reads the pool's ports of every ovsnet bridge with a subnet
-// (bridges being deleted left out), from the database itself: a monitor's
-// cache may not have heard of the last fill yet.
-func (h *Host) ReadPools(ctx context.Context) ([]PoolState, error) {
-	brs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids", "datapath_type")
-	if err != nil {
-		return nil, err
-	}
-	pooled, err := h.DB.FindInterfaces(ctx, intent.OfAnyPool())
-	if err != nil {
-		return nil, err
-	}
-	var out []PoolState
-	for _, b := range brs {
-		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		if bi.Deleting {
-			continue
-		}
-		ps := PoolState{Bridge: b.Name, Datapath: DatapathOf(&b), Gen: b.ExternalIDs[intent.KeyGen], Ready: map[string][]vswitchd.Interface{}}
-		for i, s := range bi.Subnets {
-			if n := ipam.HostCount(s) / 4; i == 0 || n < ps.Cap {
-				ps.Cap = n
-			}
-		}
-		for _, ifc := range pooled {
-			ref := intent.RefOf(ifc.ExternalIDs)
-			if ref.Bridge != b.Name || ref.Container != "" {
-				continue // a container's row that also says pooled does not decode: never the pool's to remove
-			}
-			ps.Ifs = append(ps.Ifs, ifc)
-			if ref.State == intent.StateReady {
-				ps.Ready[ref.Type] = append(ps.Ready[ref.Type], ifc)
-			}
-		}
-		if len(bi.Subnets) > 0 || len(ps.Ifs) > 0 {
-			out = append(out, ps)
-		}
-	}
-	return out, nil
-}
-
-// ConvergePool brings every ovsnet bridge's pool to p: the ports missing
-// made in one run of the engine per bridge and type, the ones beyond it
-// (or of a type no longer kept) removed in one detach per bridge. Bridges
-// without a subnet have none (a pool's port needs an automatic address).
-func (h *Host) ConvergePool(ctx context.Context, p *Pool) ([]string, error) {
-	states, err := h.ReadPools(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var did []string
-	var errs []error
-	for _, st := range states {
-		d, err := h.convergeBridgePool(ctx, p, st)
-		did, errs = append(did, d...), append(errs, err)
-	}
-	return did, errors.Join(errs...)
-}
-
-// convergeBridgePool is ConvergePool for one bridge.
-func (h *Host) convergeBridgePool(ctx context.Context, p *Pool, st PoolState) ([]string, error) {
-	var did []string
-	types := p.typesFor(st.Datapath)
-	size := min(p.Size, st.Cap/len(types))
-	// Kept: ready ports of a kept type, up to the size. Not kept: the
-	// rest, with half-made ones (attaching: a fill killed half-way; this
-	// process fills only here, so none is under way).
-	var drop []int // indexes into st.Ifs
-	for j, ifc := range st.Ifs {
-		ref := intent.RefOf(ifc.ExternalIDs)
-		at := slices.IndexFunc(st.Ready[ref.Type], func(r vswitchd.Interface) bool { return r.UUID == ifc.UUID })
-		if !slices.Contains(types, ref.Type) || at < 0 || at >= size {
-			drop = append(drop, j)
-		}
-	}
-	if len(drop) > 0 {
-		var rows []vswitchd.Interface
-		for _, j := range drop {
-			rows = append(rows, st.Ifs[j])
-		}
-		ifs, ports, err := h.portsOn(ctx, st.Bridge, rows)
-		if err != nil {
-			return did, err
-		}
-		if len(ifs) > 0 {
-			if err := h.Detach(ctx, st.Bridge, ifs, ports); err != nil {
-				return did, fmt.Errorf("shrink the pool of %s: %w", st.Bridge, err)
-			}
-			did = append(did, fmt.Sprintf("removed %d pool's port(s) from %s", len(ifs), st.Bridge))
-		}
-	}
-	for _, typ := range types {
-		n := size - len(st.Ready[typ])
-		if n <= 0 || p.isFull(st) {
-			continue
-		}
-		if err := h.FillPool(ctx, st.Bridge, typ, n); err != nil {
-			if errors.Is(err, ipam.ErrExhausted) {
-				p.setFull(st) // attaches take its last addresses; no fill until the bridge changes
-				continue
-			}
-			return did, fmt.Errorf("fill the pool of %s with %d %s port(s): %w", st.Bridge, n, typ, err)
-		}
-		did = append(did, fmt.Sprintf("added %d %s pool's port(s) to %s", n, typ, st.Bridge))
-	}
-	return did, nil
-}
-
-func (p *Pool) isFull(st PoolState) bool {
+// Full says whether bridge's subnet had no address left for a fill at
+// generation gen: no fill is tried again until the bridge changes.
+func (p *Pool) Full(bridge, gen string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	gen, ok := p.full[st.Bridge]
-	return ok && gen == st.Gen
+	at, ok := p.full[bridge]
+	return ok && at == gen
 }
 
-func (p *Pool) setFull(st PoolState) {
+// SetFull records that a fill of bridge at generation gen found no
+// address left.
+func (p *Pool) SetFull(bridge, gen string) {
 	p.mu.Lock()
-	p.full[st.Bridge] = st.Gen
+	p.full[bridge] = gen
 	p.mu.Unlock()
-}
-
-// CheckPooled removes a ready pool's port whose links in the host are
-// gone (deleted behind ovsnet's back, or a reboot took its veth): the
-// pool makes another. An internal port's tap is ovs-vswitchd's to make
-// again. hostLinks nil: not known, nothing done.
-func (h *Host) CheckPooled(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port, hostLinks *attach.HostLinks) (string, error) {
-	if hostLinks == nil || ifc.Type != "" || (hostLinks.Has(ifc.Name) && hostLinks.Has(attach.PoolPeer(ifc.Name))) {
-		return "", nil
-	}
-	if err := h.Detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {
-		return "", fmt.Errorf("remove pool's port %s, whose veth is gone: %w", ifc.Name, err)
-	}
-	return fmt.Sprintf("removed pool's port %s of %s: its veth was gone", ifc.Name, bridge), nil
-}
-
-// DrainPools removes every pool's port of every bridge.
-func (h *Host) DrainPools(ctx context.Context) ([]string, error) {
-	return h.ConvergePool(ctx, NewPool(0, nil))
 }

@@ -350,25 +350,8 @@ func (h *Host) containerPorts(ctx context.Context, bridge, container, iface stri
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ifs, ports, err := h.portsOn(ctx, bridge, ifs)
+	ifs, ports, err := h.DB.PortsOn(ctx, bridge, ifs)
 	return br, ifs, ports, err
-}
-
-// portsOn keeps the interfaces among ifs that are on bridge, with their
-// ports (what Detach takes).
-func (h *Host) portsOn(ctx context.Context, bridge string, ifs []vswitchd.Interface) ([]vswitchd.Interface, []vswitchd.Port, error) {
-	var outI []vswitchd.Interface
-	var outP []vswitchd.Port
-	for _, i := range ifs {
-		p, err := h.DB.PortOn(ctx, bridge, i.UUID)
-		if err != nil {
-			return nil, nil, err
-		}
-		if p != nil {
-			outI, outP = append(outI, i), append(outP, *p)
-		}
-	}
-	return outI, outP, nil
 }
 
 // attachedPort finds CONTAINER's INTERFACE on BRIDGE, or says it is not there

@@ -24,6 +24,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
+	"github.com/ovsnet/ovsnet/controller/pool"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/controller/tunnel"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -406,7 +407,7 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 			}
 			h.reconcileVeth(ctx, ifc, vethOff, hostLinks, c)
 		case checkPooled:
-			c.add(h.host.CheckPooled(ctx, b.Name, ifc, ports[j], hostLinks))
+			c.add(pool.Check(ctx, h.host, b.Name, ifc, ports[j], hostLinks))
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
+	"github.com/ovsnet/ovsnet/controller/pool"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -44,7 +45,7 @@ func (s *Service) keepPool(ctx context.Context) {
 		if err == nil {
 			var did []string
 			start := time.Now()
-			did, err = s.h.ConvergePool(ctx, p)
+			did, err = pool.Converge(ctx, s.h, p)
 			for _, d := range did {
 				s.o.Log.Info("pool", "change", d, "took", time.Since(start).Round(time.Millisecond).String())
 			}
@@ -59,7 +60,7 @@ func (s *Service) keepPool(ctx context.Context) {
 
 // poolReady counts the pool's ready ports.
 func (s *Service) poolReady(ctx context.Context) int {
-	sts, err := s.h.ReadPools(ctx)
+	sts, err := pool.Read(ctx, s.h)
 	if err != nil {
 		return 0
 	}
@@ -97,5 +98,5 @@ func Drain(ctx context.Context, endpoint string) ([]string, error) {
 	if err := lock.Take(cl, lock.Shared); err != nil {
 		return nil, err
 	}
-	return h.DrainPools(ctx)
+	return pool.Drain(ctx, h)
 }
