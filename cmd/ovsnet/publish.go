@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/controller/hostnat"
+	"github.com/ovsnet/ovsnet/controller/publish"
 	"github.com/spf13/cobra"
 )
 
@@ -38,7 +39,7 @@ ports meets first and which ovsnet never flushes, e.g.
 				return err
 			}
 			defer h.Close()
-			ms, err := h.Publish(c.Context(), args[0], args[1], args[2:])
+			ms, err := publish.Add(c.Context(), h, args[0], args[1], args[2:])
 			if err != nil {
 				return err
 			}
@@ -59,7 +60,7 @@ func unpublishCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			ms, err := h.Unpublish(c.Context(), args[0], args[1], args[2:])
+			ms, err := publish.Remove(c.Context(), h, args[0], args[1], args[2:])
 			if err != nil {
 				return err
 			}
@@ -84,7 +85,7 @@ func portCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			ms, err := h.Ports(c.Context(), args[0], args[1], filter)
+			ms, err := publish.List(c.Context(), h, args[0], args[1], filter)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"strconv"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/publish"
 )
 
 // Runtime is how ports the plugin attached are marked (intent.KeyRuntime).
@@ -147,7 +148,7 @@ func (p *Plugin) programExternal(ctx context.Context, req *externalRequest) (any
 	if err != nil || b.Docker.Internal {
 		return struct{}{}, err // internal: nothing published, as on Docker's bridge
 	}
-	if _, err := p.Host.Publish(ctx, b.Name, req.EndpointID, specs); err != nil {
+	if _, err := publish.Add(ctx, p.Host, b.Name, req.EndpointID, specs); err != nil {
 		return nil, errorf("%v", err)
 	}
 	return struct{}{}, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
@@ -20,42 +21,12 @@ import (
 // OpenFlow ports 10, 11...
 func allocHost(t *testing.T, subnet string, set map[string]string, held ...string) (*Host, intent.Bridge) {
 	t.Helper()
-	ctx := context.Background()
-	h, err := Open(ctx, ovsdbtest.Serve(t), nil)
+	h, err := Open(context.Background(), ovsdbtest.Serve(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	subs, err := ipam.ParseSubnets([]string{subnet}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext := intent.NewBridge()
-	for k, v := range (intent.Settings{Subnets: subs}).Encode() {
-		ext[k] = v
-	}
-	for k, v := range set {
-		ext[k] = v
-	}
-	var specs []ovsdb.PortSpec
-	for i, a := range held {
-		addr, mac := strings.CutPrefix(a, "mac:")
-		p := netip.PrefixFrom(netip.MustParseAddr(addr), subs[0].Prefix.Bits())
-		pi := intent.Port{Container: "c" + addr, Iface: "eth1", Bridge: "br0", State: intent.StateReady, MAC: ipam.MACFor([]netip.Prefix{p})}
-		if !mac {
-			pi.Addrs = []netip.Prefix{p}
-		}
-		specs = append(specs, ovsdb.PortSpec{Name: "on" + addr, OfportRequest: 10 + i, ExternalIDs: pi.Encode()})
-	}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) {
-		tx.CreateBridge(ovsdb.BridgeSpec{Name: "br0", ExternalIDs: ext})
-		if len(specs) > 0 {
-			tx.AddPorts("br0", specs...)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return h, intent.DecodeBridge("br0", ext)
+	return h, intenttest.Bridge(t, h.DB, subnet, set, held...)
 }
 
 func allocated(t *testing.T, h *Host, br intent.Bridge, requested ...string) (*claim, error) {

@@ -35,10 +35,12 @@ func (h *Host) Link(ctx context.Context, network, src, dst string, ports []strin
 		}})
 }
 
-// linkEnd is how a link names container c on bridge: as it was attached,
-// or, for a container Docker attached through ovsnet's network plugin
-// (whose ports are named by endpoint), by its endpoint on the bridge.
-func (h *Host) linkEnd(ctx context.Context, bridge, c string) (string, error) {
+// linkEnd is how a link names container c on the bridge: as it was
+// attached, or, for a container Docker attached through ovsnet's network
+// plugin (whose ports are named by endpoint), by its endpoint on the
+// bridge.
+func (n *bridgeNetwork) linkEnd(ctx context.Context, c string) (string, error) {
+	h, bridge := n.h, n.br.Name
 	if _, remote := intent.RemoteEnd(c); remote {
 		return c, nil
 	}
@@ -115,9 +117,10 @@ func (h *Host) Unlink(ctx context.Context, network, src, dst string) error {
 	}})
 }
 
-// linkEnds checks a new link's ends on bridge b: local containers
-// attached to it, or addresses in another host's share of it.
-func (h *Host) linkEnds(ctx context.Context, b intent.Bridge, ends ...string) error {
+// linkEnds checks a new link's ends on the bridge (b, as read): local
+// containers attached to it, or addresses in another host's share of it.
+func (n *bridgeNetwork) linkEnds(ctx context.Context, b intent.Bridge, ends ...string) error {
+	h := n.h
 	for i, c := range ends {
 		if a, ok := intent.RemoteEnd(c); ok {
 			if err := checkRemoteEnd(b, a, i == 1); err != nil {
@@ -136,14 +139,15 @@ func (h *Host) linkEnds(ctx context.Context, b intent.Bridge, ends ...string) er
 	return nil
 }
 
-// changeBridgeLink edits the bridge's link keys under the bridge guard,
-// then replaces that one link's flows in one bundle.
-func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c LinkChange) error {
-	src, err := h.linkEnd(ctx, bridge, c.Src)
+// ChangeLink edits the bridge's link keys under the bridge guard, then
+// replaces that one link's flows in one bundle.
+func (n *bridgeNetwork) ChangeLink(ctx context.Context, c LinkChange) error {
+	h, bridge := n.h, n.br.Name
+	src, err := n.linkEnd(ctx, c.Src)
 	if err != nil {
 		return err
 	}
-	dst, err := h.linkEnd(ctx, bridge, c.Dst)
+	dst, err := n.linkEnd(ctx, c.Dst)
 	if err != nil {
 		return err
 	}
@@ -163,7 +167,7 @@ func (h *Host) changeBridgeLink(ctx context.Context, bridge string, c LinkChange
 			return fmt.Errorf("bridge %s was not made by ovsnet: links need its flow pipeline", bridge)
 		}
 		if c.Attached {
-			if err := h.linkEnds(ctx, bi, src, dst); err != nil {
+			if err := n.linkEnds(ctx, bi, src, dst); err != nil {
 				return err
 			}
 		}

@@ -59,8 +59,9 @@ func (h *Host) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) 
 	return n.Trace(ctx, o)
 }
 
-// traceBridge is Trace on one of this host's bridges.
-func (h *Host) traceBridge(ctx context.Context, br *vswitchd.Bridge, o TraceOptions) (*TraceResult, error) {
+// Trace on one of this host's bridges: ofproto/trace of the packet.
+func (n *bridgeNetwork) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
+	h := n.h
 	from, err := h.containerIfaces(ctx, o.Bridge, o.From)
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func (h *Host) traceBridge(ctx context.Context, br *vswitchd.Bridge, o TraceOpti
 		dstAddr = a
 		// An address of a container on the bridge is reached directly;
 		// anything else through the gateway.
-		if p, err := h.portByAddr(ctx, o.Bridge, br.ExternalIDs, a); err != nil {
+		if p, err := n.portByAddr(ctx, a); err != nil {
 			return nil, err
 		} else if p != nil {
 			dstMAC, want = p.MAC.String(), strconv.Itoa(p.Ofport)
@@ -109,7 +110,7 @@ func (h *Host) traceBridge(ctx context.Context, br *vswitchd.Bridge, o TraceOpti
 		return nil, fmt.Errorf("container %q has no %s address", o.From, map[bool]string{true: "IPv4", false: "IPv6"}[dstAddr.Is4()])
 	}
 	if dstMAC == "" {
-		gw, err := h.bridgeMAC(ctx, br)
+		gw, err := n.gatewayMAC(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -137,9 +138,10 @@ func hasAddrFamily(as []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-// portByAddr finds the ovsnet port on bridge holding address a.
-func (h *Host) portByAddr(ctx context.Context, bridge string, ext map[string]string, a netip.Addr) (*flows.PortModel, error) {
-	for _, s := range intent.DecodeBridge(bridge, ext).Subnets {
+// portByAddr finds the ovsnet port on the bridge holding address a.
+func (n *bridgeNetwork) portByAddr(ctx context.Context, a netip.Addr) (*flows.PortModel, error) {
+	h, bridge := n.h, n.br.Name
+	for _, s := range intent.DecodeBridge(bridge, n.br.ExternalIDs).Subnets {
 		if !s.Prefix.Contains(a) {
 			continue
 		}
@@ -161,13 +163,14 @@ func (h *Host) portByAddr(ctx context.Context, bridge string, ext map[string]str
 	return nil, nil
 }
 
-// bridgeMAC is the MAC of the bridge's own port (the gateway): the one
+// gatewayMAC is the MAC of the bridge's own port (the gateway): the one
 // ovsnet fixed at add-br, or the one ovs-vswitchd uses.
-func (h *Host) bridgeMAC(ctx context.Context, br *vswitchd.Bridge) (string, error) {
+func (n *bridgeNetwork) gatewayMAC(ctx context.Context) (string, error) {
+	br := n.br
 	if m := br.OtherConfig["hwaddr"]; m != "" {
 		return m, nil
 	}
-	is, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, []ovsdbops.Condition{ovsdb.NameIs(br.Name)}, "name", "mac_in_use")
+	is, err := ovsdb.Select[vswitchd.Interface](ctx, n.h.DB, []ovsdbops.Condition{ovsdb.NameIs(br.Name)}, "name", "mac_in_use")
 	if err != nil || len(is) == 0 || is[0].MACInUse == nil {
 		return "", fmt.Errorf("no MAC known for bridge %s's own port: is ovs-vswitchd running? (%v)", br.Name, err)
 	}

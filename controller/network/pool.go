@@ -343,7 +343,7 @@ func (r *AttachRun) dropTaken(it *AttachItem, cause error) error {
 	rc, cancel := context.WithTimeout(bg, 15*time.Second)
 	defer cancel()
 	r.h.DB.Reconnect(rc) // the cause may be ovsdb-server restarting; the detach says if it still is
-	_, ifs, ports, err := r.h.containerPorts(bg, r.bridge, it.o.Container, it.o.Iface)
+	_, ifs, ports, err := r.h.ContainerPorts(bg, r.bridge, it.o.Container, it.o.Iface)
 	if err == nil && len(ifs) > 0 {
 		err = r.h.Detach(bg, r.bridge, ifs, ports) // its published ports too
 	}

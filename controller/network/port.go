@@ -147,7 +147,7 @@ func (h *Host) addPort(ctx context.Context, n Network, o PortOptions) (*PortView
 // does: a port it finished is reported as done, one it left half-made is
 // removed, and the attach is then made here.
 func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*PortView, error) {
-	_, ifs, ports, err := h.containerPorts(ctx, o.Bridge, o.Container, o.Iface)
+	_, ifs, ports, err := h.ContainerPorts(ctx, o.Bridge, o.Container, o.Iface)
 	if err != nil {
 		return nil, err
 	}
@@ -333,9 +333,9 @@ func macFree(br *vswitchd.Bridge, mac net.HardwareAddr, holder string) error {
 	return nil
 }
 
-// containerPorts finds the ports on bridge that carry CONTAINER's interfaces
+// ContainerPorts finds the ports on bridge that carry CONTAINER's interfaces
 // (iface "" for all of them), ovs-docker's included.
-func (h *Host) containerPorts(ctx context.Context, bridge, container, iface string) (*vswitchd.Bridge, []vswitchd.Interface, []vswitchd.Port, error) {
+func (h *Host) ContainerPorts(ctx context.Context, bridge, container, iface string) (*vswitchd.Bridge, []vswitchd.Interface, []vswitchd.Port, error) {
 	if err := CheckIfName("bridge", bridge); err != nil {
 		return nil, nil, nil, err
 	}
@@ -360,7 +360,7 @@ func (h *Host) attachedPort(ctx context.Context, bridge, iface, container string
 	if err := CheckIfName("interface", iface); err != nil {
 		return nil, nil, err
 	}
-	_, ifs, ports, err := h.containerPorts(ctx, bridge, container, iface)
+	_, ifs, ports, err := h.ContainerPorts(ctx, bridge, container, iface)
 	if err == nil && len(ifs) == 0 {
 		err = fmt.Errorf("failed to find any attached port in %s for CONTAINER=%s and INTERFACE=%s", bridge, container, iface)
 	}
@@ -393,7 +393,7 @@ func (h *Host) DelPortIfAttached(ctx context.Context, o PortOptions) error {
 	}
 	defer n.Close()
 	bridge := n.Bridge()
-	_, ifs, ports, err := h.containerPorts(ctx, bridge, o.Container, o.Iface)
+	_, ifs, ports, err := h.ContainerPorts(ctx, bridge, o.Container, o.Iface)
 	if err != nil {
 		return err
 	}

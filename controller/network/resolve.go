@@ -129,14 +129,6 @@ func (b *bridgeNetwork) Holds(ifc vswitchd.Interface) bool {
 	return ifc.ExternalIDs[intent.KeyOVNNetwork] == ""
 }
 
-func (b *bridgeNetwork) ChangeLink(ctx context.Context, c LinkChange) error {
-	return b.h.changeBridgeLink(ctx, b.br.Name, c)
-}
-
-func (b *bridgeNetwork) Trace(ctx context.Context, o TraceOptions) (*TraceResult, error) {
-	return b.h.traceBridge(ctx, b.br, o)
-}
-
 func (b *bridgeNetwork) NATBridge(context.Context) (nat.Bridge, bool, error) {
 	nb, ok := natplan.BridgeOf(intent.DecodeBridge(b.br.Name, b.br.ExternalIDs))
 	return nb, ok, nil

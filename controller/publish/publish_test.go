@@ -1,4 +1,4 @@
-package network
+package publish
 
 import (
 	"context"
@@ -8,23 +8,31 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
 	"github.com/ovsnet/ovsnet/controller/natplan"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/nat/nattest"
+	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
 )
 
-// TestPublishRecordsAndRules: a published port is recorded on its
+// TestRecordsAndRules: a published port is recorded on its
 // interface and gets its DNAT rule (forwarding on, UDP's conntrack
 // flushed); the same host port for another container is refused; an
 // unpublish takes the rule away; NAT's sync from the topology holds the
 // bridge's masquerade and the published ports, and a bridge-less host
 // removes every rule.
-func TestPublishRecordsAndRules(t *testing.T) {
+func TestRecordsAndRules(t *testing.T) {
 	ctx := context.Background()
-	h, _ := allocHost(t, "10.1.0.0/24", map[string]string{intent.KeyNAT: "true"}, "10.1.0.2", "10.1.0.3")
+	h, err := network.Open(ctx, ovsdbtest.Serve(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	intenttest.Bridge(t, h.DB, "10.1.0.0/24", map[string]string{intent.KeyNAT: "true"}, "10.1.0.2", "10.1.0.3")
 	fw := &nattest.Recorder{}
 	h.Firewall = fw
 	a, b := "c10.1.0.2", "c10.1.0.3"
-	ms, err := h.Publish(ctx, "br0", a, []string{"80", "53/udp"})
+	ms, err := Add(ctx, h, "br0", a, []string{"80", "53/udp"})
 	if err != nil || len(ms) != 2 || ms[0].HostPort == 0 || ms[1].Proto != "udp" {
 		t.Fatalf("publish: %+v, %v", ms, err)
 	}
@@ -34,11 +42,11 @@ func TestPublishRecordsAndRules(t *testing.T) {
 	if dnat("10.1.0.2:80") != 1 || dnat("10.1.0.2:53") != 1 || !fw.Forwarding(false) || !slices.Contains(fw.Flushed(), uint16(ms[1].HostPort)) {
 		t.Fatalf("after publish: rules %q, forwarding %v, flushed %v", fw.Rules(false), fw.Forwarding(false), fw.Flushed())
 	}
-	if got, err := h.Ports(ctx, "br0", a, ""); err != nil || len(got) != 2 {
+	if got, err := List(ctx, h, "br0", a, ""); err != nil || len(got) != 2 {
 		t.Fatalf("ports: %+v, %v", got, err)
 	}
 	taken := fmt.Sprintf("%d:80", ms[0].HostPort)
-	if _, err := h.Publish(ctx, "br0", b, []string{taken}); err == nil || !strings.Contains(err.Error(), "already published") {
+	if _, err := Add(ctx, h, "br0", b, []string{taken}); err == nil || !strings.Contains(err.Error(), "already published") {
 		t.Fatalf("a host port published twice: %v", err)
 	}
 	if dnat("10.1.0.3:80") != 0 {
@@ -56,13 +64,13 @@ func TestPublishRecordsAndRules(t *testing.T) {
 	if !masq || dnat("10.1.0.2:80") != 1 {
 		t.Fatalf("NAT synced from the topology: %q", fw.Rules(false))
 	}
-	if _, err := h.Unpublish(ctx, "br0", a, []string{"80"}); err != nil {
+	if _, err := Remove(ctx, h, "br0", a, []string{"80"}); err != nil {
 		t.Fatal(err)
 	}
 	if dnat("10.1.0.2:80") != 0 || dnat("10.1.0.2:53") != 1 {
 		t.Fatalf("after unpublishing 80: %q", fw.Rules(false))
 	}
-	if got, _ := h.Ports(ctx, "br0", a, ""); len(got) != 1 {
+	if got, _ := List(ctx, h, "br0", a, ""); len(got) != 1 {
 		t.Fatalf("ports after unpublish: %+v", got)
 	}
 	if _, err := h.NAT().Sync(ctx, natplan.Plan{}); err != nil || len(fw.Rules(false)) != 0 {
