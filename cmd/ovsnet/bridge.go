@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/doctor"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 )
@@ -61,7 +62,7 @@ add-port --flood-limit sets a port's own.`,
 			verb := "created"
 			if !created {
 				verb = "exists, unchanged:"
-			} else if w := h.TSOWarning(o.Name); w != "" {
+			} else if w := doctor.TSOWarning(h.DB, o.Name); w != "" {
 				fmt.Fprintln(c.ErrOrStderr(), "ovsnet: warning: "+w)
 			}
 			return g.print(c, map[string]any{"bridge": o.Name, "created": created},

@@ -167,9 +167,9 @@ func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
 	}
 	switch {
 	case !set:
-		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about a tenth of a Linux bridge's", network.TSOFix}
+		return Finding{"userspace TSO", StatusProblem, "off (other_config:userspace-tso-enable is not true): containers' TCP runs at about a tenth of a Linux bridge's", TSOFix}
 	case probed != "" && !on:
-		return Finding{"userspace TSO", StatusProblem, "set, but not in force: ovs-vswitchd started before it was set (bridge " + probed + "'s tap has no vnet_hdr)", network.TSOFix}
+		return Finding{"userspace TSO", StatusProblem, "set, but not in force: ovs-vswitchd started before it was set (bridge " + probed + "'s tap has no vnet_hdr)", TSOFix}
 	case probed == "":
 		return Finding{"userspace TSO", StatusOK, "set (no bridge yet to see it in force)", ""}
 	}

@@ -271,14 +271,3 @@ func (h *Host) UsedAddrs(ctx context.Context, bridge string) (map[netip.Addr]str
 	}
 	return usedAddrs(snap.Interfaces), nil
 }
-
-// Chassis is this host's OVN settings, as ovn join left them (an encap
-// address that does not decode is ovn-controller's to report).
-func (h *Host) Chassis(ctx context.Context) (intent.Chassis, error) {
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
-		return intent.Chassis{}, err
-	}
-	c, _ := intent.DecodeChassis(root)
-	return c, nil
-}

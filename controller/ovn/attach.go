@@ -58,7 +58,7 @@ type ovnNetwork struct {
 // its connection to the northbound database until closed: one per
 // operation.
 func openNetwork(ctx context.Context, h *network.Host, name string) (*ovnNetwork, error) {
-	c, err := h.Chassis(ctx)
+	c, err := chassis(ctx, h)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func detach(ctx context.Context, h *network.Host, ifs []vswitchd.Interface) erro
 	if len(byNet) == 0 {
 		return nil
 	}
-	c, err := h.Chassis(ctx)
+	c, err := chassis(ctx, h)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package ovn
 import (
 	"context"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -31,4 +32,15 @@ func (Backend) Detach(ctx context.Context, h *network.Host, ifs []vswitchd.Inter
 // Show is the OVN networks (all, or the one named only).
 func (Backend) Show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
 	return show(ctx, h, only, local)
+}
+
+// chassis is this host's OVN settings, as ovn join left them (an encap
+// address that does not decode is ovn-controller's to report).
+func chassis(ctx context.Context, h *network.Host) (intent.Chassis, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return intent.Chassis{}, err
+	}
+	c, _ := intent.DecodeChassis(root)
+	return c, nil
 }

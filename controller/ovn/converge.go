@@ -35,7 +35,7 @@ type Converged struct {
 // OVN keeps running on what it has.
 func Converge(ctx context.Context, h *network.Host, local []vswitchd.Interface) (Converged, error) {
 	var r Converged
-	c, err := h.Chassis(ctx)
+	c, err := chassis(ctx, h)
 	if err != nil || !c.Joined || c.NB == "" || c.SystemID == "" {
 		return r, err
 	}

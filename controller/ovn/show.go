@@ -24,7 +24,7 @@ import (
 // from their logical ports. Nothing when the host is not a chassis; an
 // unreachable database is one entry saying so.
 func show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
-	c, err := h.Chassis(ctx)
+	c, err := chassis(ctx, h)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}

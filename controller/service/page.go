@@ -138,7 +138,7 @@ func (s *Service) apiTopology(w http.ResponseWriter, r *http.Request) {
 			ports = append(ports, b.Ports...)
 		}
 	}
-	cs, err := s.h.Counters(ctx, ports)
+	cs, err := counters(ctx, s.h.DB, ports)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return

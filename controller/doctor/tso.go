@@ -1,9 +1,11 @@
-package network
+package doctor
 
 import (
 	"context"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
 // TSOFix is what turns userspace TSO on, and what that restart does.
@@ -14,12 +16,12 @@ const TSOFix = "ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=t
 // TSOWarning says, for a bridge just made on the userspace datapath, that
 // ovs-vswitchd runs without userspace TSO and what to do; "" if it runs
 // with it, or the bridge is on the kernel datapath.
-func (h *Host) TSOWarning(bridge string) string {
-	br, err := h.DB.GetBridge(context.Background(), bridge)
-	if err != nil || br == nil || DatapathOf(br) != DatapathNetdev {
+func TSOWarning(db *ovsdb.Client, bridge string) string {
+	br, err := db.GetBridge(context.Background(), bridge)
+	if err != nil || br == nil || network.DatapathOf(br) != network.DatapathNetdev {
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), LinkTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), network.LinkTimeout)
 	defer cancel()
 	if l, err := attach.WaitLink(ctx, bridge); err != nil || attach.TSOActive(l) {
 		return "" // its tap is not here (another netns?): nothing to tell by

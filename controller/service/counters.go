@@ -1,21 +1,22 @@
-package network
+package service
 
 import (
 	"context"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// Counters reads the packet, byte and drop counters of ports, by OVS port
+// counters reads the packet, byte and drop counters of ports, by OVS port
 // name, as the bridge sees them (rx: from the container): OVSDB's
 // interface statistics, or, for an internal port moved into its container
 // (which ovs-vswitchd can no longer see), its device's counters read in
 // the container, sent and received swapped. A port whose counters cannot
 // be read is left out.
-func (h *Host) Counters(ctx context.Context, ports []PortView) (map[string]attach.Counters, error) {
-	rows, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil, "name", "statistics")
+func counters(ctx context.Context, db *ovsdb.Client, ports []network.PortView) (map[string]attach.Counters, error) {
+	rows, err := ovsdb.Select[vswitchd.Interface](ctx, db, nil, "name", "statistics")
 	if err != nil {
 		return nil, err
 	}
