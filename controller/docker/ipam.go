@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -138,11 +139,14 @@ func (p *Plugin) usedIn(ctx context.Context, pr netip.Prefix) (map[netip.Addr]st
 				continue
 			}
 			used[s.Gateway] = "the gateway of " + b.Name
-			u, err := p.Host.UsedAddrs(ctx, b.Name)
+			snap, err := p.Host.DB.ReadBridge(ctx, b.Name, intent.OfBridge(b.Name))
 			if err != nil {
 				return nil, err
 			}
-			for a, who := range u {
+			if snap == nil {
+				continue // deleted since
+			}
+			for a, who := range network.UsedAddrs(snap.Interfaces) {
 				used[a] = who
 			}
 		}

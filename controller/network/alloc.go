@@ -197,7 +197,7 @@ func (a *allocation) explicit(requested []netip.Prefix) error {
 			if err != nil {
 				return err
 			}
-			if who, ok := usedAddrs(s.Interfaces)[p.Addr()]; ok {
+			if who, ok := UsedAddrs(s.Interfaces)[p.Addr()]; ok {
 				return fmt.Errorf("%s is already taken by %s", p.Addr(), who)
 			}
 		} else {

@@ -219,7 +219,7 @@ func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse,
 			in.attached[ref.Container+"\x00"+ref.Iface] = i.Name
 		}
 	}
-	for a := range usedAddrs(snap.Interfaces) {
+	for a := range UsedAddrs(snap.Interfaces) {
 		in.addrs[a] = true
 	}
 	for _, i := range snap.Interfaces {

@@ -214,8 +214,10 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 	return m, nil
 }
 
-// usedAddrs maps every address held by an interface in ifs to its owner.
-func usedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
+// UsedAddrs maps every address held by an interface in ifs to its owner
+// (as its intent says, leniently: a value that does not decode still
+// holds what parses).
+func UsedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
 	used := map[netip.Addr]string{}
 	for _, i := range ifs {
 		who := OwnerOf(i)
@@ -259,15 +261,4 @@ func nextOfport(ifs []vswitchd.Interface) int {
 		}
 	}
 	return 0 // full: let ovs-vswitchd choose (it will refuse too)
-}
-
-// UsedAddrs maps every address an interface of bridge holds (as its intent
-// says, leniently: a value that does not decode still holds what parses)
-// to its holder.
-func (h *Host) UsedAddrs(ctx context.Context, bridge string) (map[netip.Addr]string, error) {
-	snap, err := h.DB.ReadBridge(ctx, bridge, intent.OfBridge(bridge))
-	if err != nil || snap == nil {
-		return map[netip.Addr]string{}, err
-	}
-	return usedAddrs(snap.Interfaces), nil
 }

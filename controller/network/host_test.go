@@ -107,7 +107,7 @@ func TestLowerHints(t *testing.T) {
 func TestUsedAddrs(t *testing.T) {
 	ifs := []vswitchd.Interface{{ExternalIDs: map[string]string{intent.KeyIPv4: "10.0.0.5/24", intent.KeyIPv6: "fd00::5/64",
 		intent.KeyContainerID: "web", intent.KeyContainerIface: "eth1"}}}
-	u := usedAddrs(ifs)
+	u := UsedAddrs(ifs)
 	if u[netip.MustParseAddr("10.0.0.5")] != "web/eth1" || u[netip.MustParseAddr("fd00::5")] != "web/eth1" || len(u) != 2 {
 		t.Fatalf("%v", u)
 	}

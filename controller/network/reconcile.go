@@ -26,7 +26,7 @@ func (h *Host) ConvergeAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vswi
 	}
 	var al intent.Alloc
 	var did []string
-	used := usedAddrs(ifs)
+	used := UsedAddrs(ifs)
 	for _, s := range bi.Subnets {
 		low, err := ipam.Allocate(s, used)
 		if err != nil {
