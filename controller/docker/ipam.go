@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -146,7 +146,7 @@ func (p *Plugin) usedIn(ctx context.Context, pr netip.Prefix) (map[netip.Addr]st
 			if snap == nil {
 				continue // deleted since
 			}
-			for a, who := range network.UsedAddrs(snap.Interfaces) {
+			for a, who := range alloc.UsedAddrs(snap.Interfaces) {
 				used[a] = who
 			}
 		}

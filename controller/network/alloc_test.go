@@ -3,13 +3,10 @@ package network
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
-	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
 )
@@ -27,65 +24,6 @@ func allocHost(t *testing.T, subnet string, set map[string]string, held ...strin
 	}
 	t.Cleanup(h.Close)
 	return h, intenttest.Bridge(t, h.DB, subnet, set, held...)
-}
-
-func allocated(t *testing.T, h *Host, br intent.Bridge, requested ...string) (*claim, error) {
-	t.Helper()
-	var rq []netip.Prefix
-	for _, r := range requested {
-		rq = append(rq, netip.MustParsePrefix(r))
-	}
-	subs := make([]ipam.Subnet, len(br.Subnets))
-	copy(subs, br.Subnets)
-	return h.allocate(context.Background(), br, subs, rq, len(rq) == 0)
-}
-
-// The lowest free address above the hint, skipping those held by address
-// or by MAC; the next OpenFlow port number nothing holds or asks for.
-func TestAllocateProbes(t *testing.T) {
-	h, br := allocHost(t, "10.9.0.0/24", map[string]string{intent.KeyNextOfport: "10"}, "10.9.0.2", "mac:10.9.0.3")
-	c, err := allocated(t, h, br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.addrs) != 1 || c.addrs[0] != netip.MustParsePrefix("10.9.0.4/24") {
-		t.Errorf("allocated %v, want 10.9.0.4/24 (.2 held by its address, .3 by its MAC)", c.addrs)
-	}
-	if c.ofport != 12 { // 10 and 11 are asked for by the two ports
-		t.Errorf("ofport %d, want 12", c.ofport)
-	}
-	if len(c.hints) != 1 || c.hints[0] != netip.MustParseAddr("10.9.0.5") {
-		t.Errorf("hints %v, want 10.9.0.5", c.hints)
-	}
-}
-
-// An address given explicitly is checked, not taken from another.
-func TestAllocateExplicit(t *testing.T) {
-	h, br := allocHost(t, "10.9.0.0/24", nil, "10.9.0.2")
-	if _, err := allocated(t, h, br, "10.9.0.2/24"); err == nil || !strings.Contains(err.Error(), "10.9.0.2 is already taken by c10.9.0.2/eth1") {
-		t.Errorf("a held address given: %v", err)
-	}
-	c, err := allocated(t, h, br, "10.9.0.7/24")
-	if err != nil || len(c.addrs) != 1 || c.addrs[0] != netip.MustParsePrefix("10.9.0.7/24") {
-		t.Errorf("a free address given: %v, %v", c, err)
-	}
-	if _, err := allocated(t, h, br, "10.8.0.7/24"); err == nil {
-		t.Error("an address outside the subnet was taken")
-	}
-}
-
-// A hint past every free address starts again from the subnet's start;
-// a full subnet is ErrExhausted.
-func TestAllocateRestartAndExhaustion(t *testing.T) {
-	h, br := allocHost(t, "10.9.2.0/29", map[string]string{intent.KeyHintIPv4: "10.9.2.6"}, "10.9.2.6")
-	c, err := allocated(t, h, br)
-	if err != nil || c.addrs[0] != netip.MustParsePrefix("10.9.2.2/29") {
-		t.Errorf("past the hint: %v, %v; want 10.9.2.2/29", c, err)
-	}
-	h, br = allocHost(t, "10.9.1.0/30", nil, "10.9.1.2")
-	if _, err := allocated(t, h, br); !errors.Is(err, ipam.ErrExhausted) {
-		t.Errorf("a full /30: %v, want ErrExhausted", err)
-	}
 }
 
 // Two writers that read the same bridge state: the second commit loses.

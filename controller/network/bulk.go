@@ -13,6 +13,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
+	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -162,7 +163,7 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 // people pick. used gets them.
 func (r *AttachRun) autoAddrs(it *AttachItem, subs []ipam.Subnet, used map[netip.Addr]bool, hints map[bool]netip.Addr) error {
 	for _, s := range subs {
-		if hasFamily(it.addrs, s.Prefix.Addr()) {
+		if alloc.HasFamily(it.addrs, s.Prefix.Addr()) {
 			continue
 		}
 		var a netip.Addr
@@ -175,7 +176,7 @@ func (r *AttachRun) autoAddrs(it *AttachItem, subs []ipam.Subnet, used map[netip
 			if !ok {
 				from = r.bi.Hints[is4]
 			}
-			if a, err = nextFree(s, from, used); err == nil {
+			if a, err = alloc.NextFree(s, from, used); err == nil {
 				hints[is4] = a.Next()
 			}
 		}
@@ -219,7 +220,7 @@ func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse,
 			in.attached[ref.Container+"\x00"+ref.Iface] = i.Name
 		}
 	}
-	for a := range UsedAddrs(snap.Interfaces) {
+	for a := range alloc.UsedAddrs(snap.Interfaces) {
 		in.addrs[a] = true
 	}
 	for _, i := range snap.Interfaces {
@@ -228,17 +229,6 @@ func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse,
 		}
 	}
 	return in, nil
-}
-
-// nextFree is the first address of s from `from` up (wrapping once to the
-// start) that is not used.
-func nextFree(s ipam.Subnet, from netip.Addr, used map[netip.Addr]bool) (netip.Addr, error) {
-	for _, start := range []netip.Addr{from, {}} {
-		if c := ipam.Candidates(s, start, 1, used); len(c) > 0 {
-			return c[0], nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, s.Prefix)
 }
 
 func envInt(k string, def int) int {

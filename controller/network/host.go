@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,11 +17,9 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/openflow"
-	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -212,53 +209,4 @@ func ParseMAC(s string) (net.HardwareAddr, error) {
 		return nil, fmt.Errorf("MAC address %s is all zeros", m)
 	}
 	return m, nil
-}
-
-// UsedAddrs maps every address held by an interface in ifs to its owner
-// (as its intent says, leniently: a value that does not decode still
-// holds what parses).
-func UsedAddrs(ifs []vswitchd.Interface) map[netip.Addr]string {
-	used := map[netip.Addr]string{}
-	for _, i := range ifs {
-		who := OwnerOf(i)
-		for _, p := range intent.HeldAddrs(i.ExternalIDs) {
-			used[p.Addr()] = who
-		}
-		// A MAC derived from an address (ipam.MACFor) holds that address too,
-		// even where the address itself no longer parses.
-		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
-			if a, ok := ipam.AddrOfMAC(m); ok {
-				used[a] = who
-			}
-		}
-	}
-	return used
-}
-
-// nextOfport returns a port number above every number requested or held on
-// the bridge, so that flows can be written before ovs-vswitchd assigns it.
-// Numbers are not reused while higher ones are taken: a recycled number
-// could meet flows left for the port that had it.
-func nextOfport(ifs []vswitchd.Interface) int {
-	taken := map[int]bool{}
-	max := 0
-	for _, i := range ifs {
-		for _, p := range []*int{i.Ofport, i.OfportRequest} {
-			if p != nil && *p > 0 && *p < mesh.OfportBase {
-				taken[*p] = true
-				if *p > max {
-					max = *p
-				}
-			}
-		}
-	}
-	if max+1 < mesh.OfportBase {
-		return max + 1
-	}
-	for n := 1; n < mesh.OfportBase; n++ {
-		if !taken[n] {
-			return n
-		}
-	}
-	return 0 // full: let ovs-vswitchd choose (it will refuse too)
 }

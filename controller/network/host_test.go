@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ipam"
-	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 func TestCheckIfName(t *testing.T) {
@@ -47,31 +45,6 @@ func TestParseMAC(t *testing.T) {
 	}
 }
 
-func iface(ofport, req int) vswitchd.Interface {
-	i := vswitchd.Interface{}
-	if ofport != 0 {
-		i.Ofport = &ofport
-	}
-	if req != 0 {
-		i.OfportRequest = &req
-	}
-	return i
-}
-
-func TestNextOfport(t *testing.T) {
-	if n := nextOfport(nil); n != 1 {
-		t.Fatalf("empty bridge: %d", n)
-	}
-	// LOCAL (65534) does not count; requested numbers do.
-	if n := nextOfport([]vswitchd.Interface{iface(65534, 0), iface(3, 3), iface(0, 7)}); n != 8 {
-		t.Fatalf("got %d, want 8", n)
-	}
-	// At the top of the range, the lowest free number is reused.
-	if n := nextOfport([]vswitchd.Interface{iface(1, 1), iface(0xfeff, 0)}); n != 2 {
-		t.Fatalf("wrap: got %d, want 2", n)
-	}
-}
-
 func TestGatewaysFor(t *testing.T) {
 	subs, _ := ipam.ParseSubnets([]string{"10.0.0.0/24", "fd00::/64"}, nil)
 	got := []netip.Prefix{netip.MustParsePrefix("fd00::9/64"), netip.MustParsePrefix("10.0.0.3/24")}
@@ -85,31 +58,6 @@ func TestGatewaysFor(t *testing.T) {
 	}
 	if gws := gatewaysFor([]netip.Prefix{netip.MustParsePrefix("192.0.2.5/24")}, subs, netip.Addr{}); len(gws) != 0 {
 		t.Fatalf("address outside the bridge's subnets got gateway %v", gws)
-	}
-}
-
-func TestLowerHints(t *testing.T) {
-	ext := map[string]string{intent.KeyHintIPv4: "10.0.0.9", intent.KeyHintIPv6: "fd00::3"}
-	set := lowerHints(intent.DecodeBridge("br", ext), []netip.Addr{netip.MustParseAddr("10.0.0.12"), netip.MustParseAddr("10.0.0.5"),
-		netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("fd00::2")})
-	if set[intent.KeyHintIPv4] != "10.0.0.5" || set[intent.KeyHintIPv6] != "fd00::2" || len(set) != 2 {
-		t.Fatalf("%v", set)
-	}
-	// Freeing above the hint changes nothing; no hint stays no hint.
-	if set := lowerHints(intent.DecodeBridge("br", ext), []netip.Addr{netip.MustParseAddr("10.0.0.20")}); len(set) != 0 {
-		t.Fatalf("%v", set)
-	}
-	if set := lowerHints(intent.DecodeBridge("br", nil), []netip.Addr{netip.MustParseAddr("10.0.0.1")}); len(set) != 0 {
-		t.Fatalf("%v", set)
-	}
-}
-
-func TestUsedAddrs(t *testing.T) {
-	ifs := []vswitchd.Interface{{ExternalIDs: map[string]string{intent.KeyIPv4: "10.0.0.5/24", intent.KeyIPv6: "fd00::5/64",
-		intent.KeyContainerID: "web", intent.KeyContainerIface: "eth1"}}}
-	u := UsedAddrs(ifs)
-	if u[netip.MustParseAddr("10.0.0.5")] != "web/eth1" || u[netip.MustParseAddr("fd00::5")] != "web/eth1" || len(u) != 2 {
-		t.Fatalf("%v", u)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -145,7 +146,7 @@ func (n *bridgeNetwork) portByAddr(ctx context.Context, a netip.Addr) (*flows.Po
 		if !s.Prefix.Contains(a) {
 			continue
 		}
-		rs, err := h.DB.Read(ctx, probe(bridge, netip.PrefixFrom(a, s.Prefix.Bits())))
+		rs, err := h.DB.Read(ctx, alloc.AddrProbe(bridge, netip.PrefixFrom(a, s.Prefix.Bits())))
 		if err != nil || len(rs[0]) == 0 {
 			return nil, err
 		}

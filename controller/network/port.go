@@ -15,6 +15,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
+	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -273,7 +274,7 @@ func (rq *portRequest) checkOn(br intent.Bridge) (subnets []ipam.Subnet, nb nat.
 	if len(rq.publish) > 0 && (!natOK || !nb.NAT) {
 		return nil, nb, fmt.Errorf("-p needs a bridge in NAT mode (--nat=true with an IPv4 subnet); %s is not", br.Name)
 	}
-	if len(rq.publish) > 0 && !rq.auto && !hasFamily(rq.requested, netip.IPv4Unspecified()) {
+	if len(rq.publish) > 0 && !rq.auto && !alloc.HasFamily(rq.requested, netip.IPv4Unspecified()) {
 		return nil, nb, fmt.Errorf("-p needs an IPv4 address on the interface: add --ip")
 	}
 	// Reject a bad explicit address or gateway before touching anything.
@@ -681,7 +682,7 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 		}
 		_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 			if intent.Owned(br.ExternalIDs) { // not OVN's integration bridge: its addresses are OVN's
-				tx.GuardBridge(bridge, br.ExternalIDs, lowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed))
+				tx.GuardBridge(bridge, br.ExternalIDs, alloc.LowerHints(intent.DecodeBridge(bridge, br.ExternalIDs), freed))
 			}
 			tx.DeletePorts(bridge, uuids...)
 		})

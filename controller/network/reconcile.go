@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -26,7 +27,7 @@ func (h *Host) ConvergeAlloc(ctx context.Context, b *vswitchd.Bridge, ifs []vswi
 	}
 	var al intent.Alloc
 	var did []string
-	used := UsedAddrs(ifs)
+	used := alloc.UsedAddrs(ifs)
 	for _, s := range bi.Subnets {
 		low, err := ipam.Allocate(s, used)
 		if err != nil {
