@@ -227,7 +227,7 @@ func pipelineInPlace(ctx context.Context, db *ovsdb.Client, bridge string) error
 	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
 		return nil // no bridge yet (the first ADD makes it), or an OVN network's
 	}
-	h := &network.Host{DB: db, Flows: flows.NewSwitch()}
+	h := network.New(db, flows.NewSwitch(), nil)
 	defer h.Flows.Close()
 	return h.PipelineInPlace(bridge)
 }

@@ -7,7 +7,6 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
-	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -89,6 +88,6 @@ func (probeAllocator) Allocate(ctx context.Context, r *AttachRun, again bool) (m
 		return nil, err
 	}
 	it.addrs, it.ofport = cl.Addrs, cl.Ofport
-	r.fill(it, r.subnets, it.rq.mac, func() bool { return attach.BridgeTSO(r.bridge) })
+	r.fill(it, r.subnets, it.rq.mac, func() bool { return r.h.Devices.BridgeTSO(r.bridge) })
 	return cl.Alloc().Encode(), nil
 }

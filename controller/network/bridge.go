@@ -375,7 +375,7 @@ func (h *Host) DelBridge(ctx context.Context, name string) error {
 			errs = append(errs, attach.DeleteLink(mesh.VXLANDevice(t.Port)))
 		}
 	}
-	if err := errors.Join(append(errs, removeLinks(ifs, h.Tell()))...); err != nil {
+	if err := errors.Join(append(errs, removeLinks(ifs, h.Devices, h.Tell()))...); err != nil {
 		return fmt.Errorf("delete bridge %q: %w (run del-br again, or reconcile, to finish)", name, err)
 	}
 	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeleteBridge(br.UUID) }); err != nil {

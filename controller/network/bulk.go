@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
@@ -46,20 +45,22 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 	return h.attachPorts(ctx, n, specs, true)
 }
 
-// waitOfports waits for ovs-vswitchd to number every port, for as long as
-// it makes progress: it adds a batch in one pass whose length grows with
-// the batch and with the ports already there (on the userspace datapath it
-// reconfigures the datapath per port: 1,000 ports took it 6 s on an empty
-// bridge and over a minute beside 4,000 here), so no fixed bound fits.
-// Progress is ports numbered, or ovs-vswitchd busy on the CPU.
-func (h *Host) waitOfports(ctx context.Context, names []string) ([]int, error) {
+// dbNumberer waits on OVSDB for the port numbers ovs-vswitchd writes, for
+// as long as it makes progress: it adds a batch in one pass whose length
+// grows with the batch and with the ports already there (on the userspace
+// datapath it reconfigures the datapath per port: 1,000 ports took it 6 s
+// on an empty bridge and over a minute beside 4,000 here), so no fixed
+// bound fits. Progress is ports numbered, or ovs-vswitchd busy on the CPU.
+type dbNumberer struct{ h *Host }
+
+func (d dbNumberer) WaitOfports(ctx context.Context, names []string) ([]int, error) {
 	seen, busy := 0, vswitchdCPU()
 	for {
-		ofports, err := h.DB.WaitOfports(ctx, names, LinkTimeout)
+		ofports, err := d.h.DB.WaitOfports(ctx, names, LinkTimeout)
 		if !errors.Is(err, ovsdb.ErrNotAdded) {
 			return ofports, err
 		}
-		n, cerr := h.DB.CountOfports(ctx, names)
+		n, cerr := d.h.DB.CountOfports(ctx, names)
 		b := vswitchdCPU()
 		// Busy: more than a tenth of the interval on the CPU.
 		if cerr != nil || (n <= seen && (busy < 0 || b-busy < LinkTimeout/10)) {
@@ -105,7 +106,7 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 		next = 1
 	}
 	hints := map[bool]netip.Addr{} // by Is4: the next address to probe
-	tso := sync.OnceValue(func() bool { return attach.BridgeTSO(bridge) })
+	tso := sync.OnceValue(func() bool { return r.h.Devices.BridgeTSO(bridge) })
 	for n, it := range items {
 		subs, _, err := it.rq.checkOn(r.bi)
 		if err != nil {

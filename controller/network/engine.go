@@ -236,7 +236,7 @@ func (r *AttachRun) resolve(ctx context.Context) error {
 			return nil // no container yet
 		}
 		if it.o.Netns != "" {
-			if !attach.NetnsExists(it.o.Netns) {
+			if !r.h.Devices.NetnsExists(it.o.Netns) {
 				return fmt.Errorf("network namespace %s of container %s does not exist", it.o.Netns, it.o.Container)
 			}
 			it.netns = it.o.Netns
@@ -247,7 +247,7 @@ func (r *AttachRun) resolve(ctx context.Context) error {
 			}
 			it.netns = t.Netns
 		}
-		if attach.IsOwnNetns(it.netns) {
+		if r.h.Devices.IsOwnNetns(it.netns) {
 			return fmt.Errorf("container %s is in the host's network namespace (%s): ovsnet attaches containers with their own (a --network host container has no interface to give)", it.o.Container, it.netns)
 		}
 		return nil
@@ -262,7 +262,7 @@ func (r *AttachRun) checkLinks() error {
 		if it.o.Handoff != nil || it.o.Pooled {
 			return nil // the runtime names the link in the container; no container yet
 		}
-		if has, err := attach.HasLink(it.netns, it.o.Iface); err != nil {
+		if has, err := r.h.Devices.HasLink(it.netns, it.o.Iface); err != nil {
 			return fmt.Errorf("container %s: %w", it.o.Container, err)
 		} else if has {
 			return fmt.Errorf("interface %s already present in container %s: choose another INTERFACE name", it.o.Iface, it.o.Container)
@@ -406,10 +406,10 @@ func (r *AttachRun) createVeths() error {
 		if it.typ != attach.TypeVeth {
 			return nil
 		}
-		attach.DeleteLink(it.host)
-		create := func() error { return attach.CreateVeth(it.host, it.netns, it.cfg) }
+		r.h.Devices.DeleteLink(it.host)
+		create := func() error { return r.h.Devices.CreateVeth(it.host, it.netns, it.cfg) }
 		if it.o.Pooled {
-			create = func() error { return attach.CreatePoolVeth(it.host, it.cfg) }
+			create = func() error { return r.h.Devices.CreatePoolVeth(it.host, it.cfg) }
 		}
 		if err := create(); err != nil {
 			return err
@@ -457,24 +457,24 @@ func (r *AttachRun) installFlows(ctx context.Context) error {
 // is moved in first. A handoff's container end is the runtime's to set up;
 // it only gets its offloads as the port needs them, before the runtime
 // takes it.
-func configure(it *AttachItem) error {
+func (r *AttachRun) configure(it *AttachItem) error {
 	if it.o.Pooled {
 		return nil // its container end waits in the host, down
 	}
 	if h := it.o.Handoff; h != nil {
 		if it.cfg.NoTxOffload {
-			return attach.SetVethTxOffload(it.host, h.Netns, h.Name, false)
+			return r.h.Devices.SetVethTxOffload(it.host, h.Netns, h.Name, false)
 		}
 		return nil
 	}
 	cur := it.o.Iface
 	if it.typ == attach.TypeInternal {
-		if err := attach.MoveIn(it.host, it.netns); err != nil {
+		if err := r.h.Devices.MoveIn(it.host, it.netns); err != nil {
 			return err
 		}
 		cur = it.host
 	}
-	if err := attach.Configure(it.netns, cur, it.cfg); err != nil {
+	if err := r.h.Devices.Configure(it.netns, cur, it.cfg); err != nil {
 		return fmt.Errorf("configure %s in container %s: %w", it.o.Iface, it.o.Container, err)
 	}
 	return nil
@@ -505,9 +505,9 @@ func (r *AttachRun) bringUp(ctx context.Context) error {
 			vethErr <- nil
 			return
 		}
-		vethErr <- r.each("configure veths", veths, configure)
+		vethErr <- r.each("configure veths", veths, r.configure)
 	}()
-	ofports, err := r.h.waitOfports(ctx, names)
+	ofports, err := r.h.Vswitchd.WaitOfports(ctx, names)
 	err = errors.Join(err, <-flowErr)
 	if verr := <-vethErr; err == nil {
 		err = verr
@@ -527,7 +527,7 @@ func (r *AttachRun) bringUp(ctx context.Context) error {
 		}
 	}
 	r.tr.Step("flows, ovs-vswitchd, veths")
-	err = r.each("move internal ports into containers", internals, configure)
+	err = r.each("move internal ports into containers", internals, r.configure)
 	r.tr.Step("internal ports")
 	return err
 }
@@ -606,7 +606,7 @@ func (r *AttachRun) rollback(cause error) error {
 		hi = max(hi, it.ofport)
 	}
 	// The rules and the veths of the lot in one request each.
-	errs = append(errs, r.h.NAT().ReleaseAll(pub), attach.DeleteLinks(veths), r.alloc.Undo(bg, r))
+	errs = append(errs, r.h.NAT().ReleaseAll(pub), r.h.Devices.DeleteLinks(veths), r.alloc.Undo(bg, r))
 	if len(uuids) > 0 {
 		errs = append(errs, r.deleteInternals())
 		if err := r.h.removePorts(bg, r.bridge, uuids, freed); err != nil {
@@ -629,7 +629,7 @@ func (r *AttachRun) deleteInternals() error {
 		if it.typ == attach.TypeInternal && it.portUUID != "" {
 			// In the container, or still in the host (where a tap stays
 			// if ovs-vswitchd is down when the row goes).
-			errs = append(errs, attach.DeleteInternal(it.netns, it.o.Iface, nil), attach.DeleteInternal(it.netns, it.host, nil), attach.DeleteInternal("/proc/self/ns/net", it.host, nil))
+			errs = append(errs, r.h.Devices.DeleteInternal(it.netns, it.o.Iface, nil), r.h.Devices.DeleteInternal(it.netns, it.host, nil), r.h.Devices.DeleteInternal("/proc/self/ns/net", it.host, nil))
 		}
 	}
 	return errors.Join(errs...)

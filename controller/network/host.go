@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
@@ -41,6 +42,12 @@ type Host struct {
 	// Firewall is the host's iptables and ip6tables (nil: the system's,
 	// opened on first use).
 	Firewall nat.Firewall
+	// Devices makes, moves, configures and deletes the links of attaches
+	// (attach.System; attachtest.Devices in unit tests).
+	Devices attach.Devices
+	// Vswitchd is ovs-vswitchd as the engine waits on it to number new
+	// ports (WaitOfports on OVSDB; ovsdbtest.Vswitchd in unit tests).
+	Vswitchd Numberer
 	mu       sync.Mutex
 	// pipelineSeen: per bridge, the OpenFlow connection (Switch.Epoch)
 	// over which its pipeline was last seen in place (ensurePipeline).
@@ -85,7 +92,24 @@ func Open(ctx context.Context, endpoint string, ovn Backend) (*Host, error) {
 		return nil, err
 	}
 	tr.Step("connect to OVSDB")
-	return &Host{DB: db, Flows: flows.NewSwitch(), OVN: ovn}, nil
+	return New(db, flows.NewSwitch(), ovn), nil
+}
+
+// New is a Host on OVSDB connection db (which may be set later, before
+// use), the bridges' OpenFlow side sw and OVN backend ovn (nil: none), on
+// the running system's devices and ovs-vswitchd.
+func New(db *ovsdb.Client, sw OpenFlow, ovn Backend) *Host {
+	h := &Host{DB: db, Flows: sw, OVN: ovn, Devices: attach.System{}}
+	h.Vswitchd = dbNumberer{h}
+	return h
+}
+
+// Numberer is what the engine waits on for ovs-vswitchd to give new ports
+// their OpenFlow numbers.
+type Numberer interface {
+	// WaitOfports returns the port numbers of the named interfaces, in
+	// order, once ovs-vswitchd has numbered them all.
+	WaitOfports(ctx context.Context, names []string) ([]int, error)
 }
 
 // Close drops the OVSDB connection.

@@ -144,7 +144,7 @@ func (r *AttachRun) takeFromPool(ctx context.Context) (*PortView, error) {
 	defer r.h.Pool.release(ifc.UUID)
 	defer r.h.Pool.taken() // the refill after the take: not competing with its move
 	r.tr.Step("take a pool's port")
-	err = moveInto(it)
+	err = r.moveInto(it)
 	r.tr.Step("move into the container")
 	if err == nil {
 		err = r.publish(ctx)
@@ -319,18 +319,18 @@ func (r *AttachRun) alreadyAttached(ctx context.Context, it *AttachItem) error {
 // moveInto moves a taken pool's port into its container and configures
 // it there: the tap of an internal port, the waiting end of a veth. A
 // runtime's (handoff) is only moved and named, for the runtime to set up.
-func moveInto(it *AttachItem) error {
+func (r *AttachRun) moveInto(it *AttachItem) error {
 	dev := it.host
 	if it.typ == attach.TypeVeth {
 		dev = attach.PoolPeer(it.host)
 	}
-	if err := attach.MoveIn(dev, it.netns); err != nil {
+	if err := r.h.Devices.MoveIn(dev, it.netns); err != nil {
 		return fmt.Errorf("move %s into container %s: %w", dev, it.o.Container, err)
 	}
 	if it.o.Handoff != nil {
-		return attach.RenameIn(it.netns, dev, it.cfg.Name)
+		return r.h.Devices.RenameIn(it.netns, dev, it.cfg.Name)
 	}
-	if err := attach.Configure(it.netns, dev, it.cfg); err != nil {
+	if err := r.h.Devices.Configure(it.netns, dev, it.cfg); err != nil {
 		return fmt.Errorf("configure %s in container %s: %w", it.o.Iface, it.o.Container, err)
 	}
 	return nil

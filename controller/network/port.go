@@ -510,7 +510,7 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		return err
 	}
 	tr.Step("published ports")
-	if err := removeLinks(ifs, h.Tell()); err != nil {
+	if err := removeLinks(ifs, h.Devices, h.Tell()); err != nil {
 		return err
 	}
 	tr.Step("devices")
@@ -577,7 +577,7 @@ func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 	need := map[string]string{} // container: its namespace
 	for _, g := range gone {
 		ref := intent.RefOf(g.ExternalIDs)
-		if c, ns := ref.Container, ref.Netns; c != "" && ref.HasGateway && need[c] == "" && attach.NetnsExists(ns) {
+		if c, ns := ref.Container, ref.Netns; c != "" && ref.HasGateway && need[c] == "" && h.Devices.NetnsExists(ns) {
 			need[c] = ns
 		}
 	}
@@ -595,7 +595,7 @@ func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 			if r := intent.RefOf(i.ExternalIDs); err != nil || r.State != intent.StateReady || r.Netns != ns || len(cfg.Gateways) == 0 {
 				continue
 			}
-			if err := attach.EnsureDefaultRoutes(ns, cfg.Name, cfg.Gateways); err != nil {
+			if err := h.Devices.EnsureDefaultRoutes(ns, cfg.Name, cfg.Gateways); err != nil {
 				errs = append(errs, fmt.Errorf("hand %s's default route to %s: %w", c, cfg.Name, err))
 			}
 		}
@@ -692,7 +692,7 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 
 // removeLinks deletes the devices of detached container interfaces: veth host
 // ends (which take the container ends with them) and internal ports.
-func removeLinks(ifs []vswitchd.Interface, p Teller) error {
+func removeLinks(ifs []vswitchd.Interface, d attach.Devices, p Teller) error {
 	var errs []error
 	var host []string // veths' host ends, and pool's internal ports
 	type internal struct {
@@ -722,13 +722,13 @@ func removeLinks(ifs []vswitchd.Interface, p Teller) error {
 		p.Phase("delete internal ports in their containers", len(internals))
 	}
 	for _, in := range internals {
-		if err := attach.DeleteInternal(in.ref.Netns, in.ref.Iface, in.mac); err != nil {
+		if err := d.DeleteInternal(in.ref.Netns, in.ref.Iface, in.mac); err != nil {
 			errs = append(errs, err)
 		}
 		p.Add(1)
 	}
 	// The host's links, in one request: one RCU wait for them all.
-	if err := attach.DeleteLinks(host); err != nil {
+	if err := d.DeleteLinks(host); err != nil {
 		errs = append(errs, fmt.Errorf("delete host links: %w", err))
 	}
 	return errors.Join(errs...)

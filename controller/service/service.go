@@ -152,7 +152,8 @@ func Run(ctx context.Context, o Options) error {
 	tr := steptime.New()
 	sw := flows.NewSwitch()
 	defer sw.Close()
-	s.h = &network.Host{Flows: sw, Pool: network.NewPool(o.Pool, o.PoolTypes), OVN: ovn.Backend{}}
+	s.h = network.New(nil, sw, ovn.Backend{}) // connected below
+	s.h.Pool = network.NewPool(o.Pool, o.PoolTypes)
 	s.c = reconcile.New(s.h)
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.

@@ -20,6 +20,12 @@ import (
 // from 10. "mac:ADDRESS" holds only the MAC derived from the address.
 func Bridge(t testing.TB, db *ovsdb.Client, subnet string, set map[string]string, held ...string) intent.Bridge {
 	t.Helper()
+	return BridgeOn(t, db, "", subnet, set, held...)
+}
+
+// BridgeOn is Bridge on datapath type dp ("system", "netdev"; "": unset).
+func BridgeOn(t testing.TB, db *ovsdb.Client, dp, subnet string, set map[string]string, held ...string) intent.Bridge {
+	t.Helper()
 	subs, err := ipam.ParseSubnets([]string{subnet}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +48,7 @@ func Bridge(t testing.TB, db *ovsdb.Client, subnet string, set map[string]string
 		specs = append(specs, ovsdb.PortSpec{Name: "on" + addr, OfportRequest: 10 + i, ExternalIDs: pi.Encode()})
 	}
 	if _, err := db.Do(context.Background(), func(tx *ovsdb.Tx) {
-		tx.CreateBridge(ovsdb.BridgeSpec{Name: "br0", ExternalIDs: ext})
+		tx.CreateBridge(ovsdb.BridgeSpec{Name: "br0", Datapath: dp, ExternalIDs: ext})
 		if len(specs) > 0 {
 			tx.AddPorts("br0", specs...)
 		}

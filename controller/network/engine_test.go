@@ -1,0 +1,184 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/attach/attachtest"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/flows/flowstest"
+	"github.com/ovsnet/ovsnet/nat/nattest"
+	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// engineHost is a Host on an in-memory OVSDB holding br0 (10.1.0.0/24,
+// on the userspace datapath) with container c10.1.0.2 attached (port 10), whose flows, NAT, devices (network
+// namespaces /ns/a, /ns/b and /ns/c) and ovs-vswitchd are stand-ins.
+func engineHost(t *testing.T) (*Host, *flowstest.Recorder, *attachtest.Devices) {
+	t.Helper()
+	ep := ovsdbtest.Serve(t)
+	h, err := Open(context.Background(), ep, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	intenttest.BridgeOn(t, h.DB, DatapathNetdev, "10.1.0.0/24", nil, "10.1.0.2")
+	rec, dev := &flowstest.Recorder{}, attachtest.New("/ns/a", "/ns/b", "/ns/c")
+	h.Flows, h.Firewall, h.Devices, h.Vswitchd = rec, &nattest.Recorder{}, dev, ovsdbtest.NewVswitchd(t, ep)
+	return h, rec, dev
+}
+
+// rowsOf are the interface rows of container c on br0.
+func rowsOf(t *testing.T, h *Host, c string) []intent.Ref {
+	t.Helper()
+	ifs, err := h.DB.FindInterfaces(context.Background(), intent.OfContainer(c, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []intent.Ref
+	for _, i := range ifs {
+		out = append(out, intent.RefOf(i.ExternalIDs))
+	}
+	return out
+}
+
+// portFlows are the flows of OVS port name in rec.
+func portFlows(rec *flowstest.Recorder, name string) []string {
+	return slices.DeleteFunc(rec.Flows("br0"), func(f string) bool {
+		return !strings.Contains(f, fmt.Sprintf("cookie=%#016x", flows.PortCookie(name)))
+	})
+}
+
+// TestAttachAndDetach: add-port of a veth writes a ready row with the
+// lowest free address, makes the veth with its container end configured
+// with that address, and installs the port's flows; del-port takes all of
+// it away.
+func TestAttachAndDetach(t *testing.T) {
+	ctx := context.Background()
+	h, rec, dev := engineHost(t)
+	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Addresses) != 1 || p.Addresses[0] != "10.1.0.3/24" || p.Ofport <= 0 || p.Ofport == 10 {
+		t.Fatalf("attached %+v: want 10.1.0.3/24 (.2 is held) on a port of its own", p)
+	}
+	if rs := rowsOf(t, h, "a"); len(rs) != 1 || rs[0].State != intent.StateReady {
+		t.Fatalf("rows %+v, want one ready", rs)
+	}
+	cfg, ok := dev.Config("/ns/a", "eth1")
+	if !ok || len(cfg.Addrs) != 1 || cfg.Addrs[0].String() != "10.1.0.3/24" || !slices.Contains(dev.Links(attachtest.Host), p.OVSPort) {
+		t.Fatalf("container end %+v (%v), host links %v", cfg, ok, dev.Links(attachtest.Host))
+	}
+	if len(portFlows(rec, p.OVSPort)) == 0 {
+		t.Fatalf("no flows for %s: %q", p.OVSPort, rec.Flows("br0"))
+	}
+	if _, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth"}); err == nil || !strings.Contains(err.Error(), "already attached") {
+		t.Fatalf("the same interface again: %v", err)
+	}
+
+	if err := h.DelPort(ctx, "br0", "eth1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if rs := rowsOf(t, h, "a"); len(rs) != 0 || len(dev.Links("/ns/a")) != 0 || slices.Contains(dev.Links(attachtest.Host), p.OVSPort) || len(portFlows(rec, p.OVSPort)) != 0 {
+		t.Fatalf("after del-port: rows %+v, container links %v, host links %v, flows %q", rs, dev.Links("/ns/a"), dev.Links(attachtest.Host), portFlows(rec, p.OVSPort))
+	}
+	again, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "b", Netns: "/ns/b", Type: "veth", Addresses: []string{"auto"}})
+	if err != nil || again.Addresses[0] != "10.1.0.3/24" {
+		t.Fatalf("after the detach: %+v, %v; want the freed 10.1.0.3 again", again, err)
+	}
+}
+
+// TestAttachRollsBack: an attach whose container side fails leaves no
+// row, no link and no flows, and its address is free again.
+func TestAttachRollsBack(t *testing.T) {
+	ctx := context.Background()
+	h, rec, dev := engineHost(t)
+	dev.Fail["Configure"] = errors.New("injected")
+	if _, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}}); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("attach with a failing configure: %v", err)
+	}
+	if !slices.ContainsFunc(dev.Calls(), func(c string) bool { return strings.HasPrefix(c, "Configure") }) {
+		t.Fatalf("the fault did not happen: calls %v", dev.Calls())
+	}
+	host := attach.HostName("br0", "a", "eth1")
+	if rs := rowsOf(t, h, "a"); len(rs) != 0 || len(dev.Links("/ns/a")) != 0 || slices.Contains(dev.Links(attachtest.Host), host) || len(portFlows(rec, host)) != 0 {
+		t.Fatalf("after the rollback: rows %+v, container links %v, host links %v, flows %q", rs, dev.Links("/ns/a"), dev.Links(attachtest.Host), portFlows(rec, host))
+	}
+	delete(dev.Fail, "Configure")
+	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	if err != nil || p.Addresses[0] != "10.1.0.3/24" {
+		t.Fatalf("after the rollback: %+v, %v; want 10.1.0.3 again", p, err)
+	}
+}
+
+// TestAttachInternalAndBulk: an internal port is moved into its container
+// and configured there; add-ports attaches a list in one run, each with
+// its own address and port number.
+func TestAttachInternalAndBulk(t *testing.T) {
+	ctx := context.Background()
+	h, _, dev := engineHost(t)
+	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "internal", Addresses: []string{"auto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, ok := dev.Config("/ns/a", "eth1"); !ok || cfg.MAC.String() != p.MAC || !slices.Contains(dev.Calls(), "MoveIn "+p.OVSPort+" /ns/a") {
+		t.Fatalf("internal port: config %+v (%v), calls %v", cfg, ok, dev.Calls())
+	}
+	ps, err := h.AddPorts(ctx, "br0", []PortOptions{
+		{Iface: "eth1", Container: "b", Netns: "/ns/b", Type: "veth", Addresses: []string{"auto"}},
+		{Iface: "eth2", Container: "b", Netns: "/ns/b", Type: "veth", Addresses: []string{"auto"}},
+		{Iface: "eth1", Container: "c", Netns: "/ns/c", Type: "veth", Addresses: []string{"10.1.0.9"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{p.Addresses[0]: true, "10.1.0.2/24": true}
+	ports := map[int]bool{p.Ofport: true}
+	for _, q := range ps {
+		if len(q.Addresses) != 1 || seen[q.Addresses[0]] || ports[q.Ofport] {
+			t.Fatalf("bulk attach %+v: addresses or port numbers repeat (%v)", q, seen)
+		}
+		seen[q.Addresses[0]], ports[q.Ofport] = true, true
+	}
+	if ps[2].Addresses[0] != "10.1.0.9/24" || len(dev.Links("/ns/b")) != 2 {
+		t.Fatalf("bulk: %+v, links in b %v", ps, dev.Links("/ns/b"))
+	}
+}
+
+// TestAttachTakesFromPool: with a warm pool, an attach asking for nothing
+// of its own takes a pool's port (its row, address and device) instead of
+// making one, and the pool's row becomes the container's.
+func TestAttachTakesFromPool(t *testing.T) {
+	ctx := context.Background()
+	h, _, dev := engineHost(t)
+	h.Pool = NewPool(2, []string{"veth"})
+	if err := h.FillPool(ctx, "br0", "veth", 2); err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := h.DB.FindInterfaces(ctx, intent.OfPool("br0", "veth"))
+	if err != nil || len(pooled) != 2 {
+		t.Fatalf("pool's rows: %d, %v", len(pooled), err)
+	}
+	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(pooled, func(i vswitchd.Interface) bool { return i.Name == p.OVSPort }) {
+		t.Fatalf("attached on %s, not a pool's port (%v)", p.OVSPort, pooled)
+	}
+	if _, ok := dev.Config("/ns/a", "eth1"); !ok {
+		t.Fatalf("the pool's veth end was not configured in the container: %v", dev.Calls())
+	}
+	if rs := rowsOf(t, h, "a"); len(rs) != 1 || rs[0].State != intent.StateReady || rs[0].Pooled {
+		t.Fatalf("rows %+v, want one ready and no longer the pool's", rs)
+	}
+}
