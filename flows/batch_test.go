@@ -55,33 +55,11 @@ func TestApplyGroupsConcurrentCallers(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i+1] = s.Apply("br", Change{Cookie: c}) }()
 	}
-	// All four must be queued behind the first before it returns.
-	for {
-		s.bmu.Lock()
-		n := 0
-		if b := s.pending["br"]; b != nil {
-			n = len(b.changes)
-		}
-		s.bmu.Unlock()
-		if n == 4 {
-			break
-		}
-	}
+	waitQueued(s, "br", 4) // all four behind the first before it returns
 	close(release)
 	wg.Wait()
 
-	// The last leader lets go of the bridge just after its callers return.
-	for {
-		s.bmu.Lock()
-		busy, pending := s.busy["br"], s.pending["br"]
-		s.bmu.Unlock()
-		if pending != nil {
-			t.Fatalf("a batch left pending: %v", pending.changes)
-		}
-		if !busy {
-			break
-		}
-	}
+	waitIdle(t, s, "br") // the last leader lets go just after its callers return
 	if err := s.Apply("br", Change{Cookie: 6}); err != nil {
 		t.Errorf("an Apply after the group: %v", err)
 	}
@@ -108,5 +86,35 @@ func TestApplyGroupsConcurrentCallers(t *testing.T) {
 			t.Errorf("change %#x not retried alone: bundles %v", c, sent)
 		}
 	}
+}
 
+// waitQueued waits until n changes are queued for bridge's next bundle.
+func waitQueued(s *Switch, bridge string, n int) {
+	for {
+		s.bmu.Lock()
+		q := 0
+		if b := s.pending[bridge]; b != nil {
+			q = len(b.changes)
+		}
+		s.bmu.Unlock()
+		if q == n {
+			return
+		}
+	}
+}
+
+// waitIdle waits until no bundle of bridge is in flight; none may be left
+// pending then.
+func waitIdle(t *testing.T, s *Switch, bridge string) {
+	for {
+		s.bmu.Lock()
+		busy, pending := s.busy[bridge], s.pending[bridge]
+		s.bmu.Unlock()
+		if pending != nil {
+			t.Fatalf("a batch left pending: %v", pending.changes)
+		}
+		if !busy {
+			return
+		}
+	}
 }

@@ -126,38 +126,7 @@ func TestCNIPlugin(t *testing.T) {
 		t.Fatalf("a second ADD of one container and interface: %v\n%s", err, out)
 	}
 
-	// Tampering: CHECK names what differs.
-	run(t, "ip", "-n", a, "addr", "del", addrA+"/24", "dev", "eth0")
-	if out, err := e.cnitool(dir, nil, "check", "ovt-cni", nsPath(a)); err == nil || !strings.Contains(out, addrA) {
-		t.Fatalf("CHECK after an address was removed: %v\n%s", err, out)
-	}
-	var shown []struct {
-		Containers []struct {
-			Container string
-			OVSPort   string `json:"ovs_port"`
-		}
-	}
-	if err := jsonUnmarshal(e.must("show", "br-cni", "-o", "json"), &shown); err != nil {
-		t.Fatal(err)
-	}
-	ovsPortB := ""
-	for _, c := range shown[0].Containers {
-		if strings.HasPrefix(c.Container, "cnitool-") {
-			ovsPortB = c.OVSPort // any will do: the last one listed
-		}
-	}
-	if _, err := e.sb.Vsctl("del-port", "br-cni", ovsPortB); err != nil {
-		t.Fatal(err)
-	}
-	failed := 0
-	for _, ns := range []string{a, b} {
-		if out, err := e.cnitool(dir, nil, "check", "ovt-cni", nsPath(ns)); err != nil && strings.Contains(out, "attached port") {
-			failed++
-		}
-	}
-	if failed != 1 {
-		t.Fatalf("CHECK after OVS port %s was deleted: %d failures naming the port, want 1", ovsPortB, failed)
-	}
+	cniCheckTampered(e, dir, a, b, addrA)
 
 	// DEL, twice: nothing left.
 	for i := 0; i < 2; i++ {
@@ -198,6 +167,43 @@ func TestCNIPlugin(t *testing.T) {
 	}
 	if out, _ := e.plugin("STATUS", "", "", conf+"}"); !strings.Contains(out, `"code": 50`) {
 		t.Fatalf("STATUS without ovs-vswitchd, want code 50:\n%s", out)
+	}
+}
+
+// cniCheckTampered: CHECK names what differs: an address removed in
+// container a (addrA), an OVS port deleted behind ovsnet's back.
+func cniCheckTampered(e *env, dir, a, b, addrA string) {
+	t := e.t
+	run(t, "ip", "-n", a, "addr", "del", addrA+"/24", "dev", "eth0")
+	if out, err := e.cnitool(dir, nil, "check", "ovt-cni", nsPath(a)); err == nil || !strings.Contains(out, addrA) {
+		t.Fatalf("CHECK after an address was removed: %v\n%s", err, out)
+	}
+	var shown []struct {
+		Containers []struct {
+			Container string
+			OVSPort   string `json:"ovs_port"`
+		}
+	}
+	if err := jsonUnmarshal(e.must("show", "br-cni", "-o", "json"), &shown); err != nil {
+		t.Fatal(err)
+	}
+	ovsPortB := ""
+	for _, c := range shown[0].Containers {
+		if strings.HasPrefix(c.Container, "cnitool-") {
+			ovsPortB = c.OVSPort // any will do: the last one listed
+		}
+	}
+	if _, err := e.sb.Vsctl("del-port", "br-cni", ovsPortB); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, ns := range []string{a, b} {
+		if out, err := e.cnitool(dir, nil, "check", "ovt-cni", nsPath(ns)); err != nil && strings.Contains(out, "attached port") {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("CHECK after OVS port %s was deleted: %d failures naming the port, want 1", ovsPortB, failed)
 	}
 }
 

@@ -94,30 +94,49 @@ func pings(netns, addr string) bool {
 
 func TestController(t *testing.T) {
 	e := newEnv(t)
-	out := e.outside()
-	c1, c2, c3 := e.container(), e.container(), e.container()
+	k := &controllerCase{e: e, t: t, out: e.outside(), addr: "127.0.0.1:19476"}
+	k.c1, k.c2, k.c3 = e.container(), e.container(), e.container()
 	e.must("add-br", "br0", "--subnet", "10.80.0.0/24", "--icc=false")
-	e.must("add-port", "br0", "eth1", c1, "--ip", "-p", "8080:80")
-	e.must("add-port", "br0", "eth1", c2, "--ip")
-	e.must("add-port", "br0", "eth1", c3, "--ip")
-	e.must("link", "br0", c1, c2)
-	const addr = "127.0.0.1:19476"
-	ctl := e.startController(addr)
-	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
+	e.must("add-port", "br0", "eth1", k.c1, "--ip", "-p", "8080:80")
+	e.must("add-port", "br0", "eth1", k.c2, "--ip")
+	e.must("add-port", "br0", "eth1", k.c3, "--ip")
+	e.must("link", "br0", k.c1, k.c2)
+	k.ctl = e.startController(k.addr)
+	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(k.addr, "/healthz"); return code == 200 })
 
 	// One controller per host.
 	second := e.ovsnet("controller", "--listen", "127.0.0.1:19477")
 	if second.code == 0 || !strings.Contains(second.err, "another ovsnet controller is running") {
 		t.Fatalf("second controller: exit %d: %s", second.code, second.err)
 	}
+	k.driftRepaired()
+	k.metricsAndStatus()
+	k.killedMidPing()
+	k.coldStart()
+	k.garbageCollected()
+	k.daemonsRestarted()
+}
 
-	// Drift is repaired without any command: deleted flows, a flushed nat
-	// table, a removed gateway address.
+// controllerCase is TestController's host: br0 (icc off) with c1 linked
+// to c2, c1 publishing 8080, c3 unlinked, and the controller ctl at addr.
+type controllerCase struct {
+	e          *env
+	t          *testing.T
+	out        string
+	addr       string
+	c1, c2, c3 string
+	ctl        *exec.Cmd
+}
+
+// driftRepaired: drift is repaired without any command: deleted flows, a
+// foreign flow, a flushed nat table, a removed gateway address.
+func (k *controllerCase) driftRepaired() {
+	e, t := k.e, k.t
 	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "flows restored", func() bool { return pings(c1, "10.80.0.3") })
-	noPing(t, c1, "10.80.0.4") // isolation came back with them
+	eventually(t, 10*time.Second, "flows restored", func() bool { return pings(k.c1, "10.80.0.3") })
+	noPing(t, k.c1, "10.80.0.4") // isolation came back with them
 	// A flow someone else added, even outside ovsnet's tables, goes (the
 	// per-table flow counts differ from the intent's).
 	if _, err := e.sb.Run("ovs-ofctl", "add-flow", "br0", "table=99,priority=1,actions=drop"); err != nil {
@@ -131,11 +150,16 @@ func TestController(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "published port restored", func() bool {
-		return tcpVia(t, out, "192.0.2.1:8080", c1, "10.80.0.2:80") == nil
+		return tcpVia(t, k.out, "192.0.2.1:8080", k.c1, "10.80.0.2:80") == nil
 	})
 	run(t, "ip", "-n", e.sb.Netns, "addr", "flush", "dev", "br0")
-	eventually(t, 10*time.Second, "gateway address restored", func() bool { return pings(c2, "10.80.0.1") })
+	eventually(t, 10*time.Second, "gateway address restored", func() bool { return pings(k.c2, "10.80.0.1") })
+}
 
+// metricsAndStatus: /metrics counts runs, ports and repairs; status says
+// the controller is up.
+func (k *controllerCase) metricsAndStatus() {
+	e, t, addr := k.e, k.t, k.addr
 	code, metrics := e.httpGet(addr, "/metrics")
 	for _, want := range []string{"ovsnet_reconcile_total ", "ovsnet_reconcile_duration_seconds_bucket", `ovsnet_ports{bridge="br0"} 3`,
 		"ovsnet_ovsdb_connected 1", "ovsnet_flows_installed ", "ovsnet_reconcile_errors_total "} {
@@ -146,78 +170,86 @@ func TestController(t *testing.T) {
 	if strings.Contains(metrics, "ovsnet_drift_repairs_total 0\n") {
 		t.Fatalf("drift repairs not counted:\n%s", metrics)
 	}
-
 	st := e.must("status", "--controller", addr)
 	if !strings.Contains(st, "controller at "+addr+": ok") || !strings.Contains(st, "OVSDB connected: true") || !strings.Contains(st, "ports: br0=3") {
 		t.Fatalf("status:\n%s", st)
 	}
+}
 
-	// kill -9 during a 20 ms ping between linked containers: nothing lost,
-	// since the flows stay in ovs-vswitchd.
-	pinger := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "100", "-i", "0.02", "10.80.0.3")
+// kill stops the controller with kill -9 and waits for it to be gone.
+func (k *controllerCase) kill() {
+	k.ctl.Process.Signal(syscall.SIGKILL)
+	k.ctl.Wait()
+}
+
+// killedMidPing: kill -9 during a 20 ms ping between linked containers
+// loses nothing, since the flows stay in ovs-vswitchd; a flow changed in
+// place keeps the counts, and the full comparison (--verify) finds it.
+func (k *controllerCase) killedMidPing() {
+	e, t := k.e, k.t
+	pinger := exec.Command("ip", "netns", "exec", k.c1, "ping", "-q", "-c", "100", "-i", "0.02", "10.80.0.3")
 	var pout strings.Builder
 	pinger.Stdout = &pout
 	if err := pinger.Start(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	ctl.Process.Signal(syscall.SIGKILL)
-	ctl.Wait()
+	k.kill()
 	// From here on the controller compares flows one by one every second.
-	ctl = e.startController(addr, "--verify", "1s")
+	k.ctl = e.startController(k.addr, "--verify", "1s")
 	if err := pinger.Wait(); err != nil || !strings.Contains(pout.String(), " 0% packet loss") {
 		t.Fatalf("ping across a controller kill -9: %v: %s", err, pout.String())
 	}
-	eventually(t, 15*time.Second, "healthz after restart", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })
-
-	// A flow changed in place keeps the counts: the full comparison
-	// (--verify) finds it.
+	eventually(t, 15*time.Second, "healthz after restart", func() bool { code, _ := e.httpGet(k.addr, "/healthz"); return code == 200 })
 	if _, err := e.sb.Run("ovs-ofctl", "mod-flows", "br0", "table=30,actions=drop"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "flows changed in place restored", func() bool { return pings(c1, "10.80.0.3") })
+	eventually(t, 10*time.Second, "flows changed in place restored", func() bool { return pings(k.c1, "10.80.0.3") })
+}
 
-	// Flows lost while no controller runs: a cold start's first run
-	// compares flow counts (asked for while its monitor loads) and repairs.
-	// No full comparison (--verify) and no second run (--resync) comes
-	// within the test's wait: the first run must find it.
-	ctl.Process.Signal(syscall.SIGKILL)
-	ctl.Wait()
+// coldStart: flows lost while no controller runs: a cold start's first
+// run compares flow counts (asked for while its monitor loads) and
+// repairs. No full comparison (--verify) and no second run (--resync)
+// comes within the test's wait: the first run must find it.
+func (k *controllerCase) coldStart() {
+	e, t := k.e, k.t
+	k.kill()
 	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0", "table=30"); err != nil {
 		t.Fatal(err)
 	}
-	if pings(c1, "10.80.0.3") {
+	if pings(k.c1, "10.80.0.3") {
 		t.Fatal("linked containers still reach each other with table 30 emptied")
 	}
-	ctl = e.startController(addr, "--resync", "1h")
-	eventually(t, 10*time.Second, "flows lost while the controller was down restored at its start", func() bool { return pings(c1, "10.80.0.3") })
-	ctl.Process.Signal(syscall.SIGKILL)
-	ctl.Wait()
-	ctl = e.startController(addr, "--verify", "1s")
+	k.ctl = e.startController(k.addr, "--resync", "1h")
+	eventually(t, 10*time.Second, "flows lost while the controller was down restored at its start", func() bool { return pings(k.c1, "10.80.0.3") })
+	k.kill()
+	k.ctl = e.startController(k.addr, "--verify", "1s")
+}
 
-	// A veth left by an attach killed before its row was made goes.
+// garbageCollected: a veth left by an attach killed before its row was
+// made goes, and so does a vanished container's port.
+func (k *controllerCase) garbageCollected() {
+	e, t := k.e, k.t
 	run(t, "ip", "-n", e.sb.Netns, "link", "add", "on0123456789ab", "type", "veth", "peer", "name", "leakpeer")
 	eventually(t, 10*time.Second, "leaked veth removed", func() bool {
-		for _, l := range links(t, e.sb.Netns) {
-			if l == "on0123456789ab" {
-				return false
-			}
-		}
-		return true
+		return !slices.Contains(links(t, e.sb.Netns), "on0123456789ab")
 	})
-
-	// A vanished container's port goes.
-	if err := sandbox.DelNetns(c3); err != nil {
+	if err := sandbox.DelNetns(k.c3); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "port of a deleted netns removed", func() bool {
-		out, _ := e.sb.Vsctl("--columns=name", "find", "interface", "external_ids:container_id="+c3)
+		out, _ := e.sb.Vsctl("--columns=name", "find", "interface", "external_ids:container_id="+k.c3)
 		return strings.TrimSpace(out) == ""
 	})
+}
 
-	// ovs-vswitchd restart: its internal ports in the containers die with it
-	// (userspace datapath); the controller re-attaches the new ones and
-	// reinstalls the flows. fail_mode=secure keeps isolation closed meanwhile.
+// daemonsRestarted: after an ovs-vswitchd restart its internal ports in
+// the containers die with it (userspace datapath); the controller
+// re-attaches the new ones and reinstalls the flows, fail_mode=secure
+// keeping isolation closed meanwhile. After an ovsdb-server restart it
+// reconnects, and later drift is still repaired.
+func (k *controllerCase) daemonsRestarted() {
+	e, t := k.e, k.t
 	if err := e.sb.StopVswitchd(); err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +257,8 @@ func TestController(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	for !pings(c1, "10.80.0.3") {
-		if pings(c2, "10.80.0.2") {
+	for !pings(k.c1, "10.80.0.3") {
+		if pings(k.c2, "10.80.0.2") {
 			t.Fatal("an unlinked direction got through while the host recovered")
 		}
 		if time.Since(start) > 30*time.Second {
@@ -235,12 +267,10 @@ func TestController(t *testing.T) {
 		}
 	}
 	t.Logf("connectivity back %.1f s after ovs-vswitchd restarted", time.Since(start).Seconds())
-	noPing(t, c2, "10.80.0.2")
-	if err := tcpVia(t, out, "192.0.2.1:8080", c1, "10.80.0.2:80"); err != nil {
+	noPing(t, k.c2, "10.80.0.2")
+	if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, "10.80.0.2:80"); err != nil {
 		t.Fatalf("published port after an ovs-vswitchd restart: %v", err)
 	}
-
-	// ovsdb-server restart: reconnect, and later drift is still repaired.
 	if err := e.sb.RestartOVSDB(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +278,7 @@ func TestController(t *testing.T) {
 	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "flows restored after an ovsdb-server restart", func() bool { return pings(c1, "10.80.0.3") })
+	eventually(t, 15*time.Second, "flows restored after an ovsdb-server restart", func() bool { return pings(k.c1, "10.80.0.3") })
 }
 
 // Runs set off by OVSDB changes ask ovs-vswitchd nothing after attaches

@@ -129,24 +129,35 @@ func TestAllocationDualStackAndFlags(t *testing.T) {
 	ping(t, c3, "10.77.0.2")
 	noPing(t, c3, "10.77.0.3")
 
-	// An existing default route stays (the container's own network keeps
-	// it), unless --default-route; neither is an error.
-	run(t, "ip", "-n", c4, "link", "add", "old0", "type", "veth", "peer", "name", "old1")
-	run(t, "ip", "-n", c4, "link", "set", "old1", "up")
-	run(t, "ip", "-n", c4, "link", "set", "old0", "up")
-	run(t, "ip", "-n", c4, "addr", "add", "192.0.2.1/24", "dev", "old0")
-	run(t, "ip", "-n", c4, "route", "add", "default", "via", "192.0.2.254")
-	e.must("add-port", "br0", "eth1", c4, "--ip")
-	if r := run(t, "ip", "-n", c4, "route", "show", "default"); strings.TrimSpace(r) != "default via 192.0.2.254 dev old0" {
+	defaultRouteKept(e, c4)
+	shownAsMade(e, c3)
+}
+
+// defaultRouteKept: an existing default route in container c stays (the
+// container's own network keeps it), unless --default-route; neither is
+// an error.
+func defaultRouteKept(e *env, c string) {
+	t := e.t
+	run(t, "ip", "-n", c, "link", "add", "old0", "type", "veth", "peer", "name", "old1")
+	run(t, "ip", "-n", c, "link", "set", "old1", "up")
+	run(t, "ip", "-n", c, "link", "set", "old0", "up")
+	run(t, "ip", "-n", c, "addr", "add", "192.0.2.1/24", "dev", "old0")
+	run(t, "ip", "-n", c, "route", "add", "default", "via", "192.0.2.254")
+	e.must("add-port", "br0", "eth1", c, "--ip")
+	if r := run(t, "ip", "-n", c, "route", "show", "default"); strings.TrimSpace(r) != "default via 192.0.2.254 dev old0" {
 		t.Fatalf("default route taken without --default-route: %q", r)
 	}
-	e.must("del-port", "br0", "eth1", c4)
-	e.must("add-port", "br0", "eth1", c4, "--ip", "--default-route")
-	if r := run(t, "ip", "-n", c4, "route", "show", "default"); !strings.Contains(r, "via 10.77.0.1 dev eth1") || strings.Contains(r, "192.0.2.254") {
+	e.must("del-port", "br0", "eth1", c)
+	e.must("add-port", "br0", "eth1", c, "--ip", "--default-route")
+	if r := run(t, "ip", "-n", c, "route", "show", "default"); !strings.Contains(r, "via 10.77.0.1 dev eth1") || strings.Contains(r, "192.0.2.254") {
 		t.Fatalf("default route not replaced with --default-route: %q", r)
 	}
+}
 
-	// show -o json reports what was made.
+// shownAsMade: show -o json and show report what
+// TestAllocationDualStackAndFlags made (c: the container with flags).
+func shownAsMade(e *env, c string) {
+	t := e.t
 	var bs []struct {
 		Name       string     `json:"name"`
 		Datapath   string     `json:"datapath"`
@@ -164,12 +175,12 @@ func TestAllocationDualStackAndFlags(t *testing.T) {
 		if p.State != "up" || p.Ofport == 0 || p.MAC == "" {
 			t.Fatalf("show: container port %+v", p)
 		}
-		if p.Container == c3 && (p.VLAN != 10 || p.MTU != 1400 || p.MAC != "02:42:ac:10:01:09") {
-			t.Fatalf("show: %s: %+v", c3, p)
+		if p.Container == c && (p.VLAN != 10 || p.MTU != 1400 || p.MAC != "02:42:ac:10:01:09") {
+			t.Fatalf("show: %s: %+v", c, p)
 		}
 	}
 	text := e.must("show", "br0")
-	if !strings.Contains(text, "br0 (datapath "+datapath()+", subnet 10.77.0.0/24 via 10.77.0.1") || !strings.Contains(text, c3+" eth1: 10.77.0.50/24, mac 02:42:ac:10:01:09, vlan 10") {
+	if !strings.Contains(text, "br0 (datapath "+datapath()+", subnet 10.77.0.0/24 via 10.77.0.1") || !strings.Contains(text, c+" eth1: 10.77.0.50/24, mac 02:42:ac:10:01:09, vlan 10") {
 		t.Fatalf("show text:\n%s", text)
 	}
 }

@@ -146,9 +146,27 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	if exec.Command("docker", "exec", a, "ping", "-c", "1", "-W", "1", "-I", "10.71.0.99", "10.71.0.50").Run() == nil {
 		t.Fatal("a container sent from an address Docker did not give it")
 	}
-	// A second network, isolated: containers reach only along links.
-	iso := dockerNet(t, driver, "--subnet", "10.72.0.0/24", "-o", "ovsnet.icc=false", "-o", "ovsnet.bridge=ovt-iso")
-	c, d := dockerOn(t, iso), dockerOn(t, iso)
+	iso, c, d := dockerIsolatedNetwork(e, driver, net, a)
+	dockerPluginRefusesAndIPAM(t, driver)
+	// Gone with the containers and the networks: rows, bridges and links.
+	run(t, "docker", "rm", "-f", a, b, c, d)
+	run(t, "docker", "network", "rm", net, iso)
+	if show := e.must("show"); strings.Contains(show, "ovd") || strings.Contains(show, "ovt-iso") || strings.Contains(show, "docker:") {
+		t.Fatalf("left after the networks were removed:\n%s", show)
+	}
+	if left := rootLinks(t, "ovd"); len(left) > 0 {
+		t.Fatalf("links left in this machine's namespace: %v", left)
+	}
+}
+
+// dockerIsolatedNetwork: on a second network, isolated (returned with its
+// containers c and d), containers reach only along links, by their Docker
+// names, which outlive a restart's new endpoint; docker network connect
+// gives c an interface on net too (where a runs), and disconnect takes it.
+func dockerIsolatedNetwork(e *env, driver, net, a string) (iso, c, d string) {
+	t := e.t
+	iso = dockerNet(t, driver, "--subnet", "10.72.0.0/24", "-o", "ovsnet.icc=false", "-o", "ovsnet.bridge=ovt-iso")
+	c, d = dockerOn(t, iso), dockerOn(t, iso)
 	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil {
 		t.Fatal("containers on an icc=false network reach each other without a link")
 	}
@@ -174,7 +192,14 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", a).Run() == nil {
 		t.Fatal("disconnected container still reaches the network")
 	}
-	// Bad input: Docker shows ovsnet's error, nothing is made.
+	return iso, c, d
+}
+
+// dockerPluginRefusesAndIPAM: Docker shows ovsnet's error for bad input
+// and nothing is made; ovsnet's IPAM gives the lowest free address, and a
+// container that stops and starts again gets its address (and so its
+// MAC) back, where Docker's own IPAM hands out the next one.
+func dockerPluginRefusesAndIPAM(t *testing.T, driver string) {
 	out, err := exec.Command("docker", "network", "create", "-d", driver, "--subnet", "10.76.0.0/24", "-o", "ovsnet.bridge=ovt-iso", uniq("ovt-net")).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "already carries Docker network") {
 		t.Fatalf("a second network on one bridge: %v %s", err, out)
@@ -205,15 +230,6 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	run(t, "docker", "exec", r2, "ping", "-c", "2", "-W", "2", r1)
 	run(t, "docker", "rm", "-f", r1, r2)
 	run(t, "docker", "network", "rm", own)
-	// Gone with the containers and the networks: rows, bridges and links.
-	run(t, "docker", "rm", "-f", a, b, c, d)
-	run(t, "docker", "network", "rm", net, iso)
-	if show := e.must("show"); strings.Contains(show, "ovd") || strings.Contains(show, "ovt-iso") || strings.Contains(show, "docker:") {
-		t.Fatalf("left after the networks were removed:\n%s", show)
-	}
-	if left := rootLinks(t, "ovd"); len(left) > 0 {
-		t.Fatalf("links left in this machine's namespace: %v", left)
-	}
 }
 
 // A container attached with the CLI keeps its interface across docker

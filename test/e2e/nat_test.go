@@ -131,86 +131,112 @@ func ovsnetRules(save string) []string {
 
 func TestNATAndPublishing(t *testing.T) {
 	e := newEnv(t)
-	out := e.outside()
-	c1, c2 := e.container(), e.container()
-	host := e.sb.Netns
+	k := &natCase{e: e, t: t, out: e.outside(), c1: e.container(), c2: e.container(), host: e.sb.Netns, c1addr: "10.70.0.2"}
 	e.must("add-br", "br0", "--subnet", "10.70.0.0/24")
-	e.must("add-port", "br0", "eth1", c1, "--ip", "-p", "8080:80", "-p", "127.0.0.1:9090:90", "-p", "5353:53/udp")
-	e.must("add-port", "br0", "eth1", c2, "--ip")
-	c1addr := "10.70.0.2"
+	e.must("add-port", "br0", "eth1", k.c1, "--ip", "-p", "8080:80", "-p", "127.0.0.1:9090:90", "-p", "5353:53/udp")
+	e.must("add-port", "br0", "eth1", k.c2, "--ip")
+	k.egressAndPublished()
+	k.conflictsAndPicked()
+	k.userChainAndRepairs()
+	k.lateUDPAndTeardown()
+}
 
+// natCase is TestNATAndPublishing's host: br0 in NAT mode, c1 (c1addr)
+// publishing TCP 8080, 127.0.0.1:9090 and UDP 5353, c2 publishing nothing,
+// and the outside namespace out.
+type natCase struct {
+	e                         *env
+	t                         *testing.T
+	out, host, c1, c2, c1addr string
+}
+
+// egressAndPublished: egress is masqueraded; published ports answer from
+// outside, the host and other containers, host-only ones from the host
+// only, and a route to the subnet lets nothing else in.
+func (k *natCase) egressAndPublished() {
+	t := k.t
 	// Egress: the outside has no route back, so this works only masqueraded.
-	ping(t, c1, "192.0.2.2")
-	if err := tcpVia(t, c2, "192.0.2.2:7000", out, "192.0.2.2:7000"); err != nil {
+	ping(t, k.c1, "192.0.2.2")
+	if err := tcpVia(t, k.c2, "192.0.2.2:7000", k.out, "192.0.2.2:7000"); err != nil {
 		t.Fatalf("egress TCP: %v", err)
 	}
 
 	// Published: from outside, from the host (both addresses), hairpin from
 	// another container and from the container itself.
 	for _, c := range []struct{ src, dial string }{
-		{out, "192.0.2.1:8080"}, {host, "192.0.2.1:8080"}, {host, "10.70.0.1:8080"}, {c2, "192.0.2.1:8080"}, {c1, "192.0.2.1:8080"},
+		{k.out, "192.0.2.1:8080"}, {k.host, "192.0.2.1:8080"}, {k.host, "10.70.0.1:8080"}, {k.c2, "192.0.2.1:8080"}, {k.c1, "192.0.2.1:8080"},
 	} {
-		if err := tcpVia(t, c.src, c.dial, c1, c1addr+":80"); err != nil {
+		if err := tcpVia(t, c.src, c.dial, k.c1, k.c1addr+":80"); err != nil {
 			t.Fatalf("published TCP %s from %s: %v", c.dial, c.src, err)
 		}
 	}
-	if err := udpVia(t, out, "192.0.2.1:5353", c1, c1addr+":53"); err != nil {
+	if err := udpVia(t, k.out, "192.0.2.1:5353", k.c1, k.c1addr+":53"); err != nil {
 		t.Fatalf("published UDP from outside: %v", err)
 	}
 	// Host-only publishing.
-	if err := tcpVia(t, host, "127.0.0.1:9090", c1, c1addr+":90"); err != nil {
+	if err := tcpVia(t, k.host, "127.0.0.1:9090", k.c1, k.c1addr+":90"); err != nil {
 		t.Fatalf("127.0.0.1 publishing from the host: %v", err)
 	}
-	if err := tcpVia(t, out, "192.0.2.1:9090", c1, c1addr+":90"); err == nil {
+	if err := tcpVia(t, k.out, "192.0.2.1:9090", k.c1, k.c1addr+":90"); err == nil {
 		t.Fatal("a 127.0.0.1 mapping is reachable from outside")
 	}
 	// Even with a route to the subnet, only published ports get in.
-	run(t, "ip", "-n", out, "route", "add", "10.70.0.0/24", "via", "192.0.2.1")
-	if err := tcpVia(t, out, c1addr+":80", c1, c1addr+":80"); err == nil {
+	run(t, "ip", "-n", k.out, "route", "add", "10.70.0.0/24", "via", "192.0.2.1")
+	if err := tcpVia(t, k.out, k.c1addr+":80", k.c1, k.c1addr+":80"); err == nil {
 		t.Fatal("an unpublished path reaches the container directly")
 	}
-	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err != nil {
+	if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, k.c1addr+":80"); err != nil {
 		t.Fatalf("published TCP with a route present: %v", err)
 	}
+}
 
+// conflictsAndPicked: taken host ports are refused; no host port picks a
+// free one, which port reports.
+func (k *natCase) conflictsAndPicked() {
+	e, t := k.e, k.t
 	// Conflicts.
-	e.fails("host port tcp 0.0.0.0:8080 is already published (by "+c1+"/eth1)", "publish", "br0", c2, "8080:80")
-	e.fails("host port tcp 0.0.0.0:9090 overlaps 127.0.0.1:9090, already published (by "+c1+"/eth1)", "publish", "br0", c2, "9090:80")
+	e.fails("host port tcp 0.0.0.0:8080 is already published (by "+k.c1+"/eth1)", "publish", "br0", k.c2, "8080:80")
+	e.fails("host port tcp 0.0.0.0:9090 overlaps 127.0.0.1:9090, already published (by "+k.c1+"/eth1)", "publish", "br0", k.c2, "9090:80")
 	var ln net.Listener
-	inNetns(t, nsPath(host), func() (err error) { ln, err = net.Listen("tcp", "0.0.0.0:7777"); return err })
-	e.fails("host port tcp 0.0.0.0:7777 is in use by a host process", "publish", "br0", c2, "7777:80")
+	inNetns(t, nsPath(k.host), func() (err error) { ln, err = net.Listen("tcp", "0.0.0.0:7777"); return err })
+	e.fails("host port tcp 0.0.0.0:7777 is in use by a host process", "publish", "br0", k.c2, "7777:80")
 	ln.Close()
-	e.fails("bad mapping", "publish", "br0", c2, "80/sctp")
+	e.fails("bad mapping", "publish", "br0", k.c2, "80/sctp")
 
 	// No host port: a free one, reported by port.
 	var got []struct {
 		Mapping  string `json:"mapping"`
 		HostPort int    `json:"host_port"`
 	}
-	json.Unmarshal([]byte(e.must("publish", "br0", c2, "81", "-o", "json")), &got)
+	json.Unmarshal([]byte(e.must("publish", "br0", k.c2, "81", "-o", "json")), &got)
 	if len(got) != 1 || got[0].HostPort < 1024 {
 		t.Fatalf("publish without host port: %+v", got)
 	}
 	hp := strconv.Itoa(got[0].HostPort)
-	if p := strings.TrimSpace(e.must("port", "br0", c2)); p != "81/tcp -> 0.0.0.0:"+hp {
+	if p := strings.TrimSpace(e.must("port", "br0", k.c2)); p != "81/tcp -> 0.0.0.0:"+hp {
 		t.Fatalf("port: %q", p)
 	}
-	if p := strings.TrimSpace(e.must("port", "br0", c1, "53/udp")); p != "53/udp -> 0.0.0.0:5353" {
+	if p := strings.TrimSpace(e.must("port", "br0", k.c1, "53/udp")); p != "53/udp -> 0.0.0.0:5353" {
 		t.Fatalf("port 53/udp: %q", p)
 	}
-	if err := tcpVia(t, out, "192.0.2.1:"+hp, c2, "10.70.0.3:81"); err != nil {
+	if err := tcpVia(t, k.out, "192.0.2.1:"+hp, k.c2, "10.70.0.3:81"); err != nil {
 		t.Fatalf("picked port: %v", err)
 	}
+}
 
+// userChainAndRepairs: the administrator's chain comes first and survives
+// reconcile; flushes and chain deletions are repaired, without duplicates.
+func (k *natCase) userChainAndRepairs() {
+	e, t := k.e, k.t
 	// The administrator's chain comes first and survives reconcile.
 	if _, err := e.sb.Run("iptables", "-I", "OVSNET-USER", "-s", "192.0.2.2", "-p", "tcp", "--dport", "80", "-j", "DROP"); err != nil {
 		t.Fatal(err)
 	}
-	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil {
+	if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, k.c1addr+":80"); err == nil {
 		t.Fatal("OVSNET-USER rule did not take effect")
 	}
 	e.must("reconcile")
-	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil {
+	if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, k.c1addr+":80"); err == nil {
 		t.Fatal("OVSNET-USER rule lost by reconcile")
 	}
 	if _, err := e.sb.Run("iptables", "-D", "OVSNET-USER", "-s", "192.0.2.2", "-p", "tcp", "--dport", "80", "-j", "DROP"); err != nil {
@@ -229,7 +255,7 @@ func TestNATAndPublishing(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil && len(cmds[0]) > 2 && cmds[0][2] == "nat" {
+		if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, k.c1addr+":80"); err == nil && len(cmds[0]) > 2 && cmds[0][2] == "nat" {
 			t.Fatal("published port still works after the nat table was flushed")
 		}
 		if r := e.must("reconcile"); strings.Contains(r, "nothing to change") {
@@ -241,28 +267,33 @@ func TestNATAndPublishing(t *testing.T) {
 		if after := ovsnetRules(e.iptablesSave()); strings.Join(after, "\n") != strings.Join(before, "\n") {
 			t.Fatalf("after %v and reconcile:\n%s\nwant:\n%s", cmds, strings.Join(after, "\n"), strings.Join(before, "\n"))
 		}
-		if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err != nil {
+		if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, k.c1addr+":80"); err != nil {
 			t.Fatalf("published port after repair: %v", err)
 		}
-		ping(t, c1, "192.0.2.2")
+		ping(t, k.c1, "192.0.2.2")
 	}
+}
 
+// lateUDPAndTeardown: a UDP flow seen before its port was published follows
+// it; unpublish, del-port and del-br leave no rule or reservation.
+func (k *natCase) lateUDPAndTeardown() {
+	e, t := k.e, k.t
 	// A UDP flow the host saw before its port was published (conntrack holds
 	// it, un-NATed) follows the new mapping at once: ovsnet flushes it.
-	udpSend(t, out, 40001, "192.0.2.1:6000")
-	e.must("publish", "br0", c2, "6000:60/udp")
-	if err := udpViaFrom(t, out, 40001, "192.0.2.1:6000", c2, "10.70.0.3:60"); err != nil {
+	udpSend(t, k.out, 40001, "192.0.2.1:6000")
+	e.must("publish", "br0", k.c2, "6000:60/udp")
+	if err := udpViaFrom(t, k.out, 40001, "192.0.2.1:6000", k.c2, "10.70.0.3:60"); err != nil {
 		t.Fatalf("UDP flow seen before publishing: %v", err)
 	}
 
 	// Unpublish, del-port, del-br.
-	e.must("unpublish", "br0", c1, "8080:80")
-	if err := tcpVia(t, out, "192.0.2.1:8080", c1, c1addr+":80"); err == nil {
+	e.must("unpublish", "br0", k.c1, "8080:80")
+	if err := tcpVia(t, k.out, "192.0.2.1:8080", k.c1, k.c1addr+":80"); err == nil {
 		t.Fatal("unpublished port still reachable")
 	}
-	e.must("publish", "br0", c2, "8080:80") // free again
-	e.must("del-port", "br0", "eth1", c1)
-	if s := e.iptablesSave(); strings.Contains(s, c1+"/eth1") {
+	e.must("publish", "br0", k.c2, "8080:80") // free again
+	e.must("del-port", "br0", "eth1", k.c1)
+	if s := e.iptablesSave(); strings.Contains(s, k.c1+"/eth1") {
 		t.Fatalf("del-port left rules:\n%s", strings.Join(ovsnetRules(s), "\n"))
 	}
 	e.must("del-br", "br0")

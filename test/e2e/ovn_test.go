@@ -306,7 +306,36 @@ func TestOVNIsolation(t *testing.T) {
 	if udpArrives(t, cs[2], iso[0]+":9998", cs[0], iso[0]+":9998") || pings(cs[2], iso[0]) {
 		t.Fatal("the link c2 -> c0 on 9999/udp lets other traffic through")
 	}
-	// The trace says the same, from any host, with OVN's stages.
+	ovnIsolationTraced(t, hs, cs, iso)
+	ovnIsolationShown(t, hs, cs)
+	hs[1].must("unlink", "iso", cs[0], cs[1])
+	eventually(t, 10*time.Second, "unlink closing c0 -> c1", func() bool { return !pings(cs[0], iso[1]) })
+	hs[1].fails("no link from", "unlink", "iso", cs[0], cs[1])
+
+	for i := range 3 {
+		hs[i].must("del-ports", "lab", cs[i])
+		hs[i].must("del-ports", "lab", cs[i]) // none left: nothing to do
+		hs[i].must("del-port", "iso", "eth2", cs[i])
+	}
+	hs[0].must("network", "rm", "lab")
+	hs[0].must("network", "rm", "iso")
+	for _, table := range []string{"logical_switch", "logical_switch_port", "port_group", "acl"} {
+		if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=_uuid", "list", table); strings.TrimSpace(out) != "" {
+			t.Fatalf("%s rows left: %s", table, out)
+		}
+	}
+	for i, h := range hs {
+		h.must("reconcile") // the chassis' gateways go with their networks
+		if ports, _ := h.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet"); strings.TrimSpace(ports) != "" {
+			t.Fatalf("host %d kept ports: %s", i, ports)
+		}
+	}
+}
+
+// ovnIsolationTraced: the trace says what TestOVNIsolation's packets met,
+// from any host, with OVN's stages (cs: the containers, iso: their
+// addresses on the isolated network).
+func ovnIsolationTraced(t *testing.T, hs []*env, cs, iso []string) {
 	for _, tr := range []struct {
 		h          int
 		from, to   string
@@ -324,7 +353,11 @@ func TestOVNIsolation(t *testing.T) {
 			t.Fatalf("trace %s -> %s %v:\n%s", tr.from, tr.to, tr.args, out)
 		}
 	}
-	// Every host shows the networks with every chassis' containers.
+}
+
+// ovnIsolationShown: every host shows the networks with every chassis'
+// containers, in JSON, text and the picture.
+func ovnIsolationShown(t *testing.T, hs []*env, cs []string) {
 	var shown []struct {
 		Name, Datapath string
 		ICC            bool
@@ -358,28 +391,6 @@ func TestOVNIsolation(t *testing.T) {
 	}
 	if svg := hs[0].must("show", "-o", "svg"); !strings.Contains(svg, cs[2]) {
 		t.Fatalf("the picture has no %s", cs[2])
-	}
-	hs[1].must("unlink", "iso", cs[0], cs[1])
-	eventually(t, 10*time.Second, "unlink closing c0 -> c1", func() bool { return !pings(cs[0], iso[1]) })
-	hs[1].fails("no link from", "unlink", "iso", cs[0], cs[1])
-
-	for i := range 3 {
-		hs[i].must("del-ports", "lab", cs[i])
-		hs[i].must("del-ports", "lab", cs[i]) // none left: nothing to do
-		hs[i].must("del-port", "iso", "eth2", cs[i])
-	}
-	hs[0].must("network", "rm", "lab")
-	hs[0].must("network", "rm", "iso")
-	for _, table := range []string{"logical_switch", "logical_switch_port", "port_group", "acl"} {
-		if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=_uuid", "list", table); strings.TrimSpace(out) != "" {
-			t.Fatalf("%s rows left: %s", table, out)
-		}
-	}
-	for i, h := range hs {
-		h.must("reconcile") // the chassis' gateways go with their networks
-		if ports, _ := h.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-owner=ovsnet"); strings.TrimSpace(ports) != "" {
-			t.Fatalf("host %d kept ports: %s", i, ports)
-		}
 	}
 }
 
@@ -453,8 +464,15 @@ func TestOVNFaults(t *testing.T) {
 	eventually(t, 15*time.Second, "isolation back", func() bool { return !pings(c1, a0) })
 	reach("with the ACLs put back")
 
-	// c1's interface removed by hand: its logical port goes (and the
-	// veth end with no row).
+	ovnFaultsCollected(t, c, hs, c0, p1)
+	hs[0].must("network", "rm", "iso")
+}
+
+// ovnFaultsCollected: with the controllers running, c1's interface (p1)
+// removed by hand takes its logical port (and the veth end with no row)
+// with it; c0's container gone takes its port and logical port; then
+// neither host keeps a port, nor its gateway on the network.
+func ovnFaultsCollected(t *testing.T, c *sandbox.Central, hs []*env, c0 string, p1 portJSON) {
 	hs[1].sb.Vsctl("del-port", "br-int", p1.OVSPort)
 	lsp := func(port string) bool {
 		return strings.Contains(run(t, "ovn-nbctl", "--db="+c.NB(), "--bare", "--columns=name", "list", "logical_switch_port"), port)
@@ -475,7 +493,6 @@ func TestOVNFaults(t *testing.T) {
 			t.Fatalf("host %d: reconcile after the controllers: %q", i, out)
 		}
 	}
-	hs[0].must("network", "rm", "iso")
 }
 
 // Ten chassis with a container each, one network: all 45 pairs reach

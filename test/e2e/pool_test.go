@@ -68,6 +68,16 @@ func TestWarmPool(t *testing.T) {
 		t.Fatalf("a pool took addresses of a /29: %+v", p)
 	}
 
+	p1, p2 := e.warmPoolTakes(before)
+	c4, c5 := e.warmPoolRefills(addr, p1, p2)
+	e.warmPoolRemoved(ctl, addr, c4, c5)
+}
+
+// warmPoolTakes: br0's pool (before) answers nothing; attaches take its
+// ports (p1 internal, p2 veth), which work as any other; an explicit
+// address takes the usual path; the spoof guard holds for a taken port.
+func (e *env) warmPoolTakes(before []portJSON) (p1, p2 portJSON) {
+	t := e.t
 	// Nothing answers for a pool's port: its container end is down in the
 	// host, without an address.
 	c0 := e.container()
@@ -79,8 +89,8 @@ func TestWarmPool(t *testing.T) {
 
 	// Taken: an internal port (the userspace datapath's default) and a veth.
 	c1, c2 := e.container(), e.container()
-	p1 := e.addPortJSON("add-port", "br0", "eth1", c1, "--ip")
-	p2 := e.addPortJSON("add-port", "br0", "eth1", c2, "--ip", "--type", "veth")
+	p1 = e.addPortJSON("add-port", "br0", "eth1", c1, "--ip")
+	p2 = e.addPortJSON("add-port", "br0", "eth1", c2, "--ip", "--type", "veth")
 	for _, p := range []portJSON{p1, p2} {
 		i := slices.IndexFunc(before, func(q portJSON) bool { return q.OVSPort == p.OVSPort })
 		if i < 0 || before[i].Type != p.Type || before[i].Addresses[0] != p.Addresses[0] || before[i].MAC != p.MAC {
@@ -114,9 +124,17 @@ func TestWarmPool(t *testing.T) {
 	if !udpArrives(t, c2, "10.84.0.1:9997", e.sb.Netns, "10.84.0.1:9997") {
 		t.Fatal("a pool-taken port does not reach its gateway")
 	}
+	return p1, p2
+}
 
+// warmPoolRefills: isolation and links hold on br1's taken ports (c4, c5,
+// returned); br0's pool refills with other ports at the top of its
+// subnet, counted by show and the metrics; an explicit address a pool's
+// port holds takes it when the type matches, else the port leaves.
+func (e *env) warmPoolRefills(addr string, p1, p2 portJSON) (c4, c5 string) {
+	t := e.t
 	// Isolation and links, as for any port.
-	c4, c5 := e.container(), e.container()
+	c4, c5 = e.container(), e.container()
 	p4 := e.addPortJSON("add-port", "br1", "eth1", c4, "--ip")
 	p5 := e.addPortJSON("add-port", "br1", "eth1", c5, "--ip", "--type", "veth")
 	noPing(t, c4, addrOf(p5))
@@ -166,7 +184,13 @@ func TestWarmPool(t *testing.T) {
 		t.Fatalf("--ip %s (a pool's internal port's) as a veth: %+v", addrOf(in), p7)
 	}
 	ping(t, c6, addrOf(in))
+	return c4, c5
+}
 
+// warmPoolRemoved: --pool 0 removes the pool and a controller with one
+// makes it again; del-br takes the pool's ports with the bridge.
+func (e *env) warmPoolRemoved(ctl *exec.Cmd, addr, c4, c5 string) {
+	t := e.t
 	// --pool 0 removes the pool; a controller with one makes it again.
 	ctl.Process.Kill()
 	ctl.Wait()

@@ -123,92 +123,101 @@ func peerAddr(t *testing.T, src, dst, addr string) string {
 // full-size segments pass, tunnel del cuts the path.
 func TestTunnelTwoHosts(t *testing.T) {
 	for _, typ := range []string{"vxlan", "gre", "geneve"} {
-		t.Run(typ, func(t *testing.T) {
-			hs := newHosts(t, 2)
-			a, b := hs[0], hs[1]
-			// A route through the underlay, to be kept through the move.
-			run(t, "ip", "-n", a.sb.Netns, "route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "ul0")
-			mesh(t, hs, typ)
-			// VXLAN is a kernel device: the underlay stays where it is.
-			// GRE and Geneve are OVS's own: on the userspace datapath the
-			// address and its routes move to ovs-ul0; on the kernel
-			// datapath they are kernel vports, and nothing moves.
-			underlay := map[string]string{"vxlan": "ul0", "gre": "ovs-ul0", "geneve": "ovs-ul0"}[typ]
-			if kernelDatapath {
-				underlay = "ul0"
-			}
-			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev "+underlay) {
-				t.Fatalf("route to 198.51.100.0/24 not on %s: %q", underlay, out)
-			}
-			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", underlay); !strings.Contains(out, "192.0.2.1/24") {
-				t.Fatalf("underlay address not on %s:\n%s", underlay, out)
-			}
-			ca, cb := a.container(), b.container()
-			a.must("add-port", "br0", "eth1", ca, "--ip")
-			b.must("add-port", "br0", "eth1", cb, "--ip")
-			if got := addrs(t, ca); !strings.Contains(strings.Join(got, " "), "10.97.1.2/16") {
-				t.Fatalf("host A's container has %v, want 10.97.1.2/16 from A's range", got)
-			}
-			if got := addrs(t, cb); !strings.Contains(strings.Join(got, " "), "10.97.2.2/16") {
-				t.Fatalf("host B's container has %v, want 10.97.2.2/16 from B's range", got)
-			}
-			want := map[string]string{"vxlan": "1450", "gre": "1458", "geneve": "1450"}[typ]
-			if got := mtuOf(t, ca, "eth1"); got != want {
-				t.Fatalf("container MTU %s over %s, want %s (underlay 1500)", got, typ, want)
-			}
-			firstContact(t, hs, ca, "10.97.2.2")
-			ping(t, cb, "10.97.1.2")
-			tcpTransfer(t, nsPath(ca), nsPath(cb), "10.97.2.2", 4<<20)
-			tcpTransfer(t, nsPath(cb), nsPath(ca), "10.97.1.2", 4<<20)
-
-			// Never masqueraded between hosts: the server sees the client's own address.
-			if peer := peerAddr(t, ca, cb, "10.97.2.2"); peer != "10.97.1.2" {
-				t.Fatalf("host B's container saw %s, want 10.97.1.2 (no NAT between hosts' ranges)", peer)
-			}
-			show := a.must("show", "br0")
-			if !strings.Contains(show, "tunnel "+typ+" 192.0.2.1 -> 192.0.2.2, key 5") || !strings.Contains(show, "this host's range 10.97.1.0/24") {
-				t.Fatalf("show:\n%s", show)
-			}
-			// A tunnel port deleted behind ovsnet's back comes back.
-			var ts []struct{ Port string }
-			if err := jsonUnmarshal(b.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) != 1 {
-				t.Fatalf("tunnel list -o json: %v %v", ts, err)
-			}
-			if _, err := b.sb.Vsctl("del-port", "br0", ts[0].Port); err != nil {
-				t.Fatal(err)
-			}
-			noPing(t, ca, "10.97.2.2")
-			if out := b.must("reconcile"); !strings.Contains(out, "re-added tunnel port "+ts[0].Port) {
-				t.Fatalf("reconcile did not re-add the tunnel port:\n%s", out)
-			}
-			eventually(t, 10*time.Second, "path back after the tunnel port was re-added", func() bool { return pings(ca, "10.97.2.2") })
-			tunnelTamperedFailsClosed(t, b, ca, "10.97.2.2")
-
-			list := a.must("tunnel", "list", "br0")
-			if !strings.Contains(list, "192.0.2.2") || !strings.Contains(list, typ) || !strings.Contains(list, " up") {
-				t.Fatalf("tunnel list:\n%s", list)
-			}
-			// Again: nothing changes.
-			if out := a.must("tunnel", "add", "br0", "192.0.2.2", "--type", typ, "--key", "5"); !strings.Contains(out, "unchanged") {
-				t.Fatalf("second tunnel add: %s", out)
-			}
-			a.fails("already has a", "tunnel", "add", "br0", "192.0.2.2", "--type", typ, "--key", "6")
-
-			a.must("tunnel", "del", "br0", "192.0.2.2")
-			noPing(t, ca, "10.97.2.2")
-			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
-				t.Fatalf("tunnel del left a VXLAN device:\n%s", out)
-			}
-			// The underlay address is back on its device.
-			if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.1/24") {
-				t.Fatalf("underlay address not given back to ul0:\n%s", out)
-			}
-			if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev ul0") {
-				t.Fatalf("route not given back to ul0: %q", out)
-			}
-			a.fails("no tunnel to", "tunnel", "del", "br0", "192.0.2.2")
-		})
+		t.Run(typ, func(t *testing.T) { tunnelTwoHosts(t, typ) })
 	}
+}
+
+// tunnelTwoHosts is TestTunnelTwoHosts for tunnel type typ.
+func tunnelTwoHosts(t *testing.T, typ string) {
+	hs := newHosts(t, 2)
+	a, b := hs[0], hs[1]
+	// A route through the underlay, to be kept through the move.
+	run(t, "ip", "-n", a.sb.Netns, "route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "ul0")
+	mesh(t, hs, typ)
+	// VXLAN is a kernel device: the underlay stays where it is.
+	// GRE and Geneve are OVS's own: on the userspace datapath the
+	// address and its routes move to ovs-ul0; on the kernel
+	// datapath they are kernel vports, and nothing moves.
+	underlay := map[string]string{"vxlan": "ul0", "gre": "ovs-ul0", "geneve": "ovs-ul0"}[typ]
+	if kernelDatapath {
+		underlay = "ul0"
+	}
+	if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev "+underlay) {
+		t.Fatalf("route to 198.51.100.0/24 not on %s: %q", underlay, out)
+	}
+	if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", underlay); !strings.Contains(out, "192.0.2.1/24") {
+		t.Fatalf("underlay address not on %s:\n%s", underlay, out)
+	}
+	ca, cb := a.container(), b.container()
+	a.must("add-port", "br0", "eth1", ca, "--ip")
+	b.must("add-port", "br0", "eth1", cb, "--ip")
+	if got := addrs(t, ca); !strings.Contains(strings.Join(got, " "), "10.97.1.2/16") {
+		t.Fatalf("host A's container has %v, want 10.97.1.2/16 from A's range", got)
+	}
+	if got := addrs(t, cb); !strings.Contains(strings.Join(got, " "), "10.97.2.2/16") {
+		t.Fatalf("host B's container has %v, want 10.97.2.2/16 from B's range", got)
+	}
+	want := map[string]string{"vxlan": "1450", "gre": "1458", "geneve": "1450"}[typ]
+	if got := mtuOf(t, ca, "eth1"); got != want {
+		t.Fatalf("container MTU %s over %s, want %s (underlay 1500)", got, typ, want)
+	}
+	firstContact(t, hs, ca, "10.97.2.2")
+	ping(t, cb, "10.97.1.2")
+	tcpTransfer(t, nsPath(ca), nsPath(cb), "10.97.2.2", 4<<20)
+	tcpTransfer(t, nsPath(cb), nsPath(ca), "10.97.1.2", 4<<20)
+
+	// Never masqueraded between hosts: the server sees the client's own address.
+	if peer := peerAddr(t, ca, cb, "10.97.2.2"); peer != "10.97.1.2" {
+		t.Fatalf("host B's container saw %s, want 10.97.1.2 (no NAT between hosts' ranges)", peer)
+	}
+	show := a.must("show", "br0")
+	if !strings.Contains(show, "tunnel "+typ+" 192.0.2.1 -> 192.0.2.2, key 5") || !strings.Contains(show, "this host's range 10.97.1.0/24") {
+		t.Fatalf("show:\n%s", show)
+	}
+	// A tunnel port deleted behind ovsnet's back comes back.
+	var ts []struct{ Port string }
+	if err := jsonUnmarshal(b.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) != 1 {
+		t.Fatalf("tunnel list -o json: %v %v", ts, err)
+	}
+	if _, err := b.sb.Vsctl("del-port", "br0", ts[0].Port); err != nil {
+		t.Fatal(err)
+	}
+	noPing(t, ca, "10.97.2.2")
+	if out := b.must("reconcile"); !strings.Contains(out, "re-added tunnel port "+ts[0].Port) {
+		t.Fatalf("reconcile did not re-add the tunnel port:\n%s", out)
+	}
+	eventually(t, 10*time.Second, "path back after the tunnel port was re-added", func() bool { return pings(ca, "10.97.2.2") })
+	tunnelTamperedFailsClosed(t, b, ca, "10.97.2.2")
+
+	list := a.must("tunnel", "list", "br0")
+	if !strings.Contains(list, "192.0.2.2") || !strings.Contains(list, typ) || !strings.Contains(list, " up") {
+		t.Fatalf("tunnel list:\n%s", list)
+	}
+	// Again: nothing changes.
+	if out := a.must("tunnel", "add", "br0", "192.0.2.2", "--type", typ, "--key", "5"); !strings.Contains(out, "unchanged") {
+		t.Fatalf("second tunnel add: %s", out)
+	}
+	a.fails("already has a", "tunnel", "add", "br0", "192.0.2.2", "--type", typ, "--key", "6")
+
+	tunnelDelGivesBack(t, a, ca)
+}
+
+// tunnelDelGivesBack: tunnel del on host a cuts ca's path and gives the
+// underlay's address and route back to its device; a second del fails.
+func tunnelDelGivesBack(t *testing.T, a *env, ca string) {
+	a.must("tunnel", "del", "br0", "192.0.2.2")
+	noPing(t, ca, "10.97.2.2")
+	if out := run(t, "ip", "-n", a.sb.Netns, "-o", "link", "show", "type", "vxlan"); strings.TrimSpace(out) != "" {
+		t.Fatalf("tunnel del left a VXLAN device:\n%s", out)
+	}
+	// The underlay address is back on its device.
+	if out := run(t, "ip", "-n", a.sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, "192.0.2.1/24") {
+		t.Fatalf("underlay address not given back to ul0:\n%s", out)
+	}
+	if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev ul0") {
+		t.Fatalf("route not given back to ul0: %q", out)
+	}
+	a.fails("no tunnel to", "tunnel", "del", "br0", "192.0.2.2")
 }
 
 // Three hosts in a full mesh with icc=false: no loops or duplicates,
@@ -249,46 +258,8 @@ func TestTunnelMesh(t *testing.T) {
 	noPing(t, cs[1], addr(0)) // the other direction is not linked
 	noPing(t, cs[2], addr(1))
 
-	// No duplicates and no storm in a full mesh: a broadcast-prone
-	// exchange (ARP for a fresh neighbour, then pings) leaves each tunnel
-	// port with a handful of packets.
-	out := run(t, "ip", "netns", "exec", cs[0], "ping", "-c", "5", "-i", "0.2", addr(2))
-	if strings.Contains(out, "DUP!") || !strings.Contains(out, " 0% packet loss") {
-		t.Fatalf("ping across the mesh:\n%s", out)
-	}
-	for i, h := range hs {
-		var ts []struct{ Port string }
-		if err := jsonUnmarshal(h.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) == 0 {
-			t.Fatalf("host %d: tunnel list: %v %v", i, ts, err)
-		}
-		stats, err := h.sb.Vsctl("--columns=name,statistics", "list", "interface", ts[0].Port)
-		if err != nil || !strings.Contains(stats, "rx_packets=") {
-			t.Fatalf("host %d: statistics of tunnel port %s: %v %s", i, ts[0].Port, err, stats)
-		}
-		for _, f := range strings.Fields(strings.NewReplacer("{", " ", "}", " ", ",", " ").Replace(stats)) {
-			if n, ok := strings.CutPrefix(f, "rx_packets="); ok && len(n) > 3 {
-				t.Fatalf("host %d: a tunnel port received %s packets: a loop?\n%s", i, n, stats)
-			}
-		}
-	}
-
-	// Anti-spoofing: from a tunnel, a source in this host's own range is
-	// dropped at once; one in another host's range goes on.
-	mac0 := strings.TrimSpace(run(t, "ip", "netns", "exec", cs[0], "cat", "/sys/class/net/eth1/address"))
-	trace := func(src string) string {
-		out, err := hs[0].sb.Run("ovs-appctl", "ofproto/trace", "br0",
-			fmt.Sprintf("in_port=65200,arp,arp_op=2,dl_dst=%s,arp_spa=%s,arp_tpa=%s", mac0, src, addr(0)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out[strings.LastIndex(out, "Datapath actions:"):]
-	}
-	if got := trace("10.97.1.3"); !strings.Contains(got, "Datapath actions: drop") {
-		t.Fatalf("ARP from a tunnel claiming this host's range: %s", got)
-	}
-	if got := trace("10.97.2.2"); strings.Contains(got, "drop") {
-		t.Fatalf("ARP from a tunnel from another host's range dropped: %s", got)
-	}
+	meshNoLoops(t, hs, cs[0], addr(2))
+	meshDropsSpoofedRange(t, hs[0], cs[0], addr(0))
 
 	// Host 1's OVS restarts: the controller puts the underlay address,
 	// the container's interface and the flows back.
@@ -314,6 +285,52 @@ func TestTunnelMesh(t *testing.T) {
 	}
 	if out, _ := hs[2].sb.Vsctl("list-br"); strings.TrimSpace(out) != "" {
 		t.Fatalf("bridges left after del-br: %s", out)
+	}
+}
+
+// meshNoLoops: no duplicates and no storm in a full mesh: a
+// broadcast-prone exchange (ARP for a fresh neighbour, then pings from c
+// to dst) leaves each tunnel port with a handful of packets.
+func meshNoLoops(t *testing.T, hs []*env, c, dst string) {
+	out := run(t, "ip", "netns", "exec", c, "ping", "-c", "5", "-i", "0.2", dst)
+	if strings.Contains(out, "DUP!") || !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping across the mesh:\n%s", out)
+	}
+	for i, h := range hs {
+		var ts []struct{ Port string }
+		if err := jsonUnmarshal(h.must("tunnel", "list", "-o", "json"), &ts); err != nil || len(ts) == 0 {
+			t.Fatalf("host %d: tunnel list: %v %v", i, ts, err)
+		}
+		stats, err := h.sb.Vsctl("--columns=name,statistics", "list", "interface", ts[0].Port)
+		if err != nil || !strings.Contains(stats, "rx_packets=") {
+			t.Fatalf("host %d: statistics of tunnel port %s: %v %s", i, ts[0].Port, err, stats)
+		}
+		for _, f := range strings.Fields(strings.NewReplacer("{", " ", "}", " ", ",", " ").Replace(stats)) {
+			if n, ok := strings.CutPrefix(f, "rx_packets="); ok && len(n) > 3 {
+				t.Fatalf("host %d: a tunnel port received %s packets: a loop?\n%s", i, n, stats)
+			}
+		}
+	}
+}
+
+// meshDropsSpoofedRange: from a tunnel into h, a source in h's own range
+// is dropped at once; one in another host's range goes on (c, at addr, is
+// the container the ARP replies go to).
+func meshDropsSpoofedRange(t *testing.T, h *env, c, addr string) {
+	mac0 := strings.TrimSpace(run(t, "ip", "netns", "exec", c, "cat", "/sys/class/net/eth1/address"))
+	trace := func(src string) string {
+		out, err := h.sb.Run("ovs-appctl", "ofproto/trace", "br0",
+			fmt.Sprintf("in_port=65200,arp,arp_op=2,dl_dst=%s,arp_spa=%s,arp_tpa=%s", mac0, src, addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[strings.LastIndex(out, "Datapath actions:"):]
+	}
+	if got := trace("10.97.1.3"); !strings.Contains(got, "Datapath actions: drop") {
+		t.Fatalf("ARP from a tunnel claiming this host's range: %s", got)
+	}
+	if got := trace("10.97.2.2"); strings.Contains(got, "drop") {
+		t.Fatalf("ARP from a tunnel from another host's range dropped: %s", got)
 	}
 }
 
