@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/spf13/cobra"
-
-	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 func traceCmd(g *globals) *cobra.Command {
-	var o network.TraceOptions
+	var o trace.Options
 	c := &cobra.Command{
 		Use:   "trace BRIDGE --from CONTAINER --to CONTAINER|IP [--proto icmp|tcp|udp] [--dport N]",
 		Short: "Show which flows a packet between two endpoints passes, and whether it gets through",

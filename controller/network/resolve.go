@@ -5,6 +5,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
+	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -32,7 +33,7 @@ type Network interface {
 	// the intent as read, and brings isolation to it.
 	ChangeLink(ctx context.Context, c LinkChange) error
 	// Trace follows a packet through the network's pipeline.
-	Trace(ctx context.Context, o TraceOptions) (*TraceResult, error)
+	Trace(ctx context.Context, o trace.Options) (*trace.Result, error)
 	// NATBridge is NAT's view of the network on this host (ok false: it
 	// has no NAT here, nothing to publish).
 	NATBridge(ctx context.Context) (b nat.Bridge, ok bool, err error)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/trace"
 
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 	"github.com/ovsnet/ovsnet/nat"
@@ -251,8 +252,8 @@ func (a *ovnNetwork) Holds(ifc vswitchd.Interface) bool {
 	return ifc.ExternalIDs[intent.KeyOVNNetwork] == a.name
 }
 
-func (a *ovnNetwork) Trace(ctx context.Context, o network.TraceOptions) (*network.TraceResult, error) {
-	return trace(ctx, a.h, a, o)
+func (a *ovnNetwork) Trace(ctx context.Context, o trace.Options) (*trace.Result, error) {
+	return traceNetwork(ctx, a.h, a, o)
 }
 
 func (a *ovnNetwork) NATBridge(ctx context.Context) (nat.Bridge, bool, error) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	"github.com/ovsnet/ovsnet/appctl"
@@ -17,11 +18,11 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
 
-// trace traces on OVN network a: the packet as the source's logical
+// traceNetwork traces on OVN network a: the packet as the source's logical
 // port sends it, through the logical pipelines of every chassis, with
 // ovn-trace over the southbound database (OVN has no library for it), as
 // the first packet of a connection.
-func trace(ctx context.Context, h *network.Host, a *ovnNetwork, o network.TraceOptions) (*network.TraceResult, error) {
+func traceNetwork(ctx context.Context, h *network.Host, a *ovnNetwork, o trace.Options) (*trace.Result, error) {
 	ports, err := nb.SwitchPorts(ctx, a.nb, a.ls)
 	if err != nil {
 		return nil, err
@@ -63,13 +64,13 @@ func trace(ctx context.Context, h *network.Host, a *ovnNetwork, o network.TraceO
 // it, OVN's flows as ovn-controller installed them, as its final datapath
 // actions (a tunnel to the destination's chassis, an output, or drop).
 // "" when the source is on another chassis.
-func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *ovnnb.LogicalSwitchPort, o network.TraceOptions) (string, error) {
+func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *ovnnb.LogicalSwitchPort, o trace.Options) (string, error) {
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyIfaceID: src.Name})
 	if err != nil || len(ifs) == 0 || ifs[0].Ofport == nil || *ifs[0].Ofport <= 0 {
 		return "", err
 	}
 	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
-	pkt, err := network.PacketSpec(*ifs[0].Ofport, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
+	pkt, err := trace.PacketSpec(*ifs[0].Ofport, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
 	if err != nil {
 		return "", err
 	}
@@ -77,7 +78,7 @@ func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *o
 	if err != nil {
 		return "", fmt.Errorf("ofproto/trace: %w", err)
 	}
-	return fmt.Sprintf("ofproto/trace %s in_port %d: datapath actions %s", bridge, *ifs[0].Ofport, network.DatapathActions(out)), nil
+	return fmt.Sprintf("ofproto/trace %s in_port %d: datapath actions %s", bridge, *ifs[0].Ofport, trace.DatapathActions(out)), nil
 }
 
 // lspOf is container c's logical port on the network (its first, if it
@@ -121,14 +122,14 @@ var ovnStepRE = regexp.MustCompile(`^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority 
 // parseOVNTrace reads ovn-trace's detailed output: the logical stages
 // passed, each with its match and actions, and whether the packet was
 // output to the port named want.
-func parseOVNTrace(out, want string) *network.TraceResult {
-	r := &network.TraceResult{Raw: out}
-	var last *network.TraceStep
+func parseOVNTrace(out, want string) *trace.Result {
+	r := &trace.Result{Raw: out}
+	var last *trace.Step
 	for _, l := range strings.Split(out, "\n") {
 		if m := ovnStepRE.FindStringSubmatch(l); m != nil {
 			t, _ := strconv.Atoi(m[1])
 			p, _ := strconv.Atoi(m[4])
-			r.Steps = append(r.Steps, network.TraceStep{Table: t, Stage: m[2], Match: m[3], Priority: p})
+			r.Steps = append(r.Steps, trace.Step{Table: t, Stage: m[2], Match: m[3], Priority: p})
 			last = &r.Steps[len(r.Steps)-1]
 			continue
 		}

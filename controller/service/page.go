@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/ovsnet/ovsnet/controller/view"
 )
 
@@ -171,7 +172,7 @@ func (s *Service) apiTrace(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	res, err := s.h.Trace(ctx, network.TraceOptions{Bridge: q.Bridge, From: q.From, To: q.To, Proto: q.Proto, DPort: q.DPort})
+	res, err := s.h.Trace(ctx, trace.Options{Bridge: q.Bridge, From: q.From, To: q.To, Proto: q.Proto, DPort: q.DPort})
 	if err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, context.DeadlineExceeded) {

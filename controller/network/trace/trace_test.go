@@ -1,4 +1,4 @@
-package network
+package trace
 
 import (
 	"fmt"
@@ -10,13 +10,13 @@ import (
 
 // The testdata are real ofproto/trace outputs of OVS 3.1 on an icc=false
 // bridge (the destination is on OpenFlow port 4).
-func trace(t *testing.T, name string) *TraceResult {
+func trace(t *testing.T, name string) *Result {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return parseTrace(string(b), "4")
+	return Parse(string(b), "4")
 }
 
 func TestParseTrace(t *testing.T) {
@@ -45,7 +45,7 @@ func TestParseTrace(t *testing.T) {
 	}
 	// Delivered elsewhere than the destination's port is not allowed.
 	b, _ := os.ReadFile("testdata/trace-linked.txt")
-	if parseTrace(string(b), "7").Allowed {
+	if Parse(string(b), "7").Allowed {
 		t.Fatal("a packet output to another port counted as delivered")
 	}
 }
