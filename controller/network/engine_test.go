@@ -182,3 +182,39 @@ func TestAttachTakesFromPool(t *testing.T) {
 		t.Fatalf("rows %+v, want one ready and no longer the pool's", rs)
 	}
 }
+
+// TestDetachMarksFirst: a detach marks its rows detaching before it takes
+// anything away, so one that fails at the devices leaves the row marked
+// (for reconcile to finish) with its flows and address still in place;
+// finishing it then takes everything.
+func TestDetachMarksFirst(t *testing.T) {
+	ctx := context.Background()
+	h, rec, dev := engineHost(t)
+	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Fail["DeleteLinks"] = errors.New("injected")
+	if err := h.DelPort(ctx, "br0", "eth1", "a"); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("del-port with failing device deletion: %v", err)
+	}
+	rs := rowsOf(t, h, "a")
+	if len(rs) != 1 || rs[0].State != intent.StateDetaching || len(portFlows(rec, p.OVSPort)) == 0 {
+		t.Fatalf("after a detach cut short: rows %+v, flows %q; want the row marked detaching, its flows kept", rs, portFlows(rec, p.OVSPort))
+	}
+	delete(dev.Fail, "DeleteLinks")
+	ifs, err := h.DB.FindInterfaces(ctx, intent.OfContainer("a", "eth1"))
+	if err != nil || len(ifs) != 1 {
+		t.Fatalf("the marked row: %v, %v", ifs, err)
+	}
+	port, err := h.DB.PortOn(ctx, "br0", ifs[0].UUID)
+	if err != nil || port == nil {
+		t.Fatalf("its port: %v, %v", port, err)
+	}
+	if _, err := h.FinishDetach(ctx, "br0", ifs[0], *port); err != nil {
+		t.Fatal(err)
+	}
+	if rs := rowsOf(t, h, "a"); len(rs) != 0 || len(portFlows(rec, p.OVSPort)) != 0 || slices.Contains(dev.Links(attachtest.Host), p.OVSPort) {
+		t.Fatalf("after finishing: rows %+v, flows %q, host links %v", rs, portFlows(rec, p.OVSPort), dev.Links(attachtest.Host))
+	}
+}
