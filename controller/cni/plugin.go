@@ -132,6 +132,7 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 	port, err := api.AddPortAndBridgeVia(r.endpoint, b, o)
 	if errors.Is(err, api.ErrServiceLost) {
 		// It may have attached: take it away, and attach here.
+		fmt.Fprintf(os.Stderr, "ovsnet: %v: removing what it may have made, then attaching here\n", err)
 		if derr := r.detach(o.Iface, o.Container); derr != nil {
 			return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("the controller went away during the attach, and what it made could not be removed: %v", derr),
 				"`ovsnet reconcile` (or the controller, once it runs again) removes it")

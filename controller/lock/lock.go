@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -134,8 +135,21 @@ func Converge(endpoint string, m Mode) error {
 		f.Close()
 		return fmt.Errorf("take the convergence lock %s: %w", f.Name(), err)
 	}
-	return nil // f stays open: the lock lasts until exit
+	heldMu.Lock()
+	held = append(held, f) // open until exit, and the lock with it
+	heldMu.Unlock()
+	return nil
 }
+
+// held are the lock files Converge took for this process's run. They are
+// referenced here for as long as the process lives: an *os.File nothing
+// references is closed by its finalizer at a garbage collection, and its
+// flock goes with it, in the middle of the change the lock guards (a
+// convergence run then saw a CNI ADD half made and undid it).
+var (
+	heldMu sync.Mutex
+	held   []*os.File
+)
 
 // Take holds the lock file f in mode m until f is closed.
 func Take(f *os.File, m Mode) error {

@@ -217,7 +217,7 @@ func (h *Host) FinishDetach(ctx context.Context, bridge string, ifc vswitchd.Int
 	if err := h.Detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {
 		return "", fmt.Errorf("finish the detach of %s: %w", ifc.Name, err)
 	}
-	return fmt.Sprintf("finished interrupted detach of %s (%s)", ifc.Name, OwnerOf(ifc)), nil
+	return fmt.Sprintf("finished interrupted detach of %s (%s, left %s)", ifc.Name, OwnerOf(ifc), intent.RefOf(ifc.ExternalIDs).State), nil
 }
 
 // handOffDefaultRoutes gives a default route back to containers that lost

@@ -116,7 +116,8 @@ func (e *env) soakRun(op *soakOp, cniDir string) {
 		r = e.ovsnet("add-ports", op.bridge, f, "--ip")
 	case "cni", "cni-del":
 		cmd := map[string]string{"cni": "add", "cni-del": "del"}[op.via]
-		out, err := e.cnitool(cniDir, nil, cmd, "soak", nsPath(op.container))
+		// Traced: a failed round prints what the plugin did, step by step.
+		out, err := e.cnitool(cniDir, []string{"OVSNET_TRACE=1"}, cmd, "soak", nsPath(op.container))
 		r = result{err: out}
 		if err != nil {
 			r.code = 1
@@ -243,7 +244,7 @@ func (e *env) soakCheck(round int, fault string, live, ops []soakOp, reconciled 
 	for _, op := range now {
 		rs := rowsOf(op)
 		if len(rs) != 1 || rs[0].state != "ready" || rs[0].bridge != op.bridge {
-			t.Fatalf("round %d: %s attach of %s said ok, rows %+v\nreconcile after the round: %s\ncontroller logs:\n%s", round, op.via, op.container, rs, reconciled, e.controllerLogs())
+			t.Fatalf("round %d: %s attach of %s said ok, rows %+v\nit printed:\n%s\nreconcile after the round: %s\ncontroller logs:\n%s", round, op.via, op.container, rs, op.err, reconciled, e.controllerLogs())
 		}
 		if !slices.Contains(links(t, op.container), op.iface) {
 			t.Fatalf("round %d: %s has no %s", round, op.container, op.iface)
