@@ -27,7 +27,7 @@ func (c *Client) DatapathCapabilities(ctx context.Context, dp string, ext map[st
 	}
 	ms := int(timeout / time.Millisecond)
 	none, _ := ovsdb.NewOvsMap(map[string]string{})
-	where := []ovsdb.Condition{ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: uuid})}
+	where := []ovsdb.Condition{UUIDIs(uuid)}
 	res, err := c.transact(ctx, []ovsdb.Operation{
 		{Op: ovsdb.OperationWait, Table: vswitchd.DatapathTable, Where: where, Columns: []string{"capabilities"},
 			Until: string(ovsdb.WaitConditionNotEqual), Rows: []ovsdb.Row{{"capabilities": none}}, Timeout: &ms},
@@ -88,7 +88,7 @@ func (c *Client) ReadDatapathCapabilities(ctx context.Context, dp string) (map[s
 	if !ok {
 		return nil, nil
 	}
-	rows, err := Select[vswitchd.Datapath](ctx, c, []ovsdb.Condition{ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: uuid})}, "_uuid", "capabilities")
+	rows, err := Select[vswitchd.Datapath](ctx, c, []ovsdb.Condition{UUIDIs(uuid)}, "_uuid", "capabilities")
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}

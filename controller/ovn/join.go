@@ -153,7 +153,7 @@ func chassisEncaps(ctx context.Context, sb *ovsdb.Client, name string) ([]string
 	}
 	var out []string
 	for _, u := range cs[0].Encaps {
-		es, err := ovsdb.Select[ovnsb.Encap](ctx, sb, []ovsdbops.Condition{ovsdbops.NewCondition("_uuid", ovsdbops.ConditionEqual, ovsdbops.UUID{GoUUID: u})}, "type", "ip")
+		es, err := ovsdb.Select[ovnsb.Encap](ctx, sb, []ovsdbops.Condition{ovsdb.UUIDIs(u)}, "type", "ip")
 		if err != nil {
 			return nil, true, err
 		}
