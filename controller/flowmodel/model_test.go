@@ -7,23 +7,17 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-func samplePort() intent.Port {
-	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
-	return intent.Port{Container: "web", Iface: "eth1", Bridge: "br1", Netns: "/proc/42/ns/net", Type: "internal", State: intent.StateReady,
-		MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("10.1.0.2/24"), netip.MustParsePrefix("fd00::2/64")},
-		Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}, MTU: 1400, NoTxOffload: true}
-}
-
 // A port whose intent does not decode has no flows: the classifier drops
 // everything it sends.
 func TestBadPortHasNoFlows(t *testing.T) {
 	for key, bad := range map[string]string{intent.KeyMAC: "garbage", intent.KeyIPv4: "garbage", intent.KeyMTU: "12"} {
-		ext := samplePort().Encode()
+		ext := intenttest.SamplePort().Encode()
 		ext[key] = bad
 		one := 1
 		i := vswitchd.Interface{Name: "on1", Ofport: &one, ExternalIDs: ext}
@@ -32,7 +26,7 @@ func TestBadPortHasNoFlows(t *testing.T) {
 		}
 	}
 	one := 1
-	good := vswitchd.Interface{Name: "on1", Ofport: &one, ExternalIDs: samplePort().Encode()}
+	good := vswitchd.Interface{Name: "on1", Ofport: &one, ExternalIDs: intenttest.SamplePort().Encode()}
 	if p, ok, err := DecodePort(good, 2); !ok || err != nil || p.Ofport != 1 || p.VLAN != 2 {
 		t.Errorf("good port: %+v %v %v", p, ok, err)
 	}
@@ -52,7 +46,7 @@ func TestTunnelPortIsNoContainer(t *testing.T) {
 // Two ports claiming one MAC both get no flows.
 func TestSharedMACsHaveNoFlows(t *testing.T) {
 	one, two := 1, 2
-	a, b := samplePort(), samplePort()
+	a, b := intenttest.SamplePort(), intenttest.SamplePort()
 	b.Container = "db"
 	ifs := []vswitchd.Interface{{Name: "on1", Ofport: &one, ExternalIDs: a.Encode()}, {Name: "on2", Ofport: &two, ExternalIDs: b.Encode()}}
 	d := DecodePorts(ifs, make([]vswitchd.Port, 2))
@@ -85,7 +79,7 @@ func TestBadIntentOf(t *testing.T) {
 // replaces each object by its cookie.
 func TestOfTopology(t *testing.T) {
 	one, two := 1, 2
-	a, b := samplePort(), samplePort()
+	a, b := intenttest.SamplePort(), intenttest.SamplePort()
 	b.Container, b.MAC = "db", net.HardwareAddr{0x0a, 0x58, 10, 1, 0, 3}
 	b.Addrs = []netip.Prefix{netip.MustParsePrefix("10.1.0.3/24")}
 	ext := intent.NewBridge()

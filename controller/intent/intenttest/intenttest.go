@@ -5,6 +5,7 @@ package intenttest
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -56,4 +57,13 @@ func BridgeOn(t testing.TB, db *ovsdb.Client, dp, subnet string, set map[string]
 		t.Fatal(err)
 	}
 	return intent.DecodeBridge("br0", ext)
+}
+
+// SamplePort is a ready dual-stack internal port of container web on br1,
+// with every setting a port can carry.
+func SamplePort() intent.Port {
+	mac, _ := net.ParseMAC("0a:58:0a:01:00:02")
+	return intent.Port{Container: "web", Iface: "eth1", Bridge: "br1", Netns: "/proc/42/ns/net", Type: "internal", State: intent.StateReady,
+		MAC: mac, Addrs: []netip.Prefix{netip.MustParsePrefix("10.1.0.2/24"), netip.MustParsePrefix("fd00::2/64")},
+		Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}, MTU: 1400, NoTxOffload: true}
 }
