@@ -36,6 +36,12 @@ func engineHost(t *testing.T) (*Host, *flowstest.Recorder, *attachtest.Devices) 
 	return h, rec, dev
 }
 
+// eth1Of is add-port of container c's eth1 (in /ns/c) on br0 as a port of
+// type typ, its address automatic.
+func eth1Of(c, typ string) PortOptions {
+	return PortOptions{Bridge: "br0", Iface: "eth1", Container: c, Netns: "/ns/" + c, Type: typ, Addresses: []string{"auto"}}
+}
+
 // rowsOf are the interface rows of container c on br0.
 func rowsOf(t *testing.T, h *Host, c string) []intent.Ref {
 	t.Helper()
@@ -64,7 +70,7 @@ func portFlows(rec *flowstest.Recorder, name string) []string {
 func TestAttachAndDetach(t *testing.T) {
 	ctx := context.Background()
 	h, rec, dev := engineHost(t)
-	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	p, err := h.AddPort(ctx, eth1Of("a", "veth"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +97,7 @@ func TestAttachAndDetach(t *testing.T) {
 	if rs := rowsOf(t, h, "a"); len(rs) != 0 || len(dev.Links("/ns/a")) != 0 || slices.Contains(dev.Links(attachtest.Host), p.OVSPort) || len(portFlows(rec, p.OVSPort)) != 0 {
 		t.Fatalf("after del-port: rows %+v, container links %v, host links %v, flows %q", rs, dev.Links("/ns/a"), dev.Links(attachtest.Host), portFlows(rec, p.OVSPort))
 	}
-	again, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "b", Netns: "/ns/b", Type: "veth", Addresses: []string{"auto"}})
+	again, err := h.AddPort(ctx, eth1Of("b", "veth"))
 	if err != nil || again.Addresses[0] != "10.1.0.3/24" {
 		t.Fatalf("after the detach: %+v, %v; want the freed 10.1.0.3 again", again, err)
 	}
@@ -103,7 +109,7 @@ func TestAttachRollsBack(t *testing.T) {
 	ctx := context.Background()
 	h, rec, dev := engineHost(t)
 	dev.Fail["Configure"] = errors.New("injected")
-	if _, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}}); err == nil || !strings.Contains(err.Error(), "injected") {
+	if _, err := h.AddPort(ctx, eth1Of("a", "veth")); err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Fatalf("attach with a failing configure: %v", err)
 	}
 	if !slices.ContainsFunc(dev.Calls(), func(c string) bool { return strings.HasPrefix(c, "Configure") }) {
@@ -114,7 +120,7 @@ func TestAttachRollsBack(t *testing.T) {
 		t.Fatalf("after the rollback: rows %+v, container links %v, host links %v, flows %q", rs, dev.Links("/ns/a"), dev.Links(attachtest.Host), portFlows(rec, host))
 	}
 	delete(dev.Fail, "Configure")
-	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	p, err := h.AddPort(ctx, eth1Of("a", "veth"))
 	if err != nil || p.Addresses[0] != "10.1.0.3/24" {
 		t.Fatalf("after the rollback: %+v, %v; want 10.1.0.3 again", p, err)
 	}
@@ -126,7 +132,7 @@ func TestAttachRollsBack(t *testing.T) {
 func TestAttachInternalAndBulk(t *testing.T) {
 	ctx := context.Background()
 	h, _, dev := engineHost(t)
-	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "internal", Addresses: []string{"auto"}})
+	p, err := h.AddPort(ctx, eth1Of("a", "internal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +174,7 @@ func TestAttachTakesFromPool(t *testing.T) {
 	if err != nil || len(pooled) != 2 {
 		t.Fatalf("pool's rows: %d, %v", len(pooled), err)
 	}
-	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	p, err := h.AddPort(ctx, eth1Of("a", "veth"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +196,7 @@ func TestAttachTakesFromPool(t *testing.T) {
 func TestDetachMarksFirst(t *testing.T) {
 	ctx := context.Background()
 	h, rec, dev := engineHost(t)
-	p, err := h.AddPort(ctx, PortOptions{Bridge: "br0", Iface: "eth1", Container: "a", Netns: "/ns/a", Type: "veth", Addresses: []string{"auto"}})
+	p, err := h.AddPort(ctx, eth1Of("a", "veth"))
 	if err != nil {
 		t.Fatal(err)
 	}
