@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"github.com/ovsnet/ovsnet/attach"
 	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovsnet/ovsnet/attach"
 )
 
 // apiCount reads ovsnet_api_requests_total{op,result} from the controller.

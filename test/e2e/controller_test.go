@@ -187,19 +187,12 @@ func (k *controllerCase) kill() {
 // place keeps the counts, and the full comparison (--verify) finds it.
 func (k *controllerCase) killedMidPing() {
 	e, t := k.e, k.t
-	pinger := exec.Command("ip", "netns", "exec", k.c1, "ping", "-q", "-c", "100", "-i", "0.02", "10.80.0.3")
-	var pout strings.Builder
-	pinger.Stdout = &pout
-	if err := pinger.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pinged := pingSteadily(t, k.c1, "10.80.0.3", 100)
 	time.Sleep(time.Second)
 	k.kill()
 	// From here on the controller compares flows one by one every second.
 	k.ctl = e.startController(k.addr, "--verify", "1s")
-	if err := pinger.Wait(); err != nil || !strings.Contains(pout.String(), " 0% packet loss") {
-		t.Fatalf("ping across a controller kill -9: %v: %s", err, pout.String())
-	}
+	pinged("across a controller kill -9")
 	eventually(t, 15*time.Second, "healthz after restart", func() bool { code, _ := e.httpGet(k.addr, "/healthz"); return code == 200 })
 	if _, err := e.sb.Run("ovs-ofctl", "mod-flows", "br0", "table=30,actions=drop"); err != nil {
 		t.Fatal(err)

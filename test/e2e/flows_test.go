@@ -313,12 +313,7 @@ func TestFlowsPerPortAndResync(t *testing.T) {
 	if _, err := e.sb.Run("ovs-ofctl", "del-flows", "br0", "table=20,arp,arp_tpa=10.63.0.3"); err != nil {
 		t.Fatal(err)
 	}
-	pinger := exec.Command("ip", "netns", "exec", c1, "ping", "-q", "-c", "150", "-i", "0.02", "10.63.0.3")
-	var pout strings.Builder
-	pinger.Stdout = &pout
-	if err := pinger.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pinged := pingSteadily(t, c1, "10.63.0.3", 150)
 	time.Sleep(500 * time.Millisecond)
 	out := e.must("reconcile")
 	if !strings.Contains(out, "resynced flows on br0: 1 added, 1 removed") {
@@ -330,12 +325,7 @@ func TestFlowsPerPortAndResync(t *testing.T) {
 		e.sb.Run("ovs-ofctl", "add-flow", "br0", "table=99,priority=1,actions=drop") // harmless: nothing resubmits to 99
 		e.must("reconcile")
 	}
-	if err := pinger.Wait(); err != nil {
-		t.Fatalf("ping during resync: %v: %s", err, pout.String())
-	}
-	if !strings.Contains(pout.String(), " 0% packet loss") {
-		t.Fatalf("packets lost during resync: %s", pout.String())
-	}
+	pinged("during resync")
 	if out := e.must("reconcile"); !strings.Contains(out, "nothing to change") {
 		t.Fatalf("reconcile after repair: %q", out)
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -217,6 +218,29 @@ func run(t *testing.T, name string, args ...string) string {
 func ping(t *testing.T, netns, addr string) {
 	t.Helper()
 	run(t, "ip", "netns", "exec", netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", addr)
+}
+
+// pingSteadily starts count pings, 20 ms apart, from netns to addr in
+// the background; the returned wait fails the test, saying what was
+// going on, unless every ping was answered. Ping gets a deadline: without
+// one it waits only two round trips (or one interval) for the last
+// replies, so a reply late on a busy machine counts as lost; with it, it
+// waits for count replies, and a ping really lost still shows, as ping
+// then sends more and reports the loss.
+func pingSteadily(t *testing.T, netns, addr string, count int) (wait func(during string)) {
+	t.Helper()
+	p := exec.Command("ip", "netns", "exec", netns, "ping", "-q", "-c", strconv.Itoa(count), "-i", "0.02", "-w", "60", addr)
+	var out strings.Builder
+	p.Stdout, p.Stderr = &out, &out
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func(during string) {
+		t.Helper()
+		if err := p.Wait(); err != nil || !strings.Contains(out.String(), " 0% packet loss") {
+			t.Fatalf("ping %s from %s %s: %v\n%s", addr, netns, during, err, out.String())
+		}
+	}
 }
 
 // noPing checks that addr does not answer from netns.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -279,12 +278,7 @@ func TestBulkDetachKilled(t *testing.T) {
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("add-ports: %v\n%s", err, out)
 	}
-	pinger := exec.Command("ip", "netns", "exec", p1, "ping", "-c", "200", "-i", "0.02", "-W", "1", "10.58.0.3")
-	var pings strings.Builder
-	pinger.Stdout = &pings
-	if err := pinger.Start(); err != nil {
-		t.Fatal(err)
-	}
+	pinged := pingSteadily(t, p1, "10.58.0.3", 200)
 	del := e.sb.Command(ovsnetBin, "del-br", "br0")
 	if err := del.Start(); err != nil {
 		t.Fatal(err)
@@ -306,7 +300,5 @@ func TestBulkDetachKilled(t *testing.T) {
 	if hp, want := e.hostPorts(), map[bool]int{false: 0, true: 2}[kernelDatapath]; len(hp) != want {
 		t.Fatalf("host ends left: %v, want %d (other's)", hp, want)
 	}
-	if err := pinger.Wait(); err != nil || !strings.Contains(pings.String(), " 0% packet loss") {
-		t.Fatalf("the other bridge's containers while br0 went: %v\n%s", err, pings.String())
-	}
+	pinged("while the other bridge, br0, went")
 }
