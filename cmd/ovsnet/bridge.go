@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/doctor"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -55,7 +56,7 @@ add-port --flood-limit sets a port's own.`,
 				return err
 			}
 			defer h.Close()
-			created, err := h.AddBridge(c.Context(), o)
+			created, err := bridge.Add(c.Context(), h, o)
 			if err != nil {
 				return err
 			}
@@ -93,7 +94,7 @@ func delBrCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			if err := h.DelBridge(c.Context(), args[0]); err != nil {
+			if err := bridge.Del(c.Context(), h, args[0]); err != nil {
 				return err
 			}
 			return g.print(c, map[string]any{"bridge": args[0], "deleted": true}, "bridge "+args[0]+" deleted")

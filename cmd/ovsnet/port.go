@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ovsnet/ovsnet/controller/api"
+	"github.com/ovsnet/ovsnet/controller/flood"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 )
@@ -383,7 +384,7 @@ set again.`,
 			if err != nil {
 				return err
 			}
-			o := network.FloodLimit{Bridge: args[0], PPS: pps}
+			o := flood.Limit{Bridge: args[0], PPS: pps}
 			what := "bridge " + o.Bridge + " and its ports"
 			if len(args) == 4 {
 				o.Iface, o.Container = args[1], args[2]
@@ -394,7 +395,7 @@ set again.`,
 				return err
 			}
 			defer h.Close()
-			ports, err := h.SetFloodLimit(c.Context(), o)
+			ports, err := flood.Set(c.Context(), h, o)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/api"
+	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -142,7 +143,7 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 	if errors.Is(err, api.ErrNoService) {
 		var te *types.Error
 		err = r.withHost(func(ctx context.Context, h *network.Host) (err error) {
-			port, err = h.AddPortAndBridge(ctx, b, o)
+			port, err = bridge.AddPort(ctx, h, b, o)
 			return err
 		})
 		if errors.As(err, &te) {

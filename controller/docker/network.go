@@ -9,6 +9,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
@@ -152,12 +153,12 @@ func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (
 			return nil, errorf("bridge %s already carries Docker network %s: give another -o %s", o.Name, short(id, 12), optBridge)
 		}
 	}
-	if d.Made, err = p.Host.AddBridge(ctx, o); err != nil {
+	if d.Made, err = bridge.Add(ctx, p.Host, o); err != nil {
 		return nil, errorf("%v", err)
 	}
-	if err := p.Host.SetBridgeIntent(ctx, o.Name, d.Encode()); err != nil {
+	if err := bridge.SetIntent(ctx, p.Host, o.Name, d.Encode()); err != nil {
 		if d.Made {
-			p.Host.DelBridge(context.Background(), o.Name)
+			bridge.Del(context.Background(), p.Host, o.Name)
 		}
 		return nil, err
 	}
@@ -177,9 +178,9 @@ func (p *Plugin) deleteNetwork(ctx context.Context, req *networkRequest) (any, e
 		return struct{}{}, err
 	}
 	if intent.DecodeBridge(br.Name, br.ExternalIDs).Docker.Made {
-		return struct{}{}, p.Host.DelBridge(ctx, br.Name)
+		return struct{}{}, bridge.Del(ctx, p.Host, br.Name)
 	}
-	return struct{}{}, p.Host.SetBridgeIntent(ctx, br.Name, nil, intent.DockerKeys...)
+	return struct{}{}, bridge.SetIntent(ctx, p.Host, br.Name, nil, intent.DockerKeys...)
 }
 
 // bridgeOf is the bridge carrying Docker network id, or nil.

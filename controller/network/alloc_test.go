@@ -47,30 +47,3 @@ func TestGuardBridgeConflict(t *testing.T) {
 		t.Fatalf("the second writer, on the same read: %v, want ErrConflict", err)
 	}
 }
-
-// set-flood-limit on a bridge records the bound on the bridge (for its
-// new ports) and on every container port in one guarded transaction.
-func TestSetBridgeFloodLimitRecords(t *testing.T) {
-	h, _ := allocHost(t, "10.9.0.0/24", nil, "10.9.0.2", "10.9.0.3")
-	ctx := context.Background()
-	ifs, ports, err := h.setBridgeFloodLimit(ctx, FloodLimit{Bridge: "br0", PPS: 300})
-	if err != nil || len(ifs) != 2 || len(ports) != 2 {
-		t.Fatalf("changed %d interfaces, %d ports: %v; want the 2 container ports", len(ifs), len(ports), err)
-	}
-	br, err := h.DB.GetBridge(ctx, "br0")
-	if err != nil || br.ExternalIDs[intent.KeyFloodPPS] != "300" || br.ExternalIDs[ovsdb.KeyGen] != "1" {
-		t.Fatalf("bridge: %v, %v", br.ExternalIDs, err)
-	}
-	stored, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyFloodPPS: "300"})
-	if err != nil || len(stored) != 2 {
-		t.Fatalf("interfaces with the bound in OVSDB: %d, %v", len(stored), err)
-	}
-	for _, i := range stored {
-		if p, err := intent.DecodePort(i.Name, i.ExternalIDs); err != nil || p.FloodPPS != 300 {
-			t.Fatalf("%s decodes as %d, %v", i.Name, p.FloodPPS, err)
-		}
-	}
-	if _, _, err := h.setBridgeFloodLimit(ctx, FloodLimit{Bridge: "nope", PPS: 300}); !errors.Is(err, ErrNoBridge) {
-		t.Fatalf("a bridge that is not there: %v", err)
-	}
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -12,17 +11,13 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/attach"
-	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
-	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
-	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -47,106 +42,9 @@ type BridgeOptions struct {
 // device (a bridge's or an internal port's tap).
 var LinkTimeout = 10 * time.Second
 
-// AddBridge creates the bridge, or, if it exists, checks that every setting
-// given matches and re-applies its gateway addresses (idempotent). It
-// returns whether it created the bridge.
-func (h *Host) AddBridge(ctx context.Context, o BridgeOptions) (bool, error) {
-	subnets, err := o.check()
-	if err != nil {
-		return false, err
-	}
-	want := o.settings(subnets)
-	br, err := h.DB.GetBridge(ctx, o.Name)
-	if err != nil {
-		return false, err
-	}
-	if br != nil {
-		if err := o.sameAs(br, want); err != nil {
-			return false, err
-		}
-		// Made by a request racing this one, ovs-vswitchd may not have
-		// it yet: what comes next (flows) needs it there.
-		if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
-			return false, err
-		}
-		_, err := h.ConvergeBridge(ctx, o.Name, br.ExternalIDs)
-		return false, err
-	}
-	if err := h.checkSubnetsFree(ctx, subnets); err != nil {
-		return false, err
-	}
-
-	dp := o.Datapath
-	if dp == "" {
-		dp = DetectDatapath()
-	}
-	ext := intent.NewBridge()
-	for k, v := range want.Encode() {
-		ext[k] = v
-	}
-	mac := ipam.RandomMAC()
-	spec := ovsdb.BridgeSpec{Name: o.Name, Datapath: dp, ExternalIDs: ext, MTU: o.MTU, MAC: mac.String()}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.CreateBridge(spec) }); err != nil {
-		return false, fmt.Errorf("create bridge %q: %w", o.Name, err)
-	}
-	undo := func(err error) (bool, error) {
-		// Leave nothing half-made.
-		if br, gerr := h.DB.GetBridge(context.Background(), o.Name); gerr == nil && br != nil {
-			h.DB.Do(context.Background(), func(tx *ovsdb.Tx) { tx.DeleteBridge(br.UUID) })
-		}
-		return false, err
-	}
-	// The bridge exists in ovs-vswitchd once its LOCAL port has a number;
-	// only then can it take flows. In fail_mode=secure it forwards nothing
-	// until they are in.
-	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
-		return undo(err)
-	}
-	nd, err := h.ProbeND(ctx, o.Name, dp)
-	if err != nil {
-		return undo(err)
-	}
-	maps.Copy(ext, nd)
-	fb := flowmodel.BridgeOf(intent.DecodeBridge(o.Name, ext))
-	fb.GatewayMAC = mac
-	// The bridge-wide flows only: the ports a racing request attached
-	// already (the bridge exists for it) keep theirs.
-	if err := h.Flows.Apply(o.Name, flows.Change{Cookie: flows.BridgeCookie(), Mask: flows.ObjectMask, Flows: flows.BridgeFlows(fb)}); err != nil {
-		return undo(err)
-	}
-	if _, err := h.ConvergeBridge(ctx, o.Name, ext); err != nil {
-		return undo(err)
-	}
-	// Masquerade and forwarding rules (and every other bridge's, which must
-	// not masquerade toward this subnet).
-	if len(subnets) > 0 {
-		if err := h.NAT().Resync(ctx); err != nil {
-			return undo(err)
-		}
-	}
-	return true, nil
-}
-
-// ProbeND asks ovs-vswitchd whether bridge's datapath (of type dp) can
-// write neighbour discovery options (its nd_ext capability: the kernel
-// datapath of Linux 6.1 cannot) and records the answer on the bridge
-// (intent.KeyND), which decides whether flows answer solicitations or
-// relay them. It returns the keys it set.
-func (h *Host) ProbeND(ctx context.Context, bridge, dp string) (map[string]string, error) {
-	caps, err := h.DB.DatapathCapabilities(ctx, dp, intent.Ownership(""), LinkTimeout)
-	if err != nil {
-		return nil, fmt.Errorf("bridge %s: %w", bridge, err)
-	}
-	nd := intent.NDMode(caps["nd_ext"] == "true")
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(bridge, nd) }); err != nil {
-		return nil, fmt.Errorf("bridge %s: record its datapath's ND support: %w", bridge, err)
-	}
-	return nd, nil
-}
-
-// check checks add-br's options without reading anything and returns the
+// Check checks add-br's options without reading anything and returns the
 // subnets they give.
-func (o BridgeOptions) check() ([]ipam.Subnet, error) {
+func (o BridgeOptions) Check() ([]ipam.Subnet, error) {
 	if err := CheckIfName("bridge", o.Name); err != nil {
 		return nil, err
 	}
@@ -177,8 +75,8 @@ func (o BridgeOptions) check() ([]ipam.Subnet, error) {
 	return subnets, nil
 }
 
-// settings are what the options ask of the bridge.
-func (o BridgeOptions) settings(subnets []ipam.Subnet) intent.Settings {
+// Settings are what the options ask of the bridge.
+func (o BridgeOptions) Settings(subnets []ipam.Subnet) intent.Settings {
 	s := intent.Settings{Subnets: subnets, GatewaysGiven: len(o.Gateways) > 0, MTU: o.MTU, ICC: o.ICC, NAT: o.NAT, FloodPPS: o.FloodPPS}
 	if o.MTU == 0 && len(o.Ranges) > 0 {
 		// Spans hosts: room for the encapsulation until tunnels say
@@ -186,6 +84,26 @@ func (o BridgeOptions) settings(subnets []ipam.Subnet) intent.Settings {
 		s.AutoMTU = mesh.DefaultMTU()
 	}
 	return s
+}
+
+// EnsureBridge checks that br, an existing bridge, has the settings o
+// gives and re-applies its gateway addresses (add-br again is idempotent;
+// a runtime's configuration names a bridge it may have made).
+func (h *Host) EnsureBridge(ctx context.Context, br *vswitchd.Bridge, o BridgeOptions) error {
+	subnets, err := o.Check()
+	if err != nil {
+		return err
+	}
+	if err := o.sameAs(br, o.Settings(subnets)); err != nil {
+		return err
+	}
+	// Made by a request racing this one, ovs-vswitchd may not have it
+	// yet: what comes next (flows) needs it there.
+	if _, err := h.DB.WaitOfport(ctx, o.Name, LinkTimeout); err != nil {
+		return err
+	}
+	_, err = h.ConvergeBridge(ctx, o.Name, br.ExternalIDs)
+	return err
 }
 
 // sameAs refuses an existing bridge whose settings differ from those given.
@@ -196,56 +114,6 @@ func (o BridgeOptions) sameAs(br *vswitchd.Bridge, s intent.Settings) error {
 	}
 	if len(diffs) > 0 {
 		return Conflict(fmt.Sprintf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name))
-	}
-	return nil
-}
-
-// checkSubnetsFree refuses subnets that overlap another ovsnet bridge's or
-// a route of the host's (its LAN, a VPN, Docker's networks): both would
-// claim the same addresses, and one side would be cut off.
-func (h *Host) checkSubnetsFree(ctx context.Context, subnets []ipam.Subnet) error {
-	if len(subnets) == 0 {
-		return nil
-	}
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids")
-	if err != nil {
-		return err
-	}
-	ours := map[string]bool{}
-	for _, b := range bs {
-		ours[b.Name] = true
-		theirs := intent.DecodeBridge(b.Name, b.ExternalIDs).Subnets
-		for _, t := range theirs {
-			for _, sn := range subnets {
-				if t.Prefix.Overlaps(sn.Prefix) {
-					return Conflict(fmt.Sprintf("subnet %s overlaps bridge %s's %s: give another subnet", sn.Prefix, b.Name, t.Prefix))
-				}
-			}
-		}
-	}
-	routes, err := netlinksafe.RouteList(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return fmt.Errorf("list the host's routes: %w", err)
-	}
-	for _, r := range routes {
-		if r.Dst == nil || r.Dst.IP.IsLinkLocalUnicast() {
-			continue // the default route and fe80::/64 overlap nothing of ours
-		}
-		dst, ok := netip.AddrFromSlice(r.Dst.IP)
-		ones, _ := r.Dst.Mask.Size()
-		if !ok || ones == 0 {
-			continue
-		}
-		p := netip.PrefixFrom(dst.Unmap(), ones)
-		dev := ""
-		if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
-			dev = l.Attrs().Name
-		}
-		for _, sn := range subnets {
-			if p.Overlaps(sn.Prefix) && !ours[dev] {
-				return Conflict(fmt.Sprintf("subnet %s overlaps the host's route to %s (dev %s): give another subnet", sn.Prefix, p, dev))
-			}
-		}
 	}
 	return nil
 }
@@ -342,95 +210,4 @@ var ErrNoBridge = errors.New("bridge not found")
 // NoBridge is ErrNoBridge for the bridge name, with how to make it.
 func NoBridge(name string) error {
 	return fmt.Errorf("%w: %q: create it with `ovsnet add-br %s --subnet CIDR`", ErrNoBridge, name, name)
-}
-
-// DelBridge detaches every container on the bridge (their interfaces
-// disappear) and removes the bridge. The bridge is marked deleting first
-// and its row goes last, once every container device and rule is gone: a
-// kill at any point leaves a bridge that del-br again, or reconcile,
-// finishes, and no address is free while an interface still holds it.
-func (h *Host) DelBridge(ctx context.Context, name string) error {
-	if err := CheckIfName("bridge", name); err != nil {
-		return err
-	}
-	topo, err := h.DB.ReadAll(ctx)
-	if err != nil {
-		return err
-	}
-	br := topo.Bridge(name)
-	if br == nil {
-		return NoBridge(name)
-	}
-	if !intent.DecodeBridge(name, br.ExternalIDs).Deleting {
-		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(name, intent.Deleting()) }); err != nil {
-			return fmt.Errorf("delete bridge %q: %w", name, err)
-		}
-	}
-	// The containers' devices, ovs-docker's veths included, and the
-	// bridge's NAT rules and host port reservations; then the rows.
-	ifs, _ := topo.BridgeInterfaces(br)
-	errs := []error{h.NAT().ReleaseAll(ifs)}
-	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
-		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
-			errs = append(errs, attach.DeleteLink(mesh.VXLANDevice(t.Port)))
-		}
-	}
-	if err := errors.Join(append(errs, removeLinks(ifs, h.Devices, h.Tell()))...); err != nil {
-		return fmt.Errorf("delete bridge %q: %w (run del-br again, or reconcile, to finish)", name, err)
-	}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.DeleteBridge(br.UUID) }); err != nil {
-		return fmt.Errorf("delete bridge %q: %w", name, err)
-	}
-	h.Flows.Forget(name)
-	return errors.Join(h.handOffDefaultRoutes(ctx, ifs), h.NAT().Resync(ctx), mesh.ReleaseUnderlays(ctx, h.DB))
-}
-
-// SetBridgeIntent writes keys of bridge name's external_ids (set, then
-// the keys in del removed) and brings its bridge-wide flows in line with
-// them (a Docker network's VLAN is its gateway's).
-func (h *Host) SetBridgeIntent(ctx context.Context, name string, set map[string]string, del ...string) error {
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(name, set, del...) }); err != nil {
-		return err
-	}
-	br, err := h.DB.GetBridge(ctx, name)
-	if err != nil {
-		return err
-	}
-	if br == nil {
-		return NoBridge(name)
-	}
-	if err := h.Flows.Apply(br.Name, flowmodel.BridgeChange(br)); err != nil {
-		return fmt.Errorf("bridge %s: recorded, but its flows were not updated (run ovsnet reconcile): %w", name, err)
-	}
-	return nil
-}
-
-// AddPortAndBridge makes bridge b if it is missing (an existing one must
-// have b's settings, as for add-br) and attaches o to it: a CNI ADD. Of
-// two requests making the same bridge at once, one makes it and the other
-// finds it made.
-func (h *Host) AddPortAndBridge(ctx context.Context, b BridgeOptions, o PortOptions) (*PortView, error) {
-	n, err := h.Network(ctx, b.Name)
-	made := false
-	switch {
-	case errors.Is(err, ErrNoBridge) && b.OVN:
-		return nil, Conflict(fmt.Sprintf("no OVN network %s: is this host an OVN chassis (ovsnet ovn join ... --nb), and the network made (ovsnet network create %s --subnet CIDR)?", b.Name, b.Name))
-	case errors.Is(err, ErrNoBridge):
-		if _, err := h.AddBridge(ctx, b); err == nil {
-			made = true
-		} else if br, gerr := h.DB.GetBridge(ctx, b.Name); gerr != nil || br == nil {
-			return nil, err
-		} // else made by a racing request: its settings are checked below
-		n, err = h.Network(ctx, b.Name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer n.Close()
-	if !made {
-		if err := n.Ensure(ctx, b); err != nil {
-			return nil, err
-		}
-	}
-	return h.addPort(ctx, n, o)
 }

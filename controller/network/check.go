@@ -23,7 +23,7 @@ func (h *Host) CheckPort(ctx context.Context, bridge, iface, container string) (
 		return intent.Port{}, err
 	}
 	n.Close()
-	ifs, ports, err := h.attachedPort(ctx, n.Bridge(), iface, container)
+	ifs, ports, err := h.AttachedPort(ctx, n.Bridge(), iface, container)
 	if err != nil {
 		return intent.Port{}, err
 	}

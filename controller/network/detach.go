@@ -26,7 +26,7 @@ func (h *Host) DelPort(ctx context.Context, network, iface, container string) er
 		return err
 	}
 	defer n.Close()
-	ifs, ports, err := h.attachedPort(ctx, n.Bridge(), iface, container)
+	ifs, ports, err := h.AttachedPort(ctx, n.Bridge(), iface, container)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		return err
 	}
 	tr.Step("published ports")
-	if err := removeLinks(ifs, h.Devices, h.Tell()); err != nil {
+	if err := RemoveLinks(ifs, h.Devices, h.Tell()); err != nil {
 		return err
 	}
 	tr.Step("devices")
@@ -192,7 +192,7 @@ func (h *Host) Detach(ctx context.Context, bridge string, ifs []vswitchd.Interfa
 		return err
 	}
 	tr.Step("rows")
-	err := h.handOffDefaultRoutes(ctx, ifs)
+	err := h.HandOffDefaultRoutes(ctx, ifs)
 	tr.Step("default routes")
 	return err
 }
@@ -220,11 +220,11 @@ func (h *Host) FinishDetach(ctx context.Context, bridge string, ifc vswitchd.Int
 	return fmt.Sprintf("finished interrupted detach of %s (%s, left %s)", ifc.Name, OwnerOf(ifc), intent.RefOf(ifc.ExternalIDs).State), nil
 }
 
-// handOffDefaultRoutes gives a default route back to containers that lost
+// HandOffDefaultRoutes gives a default route back to containers that lost
 // theirs with a detached interface: through another of their ovsnet
 // interfaces with a gateway of that family, if they have one. A container
 // that kept its route (it was elsewhere) is left as it is.
-func (h *Host) handOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interface) error {
+func (h *Host) HandOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interface) error {
 	need := map[string]string{} // container: its namespace
 	for _, g := range gone {
 		ref := intent.RefOf(g.ExternalIDs)
@@ -341,9 +341,9 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 	})
 }
 
-// removeLinks deletes the devices of detached container interfaces: veth host
+// RemoveLinks deletes the devices of detached container interfaces: veth host
 // ends (which take the container ends with them) and internal ports.
-func removeLinks(ifs []vswitchd.Interface, d attach.Devices, p Teller) error {
+func RemoveLinks(ifs []vswitchd.Interface, d attach.Devices, p Teller) error {
 	var errs []error
 	var host []string // veths' host ends, and pool's internal ports
 	type internal struct {

@@ -18,16 +18,16 @@ func TestBridgeSettingsCompared(t *testing.T) {
 	}
 	f := false
 	ext := intent.NewBridge()
-	for k, v := range (BridgeOptions{Name: "br1"}).settings(subs).Encode() {
+	for k, v := range (BridgeOptions{Name: "br1"}).Settings(subs).Encode() {
 		ext[k] = v
 	}
 	br := &vswitchd.Bridge{Name: "br1", ExternalIDs: ext, DatapathType: DatapathNetdev}
 	same := BridgeOptions{Name: "br1", Subnets: []string{"10.1.0.0/24"}}
-	if err := same.sameAs(br, same.settings(subs)); err != nil {
+	if err := same.sameAs(br, same.Settings(subs)); err != nil {
 		t.Errorf("the same settings refused: %v", err)
 	}
 	other := BridgeOptions{Name: "br1", ICC: &f, Datapath: DatapathSystem}
-	err = other.sameAs(br, other.settings(subs))
+	err = other.sameAs(br, other.Settings(subs))
 	if err == nil || !strings.Contains(err.Error(), `icc is "true", asked "false"`) || !strings.Contains(err.Error(), "datapath is netdev, asked system") {
 		t.Errorf("other settings: %v", err)
 	}

@@ -120,11 +120,11 @@ func (h *Host) AddPort(ctx context.Context, o PortOptions) (*PortView, error) {
 		return nil, err
 	}
 	defer n.Close()
-	return h.addPort(ctx, n, o)
+	return h.AddPortOn(ctx, n, o)
 }
 
-// addPort is AddPort on network n, resolved.
-func (h *Host) addPort(ctx context.Context, n Network, o PortOptions) (*PortView, error) {
+// AddPortOn is AddPort on network n, resolved.
+func (h *Host) AddPortOn(ctx context.Context, n Network, o PortOptions) (*PortView, error) {
 	ps, err := h.attachPorts(ctx, n, []PortOptions{o}, false)
 	if err != nil {
 		return nil, err
@@ -180,9 +180,9 @@ func (h *Host) ContainerPorts(ctx context.Context, bridge, container, iface stri
 	return br, ifs, ports, err
 }
 
-// attachedPort finds CONTAINER's INTERFACE on BRIDGE, or says it is not there
+// AttachedPort finds CONTAINER's INTERFACE on BRIDGE, or says it is not there
 // as ovs-docker does.
-func (h *Host) attachedPort(ctx context.Context, bridge, iface, container string) ([]vswitchd.Interface, []vswitchd.Port, error) {
+func (h *Host) AttachedPort(ctx context.Context, bridge, iface, container string) ([]vswitchd.Interface, []vswitchd.Port, error) {
 	if err := CheckIfName("interface", iface); err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +206,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err := n.Refuse(SettingVLAN); err != nil {
 		return err
 	}
-	ifs, ports, err := h.attachedPort(ctx, bridge, iface, container)
+	ifs, ports, err := h.AttachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return err
 	}

@@ -138,6 +138,5 @@ func (b *bridgeNetwork) NATBridge(context.Context) (nat.Bridge, bool, error) {
 func (b *bridgeNetwork) Refuse(Setting) error { return nil }
 
 func (b *bridgeNetwork) Ensure(ctx context.Context, o BridgeOptions) error {
-	_, err := b.h.AddBridge(ctx, o)
-	return err
+	return b.h.EnsureBridge(ctx, b.br, o)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/controller/flood"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
@@ -153,7 +154,7 @@ func TestOVNLinksAndRefusals(t *testing.T) {
 	if err := h.SetVLAN(ctx, "n1", "eth0", "a", 10); err == nil || !strings.Contains(err.Error(), "no VLANs") {
 		t.Errorf("set-vlan on an OVN network: %v", err)
 	}
-	if _, err := h.SetFloodLimit(ctx, network.FloodLimit{Bridge: "n1", PPS: 10}); err == nil || !strings.Contains(err.Error(), "bounds no floods") {
+	if _, err := flood.Set(ctx, h, flood.Limit{Bridge: "n1", PPS: 10}); err == nil || !strings.Contains(err.Error(), "bounds no floods") {
 		t.Errorf("set-flood-limit on an OVN network: %v", err)
 	}
 }

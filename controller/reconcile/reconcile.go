@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
@@ -308,7 +309,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 // for a bridge made before ovsnet recorded it (or whose record does not
 // decode), and returns b as it is now.
 func (h *Converger) probeND(ctx context.Context, b *vswitchd.Bridge, c *changes) *vswitchd.Bridge {
-	nd, err := h.host.ProbeND(ctx, b.Name, network.DatapathOf(b))
+	nd, err := bridge.ProbeND(ctx, h.host, b.Name, network.DatapathOf(b))
 	if err != nil {
 		c.add("", err)
 		return b
@@ -327,7 +328,7 @@ func (h *Converger) finishDeletes(ctx context.Context, topo *ovsdb.Topology) ([]
 	var did []string
 	var errs []error
 	for _, name := range unfinishedDeletes(topo) {
-		if err := h.host.DelBridge(ctx, name); err != nil {
+		if err := bridge.Del(ctx, h.host, name); err != nil {
 			errs = append(errs, fmt.Errorf("finish del-br %s: %w", name, err))
 			continue
 		}

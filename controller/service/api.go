@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/controller/api"
+	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -72,7 +73,7 @@ func (s *Service) serveConn(c net.Conn) {
 	case err != nil:
 		// Without the lock a convergence run could see the change half made.
 	case rq.Op == "add-port" && rq.Bridge != nil:
-		rs.Port, err = s.h.AddPortAndBridge(ctx, *rq.Bridge, rq.Port)
+		rs.Port, err = bridge.AddPort(ctx, s.h, *rq.Bridge, rq.Port)
 	case rq.Op == "add-port":
 		rs.Port, err = s.h.AddPort(ctx, rq.Port)
 	case rq.Op == "del-port":

@@ -1,4 +1,9 @@
-package network
+// Package flood changes the flood bounds of container ports and of
+// bridges (set-flood-limit): the packets per second of floods (broadcast,
+// multicast, unknown unicast) a port may send, held by an OpenFlow meter
+// per port. The bound is intent (intent.KeyFloodPPS); flowmodel makes the
+// meter and flows from it.
+package flood
 
 import (
 	"context"
@@ -8,23 +13,24 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// FloodLimit is a change of flood bound: of one container interface
+// Limit is a change of flood bound: of one container interface
 // (Iface and Container given) or of a bridge, its new ports and every
 // port it has (neither given).
-type FloodLimit struct {
+type Limit struct {
 	Bridge, Iface, Container string
 	PPS                      int
 }
 
-// SetFloodLimit changes a flood bound (see FloodLimit), in OVSDB first and
+// Set changes a flood bound (see Limit), in OVSDB first and
 // then in each port's flows and meter. It returns the OVS ports changed.
-func (h *Host) SetFloodLimit(ctx context.Context, o FloodLimit) ([]string, error) {
-	if err := CheckFloodPPS(&o.PPS); err != nil {
+func Set(ctx context.Context, h *network.Host, o Limit) ([]string, error) {
+	if err := network.CheckFloodPPS(&o.PPS); err != nil {
 		return nil, err
 	}
 	if (o.Iface == "") != (o.Container == "") {
@@ -35,28 +41,28 @@ func (h *Host) SetFloodLimit(ctx context.Context, o FloodLimit) ([]string, error
 		return nil, err
 	}
 	n.Close()
-	if err := n.Refuse(SettingFloodLimit); err != nil {
+	if err := n.Refuse(network.SettingFloodLimit); err != nil {
 		return nil, err
 	}
 	var ifs []vswitchd.Interface
 	var ports []vswitchd.Port
 	err = ovsdb.OnConflict(func() (err error) {
 		if o.Iface != "" {
-			ifs, ports, err = h.setPortFloodLimit(ctx, o)
+			ifs, ports, err = setPort(ctx, h, o)
 		} else {
-			ifs, ports, err = h.setBridgeFloodLimit(ctx, o)
+			ifs, ports, err = setBridge(ctx, h, o)
 		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return h.applyFloodLimits(o, ifs, ports)
+	return apply(h, o, ifs, ports)
 }
 
-// setPortFloodLimit records one port's bound.
-func (h *Host) setPortFloodLimit(ctx context.Context, o FloodLimit) ([]vswitchd.Interface, []vswitchd.Port, error) {
-	ifs, ports, err := h.attachedPort(ctx, o.Bridge, o.Iface, o.Container)
+// setPort records one port's bound.
+func setPort(ctx context.Context, h *network.Host, o Limit) ([]vswitchd.Interface, []vswitchd.Port, error) {
+	ifs, ports, err := h.AttachedPort(ctx, o.Bridge, o.Iface, o.Container)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -70,18 +76,18 @@ func (h *Host) setPortFloodLimit(ctx context.Context, o FloodLimit) ([]vswitchd.
 	return ifs, ports, nil
 }
 
-// setBridgeFloodLimit records the bridge's bound and its ports' in one
+// setBridge records the bridge's bound and its ports' in one
 // transaction, guarded like an attach: an attach that read the old bound
 // either committed before the read here (its port is among those changed)
 // or conflicts and reads the new one.
-func (h *Host) setBridgeFloodLimit(ctx context.Context, o FloodLimit) ([]vswitchd.Interface, []vswitchd.Port, error) {
+func setBridge(ctx context.Context, h *network.Host, o Limit) ([]vswitchd.Interface, []vswitchd.Port, error) {
 	topo, err := h.DB.ReadAllFresh(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	br := topo.Bridge(o.Bridge)
 	if br == nil || !intent.Owned(br.ExternalIDs) {
-		return nil, nil, NoBridge(o.Bridge)
+		return nil, nil, network.NoBridge(o.Bridge)
 	}
 	all, allPorts := topo.BridgeInterfaces(br)
 	set := map[string]string{intent.KeyFloodPPS: strconv.Itoa(o.PPS)}
@@ -103,9 +109,9 @@ func (h *Host) setBridgeFloodLimit(ctx context.Context, o FloodLimit) ([]vswitch
 	return ifs, ports, err
 }
 
-// applyFloodLimits puts the changed ports' flows and meters in place. A
+// apply puts the changed ports' flows and meters in place. A
 // port whose intent does not decode gets none (as everywhere).
-func (h *Host) applyFloodLimits(o FloodLimit, ifs []vswitchd.Interface, ports []vswitchd.Port) ([]string, error) {
+func apply(h *network.Host, o Limit, ifs []vswitchd.Interface, ports []vswitchd.Port) ([]string, error) {
 	var chs []flows.Change
 	var names []string
 	var unmetered []uint32 // the meters of ports that no longer have one
