@@ -10,6 +10,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/reconcile"
+	"github.com/ovsnet/ovsnet/controller/show"
 	"github.com/ovsnet/ovsnet/controller/view"
 )
 
@@ -48,7 +49,7 @@ picture, live, on its --listen address.`,
 				return err
 			}
 			defer h.Close()
-			bs, err := h.Show(c.Context(), only)
+			bs, err := show.Read(c.Context(), h, only)
 			if err != nil {
 				return err
 			}

@@ -9,31 +9,17 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/networktest"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/flowstest"
 	"github.com/ovsnet/ovsnet/ovsdb"
-	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
 )
-
-// testHost is a Host on an in-memory OVSDB holding br0 on subnet, with a
-// container attached at each of held.
-func testHost(t *testing.T, subnet string, held ...string) *network.Host {
-	t.Helper()
-	h, err := network.Open(context.Background(), ovsdbtest.Serve(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	intenttest.Bridge(t, h.DB, subnet, nil, held...)
-	return h
-}
 
 // set-flood-limit on a bridge records the bound on the bridge (for its
 // new ports) and on every container port in one guarded transaction.
 func TestSetBridgeFloodLimitRecords(t *testing.T) {
-	h := testHost(t, "10.9.0.0/24", "10.9.0.2", "10.9.0.3")
+	h := networktest.Host(t, "10.9.0.0/24", nil, "10.9.0.2", "10.9.0.3")
 	ctx := context.Background()
 	ifs, ports, err := setBridge(ctx, h, Limit{Bridge: "br0", PPS: 300})
 	if err != nil || len(ifs) != 2 || len(ports) != 2 {
@@ -61,7 +47,7 @@ func TestSetBridgeFloodLimitRecords(t *testing.T) {
 // rate with its flows, and changes only that port.
 func TestSetPortLimit(t *testing.T) {
 	ctx := context.Background()
-	h := testHost(t, "10.1.0.0/24", "10.1.0.2", "10.1.0.3")
+	h := networktest.Host(t, "10.1.0.0/24", nil, "10.1.0.2", "10.1.0.3")
 	rec := &flowstest.Recorder{}
 	h.Flows = rec
 	names, err := Set(ctx, h, Limit{Bridge: "br0", Iface: "eth1", Container: "c10.1.0.2", PPS: 500})

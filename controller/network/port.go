@@ -143,7 +143,7 @@ func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*PortView, err
 	}
 	if len(ifs) > 0 && intent.Owned(ifs[0].ExternalIDs) {
 		if intent.RefOf(ifs[0].ExternalIDs).State == intent.StateReady {
-			v := shownPort(o.Bridge, ifs[0], ports[0])
+			v := ShownPort(o.Bridge, ifs[0], ports[0])
 			return &v, nil
 		}
 		if err := h.Detach(ctx, o.Bridge, ifs[:1], ports[:1]); err != nil {

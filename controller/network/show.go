@@ -1,16 +1,12 @@
 package network
 
 import (
-	"cmp"
-	"context"
 	"fmt"
-	"sort"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -45,104 +41,10 @@ type Docker struct {
 	Internal bool   `json:"internal,omitempty"`
 }
 
-// Show returns the bridges (all, or the one named) with their containers.
-func (h *Host) Show(ctx context.Context, only string) ([]BridgeView, error) {
-	topo, err := h.DB.ReadAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := []BridgeView{}
-	local := map[string]PortView{} // this host's OVN ports, by logical port
-	for i := range topo.Bridges {
-		b := &topo.Bridges[i]
-		if only != "" && b.Name != only {
-			continue
-		}
-		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		sb := BridgeView{Name: b.Name, Datapath: DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
-			Ports: []PortView{}, Tunnels: bi.Tunnels}
-		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
-		if d := bi.Docker; d.ID != "" {
-			sb.Docker = &Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
-		}
-		if bi.SubnetsErr != nil {
-			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
-		}
-		for _, l := range bi.Links {
-			sb.Links = append(sb.Links, LinkView{Link: l})
-		}
-		if bi.Underlay != nil {
-			sb.UnderlayOf = bi.Underlay.Dev
-		}
-		for _, e := range bi.Errs {
-			sb.Errors = append(sb.Errors, e.Error())
-		}
-		ifs, ports := topo.BridgeInterfaces(b)
-		sb.addInterfaces(ovnLocal(b.Name, ifs, ports, local))
-		has := map[string]bool{}
-		for _, p := range sb.Ports {
-			has[p.Container] = true
-		}
-		for k, l := range sb.Links {
-			for _, end := range []string{l.Src, l.Dst} {
-				if _, remote := intent.RemoteEnd(end); !remote && !has[end] {
-					sb.Links[k].Dangling = append(sb.Links[k].Dangling, end)
-				}
-			}
-		}
-		sort.Slice(sb.Ports, func(x, y int) bool {
-			if sb.Ports[x].Container != sb.Ports[y].Container {
-				return sb.Ports[x].Container < sb.Ports[y].Container
-			}
-			return sb.Ports[x].Iface < sb.Ports[y].Iface
-		})
-		sort.Strings(sb.OtherPorts)
-		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
-		out = append(out, sb)
-	}
-	var ovn []BridgeView
-	if h.OVN != nil {
-		if ovn, err = h.OVN.Show(ctx, h, only, local); err != nil {
-			return nil, err
-		}
-	}
-	if out = append(out, ovn...); only != "" && len(out) == 0 {
-		return nil, NoBridge(only)
-	}
-	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })
-	return out, nil
-}
-
-// addInterfaces sorts a bridge's interfaces into its containers, its
-// warm pool, its tunnels' states and its other ports.
-func (sb *BridgeView) addInterfaces(ifs []vswitchd.Interface, ports []vswitchd.Port) {
-	state := map[string]string{}
-	for _, ifc := range ifs {
-		state[ifc.Name] = mesh.IfaceState(ifc)
-	}
-	for k := range sb.Tunnels {
-		sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")
-	}
-	for j, ifc := range ifs {
-		ref := intent.RefOf(ifc.ExternalIDs)
-		switch {
-		case intent.IsTunnelPort(ifc.ExternalIDs):
-		case ref.Owned && ref.Pooled:
-			p := shownPort(sb.Name, ifc, ports[j])
-			p.State = pooledState(ifc)
-			sb.Pool = append(sb.Pool, p)
-		case ref.Container == "" && ifc.Name != sb.Name:
-			sb.OtherPorts = append(sb.OtherPorts, ifc.Name)
-		case ref.Container != "":
-			sb.Ports = append(sb.Ports, shownPort(sb.Name, ifc, ports[j]))
-		}
-	}
-}
-
-// shownPort is a container interface as show reports it: from its intent
+// ShownPort is a container interface as show reports it: from its intent
 // (portView), or, for ovs-docker's ports and intent that does not
 // decode, from the stored strings as they are, with the decoding error.
-func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
+func ShownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
 	e := i.ExternalIDs
 	vlan, ofport := 0, 0
 	if p.Tag != nil {
@@ -176,20 +78,6 @@ func shownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
 		v.Published = append(v.Published, m.Docker())
 	}
 	return v
-}
-
-// pooledState is the state of a pool's port's waiting end in the host
-// ("down" until taken), or "missing".
-func pooledState(i vswitchd.Interface) string {
-	dev := i.Name
-	if i.Type == "" {
-		dev = attach.PoolPeer(i.Name)
-	}
-	st, err := attach.HostLinkState(dev)
-	if err != nil {
-		return "missing"
-	}
-	return st
 }
 
 // linkState is the container interface's state as the kernel sees it: for a
@@ -241,21 +129,6 @@ func (p *PortView) Describe() string {
 		s += fmt.Sprintf("\n  vlan    %d", p.VLAN)
 	}
 	return s
-}
-
-// ovnLocal splits this host's OVN ports off a bridge's interfaces: they
-// are shown with their networks, by logical port name.
-func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]PortView) ([]vswitchd.Interface, []vswitchd.Port) {
-	var keepI []vswitchd.Interface
-	var keepP []vswitchd.Port
-	for j, i := range ifs {
-		if IsLogical(i) {
-			local[i.ExternalIDs[intent.KeyIfaceID]] = shownPort(bridge, i, ports[j])
-			continue
-		}
-		keepI, keepP = append(keepI, i), append(keepP, ports[j])
-	}
-	return keepI, keepP
 }
 
 // DatapathOVN is how show names an OVN network's "datapath".

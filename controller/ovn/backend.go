@@ -31,7 +31,7 @@ func (Backend) Detach(ctx context.Context, h *network.Host, ifs []vswitchd.Inter
 
 // Show is the OVN networks (all, or the one named only).
 func (Backend) Show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
-	return show(ctx, h, only, local)
+	return networks(ctx, h, only, local)
 }
 
 // chassis is this host's OVN settings, as ovn join left them (an encap

@@ -14,6 +14,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+	"github.com/ovsnet/ovsnet/controller/show"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
@@ -165,7 +166,7 @@ func TestOVNLinksAndRefusals(t *testing.T) {
 func TestShowOVNNetwork(t *testing.T) {
 	ctx := context.Background()
 	h, _ := chassisHost(t)
-	all, err := h.Show(ctx, "")
+	all, err := show.Read(ctx, h, "")
 	if err != nil || len(all) != 2 || all[0].Name != "br0" || all[1].Name != "n1" {
 		t.Fatalf("show: %+v, %v", all, err)
 	}
@@ -176,7 +177,7 @@ func TestShowOVNNetwork(t *testing.T) {
 	if n.Ports[0].State != "down (OVN has not bound it)" {
 		t.Fatalf("an unbound port shown %q", n.Ports[0].State)
 	}
-	if _, err := h.Show(ctx, "foreign"); !errors.Is(err, network.ErrNoBridge) {
+	if _, err := show.Read(ctx, h, "foreign"); !errors.Is(err, network.ErrNoBridge) {
 		t.Fatalf("a switch ovsnet did not make: %v", err)
 	}
 }

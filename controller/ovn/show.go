@@ -18,12 +18,12 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
 
-// show is the OVN networks (all, or the one named only) of the
+// networks is the OVN networks (all, or the one named only) of the
 // northbound database this host joined, each with its containers on
 // every chassis: this host's from their interfaces (local), the others'
 // from their logical ports. Nothing when the host is not a chassis; an
 // unreachable database is one entry saying so.
-func show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
+func networks(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
 	c, err := chassis(ctx, h)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err

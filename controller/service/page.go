@@ -13,6 +13,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
+	"github.com/ovsnet/ovsnet/controller/show"
 	"github.com/ovsnet/ovsnet/controller/view"
 )
 
@@ -44,7 +45,7 @@ func (s *Service) show(ctx context.Context) ([]network.BridgeView, error) {
 	if s.page.bridges != nil && time.Since(s.page.at) < showFresh {
 		return s.page.bridges, nil
 	}
-	bs, err := s.h.Show(ctx, "")
+	bs, err := show.Read(ctx, s.h, "")
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package network
+package show
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/networktest"
 )
 
 // TestShowBridge: show reports a bridge's settings, its containers in
@@ -15,8 +17,8 @@ func TestShowBridge(t *testing.T) {
 	ctx := context.Background()
 	set := intent.Link{Src: "c10.1.0.3", Dst: "gone", Ports: "all"}.Encode()
 	set[intent.KeyICC] = "false"
-	h, _ := allocHost(t, "10.1.0.0/24", set, "10.1.0.3", "10.1.0.2")
-	bs, err := h.Show(ctx, "br0")
+	h := networktest.Host(t, "10.1.0.0/24", set, "10.1.0.3", "10.1.0.2")
+	bs, err := Read(ctx, h, "br0")
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("show br0: %+v, %v", bs, err)
 	}
@@ -30,10 +32,10 @@ func TestShowBridge(t *testing.T) {
 	if len(b.Links) != 1 || len(b.Links[0].Dangling) != 1 || b.Links[0].Dangling[0] != "gone" {
 		t.Fatalf("links: %+v", b.Links)
 	}
-	if _, err := h.Show(ctx, "nope"); !errors.Is(err, ErrNoBridge) {
+	if _, err := Read(ctx, h, "nope"); !errors.Is(err, network.ErrNoBridge) {
 		t.Fatalf("show of no network: %v", err)
 	}
-	if all, err := h.Show(ctx, ""); err != nil || len(all) != 1 {
+	if all, err := Read(ctx, h, ""); err != nil || len(all) != 1 {
 		t.Fatalf("show all: %d, %v", len(all), err)
 	}
 }

@@ -1,0 +1,141 @@
+// Package show reads what `show` reports: each bridge (or OVN network)
+// with its settings, containers, warm pool, links and tunnels, and the
+// state of each device as the kernel sees it. It reads and never changes;
+// package view draws what it returns.
+package show
+
+import (
+	"cmp"
+	"context"
+	"sort"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Read returns the bridges (all, or the one named) with their containers.
+func Read(ctx context.Context, h *network.Host, only string) ([]network.BridgeView, error) {
+	topo, err := h.DB.ReadAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []network.BridgeView{}
+	local := map[string]network.PortView{} // this host's OVN ports, by logical port
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		if only != "" && b.Name != only {
+			continue
+		}
+		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
+		sb := network.BridgeView{Name: b.Name, Datapath: network.DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
+			Ports: []network.PortView{}, Tunnels: bi.Tunnels}
+		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
+		if d := bi.Docker; d.ID != "" {
+			sb.Docker = &network.Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
+		}
+		if bi.SubnetsErr != nil {
+			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
+		}
+		for _, l := range bi.Links {
+			sb.Links = append(sb.Links, network.LinkView{Link: l})
+		}
+		if bi.Underlay != nil {
+			sb.UnderlayOf = bi.Underlay.Dev
+		}
+		for _, e := range bi.Errs {
+			sb.Errors = append(sb.Errors, e.Error())
+		}
+		ifs, ports := topo.BridgeInterfaces(b)
+		ifs, ports = ovnLocal(b.Name, ifs, ports, local)
+		addInterfaces(&sb, ifs, ports)
+		has := map[string]bool{}
+		for _, p := range sb.Ports {
+			has[p.Container] = true
+		}
+		for k, l := range sb.Links {
+			for _, end := range []string{l.Src, l.Dst} {
+				if _, remote := intent.RemoteEnd(end); !remote && !has[end] {
+					sb.Links[k].Dangling = append(sb.Links[k].Dangling, end)
+				}
+			}
+		}
+		sort.Slice(sb.Ports, func(x, y int) bool {
+			if sb.Ports[x].Container != sb.Ports[y].Container {
+				return sb.Ports[x].Container < sb.Ports[y].Container
+			}
+			return sb.Ports[x].Iface < sb.Ports[y].Iface
+		})
+		sort.Strings(sb.OtherPorts)
+		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
+		out = append(out, sb)
+	}
+	var ovn []network.BridgeView
+	if h.OVN != nil {
+		if ovn, err = h.OVN.Show(ctx, h, only, local); err != nil {
+			return nil, err
+		}
+	}
+	if out = append(out, ovn...); only != "" && len(out) == 0 {
+		return nil, network.NoBridge(only)
+	}
+	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })
+	return out, nil
+}
+
+// addInterfaces sorts a bridge's interfaces into its containers, its
+// warm pool, its tunnels' states and its other ports.
+func addInterfaces(sb *network.BridgeView, ifs []vswitchd.Interface, ports []vswitchd.Port) {
+	state := map[string]string{}
+	for _, ifc := range ifs {
+		state[ifc.Name] = mesh.IfaceState(ifc)
+	}
+	for k := range sb.Tunnels {
+		sb.Tunnels[k].State = cmp.Or(state[sb.Tunnels[k].Port], "missing")
+	}
+	for j, ifc := range ifs {
+		ref := intent.RefOf(ifc.ExternalIDs)
+		switch {
+		case intent.IsTunnelPort(ifc.ExternalIDs):
+		case ref.Owned && ref.Pooled:
+			p := network.ShownPort(sb.Name, ifc, ports[j])
+			p.State = pooledState(ifc)
+			sb.Pool = append(sb.Pool, p)
+		case ref.Container == "" && ifc.Name != sb.Name:
+			sb.OtherPorts = append(sb.OtherPorts, ifc.Name)
+		case ref.Container != "":
+			sb.Ports = append(sb.Ports, network.ShownPort(sb.Name, ifc, ports[j]))
+		}
+	}
+}
+
+// pooledState is the state of a pool's port's waiting end in the host
+// ("down" until taken), or "missing".
+func pooledState(i vswitchd.Interface) string {
+	dev := i.Name
+	if i.Type == "" {
+		dev = attach.PoolPeer(i.Name)
+	}
+	st, err := attach.HostLinkState(dev)
+	if err != nil {
+		return "missing"
+	}
+	return st
+}
+
+// ovnLocal splits this host's OVN ports off a bridge's interfaces: they
+// are shown with their networks, by logical port name.
+func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, local map[string]network.PortView) ([]vswitchd.Interface, []vswitchd.Port) {
+	var keepI []vswitchd.Interface
+	var keepP []vswitchd.Port
+	for j, i := range ifs {
+		if network.IsLogical(i) {
+			local[i.ExternalIDs[intent.KeyIfaceID]] = network.ShownPort(bridge, i, ports[j])
+			continue
+		}
+		keepI, keepP = append(keepI, i), append(keepP, ports[j])
+	}
+	return keepI, keepP
+}
