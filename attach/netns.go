@@ -2,8 +2,9 @@
 // pairs or OVS internal ports, configured inside the namespace over
 // netlink (name, MTU, MAC, addresses, default route, link up, gratuitous
 // ARP), and the host-side devices ovsnet keeps (kernel VXLAN devices and
-// their splice, the underlay's addresses). It never runs the ip command;
-// finding the namespace from a container's name is package containers'.
+// their splice, the underlay's addresses, a gateway device's addresses).
+// It never runs the ip command; finding the namespace from a container's
+// name is package containers'.
 package attach
 
 import "golang.org/x/sys/unix"

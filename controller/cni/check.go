@@ -15,12 +15,15 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/flows"
 )
 
 // Check verifies an attachment against the result ADD gave: the OVS port,
-// its number and flows (network.CheckPort), and in the container the
+// its number and flows (checkPort), and in the container the
 // interface, its MAC, addresses and routes. It names every difference.
 func Check(args *skel.CmdArgs) error {
 	r, err := newRequest(args)
@@ -38,7 +41,7 @@ func Check(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
 	return r.withHost(func(ctx context.Context, h *network.Host) error {
-		p, err := h.CheckPort(ctx, r.conf.Bridge, args.IfName, args.ContainerID)
+		p, err := checkPort(ctx, h, r.conf.Bridge, args.IfName, args.ContainerID)
 		if err != nil {
 			return err
 		}
@@ -118,4 +121,75 @@ func GC(args *skel.CmdArgs) error {
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// checkPort verifies CONTAINER's INTERFACE on BRIDGE against its intent,
+// on this host's side: its OVS port, the port's OpenFlow number and flows,
+// and its device (a veth's host end; an internal port's device in the
+// container). It returns the port's intent, and an error naming every
+// difference. What is inside the container the runtime's result says
+// (addresses, routes) is the caller's to compare.
+func checkPort(ctx context.Context, h *network.Host, bridge, iface, container string) (intent.Port, error) {
+	n, err := h.Network(ctx, bridge)
+	if err != nil {
+		return intent.Port{}, err
+	}
+	n.Close()
+	ifs, ports, err := h.AttachedPort(ctx, n.Bridge(), iface, container)
+	if err != nil {
+		return intent.Port{}, err
+	}
+	ifc, port := ifs[0], ports[0]
+	p, err := intent.DecodePort(network.IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil {
+		return p, err
+	}
+	var diffs []string
+	if p.State != intent.StateReady {
+		diffs = append(diffs, fmt.Sprintf("its attach is not finished (state %s)", p.State))
+	}
+	if ifc.Ofport == nil || *ifc.Ofport <= 0 {
+		diffs = append(diffs, fmt.Sprintf("OVS port %s has no OpenFlow port number (%s)", ifc.Name, portErr(ifc.Error)))
+	} else if p.Network == "" { // on an OVN network the flows are ovn-controller's
+		vlan := 0
+		if port.Tag != nil {
+			vlan = *port.Tag
+		}
+		want := len(flows.PortFlows(flowmodel.PortOf(p, ifc.Name, *ifc.Ofport, vlan)))
+		n, err := h.Flows.CookieCount(bridge, flows.PortCookie(ifc.Name), flows.ObjectMask)
+		switch {
+		case err != nil:
+			diffs = append(diffs, fmt.Sprintf("the flows of OVS port %s cannot be read: %v", ifc.Name, err))
+		case n != want:
+			diffs = append(diffs, fmt.Sprintf("OVS port %s has %d flows, its intent %d", ifc.Name, n, want))
+		}
+		if err := h.PipelineInPlace(bridge); err != nil {
+			diffs = append(diffs, err.Error())
+		}
+	}
+	if p.Type == attach.TypeInternal {
+		if _, err := attach.LinkState(p.Netns, p.Iface); err != nil {
+			diffs = append(diffs, fmt.Sprintf("internal port %s is not in the container as %s: %v", ifc.Name, p.Iface, err))
+		}
+	} else if st, err := attach.HostLinkState(ifc.Name); err != nil || st != "up" {
+		diffs = append(diffs, fmt.Sprintf("veth %s is %s", ifc.Name, stateOr(err, st)))
+	}
+	if len(diffs) > 0 {
+		return p, fmt.Errorf("%s %s on %s: %s (ovsnet reconcile repairs what it can)", container, iface, bridge, strings.Join(diffs, "; "))
+	}
+	return p, nil
+}
+
+func portErr(e *string) string {
+	if e == nil || *e == "" {
+		return "no error reported"
+	}
+	return *e
+}
+
+func stateOr(err error, st string) string {
+	if err != nil {
+		return "missing (" + err.Error() + ")"
+	}
+	return st
 }

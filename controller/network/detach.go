@@ -242,7 +242,7 @@ func (h *Host) HandOffDefaultRoutes(ctx context.Context, gone []vswitchd.Interfa
 	var errs []error
 	for c, ns := range need {
 		for _, i := range rest[c] {
-			cfg, err := configFromIntent(i)
+			cfg, err := ConfigFromIntent(i)
 			if r := intent.RefOf(i.ExternalIDs); err != nil || r.State != intent.StateReady || r.Netns != ns || len(cfg.Gateways) == 0 {
 				continue
 			}

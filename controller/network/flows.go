@@ -137,3 +137,17 @@ func (h *Host) restoreFlows(ctx context.Context, bridge string) error {
 	}
 	return h.Flows.ApplySpread(bridge, bf.Changes()...)
 }
+
+// PipelineInPlace says, as an error, when ovsnet bridge bridge has lost
+// its pipeline (ovs-vswitchd restarted with no controller to restore it):
+// it then forwards nothing, whatever its ports' flows.
+func (h *Host) PipelineInPlace(bridge string) error {
+	n, err := h.Flows.CookieCount(bridge, flows.BridgeCookie(), flows.ObjectMask)
+	switch {
+	case err != nil:
+		return fmt.Errorf("the flows of bridge %s cannot be read: %v", bridge, err)
+	case n == 0:
+		return fmt.Errorf("bridge %s has lost its flows and forwards nothing (ovs-vswitchd restarted?): run ovsnet reconcile, or the controller, which restores them", bridge)
+	}
+	return nil
+}

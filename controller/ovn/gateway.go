@@ -129,7 +129,7 @@ func convergeOVNGatewayDevice(l netlink.Link, g intent.OVNGateway, mtu int) ([]s
 		}
 		did = append(did, fmt.Sprintf("set %s's MAC to the gateway's %s", l.Attrs().Name, mac))
 	}
-	more, err := network.ConvergeGatewayDevice(l, g.Addresses, mtu)
+	more, err := attach.ConvergeGatewayDevice(l, g.Addresses, mtu)
 	return append(did, more...), err
 }
 

@@ -299,7 +299,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 		// goes below it.
 		c.notes = append(c.notes, fmt.Sprintf("%s's allocation hints left as they are: a port's address does not parse", b.Name))
 	} else {
-		c.addAll(h.host.ConvergeAlloc(ctx, b, ifs))
+		c.addAll(convergeAlloc(ctx, h.host.DB, b, ifs))
 	}
 	h.reconcilePorts(ctx, b, ifs, ports, br, c)
 	return bad
@@ -398,7 +398,7 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		case finishAttach:
 			c.add(h.host.FinishAttach(ctx, ifc))
 		case reattachInternal:
-			c.add(network.ReattachInternal(ifc, hostLinks.Get(ifc.Name)))
+			c.add(putBackInternal(ifc, hostLinks.Get(ifc.Name)))
 		case checkVeth:
 			if !br.o.Quick && hostLinks.Has(ifc.Name) && !attach.HostEndSealed(ifc.Name) {
 				// A veth made before its host end was sealed: a full run
