@@ -2,19 +2,9 @@ package network
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
-	"strconv"
 
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
-
-	"github.com/ovsnet/ovsnet/appctl"
-	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/ovsnet/ovsnet/flows"
-	"github.com/ovsnet/ovsnet/ovsdb"
-	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // Trace builds a packet from the endpoints' real MACs and addresses, runs it
@@ -33,118 +23,8 @@ func (h *Host) Trace(ctx context.Context, o trace.Options) (*trace.Result, error
 
 // Trace on one of this host's bridges: ofproto/trace of the packet.
 func (n *bridgeNetwork) Trace(ctx context.Context, o trace.Options) (*trace.Result, error) {
-	h := n.h
-	from, err := h.containerIfaces(ctx, o.Bridge, o.From)
-	if err != nil {
-		return nil, err
+	ports := func(ctx context.Context, c string) ([]flows.PortModel, error) {
+		return n.h.containerIfaces(ctx, n.br.Name, c)
 	}
-	if len(from) == 0 {
-		return nil, fmt.Errorf("container %q has no ovsnet interface on %s", o.From, o.Bridge)
-	}
-	src := from[0]
-	var dstAddr netip.Addr
-	var dstMAC string
-	want := "65534" // LOCAL, the gateway: for anything not on the bridge
-	if a, err := netip.ParseAddr(o.To); err == nil {
-		dstAddr = a
-		// An address of a container on the bridge is reached directly;
-		// anything else through the gateway.
-		if p, err := n.portByAddr(ctx, a); err != nil {
-			return nil, err
-		} else if p != nil {
-			dstMAC, want = p.MAC.String(), strconv.Itoa(p.Ofport)
-		}
-	} else {
-		to, err := h.containerIfaces(ctx, o.Bridge, o.To)
-		if err != nil {
-			return nil, err
-		}
-		if len(to) == 0 {
-			return nil, fmt.Errorf("container %q has no ovsnet interface on %s", o.To, o.Bridge)
-		}
-		dstMAC, want = to[0].MAC.String(), strconv.Itoa(to[0].Ofport)
-		for _, a := range to[0].Addrs {
-			if !dstAddr.IsValid() || (hasAddrFamily(src.Addrs, a) && !hasAddrFamily(src.Addrs, dstAddr)) {
-				dstAddr = a
-			}
-		}
-	}
-	if !dstAddr.IsValid() {
-		return nil, fmt.Errorf("container %q has no address to trace to", o.To)
-	}
-	var srcAddr netip.Addr
-	for _, a := range src.Addrs {
-		if a.Is4() == dstAddr.Is4() {
-			srcAddr = a
-		}
-	}
-	if !srcAddr.IsValid() {
-		return nil, fmt.Errorf("container %q has no %s address", o.From, map[bool]string{true: "IPv4", false: "IPv6"}[dstAddr.Is4()])
-	}
-	if dstMAC == "" {
-		gw, err := n.gatewayMAC(ctx)
-		if err != nil {
-			return nil, err
-		}
-		dstMAC = gw
-	}
-	pkt, err := trace.PacketSpec(src.Ofport, src.MAC.String(), dstMAC, srcAddr, dstAddr, o.Proto, o.DPort)
-	if err != nil {
-		return nil, err
-	}
-	out, err := appctl.Call(ctx, "ofproto/trace", o.Bridge, pkt)
-	if err != nil {
-		return nil, fmt.Errorf("ofproto/trace: %w", err)
-	}
-	r := trace.Parse(out, want)
-	r.Packet = pkt
-	return r, nil
-}
-
-func hasAddrFamily(as []netip.Addr, a netip.Addr) bool {
-	for _, x := range as {
-		if x.Is4() == a.Is4() {
-			return true
-		}
-	}
-	return false
-}
-
-// portByAddr finds the ovsnet port on the bridge holding address a.
-func (n *bridgeNetwork) portByAddr(ctx context.Context, a netip.Addr) (*flows.PortModel, error) {
-	h, bridge := n.h, n.br.Name
-	for _, s := range intent.DecodeBridge(bridge, n.br.ExternalIDs).Subnets {
-		if !s.Prefix.Contains(a) {
-			continue
-		}
-		rs, err := h.DB.Read(ctx, alloc.AddrProbe(bridge, netip.PrefixFrom(a, s.Prefix.Bits())))
-		if err != nil || len(rs[0]) == 0 {
-			return nil, err
-		}
-		c := intent.RefOf(ovsdb.ExternalIDsOf(rs[0][0])).Container
-		ps, err := h.containerIfaces(ctx, bridge, c)
-		for i := range ps {
-			for _, x := range ps[i].Addrs {
-				if x == a {
-					return &ps[i], err
-				}
-			}
-		}
-		return nil, err
-	}
-	return nil, nil
-}
-
-// gatewayMAC is the MAC of the bridge's own port (the gateway): the one
-// ovsnet fixed at add-br, or the one ovs-vswitchd uses.
-func (n *bridgeNetwork) gatewayMAC(ctx context.Context) (string, error) {
-	br := n.br
-	if m := br.OtherConfig["hwaddr"]; m != "" {
-		return m, nil
-	}
-	is, err := ovsdb.Select[vswitchd.Interface](ctx, n.h.DB, []ovsdbops.Condition{ovsdb.NameIs(br.Name)}, "name", "mac_in_use")
-	if err != nil || len(is) == 0 || is[0].MACInUse == nil {
-		return "", fmt.Errorf("no MAC known for bridge %s's own port: is ovs-vswitchd running? (%v)", br.Name, err)
-	}
-	return *is[0].MACInUse, nil
+	return trace.Bridge{DB: n.h.DB, Br: n.br, Ports: ports}.Trace(ctx, o)
 }

@@ -1,7 +1,8 @@
 // Package trace is ofproto/trace in ovsnet's words: the packet a trace
-// sends (the first of a connection, PacketSpec), and what ovs-vswitchd's
+// sends (the first of a connection, PacketSpec), what ovs-vswitchd's
 // answer says happened to it in ovsnet's pipeline (Parse: the tables it
-// passed, whether it reached its destination, and why not).
+// passed, whether it reached its destination, and why not), and the
+// trace between two endpoints on one of ovsnet's bridges (Bridge).
 package trace
 
 import (
