@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
@@ -47,7 +48,7 @@ func Add(ctx context.Context, h *network.Host, o network.BridgeOptions) (bool, e
 
 	dp := o.Datapath
 	if dp == "" {
-		dp = network.DetectDatapath()
+		dp = datapath.Detect()
 	}
 	ext := intent.NewBridge()
 	for k, v := range o.Settings(subnets).Encode() {

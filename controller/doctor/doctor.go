@@ -20,6 +20,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
@@ -82,7 +83,7 @@ func doctorOVS(h *network.Host, ctx context.Context, o Options) []Finding {
 	if err != nil {
 		return append(fs, Finding{"bridges", StatusProblem, err.Error(), ""})
 	}
-	dp := network.DetectDatapath()
+	dp := datapath.Detect()
 	fs = append(fs, doctorDatapath(dp))
 	fs = append(fs, doctorFeatures(ctx, h, dp, topo)...)
 	fs = append(fs, doctorTSO(dp, root.OtherConfig, topo))
@@ -107,7 +108,7 @@ func doctorVswitchd(endpoint string) Finding {
 }
 
 func doctorDatapath(dp string) Finding {
-	if dp == network.DatapathSystem {
+	if dp == datapath.System {
 		return Finding{"datapath", StatusOK, "kernel (the openvswitch module is loaded): veths by default", ""}
 	}
 	return Finding{"datapath", StatusOK, "userspace (netdev: no openvswitch kernel module): internal ports by default", ""}
@@ -121,16 +122,16 @@ func doctorFeatures(ctx context.Context, h *network.Host, dp string, topo *ovsdb
 	used := map[string]*vswitchd.Bridge{}
 	for i := range topo.Bridges {
 		if b := &topo.Bridges[i]; intent.Owned(b.ExternalIDs) {
-			used[network.DatapathOf(b)] = b
+			used[datapath.Of(b)] = b
 		}
 	}
 	var fs []Finding
-	for _, t := range []string{network.DatapathSystem, network.DatapathNetdev} {
+	for _, t := range []string{datapath.System, datapath.Netdev} {
 		b, ok := used[t]
 		if !ok {
 			continue
 		}
-		if err := network.CheckKernelDatapath(b); err != nil {
+		if err := datapath.CheckKernel(b); err != nil {
 			fs = append(fs, Finding{"datapath " + t, StatusProblem, err.Error(), "restart ovs-vswitchd, then ovsnet reconcile"})
 			continue
 		}
@@ -139,7 +140,7 @@ func doctorFeatures(ctx context.Context, h *network.Host, dp string, topo *ovsdb
 			fs = append(fs, Finding{"datapath " + t, StatusNote, fmt.Sprintf("capabilities not reported yet (%v)", cmp.Or[error](err, errNotProbed)), "ovsnet reconcile probes them"})
 			continue
 		}
-		fs = append(fs, Finding{"datapath " + t, StatusOK, network.DescribeFeatures(t, caps), ""})
+		fs = append(fs, Finding{"datapath " + t, StatusOK, datapath.DescribeFeatures(t, caps), ""})
 	}
 	return fs
 }
@@ -150,14 +151,14 @@ var errNotProbed = fmt.Errorf("no Datapath row: no bridge probed it")
 // set in OVSDB, and in force (the taps ovs-vswitchd opened have virtio-net
 // headers; it reads the setting at start only).
 func doctorTSO(dp string, oc map[string]string, topo *ovsdb.Topology) Finding {
-	if dp != network.DatapathNetdev {
+	if dp != datapath.Netdev {
 		return Finding{"userspace TSO", StatusOK, "not needed on the kernel datapath", ""}
 	}
 	set := oc["userspace-tso-enable"] == "true"
 	probed, on := "", true
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
-		if network.DatapathOf(b) != network.DatapathNetdev {
+		if datapath.Of(b) != datapath.Netdev {
 			continue
 		}
 		if l, err := netlink.LinkByName(b.Name); err == nil {

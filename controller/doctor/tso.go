@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -18,7 +19,7 @@ const TSOFix = "ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=t
 // with it, or the bridge is on the kernel datapath.
 func TSOWarning(db *ovsdb.Client, bridge string) string {
 	br, err := db.GetBridge(context.Background(), bridge)
-	if err != nil || br == nil || network.DatapathOf(br) != network.DatapathNetdev {
+	if err != nil || br == nil || datapath.Of(br) != datapath.Netdev {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), network.LinkTimeout)

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -23,7 +24,7 @@ func (r *AttachRun) Items() []*AttachItem { return r.items }
 func (r *AttachRun) Bridge() string { return r.bridge }
 
 // Datapath is that bridge's datapath type.
-func (r *AttachRun) Datapath() string { return DatapathOf(r.br) }
+func (r *AttachRun) Datapath() string { return datapath.Of(r.br) }
 
 // UsePorts puts the ports on bridge br (a backend's own: OVN's
 // integration bridge), with the network's subnets and MTU, publishing

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -48,7 +49,7 @@ func (o BridgeOptions) Check() ([]ipam.Subnet, error) {
 	if err := CheckFloodPPS(o.FloodPPS); err != nil {
 		return nil, err
 	}
-	if o.Datapath != "" && o.Datapath != DatapathSystem && o.Datapath != DatapathNetdev {
+	if o.Datapath != "" && o.Datapath != datapath.System && o.Datapath != datapath.Netdev {
 		return nil, fmt.Errorf("unknown datapath %q: use system (kernel module) or netdev (userspace)", o.Datapath)
 	}
 	if len(o.Gateways) > 0 && len(o.Subnets) == 0 {
@@ -103,8 +104,8 @@ func (h *Host) EnsureBridge(ctx context.Context, br *vswitchd.Bridge, o BridgeOp
 // sameAs refuses an existing bridge whose settings differ from those given.
 func (o BridgeOptions) sameAs(br *vswitchd.Bridge, s intent.Settings) error {
 	diffs := s.Differences(br.ExternalIDs)
-	if o.Datapath != "" && DatapathOf(br) != o.Datapath {
-		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", DatapathOf(br), o.Datapath))
+	if o.Datapath != "" && datapath.Of(br) != o.Datapath {
+		diffs = append(diffs, fmt.Sprintf("datapath is %s, asked %s", datapath.Of(br), o.Datapath))
 	}
 	if len(diffs) > 0 {
 		return Conflict(fmt.Sprintf("bridge %q already exists with other settings (%s): delete it with `ovsnet del-br %s` or repeat its settings", o.Name, strings.Join(diffs, "; "), o.Name))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -209,7 +210,7 @@ func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*Attach
 // carry (checkType).
 func (r *AttachRun) checkTypes() error {
 	for i, it := range r.items {
-		if err := checkType(DatapathOf(r.br), it.o.Type); err != nil {
+		if err := datapath.CheckType(datapath.Of(r.br), it.o.Type); err != nil {
 			return r.itemErr(i, it.o, fmt.Errorf("bridge %s: %w", r.bridge, err))
 		}
 	}
@@ -296,9 +297,9 @@ func (r *AttachRun) checkMTUs() error {
 // fill works out item it's type, MTU, MAC and intent once its addresses
 // and port number are known; mac nil derives it from the addresses.
 func (r *AttachRun) fill(it *AttachItem, subs []ipam.Subnet, mac net.HardwareAddr, tso func() bool) {
-	dp := DatapathOf(r.br)
+	dp := datapath.Of(r.br)
 	if it.typ = it.o.Type; it.typ == "" {
-		it.typ = DefaultType(dp)
+		it.typ = datapath.DefaultType(dp)
 	}
 	mtu := it.o.MTU
 	if mtu == 0 {
@@ -311,7 +312,7 @@ func (r *AttachRun) fill(it *AttachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	// this process dies before that, convergence finds it and finishes.
 	it.port = intent.Port{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
 		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
-		NoTxOffload: NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork, FloodPPS: r.bi.FloodPPS}
+		NoTxOffload: datapath.NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork, FloodPPS: r.bi.FloodPPS}
 	if it.o.FloodPPS != nil {
 		it.port.FloodPPS = *it.o.FloodPPS
 	}

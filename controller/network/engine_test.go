@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/attach/attachtest"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
 	"github.com/ovsnet/ovsnet/flows"
@@ -30,7 +31,7 @@ func engineHost(t *testing.T) (*Host, *flowstest.Recorder, *attachtest.Devices) 
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	intenttest.BridgeOn(t, h.DB, DatapathNetdev, "10.1.0.0/24", nil, "10.1.0.2")
+	intenttest.BridgeOn(t, h.DB, datapath.Netdev, "10.1.0.0/24", nil, "10.1.0.2")
 	rec, dev := &flowstest.Recorder{}, attachtest.New("/ns/a", "/ns/b", "/ns/c")
 	h.Flows, h.Firewall, h.Devices, h.Vswitchd = rec, &nattest.Recorder{}, dev, ovsdbtest.NewVswitchd(t, ep)
 	return h, rec, dev

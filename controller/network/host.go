@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -23,7 +21,6 @@ import (
 	"github.com/ovsnet/ovsnet/flows/openflow"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
-	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // Host is ovsnet's view of one host: its OVSDB connection. It must run in
@@ -116,73 +113,6 @@ type Numberer interface {
 func (h *Host) Close() {
 	h.Flows.Close()
 	h.DB.Close()
-}
-
-// Datapaths.
-const (
-	DatapathSystem = "system"
-	DatapathNetdev = "netdev"
-)
-
-// DetectDatapath returns "system" when the kernel's openvswitch module is
-// usable (its generic netlink family exists), else "netdev".
-func DetectDatapath() string {
-	if _, err := netlink.GenlFamilyGet("ovs_datapath"); err == nil {
-		return DatapathSystem
-	}
-	return DatapathNetdev
-}
-
-// KernelDatapath is the device of OVS's kernel datapath in this network
-// namespace: ovs-vswitchd makes it for its first system bridge.
-const KernelDatapath = "ovs-system"
-
-// CheckKernelDatapath says whether the kernel datapath a system bridge b
-// needs is there. Deleted behind ovs-vswitchd's back (ovs-dpctl del-dp,
-// the openvswitch module reloaded), it stays gone until ovs-vswitchd
-// restarts: its bridges forward nothing and their devices are gone.
-func CheckKernelDatapath(b *vswitchd.Bridge) error {
-	if DatapathOf(b) != DatapathSystem {
-		return nil
-	}
-	if l, err := netlink.LinkByName(KernelDatapath); err == nil && l.Type() == "openvswitch" {
-		return nil
-	}
-	return fmt.Errorf("bridge %s: the kernel datapath %s is gone (ovs-dpctl del-dp, or the openvswitch module reloaded) "+
-		"and ovs-vswitchd does not make it again while it runs: restart ovs-vswitchd "+
-		"(systemctl restart openvswitch-switch, or /usr/share/openvswitch/scripts/ovs-ctl restart), then run ovsnet reconcile", b.Name, KernelDatapath)
-}
-
-// DescribeFeatures says what datapath type dp can do, from the
-// capabilities ovs-vswitchd reports (OVSDB's Datapath table), and what
-// ovsnet does differently because of it.
-func DescribeFeatures(dp string, caps map[string]string) string {
-	yes := func(k string) string {
-		if caps[k] == "true" {
-			return "yes"
-		}
-		return "no"
-	}
-	nd := "flows answer neighbour solicitations"
-	if caps["nd_ext"] != "true" {
-		nd = "neighbour solicitations relayed to their owners (flows cannot write ND options)"
-	}
-	var more string
-	if dp == DatapathSystem {
-		more = "; veth ports (internal ports cannot be renamed in a container here); tunnels are the kernel's vports, the underlay left as it is"
-	} else {
-		more = "; internal ports by default; VXLAN through a kernel device, GRE through OVS's own tunnels on an ovs-DEV underlay bridge"
-	}
-	return fmt.Sprintf("ND extension %s, conntrack %s (zones %s, NAT %s), tunnel push/pop %s: %s%s",
-		yes("nd_ext"), yes("ct_state"), yes("ct_zone"), yes("ct_state_nat"), yes("tnl_push_pop"), nd, more)
-}
-
-// DatapathOf is bridge b's datapath type ("" is OVS's default, system).
-func DatapathOf(b *vswitchd.Bridge) string {
-	if b.DatapathType == "" {
-		return DatapathSystem
-	}
-	return b.DatapathType
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]+$`)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 )
 
@@ -27,20 +28,20 @@ func TestNoTxOffload(t *testing.T) {
 		want    bool
 		asksTSO bool
 	}{
-		{"veth, userspace, TSO on", nil, attach.TypeVeth, DatapathNetdev, true, false, true},
-		{"veth, userspace, TSO off", nil, attach.TypeVeth, DatapathNetdev, false, true, true},
-		{"internal, userspace", nil, attach.TypeInternal, DatapathNetdev, false, false, false},
+		{"veth, userspace, TSO on", nil, attach.TypeVeth, datapath.Netdev, true, false, true},
+		{"veth, userspace, TSO off", nil, attach.TypeVeth, datapath.Netdev, false, true, true},
+		{"internal, userspace", nil, attach.TypeInternal, datapath.Netdev, false, false, false},
 		// OVS's own tunnels cannot encapsulate offloaded packets; the
 		// kernel's VXLAN devices can.
-		{"internal, userspace, OVS tunnel", withTunnel(false), attach.TypeInternal, DatapathNetdev, true, true, false},
-		{"veth, userspace, TSO on, OVS tunnel", withTunnel(false), attach.TypeVeth, DatapathNetdev, true, true, false},
-		{"internal, userspace, kernel VXLAN", withTunnel(true), attach.TypeInternal, DatapathNetdev, true, false, false},
-		{"veth, userspace, TSO on, kernel VXLAN", withTunnel(true), attach.TypeVeth, DatapathNetdev, true, false, true},
-		{"internal, userspace, spanning, no tunnel yet", spanning, attach.TypeInternal, DatapathNetdev, true, false, false},
+		{"internal, userspace, OVS tunnel", withTunnel(false), attach.TypeInternal, datapath.Netdev, true, true, false},
+		{"veth, userspace, TSO on, OVS tunnel", withTunnel(false), attach.TypeVeth, datapath.Netdev, true, true, false},
+		{"internal, userspace, kernel VXLAN", withTunnel(true), attach.TypeInternal, datapath.Netdev, true, false, false},
+		{"veth, userspace, TSO on, kernel VXLAN", withTunnel(true), attach.TypeVeth, datapath.Netdev, true, false, true},
+		{"internal, userspace, spanning, no tunnel yet", spanning, attach.TypeInternal, datapath.Netdev, true, false, false},
 		{"veth, kernel datapath", nil, attach.TypeVeth, "system", false, false, false},
 	} {
 		asked := false
-		got := NoTxOffload(intent.DecodeBridge("br", c.ext), c.typ, c.dp, func() bool { asked = true; return c.tso })
+		got := datapath.NoTxOffload(intent.DecodeBridge("br", c.ext), c.typ, c.dp, func() bool { asked = true; return c.tso })
 		if got != c.want || asked != c.asksTSO {
 			t.Errorf("%s: noTxOffload = %v (asked for TSO: %v), want %v (%v)", c.name, got, asked, c.want, c.asksTSO)
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -21,12 +22,12 @@ func TestBridgeSettingsCompared(t *testing.T) {
 	for k, v := range (BridgeOptions{Name: "br1"}).Settings(subs).Encode() {
 		ext[k] = v
 	}
-	br := &vswitchd.Bridge{Name: "br1", ExternalIDs: ext, DatapathType: DatapathNetdev}
+	br := &vswitchd.Bridge{Name: "br1", ExternalIDs: ext, DatapathType: datapath.Netdev}
 	same := BridgeOptions{Name: "br1", Subnets: []string{"10.1.0.0/24"}}
 	if err := same.sameAs(br, same.Settings(subs)); err != nil {
 		t.Errorf("the same settings refused: %v", err)
 	}
-	other := BridgeOptions{Name: "br1", ICC: &f, Datapath: DatapathSystem}
+	other := BridgeOptions{Name: "br1", ICC: &f, Datapath: datapath.System}
 	err = other.sameAs(br, other.Settings(subs))
 	if err == nil || !strings.Contains(err.Error(), `icc is "true", asked "false"`) || !strings.Contains(err.Error(), "datapath is netdev, asked system") {
 		t.Errorf("other settings: %v", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -107,17 +108,17 @@ func (r *AttachRun) poolable() bool {
 			return false
 		}
 	}
-	return slices.Contains(r.h.Pool.TypesFor(DatapathOf(r.br)), r.itemType(it))
+	return slices.Contains(r.h.Pool.TypesFor(datapath.Of(r.br)), r.itemType(it))
 }
 
 // TypesFor is the port types kept on a bridge of datapath dp.
 func (p *Pool) TypesFor(dp string) []string {
 	if len(p.Types) == 0 {
-		return []string{DefaultType(dp)}
+		return []string{datapath.DefaultType(dp)}
 	}
 	var ts []string
 	for _, t := range p.Types {
-		if checkType(dp, t) == nil {
+		if datapath.CheckType(dp, t) == nil {
 			ts = append(ts, t)
 		}
 	}
@@ -129,7 +130,7 @@ func (r *AttachRun) itemType(it *AttachItem) string {
 	if it.o.Type != "" {
 		return it.o.Type
 	}
-	return DefaultType(DatapathOf(r.br))
+	return datapath.DefaultType(datapath.Of(r.br))
 }
 
 // takeFromPool attaches the run's one interface with a pool's port, if

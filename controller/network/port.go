@@ -86,31 +86,6 @@ type PortView struct {
 	Chassis   string   `json:"chassis,omitempty"`   // on an OVN network: the system-id of the chassis it is on
 }
 
-// DefaultType is the attach type used on a datapath when --type is not
-// given, chosen from throughput measured on the userspace datapath (see
-// README): an internal port moved into the container carried 9.5 Gbit/s
-// (0.90x a Linux bridge) where a veth carried 6.3 with userspace TSO on
-// (offloads kept) and 0.64 with it off (offloads off, which TCP needs then).
-// On the kernel datapath a veth is what ovs-docker and Docker use.
-func DefaultType(datapath string) string {
-	if datapath == DatapathNetdev {
-		return attach.TypeInternal
-	}
-	return attach.TypeVeth
-}
-
-// checkType refuses attach type typ where datapath dp cannot carry it: on
-// the kernel datapath a port device keeps the name it was made with, so an
-// internal port renamed in its container is re-created by ovs-vswitchd
-// under its old name in the host, and its OpenFlow port then leads there.
-func checkType(dp, typ string) error {
-	if dp == DatapathSystem && typ == attach.TypeInternal {
-		return fmt.Errorf("an internal port cannot be renamed in its container on the kernel datapath (system): " +
-			"ovs-vswitchd would re-create it in the host under its old name; use --type veth, the default there")
-	}
-	return nil
-}
-
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine
 // (attachPorts) with one interface. On any failure it rolls back
 // everything it did: links, the OVS port, the address.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
 
@@ -149,7 +150,7 @@ func (a *ovnNetwork) Allocate(ctx context.Context, r *network.AttachRun, _ bool)
 		for _, it := range r.Items() {
 			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
 			// packets: the container computes its own checksums.
-			l := network.Logical{Network: a.name, NoTxOffload: r.Datapath() == network.DatapathNetdev}
+			l := network.Logical{Network: a.name, NoTxOffload: r.Datapath() == datapath.Netdev}
 			for _, s := range a.subs {
 				p, err := ipam.Allocate(s, used)
 				if err != nil {

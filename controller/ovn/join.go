@@ -19,6 +19,7 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -87,7 +88,7 @@ func Join(ctx context.Context, h *network.Host, o JoinOptions) (*Status, error) 
 	c.Datapath = ""
 	st := &Status{SystemID: c.SystemID, SB: o.SB, EncapType: o.EncapType, EncapIP: o.EncapIP.String()}
 	if !kernelModule() {
-		c.Datapath, st.Datapath = network.DatapathNetdev, network.DatapathNetdev
+		c.Datapath, st.Datapath = datapath.Netdev, datapath.Netdev
 		if st.Underlay, err = mesh.UnderlayFor(ctx, h.DB, o.EncapIP, network.LinkTimeout); err != nil {
 			return nil, fmt.Errorf("put %s on an OVS bridge for OVN's tunnels: %w", o.EncapIP, err)
 		}

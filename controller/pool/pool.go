@@ -15,6 +15,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -52,7 +53,7 @@ func Read(ctx context.Context, h *network.Host) ([]State, error) {
 		if bi.Deleting {
 			continue
 		}
-		ps := State{Bridge: b.Name, Datapath: network.DatapathOf(&b), Gen: b.ExternalIDs[intent.KeyGen], Ready: map[string][]vswitchd.Interface{}}
+		ps := State{Bridge: b.Name, Datapath: datapath.Of(&b), Gen: b.ExternalIDs[intent.KeyGen], Ready: map[string][]vswitchd.Interface{}}
 		for i, s := range bi.Subnets {
 			if n := ipam.HostCount(s) / 4; i == 0 || n < ps.Cap {
 				ps.Cap = n

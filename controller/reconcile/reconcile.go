@@ -19,6 +19,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/bridge"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
@@ -270,7 +271,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	tell.Phase("reconcile "+b.Name+" (flows, then ports)", len(ifs)+1)
 	decoded := flowmodel.DecodePorts(ifs, ports)
 	bad := flowmodel.BadIntentOf(b, decoded)
-	if err := network.CheckKernelDatapath(b); err != nil {
+	if err := datapath.CheckKernel(b); err != nil {
 		c.add("", err) // nothing here can bring it back
 		return bad
 	}
@@ -309,7 +310,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 // for a bridge made before ovsnet recorded it (or whose record does not
 // decode), and returns b as it is now.
 func (h *Converger) probeND(ctx context.Context, b *vswitchd.Bridge, c *changes) *vswitchd.Bridge {
-	nd, err := bridge.ProbeND(ctx, h.host, b.Name, network.DatapathOf(b))
+	nd, err := bridge.ProbeND(ctx, h.host, b.Name, datapath.Of(b))
 	if err != nil {
 		c.add("", err)
 		return b
@@ -371,15 +372,15 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 	// then nothing changes.
 	vethOff := sync.OnceValues(func() (off, known bool) {
 		known = true
-		dp := network.DatapathOf(b)
-		off = network.NoTxOffload(intent.DecodeBridge(b.Name, b.ExternalIDs), attach.TypeVeth, dp, func() bool {
+		dp := datapath.Of(b)
+		off = datapath.NoTxOffload(intent.DecodeBridge(b.Name, b.ExternalIDs), attach.TypeVeth, dp, func() bool {
 			l := hostLinks.Get(b.Name)
 			known = l != nil
 			return attach.TSOActive(l)
 		})
 		// OVN's Geneve on the userspace datapath cannot take offloaded
 		// packets (as the OVN allocator set it).
-		return off || br.ovn && dp == network.DatapathNetdev, known
+		return off || br.ovn && dp == datapath.Netdev, known
 	})
 	tell := h.host.Tell()
 	for j, ifc := range ifs {

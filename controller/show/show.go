@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -30,7 +31,7 @@ func Read(ctx context.Context, h *network.Host, only string) ([]network.BridgeVi
 			continue
 		}
 		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		sb := network.BridgeView{Name: b.Name, Datapath: network.DatapathOf(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
+		sb := network.BridgeView{Name: b.Name, Datapath: datapath.Of(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
 			Ports: []network.PortView{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
 		if d := bi.Docker; d.ID != "" {

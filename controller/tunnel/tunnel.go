@@ -15,6 +15,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
@@ -56,7 +57,7 @@ func add(ctx context.Context, h *network.Host, o mesh.Options) (intent.Tunnel, b
 	existing := bi.Tunnels
 	// On the userspace datapath a VXLAN tunnel is a kernel device the
 	// kernel encapsulates for (offloads kept, the underlay left alone).
-	kernel := network.DatapathOf(br) == network.DatapathNetdev && o.Type == mesh.VXLAN && o.Device != "ovs"
+	kernel := datapath.Of(br) == datapath.Netdev && o.Type == mesh.VXLAN && o.Device != "ovs"
 	if same, err := o.Against(existing, t, kernel); same != nil || err != nil {
 		return *same, false, err
 	}
@@ -67,7 +68,7 @@ func add(ctx context.Context, h *network.Host, o mesh.Options) (intent.Tunnel, b
 	if err := mesh.CheckUnique(ctx, h.DB, t); err != nil {
 		return intent.Tunnel{}, false, err
 	}
-	made, err := device(ctx, h, &t, network.DatapathOf(br), dev)
+	made, err := device(ctx, h, &t, datapath.Of(br), dev)
 	if err != nil {
 		return intent.Tunnel{}, false, err
 	}
@@ -97,7 +98,7 @@ func add(ctx context.Context, h *network.Host, o mesh.Options) (intent.Tunnel, b
 	if err := up(ctx, h, t); err != nil {
 		return undo(err)
 	}
-	if network.DatapathOf(br) == network.DatapathNetdev && !t.Kernel && !bi.OVSTunnels() {
+	if datapath.Of(br) == datapath.Netdev && !t.Kernel && !bi.OVSTunnels() {
 		// The bridge's first OVS tunnel: its containers must now compute
 		// their own checksums (NoTxOffload).
 		if err := offloadsOff(ctx, h, o.Bridge); err != nil {
@@ -146,7 +147,7 @@ func ready(ctx context.Context, h *network.Host, t intent.Tunnel) error {
 // kernel tunnel needs its VXLAN device, made says it was made now.
 func device(ctx context.Context, h *network.Host, t *intent.Tunnel, dp, dev string) (made bool, err error) {
 	underlayDev := dev
-	if dp == network.DatapathNetdev && !t.Kernel {
+	if dp == datapath.Netdev && !t.Kernel {
 		if underlayDev, err = mesh.EnsureUnderlay(ctx, h.DB, dev, network.LinkTimeout); err != nil {
 			return false, err
 		}

@@ -168,7 +168,7 @@ func shownAsMade(e *env, c string) {
 	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 1 || bs[0].Datapath != datapath() || strings.Join(bs[0].Gateways, " ") != "10.77.0.1 fd77::1" || len(bs[0].Containers) != 4 {
+	if len(bs) != 1 || bs[0].Datapath != sandboxDatapath() || strings.Join(bs[0].Gateways, " ") != "10.77.0.1 fd77::1" || len(bs[0].Containers) != 4 {
 		t.Fatalf("show: %+v", bs)
 	}
 	for _, p := range bs[0].Containers {
@@ -180,7 +180,7 @@ func shownAsMade(e *env, c string) {
 		}
 	}
 	text := e.must("show", "br0")
-	if !strings.Contains(text, "br0 (datapath "+datapath()+", subnet 10.77.0.0/24 via 10.77.0.1") || !strings.Contains(text, c+" eth1: 10.77.0.50/24, mac 02:42:ac:10:01:09, vlan 10") {
+	if !strings.Contains(text, "br0 (datapath "+sandboxDatapath()+", subnet 10.77.0.0/24 via 10.77.0.1") || !strings.Contains(text, c+" eth1: 10.77.0.50/24, mac 02:42:ac:10:01:09, vlan 10") {
 		t.Fatalf("show text:\n%s", text)
 	}
 }

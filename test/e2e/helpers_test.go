@@ -23,7 +23,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
-	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
@@ -51,9 +51,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	kernelDatapath = network.DetectDatapath() == network.DatapathSystem
-	if want := os.Getenv("OVSNET_DATAPATH_EXPECT"); want != "" && want != network.DetectDatapath() {
-		fmt.Printf("e2e: asked to run on the %s datapath, but this kernel gives %s\n", want, network.DetectDatapath())
+	kernelDatapath = datapath.Detect() == datapath.System
+	if want := os.Getenv("OVSNET_DATAPATH_EXPECT"); want != "" && want != datapath.Detect() {
+		fmt.Printf("e2e: asked to run on the %s datapath, but this kernel gives %s\n", want, datapath.Detect())
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -66,12 +66,12 @@ func TestMain(m *testing.M) {
 // they are on the userspace datapath (netdev).
 var kernelDatapath bool
 
-// datapath is the datapath type the sandboxes' bridges get.
-func datapath() string {
+// sandboxDatapath is the datapath type the sandboxes' bridges get.
+func sandboxDatapath() string {
 	if kernelDatapath {
-		return network.DatapathSystem
+		return datapath.System
 	}
-	return network.DatapathNetdev
+	return datapath.Netdev
 }
 
 // otherType is the attach type a test mixes with veths: internal ports
