@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"crypto/rand"
+	"fmt"
 	"net"
 	"net/netip"
 )
@@ -35,4 +36,19 @@ func RandomMAC() net.HardwareAddr {
 	rand.Read(m)
 	m[0] = m[0]&0xfe | 0x02
 	return m
+}
+
+// ParseMAC validates a container MAC: well-formed, 6 bytes, unicast, not zero.
+func ParseMAC(s string) (net.HardwareAddr, error) {
+	m, err := net.ParseMAC(s)
+	if err != nil || len(m) != 6 {
+		return nil, fmt.Errorf("malformed MAC address %q: want six hex bytes such as 02:42:ac:11:00:02", s)
+	}
+	if m[0]&1 == 1 {
+		return nil, fmt.Errorf("MAC address %s is multicast: a container needs a unicast address (even first byte)", m)
+	}
+	if m.String() == "00:00:00:00:00:00" {
+		return nil, fmt.Errorf("MAC address %s is all zeros", m)
+	}
+	return m, nil
 }

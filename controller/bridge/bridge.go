@@ -170,7 +170,7 @@ func checkSubnetsFree(ctx context.Context, h *network.Host, subnets []ipam.Subne
 // kill at any point leaves a bridge that del-br again, or reconcile,
 // finishes, and no address is free while an interface still holds it.
 func Del(ctx context.Context, h *network.Host, name string) error {
-	if err := network.CheckIfName("bridge", name); err != nil {
+	if err := attach.CheckName("bridge", name); err != nil {
 		return err
 	}
 	topo, err := h.DB.ReadAll(ctx)

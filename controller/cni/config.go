@@ -14,6 +14,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -76,14 +77,14 @@ func (c *NetConf) check() error {
 	if c.Bridge == "" {
 		return fmt.Errorf(`network %q: "bridge" is missing: name the OVS bridge, e.g. "bridge":"br-cni"`, c.Name)
 	}
-	if err := network.CheckIfName("bridge", c.Bridge); err != nil {
+	if err := attach.CheckName("bridge", c.Bridge); err != nil {
 		return err
 	}
 	if c.OVN {
 		if c.Subnet != "" || c.Subnet6 != "" || c.IPRange != "" || c.Gateway != "" || c.IPAM.Type != "" || c.ICC != nil || c.VLAN != 0 {
 			return fmt.Errorf(`network %q: "ovn": the OVN network %s holds its subnet and isolation (ovsnet network create): give no "subnet", "subnet6", "ipRange", "gateway", "ipam", "icc" or "vlan"`, c.Name, c.Bridge)
 		}
-		return network.CheckMTU(c.MTU)
+		return attach.CheckMTU(c.MTU)
 	}
 	if c.Subnet == "" && c.Subnet6 == "" && c.IPAM.Type == "" {
 		return fmt.Errorf(`network %q: give "subnet" (and/or "subnet6") for ovsnet's addresses, or an "ipam" section`, c.Name)
@@ -102,7 +103,7 @@ func (c *NetConf) check() error {
 	if c.VLAN < 0 || c.VLAN > 4094 {
 		return fmt.Errorf(`network %q: "vlan" %d is outside 1..4094`, c.Name, c.VLAN)
 	}
-	return network.CheckMTU(c.MTU)
+	return attach.CheckMTU(c.MTU)
 }
 
 // endpoint is the OVSDB endpoint the configuration names (OVS's default

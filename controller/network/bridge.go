@@ -40,10 +40,10 @@ var LinkTimeout = 10 * time.Second
 // Check checks add-br's options without reading anything and returns the
 // subnets they give.
 func (o BridgeOptions) Check() ([]ipam.Subnet, error) {
-	if err := CheckIfName("bridge", o.Name); err != nil {
+	if err := attach.CheckName("bridge", o.Name); err != nil {
 		return nil, err
 	}
-	if err := CheckMTU(o.MTU); err != nil {
+	if err := attach.CheckMTU(o.MTU); err != nil {
 		return nil, err
 	}
 	if err := CheckFloodPPS(o.FloodPPS); err != nil {

@@ -98,7 +98,7 @@ func (h *Host) dropStrayHostEnd(ctx context.Context, name string) error {
 // detach (the kernel's link deletions in one request); none attached is
 // not an error. It says how many went.
 func (h *Host) DelPorts(ctx context.Context, bridge string, containers ...string) (int, error) {
-	if err := CheckIfName("bridge", bridge); err != nil {
+	if err := attach.CheckName("bridge", bridge); err != nil {
 		return 0, err
 	}
 	// One read of everything, not three round trips per container.

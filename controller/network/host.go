@@ -8,10 +8,6 @@ package network
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/ovsnet/ovsnet/attach"
@@ -115,52 +111,10 @@ func (h *Host) Close() {
 	h.DB.Close()
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]+$`)
-
-// CheckIfName validates a Linux interface name (bridges, INTERFACE).
-func CheckIfName(what, name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%s name is empty", what)
-	case len(name) > 15:
-		return fmt.Errorf("%s name %q is %d characters long: Linux allows at most 15", what, name, len(name))
-	case strings.HasPrefix(name, "-"):
-		return fmt.Errorf("%s name %q starts with '-', which tools would read as an option", what, name)
-	case strings.Contains(name, "/"):
-		return fmt.Errorf("%s name %q contains '/', which Linux does not allow in interface names", what, name)
-	case name == "." || name == ".." || !nameRE.MatchString(name):
-		return fmt.Errorf("%s name %q is not a valid interface name (use letters, digits, - _ . : @)", what, name)
-	}
-	return nil
-}
-
 // CheckFloodPPS validates a flood bound given (nil: not given).
 func CheckFloodPPS(pps *int) error {
 	if pps == nil {
 		return nil
 	}
 	return intent.CheckFloodPPS(*pps)
-}
-
-// CheckMTU validates an MTU given on the command line (0: not given).
-func CheckMTU(mtu int) error {
-	if mtu != 0 && (mtu < 68 || mtu > 65535) {
-		return fmt.Errorf("MTU %d is outside 68..65535", mtu)
-	}
-	return nil
-}
-
-// ParseMAC validates a container MAC: well-formed, 6 bytes, unicast, not zero.
-func ParseMAC(s string) (net.HardwareAddr, error) {
-	m, err := net.ParseMAC(s)
-	if err != nil || len(m) != 6 {
-		return nil, fmt.Errorf("malformed MAC address %q: want six hex bytes such as 02:42:ac:11:00:02", s)
-	}
-	if m[0]&1 == 1 {
-		return nil, fmt.Errorf("MAC address %s is multicast: a container needs a unicast address (even first byte)", m)
-	}
-	if m.String() == "00:00:00:00:00:00" {
-		return nil, fmt.Errorf("MAC address %s is all zeros", m)
-	}
-	return m, nil
 }

@@ -137,7 +137,7 @@ func (h *Host) ResumeAddPort(ctx context.Context, o PortOptions) (*PortView, err
 // ContainerPorts finds the ports on bridge that carry CONTAINER's interfaces
 // (iface "" for all of them), ovs-docker's included.
 func (h *Host) ContainerPorts(ctx context.Context, bridge, container, iface string) (*vswitchd.Bridge, []vswitchd.Interface, []vswitchd.Port, error) {
-	if err := CheckIfName("bridge", bridge); err != nil {
+	if err := attach.CheckName("bridge", bridge); err != nil {
 		return nil, nil, nil, err
 	}
 	br, err := h.DB.GetBridge(ctx, bridge)
@@ -158,7 +158,7 @@ func (h *Host) ContainerPorts(ctx context.Context, bridge, container, iface stri
 // AttachedPort finds CONTAINER's INTERFACE on BRIDGE, or says it is not there
 // as ovs-docker does.
 func (h *Host) AttachedPort(ctx context.Context, bridge, iface, container string) ([]vswitchd.Interface, []vswitchd.Port, error) {
-	if err := CheckIfName("interface", iface); err != nil {
+	if err := attach.CheckName("interface", iface); err != nil {
 		return nil, nil, err
 	}
 	_, ifs, ports, err := h.ContainerPorts(ctx, bridge, container, iface)

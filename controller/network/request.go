@@ -25,16 +25,16 @@ type portRequest struct {
 
 // parsePortOptions checks what can be checked without reading anything.
 func parsePortOptions(o PortOptions) (*portRequest, error) {
-	if err := CheckIfName("bridge", o.Bridge); err != nil {
+	if err := attach.CheckName("bridge", o.Bridge); err != nil {
 		return nil, err
 	}
-	if err := CheckIfName("interface", o.Iface); err != nil && !o.Pooled {
+	if err := attach.CheckName("interface", o.Iface); err != nil && !o.Pooled {
 		return nil, err
 	}
 	if o.Iface == "lo" {
 		return nil, fmt.Errorf("interface name lo is the container's loopback: name another (eth1)")
 	}
-	if err := CheckMTU(o.MTU); err != nil {
+	if err := attach.CheckMTU(o.MTU); err != nil {
 		return nil, err
 	}
 	if o.VLAN != 0 && (o.VLAN < 1 || o.VLAN > 4094) {
@@ -53,13 +53,13 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 		if o.Type != attach.TypeVeth {
 			return nil, fmt.Errorf("a port %s moves into its container is a veth", h.Runtime)
 		}
-		if err := CheckIfName("interface", h.Name); err != nil {
+		if err := attach.CheckName("interface", h.Name); err != nil {
 			return nil, err
 		}
 	}
 	var mac net.HardwareAddr
 	if o.MAC != "" {
-		m, err := ParseMAC(o.MAC)
+		m, err := ipam.ParseMAC(o.MAC)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
@@ -66,7 +67,7 @@ type LinkChange struct {
 // network of that name if this host is a chassis that joined a northbound
 // database holding one; neither is ErrNoBridge.
 func (h *Host) Network(ctx context.Context, name string) (Network, error) {
-	if err := CheckIfName("bridge", name); err != nil {
+	if err := attach.CheckName("bridge", name); err != nil {
 		return nil, err
 	}
 	br, err := h.DB.GetBridge(ctx, name)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	"github.com/ovn-org/libovsdb/model"
@@ -79,7 +80,7 @@ func switchOf(name string, subs []ipam.Subnet, icc, nat bool) *ovnnb.LogicalSwit
 // the same subnet is left as it is (created false), one with another, or
 // not ovsnet's, is an error.
 func CreateNetwork(ctx context.Context, o NetworkOptions) (created bool, err error) {
-	if err := network.CheckIfName("network", o.Name); err != nil {
+	if err := attach.CheckName("network", o.Name); err != nil {
 		return false, err
 	}
 	var gws []string
