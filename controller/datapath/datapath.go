@@ -2,14 +2,18 @@
 // kernel module's (system) and ovs-vswitchd's userspace one (netdev),
 // which one a host has and a bridge uses, what each can do, and the
 // choices that follow (the default attach type, the types it cannot
-// carry, when containers must compute their own checksums).
+// carry, when containers must compute their own checksums, and turning
+// a port's offloads to match).
 package datapath
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 	"github.com/vishvananda/netlink"
 )
@@ -115,4 +119,33 @@ func CheckType(dp, typ string) error {
 // TCP does not connect).
 func NoTxOffload(b intent.Bridge, typ, dp string, tso func() bool) bool {
 	return dp == Netdev && (b.OVSTunnels() || typ == attach.TypeVeth && !tso())
+}
+
+// ConvergeTxOffload turns a ready port's TX offload on or off (off) as the
+// running ovs-vswitchd needs (noTxOffload) and records it: restarted with
+// userspace TSO turned off, it would otherwise stall TCP over every veth
+// attached while TSO was on; turned on, it lets older veths keep their
+// offloads. An internal port's is its device in the container.
+func ConvergeTxOffload(ctx context.Context, db *ovsdb.Client, ifc vswitchd.Interface, off bool) (string, error) {
+	ref := intent.RefOf(ifc.ExternalIDs)
+	ns := ref.Netns
+	if !attach.NetnsExists(ns) {
+		return "", nil // the container is gone: garbage collection's job
+	}
+	set := func() error { return attach.SetVethTxOffload(ifc.Name, ns, ref.Iface, !off) }
+	if ifc.Type == attach.TypeInternal {
+		set = func() error { return attach.SetTxOffloadIn(ns, ref.Iface, !off) }
+	}
+	if err := set(); err != nil {
+		return "", err
+	}
+	keys, del := intent.TxOffload(off)
+	how := "off (ovs-vswitchd runs without userspace TSO, or the bridge has OVS tunnels)"
+	if !off {
+		how = "on (ovs-vswitchd runs with userspace TSO)"
+	}
+	if _, err := db.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, keys, del...) }); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("turned TX offload %s on %s %s of %s", how, cmp.Or(ifc.Type, "veth"), ifc.Name, intent.RefOf(ifc.ExternalIDs).String()), nil
 }

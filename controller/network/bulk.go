@@ -15,7 +15,6 @@ import (
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
-	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // bulkWorkers bounds the goroutines doing per-container kernel work (netns
@@ -96,11 +95,11 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 	if err := r.setBridge(br); err != nil {
 		return nil, err
 	}
-	in, err := scanInUse(ctx, h, snap)
+	in, err := alloc.Scan(ctx, h.DB, snap)
 	if err != nil {
 		return nil, err
 	}
-	taken, attached, names, used, macs := in.ofports, in.attached, in.names, in.addrs, in.macs
+	taken, attached, names, used, macs := in.Ofports, in.Attached, in.Names, in.Addrs, in.MACs
 	next := r.bi.NextOfport
 	if next <= 0 {
 		next = 1
@@ -131,9 +130,11 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 			it.addrs = append(it.addrs, p)
 		}
 		if it.rq.auto {
-			if err := r.autoAddrs(it, subs, used, hints); err != nil {
+			more, err := alloc.Auto(it.addrs, subs, alloc.AutoFrom{Used: used, Hints: hints, Bridge: r.bi.Hints, Highest: it.o.Pooled})
+			if err != nil {
 				return nil, err
 			}
+			it.addrs = append(it.addrs, more...)
 		}
 		for taken[next] {
 			next++
@@ -156,80 +157,6 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 		a.Hints = append(a.Hints, h)
 	}
 	return a.Encode(), nil
-}
-
-// autoAddrs gives item it the free addresses of the families of subs it
-// was not given: the lowest from the hints up (hints then move on past
-// them), or for a pool's port the highest, away from what attaches and
-// people pick. used gets them.
-func (r *AttachRun) autoAddrs(it *AttachItem, subs []ipam.Subnet, used map[netip.Addr]bool, hints map[bool]netip.Addr) error {
-	for _, s := range subs {
-		if alloc.HasFamily(it.addrs, s.Prefix.Addr()) {
-			continue
-		}
-		var a netip.Addr
-		var err error
-		is4 := s.Prefix.Addr().Is4()
-		if it.o.Pooled {
-			a, err = ipam.HighestFree(s, used)
-		} else {
-			from, ok := hints[is4]
-			if !ok {
-				from = r.bi.Hints[is4]
-			}
-			if a, err = alloc.NextFree(s, from, used); err == nil {
-				hints[is4] = a.Next()
-			}
-		}
-		if err != nil {
-			return err
-		}
-		used[a] = true
-		it.addrs = append(it.addrs, netip.PrefixFrom(a, s.Prefix.Bits()))
-	}
-	return nil
-}
-
-// inUse is what a bulk attach must not take: port numbers, container
-// interfaces already attached (by container and interface), port names,
-// the bridge's addresses and MACs (with their holders).
-type inUse struct {
-	ofports  map[int]bool
-	attached map[string]string
-	names    map[string]bool
-	addrs    map[netip.Addr]bool
-	macs     map[string]string
-}
-
-// scanInUse reads every interface of the host (ports ovsnet did not make
-// included, for free port numbers) and works out what is in use from it
-// and the bridge's snapshot.
-func scanInUse(ctx context.Context, h *Host, snap *ovsdb.BridgeSnapshot) (inUse, error) {
-	in := inUse{ofports: map[int]bool{}, attached: map[string]string{}, names: map[string]bool{}, addrs: map[netip.Addr]bool{}, macs: map[string]string{}}
-	all, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB, nil, "name", "ofport", "ofport_request", "external_ids")
-	if err != nil {
-		return in, err
-	}
-	for _, i := range all {
-		for _, n := range []*int{i.Ofport, i.OfportRequest} {
-			if n != nil {
-				in.ofports[*n] = true
-			}
-		}
-		in.names[i.Name] = true
-		if ref := intent.RefOf(i.ExternalIDs); ref.Container != "" {
-			in.attached[ref.Container+"\x00"+ref.Iface] = i.Name
-		}
-	}
-	for a := range alloc.UsedAddrs(snap.Interfaces) {
-		in.addrs[a] = true
-	}
-	for _, i := range snap.Interfaces {
-		if m, ok := intent.HeldMAC(i.ExternalIDs); ok {
-			in.macs[m.String()] = OwnerOf(i)
-		}
-	}
-	return in, nil
 }
 
 func envInt(k string, def int) int {

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 
@@ -12,35 +11,6 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
-
-// ConvergeTxOffload turns a ready port's TX offload on or off (off) as the
-// running ovs-vswitchd needs (noTxOffload) and records it: restarted with
-// userspace TSO turned off, it would otherwise stall TCP over every veth
-// attached while TSO was on; turned on, it lets older veths keep their
-// offloads. An internal port's is its device in the container.
-func (h *Host) ConvergeTxOffload(ctx context.Context, ifc vswitchd.Interface, off bool) (string, error) {
-	ref := intent.RefOf(ifc.ExternalIDs)
-	ns := ref.Netns
-	if !attach.NetnsExists(ns) {
-		return "", nil // the container is gone: garbage collection's job
-	}
-	set := func() error { return attach.SetVethTxOffload(ifc.Name, ns, ref.Iface, !off) }
-	if ifc.Type == attach.TypeInternal {
-		set = func() error { return attach.SetTxOffloadIn(ns, ref.Iface, !off) }
-	}
-	if err := set(); err != nil {
-		return "", err
-	}
-	keys, del := intent.TxOffload(off)
-	how := "off (ovs-vswitchd runs without userspace TSO, or the bridge has OVS tunnels)"
-	if !off {
-		how = "on (ovs-vswitchd runs with userspace TSO)"
-	}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetInterfaceExternalIDs(ifc.UUID, keys, del...) }); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("turned TX offload %s on %s %s of %s", how, cmp.Or(ifc.Type, "veth"), ifc.Name, OwnerOf(ifc)), nil
-}
 
 // ConfigFromIntent is the container-side configuration stored in OVSDB
 // for interface ifc; an error if its intent does not decode (nothing is

@@ -440,7 +440,7 @@ func (h *Converger) reconcileVeth(ctx context.Context, ifc vswitchd.Interface, o
 	// A veth whose host end is gone has nothing to change (its container
 	// deleted it, or is gone: the note below, and GC).
 	if off, known := off(); known && off != intent.RefOf(ifc.ExternalIDs).NoTxOffload && hostLinks.Has(ifc.Name) {
-		c.add(h.host.ConvergeTxOffload(ctx, ifc, off))
+		c.add(datapath.ConvergeTxOffload(ctx, h.host.DB, ifc, off))
 	}
 	if ifc.LinkState != nil && *ifc.LinkState == "up" {
 		return // carrier: both ends are up

@@ -171,7 +171,7 @@ func offloadsOff(ctx context.Context, h *network.Host, bridge string) error {
 	var errs []error
 	for _, ifc := range ifs {
 		if r := intent.RefOf(ifc.ExternalIDs); r.IsContainer() && r.Runtime == "" && r.State == intent.StateReady && !r.NoTxOffload {
-			_, err := h.ConvergeTxOffload(ctx, ifc, true)
+			_, err := datapath.ConvergeTxOffload(ctx, h.DB, ifc, true)
 			errs = append(errs, err)
 		}
 	}

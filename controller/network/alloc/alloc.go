@@ -2,8 +2,9 @@
 // come from on an ovsnet bridge, read from the bridge's rows: probes for
 // one attach that read O(1) rows whatever the bridge's size (Probe), the
 // queries and answers they are made of, what a bridge's interfaces hold
-// (UsedAddrs, NextOfport) for the engine's scans, and the hints a detach
-// lowers. The attach engine's guarded commit makes a claim stick.
+// (UsedAddrs, NextOfport) for the engine's scans, a bulk attach's one
+// read of what is taken (Scan) and its automatic addresses (Auto), and
+// the hints a detach lowers. The attach engine's guarded commit makes a claim stick.
 package alloc
 
 import (
