@@ -37,3 +37,11 @@ func portView(p intent.Port, ovsPort string, ofport, vlan int) PortView {
 	}
 	return v
 }
+
+// ConfigFromIntent is the container-side configuration stored in OVSDB
+// for interface ifc; an error if its intent does not decode (nothing is
+// configured from it: reconcile reports it as bad intent).
+func ConfigFromIntent(ifc vswitchd.Interface) (attach.Config, error) {
+	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
+	return portConfig(pi, attach.RouteIfNone), err
+}

@@ -397,7 +397,7 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		case finishDetach:
 			c.add(h.host.FinishDetach(ctx, b.Name, ifc, ports[j]))
 		case finishAttach:
-			c.add(h.host.FinishAttach(ctx, ifc))
+			c.add(completeAttach(ctx, h.host, ifc))
 		case reattachInternal:
 			c.add(putBackInternal(ifc, hostLinks.Get(ifc.Name)))
 		case checkVeth:
