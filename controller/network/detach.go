@@ -12,6 +12,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -300,10 +301,10 @@ func (h *Host) dropFlowsOf(ctx context.Context, bridge string, containers map[st
 		}
 	}
 	rest := func(c string) ([]flows.PortModel, error) {
-		ps, err := h.containerIfaces(ctx, bridge, c)
+		ps, err := links.ContainerPorts(ctx, h.DB, bridge, c)
 		return slices.DeleteFunc(ps, func(p flows.PortModel) bool { _, gone := ports[p.Name]; return gone }), err
 	}
-	lchs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, rest)
+	lchs, err := links.Changes(ctx, h.DB, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, func(s, d string) bool { return containers[s] || containers[d] }, rest)
 	if err != nil {
 		return err
 	}

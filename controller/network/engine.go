@@ -15,6 +15,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -447,7 +448,7 @@ func (r *AttachRun) installFlows(ctx context.Context) error {
 		chs = append(chs, flows.PortChange(flowmodel.PortOf(it.port, it.host, it.ofport, it.o.VLAN)))
 	}
 	cs := r.containers()
-	lchs, err := r.h.LinkChanges(ctx, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)
+	lchs, err := links.Changes(ctx, r.h.DB, r.bridge, r.bi.Links, func(s, d string) bool { return cs[s] || cs[d] }, nil)
 	if err != nil {
 		return err
 	}

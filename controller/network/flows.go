@@ -4,63 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
-
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
-	"github.com/ovsnet/ovsnet/ovsdb"
-	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // The flows of containers and links as operations need them: what the
 // flows are is package flowmodel's to say.
-
-// containerIfaces reads the ovsnet interfaces of container on bridge, with
-// their VLANs: a narrow select, not the bridge's whole port list.
-func (h *Host) containerIfaces(ctx context.Context, bridge, container string) ([]flows.PortModel, error) {
-	cols := []string{"_uuid", "name", "ofport", "ofport_request", "external_ids"}
-	ifs, err := ovsdb.Select[vswitchd.Interface](ctx, h.DB,
-		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainerOn(bridge, container))}, cols...)
-	if err == nil && len(ifs) == 0 {
-		// A runtime's endpoints, by the name the runtime gives their container.
-		ifs, err = ovsdb.Select[vswitchd.Interface](ctx, h.DB,
-			[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.NamedOn(bridge, container))}, cols...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []flows.PortModel
-	for _, i := range ifs {
-		vlan := 0
-		if p, err := h.DB.PortOn(ctx, bridge, i.UUID); err == nil && p != nil && p.Tag != nil {
-			vlan = *p.Tag
-		}
-		if fp, ok, _ := flowmodel.DecodePort(i, vlan); ok {
-			out = append(out, fp)
-		}
-	}
-	return out, nil
-}
-
-// LinkChanges recomputes the flows of the bridge's links that match (nil:
-// all of them). ports gives a container's ports on the bridge; nil reads
-// them from OVSDB (a caller holding the whole topology passes its own).
-func (h *Host) LinkChanges(ctx context.Context, bridge string, links []intent.Link, match func(src, dst string) bool,
-	ports func(container string) ([]flows.PortModel, error)) ([]flows.Change, error) {
-	if ports == nil {
-		cache := map[string][]flows.PortModel{}
-		ports = func(c string) ([]flows.PortModel, error) {
-			if ps, ok := cache[c]; ok {
-				return ps, nil
-			}
-			ps, err := h.containerIfaces(ctx, bridge, c)
-			cache[c] = ps
-			return ps, err
-		}
-	}
-	return flowmodel.Links(bridge, links, match, ports)
-}
 
 // LinkView is one link as show reports it.
 type LinkView struct {

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/ovsnet/ovsnet/flows"
 )
@@ -24,7 +25,7 @@ func (h *Host) Trace(ctx context.Context, o trace.Options) (*trace.Result, error
 // Trace on one of this host's bridges: ofproto/trace of the packet.
 func (n *bridgeNetwork) Trace(ctx context.Context, o trace.Options) (*trace.Result, error) {
 	ports := func(ctx context.Context, c string) ([]flows.PortModel, error) {
-		return n.h.containerIfaces(ctx, n.br.Name, c)
+		return links.ContainerPorts(ctx, n.h.DB, n.br.Name, c)
 	}
 	return trace.Bridge{DB: n.h.DB, Br: n.br, Ports: ports}.Trace(ctx, o)
 }

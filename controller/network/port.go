@@ -8,6 +8,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -196,7 +197,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err != nil {
 		return fmt.Errorf("VLAN %d set on %s, but its flows were not updated (run ovsnet reconcile): %w", vlan, ifs[0].Name, err)
 	}
-	chs, err := h.LinkChanges(ctx, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, flowmodel.Involving(container), nil)
+	chs, err := links.Changes(ctx, h.DB, bridge, intent.DecodeBridge(bridge, br.ExternalIDs).Links, flowmodel.Involving(container), nil)
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if ok {
 		ch = flows.PortChange(p)
 	}
-	if aerr := h.revoke(ctx, bridge, append(chs, ch)...); aerr != nil {
+	if aerr := links.Revoke(ctx, h.Flows, bridge, append(chs, ch)...); aerr != nil {
 		return aerr
 	}
 	return err

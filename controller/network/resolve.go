@@ -6,6 +6,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -32,7 +33,7 @@ type Network interface {
 	Holds(ifc vswitchd.Interface) bool
 	// ChangeLink edits a link's keys in the network's intent, guarded by
 	// the intent as read, and brings isolation to it.
-	ChangeLink(ctx context.Context, c LinkChange) error
+	ChangeLink(ctx context.Context, c links.Change) error
 	// Trace follows a packet through the network's pipeline.
 	Trace(ctx context.Context, o trace.Options) (*trace.Result, error)
 	// NATBridge is NAT's view of the network on this host (ok false: it
@@ -51,17 +52,6 @@ const (
 	SettingVLAN Setting = iota
 	SettingFloodLimit
 )
-
-// LinkChange is one change to a network's links.
-type LinkChange struct {
-	Src, Dst string
-	// Attached: both ends must be attached to the network (a new link);
-	// an unlink may name containers that are gone.
-	Attached bool
-	// Edit returns the keys to set and delete, from the intent as read
-	// and the ends as the network names them.
-	Edit func(b intent.Bridge, src, dst string) (map[string]string, []string, error)
-}
 
 // Network resolves name: this host's bridge of that name, else the OVN
 // network of that name if this host is a chassis that joined a northbound

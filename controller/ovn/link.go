@@ -6,7 +6,7 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -19,7 +19,7 @@ import (
 // ChangeLink edits the link keys of OVN network a's switch, guarded by its
 // external_ids as read, and brings its ACLs to them. Both ends must be
 // containers attached to the network, on any chassis.
-func (a *ovnNetwork) ChangeLink(ctx context.Context, c network.LinkChange) error {
+func (a *ovnNetwork) ChangeLink(ctx context.Context, c links.Change) error {
 	for _, end := range []string{c.Src, c.Dst} {
 		if _, remote := intent.RemoteEnd(end); remote {
 			return fmt.Errorf("OVN network %s spans every chassis: name the container (%s), not its address", a.name, end)

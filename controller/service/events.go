@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 )
 
 // nameEndpoints records the name of a container that started on the Docker
@@ -20,7 +21,7 @@ func (s *Service) nameEndpoints(ctx context.Context, id string) {
 		return
 	}
 	defer unlock()
-	if err := s.h.NameEndpoints(ctx, t.Name, t.Endpoints); err != nil {
+	if err := links.NameEndpoints(ctx, s.h.DB, t.Name, t.Endpoints); err != nil {
 		s.o.Log.Error("name a container's endpoints", "container", t.Name, "err", err)
 	}
 }
