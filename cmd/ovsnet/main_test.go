@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 )
 
 func TestNormalizeArgs(t *testing.T) {
@@ -18,7 +19,7 @@ func TestNormalizeArgs(t *testing.T) {
 }
 
 func TestRenderTree(t *testing.T) {
-	out := renderTree([]network.BridgeView{{Name: "ovs-br1", Datapath: "netdev", Ovsnet: true, ICC: true,
+	out := renderTree([]show.BridgeView{{Name: "ovs-br1", Datapath: "netdev", Ovsnet: true, ICC: true,
 		Subnets: []string{"173.16.1.0/24"}, Gateways: []string{"173.16.1.1"},
 		Ports: []network.PortView{
 			{Container: "c1", Iface: "eth1", Addresses: []string{"173.16.1.2/24"}, MAC: "02:00:00:00:00:01", OVSPort: "on1", Ofport: 1, Type: "internal", State: "up"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/reconcile"
 	"github.com/ovsnet/ovsnet/controller/show"
 	"github.com/ovsnet/ovsnet/controller/view"
@@ -40,7 +41,7 @@ picture, live, on its --listen address.`,
 			if len(args) == 1 {
 				only = args[0]
 			}
-			draw := map[string]func([]network.BridgeView) string{"dot": view.DOT, "svg": view.SVG}[g.output]
+			draw := map[string]func([]show.BridgeView) string{"dot": view.DOT, "svg": view.SVG}[g.output]
 			if draw != nil {
 				g.output = "text"
 			}
@@ -49,7 +50,7 @@ picture, live, on its --listen address.`,
 				return err
 			}
 			defer h.Close()
-			bs, err := show.Read(c.Context(), h, only)
+			bs, err := show.Read(c.Context(), h, only, ovn.Backend{})
 			if err != nil {
 				return err
 			}
@@ -63,7 +64,7 @@ picture, live, on its --listen address.`,
 }
 
 // renderTree prints bridges and containers as a tree.
-func renderTree(bs []network.BridgeView) string {
+func renderTree(bs []show.BridgeView) string {
 	if len(bs) == 0 {
 		return "no bridges (create one with `ovsnet add-br BRIDGE --subnet CIDR`)"
 	}
@@ -147,9 +148,9 @@ func poolLine(pool []network.PortView) string {
 
 // bridgeAttrs is a bridge's heading in the tree: datapath, subnets,
 // settings, and what made it.
-func bridgeAttrs(br network.BridgeView) []string {
+func bridgeAttrs(br show.BridgeView) []string {
 	attrs := []string{"datapath " + br.Datapath}
-	if br.Datapath == network.DatapathOVN {
+	if br.Datapath == show.DatapathOVN {
 		attrs[0] = "OVN network"
 	}
 	for i, s := range br.Subnets {
@@ -168,7 +169,7 @@ func bridgeAttrs(br network.BridgeView) []string {
 	switch {
 	case br.Ovsnet:
 		attrs = append(attrs, "icc "+onOff(br.ICC))
-		if br.Datapath != network.DatapathOVN {
+		if br.Datapath != show.DatapathOVN {
 			attrs = append(attrs, "nat "+onOff(br.NAT))
 		}
 		if d := br.Docker; d != nil {
@@ -196,7 +197,7 @@ func containerLabel(p network.PortView) string {
 }
 
 // dockerAttr names the Docker network a bridge carries.
-func dockerAttr(d *network.Docker) string {
+func dockerAttr(d *show.Docker) string {
 	s := "Docker network " + d.ID
 	if len(d.ID) > 12 {
 		s = "Docker network " + d.ID[:12]

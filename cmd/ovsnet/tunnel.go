@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
-	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/tunnel"
 )
 
@@ -136,7 +136,7 @@ func tunnelListCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(&b, "%-12s %-16s %-6s %-9d %-16s %-12s %s\n", t.Bridge, t.Remote, t.Type, t.Key, t.Local, t.Port, t.State)
 			}
 			if ts == nil {
-				ts = []network.Tunnel{}
+				ts = []intent.Tunnel{}
 			}
 			return g.print(c, ts, strings.TrimSuffix(b.String(), "\n"))
 		},

@@ -5,21 +5,11 @@ import (
 	"fmt"
 
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
-	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/flows"
 )
 
 // The flows of containers and links as operations need them: what the
 // flows are is package flowmodel's to say.
-
-// LinkView is one link as show reports it.
-type LinkView struct {
-	intent.Link
-	// Dangling are the ends with no port on the bridge (detached): the link
-	// lets nothing through until they are attached again (ovsnet unlink
-	// removes it).
-	Dangling []string `json:"dangling,omitempty"`
-}
 
 // checkPipeline starts finding out whether bridge's pipeline is in place
 // (a restarted ovs-vswitchd has no flows, and no controller may run to

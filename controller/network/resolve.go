@@ -90,9 +90,6 @@ type Backend interface {
 	// Detach removes the backend's side of interfaces ifs being
 	// detached: rows IsLogical says are the backend's.
 	Detach(ctx context.Context, h *Host, ifs []vswitchd.Interface) error
-	// Show is the backend's networks (all, or the one named only), with
-	// this host's ports among them as local has them, by logical port.
-	Show(ctx context.Context, h *Host, only string, local map[string]PortView) ([]BridgeView, error)
 }
 
 // bridgeNetwork is one of this host's bridges: ovsnet's pipeline, its

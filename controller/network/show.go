@@ -11,36 +11,6 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// BridgeView is one bridge as show reports it.
-type BridgeView struct {
-	Name       string     `json:"name"`
-	Datapath   string     `json:"datapath"`
-	Ovsnet     bool       `json:"managed_by_ovsnet"`
-	Subnets    []string   `json:"subnets,omitempty"`
-	IPRanges   []string   `json:"ip_ranges,omitempty"`
-	Gateways   []string   `json:"gateways,omitempty"`
-	MTU        int        `json:"mtu,omitempty"`
-	ICC        bool       `json:"icc"`
-	NAT        bool       `json:"nat"`
-	Ports      []PortView `json:"containers"`
-	Links      []LinkView `json:"links,omitempty"`
-	Tunnels    []Tunnel   `json:"tunnels,omitempty"`
-	Errors     []string   `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
-	UnderlayOf string     `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
-	OtherPorts []string   `json:"other_ports,omitempty"`
-	Docker     *Docker    `json:"docker_network,omitempty"` // the Docker network it carries
-	// Pool is the warm pool's ports (ovsnet controller --pool): no
-	// container's yet, apart from Ports.
-	Pool []PortView `json:"pool,omitempty"`
-}
-
-// Docker is the Docker network a bridge carries, as show reports it.
-type Docker struct {
-	ID       string `json:"id"`
-	VLAN     int    `json:"vlan,omitempty"`
-	Internal bool   `json:"internal,omitempty"`
-}
-
 // ShownPort is a container interface as show reports it: from its intent
 // (portView), or, for ovs-docker's ports and intent that does not
 // decode, from the stored strings as they are, with the decoding error.
@@ -130,6 +100,3 @@ func (p *PortView) Describe() string {
 	}
 	return s
 }
-
-// DatapathOVN is how show names an OVN network's "datapath".
-const DatapathOVN = "ovn"

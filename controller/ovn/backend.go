@@ -5,6 +5,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -30,7 +31,7 @@ func (Backend) Detach(ctx context.Context, h *network.Host, ifs []vswitchd.Inter
 }
 
 // Show is the OVN networks (all, or the one named only).
-func (Backend) Show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
+func (Backend) Show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]show.BridgeView, error) {
 	return networks(ctx, h, only, local)
 }
 

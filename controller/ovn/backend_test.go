@@ -166,18 +166,18 @@ func TestOVNLinksAndRefusals(t *testing.T) {
 func TestShowOVNNetwork(t *testing.T) {
 	ctx := context.Background()
 	h, _ := chassisHost(t)
-	all, err := show.Read(ctx, h, "")
+	all, err := show.Read(ctx, h, "", Backend{})
 	if err != nil || len(all) != 2 || all[0].Name != "br0" || all[1].Name != "n1" {
 		t.Fatalf("show: %+v, %v", all, err)
 	}
 	n := all[1]
-	if n.Datapath != network.DatapathOVN || n.MTU != DefaultMTU || len(n.Ports) != 2 || n.Ports[0].Type != "remote" || n.Ports[0].Addresses[0] != "10.2.0.2/24" {
+	if n.Datapath != show.DatapathOVN || n.MTU != DefaultMTU || len(n.Ports) != 2 || n.Ports[0].Type != "remote" || n.Ports[0].Addresses[0] != "10.2.0.2/24" {
 		t.Fatalf("n1 shown as %+v", n)
 	}
 	if n.Ports[0].State != "down (OVN has not bound it)" {
 		t.Fatalf("an unbound port shown %q", n.Ports[0].State)
 	}
-	if _, err := show.Read(ctx, h, "foreign"); !errors.Is(err, network.ErrNoBridge) {
+	if _, err := show.Read(ctx, h, "foreign", Backend{}); !errors.Is(err, network.ErrNoBridge) {
 		t.Fatalf("a switch ovsnet did not make: %v", err)
 	}
 }

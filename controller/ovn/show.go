@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 
@@ -23,14 +24,14 @@ import (
 // every chassis: this host's from their interfaces (local), the others'
 // from their logical ports. Nothing when the host is not a chassis; an
 // unreachable database is one entry saying so.
-func networks(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]network.BridgeView, error) {
+func networks(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]show.BridgeView, error) {
 	c, err := chassis(ctx, h)
 	if err != nil || !c.Joined || c.NB == "" {
 		return nil, err
 	}
 	nbc, err := ovsdb.ConnectNorthbound(ctx, c.NB)
 	if err != nil {
-		return []network.BridgeView{{Name: "OVN " + c.NB, Datapath: network.DatapathOVN, Ports: []network.PortView{}, Errors: []string{err.Error()}}}, nil
+		return []show.BridgeView{{Name: "OVN " + c.NB, Datapath: show.DatapathOVN, Ports: []network.PortView{}, Errors: []string{err.Error()}}}, nil
 	}
 	defer nbc.Close()
 	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))},
@@ -38,7 +39,7 @@ func networks(ctx context.Context, h *network.Host, only string, local map[strin
 	if err != nil {
 		return nil, err
 	}
-	var out []network.BridgeView
+	var out []show.BridgeView
 	for _, ls := range lss {
 		if only != "" && ls.Name != only {
 			continue
@@ -53,9 +54,9 @@ func networks(ctx context.Context, h *network.Host, only string, local map[strin
 }
 
 // ovnBridge is OVN network ls as show reports it.
-func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]network.PortView, me string) network.BridgeView {
+func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local map[string]network.PortView, me string) show.BridgeView {
 	bi := intent.DecodeBridge(ls.Name, ls.ExternalIDs)
-	sb := network.BridgeView{Name: ls.Name, Datapath: network.DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []network.PortView{}}
+	sb := show.BridgeView{Name: ls.Name, Datapath: show.DatapathOVN, Ovsnet: true, MTU: bi.MTU, ICC: bi.ICC, Ports: []network.PortView{}}
 	if sb.MTU == 0 {
 		sb.MTU = DefaultMTU
 	}
@@ -84,7 +85,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 		sb.Ports = append(sb.Ports, p)
 	}
 	for _, l := range bi.Links {
-		k := network.LinkView{Link: l}
+		k := show.LinkView{Link: l}
 		for _, end := range []string{l.Src, l.Dst} {
 			if !has[end] {
 				k.Dangling = append(k.Dangling, end)

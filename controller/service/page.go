@@ -13,6 +13,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/network/trace"
+	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/show"
 	"github.com/ovsnet/ovsnet/controller/view"
 )
@@ -34,18 +35,18 @@ const showFresh = 2 * time.Second
 type shown struct {
 	mu      sync.Mutex
 	at      time.Time
-	bridges []network.BridgeView
+	bridges []show.BridgeView
 }
 
 // show returns the network as read within showFresh, reading it again if
 // older; concurrent requests wait for one reading.
-func (s *Service) show(ctx context.Context) ([]network.BridgeView, error) {
+func (s *Service) show(ctx context.Context) ([]show.BridgeView, error) {
 	s.page.mu.Lock()
 	defer s.page.mu.Unlock()
 	if s.page.bridges != nil && time.Since(s.page.at) < showFresh {
 		return s.page.bridges, nil
 	}
-	bs, err := show.Read(ctx, s.h, "")
+	bs, err := show.Read(ctx, s.h, "", ovn.Backend{})
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ type run struct {
 // topology is what /api/topology returns: show's bridges, the ports'
 // counters and the last runs.
 type topology struct {
-	Bridges  []network.BridgeView       `json:"bridges"`
+	Bridges  []show.BridgeView          `json:"bridges"`
 	Counters map[string]attach.Counters `json:"counters"` // by OVS port
 	Runs     []run                      `json:"runs"`
 }

@@ -17,13 +17,22 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
-// Read returns the bridges (all, or the one named) with their containers.
-func Read(ctx context.Context, h *network.Host, only string) ([]network.BridgeView, error) {
+// Networks are the networks that are not this host's bridges (OVN's,
+// ovn.Backend), as show reports them.
+type Networks interface {
+	// Show is the networks (all, or the one named only), with this
+	// host's ports among them as local has them, by logical port.
+	Show(ctx context.Context, h *network.Host, only string, local map[string]network.PortView) ([]BridgeView, error)
+}
+
+// Read returns the bridges (all, or the one named) with their containers,
+// and the networks of others (nil: none).
+func Read(ctx context.Context, h *network.Host, only string, others Networks) ([]BridgeView, error) {
 	topo, err := h.DB.ReadAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []network.BridgeView{}
+	out := []BridgeView{}
 	local := map[string]network.PortView{} // this host's OVN ports, by logical port
 	for i := range topo.Bridges {
 		b := &topo.Bridges[i]
@@ -31,17 +40,17 @@ func Read(ctx context.Context, h *network.Host, only string) ([]network.BridgeVi
 			continue
 		}
 		bi := intent.DecodeBridge(b.Name, b.ExternalIDs)
-		sb := network.BridgeView{Name: b.Name, Datapath: datapath.Of(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
+		sb := BridgeView{Name: b.Name, Datapath: datapath.Of(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
 			Ports: []network.PortView{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
 		if d := bi.Docker; d.ID != "" {
-			sb.Docker = &network.Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
+			sb.Docker = &Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
 		}
 		if bi.SubnetsErr != nil {
 			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
 		}
 		for _, l := range bi.Links {
-			sb.Links = append(sb.Links, network.LinkView{Link: l})
+			sb.Links = append(sb.Links, LinkView{Link: l})
 		}
 		if bi.Underlay != nil {
 			sb.UnderlayOf = bi.Underlay.Dev
@@ -73,9 +82,9 @@ func Read(ctx context.Context, h *network.Host, only string) ([]network.BridgeVi
 		sort.Slice(sb.Pool, func(x, y int) bool { return sb.Pool[x].OVSPort < sb.Pool[y].OVSPort })
 		out = append(out, sb)
 	}
-	var ovn []network.BridgeView
-	if h.OVN != nil {
-		if ovn, err = h.OVN.Show(ctx, h, only, local); err != nil {
+	var ovn []BridgeView
+	if others != nil {
+		if ovn, err = others.Show(ctx, h, only, local); err != nil {
 			return nil, err
 		}
 	}
@@ -88,7 +97,7 @@ func Read(ctx context.Context, h *network.Host, only string) ([]network.BridgeVi
 
 // addInterfaces sorts a bridge's interfaces into its containers, its
 // warm pool, its tunnels' states and its other ports.
-func addInterfaces(sb *network.BridgeView, ifs []vswitchd.Interface, ports []vswitchd.Port) {
+func addInterfaces(sb *BridgeView, ifs []vswitchd.Interface, ports []vswitchd.Port) {
 	state := map[string]string{}
 	for _, ifc := range ifs {
 		state[ifc.Name] = mesh.IfaceState(ifc)

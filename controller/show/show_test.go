@@ -18,7 +18,7 @@ func TestShowBridge(t *testing.T) {
 	set := intent.Link{Src: "c10.1.0.3", Dst: "gone", Ports: "all"}.Encode()
 	set[intent.KeyICC] = "false"
 	h := networktest.Host(t, "10.1.0.0/24", set, "10.1.0.3", "10.1.0.2")
-	bs, err := Read(ctx, h, "br0")
+	bs, err := Read(ctx, h, "br0", nil)
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("show br0: %+v, %v", bs, err)
 	}
@@ -32,10 +32,10 @@ func TestShowBridge(t *testing.T) {
 	if len(b.Links) != 1 || len(b.Links[0].Dangling) != 1 || b.Links[0].Dangling[0] != "gone" {
 		t.Fatalf("links: %+v", b.Links)
 	}
-	if _, err := Read(ctx, h, "nope"); !errors.Is(err, network.ErrNoBridge) {
+	if _, err := Read(ctx, h, "nope", nil); !errors.Is(err, network.ErrNoBridge) {
 		t.Fatalf("show of no network: %v", err)
 	}
-	if all, err := Read(ctx, h, ""); err != nil || len(all) != 1 {
+	if all, err := Read(ctx, h, "", nil); err != nil || len(all) != 1 {
 		t.Fatalf("show all: %d, %v", len(all), err)
 	}
 }

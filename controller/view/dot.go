@@ -5,12 +5,13 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 )
 
 // DOT is the network as a Graphviz digraph: a cluster per bridge holding
 // a cluster per VLAN, containers as boxes (red when broken), tunnels as
 // hexagons, links as blue arrows labelled with their ports.
-func DOT(bs []network.BridgeView) string {
+func DOT(bs []show.BridgeView) string {
 	var b strings.Builder
 	b.WriteString("digraph ovsnet {\n")
 	b.WriteString("  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=11];\n")
@@ -24,7 +25,7 @@ func DOT(bs []network.BridgeView) string {
 }
 
 // dotBridge writes one bridge's cluster, then its links.
-func dotBridge(b *strings.Builder, br network.BridgeView) {
+func dotBridge(b *strings.Builder, br show.BridgeView) {
 	id := "br:" + br.Name
 	fmt.Fprintf(b, "  subgraph %s {\n    label=%s;\n    style=\"rounded\";\n", q("cluster_"+br.Name), q(br.Name))
 	fill := "#dde8f5"
@@ -80,7 +81,7 @@ func dotPort(b *strings.Builder, bridgeID string, p network.PortView) {
 // dotLinks writes the bridge's links; an end that is no container here
 // (a remote address, or a detached container: dangling) gets a node of
 // its own.
-func dotLinks(b *strings.Builder, br network.BridgeView) {
+func dotLinks(b *strings.Builder, br show.BridgeView) {
 	m := ends(br)
 	node := func(end string) string {
 		if p, ok := m[end]; ok {

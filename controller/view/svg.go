@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 )
 
 // Layout of the SVG picture, in pixels.
@@ -25,7 +26,7 @@ const (
 // cards. Broken containers and tunnels are red. Elements carry ids
 // (bridge-, port-, tunnel-, link-) and data attributes that the
 // controller's page uses to show a trace on the picture.
-func SVG(bs []network.BridgeView) string {
+func SVG(bs []show.BridgeView) string {
 	var body strings.Builder
 	y, width := pad, 2*pad+cols*(cardW+gap)+gap
 	for _, br := range bs {
@@ -78,7 +79,7 @@ type card struct {
 
 // panel is one bridge laid out at x, y: w by h.
 type panel struct {
-	br         network.BridgeView
+	br         show.BridgeView
 	x, y, w, h int
 	header     []string
 	labels     [][3]any // group titles: x, y, text
@@ -88,7 +89,7 @@ type panel struct {
 }
 
 // panelOf lays out bridge br with its top left corner at x, y.
-func panelOf(br network.BridgeView, x, y int) *panel {
+func panelOf(br show.BridgeView, x, y int) *panel {
 	p := &panel{br: br, x: x, y: y, header: bridgeLines(br), at: map[string]*card{}}
 	cy := y + pad + 18 + len(p.header)*lineH + gap
 	for _, g := range groups(br) {
@@ -148,7 +149,7 @@ func groupCards(g group, counts bool) []card {
 	return cs
 }
 
-func danglingNote(l network.LinkView) string {
+func danglingNote(l show.LinkView) string {
 	if len(l.Dangling) == 0 {
 		return ""
 	}

@@ -10,7 +10,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 )
 
 // MaxDrawn is the most containers a bridge has drawn one by one; a bridge
@@ -28,7 +30,7 @@ type group struct {
 }
 
 // groups splits a bridge's ports by VLAN, untagged first.
-func groups(br network.BridgeView) []group {
+func groups(br show.BridgeView) []group {
 	by := map[int][]network.PortView{}
 	for _, p := range br.Ports {
 		by[p.VLAN] = append(by[p.VLAN], p)
@@ -42,7 +44,7 @@ func groups(br network.BridgeView) []group {
 }
 
 // summarised says whether the bridge is drawn as counts.
-func summarised(br network.BridgeView) bool { return len(br.Ports) > MaxDrawn }
+func summarised(br show.BridgeView) bool { return len(br.Ports) > MaxDrawn }
 
 // groupTitle names a VLAN group.
 func groupTitle(v int) string {
@@ -65,7 +67,7 @@ func countBroken(ps []network.PortView) int {
 
 // bridgeLines are the lines under a bridge's name: its addresses and
 // settings.
-func bridgeLines(br network.BridgeView) []string {
+func bridgeLines(br show.BridgeView) []string {
 	var ls []string
 	if len(br.Subnets) > 0 {
 		l := strings.Join(br.Subnets, " ")
@@ -130,7 +132,7 @@ func portLines(p network.PortView) []string {
 }
 
 // tunnelLine describes a tunnel.
-func tunnelLine(t network.Tunnel) string {
+func tunnelLine(t intent.Tunnel) string {
 	kind := t.Type
 	if t.Kernel {
 		kind += " (kernel)"
@@ -140,7 +142,7 @@ func tunnelLine(t network.Tunnel) string {
 
 // ends maps a bridge's container names (and runtime names) to the port
 // that stands for them in a picture: the first one.
-func ends(br network.BridgeView) map[string]network.PortView {
+func ends(br show.BridgeView) map[string]network.PortView {
 	m := map[string]network.PortView{}
 	for _, p := range br.Ports {
 		for _, k := range endKeys(p) {

@@ -12,17 +12,18 @@ import (
 	"testing"
 
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/show"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func fixture(t *testing.T) []network.BridgeView {
+func fixture(t *testing.T) []show.BridgeView {
 	t.Helper()
 	data, err := os.ReadFile("testdata/topology.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bs []network.BridgeView
+	var bs []show.BridgeView
 	if err := json.Unmarshal(data, &bs); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestSVGGolden(t *testing.T) {
 
 // Past MaxDrawn containers a bridge is drawn as counts per VLAN.
 func TestSummarisesLargeBridges(t *testing.T) {
-	br := network.BridgeView{Name: "big", Datapath: "netdev", ICC: true}
+	br := show.BridgeView{Name: "big", Datapath: "netdev", ICC: true}
 	for i := 0; i < 1000; i++ {
 		p := network.PortView{Container: fmt.Sprintf("c%d", i), Iface: "eth1", OVSPort: fmt.Sprintf("on%d", i), State: "up", VLAN: i % 2 * 20}
 		if i == 7 {
@@ -96,8 +97,8 @@ func TestSummarisesLargeBridges(t *testing.T) {
 		}
 		br.Ports = append(br.Ports, p)
 	}
-	br.Links = []network.LinkView{{}}
-	dot, svg := DOT([]network.BridgeView{br}), SVG([]network.BridgeView{br})
+	br.Links = []show.LinkView{{}}
+	dot, svg := DOT([]show.BridgeView{br}), SVG([]show.BridgeView{br})
 	wellFormed(t, svg)
 	if strings.Contains(dot, `"port:`) || strings.Contains(svg, `id="port-`) {
 		t.Fatal("1,000 containers drawn one by one")
@@ -128,12 +129,12 @@ func wellFormed(t *testing.T, s string) {
 
 // A bridge's warm pool is counted in its heading, not drawn as containers.
 func TestPoolCounted(t *testing.T) {
-	br := network.BridgeView{Name: "br0", Datapath: "netdev", ICC: true, Ovsnet: true,
+	br := show.BridgeView{Name: "br0", Datapath: "netdev", ICC: true, Ovsnet: true,
 		Pool: []network.PortView{{OVSPort: "on1"}, {OVSPort: "on2"}}}
 	if ls := bridgeLines(br); !strings.Contains(strings.Join(ls, "\n"), "netdev, warm pool 2") {
 		t.Fatalf("heading: %q", ls)
 	}
-	if svg := SVG([]network.BridgeView{br}); strings.Contains(svg, "on1") || !strings.Contains(svg, "warm pool 2") {
+	if svg := SVG([]show.BridgeView{br}); strings.Contains(svg, "on1") || !strings.Contains(svg, "warm pool 2") {
 		t.Fatalf("the picture draws the pool's ports, or does not count them:\n%s", svg)
 	}
 }
