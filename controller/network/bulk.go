@@ -2,19 +2,16 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ipam"
-	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
 // bulkWorkers bounds the goroutines doing per-container kernel work (netns
@@ -44,32 +41,13 @@ func (h *Host) AddPorts(ctx context.Context, bridge string, specs []PortOptions)
 	return h.attachPorts(ctx, n, specs, true)
 }
 
-// dbNumberer waits on OVSDB for the port numbers ovs-vswitchd writes, for
-// as long as it makes progress: it adds a batch in one pass whose length
-// grows with the batch and with the ports already there (on the userspace
-// datapath it reconfigures the datapath per port: 1,000 ports took it 6 s
-// on an empty bridge and over a minute beside 4,000 here), so no fixed
-// bound fits. Progress is ports numbered, or ovs-vswitchd busy on the CPU.
+// dbNumberer waits on the host's OVSDB (WaitNumbered) for the numbers
+// ovs-vswitchd gives new ports.
 type dbNumberer struct{ h *Host }
 
 func (d dbNumberer) WaitOfports(ctx context.Context, names []string) ([]int, error) {
-	seen, busy := 0, vswitchdCPU()
-	for {
-		ofports, err := d.h.DB.WaitOfports(ctx, names, LinkTimeout)
-		if !errors.Is(err, ovsdb.ErrNotAdded) {
-			return ofports, err
-		}
-		n, cerr := d.h.DB.CountOfports(ctx, names)
-		b := vswitchdCPU()
-		// Busy: more than a tenth of the interval on the CPU.
-		if cerr != nil || (n <= seen && (busy < 0 || b-busy < LinkTimeout/10)) {
-			return nil, err
-		}
-		seen, busy = n, b
-	}
+	return d.h.DB.WaitNumbered(ctx, names, LinkTimeout)
 }
-
-func vswitchdCPU() time.Duration { return ovsdb.VswitchdCPU() }
 
 // scanAllocator allocates for many interfaces from one read of the bridge
 // and its ports: checks and allocations all at once.
