@@ -6,17 +6,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
-
-	"github.com/ovsnet/ovsnet/controller/network"
 )
 
 // minBar is the fewest items a phase has for a bar to be drawn: shorter
 // work would only flicker.
 const minBar = 50
 
-// bars is network.Progress on a terminal: a bar per phase on stderr with
+// bars is steptime.Progress on a terminal: a bar per phase on stderr with
 // the count, the rate and the time left.
 type bars struct {
 	mu  sync.Mutex
@@ -25,7 +24,7 @@ type bars struct {
 
 // progress is the listener for long work: bars when stdout and stderr
 // are terminals and the output is text; else nothing at all.
-func (g *globals) progress() network.Progress {
+func (g *globals) progress() steptime.Progress {
 	if g.output != "text" || !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stderr.Fd())) {
 		return nil
 	}

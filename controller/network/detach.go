@@ -344,7 +344,7 @@ func (h *Host) removePorts(ctx context.Context, bridge string, uuids []string, f
 
 // RemoveLinks deletes the devices of detached container interfaces: veth host
 // ends (which take the container ends with them) and internal ports.
-func RemoveLinks(ifs []vswitchd.Interface, d attach.Devices, p Teller) error {
+func RemoveLinks(ifs []vswitchd.Interface, d attach.Devices, p steptime.Teller) error {
 	var errs []error
 	var host []string // veths' host ends, and pool's internal ports
 	type internal struct {

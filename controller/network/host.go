@@ -25,7 +25,7 @@ import (
 type Host struct {
 	DB       *ovsdb.Client
 	Flows    OpenFlow
-	Progress Progress // told how long work goes (nil: nobody)
+	Progress steptime.Progress // told how long work goes (nil: nobody)
 	// Pool, when set, is the warm pool attaches may take from (the
 	// controller's); nil: every attach makes its port.
 	Pool *Pool

@@ -1,29 +1,6 @@
 package network
 
-// Progress hears how far long work has got: Phase starts a step over
-// total items, Add counts items done (from any goroutine). Host.Progress
-// nil tells nobody; the CLI draws bars with it on a terminal.
-type Progress interface {
-	Phase(what string, total int)
-	Add(n int)
-}
+import "github.com/ovsnet/ovsnet/controller/steptime"
 
-// Teller tells the host's Progress, if it has one.
-type Teller struct{ p Progress }
-
-// Tell is the host's Teller.
-func (h *Host) Tell() Teller { return Teller{h.Progress} }
-
-// Phase starts a step of total items.
-func (t Teller) Phase(what string, total int) {
-	if t.p != nil {
-		t.p.Phase(what, total)
-	}
-}
-
-// Add counts n items done.
-func (t Teller) Add(n int) {
-	if t.p != nil {
-		t.p.Add(n)
-	}
-}
+// Tell is the host's Teller of its Progress.
+func (h *Host) Tell() steptime.Teller { return steptime.Tell(h.Progress) }

@@ -1,6 +1,7 @@
 // Package steptime prints how long each step of a command took, to
 // stderr, when OVSNET_TRACE is set: the cheap way to see where an attach,
-// a convergence or the controller's start spends its time.
+// a convergence or the controller's start spends its time. It also tells
+// a Progress (the CLI's bars) how far long work has got.
 package steptime
 
 import (
