@@ -6,9 +6,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/ovsnet/ovsnet/controller/steptime"
 )
 
 // minBar is the fewest items a phase has for a bar to be drawn: shorter

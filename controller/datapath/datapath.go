@@ -11,11 +11,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
-	"github.com/vishvananda/netlink"
 )
 
 // The datapath types: the kernel module's and ovs-vswitchd's own.

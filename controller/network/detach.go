@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
@@ -17,7 +19,6 @@ import (
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
-	"github.com/vishvananda/netlink"
 )
 
 // DelPort detaches CONTAINER's INTERFACE; it fails if there is none.

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/datapath"
@@ -31,7 +33,6 @@ import (
 	"github.com/ovsnet/ovsnet/controller/tunnel"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
-	"github.com/vishvananda/netlink"
 )
 
 // Once converges everything derived from the intent in OVSDB on host h,

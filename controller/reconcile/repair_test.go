@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovsnet/ovsnet/attach/attachtest"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -13,7 +15,6 @@ import (
 	"github.com/ovsnet/ovsnet/flows/flowstest"
 	"github.com/ovsnet/ovsnet/nat/nattest"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
-	"github.com/vishvananda/netlink"
 )
 
 // bridgeRows reads br0 and its interfaces.
