@@ -18,8 +18,8 @@ func (e *env) doctor() (string, bool) {
 
 // A host started as Debian starts OVS (userspace TSO unset): doctor names
 // it with its fix and fails, add-br warns; with the fix applied and
-// ovs-vswitchd restarted, doctor passes and containers' TCP runs at least
-// 3x as fast.
+// ovs-vswitchd restarted, doctor passes, reconcile converges and the
+// containers' TCP passes.
 func TestDoctorUserspaceTSO(t *testing.T) {
 	onlyUserspace(t, "userspace TSO is the userspace datapath's")
 	e := newEnvWith(t, sandbox.Options{NoUserspaceTSO: true})
@@ -33,10 +33,6 @@ func TestDoctorUserspaceTSO(t *testing.T) {
 	c1, c2 := e.container(), e.container()
 	e.must("add-port", "br1", "eth1", c1, "--ip")
 	e.must("add-port", "br1", "eth1", c2, "--ip")
-	before, err := measure.TCPGbps(c1, c2, "10.57.0.3", 3)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	if _, err := e.sb.Vsctl("set", "Open_vSwitch", ".", "other_config:userspace-tso-enable=true"); err != nil {
 		t.Fatal(err)
@@ -65,15 +61,15 @@ func TestDoctorUserspaceTSO(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// TCP passes once TSO is in force; how much faster it is than without
+	// is a benchmark's figure (bench/attachtypes, in docs/performance.md),
+	// not a test's: a busy machine's throughput says nothing here.
 	ping(t, c1, "10.57.0.3")
 	after, err := measure.TCPGbps(c1, c2, "10.57.0.3", 3)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("TCP between two containers with userspace TSO in force: %v", err)
 	}
-	t.Logf("TCP between two containers: %.2f Gbit/s without userspace TSO, %.2f with", before, after)
-	if after < 3*before {
-		t.Fatalf("TCP %.2f Gbit/s with userspace TSO, %.2f without: want at least 3x", after, before)
-	}
+	t.Logf("TCP between two containers with userspace TSO: %.2f Gbit/s", after)
 }
 
 // Each of doctor's checks trips on what it is there for.
