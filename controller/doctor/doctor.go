@@ -263,7 +263,9 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 		ifs, _ := topo.BridgeInterfaces(b)
 		ports := map[string]bool{}
 		for _, ifc := range ifs {
-			ports[intent.RefOf(ifc.ExternalIDs).Container] = true
+			for _, n := range intent.RefOf(ifc.ExternalIDs).LinkEnds() {
+				ports[n] = true
+			}
 			if ifc.Error != nil && *ifc.Error != "" {
 				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, network.OwnerOf(ifc), b.Name, *ifc.Error),
 					"ovsnet reconcile; if it stays, detach the container and attach it again"})

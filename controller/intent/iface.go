@@ -51,6 +51,17 @@ func TxOffload(off bool) (set map[string]string, del []string) {
 	return nil, []string{KeyTxOffload}
 }
 
+// LinkEnds are the names a container interface answers to as a link's
+// end: its container as attached and, for a runtime's endpoint, the
+// runtime's name of its container, by which links name it (a Docker
+// endpoint's container_id is the endpoint's ID).
+func (r Ref) LinkEnds() []string {
+	if r.RuntimeName != "" && r.RuntimeName != r.Container {
+		return []string{r.Container, r.RuntimeName}
+	}
+	return []string{r.Container}
+}
+
 // String is "CONTAINER/IFACE" ("warm pool" for a pool's port).
 func (r Ref) String() string {
 	if r.Pooled && r.Container == "" {

@@ -82,6 +82,12 @@ func linkState(v PortView, i vswitchd.Interface) string {
 	return st
 }
 
+// LinkEnds are the names the port answers to as a link's end
+// (intent.Ref.LinkEnds).
+func (p *PortView) LinkEnds() []string {
+	return intent.Ref{Container: p.Container, RuntimeName: p.Name}.LinkEnds()
+}
+
 // Describe renders a port as add-port prints it.
 func (p *PortView) Describe() string {
 	s := fmt.Sprintf("attached %s:%s to %s as OVS port %s (%s)", p.Container, p.Iface, p.Bridge, p.OVSPort, p.Type)

@@ -81,7 +81,9 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 		if lsp.Up == nil || !*lsp.Up {
 			p.State = "down (OVN has not bound it)"
 		}
-		has[p.Container] = true
+		for _, n := range p.LinkEnds() {
+			has[n] = true
+		}
 		sb.Ports = append(sb.Ports, p)
 	}
 	for _, l := range bi.Links {

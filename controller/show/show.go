@@ -61,17 +61,7 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		ifs, ports := topo.BridgeInterfaces(b)
 		ifs, ports = ovnLocal(b.Name, ifs, ports, local)
 		addInterfaces(&sb, ifs, ports)
-		has := map[string]bool{}
-		for _, p := range sb.Ports {
-			has[p.Container] = true
-		}
-		for k, l := range sb.Links {
-			for _, end := range []string{l.Src, l.Dst} {
-				if _, remote := intent.RemoteEnd(end); !remote && !has[end] {
-					sb.Links[k].Dangling = append(sb.Links[k].Dangling, end)
-				}
-			}
-		}
+		sb.Links = dangling(sb.Links, sb.Ports)
 		sort.Slice(sb.Ports, func(x, y int) bool {
 			if sb.Ports[x].Container != sb.Ports[y].Container {
 				return sb.Ports[x].Container < sb.Ports[y].Container
@@ -148,4 +138,22 @@ func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, lo
 		keepI, keepP = append(keepI, i), append(keepP, ports[j])
 	}
 	return keepI, keepP
+}
+
+// dangling marks the ends of links that no port answers to (LinkEnds).
+func dangling(ls []LinkView, ports []network.PortView) []LinkView {
+	has := map[string]bool{}
+	for _, p := range ports {
+		for _, n := range p.LinkEnds() {
+			has[n] = true
+		}
+	}
+	for k, l := range ls {
+		for _, end := range []string{l.Src, l.Dst} {
+			if _, remote := intent.RemoteEnd(end); !remote && !has[end] {
+				ls[k].Dangling = append(ls[k].Dangling, end)
+			}
+		}
+	}
+	return ls
 }

@@ -39,3 +39,15 @@ func TestShowBridge(t *testing.T) {
 		t.Fatalf("show all: %d, %v", len(all), err)
 	}
 }
+
+// A link names a runtime's container by the runtime's name (a Docker
+// endpoint's container_id is the endpoint's ID): such a port is an end,
+// not a dangling one.
+func TestDanglingByRuntimeName(t *testing.T) {
+	ls := []LinkView{{Link: intent.Link{Src: "app", Dst: "sql"}}, {Link: intent.Link{Src: "app", Dst: "gone"}}}
+	ports := []network.PortView{{Container: "ep1", Name: "app"}, {Container: "ep2", Name: "sql"}}
+	ls = dangling(ls, ports)
+	if len(ls[0].Dangling) != 0 || len(ls[1].Dangling) != 1 || ls[1].Dangling[0] != "gone" {
+		t.Fatalf("dangling ends: %q and %q, want none and gone", ls[0].Dangling, ls[1].Dangling)
+	}
+}

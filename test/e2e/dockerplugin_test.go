@@ -161,7 +161,8 @@ func TestDockerNetworkPlugin(t *testing.T) {
 
 // dockerIsolatedNetwork: on a second network, isolated (returned with its
 // containers c and d), containers reach only along links, by their Docker
-// names, which outlive a restart's new endpoint; docker network connect
+// names, which outlive a restart's new endpoint and which show and doctor
+// see as the link's ends; docker network connect
 // gives c an interface on net too (where a runs), and disconnect takes it.
 func dockerIsolatedNetwork(e *env, driver, net, a string) (iso, c, d string) {
 	t := e.t
@@ -180,6 +181,17 @@ func dockerIsolatedNetwork(e *env, driver, net, a string) (iso, c, d string) {
 	eventually(t, 10*time.Second, "the link to a restarted container", func() bool {
 		return exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil
 	})
+	// What users see of the working link: its ends by those names, not
+	// dangling (the endpoints' container_id is Docker's endpoint ID).
+	if out := e.must("show", "ovt-iso"); strings.Contains(out, "dangling") {
+		t.Fatalf("a working link shown as dangling:\n%s", out)
+	}
+	if svg := e.must("show", "ovt-iso", "-o", "svg"); strings.Contains(svg, `class="link dangling"`) || !strings.Contains(svg, `class="link"`) {
+		t.Fatalf("the working link is not drawn as a link, or drawn dangling:\n%s", svg)
+	}
+	if out, _ := e.doctor(); strings.Contains(out, "has no port there") {
+		t.Fatalf("doctor calls a working link's ends missing:\n%s", out)
+	}
 	e.must("unlink", "ovt-iso", c, d)
 	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil {
 		t.Fatal("unlink left the path open")
