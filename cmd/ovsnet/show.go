@@ -183,15 +183,18 @@ func bridgeAttrs(br show.BridgeView) []string {
 	return attrs
 }
 
-// containerLabel names a port's container: a runtime's endpoint by the
-// container's name, once known.
+// containerLabel names a port's container: by the runtime's name for it
+// when there is one (a pod's, a Podman or Docker container's), with its ID.
 func containerLabel(p network.PortView) string {
-	if p.Runtime == "" {
+	if p.Runtime == "" && p.Name == "" {
 		return p.Container
 	}
 	id := p.Container
 	if len(id) > 12 {
 		id = id[:12]
+	}
+	if p.Runtime == "" {
+		return fmt.Sprintf("%s (%s)", p.Name, id)
 	}
 	return strings.TrimSpace(fmt.Sprintf("%s (%s endpoint %s)", p.Name, p.Runtime, id))
 }

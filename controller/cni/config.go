@@ -51,11 +51,24 @@ type portMapping struct {
 	HostIP        string `json:"hostIP,omitempty"`
 }
 
-// cniArgs are the CNI_ARGS the reference plugins accept: IP=A[,B] and MAC=M.
+// cniArgs are the CNI_ARGS the reference plugins accept (IP=A[,B] and
+// MAC=M) and the pod's name as Kubernetes runtimes (and Podman, its
+// container's name) pass it. Fields are named as the keys.
 type cniArgs struct {
 	types.CommonArgs
-	IP  types.UnmarshallableString `json:"ip,omitempty"`
-	MAC types.UnmarshallableString `json:"mac,omitempty"`
+	IP                types.UnmarshallableString `json:"ip,omitempty"`
+	MAC               types.UnmarshallableString `json:"mac,omitempty"`
+	K8S_POD_NAMESPACE types.UnmarshallableString
+	K8S_POD_NAME      types.UnmarshallableString
+}
+
+// name is the container's name the runtime gave: NAMESPACE/NAME of a
+// pod, a bare NAME (Podman's container) without a namespace.
+func (a cniArgs) name() string {
+	if a.K8S_POD_NAME == "" || a.K8S_POD_NAMESPACE == "" {
+		return string(a.K8S_POD_NAME)
+	}
+	return string(a.K8S_POD_NAMESPACE) + "/" + string(a.K8S_POD_NAME)
 }
 
 // parseConf reads stdin's configuration, failing with the spec's codes.
@@ -155,6 +168,7 @@ func (c *NetConf) port(containerID, netns, ifname, args string) (network.PortOpt
 	if err := types.LoadArgs(args, &a); err != nil {
 		return o, types.NewError(types.ErrInvalidEnvironmentVariables, "CNI_ARGS: "+err.Error(), "")
 	}
+	o.Name = a.name()
 	o.Addresses = c.RuntimeConfig.IPs
 	if len(o.Addresses) == 0 && a.IP != "" {
 		o.Addresses = strings.Split(string(a.IP), ",")

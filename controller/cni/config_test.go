@@ -65,6 +65,12 @@ func TestPortOptions(t *testing.T) {
 	if o, _ := c.port("id1", "/n", "eth0", ""); len(o.Addresses) != 1 || o.Addresses[0] != "auto" {
 		t.Fatalf("no address asked: %+v", o.Addresses)
 	}
+	if o, _ := c.port("id1", "/n", "eth0", "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=id1"); o.Name != "ns1/web" {
+		t.Fatalf("a pod's name from CNI_ARGS: %q", o.Name)
+	}
+	if o, _ := c.port("id1", "/n", "eth0", "IgnoreUnknown=1;K8S_POD_NAME=web"); o.Name != "web" { // Podman's container name
+		t.Fatalf("a name without a namespace: %q", o.Name)
+	}
 	if _, err := c.port("id1", "/n", "eth0", "BOGUS=1"); err == nil {
 		t.Fatal("an unknown CNI_ARGS key without IgnoreUnknown accepted")
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -94,6 +95,7 @@ type Port struct {
 	NoTxOffload              bool
 	FloodPPS                 int    // KeyFloodPPS; 0: no bound
 	Runtime                  string // who moves and configures the container's end ("": ovsnet)
+	RuntimeName              string // the runtime's name of the container ("": none known)
 	CNINetwork               string // attached by the CNI plugin for this network
 	// Pooled: a warm pool's port, with no container (Container, Iface and
 	// Netns empty) until an attach takes it.
@@ -123,6 +125,9 @@ func (p Port) Encode() map[string]string {
 	}
 	if p.Runtime != "" {
 		ext[KeyRuntime] = p.Runtime
+	}
+	if p.RuntimeName != "" {
+		ext[KeyRuntimeName] = p.RuntimeName
 	}
 	if p.CNINetwork != "" {
 		ext[KeyCNINetwork] = p.CNINetwork
@@ -155,7 +160,7 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	}
 	r := RefOf(ext)
 	p := Port{Container: r.Container, Iface: r.Iface, Bridge: r.Bridge, Netns: r.Netns, Type: r.Type, State: r.State,
-		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, CNINetwork: r.CNINetwork, Pooled: r.Pooled,
+		NoTxOffload: r.NoTxOffload, Runtime: r.Runtime, RuntimeName: r.RuntimeName, CNINetwork: r.CNINetwork, Pooled: r.Pooled,
 		Network: ext[KeyOVNNetwork], IfaceID: ext[KeyIfaceID]}
 	switch {
 	case p.Pooled && (p.Container != "" || p.Iface != ""):
@@ -307,6 +312,18 @@ func OfContainer(container, iface string) map[string]string {
 		m[KeyContainerIface] = iface
 	}
 	return m
+}
+
+var runtimeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,252}$`)
+
+// CheckRuntimeName validates the name a runtime gives a container (a
+// Docker or Podman container's name, a pod's NAMESPACE/NAME), which links,
+// trace and port accept for it.
+func CheckRuntimeName(name string) error {
+	if !runtimeNameRE.MatchString(name) {
+		return fmt.Errorf("container name %q: want at most 253 letters, digits and _ . : / @ -, starting with a letter or digit", name)
+	}
+	return nil
 }
 
 // RuntimeName is the interface keys that name its container as the

@@ -217,3 +217,19 @@ func TestPooledPort(t *testing.T) {
 		t.Fatalf("pooled row with a container: %v", err)
 	}
 }
+
+// A runtime's name for a container is kept with the port, and only names
+// that can be a link's end and a command's argument are taken.
+func TestRuntimeName(t *testing.T) {
+	p := Port{Container: "3f2a", Iface: "eth0", Bridge: "br0", State: StateReady, RuntimeName: "ns1/web"}
+	p.MAC, _ = net.ParseMAC("02:00:00:00:00:01")
+	got, err := DecodePort("on1", p.Encode())
+	if err != nil || got.RuntimeName != "ns1/web" || RefOf(p.Encode()).RuntimeName != "ns1/web" {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	for name, ok := range map[string]bool{"ns1/web": true, "web-1.a_b": true, "": false, "-x": false, "a b": false, "a>b": false, strings.Repeat("a", 254): false} {
+		if err := CheckRuntimeName(name); (err == nil) != ok {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+}

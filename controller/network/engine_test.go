@@ -13,6 +13,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
+	"github.com/ovsnet/ovsnet/controller/network/links"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/flowstest"
 	"github.com/ovsnet/ovsnet/nat/nattest"
@@ -175,7 +176,9 @@ func TestAttachTakesFromPool(t *testing.T) {
 	if err != nil || len(pooled) != 2 {
 		t.Fatalf("pool's rows: %d, %v", len(pooled), err)
 	}
-	p, err := h.AddPort(ctx, eth1Of("a", "veth"))
+	o := eth1Of("a", "veth")
+	o.Name = "ns1/a" // recorded on the pool's row as it becomes the container's
+	p, err := h.AddPort(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +188,8 @@ func TestAttachTakesFromPool(t *testing.T) {
 	if _, ok := dev.Config("/ns/a", "eth1"); !ok {
 		t.Fatalf("the pool's veth end was not configured in the container: %v", dev.Calls())
 	}
-	if rs := rowsOf(t, h, "a"); len(rs) != 1 || rs[0].State != intent.StateReady || rs[0].Pooled {
-		t.Fatalf("rows %+v, want one ready and no longer the pool's", rs)
+	if rs := rowsOf(t, h, "a"); len(rs) != 1 || rs[0].State != intent.StateReady || rs[0].Pooled || rs[0].RuntimeName != "ns1/a" {
+		t.Fatalf("rows %+v, want one ready, named, and no longer the pool's", rs)
 	}
 }
 
@@ -223,5 +226,31 @@ func TestDetachMarksFirst(t *testing.T) {
 	}
 	if rs := rowsOf(t, h, "a"); len(rs) != 0 || len(portFlows(rec, p.OVSPort)) != 0 || slices.Contains(dev.Links(attachtest.Host), p.OVSPort) {
 		t.Fatalf("after finishing: rows %+v, flows %q, host links %v", rs, portFlows(rec, p.OVSPort), dev.Links(attachtest.Host))
+	}
+}
+
+// TestAttachRecordsName: a runtime's name for the container (a pod's
+// NAMESPACE/NAME from CNI_ARGS) is recorded on its row and reported, and
+// the port is found by it as a link's end would be; a name that could
+// not be one is refused before anything is made.
+func TestAttachRecordsName(t *testing.T) {
+	ctx := context.Background()
+	h, _, dev := engineHost(t)
+	o := eth1Of("a", "veth")
+	o.Name = "ns1/web"
+	p, err := h.AddPort(ctx, o)
+	if err != nil || p.Name != "ns1/web" {
+		t.Fatalf("attached %+v, %v: want it named ns1/web", p, err)
+	}
+	if rs := rowsOf(t, h, "a"); len(rs) != 1 || rs[0].RuntimeName != "ns1/web" {
+		t.Fatalf("rows %+v, want ns1/web recorded", rs)
+	}
+	if ps, err := links.ContainerPorts(ctx, h.DB, "br0", "ns1/web"); err != nil || len(ps) != 1 {
+		t.Fatalf("found by its name: %d ports, %v", len(ps), err)
+	}
+	bad := eth1Of("b", "veth")
+	bad.Name = "web>db"
+	if _, err := h.AddPort(ctx, bad); err == nil || !strings.Contains(err.Error(), "container name") || len(dev.Links("/ns/b")) != 0 {
+		t.Fatalf("a name with '>': %v, links %v", err, dev.Links("/ns/b"))
 	}
 }

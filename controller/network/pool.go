@@ -250,7 +250,7 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 		it.port = pi
 		it.port.Pooled, it.port.State = false, intent.StateAttaching
 		it.port.Container, it.port.Iface, it.port.Netns = it.o.Container, it.o.Iface, it.netns
-		it.port.CNINetwork = it.o.CNINetwork
+		it.port.CNINetwork, it.port.RuntimeName = it.o.CNINetwork, it.o.Name
 		it.cfg = portConfig(it.port, it.o.routes())
 		it.handOff()
 		return ifc, nil

@@ -36,6 +36,10 @@ type PortOptions struct {
 	Netns string `json:",omitempty"`
 	// CNINetwork records the port as the CNI plugin's, for that network.
 	CNINetwork string `json:",omitempty"`
+	// Name is the runtime's name of the container when Container is an
+	// ID (a pod's NAMESPACE/NAME, Podman's container name): shown, and
+	// taken for the container by link, trace and port.
+	Name string `json:",omitempty"`
 	// Pooled makes a warm pool's port (FillPool): no container, Iface
 	// and Container empty. Never from a request.
 	Pooled bool `json:"-"`

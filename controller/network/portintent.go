@@ -28,7 +28,8 @@ func portConfig(p intent.Port, routes attach.RoutePolicy) attach.Config {
 // portView is port p as add-port, add-ports and show report it.
 func portView(p intent.Port, ovsPort string, ofport, vlan int) PortView {
 	v := PortView{Bridge: p.Bridge, Container: p.Container, Iface: p.Iface, MAC: p.MAC.String(), MTU: p.MTU,
-		VLAN: vlan, FloodPPS: p.FloodPPS, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns, Runtime: p.Runtime}
+		VLAN: vlan, FloodPPS: p.FloodPPS, Type: p.Type, OVSPort: ovsPort, Ofport: ofport, Netns: p.Netns, Runtime: p.Runtime,
+		Name: p.RuntimeName}
 	for _, a := range p.Addrs {
 		v.Addresses = append(v.Addresses, a.String())
 	}

@@ -34,6 +34,11 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	if o.Iface == "lo" {
 		return nil, fmt.Errorf("interface name lo is the container's loopback: name another (eth1)")
 	}
+	if o.Name != "" {
+		if err := intent.CheckRuntimeName(o.Name); err != nil {
+			return nil, err
+		}
+	}
 	if err := attach.CheckMTU(o.MTU); err != nil {
 		return nil, err
 	}

@@ -408,3 +408,40 @@ func TestCNIPastLinuxBridge(t *testing.T) {
 		run(t, "ip", "netns", "exec", ns[a], "ping", "-c", "1", "-W", "2", addrs[b])
 	}
 }
+
+// Pods through CNI carry their names (K8S_POD_NAMESPACE/K8S_POD_NAME in
+// CNI_ARGS, as containerd's CRI and Podman pass them): show lists them by
+// NAMESPACE/NAME beside their container IDs, and link and trace take the
+// names on an icc=false network.
+func TestCNIPodNames(t *testing.T) {
+	e := newEnv(t)
+	ovsnet := fmt.Sprintf(`{"type":"ovsnet","bridge":"br-pods","subnet":"10.61.0.0/24","icc":false,"ovsdb":%q}`, e.sb.DB())
+	dir := e.cniNet("ovt-pods", "1.0.0", ovsnet)
+	web, db := e.container(), e.container()
+	pod := func(name string) []string {
+		return []string{"CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + name + ";K8S_POD_INFRA_CONTAINER_ID=x"}
+	}
+	e.cniMust(dir, pod("web"), "add", "ovt-pods", nsPath(web))
+	addrDB := cniAddress(t, e.cniMust(dir, pod("db"), "add", "ovt-pods", nsPath(db)))
+	show := e.must("show", "br-pods")
+	if !strings.Contains(show, "shop/web (cnitool-") || !strings.Contains(show, "shop/db (cnitool-") {
+		t.Fatalf("pods not shown by their names:\n%s", show)
+	}
+	noPing(t, web, addrDB)
+	if v := e.verdict("br-pods", "--from", "shop/web", "--to", "shop/db"); !strings.HasPrefix(v, "dropped") {
+		t.Fatalf("trace between unlinked pods by name: %s", v)
+	}
+	e.must("link", "br-pods", "shop/web", "shop/db")
+	ping(t, web, addrDB)
+	if v := e.verdict("br-pods", "--from", "shop/web", "--to", "shop/db"); !strings.HasPrefix(v, "allowed") {
+		t.Fatalf("trace along the link by name: %s", v)
+	}
+	if show := e.must("show", "br-pods"); strings.Contains(show, "dangling") {
+		t.Fatalf("a link between named pods shown dangling:\n%s", show)
+	}
+	e.cniMust(dir, pod("web"), "del", "ovt-pods", nsPath(web))
+	e.cniMust(dir, pod("db"), "del", "ovt-pods", nsPath(db))
+	if show := e.must("show", "br-pods"); strings.Contains(show, "shop/") {
+		t.Fatalf("left after DEL:\n%s", show)
+	}
+}

@@ -104,7 +104,9 @@ func busyboxRootfs(t *testing.T) string {
 }
 
 // Podman 4 on its CNI backend with ovsnet's network: containers reach each
-// other, -p answers from outside the host, and podman rm frees the address.
+// other by address and are shown by name, -p answers from outside the host
+// (and port lists it by the container's name), and podman rm frees the
+// address.
 func TestCNIPodman(t *testing.T) {
 	notInVM(t, "Podman's runtime needs the host's cgroups and storage")
 	e := newEnv(t)
@@ -116,6 +118,14 @@ func TestCNIPodman(t *testing.T) {
 		t.Fatalf("addresses %s and %s, want 10.67.0.2 and 10.67.0.3", web, client)
 	}
 	p.must("exec", "ovt-client", "ping", "-c", "2", "-W", "2", web)
+	// Podman names its containers to the plugin (K8S_POD_NAME): show and
+	// port take the names.
+	if show := e.must("show", "br-pod"); !strings.Contains(show, "ovt-web (") || !strings.Contains(show, "ovt-client (") {
+		t.Fatalf("Podman's containers not shown by their names:\n%s", show)
+	}
+	if port := strings.TrimSpace(e.must("port", "br-pod", "ovt-web")); port != "80/tcp -> 0.0.0.0:18093" {
+		t.Fatalf("port of a Podman container by its name: %q", port)
+	}
 	o := e.outside()
 	eventually(t, 10*time.Second, "-p 18093:80 from outside", func() bool { return httpAnswers(t, nsPath(o), "192.0.2.1:18093") })
 	p.must("rm", "-f", "-t", "0", "ovt-web")
