@@ -96,6 +96,14 @@ func (m Mapping) Overlaps(o Mapping) bool {
 		(m.HostIP == o.HostIP || m.HostIP.IsUnspecified() || o.HostIP.IsUnspecified())
 }
 
+// SatisfiedBy says whether o, a published mapping, publishes what m asks
+// for: the same container port and protocol, on m's host port and address
+// where m gives them.
+func (m Mapping) SatisfiedBy(o Mapping) bool {
+	return m.Proto == o.Proto && m.ContainerPort == o.ContainerPort &&
+		(m.HostPort == 0 || m.HostPort == o.HostPort) && (m.HostIP.IsUnspecified() || m.HostIP == o.HostIP)
+}
+
 // ParseList parses a stored comma-separated list.
 func ParseList(s string) ([]Mapping, error) {
 	var ms []Mapping

@@ -102,3 +102,18 @@ func TestRestoreQuote(t *testing.T) {
 		}
 	}
 }
+
+// A published mapping satisfies a request for its container port and
+// protocol unless the request names another host port or address.
+func TestSatisfiedBy(t *testing.T) {
+	pub, _ := ParseMapping("0.0.0.0:49153:80/tcp")
+	for spec, want := range map[string]bool{"80": true, "49153:80": true, "80/udp": false, "8080:80": false, "127.0.0.1::80": false, "81": false} {
+		m, err := ParseMapping(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.SatisfiedBy(pub); got != want {
+			t.Errorf("%s satisfied by %s: %v, want %v", spec, pub.Docker(), got, want)
+		}
+	}
+}

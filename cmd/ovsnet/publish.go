@@ -24,7 +24,9 @@ func publishCmd(g *globals) *cobra.Command {
 HOST_IP:HOST_PORT (every host address when HOST_IP is left out; 127.0.0.1 for
 the host only) is forwarded to the container's PORT. Without HOST_PORT a free
 port from ip_local_port_range is taken; ovsnet port shows it. A host port
-already published or bound by a host process is refused.
+already published or bound by a host process is refused. Publishing what the
+container publishes already (the same PORT and protocol, on the HOST_PORT
+and HOST_IP given if any) changes nothing and prints the mapping it has.
 
 Published ports bypass INPUT-based firewalls such as ufw. Restrict them in
 the iptables chain OVSNET-USER (filter table), which traffic to published

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -114,10 +115,15 @@ type PortMapping struct {
 	HostPort  int    `json:"host_port"`
 }
 
+// Publish publishes req for container interface ifc on bridge nb: each
+// mapping that ifc does not publish already (SatisfiedBy: publishing
+// twice is publishing once) gets its host port reserved in OVSDB, under
+// the host-wide guard, and its DNAT rules. It returns the mappings asked
+// for, as published.
 func (n *NAT) Publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface, req []nat.Mapping) ([]PortMapping, error) {
 	tr := steptime.New()
 	defer tr.Done("publish detail")
-	var added []nat.Mapping
+	var added, have []nat.Mapping
 	retry := false
 	err := ovsdb.OnConflict(func() error {
 		// Host-wide serialization on a small map; the reservations
@@ -126,24 +132,6 @@ func (n *NAT) Publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface
 		if err != nil {
 			return err
 		}
-		added = added[:0]
-		for _, m := range req {
-			if m.HostPort == 0 {
-				if m.HostPort, err = n.freePort(ctx, m, added); err != nil {
-					return err
-				}
-			}
-			for _, o := range added {
-				if m.Overlaps(o) {
-					return fmt.Errorf("host port %s %s:%d is given twice", m.Proto, m.HostIP, m.HostPort)
-				}
-			}
-			if err := n.checkHostPort(ctx, m); err != nil {
-				return err
-			}
-			added = append(added, m)
-		}
-		tr.Step("probe")
 		// On a retry, the interface as it is now: another publish changed it.
 		if retry {
 			ref := intent.RefOf(ifc.ExternalIDs)
@@ -157,6 +145,10 @@ func (n *NAT) Publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface
 		if err != nil {
 			return err
 		}
+		if added, have, err = n.reserve(ctx, req, cur); err != nil || len(added) == 0 {
+			return err
+		}
+		tr.Step("probe")
 		set := intent.Publish(append(cur, added...))
 		_, err = n.DB.Do(ctx, func(tx *ovsdb.Tx) {
 			tx.GuardRootOtherConfig(root)
@@ -168,23 +160,60 @@ func (n *NAT) Publish(ctx context.Context, nb nat.Bridge, ifc vswitchd.Interface
 	if err != nil {
 		return nil, err
 	}
+	if len(added) > 0 {
+		if err := n.addRules(ifc, added); err != nil {
+			return nil, err
+		}
+		tr.Step("append rule")
+	}
+	return Mappings(ifc, append(have, added...)), nil
+}
+
+// reserve splits req into what cur (ifc's published ports) already
+// publishes (have) and what is to be added, each of those with a host
+// port (a free one where none is given) that nothing else holds.
+func (n *NAT) reserve(ctx context.Context, req, cur []nat.Mapping) (added, have []nat.Mapping, err error) {
+	for _, m := range req {
+		if i := slices.IndexFunc(cur, m.SatisfiedBy); i >= 0 {
+			have = append(have, cur[i])
+			continue
+		}
+		if m.HostPort == 0 {
+			if m.HostPort, err = n.freePort(ctx, m, added); err != nil {
+				return nil, nil, err
+			}
+		}
+		for _, o := range added {
+			if m.Overlaps(o) {
+				return nil, nil, fmt.Errorf("host port %s %s:%d is given twice", m.Proto, m.HostIP, m.HostPort)
+			}
+		}
+		if err := n.checkHostPort(ctx, m); err != nil {
+			return nil, nil, err
+		}
+		added = append(added, m)
+	}
+	return added, have, nil
+}
+
+// addRules adds the DNAT rules of ifc's new mappings.
+func (n *NAT) addRules(ifc vswitchd.Interface, added []nat.Mapping) error {
 	fw := n.Firewall
 	t, err := fw.Chains(false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rules, udp := natplan.IfaceRules(ifc, added)
 	if err := t.Add(rules...); err != nil {
-		return nil, err
+		return err
 	}
-	tr.Step("append rule")
 	if err := fw.Forward(false); err != nil {
-		return nil, err
+		return err
 	}
 	for _, p := range udp {
 		fw.FlushUDP(p)
 	}
-	return Mappings(ifc, added), nil
+	return nil
 }
 
 // checkHostPort refuses a host port already published (probed in OVSDB, one

@@ -72,7 +72,8 @@ func rulesWith(fw *nattest.Recorder, s string) int {
 
 // TestPublishAndRelease: a publish reserves its host ports on the
 // interface and adds one DNAT rule each; another container cannot take a
-// reserved host port; releasing a mapping takes its rule and reservation
+// reserved host port; publishing a mapping again returns it as it is;
+// releasing a mapping takes its rule and reservation
 // away and keeps the rest; releasing a departing interface's takes all.
 func TestPublishAndRelease(t *testing.T) {
 	ctx := context.Background()
@@ -103,6 +104,11 @@ func TestPublishAndRelease(t *testing.T) {
 	held, err := intent.Published("a", fresh[0].ExternalIDs)
 	if err != nil || len(held) != 2 {
 		t.Fatalf("reservations recorded: %v, %v", held, err)
+	}
+	// Publishing again is publishing once: the same mapping, no rule more.
+	again, err := n.Publish(ctx, nb, fresh[0], req("80"))
+	if err != nil || len(again) != 1 || again[0].HostPort != ms[0].HostPort || rulesWith(fw, "--to-destination 10.5.0.2:") != 2 {
+		t.Fatalf("publish 80 again: %+v, %v (first %+v); rules %q", again, err, ms[0], fw.Rules(false))
 	}
 	if err := n.Release(ctx, fresh[0], held[:1], held[1:]); err != nil {
 		t.Fatal(err)

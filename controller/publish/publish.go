@@ -36,7 +36,10 @@ func target(ctx context.Context, h *network.Host, bridge, container string) (*vs
 			return &ifs[i], br, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("container %s has no IPv4 interface on %s to publish", container, bridge)
+	if len(ifs) == 0 {
+		return nil, nil, fmt.Errorf("container %s has no interface on %s (see ovsnet show %s)", container, bridge, bridge)
+	}
+	return nil, nil, fmt.Errorf("container %s has no IPv4 address on %s, so no port of it can be published", container, bridge)
 }
 
 // Add adds port mappings for CONTAINER on BRIDGE. A host port already

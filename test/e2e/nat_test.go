@@ -191,7 +191,7 @@ func (k *natCase) egressAndPublished() {
 }
 
 // conflictsAndPicked: taken host ports are refused; no host port picks a
-// free one, which port reports.
+// free one, which port reports; publishing it again changes nothing.
 func (k *natCase) conflictsAndPicked() {
 	e, t := k.e, k.t
 	// Conflicts.
@@ -213,6 +213,11 @@ func (k *natCase) conflictsAndPicked() {
 		t.Fatalf("publish without host port: %+v", got)
 	}
 	hp := strconv.Itoa(got[0].HostPort)
+	// Publishing again is publishing once: the same host port, no second
+	// mapping.
+	if again := strings.TrimSpace(e.must("publish", "br0", k.c2, "81")); !strings.Contains(again, hp) {
+		t.Fatalf("publish 81 again: %q, want host port %s again", again, hp)
+	}
 	if p := strings.TrimSpace(e.must("port", "br0", k.c2)); p != "81/tcp -> 0.0.0.0:"+hp {
 		t.Fatalf("port: %q", p)
 	}
