@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -63,8 +64,28 @@ func Run(ctx context.Context, h *network.Host, connErr error, o Options) []Findi
 	} else {
 		fs = append(fs, doctorOVS(h, ctx, o)...)
 	}
-	fs = append(fs, doctorIptables(), doctorController(o.Controller), doctorDocker())
+	fs = append(fs, doctorIptables(), doctorController(o.Controller, dockerBridges(ctx, h)), doctorDocker())
 	return fs
+}
+
+// dockerBridges are the bridges that carry Docker networks (made by the
+// controller's network plugin), none when OVSDB cannot be read.
+func dockerBridges(ctx context.Context, h *network.Host) []string {
+	if h == nil {
+		return nil
+	}
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "name", "external_ids")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, b := range bs {
+		if intent.DecodeBridge(b.Name, b.ExternalIDs).Docker.ID != "" {
+			out = append(out, b.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // doctorOVS are the checks that read OVSDB.
@@ -298,12 +319,23 @@ func doctorIptables() Finding {
 	return Finding{"iptables", StatusOK, backend + " backend", ""}
 }
 
-func doctorController(addr string) Finding {
+// startController is how to start the controller, with systemd and
+// without (deploy/install.sh installs the unit).
+const startController = "systemctl enable --now ovsnet-controller; without systemd: " +
+	"ovsnet controller --listen 127.0.0.1:9476 --docker-plugin ovsnet >/var/log/ovsnet-controller.log 2>&1 &"
+
+// doctorController checks the controller's health; without it, Docker
+// networks on dockerNets (its network plugin's) take no containers.
+func doctorController(addr string, dockerNets []string) Finding {
 	c := &http.Client{Timeout: 2 * time.Second}
 	r, err := c.Get("http://" + addr + "/healthz")
+	if err != nil && len(dockerNets) > 0 {
+		return Finding{"controller", StatusProblem, fmt.Sprintf("not running at %s, and it is the network plugin of the Docker networks on %s: "+
+			"docker run on them fails (after 15 s: dial unix /run/docker/plugins/ovsnet.sock) until it runs", addr, strings.Join(dockerNets, ", ")), startController}
+	}
 	if err != nil {
 		return Finding{"controller", StatusNote, "not running at " + addr + ": nothing repairs drift or collects exited containers' ports until `ovsnet reconcile`",
-			"systemctl enable --now ovsnet-controller (deploy/install.sh installs it)"}
+			startController}
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))

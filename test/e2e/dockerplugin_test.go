@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,12 @@ func TestDockerNetworkPlugin(t *testing.T) {
 		t.Fatal("a container sent from an address Docker did not give it")
 	}
 	iso, c, d := dockerIsolatedNetwork(e, driver, net, a)
+	// A controller that cannot be reached (doctor asks 127.0.0.1:1) is a
+	// problem while Docker networks need its plugin, with how to start it.
+	if out, ok := e.doctor(); ok || !regexp.MustCompile(`PROBLEM +controller: not running at 127\.0\.0\.1:1, and it is the network plugin of the Docker networks on (ovd\w+, ovt-iso|ovt-iso, ovd\w+)`).MatchString(out) ||
+		!strings.Contains(out, "without systemd: ovsnet controller") {
+		t.Fatalf("doctor with the plugin's controller away:\n%s", out)
+	}
 	dockerPluginRefusesAndIPAM(t, driver)
 	// Gone with the containers and the networks: rows, bridges and links.
 	run(t, "docker", "rm", "-f", a, b, c, d)
