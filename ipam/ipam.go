@@ -13,7 +13,7 @@ import (
 
 // Subnet is one family's network of a bridge and its gateway.
 type Subnet struct {
-	Prefix  netip.Prefix // masked network, e.g. 173.16.1.0/24
+	Prefix  netip.Prefix // masked network, e.g. 172.16.1.0/24
 	Gateway netip.Addr
 	// Range is this host's share of a network that spans hosts (--ip-range):
 	// addresses are allocated from it only. Not valid: the whole Prefix.
@@ -83,7 +83,7 @@ func ParseSubnets(subnets, gateways []string) ([]Subnet, error) {
 	for _, s := range subnets {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			return nil, fmt.Errorf("malformed subnet %q: want CIDR such as 173.16.1.0/24 or fd00:1::/64", s)
+			return nil, fmt.Errorf("malformed subnet %q: want CIDR such as 172.16.1.0/24 or fd00:1::/64", s)
 		}
 		p = p.Masked()
 		if p.Addr().Is4In6() {
@@ -107,7 +107,7 @@ func ParseSubnets(subnets, gateways []string) ([]Subnet, error) {
 	for _, g := range gateways {
 		a, err := netip.ParseAddr(strings.TrimSpace(g))
 		if err != nil {
-			return nil, fmt.Errorf("malformed gateway %q: want an address such as 173.16.1.1", g)
+			return nil, fmt.Errorf("malformed gateway %q: want an address such as 172.16.1.1", g)
 		}
 		if o, ok := seen[a.Is4()]; ok {
 			return nil, fmt.Errorf("two %s gateways (%s, %s): give at most one per family", Family(a), o, a)
@@ -168,7 +168,7 @@ func ParseRequest(s string) (netip.Prefix, error) {
 	if a, err := netip.ParseAddr(s); err == nil && !a.Is4In6() {
 		return netip.PrefixFrom(a, -1), nil // length filled in from the subnet
 	}
-	return netip.Prefix{}, fmt.Errorf("malformed address %q: want ADDR/PLEN such as 173.16.1.2/24", s)
+	return netip.Prefix{}, fmt.Errorf("malformed address %q: want ADDR/PLEN such as 172.16.1.2/24", s)
 }
 
 // Validate checks a requested address against the bridge's subnet of its
@@ -333,4 +333,28 @@ func CheckUsable(p netip.Prefix) error {
 		}
 	}
 	return nil
+}
+
+// private are the IPv4 ranges no host on the internet has: RFC 1918's,
+// the shared (carrier-grade NAT) range, the benchmarking and
+// documentation ranges.
+var private = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24"),
+}
+
+// PublicIPv4 says whether p is IPv4 address space of the internet's (not
+// private, shared or documentation): containers there, masqueraded,
+// shadow the real hosts with their addresses.
+func PublicIPv4(p netip.Prefix) bool {
+	if !p.Addr().Is4() {
+		return false
+	}
+	for _, q := range private {
+		if q.Contains(p.Addr()) && q.Bits() <= p.Bits() {
+			return false
+		}
+	}
+	return true
 }

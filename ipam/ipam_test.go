@@ -9,11 +9,11 @@ import (
 )
 
 func TestParseSubnets(t *testing.T) {
-	ss, err := ParseSubnets([]string{"173.16.1.7/24", "fd00:1::/64"}, []string{"fd00:1::fe"})
+	ss, err := ParseSubnets([]string{"172.16.1.7/24", "fd00:1::/64"}, []string{"fd00:1::fe"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ss[0].Prefix.String() != "173.16.1.0/24" || ss[0].Gateway.String() != "173.16.1.1" {
+	if ss[0].Prefix.String() != "172.16.1.0/24" || ss[0].Gateway.String() != "172.16.1.1" {
 		t.Fatalf("v4: %+v", ss[0])
 	}
 	if ss[1].Gateway.String() != "fd00:1::fe" {
@@ -39,23 +39,23 @@ func TestParseSubnets(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ss, _ := ParseSubnets([]string{"173.16.1.0/24"}, nil)
-	used := map[netip.Addr]string{netip.MustParseAddr("173.16.1.3"): "c2/eth1"}
-	p, err := Validate(netip.MustParsePrefix("173.16.1.2/24"), ss, used)
-	if err != nil || p.String() != "173.16.1.2/24" {
+	ss, _ := ParseSubnets([]string{"172.16.1.0/24"}, nil)
+	used := map[netip.Addr]string{netip.MustParseAddr("172.16.1.3"): "c2/eth1"}
+	p, err := Validate(netip.MustParsePrefix("172.16.1.2/24"), ss, used)
+	if err != nil || p.String() != "172.16.1.2/24" {
 		t.Fatalf("good address: %v %v", p, err)
 	}
-	r, _ := ParseRequest("173.16.1.9")
-	if p, err := Validate(r, ss, used); err != nil || p.String() != "173.16.1.9/24" {
+	r, _ := ParseRequest("172.16.1.9")
+	if p, err := Validate(r, ss, used); err != nil || p.String() != "172.16.1.9/24" {
 		t.Fatalf("bare address takes the subnet length: %v %v", p, err)
 	}
 	for req, want := range map[string]string{
-		"173.16.2.2/24":   "outside",
-		"173.16.1.0/24":   "network address",
-		"173.16.1.255/24": "broadcast",
-		"173.16.1.1/24":   "gateway",
-		"173.16.1.3/24":   "already taken by c2/eth1",
-		"173.16.1.4/16":   "prefix length 24",
+		"172.16.2.2/24":   "outside",
+		"172.16.1.0/24":   "network address",
+		"172.16.1.255/24": "broadcast",
+		"172.16.1.1/24":   "gateway",
+		"172.16.1.3/24":   "already taken by c2/eth1",
+		"172.16.1.4/16":   "prefix length 24",
 		"224.0.0.1/24":    "not a unicast",
 	} {
 		if _, err := Validate(netip.MustParsePrefix(req), ss, used); err == nil || !strings.Contains(err.Error(), want) {
@@ -204,6 +204,15 @@ func TestHighestFree(t *testing.T) {
 	}{{s, 5}, {r, 253}, {Subnet{Prefix: netip.MustParsePrefix("fd00::/64"), Gateway: a("fd00::1")}, 1 << 30}} {
 		if got := HostCount(c.s); got != c.want {
 			t.Errorf("HostCount(%v) = %d, want %d", c.s.Prefix, got, c.want)
+		}
+	}
+}
+
+func TestPublicIPv4(t *testing.T) {
+	for cidr, want := range map[string]bool{"173.16.1.0/24": true, "8.8.8.0/24": true, "172.16.1.0/24": false, "10.1.0.0/16": false,
+		"192.168.5.0/24": false, "100.64.1.0/24": false, "192.0.2.0/24": false, "172.0.0.0/8": true, "fd00::/64": false, "2001:db8::/64": false} {
+		if got := PublicIPv4(netip.MustParsePrefix(cidr)); got != want {
+			t.Errorf("%s: %v, want %v", cidr, got, want)
 		}
 	}
 }

@@ -25,8 +25,8 @@ func TestParseMAC(t *testing.T) {
 }
 
 func TestMACFor(t *testing.T) {
-	m := MACFor([]netip.Prefix{netip.MustParsePrefix("fd00::2/64"), netip.MustParsePrefix("173.16.1.2/24")})
-	if m.String() != "0a:58:ad:10:01:02" {
+	m := MACFor([]netip.Prefix{netip.MustParsePrefix("fd00::2/64"), netip.MustParsePrefix("172.16.1.2/24")})
+	if m.String() != "0a:58:ac:10:01:02" {
 		t.Fatalf("got %s", m)
 	}
 	if m := MACFor(nil); m[0]&1 != 0 || m[0]&2 == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -10,6 +11,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/doctor"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ipam"
 )
 
 func addBrCmd(g *globals) *cobra.Command {
@@ -38,7 +40,7 @@ ARP, broadcasts; an OpenFlow meter per port drops the excess): one
 container's flood then costs the switch, and the containers beside it, a
 bounded share. TCP segments of established connections are never metered.
 add-port --flood-limit sets a port's own.`,
-		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
+		Example: `  ovsnet add-br ovs-br1 --subnet 172.16.1.0/24
   ovsnet add-br br-dual --subnet 10.20.0.0/24 --subnet fd00:20::/64 --mtu 1450
   ovsnet add-br br-iso --subnet 10.30.0.0/24 --gateway 10.30.0.254 --icc=false
   ovsnet add-br br0 --subnet 10.97.0.0/16 --ip-range 10.97.1.0/24`,
@@ -64,6 +66,9 @@ add-port --flood-limit sets a port's own.`,
 			if !created {
 				verb = "exists, unchanged:"
 			} else if w := doctor.TSOWarning(h.DB, o.Name); w != "" {
+				fmt.Fprintln(c.ErrOrStderr(), "ovsnet: warning: "+w)
+			}
+			if w := publicSubnets(o); created && w != "" {
 				fmt.Fprintln(c.ErrOrStderr(), "ovsnet: warning: "+w)
 			}
 			return g.print(c, map[string]any{"bridge": o.Name, "created": created},
@@ -100,4 +105,21 @@ func delBrCmd(g *globals) *cobra.Command {
 			return g.print(c, map[string]any{"bridge": args[0], "deleted": true}, "bridge "+args[0]+" deleted")
 		},
 	}
+}
+
+// publicSubnets warns of IPv4 subnets of the internet's address space on
+// a masquerading bridge: its containers take real hosts' addresses, which
+// they and the host then no longer reach. A routed bridge (--nat=false)
+// may be given a block it owns.
+func publicSubnets(o network.BridgeOptions) string {
+	if o.NAT != nil && !*o.NAT {
+		return ""
+	}
+	for _, s := range o.Subnets {
+		if p, err := netip.ParsePrefix(s); err == nil && ipam.PublicIPv4(p.Masked()) {
+			return fmt.Sprintf("subnet %s is public address space: hosts on the internet with those addresses cannot be reached from its containers; "+
+				"private ranges are 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16 (or --nat=false for a block routed to this host)", s)
+		}
+	}
+	return ""
 }

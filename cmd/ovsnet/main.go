@@ -128,8 +128,8 @@ host's ovs-vswitchd (normally the host's own).
 
 Run by a CNI runtime (CNI_COMMAND set; installed as /opt/cni/bin/ovsnet) it
 is the CNI plugin of type "ovsnet": ADD, DEL, CHECK, STATUS, GC, VERSION.`,
-		Example: `  ovsnet add-br ovs-br1 --subnet 173.16.1.0/24
-  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=173.16.1.2/24
+		Example: `  ovsnet add-br ovs-br1 --subnet 172.16.1.0/24
+  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=172.16.1.2/24
   ovsnet add-port ovs-br1 eth1 container2 --ip
   ovsnet show -o json`,
 		SilenceErrors: true,

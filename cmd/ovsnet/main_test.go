@@ -20,13 +20,13 @@ func TestNormalizeArgs(t *testing.T) {
 
 func TestRenderTree(t *testing.T) {
 	out := renderTree([]show.BridgeView{{Name: "ovs-br1", Datapath: "netdev", Ovsnet: true, ICC: true,
-		Subnets: []string{"173.16.1.0/24"}, Gateways: []string{"173.16.1.1"},
+		Subnets: []string{"172.16.1.0/24"}, Gateways: []string{"172.16.1.1"},
 		Ports: []network.PortView{
-			{Container: "c1", Iface: "eth1", Addresses: []string{"173.16.1.2/24"}, MAC: "02:00:00:00:00:01", OVSPort: "on1", Ofport: 1, Type: "internal", State: "up"},
+			{Container: "c1", Iface: "eth1", Addresses: []string{"172.16.1.2/24"}, MAC: "02:00:00:00:00:01", OVSPort: "on1", Ofport: 1, Type: "internal", State: "up"},
 			{Container: "c2", Iface: "eth1", MAC: "02:00:00:00:00:02", OVSPort: "on2", VLAN: 5, Type: "veth", State: "down"},
 		}}})
-	want := `ovs-br1 (datapath netdev, subnet 173.16.1.0/24 via 173.16.1.1, icc on, nat off)
-├── c1 eth1: 173.16.1.2/24, mac 02:00:00:00:00:01, port on1 (ofport 1), internal, up
+	want := `ovs-br1 (datapath netdev, subnet 172.16.1.0/24 via 172.16.1.1, icc on, nat off)
+├── c1 eth1: 172.16.1.2/24, mac 02:00:00:00:00:01, port on1 (ofport 1), internal, up
 └── c2 eth1: no address, mac 02:00:00:00:00:02, vlan 5, port on2, veth, down`
 	if out != want {
 		t.Fatalf("got\n%s\nwant\n%s", out, want)

@@ -85,9 +85,9 @@ OpenFlow connections open, and concurrent attaches share its round trips to
 ovs-vswitchd. The result and the errors are the same; if the controller dies
 during the request, add-port finishes or undoes what it left and attaches
 itself. OVSNET_DIRECT=1 always does the work in this process.`,
-		Example: `  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=173.16.1.2/24
+		Example: `  ovsnet add-port ovs-br1 eth1 container1 --ipaddress=172.16.1.2/24
   ovsnet add-port ovs-br1 eth1 web1 --ip -p 8080:80 -p 127.0.0.1:9090:90 -p 53/udp
-  ovsnet add-port ovs-br1 eth2 pid:4242 --ip=173.16.1.9/24 --macaddress=02:42:ac:10:01:09 --mtu=1400 --vlan=10`,
+  ovsnet add-port ovs-br1 eth2 pid:4242 --ip=172.16.1.9/24 --macaddress=02:42:ac:10:01:09 --mtu=1400 --vlan=10`,
 		Args: exactArgs("BRIDGE", "INTERFACE", "CONTAINER"),
 		RunE: func(c *cobra.Command, args []string) error {
 			o := a.options(c.Flags())

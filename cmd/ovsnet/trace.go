@@ -27,7 +27,7 @@ chassis, a line before the verdict says what its integration bridge does
 with the packet (ofproto/trace's datapath actions: a tunnel to the
 destination's chassis, an output, or drop).`,
 		Example: `  ovsnet trace br-iso --from web --to db --proto tcp --dport 5432
-  ovsnet trace ovs-br1 --from container1 --to 173.16.1.1
+  ovsnet trace ovs-br1 --from container1 --to 172.16.1.1
   ovsnet trace lab --from web --to db --proto tcp --dport 5432   # an OVN network`,
 		Args: exactArgs("BRIDGE"),
 		RunE: func(c *cobra.Command, args []string) error {

@@ -74,7 +74,7 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	if o.Gateway != "" {
 		g, err := netip.ParseAddr(o.Gateway)
 		if err != nil {
-			return nil, fmt.Errorf("malformed gateway %q: want an address such as 173.16.1.1", o.Gateway)
+			return nil, fmt.Errorf("malformed gateway %q: want an address such as 172.16.1.1", o.Gateway)
 		}
 		gateway = g
 	}

@@ -61,11 +61,11 @@ func run(bin string, keep bool) (err error) {
 		}
 	}
 	steps := [][]string{
-		{bin, "add-br", "ovs-br1", "--subnet", "173.16.1.0/24"},
-		{bin, "add-port", "ovs-br1", "eth1", "demo-c1", "--ipaddress=173.16.1.2/24"},
+		{bin, "add-br", "ovs-br1", "--subnet", "172.16.1.0/24"},
+		{bin, "add-port", "ovs-br1", "eth1", "demo-c1", "--ipaddress=172.16.1.2/24"},
 		{bin, "add-port", "ovs-br1", "eth1", "demo-c2", "--ip"},
-		{"ip", "netns", "exec", "demo-c1", "ping", "-c", "3", "-i", "0.2", "173.16.1.3"},
-		{"ip", "netns", "exec", "demo-c2", "ping", "-c", "3", "-i", "0.2", "173.16.1.1"},
+		{"ip", "netns", "exec", "demo-c1", "ping", "-c", "3", "-i", "0.2", "172.16.1.3"},
+		{"ip", "netns", "exec", "demo-c2", "ping", "-c", "3", "-i", "0.2", "172.16.1.1"},
 		{bin, "show"},
 	}
 	for _, s := range steps {

@@ -18,11 +18,11 @@ func TestSeedScenario(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			e := newEnv(t)
 			c1, c2 := e.container(), e.container()
-			e.must("add-br", "ovs-br1", "--subnet", "173.16.1.0/24", "--gateway", "173.16.1.1")
+			e.must("add-br", "ovs-br1", "--subnet", "172.16.1.0/24", "--gateway", "172.16.1.1")
 			if typ == "internal" && kernelDatapath {
 				// Renamed in the container, a kernel vport would be made
 				// again in the host by ovs-vswitchd: refused, nothing made.
-				r := e.ovsnet("add-port", "ovs-br1", "eth1", c1, "--ipaddress=173.16.1.2/24", "--type", typ)
+				r := e.ovsnet("add-port", "ovs-br1", "eth1", c1, "--ipaddress=172.16.1.2/24", "--type", typ)
 				if r.code == 0 || !strings.Contains(r.err, "use --type veth") {
 					t.Fatalf("internal port on the kernel datapath: exit %d, %q", r.code, r.err)
 				}
@@ -31,17 +31,17 @@ func TestSeedScenario(t *testing.T) {
 				}
 				return
 			}
-			out := e.must("add-port", "ovs-br1", "eth1", c1, "--ipaddress=173.16.1.2/24", "--type", typ)
-			if !strings.Contains(out, "173.16.1.2/24") || !strings.Contains(out, "("+typ+")") {
+			out := e.must("add-port", "ovs-br1", "eth1", c1, "--ipaddress=172.16.1.2/24", "--type", typ)
+			if !strings.Contains(out, "172.16.1.2/24") || !strings.Contains(out, "("+typ+")") {
 				t.Fatalf("add-port output does not say what it made: %q", out)
 			}
-			e.must("add-port", "ovs-br1", "eth1", c2, "--ipaddress", "173.16.1.3/24", "--type="+typ)
-			ping(t, c1, "173.16.1.3")
-			ping(t, c2, "173.16.1.2")
-			ping(t, c1, "173.16.1.1")
-			ping(t, e.sb.Netns, "173.16.1.3")
-			tcpTransfer(t, nsPath(c1), nsPath(c2), "173.16.1.3", 16<<20)
-			tcpTransfer(t, nsPath(c2), nsPath(c1), "173.16.1.2", 16<<20)
+			e.must("add-port", "ovs-br1", "eth1", c2, "--ipaddress", "172.16.1.3/24", "--type="+typ)
+			ping(t, c1, "172.16.1.3")
+			ping(t, c2, "172.16.1.2")
+			ping(t, c1, "172.16.1.1")
+			ping(t, e.sb.Netns, "172.16.1.3")
+			tcpTransfer(t, nsPath(c1), nsPath(c2), "172.16.1.3", 16<<20)
+			tcpTransfer(t, nsPath(c2), nsPath(c1), "172.16.1.2", 16<<20)
 		})
 	}
 }

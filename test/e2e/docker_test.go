@@ -45,15 +45,15 @@ func TestDockerContainers(t *testing.T) {
 	e := newEnv(t)
 	n1, _ := dockerRun(t, true)
 	n2, id2 := dockerRun(t, true)
-	e.must("add-br", "ovs-br1", "--subnet", "173.16.1.0/24")
+	e.must("add-br", "ovs-br1", "--subnet", "172.16.1.0/24")
 	// Exactly the seeds' commands: one by name, one by ID.
-	e.must("add-port", "ovs-br1", "eth1", n1, "--ipaddress=173.16.1.2/24")
-	e.must("add-port", "ovs-br1", "eth1", id2[:12], "--ipaddress=173.16.1.3/24")
-	run(t, "docker", "exec", n1, "ping", "-c", "3", "-W", "2", "173.16.1.3")
-	run(t, "docker", "exec", n2, "ping", "-c", "3", "-W", "2", "173.16.1.2")
-	run(t, "docker", "exec", n2, "ping", "-c", "2", "-W", "2", "173.16.1.1")
+	e.must("add-port", "ovs-br1", "eth1", n1, "--ipaddress=172.16.1.2/24")
+	e.must("add-port", "ovs-br1", "eth1", id2[:12], "--ipaddress=172.16.1.3/24")
+	run(t, "docker", "exec", n1, "ping", "-c", "3", "-W", "2", "172.16.1.3")
+	run(t, "docker", "exec", n2, "ping", "-c", "3", "-W", "2", "172.16.1.2")
+	run(t, "docker", "exec", n2, "ping", "-c", "2", "-W", "2", "172.16.1.1")
 	show := e.must("show")
-	if !strings.Contains(show, n1+" eth1: 173.16.1.2/24") || !strings.Contains(show, id2[:12]+" eth1: 173.16.1.3/24") {
+	if !strings.Contains(show, n1+" eth1: 172.16.1.2/24") || !strings.Contains(show, id2[:12]+" eth1: 172.16.1.3/24") {
 		t.Fatalf("show does not list the containers as typed:\n%s", show)
 	}
 	// The same container under its other name already has eth1.
