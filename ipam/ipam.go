@@ -358,3 +358,22 @@ func PublicIPv4(p netip.Prefix) bool {
 	}
 	return true
 }
+
+// GatewaysFor picks the default gateway of each family the interface has an
+// address in: explicit if given (--gateway), else the bridge's gateway when the address
+// is in the bridge's subnet.
+func GatewaysFor(addrs []netip.Prefix, subnets []Subnet, explicit netip.Addr) []netip.Addr {
+	var gws []netip.Addr
+	for _, a := range addrs {
+		if explicit.IsValid() && explicit.Is4() == a.Addr().Is4() {
+			gws = append(gws, explicit)
+			continue
+		}
+		for _, s := range subnets {
+			if s.Prefix.Contains(a.Addr()) {
+				gws = append(gws, s.Gateway)
+			}
+		}
+	}
+	return gws
+}

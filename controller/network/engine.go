@@ -312,7 +312,7 @@ func (r *AttachRun) fill(it *AttachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	// Until the container side is configured the row says attaching: if
 	// this process dies before that, convergence finds it and finishes.
 	it.port = intent.Port{Container: it.o.Container, Iface: it.o.Iface, Bridge: r.bridge, Netns: it.netns, Type: it.typ,
-		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: gatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
+		State: intent.StateAttaching, MAC: mac, Addrs: it.addrs, Gateways: ipam.GatewaysFor(it.addrs, subs, it.rq.gateway), MTU: mtu,
 		NoTxOffload: datapath.NoTxOffload(r.bi, it.typ, dp, tso), CNINetwork: it.o.CNINetwork, RuntimeName: it.o.Name, FloodPPS: r.bi.FloodPPS}
 	if it.o.FloodPPS != nil {
 		it.port.FloodPPS = *it.o.FloodPPS

@@ -23,21 +23,28 @@ type portRequest struct {
 	publish   []nat.Mapping
 }
 
-// parsePortOptions checks what can be checked without reading anything.
-func parsePortOptions(o PortOptions) (*portRequest, error) {
+// checkNames checks the names a request gives: the bridge's, the
+// interface's in the container, the runtime's for the container.
+func (o PortOptions) checkNames() error {
 	if err := attach.CheckName("bridge", o.Bridge); err != nil {
-		return nil, err
+		return err
 	}
 	if err := attach.CheckName("interface", o.Iface); err != nil && !o.Pooled {
-		return nil, err
+		return err
 	}
 	if o.Iface == "lo" {
-		return nil, fmt.Errorf("interface name lo is the container's loopback: name another (eth1)")
+		return fmt.Errorf("interface name lo is the container's loopback: name another (eth1)")
 	}
 	if o.Name != "" {
-		if err := intent.CheckRuntimeName(o.Name); err != nil {
-			return nil, err
-		}
+		return intent.CheckRuntimeName(o.Name)
+	}
+	return nil
+}
+
+// parsePortOptions checks what can be checked without reading anything.
+func parsePortOptions(o PortOptions) (*portRequest, error) {
+	if err := o.checkNames(); err != nil {
+		return nil, err
 	}
 	if err := attach.CheckMTU(o.MTU); err != nil {
 		return nil, err
@@ -150,25 +157,6 @@ func (rq *portRequest) checkOn(br intent.Bridge) (subnets []ipam.Subnet, nb nat.
 		}
 	}
 	return subnets, nb, nil
-}
-
-// gatewaysFor picks the default gateway of each family the interface has an
-// address in: --gateway if given, else the bridge's gateway when the address
-// is in the bridge's subnet.
-func gatewaysFor(addrs []netip.Prefix, subnets []ipam.Subnet, explicit netip.Addr) []netip.Addr {
-	var gws []netip.Addr
-	for _, a := range addrs {
-		if explicit.IsValid() && explicit.Is4() == a.Addr().Is4() {
-			gws = append(gws, explicit)
-			continue
-		}
-		for _, s := range subnets {
-			if s.Prefix.Contains(a.Addr()) {
-				gws = append(gws, s.Gateway)
-			}
-		}
-	}
-	return gws
 }
 
 // macFree refuses a MAC that a port of the bridge (holder, "" for none) or
