@@ -68,7 +68,6 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 	for _, s := range bi.Subnets {
 		bits[s.Prefix.Addr().Is4()] = s.Prefix.Bits()
 	}
-	has := map[string]bool{}
 	for _, lsp := range ports {
 		if lsp.Name == nb.GatewayPortName(ls.Name) {
 			continue
@@ -81,20 +80,9 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 		if lsp.Up == nil || !*lsp.Up {
 			p.State = "down (OVN has not bound it)"
 		}
-		for _, n := range p.LinkEnds() {
-			has[n] = true
-		}
 		sb.Ports = append(sb.Ports, p)
 	}
-	for _, l := range bi.Links {
-		k := show.LinkView{Link: l}
-		for _, end := range []string{l.Src, l.Dst} {
-			if !has[end] {
-				k.Dangling = append(k.Dangling, end)
-			}
-		}
-		sb.Links = append(sb.Links, k)
-	}
+	sb.Links = show.Links(bi.Links, sb.Ports)
 	sort.Slice(sb.Ports, func(x, y int) bool {
 		return fmt.Sprint(sb.Ports[x].Container, "\x00", sb.Ports[x].Iface) < fmt.Sprint(sb.Ports[y].Container, "\x00", sb.Ports[y].Iface)
 	})

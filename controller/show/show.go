@@ -49,9 +49,6 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		if bi.SubnetsErr != nil {
 			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
 		}
-		for _, l := range bi.Links {
-			sb.Links = append(sb.Links, LinkView{Link: l})
-		}
 		if bi.Underlay != nil {
 			sb.UnderlayOf = bi.Underlay.Dev
 		}
@@ -61,7 +58,7 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		ifs, ports := topo.BridgeInterfaces(b)
 		ifs, ports = ovnLocal(b.Name, ifs, ports, local)
 		addInterfaces(&sb, ifs, ports)
-		sb.Links = dangling(sb.Links, sb.Ports)
+		sb.Links = Links(bi.Links, sb.Ports)
 		sort.Slice(sb.Ports, func(x, y int) bool {
 			if sb.Ports[x].Container != sb.Ports[y].Container {
 				return sb.Ports[x].Container < sb.Ports[y].Container
@@ -140,20 +137,25 @@ func ovnLocal(bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, lo
 	return keepI, keepP
 }
 
-// dangling marks the ends of links that no port answers to (LinkEnds).
-func dangling(ls []LinkView, ports []network.PortView) []LinkView {
+// Links are a network's links as show reports them, each end that no
+// port of ports answers to (LinkEnds) marked dangling: for a bridge and,
+// through package ovn, for an OVN network.
+func Links(links []intent.Link, ports []network.PortView) []LinkView {
 	has := map[string]bool{}
 	for _, p := range ports {
 		for _, n := range p.LinkEnds() {
 			has[n] = true
 		}
 	}
-	for k, l := range ls {
+	var ls []LinkView
+	for _, l := range links {
+		v := LinkView{Link: l}
 		for _, end := range []string{l.Src, l.Dst} {
 			if _, remote := intent.RemoteEnd(end); !remote && !has[end] {
-				ls[k].Dangling = append(ls[k].Dangling, end)
+				v.Dangling = append(v.Dangling, end)
 			}
 		}
+		ls = append(ls, v)
 	}
 	return ls
 }

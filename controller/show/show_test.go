@@ -44,9 +44,8 @@ func TestShowBridge(t *testing.T) {
 // endpoint's container_id is the endpoint's ID): such a port is an end,
 // not a dangling one.
 func TestDanglingByRuntimeName(t *testing.T) {
-	ls := []LinkView{{Link: intent.Link{Src: "app", Dst: "sql"}}, {Link: intent.Link{Src: "app", Dst: "gone"}}}
 	ports := []network.PortView{{Container: "ep1", Name: "app"}, {Container: "ep2", Name: "sql"}}
-	ls = dangling(ls, ports)
+	ls := Links([]intent.Link{{Src: "app", Dst: "sql"}, {Src: "app", Dst: "gone"}}, ports)
 	if len(ls[0].Dangling) != 0 || len(ls[1].Dangling) != 1 || ls[1].Dangling[0] != "gone" {
 		t.Fatalf("dangling ends: %q and %q, want none and gone", ls[0].Dangling, ls[1].Dangling)
 	}
