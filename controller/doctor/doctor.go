@@ -59,27 +59,26 @@ type Options struct {
 // (connErr says why): the checks that need it say so.
 func Run(ctx context.Context, h *network.Host, connErr error, o Options) []Finding {
 	var fs []Finding
+	var topo *ovsdb.Topology
 	if h == nil {
 		fs = append(fs, Finding{"ovsdb-server", StatusProblem, connErr.Error(), ""}) // it says what to do
 	} else {
-		fs = append(fs, doctorOVS(h, ctx, o)...)
+		var ovs []Finding
+		ovs, topo = doctorOVS(h, ctx, o)
+		fs = append(fs, ovs...)
 	}
-	fs = append(fs, doctorIptables(), doctorController(o.Controller, dockerBridges(ctx, h)), doctorDocker())
+	fs = append(fs, doctorIptables(), doctorController(o.Controller, dockerBridges(topo)), doctorDocker())
 	return fs
 }
 
-// dockerBridges are the bridges that carry Docker networks (made by the
-// controller's network plugin), none when OVSDB cannot be read.
-func dockerBridges(ctx context.Context, h *network.Host) []string {
-	if h == nil {
-		return nil
-	}
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, nil, "name", "external_ids")
-	if err != nil {
+// dockerBridges are the bridges of topo that carry Docker networks (made
+// by the controller's network plugin); none without a topology.
+func dockerBridges(topo *ovsdb.Topology) []string {
+	if topo == nil {
 		return nil
 	}
 	var out []string
-	for _, b := range bs {
+	for _, b := range topo.Bridges {
 		if intent.DecodeBridge(b.Name, b.ExternalIDs).Docker.ID != "" {
 			out = append(out, b.Name)
 		}
@@ -88,11 +87,12 @@ func dockerBridges(ctx context.Context, h *network.Host) []string {
 	return out
 }
 
-// doctorOVS are the checks that read OVSDB.
-func doctorOVS(h *network.Host, ctx context.Context, o Options) []Finding {
+// doctorOVS are the checks that read OVSDB; it returns the topology it
+// read (nil if it could not), which other checks use too.
+func doctorOVS(h *network.Host, ctx context.Context, o Options) ([]Finding, *ovsdb.Topology) {
 	roots, err := ovsdb.Select[vswitchd.OpenvSwitch](ctx, h.DB, nil, "_uuid", "ovs_version", "other_config")
 	if err != nil || len(roots) == 0 {
-		return []Finding{{"ovsdb-server", StatusProblem, fmt.Sprintf("no Open_vSwitch row (%v)", err), "run ovs-vsctl init"}}
+		return []Finding{{"ovsdb-server", StatusProblem, fmt.Sprintf("no Open_vSwitch row (%v)", err), "run ovs-vsctl init"}}, nil
 	}
 	root := roots[0]
 	version := "unknown version (ovs-vswitchd has not started since the database was made)"
@@ -102,14 +102,14 @@ func doctorOVS(h *network.Host, ctx context.Context, o Options) []Finding {
 	fs := []Finding{{"ovsdb-server", StatusOK, "reachable, " + version, ""}, doctorVswitchd(o.Endpoint)}
 	topo, err := h.DB.ReadAllFresh(ctx)
 	if err != nil {
-		return append(fs, Finding{"bridges", StatusProblem, err.Error(), ""})
+		return append(fs, Finding{"bridges", StatusProblem, err.Error(), ""}), nil
 	}
 	dp := datapath.Detect()
 	fs = append(fs, doctorDatapath(dp))
 	fs = append(fs, doctorFeatures(ctx, h, dp, topo)...)
 	fs = append(fs, doctorTSO(dp, root.OtherConfig, topo))
 	fs = append(fs, doctorForwarding(topo), doctorMTU(topo))
-	return append(fs, doctorIntent(topo)...)
+	return append(fs, doctorIntent(topo)...), topo
 }
 
 // doctorVswitchd looks for a live ovs-vswitchd through its pid file next
