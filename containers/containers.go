@@ -255,3 +255,44 @@ func DockerEvents(ctx context.Context, on func(action, id string)) error {
 		on(ev.Action, ev.Actor.ID)
 	}
 }
+
+// DockerNet is a network as the Engine API reports it.
+type DockerNet struct {
+	ID, Name, Driver string
+	Options          map[string]string // its -o options
+}
+
+// DockerNetwork asks the Engine API for network ref (a name, an ID or an
+// ID's prefix); nil when the engine knows none, or this host has no
+// engine to ask. An engine that cannot be reached is an error.
+func DockerNetwork(ctx context.Context, ref string) (*DockerNet, error) {
+	if !dockerPresent() {
+		return nil, nil
+	}
+	hc, base, err := dockerClient()
+	if err != nil {
+		return nil, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/networks/"+url.PathEscape(ref), nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errDockerUnreachable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s answered %s", errDockerUnreachable, dockerHost(), resp.Status)
+	}
+	var n DockerNet
+	if err := json.NewDecoder(resp.Body).Decode(&struct {
+		ID      *string `json:"Id"`
+		Name    *string
+		Driver  *string
+		Options *map[string]string
+	}{&n.ID, &n.Name, &n.Driver, &n.Options}); err != nil {
+		return nil, fmt.Errorf("%w: bad answer from %s: %v", errDockerUnreachable, dockerHost(), err)
+	}
+	return &n, nil
+}

@@ -119,8 +119,13 @@ over OVSDB, moves interfaces into container network namespaces, assigns
 addresses, and keeps all its intent in OVSDB external_ids (inspect it with
 ovs-vsctl). Its commands are those of ovs-docker, plus bridges with subnets.
 
-CONTAINER is a Docker/Podman container name or ID, a named netns
-(/var/run/netns/NAME), pid:N or a PID, or a path to a netns file.
+BRIDGE is an ovsnet bridge, an OVN network on a host that joined OVN, or
+the name of a Docker network made with ovsnet's plugin (docker network
+create -d ovsnet NAME: its bridge is ovd<network id>).
+
+CONTAINER is a Docker/Podman container name or ID, a CNI attachment's pod
+(NAMESPACE/NAME), a named netns (/var/run/netns/NAME), pid:N or a PID, or
+a path to a netns file.
 
 ovsnet talks to $OVS_RUNDIR/db.sock (default /var/run/openvswitch/db.sock);
 override with --db or OVSNET_DB. Run it in the network namespace of the

@@ -201,9 +201,13 @@ func containerLabel(p network.PortView) string {
 
 // dockerAttr names the Docker network a bridge carries.
 func dockerAttr(d *show.Docker) string {
-	s := "Docker network " + d.ID
-	if len(d.ID) > 12 {
-		s = "Docker network " + d.ID[:12]
+	id := d.ID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	s := "Docker network " + id
+	if d.Name != "" {
+		s = fmt.Sprintf("Docker network %s (%s)", d.Name, id)
 	}
 	if d.VLAN > 0 {
 		s += fmt.Sprintf(" in VLAN %d", d.VLAN)

@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/controller/bridge"
+	"github.com/ovsnet/ovsnet/controller/dockernet"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
@@ -37,7 +39,7 @@ const (
 	optICC    = "ovsnet.icc"
 	optNAT    = "ovsnet.nat"
 	optVLAN   = "ovsnet.vlan"
-	optOVN    = "ovsnet.ovn"
+	optOVN    = dockernet.OptOVN
 	optMTU    = "com.docker.network.driver.mtu"
 	// Not an -o: Docker's --internal, beside the -o options.
 	optInternal = "com.docker.network.internal"
@@ -144,6 +146,9 @@ func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (
 		return struct{}{}, ovn.MapDocker(ctx, p.Host, req.NetworkID, o.Name)
 	}
 	if br, err := p.bridgeOf(ctx, req.NetworkID); err != nil || br != nil {
+		if br != nil && intent.DecodeBridge(br.Name, br.ExternalIDs).Docker.Name == "" {
+			go p.recordName(req.NetworkID)
+		}
 		return struct{}{}, err // already made: Docker asks again after its own restart
 	}
 	if b, err := p.Host.DB.GetBridge(ctx, o.Name); err != nil {
@@ -162,7 +167,17 @@ func (p *Plugin) createNetwork(ctx context.Context, req *createNetworkRequest) (
 		}
 		return nil, err
 	}
+	go p.recordName(req.NetworkID)
 	return struct{}{}, nil
+}
+
+// recordName writes the network's name on its bridge once Docker, which
+// stores a network after its driver made it, reports it.
+func (p *Plugin) recordName(id string) {
+	err := dockernet.Record(context.Background(), p.Host.DB, id, time.Minute)
+	if err != nil && p.Log != nil {
+		p.Log.Warn("the Docker network's name is not recorded: show lists it by its bridge, other commands ask Docker for it", "err", err)
+	}
 }
 
 type networkRequest struct{ NetworkID string }

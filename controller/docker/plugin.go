@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -40,6 +41,8 @@ type Plugin struct {
 	// changes the network, as every CLI change does (a request arriving
 	// while the controller converges waits for it).
 	Lock func() (unlock func(), err error)
+	// Log takes what goes wrong outside a request (nil: nowhere).
+	Log *slog.Logger
 
 	pending pending // addresses the IPAM driver handed out, not attached yet
 }

@@ -44,6 +44,7 @@ func Set(ctx context.Context, h *network.Host, o Limit) ([]string, error) {
 	if err := n.Refuse(network.SettingFloodLimit); err != nil {
 		return nil, err
 	}
+	o.Bridge = n.Name()
 	var ifs []vswitchd.Interface
 	var ports []vswitchd.Port
 	err = ovsdb.OnConflict(func() (err error) {

@@ -119,6 +119,9 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 	if b.Docker = decodeDocker(row, ext); b.Docker.Err != nil {
 		b.Errs = append(b.Errs, b.Docker.Err)
 	}
+	if b.Docker.NameErr != nil {
+		b.Errs = append(b.Errs, b.Docker.NameErr)
+	}
 	b.Links = decodeLinks(ext)
 	b.Tunnels = decodeTunnels(name, ext)
 	b.Underlay = decodeUnderlay(name, ext)
@@ -192,11 +195,15 @@ func NewBridge() map[string]string {
 type DockerNet struct {
 	ID   string // Docker's network ID
 	Made bool   // the plugin made the bridge for it (else adopted it)
-	VLAN int    // its endpoints' access VLAN; 0: untagged
+	// Name is the network's name in Docker, once recorded (after Docker
+	// made the network); one that does not decode is not used.
+	Name string
+	VLAN int // its endpoints' access VLAN; 0: untagged
 	// Internal: made with --internal; its containers get no default route
 	// and publish nothing (its bridge has NAT off).
 	Internal bool
 	Err      error // the VLAN does not decode: no endpoint is attached
+	NameErr  error // the name does not decode: Name is empty
 }
 
 // Encode is the bridge keys that say it carries the network.
@@ -207,6 +214,9 @@ func (d DockerNet) Encode() map[string]string {
 	}
 	if d.Internal {
 		ext[KeyDockerInternal] = "true"
+	}
+	if d.Name != "" {
+		ext[KeyDockerName] = d.Name
 	}
 	return ext
 }
@@ -221,11 +231,33 @@ func decodeDocker(row string, ext map[string]string) DockerNet {
 			d.VLAN = n
 		}
 	}
+	if v, set := ext[KeyDockerName]; set {
+		if CheckDockerName(v) != nil {
+			d.NameErr = &Error{Row: row, Key: KeyDockerName, Value: v, Want: "a Docker network name", Then: "the bridge is known by its own name only"}
+		} else {
+			d.Name = v
+		}
+	}
 	return d
 }
 
+// CheckDockerName checks a Docker network's name as Docker makes them
+// ([a-zA-Z0-9][a-zA-Z0-9_.-]*, here at most 128 characters).
+func CheckDockerName(s string) error {
+	if len(s) == 0 || len(s) > 128 {
+		return fmt.Errorf("a Docker network name is 1..128 characters")
+	}
+	for i, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '.' || c == '-')
+		if !ok {
+			return fmt.Errorf("%q is not a Docker network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", s)
+		}
+	}
+	return nil
+}
+
 // DockerKeys are the keys Docker writes, to remove them.
-var DockerKeys = []string{KeyDockerNetwork, KeyDockerMade, KeyDockerVLAN, KeyDockerInternal}
+var DockerKeys = []string{KeyDockerNetwork, KeyDockerMade, KeyDockerVLAN, KeyDockerInternal, KeyDockerName}
 
 // OfDockerNetwork selects the bridge carrying Docker network id.
 func OfDockerNetwork(id string) map[string]string { return map[string]string{KeyDockerNetwork: id} }

@@ -110,11 +110,11 @@ func TestBridgeDecode(t *testing.T) {
 	for k, v := range (Alloc{NextOfport: 9, Hints: []netip.Addr{netip.MustParseAddr("10.1.0.9")}}).Encode() {
 		ext[k] = v
 	}
-	for k, v := range (DockerNet{ID: "net9", Made: true, VLAN: 12, Internal: true}).Encode() {
+	for k, v := range (DockerNet{ID: "net9", Made: true, VLAN: 12, Internal: true, Name: "web.tier-1"}).Encode() {
 		ext[k] = v
 	}
 	b := DecodeBridge("br1", ext)
-	if b.Docker != (DockerNet{ID: "net9", Made: true, VLAN: 12, Internal: true}) {
+	if b.Docker != (DockerNet{ID: "net9", Made: true, VLAN: 12, Internal: true, Name: "web.tier-1"}) {
 		t.Fatalf("Docker network: %+v", b.Docker)
 	}
 	if !b.Owned || b.ICC || !b.NAT || b.MTU != 1400 || len(b.Subnets) != 2 || len(b.Errs) != 0 || b.NextOfport != 9 ||
@@ -126,7 +126,7 @@ func TestBridgeDecode(t *testing.T) {
 
 // Each bridge key that does not decode is reported, read strictly.
 func TestBridgeFailsClosed(t *testing.T) {
-	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0", KeyND: "sometimes", KeyFloodPPS: "lots"} {
+	for key, bad := range map[string]string{KeyICC: "maybe", KeyNAT: "yes", KeySubnet: "10.1.0.0/33", KeyMTU: "9", KeyDockerVLAN: "0", KeyND: "sometimes", KeyFloodPPS: "lots", KeyDockerName: "-net1"} {
 		ext := NewBridge()
 		ext[KeySubnet] = "10.1.0.0/24"
 		ext[key] = bad
@@ -136,7 +136,7 @@ func TestBridgeFailsClosed(t *testing.T) {
 		}
 		if key == KeyICC && b.ICC || key == KeySubnet && (b.Subnets != nil || b.SubnetsErr == nil) || key == KeyNAT && b.NATErr == nil ||
 			key == KeyDockerVLAN && b.Docker.Err == nil || key == KeyND && (b.AnswerND || b.NDProbed) ||
-			key == KeyFloodPPS && b.FloodPPS != DefaultFloodPPS {
+			key == KeyFloodPPS && b.FloodPPS != DefaultFloodPPS || key == KeyDockerName && (b.Docker.Name != "" || b.Docker.Err != nil) {
 			t.Errorf("%s=%q: not strict: %+v", key, bad, b)
 		}
 	}

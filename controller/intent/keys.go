@@ -86,6 +86,9 @@ const (
 	// bridge: "true" for a Docker network made with --internal (no default
 	// route in its containers, nothing published)
 	KeyDockerInternal = "ovsnet-docker-internal"
+	// bridge: the Docker network's name, as Docker reports it once the
+	// network exists (show, link, trace... accept it for the bridge)
+	KeyDockerName = "ovsnet-docker-name"
 
 	// interface: published ports, "HOST_IP:HOST_PORT:PORT/PROTO,..."
 	KeyPublish = "ovsnet-publish"

@@ -19,6 +19,7 @@ func (h *Host) Trace(ctx context.Context, o trace.Options) (*trace.Result, error
 		return nil, err
 	}
 	defer n.Close()
+	o.Bridge = n.Name()
 	return n.Trace(ctx, o)
 }
 

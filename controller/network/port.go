@@ -186,6 +186,7 @@ func (h *Host) SetVLAN(ctx context.Context, bridge, iface, container string, vla
 	if err := n.Refuse(SettingVLAN); err != nil {
 		return err
 	}
+	bridge = n.Name()
 	ifs, ports, err := h.AttachedPort(ctx, bridge, iface, container)
 	if err != nil {
 		return err

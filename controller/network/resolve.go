@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/dockernet"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network/links"
@@ -55,29 +56,45 @@ const (
 
 // Network resolves name: this host's bridge of that name, else the OVN
 // network of that name if this host is a chassis that joined a northbound
-// database holding one; neither is ErrNoBridge.
+// database holding one, else what the Docker network of that name stands
+// for (its bridge, or its OVN network); none is ErrNoBridge. The network's
+// Name is then what ovsnet calls it (a Docker network's bridge).
 func (h *Host) Network(ctx context.Context, name string) (Network, error) {
-	if err := attach.CheckName("bridge", name); err != nil {
-		return nil, err
+	nameErr := attach.CheckName("bridge", name)
+	if nameErr == nil {
+		if n, err := h.network(ctx, name); err != nil || n != nil {
+			return n, err
+		}
 	}
-	br, err := h.DB.GetBridge(ctx, name)
+	alias, err := dockernet.Lookup(ctx, h.DB, name)
 	if err != nil {
 		return nil, err
 	}
-	if br != nil {
+	if alias != "" && attach.CheckName("bridge", alias) == nil {
+		if n, err := h.network(ctx, alias); err != nil || n != nil {
+			return n, err
+		}
+	}
+	if nameErr != nil {
+		return nil, nameErr
+	}
+	return nil, NoBridge(name)
+}
+
+// network is this host's bridge, else OVN's network, called name; nil if
+// neither has it.
+func (h *Host) network(ctx context.Context, name string) (Network, error) {
+	br, err := h.DB.GetBridge(ctx, name)
+	if err != nil || br != nil {
+		if br == nil {
+			return nil, err
+		}
 		return &bridgeNetwork{h: h, br: br}, nil
 	}
 	if h.OVN == nil {
-		return nil, NoBridge(name)
+		return nil, nil
 	}
-	n, err := h.OVN.Open(ctx, h, name)
-	if err != nil {
-		return nil, err
-	}
-	if n == nil {
-		return nil, NoBridge(name)
-	}
-	return n, nil
+	return h.OVN.Open(ctx, h, name)
 }
 
 // Backend is the kind of network that is not one of this host's bridges:

@@ -81,7 +81,12 @@ func Add(ctx context.Context, h *network.Host, bridge, container string, specs [
 // publishedBy is CONTAINER's interface on BRIDGE that publishes, and what
 // it publishes.
 func publishedBy(ctx context.Context, h *network.Host, bridge, container string) (*vswitchd.Interface, []nat.Mapping, error) {
-	ifc, _, err := target(ctx, h, bridge, container)
+	n, err := h.Network(ctx, bridge)
+	if err != nil {
+		return nil, nil, err
+	}
+	n.Close()
+	ifc, _, err := target(ctx, h, n.Bridge(), container)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -26,7 +26,7 @@ func (s *Service) serveDocker() (net.Listener, error) {
 	if netns == "" {
 		netns = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
 	}
-	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock}
+	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock, Log: s.o.Log}
 	go newSocketServer(p.Handler(), s.o.Log).Serve(ln)
 	return ln, nil
 }

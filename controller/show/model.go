@@ -31,6 +31,7 @@ type BridgeView struct {
 // Docker is the Docker network a bridge carries, as show reports it.
 type Docker struct {
 	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"` // as Docker names it, once recorded
 	VLAN     int    `json:"vlan,omitempty"`
 	Internal bool   `json:"internal,omitempty"`
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/datapath"
+	"github.com/ovsnet/ovsnet/controller/dockernet"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/network"
@@ -44,7 +45,7 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 			Ports: []network.PortView{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
 		if d := bi.Docker; d.ID != "" {
-			sb.Docker = &Docker{ID: d.ID, VLAN: d.VLAN, Internal: d.Internal}
+			sb.Docker = &Docker{ID: d.ID, Name: d.Name, VLAN: d.VLAN, Internal: d.Internal}
 		}
 		if bi.SubnetsErr != nil {
 			sb.Subnets, sb.Gateways, sb.IPRanges = intent.StoredSubnets(b.ExternalIDs)
@@ -76,6 +77,13 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		}
 	}
 	if out = append(out, ovn...); only != "" && len(out) == 0 {
+		// A Docker network's name: its bridge or OVN network.
+		if alias, err := dockernet.Lookup(ctx, h.DB, only); err != nil || alias != "" && alias != only {
+			if err != nil {
+				return nil, err
+			}
+			return Read(ctx, h, alias, others)
+		}
 		return nil, network.NoBridge(only)
 	}
 	sort.Slice(out, func(x, y int) bool { return out[x].Name < out[y].Name })

@@ -27,12 +27,12 @@ func DOT(bs []show.BridgeView) string {
 // dotBridge writes one bridge's cluster, then its links.
 func dotBridge(b *strings.Builder, br show.BridgeView) {
 	id := "br:" + br.Name
-	fmt.Fprintf(b, "  subgraph %s {\n    label=%s;\n    style=\"rounded\";\n", q("cluster_"+br.Name), q(br.Name))
+	fmt.Fprintf(b, "  subgraph %s {\n    label=%s;\n    style=\"rounded\";\n", q("cluster_"+br.Name), q(Title(br)))
 	fill := "#dde8f5"
 	if len(br.Errors) > 0 {
 		fill = "#f8d0d0"
 	}
-	fmt.Fprintf(b, "    %s [shape=box3d, fillcolor=%s, label=%s];\n", q(id), q(fill), q(strings.Join(append([]string{br.Name}, bridgeLines(br)...), "\n")))
+	fmt.Fprintf(b, "    %s [shape=box3d, fillcolor=%s, label=%s];\n", q(id), q(fill), q(strings.Join(append([]string{Title(br)}, bridgeLines(br)...), "\n")))
 	for _, g := range groups(br) {
 		fmt.Fprintf(b, "    subgraph %s {\n      label=%s;\n", q(fmt.Sprintf("cluster_%s_vlan%d", br.Name, g.VLAN)), q(groupTitle(g.VLAN)))
 		if summarised(br) {

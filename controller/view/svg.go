@@ -164,7 +164,7 @@ func (p *panel) draw(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, `<g id="bridge-%s" class="%s">`+"\n", esc(p.br.Name), cls)
 	fmt.Fprintf(b, `<rect class="panel" x="%d" y="%d" width="%d" height="%d" rx="8"/>`+"\n", p.x, p.y, p.w, p.h)
-	fmt.Fprintf(b, `<text class="title" x="%d" y="%d">%s</text>`+"\n", p.x+pad, p.y+pad+12, esc(p.br.Name))
+	fmt.Fprintf(b, `<text class="title" x="%d" y="%d">%s</text>`+"\n", p.x+pad, p.y+pad+12, esc(Title(p.br)))
 	for i, l := range p.header {
 		fmt.Fprintf(b, `<text class="note" x="%d" y="%d">%s</text>`+"\n", p.x+pad, p.y+pad+18+(i+1)*lineH, esc(l))
 	}

@@ -65,6 +65,15 @@ func countBroken(ps []network.PortView) int {
 	return n
 }
 
+// Title names a bridge as users know it: a Docker network's name first,
+// with its bridge.
+func Title(br show.BridgeView) string {
+	if br.Docker != nil && br.Docker.Name != "" {
+		return br.Docker.Name + " (" + br.Name + ")"
+	}
+	return br.Name
+}
+
 // bridgeLines are the lines under a bridge's name: its addresses and
 // settings.
 func bridgeLines(br show.BridgeView) []string {

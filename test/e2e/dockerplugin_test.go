@@ -113,6 +113,17 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	if strings.Count(show, " docker: 10.71.0.") != 2 {
 		t.Fatalf("show does not list the two endpoints:\n%s", show)
 	}
+	// Docker's name for the network is its bridge's other name: shown, and
+	// taken by the commands that name a network.
+	eventually(t, 10*time.Second, "show naming the Docker network", func() bool {
+		return strings.Contains(e.must("show"), "Docker network "+net+" (")
+	})
+	if out := e.must("show", net); !strings.Contains(out, "ovd") || strings.Count(out, " docker: 10.71.0.") != 2 {
+		t.Fatalf("show by the Docker network's name:\n%s", out)
+	}
+	if svg := e.must("show", net, "-o", "svg"); !strings.Contains(svg, ">"+net+" (ovd") {
+		t.Fatalf("the picture does not title the bridge with the network's name:\n%s", svg)
+	}
 	// The plugin keeps nothing but OVSDB: a controller killed and started
 	// again serves the same network, and its containers never noticed
 	// (not one ping at 20 ms lost while it was away).
@@ -132,6 +143,9 @@ func TestDockerNetworkPlugin(t *testing.T) {
 	}
 	late := dockerCmdOn(t, net, []string{"-p", "18080:80"}, "busybox", "httpd", "-f", "-p", "80", "-h", "/")
 	run(t, "docker", "exec", late, "ping", "-c", "2", "-W", "2", a)
+	if out := e.must("port", net, late); !strings.Contains(out, "18080") {
+		t.Fatalf("port by the Docker network's and container's names:\n%s", out)
+	}
 	// -p is published with ovsnet's NAT, in the host that holds the bridge:
 	// the server answers on that host's address.
 	if out, err := e.sb.Run("iptables-save", "-t", "nat"); err != nil || !strings.Contains(out, "--dport 18080") || !strings.Contains(out, "OVSNET-DNAT") {
@@ -154,6 +168,9 @@ func TestDockerNetworkPlugin(t *testing.T) {
 		!strings.Contains(out, "without systemd: ovsnet controller") {
 		t.Fatalf("doctor with the plugin's controller away:\n%s", out)
 	}
+	// A Docker network of another driver is named as such, not as a
+	// bridge to make.
+	e.fails("Docker network bridge (driver bridge) is not one of ovsnet's", "show", "bridge")
 	dockerPluginRefusesAndIPAM(t, driver)
 	// Gone with the containers and the networks: rows, bridges and links.
 	run(t, "docker", "rm", "-f", a, b, c, d)
@@ -199,7 +216,10 @@ func dockerIsolatedNetwork(e *env, driver, net, a string) (iso, c, d string) {
 	if out, _ := e.doctor(); strings.Contains(out, "has no port there") {
 		t.Fatalf("doctor calls a working link's ends missing:\n%s", out)
 	}
-	e.must("unlink", "ovt-iso", c, d)
+	if v := e.verdict(iso, "--from", c, "--to", d); !strings.HasPrefix(v, "allowed") {
+		t.Fatalf("trace by the Docker network's name: %s", v)
+	}
+	e.must("unlink", iso, c, d) // by the Docker network's name
 	if exec.Command("docker", "exec", c, "ping", "-c", "1", "-W", "1", d).Run() == nil {
 		t.Fatal("unlink left the path open")
 	}

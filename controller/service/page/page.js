@@ -34,10 +34,13 @@ async function drawPicture() {
   box.replaceChildren(document.importNode(doc.documentElement, true));
 }
 
+// label names a bridge as users know it: a Docker network's name first.
+const label = (b) => (b.docker_network && b.docker_network.name ? b.docker_network.name + " (" + b.name + ")" : b.name);
+
 function fillBridges(bridges) {
   const sel = $("trace-bridge");
   const was = sel.value;
-  sel.replaceChildren(...bridges.filter((b) => b.managed_by_ovsnet).map((b) => new Option(b.name, b.name)));
+  sel.replaceChildren(...bridges.filter((b) => b.managed_by_ovsnet).map((b) => new Option(label(b), b.name)));
   if (was) sel.value = was;
 }
 
@@ -53,7 +56,7 @@ function fillCounters(bridges, counters) {
   for (const b of bridges) {
     if (b.containers.length > 200) { // drawn as counts too: no table of thousands
       const tr = document.createElement("tr");
-      tr.append(cell(b.name), cell(b.containers.length + " containers (ovsnet show " + b.name + " lists them)"));
+      tr.append(cell(label(b)), cell(b.containers.length + " containers (ovsnet show " + b.name + " lists them)"));
       rows.push(tr);
       continue;
     }
@@ -63,7 +66,7 @@ function fillCounters(bridges, counters) {
       tr.id = "counters-" + p.ovs_port;
       if (p.error || p.state !== "up") tr.className = "broken";
       const n = (k) => (c ? String(c[k]) : "–");
-      tr.append(cell(b.name), cell(p.name || p.container), cell(p.interface), cell(p.ovs_port), cell(p.error ? "broken" : p.state),
+      tr.append(cell(label(b)), cell(p.name || p.container), cell(p.interface), cell(p.ovs_port), cell(p.error ? "broken" : p.state),
         cell(n("rx_packets"), "num rx-packets"), cell(n("tx_packets"), "num tx-packets"), cell(n("rx_bytes"), "num"), cell(n("tx_bytes"), "num"),
         cell(c ? String(c.rx_dropped + c.tx_dropped) : "–", "num"));
       rows.push(tr);
