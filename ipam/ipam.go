@@ -278,22 +278,6 @@ func HostCount(s Subnet) int {
 	return max(n, 0)
 }
 
-// HighestFree is the highest host address of s not in used (nor the
-// gateway): where a warm pool takes its addresses, away from the lowest
-// ones that attaches, Docker's IPAM and people pick.
-func HighestFree(s Subnet, used map[netip.Addr]bool) (netip.Addr, error) {
-	first, a := s.firstHost(), s.last()
-	if a.Is4() {
-		a = a.Prev() // not the broadcast-looking last address
-	}
-	for ; a.IsValid() && !a.Less(first); a = a.Prev() {
-		if a != s.Gateway && !used[a] {
-			return a, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("%w: no free address left in %s", ErrExhausted, s.pool())
-}
-
 func hasFamily(subnets []Subnet, a netip.Addr) bool {
 	for _, s := range subnets {
 		if s.Prefix.Addr().Is4() == a.Is4() {

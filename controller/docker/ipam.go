@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -124,8 +125,9 @@ func (p *Plugin) requestAddress(ctx context.Context, req *addressRequest) (any, 
 }
 
 // usedIn is what is taken in pool pr: the addresses of every ovsnet
-// bridge with that subnet (its gateway too), and those handed out and not
-// attached yet.
+// bridge with that subnet (its gateway too; a warm pool's ports hold
+// theirs for the next container, so not against Docker's), and those
+// handed out and not attached yet.
 func (p *Plugin) usedIn(ctx context.Context, pr netip.Prefix) (map[netip.Addr]string, error) {
 	used := map[netip.Addr]string{}
 	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, p.Host.DB, nil, "name", "external_ids")
@@ -146,7 +148,8 @@ func (p *Plugin) usedIn(ctx context.Context, pr netip.Prefix) (map[netip.Addr]st
 			if snap == nil {
 				continue // deleted since
 			}
-			for a, who := range alloc.UsedAddrs(snap.Interfaces) {
+			ifs := slices.DeleteFunc(snap.Interfaces, func(i vswitchd.Interface) bool { return intent.RefOf(i.ExternalIDs).Pooled })
+			for a, who := range alloc.UsedAddrs(ifs) {
 				used[a] = who
 			}
 		}

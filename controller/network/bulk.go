@@ -108,7 +108,7 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 			it.addrs = append(it.addrs, p)
 		}
 		if it.rq.auto {
-			more, err := alloc.Auto(it.addrs, subs, alloc.AutoFrom{Used: used, Hints: hints, Bridge: r.bi.Hints, Highest: it.o.Pooled})
+			more, err := alloc.Auto(it.addrs, subs, alloc.AutoFrom{Used: used, Hints: hints, Bridge: r.bi.Hints})
 			if err != nil {
 				return nil, err
 			}

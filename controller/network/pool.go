@@ -14,6 +14,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -186,12 +187,12 @@ func (r *AttachRun) claimPooled(ctx context.Context, it *AttachItem) (*vswitchd.
 				return nil, err
 			}
 		}
-		ifc, err := r.pickPooled(ctx, it)
+		ifc, hints, err := r.pickPooled(ctx, it)
 		if ifc == nil || err != nil {
 			return nil, err
 		}
 		tx := r.h.DB.Tx()
-		tx.GuardBridge(r.bridge, r.br.ExternalIDs, nil)
+		tx.GuardBridge(r.bridge, r.br.ExternalIDs, hints)
 		tx.ClaimInterface(ifc.UUID, ifc.ExternalIDs, it.port.Encode())
 		_, err = tx.Commit(ctx)
 		if err == nil {
@@ -228,14 +229,18 @@ func (p *Pool) claiming(bridge string) func() {
 	return m.Unlock
 }
 
-// pickPooled reserves a ready pool's port of the item's type and gives
-// the item its name, number and intent (the pool's, with the container's
-// names), or returns nil if there is none.
-func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.Interface, error) {
+// pickPooled reserves the ready pool's port of the item's type holding
+// the lowest addresses and gives the item its name, number and intent
+// (the pool's, with the container's names), with the bridge hints its
+// claim records; nil if there is none, or if an address below it may be
+// free (a container's, freed since): addresses go lowest first, so a
+// fresh attach takes that one.
+func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.Interface, map[string]string, error) {
 	rows, err := r.h.DB.FindInterfaces(ctx, intent.OfPool(r.bridge, r.itemType(it)))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	slices.SortFunc(rows, func(x, y vswitchd.Interface) int { return lowestHeld(x).Compare(lowestHeld(y)) })
 	for i := range rows {
 		ifc := &rows[i]
 		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !r.h.Pool.reserve(ifc.UUID) {
@@ -246,6 +251,14 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 			r.h.Pool.release(ifc.UUID)
 			continue
 		}
+		var set map[string]string
+		if it.rq.auto {
+			ok := false
+			if set, ok, err = alloc.NoneFreeBelow(ctx, r.h.DB, r.bi, r.bi.Subnets, pi.Addrs); err != nil || !ok {
+				r.h.Pool.release(ifc.UUID)
+				return nil, nil, err
+			}
+		}
 		it.typ, it.host, it.ofport, it.addrs = pi.Type, ifc.Name, *ifc.Ofport, pi.Addrs
 		it.port = pi
 		it.port.Pooled, it.port.State = false, intent.StateAttaching
@@ -253,9 +266,19 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 		it.port.CNINetwork, it.port.RuntimeName = it.o.CNINetwork, it.o.Name
 		it.cfg = portConfig(it.port, it.o.routes())
 		it.handOff()
-		return ifc, nil
+		return ifc, set, nil
 	}
-	return nil, nil
+	return nil, nil, nil
+}
+
+// lowestHeld is the first address a pool's port holds (IPv4 before IPv6,
+// as held); the zero Addr, which sorts first, if none parses.
+func lowestHeld(ifc vswitchd.Interface) netip.Addr {
+	if held := intent.HeldAddrs(ifc.ExternalIDs); len(held) > 0 {
+		slices.SortFunc(held, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+		return held[0].Addr()
+	}
+	return netip.Addr{}
 }
 
 // holdsJust says whether a row holds exactly the addresses asked for (any
@@ -277,9 +300,8 @@ func holdsJust(ext map[string]string, asked []netip.Prefix) bool {
 }
 
 // evictPooled removes the pool's ports holding an address the run's items
-// ask for by name (one not taken: another type, or a subnet so full that
-// the pool's addresses from its top met those picked from its bottom), so
-// that the attach gets it: one read of the bridge's pool, and a detach
+// ask for by name (one not taken: another type, or an attach the pool
+// cannot serve), so that the attach gets it: one read of the bridge's pool, and a detach
 // only when one is in the way.
 func (r *AttachRun) evictPooled(ctx context.Context) error {
 	asked := map[netip.Addr]bool{}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -421,4 +422,58 @@ func NextFree(s ipam.Subnet, from netip.Addr, used map[netip.Addr]bool) (netip.A
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("%w: no free address left in %s", ipam.ErrExhausted, s.Prefix)
+}
+
+// maxGapProbed bounds the addresses NoneFreeBelow probes between a
+// bridge's hint and a warm pool's port.
+const maxGapProbed = 16
+
+// NoneFreeBelow says whether every address of the bridge below each of
+// held (a warm pool's port's addresses) is in use, so that an attach
+// taking that port gets the lowest free address: below the bridge's hint
+// all are; from the hint up to the port's address (at most maxGapProbed
+// of them) it probes. When they are, set is the hints to record: the
+// port's addresses are in use too.
+func NoneFreeBelow(ctx context.Context, db *ovsdb.Client, br intent.Bridge, subnets []ipam.Subnet, held []netip.Prefix) (set map[string]string, ok bool, err error) {
+	var qs []ovsdb.Query
+	var per []int // probes per candidate, in qs's order
+	var hints intent.Alloc
+	for _, p := range held {
+		a, from := p.Addr(), br.Hints[p.Addr().Is4()]
+		var s *ipam.Subnet
+		for i := range subnets {
+			if subnets[i].Prefix.Contains(a) {
+				s = &subnets[i]
+			}
+		}
+		if s == nil {
+			return nil, false, nil
+		}
+		if from.IsValid() && a.Less(from) {
+			continue
+		}
+		cs := ipam.Candidates(*s, from, maxGapProbed+1, nil)
+		n := slices.Index(cs, a)
+		if n < 0 {
+			return nil, false, nil // further than probed: a fresh attach looks
+		}
+		for _, c := range cs[:n] {
+			cq := candidateProbes(br.Name, c, s.Prefix.Bits())
+			qs, per = append(qs, cq...), append(per, len(cq))
+		}
+		hints.Hints = append(hints.Hints, a.Next())
+	}
+	if len(qs) > 0 {
+		rs, err := db.Read(ctx, qs...)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, n := range per {
+			if !slices.ContainsFunc(rs[:n], func(rows []ovsdbops.Row) bool { return len(rows) > 0 }) {
+				return nil, false, nil // free: the attach takes it, not the pool's
+			}
+			rs = rs[n:]
+		}
+	}
+	return hints.Encode(), true, nil
 }

@@ -138,3 +138,28 @@ func TestUsedAddrs(t *testing.T) {
 		t.Fatalf("%v", u)
 	}
 }
+
+// A warm pool's port at an address is the lowest free one only when
+// everything below it is in use: below the hint without a probe, from the
+// hint up by probes (by address or MAC); then the hint moves past it.
+func TestNoneFreeBelow(t *testing.T) {
+	ctx := context.Background()
+	pool := []netip.Prefix{netip.MustParsePrefix("10.9.0.5/24")}
+	db, br := seeded(t, "10.9.0.0/24", map[string]string{intent.KeyHintIPv4: "10.9.0.3"}, "10.9.0.2", "10.9.0.3", "mac:10.9.0.4")
+	set, ok, err := NoneFreeBelow(ctx, db, br, br.Subnets, pool)
+	if err != nil || !ok || set[intent.KeyHintIPv4] != "10.9.0.6" {
+		t.Errorf(".3 and .4 held above the hint .3: %v %v %v; want ok, hint .6", set, ok, err)
+	}
+	db, br = seeded(t, "10.9.0.0/24", map[string]string{intent.KeyHintIPv4: "10.9.0.3"}, "10.9.0.2", "10.9.0.4")
+	if _, ok, err := NoneFreeBelow(ctx, db, br, br.Subnets, pool); err != nil || ok {
+		t.Errorf(".3 is free below the pool's .5: %v %v", ok, err)
+	}
+	db, br = seeded(t, "10.9.0.0/24", map[string]string{intent.KeyHintIPv4: "10.9.0.9"}, "10.9.0.2")
+	if set, ok, err := NoneFreeBelow(ctx, db, br, br.Subnets, pool); err != nil || !ok || len(set) != 0 {
+		t.Errorf("below the hint: %v %v %v; want ok, hint kept", set, ok, err)
+	}
+	far := []netip.Prefix{netip.MustParsePrefix("10.9.0.200/24")}
+	if _, ok, err := NoneFreeBelow(ctx, db, br, br.Subnets, far); err != nil || ok {
+		t.Errorf("a gap too wide to probe: %v %v", ok, err)
+	}
+}

@@ -57,10 +57,6 @@ type AutoFrom struct {
 	Used   map[netip.Addr]bool // taken, by this scan's items too; Auto adds its own
 	Hints  map[bool]netip.Addr // by Is4: where this scan's next probe starts; Auto moves them on
 	Bridge map[bool]netip.Addr // the bridge's hints, for a family Hints lacks
-	// Highest takes the highest free address (a warm pool's port, away
-	// from what attaches and people pick) instead of the lowest from the
-	// hints up.
-	Highest bool
 }
 
 // Auto returns the free addresses, one per family of subs that have has
@@ -74,16 +70,12 @@ func Auto(have []netip.Prefix, subs []ipam.Subnet, f AutoFrom) ([]netip.Prefix, 
 		var a netip.Addr
 		var err error
 		is4 := s.Prefix.Addr().Is4()
-		if f.Highest {
-			a, err = ipam.HighestFree(s, f.Used)
-		} else {
-			from, ok := f.Hints[is4]
-			if !ok {
-				from = f.Bridge[is4]
-			}
-			if a, err = NextFree(s, from, f.Used); err == nil {
-				f.Hints[is4] = a.Next()
-			}
+		from, ok := f.Hints[is4]
+		if !ok {
+			from = f.Bridge[is4]
+		}
+		if a, err = NextFree(s, from, f.Used); err == nil {
+			f.Hints[is4] = a.Next()
 		}
 		if err != nil {
 			return nil, err
