@@ -44,8 +44,9 @@ addresses from Docker's IPAM, names through Docker's embedded DNS).
 
 A warm pool makes attaches fast on big bridges: every ovsnet bridge with a
 subnet keeps --pool ports of its default type (internal on the userspace
-datapath; or of each of --pool-types) ready (in OVSDB and
-ovs-vswitchd, with an address, a MAC and their flows; the container end
+datapath; veth where it carries a Docker network, whose endpoints are
+veths; or of each of --pool-types) ready (in OVSDB and ovs-vswitchd, with
+the lowest free addresses, a MAC and their flows; the container end
 waits down in the host, so nothing reaches it). An attach with an automatic
 address and nothing else chosen (add-port --ip, the Docker plugin's and
 CNI's default) takes one: no wait on ovs-vswitchd, whose main loop slows
@@ -131,7 +132,7 @@ func controllerCmd(g *globals) *cobra.Command {
 	f.StringVar(&plugin, "docker-plugin", "", "serve a Docker network driver of this name (docker network create -d NAME)")
 	f.StringVar(&pluginNetns, "docker-netns", "", "network namespace dockerd runs in, if not the controller's (a path such as /proc/1/ns/net)")
 	f.IntVar(&pool, "pool", 8, "warm pool: ports kept ready per bridge and type for attaches to take (0: none)")
-	f.StringSliceVar(&poolTypes, "pool-types", nil, "port types the warm pool keeps: veth, internal (default: each bridge's default type, internal on the userspace datapath)")
+	f.StringSliceVar(&poolTypes, "pool-types", nil, "port types the warm pool keeps: veth, internal (default: each bridge's default type, internal on the userspace datapath; veth on a Docker network's bridge)")
 	f.BoolVar(&drain, "drain", false, "remove every warm pool's port and exit (no controller may run)")
 	return c
 }

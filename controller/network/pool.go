@@ -109,11 +109,17 @@ func (r *AttachRun) poolable() bool {
 			return false
 		}
 	}
-	return slices.Contains(r.h.Pool.TypesFor(datapath.Of(r.br)), r.itemType(it))
+	return slices.Contains(r.h.Pool.TypesFor(datapath.Of(r.br), r.bi.Docker.ID != ""), r.itemType(it))
 }
 
-// TypesFor is the port types kept on a bridge of datapath dp.
-func (p *Pool) TypesFor(dp string) []string {
+// TypesFor is the port types kept on a bridge of datapath dp; by
+// default its default type, or veth where it carries a Docker network
+// (whose endpoints are veths, at the addresses Docker's IPAM picks, which
+// are the pool's: lowest first).
+func (p *Pool) TypesFor(dp string, docker bool) []string {
+	if len(p.Types) == 0 && docker {
+		return []string{"veth"}
+	}
 	if len(p.Types) == 0 {
 		return []string{datapath.DefaultType(dp)}
 	}

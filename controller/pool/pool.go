@@ -27,6 +27,7 @@ import (
 type State struct {
 	Bridge   string
 	Datapath string
+	Docker   bool   // it carries a Docker network
 	Gen      string // the bridge's generation
 	// Cap is the most a pool may hold there: a quarter of its smallest
 	// subnet's addresses, so that a small subnet stays the containers'.
@@ -53,7 +54,7 @@ func Read(ctx context.Context, h *network.Host) ([]State, error) {
 		if bi.Deleting {
 			continue
 		}
-		ps := State{Bridge: b.Name, Datapath: datapath.Of(&b), Gen: b.ExternalIDs[intent.KeyGen], Ready: map[string][]vswitchd.Interface{}}
+		ps := State{Bridge: b.Name, Datapath: datapath.Of(&b), Docker: bi.Docker.ID != "", Gen: b.ExternalIDs[intent.KeyGen], Ready: map[string][]vswitchd.Interface{}}
 		for i, s := range bi.Subnets {
 			if n := ipam.HostCount(s) / 4; i == 0 || n < ps.Cap {
 				ps.Cap = n
@@ -97,7 +98,7 @@ func Converge(ctx context.Context, h *network.Host, p *network.Pool) ([]string, 
 // convergeBridge is Converge for one bridge.
 func convergeBridge(ctx context.Context, h *network.Host, p *network.Pool, st State) ([]string, error) {
 	var did []string
-	types := p.TypesFor(st.Datapath)
+	types := p.TypesFor(st.Datapath, st.Docker)
 	size := min(p.Size, st.Cap/len(types))
 	// Kept: ready ports of a kept type, up to the size. Not kept: the
 	// rest, with half-made ones (attaching: a fill killed half-way; this

@@ -404,14 +404,15 @@ func TestCNIFromPool(t *testing.T) {
 	}
 }
 
-// A Docker endpoint whose address (docker run --ip) a pool's veth holds
-// takes that port: its waiting end goes to dockerd under the endpoint's
-// name, and the container reaches one attached the usual way.
+// A Docker network's bridge keeps veths in its pool, at the lowest free
+// addresses: an endpoint whose address (docker run --ip, or Docker's
+// IPAM's lowest) a pool's veth holds takes that port, its waiting end
+// going to dockerd under the endpoint's name.
 func TestDockerFromPool(t *testing.T) {
 	dockerImage(t)
 	e := newEnv(t)
 	driver := uniq("ovsnet-p")
-	e.servePlugin(driver, "--pool", "2", "--pool-types", "veth")
+	e.servePlugin(driver, "--pool", "2") // veths on a Docker network's bridge, whatever its default type
 	net := dockerNet(t, driver, "--subnet", "10.89.0.0/24")
 	var bs []poolJSON
 	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {
@@ -425,6 +426,10 @@ func TestDockerFromPool(t *testing.T) {
 	}
 	if !slices.ContainsFunc(bs[0].Containers, func(p portJSON) bool { return p.OVSPort == pool[0].OVSPort && addrOf(p) == addrOf(pool[0]) }) {
 		t.Fatalf("the endpoint did not take the pool's port %+v: %+v", pool[0], bs[0].Containers)
+	}
+	// Docker's IPAM picks the lowest free address, which the pool holds.
+	if !slices.ContainsFunc(bs[0].Containers, func(p portJSON) bool { return p.OVSPort == pool[1].OVSPort && addrOf(p) == addrOf(pool[1]) }) {
+		t.Fatalf("the endpoint Docker's IPAM addressed did not take the pool's other port %+v: %+v", pool[1], bs[0].Containers)
 	}
 	run(t, "docker", "exec", a, "ping", "-c", "2", "-W", "2", b)
 	run(t, "docker", "exec", b, "ping", "-c", "2", "-W", "2", a)
