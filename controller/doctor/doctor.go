@@ -123,7 +123,7 @@ func doctorVswitchd(endpoint string) Finding {
 	pid, err := ovsdb.VswitchdPid(dir)
 	if err != nil || syscall.Kill(pid, 0) != nil {
 		return Finding{"ovs-vswitchd", StatusProblem, "not running (no live pid in " + filepath.Join(dir, "ovs-vswitchd.pid") + "): bridges forward nothing",
-			"start it (systemctl start openvswitch-switch); then `ovsnet reconcile` puts back internal ports and flows"}
+			"start it (systemctl start openvswitch-switch; without systemd: "+OVSCtl+" start); then `ovsnet reconcile` puts back internal ports and flows"}
 	}
 	return Finding{"ovs-vswitchd", StatusOK, fmt.Sprintf("running (pid %d)", pid), ""}
 }
@@ -318,6 +318,10 @@ func doctorIptables() Finding {
 	}
 	return Finding{"iptables", StatusOK, backend + " backend", ""}
 }
+
+// OVSCtl is the script that starts and stops Open vSwitch's daemons
+// where no service manager does (Debian's and Ubuntu's path).
+const OVSCtl = "/usr/share/openvswitch/scripts/ovs-ctl"
 
 // startController is how to start the controller, with systemd and
 // without (deploy/install.sh installs the unit).

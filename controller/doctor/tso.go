@@ -11,7 +11,7 @@ import (
 
 // TSOFix is what turns userspace TSO on, and what that restart does.
 const TSOFix = "ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true, then restart ovs-vswitchd " +
-	"(systemctl restart openvswitch-switch): it reads the setting at start only; ovsnet's controller (or " +
+	"(systemctl restart openvswitch-switch; without systemd: " + OVSCtl + " restart): it reads the setting at start only; ovsnet's controller (or " +
 	"`ovsnet reconcile`) then re-attaches the internal ports in containers and gives veths their offloads back"
 
 // TSOWarning says, for a bridge just made on the userspace datapath, that

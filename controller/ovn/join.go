@@ -117,7 +117,7 @@ func newSystemID() string {
 func check(ctx context.Context, st *Status, wait time.Duration) error {
 	st.Controller = controllerRunning()
 	if !st.Controller {
-		return fmt.Errorf("ovn-controller is not running on this host (no live pid in %s): start it (systemctl start ovn-controller, from Debian's ovn-host); it reads what was just set", pidFile())
+		return fmt.Errorf("ovn-controller is not running on this host (no live pid in %s): start it (systemctl start ovn-controller, from Debian's ovn-host; without systemd: /usr/share/ovn/scripts/ovn-ctl start_controller); it reads what was just set", pidFile())
 	}
 	sb, err := ovsdb.ConnectSouthbound(ctx, st.SB)
 	if err != nil {

@@ -73,3 +73,34 @@ func TestDeployInstallAndUnit(t *testing.T) {
 		t.Fatalf("systemd-analyze verify ovs-vswitchd with the drop-in: %v: %s", err, out)
 	}
 }
+
+// On a host without systemd (this one: PID 1 is not systemd) the install
+// starts nothing and says what to run instead, and that Open vSwitch is
+// not running yet for its TSO step. It runs in a mount namespace whose
+// install directories are empty tmpfs, so the machine keeps its own.
+func TestDeployWithoutSystemd(t *testing.T) {
+	notInVM(t, "it installs onto the host's own root (in a private mount namespace)")
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("this host runs systemd")
+	}
+	if _, err := os.Stat("/var/run/openvswitch/db.sock"); err == nil {
+		t.Skip("the host's own Open vSwitch runs")
+	}
+	script := `set -e
+for d in /usr/local/bin /opt/cni /etc/systemd/system; do mkdir -p $d; mount -t tmpfs ovsnet-test $d; done
+../../deploy/install.sh "$1"
+`
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c", script, "install", ovsnetBin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("install.sh without systemd: %v\n%s", err, out)
+	}
+	for _, want := range []string{"installed /usr/local/bin/ovsnet", "This host does not run systemd", "nothing was enabled or started",
+		"/usr/share/openvswitch/scripts/ovs-ctl start", "nohup ovsnet controller", "Open vSwitch is not running, so userspace TSO was not turned on"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("install.sh without systemd does not say %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat("/etc/systemd/system/ovsnet-controller.service"); err == nil {
+		t.Error("the install reached the machine's own /etc")
+	}
+}
