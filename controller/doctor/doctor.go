@@ -123,7 +123,7 @@ func doctorVswitchd(endpoint string) Finding {
 	pid, err := ovsdb.VswitchdPid(dir)
 	if err != nil || syscall.Kill(pid, 0) != nil {
 		return Finding{"ovs-vswitchd", StatusProblem, "not running (no live pid in " + filepath.Join(dir, "ovs-vswitchd.pid") + "): bridges forward nothing",
-			"start it (systemctl start openvswitch-switch; without systemd: "+OVSCtl+" start); then `ovsnet reconcile` puts back internal ports and flows"}
+			"start it (systemctl start openvswitch-switch; without systemd: " + OVSCtl + " start); then `ovsnet reconcile` puts back internal ports and flows"}
 	}
 	return Finding{"ovs-vswitchd", StatusOK, fmt.Sprintf("running (pid %d)", pid), ""}
 }
