@@ -43,7 +43,8 @@ NET makes an ovsnet bridge for the network, and docker run --network NET attache
 addresses from Docker's IPAM, names through Docker's embedded DNS).
 
 A warm pool makes attaches fast on big bridges: every ovsnet bridge with a
-subnet keeps --pool ports of its default type (internal on the userspace
+subnet in use (holding a container, or attached to within 10 minutes)
+keeps --pool ports of its default type (internal on the userspace
 datapath; veth where it carries a Docker network, whose endpoints are
 veths; or of each of --pool-types) ready (in OVSDB and ovs-vswitchd, with
 the lowest free addresses, a MAC and their flows; the container end

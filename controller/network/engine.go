@@ -146,6 +146,9 @@ func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, 
 	if err := r.resolve(ctx); err != nil {
 		return nil, err
 	}
+	if h.Pool != nil && !r.items[0].o.Pooled {
+		h.Pool.Attached(r.bridge, time.Now()) // a bridge in use keeps a pool
+	}
 	if r.poolable() {
 		if p, err := r.takeFromPool(ctx); p != nil || err != nil {
 			return []*PortView{p}, err

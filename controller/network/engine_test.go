@@ -14,6 +14,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/intent/intenttest"
 	"github.com/ovsnet/ovsnet/controller/network/links"
+	"github.com/ovsnet/ovsnet/controller/network/poolstate"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/flowstest"
 	"github.com/ovsnet/ovsnet/nat/nattest"
@@ -168,7 +169,7 @@ func TestAttachInternalAndBulk(t *testing.T) {
 func TestAttachTakesFromPool(t *testing.T) {
 	ctx := context.Background()
 	h, _, dev := engineHost(t)
-	h.Pool = NewPool(2, []string{"veth"})
+	h.Pool = poolstate.New(2, []string{"veth"})
 	if err := h.FillPool(ctx, "br0", "veth", 2); err != nil {
 		t.Fatal(err)
 	}

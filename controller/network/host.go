@@ -10,6 +10,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/ovsnet/ovsnet/controller/network/poolstate"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/steptime"
@@ -28,7 +30,7 @@ type Host struct {
 	Progress steptime.Progress // told how long work goes (nil: nobody)
 	// Pool, when set, is the warm pool attaches may take from (the
 	// controller's); nil: every attach makes its port.
-	Pool *Pool
+	Pool *poolstate.Pool
 	// OVN resolves the network names that are not bridges here, and
 	// takes part in detaching and showing its ports; nil: none.
 	OVN Backend

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
@@ -30,56 +29,6 @@ import (
 // gives the row its container (marked attaching, as any attach), the
 // link moves into the container and is configured there, the row is
 // marked ready. The controller refills (package pool).
-
-// Pool is the controller's warm pool: what it keeps, and which rows this
-// process is taking.
-type Pool struct {
-	Size  int      // ready ports kept per bridge and type
-	Types []string // the port types kept; none: each bridge's default type
-	mu    sync.Mutex
-	busy  map[string]bool // rows being taken here (by UUID)
-	// claims: per bridge, held while this process claims one of its
-	// pool's ports.
-	claims map[string]*sync.Mutex
-	wake   chan struct{}
-	// full: bridges whose subnet had no address left for a fill, by the
-	// bridge generation then: no fill is tried again until it changes.
-	full map[string]string
-}
-
-// NewPool keeps size ports of each of types ready on every ovsnet bridge
-// with a subnet.
-func NewPool(size int, types []string) *Pool {
-	return &Pool{Size: size, Types: types, busy: map[string]bool{}, claims: map[string]*sync.Mutex{}, wake: make(chan struct{}, 1), full: map[string]string{}}
-}
-
-// Woken is signalled after a take: time to refill.
-func (p *Pool) Woken() <-chan struct{} { return p.wake }
-
-func (p *Pool) taken() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// reserve marks row uuid as being taken by this process; false if it
-// already is.
-func (p *Pool) reserve(uuid string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.busy[uuid] {
-		return false
-	}
-	p.busy[uuid] = true
-	return true
-}
-
-func (p *Pool) release(uuid string) {
-	p.mu.Lock()
-	delete(p.busy, uuid)
-	p.mu.Unlock()
-}
 
 // poolPortName is a fresh name for a pool's port: ovsnet's host-side
 // form ("on" + 12 hex digits) of a random token.
@@ -112,26 +61,6 @@ func (r *AttachRun) poolable() bool {
 	return slices.Contains(r.h.Pool.TypesFor(datapath.Of(r.br), r.bi.Docker.ID != ""), r.itemType(it))
 }
 
-// TypesFor is the port types kept on a bridge of datapath dp; by
-// default its default type, or veth where it carries a Docker network
-// (whose endpoints are veths, at the addresses Docker's IPAM picks, which
-// are the pool's: lowest first).
-func (p *Pool) TypesFor(dp string, docker bool) []string {
-	if len(p.Types) == 0 && docker {
-		return []string{"veth"}
-	}
-	if len(p.Types) == 0 {
-		return []string{datapath.DefaultType(dp)}
-	}
-	var ts []string
-	for _, t := range p.Types {
-		if datapath.CheckType(dp, t) == nil {
-			ts = append(ts, t)
-		}
-	}
-	return ts
-}
-
 // itemType is the port type an item asks for, or its bridge's default.
 func (r *AttachRun) itemType(it *AttachItem) string {
 	if it.o.Type != "" {
@@ -149,8 +78,8 @@ func (r *AttachRun) takeFromPool(ctx context.Context) (*PortView, error) {
 	if ifc == nil || err != nil {
 		return nil, err
 	}
-	defer r.h.Pool.release(ifc.UUID)
-	defer r.h.Pool.taken() // the refill after the take: not competing with its move
+	defer r.h.Pool.Release(ifc.UUID)
+	defer r.h.Pool.Wake() // the refill after the take: not competing with its move
 	r.tr.Step("take a pool's port")
 	err = r.moveInto(it)
 	r.tr.Step("move into the container")
@@ -177,7 +106,7 @@ func (r *AttachRun) takeFromPool(ctx context.Context) (*PortView, error) {
 // port. This process's claims on one bridge go one at a time (each is two
 // OVSDB round trips), since concurrent ones would only conflict.
 func (r *AttachRun) claimPooled(ctx context.Context, it *AttachItem) (*vswitchd.Interface, error) {
-	defer r.h.Pool.claiming(r.bridge)()
+	defer r.h.Pool.Claiming(r.bridge)()
 	before := *it
 	for attempt := 0; attempt < poolClaimAttempts; attempt++ {
 		if attempt > 0 {
@@ -205,7 +134,7 @@ func (r *AttachRun) claimPooled(ctx context.Context, it *AttachItem) (*vswitchd.
 			it.ifaceUUID = ifc.UUID
 			return ifc, nil
 		}
-		r.h.Pool.release(ifc.UUID)
+		r.h.Pool.Release(ifc.UUID)
 		*it = before // not this port's: a fresh attach must not take its name
 		if !errors.Is(err, ovsdb.ErrConflict) {
 			return nil, r.commitErr(err)
@@ -221,20 +150,6 @@ func (r *AttachRun) claimPooled(ctx context.Context, it *AttachItem) (*vswitchd.
 // writers of the bridge before it attaches a fresh port instead.
 const poolClaimAttempts = 5
 
-// claiming takes bridge's claim lock of this process; the returned
-// function releases it.
-func (p *Pool) claiming(bridge string) func() {
-	p.mu.Lock()
-	m := p.claims[bridge]
-	if m == nil {
-		m = &sync.Mutex{}
-		p.claims[bridge] = m
-	}
-	p.mu.Unlock()
-	m.Lock()
-	return m.Unlock
-}
-
 // pickPooled reserves the ready pool's port of the item's type holding
 // the lowest addresses and gives the item its name, number and intent
 // (the pool's, with the container's names), with the bridge hints its
@@ -249,19 +164,19 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 	slices.SortFunc(rows, func(x, y vswitchd.Interface) int { return lowestHeld(x).Compare(lowestHeld(y)) })
 	for i := range rows {
 		ifc := &rows[i]
-		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !r.h.Pool.reserve(ifc.UUID) {
+		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !r.h.Pool.Reserve(ifc.UUID) {
 			continue
 		}
 		pi, err := intent.DecodePort(IfaceRow(*ifc), ifc.ExternalIDs)
 		if err != nil || pi.State != intent.StateReady {
-			r.h.Pool.release(ifc.UUID)
+			r.h.Pool.Release(ifc.UUID)
 			continue
 		}
 		var set map[string]string
 		if it.rq.auto {
 			ok := false
 			if set, ok, err = alloc.NoneFreeBelow(ctx, r.h.DB, r.bi, r.bi.Subnets, pi.Addrs); err != nil || !ok {
-				r.h.Pool.release(ifc.UUID)
+				r.h.Pool.Release(ifc.UUID)
 				return nil, nil, err
 			}
 		}
@@ -396,21 +311,4 @@ func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
 	defer nw.Close()
 	_, err = h.attachPorts(ctx, nw, specs, false)
 	return err
-}
-
-// Full says whether bridge's subnet had no address left for a fill at
-// generation gen: no fill is tried again until the bridge changes.
-func (p *Pool) Full(bridge, gen string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	at, ok := p.full[bridge]
-	return ok && at == gen
-}
-
-// SetFull records that a fill of bridge at generation gen found no
-// address left.
-func (p *Pool) SetFull(bridge, gen string) {
-	p.mu.Lock()
-	p.full[bridge] = gen
-	p.mu.Unlock()
 }

@@ -1,4 +1,4 @@
-// Package pool keeps the controller's warm pool (network.Pool: ports made
+// Package pool keeps the controller's warm pool (poolstate.Pool: ports made
 // ahead of the attaches that take them, which the attach engine claims):
 // it reads each bridge's pool's ports, fills the pool to its size and
 // shrinks it in one engine run or detach per bridge (Converge), removes a
@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/ovsnet/ovsnet/controller/network/poolstate"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -27,8 +30,11 @@ import (
 type State struct {
 	Bridge   string
 	Datapath string
-	Docker   bool   // it carries a Docker network
-	Gen      string // the bridge's generation
+	Docker   bool // it carries a Docker network
+	// Containers: it has ports besides its own, its pool's and its
+	// tunnels' (containers', or ports ovsnet did not make).
+	Containers bool
+	Gen        string // the bridge's generation
 	// Cap is the most a pool may hold there: a quarter of its smallest
 	// subnet's addresses, so that a small subnet stays the containers'.
 	Cap   int
@@ -40,7 +46,7 @@ type State struct {
 // (bridges being deleted left out), from the database itself: a monitor's
 // cache may not have heard of the last fill yet.
 func Read(ctx context.Context, h *network.Host) ([]State, error) {
-	brs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids", "datapath_type")
+	brs, err := ovsdb.Select[vswitchd.Bridge](ctx, h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "name", "external_ids", "datapath_type", "ports")
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +76,7 @@ func Read(ctx context.Context, h *network.Host) ([]State, error) {
 				ps.Ready[ref.Type] = append(ps.Ready[ref.Type], ifc)
 			}
 		}
+		ps.Containers = len(b.Ports) > 1+len(ps.Ifs)+len(bi.Tunnels)
 		if len(bi.Subnets) > 0 || len(ps.Ifs) > 0 {
 			out = append(out, ps)
 		}
@@ -81,7 +88,7 @@ func Read(ctx context.Context, h *network.Host) ([]State, error) {
 // made in one run of the engine per bridge and type, the ones beyond it
 // (or of a type no longer kept) removed in one detach per bridge. Bridges
 // without a subnet have none (a pool's port needs an automatic address).
-func Converge(ctx context.Context, h *network.Host, p *network.Pool) ([]string, error) {
+func Converge(ctx context.Context, h *network.Host, p *poolstate.Pool) ([]string, error) {
 	states, err := Read(ctx, h)
 	if err != nil {
 		return nil, err
@@ -96,10 +103,13 @@ func Converge(ctx context.Context, h *network.Host, p *network.Pool) ([]string, 
 }
 
 // convergeBridge is Converge for one bridge.
-func convergeBridge(ctx context.Context, h *network.Host, p *network.Pool, st State) ([]string, error) {
+func convergeBridge(ctx context.Context, h *network.Host, p *poolstate.Pool, st State) ([]string, error) {
 	var did []string
 	types := p.TypesFor(st.Datapath, st.Docker)
 	size := min(p.Size, st.Cap/len(types))
+	if !p.Wanted(st.Bridge, st.Containers, time.Now()) {
+		size = 0 // idle: nothing attaches there
+	}
 	// Kept: ready ports of a kept type, up to the size. Not kept: the
 	// rest, with half-made ones (attaching: a fill killed half-way; this
 	// process fills only here, so none is under way).
@@ -160,5 +170,5 @@ func Check(ctx context.Context, h *network.Host, bridge string, ifc vswitchd.Int
 
 // Drain removes every pool's port of every bridge.
 func Drain(ctx context.Context, h *network.Host) ([]string, error) {
-	return Converge(ctx, h, network.NewPool(0, nil))
+	return Converge(ctx, h, poolstate.New(0, nil))
 }

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovsnet/ovsnet/controller/network/poolstate"
+
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -153,7 +155,7 @@ func Run(ctx context.Context, o Options) error {
 	sw := flows.NewSwitch()
 	defer sw.Close()
 	s.h = network.New(nil, sw, ovn.Backend{}) // connected below
-	s.h.Pool = network.NewPool(o.Pool, o.PoolTypes)
+	s.h.Pool = poolstate.New(o.Pool, o.PoolTypes)
 	s.c = reconcile.New(s.h)
 	// Dial the bridges' OpenFlow connections and count their flows while
 	// the monitor's initial reply (10,000 interfaces: ~2 s) is decoded.

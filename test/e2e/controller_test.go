@@ -358,6 +358,9 @@ func TestControllerConcurrentAttach(t *testing.T) {
 func concurrentAttach(t *testing.T, pool string) {
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.81.0.0/24")
+	if pool != "0" {
+		e.occupy("br0", "10.81.0.250") // a bridge in use keeps a pool
+	}
 	const addr = "127.0.0.1:19478"
 	ctl := e.startController(addr, "--pool", pool)
 	eventually(t, 15*time.Second, "healthz 200", func() bool { code, _ := e.httpGet(addr, "/healthz"); return code == 200 })

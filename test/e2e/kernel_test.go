@@ -63,6 +63,7 @@ func TestWarmPoolKernel(t *testing.T) {
 	onlyKernel(t, "the userspace datapath's pool, with internal ports, is TestWarmPool's")
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.86.0.0/24")
+	e.occupy("br0", "10.86.0.200")
 	e.startController("127.0.0.1:19486", "--pool", "2", "--pool-types", "veth,internal")
 	before := e.poolReady("br0", 2, "veth")
 	c1, c2 := e.container(), e.container()

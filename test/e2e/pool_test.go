@@ -46,6 +46,16 @@ func (e *env) poolReady(bridge string, n int, types ...string) []portJSON {
 	return ps
 }
 
+// occupy attaches a container to bridge at addr (given, so that it takes
+// no pool's port): the bridge is in use, so the controller keeps a pool
+// there.
+func (e *env) occupy(bridge, addr string) string {
+	e.t.Helper()
+	c := e.container()
+	e.must("add-port", bridge, "eth1", c, "--ip", addr)
+	return c
+}
+
 func addrOf(p portJSON) string { return strings.Split(p.Addresses[0], "/")[0] }
 
 // The warm pool: the controller keeps ports ready, nothing sent to them
@@ -60,6 +70,10 @@ func TestWarmPool(t *testing.T) {
 	e.must("add-br", "br0", "--subnet", "10.84.0.0/24")
 	e.must("add-br", "br1", "--subnet", "10.85.0.0/24", "--icc=false")
 	e.must("add-br", "br2", "--subnet", "10.90.0.0/29") // 5 addresses: a quarter is 1, too few for two types
+	e.must("add-br", "br3", "--subnet", "10.91.0.0/24")
+	c0 := e.occupy("br0", "10.84.0.200")
+	e.occupy("br1", "10.85.0.200")
+	e.occupy("br2", "10.90.0.6")
 	const addr = "127.0.0.1:19484"
 	ctl := e.startController(addr, "--pool", "2", "--pool-types", "veth,internal")
 	before := e.poolReady("br0", 2, "veth", "internal")
@@ -67,21 +81,27 @@ func TestWarmPool(t *testing.T) {
 	if p := e.pool("br2"); len(p) != 0 {
 		t.Fatalf("a pool took addresses of a /29: %+v", p)
 	}
+	// An idle bridge (no container, no attach) keeps no pool; its first
+	// attach fills it.
+	if p := e.pool("br3"); len(p) != 0 {
+		t.Fatalf("an idle bridge got a pool: %+v", p)
+	}
+	e.occupy("br3", "10.91.0.200")
+	e.poolReady("br3", 2, "veth", "internal")
 
-	p1, p2 := e.warmPoolTakes(before)
+	p1, p2 := e.warmPoolTakes(c0, before)
 	c4, c5 := e.warmPoolRefills(addr, p1, p2)
 	e.warmPoolRemoved(ctl, addr, c4, c5)
 }
 
-// warmPoolTakes: br0's pool (before) answers nothing; attaches take its
-// ports (p1 internal, p2 veth), which work as any other; an explicit
-// address takes the usual path; the spoof guard holds for a taken port.
-func (e *env) warmPoolTakes(before []portJSON) (p1, p2 portJSON) {
+// warmPoolTakes: br0's pool (before) answers nothing (c0, attached at .200,
+// asks); attaches take its ports (p1 internal, p2 veth), which work as any
+// other; an explicit address takes the usual path; the spoof guard holds
+// for a taken port.
+func (e *env) warmPoolTakes(c0 string, before []portJSON) (p1, p2 portJSON) {
 	t := e.t
 	// Nothing answers for a pool's port: its container end is down in the
 	// host, without an address.
-	c0 := e.container()
-	e.must("add-port", "br0", "eth1", c0, "--ip", "10.84.0.200")
 	ping(t, c0, "10.84.0.1")
 	for _, p := range before {
 		noPing(t, c0, addrOf(p))
@@ -157,8 +177,8 @@ func (e *env) warmPoolRefills(addr string, p1, p2 portJSON) (c4, c5 string) {
 	if show := e.must("show", "br0"); !strings.Contains(show, "warm pool (ovsnet controller --pool): 2 internal down, 2 veth down") {
 		t.Fatalf("show does not count the pool:\n%s", show)
 	}
-	if n := e.counter(addr, "ovsnet_pool_ready_ports"); n != 8 {
-		t.Fatalf("ovsnet_pool_ready_ports = %d, want 8", n)
+	if n := e.counter(addr, "ovsnet_pool_ready_ports"); n != 12 { // br0, br1, br3: 2 of each type
+		t.Fatalf("ovsnet_pool_ready_ports = %d, want 12", n)
 	}
 
 	// An explicit address a pool's port holds takes that port when the
@@ -192,6 +212,7 @@ func TestWarmPoolLowestFirst(t *testing.T) {
 	onlyUserspace(t, "its pools hold internal ports, which the kernel datapath cannot rename in a container")
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.86.0.0/24")
+	e.occupy("br0", "10.86.0.200")
 	e.startController("127.0.0.1:19489", "--pool", "3")
 	before := e.poolReady("br0", 3, "internal")
 	got := []string{}
@@ -244,6 +265,8 @@ func (e *env) warmPoolRemoved(ctl *exec.Cmd, addr, c4, c5 string) {
 	e.must("del-port", "br1", "eth1", c4)
 	e.must("del-port", "br1", "eth1", c5)
 	e.must("del-br", "br1")
+	e.must("del-br", "br2")
+	e.must("del-br", "br3")
 	time.Sleep(2 * time.Second) // a resync or two (--resync 1s)
 	if hp := e.hostPorts(); len(hp) != 0 {
 		t.Fatalf("host links left after del-br: %v", hp)
@@ -298,6 +321,7 @@ func TestWarmPoolKilled(t *testing.T) {
 	onlyUserspace(t, "its pools hold internal ports, which the kernel datapath cannot rename in a container (TestWarmPoolKernel)")
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.87.0.0/24")
+	e.occupy("br0", "10.87.0.200")
 	cs := []string{e.container(), e.container(), e.container()}
 	// A fill killed after it made a veth and before its row: reconcile
 	// removes the veth, however rarely a kill below falls there.
@@ -418,6 +442,10 @@ func TestDockerFromPool(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {
 		t.Fatalf("show: %v %+v", err, bs)
 	}
+	if p := e.pool(bs[0].Name); len(p) != 0 {
+		t.Fatalf("a Docker network with no container got a pool: %+v", p)
+	}
+	first := dockerOn(t, net, "--ip", "10.89.0.200") // its first container: the pool fills
 	pool := e.poolReady(bs[0].Name, 2, "veth")
 	a := dockerOn(t, net, "--ip", addrOf(pool[0]))
 	b := dockerOn(t, net)
@@ -433,7 +461,7 @@ func TestDockerFromPool(t *testing.T) {
 	}
 	run(t, "docker", "exec", a, "ping", "-c", "2", "-W", "2", b)
 	run(t, "docker", "exec", b, "ping", "-c", "2", "-W", "2", a)
-	run(t, "docker", "rm", "-f", a, b)
+	run(t, "docker", "rm", "-f", a, b, first)
 	run(t, "docker", "network", "rm", net)
 	if rows := e.vsctlList("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-pool=true"); strings.TrimSpace(rows) != "" {
 		t.Fatalf("pool rows left after the network's removal: %s", rows)
