@@ -27,10 +27,12 @@ On a host that joined OVN (ovsnet ovn join), OVN networks follow, each with
 its containers on every chassis (this host's in detail, the others' from
 their logical ports) and its links.
 
--o svg draws it (no Graphviz needed): a panel per bridge, its containers
-grouped by VLAN, links (icc=false allow rules) as arrows, tunnels with
-their state, published ports on their containers, and in red what is
-broken (a port that is not up, intent that does not decode). -o dot is the
+-o svg draws it (no Graphviz needed): a panel per bridge (titled with its
+Docker network's name when it carries one), its containers grouped by
+VLAN, links (icc=false allow rules) as arrows below the cards, tunnels
+with their state, published ports on their containers, in red what is
+broken (a port that is not up, intent that does not decode), and a
+legend. -o dot is the
 same as a Graphviz graph ("dot -Tpng"). A bridge with more than 200
 containers is drawn as counts per VLAN. ovsnet controller serves the
 picture, live, on its --listen address.`,

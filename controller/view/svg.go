@@ -9,15 +9,19 @@ import (
 	"github.com/ovsnet/ovsnet/controller/show"
 )
 
-// Layout of the SVG picture, in pixels.
+// Layout of the SVG picture, in pixels: drawn at its own size (the page
+// scrolls rather than shrinks it), 13 px text, three cards a row so that
+// a bridge fits a 1,000 px column.
 const (
-	cols     = 4   // container cards per row
-	cardW    = 250 // a container card
-	lineH    = 14  // a line of text
-	gap      = 14  // between cards
+	cols     = 3   // container cards per row
+	cardW    = 280 // a container card
+	lineH    = 17  // a line of text
+	gap      = 14  // between cards side by side
+	rowGap   = 34  // between rows of cards: links run there
+	bow      = 22  // how far below its cards a link bows
 	pad      = 16  // inside a bridge's panel
-	tunnelW  = 260 // the tunnel column
-	maxChars = 40  // characters on a card's line
+	tunnelW  = 280 // the tunnel column
+	maxChars = 38  // characters on a card's line
 )
 
 // SVG is the network laid out as a picture: a panel per bridge (its
@@ -38,9 +42,11 @@ func SVG(bs []show.BridgeView) string {
 	if len(bs) == 0 {
 		fmt.Fprintf(&body, `<text x="%d" y="%d" class="note">no bridges</text>`+"\n", pad, pad+lineH)
 		y += 2 * lineH
+	} else {
+		y = legend(&body, pad, y)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="11">`+"\n", width, y, width, y)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="13">`+"\n", width, y, width, y)
 	b.WriteString(svgDefs)
 	b.WriteString("<style>\n" + Style + "</style>\n")
 	b.WriteString(body.String())
@@ -54,7 +60,7 @@ const svgDefs = `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" 
 // Style is the picture's CSS: inside SVG's output, and served to the
 // controller's page, whose policy allows no inline style.
 const Style = `.panel{fill:#fbfcfe;stroke:#8aa4c8;stroke-width:1.5}
-.title{font-size:14px;font-weight:bold}
+.title{font-size:16px;font-weight:bold}
 .card{fill:#ffffff;stroke:#9aa9bd}
 .broken .card{fill:#fde8e8;stroke:#c00000;stroke-width:2}
 .broken text{fill:#800000}
@@ -63,8 +69,9 @@ const Style = `.panel{fill:#fbfcfe;stroke:#8aa4c8;stroke-width:1.5}
 .tunnel.broken{fill:#fde8e8;stroke:#c00000}
 .link{stroke:#1f5fbf;stroke-width:1.5;fill:none;marker-end:url(#arrow)}
 .link.dangling{stroke:#c00000;stroke-dasharray:4 3}
-.linklabel{fill:#1f5fbf;font-size:10px}
-.note{fill:#5a6b80}
+.linklabel{fill:#1f5fbf;font-size:12px}
+.note{fill:#5a6b80;font-size:12px}
+.legend{fill:#5a6b80;font-size:12px}
 .name{font-weight:bold}
 `
 
@@ -98,10 +105,10 @@ func panelOf(br show.BridgeView, x, y int) *panel {
 		cs := groupCards(g, summarised(br))
 		for i := range cs {
 			c := &cs[i]
-			c.x, c.y = x+pad+(i%cols)*(cardW+gap), cy+(i/cols)*(c.h+gap)
+			c.x, c.y = x+pad+(i%cols)*(cardW+gap), cy+(i/cols)*(c.h+rowGap)
 		}
 		if len(cs) > 0 {
-			cy += ((len(cs)+cols-1)/cols)*(cs[0].h+gap) + 4
+			cy += ((len(cs)+cols-1)/cols)*(cs[0].h+rowGap) + 4
 		}
 		p.cards = append(p.cards, cs...)
 	}
@@ -234,17 +241,35 @@ func (p *panel) drawLinks(b *strings.Builder) {
 		if s == nil || d == nil || s == d {
 			continue
 		}
-		x1, y1 := s.x+cardW/2, s.y+s.h/2
-		x2, y2 := d.x+cardW/2, d.y+d.h/2
-		// Bow the arrow so that links between cards of one row stay visible.
-		mx, my := (x1+x2)/2+(y2-y1)/4, (y1+y2)/2-(x2-x1)/4
+		// From the bottom edge of one card to the bottom edge of the other,
+		// bowing below them into the gap between rows: no text is crossed.
+		x1, y1 := s.x+cardW/2-20, s.y+s.h
+		x2, y2 := d.x+cardW/2+20, d.y+d.h
+		mx, my := (x1+x2)/2, max(y1, y2)+2*bow
 		cls := "link"
 		if len(l.Dangling) > 0 {
 			cls += " dangling"
 		}
 		fmt.Fprintf(b, `<g id="link-%s-%s"><path class="%s" d="M%d,%d Q%d,%d %d,%d"/>`, esc(l.Src), esc(l.Dst), cls, x1, y1, mx, my, x2, y2)
-		fmt.Fprintf(b, `<text class="linklabel" x="%d" y="%d">%s</text></g>`+"\n", (x1+2*mx+x2)/4, (y1+2*my+y2)/4, esc(l.Ports))
+		// The label just above the bow's lowest point.
+		fmt.Fprintf(b, `<text class="linklabel" text-anchor="middle" x="%d" y="%d">%s</text></g>`+"\n", mx, (y1+2*my+y2)/4-3, esc(l.Ports))
 	}
+}
+
+// legend explains the picture's marks, below the panels at x, y; it
+// returns the picture's new height.
+func legend(b *strings.Builder, x, y int) int {
+	ly := y + lineH
+	items := []struct{ mark, text string }{
+		{fmt.Sprintf(`<path class="link" d="M%d,%d h28"/>`, x, ly-4), "link: connections allowed from its start to its arrow (icc=false)"},
+		{fmt.Sprintf(`<path class="link dangling" d="M%d,%d h28"/>`, x, ly+lineH-4), "dangling link: an end is not attached"},
+		{fmt.Sprintf(`<g class="broken"><rect class="card" x="%d" y="%d" width="28" height="12" rx="3"/></g>`, x, ly+2*lineH-11), "broken: a port not up, or intent that does not decode"},
+	}
+	for i, it := range items {
+		b.WriteString(it.mark)
+		fmt.Fprintf(b, `<text class="legend" x="%d" y="%d">%s</text>`+"\n", x+36, ly+i*lineH, esc(it.text))
+	}
+	return y + (len(items)+1)*lineH
 }
 
 func clip(s string) string {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,6 +87,31 @@ func TestSVGGolden(t *testing.T) {
 	if !strings.Contains(got, `id="link-web-db"`) || !strings.Contains(got, "link 10.97.2.2 -&gt; web (all)") {
 		t.Error("SVG lacks the web -> db arrow or the note for the remote link")
 	}
+	// The arrow leaves web's card at its bottom edge and bows below it,
+	// crossing no card's text.
+	card := regexp.MustCompile(`id="port-on1111"[^\n]*\n<rect class="card" x="\d+" y="(\d+)" width="\d+" height="(\d+)"`).FindStringSubmatch(got)
+	link := regexp.MustCompile(`id="link-web-db"><path class="link" d="M\d+,(\d+) Q\d+,(\d+) `).FindStringSubmatch(got)
+	if card == nil || link == nil {
+		t.Fatal("no web card or web -> db arrow to measure")
+	}
+	y, h, start, ctl := atoi(t, card[1]), atoi(t, card[2]), atoi(t, link[1]), atoi(t, link[2])
+	if start != y+h || ctl <= start {
+		t.Errorf("the arrow starts at y %d (the card spans %d..%d) with its bow at %d: it crosses the card", start, y, y+h, ctl)
+	}
+	for _, want := range []string{"link: connections allowed", "dangling link: an end is not attached", "broken: a port not up"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the legend lacks %q", want)
+		}
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Past MaxDrawn containers a bridge is drawn as counts per VLAN.

@@ -52,6 +52,14 @@ func TestPageInBrowser(t *testing.T) {
 			t.Fatalf("the picture has %d cards for container %s, want 1", n, c)
 		}
 	}
+	// Drawn at its own size (the column scrolls, it does not shrink the
+	// picture): a card's name is 13 px text, and the legend is there.
+	if h := eval[float64](t, ctx, `document.querySelector('#topology g.port text.name').getBoundingClientRect().height`); h < 12 {
+		t.Fatalf("a card's name is drawn %.1f px high: unreadable", h)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#topology text.legend').length`); n != 3 {
+		t.Fatalf("the picture has %d legend lines, want 3", n)
+	}
 	countersMove(t, ctx, web, db)
 	traceOnPage(t, ctx, other, web, "verdict: dropped")
 	screenshot(t, ctx, "page-trace-dropped.png")

@@ -111,13 +111,15 @@ function showPath(from, to, allowed) {
   if (a) a.classList.add("hl-from");
   if (b) b.classList.add("hl-" + verdict);
   if (!a || !b) return;
+  // From the top edge of one card to the top edge of the other, bowing
+  // above them (links bow below): no text is crossed.
   const box = (g) => g.querySelector("rect").getBBox();
   const p = box(a), q = box(b);
-  const line = document.createElementNS("http://www.w3.org/2000/svg", "line");
-  line.setAttribute("x1", p.x + p.width / 2); line.setAttribute("y1", p.y + p.height / 2);
-  line.setAttribute("x2", q.x + q.width / 2); line.setAttribute("y2", q.y + q.height / 2);
-  line.setAttribute("class", "trace-path " + verdict);
-  a.ownerSVGElement.append(line);
+  const x1 = p.x + p.width / 2, x2 = q.x + q.width / 2, y1 = p.y, y2 = q.y;
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", `M${x1},${y1} Q${(x1 + x2) / 2},${Math.min(y1, y2) - 30} ${x2},${y2}`);
+  path.setAttribute("class", "trace-path " + verdict);
+  a.ownerSVGElement.append(path);
 }
 
 async function trace(ev) {
