@@ -11,13 +11,21 @@ import (
 func traceCmd(g *globals) *cobra.Command {
 	var o trace.Options
 	c := &cobra.Command{
-		Use:   "trace BRIDGE --from CONTAINER --to CONTAINER|IP [--proto icmp|tcp|udp] [--dport N]",
+		Use:   "trace BRIDGE --from CONTAINER|IP --to CONTAINER|IP [--proto icmp|tcp|udp] [--dport N]",
 		Short: "Show which flows a packet between two endpoints passes, and whether it gets through",
 		Long: `Builds the first packet of a connection from the endpoints' real MACs and
 addresses, runs it through the bridge's flow tables (ovs-appctl
 ofproto/trace), prints the tables it passed in plain words, and ends with
 one line: "verdict: allowed" or "verdict: dropped (<where and why>)".
 An IP that no container on the bridge holds is traced through the gateway.
+
+On a network spanning hosts (tunnel add), an address in the bridge's
+subnet that no container here holds is another host's container: the
+packet goes to the MAC ovsnet derives from it, and the verdict says it
+"leaves through the tunnel for HOST, whose pipeline decides", with the
+command to run there: --from that container's address traces the packet
+as it comes in through the tunnel, through this host's isolation and
+links.
 
 On an OVN network (ovsnet network) the packet goes through OVN's logical
 pipelines instead, with ovn-trace over the southbound database this
@@ -28,6 +36,8 @@ with the packet (ofproto/trace's datapath actions: a tunnel to the
 destination's chassis, an output, or drop).`,
 		Example: `  ovsnet trace br-iso --from web --to db --proto tcp --dport 5432
   ovsnet trace ovs-br1 --from container1 --to 172.16.1.1
+  ovsnet trace br0 --from web --to 10.97.2.2        # another host's container: leaves through the tunnel
+  ovsnet trace br0 --from 10.97.2.2 --to web        # on that host: as it comes in through the tunnel
   ovsnet trace lab --from web --to db --proto tcp --dport 5432   # an OVN network`,
 		Args: exactArgs("BRIDGE"),
 		RunE: func(c *cobra.Command, args []string) error {

@@ -497,3 +497,32 @@ func TestTunnelRogueHostIgnored(t *testing.T) {
 	}
 	ping(t, cb, addrOf(pa))
 }
+
+// trace across a two-host mesh with icc=false: on the sender's host the
+// packet to the other host's container leaves through the tunnel (the far
+// host decides, and the verdict says where to ask); on the far host,
+// traced as it comes in through the tunnel, it is dropped until a link
+// allows it, as the real ping is.
+func TestTraceAcrossTunnel(t *testing.T) {
+	hs := newHosts(t, 2)
+	a, b := hs[0], hs[1]
+	mesh(t, hs, "vxlan", "--icc=false")
+	ca, cb := a.container(), b.container()
+	a.must("add-port", "br0", "eth1", ca, "--ip")
+	b.must("add-port", "br0", "eth1", cb, "--ip")
+	if v := b.verdict("br0", "--from", cb, "--to", "10.97.1.2"); !strings.HasPrefix(v, "leaves through the tunnel for 192.0.2.1, whose pipeline decides") ||
+		!strings.Contains(v, "ovsnet trace br0 --from 10.97.2.2 --to 10.97.1.2") {
+		t.Fatalf("trace to the other host's container: %s", v)
+	}
+	if v := a.verdict("br0", "--from", "10.97.2.2", "--to", ca); !strings.HasPrefix(v, "dropped") {
+		t.Fatalf("trace in through the tunnel to an isolated container: %s", v)
+	}
+	if exec.Command("ip", "netns", "exec", cb, "ping", "-c", "2", "-W", "1", "10.97.1.2").Run() == nil {
+		t.Fatal("the ping that trace says A drops got through")
+	}
+	a.must("link", "br0", "10.97.2.2", ca)
+	if v := a.verdict("br0", "--from", "10.97.2.2", "--to", ca); v != "allowed" {
+		t.Fatalf("trace in through the tunnel along a link: %s", v)
+	}
+	firstContact(t, hs, cb, "10.97.1.2")
+}

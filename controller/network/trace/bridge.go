@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -27,63 +29,31 @@ type Bridge struct {
 
 // Trace builds the packet o asks for from its endpoints' MACs and
 // addresses on the bridge, runs it through the bridge's flow tables
-// with ofproto/trace, and says where it went.
+// with ofproto/trace, and says where it went. On a network spanning hosts
+// an address of another host's container is reached through the tunnels
+// (its MAC the one ovsnet derives from its IPv4 address): the verdict is
+// then that the packet leaves for the far host, whose pipeline decides;
+// and a packet from such an address comes in through a tunnel.
 func (b Bridge) Trace(ctx context.Context, o Options) (*Result, error) {
-	from, err := b.Ports(ctx, o.From)
+	bi := intent.DecodeBridge(b.Br.Name, b.Br.ExternalIDs)
+	src, err := b.source(ctx, bi, o.From)
 	if err != nil {
 		return nil, err
 	}
-	if len(from) == 0 {
-		return nil, fmt.Errorf("container %q has no ovsnet interface on %s", o.From, o.Bridge)
-	}
-	src := from[0]
-	var dstAddr netip.Addr
-	var dstMAC string
-	want := "65534" // LOCAL, the gateway: for anything not on the bridge
-	if a, err := netip.ParseAddr(o.To); err == nil {
-		dstAddr = a
-		// An address of a container on the bridge is reached directly;
-		// anything else through the gateway.
-		if p, err := b.portByAddr(ctx, a); err != nil {
-			return nil, err
-		} else if p != nil {
-			dstMAC, want = p.MAC.String(), strconv.Itoa(p.Ofport)
-		}
-	} else {
-		to, err := b.Ports(ctx, o.To)
-		if err != nil {
-			return nil, err
-		}
-		if len(to) == 0 {
-			return nil, fmt.Errorf("container %q has no ovsnet interface on %s", o.To, o.Bridge)
-		}
-		dstMAC, want = to[0].MAC.String(), strconv.Itoa(to[0].Ofport)
-		for _, a := range to[0].Addrs {
-			if !dstAddr.IsValid() || (hasAddrFamily(src.Addrs, a) && !hasAddrFamily(src.Addrs, dstAddr)) {
-				dstAddr = a
-			}
-		}
-	}
-	if !dstAddr.IsValid() {
-		return nil, fmt.Errorf("container %q has no address to trace to", o.To)
+	dst, err := b.destination(ctx, bi, o.To, src)
+	if err != nil {
+		return nil, err
 	}
 	var srcAddr netip.Addr
-	for _, a := range src.Addrs {
-		if a.Is4() == dstAddr.Is4() {
+	for _, a := range src.addrs {
+		if a.Is4() == dst.addr.Is4() {
 			srcAddr = a
 		}
 	}
 	if !srcAddr.IsValid() {
-		return nil, fmt.Errorf("container %q has no %s address", o.From, map[bool]string{true: "IPv4", false: "IPv6"}[dstAddr.Is4()])
+		return nil, fmt.Errorf("container %q has no %s address", o.From, map[bool]string{true: "IPv4", false: "IPv6"}[dst.addr.Is4()])
 	}
-	if dstMAC == "" {
-		gw, err := b.gatewayMAC(ctx)
-		if err != nil {
-			return nil, err
-		}
-		dstMAC = gw
-	}
-	pkt, err := PacketSpec(src.Ofport, src.MAC.String(), dstMAC, srcAddr, dstAddr, o.Proto, o.DPort)
+	pkt, err := PacketSpec(src.ofport, src.mac, dst.mac, srcAddr, dst.addr, o.Proto, o.DPort)
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +61,110 @@ func (b Bridge) Trace(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ofproto/trace: %w", err)
 	}
-	r := Parse(out, want)
+	r := Parse(out, dst.wants...)
 	r.Packet = pkt
+	if len(dst.remotes) > 0 && r.Allowed {
+		r.Allowed, r.Remotes = false, dst.remotes
+		r.Verdict = fmt.Sprintf("leaves through the tunnel for %s, whose pipeline decides (there: ovsnet trace %s --from %s --to %s)",
+			strings.Join(dst.remotes, ", "), o.Bridge, srcAddr, dst.addr)
+	}
 	return r, nil
+}
+
+// end is one end of a traced packet on the bridge.
+type end struct {
+	ofport  int      // a source's: the packet's in_port
+	wants   []string // a destination's: the OpenFlow ports that deliver it
+	mac     string
+	addrs   []netip.Addr
+	addr    netip.Addr // a destination's address
+	remotes []string   // another host's container: the tunnels' far ends
+}
+
+// source is the packet's sender: a container on the bridge (by name or
+// address), or another host's container by its address, behind a tunnel.
+func (b Bridge) source(ctx context.Context, bi intent.Bridge, from string) (end, error) {
+	ps, err := b.Ports(ctx, from)
+	if err != nil || len(ps) > 0 {
+		if err != nil {
+			return end{}, err
+		}
+		return end{ofport: ps[0].Ofport, mac: ps[0].MAC.String(), addrs: ps[0].Addrs}, nil
+	}
+	if a, err := netip.ParseAddr(from); err == nil {
+		p, err := b.portByAddr(ctx, a)
+		if err != nil || p != nil {
+			if err != nil {
+				return end{}, err
+			}
+			return end{ofport: p.Ofport, mac: p.MAC.String(), addrs: p.Addrs}, nil
+		}
+		if e, ok := remoteEnd(bi, a); ok {
+			e.ofport = bi.Tunnels[0].Ofport
+			return e, nil
+		}
+	}
+	return end{}, fmt.Errorf("container %q has no ovsnet interface on %s", from, b.Br.Name)
+}
+
+// destination is where the packet goes: a container on the bridge (by
+// name or address; of its addresses the one of src's family), another
+// host's container behind a tunnel, or, for any other address, the
+// gateway (LOCAL).
+func (b Bridge) destination(ctx context.Context, bi intent.Bridge, to string, src end) (end, error) {
+	a, err := netip.ParseAddr(to)
+	if err != nil {
+		ps, err := b.Ports(ctx, to)
+		if err != nil {
+			return end{}, err
+		}
+		if len(ps) == 0 {
+			return end{}, fmt.Errorf("container %q has no ovsnet interface on %s", to, b.Br.Name)
+		}
+		e := end{wants: []string{strconv.Itoa(ps[0].Ofport)}, mac: ps[0].MAC.String()}
+		for _, x := range ps[0].Addrs {
+			if !e.addr.IsValid() || (hasAddrFamily(src.addrs, x) && !hasAddrFamily(src.addrs, e.addr)) {
+				e.addr = x
+			}
+		}
+		if !e.addr.IsValid() {
+			return end{}, fmt.Errorf("container %q has no address to trace to", to)
+		}
+		return e, nil
+	}
+	if p, err := b.portByAddr(ctx, a); err != nil || p != nil {
+		if err != nil {
+			return end{}, err
+		}
+		return end{wants: []string{strconv.Itoa(p.Ofport)}, mac: p.MAC.String(), addr: a}, nil
+	}
+	if e, ok := remoteEnd(bi, a); ok {
+		for _, t := range bi.Tunnels {
+			e.wants = append(e.wants, strconv.Itoa(t.Ofport))
+		}
+		e.addr = a
+		return e, nil
+	}
+	gw, err := b.gatewayMAC(ctx)
+	return end{wants: []string{"65534"}, mac: gw, addr: a}, err // LOCAL
+}
+
+// remoteEnd is address a as another host's container: in the bridge's
+// IPv4 subnet (ovsnet derives its MAC from it) on a bridge with tunnels.
+func remoteEnd(bi intent.Bridge, a netip.Addr) (end, bool) {
+	if len(bi.Tunnels) == 0 || !a.Is4() {
+		return end{}, false
+	}
+	for _, s := range bi.Subnets {
+		if s.Prefix.Contains(a) && a != s.Gateway {
+			e := end{mac: ipam.MACFor([]netip.Prefix{netip.PrefixFrom(a, s.Prefix.Bits())}).String(), addrs: []netip.Addr{a}}
+			for _, t := range bi.Tunnels {
+				e.remotes = append(e.remotes, t.Remote)
+			}
+			return e, true
+		}
+	}
+	return end{}, false
 }
 
 func hasAddrFamily(as []netip.Addr, a netip.Addr) bool {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,7 +41,10 @@ type Result struct {
 	// Local, on an OVN network whose source is on this chassis: what its
 	// integration bridge does with the packet (ofproto/trace).
 	Local string `json:"local,omitempty"`
-	Raw   string `json:"raw,omitempty"`
+	// Remotes: the packet leaves through the tunnels for these hosts,
+	// whose pipelines decide (a container on another host of the mesh).
+	Remotes []string `json:"leaves_for,omitempty"`
+	Raw     string   `json:"raw,omitempty"`
 }
 
 // PacketSpec is the ofproto/trace flow for the first packet of a connection.
@@ -85,8 +89,8 @@ var (
 
 // Parse reads ofproto/trace output of ovsnet's pipeline: the tables
 // passed and the final datapath actions (after any conntrack
-// recirculation); want is the OpenFlow port the packet must reach.
-func Parse(out, want string) *Result {
+// recirculation); want is the OpenFlow ports any of which delivers it.
+func Parse(out string, want ...string) *Result {
 	r := &Result{Raw: out}
 	var last *Step
 	final := ""
@@ -109,7 +113,7 @@ func Parse(out, want string) *Result {
 			final = strings.TrimSpace(m[1])
 			continue
 		}
-		if m := outRE.FindStringSubmatch(l); m != nil && last != nil && m[1] == want {
+		if m := outRE.FindStringSubmatch(l); m != nil && last != nil && slices.Contains(want, m[1]) {
 			delivered = true
 		}
 		if last != nil && strings.HasPrefix(l, "    ") && !strings.HasPrefix(strings.TrimSpace(l), "->") {
@@ -118,6 +122,11 @@ func Parse(out, want string) *Result {
 			// and the packet thaws in the ct() table.
 			if a == "thaw" || strings.HasPrefix(a, "Resuming from table") || (a == "drop" && strings.HasPrefix(last.Actions, "ct(")) {
 				continue
+			}
+			// A port written in the action (a tunnel's), not taken from a
+			// register ("-> output port is N" above).
+			if port, ok := strings.CutPrefix(a, "output:"); ok && slices.Contains(want, port) {
+				delivered = true
 			}
 			if last.Actions != "" {
 				last.Actions += ", "

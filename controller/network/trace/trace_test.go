@@ -62,3 +62,19 @@ func TestPacketSpec(t *testing.T) {
 		t.Fatal("icmp with --dport accepted")
 	}
 }
+
+// A packet for another host's container is output to a tunnel port named
+// in the action itself (real output of OVS 3.1, a two-host VXLAN mesh):
+// delivered when that port is one wanted, not when only another is.
+func TestParseTunnelOutput(t *testing.T) {
+	b, err := os.ReadFile("testdata/trace-tunnel.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := Parse(string(b), "65201", "65200"); !r.Allowed {
+		t.Errorf("output to tunnel port 65200: %s", r.Verdict)
+	}
+	if r := Parse(string(b), "4"); r.Allowed {
+		t.Errorf("delivered to port 4, which it never reached: %s", r.Verdict)
+	}
+}
