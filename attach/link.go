@@ -1,6 +1,7 @@
 package attach
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -466,6 +467,23 @@ func BridgeTSO(bridge string) bool {
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// LinkNameByMAC is the name of the link with MAC mac in the netns at
+// path ("" if none has it): how a runtime named an interface ovsnet
+// handed it.
+func LinkNameByMAC(path string, mac net.HardwareAddr) (string, error) {
+	name := ""
+	err := withHandle(path, func(h *netlink.Handle) error {
+		ls, err := h.LinkList()
+		for _, l := range ls {
+			if bytes.Equal(l.Attrs().HardwareAddr, mac) {
+				name = l.Attrs().Name
+			}
+		}
+		return err
+	})
+	return name, err
 }
 
 // LinkState returns the operational state of link name in the netns at path.

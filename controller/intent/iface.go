@@ -28,7 +28,10 @@ type Ref struct {
 	NoTxOffload bool   // its container end computes its own checksums
 	Runtime     string // who moves and configures the container's end ("": ovsnet)
 	RuntimeName string // the runtime's name of the container, once known
-	CNINetwork  string // attached by the CNI plugin for this network
+	// RuntimeIface is the runtime's name of the container's end, once
+	// known (one that is no interface name is not used).
+	RuntimeIface string
+	CNINetwork   string // attached by the CNI plugin for this network
 	Pooled      bool   // a warm pool's port, no container's yet (KeyPool)
 }
 
@@ -37,8 +40,20 @@ func RefOf(ext map[string]string) Ref {
 	return Ref{Owned: Owned(ext), Container: ext[KeyContainerID], Iface: ext[KeyContainerIface], Bridge: ext[KeyBridge],
 		Netns: ext[KeyNetns], Type: ext[KeyType], State: ext[KeyState], HasGateway: ext[KeyPortGW] != "",
 		NoTxOffload: ext[KeyTxOffload] == "off", Runtime: ext[KeyRuntime], RuntimeName: ext[KeyRuntimeName],
-		CNINetwork: ext[KeyCNINetwork], Pooled: ext[KeyPool] == "true"}
+		CNINetwork: ext[KeyCNINetwork], Pooled: ext[KeyPool] == "true", RuntimeIface: ifaceName(ext[KeyRuntimeIface])}
 }
+
+// ifaceName is s if it can be a Linux interface's name, else "".
+func ifaceName(s string) string {
+	if len(s) == 0 || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") {
+		return ""
+	}
+	return s
+}
+
+// RuntimeIface is the interface keys that record the runtime's name of
+// the container's end.
+func RuntimeIface(name string) map[string]string { return map[string]string{KeyRuntimeIface: name} }
 
 // State is the interface keys that record state s.
 func State(s string) map[string]string { return map[string]string{KeyState: s} }

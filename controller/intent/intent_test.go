@@ -220,6 +220,16 @@ func TestPooledPort(t *testing.T) {
 
 // A runtime's name for a container is kept with the port, and only names
 // that can be a link's end and a command's argument are taken.
+// The runtime's name of the container's end is read only when it can be
+// an interface's name.
+func TestRuntimeIface(t *testing.T) {
+	for v, want := range map[string]string{"eth0": "eth0", "eth1": "eth1", "": "", "a/b": "", "sixteen-chars-xx": "", "eth 0": ""} {
+		if got := RefOf(map[string]string{KeyRuntimeIface: v}).RuntimeIface; got != want {
+			t.Errorf("%q read as %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestRuntimeName(t *testing.T) {
 	p := Port{Container: "3f2a", Iface: "eth0", Bridge: "br0", State: StateReady, RuntimeName: "ns1/web"}
 	p.MAC, _ = net.ParseMAC("02:00:00:00:00:01")

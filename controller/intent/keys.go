@@ -73,6 +73,9 @@ const (
 	// once known (links name containers by it; a restarted container's
 	// new endpoint gets the same name).
 	KeyRuntimeName = "ovsnet-runtime-name"
+	// interface of a runtime's: the name the runtime gave the container's
+	// end (Docker's ethN), once known; shown as the interface
+	KeyRuntimeIface = "ovsnet-runtime-iface"
 	// interface: the CNI network it was attached for (container_id is the
 	// runtime's container ID, container_iface CNI_IFNAME); its runtime
 	// ends it (DEL, GC), and a vanished namespace is its end.

@@ -41,6 +41,9 @@ func ShownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
 		v.Error = *i.Error
 	}
 	v.State = linkState(v, i)
+	if n := intent.RefOf(e).RuntimeIface; n != "" {
+		v.Iface = n // as the container sees it (Docker's ethN), not ovsnet's record
+	}
 	if owned && err != nil {
 		v.Error = err.Error()
 	}

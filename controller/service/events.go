@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/links"
+	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
 // nameEndpoints records the name of a container that started on the Docker
@@ -24,6 +27,44 @@ func (s *Service) nameEndpoints(ctx context.Context, id string) {
 	if err := links.NameEndpoints(ctx, s.h.DB, t.Name, t.Endpoints); err != nil {
 		s.o.Log.Error("name a container's endpoints", "container", t.Name, "err", err)
 	}
+	if err := s.nameInterfaces(ctx, t); err != nil {
+		s.o.Log.Error("record the names Docker gave a container's interfaces", "container", t.Name, "err", err)
+	}
+}
+
+// nameInterfaces records the name Docker gave each endpoint's interface in
+// the container (eth0, eth1...: it picks them when it moves them in), found
+// there by the endpoint's MAC, so that show says what the container sees.
+func (s *Service) nameInterfaces(ctx context.Context, t *containers.Target) error {
+	set := map[string]string{} // row UUID -> name
+	for _, ep := range t.Endpoints {
+		ifs, err := s.h.DB.FindInterfaces(ctx, intent.OfContainer(ep, ""))
+		if err != nil {
+			return err
+		}
+		for _, i := range ifs {
+			mac, ok := intent.HeldMAC(i.ExternalIDs)
+			if !ok || intent.RefOf(i.ExternalIDs).Runtime == "" {
+				continue
+			}
+			name, err := attach.LinkNameByMAC(t.Netns, mac)
+			if err != nil {
+				return err
+			}
+			if name != "" && name != intent.RefOf(i.ExternalIDs).RuntimeIface {
+				set[i.UUID] = name
+			}
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	_, err := s.h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		for uuid, name := range set {
+			tx.SetInterfaceExternalIDs(uuid, intent.RuntimeIface(name))
+		}
+	})
+	return err
 }
 
 // followContainers follows the container runtime's events: a container
