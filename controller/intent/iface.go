@@ -32,7 +32,7 @@ type Ref struct {
 	// known (one that is no interface name is not used).
 	RuntimeIface string
 	CNINetwork   string // attached by the CNI plugin for this network
-	Pooled      bool   // a warm pool's port, no container's yet (KeyPool)
+	Pooled       bool   // a warm pool's port, no container's yet (KeyPool)
 }
 
 // RefOf reads an interface row's Ref.
