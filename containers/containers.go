@@ -179,22 +179,6 @@ func (e notRunning) Unwrap() error { return errNotRunning }
 
 // dockerLookup asks the Engine API for the container's State.Pid.
 func dockerLookup(ctx context.Context, ref string) (*Target, error) {
-	hc, base, err := dockerClient()
-	if err != nil {
-		return nil, err
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/containers/"+url.PathEscape(ref)+"/json", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errDockerUnreachable, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, errDockerNoSuch
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %s answered %s", errDockerUnreachable, dockerHost(), resp.Status)
-	}
 	var c struct {
 		ID    string `json:"Id"`
 		Name  string
@@ -207,8 +191,11 @@ func dockerLookup(ctx context.Context, ref string) (*Target, error) {
 			Networks map[string]struct{ EndpointID string }
 		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		return nil, fmt.Errorf("%w: bad answer from %s: %v", errDockerUnreachable, dockerHost(), err)
+	if found, err := dockerGet(ctx, "/containers/"+url.PathEscape(ref)+"/json", &c); err != nil || !found {
+		if err == nil {
+			err = errDockerNoSuch
+		}
+		return nil, err
 	}
 	name := strings.TrimPrefix(c.Name, "/")
 	if !c.State.Running || c.State.Pid == 0 {
@@ -269,30 +256,40 @@ func DockerNetwork(ctx context.Context, ref string) (*DockerNet, error) {
 	if !dockerPresent() {
 		return nil, nil
 	}
-	hc, base, err := dockerClient()
-	if err != nil {
-		return nil, err
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/networks/"+url.PathEscape(ref), nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errDockerUnreachable, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %s answered %s", errDockerUnreachable, dockerHost(), resp.Status)
-	}
 	var n DockerNet
-	if err := json.NewDecoder(resp.Body).Decode(&struct {
+	found, err := dockerGet(ctx, "/networks/"+url.PathEscape(ref), &struct {
 		ID      *string `json:"Id"`
 		Name    *string
 		Driver  *string
 		Options *map[string]string
-	}{&n.ID, &n.Name, &n.Driver, &n.Options}); err != nil {
-		return nil, fmt.Errorf("%w: bad answer from %s: %v", errDockerUnreachable, dockerHost(), err)
+	}{&n.ID, &n.Name, &n.Driver, &n.Options})
+	if err != nil || !found {
+		return nil, err
 	}
 	return &n, nil
+}
+
+// dockerGet asks the Engine API for path and decodes its answer into v;
+// found is false when it answers 404.
+func dockerGet(ctx context.Context, path string, v any) (found bool, err error) {
+	hc, base, err := dockerClient()
+	if err != nil {
+		return false, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", errDockerUnreachable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("%w: %s answered %s", errDockerUnreachable, dockerHost(), resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return false, fmt.Errorf("%w: bad answer from %s: %v", errDockerUnreachable, dockerHost(), err)
+	}
+	return true, nil
 }

@@ -13,33 +13,43 @@ import (
 	"time"
 )
 
-var cnitoolBuild struct {
+// goTools are the Go commands the tests build (module@version -> build).
+var goTools sync.Map
+
+type goToolBuild struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// cnitool builds CNI's cnitool once per test run, unless it was built
-// beside a prebuilt ovsnet (test/vm builds both on the host).
-func cnitool(t *testing.T) string {
+// goTool builds Go command name (module@version pkg) once per test run,
+// unless it was built beside a prebuilt ovsnet (test/vm builds cnitool on
+// the host).
+func goTool(t *testing.T, pkg, name string) string {
 	t.Helper()
-	cnitoolBuild.once.Do(func() {
-		dir := filepath.Join(filepath.Dir(ovsnetBin), "cnitool-bin")
-		if _, err := os.Stat(filepath.Join(dir, "cnitool")); err == nil && os.Getenv("OVSNET_BIN") != "" {
-			cnitoolBuild.path = filepath.Join(dir, "cnitool")
+	v, _ := goTools.LoadOrStore(pkg, &goToolBuild{})
+	b := v.(*goToolBuild)
+	b.once.Do(func() {
+		dir := filepath.Join(filepath.Dir(ovsnetBin), name+"-bin")
+		b.path = filepath.Join(dir, name)
+		if _, err := os.Stat(b.path); err == nil && os.Getenv("OVSNET_BIN") != "" {
 			return
 		}
-		c := exec.Command("go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1")
-		c.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0")
+		c := exec.Command("go", "install", pkg)
+		c.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 		if out, err := c.CombinedOutput(); err != nil {
-			cnitoolBuild.err = fmt.Errorf("build cnitool: %v: %s", err, out)
+			b.err = fmt.Errorf("build %s: %v: %s", name, err, out)
 		}
-		cnitoolBuild.path = filepath.Join(dir, "cnitool")
 	})
-	if cnitoolBuild.err != nil {
-		t.Fatal(cnitoolBuild.err)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return cnitoolBuild.path
+	return b.path
+}
+
+// cnitool is CNI's cnitool.
+func cnitool(t *testing.T) string {
+	return goTool(t, "github.com/containernetworking/cni/cnitool@v1.3.1", "cnitool")
 }
 
 // cniPath is where runtimes in the tests find plugins: ovsnet (the binary

@@ -7,34 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-var crictlBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// crictl builds cri-tools' crictl once per test run.
+// crictl is cri-tools' crictl.
 func crictl(t *testing.T) string {
-	t.Helper()
-	crictlBuild.once.Do(func() {
-		dir := filepath.Join(filepath.Dir(ovsnetBin), "crictl-bin")
-		c := exec.Command("go", "install", "sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0")
-		c.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
-		if out, err := c.CombinedOutput(); err != nil {
-			crictlBuild.err = fmt.Errorf("build crictl: %v: %s", err, out)
-		}
-		crictlBuild.path = filepath.Join(dir, "crictl")
-	})
-	if crictlBuild.err != nil {
-		t.Fatal(crictlBuild.err)
-	}
-	return crictlBuild.path
+	return goTool(t, "sigs.k8s.io/cri-tools/cmd/crictl@v1.34.0", "crictl")
 }
 
 // criEnv is a containerd of the test's own (state, sockets, the CRI
