@@ -26,6 +26,7 @@ var (
 	levels  = flag.String("levels", "10,1000", "attachments on each network while measuring")
 	out     = flag.String("out", "bench/results/cni.json", "result file")
 	ptype   = flag.String("port-type", "", "ovsnet's portType (veth|internal; default: the datapath's)")
+	pool    = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
 )
 
 type result struct {
@@ -78,7 +79,7 @@ func main() {
 		for _, ctl := range []bool{false, true} {
 			stop := func() {}
 			if ctl {
-				c := exec.Command(abs, "controller", "--listen", "127.0.0.1:19491", "--resync", "1h", "--pool", "0")
+				c := exec.Command(abs, "controller", "--listen", "127.0.0.1:19491", "--resync", "1h", "--pool", fmt.Sprint(*pool))
 				c.Env = sb.Env()
 				log, err := os.Create(filepath.Join(sb.Dir, "controller.log"))
 				check(err)
@@ -95,7 +96,7 @@ func main() {
 			stop()
 		}
 	}
-	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "samples": *samples, "port_type": *ptype}, rs))
+	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "samples": *samples, "port_type": *ptype, "controller_pool": *pool}, rs))
 }
 
 // setup builds cnitool and writes the four networks: ovsnet and the

@@ -30,6 +30,7 @@ var (
 	image  = flag.String("image", "ovsnet-test/busybox:latest", "image with sleep and ping (make test imports it)")
 	starts = flag.Int("starts", 20, "container starts measured per network")
 	many   = flag.Int("many", 1100, "containers on one ovsnet network (0: skip)")
+	pool   = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
 	out    = flag.String("out", "bench/results/docker.json", "result file")
 )
 
@@ -59,7 +60,7 @@ func main() {
 	check(err)
 	defer sb.Close()
 	driver := fmt.Sprintf("ovsnet-bench%d", os.Getpid())
-	ctl := sb.Command(abs, "controller", "--listen", "127.0.0.1:19490", "--resync", "1h", "--pool", "0", "--docker-plugin", driver,
+	ctl := sb.Command(abs, "controller", "--listen", "127.0.0.1:19490", "--resync", "1h", "--pool", fmt.Sprint(*pool), "--docker-plugin", driver,
 		"--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 	check(ctl.Start())
 	sock := filepath.Join("/run/docker/plugins", driver+".sock")
@@ -90,7 +91,7 @@ func main() {
 		r.ManySeconds, r.ManyMemMB, r.PairsReached = manyOn(&made, ovs, *many)
 		fmt.Printf("%d containers on one ovsnet network: %.0f s, %.0f MB, pairs reached %s\n", *many, r.ManySeconds, r.ManyMemMB, r.PairsReached)
 	}
-	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "starts": *starts}, []result{r}))
+	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "starts": *starts, "controller_pool": *pool}, []result{r}))
 }
 
 // startTimes times docker run -d on each network, in turn.
