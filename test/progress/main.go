@@ -46,7 +46,8 @@ func run(in *bufio.Scanner, w io.Writer) int {
 			fmt.Fprintln(w, in.Text()) // not test2json's: a build error, say
 			continue
 		}
-		key := e.Package + " " + e.Test
+		top, _, isSub := strings.Cut(e.Test, "/")
+		key := e.Package + " " + top // a subtest's output goes with its test's
 		switch {
 		case e.Action == "build-output" || e.Test == "" && e.Action == "output" && !strings.HasPrefix(e.Output, "ok ") && !strings.HasPrefix(e.Output, "PASS") && !strings.HasPrefix(e.Output, "FAIL") && !strings.HasPrefix(e.Output, "?"):
 			fmt.Fprint(w, e.Output) // a package's own lines (TestMain's, build errors)
@@ -55,8 +56,8 @@ func run(in *bufio.Scanner, w io.Writer) int {
 				out[key] = &strings.Builder{}
 			}
 			out[key].WriteString(e.Output)
-		case e.Test != "" && strings.Contains(e.Test, "/"):
-			// a subtest: its parent reports it
+		case isSub && e.Action != "output":
+			// a subtest's result: its test reports it
 		case e.Test != "" && (e.Action == "pass" || e.Action == "fail" || e.Action == "skip"):
 			switch e.Action {
 			case "pass":

@@ -12,6 +12,8 @@ import (
 func TestRun(t *testing.T) {
 	in := `{"Action":"run","Package":"p","Test":"TestA"}
 {"Action":"output","Package":"p","Test":"TestA","Output":"a_test.go:9: boom\n"}
+{"Action":"output","Package":"p","Test":"TestA/sub_1","Output":"a_test.go:12: sub boom\n"}
+{"Action":"fail","Package":"p","Test":"TestA/sub_1","Elapsed":1}
 {"Action":"fail","Package":"p","Test":"TestA","Elapsed":2.5}
 {"Action":"output","Package":"p","Test":"TestB","Output":"quiet\n"}
 {"Action":"pass","Package":"p","Test":"TestB","Elapsed":0.01}
@@ -22,7 +24,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("exit %d, want 1", rc)
 	}
 	got := out.String()
-	if !strings.Contains(got, "a_test.go:9: boom") || !strings.Contains(got, "FAIL p TestA (2.5s)") || strings.Contains(got, "quiet") ||
+	if !strings.Contains(got, "a_test.go:9: boom") || !strings.Contains(got, "a_test.go:12: sub boom") || !strings.Contains(got, "FAIL p TestA (2.5s)") || strings.Contains(got, "quiet") ||
 		!strings.Contains(got, "1 tests passed, 1 failed") {
 		t.Errorf("output:\n%s", got)
 	}

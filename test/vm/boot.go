@@ -44,7 +44,8 @@ func stage2() string {
 	return `mount -t proc proc /proc; mount -t sysfs sys /sys
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run; mkdir -p /run/netns /run/openvswitch /var/run
-mount -t tmpfs tmpfs /tmp
+# /tmp stays the overlay's (writes go to memory as everywhere): a tmpfs
+# there would hide a checkout under the host's /tmp, whose tests run here.
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 hostname ovsnet-vm; ip link set lo up
 export PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb
