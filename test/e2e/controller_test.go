@@ -358,8 +358,9 @@ func TestControllerConcurrentAttach(t *testing.T) {
 func concurrentAttach(t *testing.T, pool string) {
 	e := newEnv(t)
 	e.must("add-br", "br0", "--subnet", "10.81.0.0/24")
-	if pool != "0" {
-		e.occupy("br0", "10.81.0.250") // a bridge in use keeps a pool
+	ports := map[string]bool{}
+	if pool != "0" { // a bridge in use keeps a pool
+		ports[e.addPortJSON("add-port", "br0", "eth1", e.container(), "--ip", "10.81.0.250").OVSPort] = true
 	}
 	const addr = "127.0.0.1:19478"
 	ctl := e.startController(addr, "--pool", pool)
@@ -382,7 +383,6 @@ func concurrentAttach(t *testing.T, pool string) {
 		}
 	}
 	seen := map[string]bool{}
-	ports := map[string]bool{}
 	for range cs {
 		r := <-results
 		if r.code != 0 {
