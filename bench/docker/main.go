@@ -7,7 +7,8 @@
 // ports), with the time to start them, the memory they took and random
 // pairs reaching each other. OVS runs in a sandbox host; its controller
 // serves the driver and leaves links in this (dockerd's) namespace. It
-// writes bench/results/docker.json.
+// writes bench/results/docker.json; BENCH_CONTROLLER_LOG=FILE keeps the
+// controller's log there, with OVSNET_TRACE's step times of each attach.
 package main
 
 import (
@@ -62,6 +63,12 @@ func main() {
 	driver := fmt.Sprintf("ovsnet-bench%d", os.Getpid())
 	ctl := sb.Command(abs, "controller", "--listen", "127.0.0.1:19490", "--resync", "1h", "--pool", fmt.Sprint(*pool), "--docker-plugin", driver,
 		"--docker-netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
+	if path := os.Getenv("BENCH_CONTROLLER_LOG"); path != "" {
+		f, err := os.Create(path)
+		check(err)
+		ctl.Stdout, ctl.Stderr = f, f
+		ctl.Env = append(ctl.Env, "OVSNET_TRACE=1")
+	}
 	check(ctl.Start())
 	sock := filepath.Join("/run/docker/plugins", driver+".sock")
 	defer os.Remove(sock) // killed, the controller leaves it
