@@ -8,14 +8,11 @@ import (
 	"strconv"
 	"time"
 
-	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
-
 	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/dockernet"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
-	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -200,12 +197,7 @@ func (p *Plugin) deleteNetwork(ctx context.Context, req *networkRequest) (any, e
 
 // bridgeOf is the bridge carrying Docker network id, or nil.
 func (p *Plugin) bridgeOf(ctx context.Context, id string) (*vswitchd.Bridge, error) {
-	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, p.Host.DB,
-		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfDockerNetwork(id))}, "_uuid", "name", "external_ids")
-	if err != nil || len(bs) == 0 {
-		return nil, err
-	}
-	return &bs[0], nil
+	return dockernet.BridgeOf(ctx, p.Host.DB, id)
 }
 
 // bridgeName is bridgeOf's name, or an error Docker shows.

@@ -43,7 +43,7 @@ func Lookup(ctx context.Context, db *ovsdb.Client, name string) (string, error) 
 	if ovn := n.Options[OptOVN]; ovn != "" {
 		return ovn, nil
 	}
-	br, err := carrying(ctx, db, intent.KeyDockerNetwork, n.ID)
+	br, err := BridgeOf(ctx, db, n.ID)
 	if err != nil {
 		return "", err
 	}
@@ -65,7 +65,7 @@ func Record(ctx context.Context, db *ovsdb.Client, id string, wait time.Duration
 		var n *containers.DockerNet
 		n, err = containers.DockerNetwork(ctx, id)
 		if err == nil && n != nil && n.ID == id {
-			br, err := carrying(ctx, db, intent.KeyDockerNetwork, id)
+			br, err := BridgeOf(ctx, db, id)
 			if err != nil || br == nil {
 				return err // the network went again
 			}
@@ -92,10 +92,15 @@ func record(ctx context.Context, db *ovsdb.Client, bridge, name string) error {
 	return err
 }
 
+// BridgeOf is the bridge carrying Docker network id, or nil.
+func BridgeOf(ctx context.Context, db *ovsdb.Client, id string) (*vswitchd.Bridge, error) {
+	return carrying(ctx, db, intent.KeyDockerNetwork, id)
+}
+
 // carrying is the bridge whose external_ids hold key=value, or nil.
 func carrying(ctx context.Context, db *ovsdb.Client, key, value string) (*vswitchd.Bridge, error) {
 	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, db,
-		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{key: value})}, "_uuid", "name")
+		[]ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{key: value})}, "_uuid", "name", "external_ids")
 	if err != nil || len(bs) == 0 {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ovsnet/ovsnet/attach"
+
 	"github.com/ovsnet/ovsnet/nat"
 )
 
@@ -45,7 +47,7 @@ func RefOf(ext map[string]string) Ref {
 
 // ifaceName is s if it can be a Linux interface's name, else "".
 func ifaceName(s string) string {
-	if len(s) == 0 || len(s) > 15 || strings.ContainsAny(s, "/ \t\n:") {
+	if attach.CheckName("interface", s) != nil {
 		return ""
 	}
 	return s
