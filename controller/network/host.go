@@ -10,10 +10,9 @@ import (
 	"context"
 	"sync"
 
-	"github.com/ovsnet/ovsnet/controller/network/poolstate"
-
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network/poolstate"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/openflow"

@@ -92,7 +92,7 @@ func (b Bridge) source(ctx context.Context, bi intent.Bridge, from string) (end,
 		return end{ofport: ps[0].Ofport, mac: ps[0].MAC.String(), addrs: ps[0].Addrs}, nil
 	}
 	if a, err := netip.ParseAddr(from); err == nil {
-		p, err := b.portByAddr(ctx, a)
+		p, err := b.portByAddr(ctx, bi, a)
 		if err != nil || p != nil {
 			if err != nil {
 				return end{}, err
@@ -132,7 +132,7 @@ func (b Bridge) destination(ctx context.Context, bi intent.Bridge, to string, sr
 		}
 		return e, nil
 	}
-	if p, err := b.portByAddr(ctx, a); err != nil || p != nil {
+	if p, err := b.portByAddr(ctx, bi, a); err != nil || p != nil {
 		if err != nil {
 			return end{}, err
 		}
@@ -176,10 +176,11 @@ func hasAddrFamily(as []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-// portByAddr finds the ovsnet port on the bridge holding address a.
-func (b Bridge) portByAddr(ctx context.Context, a netip.Addr) (*flows.PortModel, error) {
+// portByAddr finds the ovsnet port on the bridge (bi, decoded) holding
+// address a.
+func (b Bridge) portByAddr(ctx context.Context, bi intent.Bridge, a netip.Addr) (*flows.PortModel, error) {
 	bridge := b.Br.Name
-	for _, s := range intent.DecodeBridge(bridge, b.Br.ExternalIDs).Subnets {
+	for _, s := range bi.Subnets {
 		if !s.Prefix.Contains(a) {
 			continue
 		}
