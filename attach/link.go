@@ -1,7 +1,6 @@
 package attach
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -469,21 +468,21 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// LinkNameByMAC is the name of the link with MAC mac in the netns at
-// path ("" if none has it): how a runtime named an interface ovsnet
+// LinkNamesByMAC is the names of the links in the netns at path, by MAC
+// (net.HardwareAddr.String()): how a runtime named the interfaces ovsnet
 // handed it.
-func LinkNameByMAC(path string, mac net.HardwareAddr) (string, error) {
-	name := ""
+func LinkNamesByMAC(path string) (map[string]string, error) {
+	names := map[string]string{}
 	err := withHandle(path, func(h *netlink.Handle) error {
 		ls, err := h.LinkList()
 		for _, l := range ls {
-			if bytes.Equal(l.Attrs().HardwareAddr, mac) {
-				name = l.Attrs().Name
+			if m := l.Attrs().HardwareAddr; len(m) > 0 {
+				names[m.String()] = l.Attrs().Name
 			}
 		}
 		return err
 	})
-	return name, err
+	return names, err
 }
 
 // LinkState returns the operational state of link name in the netns at path.

@@ -36,6 +36,10 @@ func (s *Service) nameEndpoints(ctx context.Context, id string) {
 // the container (eth0, eth1...: it picks them when it moves them in), found
 // there by the endpoint's MAC, so that show says what the container sees.
 func (s *Service) nameInterfaces(ctx context.Context, t *containers.Target) error {
+	names, err := attach.LinkNamesByMAC(t.Netns)
+	if err != nil {
+		return err
+	}
 	set := map[string]string{} // row UUID -> name
 	for _, ep := range t.Endpoints {
 		ifs, err := s.h.DB.FindInterfaces(ctx, intent.OfContainer(ep, ""))
@@ -44,14 +48,8 @@ func (s *Service) nameInterfaces(ctx context.Context, t *containers.Target) erro
 		}
 		for _, i := range ifs {
 			mac, ok := intent.HeldMAC(i.ExternalIDs)
-			if !ok || intent.RefOf(i.ExternalIDs).Runtime == "" {
-				continue
-			}
-			name, err := attach.LinkNameByMAC(t.Netns, mac)
-			if err != nil {
-				return err
-			}
-			if name != "" && name != intent.RefOf(i.ExternalIDs).RuntimeIface {
+			ref := intent.RefOf(i.ExternalIDs)
+			if name := names[mac.String()]; ok && ref.Runtime != "" && name != "" && name != ref.RuntimeIface {
 				set[i.UUID] = name
 			}
 		}
@@ -59,7 +57,7 @@ func (s *Service) nameInterfaces(ctx context.Context, t *containers.Target) erro
 	if len(set) == 0 {
 		return nil
 	}
-	_, err := s.h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+	_, err = s.h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 		for uuid, name := range set {
 			tx.SetInterfaceExternalIDs(uuid, intent.RuntimeIface(name))
 		}
