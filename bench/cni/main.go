@@ -4,7 +4,9 @@
 // namespace, the two networks' samples interleaved, at 10 and at 1,000
 // attachments on each network, with the plugin working alone and with
 // the controller serving it. OVS runs in a sandbox host, and so does the
-// reference's Linux bridge. It writes bench/results/cni.json.
+// reference's Linux bridge. It writes bench/results/cni.json;
+// BENCH_CONTROLLER_LOG=FILE keeps the controller's log there, with
+// OVSNET_TRACE's step times of each attach.
 package main
 
 import (
@@ -81,7 +83,12 @@ func main() {
 			if ctl {
 				c := exec.Command(abs, "controller", "--listen", "127.0.0.1:19491", "--resync", "1h", "--pool", fmt.Sprint(*pool))
 				c.Env = sb.Env()
-				log, err := os.Create(filepath.Join(sb.Dir, "controller.log"))
+				logPath := filepath.Join(sb.Dir, "controller.log")
+				if path := os.Getenv("BENCH_CONTROLLER_LOG"); path != "" {
+					logPath = path
+					c.Env = append(c.Env, "OVSNET_TRACE=1")
+				}
+				log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 				check(err)
 				c.Stderr = log
 				stop, err = b.l.StartController(c, sb.Dir)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/publish"
+	"github.com/ovsnet/ovsnet/controller/steptime"
 )
 
 // Runtime is how ports the plugin attached are marked (intent.KeyRuntime).
@@ -88,6 +89,8 @@ func noop[T any](context.Context, *T) (any, error) { return struct{}{}, nil }
 // {"Err": ...}, which Docker shows its user.
 func reply[T any](f func(context.Context, *T) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		t := steptime.New()
+		defer t.Done("docker " + r.URL.Path)
 		var req T
 		if r.ContentLength != 0 {
 			body, err := io.ReadAll(r.Body) // bounded by the server (newSocketServer)
@@ -102,7 +105,9 @@ func reply[T any](f func(context.Context, *T) (any, error)) http.HandlerFunc {
 				return
 			}
 		}
+		t.Step("read")
 		out, err := f(r.Context(), &req)
+		t.Step("handle")
 		if err != nil {
 			out = map[string]string{"Err": err.Error()}
 		}
