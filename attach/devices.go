@@ -19,6 +19,7 @@ type Devices interface {
 	DeleteLinks(names []string) error
 	MoveIn(name, nsPath string) error
 	RenameIn(nsPath, cur, name string) error
+	MoveBack(nsPath, name, kind string, mac net.HardwareAddr, hostName string) (bool, error)
 	Configure(nsPath, cur string, c Config) error
 	SetVethTxOffload(host, nsPath, name string, on bool) error
 	DeleteInternal(nsPath, name string, mac net.HardwareAddr) error
@@ -40,6 +41,9 @@ func (System) DeleteLink(name string) error               { return DeleteLink(na
 func (System) DeleteLinks(names []string) error           { return DeleteLinks(names) }
 func (System) MoveIn(name, p string) error                { return MoveIn(name, p) }
 func (System) RenameIn(p, cur, name string) error         { return RenameIn(p, cur, name) }
+func (System) MoveBack(p, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
+	return MoveBack(p, name, kind, mac, hostName)
+}
 func (System) Configure(p, cur string, c Config) error    { return Configure(p, cur, c) }
 func (System) BridgeTSO(bridge string) bool               { return BridgeTSO(bridge) }
 func (System) SetVethTxOffload(host, p, name string, on bool) error {

@@ -2,8 +2,10 @@ package attach
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // PoolPeer is the name of the container end of a warm pool's veth while
@@ -56,4 +58,45 @@ func RenameIn(nsPath, cur, name string) error {
 		}
 		return nil
 	})
+}
+
+// MoveBack returns a detached container interface to the host, to wait
+// there as a warm pool's port: the link name of kind ("veth", "tuntap")
+// in the namespace at nsPath, if it has the port's MAC (its identity: the
+// name may be another port's by now), is set down, renamed to hostName
+// and moved into this process's namespace, which takes its addresses and
+// routes away. false, with nothing changed, when there is no such link
+// (the container and its devices are gone) or the name is taken here:
+// the caller then deletes the port.
+func MoveBack(nsPath, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
+	if !isNetns(nsPath) {
+		return false, nil
+	}
+	if _, err := netlink.LinkByName(hostName); err == nil {
+		return false, nil
+	}
+	host, err := netns.GetFromPath("/proc/self/ns/net")
+	if err != nil {
+		return false, fmt.Errorf("open this network namespace: %w", err)
+	}
+	defer host.Close()
+	moved := false
+	err = withHandle(nsPath, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(name)
+		if err != nil || l.Type() != kind || l.Attrs().HardwareAddr.String() != mac.String() {
+			return nil
+		}
+		if err := h.LinkSetDown(l); err != nil {
+			return fmt.Errorf("set %s down in %s: %w", name, nsPath, err)
+		}
+		if err := h.LinkSetName(l, hostName); err != nil {
+			return fmt.Errorf("rename %s to %s in %s: %w", name, hostName, nsPath, err)
+		}
+		if err := h.LinkSetNsFd(l, int(host)); err != nil {
+			return fmt.Errorf("move %s out of %s: %w", hostName, nsPath, err)
+		}
+		moved = true
+		return nil
+	})
+	return moved, err
 }

@@ -203,6 +203,19 @@ func (d *Devices) RenameIn(p, cur, name string) error {
 	return d.move(p, cur, p, name)
 }
 
+func (d *Devices) MoveBack(p, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.call("MoveBack", p, name, hostName); err != nil {
+		return false, err
+	}
+	l := d.links[p][name]
+	if l == nil || l.cfg == nil || l.cfg.MAC.String() != mac.String() || d.links[Host][hostName] != nil {
+		return false, nil
+	}
+	return true, d.move(p, name, Host, hostName)
+}
+
 func (d *Devices) Configure(p, cur string, c attach.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

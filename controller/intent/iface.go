@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -245,6 +246,17 @@ func HeldAddrs(ext map[string]string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// LowestHeld is the lowest address an interface row holds (HeldAddrs),
+// by which the warm pool orders its ports; the zero Addr, which sorts
+// first, if none parses.
+func LowestHeld(ext map[string]string) netip.Addr {
+	held := HeldAddrs(ext)
+	if len(held) == 0 {
+		return netip.Addr{}
+	}
+	return slices.MinFunc(held, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) }).Addr()
 }
 
 // HeldMAC is the MAC an interface row holds, if it parses.

@@ -29,7 +29,7 @@ func (probeAllocator) Check(ctx context.Context, r *AttachRun) error {
 			Columns: []string{"_uuid", "name", "datapath_type", "external_ids", "other_config"}},
 		{Table: vswitchd.InterfaceTable, Columns: []string{"name"},
 			Where: []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfContainer(o.Container, o.Iface))}},
-		{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)}, Columns: []string{"name"}},
+		{Table: vswitchd.InterfaceTable, Where: []ovsdbops.Condition{ovsdb.NameIs(it.host)}, Columns: []string{"name", "external_ids"}},
 	}
 	if it.rq.mac != nil {
 		qs = append(qs, alloc.MACProbe(o.Bridge, it.rq.mac))
@@ -55,13 +55,21 @@ func (probeAllocator) Check(ctx context.Context, r *AttachRun) error {
 	if len(rs[1]) > 0 {
 		return fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %v): remove it with `ovsnet del-port BRIDGE %s %s`", o.Container, o.Iface, rs[1][0]["name"], o.Iface, o.Container)
 	}
-	if len(rs[2]) > 0 {
+	if len(rs[2]) > 0 && isPoolRow(rs[2][0]) {
+		it.host = poolPortName(o.Bridge) // a port back in the pool holds it
+	} else if len(rs[2]) > 0 {
 		return fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", it.host, o.Container, o.Iface, it.host)
 	}
 	if it.rq.mac != nil {
 		return macFree(r.br, it.rq.mac, alloc.Owner(rs[3]))
 	}
 	return nil
+}
+
+// isPoolRow says whether an Interface row is a warm pool's port's.
+func isPoolRow(row ovsdbops.Row) bool {
+	ref := intent.RefOf(ovsdb.ExternalIDsOf(row))
+	return ref.Pooled && ref.Container == ""
 }
 
 // Allocate probes for the interface's addresses and port number, from a

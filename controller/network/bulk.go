@@ -92,7 +92,9 @@ func (scanAllocator) Allocate(ctx context.Context, r *AttachRun, _ bool) (map[st
 		if name, ok := attached[it.o.Container+"\x00"+it.o.Iface]; ok {
 			return nil, fmt.Errorf("port already attached for CONTAINER=%s and INTERFACE=%s (OVS port %s): remove it with `ovsnet del-port %s %s %s`", it.o.Container, it.o.Iface, name, bridge, it.o.Iface, it.o.Container)
 		}
-		if names[it.host] {
+		if pooled, inUse := names[it.host]; pooled {
+			it.host = poolPortName(bridge) // a port back in the pool holds it
+		} else if inUse {
 			return nil, fmt.Errorf("OVS port %s already exists but is not %s:%s's: remove it (ovs-vsctl del-port %s) or choose another INTERFACE", it.host, it.o.Container, it.o.Iface, it.host)
 		}
 		it.addrs = nil

@@ -255,3 +255,40 @@ func TestAttachRecordsName(t *testing.T) {
 		t.Fatalf("a name with '>': %v, links %v", err, dev.Links("/ns/b"))
 	}
 }
+
+// TestDetachReturnsToPool: with a pool, a lone detach of a port like the
+// pool's (a runtime's DEL, del-port) moves its link back to the host and
+// makes its row the pool's, keeping its name, address and flows; the next
+// attach takes it. A link that cannot be moved back (the container's
+// namespace gone) leaves the port to the detach, which removes it.
+func TestDetachReturnsToPool(t *testing.T) {
+	ctx := context.Background()
+	h, rec, dev := engineHost(t)
+	h.Pool = poolstate.New(2, []string{"veth"})
+	p, err := h.AddPort(ctx, eth1Of("a", "veth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DelPort(ctx, "br0", "eth1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := h.DB.FindInterfaces(ctx, intent.OfPool("br0", "veth"))
+	if err != nil || len(pooled) != 1 || pooled[0].Name != p.OVSPort || intent.LowestHeld(pooled[0].ExternalIDs).String() != "10.1.0.3" {
+		t.Fatalf("pool's rows after del-port: %+v, %v; want %s at 10.1.0.3", pooled, err, p.OVSPort)
+	}
+	if rowsOf(t, h, "a") != nil || len(portFlows(rec, p.OVSPort)) == 0 || !slices.Contains(dev.Links(attachtest.Host), attach.PoolPeer(p.OVSPort)) {
+		t.Fatalf("after the return: rows %+v, flows %q, host links %v; want no container row, the flows kept, the end in the host",
+			rowsOf(t, h, "a"), portFlows(rec, p.OVSPort), dev.Links(attachtest.Host))
+	}
+	q, err := h.AddPort(ctx, eth1Of("b", "veth"))
+	if err != nil || q.OVSPort != p.OVSPort || q.Addresses[0] != "10.1.0.3/24" {
+		t.Fatalf("the next attach: %+v, %v; want %s at 10.1.0.3", q, err, p.OVSPort)
+	}
+	dev.Fail["MoveBack"] = errors.New("injected")
+	if err := h.DelPort(ctx, "br0", "eth1", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if pooled, _ := h.DB.FindInterfaces(ctx, intent.OfBridgePool("br0")); len(pooled) != 0 || len(portFlows(rec, p.OVSPort)) != 0 {
+		t.Fatalf("a port that could not go back: pool's rows %+v, flows %q; want it removed", pooled, portFlows(rec, p.OVSPort))
+	}
+}

@@ -161,7 +161,9 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 	if err != nil {
 		return nil, nil, err
 	}
-	slices.SortFunc(rows, func(x, y vswitchd.Interface) int { return lowestHeld(x).Compare(lowestHeld(y)) })
+	slices.SortFunc(rows, func(x, y vswitchd.Interface) int {
+		return intent.LowestHeld(x.ExternalIDs).Compare(intent.LowestHeld(y.ExternalIDs))
+	})
 	for i := range rows {
 		ifc := &rows[i]
 		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !r.h.Pool.Reserve(ifc.UUID) {
@@ -190,16 +192,6 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 		return ifc, set, nil
 	}
 	return nil, nil, nil
-}
-
-// lowestHeld is the first address a pool's port holds (IPv4 before IPv6,
-// as held); the zero Addr, which sorts first, if none parses.
-func lowestHeld(ifc vswitchd.Interface) netip.Addr {
-	if held := intent.HeldAddrs(ifc.ExternalIDs); len(held) > 0 {
-		slices.SortFunc(held, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
-		return held[0].Addr()
-	}
-	return netip.Addr{}
 }
 
 // holdsJust says whether a row holds exactly the addresses asked for (any

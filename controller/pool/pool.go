@@ -75,6 +75,11 @@ func Read(ctx context.Context, h *network.Host) ([]State, error) {
 				ps.Ready[ref.Type] = append(ps.Ready[ref.Type], ifc)
 			}
 		}
+		for _, rs := range ps.Ready {
+			slices.SortFunc(rs, func(x, y vswitchd.Interface) int {
+				return intent.LowestHeld(x.ExternalIDs).Compare(intent.LowestHeld(y.ExternalIDs))
+			})
+		}
 		ps.Containers = len(b.Ports) > 1+len(ps.Ifs)+len(bi.Tunnels)
 		if len(bi.Subnets) > 0 || len(ps.Ifs) > 0 {
 			out = append(out, ps)

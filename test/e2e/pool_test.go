@@ -203,11 +203,13 @@ func (e *env) warmPoolRefills(addr string, p1, p2 portJSON) (c4, c5 string) {
 	return c4, c5
 }
 
-// With a warm pool, addresses still go lowest first: the pool holds the
-// lowest free ones and an attach takes its lowest port; an address freed
-// below the pool's goes to the next attach (a fresh port), after which
-// the pool serves again from its lowest, and a container attached again
-// after a detach gets its address back.
+// With a warm pool, addresses still go lowest first, under churn too: the
+// pool holds the lowest free ones and an attach takes its lowest port; a
+// port detached on its own goes back to the pool at its address (its OVS
+// port, number and flows kept; its link out of the container), so the
+// next attach takes it from there; a port unlike the pool's (its own MAC)
+// is deleted, and its address goes to the next attach on a fresh port; a
+// container attached again after a detach gets its address back.
 func TestWarmPoolLowestFirst(t *testing.T) {
 	onlyUserspace(t, "its pools hold internal ports, which the kernel datapath cannot rename in a container")
 	e := newEnv(t)
@@ -225,24 +227,57 @@ func TestWarmPoolLowestFirst(t *testing.T) {
 	fromPool := func(p portJSON) bool {
 		return slices.ContainsFunc(before, func(q portJSON) bool { return q.OVSPort == p.OVSPort })
 	}
-	c1, c2, c3, c4 := e.container(), e.container(), e.container(), e.container()
+	c1, c2, c3, c4, c5 := e.container(), e.container(), e.container(), e.container(), e.container()
 	p1 := e.addPortJSON("add-port", "br0", "eth1", c1, "--ip")
 	p2 := e.addPortJSON("add-port", "br0", "eth1", c2, "--ip")
 	if addrOf(p1) != "10.86.0.2" || addrOf(p2) != "10.86.0.3" || !fromPool(p1) || !fromPool(p2) {
 		t.Fatalf("two attaches got %s and %s (from the pool: %v %v), want .2 and .3 from the pool", addrOf(p1), addrOf(p2), fromPool(p1), fromPool(p2))
 	}
-	e.must("del-port", "br0", "eth1", c1)
-	if p3 := e.addPortJSON("add-port", "br0", "eth1", c3, "--ip"); addrOf(p3) != "10.86.0.2" || fromPool(p3) {
-		t.Fatalf("after .2 was freed the next attach got %s (from the pool: %v), want .2 on a fresh port", addrOf(p3), fromPool(p3))
-	}
-	if p4 := e.addPortJSON("add-port", "br0", "eth1", c4, "--ip"); addrOf(p4) != "10.86.0.4" || !fromPool(p4) {
-		t.Fatalf("then the pool's lowest, .4, was not taken: %+v", p4)
-	}
+
+	// A port unlike the pool's (here: its container has a link) is
+	// deleted; its address goes to the next attach, on a fresh port.
+	e.must("link", "br0", c1, c2)
 	e.must("del-port", "br0", "eth1", c2)
-	if p2 = e.addPortJSON("add-port", "br0", "eth1", c2, "--ip"); addrOf(p2) != "10.86.0.3" {
-		t.Fatalf("a container attached again got %s, want its 10.86.0.3 back", addrOf(p2))
+	if slices.ContainsFunc(e.pool("br0"), func(q portJSON) bool { return q.OVSPort == p2.OVSPort }) {
+		t.Fatalf("a linked container's port went back to the pool: %+v", e.pool("br0"))
 	}
-	ping(t, c2, "10.86.0.4")
+	p3 := e.addPortJSON("add-port", "br0", "eth1", c3, "--ip")
+	if addrOf(p3) != "10.86.0.3" || p3.OVSPort == p2.OVSPort || fromPool(p3) {
+		t.Fatalf("after .3 was freed the next attach got %s on %s, want .3 on a fresh port", addrOf(p3), p3.OVSPort)
+	}
+
+	// A port like the pool's goes back to it, and the next attach takes it.
+	e.must("unlink", "br0", c1, c2)
+	e.must("del-port", "br0", "eth1", c1)
+	if slices.Contains(links(t, c1), "eth1") {
+		t.Fatalf("%s still has eth1 after del-port", c1)
+	}
+	if !slices.ContainsFunc(e.pool("br0"), func(q portJSON) bool { return q.OVSPort == p1.OVSPort && addrOf(q) == "10.86.0.2" && q.State == "down" }) {
+		t.Fatalf("%s's port (%s, .2) is not the pool's after del-port: %+v", c1, p1.OVSPort, e.pool("br0"))
+	}
+	p4 := e.addPortJSON("add-port", "br0", "eth1", c4, "--ip")
+	if addrOf(p4) != "10.86.0.2" || p4.OVSPort != p1.OVSPort || p4.Ofport != p1.Ofport {
+		t.Fatalf("after .2 went back to the pool the next attach got %s on %s (%d), want .2 on %s (%d)", addrOf(p4), p4.OVSPort, p4.Ofport, p1.OVSPort, p1.Ofport)
+	}
+	if p5 := e.addPortJSON("add-port", "br0", "eth1", c5, "--ip"); addrOf(p5) != "10.86.0.4" || !fromPool(p5) {
+		t.Fatalf("then the pool's lowest, .4, was not taken: %+v", p5)
+	}
+	ping(t, c4, "10.86.0.4") // the returned port carries traffic
+	ping(t, c4, "10.86.0.3")
+
+	e.must("del-port", "br0", "eth1", c3)
+	if p3 = e.addPortJSON("add-port", "br0", "eth1", c3, "--ip"); addrOf(p3) != "10.86.0.3" {
+		t.Fatalf("a container attached again got %s, want its 10.86.0.3 back", addrOf(p3))
+	}
+	ping(t, c3, "10.86.0.2")
+	// c3's fresh port (.3's, named for c3:eth1) is the pool's again: a
+	// fresh attach of c3:eth1 does not collide with its name.
+	e.must("del-port", "br0", "eth1", c3)
+	if p := e.addPortJSON("add-port", "br0", "eth1", c3, "--ip", "10.86.0.150/24"); addrOf(p) != "10.86.0.150" {
+		t.Fatalf("c3 attached again at .150: %+v", p)
+	}
+	ping(t, c3, "10.86.0.2")
+	e.poolReady("br0", 3, "internal") // one over its size after a return: the highest goes
 }
 
 // warmPoolRemoved: --pool 0 removes the pool and a controller with one

@@ -260,7 +260,8 @@ func (e *env) soakCheck(round int, fault string, live, ops []soakOp, reconciled 
 }
 
 // soakNothingOf fails unless op's container interface left nothing: no
-// row, no host link, no interface in the container.
+// row, no host link (but one the warm pool holds again: a detached port
+// goes back to it), no interface in the container.
 func (e *env) soakNothingOf(round int, op soakOp, rows []soakRow) {
 	t := e.t
 	if len(rows) > 0 {
@@ -269,6 +270,9 @@ func (e *env) soakNothingOf(round int, op soakOp, rows []soakRow) {
 	if name := attach.HostName(op.bridge, op.id, op.iface); slices.Contains(links(t, e.sb.Netns), name) {
 		out, _ := exec.Command("ip", "-n", e.sb.Netns, "-d", "link", "show", name).CombinedOutput()
 		rows, _ := e.sb.Vsctl("--columns=name,ofport,external_ids", "find", "interface", "name="+name)
+		if pooled, _ := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "name="+name, "external_ids:ovsnet-pool=true", "external_ids:ovsnet-state=ready"); strings.TrimSpace(pooled) == name {
+			return // the pool's again
+		}
 		t.Fatalf("round %d: %s of %s (%s) left its host link:\n%s\nrows: %s", round, op.via, op.container, op.err, out, rows)
 	}
 	if slices.Contains(links(t, op.container), op.iface) {

@@ -16,7 +16,7 @@ import (
 type InUse struct {
 	Ofports  map[int]bool
 	Attached map[string]string // port names by container and interface, "\x00" between
-	Names    map[string]bool
+	Names    map[string]bool // true: a warm pool's port's (a fresh port takes another name)
 	Addrs    map[netip.Addr]bool
 	MACs     map[string]string // holders by MAC
 }
@@ -36,8 +36,9 @@ func Scan(ctx context.Context, db *ovsdb.Client, snap *ovsdb.BridgeSnapshot) (In
 				in.Ofports[*n] = true
 			}
 		}
-		in.Names[i.Name] = true
-		if ref := intent.RefOf(i.ExternalIDs); ref.Container != "" {
+		ref := intent.RefOf(i.ExternalIDs)
+		in.Names[i.Name] = ref.Pooled && ref.Container == ""
+		if ref.Container != "" {
 			in.Attached[ref.Container+"\x00"+ref.Iface] = i.Name
 		}
 	}

@@ -1,0 +1,106 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ipam"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Recycling: a container interface detached on its own (a runtime's DEL,
+// del-port) goes back to the warm pool when it is what a pool's port of
+// its bridge would be (the pool's type, the address's MAC, the bridge's
+// MTU, gateways and flood bound, no VLAN, links or published ports): its
+// link comes back to the host and its row becomes the pool's, keeping
+// its address, port number and flows. The next attach takes it, at the
+// lowest address as a fresh port would get, without waiting on
+// ovs-vswitchd: churn (a pod deleted, another made) would otherwise free
+// an address below the pool's for every new container, which then misses
+// the pool. Neither the detach waits on ovs-vswitchd: no flow changes.
+
+// recycle returns ifc to the pool if it can: true when it did. A link
+// that is not found in the container (gone with it) leaves the port for
+// the detach, as does a failure after it was marked detaching.
+func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (bool, error) {
+	pi, ok, err := h.recyclable(ctx, bridge, ifc, port)
+	if !ok || err != nil {
+		return false, err
+	}
+	if err := h.markDetaching(ctx, []vswitchd.Interface{ifc}); err != nil {
+		return false, err
+	}
+	kind, back := "tuntap", ifc.Name
+	if pi.Type == attach.TypeVeth {
+		kind, back = "veth", attach.PoolPeer(ifc.Name)
+	}
+	if moved, err := h.Devices.MoveBack(pi.Netns, pi.Iface, kind, pi.MAC, back); !moved || err != nil {
+		return false, err
+	}
+	if err := h.NAT().ReleaseAll([]vswitchd.Interface{ifc}); err != nil {
+		return false, err
+	}
+	was := maps.Clone(ifc.ExternalIDs)
+	was[intent.KeyState] = intent.StateDetaching
+	pool := pi
+	pool.Container, pool.Iface, pool.Netns, pool.CNINetwork, pool.RuntimeName = "", "", "", "", ""
+	pool.Pooled, pool.State = true, intent.StateReady
+	tx := h.DB.Tx()
+	tx.ClaimInterface(ifc.UUID, was, pool.Encode())
+	if _, err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("return %s to the pool: %w", ifc.Name, err)
+	}
+	if h.Pool != nil {
+		h.Pool.Wake() // one over its size: the pool gives back its highest
+	}
+	return true, h.HandOffDefaultRoutes(ctx, []vswitchd.Interface{ifc})
+}
+
+// recyclable is ifc's intent, and whether a pool's port of bridge would
+// be the same: then only its container differs.
+func (h *Host) recyclable(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (intent.Port, bool, error) {
+	if h.Pool == nil || h.Pool.Size == 0 || port.Tag != nil || IsLogical(ifc) {
+		return intent.Port{}, false, nil
+	}
+	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil || pi.Pooled || pi.State != intent.StateReady || pi.Runtime != "" || pi.Netns == "" || len(pi.Addrs) == 0 {
+		return intent.Port{}, false, nil
+	}
+	if pub, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs); err != nil || len(pub) > 0 {
+		return intent.Port{}, false, nil
+	}
+	br, err := h.DB.GetBridge(ctx, bridge)
+	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
+		return intent.Port{}, false, err
+	}
+	bi := intent.DecodeBridge(bridge, br.ExternalIDs)
+	if !slices.Contains(h.Pool.TypesFor(datapath.Of(br), bi.Docker.ID != ""), pi.Type) || bi.SubnetsErr != nil ||
+		pi.MTU != bi.MTU || pi.FloodPPS != bi.FloodPPS || pi.MAC.String() != ipam.MACFor(pi.Addrs).String() ||
+		!slices.Equal(pi.Gateways, ipam.GatewaysFor(pi.Addrs, bi.Subnets, netip.Addr{})) {
+		return intent.Port{}, false, nil
+	}
+	for _, l := range bi.Links {
+		if l.Src == pi.Container || l.Dst == pi.Container {
+			return intent.Port{}, false, nil
+		}
+	}
+	return pi, true, nil
+}
+
+// detachOne is Detach of a container's interface(s), which returns a
+// lone interface to the pool when it can (a failed return, too, ends in
+// the detach, which takes the port away).
+func (h *Host) detachOne(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port) error {
+	if len(ifs) == 1 {
+		if done, err := h.recycle(ctx, bridge, ifs[0], ports[0]); done {
+			return err
+		}
+	}
+	return h.Detach(ctx, bridge, ifs, ports)
+}
