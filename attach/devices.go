@@ -44,8 +44,8 @@ func (System) RenameIn(p, cur, name string) error         { return RenameIn(p, c
 func (System) MoveBack(p, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
 	return MoveBack(p, name, kind, mac, hostName)
 }
-func (System) Configure(p, cur string, c Config) error    { return Configure(p, cur, c) }
-func (System) BridgeTSO(bridge string) bool               { return BridgeTSO(bridge) }
+func (System) Configure(p, cur string, c Config) error { return Configure(p, cur, c) }
+func (System) BridgeTSO(bridge string) bool            { return BridgeTSO(bridge) }
 func (System) SetVethTxOffload(host, p, name string, on bool) error {
 	return SetVethTxOffload(host, p, name, on)
 }

@@ -17,9 +17,10 @@ import (
 // Recycling: a container interface detached on its own (a runtime's DEL,
 // del-port) goes back to the warm pool when it is what a pool's port of
 // its bridge would be (the pool's type, the address's MAC, the bridge's
-// MTU, gateways and flood bound, no VLAN, links or published ports): its
-// link comes back to the host and its row becomes the pool's, keeping
-// its address, port number and flows. The next attach takes it, at the
+// MTU, gateways and flood bound, no VLAN or links): its published ports
+// go (host NAT only: no flows of theirs), its link comes back to the host
+// and its row becomes the pool's, keeping its address, port number and
+// flows. The next attach takes it, at the
 // lowest address as a fresh port would get, without waiting on
 // ovs-vswitchd: churn (a pod deleted, another made) would otherwise free
 // an address below the pool's for every new container, which then misses
@@ -36,14 +37,14 @@ func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interfac
 	if err := h.markDetaching(ctx, []vswitchd.Interface{ifc}); err != nil {
 		return false, err
 	}
+	if err := h.NAT().ReleaseAll([]vswitchd.Interface{ifc}); err != nil {
+		return false, err
+	}
 	kind, back := "tuntap", ifc.Name
 	if pi.Type == attach.TypeVeth {
 		kind, back = "veth", attach.PoolPeer(ifc.Name)
 	}
 	if moved, err := h.Devices.MoveBack(pi.Netns, pi.Iface, kind, pi.MAC, back); !moved || err != nil {
-		return false, err
-	}
-	if err := h.NAT().ReleaseAll([]vswitchd.Interface{ifc}); err != nil {
 		return false, err
 	}
 	was := maps.Clone(ifc.ExternalIDs)
@@ -72,8 +73,8 @@ func (h *Host) recyclable(ctx context.Context, bridge string, ifc vswitchd.Inter
 	if err != nil || pi.Pooled || pi.State != intent.StateReady || pi.Runtime != "" || pi.Netns == "" || len(pi.Addrs) == 0 {
 		return intent.Port{}, false, nil
 	}
-	if pub, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs); err != nil || len(pub) > 0 {
-		return intent.Port{}, false, nil
+	if _, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs); err != nil {
+		return intent.Port{}, false, nil // published ports that do not decode: the detach's to sort out
 	}
 	br, err := h.DB.GetBridge(ctx, bridge)
 	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {

@@ -246,9 +246,17 @@ func TestWarmPoolLowestFirst(t *testing.T) {
 		t.Fatalf("after .3 was freed the next attach got %s on %s, want .3 on a fresh port", addrOf(p3), p3.OVSPort)
 	}
 
-	// A port like the pool's goes back to it, and the next attach takes it.
+	// A port like the pool's goes back to it (its published port gone),
+	// and the next attach takes it.
 	e.must("unlink", "br0", c1, c2)
+	e.must("publish", "br0", c1, "18094:80")
+	if !strings.Contains(e.iptablesSave(), "18094") {
+		t.Fatalf("publish did not add its rule: %s", e.iptablesSave())
+	}
 	e.must("del-port", "br0", "eth1", c1)
+	if strings.Contains(e.iptablesSave(), "18094") {
+		t.Fatalf("a port returned to the pool kept its published port's rule: %s", e.iptablesSave())
+	}
 	if slices.Contains(links(t, c1), "eth1") {
 		t.Fatalf("%s still has eth1 after del-port", c1)
 	}

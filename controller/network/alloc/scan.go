@@ -16,7 +16,7 @@ import (
 type InUse struct {
 	Ofports  map[int]bool
 	Attached map[string]string // port names by container and interface, "\x00" between
-	Names    map[string]bool // true: a warm pool's port's (a fresh port takes another name)
+	Names    map[string]bool   // true: a warm pool's port's (a fresh port takes another name)
 	Addrs    map[netip.Addr]bool
 	MACs     map[string]string // holders by MAC
 }
