@@ -104,9 +104,11 @@ func (s *Service) sharedLock() (unlock func(), err error) {
 	if err != nil {
 		return func() {}, err
 	}
+	end := s.requests.begin()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
 		f.Close()
+		end()
 		return func() {}, fmt.Errorf("take the host lock: %w", err)
 	}
-	return func() { f.Close() }, nil
+	return func() { f.Close(); end() }, nil
 }

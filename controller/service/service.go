@@ -68,6 +68,7 @@ type Service struct {
 
 	convergeLock *os.File
 	poolKick     chan struct{} // a run ended: the pool may need work
+	requests     requests      // served under the host lock shared (sharedLock)
 
 	lastVerify time.Time        // last full flow comparison (or the start)
 	natSeen    string           // NAT intent last synced (reconcile.Options.NATSeen)
@@ -222,10 +223,12 @@ func (s *Service) loop(ctx context.Context) error {
 		case <-retry:
 		case <-s.kick:
 			// Coalesce a burst of changes (an attach is several updates),
-			// but not before the first run: the initial monitor reply is
-			// already whole, and the start is what waits for it.
+			// and let the requests under way finish (quiet.go), but not
+			// before the first run: the initial monitor reply is already
+			// whole, and the start is what waits for it.
 			if ready {
 				time.Sleep(50 * time.Millisecond)
+				s.requests.waitQuiet(ctx, convergeQuiet, convergeMaxWait)
 				select {
 				case <-s.kick:
 				default:
