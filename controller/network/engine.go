@@ -204,7 +204,7 @@ func (h *Host) newAttachRun(n Network, specs []PortOptions, lines bool) (*Attach
 		r.items = append(r.items, &AttachItem{o: o, rq: rq, host: attach.HostName(bridge, o.Container, o.Iface)})
 	}
 	if len(r.items) > 0 {
-		r.alloc = n.Allocator(len(r.items), lines || r.items[0].o.Pooled)
+		r.alloc = n.Allocator(len(r.items), lines) // a refill of one pool's port probes too: O(1) rows
 		r.alloc.Start(r)
 	}
 	return r, nil
