@@ -92,10 +92,6 @@ func (p *Plugin) requestAddress(ctx context.Context, req *addressRequest) (any, 
 		return nil, errorf("unknown pool %q", req.PoolID)
 	}
 	s := ipam.Subnet{Prefix: pr}
-	used, err := p.usedIn(ctx, pr)
-	if err != nil {
-		return nil, err
-	}
 	var out netip.Prefix
 	switch {
 	case req.Options["RequestAddressType"] == "com.docker.network.gateway":
@@ -111,17 +107,84 @@ func (p *Plugin) requestAddress(ctx context.Context, req *addressRequest) (any, 
 		if err != nil || !pr.Contains(a) {
 			return nil, errorf("address %q is not in %s", req.Address, pr)
 		}
+		used, err := p.usedIn(ctx, pr)
+		if err != nil {
+			return nil, err
+		}
 		if who, taken := used[a]; taken {
 			return nil, errorf("%s is already taken by %s", a, who)
 		}
 		out = netip.PrefixFrom(a, pr.Bits())
 	default:
-		if out, err = ipam.Allocate(s, used); err != nil {
-			return nil, errorf("%v", err)
+		a, ok, err := p.lowestFree(ctx, pr)
+		if err != nil {
+			return nil, err
+		}
+		if out = netip.PrefixFrom(a, pr.Bits()); !ok {
+			used, err := p.usedIn(ctx, pr)
+			if err != nil {
+				return nil, err
+			}
+			if out, err = ipam.Allocate(s, used); err != nil {
+				return nil, errorf("%v", err)
+			}
 		}
 	}
 	p.pending.hold(req.PoolID, out.Addr(), true)
 	return map[string]any{"Address": out.String()}, nil
+}
+
+// lowestFree is the lowest address of pool pr that no container holds,
+// found as the attach engine finds one, in O(1) rows: the warm pool's
+// lowest port's address (the pool holds the lowest free ones) when
+// nothing below it is free, else the engine's probes from the bridge's
+// hints. ok is false when that cannot say: pr is not one bridge's subnet,
+// or the address is one handed to Docker and not attached yet (usedIn
+// then reads the bridge).
+func (p *Plugin) lowestFree(ctx context.Context, pr netip.Prefix) (netip.Addr, bool, error) {
+	bs, err := ovsdb.Select[vswitchd.Bridge](ctx, p.Host.DB, nil, "name", "external_ids")
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
+	var bi intent.Bridge
+	var sub ipam.Subnet
+	n := 0
+	for _, b := range bs {
+		d := intent.DecodeBridge(b.Name, b.ExternalIDs)
+		for _, s := range d.Subnets {
+			if s.Prefix == pr {
+				bi, sub, n = d, s, n+1
+			}
+		}
+	}
+	if n != 1 {
+		return netip.Addr{}, false, nil
+	}
+	pending := p.pending.of(poolPrefix + pr.String())
+	free := func(a netip.Addr) bool { return a.IsValid() && pr.Contains(a) && !slices.Contains(pending, a) }
+	pooled, err := p.Host.DB.FindInterfaces(ctx, intent.OfBridgePool(bi.Name))
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
+	pooled = slices.DeleteFunc(pooled, func(i vswitchd.Interface) bool {
+		r := intent.RefOf(i.ExternalIDs)
+		return r.State != intent.StateReady || r.Container != "" || !free(intent.LowestHeld(i.ExternalIDs))
+	})
+	if len(pooled) > 0 {
+		low := slices.MinFunc(pooled, func(x, y vswitchd.Interface) int {
+			return intent.LowestHeld(x.ExternalIDs).Compare(intent.LowestHeld(y.ExternalIDs))
+		})
+		a := intent.LowestHeld(low.ExternalIDs)
+		_, ok, err := alloc.NoneFreeBelow(ctx, p.Host.DB, bi, []ipam.Subnet{sub}, []netip.Prefix{netip.PrefixFrom(a, pr.Bits())})
+		if err != nil || ok {
+			return a, ok, err
+		}
+	}
+	cl, err := alloc.Probe(ctx, p.Host.DB, bi, []ipam.Subnet{sub}, nil, true)
+	if err != nil || len(cl.Addrs) != 1 || !free(cl.Addrs[0].Addr()) {
+		return netip.Addr{}, false, err
+	}
+	return cl.Addrs[0].Addr(), true, nil
 }
 
 // usedIn is what is taken in pool pr: the addresses of every ovsnet
