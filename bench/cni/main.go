@@ -29,6 +29,7 @@ var (
 	out     = flag.String("out", "bench/results/cni.json", "result file")
 	ptype   = flag.String("port-type", "", "ovsnet's portType (veth|internal; default: the datapath's)")
 	pool    = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
+	cnitool = flag.String("cnitool", "", "cnitool binary (default: built with go install)")
 )
 
 type result struct {
@@ -103,7 +104,7 @@ func main() {
 			stop()
 		}
 	}
-	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "samples": *samples, "port_type": *ptype, "controller_pool": *pool}, rs))
+	check(measure.Write(*out, map[string]any{"datapath": measure.Datapath(), "samples": *samples, "port_type": *ptype, "controller_pool": *pool}, rs))
 }
 
 // setup builds cnitool and writes the four networks: ovsnet and the
@@ -115,12 +116,15 @@ func (b *bench) setup(abs string) {
 	plugins := filepath.Join(dir, "plugins")
 	check(os.MkdirAll(plugins, 0o755))
 	check(os.Link(abs, filepath.Join(plugins, "ovsnet")))
-	c := exec.Command("go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1")
-	c.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0")
-	if o, err := c.CombinedOutput(); err != nil {
-		check(fmt.Errorf("build cnitool: %v: %s", err, o))
+	b.cnitool = *cnitool
+	if b.cnitool == "" {
+		c := exec.Command("go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1")
+		c.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0")
+		if o, err := c.CombinedOutput(); err != nil {
+			check(fmt.Errorf("build cnitool: %v: %s", err, o))
+		}
+		b.cnitool = filepath.Join(dir, "cnitool")
 	}
-	b.cnitool = filepath.Join(dir, "cnitool")
 	confs := filepath.Join(dir, "net.d")
 	check(os.MkdirAll(confs, 0o755))
 	ovs := fmt.Sprintf(`{"type":"ovsnet","bridge":"br-bench","subnet":"10.80.0.0/20","portType":%q,"ovsdb":%q%%s}`, *ptype, b.sb.DB())

@@ -1,6 +1,7 @@
 // Command docker measures ovsnet as a Docker network side by side with
 // Docker's own bridge driver in one run: container start (`docker run -d`)
-// on an ovsnet network and on a Docker bridge network, interleaved; the
+// on an ovsnet network and on a Docker bridge network, interleaved (after
+// -fill containers started on each); the
 // time from `docker restart` to the first ping over the ovsnet interface,
 // for a container on the ovsnet network and one attached with the CLI; and
 // many containers on one ovsnet network (more than a Linux bridge's 1,023
@@ -31,11 +32,13 @@ var (
 	image  = flag.String("image", "ovsnet-test/busybox:latest", "image with sleep and ping (make test imports it)")
 	starts = flag.Int("starts", 20, "container starts measured per network")
 	many   = flag.Int("many", 1100, "containers on one ovsnet network (0: skip)")
+	fill   = flag.Int("fill", 0, "containers started on each of the two networks before the starts are timed")
 	pool   = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
 	out    = flag.String("out", "bench/results/docker.json", "result file")
 )
 
 type result struct {
+	Fill            int     `json:"containers_on_each_network"`
 	OvsnetStartMs   float64 `json:"ovsnet_run_median_ms"`
 	BridgeStartMs   float64 `json:"docker_bridge_run_median_ms"`
 	StartRatio      float64 `json:"ovsnet_over_docker_bridge"`
@@ -84,13 +87,21 @@ func main() {
 	ovs, bridge := "bench-ovs", "bench-bridge"
 	docker("network", "rm", ovs, bridge)
 	docker("network", "create", "-d", driver, "--ipam-driver", driver, "--subnet", "10.90.0.0/16", ovs)
-	docker("network", "create", "-d", "bridge", "--subnet", "10.91.0.0/24", bridge)
+	docker("network", "create", "-d", "bridge", "--subnet", "10.91.0.0/16", bridge)
 	made = append(made, "net:"+ovs, "net:"+bridge)
 
 	var r result
+	r.Fill = *fill
+	for i := 0; i < *fill; i++ {
+		for _, n := range []string{ovs, bridge} {
+			name := fmt.Sprintf("bench-f%d-%s", i, n)
+			docker("run", "-d", "--name", name, "--network", n, *image, "sleep", "36000")
+			made = append(made, name)
+		}
+	}
 	r.OvsnetStartMs, r.BridgeStartMs = startTimes(&made, ovs, bridge)
 	r.StartRatio = r.OvsnetStartMs / r.BridgeStartMs
-	fmt.Printf("docker run -d: ovsnet %.1f ms, Docker bridge %.1f ms (%.2fx), medians of %d\n", r.OvsnetStartMs, r.BridgeStartMs, r.StartRatio, *starts)
+	fmt.Printf("docker run -d with %d containers on each network: ovsnet %.1f ms, Docker bridge %.1f ms (%.2fx), medians of %d\n", *fill, r.OvsnetStartMs, r.BridgeStartMs, r.StartRatio, *starts)
 	r.RestartPluginMs, r.RestartCLIMs = restartTimes(sb, abs, &made, ovs)
 	fmt.Printf("docker restart to first ping: plugin %.1f ms, CLI-attached %.1f ms\n", r.RestartPluginMs, r.RestartCLIMs)
 	if *many > 0 {

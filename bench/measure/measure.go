@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // TCPGbps runs iperf3 for secs seconds from netns c1 to a server on addr in
@@ -107,4 +109,13 @@ func LinkMTU(c, dev string) (string, error) {
 		}
 	}
 	return "?", nil
+}
+
+// Datapath names the datapath ovsnet bridges get here: the kernel's when
+// the openvswitch module is loaded (test/vm's VM), else the userspace one.
+func Datapath() string {
+	if _, err := netlink.GenlFamilyGet("ovs_datapath"); err == nil {
+		return "system (kernel)"
+	}
+	return "netdev (userspace)"
 }

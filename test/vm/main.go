@@ -38,6 +38,7 @@ func main() {
 	flag.StringVar(&o.testArgs, "args", "", "more arguments for the test binary, such as -test.count=2")
 	flag.StringVar(&o.bench, "bench", "", "run this benchmark command (a package, such as ./bench/kernel) in the VM instead of the tests")
 	flag.StringVar(&o.benchOut, "bench-out", "bench/results/kernel.json", "where the benchmark's result file goes")
+	flag.StringVar(&o.benchArgs, "bench-args", "", "more arguments for the benchmark (its cnitool is -cnitool "+guestBin+"/cnitool-bin/cnitool)")
 	flag.Parse()
 	rc, err := run(o)
 	if err != nil {
@@ -49,7 +50,7 @@ func main() {
 
 type options struct {
 	run, kver, cache, pkg, script, testArgs string
-	bench, benchOut                         string
+	bench, benchOut, benchArgs              string
 	mem, cpus                               int
 	timeout                                 time.Duration
 }
@@ -75,7 +76,7 @@ func run(o options) (int, error) {
 	if script == "" {
 		body := testScript(filepath.Join(root, o.pkg), o)
 		if o.bench != "" {
-			body = fmt.Sprintf("cd %q && %s/bench -ovsnet %s/ovsnet -out /job/result.json\n", root, guestBin, guestBin)
+			body = fmt.Sprintf("cd %q && %s/bench -ovsnet %s/ovsnet -out /job/result.json %s\n", root, guestBin, guestBin, o.benchArgs)
 		}
 		script = filepath.Join(job, "job-script.sh")
 		if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
@@ -125,7 +126,7 @@ func kernelFor(o options) (*kernel, error) {
 const guestBin = "/opt/ovsnet-vm"
 
 // build compiles ovsnet (static, as make build does), the test binary and
-// the cnitool the CNI tests drive into job: Go builds in the guest would
+// the cnitool the CNI tests and benchmarks drive into job: Go builds in the guest would
 // take minutes, and it has no network to fetch modules.
 func build(root, job string, o options) error {
 	bin := filepath.Join(job, "bin")
@@ -133,9 +134,9 @@ func build(root, job string, o options) error {
 	if o.bench != "" {
 		steps = append(steps, []string{"go", "build", "-o", filepath.Join(bin, "bench"), o.bench})
 	} else {
-		steps = append(steps, []string{"go", "test", "-c", "-o", filepath.Join(bin, "e2e.test"), o.pkg},
-			[]string{"env", "GOBIN=" + filepath.Join(bin, "cnitool-bin"), "go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1"})
+		steps = append(steps, []string{"go", "test", "-c", "-o", filepath.Join(bin, "e2e.test"), o.pkg})
 	}
+	steps = append(steps, []string{"env", "GOBIN=" + filepath.Join(bin, "cnitool-bin"), "go", "install", "github.com/containernetworking/cni/cnitool@v1.3.1"})
 	for _, s := range steps {
 		c := exec.Command(s[0], s[1:]...)
 		c.Dir, c.Env = root, append(os.Environ(), "CGO_ENABLED=0")
