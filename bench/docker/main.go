@@ -219,9 +219,13 @@ func cleanup(made []string) {
 		exec.Command("docker", append([]string{"rm", "-f"}, cs[:k]...)...).Run()
 		cs = cs[k:]
 	}
+	// Docker may still be deleting the endpoints of many containers just
+	// removed ("has active endpoints"): try again for a while.
 	for _, m := range made {
 		if n, ok := strings.CutPrefix(m, "net:"); ok {
-			exec.Command("docker", "network", "rm", n).Run()
+			for try := 0; try < 60 && exec.Command("docker", "network", "rm", n).Run() != nil; try++ {
+				time.Sleep(time.Second)
+			}
 		}
 	}
 }
