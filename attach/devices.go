@@ -14,7 +14,7 @@ type Devices interface {
 	IsOwnNetns(nsPath string) bool
 	HasLink(nsPath, name string) (bool, error)
 	CreateVeth(host, nsPath string, c Config) error
-	CreatePoolVeth(host string, c Config) error
+	CreatePoolVeth(host, nsPath string, c Config) error
 	DeleteLink(name string) error
 	DeleteLinks(names []string) error
 	MoveIn(name, nsPath string) error
@@ -36,7 +36,7 @@ func (System) NetnsExists(p string) bool                  { return NetnsExists(p
 func (System) IsOwnNetns(p string) bool                   { return IsOwnNetns(p) }
 func (System) HasLink(p, name string) (bool, error)       { return HasLink(p, name) }
 func (System) CreateVeth(host, p string, c Config) error  { return CreateVeth(host, p, c) }
-func (System) CreatePoolVeth(host string, c Config) error { return CreatePoolVeth(host, c) }
+func (System) CreatePoolVeth(host, p string, c Config) error { return CreatePoolVeth(host, p, c) }
 func (System) DeleteLink(name string) error               { return DeleteLink(name) }
 func (System) DeleteLinks(names []string) error           { return DeleteLinks(names) }
 func (System) MoveIn(name, p string) error                { return MoveIn(name, p) }

@@ -13,15 +13,25 @@ import (
 func PoolPeer(host string) string { return "op" + host[2:] }
 
 // CreatePoolVeth makes a warm pool's veth: host end up (its OVS port), the
-// container end (PoolPeer) here too with the port's MAC and MTU, down and
-// without addresses, so that nothing sent to the port reaches a stack
-// until an attach moves that end into a container (MoveIn, Configure).
-func CreatePoolVeth(host string, c Config) error {
+// container end (PoolPeer) with the port's MAC and MTU, down and without
+// addresses, so that nothing sent to the port reaches a stack until an
+// attach takes that end: here (nsPath ""), to be moved into a container
+// (MoveIn, Configure), or in the namespace at nsPath, where a runtime
+// takes its links from (a Docker network's: the take only renames it).
+func CreatePoolVeth(host, nsPath string, c Config) error {
 	v := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: host, MTU: c.MTU},
 		PeerName:         PoolPeer(host),
 		PeerHardwareAddr: c.MAC,
 		PeerMTU:          uint32(c.MTU),
+	}
+	if nsPath != "" {
+		nsh, err := netns.GetFromPath(nsPath)
+		if err != nil {
+			return fmt.Errorf("open netns %s: %w", nsPath, err)
+		}
+		defer nsh.Close()
+		v.PeerNamespace = netlink.NsFd(int(nsh))
 	}
 	if err := netlink.LinkAdd(v); err != nil {
 		return fmt.Errorf("create veth %s/%s: %w", host, v.PeerName, err)
@@ -31,14 +41,21 @@ func CreatePoolVeth(host string, c Config) error {
 		return err
 	}
 	if c.NoTxOffload { // both ends: a device keeps its features when it moves
-		for _, dev := range []string{host, v.PeerName} {
-			if err := setTxOffload(dev, false); err != nil {
-				return fail(err)
-			}
+		if err := setTxOffload(host, false); err != nil {
+			return fail(err)
+		}
+		peer := func() error { return setTxOffload(v.PeerName, false) }
+		if nsPath != "" {
+			peer = func() error { return SetTxOffloadIn(nsPath, v.PeerName, false) }
+		}
+		if err := peer(); err != nil {
+			return fail(err)
 		}
 	}
 	sealHostEnd(host)
-	noIPv6(v.PeerName)
+	if nsPath == "" {
+		noIPv6(v.PeerName)
+	}
 	if err := netlink.LinkSetUp(v); err != nil {
 		return fail(fmt.Errorf("set %s up: %w", host, err))
 	}

@@ -115,15 +115,22 @@ func (d *Devices) CreateVeth(host, p string, c attach.Config) error {
 	return nil
 }
 
-func (d *Devices) CreatePoolVeth(host string, c attach.Config) error {
+func (d *Devices) CreatePoolVeth(host, p string, c attach.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.call("CreatePoolVeth", host); err != nil {
+	if err := d.call("CreatePoolVeth", host, p); err != nil {
 		return err
 	}
+	ns := Host
+	if p != "" {
+		if !d.ns[p] {
+			return fmt.Errorf("no network namespace %s", p)
+		}
+		ns = p
+	}
 	peer := attach.PoolPeer(host)
-	d.links[Host][host] = &link{peer: peer, peerNS: Host}
-	d.links[Host][peer] = &link{peer: host, peerNS: Host, cfg: &c}
+	d.links[Host][host] = &link{peer: peer, peerNS: ns}
+	d.links[ns][peer] = &link{peer: host, peerNS: Host, cfg: &c}
 	return nil
 }
 

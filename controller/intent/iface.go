@@ -116,8 +116,10 @@ type Port struct {
 	RuntimeName              string // the runtime's name of the container ("": none known)
 	CNINetwork               string // attached by the CNI plugin for this network
 	// Pooled: a warm pool's port, with no container (Container, Iface and
-	// Netns empty) until an attach takes it.
-	Pooled bool
+	// Netns empty) until an attach takes it; PoolNetns is where its veth's
+	// container end waits when not in the host (KeyPoolNetns).
+	Pooled    bool
+	PoolNetns string
 	// Network is the OVN network of a port on OVN's integration bridge,
 	// and IfaceID its logical switch port's name.
 	Network, IfaceID string
@@ -158,6 +160,9 @@ func (p Port) Encode() map[string]string {
 		delete(ext, KeyContainerID)
 		delete(ext, KeyContainerIface)
 		delete(ext, KeyNetns)
+		if p.PoolNetns != "" {
+			ext[KeyPoolNetns] = p.PoolNetns
+		}
 	}
 	var gws []string
 	for _, g := range p.Gateways {
@@ -184,6 +189,7 @@ func DecodePort(row string, ext map[string]string) (Port, error) {
 	case p.Pooled && (p.Container != "" || p.Iface != ""):
 		return bad(KeyPool, "no container_id and container_iface on a pool's port (remove the row: ovsnet reconcile)")
 	case p.Pooled:
+		p.PoolNetns = ext[KeyPoolNetns]
 	case p.Container == "":
 		return bad(KeyContainerID, "the container it belongs to")
 	case p.Iface == "":

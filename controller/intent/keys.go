@@ -105,6 +105,11 @@ const (
 	// container end down in the host until an attach takes it; no
 	// container_id until then. Kept while it is detached.
 	KeyPool = "ovsnet-pool"
+	// interface: on a warm pool's veth whose container end waits in a
+	// runtime's network namespace (the Docker plugin's --docker-netns,
+	// when not the host's), not in the host: that namespace's path. Only
+	// that runtime's handoffs take it (a rename there).
+	KeyPoolNetns = "ovsnet-pool-netns"
 
 	// interface on OVN's integration bridge: the OVN network (logical
 	// switch) it is a port of; iface-id, OVN's own key, names its logical

@@ -51,7 +51,7 @@ type AttachItem struct {
 	rq        *portRequest
 	host      string // OVS port name
 	typ       string
-	netns     string
+	netns     string        // the container's (a pool's port: where its veth's end waits, "" the host)
 	port      intent.Port   // what its row says
 	cfg       attach.Config // what its container's interface gets (portConfig)
 	addrs     []netip.Prefix
@@ -59,7 +59,8 @@ type AttachItem struct {
 	veth      bool   // its veth exists (to roll back)
 	ifaceUUID string // its rows, once committed
 	portUUID  string
-	published bool // its port mappings are in (to roll back)
+	published bool   // its port mappings are in (to roll back)
+	waits     string // a pool's veth taken: the namespace its end waited in ("" the host)
 }
 
 // AttachRun is one attach of items to one bridge.
@@ -238,7 +239,8 @@ func (r *AttachRun) resolve(ctx context.Context) error {
 			return nil
 		}
 		if it.o.Pooled {
-			return nil // no container yet
+			it.netns = it.o.Netns // no container yet: where the veth's end waits
+			return nil
 		}
 		if it.o.Netns != "" {
 			if !r.h.Devices.NetnsExists(it.o.Netns) {
@@ -322,7 +324,7 @@ func (r *AttachRun) fill(it *AttachItem, subs []ipam.Subnet, mac net.HardwareAdd
 	}
 	it.cfg = portConfig(it.port, it.o.routes())
 	if it.o.Pooled {
-		it.port.Pooled = true
+		it.port.Pooled, it.port.PoolNetns, it.port.Netns = true, it.netns, ""
 	}
 	it.handOff()
 }
@@ -414,7 +416,7 @@ func (r *AttachRun) createVeths() error {
 		r.h.Devices.DeleteLink(it.host)
 		create := func() error { return r.h.Devices.CreateVeth(it.host, it.netns, it.cfg) }
 		if it.o.Pooled {
-			create = func() error { return r.h.Devices.CreatePoolVeth(it.host, it.cfg) }
+			create = func() error { return r.h.Devices.CreatePoolVeth(it.host, it.netns, it.cfg) }
 		}
 		if err := create(); err != nil {
 			return err

@@ -170,7 +170,7 @@ func TestAttachTakesFromPool(t *testing.T) {
 	ctx := context.Background()
 	h, _, dev := engineHost(t)
 	h.Pool = poolstate.New(2, []string{"veth"})
-	if err := h.FillPool(ctx, "br0", "veth", 2); err != nil {
+	if err := h.FillPool(ctx, "br0", "veth", 2, ""); err != nil {
 		t.Fatal(err)
 	}
 	pooled, err := h.DB.FindInterfaces(ctx, intent.OfPool("br0", "veth"))
@@ -290,5 +290,35 @@ func TestDetachReturnsToPool(t *testing.T) {
 	}
 	if pooled, _ := h.DB.FindInterfaces(ctx, intent.OfBridgePool("br0")); len(pooled) != 0 || len(portFlows(rec, p.OVSPort)) != 0 {
 		t.Fatalf("a port that could not go back: pool's rows %+v, flows %q; want it removed", pooled, portFlows(rec, p.OVSPort))
+	}
+}
+
+// TestPoolWaitsInRuntime: a pool filled for a runtime whose namespace is
+// not the host's makes its veths' container ends there; that runtime's
+// handoff takes one with a rename in place (no move), and an attach of
+// ovsnet's own (into a container) leaves those ports alone.
+func TestPoolWaitsInRuntime(t *testing.T) {
+	ctx := context.Background()
+	h, _, dev := engineHost(t)
+	h.Pool = poolstate.New(1, []string{"veth"})
+	if err := h.FillPool(ctx, "br0", "veth", 1, "/ns/b"); err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := h.DB.FindInterfaces(ctx, intent.OfPool("br0", "veth"))
+	if err != nil || len(pooled) != 1 || pooled[0].ExternalIDs[intent.KeyPoolNetns] != "/ns/b" || !slices.Contains(dev.Links("/ns/b"), attach.PoolPeer(pooled[0].Name)) {
+		t.Fatalf("pool's rows %+v (%v), links in /ns/b %v: want one waiting in /ns/b", pooled, err, dev.Links("/ns/b"))
+	}
+	if p, err := h.AddPort(ctx, eth1Of("a", "veth")); err != nil || p.OVSPort == pooled[0].Name {
+		t.Fatalf("an attach into a container took the runtime's pool port: %+v, %v", p, err)
+	}
+	o := PortOptions{Bridge: "br0", Iface: "docker", Container: "ep1", Type: "veth", Addresses: []string{intent.LowestHeld(pooled[0].ExternalIDs).String() + "/24"},
+		Handoff: &Handoff{Runtime: "docker", Netns: "/ns/b", Name: "ovdep1"}}
+	before := len(dev.Calls())
+	p, err := h.AddPort(ctx, o)
+	if err != nil || p.OVSPort != pooled[0].Name || !slices.Contains(dev.Links("/ns/b"), "ovdep1") {
+		t.Fatalf("the handoff: %+v, %v, links in /ns/b %v; want %s's end renamed ovdep1", p, err, dev.Links("/ns/b"), pooled[0].Name)
+	}
+	if calls := dev.Calls()[before:]; slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "MoveIn") }) {
+		t.Fatalf("the take moved a link: %v", calls)
 	}
 }

@@ -166,7 +166,7 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 	})
 	for i := range rows {
 		ifc := &rows[i]
-		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !r.h.Pool.Reserve(ifc.UUID) {
+		if ifc.Ofport == nil || *ifc.Ofport <= 0 || !holdsJust(ifc.ExternalIDs, it.rq.requested) || !servesFrom(ifc.ExternalIDs, it) || !r.h.Pool.Reserve(ifc.UUID) {
 			continue
 		}
 		pi, err := intent.DecodePort(IfaceRow(*ifc), ifc.ExternalIDs)
@@ -183,8 +183,8 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 			}
 		}
 		it.typ, it.host, it.ofport, it.addrs = pi.Type, ifc.Name, *ifc.Ofport, pi.Addrs
-		it.port = pi
-		it.port.Pooled, it.port.State = false, intent.StateAttaching
+		it.port, it.waits = pi, pi.PoolNetns
+		it.port.Pooled, it.port.PoolNetns, it.port.State = false, "", intent.StateAttaching
 		it.port.Container, it.port.Iface, it.port.Netns = it.o.Container, it.o.Iface, it.netns
 		it.port.CNINetwork, it.port.RuntimeName = it.o.CNINetwork, it.o.Name
 		it.cfg = portConfig(it.port, it.o.routes())
@@ -192,6 +192,14 @@ func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.I
 		return ifc, set, nil
 	}
 	return nil, nil, nil
+}
+
+// servesFrom says whether a pool's row can serve item it from where its
+// veth's container end waits: in the host, any; in a runtime's namespace,
+// only that runtime's handoff into it.
+func servesFrom(ext map[string]string, it *AttachItem) bool {
+	at := ext[intent.KeyPoolNetns]
+	return at == "" || it.o.Handoff != nil && it.netns == at
 }
 
 // holdsJust says whether a row holds exactly the addresses asked for (any
@@ -260,8 +268,10 @@ func (r *AttachRun) moveInto(it *AttachItem) error {
 	if it.typ == attach.TypeVeth {
 		dev = attach.PoolPeer(it.host)
 	}
-	if err := r.h.Devices.MoveIn(dev, it.netns); err != nil {
-		return fmt.Errorf("move %s into container %s: %w", dev, it.o.Container, err)
+	if it.waits == "" { // else it is where the runtime takes it (servesFrom)
+		if err := r.h.Devices.MoveIn(dev, it.netns); err != nil {
+			return fmt.Errorf("move %s into container %s: %w", dev, it.o.Container, err)
+		}
 	}
 	if it.o.Handoff != nil {
 		return r.h.Devices.RenameIn(it.netns, dev, it.cfg.Name)
@@ -290,11 +300,12 @@ func (r *AttachRun) dropTaken(it *AttachItem, cause error) error {
 }
 
 // FillPool attaches n pool's ports of type typ to bridge, in one run of
-// the engine (one transaction, one wait on ovs-vswitchd, one flow bundle).
-func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int) error {
+// the engine (one transaction, one wait on ovs-vswitchd, one flow bundle);
+// veths' container ends wait in the namespace at netns ("": the host).
+func (h *Host) FillPool(ctx context.Context, bridge, typ string, n int, netns string) error {
 	specs := make([]PortOptions, n)
 	for i := range specs {
-		specs[i] = PortOptions{Bridge: bridge, Type: typ, Addresses: []string{"auto"}, Pooled: true}
+		specs[i] = PortOptions{Bridge: bridge, Type: typ, Addresses: []string{"auto"}, Pooled: true, Netns: netns}
 	}
 	nw, err := h.Network(ctx, bridge)
 	if err != nil {

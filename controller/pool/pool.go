@@ -117,6 +117,18 @@ func convergeBridge(ctx context.Context, h *network.Host, p *poolstate.Pool, st 
 	// Kept: ready ports of a kept type, up to the size. Not kept: the
 	// rest, with half-made ones (attaching: a fill killed half-way; this
 	// process fills only here, so none is under way).
+	// Kept where they wait: a Docker network's veths in dockerd's
+	// namespace (p.RuntimeNetns), the rest in the host; a port waiting
+	// elsewhere (the controller restarted with another --docker-netns) goes.
+	waits := func(typ string) string {
+		if st.Docker && typ == attach.TypeVeth {
+			return p.RuntimeNetns
+		}
+		return ""
+	}
+	for typ, rs := range st.Ready {
+		st.Ready[typ] = slices.DeleteFunc(rs, func(r vswitchd.Interface) bool { return r.ExternalIDs[intent.KeyPoolNetns] != waits(typ) })
+	}
 	var drop []int // indexes into st.Ifs
 	for j, ifc := range st.Ifs {
 		ref := intent.RefOf(ifc.ExternalIDs)
@@ -146,7 +158,7 @@ func convergeBridge(ctx context.Context, h *network.Host, p *poolstate.Pool, st 
 		if n <= 0 || p.Full(st.Bridge, st.Gen) {
 			continue
 		}
-		if err := h.FillPool(ctx, st.Bridge, typ, n); err != nil {
+		if err := h.FillPool(ctx, st.Bridge, typ, n, waits(typ)); err != nil {
 			if errors.Is(err, ipam.ErrExhausted) {
 				p.SetFull(st.Bridge, st.Gen) // attaches take its last addresses; no fill until the bridge changes
 				continue
@@ -163,7 +175,10 @@ func convergeBridge(ctx context.Context, h *network.Host, p *poolstate.Pool, st 
 // pool makes another. An internal port's tap is ovs-vswitchd's to make
 // again. hostLinks nil: not known, nothing done.
 func Check(ctx context.Context, h *network.Host, bridge string, ifc vswitchd.Interface, port vswitchd.Port, hostLinks *attach.HostLinks) (string, error) {
-	if hostLinks == nil || ifc.Type != "" || (hostLinks.Has(ifc.Name) && hostLinks.Has(attach.PoolPeer(ifc.Name))) {
+	// Its veth's host end here, and its other end here too unless it
+	// waits in a runtime's namespace (a pair: the host end's is enough).
+	peer := hostLinks != nil && (ifc.ExternalIDs[intent.KeyPoolNetns] != "" || hostLinks.Has(attach.PoolPeer(ifc.Name)))
+	if hostLinks == nil || ifc.Type != "" || (hostLinks.Has(ifc.Name) && peer) {
 		return "", nil
 	}
 	if err := h.Detach(ctx, bridge, []vswitchd.Interface{ifc}, []vswitchd.Port{port}); err != nil {

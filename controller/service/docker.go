@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/docker"
 )
 
@@ -25,6 +26,9 @@ func (s *Service) serveDocker() (net.Listener, error) {
 	netns := s.o.DockerNetns
 	if netns == "" {
 		netns = fmt.Sprintf("/proc/%d/ns/net", os.Getpid())
+	}
+	if !attach.IsOwnNetns(netns) {
+		s.h.Pool.RuntimeNetns = netns // the pool's veths wait there for Docker's take
 	}
 	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock, Log: s.o.Log}
 	go newSocketServer(p.Handler(), s.o.Log).Serve(ln)

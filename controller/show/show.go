@@ -116,14 +116,17 @@ func addInterfaces(sb *BridgeView, ifs []vswitchd.Interface, ports []vswitchd.Po
 	}
 }
 
-// pooledState is the state of a pool's port's waiting end in the host
-// ("down" until taken), or "missing".
+// pooledState is the state of a pool's port's waiting end, in the host or
+// a runtime's namespace ("down" until taken), or "missing".
 func pooledState(i vswitchd.Interface) string {
 	dev := i.Name
 	if i.Type == "" {
 		dev = attach.PoolPeer(i.Name)
 	}
 	st, err := attach.HostLinkState(dev)
+	if ns := i.ExternalIDs[intent.KeyPoolNetns]; ns != "" {
+		st, err = attach.LinkState(ns, dev)
+	}
 	if err != nil {
 		return "missing"
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ovsnet/ovsnet/attach"
 )
 
 // poolJSON is a bridge's warm pool as show -o json lists it.
@@ -472,9 +474,10 @@ func TestCNIFromPool(t *testing.T) {
 }
 
 // A Docker network's bridge keeps veths in its pool, at the lowest free
-// addresses: an endpoint whose address (docker run --ip, or Docker's
+// addresses, their container ends waiting in dockerd's namespace (here
+// not OVS's): an endpoint whose address (docker run --ip, or Docker's
 // IPAM's lowest) a pool's veth holds takes that port, its waiting end
-// going to dockerd under the endpoint's name.
+// renamed there to the endpoint's name.
 func TestDockerFromPool(t *testing.T) {
 	dockerImage(t)
 	e := newEnv(t)
@@ -490,6 +493,11 @@ func TestDockerFromPool(t *testing.T) {
 	}
 	first := dockerOn(t, net, "--ip", "10.89.0.200") // its first container: the pool fills
 	pool := e.poolReady(bs[0].Name, 2, "veth")
+	for _, p := range pool { // where dockerd takes them: the take is a rename
+		if !slices.Contains(links(t, ""), attach.PoolPeer(p.OVSPort)) {
+			t.Fatalf("pool's veth %s does not wait in dockerd's namespace: %v", p.OVSPort, links(t, ""))
+		}
+	}
 	a := dockerOn(t, net, "--ip", addrOf(pool[0]))
 	b := dockerOn(t, net)
 	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {

@@ -21,6 +21,10 @@ const Idle = 10 * time.Minute
 type Pool struct {
 	Size  int      // ready ports kept per bridge and type
 	Types []string // the port types kept; none: each bridge's default type
+	// RuntimeNetns is where dockerd takes its endpoints' links from when
+	// that is not the host's namespace: a Docker network's pool veths
+	// wait there, and a take only renames one ("": in the host).
+	RuntimeNetns string
 	mu    sync.Mutex
 	busy  map[string]bool // rows being taken here (by UUID)
 	// claims: per bridge, held while this process claims one of its
