@@ -32,15 +32,15 @@ type System struct{}
 
 var _ Devices = System{}
 
-func (System) NetnsExists(p string) bool                  { return NetnsExists(p) }
-func (System) IsOwnNetns(p string) bool                   { return IsOwnNetns(p) }
-func (System) HasLink(p, name string) (bool, error)       { return HasLink(p, name) }
-func (System) CreateVeth(host, p string, c Config) error  { return CreateVeth(host, p, c) }
+func (System) NetnsExists(p string) bool                     { return NetnsExists(p) }
+func (System) IsOwnNetns(p string) bool                      { return IsOwnNetns(p) }
+func (System) HasLink(p, name string) (bool, error)          { return HasLink(p, name) }
+func (System) CreateVeth(host, p string, c Config) error     { return CreateVeth(host, p, c) }
 func (System) CreatePoolVeth(host, p string, c Config) error { return CreatePoolVeth(host, p, c) }
-func (System) DeleteLink(name string) error               { return DeleteLink(name) }
-func (System) DeleteLinks(names []string) error           { return DeleteLinks(names) }
-func (System) MoveIn(name, p string) error                { return MoveIn(name, p) }
-func (System) RenameIn(p, cur, name string) error         { return RenameIn(p, cur, name) }
+func (System) DeleteLink(name string) error                  { return DeleteLink(name) }
+func (System) DeleteLinks(names []string) error              { return DeleteLinks(names) }
+func (System) MoveIn(name, p string) error                   { return MoveIn(name, p) }
+func (System) RenameIn(p, cur, name string) error            { return RenameIn(p, cur, name) }
 func (System) MoveBack(p, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
 	return MoveBack(p, name, kind, mac, hostName)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/alloc"
 	"github.com/ovsnet/ovsnet/ipam"
@@ -162,7 +164,7 @@ func (p *Plugin) lowestFree(ctx context.Context, pr netip.Prefix) (netip.Addr, b
 	}
 	pending := p.pending.of(poolPrefix + pr.String())
 	free := func(a netip.Addr) bool { return a.IsValid() && pr.Contains(a) && !slices.Contains(pending, a) }
-	pooled, err := p.Host.DB.FindInterfaces(ctx, intent.OfBridgePool(bi.Name))
+	pooled, err := ovsdb.Select[vswitchd.Interface](ctx, p.Host.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfBridgePool(bi.Name))}, "external_ids")
 	if err != nil {
 		return netip.Addr{}, false, err
 	}

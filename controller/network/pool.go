@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -157,7 +158,8 @@ const poolClaimAttempts = 5
 // free (a container's, freed since): addresses go lowest first, so a
 // fresh attach takes that one.
 func (r *AttachRun) pickPooled(ctx context.Context, it *AttachItem) (*vswitchd.Interface, map[string]string, error) {
-	rows, err := r.h.DB.FindInterfaces(ctx, intent.OfPool(r.bridge, r.itemType(it)))
+	rows, err := ovsdb.Select[vswitchd.Interface](ctx, r.h.DB, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.OfPool(r.bridge, r.itemType(it)))},
+		"_uuid", "name", "type", "ofport", "external_ids") // not statistics and status: their decoding was most of a take's read
 	if err != nil {
 		return nil, nil, err
 	}
