@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/netip"
-	"slices"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
-	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -30,8 +27,18 @@ import (
 // that is not found in the container (gone with it) leaves the port for
 // the detach, as does a failure after it was marked detaching.
 func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (bool, error) {
-	pi, ok, err := h.recyclable(ctx, bridge, ifc, port)
-	if !ok || err != nil {
+	if h.Pool == nil || port.Tag != nil || IsLogical(ifc) {
+		return false, nil
+	}
+	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil || pi.Pooled || pi.State != intent.StateReady || pi.Runtime != "" || pi.Netns == "" {
+		return false, nil
+	}
+	if _, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs); err != nil {
+		return false, nil // published ports that do not decode: the detach's to sort out
+	}
+	br, err := h.DB.GetBridge(ctx, bridge)
+	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) || !h.Pool.Fits(intent.DecodeBridge(bridge, br.ExternalIDs), datapath.Of(br), pi) {
 		return false, err
 	}
 	if err := h.markDetaching(ctx, []vswitchd.Interface{ifc}); err != nil {
@@ -57,41 +64,8 @@ func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interfac
 	if _, err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("return %s to the pool: %w", ifc.Name, err)
 	}
-	if h.Pool != nil {
-		h.Pool.Wake() // one over its size: the pool gives back its highest
-	}
+	h.Pool.Wake() // one over its size: the pool gives back its highest
 	return true, h.HandOffDefaultRoutes(ctx, []vswitchd.Interface{ifc})
-}
-
-// recyclable is ifc's intent, and whether a pool's port of bridge would
-// be the same: then only its container differs.
-func (h *Host) recyclable(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (intent.Port, bool, error) {
-	if h.Pool == nil || h.Pool.Size == 0 || port.Tag != nil || IsLogical(ifc) {
-		return intent.Port{}, false, nil
-	}
-	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
-	if err != nil || pi.Pooled || pi.State != intent.StateReady || pi.Runtime != "" || pi.Netns == "" || len(pi.Addrs) == 0 {
-		return intent.Port{}, false, nil
-	}
-	if _, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs); err != nil {
-		return intent.Port{}, false, nil // published ports that do not decode: the detach's to sort out
-	}
-	br, err := h.DB.GetBridge(ctx, bridge)
-	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
-		return intent.Port{}, false, err
-	}
-	bi := intent.DecodeBridge(bridge, br.ExternalIDs)
-	if !slices.Contains(h.Pool.TypesFor(datapath.Of(br), bi.Docker.ID != ""), pi.Type) || bi.SubnetsErr != nil ||
-		pi.MTU != bi.MTU || pi.FloodPPS != bi.FloodPPS || pi.MAC.String() != ipam.MACFor(pi.Addrs).String() ||
-		!slices.Equal(pi.Gateways, ipam.GatewaysFor(pi.Addrs, bi.Subnets, netip.Addr{})) {
-		return intent.Port{}, false, nil
-	}
-	for _, l := range bi.Links {
-		if l.Src == pi.Container || l.Dst == pi.Container {
-			return intent.Port{}, false, nil
-		}
-	}
-	return pi, true, nil
 }
 
 // detachOne is Detach of a container's interface(s), which returns a

@@ -6,10 +6,14 @@
 package poolstate
 
 import (
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/ovsnet/ovsnet/controller/datapath"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ipam"
 )
 
 // Idle is how long after its last attach a bridge with no container keeps
@@ -25,8 +29,8 @@ type Pool struct {
 	// that is not the host's namespace: a Docker network's pool veths
 	// wait there, and a take only renames one ("": in the host).
 	RuntimeNetns string
-	mu    sync.Mutex
-	busy  map[string]bool // rows being taken here (by UUID)
+	mu           sync.Mutex
+	busy         map[string]bool // rows being taken here (by UUID)
 	// claims: per bridge, held while this process claims one of its
 	// pool's ports.
 	claims map[string]*sync.Mutex
@@ -107,6 +111,19 @@ func (p *Pool) TypesFor(dp string, docker bool) []string {
 		}
 	}
 	return ts
+}
+
+// Fits says whether a port with intent pi, on bridge bi of datapath dp,
+// is what the pool makes there (so that a detach may return it to the
+// pool): a type it keeps, with addresses, the MAC derived from them, the
+// bridge's MTU, flood bound and gateways, and no links of its container.
+func (p *Pool) Fits(bi intent.Bridge, dp string, pi intent.Port) bool {
+	if p.Size == 0 || !slices.Contains(p.TypesFor(dp, bi.Docker.ID != ""), pi.Type) || bi.SubnetsErr != nil || len(pi.Addrs) == 0 ||
+		pi.MTU != bi.MTU || pi.FloodPPS != bi.FloodPPS || pi.MAC.String() != ipam.MACFor(pi.Addrs).String() ||
+		!slices.Equal(pi.Gateways, ipam.GatewaysFor(pi.Addrs, bi.Subnets, netip.Addr{})) {
+		return false
+	}
+	return !slices.ContainsFunc(bi.Links, func(l intent.Link) bool { return l.Src == pi.Container || l.Dst == pi.Container })
 }
 
 // Full says whether bridge's subnet had no address left for a fill at

@@ -1,8 +1,14 @@
 package poolstate
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/ovsnet/ovsnet/controller/datapath"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ipam"
 )
 
 // A bridge keeps a pool while it holds containers or within Idle of its
@@ -48,5 +54,37 @@ func TestTypesFor(t *testing.T) {
 	}
 	if got := New(8, []string{"veth", "internal"}).TypesFor("system", false); len(got) != 1 || got[0] != "veth" {
 		t.Errorf("the kernel datapath refuses internal: %v", got)
+	}
+}
+
+// A port fits the pool when it is what the pool would make on its bridge:
+// anything of its own (a MAC, an MTU, a type not kept, a link) does not.
+func TestFits(t *testing.T) {
+	p := New(8, nil)
+	sub := ipam.Subnet{Prefix: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")}
+	bi := intent.Bridge{Name: "br0", Subnets: []ipam.Subnet{sub}, FloodPPS: 100}
+	addrs := []netip.Prefix{netip.MustParsePrefix("10.1.0.5/24")}
+	like := intent.Port{Container: "c1", Type: "internal", Addrs: addrs, MAC: ipam.MACFor(addrs), FloodPPS: 100,
+		Gateways: ipam.GatewaysFor(addrs, bi.Subnets, netip.Addr{})}
+	if !p.Fits(bi, datapath.Netdev, like) {
+		t.Fatalf("a port like the pool's does not fit: %+v", like)
+	}
+	for what, change := range map[string]func(*intent.Port, *intent.Bridge){
+		"its own MAC":   func(q *intent.Port, _ *intent.Bridge) { q.MAC = net.HardwareAddr{2, 0, 0, 0, 0, 9} },
+		"its own MTU":   func(q *intent.Port, _ *intent.Bridge) { q.MTU = 1400 },
+		"a veth":        func(q *intent.Port, _ *intent.Bridge) { q.Type = "veth" },
+		"no address":    func(q *intent.Port, _ *intent.Bridge) { q.Addrs = nil },
+		"no gateway":    func(q *intent.Port, _ *intent.Bridge) { q.Gateways = nil },
+		"a link":        func(_ *intent.Port, b *intent.Bridge) { b.Links = []intent.Link{{Src: "c2", Dst: "c1"}} },
+		"another bound": func(q *intent.Port, _ *intent.Bridge) { q.FloodPPS = 0 },
+	} {
+		q, b := like, bi
+		change(&q, &b)
+		if p.Fits(b, datapath.Netdev, q) {
+			t.Errorf("a port with %s fits the pool", what)
+		}
+	}
+	if New(0, nil).Fits(bi, datapath.Netdev, like) {
+		t.Error("a port fits a pool of size 0")
 	}
 }
