@@ -19,7 +19,7 @@ type Devices interface {
 	DeleteLinks(names []string) error
 	MoveIn(name, nsPath string) error
 	RenameIn(nsPath, cur, name string) error
-	MoveBack(nsPath, name, kind string, mac net.HardwareAddr, hostName string) (bool, error)
+	ReturnLink(r Return) (bool, error)
 	Configure(nsPath, cur string, c Config) error
 	SetVethTxOffload(host, nsPath, name string, on bool) error
 	DeleteInternal(nsPath, name string, mac net.HardwareAddr) error
@@ -41,11 +41,9 @@ func (System) DeleteLink(name string) error                  { return DeleteLink
 func (System) DeleteLinks(names []string) error              { return DeleteLinks(names) }
 func (System) MoveIn(name, p string) error                   { return MoveIn(name, p) }
 func (System) RenameIn(p, cur, name string) error            { return RenameIn(p, cur, name) }
-func (System) MoveBack(p, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
-	return MoveBack(p, name, kind, mac, hostName)
-}
-func (System) Configure(p, cur string, c Config) error { return Configure(p, cur, c) }
-func (System) BridgeTSO(bridge string) bool            { return BridgeTSO(bridge) }
+func (System) ReturnLink(r Return) (bool, error)             { return ReturnLink(r) }
+func (System) Configure(p, cur string, c Config) error       { return Configure(p, cur, c) }
+func (System) BridgeTSO(bridge string) bool                  { return BridgeTSO(bridge) }
 func (System) SetVethTxOffload(host, p, name string, on bool) error {
 	return SetVethTxOffload(host, p, name, on)
 }

@@ -17,9 +17,12 @@ func NetnsExists(p string) bool { return isNetns(p) }
 
 // IsOwnNetns reports whether p is this process's own network namespace
 // (the host's, for ovsnet): the same nsfs inode.
-func IsOwnNetns(p string) bool {
+func IsOwnNetns(p string) bool { return sameNetns(p, "/proc/self/ns/net") }
+
+// sameNetns reports whether paths p and q are one network namespace.
+func sameNetns(p, q string) bool {
 	var a, b unix.Stat_t
-	if unix.Stat(p, &a) != nil || unix.Stat("/proc/self/ns/net", &b) != nil {
+	if unix.Stat(p, &a) != nil || unix.Stat(q, &b) != nil {
 		return false
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino

@@ -1,6 +1,7 @@
 package attach
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 
@@ -77,40 +78,52 @@ func RenameIn(nsPath, cur, name string) error {
 	})
 }
 
-// MoveBack returns a detached container interface to the host, to wait
-// there as a warm pool's port: the link name of kind ("veth", "tuntap")
-// in the namespace at nsPath, if it has the port's MAC (its identity: the
-// name may be another port's by now), is set down, renamed to hostName
-// and moved into this process's namespace, which takes its addresses and
-// routes away. false, with nothing changed, when there is no such link
-// (the container and its devices are gone) or the name is taken here:
-// the caller then deletes the port.
-func MoveBack(nsPath, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
-	if !isNetns(nsPath) {
+// Return is a detached container interface going back to wait as a
+// warm pool's port: the link Name of Kind ("veth", "tuntap") in the
+// namespace at From, with the port's MAC (its identity: the name may be
+// another port's by now), to wait down in the namespace at To ("": this
+// process's) as As.
+type Return struct {
+	From, Name, Kind string
+	MAC              net.HardwareAddr
+	To, As           string
+}
+
+// ReturnLink sets the link down, renames it and, when To is another
+// namespace, moves it there, which takes its addresses and routes away
+// (one a runtime has moved back already, such as Docker's, is only
+// renamed). false, with nothing changed, when there is no such link (the
+// container and its devices are gone) or the name is taken at To: the
+// caller then deletes the port.
+func ReturnLink(r Return) (bool, error) {
+	to := cmp.Or(r.To, "/proc/self/ns/net")
+	if !isNetns(r.From) || !isNetns(to) {
 		return false, nil
 	}
-	if _, err := netlink.LinkByName(hostName); err == nil {
-		return false, nil
+	if taken, err := HasLink(to, r.As); err != nil || taken {
+		return false, err
 	}
-	host, err := netns.GetFromPath("/proc/self/ns/net")
+	dest, err := netns.GetFromPath(to)
 	if err != nil {
-		return false, fmt.Errorf("open this network namespace: %w", err)
+		return false, fmt.Errorf("open netns %s: %w", to, err)
 	}
-	defer host.Close()
+	defer dest.Close()
 	moved := false
-	err = withHandle(nsPath, func(h *netlink.Handle) error {
-		l, err := h.LinkByName(name)
-		if err != nil || l.Type() != kind || l.Attrs().HardwareAddr.String() != mac.String() {
+	err = withHandle(r.From, func(h *netlink.Handle) error {
+		l, err := h.LinkByName(r.Name)
+		if err != nil || l.Type() != r.Kind || l.Attrs().HardwareAddr.String() != r.MAC.String() {
 			return nil
 		}
 		if err := h.LinkSetDown(l); err != nil {
-			return fmt.Errorf("set %s down in %s: %w", name, nsPath, err)
+			return fmt.Errorf("set %s down in %s: %w", r.Name, r.From, err)
 		}
-		if err := h.LinkSetName(l, hostName); err != nil {
-			return fmt.Errorf("rename %s to %s in %s: %w", name, hostName, nsPath, err)
+		if err := h.LinkSetName(l, r.As); err != nil {
+			return fmt.Errorf("rename %s to %s in %s: %w", r.Name, r.As, r.From, err)
 		}
-		if err := h.LinkSetNsFd(l, int(host)); err != nil {
-			return fmt.Errorf("move %s out of %s: %w", hostName, nsPath, err)
+		if !sameNetns(r.From, to) {
+			if err := h.LinkSetNsFd(l, int(dest)); err != nil {
+				return fmt.Errorf("move %s out of %s: %w", r.As, r.From, err)
+			}
 		}
 		moved = true
 		return nil

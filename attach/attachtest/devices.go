@@ -18,10 +18,11 @@ import (
 const Host = ""
 
 // link is one device: its namespace, its veth peer's name (in the peer's
-// namespace), and what was configured on it.
+// namespace), the MAC it was made with and what was configured on it.
 type link struct {
 	peer   string
 	peerNS string
+	mac    net.HardwareAddr
 	cfg    *attach.Config
 }
 
@@ -111,7 +112,7 @@ func (d *Devices) CreateVeth(host, p string, c attach.Config) error {
 		return fmt.Errorf("create veth %s: exists, or no namespace %s", host, p)
 	}
 	d.links[Host][host] = &link{peer: c.Name, peerNS: p}
-	d.links[p][c.Name] = &link{peer: host, peerNS: Host}
+	d.links[p][c.Name] = &link{peer: host, peerNS: Host, mac: c.MAC}
 	return nil
 }
 
@@ -210,17 +211,24 @@ func (d *Devices) RenameIn(p, cur, name string) error {
 	return d.move(p, cur, p, name)
 }
 
-func (d *Devices) MoveBack(p, name, kind string, mac net.HardwareAddr, hostName string) (bool, error) {
+func (d *Devices) ReturnLink(r attach.Return) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.call("MoveBack", p, name, hostName); err != nil {
+	if err := d.call("ReturnLink", r.From, r.Name, r.To, r.As); err != nil {
 		return false, err
 	}
-	l := d.links[p][name]
-	if l == nil || l.cfg == nil || l.cfg.MAC.String() != mac.String() || d.links[Host][hostName] != nil {
+	l := d.links[r.From][r.Name]
+	if l == nil {
 		return false, nil
 	}
-	return true, d.move(p, name, Host, hostName)
+	mac := l.mac
+	if l.cfg != nil {
+		mac = l.cfg.MAC
+	}
+	if mac.String() != r.MAC.String() || d.links[r.To][r.As] != nil {
+		return false, nil
+	}
+	return true, d.move(r.From, r.Name, r.To, r.As)
 }
 
 func (d *Devices) Configure(p, cur string, c attach.Config) error {

@@ -86,14 +86,17 @@ func (p *Plugin) createEndpoint(ctx context.Context, req *createEndpointRequest)
 	return map[string]any{"Interface": out}, nil
 }
 
-// deleteEndpoint detaches the endpoint (its veth, if Docker has not
-// destroyed it with the container's namespace, its flows and rows).
+// deleteEndpoint returns the endpoint's port to the warm pool (Docker has
+// moved its link back to dockerd's namespace under the name it was given:
+// the pool takes it from there), or detaches it (its veth, if Docker has
+// not destroyed it with the container's namespace, its flows and rows).
 func (p *Plugin) deleteEndpoint(ctx context.Context, req *endpointRequest) (any, error) {
 	bridge, err := p.bridgeName(ctx, req.NetworkID)
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, p.Host.DelPortIfAttached(ctx, network.PortOptions{Bridge: bridge, Iface: endpointIface, Container: req.EndpointID})
+	return struct{}{}, p.Host.DelPortIfAttached(ctx, network.PortOptions{Bridge: bridge, Iface: endpointIface, Container: req.EndpointID,
+		Handoff: &network.Handoff{Runtime: Runtime, Netns: p.Netns, Name: linkName(req.EndpointID)}})
 }
 
 type joinRequest struct {

@@ -32,7 +32,7 @@ func (h *Host) DelPort(ctx context.Context, network, iface, container string) er
 	if err != nil {
 		return err
 	}
-	return h.detachOne(ctx, n.Bridge(), ifs, ports)
+	return h.detachOne(ctx, n.Bridge(), ifs, ports, nil)
 }
 
 // DelPortIfAttached is DelPort for a request the controller may have
@@ -56,7 +56,7 @@ func (h *Host) DelPortIfAttached(ctx context.Context, o PortOptions) error {
 		ifs, ports = cniAttached(ifs, ports, o.CNINetwork)
 	}
 	if len(ifs) > 0 {
-		return h.detachOne(ctx, bridge, ifs, ports)
+		return h.detachOne(ctx, bridge, ifs, ports, o.Handoff)
 	}
 	if all > 0 {
 		return nil // someone else's

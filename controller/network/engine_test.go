@@ -284,7 +284,7 @@ func TestDetachReturnsToPool(t *testing.T) {
 	if err != nil || q.OVSPort != p.OVSPort || q.Addresses[0] != "10.1.0.3/24" {
 		t.Fatalf("the next attach: %+v, %v; want %s at 10.1.0.3", q, err, p.OVSPort)
 	}
-	dev.Fail["MoveBack"] = errors.New("injected")
+	dev.Fail["ReturnLink"] = errors.New("injected")
 	if err := h.DelPort(ctx, "br0", "eth1", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -320,5 +320,39 @@ func TestPoolWaitsInRuntime(t *testing.T) {
 	}
 	if calls := dev.Calls()[before:]; slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "MoveIn") }) {
 		t.Fatalf("the take moved a link: %v", calls)
+	}
+}
+
+// TestHandoffReturnsToPool: a runtime's port (a Docker endpoint's) goes
+// back to the pool from where the runtime left its link (the handoff the
+// delete names), not from a container; without that, it is detached.
+func TestHandoffReturnsToPool(t *testing.T) {
+	ctx := context.Background()
+	h, _, dev := engineHost(t)
+	h.Pool = poolstate.New(2, []string{"veth"})
+	ho := &Handoff{Runtime: "docker", Netns: "/ns/b", Name: "ovdep1"}
+	o := PortOptions{Bridge: "br0", Iface: "docker", Container: "ep1", Type: "veth", Addresses: []string{"10.1.0.7/24"}, Handoff: ho}
+	p, err := h.AddPort(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DelPortIfAttached(ctx, PortOptions{Bridge: "br0", Iface: "docker", Container: "ep1", Handoff: ho}); err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := h.DB.FindInterfaces(ctx, intent.OfPool("br0", "veth"))
+	if err != nil || len(pooled) != 1 || pooled[0].Name != p.OVSPort || pooled[0].ExternalIDs[intent.KeyRuntime] != "" ||
+		!slices.Contains(dev.Links(attachtest.Host), attach.PoolPeer(p.OVSPort)) {
+		t.Fatalf("after the endpoint's delete: pool's rows %+v (%v), host links %v; want %s the pool's, its end in the host",
+			pooled, err, dev.Links(attachtest.Host), p.OVSPort)
+	}
+	o.Container, o.Handoff = "ep2", &Handoff{Runtime: "docker", Netns: "/ns/b", Name: "ovdep2"}
+	if _, err := h.AddPort(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DelPortIfAttached(ctx, PortOptions{Bridge: "br0", Iface: "docker", Container: "ep2"}); err != nil {
+		t.Fatal(err)
+	}
+	if rs := rowsOf(t, h, "ep2"); len(rs) != 0 {
+		t.Fatalf("a delete that does not say where the runtime's link is left rows %+v", rs)
 	}
 }

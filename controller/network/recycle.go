@@ -25,40 +25,55 @@ import (
 
 // recycle returns ifc to the pool if it can: true when it did. A link
 // that is not found in the container (gone with it) leaves the port for
-// the detach, as does a failure after it was marked detaching.
-func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port) (bool, error) {
+// the detach, as does a failure after it was marked detaching. A
+// runtime's port (a Docker endpoint's) is returned from where its link
+// is now, which ho says (Docker has moved it back to its namespace).
+func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interface, port vswitchd.Port, ho *Handoff) (bool, error) {
 	if h.Pool == nil || port.Tag != nil || IsLogical(ifc) {
 		return false, nil
 	}
 	pi, err := intent.DecodePort(IfaceRow(ifc), ifc.ExternalIDs)
-	if err != nil || pi.Pooled || pi.State != intent.StateReady || pi.Runtime != "" || pi.Netns == "" {
+	if err != nil || pi.Pooled || pi.State != intent.StateReady {
+		return false, nil
+	}
+	back := attach.Return{From: pi.Netns, Name: pi.Iface, Kind: "tuntap", MAC: pi.MAC, As: ifc.Name}
+	if pi.Type == attach.TypeVeth {
+		back.Kind, back.As = "veth", attach.PoolPeer(ifc.Name)
+	}
+	switch {
+	case pi.Runtime != "" && (ho == nil || ho.Runtime != pi.Runtime):
+		return false, nil
+	case pi.Runtime != "":
+		back.From, back.Name = ho.Netns, ho.Name
+	case pi.Netns == "":
 		return false, nil
 	}
 	if _, err := intent.Published(IfaceRow(ifc), ifc.ExternalIDs); err != nil {
 		return false, nil // published ports that do not decode: the detach's to sort out
 	}
 	br, err := h.DB.GetBridge(ctx, bridge)
-	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) || !h.Pool.Fits(intent.DecodeBridge(bridge, br.ExternalIDs), datapath.Of(br), pi) {
+	if err != nil || br == nil || !intent.Owned(br.ExternalIDs) {
 		return false, err
 	}
+	bi := intent.DecodeBridge(bridge, br.ExternalIDs)
+	if !h.Pool.Fits(bi, datapath.Of(br), pi) {
+		return false, nil
+	}
+	back.To = h.Pool.WaitsIn(bi.Docker.ID != "", pi.Type)
 	if err := h.markDetaching(ctx, []vswitchd.Interface{ifc}); err != nil {
 		return false, err
 	}
 	if err := h.NAT().ReleaseAll([]vswitchd.Interface{ifc}); err != nil {
 		return false, err
 	}
-	kind, back := "tuntap", ifc.Name
-	if pi.Type == attach.TypeVeth {
-		kind, back = "veth", attach.PoolPeer(ifc.Name)
-	}
-	if moved, err := h.Devices.MoveBack(pi.Netns, pi.Iface, kind, pi.MAC, back); !moved || err != nil {
+	if moved, err := h.Devices.ReturnLink(back); !moved || err != nil {
 		return false, err
 	}
 	was := maps.Clone(ifc.ExternalIDs)
 	was[intent.KeyState] = intent.StateDetaching
 	pool := pi
-	pool.Container, pool.Iface, pool.Netns, pool.CNINetwork, pool.RuntimeName = "", "", "", "", ""
-	pool.Pooled, pool.State = true, intent.StateReady
+	pool.Container, pool.Iface, pool.Netns, pool.CNINetwork, pool.Runtime, pool.RuntimeName = "", "", "", "", "", ""
+	pool.Pooled, pool.State, pool.PoolNetns = true, intent.StateReady, back.To
 	tx := h.DB.Tx()
 	tx.ClaimInterface(ifc.UUID, was, pool.Encode())
 	if _, err := tx.Commit(ctx); err != nil {
@@ -71,9 +86,9 @@ func (h *Host) recycle(ctx context.Context, bridge string, ifc vswitchd.Interfac
 // detachOne is Detach of a container's interface(s), which returns a
 // lone interface to the pool when it can (a failed return, too, ends in
 // the detach, which takes the port away).
-func (h *Host) detachOne(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port) error {
+func (h *Host) detachOne(ctx context.Context, bridge string, ifs []vswitchd.Interface, ports []vswitchd.Port, ho *Handoff) error {
 	if len(ifs) == 1 {
-		if done, err := h.recycle(ctx, bridge, ifs[0], ports[0]); done {
+		if done, err := h.recycle(ctx, bridge, ifs[0], ports[0], ho); done {
 			return err
 		}
 	}

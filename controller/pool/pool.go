@@ -120,12 +120,7 @@ func convergeBridge(ctx context.Context, h *network.Host, p *poolstate.Pool, st 
 	// Kept where they wait: a Docker network's veths in dockerd's
 	// namespace (p.RuntimeNetns), the rest in the host; a port waiting
 	// elsewhere (the controller restarted with another --docker-netns) goes.
-	waits := func(typ string) string {
-		if st.Docker && typ == attach.TypeVeth {
-			return p.RuntimeNetns
-		}
-		return ""
-	}
+	waits := func(typ string) string { return p.WaitsIn(st.Docker, typ) }
 	for typ, rs := range st.Ready {
 		st.Ready[typ] = slices.DeleteFunc(rs, func(r vswitchd.Interface) bool { return r.ExternalIDs[intent.KeyPoolNetns] != waits(typ) })
 	}

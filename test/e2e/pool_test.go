@@ -477,7 +477,8 @@ func TestCNIFromPool(t *testing.T) {
 // addresses, their container ends waiting in dockerd's namespace (here
 // not OVS's): an endpoint whose address (docker run --ip, or Docker's
 // IPAM's lowest) a pool's veth holds takes that port, its waiting end
-// renamed there to the endpoint's name.
+// renamed there to the endpoint's name; a removed container's port goes
+// back to the pool, and the next container takes it.
 func TestDockerFromPool(t *testing.T) {
 	dockerImage(t)
 	e := newEnv(t)
@@ -512,7 +513,25 @@ func TestDockerFromPool(t *testing.T) {
 	}
 	run(t, "docker", "exec", a, "ping", "-c", "2", "-W", "2", b)
 	run(t, "docker", "exec", b, "ping", "-c", "2", "-W", "2", a)
-	run(t, "docker", "rm", "-f", a, b, first)
+
+	// A removed container's port goes back to the pool, its end waiting in
+	// dockerd's namespace again; the next container takes it.
+	run(t, "docker", "rm", "-f", a)
+	if !slices.ContainsFunc(e.pool(bs[0].Name), func(p portJSON) bool { return p.OVSPort == pool[0].OVSPort && p.State == "down" }) {
+		t.Fatalf("%s's port %s is not the pool's after docker rm: %+v", a, pool[0].OVSPort, e.pool(bs[0].Name))
+	}
+	if !slices.Contains(links(t, ""), attach.PoolPeer(pool[0].OVSPort)) {
+		t.Fatalf("the returned port's end does not wait in dockerd's namespace: %v", links(t, ""))
+	}
+	c := dockerOn(t, net)
+	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {
+		t.Fatalf("show: %v", err)
+	}
+	if !slices.ContainsFunc(bs[0].Containers, func(p portJSON) bool { return p.OVSPort == pool[0].OVSPort && addrOf(p) == addrOf(pool[0]) }) {
+		t.Fatalf("the next container did not take the returned port %s at %s: %+v", pool[0].OVSPort, addrOf(pool[0]), bs[0].Containers)
+	}
+	run(t, "docker", "exec", c, "ping", "-c", "2", "-W", "2", b)
+	run(t, "docker", "rm", "-f", b, c, first)
 	run(t, "docker", "network", "rm", net)
 	if rows := e.vsctlList("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-pool=true"); strings.TrimSpace(rows) != "" {
 		t.Fatalf("pool rows left after the network's removal: %s", rows)

@@ -113,6 +113,15 @@ func (p *Pool) TypesFor(dp string, docker bool) []string {
 	return ts
 }
 
+// WaitsIn is where the container end of a pool's port of type typ waits:
+// a Docker network's veths' in RuntimeNetns, the rest in the host ("").
+func (p *Pool) WaitsIn(docker bool, typ string) string {
+	if docker && typ == "veth" {
+		return p.RuntimeNetns
+	}
+	return ""
+}
+
 // Fits says whether a port with intent pi, on bridge bi of datapath dp,
 // is what the pool makes there (so that a detach may return it to the
 // pool): a type it keeps, with addresses, the MAC derived from them, the
