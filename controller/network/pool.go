@@ -11,6 +11,7 @@ import (
 	"time"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"

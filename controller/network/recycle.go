@@ -12,16 +12,16 @@ import (
 )
 
 // Recycling: a container interface detached on its own (a runtime's DEL,
-// del-port) goes back to the warm pool when it is what a pool's port of
-// its bridge would be (the pool's type, the address's MAC, the bridge's
-// MTU, gateways and flood bound, no VLAN or links): its published ports
-// go (host NAT only: no flows of theirs), its link comes back to the host
-// and its row becomes the pool's, keeping its address, port number and
-// flows. The next attach takes it, at the
-// lowest address as a fresh port would get, without waiting on
-// ovs-vswitchd: churn (a pod deleted, another made) would otherwise free
-// an address below the pool's for every new container, which then misses
-// the pool. Neither the detach waits on ovs-vswitchd: no flow changes.
+// Docker's DeleteEndpoint, del-port through the controller) goes back to
+// the warm pool when it is what a pool's port of its bridge would be
+// (poolstate.Pool.Fits), ready and without a VLAN: its published ports go
+// (host NAT only: no flows of theirs), its link comes back to where the
+// pool's ports wait and its row becomes the pool's, keeping its address,
+// port number and flows. The next attach takes it, at the lowest address
+// as a fresh port would get, without waiting on ovs-vswitchd: churn (a
+// pod deleted, another made) would otherwise free an address below the
+// pool's for every new container, which then misses the pool. Neither
+// does the detach wait on ovs-vswitchd: no flow changes.
 
 // recycle returns ifc to the pool if it can: true when it did. A link
 // that is not found in the container (gone with it) leaves the port for
