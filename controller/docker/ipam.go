@@ -170,7 +170,7 @@ func (p *Plugin) lowestFree(ctx context.Context, pr netip.Prefix) (netip.Addr, b
 	}
 	pooled = slices.DeleteFunc(pooled, func(i vswitchd.Interface) bool {
 		r := intent.RefOf(i.ExternalIDs)
-		return r.State != intent.StateReady || r.Container != "" || !free(intent.LowestHeld(i.ExternalIDs))
+		return r.State != intent.StateReady || !r.IsPool() || !free(intent.LowestHeld(i.ExternalIDs))
 	})
 	if len(pooled) > 0 {
 		low := slices.MinFunc(pooled, func(x, y vswitchd.Interface) int {

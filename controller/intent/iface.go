@@ -81,9 +81,13 @@ func (r Ref) LinkEnds() []string {
 	return []string{r.Container}
 }
 
+// IsPool says whether the row is a warm pool's port (no container's: a
+// row that says pooled and names a container is not one).
+func (r Ref) IsPool() bool { return r.Pooled && r.Container == "" }
+
 // String is "CONTAINER/IFACE" ("warm pool" for a pool's port).
 func (r Ref) String() string {
-	if r.Pooled && r.Container == "" {
+	if r.IsPool() {
 		return "warm pool"
 	}
 	return r.Container + "/" + r.Iface

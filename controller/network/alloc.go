@@ -68,8 +68,7 @@ func (probeAllocator) Check(ctx context.Context, r *AttachRun) error {
 
 // isPoolRow says whether an Interface row is a warm pool's port's.
 func isPoolRow(row ovsdbops.Row) bool {
-	ref := intent.RefOf(ovsdb.ExternalIDsOf(row))
-	return ref.Pooled && ref.Container == ""
+	return intent.RefOf(ovsdb.ExternalIDsOf(row)).IsPool()
 }
 
 // Allocate probes for the interface's addresses and port number, from a

@@ -32,10 +32,10 @@ func planPort(ifc vswitchd.Interface) portStep {
 		return leave
 	case ref.State == intent.StateDetaching:
 		return finishDetach
-	case ref.Pooled && ref.Container == "" && ref.State == intent.StateAttaching:
+	case ref.IsPool() && ref.State == intent.StateAttaching:
 		// A pool's port whose making died half-way: nobody waits for it.
 		return finishDetach
-	case ref.Pooled && ref.Container == "":
+	case ref.IsPool():
 		return checkPooled
 	case ref.State == intent.StateAttaching && (ref.Runtime != "" || ref.CNINetwork != ""):
 		// A runtime's attach (a plugin request) that died half-way: the

@@ -37,7 +37,7 @@ func Scan(ctx context.Context, db *ovsdb.Client, snap *ovsdb.BridgeSnapshot) (In
 			}
 		}
 		ref := intent.RefOf(i.ExternalIDs)
-		in.Names[i.Name] = ref.Pooled && ref.Container == ""
+		in.Names[i.Name] = ref.IsPool()
 		if ref.Container != "" {
 			in.Attached[ref.Container+"\x00"+ref.Iface] = i.Name
 		}
