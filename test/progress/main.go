@@ -1,6 +1,7 @@
 // Command progress shows a long `go test -json` run as it goes: one line
 // per test as it finishes (its name, result, time and the tally so far;
-// tests quicker than half a second only counted),
+// passing tests quicker than half a second only counted, a skipped one
+// named with its reason),
 // each package's result, and the whole output of a test that fails, so
 // that `make test` is not silent for the twenty minutes its end-to-end
 // tests take. It exits 1 if any test or package failed, or if the input
@@ -59,20 +60,22 @@ func run(in *bufio.Scanner, w io.Writer) int {
 		case isSub && e.Action != "output":
 			// a subtest's result: its test reports it
 		case e.Test != "" && (e.Action == "pass" || e.Action == "fail" || e.Action == "skip"):
+			why := ""
 			switch e.Action {
 			case "pass":
 				passed++
 			case "skip":
 				skipped++
+				why = ": " + skipReason(out[key].String())
 			case "fail":
 				failed++
 				fmt.Fprint(w, out[key].String())
 			}
 			delete(out, key)
-			if e.Action != "fail" && e.Elapsed < quick {
+			if e.Action == "pass" && e.Elapsed < quick {
 				continue // counted; named only when it takes a while
 			}
-			fmt.Fprintf(w, "%-4s %s %s (%.1fs)  [%s: %d passed, %d failed, %d skipped]\n", strings.ToUpper(e.Action), short(e.Package), e.Test, e.Elapsed,
+			fmt.Fprintf(w, "%-4s %s %s (%.1fs)%s  [%s: %d passed, %d failed, %d skipped]\n", strings.ToUpper(e.Action), short(e.Package), e.Test, e.Elapsed, why,
 				time.Since(start).Round(time.Second), passed, failed, skipped)
 		case e.Test == "" && (e.Action == "pass" || e.Action == "fail" || e.Action == "skip"):
 			packages++
@@ -89,6 +92,23 @@ func run(in *bufio.Scanner, w io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// skipReason is the last line a skipped test wrote before its result
+// (t.Skip's message, after its file:line).
+func skipReason(output string) string {
+	reason := "no reason given"
+	for _, l := range strings.Split(output, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- ") {
+			continue
+		}
+		if _, msg, ok := strings.Cut(l, ": "); ok && strings.Contains(l[:len(l)-len(msg)], ".go:") {
+			l = msg
+		}
+		reason = l
+	}
+	return reason
 }
 
 // short is a package path without the module's.

@@ -7,7 +7,7 @@ import (
 )
 
 // A failing test is named with its whole output and fails the run; a
-// quick passing one is only counted; input without a package result (go
+// quick passing one is only counted, a skipped one named with its reason; input without a package result (go
 // test failed before running anything) fails too.
 func TestRun(t *testing.T) {
 	in := `{"Action":"run","Package":"p","Test":"TestA"}
@@ -17,6 +17,10 @@ func TestRun(t *testing.T) {
 {"Action":"fail","Package":"p","Test":"TestA","Elapsed":2.5}
 {"Action":"output","Package":"p","Test":"TestB","Output":"quiet\n"}
 {"Action":"pass","Package":"p","Test":"TestB","Elapsed":0.01}
+{"Action":"output","Package":"p","Test":"TestC","Output":"=== RUN   TestC\n"}
+{"Action":"output","Package":"p","Test":"TestC","Output":"    c_test.go:7: needs the kernel datapath\n"}
+{"Action":"output","Package":"p","Test":"TestC","Output":"--- SKIP: TestC (0.00s)\n"}
+{"Action":"skip","Package":"p","Test":"TestC","Elapsed":0}
 {"Action":"fail","Package":"p","Elapsed":3}
 `
 	var out strings.Builder
@@ -25,7 +29,7 @@ func TestRun(t *testing.T) {
 	}
 	got := out.String()
 	if !strings.Contains(got, "a_test.go:9: boom") || !strings.Contains(got, "a_test.go:12: sub boom") || !strings.Contains(got, "FAIL p TestA (2.5s)") || strings.Contains(got, "quiet") ||
-		!strings.Contains(got, "1 tests passed, 1 failed") {
+		!strings.Contains(got, "1 tests passed, 1 failed, 1 skipped") || !strings.Contains(got, "SKIP p TestC (0.0s): needs the kernel datapath  [") {
 		t.Errorf("output:\n%s", got)
 	}
 	if rc := run(bufio.NewScanner(strings.NewReader("# p\nbuild failed\n")), &out); rc != 1 {
