@@ -50,9 +50,14 @@ RUN ?= $(KERNEL_TESTS)
 e2e-kernel:
 	$(GO) run ./test/vm -run '$(RUN)'
 
-# The kernel datapath's benchmarks, in the same VM (ratios only: emulated).
+# The kernel datapath's benchmarks, in the same VM (ratios only: emulated;
+# the CNI one takes about 100 minutes, most of it filling 1,000
+# attachments of each kind).
 bench-kernel:
 	$(GO) run ./test/vm -bench ./bench/kernel -bench-out bench/results/kernel.json
+	$(GO) run ./test/vm -mem 6144 -timeout 150m -bench ./bench/cni -bench-out bench/results/cni-kernel.json \
+		-bench-args '-cnitool /opt/ovsnet-vm/cnitool-bin/cnitool -levels 10,1000'
+	$(GO) run ./test/vm -mem 4096 -timeout 100m -bench ./bench/pool -bench-out bench/results/pool-kernel.json -bench-args '-sizes 10,1000 -n 15'
 
 # The README's pictures of the controller's page and of `show -o svg`,
 # taken by the browser test.

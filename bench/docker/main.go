@@ -34,6 +34,7 @@ var (
 	many   = flag.Int("many", 1100, "containers on one ovsnet network (0: skip)")
 	fill   = flag.Int("fill", 0, "containers started on each of the two networks before the starts are timed")
 	pool   = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
+	floor  = flag.Bool("floor", true, "time a third network, on the least remote driver (floor.go), beside the two")
 	out    = flag.String("out", "bench/results/docker.json", "result file")
 )
 
@@ -42,6 +43,8 @@ type result struct {
 	OvsnetStartMs   float64 `json:"ovsnet_run_median_ms"`
 	BridgeStartMs   float64 `json:"docker_bridge_run_median_ms"`
 	StartRatio      float64 `json:"ovsnet_over_docker_bridge"`
+	FloorStartMs    float64 `json:"floor_driver_run_median_ms,omitempty"`
+	FloorRatio      float64 `json:"floor_driver_over_docker_bridge,omitempty"`
 	RestartPluginMs float64 `json:"restart_to_ping_plugin_median_ms"`
 	RestartCLIMs    float64 `json:"restart_to_ping_cli_median_ms"`
 	Many            int     `json:"many_containers"`
@@ -82,6 +85,12 @@ func main() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	floorName := fmt.Sprintf("ovsnet-floor%d", os.Getpid())
+	if *floor {
+		f, err := startFloor(floorName)
+		check(err)
+		defer f.close() // after the clean-up, which deletes its endpoints
+	}
 	var made []string
 	defer func() { cleanup(made) }()
 	ovs, bridge := "bench-ovs", "bench-bridge"
@@ -89,19 +98,31 @@ func main() {
 	docker("network", "create", "-d", driver, "--ipam-driver", driver, "--subnet", "10.90.0.0/16", ovs)
 	docker("network", "create", "-d", "bridge", "--subnet", "10.91.0.0/16", bridge)
 	made = append(made, "net:"+ovs, "net:"+bridge)
+	nets := []string{ovs, bridge}
+	if *floor {
+		docker("network", "rm", "bench-floor")
+		docker("network", "create", "-d", floorName, "--ipam-driver", floorName, "--subnet", "10.93.0.0/16", "bench-floor")
+		made = append(made, "net:bench-floor")
+		nets = append(nets, "bench-floor")
+	}
 
 	var r result
 	r.Fill = *fill
 	for i := 0; i < *fill; i++ {
-		for _, n := range []string{ovs, bridge} {
+		for _, n := range nets {
 			name := fmt.Sprintf("bench-f%d-%s", i, n)
 			docker("run", "-d", "--name", name, "--network", n, *image, "sleep", "36000")
 			made = append(made, name)
 		}
 	}
-	r.OvsnetStartMs, r.BridgeStartMs = startTimes(&made, ovs, bridge)
+	ms := startTimes(&made, nets)
+	r.OvsnetStartMs, r.BridgeStartMs = ms[0], ms[1]
 	r.StartRatio = r.OvsnetStartMs / r.BridgeStartMs
 	fmt.Printf("docker run -d with %d containers on each network: ovsnet %.1f ms, Docker bridge %.1f ms (%.2fx), medians of %d\n", *fill, r.OvsnetStartMs, r.BridgeStartMs, r.StartRatio, *starts)
+	if *floor {
+		r.FloorStartMs, r.FloorRatio = ms[2], ms[2]/r.BridgeStartMs
+		fmt.Printf("  the least remote driver: %.1f ms (%.2fx)\n", r.FloorStartMs, r.FloorRatio)
+	}
 	r.RestartPluginMs, r.RestartCLIMs = restartTimes(sb, abs, &made, ovs)
 	fmt.Printf("docker restart to first ping: plugin %.1f ms, CLI-attached %.1f ms\n", r.RestartPluginMs, r.RestartCLIMs)
 	if *many > 0 {
@@ -112,24 +133,24 @@ func main() {
 	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "starts": *starts, "controller_pool": *pool}, []result{r}))
 }
 
-// startTimes times docker run -d on each network, in turn.
-func startTimes(made *[]string, ovs, bridge string) (float64, float64) {
-	var o, b []float64
+// startTimes times docker run -d on each network, in turn, and returns
+// their medians in the networks' order.
+func startTimes(made *[]string, nets []string) []float64 {
+	times := make([][]float64, len(nets))
 	for i := 0; i < *starts; i++ {
-		for _, n := range []string{ovs, bridge} {
+		for k, n := range nets {
 			name := fmt.Sprintf("bench-s%d-%s", i, n)
 			t := time.Now()
 			docker("run", "-d", "--name", name, "--network", n, *image, "sleep", "3600")
-			ms := float64(time.Since(t).Microseconds()) / 1000
+			times[k] = append(times[k], float64(time.Since(t).Microseconds())/1000)
 			*made = append(*made, name)
-			if n == ovs {
-				o = append(o, ms)
-			} else {
-				b = append(b, ms)
-			}
 		}
 	}
-	return measure.Median(o), measure.Median(b)
+	var medians []float64
+	for _, ts := range times {
+		medians = append(medians, measure.Median(ts))
+	}
+	return medians
 }
 
 // restartTimes restarts a container on the ovsnet network and one attached

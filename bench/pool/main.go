@@ -86,7 +86,7 @@ func main() {
 	defer b.l.Close()
 	_, err = sb.Run(abs, "add-br", "bn", "--subnet", "10.100.0.0/16")
 	check(err)
-	_, err = sb.Vsctl("add-br", "bd", "--", "set", "bridge", "bd", "datapath_type=netdev")
+	_, err = sb.Vsctl("add-br", "bd", "--", "set", "bridge", "bd", "datapath_type="+strings.Fields(measure.Datapath())[0])
 	check(err)
 	var rows []row
 	for _, f := range strings.Split(*sizes, ",") {
@@ -99,8 +99,8 @@ func main() {
 			s, r.OffMs, r.OffVethMs, r.OnMs, r.OnVethMs, r.Hits, r.OnMinMs, r.OnMaxMs, r.OvsDockerMs, r.DockerOverOn, r.RoundTripMs, *burst, r.BurstOffMs, r.BurstPool, r.BurstOnMs, r.RefillSecs, r.IdleCPUOffPct, r.IdleCPUOnPct, r.IdlePoolPorts)
 		rows = append(rows, r)
 	}
-	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "attaches_per_point": *n,
-		"note": "wall time of add-port through a running controller, forked inside the sandbox host; pool off: --pool 0; on: --pool " + strconv.Itoa(*size) + " --pool-types veth,internal"}, rows))
+	check(measure.Write(*out, map[string]any{"datapath": measure.Datapath(), "neighbours": "veths, add-ports", "attaches_per_point": *n,
+		"note": "wall time of add-port through a running controller, forked inside the sandbox host; pool off: --pool 0; on: --pool " + strconv.Itoa(*size) + " --pool-types " + poolTypes()}, rows))
 }
 
 // measure takes one size's figures: the pool off, then on, each paced by
@@ -119,10 +119,11 @@ func (b *bench) measure(s int) row {
 	}
 	r.BurstOffMs = b.burst()
 	stop()
-	stop = b.controller("--pool", strconv.Itoa(*size), "--pool-types", "veth,internal")
-	b.waitPool(*size * 2)
+	stop = b.controller("--pool", strconv.Itoa(*size), "--pool-types", poolTypes())
+	full := *size * len(strings.Split(poolTypes(), ",")) // ports of every type kept
+	b.waitPool(full)
 	cpuOn := idleCPU()
-	r.IdleCPUOffPct, r.IdleCPUOnPct, r.IdlePoolPorts = cpuOff, cpuOn, *size*2
+	r.IdleCPUOffPct, r.IdleCPUOnPct, r.IdlePoolPorts = cpuOff, cpuOn, full
 	for range *n {
 		for _, typ := range []string{"", "veth"} {
 			ms := b.attach(typ)
@@ -135,7 +136,7 @@ func (b *bench) measure(s int) row {
 		}
 		b.dockerAttach()
 		b.roundTrip()
-		b.waitPool(*size * 2)
+		b.waitPool(full)
 	}
 	stop()
 	stop = b.controller("--pool", strconv.Itoa(*burst), "--pool-types", "veth")
@@ -239,21 +240,51 @@ func (b *bench) roundTrip() float64 {
 	return ms
 }
 
-// fill adds internal ports (not ovsnet's) to bridge until it has s ports
-// in all, ovsnet's attaches included.
+// fill brings bridge to s ports in all, ovsnet's attaches included: on
+// bn, veths bulk-attached to namespaces of their own (`ovsnet add-ports`;
+// on netdev the other type than the default, internal ports), as a
+// host's other containers would be; on
+// bd, ovs-docker's bridge, internal ports that are no one's.
 func (b *bench) fill(bridge string, s int) {
 	have, err := b.sb.Vsctl("list-ports", bridge)
 	check(err)
 	for j := len(strings.Fields(have)); j < s; j += 100 {
-		var args []string
+		var args, lines []string
 		for k := j; k < s && k < j+100; k++ {
 			p := fmt.Sprintf("f%s%d", bridge, k)
-			args = append(args, "--", "add-port", bridge, p, "--", "set", "interface", p, "type=internal")
+			if bridge != "bn" {
+				args = append(args, "--", "add-port", bridge, p, "--", "set", "interface", p, "type=internal")
+				continue
+			}
+			check(sandbox.AddNetns(p))
+			b.nsList = append(b.nsList, p)
+			lines = append(lines, "eth1 /run/netns/"+p) // a path: no Docker lookup
 		}
-		_, err := b.sb.Vsctl(args...)
+		if bridge != "bn" {
+			_, err := b.sb.Vsctl(append([]string{"--timeout=600"}, args...)...) // an emulated kernel datapath takes its time
+			check(err)
+			continue
+		}
+		cmd := exec.Command(b.abs, "add-ports", "bn", "-", "--ip", "--type", "veth")
+		cmd.Env, cmd.Stdin = b.env, strings.NewReader(strings.Join(lines, "\n")+"\n")
+		_, err := b.l.Timed(cmd)
 		check(err)
 	}
 	time.Sleep(2 * time.Second)
+}
+
+// kernelDatapath: OVS here runs the openvswitch module, where a port's
+// name is its device's and an internal port cannot be renamed in its
+// container, so every attach is a veth.
+func kernelDatapath() bool { return strings.HasPrefix(measure.Datapath(), "system") }
+
+// poolTypes is what the pool keeps for single attaches: both types where
+// both attach.
+func poolTypes() string {
+	if kernelDatapath() {
+		return "veth"
+	}
+	return "veth,internal"
 }
 
 // container makes a netns with a process in it (for ovs-docker's shim).
