@@ -1,7 +1,8 @@
 // Command docker measures ovsnet as a Docker network side by side with
 // Docker's own bridge driver in one run: container start (`docker run -d`)
-// on an ovsnet network and on a Docker bridge network, interleaved (after
-// -fill containers started on each); the
+// on an ovsnet network, on a Docker bridge network and on the least remote
+// driver's (floor.go: what Docker's remote protocol itself costs),
+// interleaved (after -fill containers started on each); the
 // time from `docker restart` to the first ping over the ovsnet interface,
 // for a container on the ovsnet network and one attached with the CLI; and
 // many containers on one ovsnet network (more than a Linux bridge's 1,023
