@@ -33,7 +33,7 @@ var (
 	image  = flag.String("image", "ovsnet-test/busybox:latest", "image with sleep and ping (make test imports it)")
 	starts = flag.Int("starts", 20, "container starts measured per network")
 	many   = flag.Int("many", 1100, "containers on one ovsnet network (0: skip)")
-	fill   = flag.Int("fill", 0, "containers started on each of the two networks before the starts are timed")
+	fill   = flag.Int("fill", 0, "containers started on each network before the starts are timed")
 	pool   = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
 	floor  = flag.Bool("floor", true, "time a third network, on the least remote driver (floor.go), beside the two")
 	out    = flag.String("out", "bench/results/docker.json", "result file")

@@ -66,6 +66,8 @@ type bench struct {
 	seq    int
 	nsList []string
 	stops  []func()
+	// poolTypes is what the pool keeps for single attaches (--pool-types).
+	poolTypes []string
 }
 
 func main() {
@@ -76,7 +78,8 @@ func main() {
 	check(err)
 	defer sb.Close()
 	os.Setenv("OVS_RUNDIR", sb.Dir) // ovsdb.VswitchdCPU finds the sandbox's ovs-vswitchd
-	b := &bench{sb: sb, abs: abs, shim: filepath.Join(sb.Dir, "shim")}
+	dp := measure.Datapath()
+	b := &bench{sb: sb, abs: abs, shim: filepath.Join(sb.Dir, "shim"), poolTypes: poolTypes(dp)}
 	defer b.cleanup()
 	check(os.MkdirAll(filepath.Join(b.shim, "pids"), 0o755))
 	check(os.WriteFile(filepath.Join(b.shim, "docker"), []byte("#!/bin/sh\nexec cat "+b.shim+"/pids/\"$4\"\n"), 0o755))
@@ -86,7 +89,7 @@ func main() {
 	defer b.l.Close()
 	_, err = sb.Run(abs, "add-br", "bn", "--subnet", "10.100.0.0/16")
 	check(err)
-	_, err = sb.Vsctl("add-br", "bd", "--", "set", "bridge", "bd", "datapath_type="+strings.Fields(measure.Datapath())[0])
+	_, err = sb.Vsctl("add-br", "bd", "--", "set", "bridge", "bd", "datapath_type="+strings.Fields(dp)[0])
 	check(err)
 	var rows []row
 	for _, f := range strings.Split(*sizes, ",") {
@@ -99,8 +102,8 @@ func main() {
 			s, r.OffMs, r.OffVethMs, r.OnMs, r.OnVethMs, r.Hits, r.OnMinMs, r.OnMaxMs, r.OvsDockerMs, r.DockerOverOn, r.RoundTripMs, *burst, r.BurstOffMs, r.BurstPool, r.BurstOnMs, r.RefillSecs, r.IdleCPUOffPct, r.IdleCPUOnPct, r.IdlePoolPorts)
 		rows = append(rows, r)
 	}
-	check(measure.Write(*out, map[string]any{"datapath": measure.Datapath(), "neighbours": "veths, add-ports", "attaches_per_point": *n,
-		"note": "wall time of add-port through a running controller, forked inside the sandbox host; pool off: --pool 0; on: --pool " + strconv.Itoa(*size) + " --pool-types " + poolTypes()}, rows))
+	check(measure.Write(*out, map[string]any{"datapath": dp, "neighbours": "veths, add-ports", "attaches_per_point": *n,
+		"note": "wall time of add-port through a running controller, forked inside the sandbox host; pool off: --pool 0; on: --pool " + strconv.Itoa(*size) + " --pool-types " + strings.Join(b.poolTypes, ",")}, rows))
 }
 
 // measure takes one size's figures: the pool off, then on, each paced by
@@ -119,8 +122,8 @@ func (b *bench) measure(s int) row {
 	}
 	r.BurstOffMs = b.burst()
 	stop()
-	stop = b.controller("--pool", strconv.Itoa(*size), "--pool-types", poolTypes())
-	full := *size * len(strings.Split(poolTypes(), ",")) // ports of every type kept
+	stop = b.controller("--pool", strconv.Itoa(*size), "--pool-types", strings.Join(b.poolTypes, ","))
+	full := *size * len(b.poolTypes) // ports of every type kept
 	b.waitPool(full)
 	cpuOn := idleCPU()
 	r.IdleCPUOffPct, r.IdleCPUOnPct, r.IdlePoolPorts = cpuOff, cpuOn, full
@@ -243,8 +246,8 @@ func (b *bench) roundTrip() float64 {
 // fill brings bridge to s ports in all, ovsnet's attaches included: on
 // bn, veths bulk-attached to namespaces of their own (`ovsnet add-ports`;
 // on netdev the other type than the default, internal ports), as a
-// host's other containers would be; on
-// bd, ovs-docker's bridge, internal ports that are no one's.
+// host's other containers would be; on bd, ovs-docker's bridge, internal
+// ports that are no one's.
 func (b *bench) fill(bridge string, s int) {
 	have, err := b.sb.Vsctl("list-ports", bridge)
 	check(err)
@@ -273,18 +276,15 @@ func (b *bench) fill(bridge string, s int) {
 	time.Sleep(2 * time.Second)
 }
 
-// kernelDatapath: OVS here runs the openvswitch module, where a port's
-// name is its device's and an internal port cannot be renamed in its
-// container, so every attach is a veth.
-func kernelDatapath() bool { return strings.HasPrefix(measure.Datapath(), "system") }
-
-// poolTypes is what the pool keeps for single attaches: both types where
-// both attach.
-func poolTypes() string {
-	if kernelDatapath() {
-		return "veth"
+// poolTypes is what the pool keeps for single attaches on datapath dp
+// (measure.Datapath): both types where both attach. On the kernel
+// datapath a port's name is its device's and an internal port cannot be
+// renamed in its container, so every attach is a veth.
+func poolTypes(dp string) []string {
+	if strings.HasPrefix(dp, "system") {
+		return []string{"veth"}
 	}
-	return "veth,internal"
+	return []string{"veth", "internal"}
 }
 
 // container makes a netns with a process in it (for ovs-docker's shim).

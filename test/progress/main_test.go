@@ -7,8 +7,9 @@ import (
 )
 
 // A failing test is named with its whole output and fails the run; a
-// quick passing one is only counted, a skipped one named with its reason; input without a package result (go
-// test failed before running anything) fails too.
+// quick passing one is only counted, a skipped one named with its reason;
+// input without a package result (go test failed before running anything)
+// fails too.
 func TestRun(t *testing.T) {
 	in := `{"Action":"run","Package":"p","Test":"TestA"}
 {"Action":"output","Package":"p","Test":"TestA","Output":"a_test.go:9: boom\n"}
