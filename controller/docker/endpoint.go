@@ -91,6 +91,9 @@ func (p *Plugin) createEndpoint(ctx context.Context, req *createEndpointRequest)
 // the pool takes it from there), or detaches it (its veth, if Docker has
 // not destroyed it with the container's namespace, its flows and rows).
 func (p *Plugin) deleteEndpoint(ctx context.Context, req *endpointRequest) (any, error) {
+	if p.Deleted != nil {
+		p.Deleted(req.EndpointID)
+	}
 	bridge, err := p.bridgeName(ctx, req.NetworkID)
 	if err != nil {
 		return nil, err
@@ -123,6 +126,9 @@ func (p *Plugin) join(ctx context.Context, req *joinRequest) (any, error) {
 		return nil, err
 	}
 	resp := map[string]any{"InterfaceName": map[string]string{"SrcName": linkName(req.EndpointID), "DstPrefix": "eth"}}
+	if p.Joined != nil {
+		p.Joined(req.EndpointID)
+	}
 	if b.Docker.Internal {
 		return resp, nil
 	}

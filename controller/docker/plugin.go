@@ -42,6 +42,12 @@ type Plugin struct {
 	// changes the network, as every CLI change does (a request arriving
 	// while the controller converges waits for it).
 	Lock func() (unlock func(), err error)
+	// Joined, when set, is told of each endpoint handed to Docker for a
+	// container it is about to start (the controller holds back its own
+	// work on the host until the container's start event).
+	Joined func(endpoint string)
+	// Deleted, when set, is told of each endpoint Docker deleted.
+	Deleted func(endpoint string)
 	// Log takes what goes wrong outside a request (nil: nowhere).
 	Log *slog.Logger
 

@@ -30,7 +30,9 @@ func (s *Service) serveDocker() (net.Listener, error) {
 	if !attach.IsOwnNetns(netns) {
 		s.h.Pool.RuntimeNetns = netns // the pool's veths wait there for Docker's take
 	}
-	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock, Log: s.o.Log}
+	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock, Log: s.o.Log,
+		Joined:  func(endpoint string) { s.requests.hold(endpoint, startWait) },
+		Deleted: func(endpoint string) { s.requests.release(holdRemoved, endpoint) }}
 	go newSocketServer(p.Handler(), s.o.Log).Serve(ln)
 	return ln, nil
 }

@@ -11,14 +11,35 @@ import (
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
-// nameEndpoints records the name of a container that started on the Docker
-// network driver's endpoints (made before their container is known), so
-// that links naming it find its new endpoints after a restart.
-func (s *Service) nameEndpoints(ctx context.Context, id string) {
+// startWait bounds how long the controller holds back its work on the host
+// (a convergence run, the pool's refill) after the Docker driver joined an
+// endpoint, for its container's start event: Docker is still starting the
+// container, and the work would compete with it for ovsdb-server,
+// ovs-vswitchd and the CPU (it made `docker run` 5% slower than on
+// Docker's bridge). A container that never starts is waited for this long.
+const startWait = 2 * time.Second
+
+// Why a hold for a container's start ended (besides timedOut).
+const (
+	holdStarted = "started" // its start event
+	holdRemoved = "removed" // Docker deleted the endpoint: it will not start
+)
+
+// started handles a container's start event: its Docker endpoints' holds
+// end, and their records get the container's name.
+func (s *Service) started(ctx context.Context, id string) {
 	exists, t, err := containers.DockerContainer(ctx, id)
 	if err != nil || !exists || t == nil || len(t.Endpoints) == 0 {
 		return
 	}
+	defer s.requests.release(holdStarted, t.Endpoints...)
+	s.nameEndpoints(ctx, t)
+}
+
+// nameEndpoints records the name of a container that started on the Docker
+// network driver's endpoints (made before their container is known), so
+// that links naming it find its new endpoints after a restart.
+func (s *Service) nameEndpoints(ctx context.Context, t *containers.Target) {
 	unlock, err := s.sharedLock()
 	if err != nil {
 		return
@@ -77,7 +98,7 @@ func (s *Service) followContainers(ctx context.Context) {
 		start := time.Now()
 		err := containers.DockerEvents(ctx, func(action, id string) {
 			if action == "start" {
-				s.nameEndpoints(ctx, id)
+				s.started(ctx, id)
 			}
 			if action == "start" || action == "destroy" {
 				s.orphansNow.Store(true)

@@ -19,8 +19,9 @@ const poolQuiet = 250 * time.Millisecond
 
 // keepPool keeps the warm pool at its size: after every convergence run
 // (a bridge made, deleted, its pool's port gone) and every take once
-// takes pause (poolQuiet), as one more change holding the host lock
-// shared. With a size of 0 it removes whatever pool's ports are left.
+// takes pause (poolQuiet) and the containers Docker took them for have
+// started (startWait), as one more change holding the host lock shared.
+// With a size of 0 it removes whatever pool's ports are left.
 func (s *Service) keepPool(ctx context.Context) {
 	p := s.h.Pool
 	for {
@@ -35,6 +36,7 @@ func (s *Service) keepPool(ctx context.Context) {
 					quiet = true
 				}
 			}
+			s.requests.waitReleased(ctx, startWait)
 			select {
 			case <-s.poolKick: // the run after the take: this refill covers it
 			default:

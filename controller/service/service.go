@@ -125,6 +125,17 @@ func newMetrics() *serviceMetrics {
 	return m
 }
 
+// registerStartWaits reports how the holds for Docker containers' starts
+// (events.go) ended.
+func (s *Service) registerStartWaits() {
+	for _, end := range []string{holdStarted, holdRemoved, timedOut} {
+		s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ovsnet_docker_start_waits_total",
+			Help: "Docker endpoints joined whose container's start the controller waited for before its own work on the host, by how the wait ended " +
+				"(started; removed: Docker deleted the endpoint first; timed_out: neither within 2 s).",
+			ConstLabels: prometheus.Labels{"end": end}}, func() float64 { return float64(s.requests.holdsEnded(end)) }))
+	}
+}
+
 // Run runs the controller until ctx ends.
 func Run(ctx context.Context, o Options) error {
 	if o.Endpoint == "" {
@@ -137,6 +148,7 @@ func Run(ctx context.Context, o Options) error {
 	defer held.Close()
 	s := &Service{o: o, kick: make(chan struct{}, 1), metrics: newMetrics(), lastVerify: time.Now(), flowsSeen: reconcile.Memory{},
 		poolKick: make(chan struct{}, 1)}
+	s.registerStartWaits()
 	cl, err := lock.Open(lock.ConvergePath(o.Endpoint))
 	if err != nil {
 		return err

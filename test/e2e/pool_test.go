@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -536,4 +538,50 @@ func TestDockerFromPool(t *testing.T) {
 	if rows := e.vsctlList("--bare", "--columns=name", "find", "interface", "external_ids:ovsnet-pool=true"); strings.TrimSpace(rows) != "" {
 		t.Fatalf("pool rows left after the network's removal: %s", rows)
 	}
+}
+
+// TestDockerWaitsForStart: the controller holds back its own work (the
+// pool's refill, convergence) from an endpoint's join until the
+// container's start event, and ends the wait when Docker deletes the
+// endpoint of a container that failed to start, not at its time bound;
+// the pool refills after both.
+func TestDockerWaitsForStart(t *testing.T) {
+	dockerImage(t)
+	e := newEnv(t)
+	driver := uniq("ovsnet-w")
+	e.servePlugin(driver, "--pool", "2")
+	net := dockerNet(t, driver, "--subnet", "10.88.0.0/24")
+	var bs []poolJSON
+	if err := json.Unmarshal([]byte(e.must("show", "-o", "json")), &bs); err != nil || len(bs) != 1 {
+		t.Fatalf("show: %v %+v", err, bs)
+	}
+	br := bs[0].Name
+	waits := func(end string) int {
+		_, m := e.httpGet("127.0.0.1:19481", "/metrics")
+		re := regexp.MustCompile(`(?m)^ovsnet_docker_start_waits_total\{end="` + end + `"\} (\d+)$`)
+		got := re.FindStringSubmatch(m)
+		if got == nil {
+			t.Fatalf("/metrics has no start waits that ended %s:\n%s", end, m)
+		}
+		n, _ := strconv.Atoi(got[1])
+		return n
+	}
+	dockerOn(t, net)
+	e.poolReady(br, 2, "veth")
+	a := dockerOn(t, net)
+	eventually(t, 10*time.Second, "the wait for "+a+" ended by its start", func() bool { return waits("started") == 2 })
+	e.poolReady(br, 2, "veth")
+
+	// No such command: Docker joins the endpoint, fails to start the
+	// container and deletes the endpoint.
+	name := uniq("ovsnet-e2e-")
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
+	if out, err := exec.Command("docker", "run", "-d", "--name", name, "--network", net, testImage, "/no-such-command").CombinedOutput(); err == nil {
+		t.Fatalf("a container with no such command started: %s", out)
+	}
+	eventually(t, 10*time.Second, "the wait for "+name+" ended by its endpoint's removal", func() bool { return waits("removed") == 1 })
+	if n := waits("timed_out"); n != 0 {
+		t.Fatalf("%d waits timed out", n)
+	}
+	e.poolReady(br, 2, "veth")
 }
