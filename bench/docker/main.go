@@ -36,6 +36,7 @@ var (
 	fill   = flag.Int("fill", 0, "containers started on each network before the starts are timed")
 	pool   = flag.Int("pool", 8, "the controller's warm pool (--pool; 8 is its default, 0 none)")
 	floor  = flag.Bool("floor", true, "time a third network, on the least remote driver (floor.go), beside the two")
+	gap    = flag.Duration("gap", time.Second, "pause before each timed start, so that what a driver does after one start (the controller's pool refill and convergence) is not timed in the next network's")
 	out    = flag.String("out", "bench/results/docker.json", "result file")
 )
 
@@ -131,7 +132,7 @@ func main() {
 		r.ManySeconds, r.ManyMemMB, r.PairsReached = manyOn(&made, ovs, *many)
 		fmt.Printf("%d containers on one ovsnet network: %.0f s, %.0f MB, pairs reached %s\n", *many, r.ManySeconds, r.ManyMemMB, r.PairsReached)
 	}
-	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "starts": *starts, "controller_pool": *pool}, []result{r}))
+	check(measure.Write(*out, map[string]any{"datapath": "netdev (userspace)", "starts": *starts, "controller_pool": *pool, "gap_ms": gap.Milliseconds()}, []result{r}))
 }
 
 // startTimes times docker run -d on each network, in turn, and returns
@@ -141,6 +142,7 @@ func startTimes(made *[]string, nets []string) []float64 {
 	for i := 0; i < *starts; i++ {
 		for k, n := range nets {
 			name := fmt.Sprintf("bench-s%d-%s", i, n)
+			time.Sleep(*gap)
 			t := time.Now()
 			docker("run", "-d", "--name", name, "--network", n, *image, "sleep", "3600")
 			times[k] = append(times[k], float64(time.Since(t).Microseconds())/1000)
