@@ -15,8 +15,8 @@ import (
 // (a convergence run, the pool's refill) after the Docker driver joined an
 // endpoint, for its container's start event: Docker is still starting the
 // container, and the work would compete with it for ovsdb-server,
-// ovs-vswitchd and the CPU (it made `docker run` 5% slower than on
-// Docker's bridge). A container that never starts is waited for this long.
+// ovs-vswitchd and the CPU. A container that never starts (and whose
+// endpoint Docker does not delete) is waited for this long.
 const startWait = 2 * time.Second
 
 // Why a hold for a container's start ended (besides timedOut).
