@@ -147,13 +147,16 @@ func (r *requests) waitQuiet(ctx context.Context, quiet, max time.Duration) {
 	for {
 		freed := r.released() // taken first: a release from here on wakes us
 		now := time.Now()
-		idle := r.idleFor(now)
-		if idle >= quiet || !now.Before(deadline) {
+		if !now.Before(deadline) {
 			return
 		}
-		wait := min(quiet-idle, deadline.Sub(now))
+		wait := deadline.Sub(now)
 		if until := r.holding(now); !until.IsZero() {
-			wait = min(deadline.Sub(now), until.Sub(now)) // or a release
+			wait = min(wait, until.Sub(now)) // or a release
+		} else if idle := r.idleFor(now); idle >= quiet {
+			return
+		} else {
+			wait = min(wait, quiet-idle)
 		}
 		select {
 		case <-ctx.Done():
