@@ -9,7 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/apt.sh"
 # command:package pairs
 demo=(ovs-vswitchd:openvswitch-switch ovs-vsctl:openvswitch-common ip:iproute2 ping:iputils-ping iptables:iptables)
-tests=(busybox:busybox-static ethtool:ethtool iperf3:iperf3 hping3:hping3 uuidgen:uuid-runtime
+tests=(busybox:busybox-static ethtool:ethtool iperf3:iperf3 hping3:hping3 uuidgen:uuid-runtime tcpdump:tcpdump
        podman:podman chromium:chromium curl:curl ovn-northd:ovn-central ovn-controller:ovn-host
        qemu-system-x86_64:qemu-system-x86 cpio:cpio depmod:kmod)
 case "${1:-test}" in

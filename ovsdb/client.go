@@ -48,6 +48,7 @@ func ClientModel() (model.ClientDBModel, error) {
 		vswitchd.PortTable:        &vswitchd.Port{},
 		vswitchd.InterfaceTable:   &vswitchd.Interface{},
 		vswitchd.DatapathTable:    &vswitchd.Datapath{},
+		vswitchd.MirrorTable:      &vswitchd.Mirror{},
 	})
 }
 

@@ -312,3 +312,34 @@ func (c *Client) Do(ctx context.Context, build func(*Tx)) (Created, error) {
 	build(t)
 	return t.Commit(ctx)
 }
+
+// MirrorSpec is one Mirror row: what it selects (ports by UUID: packets
+// they receive, and packets sent to them) and the port it copies them to.
+type MirrorSpec struct {
+	Name        string
+	Select      []string // port UUIDs (or names the transaction returned)
+	Output      string   // port UUID (or name)
+	ExternalIDs map[string]string
+}
+
+// AddMirror inserts a mirror and mutate-inserts it into Bridge.mirrors; it
+// returns the mirror's name in the transaction.
+func (t *Tx) AddMirror(bridge string, m MirrorSpec) string {
+	out := m.Output
+	row := &vswitchd.Mirror{UUID: t.name("mirror"), Name: m.Name, SelectSrcPort: m.Select, SelectDstPort: m.Select,
+		OutputPort: &out, ExternalIDs: m.ExternalIDs}
+	t.add(t.c.Create(row))
+	br := &vswitchd.Bridge{Name: bridge}
+	t.add(t.c.Where(br).Mutate(br, model.Mutation{Field: &br.Mirrors, Mutator: ovsdb.MutateOperationInsert, Value: []string{row.UUID}}))
+	return row.UUID
+}
+
+// DeleteMirrors removes mirrors (by UUID) from Bridge.mirrors; OVSDB then
+// garbage-collects their rows.
+func (t *Tx) DeleteMirrors(bridge string, uuids ...string) {
+	if len(uuids) == 0 {
+		return
+	}
+	br := &vswitchd.Bridge{Name: bridge}
+	t.add(t.c.Where(br).Mutate(br, model.Mutation{Field: &br.Mirrors, Mutator: ovsdb.MutateOperationDelete, Value: uuids}))
+}

@@ -243,3 +243,21 @@ func TestRuntimeName(t *testing.T) {
 		}
 	}
 }
+
+func TestCaptureRoundTrip(t *testing.T) {
+	c := Capture{PID: 4242, Start: 987654, PIDNS: "pid:[4026531836]", Of: "on0123456789ab", Bridge: "br0"}
+	got, ok, err := DecodeCapture("interface ovcapx", c.Encode())
+	if !ok || err != nil || got != c {
+		t.Fatalf("round trip: %+v, %v, %v; want %+v", got, ok, err, c)
+	}
+	if _, ok, _ := DecodeCapture("interface x", map[string]string{KeyOwner: OwnerOvsnet}); ok {
+		t.Fatal("a row without the capture key decoded as a capture")
+	}
+	for _, bad := range []string{"", "pid=0,start=1,pidns=x", "pid=1,start=x,pidns=x", "pid=1,start=1", "pid=1,start=1,pidns=",
+		"pid=1,pid=2,start=1", "pid=1,start=1,pidns=x,extra=1", "pid=-3,start=1,pidns=x"} {
+		_, ok, err := DecodeCapture("interface ovcapx", map[string]string{KeyCapture: bad})
+		if !ok || !errors.Is(err, ErrBad) || !strings.Contains(err.Error(), "reconcile removes the capture port") {
+			t.Errorf("%q: ok %v, err %v; want a bad capture that reconcile removes", bad, ok, err)
+		}
+	}
+}

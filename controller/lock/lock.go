@@ -110,6 +110,10 @@ type Mode int
 const (
 	Shared    Mode = iota // changes: they may run side by side
 	Exclusive             // reconcile and convergence runs: must not see an attach half-way
+	// Unlocked: a run that changes nothing convergence computes (a
+	// capture's port and mirror) and may last hours, which must not
+	// hold convergence off.
+	Unlocked
 )
 
 // how is m as a flock operation.
@@ -124,6 +128,9 @@ func (m Mode) how() int {
 // the process exits. No run directory here (a remote OVSDB) means no
 // controller to race with; a lock file others could hold is an error.
 func Converge(endpoint string, m Mode) error {
+	if m == Unlocked {
+		return nil
+	}
 	f, err := Open(ConvergePath(endpoint))
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		return nil // no run directory here, or not root: nothing to race with

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/capture"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -16,12 +17,14 @@ import (
 
 // CollectGarbage follows the containers whose network namespace is gone
 // (followRestarts: those that run again get their interfaces back, those
-// removed lose their ports) and removes veths leaked by killed attaches.
+// removed lose their ports) and removes veths leaked by killed attaches
+// and the ports of captures whose process is gone.
 func (h *Converger) CollectGarbage(ctx context.Context, topo *ovsdb.Topology, links *attach.HostLinks) (Collected, error) {
 	c, err := h.followRestarts(ctx, topo, reattachOrRemove)
 	leaked, lerr := h.removeLeakedVeths(ctx, topo, links)
-	c.Removed = append(c.Removed, leaked...)
-	return c, errors.Join(err, lerr)
+	swept, serr := capture.Sweep(ctx, h.host.DB, topo.Interfaces)
+	c.Removed = append(append(c.Removed, leaked...), swept...)
+	return c, errors.Join(err, lerr, serr)
 }
 
 // removeLeakedVeths deletes the host ends of veths whose attach (or pool
@@ -116,13 +119,17 @@ func (h *Converger) removeOrphans(ctx context.Context, bridge string, orphans []
 
 // FollowRestarts is followRestarts for `ovsnet reconcile`: containers that
 // run again get their interfaces back, and veths leaked by a killed attach
-// go; no container's port is removed.
+// and the ports of captures whose process is gone go; no container's port
+// is removed.
 func (h *Converger) FollowRestarts(ctx context.Context, topo *ovsdb.Topology) ([]string, error) {
 	c, err := h.followRestarts(ctx, topo, reattachOnly)
+	swept, serr := capture.Sweep(ctx, h.host.DB, topo.Interfaces)
+	did := append(c.Back, swept...)
+	err = errors.Join(err, serr)
 	links, lerr := attach.ListHostLinks(ProbeLink(topo))
 	if lerr != nil {
-		return c.Back, errors.Join(err, lerr)
+		return did, errors.Join(err, lerr)
 	}
 	leaked, lerr := h.removeLeakedVeths(ctx, topo, links)
-	return append(c.Back, leaked...), errors.Join(err, lerr)
+	return append(did, leaked...), errors.Join(err, lerr)
 }

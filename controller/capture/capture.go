@@ -1,0 +1,250 @@
+// Package capture shows one container interface's traffic as the switch
+// sees it. An OVS mirror copies what the interface's port receives and
+// what is sent to it (so also what the pipeline then drops, which the
+// container's own tools never see) to a port capture makes: an internal
+// port in the host, which it reads with a packet socket and writes as
+// pcap. The mirror and the port go when the capture ends; a capture
+// killed before that leaves them marked with its process (intent.Capture),
+// and reconcile's Sweep removes them once that process is gone.
+package capture
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Options is what to capture.
+type Options struct {
+	Network   string // a bridge, an OVN network or a Docker network
+	Container string // its ID or the runtime's name for it
+	Iface     string // the container's interface; "": its only one on the network
+	Filter    string // a tcpdump filter expression; "": every packet
+}
+
+// Session is one capture under way: its mirror and port exist until Close.
+type Session struct {
+	db     *ovsdb.Client
+	Bridge string // the OVS bridge holding the captured port
+	Of     string // the captured interface's OVS name
+	Port   string // the capture port's name (and its mirror's)
+	sock   *socket
+}
+
+// Open resolves the interface o names, makes the capture port and the
+// mirror to it in one transaction, and opens the port for reading. On
+// any failure nothing it made is left.
+func Open(ctx context.Context, h *network.Host, o Options) (*Session, error) {
+	prog, err := compileFilter(o.Filter)
+	if err != nil {
+		return nil, err
+	}
+	n, err := h.Network(ctx, o.Network)
+	if err != nil {
+		return nil, err
+	}
+	defer n.Close()
+	target, port, err := find(ctx, h.DB, n, o)
+	if err != nil {
+		return nil, err
+	}
+	c, err := self(target.Name, n.Bridge())
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{db: h.DB, Bridge: n.Bridge(), Of: target.Name, Port: "ovcap" + c.suffix}
+	keys := c.Encode()
+	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		np := tx.AddPorts(s.Bridge, ovsdb.PortSpec{Name: s.Port, Type: "internal", ExternalIDs: keys, PortIDs: keys})
+		tx.AddMirror(s.Bridge, ovsdb.MirrorSpec{Name: s.Port, Select: []string{port.UUID}, Output: np[0].Port, ExternalIDs: keys})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add the capture port of %s on %s: %w", target.Name, s.Bridge, err)
+	}
+	if s.sock, err = s.open(ctx, prog); err != nil {
+		return nil, errors.Join(err, s.remove())
+	}
+	return s, nil
+}
+
+// open waits for ovs-vswitchd to make the port's device and opens it.
+func (s *Session) open(ctx context.Context, prog []filterInsn) (*socket, error) {
+	if _, err := s.db.WaitOfport(ctx, s.Port, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("ovs-vswitchd did not take capture port %s: %w", s.Port, err)
+	}
+	return openSocket(s.Port, prog)
+}
+
+// Close ends the capture: its socket, mirror and port go.
+func (s *Session) Close() error {
+	var err error
+	if s.sock != nil {
+		err = s.sock.close()
+	}
+	return errors.Join(err, s.remove())
+}
+
+// remove deletes the mirror and the port, in one transaction.
+func (s *Session) remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return removePort(ctx, s.db, s.Bridge, s.Port)
+}
+
+// find is the Interface row and Port of the container's interface on n.
+func find(ctx context.Context, db *ovsdb.Client, n network.Network, o Options) (*vswitchd.Interface, *vswitchd.Port, error) {
+	ifs, err := db.FindInterfaces(ctx, intent.OfContainer(o.Container, ""))
+	if err == nil && len(ifs) == 0 {
+		ifs, err = db.FindInterfaces(ctx, intent.RuntimeName(o.Container))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	var match []vswitchd.Interface
+	for _, ifc := range ifs {
+		if !n.Holds(ifc) {
+			continue
+		}
+		name := ifc.ExternalIDs[intent.KeyContainerIface]
+		if rn := ifc.ExternalIDs[intent.KeyRuntimeIface]; rn != "" {
+			name = rn
+		}
+		names = append(names, name)
+		if o.Iface == "" || o.Iface == name || o.Iface == ifc.ExternalIDs[intent.KeyContainerIface] {
+			match = append(match, ifc)
+		}
+	}
+	switch {
+	case len(names) == 0:
+		return nil, nil, fmt.Errorf("container %q has no interface on %s (ovsnet show %s lists what is attached)", o.Container, n.Name(), n.Name())
+	case len(match) == 0:
+		return nil, nil, fmt.Errorf("container %q has no interface %q on %s; it has %s", o.Container, o.Iface, n.Name(), strings.Join(names, ", "))
+	case len(match) > 1:
+		return nil, nil, fmt.Errorf("container %q has %d interfaces on %s (%s): name one, as %s:%s", o.Container, len(match), n.Name(),
+			strings.Join(names, ", "), o.Container, names[0])
+	}
+	p, err := db.PortOn(ctx, n.Bridge(), match[0].UUID)
+	if err == nil && p == nil {
+		err = fmt.Errorf("interface %s is on no port of %s", match[0].Name, n.Bridge())
+	}
+	return &match[0], p, err
+}
+
+// owner is this process as a capture port records it.
+type owner struct {
+	intent.Capture
+	suffix string // the port's name after "ovcap"
+}
+
+// self is this process as a capture of iface on bridge.
+func self(iface, bridge string) (owner, error) {
+	start, err := startTime(os.Getpid())
+	if err != nil {
+		return owner{}, fmt.Errorf("read this process' start time: %w", err)
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return owner{}, err
+	}
+	b := make([]byte, 5)
+	if _, err := rand.Read(b); err != nil {
+		return owner{}, err
+	}
+	return owner{Capture: intent.Capture{PID: os.Getpid(), Start: start, PIDNS: ns, Of: iface, Bridge: bridge},
+		suffix: hex.EncodeToString(b)}, nil
+}
+
+// startTime is process pid's start time in clock ticks since boot (the
+// 22nd field of /proc/PID/stat, after the command in parentheses).
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the command", pid, len(f))
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// removePort deletes capture port name on bridge and its mirror.
+func removePort(ctx context.Context, db *ovsdb.Client, bridge, name string) error {
+	ms, err := ovsdb.Select[vswitchd.Mirror](ctx, db, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid")
+	if err != nil {
+		return err
+	}
+	ps, err := ovsdb.Select[vswitchd.Port](ctx, db, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid")
+	if err != nil {
+		return err
+	}
+	var mirrors, ports []string
+	for _, m := range ms {
+		mirrors = append(mirrors, m.UUID)
+	}
+	for _, p := range ps {
+		ports = append(ports, p.UUID)
+	}
+	if len(mirrors)+len(ports) == 0 {
+		return nil
+	}
+	_, err = db.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.DeleteMirrors(bridge, mirrors...)
+		tx.DeletePorts(bridge, ports...)
+	})
+	if err != nil {
+		return fmt.Errorf("remove capture port %s from %s (ovs-vsctl -- --id=@m get mirror %s -- remove bridge %s mirrors @m -- del-port %s): %w",
+			name, bridge, name, bridge, name, err)
+	}
+	return nil
+}
+
+// Sweep removes the capture ports among ifs whose process is gone, or
+// whose owner does not decode; a capture made in another PID namespace
+// is left alone (its process cannot be seen from here). It returns what
+// it removed.
+func Sweep(ctx context.Context, db *ovsdb.Client, ifs map[string]vswitchd.Interface) ([]string, error) {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, ifc := range ifs {
+		c, ok, derr := intent.DecodeCapture("interface "+ifc.Name, ifc.ExternalIDs)
+		if !ok || (derr == nil && (c.PIDNS != ns || alive(c))) {
+			continue
+		}
+		if c.Bridge == "" {
+			errs = append(errs, fmt.Errorf("capture port %s names no bridge: remove it with ovs-vsctl del-port %s", ifc.Name, ifc.Name))
+			continue
+		}
+		if err := removePort(ctx, db, c.Bridge, ifc.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, ifc.Name+" (capture of "+c.Of+", its process gone)")
+	}
+	return removed, errors.Join(errs...)
+}
+
+// alive says whether c's process still runs.
+func alive(c intent.Capture) bool {
+	start, err := startTime(c.PID)
+	return err == nil && start == c.Start
+}
