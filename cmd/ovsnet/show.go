@@ -97,6 +97,9 @@ func renderTree(bs []show.BridgeView) string {
 			if len(p.Published) > 0 {
 				l += ", published " + strings.Join(p.Published, ", ")
 			}
+			if p.Impaired != "" {
+				l += ", impaired: " + p.Impaired
+			}
 			lines = append(lines, l)
 		}
 		for _, l := range br.Links {

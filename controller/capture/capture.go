@@ -57,7 +57,7 @@ func Open(ctx context.Context, h *network.Host, o Options) (*Session, error) {
 		return nil, err
 	}
 	defer n.Close()
-	target, port, err := find(ctx, h.DB, n, o)
+	target, port, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
 	if err != nil {
 		return nil, err
 	}
@@ -102,46 +102,6 @@ func (s *Session) remove() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return removePort(ctx, s.db, s.Bridge, s.Port)
-}
-
-// find is the Interface row and Port of the container's interface on n.
-func find(ctx context.Context, db *ovsdb.Client, n network.Network, o Options) (*vswitchd.Interface, *vswitchd.Port, error) {
-	ifs, err := db.FindInterfaces(ctx, intent.OfContainer(o.Container, ""))
-	if err == nil && len(ifs) == 0 {
-		ifs, err = db.FindInterfaces(ctx, intent.RuntimeName(o.Container))
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	var names []string
-	var match []vswitchd.Interface
-	for _, ifc := range ifs {
-		if !n.Holds(ifc) {
-			continue
-		}
-		name := ifc.ExternalIDs[intent.KeyContainerIface]
-		if rn := ifc.ExternalIDs[intent.KeyRuntimeIface]; rn != "" {
-			name = rn
-		}
-		names = append(names, name)
-		if o.Iface == "" || o.Iface == name || o.Iface == ifc.ExternalIDs[intent.KeyContainerIface] {
-			match = append(match, ifc)
-		}
-	}
-	switch {
-	case len(names) == 0:
-		return nil, nil, fmt.Errorf("container %q has no interface on %s (ovsnet show %s lists what is attached)", o.Container, n.Name(), n.Name())
-	case len(match) == 0:
-		return nil, nil, fmt.Errorf("container %q has no interface %q on %s; it has %s", o.Container, o.Iface, n.Name(), strings.Join(names, ", "))
-	case len(match) > 1:
-		return nil, nil, fmt.Errorf("container %q has %d interfaces on %s (%s): name one, as %s:%s", o.Container, len(match), n.Name(),
-			strings.Join(names, ", "), o.Container, names[0])
-	}
-	p, err := db.PortOn(ctx, n.Bridge(), match[0].UUID)
-	if err == nil && p == nil {
-		err = fmt.Errorf("interface %s is on no port of %s", match[0].Name, n.Bridge())
-	}
-	return &match[0], p, err
 }
 
 // owner is this process as a capture port records it.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
@@ -108,7 +109,7 @@ func doctorOVS(h *network.Host, ctx context.Context, o Options) ([]Finding, *ovs
 	fs = append(fs, doctorDatapath(dp))
 	fs = append(fs, doctorFeatures(ctx, h, dp, topo)...)
 	fs = append(fs, doctorTSO(dp, root.OtherConfig, topo))
-	fs = append(fs, doctorForwarding(topo), doctorMTU(topo))
+	fs = append(fs, doctorForwarding(topo), doctorMTU(topo), doctorNetem())
 	return append(fs, doctorIntent(topo)...), topo
 }
 
@@ -287,6 +288,9 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 			for _, n := range intent.RefOf(ifc.ExternalIDs).LinkEnds() {
 				ports[n] = true
 			}
+			if _, _, err := intent.DecodeImpairment(network.IfaceRow(ifc), ifc.ExternalIDs); err != nil {
+				fs = append(fs, Finding{"intent", StatusProblem, err.Error(), fmt.Sprintf("ovsnet impair %s %s --clear, then impair it again", b.Name, network.OwnerOf(ifc))})
+			}
 			if ifc.Error != nil && *ifc.Error != "" {
 				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, network.OwnerOf(ifc), b.Name, *ifc.Error),
 					"ovsnet reconcile; if it stays, detach the container and attach it again"})
@@ -355,4 +359,24 @@ func doctorDocker() Finding {
 			"start Docker, or set DOCKER_HOST (Podman: unix:///run/podman/podman.sock)"}
 	}
 	return Finding{"containers", StatusOK, "Docker API reachable: CONTAINER may be a container name or ID", ""}
+}
+
+// doctorNetem says whether this kernel has netem, which ovsnet impair
+// needs: loaded, built in, or a module modprobe finds.
+func doctorNetem() Finding {
+	if _, err := os.Stat("/sys/module/sch_netem"); err == nil {
+		return Finding{"netem", StatusOK, "loaded (ovsnet impair works)", ""}
+	}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		dir := filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
+		if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil && strings.Contains(string(b), "/sch_netem.ko") {
+			return Finding{"netem", StatusOK, "built into the kernel (ovsnet impair works)", ""}
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "modules.dep")); err == nil && strings.Contains(string(b), "/sch_netem.ko") {
+			return Finding{"netem", StatusOK, "a module the kernel loads when ovsnet impair first asks for it", ""}
+		}
+	}
+	return Finding{"netem", StatusNote, "not in this kernel (no sch_netem loaded, built in or installed): ovsnet impair cannot work here",
+		"install the kernel's extra modules (Ubuntu: linux-modules-extra-$(uname -r)), then modprobe sch_netem"}
 }

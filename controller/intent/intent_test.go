@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
@@ -259,5 +260,31 @@ func TestCaptureRoundTrip(t *testing.T) {
 		if !ok || !errors.Is(err, ErrBad) || !strings.Contains(err.Error(), "reconcile removes the capture port") {
 			t.Errorf("%q: ok %v, err %v; want a bad capture that reconcile removes", bad, ok, err)
 		}
+	}
+}
+
+func TestImpairmentRoundTrip(t *testing.T) {
+	for _, im := range []Impairment{
+		{Delay: 50 * time.Millisecond, Jitter: 5 * time.Millisecond},
+		{Loss: 1.5},
+		{Rate: 10_000_000},
+		{Delay: time.Second, Loss: 100, Rate: 8},
+	} {
+		got, ok, err := DecodeImpairment("interface x", map[string]string{KeyImpair: im.Encode()})
+		if !ok || err != nil || got != im {
+			t.Errorf("%+v: %+v, %v, %v", im, got, ok, err)
+		}
+	}
+	if _, ok, _ := DecodeImpairment("interface x", map[string]string{}); ok {
+		t.Fatal("no key decoded as an impairment")
+	}
+	for _, bad := range []string{"", "delay=5", "loss=101", "jitter=1ms", "rate=x", "speed=1", "delay=-1ms", "rate=4"} {
+		_, ok, err := DecodeImpairment("interface x", map[string]string{KeyImpair: bad})
+		if !ok || !errors.Is(err, ErrBad) {
+			t.Errorf("%q: ok %v, err %v; want bad intent", bad, ok, err)
+		}
+	}
+	if s := (Impairment{Delay: 50 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 1, Rate: 20_000_000}).String(); s != "delay 50ms ± 5ms, loss 1%, rate 20mbit" {
+		t.Fatalf("in words: %q", s)
 	}
 }

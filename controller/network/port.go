@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
@@ -87,8 +88,9 @@ type PortView struct {
 	Name      string   `json:"name,omitempty"`    // the runtime's name of the container, once known
 	State     string   `json:"state,omitempty"`
 	Error     string   `json:"error,omitempty"`
-	Published []string `json:"published,omitempty"` // as docker port prints them
-	Chassis   string   `json:"chassis,omitempty"`   // on an OVN network: the system-id of the chassis it is on
+	Published []string `json:"published,omitempty"`  // as docker port prints them
+	Chassis   string   `json:"chassis,omitempty"`    // on an OVN network: the system-id of the chassis it is on
+	Impaired  string   `json:"impairment,omitempty"` // what ovsnet impair bends it with, in words
 }
 
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine
@@ -251,4 +253,48 @@ func (h *Host) Reattach(ctx context.Context, bridge string, ifc vswitchd.Interfa
 // IsLogical says whether ifc is the OVS side of a port of an OVN network.
 func IsLogical(ifc vswitchd.Interface) bool {
 	return intent.Owned(ifc.ExternalIDs) && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
+}
+
+// InterfaceOn is the Interface row and Port of container's interface
+// iface on network n ("": its only one there). The container is named by
+// its ID or the runtime's name for it; iface by the name ovsnet gave it or
+// the runtime did (a Docker endpoint's eth0).
+func (h *Host) InterfaceOn(ctx context.Context, n Network, container, iface string) (*vswitchd.Interface, *vswitchd.Port, error) {
+	db := h.DB
+	ifs, err := db.FindInterfaces(ctx, intent.OfContainer(container, ""))
+	if err == nil && len(ifs) == 0 {
+		ifs, err = db.FindInterfaces(ctx, intent.RuntimeName(container))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	var match []vswitchd.Interface
+	for _, ifc := range ifs {
+		if !n.Holds(ifc) {
+			continue
+		}
+		name := ifc.ExternalIDs[intent.KeyContainerIface]
+		if rn := ifc.ExternalIDs[intent.KeyRuntimeIface]; rn != "" {
+			name = rn
+		}
+		names = append(names, name)
+		if iface == "" || iface == name || iface == ifc.ExternalIDs[intent.KeyContainerIface] {
+			match = append(match, ifc)
+		}
+	}
+	switch {
+	case len(names) == 0:
+		return nil, nil, fmt.Errorf("container %q has no interface on %s (ovsnet show %s lists what is attached)", container, n.Name(), n.Name())
+	case len(match) == 0:
+		return nil, nil, fmt.Errorf("container %q has no interface %q on %s; it has %s", container, iface, n.Name(), strings.Join(names, ", "))
+	case len(match) > 1:
+		return nil, nil, fmt.Errorf("container %q has %d interfaces on %s (%s): name one, as %s:%s", container, len(match), n.Name(),
+			strings.Join(names, ", "), container, names[0])
+	}
+	p, err := db.PortOn(ctx, n.Bridge(), match[0].UUID)
+	if err == nil && p == nil {
+		err = fmt.Errorf("interface %s is on no port of %s", match[0].Name, n.Bridge())
+	}
+	return &match[0], p, err
 }

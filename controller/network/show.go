@@ -50,6 +50,11 @@ func ShownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
 	for _, m := range natplan.Published(i) {
 		v.Published = append(v.Published, m.Docker())
 	}
+	if im, ok, ierr := intent.DecodeImpairment(IfaceRow(i), e); ierr != nil {
+		v.Impaired = "does not decode (" + e[intent.KeyImpair] + ")"
+	} else if ok {
+		v.Impaired = im.String()
+	}
 	return v
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/flowmodel"
+	"github.com/ovsnet/ovsnet/controller/impair"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
@@ -303,8 +304,7 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 	} else {
 		c.addAll(convergeAlloc(ctx, h.host.DB, b, ifs))
 	}
-	h.reconcilePorts(ctx, b, ifs, ports, br, c)
-	return bad
+	return append(bad, h.reconcilePorts(ctx, b, ifs, ports, br, c)...)
 }
 
 // probeND records how bridge b's datapath takes neighbour solicitations,
@@ -364,9 +364,11 @@ func (c *changes) addAll(did []string, err error) {
 }
 
 // reconcilePorts finishes bridge b's interrupted attaches and detaches,
-// re-attaches the internal ports a restarted ovs-vswitchd re-created, and
-// keeps its veths' offloads and links as they should be.
-func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface, ports []vswitchd.Port, br bridgeRun, c *changes) {
+// re-attaches the internal ports a restarted ovs-vswitchd re-created,
+// keeps its veths' offloads and links as they should be, and (full runs)
+// containers' impairments in place. It returns the impairments that do
+// not decode.
+func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs []vswitchd.Interface, ports []vswitchd.Port, br bridgeRun, c *changes) (bad []error) {
 	hostLinks := br.links
 	// What a veth here needs, worked out at the first one met; not known
 	// while the bridge's own port is missing (ovs-vswitchd restarting), and
@@ -412,7 +414,16 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		case checkPooled:
 			c.add(pool.Check(ctx, h.host, b.Name, ifc, ports[j], hostLinks))
 		}
+		if _, has := ifc.ExternalIDs[intent.KeyImpair]; has && !br.o.Quick && (step == checkVeth || step == reattachInternal) {
+			did, err := impair.Converge(ctx, ifc)
+			if errors.Is(err, intent.ErrBad) {
+				bad = append(bad, err)
+				continue
+			}
+			c.add(did, err)
+		}
 	}
+	return bad
 }
 
 // settled plans again, from the row as the database holds it now, an

@@ -1,0 +1,229 @@
+// Package impair bends a container interface's traffic for a lab: a
+// delay (with jitter), a loss and a rate, with netem as the root qdisc of
+// the container's side of the interface, so that what it sends is bent
+// before the switch sees it and the pipeline (isolation, spoof guard,
+// flood bounds) still sees every packet that leaves. The impairment is
+// intent (intent.Impairment on the interface's row): reconcile puts the
+// qdisc back when the container's interface lost it (a restarted
+// container, a `tc qdisc del`).
+package impair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/ovsnet/ovsnet/containers"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// Options is one `ovsnet impair`.
+type Options struct {
+	Network, Container, Iface string
+	Impairment                intent.Impairment // zero: clear
+}
+
+// Result is the interface's impairment after Set.
+type Result struct {
+	Bridge     string            `json:"network"`
+	Interface  string            `json:"interface"`
+	Impairment intent.Impairment `json:"-"`
+	Said       string            `json:"impairment"` // in words; "" when cleared
+}
+
+// Set records o's impairment on the interface and brings its container's
+// qdisc to it (a zero impairment clears both). If the qdisc cannot be
+// changed the record goes back to what it was.
+func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
+	if err := o.Impairment.Check(); err != nil {
+		return Result{}, fmt.Errorf("impairment: %w", err)
+	}
+	n, err := h.Network(ctx, o.Network)
+	if err != nil {
+		return Result{}, err
+	}
+	defer n.Close()
+	ifc, _, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Impairment: o.Impairment, Said: o.Impairment.String()}
+	was, hadKey := ifc.ExternalIDs[intent.KeyImpair]
+	if err := record(ctx, h.DB, ifc.UUID, o.Impairment); err != nil {
+		return r, err
+	}
+	if _, err := apply(ctx, *ifc, o.Impairment, o.Container); err != nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, rerr := h.DB.Do(rctx, func(tx *ovsdb.Tx) {
+			if hadKey {
+				tx.SetInterfaceExternalIDs(ifc.UUID, map[string]string{intent.KeyImpair: was})
+			} else {
+				tx.SetInterfaceExternalIDs(ifc.UUID, nil, intent.KeyImpair)
+			}
+		})
+		return r, errors.Join(err, rerr)
+	}
+	return r, nil
+}
+
+// record writes the impairment's key (or removes it, for a zero one).
+func record(ctx context.Context, db *ovsdb.Client, uuid string, im intent.Impairment) error {
+	_, err := db.Do(ctx, func(tx *ovsdb.Tx) {
+		if im.IsZero() {
+			tx.SetInterfaceExternalIDs(uuid, nil, intent.KeyImpair)
+		} else {
+			tx.SetInterfaceExternalIDs(uuid, map[string]string{intent.KeyImpair: im.Encode()})
+		}
+	})
+	return err
+}
+
+// Converge brings the container's qdisc of an interface with an
+// impairment to it, for reconcile; an interface with none, or one that
+// does not decode (reported by the caller's intent check), is left alone.
+// did says what changed ("" nothing).
+func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err error) {
+	im, ok, err := intent.DecodeImpairment("interface "+ifc.Name, ifc.ExternalIDs)
+	if !ok || err != nil {
+		return "", err
+	}
+	changed, err := apply(ctx, ifc, im, "")
+	if errors.Is(err, errNotRunning) {
+		return "", nil // nothing to bend: the next run after it starts puts it back
+	}
+	if err != nil || !changed {
+		return "", err
+	}
+	return fmt.Sprintf("put back the impairment of %s (%s)", network.OwnerOf(ifc), im), nil
+}
+
+// apply makes the root qdisc of the container's side of ifc netem as im
+// says, or removes ovsnet's netem for a zero im; changed says whether it
+// had to. name is how the user named the container ("": the intent's).
+func apply(ctx context.Context, ifc vswitchd.Interface, im intent.Impairment, name string) (changed bool, err error) {
+	pi, err := intent.DecodePort("interface "+ifc.Name, ifc.ExternalIDs)
+	if err != nil {
+		return false, err
+	}
+	h, l, err := containerLink(ctx, pi, name)
+	if err != nil {
+		return false, err
+	}
+	defer h.Close()
+	cur, err := rootNetem(h, l)
+	if err != nil {
+		return false, err
+	}
+	want := netemOf(l, im)
+	switch {
+	case im.IsZero() && cur == nil:
+		return false, nil
+	case im.IsZero():
+		return true, h.QdiscDel(cur)
+	case cur != nil && same(cur, want):
+		return false, nil
+	}
+	if err := h.QdiscReplace(want); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, fmt.Errorf("set netem on %s in container %s: %w", l.Attrs().Name, pi.Container, ErrNoNetem)
+		}
+		return false, fmt.Errorf("set netem on %s in container %s: %w", l.Attrs().Name, pi.Container, err)
+	}
+	return true, nil
+}
+
+// containerLink is a netlink handle in the container's namespace and the
+// interface there (found by its MAC: a runtime may have renamed it).
+func containerLink(ctx context.Context, pi intent.Port, name string) (*netlink.Handle, netlink.Link, error) {
+	path, err := netnsOf(ctx, pi, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open container %s's namespace %s: %w", pi.Container, path, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	for _, l := range links {
+		if net.HardwareAddr(l.Attrs().HardwareAddr).String() == pi.MAC.String() {
+			return h, l, nil
+		}
+	}
+	h.Close()
+	return nil, nil, fmt.Errorf("%w: container %s has no interface with MAC %s", errNotRunning, pi.Container, pi.MAC)
+}
+
+// netnsOf is the container's network namespace: the one ovsnet attached
+// it in, else (a runtime's endpoint, or a container that restarted) the
+// one its runtime reports now.
+func netnsOf(ctx context.Context, pi intent.Port, name string) (string, error) {
+	if pi.Netns != "" {
+		if _, err := os.Stat(pi.Netns); err == nil {
+			return pi.Netns, nil
+		}
+	}
+	for _, ref := range []string{name, pi.RuntimeName, pi.Container} {
+		if ref == "" {
+			continue
+		}
+		if t, err := containers.Resolve(ctx, ref); err == nil {
+			return t.Netns, nil
+		}
+	}
+	return "", fmt.Errorf("%w: container %s has no network namespace", errNotRunning, pi.Container)
+}
+
+// ErrNoNetem is the kernel's answer when it has no netem qdisc.
+var ErrNoNetem = errors.New("this kernel has no netem qdisc: modprobe sch_netem (Ubuntu ships it in linux-modules-extra-$(uname -r); a kernel built without CONFIG_NET_SCH_NETEM cannot impair)")
+
+// errNotRunning is wrapped when the container's side of the interface is
+// not there to bend.
+var errNotRunning = errors.New("the container is not running")
+
+// rootNetem is l's root qdisc if it is netem, nil if it is anything else.
+func rootNetem(h *netlink.Handle, l netlink.Link) (*netlink.Netem, error) {
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range qs {
+		if n, ok := q.(*netlink.Netem); ok && n.Attrs().Parent == netlink.HANDLE_ROOT {
+			return n, nil
+		}
+	}
+	return nil, nil
+}
+
+// netemOf is the root netem qdisc on l for im.
+func netemOf(l netlink.Link, im intent.Impairment) *netlink.Netem {
+	attrs := netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(0x8e, 0)}
+	return netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
+		Latency: uint32(im.Delay.Microseconds()), Jitter: uint32(im.Jitter.Microseconds()),
+		Loss: float32(im.Loss), Rate64: im.Rate / 8,
+	})
+}
+
+// same says whether the netem in place does what want does.
+func same(cur, want *netlink.Netem) bool {
+	return cur.Latency == want.Latency && cur.Jitter == want.Jitter && cur.Loss == want.Loss && cur.Rate64 == want.Rate64
+}
