@@ -24,3 +24,13 @@ func TestParseRateAndLoss(t *testing.T) {
 		}
 	}
 }
+
+func TestRateFlags(t *testing.T) {
+	l, err := rateFlags{rate: "20mbit", outRate: "5mbit", burst: "1mbit"}.limit()
+	if err != nil || l.IngressRate != 20_000_000 || l.EgressRate != 5_000_000 || l.IngressBurst != 1_000_000 || l.EgressBurst != 1_000_000 {
+		t.Fatalf("%+v, %v", l, err)
+	}
+	if _, err := (rateFlags{inRate: "fast"}).limit(); err == nil {
+		t.Fatal("--ingress-rate fast parsed")
+	}
+}

@@ -100,6 +100,9 @@ func renderTree(bs []show.BridgeView) string {
 			if p.Impaired != "" {
 				l += ", impaired: " + p.Impaired
 			}
+			if p.RateLimit != "" {
+				l += ", rate limit: " + p.RateLimit
+			}
 			lines = append(lines, l)
 		}
 		for _, l := range br.Links {

@@ -15,6 +15,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -40,7 +41,26 @@ type NetConf struct {
 		PortMappings []portMapping `json:"portMappings,omitempty"`
 		IPs          []string      `json:"ips,omitempty"`
 		MAC          string        `json:"mac,omitempty"`
+		Bandwidth    *bandwidth    `json:"bandwidth,omitempty"`
 	} `json:"runtimeConfig,omitempty"`
+}
+
+// bandwidth is the bandwidth capability (Kubernetes' bandwidth
+// annotations): rates in bits a second, bursts in bits.
+type bandwidth struct {
+	IngressRate  uint64 `json:"ingressRate,omitempty"`
+	IngressBurst uint64 `json:"ingressBurst,omitempty"`
+	EgressRate   uint64 `json:"egressRate,omitempty"`
+	EgressBurst  uint64 `json:"egressBurst,omitempty"`
+}
+
+// rateLimit is the bandwidth capability's caps (zero: none asked).
+func (c *NetConf) rateLimit() intent.RateLimit {
+	b := c.RuntimeConfig.Bandwidth
+	if b == nil {
+		return intent.RateLimit{}
+	}
+	return intent.RateLimit{IngressRate: b.IngressRate, IngressBurst: b.IngressBurst, EgressRate: b.EgressRate, EgressBurst: b.EgressBurst}
 }
 
 // portMapping is one entry of the portMappings capability.
@@ -175,6 +195,11 @@ func (c *NetConf) port(containerID, netns, ifname, args string) (network.PortOpt
 	}
 	if len(o.Addresses) == 0 {
 		o.Addresses = []string{"auto"}
+	}
+	if c.rateLimit().IngressRate > 0 && o.Type == "" {
+		// What the container receives waits at a veth's host end: an
+		// internal port has none.
+		o.Type = attach.TypeVeth
 	}
 	o.MAC = c.RuntimeConfig.MAC
 	if o.MAC == "" {

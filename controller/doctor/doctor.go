@@ -291,6 +291,9 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 			if _, _, err := intent.DecodeImpairment(network.IfaceRow(ifc), ifc.ExternalIDs); err != nil {
 				fs = append(fs, Finding{"intent", StatusProblem, err.Error(), fmt.Sprintf("ovsnet impair %s %s --clear, then impair it again", b.Name, network.OwnerOf(ifc))})
 			}
+			if _, _, err := intent.DecodeRateLimit(network.IfaceRow(ifc), ifc.ExternalIDs); err != nil {
+				fs = append(fs, Finding{"intent", StatusProblem, err.Error(), fmt.Sprintf("ovsnet qos %s %s --clear, then set it again", b.Name, network.OwnerOf(ifc))})
+			}
 			if ifc.Error != nil && *ifc.Error != "" {
 				fs = append(fs, Finding{"ports", StatusProblem, fmt.Sprintf("%s (%s) on %s: %s", ifc.Name, network.OwnerOf(ifc), b.Name, *ifc.Error),
 					"ovsnet reconcile; if it stays, detach the container and attach it again"})

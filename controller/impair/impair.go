@@ -12,15 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -56,6 +52,10 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 	ifc, _, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
 	if err != nil {
 		return Result{}, err
+	}
+	if lim, _, _ := intent.DecodeRateLimit("", ifc.ExternalIDs); lim.EgressRate > 0 && !o.Impairment.IsZero() {
+		return Result{}, fmt.Errorf("%s has an egress rate limit (its shaper holds the container side's queue): impair --rate bends the rate too; clear the limit first (ovsnet qos %s %s --clear)",
+			network.OwnerOf(*ifc), o.Network, o.Container)
 	}
 	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Impairment: o.Impairment, Said: o.Impairment.String()}
 	was, hadKey := ifc.ExternalIDs[intent.KeyImpair]
@@ -99,7 +99,7 @@ func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err erro
 		return "", err
 	}
 	changed, err := apply(ctx, ifc, im, "")
-	if errors.Is(err, errNotRunning) {
+	if errors.Is(err, network.ErrNotRunning) {
 		return "", nil // nothing to bend: the next run after it starts puts it back
 	}
 	if err != nil || !changed {
@@ -116,7 +116,7 @@ func apply(ctx context.Context, ifc vswitchd.Interface, im intent.Impairment, na
 	if err != nil {
 		return false, err
 	}
-	h, l, err := containerLink(ctx, pi, name)
+	h, l, err := network.ContainerSide(ctx, pi, name)
 	if err != nil {
 		return false, err
 	}
@@ -143,62 +143,8 @@ func apply(ctx context.Context, ifc vswitchd.Interface, im intent.Impairment, na
 	return true, nil
 }
 
-// containerLink is a netlink handle in the container's namespace and the
-// interface there (found by its MAC: a runtime may have renamed it).
-func containerLink(ctx context.Context, pi intent.Port, name string) (*netlink.Handle, netlink.Link, error) {
-	path, err := netnsOf(ctx, pi, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open container %s's namespace %s: %w", pi.Container, path, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, nil, err
-	}
-	links, err := h.LinkList()
-	if err != nil {
-		h.Close()
-		return nil, nil, err
-	}
-	for _, l := range links {
-		if net.HardwareAddr(l.Attrs().HardwareAddr).String() == pi.MAC.String() {
-			return h, l, nil
-		}
-	}
-	h.Close()
-	return nil, nil, fmt.Errorf("%w: container %s has no interface with MAC %s", errNotRunning, pi.Container, pi.MAC)
-}
-
-// netnsOf is the container's network namespace: the one ovsnet attached
-// it in, else (a runtime's endpoint, or a container that restarted) the
-// one its runtime reports now.
-func netnsOf(ctx context.Context, pi intent.Port, name string) (string, error) {
-	if pi.Netns != "" {
-		if _, err := os.Stat(pi.Netns); err == nil {
-			return pi.Netns, nil
-		}
-	}
-	for _, ref := range []string{name, pi.RuntimeName, pi.Container} {
-		if ref == "" {
-			continue
-		}
-		if t, err := containers.Resolve(ctx, ref); err == nil {
-			return t.Netns, nil
-		}
-	}
-	return "", fmt.Errorf("%w: container %s has no network namespace", errNotRunning, pi.Container)
-}
-
 // ErrNoNetem is the kernel's answer when it has no netem qdisc.
 var ErrNoNetem = errors.New("this kernel has no netem qdisc: modprobe sch_netem (Ubuntu ships it in linux-modules-extra-$(uname -r); a kernel built without CONFIG_NET_SCH_NETEM cannot impair)")
-
-// errNotRunning is wrapped when the container's side of the interface is
-// not there to bend.
-var errNotRunning = errors.New("the container is not running")
 
 // rootNetem is l's root qdisc if it is netem, nil if it is anything else.
 func rootNetem(h *netlink.Handle, l netlink.Link) (*netlink.Netem, error) {

@@ -288,3 +288,31 @@ func TestImpairmentRoundTrip(t *testing.T) {
 		t.Fatalf("in words: %q", s)
 	}
 }
+
+func TestRateLimitRoundTrip(t *testing.T) {
+	for _, r := range []RateLimit{
+		{IngressRate: 20_000_000, IngressBurst: 2_000_000},
+		{EgressRate: 8000, EgressBurst: 12000},
+		{IngressRate: 1_000_000_000, IngressBurst: 100_000_000, EgressRate: 10_000_000, EgressBurst: 1_000_000},
+	} {
+		got, ok, err := DecodeRateLimit("interface x", map[string]string{KeyRate: r.Encode()})
+		if !ok || err != nil || got != r {
+			t.Errorf("%+v: %+v, %v, %v", r, got, ok, err)
+		}
+	}
+	for _, bad := range []string{"", "ingress=20", "ingress=0/100000", "egress=x/1", "sideways=1/1", "ingress=100/100000", "egress=20000000/10"} {
+		_, ok, err := DecodeRateLimit("interface x", map[string]string{KeyRate: bad})
+		if !ok || !errors.Is(err, ErrBad) {
+			t.Errorf("%q: ok %v, err %v; want bad intent", bad, ok, err)
+		}
+	}
+	if d := (RateLimit{IngressRate: 20_000_000, EgressRate: 1_000_000, EgressBurst: 50_000}).WithBursts(); d.IngressBurst != 2_000_000 || d.EgressBurst != 50_000 {
+		t.Fatalf("default bursts: %+v", d)
+	}
+	if d := (RateLimit{EgressRate: 1_000_000}).WithBursts(); d.EgressBurst != 512_000 || d.IngressBurst != 0 {
+		t.Fatalf("default burst floor: %+v", d)
+	}
+	if err := (RateLimit{IngressBurst: 1}).Check(); err == nil {
+		t.Fatal("a burst without a rate passed")
+	}
+}

@@ -91,6 +91,7 @@ type PortView struct {
 	Published []string `json:"published,omitempty"`  // as docker port prints them
 	Chassis   string   `json:"chassis,omitempty"`    // on an OVN network: the system-id of the chassis it is on
 	Impaired  string   `json:"impairment,omitempty"` // what ovsnet impair bends it with, in words
+	RateLimit string   `json:"rate_limit,omitempty"` // ovsnet qos's caps, in words
 }
 
 // AddPort attaches CONTAINER to BRIDGE as INTERFACE: the attach engine

@@ -55,6 +55,11 @@ func ShownPort(bridge string, i vswitchd.Interface, p vswitchd.Port) PortView {
 	} else if ok {
 		v.Impaired = im.String()
 	}
+	if lim, ok, lerr := intent.DecodeRateLimit(IfaceRow(i), e); lerr != nil {
+		v.RateLimit = "does not decode (" + e[intent.KeyRate] + ")"
+	} else if ok {
+		v.RateLimit = lim.String()
+	}
 	return v
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
 	"github.com/ovsnet/ovsnet/controller/pool"
+	"github.com/ovsnet/ovsnet/controller/ratelimit"
 	"github.com/ovsnet/ovsnet/controller/steptime"
 	"github.com/ovsnet/ovsnet/controller/tunnel"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -414,13 +415,8 @@ func (h *Converger) reconcilePorts(ctx context.Context, b *vswitchd.Bridge, ifs 
 		case checkPooled:
 			c.add(pool.Check(ctx, h.host, b.Name, ifc, ports[j], hostLinks))
 		}
-		if _, has := ifc.ExternalIDs[intent.KeyImpair]; has && !br.o.Quick && (step == checkVeth || step == reattachInternal) {
-			did, err := impair.Converge(ctx, ifc)
-			if errors.Is(err, intent.ErrBad) {
-				bad = append(bad, err)
-				continue
-			}
-			c.add(did, err)
+		if !br.o.Quick && (step == checkVeth || step == reattachInternal) {
+			bad = append(bad, convergeQueues(ctx, ifc, c)...)
 		}
 	}
 	return bad
@@ -576,4 +572,25 @@ func (m Memory) Broken(sw network.OpenFlow) bool {
 		}
 	}
 	return false
+}
+
+// convergeQueues puts back an interface's impairment and rate limit where
+// its container's side or host end lost them; it returns the ones that do
+// not decode.
+func convergeQueues(ctx context.Context, ifc vswitchd.Interface, c *changes) (bad []error) {
+	for _, q := range []struct {
+		key      string
+		converge func(context.Context, vswitchd.Interface) (string, error)
+	}{{intent.KeyImpair, impair.Converge}, {intent.KeyRate, ratelimit.Converge}} {
+		if _, has := ifc.ExternalIDs[q.key]; !has {
+			continue
+		}
+		did, err := q.converge(ctx, ifc)
+		if errors.Is(err, intent.ErrBad) {
+			bad = append(bad, err)
+			continue
+		}
+		c.add(did, err)
+	}
+	return bad
 }

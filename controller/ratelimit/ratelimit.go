@@ -1,0 +1,143 @@
+// Package ratelimit caps a container interface's rates with token-bucket
+// shapers (tbf): what the container sends at the root of its side of the
+// interface, what it receives at the root of the veth's host end, where
+// the switch's copies leave for the container. Shapers queue what is over
+// the rate rather than drop it, so TCP through them runs at the rate; the
+// switch's own policers (OpenFlow meters, ingress policing) drop, and TCP
+// through them lands far from it (measured: see docs/performance.md). The
+// limit is intent (intent.RateLimit on the interface's row), put back by
+// reconcile like an impairment.
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
+)
+
+// handle is the major number of ovsnet's tbf qdiscs: a root qdisc with
+// another is not ovsnet's to remove.
+const handle = 0x8f
+
+// Options is one `ovsnet qos`, or a CNI ADD's bandwidth.
+type Options struct {
+	Network, Container, Iface string
+	Limit                     intent.RateLimit // zero: clear
+}
+
+// Result is the interface's limit after Set.
+type Result struct {
+	Bridge    string `json:"network"`
+	Interface string `json:"interface"`
+	Said      string `json:"rate_limit"` // in words; "" when cleared
+	intent.RateLimit
+}
+
+// Set records o's limit on the interface (bursts defaulted) and brings
+// its queues to it; a zero limit clears both. If the queues cannot be
+// set, the record and the queues go back to what they were.
+func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
+	lim := o.Limit.WithBursts()
+	if err := lim.Check(); err != nil {
+		return Result{}, fmt.Errorf("rate limit: %w", err)
+	}
+	n, err := h.Network(ctx, o.Network)
+	if err != nil {
+		return Result{}, err
+	}
+	defer n.Close()
+	ifc, _, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := refuse(*ifc, lim); err != nil {
+		return Result{}, err
+	}
+	was, _, _ := intent.DecodeRateLimit("", ifc.ExternalIDs)
+	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Said: lim.String(), RateLimit: lim}
+	if err := record(ctx, h.DB, ifc.UUID, lim); err != nil {
+		return r, err
+	}
+	if _, err := apply(ctx, *ifc, lim, o.Container, false); err != nil {
+		_, uerr := apply(ctx, *ifc, was, o.Container, false)
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return r, errors.Join(err, uerr, record(rctx, h.DB, ifc.UUID, was))
+	}
+	return r, nil
+}
+
+// refuse says why ifc cannot take lim: an internal port has no host end
+// to queue what it receives (ovs-vswitchd writes straight into the
+// container), and netem (ovsnet impair) holds the root of its container's
+// side.
+func refuse(ifc vswitchd.Interface, lim intent.RateLimit) error {
+	if lim.IngressRate > 0 && ifc.Type == attach.TypeInternal {
+		return fmt.Errorf("an ingress rate needs a veth: %s is an internal port, whose packets ovs-vswitchd writes straight into the container past any queue (attach it with --type veth)", ifc.Name)
+	}
+	if _, has := ifc.ExternalIDs[intent.KeyImpair]; has && lim.EgressRate > 0 {
+		return fmt.Errorf("%s's container side is impaired (netem holds its queue): cap what it sends with ovsnet impair --rate, or clear the impairment first", network.OwnerOf(ifc))
+	}
+	return nil
+}
+
+// record writes the limit's key (or removes it, for a zero limit).
+func record(ctx context.Context, db *ovsdb.Client, uuid string, lim intent.RateLimit) error {
+	_, err := db.Do(ctx, func(tx *ovsdb.Tx) {
+		if lim.IsZero() {
+			tx.SetInterfaceExternalIDs(uuid, nil, intent.KeyRate)
+		} else {
+			tx.SetInterfaceExternalIDs(uuid, map[string]string{intent.KeyRate: lim.Encode()})
+		}
+	})
+	return err
+}
+
+// Converge brings an interface's queues to its limit, for reconcile; one
+// with none, or whose container is not running, is left alone.
+func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err error) {
+	lim, ok, err := intent.DecodeRateLimit(network.IfaceRow(ifc), ifc.ExternalIDs)
+	if !ok || err != nil {
+		return "", err
+	}
+	changed, err := apply(ctx, ifc, lim, "", true)
+	if err != nil || !changed {
+		return "", err
+	}
+	return fmt.Sprintf("put back the rate limit of %s (%s)", network.OwnerOf(ifc), lim), nil
+}
+
+// apply brings both queues of ifc to lim: the host end's (ingress) and
+// the container side's (egress). With lenient, a container that is not
+// running leaves its side alone.
+func apply(ctx context.Context, ifc vswitchd.Interface, lim intent.RateLimit, name string, lenient bool) (changed bool, err error) {
+	pi, err := intent.DecodePort(network.IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil {
+		return false, err
+	}
+	if ifc.Type != attach.TypeInternal {
+		if changed, err = shapeHostEnd(ifc.Name, lim); err != nil {
+			return changed, fmt.Errorf("queue what %s receives: %w", pi.Container, err)
+		}
+	}
+	h, l, err := network.ContainerSide(ctx, pi, name)
+	if lenient && errors.Is(err, network.ErrNotRunning) {
+		return changed, nil
+	}
+	if err != nil {
+		return changed, err
+	}
+	defer h.Close()
+	c, err := shape(h, l, lim.EgressRate, lim.EgressBurst)
+	if err != nil {
+		return changed || c, fmt.Errorf("queue what %s sends: %w", pi.Container, err)
+	}
+	return changed || c, nil
+}
