@@ -174,3 +174,22 @@ func PortCookie(port string) uint64 { return CatPort | hash56(port) }
 
 // LinkCookie owns one link's flows.
 func LinkCookie(src, dst string) uint64 { return CatLink | hash56(src, dst) }
+
+// CatTouch is the cookie of the flow Touch adds and removes at once.
+const CatTouch uint64 = 0x04 << 56
+
+// touchTable is a table the pipeline never reaches.
+const touchTable = 253
+
+// Touch is two changes that add a flow no packet reaches and take it away
+// again, to apply one after the other: a change of the flow tables makes
+// ovs-vswitchd re-translate every flow its datapath has cached
+// (revalidation). OVS 3.1 does not do that when a mirror is added or
+// removed without a port (ofproto-dpif-mirror's mirror_set and
+// mirror_destroy set no need_revalidate), so the flows already cached go
+// on copying to a removed mirror, or never copy to a new one, until they
+// expire; after touching, the mirror holds for every packet.
+func Touch() (add, del Change) {
+	f := &openflow.Flow{Table: touchTable, Priority: 0, Cookie: CatTouch}
+	return Change{Cookie: CatTouch, Mask: ObjectMask, Flows: []*openflow.Flow{f}}, Change{Cookie: CatTouch, Mask: ObjectMask}
+}

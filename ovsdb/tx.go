@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
@@ -318,20 +319,31 @@ func (c *Client) Do(ctx context.Context, build func(*Tx)) (Created, error) {
 type MirrorSpec struct {
 	Name        string
 	Select      []string // port UUIDs (or names the transaction returned)
+	All         bool     // every port instead
 	Output      string   // port UUID (or name)
 	ExternalIDs map[string]string
+}
+
+func (m MirrorSpec) row(uuid string) *vswitchd.Mirror {
+	out := m.Output
+	return &vswitchd.Mirror{UUID: uuid, Name: m.Name, SelectSrcPort: m.Select, SelectDstPort: m.Select, SelectAll: m.All,
+		OutputPort: &out, ExternalIDs: m.ExternalIDs}
 }
 
 // AddMirror inserts a mirror and mutate-inserts it into Bridge.mirrors; it
 // returns the mirror's name in the transaction.
 func (t *Tx) AddMirror(bridge string, m MirrorSpec) string {
-	out := m.Output
-	row := &vswitchd.Mirror{UUID: t.name("mirror"), Name: m.Name, SelectSrcPort: m.Select, SelectDstPort: m.Select,
-		OutputPort: &out, ExternalIDs: m.ExternalIDs}
+	row := m.row(t.name("mirror"))
 	t.add(t.c.Create(row))
 	br := &vswitchd.Bridge{Name: bridge}
 	t.add(t.c.Where(br).Mutate(br, model.Mutation{Field: &br.Mirrors, Mutator: ovsdb.MutateOperationInsert, Value: []string{row.UUID}}))
 	return row.UUID
+}
+
+// UpdateMirror sets mirror uuid's selection and output to m's.
+func (t *Tx) UpdateMirror(uuid string, m MirrorSpec) {
+	row := m.row(uuid)
+	t.add(t.c.Where(row).Update(row, &row.SelectSrcPort, &row.SelectDstPort, &row.SelectAll, &row.OutputPort))
 }
 
 // DeleteMirrors removes mirrors (by UUID) from Bridge.mirrors; OVSDB then
@@ -342,4 +354,30 @@ func (t *Tx) DeleteMirrors(bridge string, uuids ...string) {
 	}
 	br := &vswitchd.Bridge{Name: bridge}
 	t.add(t.c.Where(br).Mutate(br, model.Mutation{Field: &br.Mirrors, Mutator: ovsdb.MutateOperationDelete, Value: uuids}))
+}
+
+// BumpNextCfg asks ovs-vswitchd to report when it has applied the
+// transaction: it sets cur_cfg to next_cfg once it has (WaitApplied).
+func (t *Tx) BumpNextCfg() {
+	o, all := t.root()
+	t.add(t.c.WhereAll(o, all).Mutate(o, model.Mutation{Field: &o.NextCfg, Mutator: ovsdb.MutateOperationAdd, Value: 1}))
+}
+
+// WaitApplied returns once ovs-vswitchd has applied every transaction that
+// bumped next_cfg (BumpNextCfg) before it: cur_cfg has caught up with
+// next_cfg, as ovs-vsctl waits.
+func (c *Client) WaitApplied(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		rs, err := Select[vswitchd.OpenvSwitch](ctx, c, nil, "cur_cfg", "next_cfg")
+		if err == nil && len(rs) > 0 && rs[0].CurCfg >= rs[0].NextCfg {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ovs-vswitchd did not apply the change within %s (is it running?): %w", timeout, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

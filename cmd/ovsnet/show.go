@@ -112,6 +112,13 @@ func renderTree(bs []show.BridgeView) string {
 			}
 			lines = append(lines, line)
 		}
+		for _, m := range br.Mirrors {
+			line := "mirror " + m.Says()
+			if m.Err != nil {
+				line += ": " + m.Err.Error()
+			}
+			lines = append(lines, line)
+		}
 		for _, t := range br.Tunnels {
 			lines = append(lines, fmt.Sprintf("tunnel %s %s -> %s, key %d, port %s (ofport %d), %s", t.Type, t.Local, t.Remote, t.Key, t.Port, t.Ofport, t.State))
 		}

@@ -44,6 +44,7 @@ type Bridge struct {
 	Docker DockerNet
 
 	Links    []Link
+	Mirrors  []Mirror  // standing mirrors; those whose Err is set copy nothing
 	Tunnels  []Tunnel  // every stored tunnel; those whose Err is set carry nothing
 	Underlay *Underlay // the device an underlay bridge took over, if it is one
 
@@ -123,6 +124,12 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 		b.Errs = append(b.Errs, b.Docker.NameErr)
 	}
 	b.Links = decodeLinks(ext)
+	b.Mirrors = decodeMirrors(name, ext)
+	for _, m := range b.Mirrors {
+		if m.Err != nil {
+			b.Errs = append(b.Errs, m.Err)
+		}
+	}
 	b.Tunnels = decodeTunnels(name, ext)
 	b.Underlay = decodeUnderlay(name, ext)
 	return b

@@ -316,3 +316,18 @@ func TestRateLimitRoundTrip(t *testing.T) {
 		t.Fatal("a burst without a rate passed")
 	}
 }
+
+func TestMirrorKeys(t *testing.T) {
+	for _, m := range []Mirror{{To: "ids", From: []string{"web", "db"}}, {To: "shop/tap", All: true}} {
+		b := DecodeBridge("br0", m.Encode())
+		if len(b.Mirrors) != 1 || b.Mirrors[0].Err != nil || !reflect.DeepEqual(b.Mirrors[0], m) || len(b.Errs) != 0 {
+			t.Errorf("%+v: decoded %+v, errs %v", m, b.Mirrors, b.Errs)
+		}
+	}
+	for _, bad := range []map[string]string{{MirrorKey("ids"): ""}, {MirrorKey(""): "all"}, {MirrorKey("bad name!"): "web"}} {
+		b := DecodeBridge("br0", bad)
+		if len(b.Mirrors) != 1 || !errors.Is(b.Mirrors[0].Err, ErrBad) || len(b.Errs) != 1 {
+			t.Errorf("%v: %+v, errs %v; want one bad mirror", bad, b.Mirrors, b.Errs)
+		}
+	}
+}

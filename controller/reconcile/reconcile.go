@@ -26,6 +26,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/impair"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/mesh"
+	"github.com/ovsnet/ovsnet/controller/mirror"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
@@ -289,6 +290,11 @@ func (h *Converger) convergeBridge(ctx context.Context, topo *ovsdb.Topology, b 
 		b = h.probeND(ctx, b, c)
 	}
 	c.addAll(tunnel.Converge(ctx, h.host, topo, b))
+	if ms := intent.DecodeBridge(b.Name, b.ExternalIDs).Mirrors; len(ms) > 0 || !br.o.Quick {
+		// Quick runs only where the bridge has mirrors; rows of mirrors no
+		// longer intended go either way.
+		c.addAll(mirror.Converge(ctx, h.host, b.Name, ms, true))
+	}
 	br.tr.Step("bridge " + b.Name)
 	fd, asked, err := h.convergeFlows(ctx, topo, b, decoded, br.o)
 	if asked {

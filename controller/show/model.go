@@ -18,6 +18,7 @@ type BridgeView struct {
 	NAT        bool               `json:"nat"`
 	Ports      []network.PortView `json:"containers"`
 	Links      []LinkView         `json:"links,omitempty"`
+	Mirrors    []intent.Mirror    `json:"mirrors,omitempty"` // standing mirrors (ovsnet mirror list says what they copy)
 	Tunnels    []intent.Tunnel    `json:"tunnels,omitempty"`
 	Errors     []string           `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
 	UnderlayOf string             `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels

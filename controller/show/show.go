@@ -60,6 +60,7 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		ifs, ports = ovnLocal(b.Name, ifs, ports, local)
 		addInterfaces(&sb, ifs, ports)
 		sb.Links = Links(bi.Links, sb.Ports)
+		sb.Mirrors = bi.Mirrors
 		sort.Slice(sb.Ports, func(x, y int) bool {
 			if sb.Ports[x].Container != sb.Ports[y].Container {
 				return sb.Ports[x].Container < sb.Ports[y].Container
