@@ -381,3 +381,16 @@ func (c *Client) WaitApplied(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 }
+
+// SetInterfaceKey sets key in interface uuid's external_ids to value, or
+// removes it when value is "" (a setting cleared).
+func (c *Client) SetInterfaceKey(ctx context.Context, uuid, key, value string) error {
+	_, err := c.Do(ctx, func(tx *Tx) {
+		if value == "" {
+			tx.SetInterfaceExternalIDs(uuid, nil, key)
+		} else {
+			tx.SetInterfaceExternalIDs(uuid, map[string]string{key: value})
+		}
+	})
+	return err
+}

@@ -299,6 +299,12 @@ func doctorIntent(topo *ovsdb.Topology) []Finding {
 					"ovsnet reconcile; if it stays, detach the container and attach it again"})
 			}
 		}
+		for _, m := range bi.Mirrors {
+			if m.Err == nil && !ports[m.To] {
+				fs = append(fs, Finding{"mirrors", StatusNote, fmt.Sprintf("mirror %s on %s copies nothing: %s has no port there", m.Says(), b.Name, m.To),
+					fmt.Sprintf("attach %s to %s, or ovsnet mirror del %s --to %s", m.To, b.Name, b.Name, m.To)})
+			}
+		}
 		for _, l := range bi.Links {
 			for _, end := range []string{l.Src, l.Dst} {
 				if _, remote := intent.RemoteEnd(end); !remote && !ports[end] {

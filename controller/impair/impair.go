@@ -17,9 +17,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
-	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -58,35 +58,16 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 			network.OwnerOf(*ifc), o.Network, o.Container)
 	}
 	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Impairment: o.Impairment, Said: o.Impairment.String()}
-	was, hadKey := ifc.ExternalIDs[intent.KeyImpair]
-	if err := record(ctx, h.DB, ifc.UUID, o.Impairment); err != nil {
+	was := ifc.ExternalIDs[intent.KeyImpair]
+	if err := h.DB.SetInterfaceKey(ctx, ifc.UUID, intent.KeyImpair, o.Impairment.Encode()); err != nil {
 		return r, err
 	}
 	if _, err := apply(ctx, *ifc, o.Impairment, o.Container); err != nil {
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, rerr := h.DB.Do(rctx, func(tx *ovsdb.Tx) {
-			if hadKey {
-				tx.SetInterfaceExternalIDs(ifc.UUID, map[string]string{intent.KeyImpair: was})
-			} else {
-				tx.SetInterfaceExternalIDs(ifc.UUID, nil, intent.KeyImpair)
-			}
-		})
-		return r, errors.Join(err, rerr)
+		return r, errors.Join(err, h.DB.SetInterfaceKey(rctx, ifc.UUID, intent.KeyImpair, was))
 	}
 	return r, nil
-}
-
-// record writes the impairment's key (or removes it, for a zero one).
-func record(ctx context.Context, db *ovsdb.Client, uuid string, im intent.Impairment) error {
-	_, err := db.Do(ctx, func(tx *ovsdb.Tx) {
-		if im.IsZero() {
-			tx.SetInterfaceExternalIDs(uuid, nil, intent.KeyImpair)
-		} else {
-			tx.SetInterfaceExternalIDs(uuid, map[string]string{intent.KeyImpair: im.Encode()})
-		}
-	})
-	return err
 }
 
 // Converge brings the container's qdisc of an interface with an
@@ -99,7 +80,7 @@ func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err erro
 		return "", err
 	}
 	changed, err := apply(ctx, ifc, im, "")
-	if errors.Is(err, network.ErrNotRunning) {
+	if errors.Is(err, containers.ErrNotRunning) {
 		return "", nil // nothing to bend: the next run after it starts puts it back
 	}
 	if err != nil || !changed {
@@ -116,7 +97,7 @@ func apply(ctx context.Context, ifc vswitchd.Interface, im intent.Impairment, na
 	if err != nil {
 		return false, err
 	}
-	h, l, err := network.ContainerSide(ctx, pi, name)
+	h, l, err := containers.Side(ctx, pi.Netns, []string{name, pi.RuntimeName, pi.Container}, pi.MAC)
 	if err != nil {
 		return false, err
 	}

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
-	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
@@ -62,14 +62,14 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 	}
 	was, _, _ := intent.DecodeRateLimit("", ifc.ExternalIDs)
 	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Said: lim.String(), RateLimit: lim}
-	if err := record(ctx, h.DB, ifc.UUID, lim); err != nil {
+	if err := h.DB.SetInterfaceKey(ctx, ifc.UUID, intent.KeyRate, lim.Encode()); err != nil {
 		return r, err
 	}
 	if _, err := apply(ctx, *ifc, lim, o.Container, false); err != nil {
 		_, uerr := apply(ctx, *ifc, was, o.Container, false)
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return r, errors.Join(err, uerr, record(rctx, h.DB, ifc.UUID, was))
+		return r, errors.Join(err, uerr, h.DB.SetInterfaceKey(rctx, ifc.UUID, intent.KeyRate, ifc.ExternalIDs[intent.KeyRate]))
 	}
 	return r, nil
 }
@@ -86,18 +86,6 @@ func refuse(ifc vswitchd.Interface, lim intent.RateLimit) error {
 		return fmt.Errorf("%s's container side is impaired (netem holds its queue): cap what it sends with ovsnet impair --rate, or clear the impairment first", network.OwnerOf(ifc))
 	}
 	return nil
-}
-
-// record writes the limit's key (or removes it, for a zero limit).
-func record(ctx context.Context, db *ovsdb.Client, uuid string, lim intent.RateLimit) error {
-	_, err := db.Do(ctx, func(tx *ovsdb.Tx) {
-		if lim.IsZero() {
-			tx.SetInterfaceExternalIDs(uuid, nil, intent.KeyRate)
-		} else {
-			tx.SetInterfaceExternalIDs(uuid, map[string]string{intent.KeyRate: lim.Encode()})
-		}
-	})
-	return err
 }
 
 // Converge brings an interface's queues to its limit, for reconcile; one
@@ -127,8 +115,8 @@ func apply(ctx context.Context, ifc vswitchd.Interface, lim intent.RateLimit, na
 			return changed, fmt.Errorf("queue what %s receives: %w", pi.Container, err)
 		}
 	}
-	h, l, err := network.ContainerSide(ctx, pi, name)
-	if lenient && errors.Is(err, network.ErrNotRunning) {
+	h, l, err := containers.Side(ctx, pi.Netns, []string{name, pi.RuntimeName, pi.Container}, pi.MAC)
+	if lenient && errors.Is(err, containers.ErrNotRunning) {
 		return changed, nil
 	}
 	if err != nil {
