@@ -118,7 +118,9 @@ func List(ctx context.Context, h *network.Host, name string) ([]View, error) {
 		switch {
 		case m.Err != nil:
 			v.State = m.Err.Error()
-		case !ok:
+		case !ok || r.OutputPort == nil || (!m.All && len(r.SelectSrcPort) == 0):
+			// No row, or one whose ports went (OVSDB drops the references
+			// of a deleted port; the next convergence removes the row).
 			v.State = "waiting: " + m.To + " or every source has no port on " + n.Bridge()
 		default:
 			v.Ports, v.Copied = len(r.SelectSrcPort), r.Statistics["tx_packets"]

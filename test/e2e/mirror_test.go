@@ -133,6 +133,21 @@ func TestMirror(t *testing.T) {
 	}
 	ping(t, ids, "10.67.0.2")
 
+	// The analyzer goes: the mirror waits, and doctor says why.
+	e.must("mirror", "add", "br0", "--from", a, "--to", ids)
+	e.must("del-port", "br0", "eth1", ids)
+	if out := e.must("mirror", "list", "br0"); !strings.Contains(out, "waiting: "+ids) {
+		t.Fatalf("list with the analyzer gone: %s", out)
+	}
+	e.must("reconcile")
+	if out, _ := e.sb.Vsctl("--columns=name", "list", "mirror"); strings.TrimSpace(out) != "" {
+		t.Fatalf("a mirror row with its analyzer gone, after reconcile: %s", out)
+	}
+	if d := e.ovsnet("doctor"); !strings.Contains(d.out, "copies nothing: "+ids+" has no port there") {
+		t.Fatalf("doctor: %s", d.out)
+	}
+	e.must("mirror", "del", "br0", "--to", ids)
+
 	e.fails("analyzer: container \"nosuch\" has no interface on br0", "mirror", "add", "br0", "--from", a, "--to", "nosuch")
 	e.fails("cannot mirror to itself", "mirror", "add", "br0", "--from", a, "--to", a)
 	e.fails("has no mirror to "+ids, "mirror", "del", "br0", "--to", ids)
