@@ -52,20 +52,16 @@ func Open(ctx context.Context, h *network.Host, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := h.Network(ctx, o.Network)
+	ci, err := h.FindContainerIface(ctx, o.Network, o.Container, o.Iface)
 	if err != nil {
 		return nil, err
 	}
-	defer n.Close()
-	target, port, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
+	target, port := ci.Iface, ci.Port
+	c, err := self(target.Name, ci.Bridge)
 	if err != nil {
 		return nil, err
 	}
-	c, err := self(target.Name, n.Bridge())
-	if err != nil {
-		return nil, err
-	}
-	s := &Session{db: h.DB, Bridge: n.Bridge(), Of: target.Name, Port: "ovcap" + c.suffix}
+	s := &Session{db: h.DB, Bridge: ci.Bridge, Of: target.Name, Port: "ovcap" + c.suffix}
 	keys := c.Encode()
 	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 		np := tx.AddPorts(s.Bridge, ovsdb.PortSpec{Name: s.Port, Type: "internal", ExternalIDs: keys, PortIDs: keys})

@@ -44,20 +44,16 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 	if err := o.Impairment.Check(); err != nil {
 		return Result{}, fmt.Errorf("impairment: %w", err)
 	}
-	n, err := h.Network(ctx, o.Network)
+	ci, err := h.FindContainerIface(ctx, o.Network, o.Container, o.Iface)
 	if err != nil {
 		return Result{}, err
 	}
-	defer n.Close()
-	ifc, _, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
-	if err != nil {
-		return Result{}, err
-	}
+	ifc := ci.Iface
 	if lim, _, _ := intent.DecodeRateLimit("", ifc.ExternalIDs); lim.EgressRate > 0 && !o.Impairment.IsZero() {
 		return Result{}, fmt.Errorf("%s has an egress rate limit (its shaper holds the container side's queue): impair --rate bends the rate too; clear the limit first (ovsnet qos %s %s --clear)",
 			network.OwnerOf(*ifc), o.Network, o.Container)
 	}
-	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Impairment: o.Impairment, Said: o.Impairment.String()}
+	r := Result{Bridge: ci.Bridge, Interface: ifc.Name, Impairment: o.Impairment, Said: o.Impairment.String()}
 	was := ifc.ExternalIDs[intent.KeyImpair]
 	if err := h.DB.SetInterfaceKey(ctx, ifc.UUID, intent.KeyImpair, o.Impairment.Encode()); err != nil {
 		return r, err

@@ -256,6 +256,26 @@ func IsLogical(ifc vswitchd.Interface) bool {
 	return intent.Owned(ifc.ExternalIDs) && ifc.ExternalIDs[intent.KeyOVNNetwork] != ""
 }
 
+// ContainerIface is a container's interface found on a network by name
+// (FindContainerIface): the network's bridge, the rows.
+type ContainerIface struct {
+	Bridge string
+	Iface  *vswitchd.Interface
+	Port   *vswitchd.Port
+}
+
+// FindContainerIface resolves network name and finds container's
+// interface iface on it, as InterfaceOn does.
+func (h *Host) FindContainerIface(ctx context.Context, name, container, iface string) (ContainerIface, error) {
+	n, err := h.Network(ctx, name)
+	if err != nil {
+		return ContainerIface{}, err
+	}
+	defer n.Close()
+	ifc, p, err := h.InterfaceOn(ctx, n, container, iface)
+	return ContainerIface{Bridge: n.Bridge(), Iface: ifc, Port: p}, err
+}
+
 // InterfaceOn is the Interface row and Port of container's interface
 // iface on network n ("": its only one there). The container is named by
 // its ID or the runtime's name for it; iface by the name ovsnet gave it or

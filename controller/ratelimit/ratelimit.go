@@ -48,20 +48,16 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 	if err := lim.Check(); err != nil {
 		return Result{}, fmt.Errorf("rate limit: %w", err)
 	}
-	n, err := h.Network(ctx, o.Network)
+	ci, err := h.FindContainerIface(ctx, o.Network, o.Container, o.Iface)
 	if err != nil {
 		return Result{}, err
 	}
-	defer n.Close()
-	ifc, _, err := h.InterfaceOn(ctx, n, o.Container, o.Iface)
-	if err != nil {
-		return Result{}, err
-	}
+	ifc := ci.Iface
 	if err := refuse(*ifc, lim); err != nil {
 		return Result{}, err
 	}
 	was, _, _ := intent.DecodeRateLimit("", ifc.ExternalIDs)
-	r := Result{Bridge: n.Bridge(), Interface: ifc.Name, Said: lim.String(), RateLimit: lim}
+	r := Result{Bridge: ci.Bridge, Interface: ifc.Name, Said: lim.String(), RateLimit: lim}
 	if err := h.DB.SetInterfaceKey(ctx, ifc.UUID, intent.KeyRate, lim.Encode()); err != nil {
 		return r, err
 	}

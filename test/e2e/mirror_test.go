@@ -133,6 +133,12 @@ func TestMirror(t *testing.T) {
 	}
 	ping(t, ids, "10.67.0.2")
 
+	mirrorAnalyzerGone(t, e, a, ids)
+}
+
+// mirrorAnalyzerGone: with its analyzer detached a mirror waits (list,
+// doctor) and reconcile removes its row; mistakes are refused.
+func mirrorAnalyzerGone(t *testing.T, e *env, a, ids string) {
 	// The analyzer goes: the mirror waits, and doctor says why.
 	e.must("mirror", "add", "br0", "--from", a, "--to", ids)
 	e.must("del-port", "br0", "eth1", ids)
