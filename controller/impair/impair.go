@@ -71,7 +71,7 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 // does not decode (reported by the caller's intent check), is left alone.
 // did says what changed ("" nothing).
 func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err error) {
-	im, ok, err := intent.DecodeImpairment("interface "+ifc.Name, ifc.ExternalIDs)
+	im, ok, err := intent.DecodeImpairment(network.IfaceRow(ifc), ifc.ExternalIDs)
 	if !ok || err != nil {
 		return "", err
 	}
@@ -89,7 +89,7 @@ func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err erro
 // says, or removes ovsnet's netem for a zero im; changed says whether it
 // had to. name is how the user named the container ("": the intent's).
 func apply(ctx context.Context, ifc vswitchd.Interface, im intent.Impairment, name string) (changed bool, err error) {
-	pi, err := intent.DecodePort("interface "+ifc.Name, ifc.ExternalIDs)
+	pi, err := intent.DecodePort(network.IfaceRow(ifc), ifc.ExternalIDs)
 	if err != nil {
 		return false, err
 	}
@@ -123,14 +123,19 @@ func apply(ctx context.Context, ifc vswitchd.Interface, im intent.Impairment, na
 // ErrNoNetem is the kernel's answer when it has no netem qdisc.
 var ErrNoNetem = errors.New("this kernel has no netem qdisc: modprobe sch_netem (Ubuntu ships it in linux-modules-extra-$(uname -r); a kernel built without CONFIG_NET_SCH_NETEM cannot impair)")
 
-// rootNetem is l's root qdisc if it is netem, nil if it is anything else.
+// handle is the major number of ovsnet's netem: a root netem with another
+// is not ovsnet's to change or remove.
+const handle = 0x8e
+
+// rootNetem is l's root qdisc if it is ovsnet's netem, nil if it is
+// anything else.
 func rootNetem(h *netlink.Handle, l netlink.Link) (*netlink.Netem, error) {
 	qs, err := h.QdiscList(l)
 	if err != nil {
 		return nil, err
 	}
 	for _, q := range qs {
-		if n, ok := q.(*netlink.Netem); ok && n.Attrs().Parent == netlink.HANDLE_ROOT {
+		if n, ok := q.(*netlink.Netem); ok && n.Attrs().Parent == netlink.HANDLE_ROOT && n.Attrs().Handle == netlink.MakeHandle(handle, 0) {
 			return n, nil
 		}
 	}
@@ -139,7 +144,7 @@ func rootNetem(h *netlink.Handle, l netlink.Link) (*netlink.Netem, error) {
 
 // netemOf is the root netem qdisc on l for im.
 func netemOf(l netlink.Link, im intent.Impairment) *netlink.Netem {
-	attrs := netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(0x8e, 0)}
+	attrs := netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(handle, 0)}
 	return netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
 		Latency: uint32(im.Delay.Microseconds()), Jitter: uint32(im.Jitter.Microseconds()),
 		Loss: float32(im.Loss), Rate64: im.Rate / 8,
