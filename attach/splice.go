@@ -27,9 +27,10 @@ type Splice struct {
 }
 
 // Ensure makes the splice, or mends it: changed says something was
-// missing (an ovs-vswitchd restart makes a new tap, and its macvlan goes
-// with the old). Dev and Tap must exist; all three end up set up, with no
-// IPv6 of their own.
+// missing (a port deleted and added again gets a new tap, and its macvlan
+// goes with the old; the tap itself outlives an ovs-vswitchd restart).
+// Dev and Tap must exist; all three end up set up, with no IPv6 of their
+// own.
 func (s Splice) Ensure() (changed bool, err error) {
 	dev, err := netlink.LinkByName(s.Dev)
 	if err != nil {

@@ -1,10 +1,12 @@
 // Command tunnel measures containers talking across hosts: TCP throughput
 // (iperf3) and ping latency between containers on two sandbox hosts joined
 // by a veth underlay, over VXLAN as a kernel device (the userspace
-// datapath's default), over OVS's own VXLAN and over GRE, against the same
+// datapath's default), over OVS's own VXLAN, over OVS's own GRE and, where
+// the kernel has ip_gre, GRE as a kernel gretap device, against the same
 // containers on one host on the same (spanning) network and on a plain
 // one-host bridge. Each figure is the median of -reps runs. It writes
-// bench/results/tunnel.json.
+// bench/results/tunnel.json; -datapath netdev measures the userspace
+// datapath on a host that would pick the kernel one (test/vm's guest).
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ovsnet/ovsnet/bench/measure"
+	netmesh "github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
@@ -31,6 +34,7 @@ var (
 	reps  = flag.Int("reps", 3, "runs per setup (medians are reported)")
 	out   = flag.String("out", "bench/results/tunnel.json", "result file")
 	hosts = flag.Int("mesh", 10, "hosts in the full-mesh run (kernel VXLAN; 0: skip)")
+	dp    = flag.String("datapath", "", "the bridges' datapath (add-br --datapath; default: detected)")
 )
 
 // meshResult is a full mesh of kernel VXLAN tunnels: how long building
@@ -46,9 +50,13 @@ type meshResult struct {
 func main() {
 	flag.Parse()
 	var rs []result
-	for _, tun := range []struct{ typ, device, name string }{
-		{"vxlan", "kernel", "vxlan (kernel device)"}, {"vxlan", "ovs", "vxlan (OVS port)"}, {"gre", "", "gre (OVS port)"},
-	} {
+	tuns := []struct{ typ, device, name string }{
+		{"vxlan", "kernel", "vxlan (kernel device)"}, {"vxlan", "ovs", "vxlan (OVS port)"}, {"gre", "ovs", "gre (OVS port)"},
+	}
+	if netmesh.KernelGRE() {
+		tuns = append(tuns, struct{ typ, device, name string }{"gre", "kernel", "gre (kernel device)"})
+	}
+	for _, tun := range tuns {
 		rs = append(rs, twoHosts(tun.typ, tun.device, tun.name)...)
 	}
 	rs = append(rs, oneHost())
@@ -62,6 +70,19 @@ func main() {
 		extra["mesh"] = m
 	}
 	check(measure.Write(*out, extra, rs))
+}
+
+// addBr is add-br br0 with subnet (and, spanning hosts, its range)
+// on the datapath -datapath names.
+func addBr(subnet, ipRange string) []string {
+	args := []string{"add-br", "br0", "--subnet", subnet}
+	if ipRange != "" {
+		args = append(args, "--ip-range", ipRange)
+	}
+	if *dp != "" {
+		args = append(args, "--datapath", *dp)
+	}
+	return args
 }
 
 // twoHosts measures a container on host A to one on host B over a tunnel
@@ -82,7 +103,7 @@ func twoHosts(typ, device, name string) []result {
 		defer sandbox.DelNetns(c)
 	}
 	for i, h := range hs {
-		run(h, "add-br", "br0", "--subnet", "10.97.0.0/16", "--ip-range", fmt.Sprintf("10.97.%d.0/24", i+1))
+		run(h, addBr("10.97.0.0/16", fmt.Sprintf("10.97.%d.0/24", i+1))...)
 		args := []string{"tunnel", "add", "br0", sandbox.UnderlayAddr(1 - i), "--type", typ}
 		if device != "" {
 			args = append(args, "--device", device)
@@ -114,7 +135,7 @@ func mesh(n int) meshResult {
 	defer sandbox.DelNetns("ovsnet-tmsw")
 	t := time.Now()
 	for i, h := range hs {
-		run(h, "add-br", "br0", "--subnet", "10.96.0.0/16", "--ip-range", fmt.Sprintf("10.96.%d.0/24", i+1))
+		run(h, addBr("10.96.0.0/16", fmt.Sprintf("10.96.%d.0/24", i+1))...)
 		for j := range hs {
 			if i != j {
 				run(h, "tunnel", "add", "br0", sandbox.UnderlayAddr(j))
@@ -154,7 +175,7 @@ func oneHost() result {
 		check(sandbox.AddNetns(c))
 		defer sandbox.DelNetns(c)
 	}
-	run(h, "add-br", "br0", "--subnet", "10.98.0.0/24")
+	run(h, addBr("10.98.0.0/24", "")...)
 	run(h, "add-port", "br0", "eth1", "tb-a1", "--ip")
 	run(h, "add-port", "br0", "eth1", "tb-a2", "--ip")
 	return measureSetup("one-host bridge (no --ip-range)", "tb-a1", "tb-a2", "10.98.0.3")

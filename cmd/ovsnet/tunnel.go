@@ -25,8 +25,11 @@ On the userspace datapath a VXLAN tunnel is a kernel VXLAN device ovsnet
 makes ("vx..."; one per bridge, each remote an entry of its forwarding
 table), joined to the bridge's internal port "tk..." through tc redirects
 and a macvlan "mv...": the kernel encapsulates, the containers keep their
-offloads, and the underlay device is left alone.
-GRE and Geneve (and VXLAN with --device ovs) are OVS's own tunnel ports: OVS
+offloads, and the underlay device is left alone. A GRE tunnel is likewise a
+kernel gretap device ("gr...", one per remote, its port "tg...") where the
+kernel has ip_gre (ovsnet doctor says whether it has).
+Geneve (and VXLAN or GRE with --device ovs, and GRE on a kernel without
+ip_gre) are OVS's own tunnel ports: OVS
 encapsulates by itself and needs the local underlay address on an OVS
 bridge, so the first such tunnel moves the address (and its routes) from
 its device to a bridge "ovs-DEV" and the host's last one (tunnel del,
@@ -82,10 +85,10 @@ nothing.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.Type, "type", "vxlan", "vxlan, gre or geneve (on the kernel datapath each is a kernel vport; on the userspace one GRE and Geneve move the underlay address onto an OVS bridge)")
+	f.StringVar(&o.Type, "type", "vxlan", "vxlan, gre or geneve (on the kernel datapath each is a kernel vport; on the userspace one VXLAN, and GRE where the kernel has ip_gre, are kernel devices, and the rest move the underlay address onto an OVS bridge)")
 	f.Uint32Var(&key, "key", 0, "VXLAN or Geneve network identifier, or GRE key (the same on both hosts)")
 	f.StringVar(&o.LocalIP, "local-ip", "", "this host's underlay address (default: the route's source toward REMOTE_IP)")
-	f.StringVar(&o.Device, "device", "", "VXLAN on the userspace datapath: kernel (a kernel VXLAN device, the default) or ovs (OVS's own tunnel port, which moves the underlay address)")
+	f.StringVar(&o.Device, "device", "", "VXLAN or GRE on the userspace datapath: kernel (a kernel VXLAN or gretap device, the default where the kernel has it) or ovs (OVS's own tunnel port, which moves the underlay address)")
 	return c
 }
 

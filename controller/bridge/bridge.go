@@ -191,8 +191,8 @@ func Del(ctx context.Context, h *network.Host, name string) error {
 	ifs, _ := topo.BridgeInterfaces(br)
 	errs := []error{h.NAT().ReleaseAll(ifs)}
 	for _, t := range intent.DecodeBridge(name, br.ExternalIDs).GoodTunnels() {
-		if t.Kernel { // the kernel's VXLAN device: not OVS's to remove
-			errs = append(errs, attach.DeleteLink(mesh.VXLANDevice(t.Port)))
+		if t.Kernel { // the kernel's VXLAN or gretap device: not OVS's to remove
+			errs = append(errs, attach.DeleteLink(mesh.Device(t)))
 		}
 	}
 	if err := errors.Join(append(errs, network.RemoveLinks(ifs, h.Devices, h.Tell()))...); err != nil {

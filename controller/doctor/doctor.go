@@ -18,7 +18,6 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
@@ -28,6 +27,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/kmod"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -164,7 +164,20 @@ func doctorFeatures(ctx context.Context, h *network.Host, dp string, topo *ovsdb
 		}
 		fs = append(fs, Finding{"datapath " + t, StatusOK, datapath.DescribeFeatures(t, caps), ""})
 	}
+	if _, ok := used[datapath.Netdev]; ok || dp == datapath.Netdev {
+		fs = append(fs, doctorGRE())
+	}
 	return fs
+}
+
+// doctorGRE says how GRE tunnels on the userspace datapath are made
+// here: kernel gretap devices where the kernel has ip_gre, else OVS's own.
+func doctorGRE() Finding {
+	if s := kmod.Of("ip_gre"); s.Has() {
+		return Finding{"gre", StatusOK, "userspace datapath: GRE tunnels are kernel gretap devices (ip_gre " + s.String() + "): the underlay is left alone, containers keep their offloads", ""}
+	}
+	return Finding{"gre", StatusNote, "userspace datapath: this kernel has no ip_gre, so GRE tunnels are OVS's own ports: the underlay address moves onto an OVS bridge and containers compute their own checksums",
+		"use VXLAN tunnels (kernel devices here), or a kernel with ip_gre (modprobe ip_gre)"}
 }
 
 var errNotProbed = fmt.Errorf("no Datapath row: no bridge probed it")
@@ -373,18 +386,13 @@ func doctorDocker() Finding {
 // doctorNetem says whether this kernel has netem, which ovsnet impair
 // needs: loaded, built in, or a module modprobe finds.
 func doctorNetem() Finding {
-	if _, err := os.Stat("/sys/module/sch_netem"); err == nil {
+	switch kmod.Of("sch_netem") {
+	case kmod.Loaded:
 		return Finding{"netem", StatusOK, "loaded (ovsnet impair works)", ""}
-	}
-	var uts unix.Utsname
-	if unix.Uname(&uts) == nil {
-		dir := filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
-		if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil && strings.Contains(string(b), "/sch_netem.ko") {
-			return Finding{"netem", StatusOK, "built into the kernel (ovsnet impair works)", ""}
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, "modules.dep")); err == nil && strings.Contains(string(b), "/sch_netem.ko") {
-			return Finding{"netem", StatusOK, "a module the kernel loads when ovsnet impair first asks for it", ""}
-		}
+	case kmod.BuiltIn:
+		return Finding{"netem", StatusOK, "built into the kernel (ovsnet impair works)", ""}
+	case kmod.Installed:
+		return Finding{"netem", StatusOK, "a module the kernel loads when ovsnet impair first asks for it", ""}
 	}
 	return Finding{"netem", StatusNote, "not in this kernel (no sch_netem loaded, built in or installed): ovsnet impair cannot work here",
 		"install the kernel's extra modules (Ubuntu: linux-modules-extra-$(uname -r)), then modprobe sch_netem"}

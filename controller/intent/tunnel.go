@@ -21,9 +21,10 @@ type Tunnel struct {
 	Port        string `json:"port"`
 	Ofport      int    `json:"ofport"`
 	UnderlayMTU int    `json:"underlay_mtu"`
-	// Kernel: Port is an internal port spliced to a kernel VXLAN device
-	// ovsnet made, one per bridge, with a forwarding entry per remote;
-	// else Port is OVS's own tunnel port.
+	// Kernel: Port is an internal port spliced to a kernel device ovsnet
+	// made: for VXLAN one per bridge, with a forwarding entry per remote;
+	// for GRE a gretap device per remote. Else Port is OVS's own tunnel
+	// port.
 	Kernel bool   `json:"kernel_device,omitempty"`
 	State  string `json:"state,omitempty"` // from OVSDB: "up", or the interface's error
 	Err    error  `json:"-"`               // its intent does not decode: it carries nothing

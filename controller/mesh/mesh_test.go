@@ -101,8 +101,44 @@ func TestPlaceAndAgainst(t *testing.T) {
 	if _, err := o.Against([]intent.Tunnel{k1}, t2, false); err == nil || !strings.Contains(err.Error(), "all of one kind") {
 		t.Fatalf("VXLAN of the other kind: %v", err)
 	}
-	if _, err := (Options{Bridge: "br0", Type: GRE, Device: "kernel"}).Against(nil, t1, false); err == nil {
-		t.Fatal("--device kernel for an OVS tunnel accepted")
+}
+
+// Kernel picks the kernel device for VXLAN on the userspace datapath, and
+// for GRE there where the kernel has ip_gre, unless --device ovs; never
+// for Geneve or on the kernel datapath, where --device kernel is refused.
+func TestKernelDevice(t *testing.T) {
+	for _, c := range []struct {
+		typ, device, dp string
+		gre             bool
+		want            bool
+		err             string
+	}{
+		{VXLAN, "", "netdev", false, true, ""},
+		{VXLAN, "ovs", "netdev", true, false, ""},
+		{GRE, "", "netdev", true, true, ""},
+		{GRE, "", "netdev", false, false, ""},
+		{GRE, "kernel", "netdev", false, false, "no ip_gre"},
+		{GRE, "ovs", "netdev", true, false, ""},
+		{Geneve, "", "netdev", true, false, ""},
+		{Geneve, "kernel", "netdev", true, false, "VXLAN's and GRE's"},
+		{VXLAN, "", "system", true, false, ""},
+		{GRE, "kernel", "system", true, false, "kernel vports already"},
+	} {
+		got, err := Options{Bridge: "br0", Type: c.typ, Device: c.device}.Kernel(c.dp, c.gre)
+		if got != c.want || (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%+v: %v, %v", c, got, err)
+		}
+	}
+	g := intent.Tunnel{Bridge: "br0", Remote: "192.0.2.2", Type: GRE, Port: PortName("br0", "192.0.2.2", GRE, 0)}
+	g2 := intent.Tunnel{Bridge: "br0", Remote: "192.0.2.3", Type: GRE, Port: PortName("br0", "192.0.2.3", GRE, 0)}
+	if shared, err := Place(&g, nil, true); err != nil || shared || !g.Kernel || g.Ofport != OfportBase {
+		t.Fatalf("kernel GRE: %+v, %v, %v", g, shared, err)
+	}
+	if shared, err := Place(&g2, []intent.Tunnel{g}, true); err != nil || shared || g2.Port == g.Port || g2.Ofport != OfportBase+1 {
+		t.Fatalf("a second kernel GRE tunnel has its own port: %+v, %v, %v", g2, shared, err)
+	}
+	if Device(g) == Device(g2) || !strings.HasPrefix(Device(g), "gr") || PortSpec(g).Type != "internal" || kernelMTU(intent.Tunnel{Type: GRE, UnderlayMTU: 1500}) != 1458 {
+		t.Errorf("kernel GRE devices: %s %s %s", Device(g), Device(g2), PortSpec(g).Type)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package mesh is ovsnet's tunnels between hosts, below the operations
 // that add and remove them: tunnel types and options, their OVS ports,
-// the kernel's VXLAN devices spliced to OVS on the userspace datapath,
+// the kernel's VXLAN and gretap devices spliced to OVS on the userspace
+// datapath,
 // the underlay bridge that datapath's own tunnels leave through, and the
 // bridges' tunnel keys. It works on a host's OVSDB and links; the
 // operations (package tunnel) add the flows and NAT.
@@ -18,6 +19,7 @@ import (
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
 	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/datapath"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
@@ -30,7 +32,7 @@ import (
 const (
 	VXLAN  = "vxlan"
 	GRE    = "gre"
-	Geneve = "geneve" // OVS's own tunnel, as GRE (no kernel device path)
+	Geneve = "geneve" // OVS's own tunnel (no kernel device path)
 )
 
 // Tunnel ports take OpenFlow port numbers from OfportBase up, above
@@ -65,8 +67,9 @@ type Options struct {
 	Type    string  // vxlan (default) or gre
 	Key     *uint32 // VNI or GRE key; default 0
 	LocalIP string  // default: the source address of the route to Remote
-	// Device: "kernel" (a kernel VXLAN device; VXLAN on the userspace
-	// datapath only, and its default there) or "ovs" (OVS's own port).
+	// Device: "kernel" (a kernel VXLAN or gretap device; the userspace
+	// datapath only, and its default there for VXLAN, and for GRE where the
+	// kernel has ip_gre) or "ovs" (OVS's own port).
 	Device string
 }
 
@@ -114,14 +117,33 @@ func (o Options) Ends(remote netip.Addr) (local netip.Addr, dev string, err erro
 	return local, dev, nil
 }
 
+// Kernel says whether the tunnel is a kernel device ovsnet makes and
+// splices to an internal port, on a bridge of datapath dp (userspace:
+// netdev) where the kernel can (gre: it has ip_gre): VXLAN, and GRE where
+// it can, unless --device ovs. OVS's own tunnels otherwise: on the kernel
+// datapath they are kernel vports already. --device kernel where no
+// kernel device can be is an error.
+func (o Options) Kernel(dp string, gre bool) (bool, error) {
+	can := dp == datapath.Netdev && (o.Type == VXLAN || o.Type == GRE && gre)
+	if o.Device == "kernel" && !can {
+		why := "the kernel datapath's tunnels are kernel vports already"
+		switch {
+		case dp != datapath.Netdev:
+		case o.Type == GRE:
+			why = "this kernel has no ip_gre for gretap devices (modprobe ip_gre)"
+		default:
+			why = "the kernel device path is VXLAN's and GRE's"
+		}
+		return false, fmt.Errorf("--device kernel on bridge %s's %s tunnel: %s; leave --device out", o.Bridge, o.Type, why)
+	}
+	return can && o.Device != "ovs", nil
+}
+
 // Against compares tunnel t with the bridge's existing ones: the same
 // tunnel again is returned (nothing to do), another to the same remote,
 // or VXLAN tunnels of the other kind (both would take the VXLAN packets
 // arriving for this host), are errors.
 func (o Options) Against(existing []intent.Tunnel, t intent.Tunnel, kernel bool) (*intent.Tunnel, error) {
-	if o.Device == "kernel" && !kernel {
-		return &intent.Tunnel{}, fmt.Errorf("--device kernel is for VXLAN on the userspace datapath; bridge %s's %s tunnels are OVS's own ports", o.Bridge, o.Type)
-	}
 	kind := map[bool]string{true: "kernel", false: "ovs"}
 	for i, e := range existing {
 		switch {
@@ -150,13 +172,14 @@ func IfaceState(i vswitchd.Interface) string {
 }
 
 // Place names t's port and gives it its OpenFlow number: a kernel
-// VXLAN tunnel (kernel) shares the bridge's device with the others
-// (shared), any other gets a port of its own.
+// (kernel) VXLAN tunnel shares the bridge's device with the others
+// (shared), any other, a kernel GRE tunnel too, gets a port of its own.
 func Place(t *intent.Tunnel, existing []intent.Tunnel, kernel bool) (shared bool, err error) {
-	if kernel {
-		t.Kernel, t.Port = true, kernelPortName(t.Bridge, t.Key)
+	t.Kernel = kernel
+	if kernel && t.Type == VXLAN {
+		t.Port = kernelPortName(t.Bridge, t.Key)
 		for _, e := range existing {
-			if e.Err == nil && e.Kernel {
+			if e.Err == nil && e.Kernel && e.Type == VXLAN {
 				t.Port, t.Ofport = e.Port, e.Ofport
 				return true, nil
 			}
@@ -175,7 +198,7 @@ func Place(t *intent.Tunnel, existing []intent.Tunnel, kernel bool) (shared bool
 }
 
 // PortSpec is the OVSDB port of tunnel t: OVS's own tunnel, or the
-// internal port spliced to the kernel's VXLAN device.
+// internal port spliced to the kernel's device.
 func PortSpec(t intent.Tunnel) ovsdb.PortSpec {
 	if t.Kernel {
 		return ovsdb.PortSpec{Name: t.Port, Type: attach.TypeInternal, OfportRequest: t.Ofport, MTU: kernelMTU(t),
@@ -242,7 +265,7 @@ func CheckUnique(ctx context.Context, db *ovsdb.Client, t intent.Tunnel) error {
 			continue
 		}
 		for _, e := range intent.DecodeBridge(b.Name, b.ExternalIDs).Tunnels {
-			if t.Kernel && e.Kernel && e.Key == t.Key {
+			if t.Kernel && e.Kernel && t.Type == VXLAN && e.Type == VXLAN && e.Key == t.Key {
 				// The kernel takes a VXLAN network identifier once per host.
 				return fmt.Errorf("bridge %s already carries VXLAN key %d on this host: give this one another --key (the same on both hosts)", b.Name, t.Key)
 			}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -114,7 +115,7 @@ func kernelTunnels(bi intent.Bridge) []nat.KernelTunnel {
 	at := map[uint32]int{}
 	for _, t := range bi.GoodTunnels() {
 		r, err := netip.ParseAddr(t.Remote)
-		if !t.Kernel || err != nil {
+		if !t.Kernel || t.Type != mesh.VXLAN || err != nil { // a gretap device takes its one remote's packets only
 			continue
 		}
 		i, ok := at[t.Key]

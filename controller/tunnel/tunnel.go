@@ -48,6 +48,12 @@ func add(ctx context.Context, h *network.Host, o mesh.Options) (intent.Tunnel, b
 	if err != nil {
 		return intent.Tunnel{}, false, err
 	}
+	// On the userspace datapath a VXLAN or GRE tunnel is a kernel device
+	// the kernel encapsulates for (offloads kept, the underlay left alone).
+	kernel, err := o.Kernel(datapath.Of(br), o.Type == mesh.GRE && mesh.KernelGRE())
+	if err != nil {
+		return intent.Tunnel{}, false, err
+	}
 	local, dev, err := o.Ends(remote)
 	if err != nil {
 		return intent.Tunnel{}, false, err
@@ -55,9 +61,6 @@ func add(ctx context.Context, h *network.Host, o mesh.Options) (intent.Tunnel, b
 	t := intent.Tunnel{Bridge: o.Bridge, Remote: remote.String(), Type: o.Type, Key: key, Local: local.String(),
 		Port: mesh.PortName(o.Bridge, remote.String(), o.Type, key)}
 	existing := bi.Tunnels
-	// On the userspace datapath a VXLAN tunnel is a kernel device the
-	// kernel encapsulates for (offloads kept, the underlay left alone).
-	kernel := datapath.Of(br) == datapath.Netdev && o.Type == mesh.VXLAN && o.Device != "ovs"
 	if same, err := o.Against(existing, t, kernel); same != nil || err != nil {
 		return *same, false, err
 	}
@@ -129,7 +132,7 @@ func up(ctx context.Context, h *network.Host, t intent.Tunnel) error {
 }
 
 // ready waits for ovs-vswitchd to number tunnel t's port and, for a
-// kernel tunnel, splices the port to its VXLAN device.
+// kernel tunnel, splices the port to its device.
 func ready(ctx context.Context, h *network.Host, t intent.Tunnel) error {
 	if _, err := h.DB.WaitOfport(ctx, t.Port, network.LinkTimeout); err != nil {
 		return fmt.Errorf("ovs-vswitchd did not add tunnel port %s: %w", t.Port, err)
@@ -144,7 +147,7 @@ func ready(ctx context.Context, h *network.Host, t intent.Tunnel) error {
 // device readies what tunnel t sends through from underlay device
 // dev and records the underlay's MTU in t: OVS's own tunnels on the
 // userspace datapath (dp) need the local address on an OVS bridge; a
-// kernel tunnel needs its VXLAN device, made says it was made now.
+// kernel tunnel needs its device, made says it was made now.
 func device(ctx context.Context, h *network.Host, t *intent.Tunnel, dp, dev string) (made bool, err error) {
 	underlayDev := dev
 	if dp == datapath.Netdev && !t.Kernel {
@@ -200,8 +203,8 @@ func bridgeFor(ctx context.Context, h *network.Host, name string) (*vswitchd.Bri
 
 // Converge puts back the tunnel ports of b that were deleted behind
 // ovsnet's back (ovs-vsctl del-port): the bridge's settings say they exist.
-// A kernel tunnel gets its VXLAN device and its splice back too (an
-// ovs-vswitchd restart makes the port's device anew), and one made when
+// A kernel tunnel gets its device and its splice back too (a re-added
+// port's tap is a new one), and one made when
 // the VXLAN device itself was the bridge's port moves to the internal
 // port.
 func Converge(ctx context.Context, h *network.Host, topo *ovsdb.Topology, b *vswitchd.Bridge) ([]string, error) {
@@ -234,7 +237,7 @@ func Converge(ctx context.Context, h *network.Host, topo *ovsdb.Topology, b *vsw
 			continue
 		case ok:
 			stale = append(stale, port[t.Port])
-			did = append(did, fmt.Sprintf("moved tunnel port %s of %s to an internal port spliced to VXLAN device %s", t.Port, b.Name, mesh.VXLANDevice(t.Port)))
+			did = append(did, fmt.Sprintf("moved tunnel port %s of %s to an internal port spliced to device %s", t.Port, b.Name, mesh.Device(t)))
 		default:
 			did = append(did, fmt.Sprintf("re-added tunnel port %s (%s to %s) on %s", t.Port, t.Type, t.Remote, b.Name))
 		}

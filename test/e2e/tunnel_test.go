@@ -5,9 +5,12 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ovsnet/ovsnet/controller/datapath"
+	netmesh "github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
@@ -134,12 +137,13 @@ func tunnelTwoHosts(t *testing.T, typ string) {
 	// A route through the underlay, to be kept through the move.
 	run(t, "ip", "-n", a.sb.Netns, "route", "add", "198.51.100.0/24", "via", "192.0.2.254", "dev", "ul0")
 	mesh(t, hs, typ)
-	// VXLAN is a kernel device: the underlay stays where it is.
-	// GRE and Geneve are OVS's own: on the userspace datapath the
-	// address and its routes move to ovs-ul0; on the kernel
+	// VXLAN is a kernel device: the underlay stays where it is; so
+	// is GRE where the kernel has ip_gre (TestTunnelKernelGRE).
+	// Otherwise GRE and Geneve are OVS's own: on the userspace datapath
+	// the address and its routes move to ovs-ul0; on the kernel
 	// datapath they are kernel vports, and nothing moves.
 	underlay := map[string]string{"vxlan": "ul0", "gre": "ovs-ul0", "geneve": "ovs-ul0"}[typ]
-	if kernelDatapath {
+	if kernelDatapath || typ == "gre" && netmesh.KernelGRE() {
 		underlay = "ul0"
 	}
 	if out := run(t, "ip", "-n", a.sb.Netns, "route", "show", "198.51.100.0/24"); !strings.Contains(out, "via 192.0.2.254 dev "+underlay) {
@@ -401,7 +405,7 @@ func tunnelTamperedFailsClosed(t *testing.T, h *env, src, dst string) {
 // kernel's VXLAN device they keep them.
 func TestTunnelAfterAttach(t *testing.T) {
 	onlyUserspace(t, "only the userspace datapath's OVS tunnels take containers' offloads away")
-	for _, c := range []struct{ typ, offload string }{{"gre", "off"}, {"vxlan", "on"}} {
+	for _, c := range []struct{ typ, offload, device string }{{"gre", "off", "ovs"}, {"vxlan", "on", "kernel"}} {
 		t.Run(c.typ, func(t *testing.T) {
 			hs := newHosts(t, 2)
 			var cs []string
@@ -411,7 +415,7 @@ func TestTunnelAfterAttach(t *testing.T) {
 				h.must("add-port", "br0", "eth1", cs[i], "--ip")
 			}
 			for i, h := range hs {
-				h.must("tunnel", "add", "br0", underlayAddr(1-i), "--type", c.typ)
+				h.must("tunnel", "add", "br0", underlayAddr(1-i), "--type", c.typ, "--device", c.device)
 			}
 			for _, ns := range cs {
 				out := run(t, "ip", "netns", "exec", ns, "ethtool", "-k", "eth1")
@@ -525,4 +529,161 @@ func TestTraceAcrossTunnel(t *testing.T) {
 		t.Fatalf("trace in through the tunnel along a link: %s", v)
 	}
 	firstContact(t, hs, cb, "10.97.1.2")
+}
+
+// GRE on the userspace datapath where the kernel has ip_gre: each tunnel
+// is a kernel gretap device spliced to the bridge, the underlay stays on
+// its device and containers keep their offloads. Three hosts: A and B
+// kernel devices, C OVS's own GRE (--device ovs), so the kernel's GRE and
+// OVS's meet on the wire (the key present though 0, the MTU). Without
+// ip_gre --device kernel is refused by name, and the test stops there.
+func TestTunnelKernelGRE(t *testing.T) {
+	if !netmesh.KernelGRE() {
+		e := newEnv(t)
+		e.must("add-br", "br0", "--datapath", datapath.Netdev, "--subnet", "10.97.0.0/16", "--ip-range", "10.97.1.0/24")
+		e.fails("no ip_gre", "tunnel", "add", "br0", "192.0.2.2", "--type", "gre", "--device", "kernel")
+		t.Skip("this kernel has no ip_gre for gretap devices (make e2e-kernel runs this test in the VM, on userspace bridges there)")
+	}
+	hs := newHosts(t, 3)
+	for i, h := range hs {
+		h.must("add-br", "br0", "--datapath", datapath.Netdev, "--subnet", "10.97.0.0/16", "--ip-range", fmt.Sprintf("10.97.%d.0/24", i+1))
+		for j := range hs {
+			args := []string{"tunnel", "add", "br0", underlayAddr(j), "--type", "gre"}
+			switch {
+			case i == j:
+			case i == 2:
+				h.must(append(args, "--device", "ovs")...)
+			default:
+				h.must(args...)
+			}
+		}
+	}
+	a := hs[0]
+	for i, h := range hs[:2] {
+		if out := run(t, "ip", "-n", h.sb.Netns, "-o", "addr", "show", "dev", "ul0"); !strings.Contains(out, underlayAddr(i)+"/24") {
+			t.Fatalf("host %d's underlay address left ul0:\n%s", i, out)
+		}
+	}
+	ports := kernelGREPorts(t, a, 2)
+	var cs []string
+	for _, h := range hs {
+		cs = append(cs, h.container())
+		h.must("add-port", "br0", "eth1", cs[len(cs)-1], "--ip")
+	}
+	if got := mtuOf(t, cs[0], "eth1"); got != "1458" {
+		t.Fatalf("container MTU %s over GRE, want 1458 (underlay 1500)", got)
+	}
+	if got := txCsum(t, cs[0], "eth1"); got != "on" {
+		t.Fatalf("container behind kernel GRE: tx-checksumming %s, want on", got)
+	}
+	firstContact(t, hs, cs[0], "10.97.2.2")
+	firstContact(t, hs, cs[0], "10.97.3.2")
+	ping(t, cs[2], "10.97.2.2")
+	tcpTransfer(t, nsPath(cs[0]), nsPath(cs[1]), "10.97.2.2", 4<<20)
+	tcpTransfer(t, nsPath(cs[1]), nsPath(cs[0]), "10.97.1.2", 4<<20)
+	// To host C's OVS GRE the segments must leave A with their
+	// checksums done, as a NIC does them; a veth underlay hands them on
+	// unfinished, and the userspace datapath's packet socket on C does not
+	// finish them (the connection then never opens). Without TX checksum
+	// offload on A's underlay device the kernel finishes them itself.
+	run(t, "ip", "netns", "exec", a.sb.Netns, "ethtool", "-K", "ul0", "tx", "off")
+	tcpTransfer(t, nsPath(cs[0]), nsPath(cs[2]), "10.97.3.2", 4<<20)
+	if show := a.must("show", "br0"); !strings.Contains(show, "gre (kernel)") && !strings.Contains(show, "tunnel gre") {
+		t.Fatalf("show:\n%s", show)
+	}
+	if out := a.must("doctor"); !strings.Contains(out, "GRE tunnels are kernel gretap devices") {
+		t.Fatalf("doctor does not say how GRE is made:\n%s", out)
+	}
+	kernelGREFaults(t, hs, cs, ports[underlayAddr(1)])
+
+	// tunnel del takes that remote's device only; del-br the rest.
+	a.must("tunnel", "del", "br0", underlayAddr(1))
+	noPing(t, cs[0], "10.97.2.2")
+	ping(t, cs[0], "10.97.3.2")
+	kernelGREPorts(t, a, 1) // the device to B went with it
+	a.must("del-br", "br0")
+	if n, out := ovsnetGRETaps(t, a); n != 0 {
+		t.Fatalf("del-br left a gretap device:\n%s", out)
+	}
+}
+
+// kernelGREPorts checks that host e's bridge br0 has n kernel GRE tunnels,
+// each with its gretap device (from this host's underlay address to the
+// remote's, key 0 on the wire, up) and no other ovsnet gretap device; it returns
+// the tunnels' ports by remote.
+func kernelGREPorts(t *testing.T, e *env, n int) map[string]string {
+	t.Helper()
+	var ts []struct {
+		Remote, Local, Port string
+		Kernel              bool `json:"kernel_device"`
+	}
+	if err := jsonUnmarshal(e.must("tunnel", "list", "br0", "-o", "json"), &ts); err != nil || len(ts) != n {
+		t.Fatalf("tunnel list -o json: %+v, %v; want %d tunnels", ts, err, n)
+	}
+	ports := map[string]string{}
+	for _, tn := range ts {
+		if !tn.Kernel {
+			t.Fatalf("tunnel to %s is not a kernel device: %+v", tn.Remote, tn)
+		}
+		ports[tn.Remote] = tn.Port
+		out := run(t, "ip", "-n", e.sb.Netns, "-d", "link", "show", "gr"+tn.Port[2:])
+		for _, want := range []string{"gretap remote " + tn.Remote + " local " + tn.Local, "ikey 0.0.0.0", "okey 0.0.0.0", ",UP,"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("gretap device of the tunnel to %s: no %q in\n%s", tn.Remote, want, out)
+			}
+		}
+	}
+	if got, out := ovsnetGRETaps(t, e); got != n {
+		t.Fatalf("%d ovsnet gretap devices, want %d:\n%s", got, n, out)
+	}
+	return ports
+}
+
+// ovsnetGRETaps counts host e's gretap devices that are ovsnet's ("gr"
+// and a hash; not the fallback gretap0 that loading ip_gre makes).
+func ovsnetGRETaps(t *testing.T, e *env) (int, string) {
+	t.Helper()
+	out := run(t, "ip", "-n", e.sb.Netns, "-o", "link", "show", "type", "gretap")
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], "gr") && !strings.HasPrefix(f[1], "gretap0") {
+			n++
+		}
+	}
+	return n, out
+}
+
+// kernelGREFaults: on host A, a gretap device deleted behind ovsnet's
+// back, its splice's macvlan deleted, and a restarted ovs-vswitchd are
+// each put right by reconcile, and the path to host B with them.
+func kernelGREFaults(t *testing.T, hs []*env, cs []string, port string) {
+	t.Helper()
+	a := hs[0]
+	for _, dev := range []string{"gr" + port[2:], "mv" + port[2:]} {
+		run(t, "ip", "-n", a.sb.Netns, "link", "del", dev)
+		if out, err := exec.Command("ip", "-n", a.sb.Netns, "link", "show", dev).CombinedOutput(); err == nil {
+			t.Fatalf("%s still there after ip link del:\n%s", dev, out)
+		}
+		noPing(t, cs[0], "10.97.2.2")
+		out := a.must("reconcile")
+		if !strings.Contains(out, "spliced gretap device gr"+port[2:]) || dev[:2] == "gr" && !strings.Contains(out, "re-made gretap device "+dev) {
+			t.Fatalf("reconcile after %s was deleted did not put it back:\n%s", dev, out)
+		}
+		eventually(t, 10*time.Second, "path back after "+dev+" was put back", func() bool { return pings(cs[0], "10.97.2.2") })
+	}
+
+	pid := a.sb.VswitchdPid()
+	if err := a.sb.StopVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	if pid <= 0 || syscall.Kill(pid, 0) == nil {
+		t.Fatalf("ovs-vswitchd (pid %d) still runs after it was stopped", pid)
+	}
+	noPing(t, cs[0], "10.97.2.2")
+	if err := a.sb.StartVswitchd(); err != nil {
+		t.Fatal(err)
+	}
+	a.must("reconcile")
+	eventually(t, 10*time.Second, "path back after ovs-vswitchd restarted", func() bool { return pings(cs[0], "10.97.2.2") })
+	tcpTransfer(t, nsPath(cs[0]), nsPath(cs[1]), "10.97.2.2", 4<<20)
 }

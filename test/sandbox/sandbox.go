@@ -192,6 +192,16 @@ func (s *Sandbox) waitHandlers(log string) error {
 // StopVswitchd kills ovs-vswitchd and waits until it is gone.
 func (s *Sandbox) StopVswitchd() error { return s.kill("ovs-vswitchd") }
 
+// VswitchdPid is the pid ovs-vswitchd wrote to its pidfile (0 if none).
+func (s *Sandbox) VswitchdPid() int {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "ovs-vswitchd.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
 func (s *Sandbox) kill(daemon string) error { return killPidfile(filepath.Join(s.Dir, daemon+".pid")) }
 
 // killPidfile stops the daemon whose pid file is path (TERM, then KILL
