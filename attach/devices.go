@@ -25,6 +25,7 @@ type Devices interface {
 	DeleteInternal(nsPath, name string, mac net.HardwareAddr) error
 	EnsureDefaultRoutes(nsPath, dev string, gws []netip.Addr) error
 	BridgeTSO(bridge string) bool
+	ShapeHostEnd(name string, s Shaper) error
 }
 
 // System is Devices on the running system: the functions of this package.
@@ -44,6 +45,10 @@ func (System) RenameIn(p, cur, name string) error            { return RenameIn(p
 func (System) ReturnLink(r Return) (bool, error)             { return ReturnLink(r) }
 func (System) Configure(p, cur string, c Config) error       { return Configure(p, cur, c) }
 func (System) BridgeTSO(bridge string) bool                  { return BridgeTSO(bridge) }
+func (System) ShapeHostEnd(name string, s Shaper) error {
+	_, err := ShapeHostEnd(name, s)
+	return err
+}
 func (System) SetVethTxOffload(host, p, name string, on bool) error {
 	return SetVethTxOffload(host, p, name, on)
 }

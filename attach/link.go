@@ -51,6 +51,9 @@ type Config struct {
 	// stalls TCP, because OVS forwards the partial-checksum packets as they
 	// are.
 	NoTxOffload bool
+	// Egress caps what the container sends through the interface (a
+	// shaper at its root; Rate 0: none).
+	Egress Shaper
 }
 
 // RoutePolicy says what an interface's gateways do to the container's
@@ -234,6 +237,11 @@ func Configure(nsPath, cur string, c Config) error {
 				return err
 			}
 		}
+		if c.Egress.Rate > 0 {
+			if err := shapeHere(l, c.Egress); err != nil {
+				return err
+			}
+		}
 		for _, a := range c.Addrs {
 			na := &netlink.Addr{IPNet: prefixToIPNet(a)}
 			if a.Addr().Is6() {
@@ -265,6 +273,17 @@ func Configure(nsPath, cur string, c Config) error {
 		}
 		return setDefaultRoutes(l, c.Gateways, c.Routes)
 	})
+}
+
+// shapeHere shapes l, in the calling thread's netns, to s.
+func shapeHere(l netlink.Link, s Shaper) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	_, err = Shape(h, l, s)
+	return err
 }
 
 // setDefaultRoutes points the default route of each gateway's family at it

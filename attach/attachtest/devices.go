@@ -277,3 +277,10 @@ func (d *Devices) EnsureDefaultRoutes(p, dev string, gws []netip.Addr) error {
 }
 
 func (d *Devices) BridgeTSO(string) bool { return false }
+
+// ShapeHostEnd records the shaper of host link name.
+func (d *Devices) ShapeHostEnd(name string, s attach.Shaper) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.call("ShapeHostEnd", name, s.Rate)
+}

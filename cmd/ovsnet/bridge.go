@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ovsnet/ovsnet/controller/bridge"
 	"github.com/ovsnet/ovsnet/controller/doctor"
@@ -15,10 +16,9 @@ import (
 )
 
 func addBrCmd(g *globals) *cobra.Command {
-	var o network.BridgeOptions
-	var icc, nat bool
+	var a brArgs
 	c := &cobra.Command{
-		Use:   "add-br BRIDGE [--subnet CIDR]... [--ip-range CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--flood-limit PPS] [--datapath system|netdev]",
+		Use:   "add-br BRIDGE [--subnet CIDR]... [--ip-range CIDR]... [--gateway IP]... [--mtu N] [--icc=true|false] [--nat=true|false] [--flood-limit PPS] [--rate R] [--datapath system|netdev]",
 		Short: "Create an OVS bridge for containers, with a subnet and a gateway on its internal port",
 		Long: `Create BRIDGE. With --subnet (one IPv4 and optionally one IPv6 CIDR) the
 bridge's internal port gets the gateway address (the first host address
@@ -39,20 +39,24 @@ sends outside TCP connections under way (connection attempts, UDP, ICMP,
 ARP, broadcasts; an OpenFlow meter per port drops the excess): one
 container's flood then costs the switch, and the containers beside it, a
 bounded share. TCP segments of established connections are never metered.
-add-port --flood-limit sets a port's own.`,
+add-port --flood-limit sets a port's own.
+
+--rate (or --ingress-rate, --egress-rate, each with a --burst) is the cap
+every container interface attached from then on gets unless it asks for
+its own (add-port --rate; see ovsnet qos --help); ovsnet qos BRIDGE
+--default changes it for later attachments. A cap on what containers
+receive makes their interfaces veths.`,
 		Example: `  ovsnet add-br ovs-br1 --subnet 172.16.1.0/24
   ovsnet add-br br-dual --subnet 10.20.0.0/24 --subnet fd00:20::/64 --mtu 1450
   ovsnet add-br br-iso --subnet 10.30.0.0/24 --gateway 10.30.0.254 --icc=false
   ovsnet add-br br0 --subnet 10.97.0.0/16 --ip-range 10.97.1.0/24`,
 		Args: exactArgs("BRIDGE"),
 		RunE: func(c *cobra.Command, args []string) error {
+			o, err := a.options(c.Flags())
+			if err != nil {
+				return err
+			}
 			o.Name = args[0]
-			if c.Flags().Changed("icc") {
-				o.ICC = &icc
-			}
-			if c.Flags().Changed("nat") {
-				o.NAT = &nat
-			}
 			h, err := g.open(c.Context())
 			if err != nil {
 				return err
@@ -75,16 +79,43 @@ add-port --flood-limit sets a port's own.`,
 				fmt.Sprintf("bridge %s %s %s", o.Name, verb, strings.Join(o.Subnets, " ")))
 		},
 	}
-	f := c.Flags()
+	a.register(c.Flags())
+	return c
+}
+
+// brArgs are add-br's flags.
+type brArgs struct {
+	network.BridgeOptions
+	icc, nat bool
+	rates    rateFlags
+}
+
+func (a *brArgs) register(f *pflag.FlagSet) {
+	o := &a.BridgeOptions
 	f.StringArrayVar(&o.Subnets, "subnet", nil, "container subnet CIDR, at most one per family (repeatable)")
 	f.StringArrayVar(&o.Gateways, "gateway", nil, "gateway address in a subnet (default: its first host address)")
 	f.StringArrayVar(&o.Ranges, "ip-range", nil, "this host's share of a --subnet spanning hosts (see `ovsnet tunnel`): addresses come from it, the gateway is its first")
 	f.IntVar(&o.MTU, "mtu", 0, "MTU of the bridge's port and of containers attached to it (68..65535)")
-	f.BoolVar(&icc, "icc", true, "allow container-to-container traffic (false: only linked pairs; takes effect with the flow pipeline)")
-	f.BoolVar(&nat, "nat", true, "masquerade egress and allow port publishing (takes effect with host NAT)")
+	f.BoolVar(&a.icc, "icc", true, "allow container-to-container traffic (false: only linked pairs; takes effect with the flow pipeline)")
+	f.BoolVar(&a.nat, "nat", true, "masquerade egress and allow port publishing (takes effect with host NAT)")
 	f.Var(floodFlag{&o.FloodPPS}, "flood-limit", fmt.Sprintf("packets a second each container port may send outside TCP connections under way, 0: no limit (default %d)", intent.DefaultFloodPPS))
 	f.StringVar(&o.Datapath, "datapath", "", "system (kernel) or netdev (userspace); default: detected")
-	return c
+	a.rates.register(f, "each container interface that asks for no cap of its own")
+}
+
+// options are the BridgeOptions the parsed flags give (--icc and --nat
+// only when given: an existing bridge is compared on what was given).
+func (a *brArgs) options(f *pflag.FlagSet) (network.BridgeOptions, error) {
+	o := a.BridgeOptions
+	if f.Changed("icc") {
+		o.ICC = &a.icc
+	}
+	if f.Changed("nat") {
+		o.NAT = &a.nat
+	}
+	var err error
+	o.Rate, err = a.rates.limit()
+	return o, err
 }
 
 func delBrCmd(g *globals) *cobra.Command {

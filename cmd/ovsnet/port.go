@@ -25,6 +25,7 @@ type portArgs struct {
 	network.PortOptions
 	ip, ipaddress string
 	ipSet         bool
+	rates         rateFlags
 }
 
 // register binds the flags to a, with a's current values as defaults.
@@ -38,6 +39,7 @@ func (a *portArgs) register(f *pflag.FlagSet, publish bool) {
 	f.IntVar(&a.VLAN, "vlan", a.VLAN, "access VLAN tag 1..4094")
 	f.StringVar(&a.Type, "type", a.Type, "veth or internal (default: by datapath, see --help)")
 	f.Var(floodFlag{&a.FloodPPS}, "flood-limit", "packets a second INTERFACE may send outside TCP connections under way, 0: no limit (default: the bridge's)")
+	a.rates.register(f, "INTERFACE")
 	f.BoolVar(&a.DefaultRoute, "default-route", a.DefaultRoute, "take the container's default route even if another interface has it (default: only if it has none)")
 	if publish {
 		f.StringArrayVarP(&a.Publish, "publish", "p", nil, "publish a port: [HOST_IP:][HOST_PORT:]PORT[/tcp|udp] (repeatable; NAT bridges)")
@@ -45,7 +47,7 @@ func (a *portArgs) register(f *pflag.FlagSet, publish bool) {
 }
 
 // options are the PortOptions the parsed flags give.
-func (a *portArgs) options(f *pflag.FlagSet) network.PortOptions {
+func (a *portArgs) options(f *pflag.FlagSet) (network.PortOptions, error) {
 	o := a.PortOptions
 	o.Addresses = nil
 	if a.ipSet || f.Changed("ip") {
@@ -54,13 +56,15 @@ func (a *portArgs) options(f *pflag.FlagSet) network.PortOptions {
 	if a.ipaddress != "" {
 		o.Addresses = append(o.Addresses, a.ipaddress)
 	}
-	return o
+	var err error
+	o.Rate, err = a.rates.limit()
+	return o, err
 }
 
 func addPortCmd(g *globals) *cobra.Command {
 	var a portArgs
 	c := &cobra.Command{
-		Use:   "add-port BRIDGE INTERFACE CONTAINER [--ip[=ADDR/PLEN]] [--ipaddress=ADDR/PLEN] [--gateway=IP] [--macaddress=MAC] [--mtu=N] [--vlan=N] [--type veth|internal] [--flood-limit PPS]",
+		Use:   "add-port BRIDGE INTERFACE CONTAINER [--ip[=ADDR/PLEN]] [--ipaddress=ADDR/PLEN] [--gateway=IP] [--macaddress=MAC] [--mtu=N] [--vlan=N] [--type veth|internal] [--flood-limit PPS] [--rate R]",
 		Short: "Attach a container to a bridge as INTERFACE (ovs-docker add-port)",
 		Long: `Attach CONTAINER to BRIDGE: create a link whose container end is INTERFACE,
 give it a MAC, MTU and addresses, and make the default route point at the
@@ -79,6 +83,12 @@ the userspace datapath, the default there); --type veth uses a veth pair
 connections under way (0: no bound; default: the bridge's, see add-br
 --help).
 
+--rate caps what INTERFACE receives and sends (--ingress-rate and
+--egress-rate one way; each with a --burst), as ovsnet qos does later
+(see its --help); without any, the bridge's default (add-br --rate), if
+it has one. A cap on what it receives needs a veth: without --type the
+interface is one.
+
 When "ovsnet controller" runs on this host, add-port hands the request to it
 over $OVS_RUNDIR/ovsnet.sock (next to db.sock): it holds the OVSDB and
 OpenFlow connections open, and concurrent attaches share its round trips to
@@ -90,7 +100,10 @@ itself. OVSNET_DIRECT=1 always does the work in this process.`,
   ovsnet add-port ovs-br1 eth2 pid:4242 --ip=172.16.1.9/24 --macaddress=02:42:ac:10:01:09 --mtu=1400 --vlan=10`,
 		Args: exactArgs("BRIDGE", "INTERFACE", "CONTAINER"),
 		RunE: func(c *cobra.Command, args []string) error {
-			o := a.options(c.Flags())
+			o, err := a.options(c.Flags())
+			if err != nil {
+				return err
+			}
 			o.Bridge, o.Iface, o.Container = args[0], args[1], args[2]
 			if err := g.checkOutput(); err != nil {
 				return err
@@ -246,7 +259,10 @@ func readPortList(r io.Reader, defaults portArgs) ([]network.PortOptions, error)
 		if f.NArg() != 2 {
 			return nil, fmt.Errorf("line %d: want INTERFACE CONTAINER [flags], got %d words: is this a list of containers?", n, f.NArg())
 		}
-		o := a.options(f)
+		o, err := a.options(f)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
 		o.Iface, o.Container = f.Arg(0), f.Arg(1)
 		out = append(out, o)
 	}

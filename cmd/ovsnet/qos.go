@@ -4,8 +4,10 @@ import (
 	"fmt"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ratelimit"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // rateFlags are the rate limit flags (qos; bits a second and bits).
@@ -18,6 +20,7 @@ type rateFlags struct {
 
 func qosCmd(g *globals) *cobra.Command {
 	var f rateFlags
+	var def bool
 	c := &cobra.Command{
 		Use:   "qos NETWORK CONTAINER[:INTERFACE] [--rate R [--burst B]] [--ingress-rate R] [--egress-rate R] ... | --clear",
 		Short: "Cap what a container receives and sends (token-bucket shapers), as CNI's bandwidth capability does",
@@ -35,13 +38,25 @@ container's side with an impairment (ovsnet impair --rate caps it there).
 
 Each call sets the whole limit (a direction it does not give is uncapped);
 --clear removes it. The limit is intent, kept in OVSDB: ovsnet reconcile
-and the controller (at its resync) put it back, and show prints it. A CNI
-network takes the same caps from the runtime's bandwidth capability
-(ingressRate, ingressBurst, egressRate, egressBurst).`,
+and the controller (at its resync) put it back, and show prints it.
+add-port --rate sets one as it attaches; a CNI network takes the same caps
+from the runtime's bandwidth capability (ingressRate, ingressBurst,
+egressRate, egressBurst).
+
+qos NETWORK --default sets the cap that interfaces attached to the bridge
+NETWORK from then on get unless they ask for their own (as add-br --rate
+does; --default --clear removes it); interfaces attached before keep
+theirs.`,
 		Example: `  ovsnet qos br0 web --rate 20mbit
   ovsnet qos br0 web:eth1 --ingress-rate 100mbit --egress-rate 10mbit --egress-burst 2mbit
-  ovsnet qos br0 web --clear`,
-		Args: exactArgs("NETWORK", "CONTAINER[:INTERFACE]"),
+  ovsnet qos br0 web --clear
+  ovsnet qos br0 --default --egress-rate 50mbit`,
+		Args: func(c *cobra.Command, args []string) error {
+			if def {
+				return exactArgs("NETWORK")(c, args)
+			}
+			return exactArgs("NETWORK", "CONTAINER[:INTERFACE]")(c, args)
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			lim, err := f.limit()
 			if err != nil {
@@ -50,13 +65,16 @@ network takes the same caps from the runtime's bandwidth capability
 			if lim.IsZero() != f.clear {
 				return fmt.Errorf("qos needs --rate, --ingress-rate or --egress-rate, or --clear alone (see `%s --help`)", c.CommandPath())
 			}
-			o := ratelimit.Options{Network: args[0], Limit: lim}
-			o.Container, o.Iface = splitContainerIface(args[1])
 			h, err := g.open(c.Context())
 			if err != nil {
 				return err
 			}
 			defer h.Close()
+			if def {
+				return qosDefault(c, g, h, args[0], lim)
+			}
+			o := ratelimit.Options{Network: args[0], Limit: lim}
+			o.Container, o.Iface = splitContainerIface(args[1])
 			r, err := ratelimit.Set(c.Context(), h, o)
 			if err != nil {
 				return err
@@ -69,14 +87,35 @@ network takes the same caps from the runtime's bandwidth capability
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.rate, "rate", "", "cap both ways: 10mbit, 500kbit, 1gbit, or bits a second")
-	fl.StringVar(&f.burst, "burst", "", "bucket of both ways, in bits (2mbit, 500kbit)")
-	fl.StringVar(&f.inRate, "ingress-rate", "", "cap what the container receives")
-	fl.StringVar(&f.inBurst, "ingress-burst", "", "bucket of what it receives, in bits")
-	fl.StringVar(&f.outRate, "egress-rate", "", "cap what the container sends")
-	fl.StringVar(&f.outBurst, "egress-burst", "", "bucket of what it sends, in bits")
+	f.register(fl, "the container")
 	fl.BoolVar(&f.clear, "clear", false, "remove the limit")
+	fl.BoolVar(&def, "default", false, "set (or with --clear remove) the bridge NETWORK's default for interfaces attached from now on")
 	return c
+}
+
+// qosDefault is qos --default: the bridge's cap for later attachments.
+func qosDefault(c *cobra.Command, g *globals, h *network.Host, name string, lim intent.RateLimit) error {
+	br, err := ratelimit.SetDefault(c.Context(), h, name, lim)
+	if err != nil {
+		return err
+	}
+	lim = lim.WithBursts()
+	text := fmt.Sprintf("bridge %s: interfaces attached from now on are capped %s unless they ask otherwise", br, lim)
+	if lim.IsZero() {
+		text = fmt.Sprintf("bridge %s: no default rate limit", br)
+	}
+	return g.print(c, map[string]any{"network": br, "default_rate_limit": lim.String(), "limit": lim}, text)
+}
+
+// register binds the rate flags (not --clear) to f, with f's current
+// values as defaults; of what, in the help.
+func (r *rateFlags) register(f *pflag.FlagSet, of string) {
+	f.StringVar(&r.rate, "rate", r.rate, "cap what "+of+" receives and sends: 10mbit, 500kbit, 1gbit, or bits a second")
+	f.StringVar(&r.burst, "burst", r.burst, "bucket of both ways, in bits (2mbit, 500kbit; default: a tenth of a second at the rate)")
+	f.StringVar(&r.inRate, "ingress-rate", r.inRate, "cap what "+of+" receives")
+	f.StringVar(&r.inBurst, "ingress-burst", r.inBurst, "bucket of what it receives, in bits")
+	f.StringVar(&r.outRate, "egress-rate", r.outRate, "cap what "+of+" sends")
+	f.StringVar(&r.outBurst, "egress-burst", r.outBurst, "bucket of what it sends, in bits")
 }
 
 // limit is the flags' limit: --rate/--burst for both ways, a direction's

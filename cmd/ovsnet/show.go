@@ -187,6 +187,9 @@ func bridgeAttrs(br show.BridgeView) []string {
 		if br.Datapath != show.DatapathOVN {
 			attrs = append(attrs, "nat "+onOff(br.NAT))
 		}
+		if br.RateLimit != "" {
+			attrs = append(attrs, "default rate limit "+br.RateLimit)
+		}
 		if d := br.Docker; d != nil {
 			attrs = append(attrs, dockerAttr(d))
 		}

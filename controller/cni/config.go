@@ -196,7 +196,10 @@ func (c *NetConf) port(containerID, netns, ifname, args string) (network.PortOpt
 	if len(o.Addresses) == 0 {
 		o.Addresses = []string{"auto"}
 	}
-	if c.rateLimit().IngressRate > 0 && o.Type == "" {
+	if o.Rate = c.rateLimit(); o.Rate.WithBursts().Check() != nil {
+		return o, types.NewError(types.ErrInvalidNetworkConfig, "runtimeConfig.bandwidth: "+o.Rate.WithBursts().Check().Error(), "")
+	}
+	if o.Rate.IngressRate > 0 && o.Type == "" {
 		// What the container receives waits at a veth's host end: an
 		// internal port has none.
 		o.Type = attach.TypeVeth

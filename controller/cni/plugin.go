@@ -22,7 +22,6 @@ import (
 	"github.com/ovsnet/ovsnet/controller/lock"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/ovn"
-	"github.com/ovsnet/ovsnet/controller/ratelimit"
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
@@ -121,11 +120,7 @@ func Add(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	err = r.limit(o)
-	var res types.Result
-	if err == nil {
-		res, err = result(r.conf, port, args, ipamResult)
-	}
+	res, err := result(r.conf, port, args, ipamResult)
 	if err != nil {
 		r.detach(o.Iface, o.Container) // a failed ADD leaves nothing
 		return err
@@ -162,26 +157,6 @@ func (r *request) attach(b network.BridgeOptions, o network.PortOptions) (*netwo
 		return nil, types.NewError(types.ErrInternal, err.Error(), "")
 	}
 	return port, nil
-}
-
-// limit caps the attached interface as the bandwidth capability asks.
-func (r *request) limit(o network.PortOptions) error {
-	lim := r.conf.rateLimit()
-	if lim.IsZero() {
-		return nil
-	}
-	if err := lim.WithBursts().Check(); err != nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, "runtimeConfig.bandwidth: "+err.Error(), "")
-	}
-	err := r.withHost(func(ctx context.Context, h *network.Host) error {
-		_, err := ratelimit.Set(ctx, h, ratelimit.Options{Network: r.conf.Bridge, Container: o.Container, Iface: o.Iface, Limit: lim})
-		return err
-	})
-	var te *types.Error
-	if err != nil && !errors.As(err, &te) {
-		return types.NewError(types.ErrInternal, "bandwidth: "+err.Error(), "")
-	}
-	return err
 }
 
 // detach takes the container's interface away if this network's plugin

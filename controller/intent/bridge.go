@@ -38,6 +38,12 @@ type Bridge struct {
 	// FloodPPS is the flood bound its new ports get (KeyFloodPPS); one
 	// that does not decode reads as DefaultFloodPPS, with an error.
 	FloodPPS int
+	// Rate is the rate limit its new container interfaces get unless
+	// they ask for their own (KeyRate, as on an interface); RateErr: it
+	// does not decode, and attaches to the bridge are refused until it
+	// is set again.
+	Rate    RateLimit
+	RateErr error
 
 	// The Docker network the bridge carries; its ID is empty when none.
 	// A VLAN that does not decode is in Err.
@@ -110,6 +116,14 @@ func DecodeBridge(name string, ext map[string]string) Bridge {
 			b.FloodPPS = DefaultFloodPPS
 			b.Errs = append(b.Errs, &Error{Row: row, Key: KeyFloodPPS, Value: v, Want: FloodPPSWant, Then: "new ports get the default bound until then"})
 		}
+	}
+	if lim, ok, err := DecodeRateLimit(row, ext); ok && err != nil {
+		if e, is := err.(*Error); is {
+			e.Then = "attaches to it are refused until then (ovsnet qos " + name + " --default ...)"
+		}
+		b.RateErr, b.Errs = err, append(b.Errs, err)
+	} else {
+		b.Rate = lim
 	}
 	b.NextOfport, _ = strconv.Atoi(ext[KeyNextOfport])
 	for _, k := range []string{KeyHintIPv4, KeyHintIPv6} {
@@ -279,7 +293,8 @@ type Settings struct {
 	MTU           int  // given; 0: not given
 	AutoMTU       int  // chosen by ovsnet (not a given setting: it changes)
 	ICC, NAT      *bool
-	FloodPPS      *int // the flood bound of new ports; nil: not given
+	FloodPPS      *int      // the flood bound of new ports; nil: not given
+	Rate          RateLimit // new ports' rate limit (bursts set); zero: not given
 }
 
 // Encode is the settings as bridge external_ids.
@@ -311,6 +326,9 @@ func (s Settings) Encode() map[string]string {
 	}
 	if s.FloodPPS != nil {
 		want[KeyFloodPPS] = strconv.Itoa(*s.FloodPPS)
+	}
+	if !s.Rate.IsZero() {
+		want[KeyRate] = s.Rate.Encode()
 	}
 	return want
 }

@@ -2,6 +2,8 @@ package intent
 
 import (
 	"fmt"
+
+	"github.com/ovsnet/ovsnet/attach"
 	"strconv"
 	"strings"
 )
@@ -18,6 +20,16 @@ type RateLimit struct {
 // KeyRate is an interface's rate limit: "ingress=RATE/BURST,egress=RATE/BURST"
 // (bits a second and bits; a direction with no cap left out).
 const KeyRate = "ovsnet-rate"
+
+// Ingress is r's cap on what the container receives, as a shaper.
+func (r RateLimit) Ingress() attach.Shaper {
+	return attach.Shaper{Rate: r.IngressRate, Burst: r.IngressBurst}
+}
+
+// Egress is r's cap on what the container sends, as a shaper.
+func (r RateLimit) Egress() attach.Shaper {
+	return attach.Shaper{Rate: r.EgressRate, Burst: r.EgressBurst}
+}
 
 // IsZero says whether r caps nothing.
 func (r RateLimit) IsZero() bool { return r == RateLimit{} }

@@ -26,6 +26,9 @@ type BridgeOptions struct {
 	ICC      *bool
 	NAT      *bool
 	FloodPPS *int // the flood bound of its ports (see PortOptions)
+	// Rate is the rate limit of its container interfaces that ask for
+	// none of their own (see PortOptions).
+	Rate     intent.RateLimit
 	Datapath string
 	// OVN: Name is an OVN network (ovsnet network create), never made
 	// here; without it, an OVN network of that name is taken all the same
@@ -48,6 +51,9 @@ func (o BridgeOptions) Check() ([]ipam.Subnet, error) {
 	}
 	if err := CheckFloodPPS(o.FloodPPS); err != nil {
 		return nil, err
+	}
+	if err := o.Rate.WithBursts().Check(); err != nil {
+		return nil, fmt.Errorf("rate limit: %w", err)
 	}
 	if o.Datapath != "" && o.Datapath != datapath.System && o.Datapath != datapath.Netdev {
 		return nil, fmt.Errorf("unknown datapath %q: use system (kernel module) or netdev (userspace)", o.Datapath)
@@ -72,7 +78,8 @@ func (o BridgeOptions) Check() ([]ipam.Subnet, error) {
 
 // Settings are what the options ask of the bridge.
 func (o BridgeOptions) Settings(subnets []ipam.Subnet) intent.Settings {
-	s := intent.Settings{Subnets: subnets, GatewaysGiven: len(o.Gateways) > 0, MTU: o.MTU, ICC: o.ICC, NAT: o.NAT, FloodPPS: o.FloodPPS}
+	s := intent.Settings{Subnets: subnets, GatewaysGiven: len(o.Gateways) > 0, MTU: o.MTU, ICC: o.ICC, NAT: o.NAT, FloodPPS: o.FloodPPS,
+		Rate: o.Rate.WithBursts()}
 	if o.MTU == 0 && len(o.Ranges) > 0 {
 		// Spans hosts: room for the encapsulation until tunnels say
 		// exactly how much (tunnel add).

@@ -59,8 +59,9 @@ type AttachItem struct {
 	veth      bool   // its veth exists (to roll back)
 	ifaceUUID string // its rows, once committed
 	portUUID  string
-	published bool   // its port mappings are in (to roll back)
-	waits     string // a pool's veth taken: the namespace its end waited in ("" the host)
+	published bool             // its port mappings are in (to roll back)
+	waits     string           // a pool's veth taken: the namespace its end waited in ("" the host)
+	rate      intent.RateLimit // its own or the bridge's, bursts set (applyRates)
 }
 
 // AttachRun is one attach of items to one bridge.
@@ -177,6 +178,7 @@ func (h *Host) attachPorts(ctx context.Context, n Network, specs []PortOptions, 
 	}
 	for _, it := range r.items {
 		p := portView(it.port, it.host, it.ofport, it.o.VLAN)
+		p.RateLimit = it.rate.String()
 		ps = append(ps, &p)
 	}
 	return ps, nil
@@ -283,10 +285,44 @@ func (r *AttachRun) checkLinks() error {
 // bridge's datapath cannot carry (checkTypes).
 func (r *AttachRun) setBridge(br *vswitchd.Bridge) error {
 	r.br, r.bi = br, intent.DecodeBridge(br.Name, br.ExternalIDs)
+	if err := r.applyRates(); err != nil {
+		return err
+	}
 	if err := r.checkTypes(); err != nil {
 		return err
 	}
 	return r.checkMTUs()
+}
+
+// applyRates gives each item its rate limit: its own, else the bridge's
+// default (a pool's port gets none until it is claimed). A cap on what a
+// container receives waits at a veth's host end: such an item without a
+// type becomes a veth, an internal port is refused. A default that does
+// not decode refuses the items that would take it.
+func (r *AttachRun) applyRates() error {
+	for i, it := range r.items {
+		if it.o.Pooled {
+			continue
+		}
+		lim := it.o.Rate
+		if lim.IsZero() {
+			if r.bi.RateErr != nil {
+				return r.itemErr(i, it.o, fmt.Errorf("bridge %s's default rate limit: %w (give the interface its own, or set the default again with ovsnet qos %s --default)", r.bridge, r.bi.RateErr, r.bridge))
+			}
+			lim = r.bi.Rate
+		}
+		it.rate = lim.WithBursts()
+		if lim.IngressRate == 0 {
+			continue
+		}
+		switch it.o.Type {
+		case "":
+			it.o.Type = attach.TypeVeth
+		case attach.TypeInternal:
+			return r.itemErr(i, it.o, fmt.Errorf("an ingress rate needs a veth: an internal port's packets are written straight into the container past any queue (attach it with --type veth)"))
+		}
+	}
+	return nil
 }
 
 // checkMTUs refuses items whose MTU is above their bridge's: the bridge
@@ -323,6 +359,7 @@ func (r *AttachRun) fill(it *AttachItem, subs []ipam.Subnet, mac net.HardwareAdd
 		it.port.FloodPPS = *it.o.FloodPPS
 	}
 	it.cfg = portConfig(it.port, it.o.routes())
+	it.cfg.Egress = it.rate.Egress()
 	if it.o.Pooled {
 		it.port.Pooled, it.port.PoolNetns, it.port.Netns = true, it.netns, ""
 	}
@@ -433,7 +470,11 @@ func (it *AttachItem) portSpec() ovsdb.PortSpec {
 	if it.typ == attach.TypeInternal {
 		ptype = "internal"
 	}
-	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: it.port.Encode(), PortIDs: intent.Ownership(it.port.Bridge)}
+	ids := it.port.Encode()
+	if !it.rate.IsZero() {
+		ids[intent.KeyRate] = it.rate.Encode()
+	}
+	return ovsdb.PortSpec{Name: it.host, Type: ptype, OfportRequest: it.ofport, VLAN: it.o.VLAN, MTU: it.cfg.MTU, ExternalIDs: ids, PortIDs: intent.Ownership(it.port.Bridge)}
 }
 
 // containers are the items' containers.
@@ -467,6 +508,11 @@ func (r *AttachRun) installFlows(ctx context.Context) error {
 func (r *AttachRun) configure(it *AttachItem) error {
 	if it.o.Pooled {
 		return nil // its container end waits in the host, down
+	}
+	if it.rate.IngressRate > 0 { // a veth (applyRates): its host end's queue
+		if err := r.h.Devices.ShapeHostEnd(it.host, it.rate.Ingress()); err != nil {
+			return fmt.Errorf("cap what %s receives: %w", it.o.Container, err)
+		}
 	}
 	if h := it.o.Handoff; h != nil {
 		if it.cfg.NoTxOffload {

@@ -18,6 +18,7 @@ import (
 	"github.com/ovsnet/ovsnet/flows"
 	"github.com/ovsnet/ovsnet/flows/flowstest"
 	"github.com/ovsnet/ovsnet/nat/nattest"
+	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -355,4 +356,62 @@ func TestHandoffReturnsToPool(t *testing.T) {
 	if rs := rowsOf(t, h, "ep2"); len(rs) != 0 {
 		t.Fatalf("a delete that does not say where the runtime's link is left rows %+v", rs)
 	}
+}
+
+// TestAttachRates: an attach's own cap, else its bridge's default, is
+// written with its row and set by the attach (the container side through
+// Configure, a veth's host end by the run); an ingress cap makes a typeless
+// interface a veth and refuses an internal one; a failing host-end shaper
+// rolls the attach back; a default that does not decode refuses.
+func TestAttachRates(t *testing.T) {
+	ctx := context.Background()
+	h, _, dev := engineHost(t)
+	own := eth1Of("a", "")
+	own.Rate = intent.RateLimit{IngressRate: 20_000_000, EgressRate: 10_000_000}
+	p, err := h.AddPort(ctx, own)
+	if err != nil || p.Type != attach.TypeVeth || p.RateLimit != "in 20mbit, out 10mbit" {
+		t.Fatalf("attach with its own cap: %+v, %v", p, err)
+	}
+	if cfg, _ := dev.Config("/ns/a", "eth1"); cfg.Egress.Rate != 10_000_000 || cfg.Egress.Burst != 1_000_000 {
+		t.Fatalf("container side's shaper %+v", cfg.Egress)
+	}
+	if !slices.Contains(dev.Calls(), fmt.Sprintf("ShapeHostEnd %s 20000000", p.OVSPort)) {
+		t.Fatalf("no host-end shaper: %v", dev.Calls())
+	}
+	intl := eth1Of("b", attach.TypeInternal)
+	intl.Rate = intent.RateLimit{IngressRate: 20_000_000}
+	if _, err := h.AddPort(ctx, intl); err == nil || !strings.Contains(err.Error(), "needs a veth") {
+		t.Fatalf("internal port with an ingress cap: %v", err)
+	}
+	dev.Fail["ShapeHostEnd"] = errors.New("injected")
+	if _, err := h.AddPort(ctx, own.with("b")); err == nil || !strings.Contains(err.Error(), "injected") || len(rowsOf(t, h, "b")) != 0 {
+		t.Fatalf("failing shaper: %v, rows %v", err, rowsOf(t, h, "b"))
+	}
+	delete(dev.Fail, "ShapeHostEnd")
+
+	setDefault := func(v string) {
+		if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs("br0", map[string]string{intent.KeyRate: v}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setDefault("egress=30000000/3000000")
+	p, err = h.AddPort(ctx, eth1Of("b", ""))
+	if err != nil || p.Type != attach.TypeInternal || p.RateLimit != "out 30mbit" {
+		t.Fatalf("attach under the bridge's default: %+v, %v", p, err)
+	}
+	setDefault("fast")
+	if _, err := h.AddPort(ctx, eth1Of("c", "")); err == nil || !strings.Contains(err.Error(), "default rate limit") {
+		t.Fatalf("attach under a default that does not decode: %v", err)
+	}
+	withOwn := eth1Of("c", "")
+	withOwn.Rate = intent.RateLimit{EgressRate: 5_000_000}
+	if _, err := h.AddPort(ctx, withOwn); err != nil {
+		t.Fatalf("its own cap under a default that does not decode: %v", err)
+	}
+}
+
+// with is o for container c (in /ns/c).
+func (o PortOptions) with(c string) PortOptions {
+	o.Container, o.Netns = c, "/ns/"+c
+	return o
 }

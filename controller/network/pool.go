@@ -52,7 +52,7 @@ func (r *AttachRun) poolable() bool {
 	}
 	it := r.items[0]
 	o, rq := it.o, it.rq
-	if o.Pooled || rq.auto == (len(rq.requested) > 0) || rq.mac != nil || rq.gateway.IsValid() || o.MTU != 0 || o.VLAN != 0 || o.FloodPPS != nil {
+	if o.Pooled || rq.auto == (len(rq.requested) > 0) || rq.mac != nil || rq.gateway.IsValid() || o.MTU != 0 || o.VLAN != 0 || o.FloodPPS != nil || !it.rate.IsZero() {
 		return false
 	}
 	for _, l := range r.bi.Links {

@@ -47,6 +47,9 @@ type PortOptions struct {
 	// FloodPPS bounds what the port sends outside TCP connections under
 	// way, in packets a second (0: no bound); nil: the bridge's bound.
 	FloodPPS *int `json:",omitempty"`
+	// Rate caps what the interface receives and sends (token-bucket
+	// shapers, as ovsnet qos sets them); zero: the bridge's default.
+	Rate intent.RateLimit `json:",omitzero"`
 }
 
 // Handoff is an attach whose container end a runtime moves into the

@@ -58,6 +58,9 @@ func parsePortOptions(o PortOptions) (*portRequest, error) {
 	if o.Type != "" && o.Type != attach.TypeVeth && o.Type != attach.TypeInternal {
 		return nil, fmt.Errorf("unknown attach type %q: use veth or internal", o.Type)
 	}
+	if err := o.Rate.WithBursts().Check(); err != nil {
+		return nil, fmt.Errorf("rate limit: %w", err)
+	}
 	if o.Handoff != nil && o.Netns != "" {
 		return nil, fmt.Errorf("a port handed off to a runtime has no namespace of ovsnet's")
 	}

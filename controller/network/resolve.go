@@ -52,6 +52,7 @@ type Setting int
 const (
 	SettingVLAN Setting = iota
 	SettingFloodLimit
+	SettingDefaultRate // a network-wide default rate limit
 )
 
 // Network resolves name: this host's bridge of that name, else the OVN

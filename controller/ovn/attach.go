@@ -267,6 +267,8 @@ func (a *ovnNetwork) Refuse(what network.Setting) error {
 		return fmt.Errorf("%s is an OVN network: it is one broadcast domain across chassis, with no VLANs; put containers that must not meet on another network (ovsnet network create) or isolate them (--icc=false)", a.name)
 	case network.SettingFloodLimit:
 		return fmt.Errorf("%s is an OVN network: its flows are ovn-controller's, and ovsnet bounds no floods there", a.name)
+	case network.SettingDefaultRate:
+		return fmt.Errorf("%s is an OVN network: it keeps no per-host defaults; cap its containers one by one (add-port --rate, ovsnet qos %s CONTAINER)", a.name, a.name)
 	}
 	return nil
 }

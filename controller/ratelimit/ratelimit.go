@@ -19,12 +19,9 @@ import (
 	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
-
-// handle is the major number of ovsnet's tbf qdiscs: a root qdisc with
-// another is not ovsnet's to remove.
-const handle = 0x8f
 
 // Options is one `ovsnet qos`, or a CNI ADD's bandwidth.
 type Options struct {
@@ -70,6 +67,31 @@ func Set(ctx context.Context, h *network.Host, o Options) (Result, error) {
 	return r, nil
 }
 
+// SetDefault records lim (bursts defaulted) as the rate limit of the
+// container interfaces attached to bridge network name from now on that
+// ask for none of their own; a zero lim removes the default. Interfaces
+// attached before keep theirs. It returns the bridge's name.
+func SetDefault(ctx context.Context, h *network.Host, name string, lim intent.RateLimit) (string, error) {
+	lim = lim.WithBursts()
+	if err := lim.Check(); err != nil {
+		return "", fmt.Errorf("rate limit: %w", err)
+	}
+	n, err := h.Network(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	n.Close()
+	if err := n.Refuse(network.SettingDefaultRate); err != nil {
+		return "", err
+	}
+	set, del := map[string]string{intent.KeyRate: lim.Encode()}, []string(nil)
+	if lim.IsZero() {
+		set, del = nil, []string{intent.KeyRate}
+	}
+	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetBridgeExternalIDs(n.Bridge(), set, del...) })
+	return n.Bridge(), err
+}
+
 // refuse says why ifc cannot take lim: an internal port has no host end
 // to queue what it receives (ovs-vswitchd writes straight into the
 // container), and netem (ovsnet impair) holds the root of its container's
@@ -107,7 +129,7 @@ func apply(ctx context.Context, ifc vswitchd.Interface, lim intent.RateLimit, na
 		return false, err
 	}
 	if ifc.Type != attach.TypeInternal {
-		if changed, err = shapeHostEnd(ifc.Name, lim); err != nil {
+		if changed, err = attach.ShapeHostEnd(ifc.Name, lim.Ingress()); err != nil {
 			return changed, fmt.Errorf("queue what %s receives: %w", pi.Container, err)
 		}
 	}
@@ -119,7 +141,7 @@ func apply(ctx context.Context, ifc vswitchd.Interface, lim intent.RateLimit, na
 		return changed, err
 	}
 	defer h.Close()
-	c, err := shape(h, l, lim.EgressRate, lim.EgressBurst)
+	c, err := attach.Shape(h, l, lim.Egress())
 	if err != nil {
 		return changed || c, fmt.Errorf("queue what %s sends: %w", pi.Container, err)
 	}

@@ -16,6 +16,7 @@ type BridgeView struct {
 	MTU        int                `json:"mtu,omitempty"`
 	ICC        bool               `json:"icc"`
 	NAT        bool               `json:"nat"`
+	RateLimit  string             `json:"default_rate_limit,omitempty"` // new interfaces' cap, in words (add-br --rate, qos --default)
 	Ports      []network.PortView `json:"containers"`
 	Links      []LinkView         `json:"links,omitempty"`
 	Mirrors    []intent.Mirror    `json:"mirrors,omitempty"` // standing mirrors (ovsnet mirror list says what they copy)

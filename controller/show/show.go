@@ -44,6 +44,7 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		sb := BridgeView{Name: b.Name, Datapath: datapath.Of(b), Ovsnet: bi.Owned, MTU: bi.MTU, ICC: bi.ICC, NAT: bi.NAT,
 			Ports: []network.PortView{}, Tunnels: bi.Tunnels}
 		sb.Subnets, sb.Gateways, sb.IPRanges = bi.Strings()
+		sb.RateLimit = bi.Rate.String()
 		if d := bi.Docker; d.ID != "" {
 			sb.Docker = &Docker{ID: d.ID, Name: d.Name, VLAN: d.VLAN, Internal: d.Internal}
 		}

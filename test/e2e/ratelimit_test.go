@@ -124,3 +124,89 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// A cap given as a container is attached, through every front end that
+// attaches (add-port, add-ports, the controller's API), and a bridge's
+// default for interfaces that ask for none: the shapers are in place when
+// the attach returns, TCP runs at the cap, an ingress cap makes the
+// interface a veth and refuses an internal one leaving nothing, and a
+// default that does not decode refuses attaches until it is set again.
+func TestRateLimitAtAttach(t *testing.T) {
+	e := newEnv(t)
+	cs := map[string]string{}
+	for _, n := range []string{"dflt", "own", "intl", "bulk", "api", "none", "bad"} {
+		cs[n] = e.container()
+	}
+	e.must("add-br", "br1", "--subnet", "10.67.0.0/24", "--egress-rate", "30mbit")
+	if s := e.must("show", "br1"); !strings.Contains(s, "default rate limit out 30mbit") {
+		t.Fatalf("show: %s", s)
+	}
+	e.must("add-port", "br1", "eth1", cs["dflt"], "--ip") // 10.67.0.2
+	shaped(t, e, cs["dflt"], "", "30Mbit")
+	e.must("add-port", "br1", "eth1", cs["own"], "--ip", "--rate", "20mbit") // 10.67.0.3
+	shaped(t, e, cs["own"], "20Mbit", "20Mbit")
+	if s := e.must("show", "br1"); !strings.Contains(s, "rate limit: in 20mbit, out 20mbit") || !strings.Contains(s, "rate limit: out 30mbit") {
+		t.Fatalf("show: %s", s)
+	}
+	for _, reverse := range []bool{false, true} {
+		if got := iperfMbit(t, cs["dflt"], cs["own"], "10.67.0.2", reverse); !within(got, 20) {
+			t.Fatalf("TCP to a container attached with a 20 Mbit/s cap (reverse %v): %.1f Mbit/s", reverse, got)
+		}
+	}
+	if !kernelDatapath { // the kernel datapath takes no internal port into a container
+		e.fails("an ingress rate needs a veth", "add-port", "br1", "eth1", cs["intl"], "--ip", "--type", "internal", "--ingress-rate", "10mbit")
+		if out, _ := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+cs["intl"]); strings.TrimSpace(out) != "" {
+			t.Fatalf("a refused attach left port %s", out)
+		}
+	}
+	cmd := e.sb.Command(ovsnetBin, "add-ports", "br1", "--ip")
+	cmd.Stdin = strings.NewReader("eth1 " + cs["bulk"] + " --egress-rate 5mbit\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("add-ports: %v: %s", err, out)
+	}
+	shaped(t, e, cs["bulk"], "", "5Mbit")
+
+	e.startController("127.0.0.1:19481")
+	e.must("add-port", "br1", "eth1", cs["api"], "--ip", "--ingress-rate", "15mbit")
+	shaped(t, e, cs["api"], "15Mbit", "") // its own limit, whole: the default is for interfaces that ask for none
+	e.must("qos", "br1", "--default", "--clear")
+	if s := e.must("show", "br1"); strings.Contains(s, "default rate limit") {
+		t.Fatalf("show after qos --default --clear: %s", s)
+	}
+	e.must("add-port", "br1", "eth1", cs["none"], "--ip")
+	shaped(t, e, cs["none"], "", "")
+	e.fails("want 8kbit or more", "qos", "br1", "--default", "--rate", "1kbit")
+
+	if _, err := e.sb.Vsctl("set", "bridge", "br1", "external_ids:ovsnet-rate=fast"); err != nil {
+		t.Fatal(err)
+	}
+	e.fails("default rate limit", "add-port", "br1", "eth1", cs["bad"], "--ip")
+	if out, _ := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+cs["bad"]); strings.TrimSpace(out) != "" {
+		t.Fatalf("an attach refused for the default left port %s", out)
+	}
+	e.must("qos", "br1", "--default", "--egress-rate", "10mbit")
+	e.must("add-port", "br1", "eth1", cs["bad"], "--ip")
+	shaped(t, e, cs["bad"], "", "10Mbit")
+}
+
+// shaped checks container c's interface on br1 has ovsnet's shapers at
+// rates in (the veth's host end; "" none) and out (c's eth1; "" none),
+// as tc prints them ("20Mbit").
+func shaped(t *testing.T, e *env, c, in, out string) {
+	t.Helper()
+	host, err := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+c)
+	if err != nil || strings.TrimSpace(host) == "" {
+		t.Fatalf("no interface of %s: %v", c, err)
+	}
+	for _, q := range []struct{ ns, dev, want string }{{e.sb.Netns, strings.TrimSpace(host), in}, {c, "eth1", out}} {
+		b, err := exec.Command("ip", "netns", "exec", q.ns, "tc", "qdisc", "show", "dev", q.dev, "root").CombinedOutput()
+		got := string(b)
+		if err != nil && q.want == "" && q.ns == e.sb.Netns {
+			continue // an internal port: no host end
+		}
+		has := err == nil && strings.Contains(got, "qdisc tbf 8f:")
+		if q.want == "" && has || q.want != "" && (!has || !strings.Contains(got, "rate "+q.want+" ")) {
+			t.Fatalf("%s of %s: want ovsnet's shaper at %q, have %q", q.dev, c, q.want, got)
+		}
+	}
+}
