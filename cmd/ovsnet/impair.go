@@ -94,19 +94,9 @@ func parseRate(s string) (uint64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	num, mult := strings.ToLower(s), uint64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   uint64
-	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
-		if n, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = n, u.mult
-			break
-		}
+	v, err := intent.ParseRate(s)
+	if err != nil {
+		return 0, fmt.Errorf("--%s", err) // "--rate ...": the flag's name
 	}
-	v, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("--rate %q: want a rate such as 10mbit, 500kbit, 1gbit or bits a second", s)
-	}
-	return v * mult, nil
+	return v, nil
 }

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -60,6 +61,13 @@ func (p *Plugin) createEndpoint(ctx context.Context, req *createEndpointRequest)
 	}
 	if len(o.Addresses) == 0 {
 		o.Addresses = []string{"auto"}
+	}
+	for _, k := range []string{optRate, optInRate, optOutRate} { // --driver-opt: this endpoint's own cap
+		if v, ok := req.Options[k]; ok {
+			if err := rateOption(&o.Rate, k, fmt.Sprint(v)); err != nil {
+				return nil, errorf("bad --driver-opt %s=%v: %v", k, v, err)
+			}
+		}
 	}
 	port, err := p.Host.AddPort(ctx, o)
 	if err != nil {

@@ -38,6 +38,11 @@ const (
 	optVLAN   = "ovsnet.vlan"
 	optOVN    = dockernet.OptOVN
 	optMTU    = "com.docker.network.driver.mtu"
+	// Rate limits, of the network's endpoints (their default) and, as
+	// --driver-opt, of one endpoint: both ways, or one.
+	optRate    = "ovsnet.rate"
+	optInRate  = "ovsnet.ingress-rate"
+	optOutRate = "ovsnet.egress-rate"
 	// Not an -o: Docker's --internal, beside the -o options.
 	optInternal = "com.docker.network.internal"
 )
@@ -76,8 +81,10 @@ func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, intent.Doc
 			if d.VLAN, err = strconv.Atoi(v); err == nil && (d.VLAN < 1 || d.VLAN > 4094) {
 				err = fmt.Errorf("a VLAN is 1..4094")
 			}
+		case optRate, optInRate, optOutRate:
+			err = rateOption(&o.Rate, k, v)
 		default:
-			return o, d, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s, %s, %s and %s", k, optBridge, optICC, optNAT, optVLAN, optMTU, optOVN)
+			return o, d, errorf("unknown option -o %s: ovsnet networks take %s, %s, %s, %s, %s, %s, %s, %s and %s", k, optBridge, optICC, optNAT, optVLAN, optMTU, optRate, optInRate, optOutRate, optOVN)
 		}
 		if err != nil {
 			return o, d, errorf("bad -o %s=%s: %v", k, v, err)
@@ -100,6 +107,24 @@ func bridgeOptions(req *createNetworkRequest) (network.BridgeOptions, intent.Doc
 		}
 	}
 	return o, d, nil
+}
+
+// rateOption sets the way of lim that option k names (optInRate,
+// optOutRate; optRate both, where a way's own option did not set it) to
+// rate v (10mbit, 500kbit...), checked.
+func rateOption(lim *intent.RateLimit, k, v string) error {
+	r, err := intent.ParseRate(v)
+	if err != nil {
+		return err
+	}
+	both := k == optRate
+	if k == optInRate || both && lim.IngressRate == 0 {
+		lim.IngressRate = r
+	}
+	if k == optOutRate || both && lim.EgressRate == 0 {
+		lim.EgressRate = r
+	}
+	return lim.WithBursts().Check()
 }
 
 // ovnOptions reads a network made with -o ovsnet.ovn=NAME: the OVN network

@@ -3,6 +3,8 @@ package docker
 import (
 	"strings"
 	"testing"
+
+	"github.com/ovsnet/ovsnet/controller/intent"
 )
 
 func TestBridgeOptions(t *testing.T) {
@@ -39,7 +41,8 @@ func TestBridgeOptions(t *testing.T) {
 		t.Fatal("--internal -o ovsnet.nat=true accepted")
 	}
 	for opt, want := range map[string]string{"ovsnet.bogus=1": "unknown option -o ovsnet.bogus", "ovsnet.icc=maybe": "bad -o ovsnet.icc=maybe",
-		"ovsnet.vlan=4095": "bad -o ovsnet.vlan=4095", "ovsnet.vlan=ten": "bad -o ovsnet.vlan=ten"} {
+		"ovsnet.vlan=4095": "bad -o ovsnet.vlan=4095", "ovsnet.vlan=ten": "bad -o ovsnet.vlan=ten",
+		"ovsnet.rate=fast": "bad -o ovsnet.rate=fast", "ovsnet.egress-rate=1kbit": "want 8kbit or more"} {
 		k, v, _ := strings.Cut(opt, "=")
 		req.Options["com.docker.network.generic"] = map[string]any{k: v}
 		if _, _, err := bridgeOptions(req); err == nil || !strings.Contains(err.Error(), want) {
@@ -73,5 +76,25 @@ func TestRequestPool(t *testing.T) {
 		if _, err := p.requestPool(nil, &bad); err == nil {
 			t.Errorf("pool %+v accepted", bad)
 		}
+	}
+}
+
+// -o ovsnet.rate caps both ways, a way's own option that way, whatever the
+// order the options come in.
+func TestRateOptions(t *testing.T) {
+	req := &createNetworkRequest{NetworkID: "0123456789abcdef0123", Options: map[string]any{"com.docker.network.generic": map[string]any{
+		"ovsnet.rate": "20mbit", "ovsnet.egress-rate": "5mbit"}}}
+	o, _, err := bridgeOptions(req)
+	if err != nil || o.Rate.IngressRate != 20_000_000 || o.Rate.EgressRate != 5_000_000 {
+		t.Fatalf("-o ovsnet.rate=20mbit -o ovsnet.egress-rate=5mbit: %+v, %v", o.Rate, err)
+	}
+	var lim intent.RateLimit
+	for _, kv := range [][2]string{{optInRate, "1mbit"}, {optRate, "3mbit"}} {
+		if err := rateOption(&lim, kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lim.IngressRate != 1_000_000 || lim.EgressRate != 3_000_000 {
+		t.Fatalf("ingress first, then both: %+v", lim)
 	}
 }

@@ -92,6 +92,26 @@ func (r RateLimit) String() string {
 	return strings.Join(f, ", ")
 }
 
+// ParseRate reads a rate in tc's words (10mbit, 500kbit, 1gbit, 8000bit)
+// or bits a second.
+func ParseRate(s string) (uint64, error) {
+	num, mult := strings.ToLower(s), uint64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}} {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("rate %q: want a rate such as 10mbit, 500kbit, 1gbit or bits a second", s)
+	}
+	return v * mult, nil
+}
+
 // DecodeRateLimit reads an interface's rate limit; ok is false when it has
 // none. One that does not decode is an error: the interface's queues are
 // left as they are.

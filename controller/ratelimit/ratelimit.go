@@ -109,11 +109,18 @@ func refuse(ifc vswitchd.Interface, lim intent.RateLimit) error {
 // Converge brings an interface's queues to its limit, for reconcile; one
 // with none, or whose container is not running, is left alone.
 func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err error) {
+	return ConvergeFor(ctx, ifc, "")
+}
+
+// ConvergeFor is Converge for an interface of container (a name or ID
+// found first; "": the row's own), as when a runtime that moved the link
+// in itself (a Docker endpoint) has started the container.
+func ConvergeFor(ctx context.Context, ifc vswitchd.Interface, container string) (did string, err error) {
 	lim, ok, err := intent.DecodeRateLimit(network.IfaceRow(ifc), ifc.ExternalIDs)
 	if !ok || err != nil {
 		return "", err
 	}
-	changed, err := apply(ctx, ifc, lim, "", true)
+	changed, err := apply(ctx, ifc, lim, container, true)
 	if err != nil || !changed {
 		return "", err
 	}

@@ -341,18 +341,25 @@ func TestDockerRestartKeepsNetwork(t *testing.T) {
 // client refuses --mac-address with a network against an older daemon.
 func dockerWithMAC(t *testing.T, nw, mac, alias string) string {
 	t.Helper()
-	name := uniq("ovsnet-e2e-")
-	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
-	body, _ := json.Marshal(map[string]any{
+	return dockerCreate(t, map[string]any{
 		"Image": testImage, "Cmd": []string{"busybox", "httpd", "-f", "-p", "80", "-h", "/"},
 		"MacAddress": mac, "ExposedPorts": map[string]any{"80/tcp": struct{}{}},
 		"HostConfig":       map[string]any{"NetworkMode": nw, "PublishAllPorts": true},
 		"NetworkingConfig": map[string]any{"EndpointsConfig": map[string]any{nw: map[string]any{"Aliases": []string{alias}}}},
 	})
+}
+
+// dockerCreate creates a container from body (the Engine API's, at the
+// daemon's version 1.41) and starts it.
+func dockerCreate(t *testing.T, body map[string]any) string {
+	t.Helper()
+	name := uniq("ovsnet-e2e-")
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", name).Run() })
+	b, _ := json.Marshal(body)
 	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", "/var/run/docker.sock")
 	}}}
-	resp, err := hc.Post("http://docker/v1.41/containers/create?name="+name, "application/json", bytes.NewReader(body))
+	resp, err := hc.Post("http://docker/v1.41/containers/create?name="+name, "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,4 +434,64 @@ func TestDockerNetworkOptions(t *testing.T) {
 	if show := e.must("show"); !strings.Contains(show, "nat off, Docker network") || !strings.Contains(show, "(internal)") {
 		t.Fatalf("the internal network's bridge translates:\n%s", show)
 	}
+}
+
+// Rate limits on a Docker network: -o ovsnet.egress-rate is the default
+// of its endpoints, an endpoint's --driver-opt ovsnet.rate its own; the
+// host end is shaped as the endpoint is made, the container's side once
+// the container starts (Docker moves the link in, and a queue does not
+// move with it); TCP runs at the endpoint's cap.
+func TestDockerRateLimit(t *testing.T) {
+	dockerImage(t)
+	e := newEnv(t)
+	driver := uniq("ovsnet-t")
+	e.servePlugin(driver)
+	nw := dockerNet(t, driver, "--subnet", "10.78.0.0/24", "-o", "ovsnet.bridge=ovt-rl", "-o", "ovsnet.egress-rate=30mbit")
+	if s := e.must("show", "ovt-rl"); !strings.Contains(s, "default rate limit out 30mbit") {
+		t.Fatalf("show: %s", s)
+	}
+	srv := dockerOn(t, nw)
+	cli := dockerCreate(t, map[string]any{
+		"Image": testImage, "Cmd": []string{"busybox", "sleep", "3600"},
+		"HostConfig":       map[string]any{"NetworkMode": nw},
+		"NetworkingConfig": map[string]any{"EndpointsConfig": map[string]any{nw: map[string]any{"DriverOpts": map[string]string{"ovsnet.rate": "20mbit"}}}},
+	})
+	eventually(t, 15*time.Second, "the endpoints' caps in the containers", func() bool {
+		return strings.Contains(dockerQdisc(t, srv), "rate 30Mbit") && strings.Contains(dockerQdisc(t, cli), "rate 20Mbit")
+	})
+	if s := e.must("show", "ovt-rl"); !strings.Contains(s, "rate limit: in 20mbit, out 20mbit") || !strings.Contains(s, "rate limit: out 30mbit") {
+		t.Fatalf("show: %s", s)
+	}
+	srvIP := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", srv))
+	srvNs, cliNs := dockerNetns(t, e, srv), dockerNetns(t, e, cli)
+	for _, reverse := range []bool{false, true} {
+		if got := iperfMbit(t, srvNs, cliNs, srvIP, reverse); !within(got, 20) {
+			t.Fatalf("TCP to a Docker endpoint capped at 20 Mbit/s (reverse %v): %.1f Mbit/s", reverse, got)
+		}
+	}
+	out, err := exec.Command("docker", "network", "create", "-d", driver, "--subnet", "10.79.0.0/24", "-o", "ovsnet.rate=fast", uniq("ovt-net")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "ovsnet.rate") {
+		t.Fatalf("a rate that does not parse: %v: %s", err, out)
+	}
+}
+
+// dockerQdisc is the root qdisc of Docker container c's eth0.
+func dockerQdisc(t *testing.T, c string) string {
+	t.Helper()
+	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", c))
+	out, _ := exec.Command("nsenter", "-t", pid, "-n", "tc", "qdisc", "show", "dev", "eth0", "root").CombinedOutput()
+	return string(out)
+}
+
+// dockerNetns names Docker container c's network namespace for ip netns
+// (a link to its pid's), removed with the test.
+func dockerNetns(t *testing.T, e *env, c string) string {
+	t.Helper()
+	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", c))
+	name := uniq("ovt-dk")
+	if err := os.Symlink("/proc/"+pid+"/ns/net", "/run/netns/"+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove("/run/netns/" + name) })
+	return name
 }
