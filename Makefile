@@ -80,6 +80,7 @@ bench: build
 	$(GO) run ./bench/pool -ovsnet bin/ovsnet
 	$(GO) run ./bench/ovn -ovsnet bin/ovsnet
 	$(GO) run ./bench/flood -ovsnet bin/ovsnet
+	$(GO) run ./bench/labcost -ovsnet bin/ovsnet
 	$(GO) run ./bench/plot
 
 # All tests: formatting and vet, unit tests, end-to-end tests on real OVS's
