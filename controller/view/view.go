@@ -104,7 +104,13 @@ func bridgeLines(br show.BridgeView) []string {
 	if len(br.Pool) > 0 {
 		attrs = append(attrs, fmt.Sprintf("warm pool %d", len(br.Pool)))
 	}
+	if br.RateLimit != "" {
+		attrs = append(attrs, "default rate "+br.RateLimit)
+	}
 	ls = append(ls, strings.Join(attrs, ", "))
+	for _, m := range br.Mirrors {
+		ls = append(ls, mirrorLine(m))
+	}
 	for _, e := range br.Errors {
 		ls = append(ls, "broken: "+e)
 	}
@@ -134,10 +140,27 @@ func portLines(p network.PortView) []string {
 	if len(p.Published) > 0 {
 		ls = append(ls, "published "+strings.Join(p.Published, ", "))
 	}
+	if p.RateLimit != "" {
+		ls = append(ls, "rate "+p.RateLimit)
+	}
+	if p.Impaired != "" {
+		ls = append(ls, "impaired: "+p.Impaired)
+	}
 	if Broken(p) {
 		ls = append(ls, "broken: "+cmpOr(p.Error, p.State))
 	}
 	return ls
+}
+
+// mirrorLine describes a standing mirror.
+func mirrorLine(m intent.Mirror) string {
+	switch {
+	case m.Err != nil:
+		return "broken: mirror to " + m.To + " does not decode"
+	case m.All:
+		return "mirror: every port to " + m.To
+	}
+	return "mirror: " + strings.Join(m.From, ", ") + " to " + m.To
 }
 
 // tunnelLine describes a tunnel.

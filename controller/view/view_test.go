@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/show"
 )
@@ -163,5 +164,21 @@ func TestPoolCounted(t *testing.T) {
 	}
 	if svg := SVG([]show.BridgeView{br}); strings.Contains(svg, "on1") || !strings.Contains(svg, "warm pool 2") {
 		t.Fatalf("the picture draws the pool's ports, or does not count them:\n%s", svg)
+	}
+}
+
+// The lab tools show in the picture: a bridge's standing mirrors and
+// default rate limit in its heading, a container's cap and impairment on
+// its card.
+func TestLabToolsDrawn(t *testing.T) {
+	br := show.BridgeView{Name: "br0", Datapath: "netdev", ICC: true, Ovsnet: true, RateLimit: "out 30mbit",
+		Mirrors: []intent.Mirror{{To: "ids", From: []string{"web", "db"}}, {To: "tap", All: true}},
+		Ports: []network.PortView{{Container: "web", Iface: "eth1", OVSPort: "on1", State: "ready", Type: "veth",
+			RateLimit: "in 20mbit, out 20mbit", Impaired: "delay 50ms, loss 1%"}}}
+	svg := SVG([]show.BridgeView{br})
+	for _, want := range []string{"default rate out 30mbit", "mirror: web, db to ids", "mirror: every port to tap", "rate in 20mbit, out 20mbit", "impaired: delay 50ms, loss 1%"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the picture lacks %q:\n%s", want, svg)
+		}
 	}
 }

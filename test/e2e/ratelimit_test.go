@@ -148,6 +148,9 @@ func TestRateLimitAtAttach(t *testing.T) {
 	if s := e.must("show", "br1"); !strings.Contains(s, "rate limit: in 20mbit, out 20mbit") || !strings.Contains(s, "rate limit: out 30mbit") {
 		t.Fatalf("show: %s", s)
 	}
+	if svg := e.must("show", "br1", "-o", "svg"); !strings.Contains(svg, "rate in 20mbit, out 20mbit") || !strings.Contains(svg, "default rate out 30mbit") {
+		t.Fatalf("the picture (the page's) does not show the caps:\n%s", svg)
+	}
 	for _, reverse := range []bool{false, true} {
 		if got := iperfMbit(t, cs["dflt"], cs["own"], "10.67.0.2", reverse); !within(got, 20) {
 			t.Fatalf("TCP to a container attached with a 20 Mbit/s cap (reverse %v): %.1f Mbit/s", reverse, got)
