@@ -40,15 +40,9 @@ func ShapeHostEnd(name string, s Shaper) (changed bool, err error) {
 // removes ovsnet's tbf if it is there (another root qdisc is left alone).
 // It says whether it changed anything.
 func Shape(h *netlink.Handle, l netlink.Link, s Shaper) (bool, error) {
-	qs, err := h.QdiscList(l)
+	cur, err := currentShaper(h, l)
 	if err != nil {
 		return false, err
-	}
-	var cur *netlink.Tbf
-	for _, q := range qs {
-		if t, ok := q.(*netlink.Tbf); ok && q.Attrs().Parent == netlink.HANDLE_ROOT && q.Attrs().Handle == netlink.MakeHandle(ShaperHandle, 0) {
-			cur = t
-		}
 	}
 	if s.Rate == 0 {
 		if cur == nil {
@@ -57,13 +51,41 @@ func Shape(h *netlink.Handle, l netlink.Link, s Shaper) (bool, error) {
 		return true, h.QdiscDel(cur)
 	}
 	want := tbf(l.Attrs().Index, s)
-	if cur != nil && cur.Rate == want.Rate && cur.Limit == want.Limit && cur.Buffer == want.Buffer {
+	if sameShaper(cur, want) {
 		return false, nil
 	}
 	if err := h.QdiscReplace(want); err != nil {
 		return false, fmt.Errorf("set a %d bit/s shaper on %s: %w", s.Rate, l.Attrs().Name, err)
 	}
 	return true, nil
+}
+
+// Shaped says whether l's root holds s (ovsnet's tbf for it; none for a
+// zero s), changing nothing.
+func Shaped(h *netlink.Handle, l netlink.Link, s Shaper) (bool, error) {
+	cur, err := currentShaper(h, l)
+	if err != nil || s.Rate == 0 {
+		return cur == nil, err
+	}
+	return sameShaper(cur, tbf(l.Attrs().Index, s)), nil
+}
+
+// currentShaper is ovsnet's tbf at l's root, or nil.
+func currentShaper(h *netlink.Handle, l netlink.Link) (*netlink.Tbf, error) {
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range qs {
+		if t, ok := q.(*netlink.Tbf); ok && q.Attrs().Parent == netlink.HANDLE_ROOT && q.Attrs().Handle == netlink.MakeHandle(ShaperHandle, 0) {
+			return t, nil
+		}
+	}
+	return nil, nil
+}
+
+func sameShaper(cur, want *netlink.Tbf) bool {
+	return cur != nil && cur.Rate == want.Rate && cur.Limit == want.Limit && cur.Buffer == want.Buffer
 }
 
 // tbf is the shaper for s, its numbers worked out as tc (and CNI's

@@ -27,6 +27,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/mesh"
 	"github.com/ovsnet/ovsnet/controller/natplan"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ratelimit"
 	"github.com/ovsnet/ovsnet/kmod"
 	"github.com/ovsnet/ovsnet/nat"
 	"github.com/ovsnet/ovsnet/ovsdb"
@@ -110,7 +111,33 @@ func doctorOVS(h *network.Host, ctx context.Context, o Options) ([]Finding, *ovs
 	fs = append(fs, doctorFeatures(ctx, h, dp, topo)...)
 	fs = append(fs, doctorTSO(dp, root.OtherConfig, topo))
 	fs = append(fs, doctorForwarding(topo), doctorMTU(topo), doctorNetem())
+	fs = append(fs, doctorShapers(ctx, topo)...)
 	return append(fs, doctorIntent(topo)...), topo
+}
+
+// doctorShapers reports container interfaces whose rate limit is not held
+// by their shapers now (one deleted by hand, a container started since
+// that no convergence has run for), and ones it could not check.
+func doctorShapers(ctx context.Context, topo *ovsdb.Topology) []Finding {
+	var fs []Finding
+	for i := range topo.Bridges {
+		b := &topo.Bridges[i]
+		ifs, _ := topo.BridgeInterfaces(b)
+		for _, ifc := range ifs {
+			if _, has := ifc.ExternalIDs[intent.KeyRate]; !has || !intent.Owned(b.ExternalIDs) {
+				continue
+			}
+			missing, err := ratelimit.Missing(ctx, ifc)
+			switch {
+			case err != nil:
+				fs = append(fs, Finding{"rate limits", StatusNote, fmt.Sprintf("%s on %s: its shapers could not be checked: %v", network.OwnerOf(ifc), b.Name, err), ""})
+			case len(missing) > 0:
+				fs = append(fs, Finding{"rate limits", StatusProblem, fmt.Sprintf("%s on %s is not held to its cap on %s", network.OwnerOf(ifc), b.Name, strings.Join(missing, " and ")),
+					"ovsnet reconcile puts the shapers back (the controller does at its resync)"})
+			}
+		}
+	}
+	return fs
 }
 
 // doctorVswitchd looks for a live ovs-vswitchd through its pid file next

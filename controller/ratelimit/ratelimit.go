@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
@@ -125,6 +127,47 @@ func ConvergeFor(ctx context.Context, ifc vswitchd.Interface, container string) 
 		return "", err
 	}
 	return fmt.Sprintf("put back the rate limit of %s (%s)", network.OwnerOf(ifc), lim), nil
+}
+
+// Missing says which of ifc's shapers are not as its limit asks (none
+// when it has no limit, or its container is not running), changing
+// nothing: for doctor.
+func Missing(ctx context.Context, ifc vswitchd.Interface) ([]string, error) {
+	lim, ok, err := intent.DecodeRateLimit(network.IfaceRow(ifc), ifc.ExternalIDs)
+	if !ok || err != nil {
+		return nil, err
+	}
+	var missing []string
+	if ifc.Type != attach.TypeInternal {
+		nh, err := netlink.NewHandle()
+		if err != nil {
+			return nil, err
+		}
+		defer nh.Close()
+		l, err := nh.LinkByName(ifc.Name)
+		if err != nil {
+			return nil, fmt.Errorf("host end %s: %w", ifc.Name, err)
+		}
+		if held, err := attach.Shaped(nh, l, lim.Ingress()); err != nil || !held {
+			missing = append(missing, "what it receives (host end "+ifc.Name+")")
+		}
+	}
+	pi, err := intent.DecodePort(network.IfaceRow(ifc), ifc.ExternalIDs)
+	if err != nil {
+		return missing, err
+	}
+	h, l, err := containers.Side(ctx, pi.Netns, []string{pi.RuntimeName, pi.Container}, pi.MAC)
+	if errors.Is(err, containers.ErrNotRunning) {
+		return missing, nil
+	}
+	if err != nil {
+		return missing, err
+	}
+	defer h.Close()
+	if held, err := attach.Shaped(h, l, lim.Egress()); err != nil || !held {
+		missing = append(missing, "what it sends (its side)")
+	}
+	return missing, nil
 }
 
 // apply brings both queues of ifc to lim: the host end's (ingress) and

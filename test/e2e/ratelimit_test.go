@@ -89,8 +89,14 @@ func TestRateLimit(t *testing.T) {
 	if q := run(t, "ip", "netns", "exec", e.sb.Netns, "tc", "qdisc", "show", "dev", host, "root"); strings.Contains(q, "tbf") {
 		t.Fatalf("the shaper is still there: %s", q)
 	}
+	if d := e.ovsnet("doctor"); d.code == 0 || !strings.Contains(d.out, "is not held to its cap on what it receives (host end "+host+")") {
+		t.Fatalf("doctor with a shaper gone (exit %d):\n%s", d.code, d.out)
+	}
 	if out := e.must("reconcile"); !strings.Contains(out, "put back the rate limit of") {
 		t.Fatalf("reconcile did not put the shaper back: %s", out)
+	}
+	if d := e.ovsnet("doctor"); strings.Contains(d.out, "is not held to its cap") {
+		t.Fatalf("doctor after reconcile:\n%s", d.out)
 	}
 	if got := iperfMbit(t, c2, c1, "10.65.0.3", true); !within(got, 20) {
 		t.Fatalf("after reconcile, what c1 receives: %.1f Mbit/s; host end: %s; c1: %s", got,
