@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/controller/ratelimit"
+	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
 
 // endpointInterface is an endpoint's addresses and MAC, as Docker and the
@@ -115,6 +118,33 @@ type joinRequest struct {
 	Options                           map[string]any
 }
 
+// shapeWhenMoved caps what a capped endpoint's container sends once
+// Docker has moved its link into the sandbox, which it does after Join
+// returns (a queue does not move with a link); for a starting container
+// the sandbox's key file becomes its namespace only then too. It tries for
+// up to moveWait. This serves a container's start and a running
+// container's connect alike.
+func (p *Plugin) shapeWhenMoved(ifc vswitchd.Interface, sandbox string) {
+	ctx, cancel := context.WithTimeout(context.Background(), moveWait)
+	defer cancel()
+	for {
+		err := ratelimit.ShapeSide(ctx, ifc, sandbox)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			if p.Log != nil {
+				p.Log.Error("cap what an endpoint's container sends (ovsnet reconcile tries again)", "port", ifc.Name, "sandbox", sandbox, "err", err)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// moveWait bounds how long shapeWhenMoved waits for Docker's move.
+const moveWait = 30 * time.Second
+
 // join hands Docker the endpoint's link to move into the sandbox, and the
 // gateways for its default routes (none on an internal network).
 func (p *Plugin) join(ctx context.Context, req *joinRequest) (any, error) {
@@ -136,6 +166,9 @@ func (p *Plugin) join(ctx context.Context, req *joinRequest) (any, error) {
 	resp := map[string]any{"InterfaceName": map[string]string{"SrcName": linkName(req.EndpointID), "DstPrefix": "eth"}}
 	if p.Joined != nil {
 		p.Joined(req.EndpointID)
+	}
+	if _, capped := ifs[0].ExternalIDs[intent.KeyRate]; capped && req.SandboxKey != "" {
+		go p.shapeWhenMoved(ifs[0], inDockerd(ctx, req.SandboxKey))
 	}
 	if b.Docker.Internal {
 		return resp, nil

@@ -19,9 +19,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ovsnet/ovsnet/controller/network"
 	"github.com/ovsnet/ovsnet/controller/publish"
@@ -52,6 +56,46 @@ type Plugin struct {
 	Log *slog.Logger
 
 	pending pending // addresses the IPAM driver handed out, not attached yet
+}
+
+// peerKey is the context key of the pid of the process at the other end of
+// a request's connection (dockerd).
+type peerKey struct{}
+
+// PeerContext records the pid of the process at the other end of c, a
+// unix socket connection, for the requests on it (an http.Server's
+// ConnContext).
+func PeerContext(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) { cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, peerKey{}, int(cred.Pid))
+}
+
+// inDockerd is path as dockerd sees it: through its root (its mount
+// namespace: a sandbox's namespace file is mounted there, and may not be
+// in this process's), when the request's peer is known. The directory's
+// symbolic links are resolved first (/var/run is one to /run): an absolute
+// link under /proc/PID/root would lead back to this process's root.
+func inDockerd(ctx context.Context, path string) string {
+	pid, ok := ctx.Value(peerKey{}).(int)
+	if !ok || pid <= 0 {
+		return path
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		path = filepath.Join(dir, filepath.Base(path))
+	}
+	return fmt.Sprintf("/proc/%d/root%s", pid, path)
 }
 
 // Handler is the plugin's HTTP API.

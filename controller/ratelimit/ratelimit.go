@@ -111,22 +111,33 @@ func refuse(ifc vswitchd.Interface, lim intent.RateLimit) error {
 // Converge brings an interface's queues to its limit, for reconcile; one
 // with none, or whose container is not running, is left alone.
 func Converge(ctx context.Context, ifc vswitchd.Interface) (did string, err error) {
-	return ConvergeFor(ctx, ifc, "")
-}
-
-// ConvergeFor is Converge for an interface of container (a name or ID
-// found first; "": the row's own), as when a runtime that moved the link
-// in itself (a Docker endpoint) has started the container.
-func ConvergeFor(ctx context.Context, ifc vswitchd.Interface, container string) (did string, err error) {
 	lim, ok, err := intent.DecodeRateLimit(network.IfaceRow(ifc), ifc.ExternalIDs)
 	if !ok || err != nil {
 		return "", err
 	}
-	changed, err := apply(ctx, ifc, lim, container, true)
+	changed, err := apply(ctx, ifc, lim, "", true)
 	if err != nil || !changed {
 		return "", err
 	}
 	return fmt.Sprintf("put back the rate limit of %s (%s)", network.OwnerOf(ifc), lim), nil
+}
+
+// ShapeSide caps what ifc's container sends, at its side of the link in
+// network namespace netns (a runtime's, which moved the link in itself:
+// a Docker sandbox). containers.ErrNotRunning: the link is not there yet.
+func ShapeSide(ctx context.Context, ifc vswitchd.Interface, netns string) error {
+	lim, ok, err := intent.DecodeRateLimit(network.IfaceRow(ifc), ifc.ExternalIDs)
+	if !ok || err != nil || lim.EgressRate == 0 {
+		return err
+	}
+	mac, _ := intent.HeldMAC(ifc.ExternalIDs)
+	h, l, err := containers.Side(ctx, netns, nil, mac)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	_, err = attach.Shape(h, l, lim.Egress())
+	return err
 }
 
 // Missing says which of ifc's shapers are not as its limit asks (none

@@ -33,6 +33,8 @@ func (s *Service) serveDocker() (net.Listener, error) {
 	p := &docker.Plugin{Host: s.h, Netns: netns, Lock: s.sharedLock, Log: s.o.Log,
 		Joined:  func(endpoint string) { s.requests.hold(endpoint, startWait) },
 		Deleted: func(endpoint string) { s.requests.release(holdRemoved, endpoint) }}
-	go newSocketServer(p.Handler(), s.o.Log).Serve(ln)
+	srv := newSocketServer(p.Handler(), s.o.Log)
+	srv.ConnContext = docker.PeerContext // dockerd's pid: its view of a sandbox's namespace file
+	go srv.Serve(ln)
 	return ln, nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/ovsnet/ovsnet/containers"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network/links"
-	"github.com/ovsnet/ovsnet/controller/ratelimit"
 	"github.com/ovsnet/ovsnet/ovsdb"
 )
 
@@ -35,31 +34,6 @@ func (s *Service) started(ctx context.Context, id string) {
 	}
 	defer s.requests.release(holdStarted, t.Endpoints...)
 	s.nameEndpoints(ctx, t)
-	s.shapeEndpoints(ctx, t)
-}
-
-// shapeEndpoints caps what a started container sends through its Docker
-// endpoints that have a rate limit: Docker moved their links in after the
-// attach (which shaped only the host ends), and a link's queue does not
-// survive the move.
-func (s *Service) shapeEndpoints(ctx context.Context, t *containers.Target) {
-	for _, ep := range t.Endpoints {
-		ifs, err := s.h.DB.FindInterfaces(ctx, intent.OfContainer(ep, ""))
-		if err != nil {
-			s.o.Log.Error("read a started container's endpoints", "container", t.Name, "err", err)
-			return
-		}
-		for _, i := range ifs {
-			if _, has := i.ExternalIDs[intent.KeyRate]; !has {
-				continue
-			}
-			if did, err := ratelimit.ConvergeFor(ctx, i, t.ID); err != nil {
-				s.o.Log.Error("cap a started container's endpoint", "container", t.Name, "err", err)
-			} else if did != "" {
-				s.o.Log.Info(did)
-			}
-		}
-	}
 }
 
 // nameEndpoints records the name of a container that started on the Docker

@@ -439,8 +439,9 @@ func TestDockerNetworkOptions(t *testing.T) {
 // Rate limits on a Docker network: -o ovsnet.egress-rate is the default
 // of its endpoints, an endpoint's --driver-opt ovsnet.rate its own; the
 // host end is shaped as the endpoint is made, the container's side once
-// the container starts (Docker moves the link in, and a queue does not
-// move with it); TCP runs at the endpoint's cap.
+// Docker has moved the link in after Join (a queue does not move with it),
+// for a starting container and a running one connected alike; TCP runs at
+// the endpoint's cap.
 func TestDockerRateLimit(t *testing.T) {
 	dockerImage(t)
 	e := newEnv(t)
@@ -457,7 +458,7 @@ func TestDockerRateLimit(t *testing.T) {
 		"NetworkingConfig": map[string]any{"EndpointsConfig": map[string]any{nw: map[string]any{"DriverOpts": map[string]string{"ovsnet.rate": "20mbit"}}}},
 	})
 	eventually(t, 15*time.Second, "the endpoints' caps in the containers", func() bool {
-		return strings.Contains(dockerQdisc(t, srv), "rate 30Mbit") && strings.Contains(dockerQdisc(t, cli), "rate 20Mbit")
+		return strings.Contains(dockerQdisc(t, srv, "eth0"), "rate 30Mbit") && strings.Contains(dockerQdisc(t, cli, "eth0"), "rate 20Mbit")
 	})
 	if s := e.must("show", "ovt-rl"); !strings.Contains(s, "rate limit: in 20mbit, out 20mbit") || !strings.Contains(s, "rate limit: out 30mbit") {
 		t.Fatalf("show: %s", s)
@@ -469,17 +470,24 @@ func TestDockerRateLimit(t *testing.T) {
 			t.Fatalf("TCP to a Docker endpoint capped at 20 Mbit/s (reverse %v): %.1f Mbit/s", reverse, got)
 		}
 	}
+	// A running container connected to another network with a cap: no
+	// start event then; its side is capped once Docker has moved the link.
+	nw2 := dockerNet(t, driver, "--subnet", "10.80.0.0/24", "-o", "ovsnet.bridge=ovt-r2")
+	run(t, "docker", "network", "connect", "--driver-opt", "ovsnet.egress-rate=10mbit", nw2, srv)
+	eventually(t, 15*time.Second, "the connected endpoint's cap in the running container", func() bool {
+		return strings.Contains(dockerQdisc(t, srv, "eth1"), "rate 10Mbit")
+	})
 	out, err := exec.Command("docker", "network", "create", "-d", driver, "--subnet", "10.79.0.0/24", "-o", "ovsnet.rate=fast", uniq("ovt-net")).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ovsnet.rate") {
 		t.Fatalf("a rate that does not parse: %v: %s", err, out)
 	}
 }
 
-// dockerQdisc is the root qdisc of Docker container c's eth0.
-func dockerQdisc(t *testing.T, c string) string {
+// dockerQdisc is the root qdisc of Docker container c's dev.
+func dockerQdisc(t *testing.T, c, dev string) string {
 	t.Helper()
 	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", c))
-	out, _ := exec.Command("nsenter", "-t", pid, "-n", "tc", "qdisc", "show", "dev", "eth0", "root").CombinedOutput()
+	out, _ := exec.Command("nsenter", "-t", pid, "-n", "tc", "qdisc", "show", "dev", dev, "root").CombinedOutput()
 	return string(out)
 }
 
