@@ -1,10 +1,9 @@
 // Package mesh is ovsnet's tunnels between hosts, below the operations
 // that add and remove them: tunnel types and options, their OVS ports,
 // the kernel's VXLAN and gretap devices spliced to OVS on the userspace
-// datapath,
-// the underlay bridge that datapath's own tunnels leave through, and the
-// bridges' tunnel keys. It works on a host's OVSDB and links; the
-// operations (package tunnel) add the flows and NAT.
+// datapath, the underlay bridge that datapath's own tunnels leave
+// through, and the bridges' tunnel keys. It works on a host's OVSDB and
+// links; the operations (package tunnel) add the flows and NAT.
 package mesh
 
 import (
