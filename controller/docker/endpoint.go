@@ -134,7 +134,7 @@ func (p *Plugin) shapeWhenMoved(ifc vswitchd.Interface, sandbox string) {
 		}
 		if ctx.Err() != nil {
 			if p.Log != nil {
-				p.Log.Error("cap what an endpoint's container sends (ovsnet reconcile tries again)", "port", ifc.Name, "sandbox", sandbox, "err", err)
+				p.Log.Error("cap what an endpoint's container sends: its link did not arrive in the sandbox", "port", ifc.Name, "sandbox", sandbox, "err", err)
 			}
 			return
 		}
