@@ -509,11 +509,6 @@ func (r *AttachRun) configure(it *AttachItem) error {
 	if it.o.Pooled {
 		return nil // its container end waits in the host, down
 	}
-	if it.rate.IngressRate > 0 { // a veth (applyRates): its host end's queue
-		if err := r.h.Devices.ShapeHostEnd(it.host, it.rate.Ingress()); err != nil {
-			return fmt.Errorf("cap what %s receives: %w", it.o.Container, err)
-		}
-	}
 	if h := it.o.Handoff; h != nil {
 		if it.cfg.NoTxOffload {
 			return r.h.Devices.SetVethTxOffload(it.host, h.Netns, h.Name, false)
@@ -529,6 +524,18 @@ func (r *AttachRun) configure(it *AttachItem) error {
 	}
 	if err := r.h.Devices.Configure(it.netns, cur, it.cfg); err != nil {
 		return fmt.Errorf("configure %s in container %s: %w", it.o.Iface, it.o.Container, err)
+	}
+	return nil
+}
+
+// shapeHostEnd caps what item it's container receives at its veth's host
+// end (applyRates made it a veth). Only once ovs-vswitchd has numbered the
+// port: on the userspace datapath it reads a new port's root qdisc when it
+// adds it, and would delete one it does not know (QoS of its own) that it
+// found there.
+func (r *AttachRun) shapeHostEnd(it *AttachItem) error {
+	if err := r.h.Devices.ShapeHostEnd(it.host, it.rate.Ingress()); err != nil {
+		return fmt.Errorf("cap what %s receives: %w", it.o.Container, err)
 	}
 	return nil
 }
@@ -573,6 +580,15 @@ func (r *AttachRun) bringUp(ctx context.Context) error {
 		if ofports[i] != it.ofport {
 			it.ofport, moved = ofports[i], true
 		}
+	}
+	var capped []*AttachItem
+	for _, it := range r.items {
+		if it.rate.IngressRate > 0 && !it.o.Pooled {
+			capped = append(capped, it)
+		}
+	}
+	if err := r.each("cap what containers receive", capped, r.shapeHostEnd); err != nil {
+		return err
 	}
 	if moved {
 		if err := r.alloc.Plug(ctx, r); err != nil {

@@ -474,6 +474,7 @@ func TestDockerRateLimit(t *testing.T) {
 	// start event then; its side is capped once Docker has moved the link.
 	nw2 := dockerNet(t, driver, "--subnet", "10.80.0.0/24", "-o", "ovsnet.bridge=ovt-r2")
 	run(t, "docker", "network", "connect", "--driver-opt", "ovsnet.egress-rate=10mbit", nw2, srv)
+	t.Cleanup(func() { exec.Command("docker", "network", "disconnect", "-f", nw2, srv).Run() }) // before the network goes
 	eventually(t, 15*time.Second, "the connected endpoint's cap in the running container", func() bool {
 		return strings.Contains(dockerQdisc(t, srv, "eth1"), "rate 10Mbit")
 	})
