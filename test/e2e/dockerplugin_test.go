@@ -322,7 +322,7 @@ func TestDockerRestartKeepsNetwork(t *testing.T) {
 	}
 	run(t, "docker", "start", name)
 	back("docker stop and start under the controller")
-	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", name))
+	pid := dockerPid(t, name)
 	run(t, "kill", "-9", pid)
 	back("killed, started again by --restart always")
 	run(t, "docker", "rm", "-f", name)
@@ -487,16 +487,22 @@ func TestDockerRateLimit(t *testing.T) {
 // dockerQdisc is the root qdisc of Docker container c's dev.
 func dockerQdisc(t *testing.T, c, dev string) string {
 	t.Helper()
-	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", c))
+	pid := dockerPid(t, c)
 	out, _ := exec.Command("nsenter", "-t", pid, "-n", "tc", "qdisc", "show", "dev", dev, "root").CombinedOutput()
 	return string(out)
+}
+
+// dockerPid is the pid of Docker container c's process.
+func dockerPid(t *testing.T, c string) string {
+	t.Helper()
+	return strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", c))
 }
 
 // dockerNetns names Docker container c's network namespace for ip netns
 // (a link to its pid's), removed with the test.
 func dockerNetns(t *testing.T, e *env, c string) string {
 	t.Helper()
-	pid := strings.TrimSpace(run(t, "docker", "inspect", "-f", "{{.State.Pid}}", c))
+	pid := dockerPid(t, c)
 	name := uniq("ovt-dk")
 	if err := os.Symlink("/proc/"+pid+"/ns/net", "/run/netns/"+name); err != nil {
 		t.Fatal(err)

@@ -80,11 +80,7 @@ func TestRateLimit(t *testing.T) {
 	if out := e.must("reconcile"); strings.Contains(out, "rate limit") {
 		t.Fatalf("reconcile changed a rate limit in place: %s", out)
 	}
-	host, err := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+c1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host = strings.TrimSpace(host)
+	host := hostEndOf(t, e, c1)
 	run(t, "ip", "netns", "exec", e.sb.Netns, "tc", "qdisc", "del", "dev", host, "root")
 	if q := run(t, "ip", "netns", "exec", e.sb.Netns, "tc", "qdisc", "show", "dev", host, "root"); strings.Contains(q, "tbf") {
 		t.Fatalf("the shaper is still there: %s", q)
@@ -203,11 +199,7 @@ func TestRateLimitAtAttach(t *testing.T) {
 // as tc prints them ("20Mbit").
 func shaped(t *testing.T, e *env, c, in, out string) {
 	t.Helper()
-	host, err := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+c)
-	if err != nil || strings.TrimSpace(host) == "" {
-		t.Fatalf("no interface of %s: %v", c, err)
-	}
-	for _, q := range []struct{ ns, dev, want string }{{e.sb.Netns, strings.TrimSpace(host), in}, {c, "eth1", out}} {
+	for _, q := range []struct{ ns, dev, want string }{{e.sb.Netns, hostEndOf(t, e, c), in}, {c, "eth1", out}} {
 		b, err := exec.Command("ip", "netns", "exec", q.ns, "tc", "qdisc", "show", "dev", q.dev, "root").CombinedOutput()
 		got := string(b)
 		if err != nil && q.want == "" && q.ns == e.sb.Netns {
@@ -218,4 +210,14 @@ func shaped(t *testing.T, e *env, c, in, out string) {
 			t.Fatalf("%s of %s: want ovsnet's shaper at %q, have %q", q.dev, c, q.want, got)
 		}
 	}
+}
+
+// hostEndOf is the OVS interface of container c's one interface on e.
+func hostEndOf(t *testing.T, e *env, c string) string {
+	t.Helper()
+	host, err := e.sb.Vsctl("--bare", "--columns=name", "find", "interface", "external_ids:container_id="+c)
+	if err != nil || strings.TrimSpace(host) == "" {
+		t.Fatalf("no interface of %s: %v", c, err)
+	}
+	return strings.TrimSpace(host)
 }
