@@ -110,32 +110,33 @@ func BridgeFlows(b BridgeModel) []*openflow.Flow {
 	c := BridgeCookie()
 	fs := []*openflow.Flow{
 		// Unknown ports and spoofed packets end here.
-		at(TableClassifier, PrioMiss, c).do(openflow.Drop()),
+		at(TableClassifier, PrioMiss, c).do(drop(DropUnknownPort)...),
 		at(TableClassifier, PrioNormal, c).on(openflow.InPort(openflow.PortLocal)).do(RegSrcKind.Load(KindGateway), RegVLAN.Load(b.GatewayVLAN), goTo(TableARPND)),
-		at(TableSpoofGuard, PrioMiss, c).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioMiss, c).do(drop(DropSpoofed)...),
 		// Containers never act as routers or DHCP servers.
-		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(134)).do(openflow.Drop()),
-		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoUDP, openflow.UDPSrc(67)).do(openflow.Drop()),
-		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoUDP6, openflow.UDPSrc(547)).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(134)).do(drop(DropRogueServer)...),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoUDP, openflow.UDPSrc(67)).do(drop(DropRogueServer)...),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoUDP6, openflow.UDPSrc(547)).do(drop(DropRogueServer)...),
 		// Access ports carry untagged frames only: a tag from a container
 		// would reach the host's bridge interface (or a VLAN device on it).
-		at(TableSpoofGuard, PrioGuard, c).on(openflow.VLANTCI(0x1000, 0x1000)).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.VLANTCI(0x1000, 0x1000)).do(drop(DropTagged)...),
 		// Nor reach the host's loopback (route_localnet is on for 127.0.0.1
 		// publishing; nat.LoopbackGuard drops it in the host too).
-		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv4, openflow.IPv4Dst(netip.MustParsePrefix("127.0.0.0/8"))).do(openflow.Drop()),
-		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv6, openflow.IPv6Dst(openflow.Host(netip.IPv6Loopback()))).do(openflow.Drop()),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv4, openflow.IPv4Dst(netip.MustParsePrefix("127.0.0.0/8"))).do(drop(DropLoopback)...),
+		at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv6, openflow.IPv6Dst(openflow.Host(netip.IPv6Loopback()))).do(drop(DropLoopback)...),
 		// ARP requests and neighbour solicitations nobody answers are dropped,
 		// never flooded; everything else goes on to L2.
-		at(TableARPND, PrioFallback, c).on(openflow.ProtoARP, openflow.ARPOp(1)).do(openflow.Drop()),
-		at(TableARPND, PrioFallback, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135)).do(openflow.Drop()),
+		at(TableARPND, PrioFallback, c).on(openflow.ProtoARP, openflow.ARPOp(1)).do(drop(DropUnanswered)...),
+		at(TableARPND, PrioFallback, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(135)).do(drop(DropUnanswered)...),
 		at(TableARPND, PrioMiss, c).do(goTo(TableL2)),
 		// Broadcast and multicast of the gateway's VLAN's containers go to
 		// the gateway only; unknown unicast goes nowhere.
 		at(TableL2, PrioFallback, c).on(openflow.EthDstMasked(multicast, multicast), RegSrcKind.Match(KindContainer), RegVLAN.Match(b.GatewayVLAN)).do(RegOutPort.Load(LocalPort), RegDstKind.Load(KindGateway), goTo(TableIsolation)),
-		at(TableL2, PrioMiss, c).do(openflow.Drop()),
+		at(TableL2, PrioMiss, c).do(drop(DropNoDestination)...),
 		at(TableIsolation, PrioMiss, c).do(goTo(TableOutput)),
 		at(TableOutput, PrioMiss, c).do(openflow.OutputField(RegOutPort.Field())),
 	}
+	fs = append(fs, dropFlows(c)...)
 	for _, gw := range b.Gateways {
 		fs = append(fs, gatewayNeighbour(c, gw, b.GatewayMAC, b.GatewayVLAN))
 	}
@@ -171,7 +172,7 @@ func tunnelFlows(c uint64, b BridgeModel) []*openflow.Flow {
 	fs := []*openflow.Flow{
 		// Unknown unicast from this host: every tunnel, via isolation.
 		at(TableL2, PrioFallback-1, c).on(openflow.EthDstMasked(unicast, multicast), RegVLAN.Match(0)).do(RegDstKind.Load(KindTunnel), goTo(TableIsolation)),
-		at(TableL2, PrioFallback, c).on(RegSrcKind.Match(KindTunnel)).do(openflow.Drop()),
+		at(TableL2, PrioFallback, c).on(RegSrcKind.Match(KindTunnel)).do(drop(DropFromTunnel)...),
 		at(TableOutput, PrioNormal, c).on(RegDstKind.Match(KindTunnel)).do(flood...),
 	}
 	for _, t := range b.Tunnels {
@@ -193,11 +194,11 @@ func tunnelGuard(c uint64, b BridgeModel) []*openflow.Flow {
 	for _, r := range b.Ranges {
 		if r.Addr().Is4() {
 			fs = append(fs,
-				at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv4, fromTunnel, openflow.IPv4Src(r)).do(openflow.Drop()),
-				at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoARP, fromTunnel, openflow.ARPSpa(r)).do(openflow.Drop()))
+				at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv4, fromTunnel, openflow.IPv4Src(r)).do(drop(DropTunnelSource)...),
+				at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoARP, fromTunnel, openflow.ARPSpa(r)).do(drop(DropTunnelSource)...))
 			continue
 		}
-		fs = append(fs, at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv6, fromTunnel, openflow.IPv6Src(r)).do(openflow.Drop()))
+		fs = append(fs, at(TableSpoofGuard, PrioGuard, c).on(openflow.ProtoIPv6, fromTunnel, openflow.IPv6Src(r)).do(drop(DropTunnelSource)...))
 	}
 	v6 := false
 	for _, s := range b.Subnets {
@@ -246,12 +247,12 @@ func tunnelIsolation(c uint64) []*openflow.Flow {
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(toTunnel...).do(commit, goTo(TableOutput)),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(toTunnel...).do(commit, goTo(TableOutput)),
 		at(TableIsolation, PrioDeny, c).on(openflow.ProtoARP).on(toTunnel...).do(goTo(TableOutput)),
-		at(TableIsolation, PrioDeny-1, c).on(toTunnel...).do(openflow.Drop()),
+		at(TableIsolation, PrioDeny-1, c).on(toTunnel...).do(drop(DropNonIP)...),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(fromTunnel...).do(ct),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(fromTunnel...).do(ct),
 		at(TableIsolation, PrioNormal+1, c).on(openflow.ProtoICMPv6).on(openflow.ICMPv6Type(136)).on(fromTunnel...).do(goTo(TableOutput)),
 		at(TableIsolation, PrioDeny, c).on(openflow.ProtoARP).on(fromTunnel...).do(goTo(TableOutput)),
-		at(TableIsolation, PrioDeny-1, c).on(fromTunnel...).do(openflow.Drop()),
+		at(TableIsolation, PrioDeny-1, c).on(fromTunnel...).do(drop(DropNonIP)...),
 	}
 }
 
@@ -309,10 +310,10 @@ func isolationFlows(c uint64) []*openflow.Flow {
 		at(TableIsolation, PrioNormal+1, c).on(openflow.ProtoICMPv6, openflow.ICMPv6Type(136)).on(both...).do(goTo(TableOutput)),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv4).on(both...).do(ct),
 		at(TableIsolation, PrioNormal, c).on(openflow.ProtoIPv6).on(both...).do(ct),
-		at(TableIsolation, PrioDeny, c).on(both...).do(openflow.Drop()),
+		at(TableIsolation, PrioDeny, c).on(both...).do(drop(DropNonIP)...),
 		at(TableLinks, PrioHigh, c).on(openflow.CTState(openflow.CTTracked, openflow.CTEstablished)).do(goTo(TableOutput)),
 		// Related (ICMP errors) only between a link's ends: LinkFlows.
-		at(TableLinks, PrioMiss, c).do(openflow.Drop()),
+		at(TableLinks, PrioMiss, c).do(drop(DropNoLink)...),
 	}
 }
 
@@ -406,7 +407,7 @@ func spoofGuard(c uint64, p PortModel) []*openflow.Flow {
 // (table 22 relays them), its answers.
 func advertGuard(c uint64, p PortModel) []*openflow.Flow {
 	na := append(nd(136), openflow.EthSrc(p.MAC), openflow.NDTLL(p.MAC))
-	fs := []*openflow.Flow{at(TableSpoofGuard, PrioAdvertGuard, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport)), openflow.ICMPv6Type(136)).do(openflow.Drop())}
+	fs := []*openflow.Flow{at(TableSpoofGuard, PrioAdvertGuard, c).on(openflow.ProtoICMPv6, openflow.InPort(uint32(p.Ofport)), openflow.ICMPv6Type(136)).do(drop(DropForeignAdvert)...)}
 	for _, a := range p.Addrs {
 		if a.Is4() {
 			continue

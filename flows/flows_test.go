@@ -37,7 +37,7 @@ func TestPortFlowsBudget(t *testing.T) {
 		"arp,in_port=7,dl_src=02:00:00:00:00:02,arp_sha=02:00:00:00:00:02,arp_spa=10.0.0.2",
 		"ipv6,in_port=7,dl_src=02:00:00:00:00:02,ipv6_src=fd00::2",
 		"ipv6_src=fe80::/10",
-		"table=10,priority=110,cookie=0x0259fc95b5a406c4,icmp6,in_port=7,icmpv6_type=136,actions=drop",
+		"table=10,priority=110,cookie=0x0259fc95b5a406c4,icmp6,in_port=7,icmpv6_type=136,actions=load:0xc->NXM_NX_REG7[],resubmit(,60)",
 		"table=10,priority=120,cookie=0x0259fc95b5a406c4,icmp6,in_port=7,icmpv6_type=136,icmpv6_code=0,dl_src=02:00:00:00:00:02,nd_tll=02:00:00:00:00:02,ipv6_src=fd00::2,nd_target=fd00::2,",
 		"nd_tll=02:00:00:00:00:02,ipv6_src=fe80::/10,nd_target=fd00::2,actions=resubmit(,20)",
 		"arp_op=1,arp_tpa=10.0.0.2,reg2=0,actions=local,move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]",
@@ -131,7 +131,7 @@ func TestBridgeFlows(t *testing.T) {
 		t.Errorf("gateway in VLAN 12 reached from untagged ports:\n%s", tagged)
 	}
 	closed := strings.Join(text(t, BridgeFlows(BridgeModel{ICC: false})), "\n")
-	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=drop"} {
+	for _, want := range []string{"table=40,priority=100,cookie=0x0100000000000000,ip,reg0=1,reg5=1,actions=ct(table=41,zone=1)", "ct_state=+trk+est", "table=40,priority=90,cookie=0x0100000000000000,reg0=1,reg5=1,actions=load:0xa->NXM_NX_REG7[],resubmit(,60)", "table=41,priority=0,cookie=0x0100000000000000,actions=load:0xb->NXM_NX_REG7[],resubmit(,60)", "table=60,priority=0,cookie=0x0100000000000000,actions=drop"} {
 		if !strings.Contains(closed, want) {
 			t.Errorf("icc=false lacks %q:\n%s", want, closed)
 		}
@@ -217,5 +217,41 @@ func TestFloodMeteredClassifier(t *testing.T) {
 	p.FloodPPS = 0
 	if ch := PortChange(p); len(ch.Meters) != 0 || len(ch.Flows) != len(PortFlows(p)) || strings.Contains(fmt.Sprint(ch.Flows), "meter:") {
 		t.Fatalf("no bound: %+v", ch)
+	}
+}
+
+// Every verdict to drop says why and ends in the drop table; the only
+// plain drops are the drop table's own and the ends of the ND responder's
+// copies (tables 21 and 22).
+func TestDropsSayWhy(t *testing.T) {
+	m := BridgeModel{ICC: false, Gateways: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Subnets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")},
+		Ranges: []netip.Prefix{netip.MustParsePrefix("10.0.1.0/24")}, Tunnels: []int{9}}
+	fs := append(BridgeFlows(m), PortFlows(dual())...)
+	reasons := map[string]bool{}
+	for _, f := range fs {
+		s := f.String()
+		if strings.HasSuffix(s, "actions=drop") {
+			if f.Table != uint8(TableDrop) && f.Table != uint8(TableNDReply) && f.Table != uint8(TableNDRelay) {
+				t.Errorf("a drop that does not say why: %s", s)
+			}
+			continue
+		}
+		if i := strings.Index(s, "->NXM_NX_REG7[]"); i >= 0 {
+			if !strings.HasSuffix(s, "resubmit(,60)") {
+				t.Errorf("a reason that does not end in the drop table: %s", s)
+			}
+			reasons[s[strings.LastIndex(s[:i], "load:")+5:i]] = true
+		}
+	}
+	if len(reasons) != 12 {
+		t.Errorf("%d reasons used, want all 12: %v", len(reasons), reasons)
+	}
+	for r := DropUnknownPort; r <= DropForeignAdvert; r++ {
+		if strings.Contains(r.String(), "unknown to this ovsnet") {
+			t.Errorf("reason %d has no words", r)
+		}
+	}
+	if got := CaptureFlows("ovcap1", 7)[0].String(); got != "table=60,priority=100,cookie="+fmt.Sprintf("%#016x", CaptureCookie("ovcap1"))+",in_port=7,actions=CONTROLLER:65535" {
+		t.Errorf("capture flow: %s", got)
 	}
 }

@@ -16,7 +16,13 @@
 //	                                                             +-----------+
 //
 // Registers: reg0 = kind of the source port, reg2 = VLAN of the source port
-// (0 untagged), reg4 = output port, reg5 = kind of the destination.
+// (0 untagged), reg4 = output port, reg5 = kind of the destination, reg7 =
+// why a packet is dropped.
+//
+// Every drop that is the pipeline's verdict on a packet loads its reason
+// (a DropReason) into reg7 and ends in table 60, which drops it; while a
+// port is captured, a flow there also hands that port's dropped packets,
+// with the reason, to the capture (drop.go).
 //
 // Cookies: the top byte is the category (bridge-wide, port, link), the rest
 // a hash of the owning object, so that one object's flows are replaced or
@@ -62,10 +68,12 @@ const (
 	TableIsolation  Table = 40
 	TableLinks      Table = 41
 	TableOutput     Table = 50
+	// TableDrop ends every drop that is the pipeline's verdict (drop.go).
+	TableDrop Table = 60
 )
 
 // Tables are the pipeline's tables, in order.
-var Tables = []Table{TableClassifier, TableSpoofGuard, TableARPND, TableNDReply, TableNDRelay, TableL2, TableIsolation, TableLinks, TableOutput}
+var Tables = []Table{TableClassifier, TableSpoofGuard, TableARPND, TableNDReply, TableNDRelay, TableL2, TableIsolation, TableLinks, TableOutput, TableDrop}
 
 // Describe says in plain words what a table does (for trace).
 func (t Table) Describe() string {
@@ -88,6 +96,8 @@ func (t Table) Describe() string {
 		return "links (connection tracking)"
 	case TableOutput:
 		return "output"
+	case TableDrop:
+		return "drop (the pipeline's verdict, and a capture's note of it)"
 	}
 	return "unknown table"
 }
@@ -103,6 +113,7 @@ const (
 	RegOutPort Reg = 4 // output port
 	RegDstKind Reg = 5 // kind of the destination
 	RegNDReply Reg = 6 // 1: a solicitation being turned into an advertisement
+	RegDrop    Reg = 7 // why the pipeline drops the packet: a DropReason
 )
 
 // Field is the register as a load, move or output field.

@@ -341,7 +341,7 @@ func (e *env) spoofDrops(bridge string) int {
 		e.t.Fatal(err)
 	}
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, " priority=0 actions=drop") {
+		if strings.Contains(l, " priority=0 actions=load:0x2->NXM_NX_REG7[],resubmit(,60)") { // flows.DropSpoofed
 			if m := packetsRE.FindStringSubmatch(l); m != nil {
 				n, _ := strconv.Atoi(m[1])
 				return n

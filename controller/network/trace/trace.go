@@ -85,6 +85,8 @@ var (
 	missRE = regexp.MustCompile(`^\s*(\d+)\. No match`)
 	dpRE   = regexp.MustCompile(`^Datapath actions: (.*)$`)
 	outRE  = regexp.MustCompile(`-> output port is (\S+)`)
+	// why the pipeline drops it (flows.RegDrop), as OVS writes the load
+	whyRE = regexp.MustCompile(`^(?:load:(0x[0-9a-f]+)->NXM_NX_REG7\[\]|set_field:(0x[0-9a-f]+)->reg7)$`)
 )
 
 // Parse reads ofproto/trace output of ovsnet's pipeline: the tables
@@ -95,10 +97,18 @@ func Parse(out string, want ...string) *Result {
 	var last *Step
 	final := ""
 	delivered := false
+	var why flows.DropReason
 	for _, l := range strings.Split(out, "\n") {
 		if m := stepRE.FindStringSubmatch(l); m != nil {
 			t, _ := strconv.Atoi(m[1])
 			p, _ := strconv.Atoi(m[3])
+			if flows.Table(t) == flows.TableDrop {
+				if last != nil { // the verdict's end: the step before says where
+					last.Actions = strings.TrimPrefix(last.Actions+", drop", ", ")
+				}
+				last = nil
+				continue
+			}
 			r.Steps = append(r.Steps, Step{Table: t, Stage: flows.Table(t).Describe(), Match: strings.TrimSuffix(m[2], ","), Priority: p})
 			last = &r.Steps[len(r.Steps)-1]
 			continue
@@ -118,6 +128,14 @@ func Parse(out string, want ...string) *Result {
 		}
 		if last != nil && strings.HasPrefix(l, "    ") && !strings.HasPrefix(strings.TrimSpace(l), "->") {
 			a := strings.TrimSpace(l)
+			if m := whyRE.FindStringSubmatch(a); m != nil {
+				v, _ := strconv.ParseUint(m[1]+m[2], 0, 32)
+				why = flows.DropReason(v)
+				continue
+			}
+			if a == "resubmit(,"+strconv.Itoa(int(flows.TableDrop))+")" {
+				continue
+			}
 			// Conntrack's bookkeeping: the pre-recirculation pipeline "drops"
 			// and the packet thaws in the ct() table.
 			if a == "thaw" || strings.HasPrefix(a, "Resuming from table") || (a == "drop" && strings.HasPrefix(last.Actions, "ct(")) {
@@ -142,7 +160,7 @@ func Parse(out string, want ...string) *Result {
 		r.Verdict = "allowed"
 		return r
 	}
-	r.Verdict = "dropped (" + dropReason(last) + ")"
+	r.Verdict = "dropped (" + dropReason(r.Steps, why) + ")"
 	return r
 }
 
@@ -155,14 +173,19 @@ func containsOutput(dp string) bool {
 	return false
 }
 
-// dropReason explains the last table a dropped packet passed.
-func dropReason(s *Step) string {
-	if s == nil {
+// dropReason explains why a dropped packet was: the reason the pipeline
+// gave (why), else what the last table it passed is there to drop (a
+// bridge whose flows predate the reasons).
+func dropReason(steps []Step, why flows.DropReason) string {
+	if len(steps) == 0 {
 		return "no flow took the packet"
 	}
+	s := steps[len(steps)-1]
 	t := flows.Table(s.Table)
 	where := fmt.Sprintf("table %d, %s", s.Table, t.Describe())
 	switch {
+	case why != 0:
+		return where + ": " + why.String()
 	case t == flows.TableClassifier:
 		return where + ": the packet came in on a port ovsnet does not know"
 	case t == flows.TableSpoofGuard && s.Priority == flows.PrioGuard:

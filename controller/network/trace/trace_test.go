@@ -78,3 +78,29 @@ func TestParseTunnelOutput(t *testing.T) {
 		t.Errorf("delivered to port 4, which it never reached: %s", r.Verdict)
 	}
 }
+
+// A pipeline that says why it drops (flows.RegDrop, table 60): the
+// verdict is the pipeline's own reason, and the drop table is no step
+// (real outputs of OVS 3.1; the destination on port 2).
+func TestParseDropReason(t *testing.T) {
+	for _, c := range []struct{ file, verdict, tables string }{
+		{"trace-unlinked-why.txt", "dropped (table 41, links (connection tracking): no link allows this new connection)", "[0 10 20 30 40 41]"},
+		{"trace-spoofed-why.txt", "dropped (table 10, spoof guard (own MAC and addresses only): the source MAC or address is not the port's own)", "[0 10]"},
+	} {
+		b, err := os.ReadFile("testdata/" + c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Parse(string(b), "2")
+		var tables []int
+		for _, st := range r.Steps {
+			tables = append(tables, st.Table)
+		}
+		if r.Allowed || r.Verdict != c.verdict || fmt.Sprint(tables) != c.tables {
+			t.Errorf("%s: %q through %v", c.file, r.Verdict, tables)
+		}
+		if last := r.Steps[len(r.Steps)-1]; last.Actions != "drop" {
+			t.Errorf("%s: the last step's actions %q, want drop", c.file, last.Actions)
+		}
+	}
+}
