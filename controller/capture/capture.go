@@ -21,8 +21,12 @@ import (
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/network"
+	"github.com/ovsnet/ovsnet/flows"
+	"github.com/ovsnet/ovsnet/flows/openflow"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/vswitchd"
 )
@@ -33,6 +37,7 @@ type Options struct {
 	Container string // its ID or the runtime's name for it
 	Iface     string // the container's interface; "": its only one on the network
 	Filter    string // a tcpdump filter expression; "": every packet
+	Format    Format // "": PcapNG
 }
 
 // Session is one capture under way: its mirror and port exist until Close.
@@ -41,13 +46,29 @@ type Session struct {
 	Bridge string // the OVS bridge holding the captured port
 	Of     string // the captured interface's OVS name
 	Port   string // the capture port's name (and its mirror's)
-	sock   *socket
+	// NoMarks says why the packets the pipeline drops are not marked (nil:
+	// they are).
+	NoMarks error
+	sock    *socket
+	format  Format
+	flows   network.OpenFlow
+	drops   *openflow.Listener // the pipeline's word of drops; nil: none
+	cookie  uint64             // the capture's flows'
+	filter  *bpf.VM            // the filter, for the pipeline's word; nil: all
 }
 
 // Open resolves the interface o names, makes the capture port and the
-// mirror to it in one transaction, and opens the port for reading. On
-// any failure nothing it made is left.
+// mirror to it in one transaction, opens the port for reading, and (on
+// ovsnet's own pipeline, when writing pcapng) has the pipeline's drops of
+// the interface's packets handed to the capture. On any failure nothing
+// it made is left.
 func Open(ctx context.Context, h *network.Host, o Options) (*Session, error) {
+	if o.Format == "" {
+		o.Format = PcapNG
+	}
+	if o.Format != PcapNG && o.Format != Pcap {
+		return nil, fmt.Errorf("capture format %q: want pcapng or pcap", o.Format)
+	}
 	prog, err := compileFilter(o.Filter)
 	if err != nil {
 		return nil, err
@@ -61,19 +82,47 @@ func Open(ctx context.Context, h *network.Host, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{db: h.DB, Bridge: ci.Bridge, Of: target.Name, Port: "ovcap" + c.suffix}
+	s := &Session{db: h.DB, flows: h.Flows, Bridge: ci.Bridge, Of: target.Name, Port: "ovcap" + c.suffix, format: o.Format, NoMarks: ci.NoDropMarks}
+	s.cookie = flows.CaptureCookie(s.Port)
+	if s.NoMarks == nil && o.Format == Pcap {
+		s.NoMarks = errors.New("pcap has no room for marks (write pcapng)")
+	}
+	if s.NoMarks == nil {
+		if s.drops, err = openflow.Listen(s.Bridge); err != nil {
+			return nil, err
+		}
+		s.filter = filterVM(prog)
+	}
 	keys := c.Encode()
 	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
 		np := tx.AddPorts(s.Bridge, ovsdb.PortSpec{Name: s.Port, Type: "internal", ExternalIDs: keys, PortIDs: keys})
 		tx.AddMirror(s.Bridge, ovsdb.MirrorSpec{Name: s.Port, Select: []string{port.UUID}, Output: np[0].Port, ExternalIDs: keys})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("add the capture port of %s on %s: %w", target.Name, s.Bridge, err)
+		return nil, errors.Join(fmt.Errorf("add the capture port of %s on %s: %w", target.Name, s.Bridge, err), s.closeDrops())
 	}
 	if s.sock, err = s.open(ctx, prog); err != nil {
 		return nil, errors.Join(err, s.remove())
 	}
+	if err := s.markDrops(target); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	return s, nil
+}
+
+// markDrops puts the capture's flow in the drop table: the pipeline's
+// drops of what target sends come to the listener. Reconcile makes the
+// same flow from the capture port's keys (flowmodel), and removes it with
+// the port.
+func (s *Session) markDrops(target *vswitchd.Interface) error {
+	if s.drops == nil {
+		return nil
+	}
+	if target.Ofport == nil || *target.Ofport <= 0 {
+		return fmt.Errorf("interface %s has no OpenFlow port number: is ovs-vswitchd running? (ovsnet doctor)", target.Name)
+	}
+	fs := flows.CaptureFlows(s.Port, *target.Ofport)
+	return s.flows.Apply(s.Bridge, flows.Change{Cookie: s.cookie, Mask: flows.ObjectMask, Flows: fs})
 }
 
 // open waits for ovs-vswitchd to make the port's device and opens it.
@@ -84,7 +133,7 @@ func (s *Session) open(ctx context.Context, prog []filterInsn) (*socket, error) 
 	return openSocket(s.Port, prog)
 }
 
-// Close ends the capture: its socket, mirror and port go.
+// Close ends the capture: its socket, drop flow, mirror and port go.
 func (s *Session) Close() error {
 	var err error
 	if s.sock != nil {
@@ -93,11 +142,25 @@ func (s *Session) Close() error {
 	return errors.Join(err, s.remove())
 }
 
-// remove deletes the mirror and the port, in one transaction.
+// remove deletes the capture's flow, mirror and port.
 func (s *Session) remove() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return removePort(ctx, s.db, s.Bridge, s.Port)
+	var ferr error
+	if s.drops != nil {
+		ferr = s.flows.Apply(s.Bridge, flows.Change{Cookie: s.cookie, Mask: flows.ObjectMask})
+	}
+	return errors.Join(ferr, s.closeDrops(), removePort(ctx, s.db, s.Bridge, s.Port))
+}
+
+// closeDrops closes the listener for the pipeline's word of drops.
+func (s *Session) closeDrops() error {
+	if s.drops == nil {
+		return nil
+	}
+	err := s.drops.Close()
+	s.drops = nil
+	return err
 }
 
 // owner is this process as a capture port records it.

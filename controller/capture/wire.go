@@ -2,8 +2,8 @@ package capture
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovsnet/ovsnet/flows"
 )
 
 // snaplen is the most of a packet kept: a whole segment of the userspace
@@ -108,68 +111,173 @@ func (s *socket) close() error { return unix.Close(s.fd) }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Copy writes the packets the mirror copies to w as pcap (Ethernet), each
-// flushed as it comes, until ctx ends, count packets were written (0: no
-// bound) or w fails (a pipe whose reader went away: syscall.EPIPE). It
-// returns how many it wrote.
-func (s *Session) Copy(ctx context.Context, w io.Writer, count int) (int, error) {
+// Copy writes the packets the mirror copies to w, in s's format, each
+// flushed as soon as it is known whether the pipeline dropped it (see
+// marker), until ctx ends, count packets were written (0: no bound) or w
+// fails (a pipe whose reader went away: syscall.EPIPE). It returns what
+// it wrote.
+func (s *Session) Copy(ctx context.Context, w io.Writer, count int) (Counts, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := writeHeader(bw); err != nil {
-		return 0, fmt.Errorf("write pcap: %w", err)
+	var out writer = pcapngWriter{bw}
+	if s.format == Pcap {
+		out = pcapWriter{bw}
+	}
+	var n Counts
+	if err := out.header(s.Of); err != nil {
+		return n, fmt.Errorf("write %s: %w", s.format, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, fmt.Errorf("write pcap: %w", err)
+		return n, fmt.Errorf("write %s: %w", s.format, err)
 	}
+	copies, words := make(chan record, 256), make(chan word, 256)
+	readCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	readErr := make(chan error, 2)
+	go func() { readErr <- s.readMirror(readCtx, copies) }()
+	if s.drops != nil {
+		go func() { readErr <- s.readDrops(readCtx, words) }()
+	}
+	m := &marker{}
+	tick := time.NewTicker(markWait / 10)
+	defer tick.Stop()
+	write := func(all bool) error {
+		for _, r := range m.due(time.Now(), all) {
+			if count > 0 && n.Packets == count {
+				break
+			}
+			if err := out.record(r); err != nil {
+				return fmt.Errorf("write %s: %w", s.format, err)
+			}
+			n.Packets++
+			if r.why != 0 {
+				n.Dropped++
+			}
+		}
+		return bw.Flush()
+	}
+	var err error
+	for err == nil && ctx.Err() == nil && (count == 0 || n.Packets+len(m.held) < count) {
+		select {
+		case r := <-copies:
+			m.copied(r)
+		case wd := <-words:
+			m.dropped(wd)
+		case <-tick.C:
+			err = write(false)
+		case err = <-readErr:
+		case <-ctx.Done():
+		}
+	}
+	if err == nil {
+		err = s.lastWords(m, words, readErr)
+	}
+	if werr := write(true); err == nil {
+		err = werr
+	}
+	n.Late = m.late
+	return n, err
+}
+
+// lastWords waits for the pipeline's word on the copies still held, as long
+// as the youngest may wait, before they are written.
+func (s *Session) lastWords(m *marker, words chan word, readErr chan error) error {
+	if s.drops == nil || len(m.held) == 0 {
+		return nil
+	}
+	end := time.NewTimer(time.Until(m.held[len(m.held)-1].at.Add(markWait)))
+	defer end.Stop()
+	for {
+		select {
+		case wd := <-words:
+			m.dropped(wd)
+		case err := <-readErr:
+			return err
+		case <-end.C:
+			return nil
+		}
+	}
+}
+
+// Counts is what a capture wrote.
+type Counts struct {
+	Packets int // packets written
+	Dropped int // of them, marked as dropped by the pipeline
+	Late    int // drops whose word came after their packet was written (unmarked)
+}
+
+// readMirror sends the mirror's copies to copies until ctx ends.
+func (s *Session) readMirror(ctx context.Context, copies chan<- record) error {
 	buf := make([]byte, snaplen)
-	n := 0
-	for ctx.Err() == nil && (count == 0 || n < count) {
+	for ctx.Err() == nil {
 		got, from, err := unix.Recvfrom(s.sock.fd, buf, unix.MSG_TRUNC)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return n, fmt.Errorf("read capture port %s: %w", s.Port, err)
+			return fmt.Errorf("read capture port %s: %w", s.Port, err)
 		}
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue // the host's own, not the mirror's
 		}
-		if err := writeRecord(bw, time.Now(), buf[:min(got, len(buf))], got); err != nil {
-			return n, fmt.Errorf("write pcap: %w", err)
+		r := record{at: time.Now(), data: bytes.Clone(buf[:min(got, len(buf))]), orig: got}
+		select {
+		case copies <- r:
+		case <-ctx.Done():
 		}
-		if err := bw.Flush(); err != nil {
-			return n, fmt.Errorf("write pcap: %w", err)
-		}
-		n++
 	}
-	return n, nil
+	return nil
 }
 
-// writeHeader writes a pcap file header: microsecond timestamps, Ethernet.
-// The format is two fixed headers; gopacket's pcapgo would link
-// gopacket/layers, whose init runs at every start of the one binary
-// (the CNI plugin's too).
-func writeHeader(w io.Writer) error {
-	var h [24]byte
-	binary.LittleEndian.PutUint32(h[0:], 0xa1b2c3d4)
-	binary.LittleEndian.PutUint16(h[4:], 2)
-	binary.LittleEndian.PutUint16(h[6:], 4)
-	binary.LittleEndian.PutUint32(h[16:], snaplen)
-	binary.LittleEndian.PutUint32(h[20:], 1) // LINKTYPE_ETHERNET
-	_, err := w.Write(h[:])
-	return err
+// readDrops sends the pipeline's word of each of the port's drops that
+// the capture's filter takes to words, until the listener is closed.
+func (s *Session) readDrops(ctx context.Context, words chan<- word) error {
+	for {
+		p, err := s.drops.Next()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the pipeline's word of drops on %s: %w", s.Bridge, err)
+		}
+		if p.Cookie != s.cookie || !s.takes(p.Data) {
+			continue
+		}
+		w := word{at: time.Now(), data: p.Data, why: flows.DropReason(p.Regs[int(flows.RegDrop)])}
+		select {
+		case words <- w:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
-// writeRecord writes one packet record: data as kept, of a packet of
-// length orig.
-func writeRecord(w io.Writer, t time.Time, data []byte, orig int) error {
-	var h [16]byte
-	binary.LittleEndian.PutUint32(h[0:], uint32(t.Unix()))
-	binary.LittleEndian.PutUint32(h[4:], uint32(t.Nanosecond()/1000))
-	binary.LittleEndian.PutUint32(h[8:], uint32(len(data)))
-	binary.LittleEndian.PutUint32(h[12:], uint32(orig))
-	if _, err := w.Write(h[:]); err != nil {
-		return err
+// filterVM runs the capture's filter on the pipeline's word of drops, so
+// that the drops of packets the filter leaves out are not waited for: nil
+// (take every word) when there is no filter or x/net/bpf cannot run it.
+func filterVM(prog []filterInsn) *bpf.VM {
+	if len(prog) == 0 {
+		return nil
 	}
-	_, err := w.Write(data)
-	return err
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, in := range prog {
+		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		return nil
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		return nil
+	}
+	return vm
+}
+
+// takes says whether the capture's filter takes packet data.
+func (s *Session) takes(data []byte) bool {
+	if s.filter == nil {
+		return true
+	}
+	n, err := s.filter.Run(data)
+	return err != nil || n > 0
 }

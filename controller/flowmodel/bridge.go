@@ -93,6 +93,7 @@ func Of(topo *ovsdb.Topology, b *vswitchd.Bridge, d DecodedPorts) (Intent, error
 		}
 		bf.Ports[flows.PortCookie(p.Name)] = p
 	}
+	bf.Fixed = append(bf.Fixed, captureFlows(ifs, d)...)
 	chs, err := Links(b.Name, intent.DecodeBridge(b.Name, b.ExternalIDs).Links, nil, func(c string) ([]flows.PortModel, error) { return byContainer[c], nil })
 	if err != nil {
 		return bf, err
@@ -101,4 +102,22 @@ func Of(topo *ovsdb.Topology, b *vswitchd.Bridge, d DecodedPorts) (Intent, error
 		bf.Fixed = append(bf.Fixed, ch.Flows...)
 	}
 	return bf, nil
+}
+
+// captureFlows are the flows of the captures on a bridge (its interfaces
+// ifs, decoded as d): each hands its port's dropped packets to the
+// capture. A capture whose keys do not decode has none (reconcile removes
+// its port); nor one of a port with no flows.
+func captureFlows(ifs []vswitchd.Interface, d DecodedPorts) []*openflow.Flow {
+	var fs []*openflow.Flow
+	for _, i := range ifs {
+		c, ok, err := intent.DecodeCapture(i.Name, i.ExternalIDs)
+		if !ok || err != nil {
+			continue
+		}
+		if p, ok := d.Flow[c.Of]; ok && p.Ofport > 0 {
+			fs = append(fs, flows.CaptureFlows(i.Name, p.Ofport)...)
+		}
+	}
+	return fs
 }

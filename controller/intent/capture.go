@@ -31,8 +31,8 @@ const (
 )
 
 // Encode is the capture port's keys. They carry no ovsnet-owner: a
-// capture's port is no container's, and nothing but capture and
-// reconcile's sweep of captures reads it.
+// capture's port is no container's; capture, reconcile's sweep of
+// captures and the capture's flow in the drop table (flowmodel) read them.
 func (c Capture) Encode() map[string]string {
 	return map[string]string{
 		KeyCapture:       fmt.Sprintf("pid=%d,start=%d,pidns=%s", c.PID, c.Start, c.PIDNS),

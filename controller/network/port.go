@@ -265,6 +265,9 @@ type ContainerIface struct {
 	Bridge string
 	Iface  *vswitchd.Interface
 	Port   *vswitchd.Port
+	// NoDropMarks says why the network's pipeline cannot say what it
+	// drops (nil: it can, it is ovsnet's own).
+	NoDropMarks error
 }
 
 // FindContainerIface resolves network name and finds container's
@@ -276,7 +279,7 @@ func (h *Host) FindContainerIface(ctx context.Context, name, container, iface st
 	}
 	defer n.Close()
 	ifc, p, err := h.InterfaceOn(ctx, n, container, iface)
-	return ContainerIface{Bridge: n.Bridge(), Iface: ifc, Port: p}, err
+	return ContainerIface{Bridge: n.Bridge(), Iface: ifc, Port: p, NoDropMarks: n.Refuse(SettingDropMarks)}, err
 }
 
 // InterfaceOn is the Interface row and Port of container's interface
@@ -292,9 +295,15 @@ func (h *Host) InterfaceOn(ctx context.Context, n Network, container, iface stri
 	if err != nil {
 		return nil, nil, err
 	}
+	// The container's interfaces on the network's bridge only: it may be
+	// on other bridges too.
+	ifs, ports, err := db.PortsOn(ctx, n.Bridge(), ifs)
+	if err != nil {
+		return nil, nil, err
+	}
 	var names []string
-	var match []vswitchd.Interface
-	for _, ifc := range ifs {
+	var match []int
+	for i, ifc := range ifs {
 		if !n.Holds(ifc) {
 			continue
 		}
@@ -304,7 +313,7 @@ func (h *Host) InterfaceOn(ctx context.Context, n Network, container, iface stri
 		}
 		names = append(names, name)
 		if iface == "" || iface == name || iface == ifc.ExternalIDs[intent.KeyContainerIface] {
-			match = append(match, ifc)
+			match = append(match, i)
 		}
 	}
 	switch {
@@ -316,9 +325,5 @@ func (h *Host) InterfaceOn(ctx context.Context, n Network, container, iface stri
 		return nil, nil, fmt.Errorf("container %q has %d interfaces on %s (%s): name one, as %s:%s", container, len(match), n.Name(),
 			strings.Join(names, ", "), container, names[0])
 	}
-	p, err := db.PortOn(ctx, n.Bridge(), match[0].UUID)
-	if err == nil && p == nil {
-		err = fmt.Errorf("interface %s is on no port of %s", match[0].Name, n.Bridge())
-	}
-	return &match[0], p, err
+	return &ifs[match[0]], &ports[match[0]], nil
 }

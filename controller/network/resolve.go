@@ -53,6 +53,7 @@ const (
 	SettingVLAN Setting = iota
 	SettingFloodLimit
 	SettingDefaultRate // a network-wide default rate limit
+	SettingDropMarks   // a capture's marks on what the pipeline drops
 )
 
 // Network resolves name: this host's bridge of that name, else the OVN

@@ -269,6 +269,8 @@ func (a *ovnNetwork) Refuse(what network.Setting) error {
 		return fmt.Errorf("%s is an OVN network: its flows are ovn-controller's, and ovsnet bounds no floods there", a.name)
 	case network.SettingDefaultRate:
 		return fmt.Errorf("%s is an OVN network: it keeps no per-host defaults; cap its containers one by one (add-port --rate, ovsnet qos %s CONTAINER)", a.name, a.name)
+	case network.SettingDropMarks:
+		return fmt.Errorf("%s is an OVN network: what its logical flows drop is in a capture unmarked (ovsnet trace %s says why one is dropped)", a.name, a.name)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -18,13 +19,15 @@ type capturing struct {
 	cmd    *exec.Cmd
 	pcap   string
 	stderr *bytes.Buffer
+	done   chan struct{} // closed when the process has ended, with err
+	err    error
 }
 
 // startCapture starts ovsnet capture with args and waits until its port
 // is on the bridge (ovs-vswitchd has it: the mirror copies from then on).
 func (e *env) startCapture(bridge string, args ...string) *capturing {
 	e.t.Helper()
-	c := &capturing{pcap: filepath.Join(e.t.TempDir(), "c.pcap"), stderr: &bytes.Buffer{}}
+	c := &capturing{pcap: filepath.Join(e.t.TempDir(), "c.pcap"), stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	f, err := os.Create(c.pcap)
 	if err != nil {
 		e.t.Fatal(err)
@@ -35,8 +38,14 @@ func (e *env) startCapture(bridge string, args ...string) *capturing {
 	if err := c.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+	e.t.Cleanup(func() { c.cmd.Process.Kill(); <-c.done })
 	eventually(e.t, 20*time.Second, "the capture's port ready", func() bool {
+		select {
+		case <-c.done:
+			e.t.Fatalf("ovsnet capture %s ended before its port was ready: %v: %s", args, c.err, c.stderr)
+		default:
+		}
 		out, _ := e.sb.Vsctl("--columns=ofport", "find", "interface", "external_ids:ovsnet-capture-of!=\"\"")
 		return strings.Contains(out, "ofport") && !strings.Contains(out, "-1") && !strings.Contains(out, "[]")
 	})
@@ -46,11 +55,9 @@ func (e *env) startCapture(bridge string, args ...string) *capturing {
 // wait waits for the capture to end and returns its exit error.
 func (c *capturing) wait(t *testing.T) error {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
 	select {
-	case err := <-done:
-		return err
+	case <-c.done:
+		return c.err
 	case <-time.After(30 * time.Second):
 		t.Fatalf("ovsnet capture did not end: %s", c.stderr)
 		return nil
@@ -65,6 +72,60 @@ func (c *capturing) packets(t *testing.T) []string {
 		t.Fatalf("tcpdump -nr %s: %v", c.pcap, err)
 	}
 	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+// comments are the comments on the capture's packets, one per packet
+// ("" for none), read from its pcapng.
+func (c *capturing) comments(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(c.pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	if len(b) < 12 || le.Uint32(b) != 0x0a0d0d0a || le.Uint32(b[8:]) != 0x1a2b3c4d {
+		t.Fatalf("%s is no little-endian pcapng: % x", c.pcap, b[:min(len(b), 12)])
+	}
+	var out []string
+	for len(b) >= 12 {
+		typ, n := le.Uint32(b), int(le.Uint32(b[4:]))
+		if n < 12 || n > len(b) || le.Uint32(b[n-4:]) != uint32(n) {
+			t.Fatalf("pcapng block of type %d, length %d in %d bytes", typ, n, len(b))
+		}
+		if typ == 6 {
+			comment := ""
+			caplen := int(le.Uint32(b[20:]))
+			for o := b[28+(caplen+3)/4*4 : n-4]; len(o) >= 4; {
+				code, l := le.Uint16(o), int(le.Uint16(o[2:]))
+				if code == 0 {
+					break
+				}
+				if code == 1 {
+					comment = string(o[4 : 4+l])
+				}
+				o = o[4+(l+3)/4*4:]
+			}
+			out = append(out, comment)
+		}
+		b = b[n:]
+	}
+	return out
+}
+
+// captureFlows are the capture flows in bridge's drop table.
+func (e *env) captureFlows(bridge string) string {
+	e.t.Helper()
+	out, err := e.sb.Run("ovs-ofctl", "-O", "OpenFlow14", "dump-flows", bridge, "table=60")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var fs []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "CONTROLLER") {
+			fs = append(fs, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(fs, "\n")
 }
 
 // captureLeftovers is what capture ports and mirrors the sandbox host has.
@@ -108,6 +169,9 @@ func TestCapture(t *testing.T) {
 	if !strings.Contains(cp.stderr.String(), "4 packets captured from ") {
 		t.Fatalf("summary: %q", cp.stderr)
 	}
+	if got := cp.comments(t); strings.Join(got, "") != "" || len(got) != 4 {
+		t.Fatalf("packets delivered marked as dropped: %q", got)
+	}
 	if l := e.captureLeftovers(); l != "" {
 		t.Fatalf("after the count, left: %s", l)
 	}
@@ -125,6 +189,44 @@ func TestCapture(t *testing.T) {
 	if got := cp.packets(t); len(got) != 1 || !strings.Contains(got[0], "IP 10.63.0.50 > 10.63.0.3: ICMP echo request") {
 		t.Fatalf("the dropped ping: captured %q", got)
 	}
+	if got := cp.comments(t); len(got) != 1 || got[0] != "dropped by ovsnet's pipeline: the source MAC or address is not the port's own" {
+		t.Fatalf("the dropped ping is not marked as the spoof guard's: %q", got)
+	}
+	if !strings.Contains(cp.stderr.String(), "1 packets captured from ") || !strings.Contains(cp.stderr.String(), "1 of them marked as dropped") {
+		t.Fatalf("summary: %q", cp.stderr)
+	}
+	if f := e.captureFlows("br0"); f != "" {
+		t.Fatalf("after the capture, its flow is left: %s", f)
+	}
+
+	// icc=false: a new connection no link allows is marked as such; the
+	// ping the other way, a reply to nothing, too. Classic pcap on request.
+	e.must("add-br", "iso", "--subnet", "10.64.0.0/24", "--icc=false")
+	e.must("add-port", "iso", "eth2", c1, "--ip")
+	e.must("add-port", "iso", "eth2", c2, "--ip")
+	cp = e.startCapture("iso", c1, "--count", "1", "icmp")
+	if f := e.captureFlows("iso"); !strings.Contains(f, "CONTROLLER:65535") {
+		t.Fatalf("the capture has no flow in the drop table: %q", f)
+	}
+	noPing(t, c1, "10.64.0.3")
+	if err := cp.wait(t); err != nil {
+		t.Fatalf("capture: %v: %s", err, cp.stderr)
+	}
+	if got := cp.comments(t); len(got) != 1 || got[0] != "dropped by ovsnet's pipeline: no link allows this new connection" {
+		t.Fatalf("the ping icc=false refused is not marked as such: %q", got)
+	}
+	cp = e.startCapture("iso", c1, "--count", "1", "--format", "pcap", "icmp")
+	noPing(t, c1, "10.64.0.3")
+	if err := cp.wait(t); err != nil {
+		t.Fatalf("capture: %v: %s", err, cp.stderr)
+	}
+	if got := cp.packets(t); len(got) != 1 || !strings.Contains(got[0], "ICMP echo request") {
+		t.Fatalf("classic pcap: %q", got)
+	}
+	if b, _ := os.ReadFile(cp.pcap); len(b) < 4 || binary.LittleEndian.Uint32(b) != 0xa1b2c3d4 || !strings.Contains(cp.stderr.String(), "drops not marked: pcap has no room") {
+		t.Fatalf("--format pcap: % x, summary %q", b[:min(len(b), 4)], cp.stderr)
+	}
+	e.must("del-br", "iso")
 
 	// SIGINT ends it, cleanly.
 	cp = e.startCapture("br0", c2)
@@ -148,11 +250,17 @@ func TestCapture(t *testing.T) {
 	if l := e.captureLeftovers(); !strings.Contains(l, "ovcap") {
 		t.Fatalf("the killed capture left no port to remove: %q", l)
 	}
+	if f := e.captureFlows("br0"); !strings.Contains(f, "CONTROLLER") {
+		t.Fatalf("the killed capture left no flow to remove: %q", f)
+	}
 	if out := e.must("reconcile"); !strings.Contains(out, "(capture of ") {
 		t.Fatalf("reconcile did not say it removed the capture: %s", out)
 	}
 	if l := e.captureLeftovers(); l != "" {
 		t.Fatalf("after reconcile, left: %s", l)
+	}
+	if f := e.captureFlows("br0"); f != "" {
+		t.Fatalf("after reconcile, the killed capture's flow is left: %s", f)
 	}
 	ping(t, c1, "10.63.0.3")
 
