@@ -208,6 +208,11 @@ func TestCapture(t *testing.T) {
 	if f := e.captureFlows("iso"); !strings.Contains(f, "CONTROLLER:65535") {
 		t.Fatalf("the capture has no flow in the drop table: %q", f)
 	}
+	// The flow is intent: a reconcile while the capture runs keeps it.
+	e.must("reconcile")
+	if f := e.captureFlows("iso"); !strings.Contains(f, "CONTROLLER:65535") {
+		t.Fatalf("reconcile removed the running capture's flow: %q", f)
+	}
 	noPing(t, c1, "10.64.0.3")
 	if err := cp.wait(t); err != nil {
 		t.Fatalf("capture: %v: %s", err, cp.stderr)
