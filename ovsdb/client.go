@@ -146,6 +146,8 @@ func ConnectNorthbound(ctx context.Context, endpoint string) (*Client, error) {
 		ovnnb.LogicalSwitchPortTable: &ovnnb.LogicalSwitchPort{},
 		ovnnb.ACLTable:               &ovnnb.ACL{},
 		ovnnb.PortGroupTable:         &ovnnb.PortGroup{},
+		ovnnb.LogicalRouterTable:     &ovnnb.LogicalRouter{},
+		ovnnb.LogicalRouterPortTable: &ovnnb.LogicalRouterPort{},
 	})
 	if err != nil {
 		return nil, err

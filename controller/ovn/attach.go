@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/ovsnet/ovsnet/controller/datapath"
@@ -147,6 +148,10 @@ func (a *ovnNetwork) Allocate(ctx context.Context, r *network.AttachRun, _ bool)
 		if err != nil {
 			return nil, err
 		}
+		routed, err := a.routed(ctx)
+		if err != nil {
+			return nil, err
+		}
 		for _, it := range r.Items() {
 			// OVS 3.1's userspace Geneve cannot encapsulate offloaded
 			// packets: the container computes its own checksums.
@@ -157,7 +162,7 @@ func (a *ovnNetwork) Allocate(ctx context.Context, r *network.AttachRun, _ bool)
 					return nil, err
 				}
 				used[p.Addr()], l.Addrs = it.HostName(), append(l.Addrs, p)
-				if a.hasGW { // the default routes: out through this host
+				if a.hasGW || routed { // the default routes: out through this host, or to the router
 					l.Gateways = append(l.Gateways, s.Gateway)
 				}
 			}
@@ -171,6 +176,14 @@ func (a *ovnNetwork) Allocate(ctx context.Context, r *network.AttachRun, _ bool)
 			return nil, err
 		}
 	}
+}
+
+// routed says whether the network is on a router (its switch, as read,
+// has the port to one): the commit is guarded by the switch's ports, so a
+// router attached meanwhile makes the attach read again.
+func (a *ovnNetwork) routed(ctx context.Context) (bool, error) {
+	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterSwitchPortName(a.name))}, "_uuid")
+	return err == nil && len(ps) > 0 && slices.Contains(a.ls.Ports, ps[0].UUID), err
 }
 
 // used is the addresses the network's ports hold, and its gateway: one

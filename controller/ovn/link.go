@@ -18,7 +18,8 @@ import (
 
 // ChangeLink edits the link keys of OVN network a's switch, guarded by its
 // external_ids as read, and brings its ACLs to them. Both ends must be
-// containers attached to the network, on any chassis.
+// containers attached, on any chassis: DST to the network, SRC to it or to
+// a network on the same router.
 func (a *ovnNetwork) ChangeLink(ctx context.Context, c links.Change) error {
 	for _, end := range []string{c.Src, c.Dst} {
 		if _, remote := intent.RemoteEnd(end); remote {
@@ -33,10 +34,8 @@ func (a *ovnNetwork) ChangeLink(ctx context.Context, c links.Change) error {
 		if err != nil {
 			return err
 		}
-		for _, end := range []string{c.Src, c.Dst} {
-			if c.Attached && !slices.ContainsFunc(ports, func(p ovnnb.LogicalSwitchPort) bool { return p.ExternalIDs[intent.KeyContainerID] == end }) {
-				return fmt.Errorf("container %q has no port on OVN network %s: attach it first (ovsnet add-port %s INTERFACE %s --ip)", end, a.name, a.name, end)
-			}
+		if err := a.checkEnds(ctx, c, ports); err != nil {
+			return err
 		}
 		set, del, err := c.Edit(intent.DecodeBridge(a.name, a.ls.ExternalIDs), c.Src, c.Dst)
 		if err != nil {
@@ -65,4 +64,41 @@ func (a *ovnNetwork) ChangeLink(ctx context.Context, c links.Change) error {
 	}
 	_, err = nb.SyncIsolation(ctx, a.nb, a.name)
 	return err
+}
+
+// checkEnds refuses a new link whose DST is not on the network, or whose
+// SRC is neither on it nor on a network routed with it.
+func (a *ovnNetwork) checkEnds(ctx context.Context, c links.Change, ports []ovnnb.LogicalSwitchPort) error {
+	if !c.Attached {
+		return nil
+	}
+	on := func(ps []ovnnb.LogicalSwitchPort, end string) bool {
+		return slices.ContainsFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return p.ExternalIDs[intent.KeyContainerID] == end })
+	}
+	if !on(ports, c.Dst) {
+		return fmt.Errorf("container %q has no port on OVN network %s: attach it first (ovsnet add-port %s INTERFACE %s --ip)", c.Dst, a.name, a.name, c.Dst)
+	}
+	if on(ports, c.Src) {
+		return nil
+	}
+	peers, err := nb.RoutedPeers(ctx, a.nb, a.name)
+	if err != nil {
+		return err
+	}
+	for _, n := range peers {
+		lss, err := nb.LogicalSwitches(ctx, a.nb, n)
+		if err != nil {
+			return err
+		}
+		for _, ls := range lss {
+			ps, err := nb.SwitchPorts(ctx, a.nb, ls)
+			if err != nil {
+				return err
+			}
+			if on(ps, c.Src) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("container %q has no port on OVN network %s nor on a network routed with it%s: attach it first (ovsnet add-port NETWORK INTERFACE %s --ip)", c.Src, a.name, peerList(peers), c.Src)
 }

@@ -2,9 +2,12 @@ package ovn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
@@ -192,12 +195,15 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 		case !intent.Owned(ls.ExternalIDs):
 			return fmt.Errorf("logical switch %s is not ovsnet's: remove it with ovn-nbctl ls-del", name)
 		case len(ls.Ports) > 0:
-			n, err := nb.ContainerPortCount(ctx, nbc, ls)
+			ps, err := nb.SwitchPorts(ctx, nbc, ls)
 			if err != nil {
 				return err
 			}
-			if n > 0 {
+			if n := len(slices.DeleteFunc(slices.Clone(ps), func(p ovnnb.LogicalSwitchPort) bool { return !nb.IsContainerPort(name, p) })); n > 0 {
 				return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, n)
+			}
+			if peers, err := nb.RoutedPeers(ctx, nbc, name); err != nil || slices.ContainsFunc(ls.Ports, func(u string) bool { return isRouterPortOf(ps, u) }) {
+				return errors.Join(err, fmt.Errorf("network %s is on a router%s: take it off first (ovsnet router ls; ovsnet router detach ROUTER %s)", name, peerList(peers), name))
 			}
 		}
 		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
@@ -233,4 +239,17 @@ func subnet6(ls ovnnb.LogicalSwitch) string {
 		}
 	}
 	return ""
+}
+
+// isRouterPortOf says whether u is the UUID of a router port among ps.
+func isRouterPortOf(ps []ovnnb.LogicalSwitchPort, u string) bool {
+	return slices.ContainsFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return p.UUID == u && nb.IsRouterPort(p) })
+}
+
+// peerList says which networks share a router, for an error.
+func peerList(peers []string) string {
+	if len(peers) == 0 {
+		return ""
+	}
+	return " (with " + strings.Join(peers, ", ") + ")"
 }

@@ -14,6 +14,8 @@ import (
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
 		"ACL":                 &ACL{},
+		"Logical_Router":      &LogicalRouter{},
+		"Logical_Router_Port": &LogicalRouterPort{},
 		"Logical_Switch":      &LogicalSwitch{},
 		"Logical_Switch_Port": &LogicalSwitchPort{},
 		"Port_Group":          &PortGroup{},
@@ -145,6 +147,232 @@ var schema = `{
           }
         }
       }
+    },
+    "Logical_Router": {
+      "columns": {
+        "copp": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Copp",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "enabled": {
+          "type": {
+            "key": {
+              "type": "boolean"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "load_balancer": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Load_Balancer",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "load_balancer_group": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Load_Balancer_Group"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "name": {
+          "type": "string"
+        },
+        "nat": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "NAT",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "policies": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Logical_Router_Policy",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "ports": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Logical_Router_Port",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "static_routes": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Logical_Router_Static_Route",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      },
+      "isRoot": true
+    },
+    "Logical_Router_Port": {
+      "columns": {
+        "enabled": {
+          "type": {
+            "key": {
+              "type": "boolean"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "gateway_chassis": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Gateway_Chassis",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "ha_chassis_group": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "HA_Chassis_Group",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "ipv6_prefix": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "ipv6_ra_configs": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "mac": {
+          "type": "string"
+        },
+        "name": {
+          "type": "string"
+        },
+        "networks": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 1,
+            "max": "unlimited"
+          }
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "peer": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        }
+      },
+      "indexes": [
+        [
+          "name"
+        ]
+      ]
     },
     "Logical_Switch": {
       "columns": {

@@ -30,8 +30,9 @@ import (
 // isolated before it sends anything; its links' ACLs follow in the attach.
 
 const (
-	aclDropPriority = 1000
-	aclLinkPriority = 1100
+	aclStatefulPriority = 1
+	aclDropPriority     = 1000
+	aclLinkPriority     = 1100
 )
 
 // aclKey is what makes two ACLs the same.
@@ -45,10 +46,13 @@ func keyOf(a ovnnb.ACL) aclKey {
 }
 
 // WantACLs derives network bi's ACLs on port group pg from its intent and
-// its logical switch ports. A link whose ports do not decode grants
-// nothing and is returned as an error (the rest still applies).
-func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]ovnnb.ACL, []error) {
-	if bi.ICC {
+// its logical switch ports; peers are the container ports of the other
+// networks on its router (a link's source may be one of them). A link
+// whose ports do not decode grants nothing and is returned as an error
+// (the rest still applies).
+func WantACLs(bi intent.Bridge, ports, peers []ovnnb.LogicalSwitchPort, pg string) ([]ovnnb.ACL, []error) {
+	routed := slices.ContainsFunc(ports, IsRouterPort)
+	if bi.ICC && !routed {
 		return nil, nil
 	}
 	ext := func(more ...string) map[string]string {
@@ -59,8 +63,14 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]o
 		}
 		return m
 	}
-	out := []ovnnb.ACL{{Direction: ovnnb.ACLDirectionToLport, Priority: aclDropPriority, Action: ovnnb.ACLActionDrop,
-		Match: fmt.Sprintf("outport == @%s && (ip4.src == $%s_ip4 || ip6.src == $%s_ip6)", pg, pg, pg), ExternalIDs: ext()}}
+	var out []ovnnb.ACL
+	if !bi.ICC {
+		out = append(out, ovnnb.ACL{Direction: ovnnb.ACLDirectionToLport, Priority: aclDropPriority, Action: ovnnb.ACLActionDrop,
+			Match: fmt.Sprintf("outport == @%s && (ip4.src == $%s_ip4 || ip6.src == $%s_ip6)", pg, pg, pg), ExternalIDs: ext()})
+	}
+	if routed {
+		out = append(out, routerACLs(bi.Name, pg, ext())...)
+	}
 	var errs []error
 	for _, l := range bi.Links {
 		rules, err := flows.ParseRules(l.PortSpecs())
@@ -70,7 +80,7 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]o
 		}
 		srcs := map[string][]string{} // by family: ip4, ip6
 		var dsts []string
-		for _, p := range ports {
+		for i, p := range append(slices.Clone(ports), peers...) {
 			switch p.ExternalIDs[intent.KeyContainerID] {
 			case l.Src:
 				for _, a := range Addrs(p) {
@@ -78,7 +88,9 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]o
 					srcs[fam] = append(srcs[fam], a.String())
 				}
 			case l.Dst:
-				dsts = append(dsts, fmt.Sprintf("%q", p.Name))
+				if i < len(ports) { // the destination is on this network
+					dsts = append(dsts, fmt.Sprintf("%q", p.Name))
+				}
 			}
 		}
 		if len(srcs) == 0 || len(dsts) == 0 {
@@ -110,11 +122,49 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, pg string) ([]o
 	return out, errs
 }
 
-// SyncIsolation brings OVN network name's port group (every port of the
-// switch in it) and ACLs to what its intent and ports say, in one
-// transaction guarded by what it read, again for as long as it loses to
-// another writer. A network that is gone has nothing to sync.
-func SyncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (s Synced, err error) {
+// routerACLs keep a routed network's containers from what comes through
+// its router, as icc=false keeps them from each other: IP from the router
+// port to the group is dropped (to-lport, priority 1000; neighbour
+// discovery passes ahead of every ACL, by OVN's own flows) unless a link
+// allows it (priority 1100), and a
+// lowest allow-related makes the switch stateful, so that replies to what
+// its containers started across the router pass (OVN then lets
+// established connections through ahead of every ACL).
+func routerACLs(name, pg string, ext map[string]string) []ovnnb.ACL {
+	return []ovnnb.ACL{
+		{Direction: ovnnb.ACLDirectionToLport, Priority: aclDropPriority, Action: ovnnb.ACLActionDrop,
+			Match: fmt.Sprintf("outport == @%s && inport == %q && ip", pg, RouterSwitchPortName(name)), ExternalIDs: ext},
+		{Direction: ovnnb.ACLDirectionToLport, Priority: aclStatefulPriority, Action: ovnnb.ACLActionAllowRelated,
+			Match: fmt.Sprintf("outport == @%s && ip", pg), ExternalIDs: ext},
+	}
+}
+
+// SyncIsolation brings OVN network name's port group (every container
+// port of the switch in it) and ACLs to what its intent and ports say, in
+// one transaction guarded by what it read, again for as long as it loses
+// to another writer; then those of the other networks on its router, whose
+// links may name its containers as sources. A network that is gone has
+// nothing to sync.
+func SyncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, error) {
+	s, err := syncOne(ctx, nb, name)
+	if err != nil {
+		return s, err
+	}
+	peers, err := RoutedPeers(ctx, nb, name)
+	for _, p := range peers {
+		if err != nil {
+			break
+		}
+		var ps Synced
+		ps, err = syncOne(ctx, nb, p)
+		s.Changed, s.Bad = s.Changed || ps.Changed, append(s.Bad, ps.Bad...)
+	}
+	return s, err
+}
+
+// syncOne syncs one network's isolation, again while it loses to another
+// writer.
+func syncOne(ctx context.Context, nb *ovsdb.Client, name string) (s Synced, err error) {
 	err = ovsdb.OnConflict(func() error {
 		s, err = syncIsolation(ctx, nb, name)
 		return err
@@ -147,10 +197,14 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 	if err != nil {
 		return Synced{}, err
 	}
-	want, bad := WantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, PortGroupName(name))
-	var members []string // the containers' ports: not the gateway
+	peers, err := peerPorts(ctx, nb, name)
+	if err != nil {
+		return Synced{}, err
+	}
+	want, bad := WantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, peers, PortGroupName(name))
+	var members []string // the containers' ports: not the gateway, not the router's
 	for _, p := range ports {
-		if p.Name != GatewayPortName(name) {
+		if IsContainerPort(name, p) {
 			members = append(members, p.UUID)
 		}
 	}
@@ -232,4 +286,28 @@ func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup,
 		return nil, err
 	}
 	return append(append(append(guard, g2...), ops...), mut...), nil
+}
+
+// peerPorts are the container ports of the other networks on network
+// name's router.
+func peerPorts(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LogicalSwitchPort, error) {
+	nets, err := RoutedPeers(ctx, nb, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []ovnnb.LogicalSwitchPort
+	for _, n := range nets {
+		lss, err := LogicalSwitches(ctx, nb, n)
+		if err != nil {
+			return nil, err
+		}
+		for _, ls := range lss {
+			ps, err := SwitchPorts(ctx, nb, ls)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !IsContainerPort(n, p) })...)
+		}
+	}
+	return out, nil
 }

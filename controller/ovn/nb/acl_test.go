@@ -27,13 +27,13 @@ func TestWantACLs(t *testing.T) {
 		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3 fd00::3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
 	}
 	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("a", "b"): "all"}
-	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, "pg"); len(acls)+len(errs) != 0 {
+	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, nil, "pg"); len(acls)+len(errs) != 0 {
 		t.Fatalf("an open network has ACLs: %+v %v", acls, errs)
 	}
 	ext[intent.KeyICC] = "false"
 	ext[intent.LinkKey("b", "a")] = "80/tcp,53/udp"
 	ext[intent.LinkKey("a", "c")] = "all" // c not attached: nothing
-	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, "pg")
+	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, nil, "pg")
 	var got []string
 	for _, a := range acls {
 		got = append(got, string(a.Action)+" "+a.Match)
@@ -50,8 +50,38 @@ func TestWantACLs(t *testing.T) {
 	// isolation value that does not decode isolates.
 	ext[intent.LinkKey("b", "a")] = "80/sctp"
 	ext[intent.KeyICC] = "maybe"
-	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, "pg")
+	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, nil, "pg")
 	if len(errs) != 1 || len(acls) != 2 || acls[0].Action != ovnnb.ACLActionDrop {
 		t.Fatalf("bad link: %+v %v", acls, errs)
+	}
+}
+
+// A network on a router, even an open one, drops what comes through the
+// router unless a link lets it in; a link's source may be on another
+// network of the router (peers), never its destination.
+func TestWantACLsRouted(t *testing.T) {
+	ports := []ovnnb.LogicalSwitchPort{
+		{Name: "pa", Addresses: []string{"0a:58:0a:00:00:02 10.0.0.2"}, ExternalIDs: map[string]string{intent.KeyContainerID: "a"}},
+		{Name: RouterSwitchPortName("n"), Type: "router", Addresses: []string{"router"}},
+	}
+	peers := []ovnnb.LogicalSwitchPort{
+		{Name: "px", Addresses: []string{"0a:58:0a:01:00:02 10.1.0.2"}, ExternalIDs: map[string]string{intent.KeyContainerID: "x"}},
+	}
+	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("x", "a"): "all", intent.LinkKey("a", "x"): "all"}
+	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, peers, "pg")
+	var got []string
+	for _, a := range acls {
+		got = append(got, string(a.Action)+" "+a.Match)
+	}
+	want := []string{
+		`drop outport == @pg && inport == "ovsnet-rtr-n" && ip`,
+		"allow-related outport == @pg && ip",
+		`allow-related outport == {"pa"} && ip4.src == {10.1.0.2}`,
+	}
+	if len(errs) != 0 || !slices.Equal(got, want) {
+		t.Fatalf("got %q, %v", got, errs)
+	}
+	if acls[0].Priority <= acls[1].Priority || acls[2].Priority <= acls[0].Priority {
+		t.Fatalf("priorities: drop %d, stateful %d, link %d", acls[0].Priority, acls[1].Priority, acls[2].Priority)
 	}
 }

@@ -63,7 +63,7 @@ func Addrs(p ovnnb.LogicalSwitchPort) []netip.Addr {
 // SwitchPorts reads the logical switch ports of ls (ports do not name
 // their switch: one read of them all, kept to the switch's).
 func SwitchPorts(ctx context.Context, nb *ovsdb.Client, ls ovnnb.LogicalSwitch) ([]ovnnb.LogicalSwitchPort, error) {
-	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, nil, "_uuid", "name", "addresses", "external_ids", "up")
+	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, nil, "_uuid", "name", "type", "addresses", "external_ids", "up")
 	if err != nil {
 		return nil, err
 	}
@@ -90,14 +90,20 @@ func NewGatewayPort(name string, gws []netip.Addr) *ovnnb.LogicalSwitchPort {
 }
 
 // ContainerPortCount is how many of switch ls's ports are containers'
-// (its gateway is not).
+// (its gateway and its port to a router are not).
 func ContainerPortCount(ctx context.Context, nb *ovsdb.Client, ls ovnnb.LogicalSwitch) (int, error) {
 	ps, err := SwitchPorts(ctx, nb, ls)
 	n := 0
 	for _, p := range ps {
-		if p.Name != GatewayPortName(ls.Name) {
+		if IsContainerPort(ls.Name, p) {
 			n++
 		}
 	}
 	return n, err
+}
+
+// IsContainerPort says whether p, a port of network name's switch, is a
+// container's: not the gateway, not the port to a router.
+func IsContainerPort(name string, p ovnnb.LogicalSwitchPort) bool {
+	return p.Name != GatewayPortName(name) && !IsRouterPort(p)
 }

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ovsnet/ovsnet/controller/ovn"
+)
+
+func routerCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "router create|ls|rm|attach|detach",
+		Short: "OVN routers: route between OVN networks, on every chassis",
+		Long: `A router is an OVN logical router in the northbound database, distributed:
+each chassis routes what its own containers send, so traffic between two
+networks crosses no third host. Attaching a network gives the router a
+port holding the network's gateway address (and MAC), and the network's
+containers attached from then on get their default route to it.
+
+Routing is not reachability: what comes through a router into a network
+is dropped, whatever the network's --icc, unless ovsnet link lets it in
+(ovsnet link DSTNET SRC DST, where SRC is a container on another network
+of the router; allow-related, so replies pass), and replies to what the
+network's own containers started pass.
+
+A network is on one router at most. A router does not lead out of OVN:
+networks made with --nat (their way out is the host each container runs
+on) are refused; make routed networks with --nat=false. Put a network on
+its router before its containers, and take them off before detaching it:
+a container's routes are set when it attaches.`,
+		Example: `  ovsnet network create web --subnet 10.70.1.0/24 --nat=false
+  ovsnet network create db --subnet 10.70.2.0/24 --nat=false
+  ovsnet router create r1
+  ovsnet router attach r1 web
+  ovsnet router attach r1 db
+  ovsnet add-port web eth1 app --ip && ovsnet add-port db eth1 pg --ip
+  ovsnet link db app pg --port 5432     # app (on web) may reach pg (on db)
+  ovsnet router ls
+  ovsnet router detach r1 web && ovsnet router rm r1`,
+	}
+	var nb string
+	c.PersistentFlags().StringVar(&nb, "ovn", "", "the northbound database: tcp:HOST:6641 (or unix:PATH); default: the one ovsnet ovn join --nb recorded")
+	c.AddCommand(routerCreateCmd(g, &nb), routerLsCmd(g, &nb), routerRmCmd(g, &nb), routerAttachCmd(g, &nb, true), routerAttachCmd(g, &nb, false))
+	return c
+}
+
+func routerCreateCmd(g *globals, nb *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "create ROUTER [--ovn NB]",
+		Short: "Create a router; again changes nothing",
+		Args:  exactArgs("ROUTER"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ep, err := g.northbound(c.Context(), *nb)
+			if err != nil {
+				return err
+			}
+			created, err := ovn.CreateRouter(c.Context(), ep, args[0])
+			if err != nil {
+				return err
+			}
+			text := "created router " + args[0]
+			if !created {
+				text = "router " + args[0] + " exists, unchanged"
+			}
+			return g.print(c, map[string]any{"router": args[0], "created": created}, text)
+		},
+	}
+}
+
+func routerLsCmd(g *globals, nb *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls [--ovn NB]",
+		Short: "List ovsnet's routers and the networks they route",
+		Args:  exactArgs(),
+		RunE: func(c *cobra.Command, _ []string) error {
+			ep, err := g.northbound(c.Context(), *nb)
+			if err != nil {
+				return err
+			}
+			rs, err := ovn.ListRouters(c.Context(), ep)
+			if err != nil {
+				return err
+			}
+			lines := []string{}
+			for _, r := range rs {
+				nets := "no networks"
+				if len(r.Networks) > 0 {
+					nets = strings.Join(r.Networks, ", ")
+				}
+				lines = append(lines, fmt.Sprintf("%s: %s", r.Name, nets))
+			}
+			if len(lines) == 0 {
+				lines = append(lines, "no routers (ovsnet router create NAME)")
+			}
+			return g.print(c, rs, strings.Join(lines, "\n"))
+		},
+	}
+}
+
+func routerRmCmd(g *globals, nb *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm ROUTER [--ovn NB]",
+		Short: "Remove a router that routes no network",
+		Args:  exactArgs("ROUTER"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ep, err := g.northbound(c.Context(), *nb)
+			if err != nil {
+				return err
+			}
+			if err := ovn.RemoveRouter(c.Context(), ep, args[0]); err != nil {
+				return err
+			}
+			return g.print(c, map[string]string{"removed": args[0]}, "removed router "+args[0])
+		},
+	}
+}
+
+// routerAttachCmd is router attach (attach true) or detach.
+func routerAttachCmd(g *globals, nb *string, attach bool) *cobra.Command {
+	use, short := "attach ROUTER NETWORK [--ovn NB]", "Route an OVN network (made with --nat=false, no containers yet) through ROUTER; again changes nothing"
+	if !attach {
+		use, short = "detach ROUTER NETWORK [--ovn NB]", "Take a network (its containers detached) off ROUTER"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  exactArgs("ROUTER", "NETWORK"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ep, err := g.northbound(c.Context(), *nb)
+			if err != nil {
+				return err
+			}
+			r, n := args[0], args[1]
+			if !attach {
+				if err := ovn.DetachRouter(c.Context(), ep, r, n); err != nil {
+					return err
+				}
+				return g.print(c, map[string]any{"router": r, "network": n, "detached": true}, fmt.Sprintf("took network %s off router %s", n, r))
+			}
+			done, err := ovn.AttachRouter(c.Context(), ep, r, n)
+			if err != nil {
+				return err
+			}
+			text := fmt.Sprintf("router %s routes network %s", r, n)
+			if !done {
+				text += " (already)"
+			}
+			return g.print(c, map[string]any{"router": r, "network": n, "attached": done}, text)
+		},
+	}
+}

@@ -1,0 +1,299 @@
+package ovn
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/ovn-org/libovsdb/model"
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovsnet/ovsnet/attach"
+	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+	"github.com/ovsnet/ovsnet/ovsdb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+)
+
+// Router is a logical router between OVN networks, as `ovsnet router`
+// reports it.
+type Router struct {
+	Name     string   `json:"name"`
+	Networks []string `json:"networks"`
+	NB       string   `json:"northbound"`
+}
+
+// routerOf reads router name, which must be ovsnet's.
+func routerOf(ctx context.Context, nbc *ovsdb.Client, name string) (*ovnnb.LogicalRouter, error) {
+	lrs, err := nb.LogicalRouters(ctx, nbc, name)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(lrs) == 0:
+		return nil, fmt.Errorf("no router %s (ovsnet router ls lists them; ovsnet router create %s makes it)", name, name)
+	case !intent.Owned(lrs[0].ExternalIDs):
+		return nil, fmt.Errorf("logical router %s is not ovsnet's: choose another name", name)
+	}
+	return &lrs[0], nil
+}
+
+// CreateRouter makes router name; one of that name already ovsnet's is
+// left as it is (created false).
+func CreateRouter(ctx context.Context, endpoint, name string) (created bool, err error) {
+	if err := attach.CheckName("router", name); err != nil {
+		return false, err
+	}
+	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
+	if err != nil {
+		return false, err
+	}
+	defer nbc.Close()
+	lrs, err := nb.LogicalRouters(ctx, nbc, name)
+	if err != nil {
+		return false, err
+	}
+	if len(lrs) > 0 {
+		if !intent.Owned(lrs[0].ExternalIDs) {
+			return false, fmt.Errorf("logical router %s exists and is not ovsnet's: choose another name", name)
+		}
+		return false, nil
+	}
+	ops, err := nbc.Create(&ovnnb.LogicalRouter{Name: name, ExternalIDs: intent.Ownership("")})
+	if err != nil {
+		return false, err
+	}
+	return true, nbc.Run(ctx, ops)
+}
+
+// ListRouters lists ovsnet's routers and their networks, by name.
+func ListRouters(ctx context.Context, endpoint string) ([]Router, error) {
+	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer nbc.Close()
+	lrs, err := ovsdb.Select[ovnnb.LogicalRouter](ctx, nbc, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(intent.Ownership(""))}, "_uuid", "name", "ports")
+	if err != nil {
+		return nil, err
+	}
+	out := []Router{}
+	for _, lr := range lrs {
+		nets, err := nb.RouterNetworks(ctx, nbc, lr, "")
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(nets)
+		out = append(out, Router{Name: lr.Name, Networks: append([]string{}, nets...), NB: endpoint})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// RemoveRouter deletes router name; one with networks is refused.
+func RemoveRouter(ctx context.Context, endpoint, name string) error {
+	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	defer nbc.Close()
+	lr, err := routerOf(ctx, nbc, name)
+	if err != nil {
+		return err
+	}
+	nets, err := nb.RouterNetworks(ctx, nbc, *lr, "")
+	if err != nil {
+		return err
+	}
+	if len(lr.Ports) > 0 {
+		sort.Strings(nets)
+		return fmt.Errorf("router %s still routes %s: detach them first (ovsnet router detach %s NETWORK)", name, strings.Join(nets, ", "), name)
+	}
+	ops, err := nbc.Where(&ovnnb.LogicalRouter{UUID: lr.UUID}).Delete()
+	if err != nil {
+		return err
+	}
+	return nbc.Run(ctx, ops)
+}
+
+// routedNetwork is an OVN network as router attach and detach read it.
+type routedNetwork struct {
+	ls         ovnnb.LogicalSwitch
+	ports      []ovnnb.LogicalSwitchPort
+	containers int
+	nat        bool   // it has a gateway on every host (--nat)
+	router     string // the router it is on; "": none
+}
+
+// readRouted reads network name and the router it is on.
+func readRouted(ctx context.Context, nbc *ovsdb.Client, name string) (*routedNetwork, error) {
+	lss, err := nb.LogicalSwitches(ctx, nbc, name)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(lss) == 0:
+		return nil, fmt.Errorf("no OVN network %s (ovsnet network ls lists them)", name)
+	case !intent.Owned(lss[0].ExternalIDs):
+		return nil, fmt.Errorf("logical switch %s is not ovsnet's", name)
+	}
+	n := &routedNetwork{ls: lss[0]}
+	if n.ports, err = nb.SwitchPorts(ctx, nbc, n.ls); err != nil {
+		return nil, err
+	}
+	for _, p := range n.ports {
+		switch {
+		case p.Name == nb.GatewayPortName(name):
+			n.nat = true
+		case nb.IsContainerPort(name, p):
+			n.containers++
+		}
+	}
+	lrs, err := ovsdb.Select[ovnnb.LogicalRouter](ctx, nbc, nil, "_uuid", "name", "ports")
+	if err != nil {
+		return nil, err
+	}
+	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nbc, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(name))}, "_uuid")
+	for _, lrp := range lrps {
+		for _, lr := range lrs {
+			if slices.Contains(lr.Ports, lrp.UUID) {
+				n.router = lr.Name
+			}
+		}
+	}
+	return n, err
+}
+
+// routedOps guard a router attach or detach by the switch's ports as
+// read (a container attached meanwhile makes it read again) and add or
+// remove the router's port and the switch's peer.
+func routedOps(nbc *ovsdb.Client, n *routedNetwork, lr *ovnnb.LogicalRouter, lrp *ovnnb.LogicalRouterPort, lsp *ovnnb.LogicalSwitchPort, add bool) ([]ovsdbops.Operation, error) {
+	zero := 0
+	sw := &ovnnb.LogicalSwitch{UUID: n.ls.UUID, Ports: n.ls.Ports}
+	ops, err := nbc.Where(sw).Wait(ovsdbops.WaitConditionEqual, &zero, sw, &sw.Ports)
+	if err != nil {
+		return nil, err
+	}
+	mutator := ovsdbops.MutateOperationDelete
+	if add {
+		mutator = ovsdbops.MutateOperationInsert
+		more, err := nbc.Create(lrp, lsp)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, more...)
+	}
+	r := &ovnnb.LogicalRouter{UUID: lr.UUID}
+	m1, err := nbc.Where(r).Mutate(r, model.Mutation{Field: &r.Ports, Mutator: mutator, Value: []string{lrp.UUID}})
+	if err != nil {
+		return nil, err
+	}
+	m2, err := nbc.Where(sw).Mutate(sw, model.Mutation{Field: &sw.Ports, Mutator: mutator, Value: []string{lsp.UUID}})
+	return append(append(ops, m1...), m2...), err
+}
+
+// AttachRouter puts network net on router name: the router's port takes
+// the network's gateway addresses, and its containers' default routes
+// lead to it. Already there is no change (attached false). A network with
+// NAT, with containers, or on another router is refused.
+func AttachRouter(ctx context.Context, endpoint, name, net string) (attached bool, err error) {
+	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
+	if err != nil {
+		return false, err
+	}
+	defer nbc.Close()
+	err = ovsdb.OnConflict(func() error {
+		attached, err = attachRouter(ctx, nbc, name, net)
+		return err
+	})
+	if err != nil || !attached {
+		return false, err
+	}
+	_, err = nb.SyncIsolation(ctx, nbc, net)
+	return true, err
+}
+
+func attachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) (bool, error) {
+	lr, err := routerOf(ctx, nbc, name)
+	if err != nil {
+		return false, err
+	}
+	n, err := readRouted(ctx, nbc, net)
+	if err != nil {
+		return false, err
+	}
+	bi := intent.DecodeBridge(net, n.ls.ExternalIDs)
+	switch {
+	case n.router == name:
+		return false, nil
+	case n.router != "":
+		return false, fmt.Errorf("network %s is on router %s: a network is on one router (ovsnet router detach %s %s first)", net, n.router, n.router, net)
+	case n.nat:
+		return false, fmt.Errorf("network %s has NAT: its containers leave through the host each runs on, by a gateway holding %s's gateway address on every host, which the router's port would take; a router has no way out of OVN: route networks made with --nat=false", net, net)
+	case n.containers > 0:
+		return false, fmt.Errorf("network %s has %d container port(s): a container's routes are set when it attaches, so put a network on its router before its containers (detach them, attach the network, attach them again)", net, n.containers)
+	case bi.SubnetsErr != nil || len(bi.Subnets) == 0:
+		return false, fmt.Errorf("network %s's subnets do not decode, so its gateway is not known: %v", net, bi.SubnetsErr)
+	}
+	lrp, lsp := nb.NewRouterPorts(net, bi.Subnets)
+	ops, err := routedOps(nbc, n, lr, lrp, lsp, true)
+	if err != nil {
+		return false, err
+	}
+	return true, nbc.Run(ctx, ops)
+}
+
+// DetachRouter takes network net off router name, its ACLs and those of
+// the networks left on the router with it. Not on it is an error; a
+// network with containers is refused (their default routes lead to it).
+func DetachRouter(ctx context.Context, endpoint, name, net string) error {
+	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	defer nbc.Close()
+	peers, err := nb.RoutedPeers(ctx, nbc, net)
+	if err != nil {
+		return err
+	}
+	err = ovsdb.OnConflict(func() error { return detachRouter(ctx, nbc, name, net) })
+	if err != nil {
+		return err
+	}
+	for _, p := range append([]string{net}, peers...) {
+		if _, err := nb.SyncIsolation(ctx, nbc, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) error {
+	lr, err := routerOf(ctx, nbc, name)
+	if err != nil {
+		return err
+	}
+	n, err := readRouted(ctx, nbc, net)
+	if err != nil {
+		return err
+	}
+	switch {
+	case n.router != name:
+		return fmt.Errorf("network %s is not on router %s (ovsnet router ls)", net, name)
+	case n.containers > 0:
+		return fmt.Errorf("network %s has %d container port(s), whose default routes lead to router %s: detach them first", net, n.containers, name)
+	}
+	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nbc, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(net))}, "_uuid")
+	if err != nil {
+		return err
+	}
+	lsps := slices.DeleteFunc(slices.Clone(n.ports), func(p ovnnb.LogicalSwitchPort) bool { return p.Name != nb.RouterSwitchPortName(net) })
+	if len(lrps) == 0 || len(lsps) == 0 {
+		return fmt.Errorf("network %s's router ports are half gone: ovn-nbctl show %s", net, name)
+	}
+	ops, err := routedOps(nbc, n, lr, &lrps[0], &lsps[0], false)
+	if err != nil {
+		return err
+	}
+	return nbc.Run(ctx, ops)
+}

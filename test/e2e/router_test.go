@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestOVNRouter: a router between two OVN networks on two chassis routes,
+// but lets across only what a link allows (and its replies); a network
+// with NAT, with containers, or on another router is refused; rm leaves
+// nothing in the northbound database.
+func TestOVNRouter(t *testing.T) {
+	c := newCentral(t)
+	hs := newHosts(t, 2)
+	for i := range hs {
+		joinOVN(t, c, hs, i)
+	}
+	e := hs[0]
+	e.must("network", "create", "web", "--subnet", "10.71.1.0/24", "--nat=false")
+	e.must("network", "create", "db", "--subnet", "10.71.2.0/24", "--nat=false")
+	e.must("network", "create", "out", "--subnet", "10.71.3.0/24")
+	e.must("router", "create", "r1")
+	if out := e.must("router", "create", "r1"); !strings.Contains(out, "exists, unchanged") {
+		t.Fatalf("create again: %s", out)
+	}
+	e.must("router", "create", "r2")
+	e.fails("network out has NAT", "router", "attach", "r1", "out")
+	e.must("router", "attach", "r1", "web")
+	e.must("router", "attach", "r1", "db")
+	if out := e.must("router", "attach", "r1", "web"); !strings.Contains(out, "(already)") {
+		t.Fatalf("attach again: %s", out)
+	}
+	e.fails("network web is on router r1", "router", "attach", "r2", "web")
+
+	a, b := hs[0].container(), hs[1].container()
+	hs[0].must("add-port", "web", "eth1", a, "--ip") // 10.71.1.2
+	hs[1].must("add-port", "db", "eth1", b, "--ip")  // 10.71.2.2
+	if r := run(t, "ip", "-n", a, "route", "show", "default"); !strings.Contains(r, "via 10.71.1.1") {
+		t.Fatalf("a container on a routed network has no default route to its router: %q", r)
+	}
+	e.fails("has 1 container port(s)", "router", "detach", "r1", "web")
+	e.fails("still routes db, web", "router", "rm", "r1")
+
+	// The router answers on both its ports; nothing crosses it unlinked.
+	ping(t, a, "10.71.1.1")
+	ping(t, a, "10.71.2.1")
+	noPing(t, a, "10.71.2.2")
+	noPing(t, b, "10.71.1.2")
+	// A link from a (on web) to b (on db): a reaches b, replies and TCP
+	// come back; b still cannot open anything to a.
+	hs[1].must("link", "db", a, b)
+	ping(t, a, "10.71.2.2")
+	tcpTransfer(t, nsPath(a), nsPath(b), "10.71.2.2", 1<<20)
+	noPing(t, b, "10.71.1.2")
+	e.fails("nor on a network routed with it", "link", "web", "nosuch", a)
+	hs[1].must("unlink", "db", a, b)
+	noPing(t, a, "10.71.2.2")
+
+	var rs []struct {
+		Name     string   `json:"name"`
+		Networks []string `json:"networks"`
+	}
+	if err := json.Unmarshal([]byte(e.must("router", "ls", "-o", "json")), &rs); err != nil || len(rs) != 2 || rs[0].Name != "r1" || strings.Join(rs[0].Networks, ",") != "db,web" {
+		t.Fatalf("router ls -o json: %+v %v", rs, err)
+	}
+
+	hs[0].must("del-port", "web", "eth1", a)
+	hs[1].must("del-port", "db", "eth1", b)
+	e.fails("is on a router", "network", "rm", "web")
+	e.must("router", "detach", "r1", "web")
+	e.fails("network web is not on router r1", "router", "detach", "r1", "web")
+	e.must("router", "detach", "r1", "db")
+	for _, r := range []string{"r1", "r2"} {
+		e.must("router", "rm", r)
+	}
+	e.fails("no router r1", "router", "rm", "r1")
+	for _, n := range []string{"web", "db", "out"} {
+		e.must("network", "rm", n)
+	}
+	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "show"); strings.TrimSpace(out) != "" {
+		t.Fatalf("left in the northbound database:\n%s", out)
+	}
+	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--columns=match", "list", "acl"); strings.TrimSpace(out) != "" {
+		t.Fatalf("ACLs left:\n%s", out)
+	}
+}
