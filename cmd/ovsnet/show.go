@@ -190,6 +190,9 @@ func bridgeAttrs(br show.BridgeView) []string {
 		if br.RateLimit != "" {
 			attrs = append(attrs, "default rate limit "+br.RateLimit)
 		}
+		if br.Router != "" {
+			attrs = append(attrs, "routed by "+br.Router)
+		}
 		if d := br.Docker; d != nil {
 			attrs = append(attrs, dockerAttr(d))
 		}

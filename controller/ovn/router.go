@@ -297,3 +297,12 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 	}
 	return nbc.Run(ctx, ops)
 }
+
+// routerName is the router network net is on; "": none.
+func routerName(ctx context.Context, nbc *ovsdb.Client, net string) (string, error) {
+	n, err := readRouted(ctx, nbc, net)
+	if err != nil {
+		return "", err
+	}
+	return n.router, nil
+}

@@ -48,7 +48,11 @@ func networks(ctx context.Context, h *network.Host, only string, local map[strin
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ovnBridge(ls, ports, local, c.SystemID))
+		b := ovnBridge(ls, ports, local, c.SystemID)
+		if b.Router, err = routerName(ctx, nbc, ls.Name); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }
@@ -69,7 +73,7 @@ func ovnBridge(ls ovnnb.LogicalSwitch, ports []ovnnb.LogicalSwitchPort, local ma
 		bits[s.Prefix.Addr().Is4()] = s.Prefix.Bits()
 	}
 	for _, lsp := range ports {
-		if lsp.Name == nb.GatewayPortName(ls.Name) {
+		if !nb.IsContainerPort(ls.Name, lsp) {
 			continue
 		}
 		p, ok := local[lsp.Name]

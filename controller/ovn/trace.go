@@ -2,10 +2,12 @@ package ovn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,7 +17,10 @@ import (
 
 	"github.com/ovsnet/ovsnet/appctl"
 	"github.com/ovsnet/ovsnet/controller/intent"
+	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+
+	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 )
 
 // traceNetwork traces on OVN network a: the packet as the source's logical
@@ -31,20 +36,11 @@ func traceNetwork(ctx context.Context, h *network.Host, a *ovnNetwork, o trace.O
 	if err != nil {
 		return nil, err
 	}
-	var dst *ovnnb.LogicalSwitchPort
-	if ip, perr := netip.ParseAddr(o.To); perr == nil {
-		for i := range ports {
-			if addrs := nb.Addrs(ports[i]); len(addrs) > 0 && addrs[0] == ip {
-				dst = &ports[i]
-			}
-		}
-		if dst == nil {
-			return nil, fmt.Errorf("no container on OVN network %s holds %s (OVN networks route nothing outside themselves yet)", a.name, ip)
-		}
-	} else if dst, err = lspOf(ports, a.name, o.To); err != nil {
+	dst, dstMAC, err := a.traceDestination(ctx, ports, o.To)
+	if err != nil {
 		return nil, err
 	}
-	flow, err := ovnMicroflow(src, dst, o.Proto, o.DPort)
+	flow, err := ovnMicroflow(src, dst, dstMAC, o.Proto, o.DPort)
 	if err != nil {
 		return nil, err
 	}
@@ -55,22 +51,64 @@ func traceNetwork(ctx context.Context, h *network.Host, a *ovnNetwork, o trace.O
 	}
 	r := parseOVNTrace(string(out), dst.Name)
 	r.Packet = flow
-	r.Local, err = localTrace(ctx, h, a.chassis.IntegrationBridge, src, dst, o)
+	r.Local, err = localTrace(ctx, h, a.chassis.IntegrationBridge, src, dst, dstMAC, o)
 	return r, err
 }
+
+// traceDestination finds to (a container, or an address) on the network
+// or on another network of its router, and the MAC the source sends to:
+// the destination's own, or its router's port on this network.
+func (a *ovnNetwork) traceDestination(ctx context.Context, ports []ovnnb.LogicalSwitchPort, to string) (*ovnnb.LogicalSwitchPort, string, error) {
+	find := func(ps []ovnnb.LogicalSwitchPort) *ovnnb.LogicalSwitchPort {
+		ip, perr := netip.ParseAddr(to)
+		for i := range ps {
+			if addrs := nb.Addrs(ps[i]); len(addrs) > 0 && (perr == nil && addrs[0] == ip || perr != nil && ps[i].ExternalIDs[intent.KeyContainerID] == to) {
+				return &ps[i]
+			}
+		}
+		return nil
+	}
+	if d := find(ports); d != nil {
+		return d, macOf(d), nil
+	}
+	peers, err := nb.RoutedPeers(ctx, a.nb, a.name)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, n := range peers {
+		lss, err := nb.LogicalSwitches(ctx, a.nb, n)
+		if err != nil || len(lss) == 0 {
+			return nil, "", err
+		}
+		ps, err := nb.SwitchPorts(ctx, a.nb, lss[0])
+		if err != nil {
+			return nil, "", err
+		}
+		if d := find(slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !nb.IsContainerPort(n, p) })); d != nil {
+			lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(a.name))}, "mac")
+			if err != nil || len(lrps) == 0 {
+				return nil, "", errors.Join(err, fmt.Errorf("network %s's router port is gone", a.name))
+			}
+			return d, lrps[0].MAC, nil
+		}
+	}
+	return nil, "", fmt.Errorf("no container %q on OVN network %s nor on a network routed with it%s", to, a.name, peerList(peers))
+}
+
+// macOf is a logical switch port's MAC.
+func macOf(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
 
 // localTrace runs the packet through this chassis' integration bridge
 // when the source's interface is here (ofproto/trace): what OVS does with
 // it, OVN's flows as ovn-controller installed them, as its final datapath
 // actions (a tunnel to the destination's chassis, an output, or drop).
 // "" when the source is on another chassis.
-func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *ovnnb.LogicalSwitchPort, o trace.Options) (string, error) {
+func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *ovnnb.LogicalSwitchPort, dstMAC string, o trace.Options) (string, error) {
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyIfaceID: src.Name})
 	if err != nil || len(ifs) == 0 || ifs[0].Ofport == nil || *ifs[0].Ofport <= 0 {
 		return "", err
 	}
-	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
-	pkt, err := trace.PacketSpec(*ifs[0].Ofport, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
+	pkt, err := trace.PacketSpec(*ifs[0].Ofport, macOf(src), dstMAC, nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
 	if err != nil {
 		return "", err
 	}
@@ -94,10 +132,9 @@ func lspOf(ports []ovnnb.LogicalSwitchPort, network, c string) (*ovnnb.LogicalSw
 
 // ovnMicroflow is ovn-trace's microflow for the first packet of a
 // connection from src to dst.
-func ovnMicroflow(src, dst *ovnnb.LogicalSwitchPort, proto string, dport int) (string, error) {
-	mac := func(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresses[0])[0] }
+func ovnMicroflow(src, dst *ovnnb.LogicalSwitchPort, dstMAC, proto string, dport int) (string, error) {
 	f := fmt.Sprintf(`inport == %q && eth.src == %s && eth.dst == %s && ip4.src == %s && ip4.dst == %s && ip.ttl == 64`,
-		src.Name, mac(src), mac(dst), nb.Addrs(*src)[0], nb.Addrs(*dst)[0])
+		src.Name, macOf(src), dstMAC, nb.Addrs(*src)[0], nb.Addrs(*dst)[0])
 	switch proto {
 	case "", "icmp":
 		if dport != 0 {
@@ -150,6 +187,8 @@ func parseOVNTrace(out, want string) *trace.Result {
 	switch {
 	case last == nil:
 		r.Verdict = "dropped (no logical flow took the packet)"
+	case strings.Contains(last.Stage, "acl") && strings.Contains(last.Match, `inport == "`+nb.RouterSwitchPortName("")):
+		r.Verdict = fmt.Sprintf("dropped (%s: %s, priority %d: from another network through the router, no link lets this new connection in)", last.Stage, last.Match, last.Priority)
 	case strings.Contains(last.Stage, "acl"):
 		r.Verdict = fmt.Sprintf("dropped (%s: %s, priority %d: isolation (icc=false), no link allows this new connection)", last.Stage, last.Match, last.Priority)
 	case strings.Contains(last.Stage, "port_sec"):

@@ -17,6 +17,7 @@ type BridgeView struct {
 	ICC        bool               `json:"icc"`
 	NAT        bool               `json:"nat"`
 	RateLimit  string             `json:"default_rate_limit,omitempty"` // new interfaces' cap, in words (add-br --rate, qos --default)
+	Router     string             `json:"router,omitempty"`             // an OVN network's router (ovsnet router attach)
 	Ports      []network.PortView `json:"containers"`
 	Links      []LinkView         `json:"links,omitempty"`
 	Mirrors    []intent.Mirror    `json:"mirrors,omitempty"` // standing mirrors (ovsnet mirror list says what they copy)

@@ -107,6 +107,9 @@ func bridgeLines(br show.BridgeView) []string {
 	if br.RateLimit != "" {
 		attrs = append(attrs, "default rate "+br.RateLimit)
 	}
+	if br.Router != "" {
+		attrs = append(attrs, "router "+br.Router)
+	}
 	ls = append(ls, strings.Join(attrs, ", "))
 	for _, m := range br.Mirrors {
 		ls = append(ls, mirrorLine(m))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestOVNRouter: a router between two OVN networks on two chassis routes,
@@ -39,19 +40,43 @@ func TestOVNRouter(t *testing.T) {
 	if r := run(t, "ip", "-n", a, "route", "show", "default"); !strings.Contains(r, "via 10.71.1.1") {
 		t.Fatalf("a container on a routed network has no default route to its router: %q", r)
 	}
+	var views []struct {
+		Name       string            `json:"name"`
+		Router     string            `json:"router"`
+		Containers []json.RawMessage `json:"containers"`
+	}
+	if err := json.Unmarshal([]byte(e.must("show", "web", "-o", "json")), &views); err != nil || len(views) != 1 || views[0].Router != "r1" || len(views[0].Containers) != 1 {
+		t.Fatalf("show web -o json: %+v %v (want router r1, its one container and not the router's port)", views, err)
+	}
+	if out := e.must("show", "db"); !strings.Contains(out, "routed by r1") {
+		t.Fatalf("show db: %s", out)
+	}
 	e.fails("has 1 container port(s)", "router", "detach", "r1", "web")
 	e.fails("still routes db, web", "router", "rm", "r1")
 
 	// The router answers on both its ports; nothing crosses it unlinked.
+	// (ovn-controller programs the router's datapath on a's chassis once
+	// a's port is bound there: it follows the attach, which waits for the
+	// port alone.)
+	eventually(t, 30*time.Second, "the router answering a ping", func() bool { return pings(a, "10.71.1.1") })
 	ping(t, a, "10.71.1.1")
 	ping(t, a, "10.71.2.1")
 	noPing(t, a, "10.71.2.2")
 	noPing(t, b, "10.71.1.2")
+	if v := e.verdict("web", "--from", a, "--to", b); !strings.Contains(v, "from another network through the router, no link lets this new connection in") {
+		t.Fatalf("trace across the router, unlinked: %s", v)
+	}
 	// A link from a (on web) to b (on db): a reaches b, replies and TCP
 	// come back; b still cannot open anything to a.
 	hs[1].must("link", "db", a, b)
 	ping(t, a, "10.71.2.2")
 	tcpTransfer(t, nsPath(a), nsPath(b), "10.71.2.2", 1<<20)
+	for _, to := range []string{b, "10.71.2.2"} {
+		if v := e.verdict("web", "--from", a, "--to", to, "--proto", "tcp", "--dport", "5201"); v != "allowed" {
+			t.Fatalf("trace across the router to %s, linked: %s", to, v)
+		}
+	}
+	e.fails("nor on a network routed with it", "trace", "web", "--from", a, "--to", "nosuch")
 	noPing(t, b, "10.71.1.2")
 	e.fails("nor on a network routed with it", "link", "web", "nosuch", a)
 	hs[1].must("unlink", "db", a, b)

@@ -3,6 +3,7 @@ package nb
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -46,11 +47,11 @@ func keyOf(a ovnnb.ACL) aclKey {
 }
 
 // WantACLs derives network bi's ACLs on port group pg from its intent and
-// its logical switch ports; peers are the container ports of the other
-// networks on its router (a link's source may be one of them). A link
+// its logical switch ports; peers are what it needs of the other networks
+// on its router (a link's source may be one of their containers). A link
 // whose ports do not decode grants nothing and is returned as an error
 // (the rest still applies).
-func WantACLs(bi intent.Bridge, ports, peers []ovnnb.LogicalSwitchPort, pg string) ([]ovnnb.ACL, []error) {
+func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg string) ([]ovnnb.ACL, []error) {
 	routed := slices.ContainsFunc(ports, IsRouterPort)
 	if bi.ICC && !routed {
 		return nil, nil
@@ -69,7 +70,11 @@ func WantACLs(bi intent.Bridge, ports, peers []ovnnb.LogicalSwitchPort, pg strin
 			Match: fmt.Sprintf("outport == @%s && (ip4.src == $%s_ip4 || ip6.src == $%s_ip6)", pg, pg, pg), ExternalIDs: ext()})
 	}
 	if routed {
-		out = append(out, routerACLs(bi.Name, pg, ext())...)
+		var gws []netip.Addr // the router's own addresses: this network's gateways and its peers'
+		for _, sub := range bi.Subnets {
+			gws = append(gws, sub.Gateway)
+		}
+		out = append(out, routerACLs(bi.Name, pg, append(gws, peers.Gateways...), ext())...)
 	}
 	var errs []error
 	for _, l := range bi.Links {
@@ -80,7 +85,7 @@ func WantACLs(bi intent.Bridge, ports, peers []ovnnb.LogicalSwitchPort, pg strin
 		}
 		srcs := map[string][]string{} // by family: ip4, ip6
 		var dsts []string
-		for i, p := range append(slices.Clone(ports), peers...) {
+		for i, p := range append(slices.Clone(ports), peers.Ports...) {
 			switch p.ExternalIDs[intent.KeyContainerID] {
 			case l.Src:
 				for _, a := range Addrs(p) {
@@ -124,16 +129,30 @@ func WantACLs(bi intent.Bridge, ports, peers []ovnnb.LogicalSwitchPort, pg strin
 
 // routerACLs keep a routed network's containers from what comes through
 // its router, as icc=false keeps them from each other: IP from the router
-// port to the group is dropped (to-lport, priority 1000; neighbour
-// discovery passes ahead of every ACL, by OVN's own flows) unless a link
-// allows it (priority 1100), and a
-// lowest allow-related makes the switch stateful, so that replies to what
-// its containers started across the router pass (OVN then lets
-// established connections through ahead of every ACL).
-func routerACLs(name, pg string, ext map[string]string) []ovnnb.ACL {
+// port to the group is dropped (to-lport, priority 1000) unless a link
+// allows it (priority 1100), but not what the router itself sends from
+// its own addresses gws (its echo replies, its ICMP errors), and a lowest
+// allow-related makes the switch track connections, so that replies to
+// what its containers started across the router pass (OVN then lets
+// them through ahead of every ACL). Neighbour discovery passes by OVN's
+// own flows.
+func routerACLs(name, pg string, gws []netip.Addr, ext map[string]string) []ovnnb.ACL {
+	var own []string
+	for _, fam := range []bool{true, false} {
+		var as []string
+		for _, g := range gws {
+			if g.Is4() == fam {
+				as = append(as, g.String())
+			}
+		}
+		if len(as) > 0 {
+			sort.Strings(as)
+			own = append(own, fmt.Sprintf(" && %s.src != {%s}", map[bool]string{true: "ip4", false: "ip6"}[fam], strings.Join(as, ", ")))
+		}
+	}
 	return []ovnnb.ACL{
 		{Direction: ovnnb.ACLDirectionToLport, Priority: aclDropPriority, Action: ovnnb.ACLActionDrop,
-			Match: fmt.Sprintf("outport == @%s && inport == %q && ip", pg, RouterSwitchPortName(name)), ExternalIDs: ext},
+			Match: fmt.Sprintf("outport == @%s && inport == %q && ip%s", pg, RouterSwitchPortName(name), strings.Join(own, "")), ExternalIDs: ext},
 		{Direction: ovnnb.ACLDirectionToLport, Priority: aclStatefulPriority, Action: ovnnb.ACLActionAllowRelated,
 			Match: fmt.Sprintf("outport == @%s && ip", pg), ExternalIDs: ext},
 	}
@@ -197,7 +216,7 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 	if err != nil {
 		return Synced{}, err
 	}
-	peers, err := peerPorts(ctx, nb, name)
+	peers, err := peersOf(ctx, nb, name)
 	if err != nil {
 		return Synced{}, err
 	}
@@ -288,25 +307,35 @@ func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup,
 	return append(append(append(guard, g2...), ops...), mut...), nil
 }
 
-// peerPorts are the container ports of the other networks on network
-// name's router.
-func peerPorts(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LogicalSwitchPort, error) {
+// Peers is what a network's isolation needs of the other networks on its
+// router: their container ports (a link's source may be one) and their
+// gateways (the router's own addresses there).
+type Peers struct {
+	Ports    []ovnnb.LogicalSwitchPort
+	Gateways []netip.Addr
+}
+
+// peersOf reads the other networks on network name's router.
+func peersOf(ctx context.Context, nb *ovsdb.Client, name string) (Peers, error) {
+	var out Peers
 	nets, err := RoutedPeers(ctx, nb, name)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var out []ovnnb.LogicalSwitchPort
 	for _, n := range nets {
 		lss, err := LogicalSwitches(ctx, nb, n)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		for _, ls := range lss {
 			ps, err := SwitchPorts(ctx, nb, ls)
 			if err != nil {
-				return nil, err
+				return out, err
 			}
-			out = append(out, slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !IsContainerPort(n, p) })...)
+			out.Ports = append(out.Ports, slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !IsContainerPort(n, p) })...)
+			for _, s := range intent.DecodeBridge(n, ls.ExternalIDs).Subnets {
+				out.Gateways = append(out.Gateways, s.Gateway)
+			}
 		}
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package nb
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -27,13 +28,13 @@ func TestWantACLs(t *testing.T) {
 		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3 fd00::3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
 	}
 	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("a", "b"): "all"}
-	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, nil, "pg"); len(acls)+len(errs) != 0 {
+	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, "pg"); len(acls)+len(errs) != 0 {
 		t.Fatalf("an open network has ACLs: %+v %v", acls, errs)
 	}
 	ext[intent.KeyICC] = "false"
 	ext[intent.LinkKey("b", "a")] = "80/tcp,53/udp"
 	ext[intent.LinkKey("a", "c")] = "all" // c not attached: nothing
-	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, nil, "pg")
+	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, "pg")
 	var got []string
 	for _, a := range acls {
 		got = append(got, string(a.Action)+" "+a.Match)
@@ -50,7 +51,7 @@ func TestWantACLs(t *testing.T) {
 	// isolation value that does not decode isolates.
 	ext[intent.LinkKey("b", "a")] = "80/sctp"
 	ext[intent.KeyICC] = "maybe"
-	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, nil, "pg")
+	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, "pg")
 	if len(errs) != 1 || len(acls) != 2 || acls[0].Action != ovnnb.ACLActionDrop {
 		t.Fatalf("bad link: %+v %v", acls, errs)
 	}
@@ -64,17 +65,18 @@ func TestWantACLsRouted(t *testing.T) {
 		{Name: "pa", Addresses: []string{"0a:58:0a:00:00:02 10.0.0.2"}, ExternalIDs: map[string]string{intent.KeyContainerID: "a"}},
 		{Name: RouterSwitchPortName("n"), Type: "router", Addresses: []string{"router"}},
 	}
-	peers := []ovnnb.LogicalSwitchPort{
+	peers := Peers{Ports: []ovnnb.LogicalSwitchPort{
 		{Name: "px", Addresses: []string{"0a:58:0a:01:00:02 10.1.0.2"}, ExternalIDs: map[string]string{intent.KeyContainerID: "x"}},
-	}
-	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("x", "a"): "all", intent.LinkKey("a", "x"): "all"}
+	}, Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1")}}
+	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("x", "a"): "all", intent.LinkKey("a", "x"): "all",
+		intent.KeySubnet: "10.0.0.0/24"}
 	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, peers, "pg")
 	var got []string
 	for _, a := range acls {
 		got = append(got, string(a.Action)+" "+a.Match)
 	}
 	want := []string{
-		`drop outport == @pg && inport == "ovsnet-rtr-n" && ip`,
+		`drop outport == @pg && inport == "ovsnet-rtr-n" && ip && ip4.src != {10.0.0.1, 10.1.0.1}`,
 		"allow-related outport == @pg && ip",
 		`allow-related outport == {"pa"} && ip4.src == {10.1.0.2}`,
 	}
