@@ -31,6 +31,9 @@ var (
 	secs  = flag.Int("t", 5, "seconds per iperf3 run")
 	reps  = flag.Int("reps", 3, "iperf3 and ping runs (medians are reported)")
 	out   = flag.String("out", "bench/results/ovn.json", "result file")
+	// -router measures only what a router costs (two chassis), into
+	// bench/results/ovn-router.json unless -out says otherwise.
+	router = flag.Bool("router", false, "measure TCP through a router against within one network (two chassis) only")
 )
 
 // backend is one way of spanning hosts, as measured.
@@ -51,6 +54,16 @@ type backend struct {
 
 func main() {
 	flag.Parse()
+	if *router {
+		r := routerRun()
+		fmt.Printf("TCP across two chassis: within a network %.2f Gbit/s %v, through a router %.2f Gbit/s %v: %.2fx; ping %.3f against %.3f ms; router create + 2 attaches %.0f ms\n",
+			r.WithinMed, r.WithinGbps, r.RoutedMed, r.RoutedGbps, r.Ratio, r.WithinPing, r.RoutedPing, r.RouterSetMs)
+		if *out == "bench/results/ovn.json" {
+			*out = "bench/results/ovn-router.json"
+		}
+		check(measure.Write(*out, map[string]any{"reps": *reps, "iperf3_seconds": *secs}, r))
+		return
+	}
 	o, scale := ovnRun()
 	bs := []backend{o, meshRun("kernel"), meshRun("ovs")}
 	for _, b := range bs {
