@@ -81,24 +81,9 @@ func (a *ovnNetwork) checkEnds(ctx context.Context, c links.Change, ports []ovnn
 	if on(ports, c.Src) {
 		return nil
 	}
-	peers, err := nb.RoutedPeers(ctx, a.nb, a.name)
-	if err != nil {
+	peers, err := nb.PeersOf(ctx, a.nb, a.name)
+	if err != nil || on(peers.Ports, c.Src) {
 		return err
 	}
-	for _, n := range peers {
-		lss, err := nb.LogicalSwitches(ctx, a.nb, n)
-		if err != nil {
-			return err
-		}
-		for _, ls := range lss {
-			ps, err := nb.SwitchPorts(ctx, a.nb, ls)
-			if err != nil {
-				return err
-			}
-			if on(ps, c.Src) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("container %q has no port on OVN network %s nor on a network routed with it%s: attach it first (ovsnet add-port NETWORK INTERFACE %s --ip)", c.Src, a.name, peerList(peers), c.Src)
+	return fmt.Errorf("container %q has no port on OVN network %s nor on a network routed with it%s: attach it first (ovsnet add-port NETWORK INTERFACE %s --ip)", c.Src, a.name, peerList(peers.Networks), c.Src)
 }

@@ -2,7 +2,6 @@ package ovn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -202,8 +201,12 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 			if n := len(slices.DeleteFunc(slices.Clone(ps), func(p ovnnb.LogicalSwitchPort) bool { return !nb.IsContainerPort(name, p) })); n > 0 {
 				return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, n)
 			}
-			if peers, err := nb.RoutedPeers(ctx, nbc, name); err != nil || slices.ContainsFunc(ls.Ports, func(u string) bool { return isRouterPortOf(ps, u) }) {
-				return errors.Join(err, fmt.Errorf("network %s is on a router%s: take it off first (ovsnet router ls; ovsnet router detach ROUTER %s)", name, peerList(peers), name))
+			if slices.ContainsFunc(ps, nb.IsRouterPort) {
+				r, err := routerName(ctx, nbc, name)
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("network %s is on router %s: take it off first (ovsnet router detach %s %s)", name, r, r, name)
 			}
 		}
 		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
@@ -239,11 +242,6 @@ func subnet6(ls ovnnb.LogicalSwitch) string {
 		}
 	}
 	return ""
-}
-
-// isRouterPortOf says whether u is the UUID of a router port among ps.
-func isRouterPortOf(ps []ovnnb.LogicalSwitchPort, u string) bool {
-	return slices.ContainsFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return p.UUID == u && nb.IsRouterPort(p) })
 }
 
 // peerList says which networks share a router, for an error.

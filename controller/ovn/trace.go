@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -71,28 +70,19 @@ func (a *ovnNetwork) traceDestination(ctx context.Context, ports []ovnnb.Logical
 	if d := find(ports); d != nil {
 		return d, macOf(d), nil
 	}
-	peers, err := nb.RoutedPeers(ctx, a.nb, a.name)
+	peers, err := nb.PeersOf(ctx, a.nb, a.name)
 	if err != nil {
 		return nil, "", err
 	}
-	for _, n := range peers {
-		lss, err := nb.LogicalSwitches(ctx, a.nb, n)
-		if err != nil || len(lss) == 0 {
-			return nil, "", err
-		}
-		ps, err := nb.SwitchPorts(ctx, a.nb, lss[0])
-		if err != nil {
-			return nil, "", err
-		}
-		if d := find(slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !nb.IsContainerPort(n, p) })); d != nil {
-			lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(a.name))}, "mac")
-			if err != nil || len(lrps) == 0 {
-				return nil, "", errors.Join(err, fmt.Errorf("network %s's router port is gone", a.name))
-			}
-			return d, lrps[0].MAC, nil
-		}
+	d := find(peers.Ports)
+	if d == nil {
+		return nil, "", fmt.Errorf("no container %q on OVN network %s nor on a network routed with it%s", to, a.name, peerList(peers.Networks))
 	}
-	return nil, "", fmt.Errorf("no container %q on OVN network %s nor on a network routed with it%s", to, a.name, peerList(peers))
+	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(a.name))}, "mac")
+	if err != nil || len(lrps) == 0 {
+		return nil, "", errors.Join(err, fmt.Errorf("network %s's router port is gone", a.name))
+	}
+	return d, lrps[0].MAC, nil
 }
 
 // macOf is a logical switch port's MAC.

@@ -199,12 +199,40 @@ func TestCapture(t *testing.T) {
 		t.Fatalf("after the capture, its flow is left: %s", f)
 	}
 
-	// icc=false: a new connection no link allows is marked as such; the
-	// ping the other way, a reply to nothing, too. Classic pcap on request.
+	captureIsolationDrops(t, e, c1, c2)
+
+	// SIGINT ends it, cleanly.
+	cp = e.startCapture("br0", c2)
+	if err := cp.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.wait(t); err != nil {
+		t.Fatalf("capture after SIGINT: %v: %s", err, cp.stderr)
+	}
+	if l := e.captureLeftovers(); l != "" {
+		t.Fatalf("after SIGINT, left: %s", l)
+	}
+
+	captureKilled(t, e, c2)
+	ping(t, c1, "10.63.0.3")
+
+	e.fails("has no interface on br0", "capture", "br0", "nosuchcontainer")
+	e.fails("has no interface \"eth9\" on br0; it has eth1", "capture", "br0", c1+":eth9")
+	e.fails("capture filter \"no such words\"", "capture", "br0", c1, "no", "such", "words")
+	if l := e.captureLeftovers(); l != "" {
+		t.Fatalf("after failed captures, left: %s", l)
+	}
+}
+
+// captureIsolationDrops: on an icc=false bridge a new connection no link
+// allows is marked as such in the capture, whose flow a reconcile keeps;
+// classic pcap on request, unmarked and saying so.
+func captureIsolationDrops(t *testing.T, e *env, c1, c2 string) {
+	t.Helper()
 	e.must("add-br", "iso", "--subnet", "10.64.0.0/24", "--icc=false")
 	e.must("add-port", "iso", "eth2", c1, "--ip")
 	e.must("add-port", "iso", "eth2", c2, "--ip")
-	cp = e.startCapture("iso", c1, "--count", "1", "icmp")
+	cp := e.startCapture("iso", c1, "--count", "1", "icmp")
 	if f := e.captureFlows("iso"); !strings.Contains(f, "CONTROLLER:65535") {
 		t.Fatalf("the capture has no flow in the drop table: %q", f)
 	}
@@ -232,21 +260,13 @@ func TestCapture(t *testing.T) {
 		t.Fatalf("--format pcap: % x, summary %q", b[:min(len(b), 4)], cp.stderr)
 	}
 	e.must("del-br", "iso")
+}
 
-	// SIGINT ends it, cleanly.
-	cp = e.startCapture("br0", c2)
-	if err := cp.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.wait(t); err != nil {
-		t.Fatalf("capture after SIGINT: %v: %s", err, cp.stderr)
-	}
-	if l := e.captureLeftovers(); l != "" {
-		t.Fatalf("after SIGINT, left: %s", l)
-	}
-
-	// kill -9 leaves the port; reconcile removes it.
-	cp = e.startCapture("br0", c2)
+// captureKilled: a capture killed with kill -9 leaves its port and flow
+// (proven there), which reconcile removes.
+func captureKilled(t *testing.T, e *env, c string) {
+	t.Helper()
+	cp := e.startCapture("br0", c)
 	cp.cmd.Process.Kill()
 	var ee *exec.ExitError
 	if err := cp.wait(t); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -266,14 +286,6 @@ func TestCapture(t *testing.T) {
 	}
 	if f := e.captureFlows("br0"); f != "" {
 		t.Fatalf("after reconcile, the killed capture's flow is left: %s", f)
-	}
-	ping(t, c1, "10.63.0.3")
-
-	e.fails("has no interface on br0", "capture", "br0", "nosuchcontainer")
-	e.fails("has no interface \"eth9\" on br0; it has eth1", "capture", "br0", c1+":eth9")
-	e.fails("capture filter \"no such words\"", "capture", "br0", c1, "no", "such", "words")
-	if l := e.captureLeftovers(); l != "" {
-		t.Fatalf("after failed captures, left: %s", l)
 	}
 }
 

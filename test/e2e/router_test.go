@@ -37,6 +37,45 @@ func TestOVNRouter(t *testing.T) {
 	a, b := hs[0].container(), hs[1].container()
 	hs[0].must("add-port", "web", "eth1", a, "--ip") // 10.71.1.2
 	hs[1].must("add-port", "db", "eth1", b, "--ip")  // 10.71.2.2
+	routerShown(t, e, a)
+	e.fails("has 1 container port(s)", "router", "detach", "r1", "web")
+	e.fails("still routes db, web", "router", "rm", "r1")
+
+	routerIsolation(t, hs, a, b)
+
+	var rs []struct {
+		Name     string   `json:"name"`
+		Networks []string `json:"networks"`
+	}
+	if err := json.Unmarshal([]byte(e.must("router", "ls", "-o", "json")), &rs); err != nil || len(rs) != 2 || rs[0].Name != "r1" || strings.Join(rs[0].Networks, ",") != "db,web" {
+		t.Fatalf("router ls -o json: %+v %v", rs, err)
+	}
+
+	hs[0].must("del-port", "web", "eth1", a)
+	hs[1].must("del-port", "db", "eth1", b)
+	e.fails("network web is on router r1: take it off first", "network", "rm", "web")
+	e.must("router", "detach", "r1", "web")
+	e.fails("network web is not on router r1", "router", "detach", "r1", "web")
+	e.must("router", "detach", "r1", "db")
+	for _, r := range []string{"r1", "r2"} {
+		e.must("router", "rm", r)
+	}
+	e.fails("no router r1", "router", "rm", "r1")
+	for _, n := range []string{"web", "db", "out"} {
+		e.must("network", "rm", n)
+	}
+	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "show"); strings.TrimSpace(out) != "" {
+		t.Fatalf("left in the northbound database:\n%s", out)
+	}
+	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--columns=match", "list", "acl"); strings.TrimSpace(out) != "" {
+		t.Fatalf("ACLs left:\n%s", out)
+	}
+}
+
+// routerShown: show names the router of each network, and lists a's
+// network's one container, not the router's port.
+func routerShown(t *testing.T, e *env, a string) {
+	t.Helper()
 	if r := run(t, "ip", "-n", a, "route", "show", "default"); !strings.Contains(r, "via 10.71.1.1") {
 		t.Fatalf("a container on a routed network has no default route to its router: %q", r)
 	}
@@ -51,9 +90,13 @@ func TestOVNRouter(t *testing.T) {
 	if out := e.must("show", "db"); !strings.Contains(out, "routed by r1") {
 		t.Fatalf("show db: %s", out)
 	}
-	e.fails("has 1 container port(s)", "router", "detach", "r1", "web")
-	e.fails("still routes db, web", "router", "rm", "r1")
+}
 
+// routerIsolation: the router answers on its ports; a (on web) reaches b
+// (on db) only while a link lets it, b never reaches a; trace says so.
+func routerIsolation(t *testing.T, hs []*env, a, b string) {
+	t.Helper()
+	e := hs[0]
 	// The router answers on both its ports; nothing crosses it unlinked.
 	// (ovn-controller programs the router's datapath on a's chassis once
 	// a's port is bound there: it follows the attach, which waits for the
@@ -81,32 +124,4 @@ func TestOVNRouter(t *testing.T) {
 	e.fails("nor on a network routed with it", "link", "web", "nosuch", a)
 	hs[1].must("unlink", "db", a, b)
 	noPing(t, a, "10.71.2.2")
-
-	var rs []struct {
-		Name     string   `json:"name"`
-		Networks []string `json:"networks"`
-	}
-	if err := json.Unmarshal([]byte(e.must("router", "ls", "-o", "json")), &rs); err != nil || len(rs) != 2 || rs[0].Name != "r1" || strings.Join(rs[0].Networks, ",") != "db,web" {
-		t.Fatalf("router ls -o json: %+v %v", rs, err)
-	}
-
-	hs[0].must("del-port", "web", "eth1", a)
-	hs[1].must("del-port", "db", "eth1", b)
-	e.fails("is on a router", "network", "rm", "web")
-	e.must("router", "detach", "r1", "web")
-	e.fails("network web is not on router r1", "router", "detach", "r1", "web")
-	e.must("router", "detach", "r1", "db")
-	for _, r := range []string{"r1", "r2"} {
-		e.must("router", "rm", r)
-	}
-	e.fails("no router r1", "router", "rm", "r1")
-	for _, n := range []string{"web", "db", "out"} {
-		e.must("network", "rm", n)
-	}
-	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "show"); strings.TrimSpace(out) != "" {
-		t.Fatalf("left in the northbound database:\n%s", out)
-	}
-	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--columns=match", "list", "acl"); strings.TrimSpace(out) != "" {
-		t.Fatalf("ACLs left:\n%s", out)
-	}
 }

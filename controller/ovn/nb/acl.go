@@ -216,7 +216,7 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 	if err != nil {
 		return Synced{}, err
 	}
-	peers, err := peersOf(ctx, nb, name)
+	peers, err := PeersOf(ctx, nb, name)
 	if err != nil {
 		return Synced{}, err
 	}
@@ -307,21 +307,24 @@ func isolationOps(nb *ovsdb.Client, ls ovnnb.LogicalSwitch, pg *ovnnb.PortGroup,
 	return append(append(append(guard, g2...), ops...), mut...), nil
 }
 
-// Peers is what a network's isolation needs of the other networks on its
-// router: their container ports (a link's source may be one) and their
-// gateways (the router's own addresses there).
+// Peers are the other networks on a network's router: their names, their
+// container ports (a link's source, a trace's destination may be one) and
+// their gateways (the router's own addresses there).
 type Peers struct {
+	Networks []string
 	Ports    []ovnnb.LogicalSwitchPort
 	Gateways []netip.Addr
 }
 
-// peersOf reads the other networks on network name's router.
-func peersOf(ctx context.Context, nb *ovsdb.Client, name string) (Peers, error) {
+// PeersOf reads the other networks on network name's router (none when it
+// is on no router).
+func PeersOf(ctx context.Context, nb *ovsdb.Client, name string) (Peers, error) {
 	var out Peers
 	nets, err := RoutedPeers(ctx, nb, name)
 	if err != nil {
 		return out, err
 	}
+	out.Networks = nets
 	for _, n := range nets {
 		lss, err := LogicalSwitches(ctx, nb, n)
 		if err != nil {
