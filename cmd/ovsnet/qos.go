@@ -22,7 +22,7 @@ func qosCmd(g *globals) *cobra.Command {
 	var f rateFlags
 	var def bool
 	c := &cobra.Command{
-		Use:   "qos NETWORK CONTAINER[:INTERFACE] [--rate R [--burst B]] [--ingress-rate R] [--egress-rate R] ... | --clear",
+		Use:   "qos NETWORK CONTAINER[:INTERFACE] [--rate R [--burst B]] [--ingress-rate R] [--egress-rate R] ... | --clear\n  ovsnet qos NETWORK --default [--rate R ...] | --default --clear",
 		Short: "Cap what a container receives and sends (token-bucket shapers), as CNI's bandwidth capability does",
 		Long: `Caps CONTAINER's interface on NETWORK: --ingress-rate what it receives,
 --egress-rate what it sends, --rate both (10mbit, 500kbit, 1gbit, or bits a

@@ -175,8 +175,9 @@ func TestLabToolsDrawn(t *testing.T) {
 		Mirrors: []intent.Mirror{{To: "ids", From: []string{"web", "db"}}, {To: "tap", All: true}},
 		Ports: []network.PortView{{Container: "web", Iface: "eth1", OVSPort: "on1", State: "ready", Type: "veth",
 			RateLimit: "in 20mbit, out 20mbit", Impaired: "delay 50ms, loss 1%"}}}
-	svg := SVG([]show.BridgeView{br})
-	for _, want := range []string{"default rate out 30mbit", "mirror: web, db to ids", "mirror: every port to tap", "rate in 20mbit, out 20mbit", "impaired: delay 50ms, loss 1%"} {
+	routed := show.BridgeView{Name: "web", Datapath: show.DatapathOVN, Ovsnet: true, ICC: true, Router: "r1", Ports: []network.PortView{}}
+	svg := SVG([]show.BridgeView{br, routed})
+	for _, want := range []string{"router r1", "default rate out 30mbit", "mirror: web, db to ids", "mirror: every port to tap", "rate in 20mbit, out 20mbit", "impaired: delay 50ms, loss 1%"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("the picture lacks %q:\n%s", want, svg)
 		}
