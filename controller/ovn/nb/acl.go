@@ -70,11 +70,17 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg
 			Match: fmt.Sprintf("outport == @%s && (ip4.src == $%s_ip4 || ip6.src == $%s_ip6)", pg, pg, pg), ExternalIDs: ext()})
 	}
 	if routed {
-		var gws []netip.Addr // the router's own addresses: this network's gateways and its peers'
+		// The network's own subnets (what its containers send around
+		// through the router, to a service address, say) and the router's
+		// addresses on the other networks.
+		var own []netip.Prefix
 		for _, sub := range bi.Subnets {
-			gws = append(gws, sub.Gateway)
+			own = append(own, sub.Prefix)
 		}
-		out = append(out, routerACLs(bi.Name, pg, append(gws, peers.Gateways...), ext())...)
+		for _, g := range peers.Gateways {
+			own = append(own, netip.PrefixFrom(g, g.BitLen()))
+		}
+		out = append(out, routerACLs(bi.Name, pg, own, ext())...)
 	}
 	var errs []error
 	for _, l := range bi.Links {
@@ -130,19 +136,22 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg
 // routerACLs keep a routed network's containers from what comes through
 // its router, as icc=false keeps them from each other: IP from the router
 // port to the group is dropped (to-lport, priority 1000) unless a link
-// allows it (priority 1100), but not what the router itself sends from
-// its own addresses gws (its echo replies, its ICMP errors), and a lowest
+// allows it (priority 1100), but not what comes from the prefixes from:
+// the network's own subnets (its containers' packets that turn at the
+// router, as to a load balancer's address) and the router's own
+// addresses on the other networks (its echo replies, its ICMP errors;
+// port security keeps every source honest). A lowest
 // allow-related makes the switch track connections, so that replies to
 // what its containers started across the router pass (OVN then lets
 // them through ahead of every ACL). Neighbour discovery passes by OVN's
 // own flows.
-func routerACLs(name, pg string, gws []netip.Addr, ext map[string]string) []ovnnb.ACL {
+func routerACLs(name, pg string, from []netip.Prefix, ext map[string]string) []ovnnb.ACL {
 	var own []string
 	for _, fam := range []bool{true, false} {
 		var as []string
-		for _, g := range gws {
-			if g.Is4() == fam {
-				as = append(as, g.String())
+		for _, p := range from {
+			if p.Addr().Is4() == fam {
+				as = append(as, strings.TrimSuffix(strings.TrimSuffix(p.String(), "/32"), "/128"))
 			}
 		}
 		if len(as) > 0 {

@@ -76,7 +76,7 @@ func TestWantACLsRouted(t *testing.T) {
 		got = append(got, string(a.Action)+" "+a.Match)
 	}
 	want := []string{
-		`drop outport == @pg && inport == "ovsnet-rtr-n" && ip && ip4.src != {10.0.0.1, 10.1.0.1}`,
+		`drop outport == @pg && inport == "ovsnet-rtr-n" && ip && ip4.src != {10.0.0.0/24, 10.1.0.1}`,
 		"allow-related outport == @pg && ip",
 		`allow-related outport == {"pa"} && ip4.src == {10.1.0.2}`,
 	}
