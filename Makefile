@@ -45,7 +45,7 @@ e2e:
 # Docker, Podman or a browser, which the VM does not run, or only repeat
 # what these cover; each one that cannot run on the kernel datapath says so
 # when run there).
-KERNEL_TESTS ?= ^(TestSeedScenario|TestAllocationDualStackAndFlags|TestConcurrentAttach|TestAddPortsBulk|TestRollback|TestSpoofGuard|TestNeighboursAnsweredByFlows|TestNeighbourAdvertGuard|TestLoopbackUnreachable|TestBadIntentFailsClosed|TestIsolationAndLinks|TestForgedICMPErrorsDropped|TestTunnelRogueHostIgnored|TestFloodContained|TestVLANsAndICC|TestFlowsPerPortAndResync|TestNATAndPublishing|TestDeleteLeavesNothing|TestKilledDetachFinished|TestReconcile|TestTunnelTwoHosts|TestTunnelKernelGRE|TestTunnelIPv6|TestController|TestControllerConcurrentAttach|TestCNIPlugin|TestControllerAttachAPI|TestWarmPoolKernel|TestDatapathRestart|TestDoctorChecks|TestOVNJoin|TestOVNAttach|TestOVNRouter|TestCapture|TestImpair|TestRateLimit|TestMirror)$$
+KERNEL_TESTS ?= ^(TestSeedScenario|TestAllocationDualStackAndFlags|TestConcurrentAttach|TestAddPortsBulk|TestRollback|TestSpoofGuard|TestNeighboursAnsweredByFlows|TestNeighbourAdvertGuard|TestLoopbackUnreachable|TestBadIntentFailsClosed|TestIsolationAndLinks|TestForgedICMPErrorsDropped|TestTunnelRogueHostIgnored|TestFloodContained|TestVLANsAndICC|TestFlowsPerPortAndResync|TestNATAndPublishing|TestDeleteLeavesNothing|TestKilledDetachFinished|TestReconcile|TestTunnelTwoHosts|TestTunnelKernelGRE|TestTunnelIPv6|TestController|TestControllerConcurrentAttach|TestCNIPlugin|TestControllerAttachAPI|TestWarmPoolKernel|TestDatapathRestart|TestDoctorChecks|TestOVNJoin|TestOVNAttach|TestOVNRouter|TestOVNService|TestCapture|TestImpair|TestRateLimit|TestMirror)$$
 RUN ?= $(KERNEL_TESTS)
 e2e-kernel:
 	$(GO) run ./test/vm -run '$(RUN)'

@@ -146,7 +146,7 @@ is the CNI plugin of type "ovsnet": ADD, DEL, CHECK, STATUS, GC, VERSION.`,
 		return fmt.Errorf("%v (see `%s --help`)", err, c.CommandPath())
 	})
 	root.AddCommand(addBrCmd(g), delBrCmd(g), addPortCmd(g), addPortsCmd(g), delPortCmd(g), delPortsCmd(g),
-		setVLANCmd(g), setFloodLimitCmd(g), captureCmd(g), impairCmd(g), qosCmd(g), mirrorCmd(g), linkCmd(g), unlinkCmd(g), traceCmd(g), publishCmd(g), unpublishCmd(g), portCmd(g), showCmd(g), reconcileCmd(g), controllerCmd(g), statusCmd(g), doctorCmd(g), tunnelCmd(g), ovnCmd(g), networkCmd(g), routerCmd(g), versionCmd())
+		setVLANCmd(g), setFloodLimitCmd(g), captureCmd(g), impairCmd(g), qosCmd(g), mirrorCmd(g), linkCmd(g), unlinkCmd(g), traceCmd(g), publishCmd(g), unpublishCmd(g), portCmd(g), showCmd(g), reconcileCmd(g), controllerCmd(g), statusCmd(g), doctorCmd(g), tunnelCmd(g), ovnCmd(g), networkCmd(g), routerCmd(g), serviceCmd(g), versionCmd())
 	return root
 }
 

@@ -190,7 +190,7 @@ func (a *ovnNetwork) routed(ctx context.Context) (bool, error) {
 // read of the logical switch ports (they do not name their switch), kept
 // to the switch's.
 func (a *ovnNetwork) used(ctx context.Context) (map[netip.Addr]string, error) {
-	used := map[netip.Addr]string{}
+	used := map[netip.Addr]string{nb.HealthCheckSource(a.subs[0].Prefix): "services' health checks"}
 	for _, s := range a.subs {
 		used[s.Gateway] = "the gateway"
 	}
@@ -297,8 +297,12 @@ func (a *ovnNetwork) Guard(tx *ovsdb.Tx, r *network.AttachRun, _ map[string]stri
 // Plug waits until OVN reports every item's logical switch port up:
 // ovn-controller bound it to this chassis and programmed its flows.
 func (a *ovnNetwork) Plug(ctx context.Context, r *network.AttachRun) error {
-	// The links naming the new ports' containers: their ACLs now.
+	// The links naming the new ports' containers: their ACLs now; the
+	// services naming them: their addresses.
 	if _, err := nb.SyncIsolation(ctx, a.nb, a.name); err != nil {
+		return err
+	}
+	if _, err := syncServices(ctx, a.nb, a.name); err != nil {
 		return err
 	}
 	if err := bringUpGateway(ctx, r.Host(), a); err != nil {
@@ -363,7 +367,8 @@ func detach(ctx context.Context, h *network.Host, ifs []vswitchd.Interface) erro
 			continue
 		}
 		_, err := nb.SyncIsolation(ctx, nbc, net)
-		errs = append(errs, err)
+		_, serr := syncServices(ctx, nbc, net)
+		errs = append(errs, err, serr)
 	}
 	return errors.Join(errs...)
 }

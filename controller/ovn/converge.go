@@ -78,7 +78,8 @@ func Converge(ctx context.Context, h *network.Host, local []vswitchd.Interface) 
 	return r, r.syncNetworks(ctx, nbc, nets)
 }
 
-// syncNetworks syncs the isolation of networks nets, in name order.
+// syncNetworks syncs the isolation and services of networks nets, in
+// name order.
 func (r *Converged) syncNetworks(ctx context.Context, nbc *ovsdb.Client, nets map[string]bool) error {
 	var names []string
 	for n := range nets {
@@ -93,6 +94,13 @@ func (r *Converged) syncNetworks(ctx context.Context, nbc *ovsdb.Client, nets ma
 		r.Bad = append(r.Bad, s.Bad...)
 		if s.Changed {
 			r.Did = append(r.Did, "brought OVN network "+n+"'s port group and ACLs to its intent")
+		}
+		changed, err := syncServices(ctx, nbc, n)
+		if err != nil {
+			return err
+		}
+		if changed {
+			r.Did = append(r.Did, "brought the services of OVN network "+n+" to its containers' addresses")
 		}
 	}
 	return nil

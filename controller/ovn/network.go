@@ -201,6 +201,9 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 			if n := len(slices.DeleteFunc(slices.Clone(ps), func(p ovnnb.LogicalSwitchPort) bool { return !nb.IsContainerPort(name, p) })); n > 0 {
 				return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, n)
 			}
+			if svcs, err := servicesOn(ctx, nbc, name); err != nil || len(svcs) > 0 {
+				return errorsOr(err, fmt.Errorf("network %s has services (%s): remove them first (ovsnet service rm NAME)", name, strings.Join(svcs, ", ")))
+			}
 			if slices.ContainsFunc(ps, nb.IsRouterPort) {
 				r, err := routerName(ctx, nbc, name)
 				if err != nil {

@@ -277,6 +277,9 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 	if err != nil {
 		return err
 	}
+	if svcs, err := servicesOn(ctx, nbc, net); err != nil || len(svcs) > 0 {
+		return errorsOr(err, fmt.Errorf("network %s has services (%s), reached through its router: remove them first (ovsnet service rm NAME)", net, strings.Join(svcs, ", ")))
+	}
 	switch {
 	case n.router != name:
 		return fmt.Errorf("network %s is not on router %s (ovsnet router ls)", net, name)

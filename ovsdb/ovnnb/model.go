@@ -13,12 +13,14 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
-		"ACL":                 &ACL{},
-		"Logical_Router":      &LogicalRouter{},
-		"Logical_Router_Port": &LogicalRouterPort{},
-		"Logical_Switch":      &LogicalSwitch{},
-		"Logical_Switch_Port": &LogicalSwitchPort{},
-		"Port_Group":          &PortGroup{},
+		"ACL":                        &ACL{},
+		"Load_Balancer":              &LoadBalancer{},
+		"Load_Balancer_Health_Check": &LoadBalancerHealthCheck{},
+		"Logical_Router":             &LogicalRouter{},
+		"Logical_Router_Port":        &LogicalRouterPort{},
+		"Logical_Switch":             &LogicalSwitch{},
+		"Logical_Switch_Port":        &LogicalSwitchPort{},
+		"Port_Group":                 &PortGroup{},
 	})
 }
 
@@ -145,6 +147,141 @@ var schema = `{
             "min": 0,
             "max": 1
           }
+        }
+      }
+    },
+    "Load_Balancer": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "health_check": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Load_Balancer_Health_Check",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "ip_port_mappings": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "name": {
+          "type": "string"
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "protocol": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "tcp",
+                  "udp",
+                  "sctp"
+                ]
+              ]
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "selection_fields": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "eth_src",
+                  "eth_dst",
+                  "ip_src",
+                  "ip_dst",
+                  "tp_src",
+                  "tp_dst"
+                ]
+              ]
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "vips": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      },
+      "isRoot": true
+    },
+    "Load_Balancer_Health_Check": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "vip": {
+          "type": "string"
         }
       }
     },

@@ -70,17 +70,7 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg
 			Match: fmt.Sprintf("outport == @%s && (ip4.src == $%s_ip4 || ip6.src == $%s_ip6)", pg, pg, pg), ExternalIDs: ext()})
 	}
 	if routed {
-		// The network's own subnets (what its containers send around
-		// through the router, to a service address, say) and the router's
-		// addresses on the other networks.
-		var own []netip.Prefix
-		for _, sub := range bi.Subnets {
-			own = append(own, sub.Prefix)
-		}
-		for _, g := range peers.Gateways {
-			own = append(own, netip.PrefixFrom(g, g.BitLen()))
-		}
-		out = append(out, routerACLs(bi.Name, pg, own, ext())...)
+		out = append(out, routerACLs(bi.Name, pg, routedFrom(bi, peers), ext())...)
 	}
 	var errs []error
 	for _, l := range bi.Links {
@@ -131,6 +121,21 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg
 			Match: match, ExternalIDs: ext(intent.LinkKey(l.Src, l.Dst), l.Ports)})
 	}
 	return out, errs
+}
+
+// routedFrom is what may come into network bi through its router without
+// a link: its own subnets (what its containers send around through the
+// router, to a service address, say) and the router's addresses on the
+// other networks.
+func routedFrom(bi intent.Bridge, peers Peers) []netip.Prefix {
+	var own []netip.Prefix
+	for _, sub := range bi.Subnets {
+		own = append(own, sub.Prefix)
+	}
+	for _, g := range peers.Gateways {
+		own = append(own, netip.PrefixFrom(g, g.BitLen()))
+	}
+	return own
 }
 
 // routerACLs keep a routed network's containers from what comes through
