@@ -32,14 +32,24 @@ type TCP struct {
 
 // TCPRun runs iperf3 as TCPGbps does and returns the rate and the
 // retransmissions.
-func TCPRun(c1, c2, addr string, secs int) (TCP, error) {
-	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", addr)
+func TCPRun(c1, c2, addr string, secs int) (TCP, error) { return TCPRunTo(c1, c2, addr, addr, secs) }
+
+// TCPRunTo is TCPRun with the server bound to bind and the client sending
+// to dial: a load balancer's address in front of it, say.
+func TCPRunTo(c1, c2, bind, dial string, secs int) (TCP, error) {
+	srv := exec.Command("ip", "netns", "exec", c2, "iperf3", "-s", "-1", "-B", bind)
 	if err := srv.Start(); err != nil {
 		return TCP{}, err
 	}
 	defer srv.Process.Kill()
 	time.Sleep(300 * time.Millisecond) // the server's listen
-	out, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", addr, "-t", strconv.Itoa(secs), "-J").Output()
+	return TCPClient(c1, dial, secs)
+}
+
+// TCPClient runs iperf3's client for secs seconds from netns c1 to a
+// server already listening at dial.
+func TCPClient(c1, dial string, secs int) (TCP, error) {
+	out, err := exec.Command("ip", "netns", "exec", c1, "iperf3", "-c", dial, "-t", strconv.Itoa(secs), "-J").Output()
 	if err != nil {
 		return TCP{}, fmt.Errorf("iperf3: %v: %s", err, out)
 	}

@@ -58,6 +58,9 @@ func main() {
 		r := routerRun()
 		fmt.Printf("TCP across two chassis: within a network %.2f Gbit/s %v, through a router %.2f Gbit/s %v: %.2fx; ping %.3f against %.3f ms; router create + 2 attaches %.0f ms\n",
 			r.WithinMed, r.WithinGbps, r.RoutedMed, r.RoutedGbps, r.Ratio, r.WithinPing, r.RoutedPing, r.RouterSetMs)
+		s := r.Service
+		fmt.Printf("a service: TCP straight to its backend %.2f Gbit/s %v, through its address %.2f Gbit/s %v: %.2fx; add-backend to first served %.0f ms %s\n",
+			s.DirectMed, s.DirectGbps, s.ViaMed, s.ViaGbps, s.Ratio, s.AddMedianMs, spread(s.AddBackendMs))
 		if *out == "bench/results/ovn.json" {
 			*out = "bench/results/ovn-router.json"
 		}

@@ -21,6 +21,7 @@ type routed struct {
 	WithinPing  float64   `json:"within_network_ping_ms"`
 	RoutedPing  float64   `json:"through_router_ping_ms"`
 	RouterSetMs float64   `json:"router_create_and_attach_two_ms"`
+	Service     balanced  `json:"service"`
 }
 
 // routerRun measures what a router costs: the same two chassis, a
@@ -80,5 +81,6 @@ func routerRun() routed {
 	}
 	r.WithinMed, r.RoutedMed = measure.Median(r.WithinGbps), measure.Median(r.RoutedGbps)
 	r.Ratio, r.WithinPing, r.RoutedPing = r.RoutedMed/r.WithinMed, measure.Median(wp), measure.Median(rp)
+	r.Service = serviceRun(w, "rb", dst)
 	return r
 }
