@@ -23,8 +23,9 @@ comes back when it answers again.
 The network must be on a router (ovsnet router attach), and the address
 outside its subnets: its containers reach the address through their
 default route, the router, and the network's load balancer takes the
-connection on the way. A backend that moves (detached, attached again
-elsewhere) is followed by its name.`,
+connection on the way: the network's own containers are its clients (a
+container of another network of the router is not balanced). A backend
+that moves (detached, attached again elsewhere) is followed by its name.`,
 		Example: `  ovsnet service create web --network front --vip 172.30.0.10:80 --backend w1:8080 --backend w2:8080
   ovsnet service add-backend web w3:8080
   ovsnet service del-backend web w1:8080
