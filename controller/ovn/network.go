@@ -1,6 +1,7 @@
 package ovn
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -202,7 +203,7 @@ func RemoveNetwork(ctx context.Context, nbEndpoint, name string) error {
 				return fmt.Errorf("network %s still has %d port(s): detach its containers first", name, n)
 			}
 			if svcs, err := servicesOn(ctx, nbc, name); err != nil || len(svcs) > 0 {
-				return errorsOr(err, fmt.Errorf("network %s has services (%s): remove them first (ovsnet service rm NAME)", name, strings.Join(svcs, ", ")))
+				return cmp.Or(err, fmt.Errorf("network %s has services (%s): remove them first (ovsnet service rm NAME)", name, strings.Join(svcs, ", ")))
 			}
 			if slices.ContainsFunc(ps, nb.IsRouterPort) {
 				r, err := routerName(ctx, nbc, name)

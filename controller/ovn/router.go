@@ -1,6 +1,7 @@
 package ovn
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -102,11 +103,11 @@ func RemoveRouter(ctx context.Context, endpoint, name string) error {
 	if err != nil {
 		return err
 	}
-	nets, err := nb.RouterNetworks(ctx, nbc, *lr, "")
-	if err != nil {
-		return err
-	}
 	if len(lr.Ports) > 0 {
+		nets, err := nb.RouterNetworks(ctx, nbc, *lr, "")
+		if err != nil {
+			return err
+		}
 		sort.Strings(nets)
 		return fmt.Errorf("router %s still routes %s: detach them first (ovsnet router detach %s NETWORK)", name, strings.Join(nets, ", "), name)
 	}
@@ -124,6 +125,7 @@ type routedNetwork struct {
 	containers int
 	nat        bool   // it has a gateway on every host (--nat)
 	router     string // the router it is on; "": none
+	routerPort string // the router's port on it (UUID)
 }
 
 // readRouted reads network name and the router it is on.
@@ -149,17 +151,9 @@ func readRouted(ctx context.Context, nbc *ovsdb.Client, name string) (*routedNet
 			n.containers++
 		}
 	}
-	lrs, err := ovsdb.Select[ovnnb.LogicalRouter](ctx, nbc, nil, "_uuid", "name", "ports")
-	if err != nil {
-		return nil, err
-	}
-	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nbc, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(name))}, "_uuid")
-	for _, lrp := range lrps {
-		for _, lr := range lrs {
-			if slices.Contains(lr.Ports, lrp.UUID) {
-				n.router = lr.Name
-			}
-		}
+	lr, port, err := nb.RouterOf(ctx, nbc, name)
+	if lr != nil {
+		n.router, n.routerPort = lr.Name, port
 	}
 	return n, err
 }
@@ -278,7 +272,7 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 		return err
 	}
 	if svcs, err := servicesOn(ctx, nbc, net); err != nil || len(svcs) > 0 {
-		return errorsOr(err, fmt.Errorf("network %s has services (%s), reached through its router: remove them first (ovsnet service rm NAME)", net, strings.Join(svcs, ", ")))
+		return cmp.Or(err, fmt.Errorf("network %s has services (%s), reached through its router: remove them first (ovsnet service rm NAME)", net, strings.Join(svcs, ", ")))
 	}
 	switch {
 	case n.router != name:
@@ -286,15 +280,11 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 	case n.containers > 0:
 		return fmt.Errorf("network %s has %d container port(s), whose default routes lead to router %s: detach them first", net, n.containers, name)
 	}
-	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nbc, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(net))}, "_uuid")
-	if err != nil {
-		return err
-	}
 	lsps := slices.DeleteFunc(slices.Clone(n.ports), func(p ovnnb.LogicalSwitchPort) bool { return p.Name != nb.RouterSwitchPortName(net) })
-	if len(lrps) == 0 || len(lsps) == 0 {
+	if len(lsps) == 0 {
 		return fmt.Errorf("network %s's router ports are half gone: ovn-nbctl show %s", net, name)
 	}
-	ops, err := routedOps(nbc, n, lr, &lrps[0], &lsps[0], false)
+	ops, err := routedOps(nbc, n, lr, &ovnnb.LogicalRouterPort{UUID: n.routerPort}, &lsps[0], false)
 	if err != nil {
 		return err
 	}
@@ -303,9 +293,9 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 
 // routerName is the router network net is on; "": none.
 func routerName(ctx context.Context, nbc *ovsdb.Client, net string) (string, error) {
-	n, err := readRouted(ctx, nbc, net)
-	if err != nil {
+	lr, _, err := nb.RouterOf(ctx, nbc, net)
+	if lr == nil {
 		return "", err
 	}
-	return n.router, nil
+	return lr.Name, err
 }

@@ -180,11 +180,7 @@ func routerACLs(name, pg string, from []netip.Prefix, ext map[string]string) []o
 // nothing to sync.
 func SyncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, error) {
 	s, err := syncOne(ctx, nb, name)
-	if err != nil {
-		return s, err
-	}
-	peers, err := RoutedPeers(ctx, nb, name)
-	for _, p := range peers {
+	for _, p := range s.peers {
 		if err != nil {
 			break
 		}
@@ -207,8 +203,9 @@ func syncOne(ctx context.Context, nb *ovsdb.Client, name string) (s Synced, err 
 
 // Synced is what SyncIsolation did and found.
 type Synced struct {
-	Changed bool    // it wrote
-	Bad     []error // links that do not decode: they grant nothing
+	Changed bool     // it wrote
+	Bad     []error  // links that do not decode: they grant nothing
+	peers   []string // the other networks on its router, as read
 }
 
 func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, error) {
@@ -230,9 +227,11 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 	if err != nil {
 		return Synced{}, err
 	}
-	peers, err := PeersOf(ctx, nb, name)
-	if err != nil {
-		return Synced{}, err
+	var peers Peers // a network on no router has none: no reads for them
+	if slices.ContainsFunc(ports, IsRouterPort) {
+		if peers, err = PeersOf(ctx, nb, name); err != nil {
+			return Synced{}, err
+		}
 	}
 	want, bad := WantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, peers, PortGroupName(name))
 	var members []string // the containers' ports: not the gateway, not the router's
@@ -245,7 +244,7 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 	if err == nil && len(ops) > 0 {
 		err = nb.Run(ctx, ops)
 	}
-	return Synced{Changed: err == nil && len(ops) > 0, Bad: bad}, err
+	return Synced{Changed: err == nil && len(ops) > 0, Bad: bad, peers: peers.Networks}, err
 }
 
 // isolationOps are the operations that bring port group pg (nil: make it)
@@ -339,16 +338,20 @@ func PeersOf(ctx context.Context, nb *ovsdb.Client, name string) (Peers, error) 
 		return out, err
 	}
 	out.Networks = nets
+	if len(nets) == 0 {
+		return out, nil
+	}
+	all, err := allPorts(ctx, nb) // one read for every peer's switch
+	if err != nil {
+		return out, err
+	}
 	for _, n := range nets {
 		lss, err := LogicalSwitches(ctx, nb, n)
 		if err != nil {
 			return out, err
 		}
 		for _, ls := range lss {
-			ps, err := SwitchPorts(ctx, nb, ls)
-			if err != nil {
-				return out, err
-			}
+			ps := portsOf(all, ls)
 			out.Ports = append(out.Ports, slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !IsContainerPort(n, p) })...)
 			for _, s := range intent.DecodeBridge(n, ls.ExternalIDs).Subnets {
 				out.Gateways = append(out.Gateways, s.Gateway)

@@ -3,7 +3,6 @@ package nb
 import (
 	"context"
 	"net/netip"
-	"slices"
 	"strings"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
@@ -63,15 +62,31 @@ func Addrs(p ovnnb.LogicalSwitchPort) []netip.Addr {
 // SwitchPorts reads the logical switch ports of ls (ports do not name
 // their switch: one read of them all, kept to the switch's).
 func SwitchPorts(ctx context.Context, nb *ovsdb.Client, ls ovnnb.LogicalSwitch) ([]ovnnb.LogicalSwitchPort, error) {
-	ps, err := ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, nil, "_uuid", "name", "type", "addresses", "external_ids", "up")
+	ps, err := allPorts(ctx, nb)
 	if err != nil {
 		return nil, err
 	}
+	return portsOf(ps, ls), nil
+}
+
+// allPorts reads every logical switch port, with what ovsnet reads of one.
+func allPorts(ctx context.Context, nb *ovsdb.Client) ([]ovnnb.LogicalSwitchPort, error) {
+	return ovsdb.Select[ovnnb.LogicalSwitchPort](ctx, nb, nil, "_uuid", "name", "type", "addresses", "external_ids", "up")
+}
+
+// portsOf keeps the ports of switch ls among ps (a new slice).
+func portsOf(ps []ovnnb.LogicalSwitchPort, ls ovnnb.LogicalSwitch) []ovnnb.LogicalSwitchPort {
 	mine := map[string]bool{}
 	for _, u := range ls.Ports {
 		mine[u] = true
 	}
-	return slices.DeleteFunc(ps, func(p ovnnb.LogicalSwitchPort) bool { return !mine[p.UUID] }), nil
+	var out []ovnnb.LogicalSwitchPort
+	for _, p := range ps {
+		if mine[p.UUID] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // GatewayPortName is OVN network name's localport.

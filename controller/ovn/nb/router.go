@@ -3,6 +3,7 @@ package nb
 import (
 	"context"
 	"net/netip"
+	"slices"
 
 	ovsdbops "github.com/ovn-org/libovsdb/ovsdb"
 
@@ -49,25 +50,33 @@ func NewRouterPorts(name string, subs []ipam.Subnet) (*ovnnb.LogicalRouterPort, 
 	return lrp, lsp
 }
 
+// RouterOf finds the router network name is on: the router and its port
+// on the network (nil, "" when it is on none).
+func RouterOf(ctx context.Context, nb *ovsdb.Client, name string) (lr *ovnnb.LogicalRouter, port string, err error) {
+	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(RouterPortName(name))}, "_uuid")
+	if err != nil || len(lrps) == 0 {
+		return nil, "", err
+	}
+	lrs, err := ovsdb.Select[ovnnb.LogicalRouter](ctx, nb, nil, "_uuid", "name", "external_ids", "ports")
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range lrs {
+		if slices.Contains(lrs[i].Ports, lrps[0].UUID) {
+			return &lrs[i], lrps[0].UUID, nil
+		}
+	}
+	return nil, "", nil
+}
+
 // RoutedPeers are the other networks on the router of network name (none
 // when it is on no router).
 func RoutedPeers(ctx context.Context, nb *ovsdb.Client, name string) ([]string, error) {
-	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(RouterPortName(name))}, "_uuid")
-	if err != nil || len(lrps) == 0 {
+	lr, _, err := RouterOf(ctx, nb, name)
+	if err != nil || lr == nil {
 		return nil, err
 	}
-	lrs, err := ovsdb.Select[ovnnb.LogicalRouter](ctx, nb, nil, "_uuid", "name", "ports")
-	if err != nil {
-		return nil, err
-	}
-	for _, lr := range lrs {
-		for _, u := range lr.Ports {
-			if u == lrps[0].UUID {
-				return RouterNetworks(ctx, nb, lr, name)
-			}
-		}
-	}
-	return nil, nil
+	return RouterNetworks(ctx, nb, *lr, name)
 }
 
 // RouterNetworks are the networks router lr has a port on, but except.
