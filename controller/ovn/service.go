@@ -1,6 +1,7 @@
 package ovn
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -129,7 +130,7 @@ func CreateService(ctx context.Context, endpoint string, o ServiceOptions) (crea
 	}
 	d := derive(s, n.ports, subnet)
 	if len(d.missing) > 0 {
-		return false, fmt.Errorf("%s: not attached to network %s (ovsnet add-port %s INTERFACE CONTAINER --ip first)", strings.Join(d.missing, ", "), s.Network, s.Network)
+		return false, notAttached(s, d.missing)
 	}
 	proto := s.Proto
 	hc := &ovnnb.LoadBalancerHealthCheck{UUID: "ovsnet_hc", Vip: s.VIP.String(), ExternalIDs: intent.Ownership(""),
@@ -287,7 +288,7 @@ func ChangeBackends(ctx context.Context, endpoint, name string, add bool, backen
 	return ovsdb.OnConflict(func() error {
 		lbs, err := nb.Services(ctx, nbc, name)
 		if err != nil || len(lbs) == 0 {
-			return errorsOr(err, fmt.Errorf("no service %s (ovsnet service ls lists them)", name))
+			return cmp.Or(err, fmt.Errorf("no service %s (ovsnet service ls lists them)", name))
 		}
 		s, _, err := intent.DecodeService("load balancer "+lbs[0].Name, lbs[0].ExternalIDs)
 		if err != nil && add {
@@ -306,111 +307,102 @@ func ChangeBackends(ctx context.Context, endpoint, name string, add bool, backen
 				s.Backends = slices.DeleteFunc(s.Backends, func(x intent.Backend) bool { return x == b })
 			}
 		}
-		return updateService(ctx, nbc, lbs[0], s, add)
+		_, err = updateService(ctx, nbc, lbs[0], s, add)
+		return err
 	})
 }
 
-func errorsOr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
+// notAttached says which backends of s are not attached to its network.
+func notAttached(s intent.Service, missing []string) error {
+	return fmt.Errorf("%s: not attached to network %s (ovsnet add-port %s INTERFACE CONTAINER --ip first)", strings.Join(missing, ", "), s.Network, s.Network)
 }
 
 // updateService brings load balancer lb to service s (its keys, vips and
 // mappings), guarded by its keys as read; strict refuses backends that are
-// not attached.
-func updateService(ctx context.Context, nbc *ovsdb.Client, lb ovnnb.LoadBalancer, s intent.Service, strict bool) error {
+// not attached. changed: it wrote.
+func updateService(ctx context.Context, nbc *ovsdb.Client, lb ovnnb.LoadBalancer, s intent.Service, strict bool) (changed bool, err error) {
 	n, subnet, err := serviceNetwork(ctx, nbc, s.Network)
 	if err != nil {
-		return err
+		return false, err
 	}
 	d := derive(s, n.ports, subnet)
 	if strict && len(d.missing) > 0 {
-		return fmt.Errorf("%s: not attached to network %s (ovsnet add-port %s INTERFACE CONTAINER --ip first)", strings.Join(d.missing, ", "), s.Network, s.Network)
+		return false, notAttached(s, d.missing)
 	}
 	ext := s.Encode()
 	if maps.Equal(ext, lb.ExternalIDs) && maps.Equal(d.vips, lb.Vips) && maps.Equal(d.mappings, lb.IPPortMappings) {
-		return nil
+		return false, nil
 	}
 	zero := 0
 	was := &ovnnb.LoadBalancer{UUID: lb.UUID, ExternalIDs: lb.ExternalIDs}
 	wait, err := nbc.Where(was).Wait(ovsdbops.WaitConditionEqual, &zero, was, &was.ExternalIDs)
 	if err != nil {
-		return err
+		return false, err
 	}
 	up := &ovnnb.LoadBalancer{UUID: lb.UUID, ExternalIDs: ext, Vips: d.vips, IPPortMappings: d.mappings}
 	upd, err := nbc.Where(up).Update(up, &up.ExternalIDs, &up.Vips, &up.IPPortMappings)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return nbc.Run(ctx, append(wait, upd...))
+	return true, nbc.Run(ctx, append(wait, upd...))
 }
 
 // syncServices brings the load balancers of the services on network net
 // to its ports now (a backend detached, or attached again elsewhere). One
 // whose keys do not decode spreads over nothing until they are mended.
 func syncServices(ctx context.Context, nbc *ovsdb.Client, net string) (changed bool, err error) {
-	lbs, err := nb.Services(ctx, nbc, "")
+	lbs, err := nb.ServicesOn(ctx, nbc, net)
 	if err != nil {
 		return false, err
 	}
 	for _, lb := range lbs {
-		s, ok, derr := intent.DecodeService("load balancer "+lb.Name, lb.ExternalIDs)
-		if !ok || s.Network != net {
-			continue
-		}
-		if derr != nil {
-			if len(lb.Vips) > 0 {
-				up := &ovnnb.LoadBalancer{UUID: lb.UUID, Vips: map[string]string{}}
-				ops, err := nbc.Where(up).Update(up, &up.Vips)
-				if err == nil {
-					err = nbc.Run(ctx, ops)
-				}
-				if err != nil {
-					return changed, err
-				}
-				changed = true
-			}
-			continue
-		}
-		n, subnet, err := serviceNetwork(ctx, nbc, net)
+		var did bool
+		err := ovsdb.OnConflict(func() (err error) { did, err = refreshService(ctx, nbc, lb.ExternalIDs[intent.KeyService]); return err })
 		if err != nil {
 			return changed, err
 		}
-		if d := derive(s, n.ports, subnet); maps.Equal(d.vips, lb.Vips) && maps.Equal(d.mappings, lb.IPPortMappings) {
-			continue
-		}
-		if err := ovsdb.OnConflict(func() error { return refreshService(ctx, nbc, s.Name) }); err != nil {
-			return changed, err
-		}
-		changed = true
+		changed = changed || did
 	}
 	return changed, nil
 }
 
-// refreshService reads service name again and brings its load balancer
-// to its network's ports.
-func refreshService(ctx context.Context, nbc *ovsdb.Client, name string) error {
+// clearService takes every address off load balancer lb, a service whose
+// keys do not decode.
+func clearService(ctx context.Context, nbc *ovsdb.Client, lb ovnnb.LoadBalancer) (bool, error) {
+	if len(lb.Vips) == 0 {
+		return false, nil
+	}
+	up := &ovnnb.LoadBalancer{UUID: lb.UUID, Vips: map[string]string{}}
+	ops, err := nbc.Where(up).Update(up, &up.Vips)
+	if err != nil {
+		return false, err
+	}
+	return true, nbc.Run(ctx, ops)
+}
+
+// refreshService reads service name and brings its load balancer to its
+// network's ports, or to no address when its keys do not decode.
+func refreshService(ctx context.Context, nbc *ovsdb.Client, name string) (bool, error) {
 	lbs, err := nb.Services(ctx, nbc, name)
 	if err != nil || len(lbs) == 0 {
-		return err
+		return false, err
 	}
-	s, _, err := intent.DecodeService("load balancer "+lbs[0].Name, lbs[0].ExternalIDs)
-	if err != nil {
-		return err
+	s, ok, err := intent.DecodeService("load balancer "+lbs[0].Name, lbs[0].ExternalIDs)
+	switch {
+	case !ok:
+		return false, nil
+	case err != nil:
+		return clearService(ctx, nbc, lbs[0])
 	}
 	return updateService(ctx, nbc, lbs[0], s, false)
 }
 
 // servicesOn names the services on network net, for a refusal.
 func servicesOn(ctx context.Context, nbc *ovsdb.Client, net string) ([]string, error) {
-	lbs, err := nb.Services(ctx, nbc, "")
+	lbs, err := nb.ServicesOn(ctx, nbc, net)
 	var names []string
 	for _, lb := range lbs {
-		if lb.ExternalIDs[intent.KeyOVNNetwork] == net {
-			names = append(names, lb.ExternalIDs[intent.KeyService])
-		}
+		names = append(names, lb.ExternalIDs[intent.KeyService])
 	}
 	sort.Strings(names)
 	return names, err

@@ -30,3 +30,10 @@ func Services(ctx context.Context, nb *ovsdb.Client, name string) ([]ovnnb.LoadB
 	}
 	return ovsdb.Select[ovnnb.LoadBalancer](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(kv)})
 }
+
+// ServicesOn reads the load balancers of the services on network net.
+func ServicesOn(ctx context.Context, nb *ovsdb.Client, net string) ([]ovnnb.LoadBalancer, error) {
+	kv := intent.Ownership("")
+	kv[intent.KeyOVNNetwork] = net
+	return ovsdb.Select[ovnnb.LoadBalancer](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(kv)})
+}
