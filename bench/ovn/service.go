@@ -73,21 +73,8 @@ func serviceRun(w *world, net, src string) balanced {
 
 // serve answers every connection to addr in netns c with name.
 func serve(c, addr, name string) {
-	n, err := ns.GetNS("/var/run/netns/" + c)
+	_, err := sandbox.ServeReply(c, addr, name)
 	check(err)
-	defer n.Close()
-	var ln net.Listener
-	check(n.Do(func(ns.NetNS) (err error) { ln, err = net.Listen("tcp", addr); return err }))
-	go func() {
-		for {
-			k, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			k.Write([]byte(name))
-			k.Close()
-		}
-	}()
 }
 
 // waitServed connects from netns c to addr, a new connection every few

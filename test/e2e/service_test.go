@@ -9,25 +9,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ovsnet/ovsnet/test/sandbox"
 )
 
 // serveName serves container c's name to every connection on addr,
 // until the returned listener is closed.
 func serveName(t *testing.T, c, addr string) net.Listener {
 	t.Helper()
-	var ln net.Listener
-	inNetns(t, nsPath(c), func() (err error) { ln, err = net.Listen("tcp", addr); return err })
+	ln, err := sandbox.ServeReply(c, addr, c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			k, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			k.Write([]byte(c))
-			k.Close()
-		}
-	}()
 	return ln
 }
 
