@@ -23,8 +23,9 @@ type capturing struct {
 	err    error
 }
 
-// startCapture starts ovsnet capture with args and waits until its port
-// is on the bridge (ovs-vswitchd has it: the mirror copies from then on).
+// startCapture starts ovsnet capture with args and waits until it is
+// ready: its port on the bridge (ovs-vswitchd has it: the mirror copies
+// from then on) and its header written (its drop flow is in place).
 func (e *env) startCapture(bridge string, args ...string) *capturing {
 	e.t.Helper()
 	c := &capturing{pcap: filepath.Join(e.t.TempDir(), "c.pcap"), stderr: &bytes.Buffer{}, done: make(chan struct{})}
@@ -40,14 +41,18 @@ func (e *env) startCapture(bridge string, args ...string) *capturing {
 	}
 	go func() { c.err = c.cmd.Wait(); close(c.done) }()
 	e.t.Cleanup(func() { c.cmd.Process.Kill(); <-c.done })
-	eventually(e.t, 20*time.Second, "the capture's port ready", func() bool {
+	// Ready once it writes its file's header: it does so when all is in
+	// place (port, mirror, socket and, when it marks drops, its flow); the
+	// port alone is ready before the flow.
+	eventually(e.t, 20*time.Second, "the capture ready (its port up, its header written)", func() bool {
 		select {
 		case <-c.done:
-			e.t.Fatalf("ovsnet capture %s ended before its port was ready: %v: %s", args, c.err, c.stderr)
+			e.t.Fatalf("ovsnet capture %s ended before it was ready: %v: %s", args, c.err, c.stderr)
 		default:
 		}
 		out, _ := e.sb.Vsctl("--columns=ofport", "find", "interface", "external_ids:ovsnet-capture-of!=\"\"")
-		return strings.Contains(out, "ofport") && !strings.Contains(out, "-1") && !strings.Contains(out, "[]")
+		st, err := os.Stat(c.pcap)
+		return strings.Contains(out, "ofport") && !strings.Contains(out, "-1") && !strings.Contains(out, "[]") && err == nil && st.Size() > 0
 	})
 	return c
 }
