@@ -92,10 +92,15 @@ func TestOVNService(t *testing.T) {
 		return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
 			slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
 	})
-	// A backend stops serving: its health check takes it out.
+	// A backend stops serving: its health check finds it offline (proven in
+	// the southbound database first), then it leaves the rotation.
 	lns[1].Close()
+	eventually(t, 30*time.Second, "the health check finding the stopped backend offline", func() bool {
+		out := run(t, "ovn-sbctl", "--db="+c.SB(), "--bare", "--columns=status", "find", "service_monitor", `ip="10.72.0.3"`, "port=8080")
+		return strings.TrimSpace(out) == "offline"
+	})
 	eventually(t, 30*time.Second, "the stopped backend out of the rotation", func() bool {
-		got := dialNames(t, cl, "172.30.0.10:80", 15)
+		got := dialNames(t, cl, "172.30.0.10:80", 30)
 		return !slices.ContainsFunc(got, func(s string) bool { return s != ws[0] && s != ws[2] })
 	})
 	if got := dialNames(t, cl, "172.30.0.10:80", 30); slices.ContainsFunc(got, func(s string) bool { return s != ws[0] && s != ws[2] }) {
@@ -119,7 +124,7 @@ func serviceBackends(t *testing.T, e *env, cl string, ws []string) {
 	e.must("service", "del-backend", "web", ws[0]+":8080")
 	e.fails("has no backend", "service", "del-backend", "web", ws[0]+":8080")
 	eventually(t, 20*time.Second, "connections to the one backend left serving", func() bool {
-		got := dialNames(t, cl, "172.30.0.10:80", 10)
+		got := dialNames(t, cl, "172.30.0.10:80", 30)
 		return !slices.ContainsFunc(got, func(s string) bool { return s != ws[2] })
 	})
 	e.must("service", "add-backend", "web", ws[0]+":8080")
