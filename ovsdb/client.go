@@ -141,16 +141,7 @@ func ConnectSouthbound(ctx context.Context, endpoint string) (*Client, error) {
 // ConnectNorthbound opens one connection to OVN's northbound database,
 // with models of the tables ovsnet writes there (package ovnnb).
 func ConnectNorthbound(ctx context.Context, endpoint string) (*Client, error) {
-	cm, err := model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
-		ovnnb.LogicalSwitchTable:           &ovnnb.LogicalSwitch{},
-		ovnnb.LogicalSwitchPortTable:       &ovnnb.LogicalSwitchPort{},
-		ovnnb.ACLTable:                     &ovnnb.ACL{},
-		ovnnb.PortGroupTable:               &ovnnb.PortGroup{},
-		ovnnb.LogicalRouterTable:           &ovnnb.LogicalRouter{},
-		ovnnb.LogicalRouterPortTable:       &ovnnb.LogicalRouterPort{},
-		ovnnb.LoadBalancerTable:            &ovnnb.LoadBalancer{},
-		ovnnb.LoadBalancerHealthCheckTable: &ovnnb.LoadBalancerHealthCheck{},
-	})
+	cm, err := ovnnb.FullDatabaseModel() // every table ovnnb models
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,19 @@ func (g *globals) northbound(ctx context.Context, nb string) (string, error) {
 	return ovn.NB(ctx, h, "")
 }
 
+// southbound is sb, else the southbound database this host joined.
+func (g *globals) southbound(ctx context.Context, sb string) (string, error) {
+	if sb != "" {
+		return sb, nil
+	}
+	h, err := g.open(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	return ovn.SB(ctx, h)
+}
+
 func networkCreateCmd(g *globals, nb *string) *cobra.Command {
 	var o ovn.NetworkOptions
 	c := &cobra.Command{

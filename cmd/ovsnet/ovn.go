@@ -37,15 +37,21 @@ func ovnJoinCmd(g *globals) *cobra.Command {
 	var o ovn.JoinOptions
 	var encap string
 	c := &cobra.Command{
-		Use:   "join --sb tcp:CENTRAL:6642 --encap-ip IP [--encap-type geneve|vxlan] [--wait 10s]",
+		Use:   "join --sb tcp:CENTRAL:6642 --encap-ip IP [--encap-type geneve|vxlan] [--uplink DEV] [--wait 10s]",
 		Short: "Join the OVN deployment whose southbound database is --sb",
 		Long: `Join this host to the OVN deployment whose southbound database is --sb, with
 --encap-ip as its tunnel address (an address of this host the other
 chassis reach). It keeps an existing system-id (the chassis' name) or makes
 one, and waits up to --wait for the chassis to appear in the southbound
 database. Running it again with the same options changes nothing; with
-others, it moves the chassis to them.`,
-		Example: "  ovsnet ovn join --sb tcp:192.0.2.10:6642 --encap-ip 192.0.2.1",
+others, it moves the chassis to them.
+
+--uplink DEV makes the host able to hold a router's gateway (ovsnet router
+create --gateway-chassis): DEV, a device on the outside segment with no
+address of its own, goes on an OVS bridge "ovn-uplink" that OVN knows as
+the physical network "ovsnet-uplink". Join again without it, or leave, to
+give DEV back.`,
+		Example: "  ovsnet ovn join --sb tcp:192.0.2.10:6642 --encap-ip 192.0.2.1\n  ovsnet ovn join --sb tcp:192.0.2.10:6642 --encap-ip 192.0.2.1 --uplink eth1",
 		Args:    exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if o.SB == "" {
@@ -73,6 +79,7 @@ others, it moves the chassis to them.`,
 	f.StringVar(&o.NB, "nb", "", "the northbound database (tcp:HOST:6641), where ovsnet network makes networks unless told otherwise")
 	f.StringVar(&encap, "encap-ip", "", "this host's tunnel address")
 	f.StringVar(&o.EncapType, "encap-type", "geneve", "geneve or vxlan")
+	f.StringVar(&o.Uplink, "uplink", "", "a device on the outside segment, for routers' gateways on this chassis")
 	f.DurationVar(&o.Wait, "wait", 10*time.Second, "how long to wait for the chassis in the southbound database")
 	return c
 }
@@ -82,8 +89,8 @@ func ovnLeaveCmd(g *globals) *cobra.Command {
 		Use:   "leave",
 		Short: "Undo ovsnet ovn join",
 		Long: `Remove what "ovsnet ovn join" set (system-id stays), remove the chassis from
-the southbound database, and give the encap address back to its device if
-no ovsnet tunnel uses it. A host ovsnet did not join is left alone (it
+the southbound database, remove the uplink bridge, and give the encap
+address back to its device if no ovsnet tunnel uses it. A host ovsnet did not join is left alone (it
 says how to leave by hand). Leaving twice is fine.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -117,6 +124,9 @@ func ovnStatusCmd(g *globals) *cobra.Command {
 			}
 			text := fmt.Sprintf("chassis %s, southbound %s, %s %s, ovn-controller running: %v, in the southbound database: %v (%s)",
 				st.SystemID, st.SB, st.EncapType, st.EncapIP, st.Controller, st.InSB, st.SBEncaps)
+			if st.Uplink != "" {
+				text += ", uplink " + st.Uplink
+			}
 			if perr := g.print(c, st, text); perr != nil {
 				return perr
 			}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ovsnet/ovsnet/controller/ovn"
+	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 )
 
 func routerCmd(g *globals) *cobra.Command {
@@ -25,9 +27,11 @@ is dropped, whatever the network's --icc, unless ovsnet link lets it in
 of the router; allow-related, so replies pass), and replies to what the
 network's own containers started pass.
 
-A network is on one router at most. A router does not lead out of OVN:
-networks made with --nat (their way out is the host each container runs
-on) are refused; make routed networks with --nat=false. Put a network on
+A network is on one router at most. Networks made with --nat (their way
+out is the host each container runs on) are refused; make routed networks
+with --nat=false. A router leads out of OVN only if it was made with a
+gateway (router create --gateway-chassis): then its networks leave through
+one chassis as one address, with failover to the next chassis named. Put a network on
 its router before its containers, and take them off before detaching it:
 a container's routes are set when it attaches.`,
 		Example: `  ovsnet network create web --subnet 10.70.1.0/24 --nat=false
@@ -46,17 +50,43 @@ a container's routes are set when it attaches.`,
 	return c
 }
 
-func routerCreateCmd(g *globals, nb *string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "create ROUTER [--ovn NB]",
-		Short: "Create a router; again changes nothing",
-		Args:  exactArgs("ROUTER"),
+func routerCreateCmd(g *globals, nbf *string) *cobra.Command {
+	var o ovn.RouterOptions
+	var chassis []string
+	var addr, hop string
+	c := &cobra.Command{
+		Use:   "create ROUTER [--gateway-chassis A[,B...] --gateway-address CIDR --gateway-next-hop IP [--sb SB]] [--ovn NB]",
+		Short: "Create a router, with or without a gateway out of OVN; again changes nothing",
+		Long: `Create a router. Without a gateway it routes between its networks only.
+
+With --gateway-chassis it also leads out of OVN through one chassis at a
+time: the router holds --gateway-address on the outside segment, on the
+first chassis named, its routed networks' IPv4 traffic to anywhere else
+leaves there masqueraded (SNAT) as that one address, by
+--gateway-next-hop. If that chassis stops, the next one named takes the
+address over (OVN's HA chassis group, by BFD between the chassis). Each gateway chassis needs an uplink
+(ovsnet ovn join ... --uplink DEV on it); chassis are named by their OVN
+name or hostname and checked in the southbound database (--sb, by default
+this host's).`,
+		Example: `  ovsnet router create r1
+  ovsnet router create edge --gateway-chassis host-a,host-b \
+      --gateway-address 198.51.100.10/24 --gateway-next-hop 198.51.100.1`,
+		Args: exactArgs("ROUTER"),
 		RunE: func(c *cobra.Command, args []string) error {
-			ep, err := g.northbound(c.Context(), *nb)
-			if err != nil {
+			var err error
+			o.Name = args[0]
+			if o.NB, err = g.northbound(c.Context(), *nbf); err != nil {
 				return err
 			}
-			created, err := ovn.CreateRouter(c.Context(), ep, args[0])
+			if len(chassis) > 0 || addr != "" || hop != "" {
+				if o.Gateway, err = parseGateway(chassis, addr, hop); err != nil {
+					return err
+				}
+				if o.SB, err = g.southbound(c.Context(), o.SB); err != nil {
+					return err
+				}
+			}
+			created, err := ovn.CreateRouter(c.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -67,6 +97,28 @@ func routerCreateCmd(g *globals, nb *string) *cobra.Command {
 			return g.print(c, map[string]any{"router": args[0], "created": created}, text)
 		},
 	}
+	f := c.Flags()
+	f.StringSliceVar(&chassis, "gateway-chassis", nil, "the chassis that may hold the gateway, by priority (OVN name or hostname; each needs an uplink)")
+	f.StringVar(&addr, "gateway-address", "", "the router's address with its prefix on the outside segment, the one address its networks leave as")
+	f.StringVar(&hop, "gateway-next-hop", "", "the outside's router, in --gateway-address's subnet")
+	f.StringVar(&o.SB, "sb", "", "the southbound database to check the gateway chassis in; default: this host's (ovsnet ovn join --sb)")
+	return c
+}
+
+// parseGateway reads router create's gateway flags; all three are needed.
+func parseGateway(chassis []string, addr, hop string) (*nb.RouterGateway, error) {
+	if len(chassis) == 0 || addr == "" || hop == "" {
+		return nil, fmt.Errorf("a gateway needs --gateway-chassis, --gateway-address and --gateway-next-hop together")
+	}
+	p, err := netip.ParsePrefix(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--gateway-address %q: want an address with its prefix length, such as 198.51.100.10/24", addr)
+	}
+	h, err := netip.ParseAddr(hop)
+	if err != nil {
+		return nil, fmt.Errorf("--gateway-next-hop %q is not an address", hop)
+	}
+	return &nb.RouterGateway{Chassis: chassis, Address: p, NextHop: h}, nil
 }
 
 func routerLsCmd(g *globals, nb *string) *cobra.Command {
@@ -89,7 +141,11 @@ func routerLsCmd(g *globals, nb *string) *cobra.Command {
 				if len(r.Networks) > 0 {
 					nets = strings.Join(r.Networks, ", ")
 				}
-				lines = append(lines, fmt.Sprintf("%s: %s", r.Name, nets))
+				line := fmt.Sprintf("%s: %s", r.Name, nets)
+				if gw := r.Gateway; gw != nil {
+					line += fmt.Sprintf("; gateway %s via %s on %s", gw.Address, gw.NextHop, strings.Join(gw.Chassis, " then "))
+				}
+				lines = append(lines, line)
 			}
 			if len(lines) == 0 {
 				lines = append(lines, "no routers (ovsnet router create NAME)")

@@ -17,15 +17,28 @@ const (
 	KeyOVNJoined    = "ovsnet-ovn-joined"        // "true": ovsnet joined it (leave undoes only that)
 	KeyOVNNB        = "ovsnet-ovn-nb"            // the northbound database networks are made in by default
 	KeyOVNBridge    = "ovn-bridge"               // br-int unless set
+	KeyOVNMappings  = "ovn-bridge-mappings"      // physical network:bridge pairs
+	KeyOVNUplink    = "ovsnet-ovn-uplink"        // the device ovsnet put on the uplink bridge
 	DefaultOVNBrInt = "br-int"
+
+	// UplinkNetwork is the physical network a router's gateway leaves
+	// by: on a chassis that has an uplink, bridge UplinkBridge holding
+	// the device.
+	UplinkNetwork = "ovsnet-uplink"
+	UplinkBridge  = "ovn-uplink"
 )
+
+// UplinkMapping is the ovn-bridge-mappings value of a chassis with an uplink.
+const UplinkMapping = UplinkNetwork + ":" + UplinkBridge
 
 // Chassis is a host's OVN membership as the Open_vSwitch row records it.
 type Chassis struct {
 	Remote, EncapType, SystemID, Datapath string
 	NB                                    string // ovsnet's default northbound database
 	EncapIP                               netip.Addr
-	Joined                                bool // by ovsnet
+	Joined                                bool   // by ovsnet
+	Uplink                                string // the device on UplinkBridge; "": none
+	Mappings                              string // ovn-bridge-mappings as found
 	IntegrationBridge                     string
 }
 
@@ -39,6 +52,9 @@ func (c Chassis) Encode() map[string]string {
 	if c.NB != "" {
 		m[KeyOVNNB] = c.NB
 	}
+	if c.Uplink != "" {
+		m[KeyOVNUplink], m[KeyOVNMappings] = c.Uplink, UplinkMapping
+	}
 	return m
 }
 
@@ -46,11 +62,16 @@ func (c Chassis) Encode() map[string]string {
 // host to OVS's own tools too).
 var ChassisKeys = []string{KeyOVNRemote, KeyOVNEncapType, KeyOVNEncapIP, KeyOVNDatapath, KeyOVNJoined, KeyOVNNB}
 
+// UplinkKeys are the keys a chassis' uplink sets (both go with it; a
+// mapping ovsnet did not set is not touched).
+var UplinkKeys = []string{KeyOVNUplink, KeyOVNMappings}
+
 // DecodeChassis reads the Open_vSwitch row's external_ids; an error says
 // which key does not parse.
 func DecodeChassis(ext map[string]string) (Chassis, error) {
 	c := Chassis{Remote: ext[KeyOVNRemote], EncapType: ext[KeyOVNEncapType], SystemID: ext[KeySystemID],
-		Datapath: ext[KeyOVNDatapath], Joined: ext[KeyOVNJoined] == "true", IntegrationBridge: ext[KeyOVNBridge], NB: ext[KeyOVNNB]}
+		Datapath: ext[KeyOVNDatapath], Joined: ext[KeyOVNJoined] == "true", IntegrationBridge: ext[KeyOVNBridge], NB: ext[KeyOVNNB],
+		Uplink: ext[KeyOVNUplink], Mappings: ext[KeyOVNMappings]}
 	if c.IntegrationBridge == "" {
 		c.IntegrationBridge = DefaultOVNBrInt
 	}

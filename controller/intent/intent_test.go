@@ -331,3 +331,20 @@ func TestMirrorKeys(t *testing.T) {
 		}
 	}
 }
+
+// A chassis' uplink sets ovsnet's mapping with it, and reads back; one
+// without an uplink leaves the mappings alone.
+func TestChassisUplink(t *testing.T) {
+	c := Chassis{Remote: "unix:/sb", EncapType: "geneve", SystemID: "x", EncapIP: netip.MustParseAddr("192.0.2.1"), Uplink: "eth1"}
+	m := c.Encode()
+	if m[KeyOVNMappings] != "ovsnet-uplink:ovn-uplink" || m[KeyOVNUplink] != "eth1" {
+		t.Fatalf("encoded %v", m)
+	}
+	if got, err := DecodeChassis(m); err != nil || got.Uplink != "eth1" || got.Mappings != UplinkMapping {
+		t.Fatalf("decoded %+v %v", got, err)
+	}
+	c.Uplink = ""
+	if m := c.Encode(); m[KeyOVNMappings] != "" || m[KeyOVNUplink] != "" {
+		t.Fatalf("without an uplink: %v", m)
+	}
+}

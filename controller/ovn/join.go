@@ -33,6 +33,7 @@ type JoinOptions struct {
 	NB        string     // the northbound database, ovsnet's default for networks ("": kept)
 	EncapIP   netip.Addr // this host's tunnel address
 	EncapType string     // geneve (default) or vxlan
+	Uplink    string     // the device on the outside segment, for routers' gateways ("": none)
 	Wait      time.Duration
 }
 
@@ -47,6 +48,7 @@ type Status struct {
 	Controller bool   `json:"ovn_controller_running"`
 	InSB       bool   `json:"chassis_in_southbound"`
 	SBEncaps   string `json:"southbound_encaps,omitempty"`
+	Uplink     string `json:"uplink,omitempty"` // the device on bridge ovn-uplink, for routers' gateways
 }
 
 // kernelModule says whether the openvswitch kernel module is loaded: without
@@ -93,11 +95,26 @@ func Join(ctx context.Context, h *network.Host, o JoinOptions) (*Status, error) 
 			return nil, fmt.Errorf("put %s on an OVS bridge for OVN's tunnels: %w", o.EncapIP, err)
 		}
 	}
+	had := c.Uplink
+	up, err := planUplink(ctx, h, &c, o.Uplink)
+	if err != nil {
+		return nil, err
+	}
+	st.Uplink = c.Uplink
 	var del []string
 	if c.Datapath == "" {
 		del = append(del, intent.KeyOVNDatapath)
 	}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(c.Encode(), del...) }); err != nil {
+	if had != "" && c.Uplink == "" {
+		del = append(del, intent.UplinkKeys...)
+	}
+	_, err = h.DB.Do(ctx, func(tx *ovsdb.Tx) {
+		tx.SetRootExternalIDs(c.Encode(), del...)
+		if up != nil {
+			up(tx)
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	return st, check(ctx, st, o.Wait)
@@ -201,7 +218,14 @@ func Leave(ctx context.Context, h *network.Host) error {
 		}
 		return nil
 	}
-	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(nil, intent.ChassisKeys...) }); err != nil {
+	keys := intent.ChassisKeys
+	if c.Uplink != "" {
+		keys = append(slices.Clone(keys), intent.UplinkKeys...)
+	}
+	if _, err := planUplink(ctx, h, &c, ""); err != nil {
+		return err
+	}
+	if _, err := h.DB.Do(ctx, func(tx *ovsdb.Tx) { tx.SetRootExternalIDs(nil, keys...) }); err != nil {
 		return err
 	}
 	var errs []error
@@ -243,6 +267,6 @@ func Read(ctx context.Context, h *network.Host) (*Status, error) {
 	if c.Remote == "" {
 		return nil, fmt.Errorf("this host is not an OVN chassis: join with ovsnet ovn join --sb tcp:CENTRAL:6642 --encap-ip IP")
 	}
-	st := &Status{SystemID: c.SystemID, SB: c.Remote, EncapType: c.EncapType, EncapIP: c.EncapIP.String(), Datapath: c.Datapath}
+	st := &Status{SystemID: c.SystemID, SB: c.Remote, EncapType: c.EncapType, EncapIP: c.EncapIP.String(), Datapath: c.Datapath, Uplink: c.Uplink}
 	return st, check(ctx, st, 0)
 }

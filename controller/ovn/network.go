@@ -65,6 +65,18 @@ func NB(ctx context.Context, h *network.Host, nb string) (string, error) {
 	return "", fmt.Errorf("no northbound database: give --ovn tcp:CENTRAL:6641, or record one with ovsnet ovn join --nb")
 }
 
+// SB is the southbound database this host joined.
+func SB(ctx context.Context, h *network.Host) (string, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	if c, _ := intent.DecodeChassis(root); c.Remote != "" {
+		return c.Remote, nil
+	}
+	return "", fmt.Errorf("no southbound database: give --sb tcp:CENTRAL:6642, or run this on a chassis (ovsnet ovn join)")
+}
+
 // switchOf is the network's Logical_Switch settings: OVN's IPAM keys and
 // ovsnet's intent (the bridge codec's subnet, gateway, icc and nat keys);
 // subs is the IPv4 subnet, then the IPv6 one if any.

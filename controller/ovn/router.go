@@ -14,6 +14,7 @@ import (
 	"github.com/ovsnet/ovsnet/attach"
 	"github.com/ovsnet/ovsnet/controller/intent"
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
+	"github.com/ovsnet/ovsnet/ipam"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
 )
@@ -21,9 +22,10 @@ import (
 // Router is a logical router between OVN networks, as `ovsnet router`
 // reports it.
 type Router struct {
-	Name     string   `json:"name"`
-	Networks []string `json:"networks"`
-	NB       string   `json:"northbound"`
+	Name     string            `json:"name"`
+	Networks []string          `json:"networks"`
+	Gateway  *nb.RouterGateway `json:"gateway,omitempty"`
+	NB       string            `json:"northbound"`
 }
 
 // routerOf reads router name, which must be ovsnet's.
@@ -40,32 +42,72 @@ func routerOf(ctx context.Context, nbc *ovsdb.Client, name string) (*ovnnb.Logic
 	return &lrs[0], nil
 }
 
-// CreateRouter makes router name; one of that name already ovsnet's is
-// left as it is (created false).
-func CreateRouter(ctx context.Context, endpoint, name string) (created bool, err error) {
-	if err := attach.CheckName("router", name); err != nil {
+// RouterOptions are `ovsnet router create`'s.
+type RouterOptions struct {
+	Name    string
+	NB      string            // the northbound database
+	SB      string            // the southbound database, to check gateway chassis by (needed with Gateway)
+	Gateway *nb.RouterGateway // its way out (nil: none, it routes between its networks only)
+}
+
+// CreateRouter makes router o.Name, with its gateway if o.Gateway says;
+// one of that name already ovsnet's, with the same gateway, is left as
+// it is (created false); with another, it is refused.
+func CreateRouter(ctx context.Context, o RouterOptions) (created bool, err error) {
+	if err := attach.CheckName("router", o.Name); err != nil {
 		return false, err
 	}
-	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
+	if o.Gateway != nil {
+		if err := o.Gateway.Check(); err != nil {
+			return false, err
+		}
+		if o.Gateway.Chassis, err = gatewayChassis(ctx, o.SB, o.Gateway.Chassis); err != nil {
+			return false, err
+		}
+	}
+	nbc, err := ovsdb.ConnectNorthbound(ctx, o.NB)
 	if err != nil {
 		return false, err
 	}
 	defer nbc.Close()
-	lrs, err := nb.LogicalRouters(ctx, nbc, name)
+	lrs, err := nb.LogicalRouters(ctx, nbc, o.Name)
 	if err != nil {
 		return false, err
 	}
 	if len(lrs) > 0 {
-		if !intent.Owned(lrs[0].ExternalIDs) {
-			return false, fmt.Errorf("logical router %s exists and is not ovsnet's: choose another name", name)
-		}
-		return false, nil
+		return false, sameRouter(ctx, nbc, lrs[0], o.Gateway)
 	}
-	ops, err := nbc.Create(&ovnnb.LogicalRouter{Name: name, ExternalIDs: intent.Ownership("")})
+	lr := &ovnnb.LogicalRouter{UUID: "ovsnet_lr", Name: o.Name, ExternalIDs: intent.Ownership("")}
+	var ops []ovsdbops.Operation
+	if o.Gateway != nil {
+		ops, err = nb.NewRouterWithGateway(nbc, lr, *o.Gateway)
+	} else {
+		ops, err = nbc.Create(lr)
+	}
 	if err != nil {
 		return false, err
 	}
 	return true, nbc.Run(ctx, ops)
+}
+
+// sameRouter refuses router lr if it is not ovsnet's or has another
+// gateway than gw.
+func sameRouter(ctx context.Context, nbc *ovsdb.Client, lr ovnnb.LogicalRouter, gw *nb.RouterGateway) error {
+	if !intent.Owned(lr.ExternalIDs) {
+		return fmt.Errorf("logical router %s exists and is not ovsnet's: choose another name", lr.Name)
+	}
+	has, err := nb.ReadRouterGateway(ctx, nbc, lr)
+	switch {
+	case err != nil:
+		return err
+	case has == nil && gw == nil:
+		return nil
+	case has == nil:
+		return fmt.Errorf("router %s exists without a gateway: a gateway is given at create (ovsnet router rm %s first)", lr.Name, lr.Name)
+	case gw == nil || !has.Equal(*gw):
+		return fmt.Errorf("router %s exists with another gateway (%s via %s on %s): ovsnet router rm %s first to change it", lr.Name, has.Address, has.NextHop, strings.Join(has.Chassis, ","), lr.Name)
+	}
+	return nil
 }
 
 // ListRouters lists ovsnet's routers and their networks, by name.
@@ -86,7 +128,11 @@ func ListRouters(ctx context.Context, endpoint string) ([]Router, error) {
 			return nil, err
 		}
 		sort.Strings(nets)
-		out = append(out, Router{Name: lr.Name, Networks: append([]string{}, nets...), NB: endpoint})
+		gw, err := nb.ReadRouterGateway(ctx, nbc, lr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Router{Name: lr.Name, Networks: append([]string{}, nets...), Gateway: gw, NB: endpoint})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -103,11 +149,11 @@ func RemoveRouter(ctx context.Context, endpoint, name string) error {
 	if err != nil {
 		return err
 	}
-	if len(lr.Ports) > 0 {
-		nets, err := nb.RouterNetworks(ctx, nbc, *lr, "")
-		if err != nil {
-			return err
-		}
+	nets, err := nb.RouterNetworks(ctx, nbc, *lr, "")
+	if err != nil {
+		return err
+	}
+	if len(nets) > 0 {
 		sort.Strings(nets)
 		return fmt.Errorf("router %s still routes %s: detach them first (ovsnet router detach %s NETWORK)", name, strings.Join(nets, ", "), name)
 	}
@@ -115,7 +161,11 @@ func RemoveRouter(ctx context.Context, endpoint, name string) error {
 	if err != nil {
 		return err
 	}
-	return nbc.Run(ctx, ops)
+	gw, err := nb.DeleteRouterGateway(ctx, nbc, name)
+	if err != nil {
+		return err
+	}
+	return nbc.Run(ctx, append(ops, gw...))
 }
 
 // routedNetwork is an OVN network as router attach and detach read it.
@@ -234,7 +284,11 @@ func attachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) (boo
 	if err != nil {
 		return false, err
 	}
-	return true, nbc.Run(ctx, ops)
+	nats, err := gatewayNATs(ctx, nbc, lr, net, bi.Subnets, true)
+	if err != nil {
+		return false, err
+	}
+	return true, nbc.Run(ctx, append(ops, nats...))
 }
 
 // DetachRouter takes network net off router name, its ACLs and those of
@@ -288,7 +342,21 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 	if err != nil {
 		return err
 	}
-	return nbc.Run(ctx, ops)
+	nats, err := gatewayNATs(ctx, nbc, lr, net, nil, false)
+	if err != nil {
+		return err
+	}
+	return nbc.Run(ctx, append(ops, nats...))
+}
+
+// gatewayNATs is the operations adding (or removing) network net's SNAT
+// on router lr's gateway; none if lr has no gateway.
+func gatewayNATs(ctx context.Context, nbc *ovsdb.Client, lr *ovnnb.LogicalRouter, net string, subs []ipam.Subnet, add bool) ([]ovsdbops.Operation, error) {
+	gw, err := nb.ReadRouterGateway(ctx, nbc, *lr)
+	if err != nil || gw == nil {
+		return nil, err
+	}
+	return nb.GatewayNATs(ctx, nbc, *lr, gw, net, subs, add)
 }
 
 // routerName is the router network net is on; "": none.

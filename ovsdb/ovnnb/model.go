@@ -13,14 +13,18 @@ import (
 // FullDatabaseModel returns the DatabaseModel object to be used in libovsdb
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
-		"ACL":                        &ACL{},
-		"Load_Balancer":              &LoadBalancer{},
-		"Load_Balancer_Health_Check": &LoadBalancerHealthCheck{},
-		"Logical_Router":             &LogicalRouter{},
-		"Logical_Router_Port":        &LogicalRouterPort{},
-		"Logical_Switch":             &LogicalSwitch{},
-		"Logical_Switch_Port":        &LogicalSwitchPort{},
-		"Port_Group":                 &PortGroup{},
+		"ACL":                         &ACL{},
+		"HA_Chassis":                  &HAChassis{},
+		"HA_Chassis_Group":            &HAChassisGroup{},
+		"Load_Balancer":               &LoadBalancer{},
+		"Load_Balancer_Health_Check":  &LoadBalancerHealthCheck{},
+		"Logical_Router":              &LogicalRouter{},
+		"Logical_Router_Port":         &LogicalRouterPort{},
+		"Logical_Router_Static_Route": &LogicalRouterStaticRoute{},
+		"Logical_Switch":              &LogicalSwitch{},
+		"Logical_Switch_Port":         &LogicalSwitchPort{},
+		"NAT":                         &NAT{},
+		"Port_Group":                  &PortGroup{},
 	})
 }
 
@@ -149,6 +153,70 @@ var schema = `{
           }
         }
       }
+    },
+    "HA_Chassis": {
+      "columns": {
+        "chassis_name": {
+          "type": "string"
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "priority": {
+          "type": {
+            "key": {
+              "type": "integer",
+              "minInteger": 0,
+              "maxInteger": 32767
+            }
+          }
+        }
+      }
+    },
+    "HA_Chassis_Group": {
+      "columns": {
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "ha_chassis": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "HA_Chassis",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "name": {
+          "type": "string"
+        }
+      },
+      "indexes": [
+        [
+          "name"
+        ]
+      ],
+      "isRoot": true
     },
     "Load_Balancer": {
       "columns": {
@@ -511,6 +579,79 @@ var schema = `{
         ]
       ]
     },
+    "Logical_Router_Static_Route": {
+      "columns": {
+        "bfd": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "BFD",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "ip_prefix": {
+          "type": "string"
+        },
+        "nexthop": {
+          "type": "string"
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "output_port": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "policy": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "src-ip",
+                  "dst-ip"
+                ]
+              ]
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "route_table": {
+          "type": "string"
+        }
+      }
+    },
     "Logical_Switch": {
       "columns": {
         "acls": {
@@ -788,6 +929,109 @@ var schema = `{
           "name"
         ]
       ]
+    },
+    "NAT": {
+      "columns": {
+        "allowed_ext_ips": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Address_Set",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "exempted_ext_ips": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Address_Set",
+              "refType": "strong"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "external_ip": {
+          "type": "string"
+        },
+        "external_mac": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "external_port_range": {
+          "type": "string"
+        },
+        "gateway_port": {
+          "type": {
+            "key": {
+              "type": "uuid",
+              "refTable": "Logical_Router_Port",
+              "refType": "weak"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "logical_ip": {
+          "type": "string"
+        },
+        "logical_port": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": 1
+          }
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "type": {
+          "type": {
+            "key": {
+              "type": "string",
+              "enum": [
+                "set",
+                [
+                  "dnat",
+                  "snat",
+                  "dnat_and_snat"
+                ]
+              ]
+            }
+          }
+        }
+      }
     },
     "Port_Group": {
       "columns": {

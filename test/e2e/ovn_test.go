@@ -571,6 +571,16 @@ func rssMiB(t *testing.T, path string) int {
 // arrives with at a listener in netns dst.
 func seenFrom(t *testing.T, src, dst, addr string) string {
 	t.Helper()
+	s, err := trySeenFrom(t, src, dst, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// trySeenFrom is seenFrom, saying why no connection arrived.
+func trySeenFrom(t *testing.T, src, dst, addr string) (string, error) {
+	t.Helper()
 	var ln net.Listener
 	inNetns(t, nsPath(dst), func() (err error) { ln, err = net.Listen("tcp", addr); return err })
 	defer ln.Close()
@@ -581,19 +591,23 @@ func seenFrom(t *testing.T, src, dst, addr string) string {
 			c.Close()
 		}
 	}()
+	var dialErr error
 	inNetns(t, nsPath(src), func() error {
 		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 		if err == nil {
 			c.Close()
 		}
-		return err
+		dialErr = err
+		return nil
 	})
+	if dialErr != nil {
+		return "", fmt.Errorf("from %s to %s: %w", src, addr, dialErr)
+	}
 	select {
 	case s := <-seen:
-		return s
+		return s, nil
 	case <-time.After(3 * time.Second):
-		t.Fatalf("no connection from %s reached %s", src, addr)
-		return ""
+		return "", fmt.Errorf("no connection from %s reached %s", src, addr)
 	}
 }
 

@@ -6,6 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 )
 
 // OVN's schemas, where Debian's ovn-common keeps them.
@@ -105,3 +109,36 @@ func (s *Sandbox) StartOVNController() error {
 
 // StopOVNController stops ovn-controller and waits until it is gone.
 func (s *Sandbox) StopOVNController() error { return s.kill("ovn-controller") }
+
+// Crash kills the daemons (SIGKILL: no clean exit, as when a host dies)
+// and waits until each is gone.
+func (s *Sandbox) Crash(daemons ...string) error {
+	for _, d := range daemons {
+		path := filepath.Join(s.Dir, d+".pid")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: no pid file: %w", d, err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return err
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		for alive(pid) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		os.Remove(path)
+	}
+	return nil
+}
+
+// alive says whether pid runs (a zombie, killed but not yet reaped by a
+// PID 1 that may never reap it, does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}

@@ -246,18 +246,52 @@ func UnderlayAddr(i int) string { return fmt.Sprintf("192.0.2.%d", i+1) }
 // Join connects sandbox hosts as machines on one LAN: a Linux bridge in a
 // namespace of its own (the switch, named sw) and, on host i, a veth "ul0"
 // with UnderlayAddr(i)/24. Deleting sw (DelNetns) unplugs them all.
-func Join(sw string, hosts ...*Sandbox) error {
+func Join(sw string, hosts ...*Sandbox) error { return lan(sw, "", "ul0", UnderlayAddr, hosts) }
+
+// UplinkAddr is the outside's address on the segment JoinUplinks makes:
+// 198.51.100.1 (TEST-NET-2), the next hop of routers leaving through it.
+const UplinkAddr = "198.51.100.1"
+
+// JoinUplinks connects hosts to an outside segment, apart from their
+// underlay: a Linux bridge in namespace sw, which is also the outside
+// machine itself (UplinkAddr/24 on the bridge), and on each host a veth
+// "up0" with no address, for an OVN uplink to take. Deleting sw unplugs
+// them all.
+//
+// The outside finishes its TCP checksums itself (TX checksum offload off
+// on its bridge), as a machine behind a NIC does: a veth would hand its
+// segments on with the checksum left for hardware that is not there, and
+// OVS's userspace datapath forwards them unfinished (receivers drop them;
+// ping, checksummed in software, would pass).
+func JoinUplinks(sw string, hosts ...*Sandbox) error {
+	if err := lan(sw, UplinkAddr+"/24", "up0", nil, hosts); err != nil {
+		return err
+	}
+	if _, err := output(exec.Command("ip", "netns", "exec", sw, "ethtool", "-K", "sw", "tx", "off")); err != nil {
+		DelNetns(sw)
+		return err
+	}
+	return nil
+}
+
+// lan is a Linux bridge "sw" in namespace sw (with address swAddr unless
+// empty) and a veth dev on each host plugged into it, with addr(i)/24
+// unless addr is nil.
+func lan(sw, swAddr, dev string, addr func(int) string, hosts []*Sandbox) error {
 	if err := AddNetns(sw); err != nil {
 		return err
 	}
 	cmds := [][]string{{"-n", sw, "link", "add", "sw", "type", "bridge"}, {"-n", sw, "link", "set", "sw", "up"}}
+	if swAddr != "" {
+		cmds = append(cmds, []string{"-n", sw, "addr", "add", swAddr, "dev", "sw"})
+	}
 	for i, h := range hosts {
 		port := fmt.Sprintf("p%d", i)
-		cmds = append(cmds,
-			[]string{"-n", h.Netns, "link", "add", "ul0", "type", "veth", "peer", "name", port, "netns", sw},
-			[]string{"-n", h.Netns, "addr", "add", UnderlayAddr(i) + "/24", "dev", "ul0"},
-			[]string{"-n", h.Netns, "link", "set", "ul0", "up"},
-			[]string{"-n", sw, "link", "set", port, "master", "sw", "up"})
+		cmds = append(cmds, []string{"-n", h.Netns, "link", "add", dev, "type", "veth", "peer", "name", port, "netns", sw})
+		if addr != nil {
+			cmds = append(cmds, []string{"-n", h.Netns, "addr", "add", addr(i) + "/24", "dev", dev})
+		}
+		cmds = append(cmds, []string{"-n", h.Netns, "link", "set", dev, "up"}, []string{"-n", sw, "link", "set", port, "master", "sw", "up"})
 	}
 	for _, c := range cmds {
 		if _, err := output(exec.Command("ip", c...)); err != nil {
