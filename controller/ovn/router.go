@@ -253,7 +253,16 @@ func AttachRouter(ctx context.Context, endpoint, name, net string) (attached boo
 	if err != nil || !attached {
 		return false, err
 	}
-	_, err = nb.SyncIsolation(ctx, nbc, net)
+	if _, err = nb.SyncIsolation(ctx, nbc, net); err != nil {
+		return true, err
+	}
+	// The router's services, on every switch of it: this one's too now.
+	peers, err := nb.RoutedPeers(ctx, nbc, net)
+	for _, p := range append(peers, net) {
+		if err == nil {
+			_, err = syncServices(ctx, nbc, p)
+		}
+	}
 	return true, err
 }
 
@@ -310,6 +319,11 @@ func DetachRouter(ctx context.Context, endpoint, name, net string) error {
 	}
 	for _, p := range append([]string{net}, peers...) {
 		if _, err := nb.SyncIsolation(ctx, nbc, p); err != nil {
+			return err
+		}
+	}
+	for _, p := range peers { // their services leave net's switch
+		if _, err := syncServices(ctx, nbc, p); err != nil {
 			return err
 		}
 	}

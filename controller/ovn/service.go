@@ -3,6 +3,7 @@ package ovn
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -141,12 +142,86 @@ func CreateService(ctx context.Context, endpoint string, o ServiceOptions) (crea
 	if err != nil {
 		return false, err
 	}
-	sw := &ovnnb.LogicalSwitch{UUID: n.ls.UUID}
-	mut, err := nbc.Where(sw).Mutate(sw, model.Mutation{Field: &sw.LoadBalancer, Mutator: ovsdbops.MutateOperationInsert, Value: []string{lb.UUID}})
+	p, err := placeOf(ctx, nbc, s, n.ls.UUID)
 	if err != nil {
 		return false, err
 	}
-	return true, nbc.Run(ctx, append(ops, mut...))
+	mut, err := placeOps(ctx, nbc, lb.UUID, p)
+	if err != nil {
+		return false, err
+	}
+	if err := nbc.Run(ctx, append(ops, mut...)); err != nil {
+		return false, err
+	}
+	_, err = nb.SyncIsolation(ctx, nbc, s.Network)
+	return true, err
+}
+
+// placement is where a service's load balancer goes (UUIDs): every switch
+// of its network's router, so that the router's other networks reach it
+// through their own switch, and the router itself when the service's
+// address is the router's gateway address (published through the
+// gateway, where the router port takes it from the outside).
+type placement struct{ switches, routers []string }
+
+// placeOf is service s's placement; own is its network's switch.
+func placeOf(ctx context.Context, nbc *ovsdb.Client, s intent.Service, own string) (placement, error) {
+	p := placement{switches: []string{own}}
+	lr, _, err := nb.RouterOf(ctx, nbc, s.Network)
+	if err != nil || lr == nil {
+		return p, err
+	}
+	nets, err := nb.RouterNetworks(ctx, nbc, *lr, s.Network)
+	if err != nil {
+		return p, err
+	}
+	for _, n := range nets {
+		lss, err := nb.LogicalSwitches(ctx, nbc, n)
+		if err != nil {
+			return p, err
+		}
+		for _, ls := range lss {
+			p.switches = append(p.switches, ls.UUID)
+		}
+	}
+	gw, err := nb.ReadRouterGateway(ctx, nbc, *lr)
+	if gw != nil && gw.Address.Addr() == s.VIP.Addr() {
+		p.routers = append(p.routers, lr.UUID)
+	}
+	return p, err
+}
+
+// placeOps puts load balancer lb (a UUID, or a name for one inserted in
+// the same transaction) on the switches and routers of p that lack it and
+// takes it off those that have it and are not in p.
+func placeOps(ctx context.Context, nbc *ovsdb.Client, lb string, p placement) ([]ovsdbops.Operation, error) {
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, nil, "_uuid", "load_balancer")
+	if err != nil {
+		return nil, err
+	}
+	lrs, err := ovsdb.Select[ovnnb.LogicalRouter](ctx, nbc, nil, "_uuid", "load_balancer")
+	if err != nil {
+		return nil, err
+	}
+	var ops []ovsdbops.Operation
+	var errs []error
+	move := func(has, want bool, m model.Model, field *[]string) {
+		if has == want {
+			return
+		}
+		mutator := map[bool]ovsdbops.Mutator{true: ovsdbops.MutateOperationInsert, false: ovsdbops.MutateOperationDelete}[want]
+		op, err := nbc.Where(m).Mutate(m, model.Mutation{Field: field, Mutator: mutator, Value: []string{lb}})
+		ops, errs = append(ops, op...), append(errs, err)
+	}
+	for _, ls := range lss {
+		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
+		move(slices.Contains(ls.LoadBalancer, lb), slices.Contains(p.switches, ls.UUID), sw, &sw.LoadBalancer)
+	}
+	for _, lr := range lrs {
+		r := &ovnnb.LogicalRouter{UUID: lr.UUID}
+		move(slices.Contains(lr.LoadBalancer, lb), slices.Contains(p.routers, lr.UUID), r, &r.LoadBalancer)
+	}
+	return ops, errors.Join(errs...)
 }
 
 // parseService checks o and makes it a service's intent.
@@ -232,7 +307,7 @@ func ListServices(ctx context.Context, endpoint string) ([]ServiceView, error) {
 }
 
 // RemoveService deletes service name: its load balancer, off every switch
-// that has it, and its health check.
+// and router that has it, its health check, and its backends' ACLs.
 func RemoveService(ctx context.Context, endpoint, name string) error {
 	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
 	if err != nil {
@@ -246,30 +321,28 @@ func RemoveService(ctx context.Context, endpoint, name string) error {
 	if len(lbs) == 0 {
 		return fmt.Errorf("no service %s (ovsnet service ls lists them)", name)
 	}
-	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, nil, "_uuid", "load_balancer")
-	if err != nil {
-		return err
-	}
 	var ops []ovsdbops.Operation
+	var nets []string
 	for _, lb := range lbs {
-		for _, ls := range lss {
-			if !slices.Contains(ls.LoadBalancer, lb.UUID) {
-				continue
-			}
-			sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
-			mut, err := nbc.Where(sw).Mutate(sw, model.Mutation{Field: &sw.LoadBalancer, Mutator: ovsdbops.MutateOperationDelete, Value: []string{lb.UUID}})
-			if err != nil {
-				return err
-			}
-			ops = append(ops, mut...)
+		off, err := placeOps(ctx, nbc, lb.UUID, placement{})
+		if err != nil {
+			return err
 		}
 		del, err := nbc.Where(&ovnnb.LoadBalancer{UUID: lb.UUID}).Delete()
 		if err != nil {
 			return err
 		}
-		ops = append(ops, del...)
+		ops, nets = append(append(ops, off...), del...), append(nets, lb.ExternalIDs[intent.KeyOVNNetwork])
 	}
-	return nbc.Run(ctx, ops)
+	if err := nbc.Run(ctx, ops); err != nil {
+		return err
+	}
+	for _, n := range nets { // its backends' ACLs go with it
+		if _, err := nb.SyncIsolation(ctx, nbc, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ChangeBackends adds (add) or removes backends of service name, guarded
@@ -329,8 +402,16 @@ func updateService(ctx context.Context, nbc *ovsdb.Client, lb ovnnb.LoadBalancer
 	if strict && len(d.missing) > 0 {
 		return false, notAttached(s, d.missing)
 	}
+	p, err := placeOf(ctx, nbc, s, n.ls.UUID)
+	if err != nil {
+		return false, err
+	}
+	place, err := placeOps(ctx, nbc, lb.UUID, p)
+	if err != nil {
+		return false, err
+	}
 	ext := s.Encode()
-	if maps.Equal(ext, lb.ExternalIDs) && maps.Equal(d.vips, lb.Vips) && maps.Equal(d.mappings, lb.IPPortMappings) {
+	if maps.Equal(ext, lb.ExternalIDs) && maps.Equal(d.vips, lb.Vips) && maps.Equal(d.mappings, lb.IPPortMappings) && len(place) == 0 {
 		return false, nil
 	}
 	zero := 0
@@ -344,7 +425,11 @@ func updateService(ctx context.Context, nbc *ovsdb.Client, lb ovnnb.LoadBalancer
 	if err != nil {
 		return false, err
 	}
-	return true, nbc.Run(ctx, append(wait, upd...))
+	if err := nbc.Run(ctx, append(append(wait, upd...), place...)); err != nil {
+		return false, err
+	}
+	_, err = nb.SyncIsolation(ctx, nbc, s.Network) // the backends' ACLs follow the addresses
+	return true, err
 }
 
 // syncServices brings the load balancers of the services on network net

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,8 +85,21 @@ func TestOVNGatewayChassis(t *testing.T) {
 		}
 	}
 	gatewayLs(t, e, a, b)
+	// A service on the gateway's address is published through it.
+	serveName(t, cs[0], "10.74.0.2:80")
+	e.must("service", "create", "pub", "--network", "app", "--vip", "198.51.100.10:8080", "--backend", cs[0]+":80")
+	published(t, out, cs[0])
 	gatewayFailover(t, c, hs, cs[0], out, b)
 	gatewayRemoved(t, c, e, cs[0])
+}
+
+// published: the outside reaches backend (the service pub's one) at the
+// gateway's address.
+func published(t *testing.T, out, backend string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the outside reaching the service through the gateway", func() bool {
+		return slices.Equal(dialNames(t, out, "198.51.100.10:8080", 3), []string{backend, backend, backend})
+	})
 }
 
 // gatewayLs: router ls -o json says the gateway.
@@ -126,6 +140,7 @@ func gatewayFailover(t *testing.T, c *sandbox.Central, hs []*env, cn, out, b str
 	if got != "198.51.100.10" {
 		t.Fatalf("after failover the connection arrived from %s, want 198.51.100.10", got)
 	}
+	published(t, out, cn)
 }
 
 // gatewayRemoved: the router goes only without networks, and its gateway
@@ -133,6 +148,7 @@ func gatewayFailover(t *testing.T, c *sandbox.Central, hs []*env, cn, out, b str
 func gatewayRemoved(t *testing.T, c *sandbox.Central, e *env, cn string) {
 	t.Helper()
 	e.fails("still routes app", "router", "rm", "edge")
+	e.must("service", "rm", "pub")
 	e.must("del-port", "app", "eth1", cn)
 	// The dead host's container port stays in the northbound database
 	// until that host returns; take it off by hand, as its operator would.

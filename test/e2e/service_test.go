@@ -70,6 +70,11 @@ func TestOVNService(t *testing.T) {
 	}
 	cl := hs[0].container()
 	hs[0].must("add-port", "front", "eth1", cl, "--ip") // 10.72.0.5
+	// A client on another network of the router.
+	e.must("network", "create", "back", "--subnet", "10.72.2.0/24", "--nat=false")
+	e.must("router", "attach", "r1", "back")
+	other := hs[1].container()
+	hs[1].must("add-port", "back", "eth1", other, "--ip")
 	var lns []net.Listener
 	for i, w := range ws {
 		lns = append(lns, serveName(t, w, fmt.Sprintf("10.72.0.%d:8080", i+2)))
@@ -92,6 +97,12 @@ func TestOVNService(t *testing.T) {
 		return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
 			slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
 	})
+	// From the router's other network too, through its own switch.
+	eventually(t, 30*time.Second, "every backend serving the router's other network", func() bool {
+		got := dialNames(t, other, "172.30.0.10:80", 30)
+		return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
+			slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
+	})
 	// A backend stops serving: its health check finds it offline (proven in
 	// the southbound database first), then it leaves the rotation.
 	lns[1].Close()
@@ -107,6 +118,14 @@ func TestOVNService(t *testing.T) {
 		t.Fatalf("after the health check took %s out, connections: %q", ws[1], got)
 	}
 	serviceBackends(t, e, cl, ws)
+	if got := run(t, "ovn-nbctl", "--db="+c.NB(), "ls-lb-list", "back"); !strings.Contains(got, "ovsnet-svc-web") {
+		t.Fatalf("the service is not on the router's other switch: %q", got)
+	}
+	hs[1].must("del-port", "back", "eth1", other)
+	e.must("router", "detach", "r1", "back")
+	if got := run(t, "ovn-nbctl", "--db="+c.NB(), "ls-lb-list", "back"); strings.TrimSpace(got) != "" {
+		t.Fatalf("the service stayed on a switch taken off its router: %q", got)
+	}
 	e.must("service", "rm", "web")
 	e.fails("no service web", "service", "rm", "web")
 	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "--columns=name", "list", "load_balancer"); strings.TrimSpace(out) != "" {

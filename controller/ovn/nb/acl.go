@@ -51,7 +51,12 @@ func keyOf(a ovnnb.ACL) aclKey {
 // on its router (a link's source may be one of their containers). A link
 // whose ports do not decode grants nothing and is returned as an error
 // (the rest still applies).
-func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg string) ([]ovnnb.ACL, []error) {
+//
+// services are the load balancers of the network's services: on a routed
+// network, each lets what comes through the router reach its backends on
+// their ports (the service is reached from the router's other networks and
+// through its gateway).
+func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, services []ovnnb.LoadBalancer, pg string) ([]ovnnb.ACL, []error) {
 	routed := slices.ContainsFunc(ports, IsRouterPort)
 	if bi.ICC && !routed {
 		return nil, nil
@@ -71,6 +76,7 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg
 	}
 	if routed {
 		out = append(out, routerACLs(bi.Name, pg, routedFrom(bi, peers), ext())...)
+		out = append(out, serviceACLs(pg, services, ext)...)
 	}
 	var errs []error
 	for _, l := range bi.Links {
@@ -121,6 +127,34 @@ func WantACLs(bi intent.Bridge, ports []ovnnb.LogicalSwitchPort, peers Peers, pg
 			Match: match, ExternalIDs: ext(intent.LinkKey(l.Src, l.Dst), l.Ports)})
 	}
 	return out, errs
+}
+
+// serviceACLs let connections through the router reach each service's
+// backends, as its load balancer has them now, on their ports (to-lport,
+// allow-related, at a link's priority).
+func serviceACLs(pg string, lbs []ovnnb.LoadBalancer, ext func(...string) map[string]string) []ovnnb.ACL {
+	var out []ovnnb.ACL
+	for _, lb := range lbs {
+		proto := "tcp"
+		if lb.Protocol != nil && *lb.Protocol != "" {
+			proto = string(*lb.Protocol)
+		}
+		var terms []string
+		for _, bs := range lb.Vips {
+			for _, b := range strings.Split(bs, ",") {
+				if ap, err := netip.ParseAddrPort(b); err == nil && ap.Addr().Is4() {
+					terms = append(terms, fmt.Sprintf("(ip4.dst == %s && %s.dst == %d)", ap.Addr(), proto, ap.Port()))
+				}
+			}
+		}
+		if len(terms) == 0 {
+			continue
+		}
+		sort.Strings(terms)
+		out = append(out, ovnnb.ACL{Direction: ovnnb.ACLDirectionToLport, Priority: aclLinkPriority, Action: ovnnb.ACLActionAllowRelated,
+			Match: fmt.Sprintf("outport == @%s && (%s)", pg, strings.Join(terms, " || ")), ExternalIDs: ext(intent.KeyService, lb.ExternalIDs[intent.KeyService])})
+	}
+	return out
 }
 
 // routedFrom is what may come into network bi through its router without
@@ -227,13 +261,17 @@ func syncIsolation(ctx context.Context, nb *ovsdb.Client, name string) (Synced, 
 	if err != nil {
 		return Synced{}, err
 	}
-	var peers Peers // a network on no router has none: no reads for them
+	var peers Peers // a network on no router has none, nor services: no reads for them
+	var services []ovnnb.LoadBalancer
 	if slices.ContainsFunc(ports, IsRouterPort) {
 		if peers, err = PeersOf(ctx, nb, name); err != nil {
 			return Synced{}, err
 		}
+		if services, err = ServicesOn(ctx, nb, name); err != nil {
+			return Synced{}, err
+		}
 	}
-	want, bad := WantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, peers, PortGroupName(name))
+	want, bad := WantACLs(intent.DecodeBridge(name, ls.ExternalIDs), ports, peers, services, PortGroupName(name))
 	var members []string // the containers' ports: not the gateway, not the router's
 	for _, p := range ports {
 		if IsContainerPort(name, p) {

@@ -28,13 +28,13 @@ func TestWantACLs(t *testing.T) {
 		{Name: "pb", Addresses: []string{"0a:58:0a:00:00:03 10.0.0.3 fd00::3"}, ExternalIDs: map[string]string{intent.KeyContainerID: "b"}},
 	}
 	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("a", "b"): "all"}
-	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, "pg"); len(acls)+len(errs) != 0 {
+	if acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, nil, "pg"); len(acls)+len(errs) != 0 {
 		t.Fatalf("an open network has ACLs: %+v %v", acls, errs)
 	}
 	ext[intent.KeyICC] = "false"
 	ext[intent.LinkKey("b", "a")] = "80/tcp,53/udp"
 	ext[intent.LinkKey("a", "c")] = "all" // c not attached: nothing
-	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, "pg")
+	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, nil, "pg")
 	var got []string
 	for _, a := range acls {
 		got = append(got, string(a.Action)+" "+a.Match)
@@ -51,7 +51,7 @@ func TestWantACLs(t *testing.T) {
 	// isolation value that does not decode isolates.
 	ext[intent.LinkKey("b", "a")] = "80/sctp"
 	ext[intent.KeyICC] = "maybe"
-	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, "pg")
+	acls, errs = WantACLs(intent.DecodeBridge("n", ext), ports, Peers{}, nil, "pg")
 	if len(errs) != 1 || len(acls) != 2 || acls[0].Action != ovnnb.ACLActionDrop {
 		t.Fatalf("bad link: %+v %v", acls, errs)
 	}
@@ -70,7 +70,9 @@ func TestWantACLsRouted(t *testing.T) {
 	}, Gateways: []netip.Addr{netip.MustParseAddr("10.1.0.1")}}
 	ext := map[string]string{intent.KeyOwner: intent.OwnerOvsnet, intent.KeyICC: "true", intent.LinkKey("x", "a"): "all", intent.LinkKey("a", "x"): "all",
 		intent.KeySubnet: "10.0.0.0/24"}
-	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, peers, "pg")
+	udp := ovnnb.LoadBalancerProtocolUDP
+	lbs := []ovnnb.LoadBalancer{{Protocol: &udp, Vips: map[string]string{"172.30.0.1:53": "10.0.0.3:5353,10.0.0.2:53"}, ExternalIDs: map[string]string{intent.KeyService: "dns"}}}
+	acls, errs := WantACLs(intent.DecodeBridge("n", ext), ports, peers, lbs, "pg")
 	var got []string
 	for _, a := range acls {
 		got = append(got, string(a.Action)+" "+a.Match)
@@ -78,12 +80,13 @@ func TestWantACLsRouted(t *testing.T) {
 	want := []string{
 		`drop outport == @pg && inport == "ovsnet-rtr-n" && ip && ip4.src != {10.0.0.0/24, 10.1.0.1}`,
 		"allow-related outport == @pg && ip",
+		"allow-related outport == @pg && ((ip4.dst == 10.0.0.2 && udp.dst == 53) || (ip4.dst == 10.0.0.3 && udp.dst == 5353))",
 		`allow-related outport == {"pa"} && ip4.src == {10.1.0.2}`,
 	}
 	if len(errs) != 0 || !slices.Equal(got, want) {
 		t.Fatalf("got %q, %v", got, errs)
 	}
-	if acls[0].Priority <= acls[1].Priority || acls[2].Priority <= acls[0].Priority {
+	if acls[0].Priority <= acls[1].Priority || acls[2].Priority <= acls[0].Priority || acls[3].Priority <= acls[0].Priority {
 		t.Fatalf("priorities: drop %d, stateful %d, link %d", acls[0].Priority, acls[1].Priority, acls[2].Priority)
 	}
 }
