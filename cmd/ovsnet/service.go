@@ -21,12 +21,17 @@ attaches never hand out): one that misses twice leaves the rotation, and
 comes back when it answers again.
 
 The network must be on a router (ovsnet router attach), and the address
-outside its subnets: its containers reach the address through their
-default route, the router, and the network's load balancer takes the
-connection on the way: the network's own containers are its clients (a
-container of another network of the router is not balanced). A backend
-that moves (detached, attached again elsewhere) is followed by its name.`,
+outside its subnets: containers reach the address through their default
+route, the router, and the load balancer, on every switch of the router,
+takes the connection on the way, so the containers of all the router's
+networks are its clients; the backends' ports are let through the router
+to them (whatever the network's --icc, as a link would). A service whose
+address is the router's gateway address (router create --gateway-address)
+is published through the gateway: the outside reaches it there, on the
+chassis holding the gateway. A backend that moves (detached, attached
+again elsewhere) is followed by its name.`,
 		Example: `  ovsnet service create web --network front --vip 172.30.0.10:80 --backend w1:8080 --backend w2:8080
+  ovsnet service create pub --network front --vip 198.51.100.10:443 --backend w1:8443   # the gateway's address
   ovsnet service add-backend web w3:8080
   ovsnet service del-backend web w1:8080
   ovsnet service ls
