@@ -34,6 +34,10 @@ var (
 	// -router measures only what a router costs (two chassis), into
 	// bench/results/ovn-router.json unless -out says otherwise.
 	router = flag.Bool("router", false, "measure TCP through a router against within one network (two chassis) only")
+	// -router-hosts: the chassis of the -router run; past the two that
+	// carry the measured containers, each joins with one container on the
+	// service's network (so each programs its router and load balancer).
+	routerHosts = flag.Int("router-hosts", 2, "chassis in the -router run")
 )
 
 // backend is one way of spanning hosts, as measured.
@@ -56,8 +60,8 @@ func main() {
 	flag.Parse()
 	if *router {
 		r := routerRun()
-		fmt.Printf("TCP across two chassis: within a network %.2f Gbit/s %v, through a router %.2f Gbit/s %v: %.2fx; ping %.3f against %.3f ms; router create + 2 attaches %.0f ms\n",
-			r.WithinMed, r.WithinGbps, r.RoutedMed, r.RoutedGbps, r.Ratio, r.WithinPing, r.RoutedPing, r.RouterSetMs)
+		fmt.Printf("%d chassis; TCP across two: within a network %.2f Gbit/s %v, through a router %.2f Gbit/s %v: %.2fx; ping %.3f against %.3f ms; router create + 2 attaches %.0f ms\n",
+			r.Hosts, r.WithinMed, r.WithinGbps, r.RoutedMed, r.RoutedGbps, r.Ratio, r.WithinPing, r.RoutedPing, r.RouterSetMs)
 		s := r.Service
 		fmt.Printf("a service: TCP straight to its backend %.2f Gbit/s %v, through its address %.2f Gbit/s %v: %.2fx; add-backend to first served %.0f ms %s\n",
 			s.DirectMed, s.DirectGbps, s.ViaMed, s.ViaGbps, s.Ratio, s.AddMedianMs, spread(s.AddBackendMs))

@@ -24,11 +24,11 @@ type routed struct {
 	Service     balanced  `json:"service"`
 }
 
-// routerRun measures what a router costs: the same two chassis, a
+// routerRun measures what a router costs: two chassis (of -router-hosts), a
 // network whose containers talk within it, and two networks on a router
 // with a link letting one container reach the other.
 func routerRun() routed {
-	*hosts = 2
+	*hosts = max(*routerHosts, 2)
 	w := newWorld("ovsnet-or")
 	defer w.close()
 	central, err := sandbox.StartCentral("ovsnet-orc", "")
@@ -38,7 +38,7 @@ func routerRun() routed {
 		check(h.StartOVNController())
 		run(h, "ovn", "join", "--sb", central.SB(), "--nb", central.NB(), "--encap-ip", sandbox.UnderlayAddr(i))
 	}
-	r := routed{Hosts: 2}
+	r := routed{Hosts: *hosts}
 	for _, n := range []string{"flat 10.97.0.0/24", "ra 10.97.1.0/24", "rb 10.97.2.0/24"} {
 		var name, sub string
 		fmt.Sscan(n, &name, &sub)
@@ -59,6 +59,9 @@ func routerRun() routed {
 	addPort(w.hs[0], "ra", src)
 	far := addPort(w.hs[1], "rb", dst)
 	run(w.hs[0], "link", "rb", src, dst)
+	for i := 2; i < len(w.hs); i++ {
+		addPort(w.hs[i], "rb", w.cs[i])
+	}
 	for _, p := range []struct{ from, addr string }{{w.cs[0], flat}, {src, far}} {
 		for t := time.Now(); !answers(p.from, p.addr); {
 			if time.Since(t) > 30*time.Second {

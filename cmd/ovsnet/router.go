@@ -19,7 +19,9 @@ func routerCmd(g *globals) *cobra.Command {
 each chassis routes what its own containers send, so traffic between two
 networks crosses no third host. Attaching a network gives the router a
 port holding the network's gateway address (and MAC), and the network's
-containers attached from then on get their default route to it.
+containers attached from then on get their default route to it; with
+--address A the router's port holds A instead, which becomes the
+network's gateway.
 
 Routing is not reachability: what comes through a router into a network
 is dropped, whatever the network's --icc, unless ovsnet link lets it in
@@ -175,11 +177,12 @@ func routerRmCmd(g *globals, nb *string) *cobra.Command {
 
 // routerAttachCmd is router attach (attach true) or detach.
 func routerAttachCmd(g *globals, nb *string, attach bool) *cobra.Command {
-	use, short := "attach ROUTER NETWORK [--ovn NB]", "Route an OVN network (made with --nat=false, no containers yet) through ROUTER; again changes nothing"
+	use, short := "attach ROUTER NETWORK [--address A] [--ovn NB]", "Route an OVN network (made with --nat=false, no containers yet) through ROUTER; again changes nothing"
 	if !attach {
 		use, short = "detach ROUTER NETWORK [--ovn NB]", "Take a network (its containers detached) off ROUTER"
 	}
-	return &cobra.Command{
+	var addr string
+	c := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  exactArgs("ROUTER", "NETWORK"),
@@ -195,7 +198,13 @@ func routerAttachCmd(g *globals, nb *string, attach bool) *cobra.Command {
 				}
 				return g.print(c, map[string]any{"router": r, "network": n, "detached": true}, fmt.Sprintf("took network %s off router %s", n, r))
 			}
-			done, err := ovn.AttachRouter(c.Context(), ep, r, n)
+			var a netip.Addr
+			if addr != "" {
+				if a, err = netip.ParseAddr(addr); err != nil {
+					return fmt.Errorf("--address %q is not an address: give one in the network's subnet", addr)
+				}
+			}
+			done, err := ovn.AttachRouter(c.Context(), ep, r, n, a)
 			if err != nil {
 				return err
 			}
@@ -206,4 +215,8 @@ func routerAttachCmd(g *globals, nb *string, attach bool) *cobra.Command {
 			return g.print(c, map[string]any{"router": r, "network": n, "attached": done}, text)
 		},
 	}
+	if attach {
+		c.Flags().StringVar(&addr, "address", "", "the router's address on the network, which becomes the network's gateway (default: the network's gateway as it is)")
+	}
+	return c
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -240,14 +242,18 @@ func routedOps(nbc *ovsdb.Client, n *routedNetwork, lr *ovnnb.LogicalRouter, lrp
 // the network's gateway addresses, and its containers' default routes
 // lead to it. Already there is no change (attached false). A network with
 // NAT, with containers, or on another router is refused.
-func AttachRouter(ctx context.Context, endpoint, name, net string) (attached bool, err error) {
+//
+// addr, if valid, is the router's address on the network instead of its
+// gateway: it becomes the network's gateway (for IPv4; its containers,
+// attached after, take it as their default route), and stays so.
+func AttachRouter(ctx context.Context, endpoint, name, net string, addr netip.Addr) (attached bool, err error) {
 	nbc, err := ovsdb.ConnectNorthbound(ctx, endpoint)
 	if err != nil {
 		return false, err
 	}
 	defer nbc.Close()
 	err = ovsdb.OnConflict(func() error {
-		attached, err = attachRouter(ctx, nbc, name, net)
+		attached, err = attachRouter(ctx, nbc, name, net, addr)
 		return err
 	})
 	if err != nil || !attached {
@@ -266,7 +272,7 @@ func AttachRouter(ctx context.Context, endpoint, name, net string) (attached boo
 	return true, err
 }
 
-func attachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) (bool, error) {
+func attachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string, addr netip.Addr) (bool, error) {
 	lr, err := routerOf(ctx, nbc, name)
 	if err != nil {
 		return false, err
@@ -277,8 +283,10 @@ func attachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) (boo
 	}
 	bi := intent.DecodeBridge(net, n.ls.ExternalIDs)
 	switch {
-	case n.router == name:
+	case n.router == name && (!addr.IsValid() || slices.ContainsFunc(bi.Subnets, func(s ipam.Subnet) bool { return s.Gateway == addr })):
 		return false, nil
+	case n.router == name:
+		return false, fmt.Errorf("network %s is on router %s with gateway %s, not %s: detach it first to change the router's address", net, name, bi.Subnets[0].Gateway, addr)
 	case n.router != "":
 		return false, fmt.Errorf("network %s is on router %s: a network is on one router (ovsnet router detach %s %s first)", net, n.router, n.router, net)
 	case n.nat:
@@ -288,11 +296,16 @@ func attachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) (boo
 	case bi.SubnetsErr != nil || len(bi.Subnets) == 0:
 		return false, fmt.Errorf("network %s's subnets do not decode, so its gateway is not known: %v", net, bi.SubnetsErr)
 	}
+	regw, err := regateway(nbc, n, &bi, addr)
+	if err != nil {
+		return false, err
+	}
 	lrp, lsp := nb.NewRouterPorts(net, bi.Subnets)
 	ops, err := routedOps(nbc, n, lr, lrp, lsp, true)
 	if err != nil {
 		return false, err
 	}
+	ops = append(ops, regw...)
 	nats, err := gatewayNATs(ctx, nbc, lr, net, bi.Subnets, true)
 	if err != nil {
 		return false, err
@@ -361,6 +374,34 @@ func detachRouter(ctx context.Context, nbc *ovsdb.Client, name, net string) erro
 		return err
 	}
 	return nbc.Run(ctx, append(ops, nats...))
+}
+
+// regateway is the operations making addr (if valid) network n's IPv4
+// gateway, in bi too, so that the router's port takes it: the switch's
+// gateway key and OVN's excluded address. It must be a host address of
+// the subnet that its health checks do not use.
+func regateway(nbc *ovsdb.Client, n *routedNetwork, bi *intent.Bridge, addr netip.Addr) ([]ovsdbops.Operation, error) {
+	if !addr.IsValid() || addr == bi.Subnets[0].Gateway {
+		return nil, nil
+	}
+	sub := bi.Subnets[0].Prefix
+	last := nb.HealthCheckSource(sub).Next()
+	switch {
+	case !sub.Contains(addr) || addr == sub.Masked().Addr() || addr == last:
+		return nil, fmt.Errorf("--address %s is not a host address of network %s's subnet %s", addr, bi.Name, sub)
+	case addr == nb.HealthCheckSource(sub):
+		return nil, fmt.Errorf("--address %s is where network %s's service health checks come from: choose another", addr, bi.Name)
+	}
+	bi.Subnets[0].Gateway = addr
+	ext := maps.Clone(n.ls.ExternalIDs)
+	maps.Copy(ext, intent.Settings{Subnets: bi.Subnets}.Encode())
+	oc := maps.Clone(n.ls.OtherConfig)
+	if oc == nil {
+		oc = map[string]string{}
+	}
+	oc["exclude_ips"] = addr.String()
+	ls := &ovnnb.LogicalSwitch{UUID: n.ls.UUID, ExternalIDs: ext, OtherConfig: oc}
+	return nbc.Where(ls).Update(ls, &ls.ExternalIDs, &ls.OtherConfig)
 }
 
 // gatewayNATs is the operations adding (or removing) network net's SNAT

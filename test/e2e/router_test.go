@@ -33,6 +33,7 @@ func TestOVNRouter(t *testing.T) {
 		t.Fatalf("attach again: %s", out)
 	}
 	e.fails("network web is on router r1", "router", "attach", "r2", "web")
+	routerAddress(t, hs, e)
 
 	a, b := hs[0].container(), hs[1].container()
 	hs[0].must("add-port", "web", "eth1", a, "--ip") // 10.71.1.2
@@ -61,7 +62,7 @@ func TestOVNRouter(t *testing.T) {
 		e.must("router", "rm", r)
 	}
 	e.fails("no router r1", "router", "rm", "r1")
-	for _, n := range []string{"web", "db", "out"} {
+	for _, n := range []string{"web", "db", "out", "alt"} {
 		e.must("network", "rm", n)
 	}
 	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "show"); strings.TrimSpace(out) != "" {
@@ -124,4 +125,28 @@ func routerIsolation(t *testing.T, hs []*env, a, b string) {
 	e.fails("nor on a network routed with it", "link", "web", "nosuch", a)
 	hs[1].must("unlink", "db", a, b)
 	noPing(t, a, "10.71.2.2")
+}
+
+// routerAddress: attach --address gives the router another address than
+// the network's gateway, which becomes the gateway: containers attached
+// after take it as their default route, and the router answers there.
+func routerAddress(t *testing.T, hs []*env, e *env) {
+	t.Helper()
+	e.must("network", "create", "alt", "--subnet", "10.71.4.0/24", "--nat=false")
+	e.fails("not a host address", "router", "attach", "r2", "alt", "--address", "10.71.5.1")
+	e.fails("not a host address", "router", "attach", "r2", "alt", "--address", "10.71.4.255")
+	e.fails("health checks come from", "router", "attach", "r2", "alt", "--address", "10.71.4.254")
+	e.must("router", "attach", "r2", "alt", "--address", "10.71.4.129")
+	if out := e.must("router", "attach", "r2", "alt", "--address", "10.71.4.129"); !strings.Contains(out, "(already)") {
+		t.Fatalf("attach again: %s", out)
+	}
+	e.fails("detach it first", "router", "attach", "r2", "alt", "--address", "10.71.4.130")
+	c := hs[1].container()
+	hs[1].must("add-port", "alt", "eth1", c, "--ip")
+	if got := run(t, "ip", "-n", c, "route"); !strings.Contains(got, "default via 10.71.4.129") {
+		t.Fatalf("routes on a network attached with --address: %s", got)
+	}
+	eventually(t, 20*time.Second, "the router answering at its --address", func() bool { return pings(c, "10.71.4.129") })
+	hs[1].must("del-port", "alt", "eth1", c)
+	e.must("router", "detach", "r2", "alt")
 }
