@@ -193,6 +193,12 @@ func bridgeAttrs(br show.BridgeView) []string {
 		if br.Router != "" {
 			attrs = append(attrs, "routed by "+br.Router)
 		}
+		if br.Egress != "" {
+			attrs = append(attrs, "out through its gateway as "+br.Egress)
+		}
+		if len(br.Services) > 0 {
+			attrs = append(attrs, "services "+strings.Join(br.Services, ", "))
+		}
 		if d := br.Docker; d != nil {
 			attrs = append(attrs, dockerAttr(d))
 		}

@@ -49,12 +49,34 @@ func networks(ctx context.Context, h *network.Host, only string, local map[strin
 			return nil, err
 		}
 		b := ovnBridge(ls, ports, local, c.SystemID)
-		if b.Router, err = routerName(ctx, nbc, ls.Name); err != nil {
+		if err := routing(ctx, nbc, &b); err != nil {
 			return nil, err
 		}
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// routing fills in network b's router, its gateway and b's services.
+func routing(ctx context.Context, nbc *ovsdb.Client, b *show.BridgeView) error {
+	lr, _, err := nb.RouterOf(ctx, nbc, b.Name)
+	if err != nil || lr == nil {
+		return err
+	}
+	b.Router = lr.Name
+	gw, err := nb.ReadRouterGateway(ctx, nbc, *lr)
+	if err != nil {
+		return err
+	}
+	if gw != nil {
+		b.Egress = gw.Address.Addr().String()
+	}
+	lbs, err := nb.ServicesOn(ctx, nbc, b.Name)
+	for _, lb := range lbs {
+		b.Services = append(b.Services, lb.ExternalIDs[intent.KeyService]+" "+lb.ExternalIDs[intent.KeyServiceVIP])
+	}
+	sort.Strings(b.Services)
+	return err
 }
 
 // ovnBridge is OVN network ls as show reports it.

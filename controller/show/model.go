@@ -18,6 +18,8 @@ type BridgeView struct {
 	NAT        bool               `json:"nat"`
 	RateLimit  string             `json:"default_rate_limit,omitempty"` // new interfaces' cap, in words (add-br --rate, qos --default)
 	Router     string             `json:"router,omitempty"`             // an OVN network's router (ovsnet router attach)
+	Egress     string             `json:"router_gateway,omitempty"`     // its router's way out: ADDRESS (ovsnet router create --gateway-chassis)
+	Services   []string           `json:"services,omitempty"`           // an OVN network's services: NAME VIP
 	Ports      []network.PortView `json:"containers"`
 	Links      []LinkView         `json:"links,omitempty"`
 	Mirrors    []intent.Mirror    `json:"mirrors,omitempty"` // standing mirrors (ovsnet mirror list says what they copy)

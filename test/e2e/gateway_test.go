@@ -89,6 +89,10 @@ func TestOVNGatewayChassis(t *testing.T) {
 	serveName(t, cs[0], "10.74.0.2:80")
 	e.must("service", "create", "pub", "--network", "app", "--vip", "198.51.100.10:8080", "--backend", cs[0]+":80")
 	published(t, out, cs[0])
+	if got := e.must("show", "app"); !strings.Contains(got, "routed by edge") || !strings.Contains(got, "out through its gateway as 198.51.100.10") ||
+		!strings.Contains(got, "services pub 198.51.100.10:8080") {
+		t.Fatalf("show app: %s", got)
+	}
 	gatewayFailover(t, c, hs, cs[0], out, b)
 	gatewayRemoved(t, c, e, cs[0])
 }
