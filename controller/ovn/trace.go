@@ -1,12 +1,14 @@
 package ovn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,54 +37,99 @@ func traceNetwork(ctx context.Context, h *network.Host, a *ovnNetwork, o trace.O
 	if err != nil {
 		return nil, err
 	}
-	dst, dstMAC, err := a.traceDestination(ctx, ports, o.To)
+	dst, err := a.traceDestination(ctx, ports, &o)
 	if err != nil {
 		return nil, err
 	}
-	flow, err := ovnMicroflow(src, dst, dstMAC, o.Proto, o.DPort)
+	flow, err := ovnMicroflow(src, dst, o.Proto, o.DPort)
 	if err != nil {
 		return nil, err
 	}
-	// New to conntrack in both pipelines (ingress and egress each track).
-	out, err := exec.CommandContext(ctx, "ovn-trace", "--db="+a.chassis.Remote, "--ct=new", "--ct=new", a.name, flow).CombinedOutput()
+	// New to conntrack at every ct on its way (one per flag, in order: each
+	// switch's pipelines and a load balancer's pick track, and ovn-trace
+	// takes a ct beyond the flags given as established).
+	args := []string{"--db=" + a.chassis.Remote}
+	for range 6 {
+		args = append(args, "--ct=new")
+	}
+	out, err := exec.CommandContext(ctx, "ovn-trace", append(args, a.name, flow)...).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("ovn-trace: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	r := parseOVNTrace(string(out), dst.Name)
+	r := parseOVNTrace(string(out), dst.ports...)
 	r.Packet = flow
-	r.Local, err = localTrace(ctx, h, a.chassis.IntegrationBridge, src, dst, dstMAC, o)
+	r.Local, err = localTrace(ctx, h, a.chassis.IntegrationBridge, src, dst, o)
 	return r, err
 }
 
-// traceDestination finds to (a container, or an address) on the network
-// or on another network of its router, and the MAC the source sends to:
-// the destination's own, or its router's port on this network.
-func (a *ovnNetwork) traceDestination(ctx context.Context, ports []ovnnb.LogicalSwitchPort, to string) (*ovnnb.LogicalSwitchPort, string, error) {
+// traceDst is where a trace sends its packet: an address, the MAC the
+// source sends to (the destination's own, or the router's port), and the
+// logical ports whose output counts as delivered (a service's backends).
+type traceDst struct {
+	addr  netip.Addr
+	mac   string
+	ports []string
+}
+
+// traceDestination finds to (a container, an address, or a service) on
+// the network or on another network of its router. A service is traced
+// to its address, on its port and protocol unless o gives them, and
+// delivered when it reaches any of its backends.
+func (a *ovnNetwork) traceDestination(ctx context.Context, ports []ovnnb.LogicalSwitchPort, o *trace.Options) (traceDst, error) {
 	find := func(ps []ovnnb.LogicalSwitchPort) *ovnnb.LogicalSwitchPort {
-		ip, perr := netip.ParseAddr(to)
+		ip, perr := netip.ParseAddr(o.To)
 		for i := range ps {
-			if addrs := nb.Addrs(ps[i]); len(addrs) > 0 && (perr == nil && addrs[0] == ip || perr != nil && ps[i].ExternalIDs[intent.KeyContainerID] == to) {
+			if addrs := nb.Addrs(ps[i]); len(addrs) > 0 && (perr == nil && addrs[0] == ip || perr != nil && ps[i].ExternalIDs[intent.KeyContainerID] == o.To) {
 				return &ps[i]
 			}
 		}
 		return nil
 	}
 	if d := find(ports); d != nil {
-		return d, macOf(d), nil
+		return traceDst{addr: nb.Addrs(*d)[0], mac: macOf(d), ports: []string{d.Name}}, nil
 	}
 	peers, err := nb.PeersOf(ctx, a.nb, a.name)
 	if err != nil {
-		return nil, "", err
+		return traceDst{}, err
 	}
 	d := find(peers.Ports)
-	if d == nil {
-		return nil, "", fmt.Errorf("no container %q on OVN network %s nor on a network routed with it%s", to, a.name, peerList(peers.Networks))
+	svc, err := a.traceService(ctx, append(slices.Clone(ports), peers.Ports...), o)
+	if err != nil || d == nil && svc == nil {
+		return traceDst{}, cmp.Or(err, fmt.Errorf("no container or service %q on OVN network %s nor on a network routed with it%s", o.To, a.name, peerList(peers.Networks)))
 	}
 	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, a.nb, []ovsdbops.Condition{ovsdb.NameIs(nb.RouterPortName(a.name))}, "mac")
 	if err != nil || len(lrps) == 0 {
-		return nil, "", errors.Join(err, fmt.Errorf("network %s's router port is gone", a.name))
+		return traceDst{}, errors.Join(err, fmt.Errorf("network %s's router port is gone", a.name))
 	}
-	return d, lrps[0].MAC, nil
+	if svc != nil {
+		svc.mac = lrps[0].MAC
+		return *svc, nil
+	}
+	return traceDst{addr: nb.Addrs(*d)[0], mac: lrps[0].MAC, ports: []string{d.Name}}, nil
+}
+
+// traceService is service o.To as a trace's destination (nil: no such
+// service): its address, its backends' ports among ports; o takes its
+// protocol and port unless it names a port.
+func (a *ovnNetwork) traceService(ctx context.Context, ports []ovnnb.LogicalSwitchPort, o *trace.Options) (*traceDst, error) {
+	lbs, err := nb.Services(ctx, a.nb, o.To)
+	if err != nil || len(lbs) == 0 {
+		return nil, err
+	}
+	s, _, err := intent.DecodeService("load balancer "+lbs[0].Name, lbs[0].ExternalIDs)
+	if err != nil {
+		return nil, err
+	}
+	if o.DPort == 0 { // no port asked: the service's own
+		o.Proto, o.DPort = s.Proto, int(s.VIP.Port())
+	}
+	d := &traceDst{addr: s.VIP.Addr()}
+	for _, b := range s.Backends {
+		if p, err := lspOf(ports, s.Network, b.Container); err == nil {
+			d.ports = append(d.ports, p.Name)
+		}
+	}
+	return d, nil
 }
 
 // macOf is a logical switch port's MAC.
@@ -93,12 +140,12 @@ func macOf(p *ovnnb.LogicalSwitchPort) string { return strings.Fields(p.Addresse
 // it, OVN's flows as ovn-controller installed them, as its final datapath
 // actions (a tunnel to the destination's chassis, an output, or drop).
 // "" when the source is on another chassis.
-func localTrace(ctx context.Context, h *network.Host, bridge string, src, dst *ovnnb.LogicalSwitchPort, dstMAC string, o trace.Options) (string, error) {
+func localTrace(ctx context.Context, h *network.Host, bridge string, src *ovnnb.LogicalSwitchPort, dst traceDst, o trace.Options) (string, error) {
 	ifs, err := h.DB.FindInterfaces(ctx, map[string]string{intent.KeyIfaceID: src.Name})
 	if err != nil || len(ifs) == 0 || ifs[0].Ofport == nil || *ifs[0].Ofport <= 0 {
 		return "", err
 	}
-	pkt, err := trace.PacketSpec(*ifs[0].Ofport, macOf(src), dstMAC, nb.Addrs(*src)[0], nb.Addrs(*dst)[0], o.Proto, o.DPort)
+	pkt, err := trace.PacketSpec(*ifs[0].Ofport, macOf(src), dst.mac, nb.Addrs(*src)[0], dst.addr, o.Proto, o.DPort)
 	if err != nil {
 		return "", err
 	}
@@ -122,9 +169,9 @@ func lspOf(ports []ovnnb.LogicalSwitchPort, network, c string) (*ovnnb.LogicalSw
 
 // ovnMicroflow is ovn-trace's microflow for the first packet of a
 // connection from src to dst.
-func ovnMicroflow(src, dst *ovnnb.LogicalSwitchPort, dstMAC, proto string, dport int) (string, error) {
+func ovnMicroflow(src *ovnnb.LogicalSwitchPort, dst traceDst, proto string, dport int) (string, error) {
 	f := fmt.Sprintf(`inport == %q && eth.src == %s && eth.dst == %s && ip4.src == %s && ip4.dst == %s && ip.ttl == 64`,
-		src.Name, macOf(src), dstMAC, nb.Addrs(*src)[0], nb.Addrs(*dst)[0])
+		src.Name, macOf(src), dst.mac, nb.Addrs(*src)[0], dst.addr)
 	switch proto {
 	case "", "icmp":
 		if dport != 0 {
@@ -148,8 +195,8 @@ var ovnStepRE = regexp.MustCompile(`^\s*(\d+)\. (\S+) \([^)]*\): (.*), priority 
 
 // parseOVNTrace reads ovn-trace's detailed output: the logical stages
 // passed, each with its match and actions, and whether the packet was
-// output to the port named want.
-func parseOVNTrace(out, want string) *trace.Result {
+// output to a port named in want.
+func parseOVNTrace(out string, want ...string) *trace.Result {
 	r := &trace.Result{Raw: out}
 	var last *trace.Step
 	for _, l := range strings.Split(out, "\n") {
@@ -166,8 +213,8 @@ func parseOVNTrace(out, want string) *trace.Result {
 			}
 			last.Actions += a
 		}
-		if strings.Contains(l, fmt.Sprintf(`/* output to %q`, want)) {
-			r.Allowed = true
+		for _, w := range want {
+			r.Allowed = r.Allowed || strings.Contains(l, fmt.Sprintf(`/* output to %q`, w))
 		}
 	}
 	if r.Allowed {

@@ -103,6 +103,17 @@ func TestOVNService(t *testing.T) {
 		return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
 			slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
 	})
+	// trace follows a connection to the service to a backend, from either
+	// network, on the service's port; on another port nothing takes it.
+	if v := e.verdict("front", "--from", cl, "--to", "web"); v != "allowed" {
+		t.Fatalf("trace to the service: %s", v)
+	}
+	if v := hs[1].verdict("back", "--from", other, "--to", "web"); v != "allowed" {
+		t.Fatalf("trace to the service from the router's other network: %s", v)
+	}
+	if v := e.verdict("front", "--from", cl, "--to", "web", "--proto", "tcp", "--dport", "81"); !strings.HasPrefix(v, "dropped") {
+		t.Fatalf("trace to the service's address on another port: %s", v)
+	}
 	// A backend stops serving: its health check finds it offline (proven in
 	// the southbound database first), then it leaves the rotation.
 	lns[1].Close()
