@@ -55,24 +55,18 @@ func NB(ctx context.Context, h *network.Host, nb string) (string, error) {
 	if nb != "" {
 		return nb, nil
 	}
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
-		return "", err
-	}
-	if c, _ := intent.DecodeChassis(root); c.NB != "" {
-		return c.NB, nil
+	c, err := chassis(ctx, h)
+	if err != nil || c.NB != "" {
+		return c.NB, err
 	}
 	return "", fmt.Errorf("no northbound database: give --ovn tcp:CENTRAL:6641, or record one with ovsnet ovn join --nb")
 }
 
 // SB is the southbound database this host joined.
 func SB(ctx context.Context, h *network.Host) (string, error) {
-	root, err := h.DB.RootExternalIDs(ctx)
-	if err != nil {
-		return "", err
-	}
-	if c, _ := intent.DecodeChassis(root); c.Remote != "" {
-		return c.Remote, nil
+	c, err := chassis(ctx, h)
+	if err != nil || c.Remote != "" {
+		return c.Remote, err
 	}
 	return "", fmt.Errorf("no southbound database: give --sb tcp:CENTRAL:6642, or run this on a chassis (ovsnet ovn join)")
 }

@@ -79,9 +79,7 @@ func TestOVNService(t *testing.T) {
 	for i, w := range ws {
 		lns = append(lns, serveName(t, w, fmt.Sprintf("10.72.0.%d:8080", i+2)))
 	}
-	e.fails("is on no router", "service", "create", "x", "--network", "plain", "--vip", "172.30.0.9:80", "--backend", ws[0]+":8080")
-	e.fails("is in network front's subnet", "service", "create", "x", "--network", "front", "--vip", "10.72.0.200:80", "--backend", ws[0]+":8080")
-	e.fails("not attached to network front", "service", "create", "x", "--network", "front", "--vip", "172.30.0.9:80", "--backend", "nosuch:8080")
+	serviceRefusals(e, ws[0])
 	args := []string{"service", "create", "web", "--network", "front", "--vip", "172.30.0.10:80"}
 	for _, w := range ws {
 		args = append(args, "--backend", w+":8080")
@@ -91,29 +89,16 @@ func TestOVNService(t *testing.T) {
 		t.Fatalf("create again: %s", out)
 	}
 
-	// Spread over all three, on three chassis.
-	eventually(t, 30*time.Second, "every backend serving through the address", func() bool {
-		got := dialNames(t, cl, "172.30.0.10:80", 30)
-		return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
-			slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
-	})
-	// From the router's other network too, through its own switch.
-	eventually(t, 30*time.Second, "every backend serving the router's other network", func() bool {
-		got := dialNames(t, other, "172.30.0.10:80", 30)
-		return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
-			slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
-	})
-	// trace follows a connection to the service to a backend, from either
-	// network, on the service's port; on another port nothing takes it.
-	if v := e.verdict("front", "--from", cl, "--to", "web"); v != "allowed" {
-		t.Fatalf("trace to the service: %s", v)
+	// Spread over all three, on three chassis, for clients on either
+	// network of the router (through their own switch).
+	for _, client := range []string{cl, other} {
+		eventually(t, 30*time.Second, "every backend serving through the address", func() bool {
+			got := dialNames(t, client, "172.30.0.10:80", 30)
+			return !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ERR") }) &&
+				slices.Contains(got, ws[0]) && slices.Contains(got, ws[1]) && slices.Contains(got, ws[2])
+		})
 	}
-	if v := hs[1].verdict("back", "--from", other, "--to", "web"); v != "allowed" {
-		t.Fatalf("trace to the service from the router's other network: %s", v)
-	}
-	if v := e.verdict("front", "--from", cl, "--to", "web", "--proto", "tcp", "--dport", "81"); !strings.HasPrefix(v, "dropped") {
-		t.Fatalf("trace to the service's address on another port: %s", v)
-	}
+	serviceTraced(t, e, hs[1], cl, other)
 	// A backend stops serving: its health check finds it offline (proven in
 	// the southbound database first), then it leaves the rotation.
 	lns[1].Close()
@@ -144,6 +129,31 @@ func TestOVNService(t *testing.T) {
 	}
 	if out := run(t, "ovn-nbctl", "--db="+c.NB(), "list", "load_balancer_health_check"); strings.TrimSpace(out) != "" {
 		t.Fatalf("health checks left: %s", out)
+	}
+}
+
+// serviceRefusals: a service on a network on no router, on an address in
+// the network's subnet, or with a backend not attached is refused.
+func serviceRefusals(e *env, w string) {
+	e.t.Helper()
+	e.fails("is on no router", "service", "create", "x", "--network", "plain", "--vip", "172.30.0.9:80", "--backend", w+":8080")
+	e.fails("is in network front's subnet", "service", "create", "x", "--network", "front", "--vip", "10.72.0.200:80", "--backend", w+":8080")
+	e.fails("not attached to network front", "service", "create", "x", "--network", "front", "--vip", "172.30.0.9:80", "--backend", "nosuch:8080")
+}
+
+// serviceTraced: trace follows a connection to the service to a backend,
+// from either network (cl on front from e, other on back from o), on the
+// service's port; on another port nothing takes it.
+func serviceTraced(t *testing.T, e, o *env, cl, other string) {
+	t.Helper()
+	if v := e.verdict("front", "--from", cl, "--to", "web"); v != "allowed" {
+		t.Fatalf("trace to the service: %s", v)
+	}
+	if v := o.verdict("back", "--from", other, "--to", "web"); v != "allowed" {
+		t.Fatalf("trace to the service from the router's other network: %s", v)
+	}
+	if v := e.verdict("front", "--from", cl, "--to", "web", "--proto", "tcp", "--dport", "81"); !strings.HasPrefix(v, "dropped") {
+		t.Fatalf("trace to the service's address on another port: %s", v)
 	}
 }
 
