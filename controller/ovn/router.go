@@ -411,6 +411,9 @@ func gatewayNATs(ctx context.Context, nbc *ovsdb.Client, lr *ovnnb.LogicalRouter
 	if err != nil || gw == nil {
 		return nil, err
 	}
+	if add && !gw.Address.IsValid() { // fail closed: no translation to an unknown address
+		return nil, fmt.Errorf("router %s's gateway port %s has no address ovsnet can read: make the router again (ovsnet router rm %s; ovsnet router create %s --gateway-...)", lr.Name, nb.RouterGatewayName(lr.Name), lr.Name, lr.Name)
+	}
 	return nb.GatewayNATs(ctx, nbc, *lr, gw, net, subs, add)
 }
 
