@@ -66,10 +66,11 @@ time: the router holds --gateway-address on the outside segment, on the
 first chassis named, its routed networks' IPv4 traffic to anywhere else
 leaves there masqueraded (SNAT) as that one address, by
 --gateway-next-hop. If that chassis stops, the next one named takes the
-address over (OVN's HA chassis group, by BFD between the chassis). Each gateway chassis needs an uplink
-(ovsnet ovn join ... --uplink DEV on it); chassis are named by their OVN
-name or hostname and checked in the southbound database (--sb, by default
-this host's).`,
+address over (OVN's HA chassis group, by BFD between the chassis). Each
+gateway chassis needs an uplink (ovsnet ovn join ... --uplink DEV on
+it); chassis are named by their OVN name or hostname and checked in the
+southbound database (--sb, by default this host's). A service on the
+gateway's address publishes a port through it (ovsnet service --help).`,
 		Example: `  ovsnet router create r1
   ovsnet router create edge --gateway-chassis host-a,host-b \
       --gateway-address 198.51.100.10/24 --gateway-next-hop 198.51.100.1`,
