@@ -204,6 +204,8 @@ func bridgeAttrs(br show.BridgeView) []string {
 		}
 	case br.UnderlayOf != "":
 		attrs = append(attrs, "holds "+br.UnderlayOf+"'s addresses for ovsnet's tunnels")
+	case br.UplinkOf != "":
+		attrs = append(attrs, "OVN uplink: "+br.UplinkOf+" on the outside segment, for routers' gateways")
 	default:
 		attrs = append(attrs, "not created by ovsnet")
 	}

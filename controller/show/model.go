@@ -26,6 +26,7 @@ type BridgeView struct {
 	Tunnels    []intent.Tunnel    `json:"tunnels,omitempty"`
 	Errors     []string           `json:"intent_errors,omitempty"` // of the bridge's own settings, which do not decode
 	UnderlayOf string             `json:"underlay_of,omitempty"`   // a bridge ovsnet made to hold a device's address for tunnels
+	UplinkOf   string             `json:"uplink_of,omitempty"`     // the bridge ovn join --uplink made, holding that device
 	OtherPorts []string           `json:"other_ports,omitempty"`
 	Docker     *Docker            `json:"docker_network,omitempty"` // the Docker network it carries
 	// Pool is the warm pool's ports (ovsnet controller --pool): no

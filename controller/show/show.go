@@ -54,6 +54,11 @@ func Read(ctx context.Context, h *network.Host, only string, others Networks) ([
 		if bi.Underlay != nil {
 			sb.UnderlayOf = bi.Underlay.Dev
 		}
+		if b.Name == intent.UplinkBridge {
+			if sb.UplinkOf, err = uplinkOf(ctx, h); err != nil {
+				return nil, err
+			}
+		}
 		for _, e := range bi.Errs {
 			sb.Errors = append(sb.Errors, e.Error())
 		}
@@ -171,4 +176,15 @@ func Links(links []intent.Link, ports []network.PortView) []LinkView {
 		ls = append(ls, v)
 	}
 	return ls
+}
+
+// uplinkOf is the device `ovn join --uplink` put on the uplink bridge
+// ("": ovsnet did not make it).
+func uplinkOf(ctx context.Context, h *network.Host) (string, error) {
+	root, err := h.DB.RootExternalIDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	c, _ := intent.DecodeChassis(root)
+	return c.Uplink, nil
 }

@@ -55,6 +55,9 @@ func TestOVNGatewayChassis(t *testing.T) {
 	if st := hs[0].must("ovn", "status"); !strings.Contains(st, "uplink up0") {
 		t.Fatalf("ovn status without the uplink: %s", st)
 	}
+	if got := hs[0].must("show", "ovn-uplink"); !strings.Contains(got, "OVN uplink: up0") {
+		t.Fatalf("show ovn-uplink: %s", got)
+	}
 	a, b, e := hs[0].systemID(), hs[1].systemID(), hs[2]
 	gw := []string{"router", "create", "edge", "--gateway-chassis", a + "," + b, "--gateway-address", "198.51.100.10/24", "--gateway-next-hop", sandbox.UplinkAddr}
 	e.fails("has no uplink", "router", "create", "x", "--gateway-chassis", e.systemID(), "--gateway-address", "198.51.100.11/24", "--gateway-next-hop", sandbox.UplinkAddr)
@@ -95,6 +98,14 @@ func TestOVNGatewayChassis(t *testing.T) {
 	}
 	gatewayFailover(t, c, hs, cs[0], out, b)
 	gatewayRemoved(t, c, e, cs[0])
+	// Joining again without --uplink gives the device back.
+	hs[1].must("ovn", "join", "--sb="+c.SB(), "--nb="+c.NB(), "--encap-ip", underlayAddr(1))
+	if out, err := hs[1].sb.Vsctl("list-br"); err != nil || strings.Contains(out, "ovn-uplink") {
+		t.Fatalf("the uplink bridge stayed: %s %v", out, err)
+	}
+	if out, _ := hs[1].sb.Vsctl("get", "open_vswitch", ".", "external_ids"); strings.Contains(out, "ovn-bridge-mappings") || strings.Contains(out, "ovsnet-ovn-uplink") {
+		t.Fatalf("the uplink's keys stayed: %s", out)
+	}
 }
 
 // published: the outside reaches backend (the service pub's one) at the
