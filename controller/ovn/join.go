@@ -129,8 +129,9 @@ func newSystemID() string {
 }
 
 // check fills in whether ovn-controller runs and whether the southbound
-// database has the chassis with the encap address (waiting up to wait for
-// it), and says what is missing.
+// database has the chassis with the encap address, and with ovsnet's
+// uplink mapping if it has an uplink (waiting up to wait for them), and
+// says what is missing.
 func check(ctx context.Context, st *Status, wait time.Duration) error {
 	st.Controller = controllerRunning()
 	if !st.Controller {
@@ -143,18 +144,22 @@ func check(ctx context.Context, st *Status, wait time.Duration) error {
 	defer sb.Close()
 	end := time.Now().Add(wait)
 	for {
-		encaps, found, err := chassisEncaps(ctx, sb, st.SystemID)
+		c, err := chassisInSB(ctx, sb, st.SystemID)
 		if err != nil {
 			return err
 		}
-		st.InSB, st.SBEncaps = found, strings.Join(encaps, ",")
+		st.InSB, st.SBEncaps = c.found, strings.Join(c.encaps, ",")
 		want := st.EncapType + ":" + st.EncapIP
-		if found && slices.Contains(encaps, want) {
+		mapped := st.Uplink == "" || slices.Contains(strings.Split(c.mappings, ","), intent.UplinkMapping)
+		if c.found && slices.Contains(c.encaps, want) && mapped {
 			return nil
 		}
 		if time.Now().After(end) {
-			if !found {
+			switch {
+			case !c.found:
 				return fmt.Errorf("chassis %s is not in the southbound database at %s after %s: see ovn-controller's log (is %s its ovn-remote, and reachable from this host?)", st.SystemID, st.SB, wait, st.SB)
+			case !mapped:
+				return fmt.Errorf("chassis %s has not published the uplink's bridge mapping (%s) after %s: see ovn-controller's log", st.SystemID, intent.UplinkMapping, wait)
 			}
 			return fmt.Errorf("chassis %s is in the southbound database with encaps %q, not %s: see ovn-controller's log", st.SystemID, st.SBEncaps, want)
 		}
@@ -162,24 +167,30 @@ func check(ctx context.Context, st *Status, wait time.Duration) error {
 	}
 }
 
-// chassisEncaps reads chassis name's encapsulations ("geneve:IP") from
-// the southbound database.
-func chassisEncaps(ctx context.Context, sb *ovsdb.Client, name string) ([]string, bool, error) {
-	cs, err := ovsdb.Select[ovnsb.Chassis](ctx, sb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "name", "encaps")
+// sbChassis is a chassis as the southbound database has it.
+type sbChassis struct {
+	found    bool
+	encaps   []string // "geneve:IP"
+	mappings string   // the ovn-bridge-mappings ovn-controller published
+}
+
+// chassisInSB reads chassis name from the southbound database.
+func chassisInSB(ctx context.Context, sb *ovsdb.Client, name string) (sbChassis, error) {
+	cs, err := ovsdb.Select[ovnsb.Chassis](ctx, sb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "name", "encaps", "other_config")
 	if err != nil || len(cs) == 0 {
-		return nil, false, err
+		return sbChassis{}, err
 	}
-	var out []string
+	out := sbChassis{found: true, mappings: cs[0].OtherConfig[intent.KeyOVNMappings]}
 	for _, u := range cs[0].Encaps {
 		es, err := ovsdb.Select[ovnsb.Encap](ctx, sb, []ovsdbops.Condition{ovsdb.UUIDIs(u)}, "type", "ip")
 		if err != nil {
-			return nil, true, err
+			return out, err
 		}
 		for _, e := range es {
-			out = append(out, e.Type+":"+e.IP)
+			out.encaps = append(out.encaps, e.Type+":"+e.IP)
 		}
 	}
-	return out, true, nil
+	return out, nil
 }
 
 // pidFile is where ovn-controller writes its pid: $OVN_RUNDIR, else

@@ -64,8 +64,8 @@ func TestOVNGatewayChassis(t *testing.T) {
 	e.fails("no chassis nosuch", "router", "create", "x", "--gateway-chassis", "nosuch", "--gateway-address", "198.51.100.11/24", "--gateway-next-hop", sandbox.UplinkAddr)
 	e.fails("together", "router", "create", "x", "--gateway-chassis", a)
 	e.fails("must be another address", "router", "create", "x", "--gateway-chassis", a, "--gateway-address", "198.51.100.11/24", "--gateway-next-hop", "203.0.113.1")
-	// ovn-controller publishes a new uplink's mapping in its own time.
-	eventually(t, 20*time.Second, "the uplinks known to the southbound database", func() bool { return e.ovsnet(gw...).code == 0 })
+	// join waited for the uplinks' mappings in the southbound database.
+	e.must(gw...)
 	if got := e.must(gw...); !strings.Contains(got, "exists, unchanged") {
 		t.Fatalf("create again: %s", got)
 	}
