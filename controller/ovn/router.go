@@ -407,14 +407,14 @@ func regateway(nbc *ovsdb.Client, n *routedNetwork, bi *intent.Bridge, addr neti
 // gatewayNATs is the operations adding (or removing) network net's SNAT
 // on router lr's gateway; none if lr has no gateway.
 func gatewayNATs(ctx context.Context, nbc *ovsdb.Client, lr *ovnnb.LogicalRouter, net string, subs []ipam.Subnet, add bool) ([]ovsdbops.Operation, error) {
-	gw, err := nb.ReadRouterGateway(ctx, nbc, *lr)
-	if err != nil || gw == nil {
+	addr, has, err := nb.RouterGatewayAddress(ctx, nbc, *lr)
+	if err != nil || !has {
 		return nil, err
 	}
-	if add && !gw.Address.IsValid() { // fail closed: no translation to an unknown address
+	if add && !addr.IsValid() { // fail closed: no translation to an unknown address
 		return nil, fmt.Errorf("router %s's gateway port %s has no address ovsnet can read: make the router again (ovsnet router rm %s; ovsnet router create %s --gateway-...)", lr.Name, nb.RouterGatewayName(lr.Name), lr.Name, lr.Name)
 	}
-	return nb.GatewayNATs(ctx, nbc, *lr, gw, net, subs, add)
+	return nb.GatewayNATs(ctx, nbc, *lr, addr.Addr(), net, subs, add)
 }
 
 // routerName is the router network net is on; "": none.

@@ -184,8 +184,8 @@ func placeOf(ctx context.Context, nbc *ovsdb.Client, s intent.Service, own strin
 			p.switches = append(p.switches, ls.UUID)
 		}
 	}
-	gw, err := nb.ReadRouterGateway(ctx, nbc, *lr)
-	if gw != nil && gw.Address.Addr() == s.VIP.Addr() {
+	gw, _, err := nb.RouterGatewayAddress(ctx, nbc, *lr)
+	if gw.IsValid() && gw.Addr() == s.VIP.Addr() {
 		p.routers = append(p.routers, lr.UUID)
 	}
 	return p, err

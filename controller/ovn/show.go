@@ -64,12 +64,12 @@ func routing(ctx context.Context, nbc *ovsdb.Client, b *show.BridgeView) error {
 		return err
 	}
 	b.Router = lr.Name
-	gw, err := nb.ReadRouterGateway(ctx, nbc, *lr)
+	gw, has, err := nb.RouterGatewayAddress(ctx, nbc, *lr)
 	if err != nil {
 		return err
 	}
-	if gw != nil {
-		b.Egress = gw.Address.Addr().String()
+	if has {
+		b.Egress = gw.Addr().String()
 	}
 	lbs, err := nb.ServicesOn(ctx, nbc, b.Name)
 	for _, lb := range lbs {

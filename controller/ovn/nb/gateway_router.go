@@ -89,36 +89,37 @@ func NewRouterWithGateway(nb *ovsdb.Client, lr *ovnnb.LogicalRouter, g RouterGat
 	return nb.Create(append(rows, lr)...)
 }
 
-// ReadRouterGateway reads router lr's gateway (nil: it has none).
-func ReadRouterGateway(ctx context.Context, nb *ovsdb.Client, lr ovnnb.LogicalRouter) (*RouterGateway, error) {
-	name := RouterGatewayName(lr.Name)
-	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "networks")
+// RouterGatewayAddress reads router lr's gateway address alone, which is
+// what attaches, service placement and show need (has: lr has a gateway;
+// an address that does not decode is the zero Prefix).
+func RouterGatewayAddress(ctx context.Context, nb *ovsdb.Client, lr ovnnb.LogicalRouter) (addr netip.Prefix, has bool, err error) {
+	lrps, err := ovsdb.Select[ovnnb.LogicalRouterPort](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(RouterGatewayName(lr.Name))}, "_uuid", "networks")
 	if err != nil || len(lrps) == 0 || !slices.Contains(lr.Ports, lrps[0].UUID) {
+		return netip.Prefix{}, false, err
+	}
+	if len(lrps[0].Networks) == 1 {
+		addr, _ = netip.ParsePrefix(lrps[0].Networks[0])
+	}
+	return addr, true, nil
+}
+
+// ReadRouterGateway reads router lr's whole gateway (nil: it has none).
+func ReadRouterGateway(ctx context.Context, nb *ovsdb.Client, lr ovnnb.LogicalRouter) (*RouterGateway, error) {
+	addr, has, err := RouterGatewayAddress(ctx, nb, lr)
+	if err != nil || !has {
 		return nil, err
 	}
-	g := &RouterGateway{}
-	if len(lrps[0].Networks) == 1 {
-		g.Address, _ = netip.ParsePrefix(lrps[0].Networks[0])
-	}
-	grps, err := ovsdb.Select[ovnnb.HAChassisGroup](ctx, nb, []ovsdbops.Condition{ovsdb.NameIs(name)}, "_uuid", "ha_chassis")
+	g := &RouterGateway{Address: addr}
+	mine := []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{KeyRouterGateway: lr.Name})}
+	hcs, err := ovsdb.Select[ovnnb.HAChassis](ctx, nb, mine, "chassis_name", "priority")
 	if err != nil {
 		return nil, err
-	}
-	var hcs []ovnnb.HAChassis
-	for _, grp := range grps {
-		for _, u := range grp.HaChassis {
-			got, err := ovsdb.Select[ovnnb.HAChassis](ctx, nb, []ovsdbops.Condition{ovsdb.UUIDIs(u)}, "chassis_name", "priority")
-			if err != nil {
-				return nil, err
-			}
-			hcs = append(hcs, got...)
-		}
 	}
 	slices.SortFunc(hcs, func(a, b ovnnb.HAChassis) int { return b.Priority - a.Priority })
 	for _, hc := range hcs {
 		g.Chassis = append(g.Chassis, hc.ChassisName)
 	}
-	rts, err := ovsdb.Select[ovnnb.LogicalRouterStaticRoute](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{KeyRouterGateway: lr.Name})}, "nexthop")
+	rts, err := ovsdb.Select[ovnnb.LogicalRouterStaticRoute](ctx, nb, mine, "nexthop")
 	if err == nil && len(rts) == 1 {
 		g.NextHop, _ = netip.ParseAddr(rts[0].Nexthop)
 	}
@@ -153,10 +154,10 @@ func DeleteRouterGateway(ctx context.Context, nb *ovsdb.Client, router string) (
 	return ops, errors.Join(append(errs, err, err2, err3)...)
 }
 
-// GatewayNATs is the operations giving router lr (with gateway g) an SNAT
-// to g's address for each IPv4 subnet of network net (add), or removing
+// GatewayNATs is the operations giving router lr, for each IPv4 subnet of
+// network net, an SNAT to its gateway's address (to) (add), or removing
 // the network's (!add). IPv6 is routed, not translated.
-func GatewayNATs(ctx context.Context, nb *ovsdb.Client, lr ovnnb.LogicalRouter, g *RouterGateway, net string, subs []ipam.Subnet, add bool) ([]ovsdbops.Operation, error) {
+func GatewayNATs(ctx context.Context, nb *ovsdb.Client, lr ovnnb.LogicalRouter, to netip.Addr, net string, subs []ipam.Subnet, add bool) ([]ovsdbops.Operation, error) {
 	r := &ovnnb.LogicalRouter{UUID: lr.UUID}
 	if !add {
 		nats, err := ovsdb.Select[ovnnb.NAT](ctx, nb, []ovsdbops.Condition{ovsdb.ExternalIDsInclude(map[string]string{KeyRouterGateway: lr.Name, intent.KeyOVNNetwork: net})}, "_uuid")
@@ -175,7 +176,7 @@ func GatewayNATs(ctx context.Context, nb *ovsdb.Client, lr ovnnb.LogicalRouter, 
 		if !s.Prefix.Addr().Is4() {
 			continue
 		}
-		n := &ovnnb.NAT{UUID: fmt.Sprintf("ovsnet_nat%d", i), Type: ovnnb.NATTypeSNAT, LogicalIP: s.Prefix.String(), ExternalIP: g.Address.Addr().String(),
+		n := &ovnnb.NAT{UUID: fmt.Sprintf("ovsnet_nat%d", i), Type: ovnnb.NATTypeSNAT, LogicalIP: s.Prefix.String(), ExternalIP: to.String(),
 			ExternalIDs: map[string]string{KeyRouterGateway: lr.Name, intent.KeyOVNNetwork: net}}
 		rows, us = append(rows, n), append(us, n.UUID)
 	}
