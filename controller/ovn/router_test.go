@@ -3,6 +3,7 @@ package ovn
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/ovsnet/ovsnet/controller/ovn/nb"
 	"github.com/ovsnet/ovsnet/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnsb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovsdbtest"
 )
 
@@ -87,4 +89,38 @@ func sel[T any](t *testing.T, c *ovsdb.Client) []T {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// Gateway chassis are found by OVN name, else by a hostname only one
+// chassis has, and must have ovsnet's uplink.
+func TestGatewayChassis(t *testing.T) {
+	ctx := context.Background()
+	ep := ovsdbtest.ServeSB(t)
+	sbc, err := ovsdb.ConnectSouthbound(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sbc.Close()
+	up := map[string]string{intent.KeyOVNMappings: "physnet:br-x," + intent.UplinkMapping}
+	ops, err := sbc.Create(
+		&ovnsb.Chassis{Name: "id-a", Hostname: "a", OtherConfig: up},
+		&ovnsb.Chassis{Name: "id-b", Hostname: "twin", OtherConfig: up},
+		&ovnsb.Chassis{Name: "id-c", Hostname: "twin", OtherConfig: up},
+		&ovnsb.Chassis{Name: "id-d", Hostname: "d"})
+	if err != nil || sbc.Run(ctx, ops) != nil {
+		t.Fatal(err)
+	}
+	if got, err := gatewayChassis(ctx, ep, []string{"a", "id-b", "id-c"}); err != nil || !slices.Equal(got, []string{"id-a", "id-b", "id-c"}) {
+		t.Fatalf("by hostname and name: %v %v", got, err)
+	}
+	for want, names := range map[string][]string{
+		"both have hostname twin": {"twin"},
+		"no chassis e":            {"e"},
+		"has no uplink":           {"d"},
+		"named twice":             {"a", "id-a"},
+	} {
+		if _, err := gatewayChassis(ctx, ep, names); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want %q", names, err, want)
+		}
+	}
 }

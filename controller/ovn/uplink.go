@@ -81,10 +81,18 @@ func gatewayChassis(ctx context.Context, sb string, names []string) ([]string, e
 	var out []string
 	for _, n := range names {
 		i := slices.IndexFunc(cs, func(c ovnsb.Chassis) bool { return c.Name == n })
-		if i < 0 {
-			i = slices.IndexFunc(cs, func(c ovnsb.Chassis) bool { return c.Hostname == n })
-			if j := slices.IndexFunc(cs[i+1:], func(c ovnsb.Chassis) bool { return c.Hostname == n }); i >= 0 && j >= 0 {
-				return nil, fmt.Errorf("chassis %s and %s both have hostname %s: name the chassis by its OVN name (ovsnet ovn status on it)", cs[i].Name, cs[i+1+j].Name, n)
+		if i < 0 { // by hostname, if only one chassis has it
+			var named []int
+			for k, c := range cs {
+				if c.Hostname == n {
+					named = append(named, k)
+				}
+			}
+			if len(named) > 1 {
+				return nil, fmt.Errorf("chassis %s and %s both have hostname %s: name the chassis by its OVN name (ovsnet ovn status on it)", cs[named[0]].Name, cs[named[1]].Name, n)
+			}
+			if len(named) == 1 {
+				i = named[0]
 			}
 		}
 		switch {

@@ -1,5 +1,5 @@
-// Package ovsdbtest serves in-memory Open_vSwitch and OVN_Northbound
-// databases (libovsdb's OVSDB server over the schemas of ovsnet's models)
+// Package ovsdbtest serves in-memory Open_vSwitch, OVN_Northbound and
+// OVN_Southbound databases (libovsdb's OVSDB server over the schemas of ovsnet's models)
 // to unit tests that need OVSDB but not Open vSwitch or OVN: no root, no
 // daemons, a fresh database per test. An Open_vSwitch database holds the
 // root row, as ovs-vsctl init leaves it.
@@ -14,6 +14,7 @@ import (
 
 	"github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovsnet/ovsnet/ovsdb/ovnnb"
+	"github.com/ovsnet/ovsnet/ovsdb/ovnsb"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
@@ -47,6 +48,17 @@ func ServeNB(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return serve(t, ovnnb.Schema(), cm)
+}
+
+// ServeSB starts an OVN_Southbound database (the tables ovsnet's models
+// cover) for test t, stopped when t ends, and returns its endpoint.
+func ServeSB(t testing.TB) string {
+	t.Helper()
+	cm, err := ovnsb.FullDatabaseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, ovnsb.Schema(), cm)
 }
 
 // serve starts an empty database of schema.
