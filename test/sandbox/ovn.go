@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -115,13 +114,9 @@ func (s *Sandbox) StopOVNController() error { return s.kill("ovn-controller") }
 func (s *Sandbox) Crash(daemons ...string) error {
 	for _, d := range daemons {
 		path := filepath.Join(s.Dir, d+".pid")
-		b, err := os.ReadFile(path)
+		pid, err := readPid(path)
 		if err != nil {
-			return fmt.Errorf("%s: no pid file: %w", d, err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", d, err)
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
 		for alive(pid) {

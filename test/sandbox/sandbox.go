@@ -194,12 +194,17 @@ func (s *Sandbox) StopVswitchd() error { return s.kill("ovs-vswitchd") }
 
 // VswitchdPid is the pid ovs-vswitchd wrote to its pidfile (0 if none).
 func (s *Sandbox) VswitchdPid() int {
-	b, err := os.ReadFile(filepath.Join(s.Dir, "ovs-vswitchd.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, _ := readPid(filepath.Join(s.Dir, "ovs-vswitchd.pid"))
 	return pid
+}
+
+// readPid is the pid in pid file path.
+func readPid(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 func (s *Sandbox) kill(daemon string) error { return killPidfile(filepath.Join(s.Dir, daemon+".pid")) }
@@ -207,13 +212,13 @@ func (s *Sandbox) kill(daemon string) error { return killPidfile(filepath.Join(s
 // killPidfile stops the daemon whose pid file is path (TERM, then KILL
 // after 5 s) and waits until it is gone.
 func killPidfile(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil // not running
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
+	pid, err := readPid(path)
+	var garbled *strconv.NumError
+	switch {
+	case errors.As(err, &garbled):
 		return err
+	case err != nil:
+		return nil // no pid file: not running
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return nil
