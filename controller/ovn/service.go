@@ -142,7 +142,7 @@ func CreateService(ctx context.Context, endpoint string, o ServiceOptions) (crea
 	if err != nil {
 		return false, err
 	}
-	p, err := placeOf(ctx, nbc, s, n.ls.UUID)
+	p, err := placeOf(ctx, nbc, s)
 	if err != nil {
 		return false, err
 	}
@@ -157,16 +157,17 @@ func CreateService(ctx context.Context, endpoint string, o ServiceOptions) (crea
 	return true, err
 }
 
-// placement is where a service's load balancer goes (UUIDs): every switch
-// of its network's router, so that the router's other networks reach it
-// through their own switch, and the router itself when the service's
-// address is the router's gateway address (published through the
-// gateway, where the router port takes it from the outside).
-type placement struct{ switches, routers []string }
+// placement is where a service's load balancer goes: the switch of every
+// network of its network's router (by name), so that the router's other
+// networks reach it through their own switch, and the router itself (by
+// UUID) when the service's address is the router's gateway address
+// (published through the gateway, where the router port takes it from the
+// outside).
+type placement struct{ networks, routers []string }
 
-// placeOf is service s's placement; own is its network's switch.
-func placeOf(ctx context.Context, nbc *ovsdb.Client, s intent.Service, own string) (placement, error) {
-	p := placement{switches: []string{own}}
+// placeOf is service s's placement.
+func placeOf(ctx context.Context, nbc *ovsdb.Client, s intent.Service) (placement, error) {
+	p := placement{networks: []string{s.Network}}
 	lr, _, err := nb.RouterOf(ctx, nbc, s.Network)
 	if err != nil || lr == nil {
 		return p, err
@@ -175,15 +176,7 @@ func placeOf(ctx context.Context, nbc *ovsdb.Client, s intent.Service, own strin
 	if err != nil {
 		return p, err
 	}
-	for _, n := range nets {
-		lss, err := nb.LogicalSwitches(ctx, nbc, n)
-		if err != nil {
-			return p, err
-		}
-		for _, ls := range lss {
-			p.switches = append(p.switches, ls.UUID)
-		}
-	}
+	p.networks = append(p.networks, nets...)
 	gw, _, err := nb.RouterGatewayAddress(ctx, nbc, *lr)
 	if gw.IsValid() && gw.Addr() == s.VIP.Addr() {
 		p.routers = append(p.routers, lr.UUID)
@@ -195,7 +188,7 @@ func placeOf(ctx context.Context, nbc *ovsdb.Client, s intent.Service, own strin
 // the same transaction) on the switches and routers of p that lack it and
 // takes it off those that have it and are not in p.
 func placeOps(ctx context.Context, nbc *ovsdb.Client, lb string, p placement) ([]ovsdbops.Operation, error) {
-	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, nil, "_uuid", "load_balancer")
+	lss, err := ovsdb.Select[ovnnb.LogicalSwitch](ctx, nbc, nil, "_uuid", "name", "load_balancer")
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +208,7 @@ func placeOps(ctx context.Context, nbc *ovsdb.Client, lb string, p placement) ([
 	}
 	for _, ls := range lss {
 		sw := &ovnnb.LogicalSwitch{UUID: ls.UUID}
-		move(slices.Contains(ls.LoadBalancer, lb), slices.Contains(p.switches, ls.UUID), sw, &sw.LoadBalancer)
+		move(slices.Contains(ls.LoadBalancer, lb), slices.Contains(p.networks, ls.Name), sw, &sw.LoadBalancer)
 	}
 	for _, lr := range lrs {
 		r := &ovnnb.LogicalRouter{UUID: lr.UUID}
@@ -402,7 +395,7 @@ func updateService(ctx context.Context, nbc *ovsdb.Client, lb ovnnb.LoadBalancer
 	if strict && len(d.missing) > 0 {
 		return false, notAttached(s, d.missing)
 	}
-	p, err := placeOf(ctx, nbc, s, n.ls.UUID)
+	p, err := placeOf(ctx, nbc, s)
 	if err != nil {
 		return false, err
 	}
