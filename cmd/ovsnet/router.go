@@ -33,9 +33,9 @@ A network is on one router at most. Networks made with --nat (their way
 out is the host each container runs on) are refused; make routed networks
 with --nat=false. A router leads out of OVN only if it was made with a
 gateway (router create --gateway-chassis): then its networks leave through
-one chassis as one address, with failover to the next chassis named. Put a network on
-its router before its containers, and take them off before detaching it:
-a container's routes are set when it attaches.`,
+one chassis as one address, with failover to the next chassis named. Put
+a network on its router before its containers, and take them off before
+detaching it: a container's routes are set when it attaches.`,
 		Example: `  ovsnet network create web --subnet 10.70.1.0/24 --nat=false
   ovsnet network create db --subnet 10.70.2.0/24 --nat=false
   ovsnet router create r1

@@ -3,6 +3,8 @@ package intent
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // The Open_vSwitch row's external_ids that make a host an OVN chassis:
@@ -30,6 +32,10 @@ const (
 
 // UplinkMapping is the ovn-bridge-mappings value of a chassis with an uplink.
 const UplinkMapping = UplinkNetwork + ":" + UplinkBridge
+
+// HasUplink says whether ovn-bridge-mappings value m (pairs joined by
+// commas, as set or as ovn-controller publishes it) maps ovsnet's uplink.
+func HasUplink(m string) bool { return slices.Contains(strings.Split(m, ","), UplinkMapping) }
 
 // Chassis is a host's OVN membership as the Open_vSwitch row records it.
 type Chassis struct {

@@ -340,6 +340,9 @@ func TestChassisUplink(t *testing.T) {
 	if m[KeyOVNMappings] != "ovsnet-uplink:ovn-uplink" || m[KeyOVNUplink] != "eth1" {
 		t.Fatalf("encoded %v", m)
 	}
+	if !HasUplink(m[KeyOVNMappings]) || !HasUplink("physnet:br-x,"+UplinkMapping) || HasUplink("physnet:br-x") || HasUplink("") {
+		t.Fatal("HasUplink")
+	}
 	if got, err := DecodeChassis(m); err != nil || got.Uplink != "eth1" || got.Mappings != UplinkMapping {
 		t.Fatalf("decoded %+v %v", got, err)
 	}

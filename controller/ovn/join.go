@@ -150,7 +150,7 @@ func check(ctx context.Context, st *Status, wait time.Duration) error {
 		}
 		st.InSB, st.SBEncaps = c.found, strings.Join(c.encaps, ",")
 		want := st.EncapType + ":" + st.EncapIP
-		mapped := st.Uplink == "" || slices.Contains(strings.Split(c.mappings, ","), intent.UplinkMapping)
+		mapped := st.Uplink == "" || intent.HasUplink(c.mappings)
 		if c.found && slices.Contains(c.encaps, want) && mapped {
 			return nil
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -98,7 +97,7 @@ func gatewayChassis(ctx context.Context, sb string, names []string) ([]string, e
 		switch {
 		case i < 0:
 			return nil, fmt.Errorf("no chassis %s in the southbound database at %s (ovn-sbctl show lists them; ovsnet ovn join makes a host one)", n, sb)
-		case !slices.Contains(strings.Split(cs[i].OtherConfig[intent.KeyOVNMappings], ","), intent.UplinkMapping):
+		case !intent.HasUplink(cs[i].OtherConfig[intent.KeyOVNMappings]):
 			return nil, fmt.Errorf("chassis %s has no uplink, so it cannot hold a gateway: on it, ovsnet ovn join ... --uplink DEV (the device on the outside segment)", n)
 		case slices.Contains(out, cs[i].Name):
 			return nil, fmt.Errorf("chassis %s is named twice in --gateway-chassis", n)
